@@ -1,0 +1,98 @@
+"""The embedded Kafka-protocol broker (noida-db) for development, the demo and tests.
+
+noida-db speaks the Kafka wire protocol with correct end offsets, idempotent and transactional
+producers, and keeps data across restarts in its data directory (memory plus a JSON snapshot).
+It is not Kafka: production points `KAFKA_BROKERS` at a real Kafka cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import ConfigError, RetriableError
+
+
+def noida_binary() -> str:
+    """Path of the noida-db executable installed with the `noida-db` wheel."""
+    found = shutil.which("noida-db") or str(Path(sys.executable).with_name("noida-db"))
+    if not Path(found).exists():
+        raise ConfigError("the embedded broker needs the noida-db package: pip install noida-db")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RetriableError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+@dataclass
+class EmbeddedBroker:
+    """A noida-db process serving Kafka (and optionally Elasticsearch) on loopback ports."""
+
+    data_dir: Path
+    kafka_port: int
+    elasticsearch_port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def command(self) -> list[str]:
+        services = "kafka" if self.elasticsearch_port is None else "kafka,elasticsearch"
+        cmd = [noida_binary(), "start", "--data-dir", str(self.data_dir), "--only", services,
+               "--kafka-port", str(self.kafka_port)]
+        if self.elasticsearch_port is not None:
+            cmd += ["--elasticsearch-port", str(self.elasticsearch_port)]
+        return cmd
+
+    def start(self, timeout: float = 30.0, log_path: Path | None = None) -> EmbeddedBroker:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        wait_for_port("127.0.0.1", self.kafka_port, timeout)
+        if self.elasticsearch_port is not None:
+            wait_for_port("127.0.0.1", self.elasticsearch_port, timeout)
+        return self
+
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_foreground(data_dir: Path, kafka_port: int) -> int:
+    """`logweave broker`: exec noida-db in the foreground so Ctrl-C/SIGTERM reach it directly."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(data_dir=data_dir, kafka_port=kafka_port)
+    print(f"logweave broker: embedded Kafka-protocol broker (noida-db) on 127.0.0.1:{kafka_port}, "
+          f"data in {data_dir}. For development and tests only; production sets KAFKA_BROKERS "
+          "to a real Kafka cluster.", flush=True)
+    os.execv(broker.command()[0], broker.command())

@@ -1,0 +1,161 @@
+"""The chunk records that flow through Kafka, and the identity of a line.
+
+One Kafka message carries many lines (a chunk): per-message framework overhead is what caps a
+Python stream processor, so the unit of transport is a batch. The wire format is documented in
+docs/chunk-format.md and carries a schema version (`v`) so newer releases can replay old topics.
+Plain tuples/lists keep orjson encoding cheap; no pydantic on this hot path.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any, Final
+
+import orjson
+
+from app.codec import decompress
+from app.errors import ChunkFormatError
+
+SCHEMA_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = frozenset({1})
+
+FLAG_BASE64: Final = 1  # the line is not valid UTF-8; `text` holds base64 of the raw bytes
+FLAG_TRUNCATED: Final = 2  # the collector cut the line at max_line_bytes
+
+# Raw line entry: [position, text, stream, source_time_ns, flags]
+RawLine = list[Any]
+# Parsed line entry: [src_index, stream_id, position, event_time_ns, trace_id, level, service, text, stream]
+P_SRC, P_SID, P_POS, P_TIME, P_TRACE, P_LEVEL, P_SERVICE, P_TEXT, P_STREAM = range(9)
+
+
+def line_id(stream_id: str, position: int) -> str:
+    """Stable id of a line: the same source position always yields the same id (idempotent writes)."""
+    return blake2b(f"{stream_id}\x00{position}".encode(), digest_size=12).hexdigest()
+
+
+def trace_partition(trace_id: str, partitions: int) -> int:
+    """Partition of a trace: a stable hash so every line of a trace meets in one partition."""
+    return zlib.crc32(trace_id.encode()) % partitions
+
+
+def raw_line_bytes(entry: RawLine) -> bytes:
+    """The original bytes of a raw line entry (undoing the base64 used for invalid UTF-8)."""
+    text: str = entry[1]
+    return base64.b64decode(text) if entry[4] & FLAG_BASE64 else text.encode()
+
+
+def make_raw_line(position: int, data: bytes, stream: str = "", source_time_ns: int = 0, flags: int = 0) -> RawLine:
+    """Build a raw line entry from bytes, base64-encoding lines that are not valid UTF-8."""
+    try:
+        return [position, data.decode(), stream, source_time_ns, flags]
+    except UnicodeDecodeError:
+        return [position, base64.b64encode(data).decode(), stream, source_time_ns, flags | FLAG_BASE64]
+
+
+@dataclass(slots=True)
+class RawChunk:
+    """A batch of lines from one source stream (one file generation, one container instance)."""
+
+    source: dict[str, Any]
+    stream_id: str
+    collected_ns: int
+    lines: list[RawLine] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"v": SCHEMA_VERSION, "t": "raw", "src": self.source, "sid": self.stream_id,
+             "ct": self.collected_ns, "lines": self.lines}
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> RawChunk:
+        doc = _load(data, "raw")
+        try:
+            return cls(doc["src"], doc["sid"], doc["ct"], doc["lines"])
+        except KeyError as exc:
+            raise ChunkFormatError(f"raw chunk lacks field {exc}") from None
+
+
+@dataclass(slots=True)
+class ParsedChunk:
+    """Parsed lines bound for one partition; sources are listed once and referenced by index."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[list[Any]] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"v": SCHEMA_VERSION, "t": "parsed", "srcs": self.sources, "lines": self.lines})
+
+    @classmethod
+    def decode(cls, data: bytes) -> ParsedChunk:
+        doc = _load(data, "parsed")
+        try:
+            return cls(doc["srcs"], doc["lines"])
+        except KeyError as exc:
+            raise ChunkFormatError(f"parsed chunk lacks field {exc}") from None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A line that could not be delivered, with a machine-readable reason and where it came from."""
+
+    reason: str
+    detail: str
+    stage: str
+    text: str
+    base64: bool = False
+    source: dict[str, Any] = field(default_factory=dict)
+    stream_id: str = ""
+    position: int = -1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "detail": self.detail, "stage": self.stage, "line": self.text,
+                "b64": self.base64, "src": self.source, "sid": self.stream_id, "pos": self.position}
+
+
+def encode_dead_letters(items: list[DeadLetter]) -> bytes:
+    return orjson.dumps({"v": SCHEMA_VERSION, "t": "dead", "items": [d.as_dict() for d in items]})
+
+
+def decode_dead_letters(data: bytes) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = _load(data, "dead")["items"]
+    return items
+
+
+def _load(data: bytes, kind: str) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(decompress(data))
+    except orjson.JSONDecodeError as exc:
+        raise ChunkFormatError(f"not a Logweave chunk (not JSON: {exc})") from None
+    if not isinstance(doc, dict):
+        raise ChunkFormatError("not a Logweave chunk (not a JSON object)")
+    version = doc.get("v")
+    if version not in SUPPORTED_VERSIONS:
+        raise ChunkFormatError(
+            f"chunk schema version {version!r} is not supported by this release "
+            f"(supported: {sorted(SUPPORTED_VERSIONS)}); upgrade Logweave to replay it"
+        )
+    if doc.get("t") != kind:
+        raise ChunkFormatError(f"expected a {kind!r} chunk, got {doc.get('t')!r}")
+    return doc
+
+
+def splice_metadata(text: str, reserved_key: str, metadata: dict[str, Any]) -> bytes:
+    """Return the JSON object `text` with `metadata` added under `reserved_key`, without re-parsing.
+
+    `text` is a JSON object already validated by the parse stage (stripped of surrounding
+    whitespace). If the object already uses the reserved key, the object is re-serialized
+    so the key appears once, holding Logweave's metadata.
+    """
+    meta = orjson.dumps(metadata).decode()
+    quoted = f'"{reserved_key}"'
+    if quoted in text:
+        doc = orjson.loads(text)
+        doc[reserved_key] = metadata
+        return orjson.dumps(doc)
+    body = text[:-1].rstrip()
+    separator = "" if body.endswith("{") else ","
+    return f"{body}{separator}{quoted}:{meta}}}".encode()

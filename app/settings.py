@@ -1,0 +1,332 @@
+"""All Logweave settings in one pydantic-settings model with nested groups.
+
+Sources, highest priority first: explicit arguments, `LOGWEAVE_*` environment variables
+(nested with `__`, e.g. `LOGWEAVE_SINKS__ETCD__TTL=48h`), the seed tool's unprefixed names
+(BATCH_SIZE, BATCH_PERIOD, NAMESPACE, SELECTOR, ETCD_SERVERS, TTL, KAFKA_BROKERS), the YAML
+config file (`LOGWEAVE_CONFIG` or `--config`), then defaults. Nothing is read at import time:
+call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.durations import ByteSize, Duration
+from app.errors import ConfigError
+
+SEED_ALIASES: dict[str, tuple[str, ...]] = {
+    "KAFKA_BROKERS": ("kafka", "brokers"),
+    "BATCH_SIZE": ("sinks", "batch_size"),
+    "BATCH_PERIOD": ("sinks", "batch_period"),
+    "NAMESPACE": ("pods", "namespace"),
+    "SELECTOR": ("pods", "selector"),
+    "ETCD_SERVERS": ("sinks", "etcd", "servers"),
+    "TTL": ("sinks", "etcd", "ttl"),
+}
+SINK_NAMES = ("file", "etcd", "elasticsearch", "s3")
+
+
+class Group(BaseModel):
+    """Base of every settings group: unknown keys are errors, and lists accept `a,b,c` strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, str) and field is not None and get_origin(field.annotation) is list:
+            text = value.strip()
+            if text.startswith("["):
+                return yaml.safe_load(text)
+            return [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+
+class KafkaSettings(Group):
+    brokers: str = "localhost:9092"
+    topic_prefix: str = ""
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    max_message_bytes: ByteSize = 1_000_000
+    compression: Literal["none", "gzip", "lz4", "zstd"] = "none"  # Kafka batch compression (aiokafka)
+    payload_codec: Literal["none", "lz4", "zstd"] = "none"  # chunk payload compression we apply ourselves
+    session_timeout: Duration = 6.0
+    heartbeat_interval: Duration = 1.0
+    commit_interval: Duration = 1.0
+    group_instance_id: str | None = None
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+
+class CollectorSettings(Group):
+    paths: list[str] = ["/var/log/pods/*/*/*.log"]
+    exclude: list[str] = []
+    format: Literal["auto", "cri", "docker", "plain"] = "auto"
+    read_from: Literal["head", "tail"] = "head"
+    max_line_bytes: ByteSize = 1024 * 1024
+    chunk_lines: int = Field(1000, ge=1)
+    chunk_bytes: ByteSize = 512 * 1024
+    flush_interval: Duration = 0.2
+    rescan_interval: Duration = 1.0
+    checkpoint_dir: Path = Path("var/checkpoints")
+    checkpoint_interval: Duration = 2.0
+    buffer_bytes: ByteSize = 32 * 1024 * 1024
+    ignore_older: Duration = 0.0
+    node_name: str = Field(default_factory=lambda: os.uname().nodename)
+    metrics_port: int = Field(9101, ge=0, le=65535)
+
+
+class PodCollectorSettings(Group):
+    namespace: str = "demo-system"
+    selector: str = "app=snowplow"
+    field_selector: str = ""
+    kubeconfig: Path | None = None
+    context: str | None = None
+    label_keys: list[str] = ["app"]
+    max_streams: int = Field(500, ge=1)
+    buffer_bytes: ByteSize = 32 * 1024 * 1024
+    metrics_port: int = Field(9102, ge=0, le=65535)
+
+
+class ParseSettings(Group):
+    trace_id_fields: list[str] = ["traceId", "trace_id", "traceID"]
+    time_fields: list[str] = ["time", "timestamp", "@timestamp", "ts"]
+    level_fields: list[str] = ["level", "severity", "lvl"]
+    service_fields: list[str] = ["service", "app"]
+    time_format: Literal["auto", "rfc3339", "epoch_s", "epoch_ms"] = "auto"
+    untraced: Literal["deadletter", "pass"] = "deadletter"
+    max_line_bytes: ByteSize = 1024 * 1024
+    reserved_key: str = "logweave"
+
+
+class TraceSettings(Group):
+    gap: Duration = 30.0
+    max_duration: Duration = 300.0
+    allowed_lateness: Duration = 5.0
+    sample_lines: int = Field(5, ge=0, le=1000)
+    close_check_interval: Duration = 1.0
+    changelog_retention: Duration = 86400.0
+
+
+class RouteRule(Group):
+    """A routing rule: every predicate given must match; `mode` picks per-line or whole-trace."""
+
+    name: str
+    sinks: list[str]
+    mode: Literal["line", "trace"] = "line"
+    level_at_least: str | None = None
+    service: list[str] | None = None
+    namespace: list[str] | None = None
+    labels: dict[str, str] = {}
+    fields: dict[str, str] = {}
+    regex: dict[str, str] = {}
+
+    @field_validator("sinks")
+    @classmethod
+    def _known_sinks(cls, sinks: list[str]) -> list[str]:
+        unknown = [s for s in sinks if s not in SINK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
+        return sinks
+
+
+class RoutingSettings(Group):
+    rules: list[RouteRule] = []
+
+
+class RetrySettings(Group):
+    initial_backoff: Duration = 0.2
+    max_backoff: Duration = 30.0
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset: Duration = 10.0
+
+
+class FileSinkSettings(Group):
+    directory: Path = Path("var/out")
+    rotate_bytes: ByteSize = 64 * 1024 * 1024
+
+
+class EtcdSinkSettings(Group):
+    servers: str = "http://127.0.0.1:2379"
+    prefix: str = "/logweave"
+    ttl: Duration = 48 * 3600.0
+    lease_bucket: Duration = 3600.0
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [s.strip() for s in self.servers.split(",") if s.strip()]
+
+
+class ElasticsearchSinkSettings(Group):
+    url: str = "http://127.0.0.1:9200"
+    mode: Literal["elasticsearch", "opensearch"] = "elasticsearch"
+    index_prefix: str = "logweave"
+    index_date_format: str = "%Y.%m.%d"
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    verify_certs: bool = True
+
+
+class S3SinkSettings(Group):
+    bucket: str = "logweave"
+    prefix: str = "logs"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    path_style: bool = False
+    flush_bytes: ByteSize = 8 * 1024 * 1024
+    flush_age: Duration = 60.0
+    multipart_threshold: ByteSize = 16 * 1024 * 1024
+    part_size: ByteSize = 8 * 1024 * 1024
+
+
+class SinkSettings(Group):
+    enabled: list[str] = ["file"]
+    batch_size: int = Field(1000, ge=1)
+    batch_bytes: ByteSize = 4 * 1024 * 1024
+    batch_period: Duration = 1.0
+    retry: RetrySettings = RetrySettings()
+    file: FileSinkSettings = FileSinkSettings()
+    etcd: EtcdSinkSettings = EtcdSinkSettings()
+    elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()
+    s3: S3SinkSettings = S3SinkSettings()
+
+    @field_validator("enabled")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in SINK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
+        return names
+
+
+class WorkerSettings(Group):
+    app_id: str = "logweave"
+    data_dir: Path = Path("var/worker")
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(6066, ge=1, le=65535)
+    standby_replicas: int = Field(0, ge=0)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of every Logweave process."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGWEAVE_", env_nested_delimiter="__", extra="forbid")
+
+    kafka: KafkaSettings = KafkaSettings()
+    collector: CollectorSettings = CollectorSettings()
+    pods: PodCollectorSettings = PodCollectorSettings()
+    parse: ParseSettings = ParseSettings()
+    traces: TraceSettings = TraceSettings()
+    routing: RoutingSettings = RoutingSettings()
+    sinks: SinkSettings = SinkSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name (`logs.raw`, `sink.file`, ...)."""
+        return f"{self.kafka.topic_prefix}{name}"
+
+
+def _seed_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, path in SEED_ALIASES.items():
+        if name in environ:
+            node = nested
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = environ[name]
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    value = first.get("input")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting (check the spelling against `logweave check-config`)"
+    elif first["type"] == "literal_error":
+        message = "allowed values: " + message.removeprefix("Input should be ")
+    more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    return f"invalid setting {dotted} ({_env_path(loc)}) = {value!r}: {message}{more}"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the effective settings; raise ConfigError with a one-line explanation if invalid."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get("LOGWEAVE_CONFIG")
+    from_file: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of setting groups at the top level")
+        from_file = loaded
+    base = _merge(from_file, _seed_overrides(env))
+    nested: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("LOGWEAVE_") or key == "LOGWEAVE_CONFIG":
+            continue
+        parts = key.removeprefix("LOGWEAVE_").lower().split("__")
+        node = nested
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"invalid setting {key}: {'.'.join(parts[:-1])} is not a group of settings")
+            node = child
+        node[parts[-1]] = value
+    try:
+        return Settings(**_merge(_merge(base, nested), overrides))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None

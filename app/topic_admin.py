@@ -1,0 +1,48 @@
+"""Create the pipeline's topics with their partition counts before anything produces to them.
+
+Brokers (and the embedded one) auto-create unknown topics with one partition; a collector that
+publishes first would then pin `logs.raw` to one partition and faust would fail with
+PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from app.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0) -> None:
+    """Create each missing topic with `kafka.partitions` partitions; existing topics are kept."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            topics = [
+                NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+                for n in missing
+            ]
+            try:
+                await admin.create_topics(topics)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s with %d partitions", missing, kafka.partitions)
+    finally:
+        await admin.close()

@@ -1,0 +1,20 @@
+"""Logical topic names in one place; the Kafka name is the configured prefix plus these."""
+
+from __future__ import annotations
+
+from typing import Final
+
+RAW: Final = "logs.raw"
+PARSED: Final = "logs.parsed"
+DEADLETTER: Final = "logs.deadletter"
+TRACES_CLOSED: Final = "traces.closed"
+
+
+def sink_topic(sink_name: str) -> str:
+    """Logical topic a sink's drain consumes: `sink.<name>`."""
+    return f"sink.{sink_name}"
+
+
+def pipeline_topics(enabled_sinks: list[str]) -> list[str]:
+    """Every topic the pipeline uses for the given enabled sinks."""
+    return [RAW, PARSED, DEADLETTER, TRACES_CLOSED, *(sink_topic(s) for s in enabled_sinks)]

@@ -1,0 +1,84 @@
+"""The one batch contract every sink implements: start / write_batch / stop.
+
+The drain agent (agents/drain.py) owns batching, retries, the circuit breaker, dead letters and
+acks; a sink only writes one batch of lines from one sink-topic partition and reports, per line,
+what failed permanently and what may be retried. Writes must be idempotent: keyed by
+`SinkLine.line_id` (the source identity) or by the batch's topic/partition/offsets, so a retried
+or replayed batch overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(slots=True)
+class SinkLine:
+    """One line bound for a sink: its final JSON document and everything keys are derived from."""
+
+    line_id: str  # stable identity of the source line (app.models.line_id)
+    trace_id: str
+    time_ns: int  # event time, UTC nanoseconds
+    level: str
+    service: str
+    document: bytes  # the original JSON object plus Logweave metadata under the reserved key
+    offset: int  # offset of the Kafka record (chunk) on the sink topic
+    index: int  # index of the line inside that chunk
+
+
+@dataclass(slots=True)
+class SinkBatch:
+    """Lines from one sink-topic partition, in offset order."""
+
+    topic: str
+    partition: int
+    lines: list[SinkLine]
+
+    @property
+    def first_offset(self) -> int:
+        return self.lines[0].offset
+
+    @property
+    def last_offset(self) -> int:
+        return self.lines[-1].offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(line.document) for line in self.lines)
+
+
+@dataclass(slots=True)
+class ItemFailure:
+    """A line the sink could not write, with a machine-readable reason and the server's words."""
+
+    line: SinkLine
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """Outcome of write_batch: lines not listed in `permanent` or `retry` were written."""
+
+    permanent: list[ItemFailure] = field(default_factory=list)
+    retry: list[ItemFailure] = field(default_factory=list)
+
+
+class Sink(ABC):
+    """A destination. Raise app.errors.RetriableError when the whole batch should be retried."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect, create indices/buckets/templates; raise RetriableError if the server is away."""
+
+    @abstractmethod
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        """Write every line of `batch` idempotently; return per-line failures."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Flush and close connections."""

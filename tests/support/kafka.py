@@ -1,0 +1,48 @@
+"""Test helpers for the real Kafka-protocol broker (noida-db): start one, read topics back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.broker import EmbeddedBroker, free_port
+
+
+def start_broker(data_dir: Path, with_elasticsearch: bool = False) -> EmbeddedBroker:
+    """Start noida-db on free loopback ports with a fresh data dir (SIGKILL it at teardown)."""
+    es_port = free_port() if with_elasticsearch else None
+    return EmbeddedBroker(data_dir=data_dir, kafka_port=free_port(), elasticsearch_port=es_port).start(
+        log_path=data_dir.parent / f"{data_dir.name}.log"
+    )
+
+
+async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[tuple[int, int, bytes | None, bytes]]:
+    """Every record of `topic` from the beginning to its current end: (partition, offset, key, value)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - refresh after auto-create
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[tuple[int, int, bytes | None, bytes]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            if loop.time() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end offsets {ends} in {timeout}s")
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                records.extend((tp.partition, m.offset, m.key, m.value) for m in messages if m.value is not None)
+        return records
+    finally:
+        await consumer.stop()
