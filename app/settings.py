@@ -115,6 +115,8 @@ class TraceSettings(Group):
     allowed_lateness: Duration = 5.0
     sample_lines: int = Field(5, ge=0, le=1000)
     close_check_interval: Duration = 1.0
+    max_held_per_trace: int = Field(10_000, ge=1)
+    held_overflow: Literal["drop", "forward"] = "drop"
     changelog_retention: Duration = 86400.0
 
 

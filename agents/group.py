@@ -1,0 +1,54 @@
+"""The group agent: logs.parsed -> trace table -> sink topics; a timer closes overdue traces."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agents.grouper import TraceGrouper
+from agents.routing import Router
+from app import channels, topics
+from app.faust_app import get_app, get_settings
+from app.metrics import CHUNKS
+from app.models import ParsedChunk
+from tables.trace_tables import trace_table
+
+log = logging.getLogger(__name__)
+app = get_app()
+settings = get_settings()
+table = trace_table()
+
+
+def _send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
+    return channels.sink(sink_name).send_soon(value=value, partition=partition)
+
+
+def _send_closed(trace_id: str, value: bytes, partition: int) -> Any:
+    return channels.traces_closed().send_soon(key=trace_id.encode(), value=value, partition=partition)
+
+
+grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), settings,
+                       _send_to_sink, _send_closed)
+
+
+@app.agent(channels.parsed(), name="group")
+async def group(stream: Any) -> None:
+    async for event in stream.events():
+        CHUNKS.labels("group").inc()
+        chunk = ParsedChunk.decode(event.value)
+        grouper.process_chunk(event.message.partition, chunk.sources, chunk.lines)
+
+
+@app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
+async def close_overdue_traces() -> None:
+    """Close overdue traces of the partitions this worker actively owns (startup included)."""
+    if not app.tables.recovery.completed.is_set():
+        return
+    parsed_name = settings.topic(topics.PARSED)
+    owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)
+    stale = [p for p in grouper.open_traces if p not in owned]
+    if stale:
+        grouper.forget(stale)
+        table.forget_staged(stale)
+    for partition in owned:
+        grouper.close_overdue(partition)

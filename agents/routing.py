@@ -1,0 +1,101 @@
+"""Routing rules: which sinks a line (per-line rules) or a whole trace (trace rules) goes to.
+
+Pure logic. With no rules configured every line goes to every enabled sink. A per-line rule
+forwards at once; a trace rule (tail-based selection) makes the group stage hold the trace's
+lines until it closes and forward them all if any line of the trace matched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT
+from app.settings import RouteRule, RoutingSettings
+
+_LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
+
+
+class CompiledRule:
+    """A RouteRule with its regexes compiled and its threshold ranked."""
+
+    def __init__(self, rule: RouteRule, enabled: list[str]) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.mode = rule.mode
+        self.sinks = tuple(s for s in rule.sinks if s in enabled)
+        self.min_rank = _LEVEL_RANK.get(rule.level_at_least.lower(), 0) if rule.level_at_least else None
+        self.services = frozenset(rule.service) if rule.service else None
+        self.namespaces = frozenset(rule.namespace) if rule.namespace else None
+        self.labels = dict(rule.labels)
+        self.fields = dict(rule.fields)
+        self.regex = {k: re.compile(v) for k, v in rule.regex.items()}
+        self.needs_document = bool(self.fields or self.regex)
+
+    def matches(self, line: list[Any], sources: list[dict[str, Any]]) -> bool:
+        if self.min_rank is not None and _LEVEL_RANK.get(line[P_LEVEL], -1) < self.min_rank:
+            return False
+        if self.services is not None and line[P_SERVICE] not in self.services:
+            return False
+        if self.namespaces is not None or self.labels:
+            src = sources[line[P_SRC]]
+            if self.namespaces is not None and src.get("namespace") not in self.namespaces:
+                return False
+            labels = src.get("labels") or {}
+            if any(labels.get(k) != v for k, v in self.labels.items()):
+                return False
+        if self.needs_document:
+            doc = orjson.loads(line[P_TEXT])
+            if any(str(doc.get(k)) != v for k, v in self.fields.items()):
+                return False
+            if any(k not in doc or not pattern.search(str(doc[k])) for k, pattern in self.regex.items()):
+                return False
+        return True
+
+
+def validate_rules(routing: RoutingSettings) -> None:
+    """Raise ValueError naming the rule if a regex or level does not compile."""
+    for rule in routing.rules:
+        for field, pattern in rule.regex.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"routing rule {rule.name!r}: regex for {field!r} is invalid: {exc}") from None
+        if rule.level_at_least and rule.level_at_least.lower() not in _LEVEL_RANK:
+            raise ValueError(f"routing rule {rule.name!r}: level_at_least {rule.level_at_least!r} is not one "
+                             f"of {', '.join(_LEVEL_RANK)}")
+
+
+class Router:
+    """Decides destinations; one per worker."""
+
+    def __init__(self, routing: RoutingSettings, enabled: list[str]) -> None:
+        validate_rules(routing)
+        self.enabled = tuple(enabled)
+        rules = [CompiledRule(r, enabled) for r in routing.rules]
+        self.line_rules = [r for r in rules if r.mode == "line"]
+        self.trace_rules = [r for r in rules if r.mode == "trace"]
+        self.default_all = not rules
+
+    def line_sinks(self, line: list[Any], sources: list[dict[str, Any]]) -> tuple[str, ...]:
+        """Sinks a line goes to at once."""
+        if self.default_all:
+            return self.enabled
+        out: tuple[str, ...] = ()
+        for rule in self.line_rules:
+            if rule.matches(line, sources):
+                out += tuple(s for s in rule.sinks if s not in out)
+        return out
+
+    def trace_rule_hits(self, line: list[Any], sources: list[dict[str, Any]]) -> list[str]:
+        """Names of trace rules this line satisfies (the trace then matches them)."""
+        return [rule.name for rule in self.trace_rules if rule.matches(line, sources)]
+
+    def trace_sinks(self, matched_rules: list[str]) -> tuple[str, ...]:
+        out: tuple[str, ...] = ()
+        for rule in self.trace_rules:
+            if rule.name in matched_rules:
+                out += tuple(s for s in rule.sinks if s not in out)
+        return out

@@ -1,0 +1,67 @@
+"""Builds the one faust App from the settings; agents and web views attach to it.
+
+Kept apart from `app/__init__.py` so importing the package costs nothing until a worker asks for
+the App. Static group membership (KIP-345) is on by default: a restarted worker rejoins under the
+same instance id at once, which is what a StatefulSet does and what the embedded broker needs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+
+import faust
+from faust.web.base import Web
+
+from app.settings import Settings, load_settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The worker's settings, loaded once (environment and config file) on first use."""
+    return load_settings()
+
+
+def group_instance_id(settings: Settings) -> str:
+    """Static membership id: configured, else the pod name (HOSTNAME) plus the web port."""
+    if settings.kafka.group_instance_id:
+        return settings.kafka.group_instance_id
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{settings.worker.app_id}-{host}-{settings.worker.web_port}"
+
+
+def create_app(settings: Settings) -> faust.App:
+    # Logweave serves its own stats page at `/`; faust's production index would shadow it.
+    Web.production_blueprints = []
+    kafka = settings.kafka
+    return faust.App(
+        settings.worker.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
+        store="rocksdb://",
+        datadir=str(settings.worker.data_dir),
+        autodiscover=["agents", "app.web"],
+        origin="app",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        table_standby_replicas=settings.worker.standby_replicas,
+        broker_session_timeout=kafka.session_timeout,
+        broker_heartbeat_interval=kafka.heartbeat_interval,
+        broker_commit_interval=kafka.commit_interval,
+        consumer_group_instance_id=group_instance_id(settings),
+        producer_max_request_size=kafka.max_message_bytes,
+        producer_acks=-1,
+        producer_compression_type=None if kafka.compression == "none" else kafka.compression,
+        consumer_max_fetch_size=max(4 * 1024 * 1024, kafka.max_message_bytes),
+        stream_buffer_maxsize=64,
+        web_bind=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+        web_in_thread=False,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_app() -> faust.App:
+    """The process-wide App (what `faust -A app worker` runs)."""
+    return create_app(get_settings())

@@ -1,0 +1,28 @@
+"""Every Prometheus metric of the worker in one place, with one label set each.
+
+Stages, agents, sinks and web views emit through these objects only, so a dashboard can rely
+on consistent names. Collectors run in their own processes and define theirs beside their code.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LINES = Counter("logweave_lines_total", "Lines seen per pipeline stage", ["stage"])
+CHUNKS = Counter("logweave_chunks_total", "Chunk records consumed per stage", ["stage"])
+DEAD_LETTERS = Counter("logweave_dead_letters_total", "Lines dead-lettered, by stage and reason",
+                       ["stage", "reason"])
+DUPLICATES = Counter("logweave_duplicate_lines_total", "Lines skipped as already applied (replays)", ["stage"])
+OPEN_TRACES = Gauge("logweave_open_traces", "Traces open in this worker's trace table")
+TRACES_CLOSED = Counter("logweave_traces_closed_total", "Traces closed, by cause", ["cause"])
+SINK_LINES = Counter("logweave_sink_lines_written_total", "Lines confirmed written by a sink", ["sink"])
+SINK_BATCHES = Counter("logweave_sink_batches_total", "Batches confirmed written by a sink", ["sink"])
+SINK_BYTES = Counter("logweave_sink_bytes_total", "Document bytes confirmed written by a sink", ["sink"])
+SINK_RETRIES = Counter("logweave_sink_retries_total", "Write attempts retried", ["sink"])
+SINK_DEAD_LETTERS = Counter("logweave_sink_dead_letters_total", "Lines a sink rejected permanently", ["sink"])
+SINK_LATENCY = Histogram("logweave_sink_write_seconds", "Duration of one confirmed batch write", ["sink"],
+                         buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+SINK_BREAKER = Gauge("logweave_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["sink"])
+CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", ["topic", "partition"])
+PIPELINE_LATENCY = Histogram("logweave_collect_to_route_seconds", "From collection to the sink topic",
+                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))

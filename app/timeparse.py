@@ -1,0 +1,71 @@
+"""Event times to UTC nanoseconds, fast, without losing nanosecond precision.
+
+Applications log `"2025-06-10T08:25:41.63070246Z"`; datetime keeps microseconds only and
+float epochs lose nanoseconds, so RFC 3339 / ISO 8601 is parsed by hand into integers.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9})\d*)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
+_base_cache: dict[tuple[int, int, int, int], int] = {}
+
+
+def parse_rfc3339_ns(text: str) -> int | None:
+    """UTC nanoseconds for an RFC 3339 / ISO 8601 date-time, or None if it is not one.
+
+    A missing offset is read as UTC (what most loggers mean); any `+hh:mm` offset is applied.
+    """
+    match = _ISO.match(text.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    key = (int(year), int(month), int(day), int(hour))
+    base = _base_cache.get(key)
+    if base is None:
+        try:
+            base = calendar.timegm((key[0], key[1], key[2], key[3], 0, 0, 0, 0, 0))
+        except (ValueError, OverflowError):
+            return None
+        if not (1 <= key[1] <= 12 and 1 <= key[2] <= calendar.monthrange(key[0], key[1])[1] and key[3] < 24):
+            return None
+        if len(_base_cache) > 4096:
+            _base_cache.clear()
+        _base_cache[key] = base
+    mins, secs = int(minute), int(second)
+    if mins > 59 or secs > 60:
+        return None
+    seconds = base + mins * 60 + secs
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
+        seconds -= sign * offset
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    return seconds * 1_000_000_000 + nanos
+
+
+def parse_event_time(value: object, time_format: str) -> int | None:
+    """UTC nanoseconds for a log's time field under `time_format` (auto, rfc3339, epoch_s, epoch_ms)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if time_format in ("auto", "rfc3339"):
+            parsed = parse_rfc3339_ns(value)
+            if parsed is not None or time_format == "rfc3339":
+                return parsed
+        try:
+            value = float(value) if "." in value else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and time_format != "rfc3339":
+        unit = _EPOCH_UNITS.get(time_format)
+        if unit is None:  # auto: guess the unit from the magnitude
+            unit = 1_000_000_000 if abs(value) < 1e11 else 1_000_000 if abs(value) < 1e14 else 1
+        return int(value * unit) if isinstance(value, float) else value * unit
+    return None

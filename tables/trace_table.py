@@ -1,0 +1,158 @@
+"""TraceWindowTable: trace state in RocksDB with one changelog record per chunk, gated on acks.
+
+Keys stay trace ids, so lookups by id are cheap; a deadline index lives in the same store
+(`\\x00w<wall deadline>\\x00<trace>` and `\\x00e<event deadline>\\x00<trace>`) so overdue traces are
+found by a range scan after restarts, when faust would never fire `on_window_close`.
+
+Writes are staged in memory and made durable (RocksDB + changelog) only once the lines they
+forwarded are acknowledged by Kafka: the store never claims a line was applied while its output
+could still be lost, so a crash re-processes the chunk and the dedupe positions stay truthful.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import rocksdict
+from faust.types import EventT
+
+from tables import changelog_frames
+
+log = logging.getLogger(__name__)
+
+CHANGELOG_KEY = b"\x00batch"
+WALL_INDEX = b"\x00w"
+EVENT_INDEX = b"\x00e"
+CLOCK_KEY = b"\x00clock"
+
+
+def index_key(prefix: bytes, deadline_ns: int, trace_id: str) -> bytes:
+    return b"%s%020d\x00%s" % (prefix, max(deadline_ns, 0), trace_id.encode())
+
+
+def trace_of_index_key(key: bytes) -> str:
+    return key[23:].decode()
+
+
+@dataclass(slots=True)
+class _PendingCommit:
+    updates: dict[bytes, bytes | None]
+    remaining: int
+    failed: bool = False
+
+
+class TraceWindowTable(faust.Table):  # type: ignore[misc]
+    """A faust Table whose writes go through `commit_when_acked`, never per-key `__setitem__`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
+        self._pending: dict[int, deque[_PendingCommit]] = defaultdict(deque)
+
+    # -- reads -------------------------------------------------------------------------------
+    def db(self, partition: int) -> Any:
+        return self.data._db_for_partition(partition)  # noqa: SLF001 - faust's store API
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        staged = self._staged.get(partition)
+        if staged is not None and key in staged:
+            return staged[key]
+        value: bytes | None = self.db(partition).get(key)
+        return value
+
+    def lookup(self, key: bytes) -> bytes | None:
+        """Find `key` in any local partition (web views, outside stream processing)."""
+        for partition in list(self.data._dbs):  # noqa: SLF001
+            value = self.read(partition, key)
+            if value is not None:
+                return value
+        return None
+
+    def scan(self, partition: int, prefix: bytes, upto: bytes | None = None) -> Iterator[bytes]:
+        """Committed keys starting with `prefix`, in order, below `upto` when given."""
+        for key in self.db(partition).keys(from_key=prefix):
+            if not key.startswith(prefix) or (upto is not None and key >= upto):
+                return
+            yield key
+
+    # -- writes ------------------------------------------------------------------------------
+    def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None],
+                          outputs: Sequence[Any]) -> None:
+        """Stage `updates` now (reads see them) and persist them, in order, once every output is acked."""
+        if not updates:
+            return
+        self._staged[partition].update(updates)
+        entry = _PendingCommit(updates, sum(1 for fut in outputs if not fut.done()))
+        queue = self._pending[partition]
+        queue.append(entry)
+        for fut in outputs:
+            if not fut.done():
+                fut.add_done_callback(lambda fut, e=entry: self._output_done(partition, e, fut))
+        self._drain(partition)
+
+    def _output_done(self, partition: int, entry: _PendingCommit, fut: Any) -> None:
+        entry.remaining -= 1
+        if fut.cancelled() or fut.exception() is not None:
+            entry.failed = True
+        self._drain(partition)
+
+    def _drain(self, partition: int) -> None:
+        queue = self._pending[partition]
+        while queue and queue[0].remaining == 0:
+            head = queue[0]
+            if head.failed:
+                log.error("outputs of a chunk were not acknowledged; table updates of partition %d stay "
+                          "unpersisted (their chunks are re-processed after a restart)", partition)
+                return
+            queue.popleft()
+            self._persist(partition, head.updates)
+
+    def _persist(self, partition: int, updates: dict[bytes, bytes | None]) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in updates.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db(partition).write(batch)
+        self.send_changelog(partition, CHANGELOG_KEY, changelog_frames.pack(updates),
+                            key_serializer="raw", value_serializer="raw")
+        staged = self._staged.get(partition)
+        if staged is not None:
+            for key, value in updates.items():
+                if key in staged and staged[key] is value:
+                    del staged[key]
+
+    # -- recovery ----------------------------------------------------------------------------
+    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+        """Expand multi-key changelog records into RocksDB writes (recovery and standbys)."""
+        batches: dict[int, Any] = defaultdict(lambda: rocksdict.WriteBatch(raw_mode=True))
+        offsets: dict[Any, int] = {}
+        for event in batch:
+            message = event.message
+            offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
+            if message.value is None or message.key != CHANGELOG_KEY:
+                continue
+            target = batches[message.partition]
+            for key, value in changelog_frames.unpack(message.value):
+                if value is None:
+                    target.delete(key)
+                else:
+                    target.put(key, value)
+        for partition, write_batch in batches.items():
+            self.db(partition).write(write_batch)
+        for tp, offset in offsets.items():
+            self.data.set_persisted_offset(tp, offset)
+
+    def forget_staged(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._staged.pop(partition, None)
+            self._pending.pop(partition, None)
+
+    def pending_commits(self) -> int:
+        return sum(len(q) for q in self._pending.values())

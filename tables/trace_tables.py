@@ -1,0 +1,30 @@
+"""Creates and registers the worker's trace table on the App (one place for its options)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from app.faust_app import get_app, get_settings
+from tables.trace_table import TraceWindowTable
+
+
+@lru_cache(maxsize=1)
+def trace_table() -> TraceWindowTable:
+    app, settings = get_app(), get_settings()
+    table = TraceWindowTable(
+        app,
+        name="traces",
+        beacon=app.tables.beacon,
+        partitions=settings.kafka.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        extra_topic_configs={
+            "cleanup.policy": "delete",
+            "retention.ms": str(int(settings.traces.changelog_retention * 1000)),
+        },
+        help="Open traces keyed by trace id, with their deadline index",
+    )
+    registered: TraceWindowTable = app.tables.add(table)
+    return registered
