@@ -11,7 +11,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from app.faust_app import get_app
+        from app.faust_app import load_worker
 
-        return get_app()
+        return load_worker()
     raise AttributeError(f"module 'app' has no attribute {name!r}")

@@ -40,8 +40,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
         store="rocksdb://",
         datadir=str(settings.worker.data_dir),
-        autodiscover=["agents", "app.web"],
-        origin="app",
+        autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
@@ -65,3 +64,20 @@ def create_app(settings: Settings) -> faust.App:
 def get_app() -> faust.App:
     """The process-wide App (what `faust -A app worker` runs)."""
     return create_app(get_settings())
+
+
+WORKER_MODULES = ("agents.parse", "agents.group", "agents.drain", "app.web")
+
+
+def load_worker() -> faust.App:
+    """The App with every agent, table, timer and view attached.
+
+    Modules are imported explicitly rather than by faust's autodiscover, which only logs a
+    warning when a module fails to import and would start a worker missing a stage.
+    """
+    import importlib
+
+    app = get_app()
+    for module in WORKER_MODULES:
+        importlib.import_module(module)
+    return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import faust
+
 from app.faust_app import get_app, get_settings
 from tables.trace_table import TraceWindowTable
 
@@ -16,10 +18,8 @@ def trace_table() -> TraceWindowTable:
         name="traces",
         beacon=app.tables.beacon,
         partitions=settings.kafka.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+        recovery_buffer_size=100,
         extra_topic_configs={
             "cleanup.policy": "delete",
             "retention.ms": str(int(settings.traces.changelog_retention * 1000)),

@@ -1,0 +1,155 @@
+"""Delivers sink-topic chunks to one sink: batch, write, retry, dead-letter, and only then ack.
+
+Pure asyncio, no faust: the drain agent hands over the records of one `noack_take` and acks them
+after `deliver` returns. `deliver` returns only when every line is written or dead-lettered; on
+retriable failures it backs off (with jitter, capped) and the circuit breaker pauses a dead sink,
+so nothing is acked, and nothing dropped, while a sink is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
+from app.errors import RetriableError
+from app.metrics import SINK_BATCHES, SINK_BREAKER, SINK_BYTES, SINK_DEAD_LETTERS, SINK_LATENCY, SINK_LINES, SINK_RETRIES
+from app.models import (P_LEVEL, P_POS, P_SERVICE, P_SID, P_SRC, P_STREAM, P_TEXT, P_TIME, P_TRACE, DeadLetter,
+                        ParsedChunk, line_id, splice_metadata)
+from app.settings import Settings
+from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
+
+log = logging.getLogger(__name__)
+DeadLetterSender = Callable[[list[DeadLetter]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class SinkRecord:
+    """One Kafka record of a sink topic: where it sits and its chunk payload."""
+
+    partition: int
+    offset: int
+    value: bytes
+
+
+def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
+    """Expand a parsed chunk into sink lines whose documents carry Logweave's metadata."""
+    chunk = ParsedChunk.decode(record.value)
+    out = []
+    for index, line in enumerate(chunk.lines):
+        sid, pos = line[P_SID], line[P_POS]
+        lid = line_id(sid, pos)
+        meta = {"sid": sid, "pos": pos, "lid": lid, "time_ns": line[P_TIME], "trace": line[P_TRACE],
+                "stream": line[P_STREAM], "source": chunk.sources[line[P_SRC]]}
+        out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
+                            splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index))
+    return out
+
+
+class DrainRunner:
+    """Owns one sink instance and its breaker; `deliver` is called with consecutive record lists."""
+
+    def __init__(self, sink: Sink, settings: Settings, topic: str, dead_letter: DeadLetterSender) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self.topic = topic
+        self.retry = settings.sinks.retry
+        self.reserved_key = settings.parse.reserved_key
+        self.max_lines, self.max_bytes, self.max_wait = sink.batch_limits()
+        self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
+        self.dead_letter = dead_letter
+        self.started = False
+        SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
+
+    async def start(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.sink.start()
+                self.started = True
+                return
+            except RetriableError as exc:
+                delay = backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff)
+                log.warning("sink %s not ready (%s); retrying in %.1fs", self.name, exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.sink.stop()
+
+    async def deliver(self, records: list[SinkRecord]) -> None:
+        """Write every line of `records`; return once all are written or dead-lettered."""
+        if not self.started:
+            await self.start()
+        by_partition: dict[int, list[SinkLine]] = defaultdict(list)
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            by_partition[record.partition].extend(to_sink_lines(record, self.reserved_key))
+        for partition, lines in by_partition.items():
+            for batch in self._batches(partition, lines):
+                await self._write_until_done(batch)
+
+    def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
+        batches, current, size = [], [], 0
+        for line in lines:
+            if current and (len(current) >= self.max_lines or size + len(line.document) > self.max_bytes):
+                batches.append(SinkBatch(self.topic, partition, current))
+                current, size = [], 0
+            current.append(line)
+            size += len(line.document)
+        if current:
+            batches.append(SinkBatch(self.topic, partition, current))
+        return batches
+
+    async def _write_until_done(self, batch: SinkBatch) -> None:
+        attempt = 0
+        while batch.lines:
+            wait = self.breaker.wait_seconds()
+            SINK_BREAKER.labels(self.name).set(self.breaker.state)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            started = time.perf_counter()
+            try:
+                result = await self.sink.write_batch(batch)
+            except RetriableError as exc:
+                self._failed(attempt, f"{exc}")
+                await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
+                attempt += 1
+                continue
+            SINK_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+            if result.permanent:
+                await self._dead_letter(result.permanent)
+            failed_ids = {id(f.line) for f in result.permanent} | {id(f.line) for f in result.retry}
+            written = [line for line in batch.lines if id(line) not in failed_ids]
+            SINK_LINES.labels(self.name).inc(len(written))
+            SINK_BYTES.labels(self.name).inc(sum(len(line.document) for line in written))
+            SINK_BATCHES.labels(self.name).inc()
+            if not result.retry:
+                self.breaker.record_success()
+                SINK_BREAKER.labels(self.name).set(self.breaker.state)
+                return
+            self._failed(attempt, f"{len(result.retry)} item(s) retriable: {result.retry[0].detail}")
+            batch = SinkBatch(batch.topic, batch.partition, [f.line for f in result.retry])
+            await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
+            attempt += 1
+
+    def _failed(self, attempt: int, why: str) -> None:
+        SINK_RETRIES.labels(self.name).inc()
+        self.breaker.record_failure()
+        SINK_BREAKER.labels(self.name).set(self.breaker.state)
+        if attempt % 10 == 0:
+            log.warning("sink %s write failed (attempt %d, breaker %s): %s", self.name, attempt + 1,
+                        self.breaker.state.name.lower(), why)
+
+    async def _dead_letter(self, failures: list[ItemFailure]) -> None:
+        SINK_DEAD_LETTERS.labels(self.name).inc(len(failures))
+        await self.dead_letter([
+            DeadLetter(f.reason, f.detail, f"sink:{self.name}", f.line.document.decode(), False, {},
+                       f.line.line_id, f.line.offset)
+            for f in failures
+        ])

@@ -1,0 +1,136 @@
+"""The `logweave` command: broker, collectors, demo, configuration check, replay.
+
+Each subcommand imports only what it needs, so `logweave collect files` never imports faust.
+The worker itself runs as `faust -A app worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import orjson
+
+from app.errors import ConfigError
+from app.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(config_file=args.config, **overrides)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from app.broker import run_foreground
+
+    return run_foreground(Path(args.data_dir), args.port)
+
+
+def cmd_collect_files(args: argparse.Namespace) -> int:
+    from collectors.files.service import run_file_collector
+
+    overrides = {"collector": {"paths": args.path}} if args.path else {}
+    settings = _settings(args, **overrides)
+    asyncio.run(run_file_collector(settings))
+    return 0
+
+
+def cmd_collect_pods(args: argparse.Namespace) -> int:
+    from collectors.pods.service import run_pod_collector
+
+    asyncio.run(run_pod_collector(_settings(args)))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from app.topic_admin import ensure_topics
+    from app.topics import pipeline_topics
+
+    settings = _settings(args)
+    asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
+                              timeout=args.timeout))
+    print(f"logweave prepare: Kafka at {settings.kafka.brokers} answers; pipeline topics exist", flush=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    print(f"logweave demo: writing ~{args.rate:.0f} lines/s of CRI pod logs under {args.dir}", flush=True)
+    try:
+        asyncio.run(run_demo(Path(args.dir), args.rate, args.pods, args.duration))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def masked(settings: Settings) -> dict[str, object]:
+    """The effective configuration as plain data, secrets shown as '********'."""
+    data: dict[str, object] = settings.model_dump(mode="json")
+    return data
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from agents.routing import validate_rules
+
+    try:
+        validate_rules(settings.routing)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    sys.stdout.write(orjson.dumps(masked(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
+    print("configuration is valid", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logweave", description=__doc__)
+    parser.add_argument("--config", help="YAML config file (default: $LOGWEAVE_CONFIG)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (development only)")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--data-dir", default="var/broker")
+    broker.set_defaults(func=cmd_broker)
+
+    collect = sub.add_parser("collect", help="run a collector").add_subparsers(dest="kind", required=True)
+    files = collect.add_parser("files", help="tail log files (Kubernetes pod logs or any file)")
+    files.add_argument("--path", action="append", help="glob of files to tail (repeatable)")
+    files.set_defaults(func=cmd_collect_files)
+    pods = collect.add_parser("pods", help="stream label-selected pods through the Kubernetes API")
+    pods.set_defaults(func=cmd_collect_pods)
+
+    prepare = sub.add_parser("prepare", help="wait for Kafka and create the pipeline topics")
+    prepare.add_argument("--timeout", type=float, default=60.0)
+    prepare.set_defaults(func=cmd_prepare)
+
+    demo = sub.add_parser("demo", help="write demo CRI pod logs with trace ids")
+    demo.add_argument("--dir", default="var/demo/pods")
+    demo.add_argument("--rate", type=float, default=200.0, help="lines per second")
+    demo.add_argument("--pods", type=int, default=10)
+    demo.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check-config", help="validate and print the effective configuration")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"logweave: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
