@@ -1,0 +1,38 @@
+"""Chunk records: versioned, compressed or not, and metadata spliced without re-parsing."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.codec import compressor
+from app.errors import ChunkFormatError
+from app.models import RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
+
+
+@pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
+def test_raw_chunk_round_trip_with_every_codec(codec: str) -> None:
+    chunk = RawChunk({"kind": "file"}, "sid", 5, [make_raw_line(0, b"hello"), make_raw_line(6, b"\xffbad")])
+    decoded = RawChunk.decode(compressor(codec)(chunk.encode()))
+    assert decoded == chunk
+    assert raw_line_bytes(decoded.lines[1]) == b"\xffbad"
+
+
+def test_unknown_schema_version_is_a_clear_error() -> None:
+    with pytest.raises(ChunkFormatError, match="version 99 is not supported"):
+        RawChunk.decode(b'{"v":99,"t":"raw"}')
+    with pytest.raises(ChunkFormatError, match="not JSON"):
+        RawChunk.decode(b"garbage")
+
+
+def test_line_id_is_stable_and_distinct() -> None:
+    assert line_id("s", 1) == line_id("s", 1) != line_id("s", 2) != line_id("t", 1)
+
+
+@pytest.mark.parametrize("text", ['{"a":1}', '{ "a" : [1,2] }', "{}", '{"logweave":"user value","b":2}'])
+def test_splice_metadata_keeps_fields_and_adds_reserved_key(text: str) -> None:
+    doc = orjson.loads(splice_metadata(text, "logweave", {"lid": "x"}))
+    original = orjson.loads(text)
+    original.pop("logweave", None)
+    assert doc.pop("logweave") == {"lid": "x"}
+    assert doc == original
