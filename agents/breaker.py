@@ -27,7 +27,7 @@ def backoff_delay(attempt: int, initial: float, cap: float) -> float:
 class CircuitBreaker:
     """Counts consecutive failures of one sink and says how long to wait before the next try."""
 
-    def __init__(self, failures: int, reset_seconds: float, clock: type[time] | None = None) -> None:
+    def __init__(self, failures: int, reset_seconds: float) -> None:
         self.failures_to_open = failures
         self.reset_seconds = reset_seconds
         self.consecutive_failures = 0

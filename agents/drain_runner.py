@@ -17,9 +17,30 @@ from dataclasses import dataclass
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
 from app.errors import RetriableError
-from app.metrics import SINK_BATCHES, SINK_BREAKER, SINK_BYTES, SINK_DEAD_LETTERS, SINK_LATENCY, SINK_LINES, SINK_RETRIES
-from app.models import (P_LEVEL, P_POS, P_SERVICE, P_SID, P_SRC, P_STREAM, P_TEXT, P_TIME, P_TRACE, DeadLetter,
-                        ParsedChunk, line_id, splice_metadata)
+from app.metrics import (
+    SINK_BATCHES,
+    SINK_BREAKER,
+    SINK_BYTES,
+    SINK_DEAD_LETTERS,
+    SINK_LATENCY,
+    SINK_LINES,
+    SINK_RETRIES,
+)
+from app.models import (
+    P_LEVEL,
+    P_POS,
+    P_SERVICE,
+    P_SID,
+    P_SRC,
+    P_STREAM,
+    P_TEXT,
+    P_TIME,
+    P_TRACE,
+    DeadLetter,
+    ParsedChunk,
+    line_id,
+    splice_metadata,
+)
 from app.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
 
@@ -94,7 +115,9 @@ class DrainRunner:
                 await self._write_until_done(batch)
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
-        batches, current, size = [], [], 0
+        batches: list[SinkBatch] = []
+        current: list[SinkLine] = []
+        size = 0
         for line in lines:
             if current and (len(current) >= self.max_lines or size + len(line.document) > self.max_bytes):
                 batches.append(SinkBatch(self.topic, partition, current))

@@ -8,7 +8,7 @@ from typing import Any
 from agents.grouper import TraceGrouper
 from agents.routing import Router
 from app import channels, topics
-from app.faust_app import get_app, get_settings
+from app.faust_app import get_app, get_settings, recovery_completed
 from app.metrics import CHUNKS
 from app.models import ParsedChunk
 from tables.trace_tables import trace_table
@@ -42,7 +42,7 @@ async def group(stream: Any) -> None:
 @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
 async def close_overdue_traces() -> None:
     """Close overdue traces of the partitions this worker actively owns (startup included)."""
-    if not app.tables.recovery.completed.is_set():
+    if not recovery_completed():
         return
     parsed_name = settings.topic(topics.PARSED)
     owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)

@@ -17,8 +17,23 @@ from agents.routing import Router
 from app.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
 from app.models import P_SRC, P_TIME, P_TRACE
 from app.settings import Settings
-from tables.trace_state import Deadlines, apply_lines, deadlines, decode_state, encode_state, new_state, summary
-from tables.trace_table import CLOCK_KEY, EVENT_INDEX, WALL_INDEX, TraceWindowTable, index_key, trace_of_index_key
+from tables.trace_state import (
+    Deadlines,
+    apply_lines,
+    deadlines,
+    decode_state,
+    encode_state,
+    new_state,
+    summary,
+)
+from tables.trace_table import (
+    CLOCK_KEY,
+    EVENT_INDEX,
+    WALL_INDEX,
+    TraceWindowTable,
+    index_key,
+    trace_of_index_key,
+)
 
 SendToSink = Callable[[str, bytes, int], Any]
 SendClosed = Callable[[str, bytes, int], Any]

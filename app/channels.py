@@ -6,7 +6,7 @@ purpose, since one record carries hundreds of lines that stages decode with orjs
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import faust
 
@@ -14,7 +14,7 @@ from app import topics
 from app.faust_app import get_app, get_settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def channel(logical_name: str) -> faust.TopicT:
     """The faust topic for a logical name such as `logs.raw` or `sink.file`."""
     settings = get_settings()

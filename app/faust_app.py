@@ -66,6 +66,12 @@ def get_app() -> faust.App:
     return create_app(get_settings())
 
 
+def recovery_completed() -> bool:
+    """True once table recovery finished: the worker's state is complete and it may close traces."""
+    recovery = getattr(get_app().tables, "recovery", None)
+    return bool(recovery is not None and recovery.completed.is_set())
+
+
 WORKER_MODULES = ("agents.parse", "agents.group", "agents.drain", "app.web")
 
 

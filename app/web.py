@@ -9,7 +9,7 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.faust_app import get_app, get_settings
+from app.faust_app import get_app, get_settings, recovery_completed
 from app.metrics import CONSUMER_LAG
 from app.stats import RateHistory, snapshot
 from tables.trace_state import decode_state
@@ -38,7 +38,7 @@ def refresh_lag() -> None:
 
 @app.timer(2.0, name="stats_sampler")
 async def sample_stats() -> None:
-    if app.consumer is not None and app.tables.recovery.completed.is_set():
+    if app.consumer is not None and recovery_completed():
         refresh_lag()
     history.sample()
 
@@ -77,7 +77,7 @@ class Health(View):
 @app.page("/readyz")
 class Ready(View):
     async def get(self, request: Request) -> Response:
-        ready = app.tables.recovery.completed.is_set()
+        ready = recovery_completed()
         return _json(self, {"ready": ready}, status=200 if ready else 503)
 
 

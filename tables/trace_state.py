@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.models import P_POS, P_SERVICE, P_SID, P_SRC, P_TEXT, P_TIME, P_LEVEL
+from app.models import P_LEVEL, P_POS, P_SERVICE, P_SID, P_SRC, P_TEXT, P_TIME
 from app.settings import TraceSettings
 
 _LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}

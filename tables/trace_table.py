@@ -46,7 +46,7 @@ class _PendingCommit:
     failed: bool = False
 
 
-class TraceWindowTable(faust.Table):  # type: ignore[misc]
+class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     """A faust Table whose writes go through `commit_when_acked`, never per-key `__setitem__`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -56,7 +56,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc]
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
-        return self.data._db_for_partition(partition)  # noqa: SLF001 - faust's store API
+        return self.data._db_for_partition(partition)  # type: ignore[attr-defined]  # noqa: SLF001
 
     def read(self, partition: int, key: bytes) -> bytes | None:
         staged = self._staged.get(partition)
@@ -67,7 +67,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc]
 
     def lookup(self, key: bytes) -> bytes | None:
         """Find `key` in any local partition (web views, outside stream processing)."""
-        for partition in list(self.data._dbs):  # noqa: SLF001
+        for partition in list(self.data._dbs):  # type: ignore[attr-defined]  # noqa: SLF001
             value = self.read(partition, key)
             if value is not None:
                 return value
@@ -129,7 +129,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc]
                     del staged[key]
 
     # -- recovery ----------------------------------------------------------------------------
-    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         """Expand multi-key changelog records into RocksDB writes (recovery and standbys)."""
         batches: dict[int, Any] = defaultdict(lambda: rocksdict.WriteBatch(raw_mode=True))
         offsets: dict[Any, int] = {}

@@ -26,5 +26,5 @@ def trace_table() -> TraceWindowTable:
         },
         help="Open traces keyed by trace id, with their deadline index",
     )
-    registered: TraceWindowTable = app.tables.add(table)
-    return registered
+    app.tables.add(table)
+    return table
