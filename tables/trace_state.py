@@ -22,16 +22,19 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Deadlines:
-    """When a trace closes: by processing time (idle) and by event time (gap or max duration)."""
+    """When a trace closes: by processing time (no line for `gap`) or by event time.
+
+    The event deadline is compared with the partition's event clock minus the allowed lateness,
+    so lines up to `allowed_lateness` late still join their trace.
+    """
 
     wall_ns: int
     event_ns: int
 
 
 def deadlines(state: dict[str, Any], settings: TraceSettings) -> Deadlines:
-    gap, lateness, longest = (int(x * _NS) for x in (settings.gap, settings.allowed_lateness,
-                                                     settings.max_duration))
-    wall = min(state["updated"] + gap + lateness, state["opened"] + longest + lateness)
+    gap, longest = int(settings.gap * _NS), int(settings.max_duration * _NS)
+    wall = min(state["updated"] + gap, state["opened"] + longest)
     event = min(state["last"] + gap, state["first"] + longest)
     return Deadlines(wall, event)
 

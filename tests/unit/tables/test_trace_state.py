@@ -33,11 +33,11 @@ def test_deadlines_follow_gap_lateness_and_max_duration() -> None:
     state = new_state("t1", now_ns=0)
     apply_lines(state, [line(0, "a", 1, 10 * 10**9)], SOURCES, settings, now_ns=1 * 10**9)
     due = deadlines(state, settings)
-    assert due.wall_ns == 36 * 10**9  # updated + gap + lateness
+    assert due.wall_ns == 31 * 10**9  # updated + gap
     assert due.event_ns == 40 * 10**9  # last + gap
     apply_lines(state, [line(0, "a", 2, 55 * 10**9)], SOURCES, settings, now_ns=50 * 10**9)
     assert deadlines(state, settings).event_ns == 70 * 10**9  # capped by first + max_duration
-    assert deadlines(state, settings).wall_ns == 65 * 10**9  # capped by opened + max + lateness
+    assert deadlines(state, settings).wall_ns == 60 * 10**9  # capped by opened + max_duration
 
 
 def test_summary_hides_dedupe_map_and_carries_close_id() -> None:

@@ -1,0 +1,96 @@
+"""Runs Logweave's own processes (worker, collectors) as a user would: real subprocesses.
+
+Each process gets its environment from a Settings-shaped dict of LOGWEAVE_* variables and logs
+to a file under the test's tmp dir, printed on failure by the fixture that owns it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with its log file; stopped with SIGTERM (or SIGKILL) at teardown."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path
+    process: subprocess.Popen[bytes] | None = field(default=None)
+
+    def start(self) -> ManagedProcess:
+        handle = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                        cwd=self.cwd, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWEAVE_")}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def worker(workdir: Path, env: dict[str, str], web_port: int, name: str = "worker") -> ManagedProcess:
+    argv = [str(VENV_BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", str(web_port)]
+    return ManagedProcess(name, argv, base_env({**env, "LOGWEAVE_WORKER__WEB_PORT": str(web_port)}),
+                          workdir / f"{name}.log", workdir)
+
+
+def file_collector(workdir: Path, env: dict[str, str], globs: list[str], name: str = "collector") -> ManagedProcess:
+    argv = [str(VENV_BIN / "logweave"), "collect", "files"]
+    for pattern in globs:
+        argv += ["--path", pattern]
+    return ManagedProcess(name, argv, base_env(env), workdir / f"{name}.log", workdir)
+
+
+def wait_http_ok(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready in {timeout}s" + (f":\n{proc.log_tail()}" if proc else ""))
