@@ -21,10 +21,19 @@ from app.errors import ConfigError, RetriableError
 
 
 def noida_binary() -> str:
-    """Path of the noida-db executable installed with the `noida-db` wheel."""
+    """Path of the noida-db server binary shipped inside the `noida-db` wheel."""
+    try:
+        import noida_db
+    except ImportError:
+        raise ConfigError("the embedded broker needs the noida-db package: pip install noida-db") from None
+    binary = Path(noida_db.__file__).parent / "noida-db"
+    if binary.exists():
+        if not os.access(binary, os.X_OK):
+            binary.chmod(0o755)
+        return str(binary)
     found = shutil.which("noida-db") or str(Path(sys.executable).with_name("noida-db"))
     if not Path(found).exists():
-        raise ConfigError("the embedded broker needs the noida-db package: pip install noida-db")
+        raise ConfigError("the noida-db package has no server binary for this platform")
     return found
 
 
@@ -80,11 +89,12 @@ class EmbeddedBroker:
     def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        # noida-db's console script starts the server binary as a child: signal the whole group.
+        os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 import faust
 from faust.web.base import Web
 
+from app.kafka_compat import install_idle_fetch_pause
 from app.settings import Settings, load_settings
 
 
@@ -32,6 +33,7 @@ def group_instance_id(settings: Settings) -> str:
 
 
 def create_app(settings: Settings) -> faust.App:
+    install_idle_fetch_pause()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka
