@@ -35,6 +35,9 @@ def normalize_level(value: object) -> str:
 
 
 def _first(doc: dict[str, Any], names: list[str]) -> Any:
+    value = doc.get(names[0])
+    if value is not None:
+        return value
     for name in names:
         if name in doc:
             return doc[name]

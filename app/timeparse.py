@@ -16,11 +16,36 @@ _EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
 _base_cache: dict[tuple[int, int, int, int], int] = {}
 
 
+_second_cache: dict[str, int] = {}
+
+
 def parse_rfc3339_ns(text: str) -> int | None:
     """UTC nanoseconds for an RFC 3339 / ISO 8601 date-time, or None if it is not one.
 
     A missing offset is read as UTC (what most loggers mean); any `+hh:mm` offset is applied.
+    The common shape `YYYY-MM-DDTHH:MM:SS[.fraction]Z` takes a fast path: lines of one second
+    share their second, which is parsed once and cached.
     """
+    if len(text) >= 20 and text[-1] == "Z" and text[10] == "T":
+        head = text[:19]
+        base = _second_cache.get(head)
+        if base is not None:
+            if len(text) == 20:
+                return base
+            frac = text[20:-1]
+            if text[19] == "." and 0 < len(frac) <= 9 and frac.isdigit():
+                return base + int(frac.ljust(9, "0"))
+        else:
+            whole = _slow_parse(head + "Z")
+            if whole is not None:
+                if len(_second_cache) > 65536:
+                    _second_cache.clear()
+                _second_cache[head] = whole
+                return parse_rfc3339_ns(text) if len(text) > 20 else whole
+    return _slow_parse(text)
+
+
+def _slow_parse(text: str) -> int | None:
     match = _ISO.match(text.strip())
     if match is None:
         return None
