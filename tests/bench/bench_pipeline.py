@@ -1,0 +1,165 @@
+"""End-to-end benchmark: N lines through collector -> worker -> file sink, beside the raw limit.
+
+Run: `python -m tests.bench.bench_pipeline --lines 1000000 --out bench/pipeline.json`.
+In the same run and on the same broker (noida-db, printed), it measures the raw aiokafka limit:
+produce the same lines as 1,000-line chunks and consume them back, no processing. Then it writes
+CRI pod logs, starts the collector and one worker as real processes, and times until the file sink
+holds every line. Per process: CPU seconds per 100K lines and peak RSS (from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from app.broker import EmbeddedBroker, free_port
+from app.demo import cri_line, rfc3339_nano
+from app.kafka_compat import install_idle_fetch_pause
+from app.settings import KafkaSettings
+from app.topic_admin import ensure_topics
+from app.topics import pipeline_topics
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids
+from tests.support.processes import file_collector, wait_http_ok, worker
+
+BASE_NS = 1_749_543_941_000_000_000
+
+
+def line_bytes(n: int) -> bytes:
+    doc = {"time": rfc3339_nano(BASE_NS + n * 1000), "traceId": f"trace-{n // 10:09d}", "level": "info",
+           "service": "checkout", "msg": "request handled by the checkout service; padding to a typical size",
+           "n": n, "user": "u-12345", "path": "/api/v1/cart/items"}
+    return orjson.dumps(doc)
+
+
+def write_pod_logs(root: Path, lines: int, files: int) -> int:
+    """CRI logs, 10 consecutive lines per trace (traces stay in one file); returns bytes written."""
+    handles = []
+    for i in range(files):
+        directory = root / f"bench_pod-{i:03d}_{i:032x}" / "app"
+        directory.mkdir(parents=True)
+        handles.append(open(directory / "0.log", "wb", buffering=1 << 20))  # noqa: SIM115
+    total = 0
+    for n in range(lines):
+        data = cri_line(BASE_NS + n * 1000, "").encode()[:-1] + line_bytes(n) + b"\n"
+        handles[(n // 10) % files].write(data)
+        total += len(data)
+    for handle in handles:
+        handle.close()
+    return total
+
+
+async def raw_limit(bootstrap: str, lines: int) -> tuple[Row, Row]:
+    """The same lines as 1,000-line chunks: bare aiokafka produce, then bare consume."""
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=4), ["bench.raw"])
+    payloads = [orjson.dumps({"lines": [line_bytes(n).decode() for n in range(s, min(s + 1000, lines))]})
+                for s in range(0, lines, 1000)]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4 << 20)
+    await producer.start()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    futures = [await producer.send("bench.raw", p, partition=i % 4) for i, p in enumerate(payloads)]
+    await asyncio.gather(*futures)
+    produce = Row("raw aiokafka produce (1,000-line chunks)", lines, time.perf_counter() - t0,
+                  time.process_time() - cpu0, 0.0, "the limit")
+    await producer.stop()
+    install_idle_fetch_pause()
+    consumer = AIOKafkaConsumer("bench.raw", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    cpu0, t0, seen = time.process_time(), time.perf_counter(), 0
+    while seen < lines:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+        for messages in batch.values():
+            for message in messages:
+                seen += len(orjson.loads(message.value)["lines"])
+    consume = Row("raw aiokafka consume + orjson", lines, time.perf_counter() - t0, time.process_time() - cpu0, 0.0,
+                  "the limit")
+    await consumer.stop()
+    return produce, consume
+
+
+def sink_line_count(out: Path) -> int:
+    total = 0
+    for segment in out.glob("*/*.ndjson"):
+        with open(segment, "rb") as handle:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return total
+
+
+async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker_pid: int) -> list[Row]:
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
+           "LOGWEAVE_SINKS__FILE__DIRECTORY": str(workdir / "out"),
+           "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"),
+           "LOGWEAVE_TRACES__GAP": "5s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
+    await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
+    pods = workdir / "pods"
+    write_pod_logs(pods, lines, files)
+    port = free_port()
+    worker_proc = worker(workdir, env, port).start()
+    wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, worker_proc)
+    broker_cpu0 = sum(cpu_seconds(p) for p in tree_pids(broker_pid))
+    collector = file_collector(workdir, env, [str(pods / "*" / "*" / "*.log")])
+    worker_cpu0 = cpu_seconds(worker_proc.pid)
+    t0 = time.perf_counter()
+    collector.start()
+    try:
+        while True:
+            count = sink_line_count(workdir / "out")
+            if count >= lines:
+                break
+            if not worker_proc.alive() or not collector.alive():
+                raise RuntimeError(f"a process died:\n{worker_proc.log_tail()}\n{collector.log_tail()}")
+            if time.perf_counter() - t0 > 900:
+                raise TimeoutError(f"only {count} of {lines} lines reached the sink in 900 s")
+            await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - t0
+        rows = [
+            Row("pipeline end to end (collector -> file sink)", lines, elapsed,
+                cpu_seconds(worker_proc.pid) + cpu_seconds(collector.pid), 0.0, f"{files} files"),
+            Row("  file collector process", lines, elapsed, cpu_seconds(collector.pid), peak_rss_mib(collector.pid)),
+            Row("  worker process (parse+group+route+drain)", lines, elapsed,
+                cpu_seconds(worker_proc.pid) - worker_cpu0, peak_rss_mib(worker_proc.pid)),
+            Row("  broker (noida-db)", lines, elapsed,
+                sum(cpu_seconds(p) for p in tree_pids(broker_pid)) - broker_cpu0,
+                max(peak_rss_mib(p) for p in tree_pids(broker_pid))),
+        ]
+        return rows
+    finally:
+        collector.stop()
+        worker_proc.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("bench/pipeline.json"))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-"))
+    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
+    try:
+        assert broker.process is not None
+        produce, consume = await raw_limit(broker.bootstrap, args.lines)
+        rows = await pipeline(workdir, broker.bootstrap, args.lines, args.files, broker.process.pid)
+    finally:
+        broker.stop(kill=True)
+    all_rows = [produce, consume, *rows]
+    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes\n")
+    print(table(all_rows))
+    ratio = rows[0].rate / min(produce.rate, consume.rate)
+    print(f"\npipeline / raw limit (slower of produce and consume): {ratio:.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"broker": "noida-db", "lines": args.lines, "rows": [r.as_dict() for r in all_rows],
+                                    "pipeline_vs_limit": round(ratio, 3)}, indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

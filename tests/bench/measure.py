@@ -1,0 +1,74 @@
+"""Process measurements for benchmarks: CPU seconds and peak RSS of a pid from /proc, and a table printer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its reaped children."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its descendants (e.g. noida-db's server binary under its launcher)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except OSError:
+                continue
+    out, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        stack.extend(children.get(current, []))
+    return out
+
+
+@dataclass
+class Row:
+    name: str
+    lines: int
+    seconds: float
+    cpu: float
+    rss_mib: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_100k(self) -> float:
+        return self.cpu / self.lines * 100_000 if self.lines else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "lines": self.lines, "seconds": round(self.seconds, 3),
+                "lines_per_s": round(self.rate), "cpu_s_per_100k": round(self.cpu_per_100k, 3),
+                "peak_rss_mib": round(self.rss_mib, 1), "note": self.note}
+
+
+def table(rows: list[Row]) -> str:
+    header = f"| {'stage':<44} | {'lines/s':>9} | {'CPU s/100K':>10} | {'peak RSS MiB':>12} | note"
+    lines = [header, "|" + "-" * 46 + "|" + "-" * 11 + "|" + "-" * 12 + "|" + "-" * 14 + "|------"]
+    for row in rows:
+        lines.append(f"| {row.name:<44} | {row.rate:>9,.0f} | {row.cpu_per_100k:>10.3f} | {row.rss_mib:>12.1f} | "
+                     f"{row.note}")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Drive a real `faust -A app worker` process: feed raw chunks, restart it, read its outputs back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.broker import EmbeddedBroker, free_port
+from app.models import RawChunk, make_raw_line
+from app.settings import KafkaSettings
+from app.topic_admin import ensure_topics
+from app.topics import pipeline_topics
+from collectors.publisher import ChunkPublisher
+from tests.support.kafka import read_topic
+from tests.support.processes import ManagedProcess, wait_http_ok, worker
+
+
+@dataclass
+class WorkerHarness:
+    """One worker (restartable under the same static member id) against a test broker."""
+
+    broker: EmbeddedBroker
+    workdir: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    sinks: tuple[str, ...] = ("file",)
+    web_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+    publisher: ChunkPublisher | None = None
+    positions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "LOGWEAVE_KAFKA__BROKERS": self.broker.bootstrap,
+            "LOGWEAVE_WORKER__DATA_DIR": str(self.workdir / "worker-data"),
+            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(self.workdir / "out"),
+            "LOGWEAVE_SINKS__ENABLED": ",".join(self.sinks),
+            "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s",
+            "LOGWEAVE_TRACES__CLOSE_CHECK_INTERVAL": "0.3s",
+            **self.overrides,
+        }
+
+    async def start(self) -> WorkerHarness:
+        await ensure_topics(KafkaSettings(brokers=self.broker.bootstrap), pipeline_topics(list(self.sinks)))
+        self.process = worker(self.workdir, self.env, self.web_port).start()
+        wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", 90, self.process)
+        if self.publisher is None:
+            self.publisher = ChunkPublisher(KafkaSettings(brokers=self.broker.bootstrap), "logs.raw", 64 << 20,
+                                            create_topics=[])
+            await self.publisher.start()
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is not None:
+            self.process.stop(kill=kill)
+
+    async def restart(self, kill: bool) -> None:
+        self.stop(kill=kill)
+        await self.start()
+
+    async def close(self) -> None:
+        self.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+    async def feed(self, docs: list[dict[str, Any] | bytes], stream: str = "s1",
+                   source: dict[str, Any] | None = None, resend_from: int | None = None) -> None:
+        """Publish `docs` as one raw chunk of `stream`, positions continuing where the stream left off."""
+        assert self.publisher is not None
+        start = self.positions.get(stream, 0) if resend_from is None else resend_from
+        lines = []
+        for i, doc in enumerate(docs):
+            data = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+            lines.append(make_raw_line((start + i) * 100, data, "stdout", time.time_ns()))
+        self.positions[stream] = max(self.positions.get(stream, 0), start + len(docs))
+        src = source or {"kind": "file", "namespace": "ns", "pod": f"pod-{stream}", "container": "app"}
+        ack = await self.publisher.publish(RawChunk(src, stream, time.time_ns(), lines))
+        await ack
+
+    def sink_documents(self) -> list[dict[str, Any]]:
+        docs = []
+        for segment in sorted((self.workdir / "out").rglob("*.ndjson")):
+            docs.extend(orjson.loads(line) for line in segment.read_bytes().splitlines())
+        return docs
+
+    async def closed_traces(self) -> list[dict[str, Any]]:
+        return [orjson.loads(v) for _, _, _, v in await read_topic(self.broker.bootstrap, "traces.closed")]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:  # noqa: S310
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
