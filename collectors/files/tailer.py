@@ -1,0 +1,144 @@
+"""Reads one file from an offset: physical lines -> format parsing -> partial merging -> raw lines.
+
+Positions are byte offsets of line starts in the file (a merged partial line takes its first
+fragment's offset), so a line re-read after a restart carries the same position. `safe_offset`
+is where reading must resume after a crash: the start of the first line not yet fully emitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.models import FLAG_TRUNCATED, RawLine, make_raw_line
+from collectors.files.formats import Format, detect_format, parse_line
+
+READ_SIZE = 1 << 20
+FINGERPRINT_BYTES = 256
+
+
+def fingerprint(fd: int) -> str | None:
+    """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    end = head.find(b"\n")
+    if end < 0 and len(head) < FINGERPRINT_BYTES:
+        return None
+    return hashlib.blake2b(head if end < 0 else head[: end + 1], digest_size=8).hexdigest()
+
+
+@dataclass
+class _Pending:
+    offset: int
+    source_ns: int
+    parts: list[bytes]
+    size: int
+    truncated: bool = False
+
+
+@dataclass
+class TailedFile:
+    """An open file being followed, identified by device, inode and first-line fingerprint."""
+
+    path: Path
+    fd: int
+    dev: int
+    ino: int
+    fingerprint: str
+    generation: int
+    read_offset: int
+    fmt: Format | None
+    source: dict[str, Any]
+    max_line_bytes: int
+    rotated_at: float | None = None
+    _leftover: bytes = b""
+    _discard_from: int | None = None
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    lines_truncated: int = 0
+
+    @property
+    def stream_id(self) -> str:
+        return f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
+
+    @property
+    def safe_offset(self) -> int:
+        starts = [p.offset for p in self._pending.values()]
+        if self._leftover:
+            starts.append(self.read_offset - len(self._leftover))
+        if self._discard_from is not None:
+            starts.append(self._discard_from)
+        return min(starts) if starts else self.read_offset
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def check_truncation(self) -> bool:
+        """copytruncate: the file shrank below what was read; start a new generation at 0."""
+        if self.size() >= self.read_offset:
+            return False
+        self.generation += 1
+        self.read_offset = 0
+        self._leftover, self._discard_from, self._pending = b"", None, {}
+        return True
+
+    def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
+        """Read up to `budget` new bytes and return the complete lines they finish."""
+        base = self.read_offset - len(self._leftover)
+        data = os.pread(self.fd, budget, self.read_offset)
+        if not data:
+            return []
+        self.read_offset += len(data)
+        buffer = self._leftover + data if self._leftover else data
+        out: list[RawLine] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if self._discard_from is not None:
+                self._discard_from = None  # the rest of an over-long line ends here
+            else:
+                self._emit(buffer[start:end], base + start, out)
+            start = end + 1
+        rest = buffer[start:]
+        self._leftover = b""
+        if self._discard_from is None:
+            if len(rest) > self.max_line_bytes:
+                self._emit(rest[: self.max_line_bytes], base + start, out, truncated=True)
+                self._discard_from = base + start
+            else:
+                self._leftover = rest
+        return out
+
+    def _emit(self, line: bytes, offset: int, out: list[RawLine], truncated: bool = False) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if self.fmt is None:
+            self.fmt = detect_format(line)
+        source_ns, stream, partial, content = parse_line(self.fmt, line)
+        pending = self._pending.get(stream)
+        if pending is None and not partial:
+            flags = FLAG_TRUNCATED if truncated else 0
+            if len(content) > self.max_line_bytes:
+                content, flags = content[: self.max_line_bytes], FLAG_TRUNCATED
+            if flags:
+                self.lines_truncated += 1
+            out.append(make_raw_line(offset, content, stream, source_ns, flags))
+            return
+        if pending is None:
+            pending = self._pending[stream] = _Pending(offset, source_ns, [], 0)
+        room = self.max_line_bytes - pending.size
+        if room > 0:
+            pending.parts.append(content[:room])
+            pending.size += min(len(content), room)
+        pending.truncated |= len(content) > room or truncated
+        if not partial:
+            del self._pending[stream]
+            flags = FLAG_TRUNCATED if pending.truncated else 0
+            self.lines_truncated += bool(flags)
+            out.append(make_raw_line(pending.offset, b"".join(pending.parts), stream, pending.source_ns, flags))
+
+    def close(self) -> None:
+        os.close(self.fd)
