@@ -75,6 +75,10 @@ class Sink(ABC):
     async def start(self) -> None:
         """Connect, create indices/buckets/templates; raise RetriableError if the server is away."""
 
+    def batch_limits(self) -> tuple[int, int, float]:
+        """(max lines, max bytes, max wait seconds) of one batch; the drain gathers up to these."""
+        raise NotImplementedError(f"{type(self).__name__} must define batch_limits()")
+
     @abstractmethod
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         """Write every line of `batch` idempotently; return per-line failures."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -111,9 +112,8 @@ class FileCollector:
             resume = tailed.safe_offset if start + size >= len(lines) else lines[start + size][0]
             chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), part)
             ack = await self.publisher.publish(chunk)
-            sid, generation = tailed.stream_id, tailed.generation
-            ack.add_done_callback(lambda fut, sid=sid, offset=resume, gen=generation, path=str(tailed.path):
-                                  self._acked(fut, sid, offset, gen, path))
+            ack.add_done_callback(functools.partial(self._acked, sid=tailed.stream_id, offset=resume,
+                                                    generation=tailed.generation, path=str(tailed.path)))
             self.lines_published += len(part)
 
     def _acked(self, fut: asyncio.Future[None], sid: str, offset: int, generation: int, path: str) -> None:

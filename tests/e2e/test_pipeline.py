@@ -80,7 +80,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         for _ in range(60):
             records = await read_topic(broker.bootstrap, "traces.closed")
             closed = {}
-            for _, _, key, value in records:
+            for _, _, _key, value in records:
                 summary = orjson.loads(value)
                 assert summary["trace"] not in closed, f"trace {summary['trace']} closed twice"
                 closed[summary["trace"]] = summary
