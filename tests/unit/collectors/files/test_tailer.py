@@ -1,0 +1,99 @@
+"""Tailing real files: positions, CRI partial merging, docker split lines, truncation, copytruncate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from app.models import FLAG_TRUNCATED, raw_line_bytes
+from collectors.files.formats import detect_format
+from collectors.files.tailer import TailedFile, fingerprint
+
+
+def open_tail(path: Path, max_line: int = 1 << 20, fmt: str | None = None) -> TailedFile:
+    fd = os.open(path, os.O_RDONLY)
+    st = os.fstat(fd)
+    mark = fingerprint(fd)
+    assert mark is not None
+    return TailedFile(path, fd, st.st_dev, st.st_ino, mark, 0, 0, fmt, {}, max_line)  # type: ignore[arg-type]
+
+
+def test_plain_lines_positions_and_incomplete_tail(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\nsecond\nthi")
+    tail = open_tail(log)
+    lines = tail.read_lines()
+    assert [(e[0], e[1]) for e in lines] == [(0, "first"), (6, "second")]
+    assert tail.safe_offset == 13  # the incomplete third line starts there
+    with open(log, "ab") as handle:
+        handle.write(b"rd\n")
+    assert [(e[0], e[1]) for e in tail.read_lines()] == [(13, "third")]
+    assert tail.safe_offset == 19
+
+
+def test_cri_partial_lines_merge_per_stream(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    log.write_bytes(
+        b"2025-06-10T08:25:41.000000001Z stdout P hello \n"
+        b"2025-06-10T08:25:41.000000002Z stderr F an error\n"
+        b"2025-06-10T08:25:41.000000003Z stdout P big \n"
+        b"2025-06-10T08:25:41.000000004Z stdout F world\n"
+    )
+    tail = open_tail(log)
+    lines = tail.read_lines()
+    assert [(e[1], e[2]) for e in lines] == [("an error", "stderr"), ("hello big world", "stdout")]
+    assert lines[1][0] == 0 and lines[1][3] == 1749543941_000000001
+    assert tail.safe_offset == log.stat().st_size
+
+
+def test_pending_partial_holds_the_checkpoint(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    log.write_bytes(b"2025-06-10T08:25:41Z stdout F done\n2025-06-10T08:25:42Z stdout P half\n")
+    tail = open_tail(log)
+    assert [e[1] for e in tail.read_lines()] == ["done"]
+    assert tail.safe_offset == 35  # start of the pending partial line
+
+
+def test_docker_split_lines(tmp_path: Path) -> None:
+    log = tmp_path / "c-json.log"
+    log.write_bytes(b'{"log":"part one ","stream":"stdout","time":"2025-06-10T08:25:41Z"}\n'
+                    b'{"log":"part two\\n","stream":"stdout","time":"2025-06-10T08:25:41Z"}\n')
+    tail = open_tail(log)
+    assert detect_format(log.read_bytes().splitlines()[0]) == "docker"
+    (line,) = tail.read_lines()
+    assert line[1] == "part one part two" and line[0] == 0
+
+
+def test_huge_line_truncated_without_holding_it(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_bytes(b"x" * (5 * 1024 * 1024) + b"\nafter\n")
+    tail = open_tail(log, max_line=1024)
+    lines = []
+    while tail.read_offset < log.stat().st_size:
+        lines.extend(tail.read_lines(budget=256 * 1024))
+    assert len(lines) == 2
+    assert len(lines[0][1]) == 1024 and lines[0][4] & FLAG_TRUNCATED
+    assert lines[1][1] == "after" and lines[1][0] == 5 * 1024 * 1024 + 1
+    assert tail.lines_truncated == 1
+
+
+def test_invalid_utf8_kept_as_bytes(tmp_path: Path) -> None:
+    log = tmp_path / "bad.log"
+    log.write_bytes(b"ok\n\xff\xfe raw\n")
+    tail = open_tail(log)
+    lines = tail.read_lines()
+    assert raw_line_bytes(lines[1]) == b"\xff\xfe raw"
+
+
+def test_copytruncate_starts_a_new_generation(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    tail = open_tail(log)
+    tail.read_lines()
+    first_stream = tail.stream_id
+    os.truncate(log, 0)
+    with open(log, "ab") as handle:
+        handle.write(b"three\n")
+    assert tail.check_truncation()
+    assert tail.stream_id != first_stream
+    assert [(e[0], e[1]) for e in tail.read_lines()] == [(0, "three")]
