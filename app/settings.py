@@ -87,15 +87,27 @@ class CollectorSettings(Group):
 
 
 class PodCollectorSettings(Group):
-    namespace: str = "demo-system"
+    namespace: str = "demo-system"  # one, a comma list, or `*` / `all` for every namespace
     selector: str = "app=snowplow"
     field_selector: str = ""
     kubeconfig: Path | None = None
     context: str | None = None
+    config_mode: Literal["auto", "in-cluster", "kubeconfig"] = "auto"  # auto: in-cluster when in a pod
     label_keys: list[str] = ["app"]
+    include_init_containers: bool = False
     max_streams: int = Field(500, ge=1)
-    buffer_bytes: ByteSize = 32 * 1024 * 1024
-    metrics_port: int = Field(9102, ge=0, le=65535)
+    buffer_bytes: ByteSize = 32 * 1024 * 1024  # Kafka in-flight budget (ChunkPublisher)
+    pending_bytes: ByteSize = 16 * 1024 * 1024  # lines read but not yet handed to the publisher, all streams
+    chunk_lines: int = Field(1000, ge=1)
+    chunk_bytes: ByteSize = 256 * 1024
+    flush_interval: Duration = 0.2
+    max_line_bytes: ByteSize = 1024 * 1024
+    read_bufsize: ByteSize = 64 * 1024  # aiohttp read buffer per connection (bounds memory per stream)
+    watch_timeout: Duration = 300.0  # server-side timeoutSeconds of one watch request
+    backoff_initial: Duration = 0.5
+    backoff_max: Duration = 30.0
+    finish_grace: Duration = 30.0  # how long a deleted pod's streams may keep reading what is left
+    metrics_port: int = Field(9102, ge=0, le=65535)  # 0 disables the metrics endpoint
 
 
 class ParseSettings(Group):

@@ -1,0 +1,58 @@
+"""Positions of pod log lines, and resuming a stream without loss or duplicates.
+
+A line's identity is (stream id, position). The pod log API has no offsets, only the kubelet
+timestamp, so the position is `timestamp_us * 1000 + index`, the index counting lines of the same
+microsecond. It is reproducible: a stream resumed with `sinceTime` (floored to the microsecond)
+replays the last microsecond from its first line, counts the same indexes again, and every line
+whose position is not above the last one published is a duplicate and is dropped.
+
+Timestamps of one container instance do not go backwards in practice; if one does, the line is
+placed after the previous one (same microsecond, next index) so positions still increase.
+"""
+
+from __future__ import annotations
+
+from collectors.pods.timestamps import format_since_time
+
+_PER_US = 1000
+
+
+class StreamCursor:
+    """Position assignment and resume point of one container instance's log."""
+
+    __slots__ = ("last_ts_ns", "last_position", "skip_before_ns", "_clock_us", "_index")
+
+    def __init__(self) -> None:
+        self.last_ts_ns: int | None = None  # timestamp of the last line accepted for publishing
+        self.last_position = -1
+        self.skip_before_ns = 0  # lines older than this are not wanted (pod re-entered the selector)
+        self._clock_us = -1
+        self._index = 0
+
+    def begin_connection(self) -> None:
+        """A new response replays from `since_time()`: count indexes afresh."""
+        self._clock_us = -1
+        self._index = 0
+
+    def since_time(self) -> str | None:
+        """The `sinceTime` to resume from, or None to read the instance's log from its start."""
+        points = [t for t in (self.last_ts_ns, self.skip_before_ns or None) if t is not None]
+        return format_since_time(max(points)) if points else None
+
+    def accept(self, ts_ns: int) -> int | None:
+        """The position of a line with this timestamp, or None if it was already published."""
+        us = ts_ns // 1000
+        if us > self._clock_us:
+            self._clock_us = us
+            self._index = 0
+        else:
+            self._index += 1
+            if self._index >= _PER_US:  # more than 1000 lines in one microsecond: borrow the next
+                self._clock_us += 1
+                self._index = 0
+        position = self._clock_us * _PER_US + self._index
+        if position <= self.last_position or ts_ns < self.skip_before_ns:
+            return None
+        self.last_position = position
+        self.last_ts_ns = ts_ns
+        return position

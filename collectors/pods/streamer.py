@@ -1,0 +1,174 @@
+"""Follows the log of one container instance and publishes its lines, across reconnects.
+
+A followed log response breaks for many reasons (API server restart, idle timeouts, a node
+proxy); the streamer reopens it with `sinceTime` and the cursor drops what was already
+published, so a reconnect neither loses nor duplicates lines (positions.py). When the instance
+has ended (container exited, restarted - read with `previous=true` - or pod deleted), the
+streamer reads what is left and stops; an unfinished last line is published then, not before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import aiohttp
+
+from app.models import FLAG_TRUNCATED, RawChunk, make_raw_line
+from app.settings import PodCollectorSettings
+from collectors.pods.backoff import Backoff
+from collectors.pods.batching import ChunkBatcher, PendingBudget
+from collectors.pods.client import ApiStatusError, KubeClient
+from collectors.pods.lines import LineSplitter
+from collectors.pods.metrics import PodMetrics
+from collectors.pods.positions import StreamCursor
+from collectors.pods.timestamps import TimestampError, TimestampParser
+
+log = logging.getLogger(__name__)
+_ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
+
+
+class InstanceStatus(Enum):
+    LIVE = "live"  # the instance is the container's current one and is running
+    EXITED = "exited"  # current instance, no longer running: read to the end
+    REPLACED = "replaced"  # the container restarted once since: read it with previous=true
+    GONE = "gone"  # pod deleted or out of reach: read what the server still gives
+
+
+class ChunkSink(Protocol):
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTarget:
+    namespace: str
+    pod: str
+    container: str
+    stream_id: str
+    source: dict[str, Any]
+
+
+class LogStreamer:
+    """One container instance's log, from its start (or resume point) to its end."""
+
+    def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
+                 status: Callable[[], InstanceStatus], cfg: PodCollectorSettings, budget: PendingBudget,
+                 metrics: PodMetrics) -> None:
+        self.target = target
+        self.cursor = cursor
+        self._client = client
+        self._sink = sink
+        self._status = status
+        self._cfg = cfg
+        self._metrics = metrics
+        self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
+        self._parser = TimestampParser()
+        self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
+
+    async def run(self) -> None:
+        backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
+        ended_retries = 0
+        try:
+            while True:
+                clean = False
+                try:
+                    clean = await self._follow_once(self._status() is InstanceStatus.REPLACED, backoff)
+                except ApiStatusError as exc:
+                    if exc.status == 404 or (exc.status == 400 and self._status() is not InstanceStatus.LIVE):
+                        log.info("log of %s is no longer available (%s)", self.target.stream_id, exc)
+                        await self._publish_tail()
+                        return
+                    log.warning("log of %s: %s", self.target.stream_id, exc)
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    log.info("log stream of %s broke (%s); resuming", self.target.stream_id, exc or type(exc).__name__)
+                if self._status() is not InstanceStatus.LIVE:
+                    if clean:
+                        await self._publish_tail()
+                        return
+                    ended_retries += 1
+                    if ended_retries > _ENDED_RETRIES:
+                        log.warning("giving up on the rest of %s after %d attempts", self.target.stream_id,
+                                    ended_retries)
+                        return
+                self._metrics.reconnects.inc()
+                await asyncio.sleep(backoff.next_delay())
+        except asyncio.CancelledError:
+            await self._flush()  # publish what was read before stopping
+            raise
+
+    async def _follow_once(self, previous: bool, backoff: Backoff) -> bool:
+        """Read one response to its end; True if it ended cleanly (not broken)."""
+        self.cursor.begin_connection()
+        self._tail = None
+        resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
+                                           self.cursor.since_time(), previous)
+        splitter = LineSplitter(self._cfg.max_line_bytes)
+        content = resp.content
+        try:
+            while True:
+                wait = self._batcher.seconds_left()
+                if wait is None:
+                    data = await content.readany()
+                else:
+                    try:
+                        data = await asyncio.wait_for(content.readany(), wait)
+                    except TimeoutError:
+                        await self._flush()
+                        continue
+                if not data:
+                    break
+                backoff.reset()
+                for line, truncated in splitter.feed(data):
+                    self._take(line, truncated)
+                if self._batcher.full:
+                    await self._flush()
+        finally:
+            resp.close()
+        await self._flush()
+        self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
+        return True
+
+    def _take(self, line: bytes, truncated: bool) -> None:
+        space = line.find(b" ")
+        try:
+            ts = self._parser.parse(line[:space] if space > 0 else line)
+            content = line[space + 1:] if space > 0 else b""
+        except TimestampError:  # not prefixed (should not happen with timestamps=true): keep the order
+            ts = self.cursor.last_ts_ns or 0
+            content = line
+        position = self.cursor.accept(ts)
+        if position is None:
+            self._metrics.duplicates.inc()
+            return
+        self._batcher.add(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0),
+                          len(content))
+
+    async def _publish_tail(self) -> None:
+        if self._tail is not None:
+            line, truncated = self._tail
+            self._tail = None
+            self._take(line, truncated)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._batcher.lines:
+            return
+        lines, size = self._batcher.take()
+        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
+        ack = await self._sink.publish(chunk)
+        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size))
+
+    def _acked(self, fut: asyncio.Future[None], count: int, size: int) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self._metrics.publish_errors.inc()
+            log.error("Kafka did not acknowledge %d lines of %s: %s", count, self.target.stream_id,
+                      None if fut.cancelled() else fut.exception())
+            return
+        self._metrics.lines.inc(count)
+        self._metrics.bytes.inc(size)
