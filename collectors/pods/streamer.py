@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -58,13 +58,14 @@ class LogStreamer:
     """One container instance's log, from its start (or resume point) to its end."""
 
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
-                 status: Callable[[], InstanceStatus], cfg: PodCollectorSettings, budget: PendingBudget,
-                 metrics: PodMetrics) -> None:
+                 status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
+                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics) -> None:
         self.target = target
         self.cursor = cursor
         self._client = client
         self._sink = sink
-        self._status = status
+        self._status = status  # from the watch: cheap, may lag behind
+        self._verify = verify  # from a fresh GET of the pod: used before every reconnect
         self._cfg = cfg
         self._metrics = metrics
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
@@ -75,10 +76,16 @@ class LogStreamer:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
         ended_retries = 0
         try:
+            # The log endpoint serves whichever instance is current: before every (re)connect ask the
+            # API, not the possibly lagging watch, whether ours still is, or we could read the next one's.
+            status = await self._fresh_status()
             while True:
+                if status is InstanceStatus.GONE:  # its log can no longer be told from another instance's
+                    await self._publish_tail()
+                    return
                 clean = False
                 try:
-                    clean = await self._follow_once(self._status() is InstanceStatus.REPLACED, backoff)
+                    clean = await self._follow_once(status is InstanceStatus.REPLACED, backoff)
                 except ApiStatusError as exc:
                     if exc.status == 404 or (exc.status == 400 and self._status() is not InstanceStatus.LIVE):
                         log.info("log of %s is no longer available (%s)", self.target.stream_id, exc)
@@ -87,7 +94,8 @@ class LogStreamer:
                     log.warning("log of %s: %s", self.target.stream_id, exc)
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     log.info("log stream of %s broke (%s); resuming", self.target.stream_id, exc or type(exc).__name__)
-                if self._status() is not InstanceStatus.LIVE:
+                status = await self._fresh_status()
+                if status is not InstanceStatus.LIVE:
                     if clean:
                         await self._publish_tail()
                         return
@@ -101,6 +109,13 @@ class LogStreamer:
         except asyncio.CancelledError:
             await self._flush()  # publish what was read before stopping
             raise
+
+    async def _fresh_status(self) -> InstanceStatus:
+        try:
+            return await self._verify()
+        except Exception as exc:  # API unreachable: fall back to what the watch says
+            log.debug("could not check %s: %s", self.target.stream_id, exc)
+            return self._status()
 
     async def _follow_once(self, previous: bool, backoff: Backoff) -> bool:
         """Read one response to its end; True if it ended cleanly (not broken)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -92,14 +93,18 @@ class StreamSupervisor:
         for pod in pods:
             self.upsert(pod)
 
-    def status(self, uid: str, container: str, restart: int) -> InstanceStatus:
-        pod = self.pods.get(uid)
-        inst = pod.instance(container) if pod is not None else None
-        if inst is None:
+    async def verify(self, pod: PodInfo, container: str, restart: int) -> InstanceStatus:
+        """The instance's status from the pod as the API has it now (not as the watch last said)."""
+        if pod.uid not in self.pods:
             return InstanceStatus.GONE
-        if inst.restart == restart:
-            return InstanceStatus.LIVE if inst.running else InstanceStatus.EXITED
-        return InstanceStatus.REPLACED if inst.restart == restart + 1 else InstanceStatus.GONE
+        doc = await self._client.get_pod(pod.namespace, pod.name)
+        if doc is None:
+            return InstanceStatus.GONE
+        fresh = PodInfo.from_json(doc)
+        return _status_of(fresh if fresh.uid == pod.uid else None, container, restart)
+
+    def status(self, uid: str, container: str, restart: int) -> InstanceStatus:
+        return _status_of(self.pods.get(uid), container, restart)
 
     # -- streams ------------------------------------------------------------------------------------
     def _start(self, pod: PodInfo, inst: ContainerInstance, sid: str) -> None:
@@ -115,6 +120,7 @@ class StreamSupervisor:
         target = StreamTarget(pod.namespace, pod.name, inst.name, sid, source)
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
+                               functools.partial(self.verify, pod, inst.name, inst.restart),
                                self._cfg, self._budget, self._metrics)
         self._uid_of[sid] = pod.uid
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
@@ -174,3 +180,12 @@ class StreamSupervisor:
         if tasks:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait(tasks, timeout=timeout)
+
+
+def _status_of(pod: PodInfo | None, container: str, restart: int) -> InstanceStatus:
+    inst = pod.instance(container) if pod is not None else None
+    if inst is None:
+        return InstanceStatus.GONE
+    if inst.restart == restart:
+        return InstanceStatus.LIVE if inst.running else InstanceStatus.EXITED
+    return InstanceStatus.REPLACED if inst.restart == restart + 1 else InstanceStatus.GONE

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import copy
 import random
 import secrets
@@ -340,17 +341,21 @@ class FakeKubeApi:
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             while not self._closing:
-                try:
-                    left = deadline - asyncio.get_running_loop().time()
-                    event = await asyncio.wait_for(w.queue.get(), max(left, 0.001))
-                except TimeoutError:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0 or _gone(request):
                     break
+                try:
+                    event = await asyncio.wait_for(w.queue.get(), min(left, 0.2))
+                except TimeoutError:
+                    continue
                 if event is None:
                     break
                 await resp.write(orjson.dumps(event) + b"\n")
+        except ConnectionError:
+            return resp
         finally:
             self._watches.discard(w)
-        await resp.write_eof()
+        await _finish(resp)
         return resp
 
     async def _pod(self, request: web.Request) -> web.StreamResponse:
@@ -394,6 +399,8 @@ class FakeKubeApi:
         self.followers[key] = self.followers.get(key, 0) + 1
         try:
             await self._send_log(request, resp, inst, bisect.bisect_left(inst.stamps, since), follow, stamps)
+        except ConnectionError:
+            pass  # the client went away
         finally:
             self.followers[key] -= 1
         return resp
@@ -416,13 +423,17 @@ class FakeKubeApi:
                     if mode == "abort" and request.transport is not None:
                         request.transport.close()
                         return
-                    await resp.write_eof()
+                    await _finish(resp)
                     return
                 index = end
             if not follow or inst.ended:
                 break
-            await wake.wait()
-        await resp.write_eof()
+            while not wake.is_set():  # aiohttp does not cancel handlers on disconnect: poll for it
+                if _gone(request):
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 0.2)
+        await _finish(resp)
 
     async def _write(self, resp: web.StreamResponse, data: bytes) -> None:
         if self.max_piece is None:
@@ -433,6 +444,15 @@ class FakeKubeApi:
             size = self._random.randint(1, self.max_piece)
             await resp.write(data[start:start + size])
             start += size
+
+
+def _gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+async def _finish(resp: web.StreamResponse) -> None:
+    with contextlib.suppress(ConnectionError):
+        await resp.write_eof()
 
 
 def _status(code: int, message: str, reason: str) -> web.Response:

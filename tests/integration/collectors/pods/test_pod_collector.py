@@ -43,3 +43,140 @@ async def test_pods_added_and_deleted_while_running(broker: EmbeddedBroker, kube
     positions = [p for p, _, _ in got.lines[sid1]]
     assert positions == sorted(set(positions))
     assert all(p == ts // 1000 * 1000 + (p % 1000) for p, _, ts in got.lines[sid1])
+
+
+async def test_label_changes_move_a_pod_in_and_out_of_the_selector(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                                   tmp_path: Path) -> None:
+    pod = kube.add_pod("moving", {"app": "snowplow"})
+    kube.log(pod, "app", ["in 1", "in 2"])
+    async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
+        await wait_for_lines(broker, 2)
+        kube.relabel(pod, {"app": "elsewhere"})
+        await wait_until(lambda: kube.followers.get(("moving", "app"), 0) == 0, what="stream stopped")
+        assert run.value("logweave_pod_collector_pods_watched") == 0
+        kube.log(pod, "app", ["while out of scope"])
+        outsider = kube.add_pod("joins-later", {"app": "elsewhere"})
+        kube.log(outsider, "app", ["before joining"])
+        kube.relabel(pod, {"app": "snowplow"})
+        await wait_until(lambda: kube.followers.get(("moving", "app"), 0) == 1, what="stream resumed")
+        kube.log(pod, "app", ["in 3"])
+        kube.relabel(outsider, {"app": "snowplow", "team": "b"})
+        await wait_until(lambda: kube.followers.get(("joins-later", "app"), 0) == 1, what="outsider followed")
+        kube.log(outsider, "app", ["after joining"])
+        got = await wait_for_lines(broker, 5)
+    assert got.texts(f"pod:{pod.uid}:app:0") == ["in 1", "in 2", "in 3"]
+    # a pod that joins is read from its start (like one present at start-up); its labels travel along
+    assert got.texts(f"pod:{outsider.uid}:app:0") == ["before joining", "after joining"]
+    assert got.sources[f"pod:{outsider.uid}:app:0"]["labels"] == {"app": "snowplow", "team": "b"}
+
+
+async def test_watch_closed_by_server_and_bookmarks(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
+    a = kube.add_pod("a")
+    async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
+        await wait_until(lambda: kube.open_watches == 1, what="watch open")
+        kube.bookmark()
+        kube.close_watches()
+        b = kube.add_pod("b")  # between the watches: delivered from the resourceVersion on re-watch
+        await wait_until(lambda: kube.followers.get(("b", "app"), 0) == 1, what="b followed after re-watch")
+        kube.log(a, "app", ["a1"])
+        kube.log(b, "app", ["b1"])
+        got = await wait_for_lines(broker, 2)
+        assert run.value("logweave_pod_collector_watch_restarts_total", reason="closed") >= 1
+    assert kube.requests["list"] == 1  # resumed from the resourceVersion, no re-list
+    assert kube.requests["watch"] >= 2
+    assert sorted(got.all_texts()) == ["a1", "b1"]
+
+
+async def test_410_gone_relists_and_reconciles(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
+    stays = kube.add_pod("stays")
+    leaves = kube.add_pod("leaves")
+    async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
+        await wait_until(lambda: kube.followers.get(("leaves", "app"), 0) == 1, what="both followed")
+        kube.log(leaves, "app", ["leaves 1"])
+        await wait_for_lines(broker, 1)
+        kube.expire_watches()  # compaction: the collector's resourceVersion is gone; events are lost
+        kube.delete(leaves)
+        arrives = kube.add_pod("arrives")
+        kube.log(arrives, "app", ["arrives 1"])
+        kube.log(stays, "app", ["stays 1"])
+        await wait_until(lambda: run.value("logweave_pod_collector_watch_restarts_total", reason="expired") >= 1,
+                         what="410 seen")
+        await wait_until(lambda: kube.followers.get(("arrives", "app"), 0) == 1, what="arrives followed")
+        await wait_until(lambda: run.value("logweave_pod_collector_pods_watched") == 2, what="reconciled")
+        got = await wait_for_lines(broker, 3)
+    assert kube.requests["list"] >= 2
+    assert sorted(got.all_texts()) == ["arrives 1", "leaves 1", "stays 1"]
+
+
+async def _cut_and_resume(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path, mode: str) -> None:
+    pod = kube.add_pod("chatty")
+    base = 1_780_000_000_000_000_000
+    # several lines share a microsecond (and one a nanosecond): positions must stay reproducible
+    stamps = [base + i // 3 * 1000 + i % 3 for i in range(30)]
+    kube.log(pod, "app", [f"line {i:03d} " + "y" * (i * 7 % 50) for i in range(30)], stamps=stamps)
+    async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
+        await wait_for_lines(broker, 30)
+        for round_ in range(3):
+            kube.cut_next(pod, "app", mode)
+            start = 30 + round_ * 20
+            more = [base + 20_000 + (start + i) // 4 * 1000 for i in range(20)]  # 4 lines per microsecond
+            kube.log(pod, "app", [f"line {start + i:03d} more" for i in range(20)], stamps=more)
+            await wait_until(lambda n=round_: run.value("logweave_pod_collector_stream_reconnects_total") >= n + 1,
+                             what="reconnect")
+        got = await wait_for_lines(broker, 90)
+        await wait_until(lambda: kube.followers.get(("chatty", "app"), 0) == 1, what="following again")
+        assert run.value("logweave_pod_collector_duplicate_lines_total") > 0  # the replay was deduplicated
+    sid = f"pod:{pod.uid}:app:0"
+    texts = got.texts(sid)
+    assert len(texts) == 90
+    assert [t.split()[1] for t in texts] == [f"{i:03d}" for i in range(90)]
+    positions = [p for p, _, _ in got.lines[sid]]
+    assert positions == sorted(set(positions))
+    assert positions[:4] == [base // 1000 * 1000, base // 1000 * 1000 + 1, base // 1000 * 1000 + 2,
+                             base // 1000 * 1000 + 1000]
+
+
+async def test_log_stream_closed_mid_line_resumes_without_loss_or_duplicates(
+        broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
+    await _cut_and_resume(broker, kube, tmp_path, "eof")
+
+
+async def test_log_connection_aborted_mid_line_resumes_without_loss_or_duplicates(
+        broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
+    await _cut_and_resume(broker, kube, tmp_path, "abort")
+
+
+async def test_multi_container_pod_and_init_containers(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                       tmp_path: Path) -> None:
+    pod = kube.add_pod("multi", containers=("app", "sidecar", "proxy"), init_containers=("setup",), running=False)
+    kube.log(pod, "setup", ["init done"])
+    async with running_collector(pod_settings(broker, kube, tmp_path, include_init_containers=True)):
+        await wait_until(lambda: kube.requests["watch"] >= 1, what="watching")
+        kube.start_containers(pod)
+        for name in ("app", "sidecar", "proxy"):
+            kube.log(pod, name, [f"{name} {i}" for i in range(4)])
+        got = await wait_for_lines(broker, 13)
+    for name in ("app", "sidecar", "proxy"):
+        assert got.texts(f"pod:{pod.uid}:{name}:0") == [f"{name} {i}" for i in range(4)]
+        assert got.sources[f"pod:{pod.uid}:{name}:0"]["container"] == name
+    assert got.texts(f"pod:{pod.uid}:setup:0") == ["init done"]
+
+
+async def test_container_restart_starts_a_new_stream(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                     tmp_path: Path) -> None:
+    pod = kube.add_pod("crashy")
+    kube.log(pod, "app", ["run0 a", "run0 b"])
+    async with running_collector(pod_settings(broker, kube, tmp_path)):
+        await wait_for_lines(broker, 2)
+        kube.log(pod, "app", ["run0 last"])
+        kube.restart(pod, "app")
+        kube.log(pod, "app", ["run1 a"])
+        await wait_until(lambda: kube.followers.get(("crashy", "app"), 0) == 1, what="new instance followed")
+        kube.log(pod, "app", ["run1 b"])
+        kube.restart(pod, "app")
+        kube.log(pod, "app", ["run2 a"])
+        got = await wait_for_lines(broker, 6)
+    assert got.texts(f"pod:{pod.uid}:app:0") == ["run0 a", "run0 b", "run0 last"]
+    assert got.texts(f"pod:{pod.uid}:app:1") == ["run1 a", "run1 b"]
+    assert got.texts(f"pod:{pod.uid}:app:2") == ["run2 a"]
+    assert got.sources[f"pod:{pod.uid}:app:2"]["restart"] == 2
