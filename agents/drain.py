@@ -12,6 +12,7 @@ from typing import Any
 
 from agents.drain_runner import DrainRunner, SinkRecord
 from app import channels, topics
+from app.codec import compressor
 from app.faust_app import get_app, get_settings
 from app.models import DeadLetter, encode_dead_letters
 from sinks import create_sink
@@ -20,10 +21,11 @@ log = logging.getLogger(__name__)
 app = get_app()
 settings = get_settings()
 RUNNERS: dict[str, DrainRunner] = {}
+compress = compressor(settings.kafka.payload_codec)
 
 
 async def _send_dead_letters(items: list[DeadLetter]) -> None:
-    future = await channels.deadletter().send(value=encode_dead_letters(items))
+    future = await channels.deadletter().send(value=compress(encode_dead_letters(items)))
     await future
 
 

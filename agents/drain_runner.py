@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import orjson
+
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
 from app.errors import RetriableError
 from app.metrics import (
@@ -38,8 +40,8 @@ from app.models import (
     P_TRACE,
     DeadLetter,
     ParsedChunk,
-    line_id,
     splice_metadata,
+    stream_digest,
 )
 from app.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
@@ -60,12 +62,19 @@ class SinkRecord:
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
     """Expand a parsed chunk into sink lines whose documents carry Logweave's metadata."""
     chunk = ParsedChunk.decode(record.value)
+    sources = [orjson.dumps(src).decode() for src in chunk.sources]
+    digests: dict[str, str] = {}
     out = []
+    dumps = orjson.dumps
     for index, line in enumerate(chunk.lines):
         sid, pos = line[P_SID], line[P_POS]
-        lid = line_id(sid, pos)
-        meta = {"sid": sid, "pos": pos, "lid": lid, "time_ns": line[P_TIME], "trace": line[P_TRACE],
-                "stream": line[P_STREAM], "source": chunk.sources[line[P_SRC]]}
+        digest = digests.get(sid)
+        if digest is None:
+            digest = digests[sid] = stream_digest(sid)
+        lid = f"{digest}-{pos:x}"
+        meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
+                f'"trace":{dumps(line[P_TRACE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
+                f'"source":{sources[line[P_SRC]]}}}')
         out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
                             splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index))
     return out

@@ -8,6 +8,7 @@ from typing import Any
 from agents.grouper import TraceGrouper
 from agents.routing import Router
 from app import channels, topics
+from app.codec import compressor
 from app.faust_app import get_app, get_settings, recovery_completed
 from app.metrics import CHUNKS
 from app.models import ParsedChunk
@@ -19,8 +20,11 @@ settings = get_settings()
 table = trace_table()
 
 
+compress = compressor(settings.kafka.payload_codec)
+
+
 def _send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
-    return channels.sink(sink_name).send_soon(value=value, partition=partition)
+    return channels.sink(sink_name).send_soon(value=compress(value), partition=partition)
 
 
 def _send_closed(trace_id: str, value: bytes, partition: int) -> Any:

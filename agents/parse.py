@@ -6,6 +6,7 @@ from typing import Any
 
 from agents.line_parser import LineParser
 from app import channels
+from app.codec import compressor
 from app.errors import ChunkFormatError
 from app.faust_app import get_app, get_settings
 from app.metrics import CHUNKS, DEAD_LETTERS, LINES
@@ -15,6 +16,7 @@ app = get_app()
 settings = get_settings()
 parser = LineParser(settings.parse)
 PARTITIONS = settings.kafka.partitions
+compress = compressor(settings.kafka.payload_codec)
 
 
 @app.agent(channels.raw(), name="parse")
@@ -32,9 +34,9 @@ async def parse(stream: Any) -> None:
         LINES.labels("parse_in").inc(len(chunk.lines))
         outputs, dead = parser.parse_chunk(chunk, PARTITIONS)
         for partition, out in outputs.items():
-            await parsed_topic.send(value=out.encode(), partition=partition)
+            await parsed_topic.send(value=compress(out.encode()), partition=partition)
             LINES.labels("parse_out").inc(len(out.lines))
         if dead:
             for item in dead:
                 DEAD_LETTERS.labels("parse", item.reason).inc()
-            await dead_topic.send(value=encode_dead_letters(dead), key=chunk.stream_id.encode())
+            await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())

@@ -31,9 +31,18 @@ RawLine = list[Any]
 P_SRC, P_SID, P_POS, P_TIME, P_TRACE, P_LEVEL, P_SERVICE, P_TEXT, P_STREAM = range(9)
 
 
-def line_id(stream_id: str, position: int) -> str:
-    """Stable id of a line: the same source position always yields the same id (idempotent writes)."""
-    return blake2b(f"{stream_id}\x00{position}".encode(), digest_size=12).hexdigest()
+def stream_digest(stream_id: str) -> str:
+    """Short fixed-size digest of a stream id (16 hex characters)."""
+    return blake2b(stream_id.encode(), digest_size=8).hexdigest()
+
+
+def line_id(stream_id: str, position: int, digest: str | None = None) -> str:
+    """Stable id of a line: `<stream digest>-<position in hex>`.
+
+    The same source position always yields the same id, so writes keyed by it are idempotent;
+    pass the stream's `digest` when computing many ids of one stream.
+    """
+    return f"{digest or stream_digest(stream_id)}-{position:x}"
 
 
 def trace_partition(trace_id: str, partitions: int) -> int:
@@ -90,7 +99,7 @@ class ParsedChunk:
         return orjson.dumps({"v": SCHEMA_VERSION, "t": "parsed", "srcs": self.sources, "lines": self.lines})
 
     @classmethod
-    def decode(cls, data: bytes) -> ParsedChunk:
+    def decode(cls, data: bytes) -> ParsedChunk:  # noqa: D102 - payload may be lz4/zstd compressed
         doc = _load(data, "parsed")
         try:
             return cls(doc["srcs"], doc["lines"])
@@ -143,18 +152,18 @@ def _load(data: bytes, kind: str) -> dict[str, Any]:
     return doc
 
 
-def splice_metadata(text: str, reserved_key: str, metadata: dict[str, Any]) -> bytes:
+def splice_metadata(text: str, reserved_key: str, metadata: dict[str, Any] | str) -> bytes:
     """Return the JSON object `text` with `metadata` added under `reserved_key`, without re-parsing.
 
     `text` is a JSON object already validated by the parse stage (stripped of surrounding
-    whitespace). If the object already uses the reserved key, the object is re-serialized
-    so the key appears once, holding Logweave's metadata.
+    whitespace); `metadata` may be given already serialized. If the object already uses the
+    reserved key, the object is re-serialized so the key appears once, holding Logweave's metadata.
     """
-    meta = orjson.dumps(metadata).decode()
+    meta = metadata if isinstance(metadata, str) else orjson.dumps(metadata).decode()
     quoted = f'"{reserved_key}"'
     if quoted in text:
         doc = orjson.loads(text)
-        doc[reserved_key] = metadata
+        doc[reserved_key] = orjson.loads(meta)
         return orjson.dumps(doc)
     body = text[:-1].rstrip()
     separator = "" if body.endswith("{") else ","

@@ -57,7 +57,7 @@ class KafkaSettings(Group):
     replication_factor: int = Field(1, ge=1)
     max_message_bytes: ByteSize = 1_000_000
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"  # Kafka batch compression (aiokafka)
-    payload_codec: Literal["none", "lz4", "zstd"] = "none"  # chunk payload compression we apply ourselves
+    payload_codec: Literal["none", "lz4", "zstd"] = "lz4"  # chunk payload compression we apply ourselves
     session_timeout: Duration = 6.0
     heartbeat_interval: Duration = 1.0
     commit_interval: Duration = 1.0

@@ -18,6 +18,7 @@ from app.settings import TraceSettings
 _LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
 _MAX_NAMES = 16
 _NS = 1_000_000_000
+_SAMPLE_CHARS = 512  # sampled lines are cut here: the state is rewritten on every update
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dic
         if pod and pod not in state["pods"] and len(state["pods"]) < _MAX_NAMES:
             state["pods"].append(pod)
         if len(state["sample"]) < settings.sample_lines:
-            state["sample"].append(line[P_TEXT])
+            state["sample"].append(line[P_TEXT][:_SAMPLE_CHARS])
     if fresh:
         state["updated"] = now_ns
     return fresh

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import faust
 import rocksdict
 from faust.types import EventT
 
+from app.codec import decompress
 from tables import changelog_frames
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         super().__init__(*args, **kwargs)
         self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
         self._pending: dict[int, deque[_PendingCommit]] = defaultdict(deque)
+        self.compress: Callable[[bytes], bytes] = lambda data: data
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
@@ -120,7 +122,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             else:
                 batch.put(key, value)
         self.db(partition).write(batch)
-        self.send_changelog(partition, CHANGELOG_KEY, changelog_frames.pack(updates),
+        self.send_changelog(partition, CHANGELOG_KEY, self.compress(changelog_frames.pack(updates)),
                             key_serializer="raw", value_serializer="raw")
         staged = self._staged.get(partition)
         if staged is not None:
@@ -139,7 +141,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             if message.value is None or message.key != CHANGELOG_KEY:
                 continue
             target = batches[message.partition]
-            for key, value in changelog_frames.unpack(message.value):
+            for key, value in changelog_frames.unpack(decompress(message.value)):
                 if value is None:
                     target.delete(key)
                 else:

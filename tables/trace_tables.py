@@ -6,6 +6,7 @@ from functools import lru_cache
 
 import faust
 
+from app.codec import compressor
 from app.faust_app import get_app, get_settings
 from tables.trace_table import TraceWindowTable
 
@@ -26,5 +27,6 @@ def trace_table() -> TraceWindowTable:
         },
         help="Open traces keyed by trace id, with their deadline index",
     )
+    table.compress = compressor(settings.kafka.payload_codec)
     app.tables.add(table)
     return table
