@@ -2,29 +2,54 @@
 
 A chunk goes out when it holds `chunk_lines` lines or `chunk_bytes` bytes, when it is
 `flush_interval` old, or early when all streams together hold more than `pending_bytes` not yet
-handed to the publisher. The publisher's own in-flight budget then bounds what waits for Kafka,
+accepted by the publisher (then streams with nothing pending wait before reading more).
+The publisher's own in-flight budget then bounds what waits for Kafka,
 and `publish` blocking is what pauses reading (backpressure): memory stays bounded end to end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from app.models import RawLine
 
 
 class PendingBudget:
-    """Bytes read by all streams but not yet handed to the publisher."""
+    """Bytes read by all streams but not yet accepted by the publisher (blocked `publish` included).
 
-    __slots__ = ("limit", "used")
+    When it is spent, streams with nothing pending stop reading until there is room again, and
+    streams with lines pending flush them: reading pauses instead of memory growing.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("limit", "used", "_room", "gate")
+
+    def __init__(self, limit: int, publishers: int = 4) -> None:
         self.limit = limit
         self.used = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        # ChunkPublisher encodes a chunk before it waits for in-flight room: with hundreds of streams
+        # blocked in `publish`, their encoded payloads would pile up. Few enter at a time; the rest
+        # wait here holding raw lines, which this budget counts.
+        self.gate = asyncio.Semaphore(publishers)
 
     @property
     def exceeded(self) -> bool:
         return self.used >= self.limit
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used >= self.limit:
+            self._room.clear()
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        if self.used < self.limit:
+            self._room.set()
+
+    async def wait_for_room(self) -> None:
+        await self._room.wait()
 
 
 class ChunkBatcher:
@@ -46,7 +71,7 @@ class ChunkBatcher:
             self._since = time.monotonic()
         self.lines.append(entry)
         self.bytes += size
-        self._budget.used += size
+        self._budget.take(size)
 
     @property
     def full(self) -> bool:
@@ -60,7 +85,7 @@ class ChunkBatcher:
         return max(0.0, self._since + self._interval - time.monotonic())
 
     def take(self) -> tuple[list[RawLine], int]:
+        """The pending lines; the caller releases their bytes once the publisher accepted them."""
         lines, size = self.lines, self.bytes
         self.lines, self.bytes = [], 0
-        self._budget.used -= size
         return lines, size

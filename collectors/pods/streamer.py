@@ -32,6 +32,7 @@ from collectors.pods.timestamps import TimestampError, TimestampParser
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
+_READ_BYTES = 64 * 1024  # at most this much is taken from a response before the budget is checked again
 
 
 class InstanceStatus(Enum):
@@ -68,6 +69,7 @@ class LogStreamer:
         self._verify = verify  # from a fresh GET of the pod: used before every reconnect
         self._cfg = cfg
         self._metrics = metrics
+        self._budget = budget
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
         self._parser = TimestampParser()
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
@@ -127,12 +129,17 @@ class LogStreamer:
         content = resp.content
         try:
             while True:
+                if self._budget.exceeded:
+                    if self._batcher.lines:
+                        await self._flush()
+                    else:
+                        await self._budget.wait_for_room()
                 wait = self._batcher.seconds_left()
                 if wait is None:
-                    data = await content.readany()
+                    data = await content.read(_READ_BYTES)
                 else:
                     try:
-                        data = await asyncio.wait_for(content.readany(), wait)
+                        data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
                     except TimeoutError:
                         await self._flush()
                         continue
@@ -176,7 +183,11 @@ class LogStreamer:
             return
         lines, size = self._batcher.take()
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
-        ack = await self._sink.publish(chunk)
+        try:
+            async with self._budget.gate:
+                ack = await self._sink.publish(chunk)  # blocks while Kafka's in-flight budget is spent
+        finally:
+            self._budget.release(size)
         ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size))
 
     def _acked(self, fut: asyncio.Future[None], count: int, size: int) -> None:

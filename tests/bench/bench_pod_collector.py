@@ -1,0 +1,148 @@
+"""Benchmark: the pod collector streaming 200 pods at once from the Kubernetes API test server.
+
+Three processes, each measured on its own: the noida-db broker, the test server
+(`python -m tests.support.kube_api`, prefilled logs, its CPU reported separately) and the collector
+(`python -m collectors.pods`, CPU and peak RSS). The rate is lines acknowledged by Kafka per second,
+read from the collector's metrics endpoint, from its start to the last line. Beside it, the same
+server read by a bare aiohttp loop (no parsing, no Kafka): the read-side limit of this machine.
+
+    python tests/bench/bench_pod_collector.py --pods 200 --lines 2500 --out var/bench/pods.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.broker import free_port  # noqa: E402
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
+from tests.support.kafka import start_broker  # noqa: E402
+from tests.support.processes import ManagedProcess, base_env  # noqa: E402
+
+
+def start_server(workdir: Path, args: argparse.Namespace) -> tuple[ManagedProcess, Path, int]:
+    kubeconfig = workdir / "kubeconfig"
+    argv = [sys.executable, "-m", "tests.support.kube_api", "--pods", str(args.pods), "--lines", str(args.lines),
+            "--line-bytes", str(args.line_bytes), "--max-piece", str(args.max_piece), "--kubeconfig", str(kubeconfig)]
+    proc = ManagedProcess("kube-api", argv, base_env({}), workdir / "kube-api.log", ROOT).start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        text = proc.log_path.read_text() if proc.log_path.exists() else ""
+        if "ready " in text:
+            total = int(text.split("lines=")[1].split()[0])
+            return proc, kubeconfig, total
+        if not proc.alive():
+            raise RuntimeError(proc.log_tail())
+        time.sleep(0.2)
+    raise TimeoutError("test server did not get ready")
+
+
+def scrape(port: int) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    return {n: float(v) for n, v in (line.rsplit(" ", 1) for line in text.splitlines()
+                                    if line.startswith("logweave_pod_collector"))}
+
+
+def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, args: argparse.Namespace,
+                  server: ManagedProcess) -> Row:
+    port = free_port()
+    env = base_env({"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__PARTITIONS": "4",
+                    "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig), "LOGWEAVE_PODS__METRICS_PORT": str(port),
+                    "NAMESPACE": "demo-system", "SELECTOR": "app=snowplow"})
+    proc = ManagedProcess("pod-collector", [sys.executable, "-m", "collectors.pods"], env,
+                          workdir / "pod-collector.log", ROOT).start()
+    server_cpu0 = sum(cpu_seconds(p) for p in tree_pids(server.pid))
+    started = time.monotonic()
+    peak_open = 0.0
+    try:
+        while True:
+            if not proc.alive():
+                raise RuntimeError(proc.log_tail())
+            figures = scrape(port)
+            peak_open = max(peak_open, figures.get("logweave_pod_collector_streams_open", 0.0))
+            if figures.get("logweave_pod_collector_lines_published_total", 0) >= total:
+                break
+            if time.monotonic() - started > args.timeout:
+                raise TimeoutError(f"only {figures} after {args.timeout}s")
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+        server_cpu = sum(cpu_seconds(p) for p in tree_pids(server.pid)) - server_cpu0
+    finally:
+        proc.stop()
+    collector = Row("pod collector -> Kafka (acks=all)", total, seconds, cpu, rss,
+                    f"{int(peak_open)} streams open at peak, startup included")
+    collector.server_cpu = server_cpu  # type: ignore[attr-defined]
+    return collector
+
+
+async def bare_read(kubeconfig: Path, pods: int) -> tuple[int, float]:
+    """Lines per second a bare aiohttp client reads from the same server (200 concurrent GETs)."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    url, token = doc["clusters"][0]["cluster"]["server"], doc["users"][0]["user"]["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pods + 10)) as session:
+        async def one(i: int) -> int:
+            async with session.get(f"{url}/api/v1/namespaces/demo-system/pods/bench-{i}/log",
+                                   params={"container": "c0", "timestamps": "true"}, headers=headers) as resp:
+                return (await resp.read()).count(b"\n")
+        started = time.monotonic()
+        counts = await asyncio.gather(*(one(i) for i in range(pods)))
+        return sum(counts), time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--lines", type=int, default=2500, help="lines per pod")
+    parser.add_argument("--line-bytes", type=int, default=250)
+    parser.add_argument("--max-piece", type=int, default=0, help="server splits writes into pieces up to N bytes")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
+        workdir = Path(tmp)
+        broker = start_broker(workdir / "broker")
+        server, kubeconfig, total = start_server(workdir, args)
+        try:
+            cpu0 = sum(cpu_seconds(p) for p in tree_pids(server.pid))
+            bare_lines, bare_seconds = asyncio.run(bare_read(kubeconfig, args.pods))
+            bare_server_cpu = sum(cpu_seconds(p) for p in tree_pids(server.pid)) - cpu0
+            bench_self = cpu_seconds(int(Path("/proc/self/stat").read_text().split()[0]))
+            bare = Row("bare aiohttp read of the same logs (limit)", bare_lines, bare_seconds, bench_self, 0.0,
+                       "no parsing, no Kafka; CPU includes bench process start")
+            row = run_collector(workdir, broker.bootstrap, kubeconfig, total, args, server)
+            server_row = Row("test server (kube_api) while serving the collector", total, row.seconds,
+                             row.server_cpu, peak_rss_mib(server.pid), "CPU of the server only")  # type: ignore[attr-defined]
+        finally:
+            server.stop(kill=True)
+            broker.stop(kill=True)
+    rows = [row, server_row, bare]
+    print(f"broker: noida-db; {args.pods} pods x {args.lines} lines of ~{args.line_bytes} bytes; "
+          f"bare read server CPU {bare_server_cpu:.2f}s")
+    print(table(rows))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"broker": "noida-db", "pods": args.pods, "lines_per_pod": args.lines,
+                                              "line_bytes": args.line_bytes, "rows": [r.as_dict() for r in rows]},
+                                             indent=2))
+
+
+if __name__ == "__main__":
+    main()
