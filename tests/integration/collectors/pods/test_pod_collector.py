@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from app.broker import EmbeddedBroker
+from collectors.pods.timestamps import format_rfc3339nano
 from tests.integration.collectors.pods.conftest import (
+    collected,
     pod_settings,
     running_collector,
     wait_for_lines,
@@ -180,3 +184,31 @@ async def test_container_restart_starts_a_new_stream(broker: EmbeddedBroker, kub
     assert got.texts(f"pod:{pod.uid}:app:1") == ["run1 a", "run1 b"]
     assert got.texts(f"pod:{pod.uid}:app:2") == ["run2 a"]
     assert got.sources[f"pod:{pod.uid}:app:2"]["restart"] == 2
+
+
+async def test_graceful_stop_publishes_lines_read_but_not_yet_due(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                                 tmp_path: Path) -> None:
+    pod = kube.add_pod("quiet")
+    settings = pod_settings(broker, kube, tmp_path, flush_interval=60, chunk_lines=10_000)
+    async with running_collector(settings) as run:
+        await wait_until(lambda: kube.followers.get(("quiet", "app"), 0) == 1, what="followed")
+        kube.log(pod, "app", ["pending 1", "pending 2"])
+        await asyncio.sleep(1.0)  # read, but the chunk is not due for a minute
+        assert run.value("logweave_pod_collector_lines_published_total") == 0
+    got = await collected(broker)
+    assert got.texts(f"pod:{pod.uid}:app:0") == ["pending 1", "pending 2"]
+
+
+async def test_unfinished_last_line_of_an_exited_container_is_published(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                                        tmp_path: Path) -> None:
+    pod = kube.add_pod("job")
+    inst = pod.containers["app"].current
+    async with running_collector(pod_settings(broker, kube, tmp_path)):
+        await wait_until(lambda: kube.followers.get(("job", "app"), 0) == 1, what="followed")
+        kube.log(pod, "app", ["done"])
+        ts = time.time_ns() + 1_000_000
+        inst.lines.append(format_rfc3339nano(ts).encode() + b" no newline at exit")  # then the container exits
+        inst.stamps.append(ts)
+        kube.terminate(pod, "app")
+        got = await wait_for_lines(broker, 2)
+    assert got.texts(f"pod:{pod.uid}:app:0") == ["done", "no newline at exit"]
