@@ -74,7 +74,7 @@ def recovery_completed() -> bool:
     return bool(recovery is not None and recovery.completed.is_set())
 
 
-WORKER_MODULES = ("agents.parse", "agents.group", "agents.drain", "app.web")
+STAGE_MODULES = {"parse": "agents.parse", "group": "agents.group", "drain": "agents.drain"}
 
 
 def load_worker() -> faust.App:
@@ -86,6 +86,7 @@ def load_worker() -> faust.App:
     import importlib
 
     app = get_app()
-    for module in WORKER_MODULES:
-        importlib.import_module(module)
+    for stage in get_settings().worker.stages:
+        importlib.import_module(STAGE_MODULES[stage])
+    importlib.import_module("app.web")
     return app

@@ -236,6 +236,9 @@ class WorkerSettings(Group):
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
     standby_replicas: int = Field(0, ge=0)
+    # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
+    # e.g. dedicated drain workers scale apart from the stream workers.
+    stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
 
 
 class Settings(BaseSettings):

@@ -13,12 +13,13 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from app.errors import ConfigError
 from app.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0) -> None:
+async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0, verify: bool = True) -> None:
     """Create each missing topic with `kafka.partitions` partitions; existing topics are kept."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -44,5 +45,19 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float =
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s with %d partitions", missing, kafka.partitions)
+        if verify:
+            await _verify_partitions(admin, kafka, names)
     finally:
         await admin.close()
+
+
+async def _verify_partitions(admin: AIOKafkaAdminClient, kafka: KafkaSettings, names: list[str]) -> None:
+    """Fail loudly if a topic exists with another partition count (co-partitioning would break)."""
+    described = await admin.describe_topics(names)
+    wrong = {d["topic"]: len(d["partitions"]) for d in described
+             if d.get("partitions") and len(d["partitions"]) != kafka.partitions}
+    if wrong:
+        raise ConfigError(
+            f"topics {wrong} exist with a partition count other than kafka.partitions={kafka.partitions} "
+            "(auto-created before Logweave created them?); recreate them or set LOGWEAVE_KAFKA__PARTITIONS to match"
+        )

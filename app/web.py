@@ -59,6 +59,8 @@ class StatsApi(View):
 @app.page("/traces/{trace_id}")
 class TraceView(View):
     async def get(self, request: Request, trace_id: str) -> Response:
+        if "group" not in settings.worker.stages:
+            return _json(self, {"error": "this worker does not run the group stage"}, status=404)
         stored = trace_table().lookup(trace_id.encode())
         if stored is None:
             return _json(self, {"error": "unknown trace", "traceId": trace_id,

@@ -1,0 +1,193 @@
+"""Worker benchmark: parse + group + route throughput and latency, beside the raw aiokafka limit.
+
+Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json`.
+1. Limit: one bare aiokafka loop consuming the same raw chunks, parsing with orjson and re-chunking by
+   trace id to a topic (no faust, no table), measured in this run on the same broker.
+2. Throughput: 1M lines (10 per trace) preloaded into logs.raw; one worker running the parse and
+   group stages (drains off) routes them all to sink.file; lines/s, CPU s per 100K, peak RSS.
+3. Latency: a fixed offered load (default 20,000 lines/s for 20 s) of lines stamped with their
+   production time; a consumer of sink.file reports collection-to-sink-topic p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from app.broker import EmbeddedBroker, free_port
+from app.codec import compressor, decompress
+from app.kafka_compat import install_idle_fetch_pause
+from app.models import P_TIME, ParsedChunk, RawChunk, make_raw_line, trace_partition
+from app.settings import KafkaSettings
+from app.topic_admin import ensure_topics
+from app.topics import pipeline_topics
+from collectors.publisher import ChunkPublisher
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
+from tests.support.processes import wait_http_ok, worker
+
+PARTITIONS = 4
+
+
+def make_doc(n: int, ts_ns: int) -> bytes:
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+    return orjson.dumps({"time": stamp, "traceId": f"trace-{n // 10:09d}", "level": "info", "service": "checkout",
+                         "msg": "request handled by the checkout service; padding to a typical size", "n": n,
+                         "user": "u-12345", "path": "/api/v1/cart/items"})
+
+
+async def preload(bootstrap: str, lines: int, topic: str = "logs.raw") -> None:
+    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), topic, 256 << 20, create_topics=[])
+    await publisher.start()
+    acks = []
+    for start in range(0, lines, 1000):
+        raw = [make_raw_line(n * 300, make_doc(n, 1_749_543_941_000_000_000 + n), "stdout")
+               for n in range(start, min(start + 1000, lines))]
+        acks.append(await publisher.publish(RawChunk({"kind": "file", "pod": f"p{start % 16}"},
+                                                     f"file:1:{start % 16}:bench:0", time.time_ns(), raw)))
+    await asyncio.gather(*acks)
+    await publisher.stop()
+
+
+async def raw_limit(bootstrap: str, lines: int) -> Row:
+    """Bare aiokafka: consume raw chunks, orjson-parse every line, re-chunk by trace, produce."""
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), ["limit.raw", "limit.out"])
+    await preload(bootstrap, lines, "limit.raw")
+    install_idle_fetch_pause()
+    compress = compressor("lz4")
+    consumer = AIOKafkaConsumer("limit.raw", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, max_partition_fetch_bytes=8 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4 << 20)
+    await consumer.start()
+    await producer.start()
+    cpu0, t0, seen, futures = time.process_time(), time.perf_counter(), 0, []
+    while seen < lines:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=50)
+        for messages in batch.values():
+            for message in messages:
+                chunk = orjson.loads(decompress(message.value))
+                out: dict[int, list[object]] = defaultdict(list)
+                for entry in chunk["lines"]:
+                    doc = orjson.loads(entry[1])
+                    out[trace_partition(doc["traceId"], PARTITIONS)].append([doc["traceId"], entry[1]])
+                    seen += 1
+                for partition, part in out.items():
+                    futures.append(await producer.send("limit.out", compress(orjson.dumps(part)), partition=partition))
+    await asyncio.gather(*futures)
+    row = Row("raw aiokafka consume+parse+re-chunk+produce", lines, time.perf_counter() - t0,
+              time.process_time() - cpu0, 0.0, "the limit")
+    await consumer.stop()
+    await producer.stop()
+    return row
+
+
+def routed(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith('logweave_lines_total{stage="routed"}'):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def throughput(workdir: Path, bootstrap: str, lines: int) -> Row:
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
+           "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
+           "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
+    await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
+    await preload(bootstrap, lines)
+    port = free_port()
+    proc = worker(workdir, env, port, name="bench-worker").start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        while routed(port) < lines:
+            if time.perf_counter() - t0 > 900:
+                raise TimeoutError("worker did not route every line in 900 s")
+            await asyncio.sleep(0.25)
+        return Row("worker parse+group+route (1 process)", lines, time.perf_counter() - t0,
+                   cpu_seconds(proc.pid) - cpu0, peak_rss_mib(proc.pid), "10 lines per trace")
+    finally:
+        proc.stop()
+
+
+async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> dict[str, float]:
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w2"),
+           "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_WORKER__APP_ID": "latency",
+           "LOGWEAVE_KAFKA__TOPIC_PREFIX": "lat."}
+    await ensure_topics(KafkaSettings(brokers=bootstrap), [f"lat.{t}" for t in pipeline_topics(["file"])])
+    port = free_port()
+    proc = worker(workdir, env, port, name="latency-worker").start()
+    wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+    consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                group_id=None)
+    await consumer.start()
+    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), "lat.logs.raw", 64 << 20, create_topics=[])
+    await publisher.start()
+    delays: list[float] = []
+    total = int(rate * seconds)
+
+    async def consume() -> None:
+        while len(delays) < total:
+            batch = await consumer.getmany(timeout_ms=500)
+            now = time.time_ns()
+            for messages in batch.values():
+                for message in messages:
+                    delays.extend((now - line[P_TIME]) / 1e9 for line in ParsedChunk.decode(message.value).lines)
+
+    reader = asyncio.ensure_future(consume())
+    per_tick, tick = max(1, rate // 50), 0.02  # chunks every 20 ms, like a collector's flush
+    started, n = time.perf_counter(), 0
+    while n < total:
+        lines = [make_raw_line(i, make_doc(i, time.time_ns()), "stdout") for i in range(n, min(n + per_tick, total))]
+        await publisher.publish(RawChunk({"kind": "file"}, f"lat:{n % 8}", time.time_ns(), lines))
+        n += len(lines)
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+    try:
+        await asyncio.wait_for(reader, 60)
+    finally:
+        await publisher.stop()
+        await consumer.stop()
+        proc.stop()
+    delays.sort()
+    return {"offered_lines_per_s": rate, "p50_s": round(delays[len(delays) // 2], 4),
+            "p99_s": round(delays[int(len(delays) * 0.99)], 4), "samples": len(delays)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-worker-"))
+    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
+    try:
+        limit = await raw_limit(broker.bootstrap, args.lines)
+        row = await throughput(workdir, broker.bootstrap, args.lines)
+        lat = await latency(workdir, broker.bootstrap, args.rate, args.seconds)
+    finally:
+        broker.stop(kill=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace\n")
+    print(table([limit, row]))
+    print(f"\nworker / limit: {row.rate / limit.rate:.2f}")
+    print(f"latency collection -> sink topic at {args.rate:,} lines/s: p50 {lat['p50_s'] * 1000:.0f} ms, "
+          f"p99 {lat['p99_s'] * 1000:.0f} ms ({lat['samples']:,} lines)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [limit.as_dict(), row.as_dict()],
+                                    "worker_vs_limit": round(row.rate / limit.rate, 3), "latency": lat}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
