@@ -67,9 +67,14 @@ class ChunkBatcher:
         self._since = 0.0
 
     def add(self, entry: RawLine, size: int) -> None:
+        self.extend([entry], size)
+
+    def extend(self, entries: list[RawLine], size: int) -> None:
+        if not entries:
+            return
         if not self.lines:
             self._since = time.monotonic()
-        self.lines.append(entry)
+        self.lines.extend(entries)
         self.bytes += size
         self._budget.take(size)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from app.models import FLAG_TRUNCATED, RawChunk, make_raw_line
+from app.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from app.settings import PodCollectorSettings
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
@@ -146,8 +146,7 @@ class LogStreamer:
                 if not data:
                     break
                 backoff.reset()
-                for line, truncated in splitter.feed(data):
-                    self._take(line, truncated)
+                self._take(splitter.feed(data))
                 if self._batcher.full:
                     await self._flush()
         finally:
@@ -156,26 +155,33 @@ class LogStreamer:
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
 
-    def _take(self, line: bytes, truncated: bool) -> None:
-        space = line.find(b" ")
-        try:
-            ts = self._parser.parse(line[:space] if space > 0 else line)
-            content = line[space + 1:] if space > 0 else b""
-        except TimestampError:  # not prefixed (should not happen with timestamps=true): keep the order
-            ts = self.cursor.last_ts_ns or 0
-            content = line
-        position = self.cursor.accept(ts)
-        if position is None:
-            self._metrics.duplicates.inc()
-            return
-        self._batcher.add(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0),
-                          len(content))
+    def _take(self, lines: list[tuple[bytes, bool]]) -> None:
+        """Turn `<timestamp> <content>` lines into raw line entries, dropping already published ones."""
+        parse, accept = self._parser.parse, self.cursor.accept
+        entries: list[RawLine] = []
+        size = duplicates = 0
+        for line, truncated in lines:
+            space = line.find(b" ")
+            try:
+                ts = parse(line[:space] if space > 0 else line)
+                content = line[space + 1:] if space > 0 else b""
+            except TimestampError:  # not prefixed (should not happen with timestamps=true): keep the order
+                ts = self.cursor.last_ts_ns or 0
+                content = line
+            position = accept(ts)
+            if position is None:
+                duplicates += 1
+                continue
+            entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
+            size += len(content)
+        self._batcher.extend(entries, size)
+        if duplicates:
+            self._metrics.duplicates.inc(duplicates)
 
     async def _publish_tail(self) -> None:
         if self._tail is not None:
-            line, truncated = self._tail
-            self._tail = None
-            self._take(line, truncated)
+            tail, self._tail = self._tail, None
+            self._take([tail])
         await self._flush()
 
     async def _flush(self) -> None:
