@@ -46,23 +46,23 @@ def make_doc(n: int, ts_ns: int) -> bytes:
                          "user": "u-12345", "path": "/api/v1/cart/items"})
 
 
-async def preload(bootstrap: str, lines: int, topic: str = "logs.raw") -> None:
+async def preload(bootstrap: str, lines: int, topic: str = "logs.raw", chunk: int = 1000) -> None:
     publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), topic, 256 << 20, create_topics=[])
     await publisher.start()
     acks = []
-    for start in range(0, lines, 1000):
+    for start in range(0, lines, chunk):
         raw = [make_raw_line(n * 300, make_doc(n, 1_749_543_941_000_000_000 + n), "stdout")
-               for n in range(start, min(start + 1000, lines))]
+               for n in range(start, min(start + chunk, lines))]
         acks.append(await publisher.publish(RawChunk({"kind": "file", "pod": f"p{start % 16}"},
                                                      f"file:1:{start % 16}:bench:0", time.time_ns(), raw)))
     await asyncio.gather(*acks)
     await publisher.stop()
 
 
-async def raw_limit(bootstrap: str, lines: int) -> Row:
+async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
     """Bare aiokafka: consume raw chunks, orjson-parse every line, re-chunk by trace, produce."""
     await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), ["limit.raw", "limit.out"])
-    await preload(bootstrap, lines, "limit.raw")
+    await preload(bootstrap, lines, "limit.raw", chunk)
     install_idle_fetch_pause()
     compress = compressor("lz4")
     consumer = AIOKafkaConsumer("limit.raw", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
@@ -99,12 +99,12 @@ def routed(port: int) -> float:
     return 0.0
 
 
-async def throughput(workdir: Path, bootstrap: str, lines: int) -> Row:
+async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
     await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
-    await preload(bootstrap, lines)
+    await preload(bootstrap, lines, chunk=chunk)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
     try:
@@ -145,7 +145,7 @@ async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> d
                     delays.extend((now - line[P_TIME]) / 1e9 for line in ParsedChunk.decode(message.value).lines)
 
     reader = asyncio.ensure_future(consume())
-    per_tick, tick = max(1, rate // 50), 0.02  # chunks every 20 ms, like a collector's flush
+    per_tick = max(1, rate // 50)  # a chunk every 20 ms, like a collector flushing
     started, n = time.perf_counter(), 0
     while n < total:
         lines = [make_raw_line(i, make_doc(i, time.time_ns()), "stdout") for i in range(n, min(n + per_tick, total))]
@@ -168,18 +168,20 @@ async def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--chunk", type=int, default=1000, help="lines per raw chunk (collector.chunk_lines)")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-worker-"))
     broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
     try:
-        limit = await raw_limit(broker.bootstrap, args.lines)
-        row = await throughput(workdir, broker.bootstrap, args.lines)
+        limit = await raw_limit(broker.bootstrap, args.lines, args.chunk)
+        row = await throughput(workdir, broker.bootstrap, args.lines, args.chunk)
         lat = await latency(workdir, broker.bootstrap, args.rate, args.seconds)
     finally:
         broker.stop(kill=True)
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace\n")
+    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace, "
+          f"{args.chunk:,}-line raw chunks\n")
     print(table([limit, row]))
     print(f"\nworker / limit: {row.rate / limit.rate:.2f}")
     print(f"latency collection -> sink topic at {args.rate:,} lines/s: p50 {lat['p50_s'] * 1000:.0f} ms, "
