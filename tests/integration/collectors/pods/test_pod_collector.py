@@ -212,3 +212,22 @@ async def test_unfinished_last_line_of_an_exited_container_is_published(broker: 
         kube.terminate(pod, "app")
         got = await wait_for_lines(broker, 2)
     assert got.texts(f"pod:{pod.uid}:app:0") == ["done", "no newline at exit"]
+
+
+async def test_namespace_list_all_namespaces_and_field_selector(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                                tmp_path: Path) -> None:
+    pods = {(ns, node): kube.add_pod(f"p-{ns}-{node}", namespace=ns, node=node)
+            for ns in ("a", "b", "c") for node in ("node-1", "node-2")}
+    for (ns, node), pod in pods.items():
+        kube.log(pod, "app", [f"{ns} {node}"])
+    settings = pod_settings(broker, kube, tmp_path, namespace="a, b", field_selector="spec.nodeName=node-1")
+    async with running_collector(settings) as run:
+        got = await wait_for_lines(broker, 2)
+        assert run.value("logweave_pod_collector_pods_watched") == 2
+    assert sorted(got.all_texts()) == ["a node-1", "b node-1"]
+    assert kube.requests["list"] == 2  # one list (then watch) per namespace
+
+    async with running_collector(pod_settings(broker, kube, tmp_path, namespace="*")) as run:
+        await wait_until(lambda: run.value("logweave_pod_collector_pods_watched") == 6, what="all namespaces")
+        got = await wait_for_lines(broker, 8)
+    assert sorted(got.all_texts()) == sorted(["a node-1", "b node-1"] + [f"{ns} {node}" for ns, node in pods])
