@@ -98,11 +98,26 @@ class EmbeddedBroker:
             self.process.wait()
 
 
-def run_foreground(data_dir: Path, kafka_port: int) -> int:
-    """`logweave broker`: exec noida-db in the foreground so Ctrl-C/SIGTERM reach it directly."""
+def run_foreground(data_dir: Path, kafka_port: int, linger: float = 4.0) -> int:
+    """`logweave broker`: run noida-db until Ctrl-C/SIGTERM, then linger before stopping it.
+
+    Under a Procfile runner every process gets the signal at once; lingering lets workers and
+    collectors flush, commit and leave their group before the broker goes away.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(data_dir=data_dir, kafka_port=kafka_port)
     print(f"logweave broker: embedded Kafka-protocol broker (noida-db) on 127.0.0.1:{kafka_port}, "
           f"data in {data_dir}. For development and tests only; production sets KAFKA_BROKERS "
           "to a real Kafka cluster.", flush=True)
-    os.execv(broker.command()[0], broker.command())
+    process = subprocess.Popen(broker.command(), start_new_session=True)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    while process.poll() is None and not stopping:
+        time.sleep(0.2)
+    if process.poll() is None:
+        print(f"logweave broker: stopping in {linger:.0f}s (clients are shutting down)", flush=True)
+        time.sleep(linger)
+        process.terminate()
+    code = process.wait()
+    return 0 if stopping else code

@@ -54,7 +54,7 @@ async def run_demo(root: Path, rate: float, pods: int = 10, duration: float | No
                 pod_index = rng.randrange(len(files))
                 now = time.time_ns()
                 if written % bad_every == bad_every - 1:
-                    content = "this line is not JSON" if written % 2 else '{"msg":"no trace id here"}'
+                    content = "this line is not JSON" if (written // bad_every) % 2 else '{"msg":"no trace id here"}'
                 else:
                     content = orjson.dumps({
                         "time": rfc3339_nano(now), "level": rng.choice(LEVELS), "traceId": trace,
