@@ -42,6 +42,19 @@ class InstanceStatus(Enum):
     GONE = "gone"  # pod deleted or out of reach: read what the server still gives
 
 
+def _served(status: InstanceStatus) -> str:
+    """Which log the endpoint serves for a status: the current instance's, the previous one's, none."""
+    if status is InstanceStatus.REPLACED:
+        return "previous"
+    return "none" if status is InstanceStatus.GONE else "current"
+
+
+class _InstanceMoved(Exception):
+    def __init__(self, status: InstanceStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
 class ChunkSink(Protocol):
     async def publish(self, chunk: RawChunk) -> asyncio.Future[None]: ...
 
@@ -87,7 +100,10 @@ class LogStreamer:
                     return
                 clean = False
                 try:
-                    clean = await self._follow_once(status is InstanceStatus.REPLACED, backoff)
+                    clean = await self._follow_once(status, backoff)
+                except _InstanceMoved as moved:  # a restart raced the connect: reconnect to the right log
+                    status = moved.status
+                    continue
                 except ApiStatusError as exc:
                     if exc.status == 404 or (exc.status == 400 and self._status() is not InstanceStatus.LIVE):
                         log.info("log of %s is no longer available (%s)", self.target.stream_id, exc)
@@ -119,12 +135,18 @@ class LogStreamer:
             log.debug("could not check %s: %s", self.target.stream_id, exc)
             return self._status()
 
-    async def _follow_once(self, previous: bool, backoff: Backoff) -> bool:
+    async def _follow_once(self, status: InstanceStatus, backoff: Backoff) -> bool:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
         self._tail = None
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
-                                           self.cursor.since_time(), previous)
+                                           self.cursor.since_time(), status is InstanceStatus.REPLACED)
+        # Checked before and after opening: restart counts only grow, so if the instance the endpoint
+        # serves (current or previous) is still ours afterwards, it was ours when the response began.
+        after = await self._fresh_status()
+        if _served(after) != _served(status):
+            resp.close()
+            raise _InstanceMoved(after)
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
         try:
