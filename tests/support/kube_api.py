@@ -123,7 +123,8 @@ class FakeKubeApi:
         self.max_piece = max_piece  # log writes are cut into random pieces up to this size (None: whole)
         self._random = random.Random(seed)
         self.requests: dict[str, int] = {"list": 0, "watch": 0, "get": 0, "log": 0}
-        self.followers: dict[tuple[str, str], int] = {}  # (pod name, container) -> open log responses
+        self.followers: dict[tuple[str, str], int] = {}
+        self.watched_from: list[int] = []  # resourceVersion of every watch request  # (pod name, container) -> open log responses
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
@@ -248,6 +249,8 @@ class FakeKubeApi:
         self.close_watches()
 
     def bookmark(self) -> None:
+        """Advance the version (other resources changed) and tell bookmark-enabled watches."""
+        self.rv += 1
         for w in self._watches:
             if w.bookmarks:
                 w.queue.put_nowait({"type": "BOOKMARK", "object": {
@@ -321,6 +324,7 @@ class FakeKubeApi:
     async def _watch(self, request: web.Request, w: _Watch) -> web.StreamResponse:
         self.requests["watch"] += 1
         since = int(request.query.get("resourceVersion") or self.rv)
+        self.watched_from.append(since)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)

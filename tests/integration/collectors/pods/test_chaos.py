@@ -43,7 +43,7 @@ async def test_no_loss_no_duplicates_under_disruption(broker: EmbeddedBroker, ku
                 kube.cut_next(pod, container, rng.choice(("eof", "abort")))
             elif action < 0.16:
                 kube.close_watches()
-            elif action < 0.18:
+            elif action < 0.18 or step in (50, 100):
                 kube.expire_watches()
             elif action < 0.22:
                 kube.restart(pod, container)

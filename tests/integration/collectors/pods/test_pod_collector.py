@@ -79,8 +79,12 @@ async def test_watch_closed_by_server_and_bookmarks(broker: EmbeddedBroker, kube
     async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
         await wait_until(lambda: kube.open_watches == 1, what="watch open")
         kube.bookmark()
+        bookmarked = kube.rv
+        await asyncio.sleep(0.3)
         kube.close_watches()
-        b = kube.add_pod("b")  # between the watches: delivered from the resourceVersion on re-watch
+        b = kube.add_pod("b")  # between the watches: replayed from the resourceVersion on re-watch
+        await wait_until(lambda: len(kube.watched_from) == 2, what="re-watch")
+        assert kube.watched_from[1] == bookmarked  # resumed from the bookmark's resourceVersion
         await wait_until(lambda: kube.followers.get(("b", "app"), 0) == 1, what="b followed after re-watch")
         kube.log(a, "app", ["a1"])
         kube.log(b, "app", ["b1"])
