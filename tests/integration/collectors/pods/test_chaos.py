@@ -39,11 +39,13 @@ async def test_no_loss_no_duplicates_under_disruption(broker: EmbeddedBroker, ku
             pod = rng.choice(pods)
             container = rng.choice(("app", "side"))
             action = rng.random()
+            if step in (50, 100):
+                kube.expire_watches()
             if action < 0.12:
                 kube.cut_next(pod, container, rng.choice(("eof", "abort")))
             elif action < 0.16:
                 kube.close_watches()
-            elif action < 0.18 or step in (50, 100):
+            elif action < 0.18:
                 kube.expire_watches()
             elif action < 0.22:
                 kube.restart(pod, container)
