@@ -24,8 +24,10 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def group_instance_id(settings: Settings) -> str:
+def group_instance_id(settings: Settings) -> str | None:
     """Static membership id: configured, else the pod name (HOSTNAME) plus the web port."""
+    if not settings.kafka.static_membership:
+        return None
     if settings.kafka.group_instance_id:
         return settings.kafka.group_instance_id
     host = os.environ.get("HOSTNAME") or socket.gethostname()

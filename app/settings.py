@@ -62,6 +62,7 @@ class KafkaSettings(Group):
     heartbeat_interval: Duration = 1.0
     commit_interval: Duration = 1.0
     group_instance_id: str | None = None
+    static_membership: bool = True  # KIP-345; turn off only for brokers without it
 
     @property
     def bootstrap_servers(self) -> list[str]:
