@@ -27,8 +27,8 @@ def _send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
     return channels.sink(sink_name).send_soon(value=compress(value), partition=partition)
 
 
-def _send_closed(trace_id: str, value: bytes, partition: int) -> Any:
-    return channels.traces_closed().send_soon(key=trace_id.encode(), value=value, partition=partition)
+def _send_closed(value: bytes, partition: int) -> Any:
+    return channels.traces_closed().send_soon(value=compress(value), partition=partition)
 
 
 grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), settings,

@@ -12,10 +12,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from orjson import dumps
+
 from agents.forwarding import forward
 from agents.routing import Router
 from app.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
-from app.models import P_SRC, P_TIME, P_TRACE
+from app.models import P_SRC, P_TIME, P_TRACE, encode_closed_traces
 from app.settings import Settings
 from tables.trace_state import (
     Deadlines,
@@ -36,7 +38,7 @@ from tables.trace_table import (
 )
 
 SendToSink = Callable[[str, bytes, int], Any]
-SendClosed = Callable[[str, bytes, int], Any]
+SendClosed = Callable[[bytes, int], Any]
 
 
 class TraceGrouper:
@@ -144,7 +146,9 @@ class TraceGrouper:
         for key in self.table.scan(partition, EVENT_INDEX, index_key(EVENT_INDEX, watermark, "")):
             candidates.setdefault(trace_of_index_key(key), key)
         updates: dict[bytes, bytes | None] = {}
-        outputs: list[Any] = []
+        summaries: list[dict[str, Any]] = []
+        routed: dict[str, list[list[Any]]] = defaultdict(list)
+        held_sources: list[dict[str, Any]] = []
         closed = 0
         for trace_id, index_entry in candidates.items():
             stored = self.table.read(partition, trace_id.encode())
@@ -162,31 +166,48 @@ class TraceGrouper:
             updates[trace_id.encode()] = None
             updates[index_key(WALL_INDEX, due.wall_ns, trace_id)] = None
             updates[index_key(EVENT_INDEX, due.event_ns, trace_id)] = None
-            outputs.extend(self._emit_closed(partition, state, cause, now))
+            self._release_held(state, routed, held_sources)
+            summaries.append(summary(state, cause, now))
             closed += 1
             TRACES_CLOSED.labels(cause).inc()
+        outputs = self._emit_closed(partition, summaries)
+        if routed:
+            outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit))
         self.table.commit_when_acked(partition, updates, outputs)
         self.open_traces[partition] = max(0, self.open_traces[partition] - closed)
         self._publish_open()
         return closed
 
-    def _emit_closed(self, partition: int, state: dict[str, Any], cause: str, now: int) -> list[Any]:
-        from orjson import dumps
+    def _emit_closed(self, partition: int, summaries: list[dict[str, Any]]) -> list[Any]:
+        """Send closed-trace summaries as few records as the message size allows (never one per trace)."""
+        outputs: list[Any] = []
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for item in summaries:
+            cost = len(dumps(item))
+            if batch and size + cost > self.limit:
+                outputs.append(self.send_closed(encode_closed_traces(batch), partition))
+                batch, size = [], 0
+            batch.append(item)
+            size += cost
+        if batch:
+            outputs.append(self.send_closed(encode_closed_traces(batch), partition))
+        return outputs
 
+    def _release_held(self, state: dict[str, Any], routed: dict[str, list[list[Any]]],
+                      sources: list[dict[str, Any]]) -> None:
+        """Queue a closing trace's held lines for the sinks of the trace rules it matched."""
         held = state.pop("held", None)
         matched = state.pop("matched", [])
-        outputs = [self.send_closed(state["trace"], dumps(summary(state, cause, now)), partition)]
-        if held and matched:
-            sources: list[dict[str, Any]] = []
-            lines: list[list[Any]] = []
-            for src, line in held:
-                sources.append(src)
-                entry = list(line)
-                entry[P_SRC] = len(sources) - 1
-                lines.append(entry)
-            routed = {sink_name: lines for sink_name in self.router.trace_sinks(matched)}
-            outputs.extend(forward(routed, sources, partition, self.send_to_sink, self.limit))
-        return outputs
+        if not held or not matched:
+            return
+        sinks = self.router.trace_sinks(matched)
+        for src, line in held:
+            sources.append(src)
+            entry = list(line)
+            entry[P_SRC] = len(sources) - 1
+            for sink_name in sinks:
+                routed[sink_name].append(entry)
 
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:

@@ -134,6 +134,16 @@ def decode_dead_letters(data: bytes) -> list[dict[str, Any]]:
     return items
 
 
+def encode_closed_traces(summaries: list[dict[str, Any]]) -> bytes:
+    """One `traces.closed` record carrying the summaries of many traces closed together."""
+    return orjson.dumps({"v": SCHEMA_VERSION, "t": "closed", "traces": summaries})
+
+
+def decode_closed_traces(data: bytes) -> list[dict[str, Any]]:
+    traces: list[dict[str, Any]] = _load(data, "closed")["traces"]
+    return traces
+
+
 def _load(data: bytes, kind: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(decompress(data))

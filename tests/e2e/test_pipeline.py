@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from app.broker import EmbeddedBroker, free_port
-from app.models import decode_dead_letters
+from app.models import decode_closed_traces, decode_dead_letters
 from app.settings import KafkaSettings
 from app.topic_admin import ensure_topics
 from app.topics import pipeline_topics
@@ -80,8 +80,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         for _ in range(60):
             records = await read_topic(broker.bootstrap, "traces.closed")
             closed = {}
-            for _, _, _key, value in records:
-                summary = orjson.loads(value)
+            for summary in (s for _, _, _, value in records for s in decode_closed_traces(value)):
                 assert summary["trace"] not in closed, f"trace {summary['trace']} closed twice"
                 closed[summary["trace"]] = summary
             if len(closed) >= len(data.traces):

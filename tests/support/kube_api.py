@@ -124,7 +124,8 @@ class FakeKubeApi:
         self._random = random.Random(seed)
         self.requests: dict[str, int] = {"list": 0, "watch": 0, "get": 0, "log": 0}
         self.followers: dict[tuple[str, str], int] = {}
-        self.watched_from: list[int] = []  # resourceVersion of every watch request  # (pod name, container) -> open log responses
+        self.watched_from: list[int] = []  # resourceVersion of every watch request
+        self.removal_delay = 0.3  # seconds a deleted pod stays (terminating) before it is gone  # (pod name, container) -> open log responses
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
@@ -207,15 +208,24 @@ class FakeKubeApi:
         c.current.notify()
         self._changed(old, pod)
 
-    def delete(self, pod: FakePod) -> None:
-        """Graceful deletion: MODIFIED with deletionTimestamp, containers end, then DELETED."""
+    def delete(self, pod: FakePod, removal_delay: float | None = None) -> None:
+        """Graceful deletion: MODIFIED with deletionTimestamp, containers end; after `removal_delay`
+        (the kubelet confirming, default `self.removal_delay`) the object goes: DELETED, logs 404."""
         old = self._snapshot(pod)
         pod.deletion_timestamp = format_rfc3339nano(time.time_ns() // 10**9 * 10**9)
         self._changed(old, pod)
         for c in pod.containers.values():
             self.terminate(pod, c.name)
-        del self.pods[(pod.namespace, pod.name)]
-        self._emit(self._snapshot(pod), None)
+        delay = self.removal_delay if removal_delay is None else removal_delay
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._remove, pod)
+        else:
+            self._remove(pod)
+
+    def _remove(self, pod: FakePod) -> None:
+        if self.pods.get((pod.namespace, pod.name)) is pod:
+            del self.pods[(pod.namespace, pod.name)]
+            self._emit(self._snapshot(pod), None)
 
     def log(self, pod: FakePod, container: str, lines: list[str] | list[bytes],
             stamps: list[int] | None = None) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from app.broker import EmbeddedBroker, free_port
-from app.models import RawChunk, make_raw_line
+from app.models import RawChunk, decode_closed_traces, make_raw_line
 from app.settings import KafkaSettings
 from app.topic_admin import ensure_topics
 from app.topics import pipeline_topics
@@ -88,7 +88,8 @@ class WorkerHarness:
         return docs
 
     async def closed_traces(self) -> list[dict[str, Any]]:
-        return [orjson.loads(v) for _, _, _, v in await read_topic(self.broker.bootstrap, "traces.closed")]
+        records = await read_topic(self.broker.bootstrap, "traces.closed")
+        return [summary for _, _, _, value in records for summary in decode_closed_traces(value)]
 
     def get(self, path: str) -> tuple[int, bytes]:
         import urllib.error
