@@ -90,6 +90,7 @@ class LogStreamer:
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
         ended_retries = 0
+        seen_tail: tuple[bytes, bool] | None = None
         try:
             # The log endpoint serves whichever instance is current: before every (re)connect ask the
             # API, not the possibly lagging watch, whether ours still is, or we could read the next one's.
@@ -114,9 +115,13 @@ class LogStreamer:
                     log.info("log stream of %s broke (%s); resuming", self.target.stream_id, exc or type(exc).__name__)
                 status = await self._fresh_status()
                 if status is not InstanceStatus.LIVE:
-                    if clean:
+                    # An unterminated last line counts only if a second read ends the same way: a
+                    # connection closed mid-line looks just like it.
+                    if clean and (self._tail is None or self._tail == seen_tail):
                         await self._publish_tail()
                         return
+                    if clean:
+                        seen_tail = self._tail
                     ended_retries += 1
                     if ended_retries > _ENDED_RETRIES:
                         log.warning("giving up on the rest of %s after %d attempts", self.target.stream_id,
@@ -138,7 +143,6 @@ class LogStreamer:
     async def _follow_once(self, status: InstanceStatus, backoff: Backoff) -> bool:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
-        self._tail = None
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
                                            self.cursor.since_time(), status is InstanceStatus.REPLACED)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
@@ -147,6 +151,7 @@ class LogStreamer:
         if _served(after) != _served(status):
             resp.close()
             raise _InstanceMoved(after)
+        self._tail = None  # this response replays the previous one's unfinished line
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
         try:

@@ -123,9 +123,9 @@ class FakeKubeApi:
         self.max_piece = max_piece  # log writes are cut into random pieces up to this size (None: whole)
         self._random = random.Random(seed)
         self.requests: dict[str, int] = {"list": 0, "watch": 0, "get": 0, "log": 0}
-        self.followers: dict[tuple[str, str], int] = {}
+        self.followers: dict[tuple[str, str], int] = {}  # (pod name, container) -> open log responses
         self.watched_from: list[int] = []  # resourceVersion of every watch request
-        self.removal_delay = 0.3  # seconds a deleted pod stays (terminating) before it is gone  # (pod name, container) -> open log responses
+        self.removal_delay = 0.3  # seconds a deleted pod stays (terminating) before it is gone
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0

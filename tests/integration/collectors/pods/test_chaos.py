@@ -1,5 +1,5 @@
-"""Everything at once: lines keep coming while streams are cut, watches close or expire and containers
-restart. Every line of every container instance must arrive exactly once, in order."""
+"""Everything at once: lines keep coming while streams are cut, watches close or expire, containers
+restart and pods are deleted. Every line of every container instance must arrive exactly once, in order."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ async def test_no_loss_no_duplicates_under_disruption(broker: EmbeddedBroker, ku
             elif action < 0.22:
                 kube.restart(pod, container)
             emit(pod, container, rng.randint(1, 40))
+            if rng.random() < 0.03:  # deleted right after logging: its streams must read what is left
+                kube.delete(pod)
+                pods[pods.index(pod)] = kube.add_pod(f"chaos-{len(expected) + step}", containers=("app", "side"))
             await asyncio.sleep(0.02 if step % 10 else 0.2)
         total = sum(len(v) for v in expected.values())
         got = await wait_for_lines(broker, total, timeout=60)
