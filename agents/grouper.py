@@ -16,7 +16,7 @@ from orjson import dumps
 
 from agents.forwarding import forward
 from agents.routing import Router
-from app.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
+from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
 from app.models import P_SRC, P_TIME, P_TRACE, encode_closed_traces
 from app.settings import Settings
 from tables.trace_state import (
@@ -31,6 +31,7 @@ from tables.trace_state import (
 from tables.trace_table import (
     CLOCK_KEY,
     EVENT_INDEX,
+    HELD_KEY,
     WALL_INDEX,
     TraceWindowTable,
     index_key,
@@ -53,6 +54,7 @@ class TraceGrouper:
         self.send_to_sink = send_to_sink
         self.send_closed = send_closed
         self.open_traces: dict[int, int] = {}
+        self.held: dict[int, int] = {}
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -85,11 +87,13 @@ class TraceGrouper:
             max_time = max(max_time, max(line[P_TIME] for line in fresh))
             self._route(fresh, sources, routed)
             if self.router.trace_rules:
-                self._hold(state, fresh, sources, routed)
+                self._hold(partition, state, fresh, sources, routed)
             self._index(updates, trace_id, before, deadlines(state, self.traces))
             updates[key] = encode_state(state)
         if max_time > clock:
             updates[CLOCK_KEY] = str(max_time).encode()
+        if self.router.trace_rules:
+            updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         count = sum(len(v) for v in routed.values())
         outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
         self.table.commit_when_acked(partition, updates, outputs)
@@ -106,23 +110,41 @@ class TraceGrouper:
             for sink_name in self.router.line_sinks(line, sources):
                 routed[sink_name].append(line)
 
-    def _hold(self, state: dict[str, Any], fresh: list[list[Any]], sources: list[dict[str, Any]],
+    def held_lines(self, partition: int) -> int:
+        """Lines held in `partition` (kept in its store, so the bound survives restarts)."""
+        if partition not in self.held:
+            raw = self.table.read(partition, HELD_KEY)
+            self.held[partition] = int(raw) if raw else 0
+        return self.held[partition]
+
+    def _hold(self, partition: int, state: dict[str, Any], fresh: list[list[Any]], sources: list[dict[str, Any]],
               routed: dict[str, list[list[Any]]]) -> None:
-        """Keep lines for trace rules until the trace closes (bounded per trace, overflow counted)."""
+        """Keep lines for trace rules until the trace closes, bounded per trace and per partition.
+
+        Past a bound the line is not held: `held_overflow=drop` counts it, `forward` sends it to the
+        trace rules' sinks at once (selection is lost for it, the line is not).
+        """
         held: list[Any] = state.setdefault("held", [])
         matched: list[str] = state.setdefault("matched", [])
+        total = self.held_lines(partition)
         for line in fresh:
             for name in self.router.trace_rule_hits(line, sources):
                 if name not in matched:
                     matched.append(name)
-            if len(held) < self.traces.max_held_per_trace:
+            bound = ("trace" if len(held) >= self.traces.max_held_per_trace
+                     else "partition" if total >= self.traces.max_held_per_partition else "")
+            if not bound:
                 held.append([sources[line[P_SRC]], line])
+                total += 1
             else:
                 state["held_overflow"] = state.get("held_overflow", 0) + 1
+                HELD_OVERFLOW.labels(bound, self.traces.held_overflow).inc()
                 if self.traces.held_overflow == "forward":
                     for rule in self.router.trace_rules:
                         for sink_name in rule.sinks:
                             routed[sink_name].append(line)
+        self.held[partition] = total
+        HELD_LINES.set(sum(self.held.values()))
 
     def _index(self, updates: dict[bytes, bytes | None], trace_id: str, before: Deadlines | None,
                after: Deadlines) -> None:
@@ -166,10 +188,12 @@ class TraceGrouper:
             updates[trace_id.encode()] = None
             updates[index_key(WALL_INDEX, due.wall_ns, trace_id)] = None
             updates[index_key(EVENT_INDEX, due.event_ns, trace_id)] = None
-            self._release_held(state, routed, held_sources)
+            self._release_held(partition, state, routed, held_sources)
             summaries.append(summary(state, cause, now))
             closed += 1
             TRACES_CLOSED.labels(cause).inc()
+        if self.router.trace_rules and closed:
+            updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         outputs = self._emit_closed(partition, summaries)
         if routed:
             outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit))
@@ -194,11 +218,14 @@ class TraceGrouper:
             outputs.append(self.send_closed(encode_closed_traces(batch), partition))
         return outputs
 
-    def _release_held(self, state: dict[str, Any], routed: dict[str, list[list[Any]]],
+    def _release_held(self, partition: int, state: dict[str, Any], routed: dict[str, list[list[Any]]],
                       sources: list[dict[str, Any]]) -> None:
         """Queue a closing trace's held lines for the sinks of the trace rules it matched."""
         held = state.pop("held", None)
         matched = state.pop("matched", [])
+        if held:
+            self.held[partition] = max(0, self.held_lines(partition) - len(held))
+            HELD_LINES.set(sum(self.held.values()))
         if not held or not matched:
             return
         sinks = self.router.trace_sinks(matched)
@@ -212,6 +239,7 @@ class TraceGrouper:
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:
             self.open_traces.pop(partition, None)
+            self.held.pop(partition, None)
         self._publish_open()
 
     def _publish_open(self) -> None:

@@ -13,6 +13,9 @@ CHUNKS = Counter("logweave_chunks_total", "Chunk records consumed per stage", ["
 DEAD_LETTERS = Counter("logweave_dead_letters_total", "Lines dead-lettered, by stage and reason",
                        ["stage", "reason"])
 DUPLICATES = Counter("logweave_duplicate_lines_total", "Lines skipped as already applied (replays)", ["stage"])
+HELD_LINES = Gauge("logweave_held_lines", "Lines held for whole-trace rules until their trace closes")
+HELD_OVERFLOW = Counter("logweave_held_overflow_total", "Lines not held because a hold bound was reached",
+                        ["bound", "policy"])
 OPEN_TRACES = Gauge("logweave_open_traces", "Traces open in this worker's trace table")
 TRACES_CLOSED = Counter("logweave_traces_closed_total", "Traces closed, by cause", ["cause"])
 SINK_LINES = Counter("logweave_sink_lines_written_total", "Lines confirmed written by a sink", ["sink"])

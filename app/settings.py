@@ -129,6 +129,7 @@ class TraceSettings(Group):
     sample_lines: int = Field(5, ge=0, le=1000)
     close_check_interval: Duration = 1.0
     max_held_per_trace: int = Field(10_000, ge=1)
+    max_held_per_partition: int = Field(200_000, ge=1)  # bounds held lines in total (x partitions owned)
     held_overflow: Literal["drop", "forward"] = "drop"
     changelog_retention: Duration = 86400.0
 

@@ -30,6 +30,7 @@ CHANGELOG_KEY = b"\x00batch"
 WALL_INDEX = b"\x00w"
 EVENT_INDEX = b"\x00e"
 CLOCK_KEY = b"\x00clock"
+HELD_KEY = b"\x00held"
 
 
 def index_key(prefix: bytes, deadline_ns: int, trace_id: str) -> bytes:

@@ -143,3 +143,22 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
     await asyncio.sleep(1.0)
     delivered = worker.sink_documents()
     assert Counter(d["traceId"] for d in delivered) == {f"x{i}": 4 for i in range(0, 50, 5)}
+
+
+async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callable[..., WorkerHarness],
+                                                           tmp_path: Any) -> None:
+    config = tmp_path / "routes.yaml"
+    config.write_text("routing:\n  rules:\n    - name: error-traces\n      mode: trace\n      sinks: [file]\n"
+                      "      level_at_least: error\n")
+    worker = await make_worker({"LOGWEAVE_CONFIG": str(config), "LOGWEAVE_TRACES__GAP": "2s",
+                                "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
+                                "LOGWEAVE_TRACES__MAX_HELD_PER_TRACE": "3"}).start()
+    await worker.feed([doc("big", BASE + k, k, "error" if k == 0 else "info") for k in range(7)], stream="a")
+    await wait_for(lambda: _all_closed(worker, 1), 30, "the trace to close")
+    await wait_for(lambda: len(worker.sink_documents()) >= 3, 30, "held lines in the sink")
+    await asyncio.sleep(1.0)
+    assert sorted(d["n"] for d in worker.sink_documents()) == [0, 1, 2]
+    (summary,) = (await closed_by_trace(worker))["big"]
+    assert summary["count"] == 7 and summary["held_overflow"] == 4
+    _, metrics = worker.get("/metrics")
+    assert 'logweave_held_overflow_total{bound="trace",policy="drop"} 4.0' in metrics.decode()
