@@ -1,0 +1,170 @@
+"""EtcdSink: one key per line, `<prefix>/<traceId>/<event time ns>-<line id>`, under shared leases.
+
+A prefix range read returns a trace's lines in time order. Keys expire through leases shared per
+time bucket (`lease_bucket`), never one lease per key; each lease lives `ttl + lease_bucket`, so
+every line stays at least `ttl`. Writes go through etcd's JSON gRPC gateway (`/v3/kv/txn`) over
+aiohttp: that one client handles endpoint lists, TLS (CA, client certificate) and user/password
+tokens, which the asyncio gRPC client available here lacks. Transactions stay within etcd's limits
+(128 operations, 1.5 MiB per request); a line that alone exceeds the request limit is dead-lettered.
+Re-writing a key with the same value is harmless, so retries and replays are idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import time
+from typing import Any
+
+import aiohttp
+
+from app.errors import PermanentError, RetriableError
+from app.settings import EtcdSinkSettings, Settings
+from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
+
+MAX_TXN_OPS = 128
+MAX_REQUEST_BYTES = 1536 * 1024
+REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def line_key(prefix: str, line: SinkLine) -> bytes:
+    return f"{prefix.rstrip('/')}/{line.trace_id}/{line.time_ns:019d}-{line.line_id}".encode()
+
+
+def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[SinkLine]], list[SinkLine]]:
+    """Group lines into transactions within etcd's limits; return (transactions, lines too large alone)."""
+    budget = MAX_REQUEST_BYTES - REQUEST_ALLOWANCE
+    groups: list[list[SinkLine]] = []
+    too_large: list[SinkLine] = []
+    current: list[SinkLine] = []
+    size = 0
+    for line in lines:
+        cost = len(line.document) + len(line_key(prefix, line)) + 32
+        if cost > budget:
+            too_large.append(line)
+            continue
+        if current and (len(current) >= MAX_TXN_OPS or size + cost > budget):
+            groups.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += cost
+    if current:
+        groups.append(current)
+    return groups, too_large
+
+
+class EtcdSink(Sink):
+    """Writes lines to etcd v3 (the seed tool's default destination)."""
+
+    name = "etcd"
+
+    def __init__(self, settings: EtcdSinkSettings, limits: tuple[int, int, float]) -> None:
+        self.settings = settings
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+        self._endpoint = 0
+        self._token: str | None = None
+        self._leases: dict[int, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EtcdSink:
+        s = settings.sinks
+        return cls(s.etcd, (min(s.batch_size, 10 * MAX_TXN_OPS), s.batch_bytes, s.batch_period))
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return self._limits
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        s = self.settings
+        if not any(e.startswith("https://") for e in s.endpoints) and s.ca_file is None:
+            return None
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        if s.cert_file and s.key_file:
+            context.load_cert_chain(str(s.cert_file), str(s.key_file))
+        return context
+
+    async def start(self) -> None:
+        if not self.settings.endpoints:
+            raise PermanentError("sinks.etcd.servers is empty: give one or more URLs like http://127.0.0.1:2379")
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context() or False, limit=8)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15))
+        await self._call("/v3/maintenance/status", {})
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        groups, too_large = split_transactions(batch.lines, self.settings.prefix)
+        result = WriteResult(permanent=[
+            ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
+                        f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
+        lease = await self._lease_for(time.time())
+        for group in groups:
+            ops = [{"request_put": {"key": _b64(line_key(self.settings.prefix, line)), "value": _b64(line.document),
+                                    "lease": str(lease)}} for line in group]
+            try:
+                await self._call("/v3/kv/txn", {"compare": [], "success": ops, "failure": []})
+            except PermanentError as exc:
+                if "lease not found" not in str(exc):
+                    raise
+                self._leases.clear()  # expired or revoked behind our back: grant again and retry
+                raise RetriableError(f"etcd lease {lease} is gone; granting a new one") from exc
+        return result
+
+    async def _lease_for(self, now: float) -> int:
+        bucket = int(now // self.settings.lease_bucket)
+        lease = self._leases.get(bucket)
+        if lease is None:
+            ttl = int(self.settings.ttl + self.settings.lease_bucket)
+            reply = await self._call("/v3/lease/grant", {"TTL": str(ttl)})
+            lease = int(reply["ID"])
+            self._leases = {b: v for b, v in self._leases.items() if b >= bucket - 1}
+            self._leases[bucket] = lease
+        return lease
+
+    async def _authenticate(self, base: str) -> None:
+        s = self.settings
+        if not s.username:
+            return
+        assert self._session is not None
+        password = s.password.get_secret_value() if s.password else ""
+        async with self._session.post(f"{base}/v3/auth/authenticate",
+                                      json={"name": s.username, "password": password}) as response:
+            body = await response.json(content_type=None)
+            if response.status != 200:
+                raise PermanentError(f"etcd rejected user {s.username!r}: {body.get('message', body)}")
+            self._token = body["token"]
+
+    async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST to the gateway, failing over across endpoints; classify errors as retriable or permanent."""
+        if self._session is None:
+            raise RetriableError("etcd sink is not started")
+        endpoints = self.settings.endpoints
+        last_error = ""
+        for attempt in range(len(endpoints)):
+            base = endpoints[(self._endpoint + attempt) % len(endpoints)].rstrip("/")
+            try:
+                if self.settings.username and self._token is None:
+                    await self._authenticate(base)
+                headers = {"Authorization": self._token} if self._token else {}
+                async with self._session.post(base + path, json=payload, headers=headers) as response:
+                    body: dict[str, Any] = await response.json(content_type=None)
+                    if response.status == 401 or "token" in str(body.get("message", "")):
+                        self._token = None
+                        raise RetriableError(f"etcd auth token rejected: {body.get('message')}")
+                    if response.status >= 500 and "lease not found" not in str(body.get("message", "")):
+                        raise RetriableError(f"etcd {base} answered {response.status}: {body.get('message')}")
+                    if response.status >= 400 or "error" in body:
+                        raise PermanentError(f"etcd refused {path}: {body.get('message', body)}")
+                    self._endpoint = (self._endpoint + attempt) % len(endpoints)
+                    return body
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last_error = f"{base}: {exc!r}"
+                continue
+        raise RetriableError(f"no etcd endpoint answered ({last_error})")

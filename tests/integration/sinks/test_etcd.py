@@ -1,0 +1,111 @@
+"""EtcdSink against a real etcd (Debian's etcd-server): keys, leases, limits, idempotence, auth."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from app.settings import EtcdSinkSettings
+from sinks.base import SinkBatch, SinkLine
+from sinks.etcd import MAX_TXN_OPS, EtcdSink, split_transactions
+from tests.support.servers import Server, etcd_gateway, etcd_server
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[Server]:
+    server = etcd_server(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def lines(count: int, trace: str = "t1", size: int = 60, start: int = 0) -> list[SinkLine]:
+    return [SinkLine(f"lid{n:06d}", trace, 1_000_000 + (count - n), "info", "svc",
+                     orjson.dumps({"n": n, "pad": "x" * size}), n, 0) for n in range(start, start + count)]
+
+
+def range_read(url: str, prefix: str, token: str | None = None) -> list[tuple[str, dict[str, object]]]:
+    key = prefix.encode()
+    end = key[:-1] + bytes([key[-1] + 1])
+    body = etcd_gateway(url, "/v3/kv/range", {"key": base64.b64encode(key).decode(),
+                                               "range_end": base64.b64encode(end).decode()}, token)
+    kvs = body.get("kvs", [])
+    assert isinstance(kvs, list)
+    return [(base64.b64decode(kv["key"]).decode(), orjson.loads(base64.b64decode(kv["value"]))) for kv in kvs]
+
+
+async def test_lines_read_back_in_time_order_under_one_shared_lease(etcd: Server) -> None:
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/logs", ttl=3600), (1000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        result = await sink.write_batch(SinkBatch("sink.etcd", 0, lines(300)))
+        assert not result.permanent and not result.retry
+        await sink.write_batch(SinkBatch("sink.etcd", 0, lines(300)))  # a replay: same keys, same values
+    finally:
+        await sink.stop()
+    stored = range_read(etcd.url, "/logs/t1/")
+    assert len(stored) == 300
+    assert [doc["n"] for _, doc in stored] == list(range(299, -1, -1))  # keys sort by event time
+    leases = etcd_gateway(etcd.url, "/v3/lease/leases", {})["leases"]
+    assert isinstance(leases, list) and len(leases) == 1
+    ttl = etcd_gateway(etcd.url, "/v3/lease/timetolive", {"ID": leases[0]["ID"]})
+    assert 3600 < int(str(ttl["TTL"])) <= 3600 + 3600
+
+
+def test_transactions_respect_etcd_limits() -> None:
+    groups, too_large = split_transactions(lines(300), "/p")
+    assert [len(g) for g in groups] == [MAX_TXN_OPS, MAX_TXN_OPS, 300 - 2 * MAX_TXN_OPS]
+    groups, too_large = split_transactions(lines(40, size=100_000) + lines(1, size=2_000_000, start=99), "/p")
+    assert all(sum(len(x.document) for x in g) < 1536 * 1024 for g in groups)
+    assert sum(len(g) for g in groups) == 40 and [x.offset for x in too_large] == [99]
+
+
+async def test_too_large_line_is_a_permanent_failure_the_rest_written(etcd: Server) -> None:
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/big"), (1000, 1 << 24, 1.0))
+    await sink.start()
+    try:
+        batch = lines(5) + lines(1, size=2_000_000, start=5)
+        result = await sink.write_batch(SinkBatch("sink.etcd", 0, batch))
+    finally:
+        await sink.stop()
+    assert [(f.line.offset, f.reason) for f in result.permanent] == [(5, "etcd_too_large")]
+    assert len(range_read(etcd.url, "/big/")) == 5
+
+
+async def test_endpoint_list_fails_over_to_a_live_server(etcd: Server) -> None:
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    sink = EtcdSink(EtcdSinkSettings(servers=f"{dead},{etcd.url}", prefix="/fo"), (1000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        await sink.write_batch(SinkBatch("sink.etcd", 0, lines(3)))
+    finally:
+        await sink.stop()
+    assert len(range_read(etcd.url, "/fo/")) == 3
+
+
+async def test_user_and_password_are_used(etcd: Server) -> None:
+    etcd_gateway(etcd.url, "/v3/auth/user/add", {"name": "root", "password": "s3cret"})
+    etcd_gateway(etcd.url, "/v3/auth/user/grant", {"user": "root", "role": "root"})
+    etcd_gateway(etcd.url, "/v3/auth/enable", {})
+    anonymous = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/auth"), (1000, 1 << 22, 1.0))
+    await anonymous.start()
+    try:
+        with pytest.raises(Exception, match="(?i)user|token|permission|auth"):
+            await anonymous.write_batch(SinkBatch("sink.etcd", 0, lines(2)))
+    finally:
+        await anonymous.stop()
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/auth", username="root",
+                                     password=SecretStr("s3cret")), (1000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        await sink.write_batch(SinkBatch("sink.etcd", 0, lines(2)))
+    finally:
+        await sink.stop()
+    token = str(etcd_gateway(etcd.url, "/v3/auth/authenticate", {"name": "root", "password": "s3cret"})["token"])
+    assert len(range_read(etcd.url, "/auth/", token)) == 2
