@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
-from app.errors import RetriableError
+from app.errors import PermanentError, RetriableError
 from app.metrics import (
     SINK_BATCHES,
     SINK_BREAKER,
@@ -124,15 +124,31 @@ class DrainRunner:
                 await self._write_until_done(batch)
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
+        """Split at record (chunk) boundaries where possible, so batches are named by whole offsets.
+
+        Only a single record larger than the limits is split inside; sinks that name objects by
+        offsets (S3) keep their limits far above a record's size.
+        """
+        records: list[list[SinkLine]] = []
+        for line in lines:
+            if records and records[-1][0].offset == line.offset:
+                records[-1].append(line)
+            else:
+                records.append([line])
         batches: list[SinkBatch] = []
         current: list[SinkLine] = []
         size = 0
-        for line in lines:
-            if current and (len(current) >= self.max_lines or size + len(line.document) > self.max_bytes):
+        for record in records:
+            record_size = sum(len(line.document) for line in record)
+            if current and (len(current) + len(record) > self.max_lines or size + record_size > self.max_bytes):
                 batches.append(SinkBatch(self.topic, partition, current))
                 current, size = [], 0
-            current.append(line)
-            size += len(line.document)
+            for line in record:
+                if current and (len(current) >= self.max_lines or size + len(line.document) > self.max_bytes):
+                    batches.append(SinkBatch(self.topic, partition, current))
+                    current, size = [], 0
+                current.append(line)
+                size += len(line.document)
         if current:
             batches.append(SinkBatch(self.topic, partition, current))
         return batches
@@ -148,8 +164,10 @@ class DrainRunner:
             started = time.perf_counter()
             try:
                 result = await self.sink.write_batch(batch)
-            except RetriableError as exc:
-                self._failed(attempt, f"{exc}")
+            except (RetriableError, PermanentError) as exc:
+                # A whole batch refused is the sink's or the configuration's fault, not the data's:
+                # keep the backlog in Kafka and retry (the breaker spaces the attempts out).
+                self._failed(attempt, f"{exc}", loud=isinstance(exc, PermanentError))
                 await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
                 attempt += 1
                 continue
@@ -170,11 +188,13 @@ class DrainRunner:
             await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
             attempt += 1
 
-    def _failed(self, attempt: int, why: str) -> None:
+    def _failed(self, attempt: int, why: str, loud: bool = False) -> None:
         SINK_RETRIES.labels(self.name).inc()
         self.breaker.record_failure()
         SINK_BREAKER.labels(self.name).set(self.breaker.state)
-        if attempt % 10 == 0:
+        if loud:
+            log.error("sink %s refuses every write (attempt %d): %s", self.name, attempt + 1, why)
+        elif attempt % 10 == 0:
             log.warning("sink %s write failed (attempt %d, breaker %s): %s", self.name, attempt + 1,
                         self.breaker.state.name.lower(), why)
 

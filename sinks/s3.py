@@ -1,0 +1,154 @@
+"""S3Sink: gzip NDJSON objects named by sink-topic offsets, exactly once across crashes and replays.
+
+Objects cannot be upserted line by line, so the sink keeps, per topic partition, the last line it
+wrote in a small state object (`<prefix>/_state/<topic>-<partition>.json`) written after each data
+object. Lines at or below it are skipped (replays add nothing). A crash between a data object and its
+state update makes the retry start at the same first offset (the drain splits at record
+boundaries), so the retry's key shares that first offset; older objects with that first offset and
+another last offset are deleted after the new one is written. Keys derive from offsets and the first
+line's event time, never from the wall clock. Large objects go up as multipart uploads.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.errors import PermanentError, RetriableError
+from app.settings import S3SinkSettings, Settings
+from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+
+MIN_PART = 5 * 1024 * 1024
+KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}-{last:019d}.ndjson.gz"
+
+
+def object_key(prefix: str, batch: SinkBatch) -> str:
+    when = datetime.fromtimestamp(batch.lines[0].time_ns / 1e9, UTC)
+    return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
+                               topic=batch.topic, partition=batch.partition, first=batch.first_offset,
+                               last=batch.last_offset)
+
+
+def sibling_prefix(key: str) -> str:
+    """Keys sharing this object's first offset: everything up to and including `<first>-`."""
+    return key[: key.rindex("-") + 1]
+
+
+class S3Sink(Sink):
+    """Writes batches as objects to S3 or any S3 API (MinIO, path-style addressing)."""
+
+    name = "s3"
+
+    def __init__(self, settings: S3SinkSettings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self._context: Any = None
+        self._written: dict[tuple[str, int], tuple[int, int]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Sink:
+        return cls(settings.sinks.s3)
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return (10_000_000, self.settings.flush_bytes, self.settings.flush_age)
+
+    async def start(self) -> None:
+        s = self.settings
+        config = AioConfig(s3={"addressing_style": "path" if s.path_style else "auto"},
+                           retries={"max_attempts": 2}, connect_timeout=10, read_timeout=60)
+        self._context = get_session().create_client("s3", endpoint_url=s.endpoint_url, region_name=s.region,
+                                                    config=config)
+        self._client = await self._context.__aenter__()
+        try:
+            await self._client.head_bucket(Bucket=s.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise self._classify(exc) from exc
+            await self._client.create_bucket(Bucket=s.bucket)
+        except BotoCoreError as exc:
+            raise RetriableError(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}") from exc
+
+    async def stop(self) -> None:
+        if self._context is not None:
+            await self._context.__aexit__(None, None, None)
+            self._context = self._client = None
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        try:
+            last = await self._last_written(batch.topic, batch.partition)
+            fresh = [line for line in batch.lines if (line.offset, line.index) > last]
+            if not fresh:
+                return WriteResult()
+            todo = SinkBatch(batch.topic, batch.partition, fresh)
+            key = object_key(self.settings.prefix, todo)
+            await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
+            await self._remove_siblings(key)
+            await self._save_state(todo.topic, todo.partition, fresh[-1])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._classify(exc) from exc
+        return WriteResult()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _state_key(self, topic: str, partition: int) -> str:
+        return f"{self.settings.prefix.strip('/')}/_state/{topic}-{partition}.json"
+
+    async def _last_written(self, topic: str, partition: int) -> tuple[int, int]:
+        if (topic, partition) not in self._written:
+            try:
+                key = self._state_key(topic, partition)
+                reply = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
+                async with reply["Body"] as body:
+                    state = orjson.loads(await body.read())
+                self._written[(topic, partition)] = (state["offset"], state["index"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                    raise
+                self._written[(topic, partition)] = (-1, -1)
+        return self._written[(topic, partition)]
+
+    async def _save_state(self, topic: str, partition: int, line: SinkLine) -> None:
+        await self._client.put_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition),
+                                      Body=orjson.dumps({"offset": line.offset, "index": line.index}),
+                                      ContentType="application/json")
+        self._written[(topic, partition)] = (line.offset, line.index)
+
+    async def _put(self, key: str, body: bytes) -> None:
+        s, extra = self.settings, {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+        if len(body) <= s.multipart_threshold:
+            await self._client.put_object(Bucket=s.bucket, Key=key, Body=body, **extra)
+            return
+        part_size = max(MIN_PART, s.part_size)
+        upload = await self._client.create_multipart_upload(Bucket=s.bucket, Key=key, **extra)
+        try:
+            parts = []
+            for number, start in enumerate(range(0, len(body), part_size), 1):
+                reply = await self._client.upload_part(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"],
+                                                       PartNumber=number, Body=body[start:start + part_size])
+                parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+            await self._client.complete_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"],
+                                                         MultipartUpload={"Parts": parts})
+        except BaseException:
+            await self._client.abort_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"])
+            raise
+
+    async def _remove_siblings(self, key: str) -> None:
+        listing = await self._client.list_objects_v2(Bucket=self.settings.bucket, Prefix=sibling_prefix(key))
+        stale = [{"Key": item["Key"]} for item in listing.get("Contents", []) if item["Key"] != key]
+        if stale:
+            await self._client.delete_objects(Bucket=self.settings.bucket, Delete={"Objects": stale})
+
+    @staticmethod
+    def _classify(exc: Exception) -> Exception:
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if status in (403, 400) or code in ("AccessDenied", "InvalidAccessKeyId", "NoSuchBucket",
+                                                "SignatureDoesNotMatch", "InvalidBucketName"):
+                return PermanentError(f"S3 refused the write ({code}): fix credentials or bucket settings")
+        return RetriableError(f"S3 write failed, will retry: {exc}")
