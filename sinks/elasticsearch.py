@@ -1,0 +1,146 @@
+"""ElasticsearchSink: bulk writes into daily indices, `_id` = line id; also speaks OpenSearch.
+
+`mode: elasticsearch` uses the official async `elasticsearch` client; `mode: opensearch` uses
+opensearch-py, because the official client's compatibility headers are refused by OpenSearch.
+Each bulk item is judged alone: 429 and 5xx items are retried alone, 409 means already written,
+other 4xx (mapping conflicts) are dead-lettered with the server's reason. `_id` is the line's stable
+identity, so retries and replays overwrite instead of duplicating.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.errors import RetriableError
+from app.settings import ElasticsearchSinkSettings, Settings
+from sinks.base import ItemFailure, Sink, SinkBatch, WriteResult
+
+KEYWORD = {"type": "keyword", "ignore_above": 1024}
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    """Mappings for time, trace id, level, service and Kubernetes fields; the rest stays dynamic."""
+    source = {name: KEYWORD for name in ("kind", "node", "namespace", "pod", "pod_uid", "container", "path")}
+    return {
+        "index_patterns": [f"{prefix}-*"],
+        "template": {"mappings": {"properties": {
+            "time": {"type": "date_nanos", "format": "strict_date_optional_time_nanos||epoch_millis"},
+            "traceId": KEYWORD, "level": KEYWORD, "service": KEYWORD,
+            "logweave": {"properties": {"time_ns": {"type": "long"}, "trace": KEYWORD, "lid": KEYWORD,
+                                        "sid": KEYWORD, "pos": {"type": "long"}, "stream": KEYWORD,
+                                        "source": {"properties": source}}},
+        }}},
+    }
+
+
+def index_name(settings: ElasticsearchSinkSettings, time_ns: int) -> str:
+    day = datetime.fromtimestamp(time_ns / 1e9, UTC).strftime(settings.index_date_format)
+    return f"{settings.index_prefix}-{day}"
+
+
+def classify(batch: SinkBatch, items: list[dict[str, Any]]) -> WriteResult:
+    """Per-item outcome of a bulk response, in request order."""
+    result = WriteResult()
+    for line, item in zip(batch.lines, items, strict=True):
+        outcome = next(iter(item.values()))
+        status = int(outcome.get("status", 500))
+        if status < 300 or status == 409:
+            continue
+        error = outcome.get("error", {})
+        if isinstance(error, dict):
+            detail = f"{status} {error.get('type', '')}: {error.get('reason', error)}"
+        else:
+            detail = f"{status} {error}"
+        if status == 429 or status >= 500:
+            result.retry.append(ItemFailure(line, "index_retry", detail))
+        else:
+            result.permanent.append(ItemFailure(line, "index_rejected", detail))
+    return result
+
+
+class ElasticsearchSink(Sink):
+    """Writes lines to Elasticsearch (or OpenSearch) with the bulk API."""
+
+    name = "elasticsearch"
+
+    def __init__(self, settings: ElasticsearchSinkSettings, limits: tuple[int, int, float]) -> None:
+        self.settings = settings
+        self._limits = limits
+        self._client: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ElasticsearchSink:
+        s = settings.sinks
+        return cls(s.elasticsearch, (s.batch_size, s.batch_bytes, s.batch_period))
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return self._limits
+
+    def _client_options(self) -> dict[str, Any]:
+        s = self.settings
+        options: dict[str, Any] = {"verify_certs": s.verify_certs, "request_timeout": 30}
+        if s.ca_file:
+            options["ca_certs"] = str(s.ca_file)
+        password = s.password.get_secret_value() if s.password else ""
+        if s.mode == "elasticsearch":
+            if s.api_key:
+                options["api_key"] = s.api_key.get_secret_value()
+            if s.username:
+                options["basic_auth"] = (s.username, password)
+        else:
+            if s.username:
+                options["http_auth"] = (s.username, password)
+            if s.api_key:
+                options["headers"] = {"Authorization": f"ApiKey {s.api_key.get_secret_value()}"}
+        return options
+
+    def make_client(self) -> Any:
+        if self.settings.mode == "elasticsearch":
+            from elasticsearch import AsyncElasticsearch
+
+            return AsyncElasticsearch(self.settings.url, **self._client_options())
+        from opensearchpy import AsyncOpenSearch
+
+        return AsyncOpenSearch(hosts=[self.settings.url], **self._client_options())
+
+    async def start(self) -> None:
+        self._client = self.make_client()
+        template = index_template(self.settings.index_prefix)
+        name = f"{self.settings.index_prefix}-logs"
+        try:
+            if self.settings.mode == "elasticsearch":
+                await self._client.indices.put_index_template(name=name, **template)
+            else:
+                await self._client.indices.put_index_template(name=name, body=template)
+        except Exception as exc:
+            await self.stop()
+            raise _as_retriable(exc) from exc
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        parts: list[bytes] = []
+        for line in batch.lines:
+            action = {"index": {"_index": index_name(self.settings, line.time_ns), "_id": line.line_id}}
+            parts.append(orjson.dumps(action))
+            parts.append(line.document)
+        body = b"\n".join(parts) + b"\n"
+        try:
+            response = await self._client.bulk(body=body)
+        except Exception as exc:
+            raise _as_retriable(exc) from exc
+        data = response.body if hasattr(response, "body") else response
+        if not data.get("errors"):
+            return WriteResult()
+        return classify(batch, data["items"])
+
+
+def _as_retriable(exc: Exception) -> Exception:
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+    return RetriableError(f"search server request failed ({status or type(exc).__name__}): {exc}")
