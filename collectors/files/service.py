@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
 import time
+from collections import deque
 from pathlib import Path
 
 from app.models import RawChunk, RawLine
@@ -21,6 +21,7 @@ from app.settings import CollectorSettings, Settings
 from app.topics import RAW
 from collectors.files.checkpoints import FileCheckpointStore
 from collectors.files.discovery import discover
+from collectors.files.formats import detect_format
 from collectors.files.kube_paths import kubernetes_metadata
 from collectors.files.tailer import TailedFile, fingerprint
 from collectors.publisher import ChunkPublisher
@@ -39,6 +40,8 @@ class FileCollector:
         self.first_start = not self.store.path.exists()
         self.checkpoints = self.store.load()
         self.files: dict[tuple[int, int], TailedFile] = {}
+        # per stream id, in send order: (ack future, offset to resume from once it is acked)
+        self.acks: dict[str, deque[tuple[asyncio.Future[None], int]]] = {}
         self.lines_published = 0
         self._last_scan = 0.0
 
@@ -68,8 +71,9 @@ class FileCollector:
         if mark is None:  # no complete first line yet: identity not stable, try again later
             os.close(fd)
             return
-        saved = next((c for sid, c in self.checkpoints.items()
-                      if sid.startswith(f"file:{key[0]}:{key[1]}:{mark}:")), None)
+        prefix = f"file:{key[0]}:{key[1]}:{mark}:"
+        saved = max((c for sid, c in self.checkpoints.items() if sid.startswith(prefix)),
+                    key=lambda c: int(str(c["generation"])), default=None)
         if saved is not None:
             offset, generation = int(str(saved["offset"])), int(str(saved["generation"]))
         elif self.first_start and self.settings.read_from == "tail":
@@ -77,8 +81,9 @@ class FileCollector:
         else:
             offset, generation = 0, 0
         meta = kubernetes_metadata(path)
-        source = {"kind": "file", "node": self.settings.node_name, "path": str(path), **meta}
-        fmt = None if self.settings.format == "auto" else self.settings.format
+        head = os.pread(fd, 64 * 1024, 0).split(b"\n", 1)[0]
+        fmt = detect_format(head) if self.settings.format == "auto" else self.settings.format
+        source = {"kind": "file", "node": self.settings.node_name, "path": str(path), "format": fmt, **meta}
         self.files[key] = TailedFile(path, fd, key[0], key[1], mark, generation, offset, fmt, source,
                                      self.settings.max_line_bytes)
         log.info("following %s from offset %d", path, offset)
@@ -100,30 +105,48 @@ class FileCollector:
                 if lines:
                     await self._publish(tailed, lines)
                     total += len(lines)
-            if tailed.rotated_at is not None and now - tailed.rotated_at > ROTATED_GRACE:
+            if tailed.rotated_at is not None and now - tailed.rotated_at > ROTATED_GRACE \
+                    and not self.unacked(tailed) and tailed.read_offset >= tailed.size():
                 tailed.close()
                 del self.files[key]
         return total
 
     async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
-        size = self.settings.chunk_lines
-        for start in range(0, len(lines), size):
-            part = lines[start:start + size]
-            resume = tailed.safe_offset if start + size >= len(lines) else lines[start + size][0]
-            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), part)
-            ack = await self.publisher.publish(chunk)
-            ack.add_done_callback(functools.partial(self._acked, sid=tailed.stream_id, offset=resume,
-                                                    generation=tailed.generation, path=str(tailed.path)))
-            self.lines_published += len(part)
+        """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
+        max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
+        pending = self.acks.setdefault(tailed.stream_id, deque())
+        start = 0
+        while start < len(lines):
+            stop, size = start, 0
+            while stop < len(lines) and stop - start < max_lines and (size < max_bytes or stop == start):
+                size += len(lines[stop][1]) + 48
+                stop += 1
+            resume = tailed.safe_offset if stop >= len(lines) else int(lines[stop][0])
+            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines[start:stop])
+            pending.append((await self.publisher.publish(chunk), resume))
+            self.lines_published += stop - start
+            start = stop
 
-    def _acked(self, fut: asyncio.Future[None], sid: str, offset: int, generation: int, path: str) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        previous = self.checkpoints.get(sid)
-        if previous is None or int(str(previous["offset"])) < offset:
-            self.checkpoints[sid] = {"offset": offset, "generation": generation, "path": path}
+    def settle_acks(self) -> None:
+        """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
+        for tailed in list(self.files.values()):
+            pending = self.acks.get(tailed.stream_id)
+            while pending and pending[0][0].done():
+                fut, offset = pending.popleft()
+                if fut.cancelled() or fut.exception() is not None:
+                    restart = int(str(self.checkpoints.get(tailed.stream_id, {}).get("offset", 0)))
+                    log.warning("send failed for %s; re-reading from offset %d", tailed.path, restart)
+                    pending.clear()
+                    tailed.rewind(restart)
+                    break
+                self.checkpoints[tailed.stream_id] = {"offset": offset, "generation": tailed.generation,
+                                                      "path": str(tailed.path)}
+
+    def unacked(self, tailed: TailedFile) -> bool:
+        return bool(self.acks.get(tailed.stream_id))
 
     def save_checkpoint(self) -> None:
+        self.settle_acks()
         live = {f.stream_id for f in self.files.values()}
         keep = {sid: c for sid, c in self.checkpoints.items() if sid in live}
         self.store.save(keep)
@@ -152,6 +175,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
                 collector.scan()
                 collector._last_scan = time.monotonic()
             read = await collector.pump()
+            collector.settle_acks()
             if time.monotonic() - last_checkpoint >= cfg.checkpoint_interval:
                 collector.save_checkpoint()
                 last_checkpoint = time.monotonic()

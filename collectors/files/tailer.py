@@ -1,7 +1,9 @@
 """Reads one file from an offset: physical lines -> format parsing -> partial merging -> raw lines.
 
-Positions are byte offsets of line starts in the file (a merged partial line takes its first
-fragment's offset), so a line re-read after a restart carries the same position. `safe_offset`
+Positions are byte offsets of line starts in the file. A merged partial line takes the offset of
+its last (`F`) fragment: lines are emitted in the order their last fragment appears, so positions
+strictly increase within the stream even when stdout and stderr partials interleave, and a line
+re-read after a restart carries the same position. `safe_offset`
 is where reading must resume after a crash: the start of the first line not yet fully emitted.
 """
 
@@ -138,7 +140,12 @@ class TailedFile:
             del self._pending[stream]
             flags = FLAG_TRUNCATED if pending.truncated else 0
             self.lines_truncated += bool(flags)
-            out.append(make_raw_line(pending.offset, b"".join(pending.parts), stream, pending.source_ns, flags))
+            out.append(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns, flags))
+
+    def rewind(self, offset: int) -> None:
+        """Read again from `offset` (a line start): used when a send failed after retries."""
+        self.read_offset = offset
+        self._leftover, self._discard_from, self._pending = b"", None, {}
 
     def close(self) -> None:
         os.close(self.fd)
