@@ -84,7 +84,9 @@ class CollectorSettings(Group):
     buffer_bytes: ByteSize = 32 * 1024 * 1024
     ignore_older: Duration = 0.0
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
-    metrics_port: int = Field(9101, ge=0, le=65535)
+    metrics_port: int = Field(9101, ge=0, le=65535)  # 0 disables the metrics endpoint
+    rotated_grace: Duration = 5.0  # a rotated/deleted file read to its end is closed after this long
+    shutdown_timeout: Duration = 20.0  # flush in-flight chunks and save the checkpoint within this
 
 
 class PodCollectorSettings(Group):

@@ -1,29 +1,91 @@
-"""Finds the files to follow: include globs minus exclude globs, skipping files idle too long."""
+"""Finds the files to follow: include globs minus exclude globs, skipping files idle too long.
+
+Besides the matching files it reports two things the collector needs to lose nothing:
+- rotated siblings (`0.log.20250610-082541`, `app.log.1`) of matching paths, which the globs no
+  longer match once kubelet or logrotate renamed them; the collector reads those it has a
+  checkpoint for, or that were rotated after it last ran, to their end;
+- the directories to watch with inotify: the glob's fixed root and every directory level its
+  wildcards can match, so a new pod directory is seen as soon as it appears.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import glob
 import os
+import stat
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
+
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
 
 
-def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0) -> list[Path]:
-    """Regular files matching any include and no exclude; symlinks are kept (resolved by identity)."""
+@dataclass
+class Found:
+    """One file seen by a scan: its path and stat result (symlinks followed)."""
+
+    path: str
+    st: os.stat_result
+    rotated: bool = False
+
+
+@dataclass
+class Scan:
+    files: list[Found] = field(default_factory=list)
+    directories: set[str] = field(default_factory=set)
+
+
+def _excluded(name: str, excludes: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, ex) for ex in excludes)
+
+
+def _regular(name: str) -> os.stat_result | None:
+    try:
+        st = os.stat(name)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def watch_directories(pattern: str) -> set[str]:
+    """The fixed root of `pattern` and every directory its wildcard levels match."""
+    parts = pattern.split(os.sep)
+    fixed = 0
+    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    root = os.sep.join(parts[:fixed]) or os.sep
+    found = {root} if os.path.isdir(root) else set()
+    for level in range(fixed + 1, len(parts)):
+        sub = os.sep.join(parts[:level])
+        if "**" in sub:
+            break
+        found.update(d for d in glob.iglob(sub) if os.path.isdir(d))
+    return found
+
+
+def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0) -> Scan:
+    """Regular files matching an include and no exclude, their rotated siblings, and directories to watch."""
     now = time.time()
-    found: dict[str, Path] = {}
+    scan = Scan()
+    seen: set[str] = set()
     for pattern in includes:
+        scan.directories |= watch_directories(pattern)
         for name in glob.iglob(pattern, recursive=True):
-            if any(fnmatch.fnmatch(name, ex) for ex in excludes):
+            if name in seen or _excluded(name, excludes):
                 continue
-            try:
-                st = os.stat(name)
-            except OSError:
+            seen.add(name)
+            st = _regular(name)
+            if st is None:
                 continue
-            if not os.path.isfile(name):
-                continue
-            if ignore_older and now - st.st_mtime > ignore_older:
-                continue
-            found[name] = Path(name)
-    return sorted(found.values())
+            scan.directories.add(os.path.dirname(name) or ".")
+            if not ignore_older or now - st.st_mtime <= ignore_older:
+                scan.files.append(Found(name, st))
+            base = os.path.realpath(name) if os.path.islink(name) else name
+            for sibling in glob.iglob(glob.escape(base) + ".*"):
+                if sibling in seen or sibling.endswith(COMPRESSED) or _excluded(sibling, excludes):
+                    continue
+                seen.add(sibling)
+                sst = _regular(sibling)
+                if sst is not None and (not ignore_older or now - sst.st_mtime <= ignore_older):
+                    scan.files.append(Found(sibling, sst, rotated=True))
+    return scan

@@ -1,0 +1,201 @@
+"""FileCollector: the set of followed files, their reading, publishing and ack-gated checkpoints.
+
+Files are keyed by (device, inode) and told apart by a fingerprint of their first line, never by
+path. A file renamed away (kubelet's `0.log` -> `0.log.<ts>`) or deleted keeps its descriptor and
+is read to its end, then released after a grace period; a file that shrank (copytruncate) starts a
+new generation read from 0. Checkpoints advance only through the prefix of chunks Kafka acked, in
+send order, so a crash re-sends at most the in-flight window, with identical stream ids and
+positions. A send that failed after the producer's own retries rewinds the file to its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from app.models import RawChunk, RawLine
+from app.settings import CollectorSettings
+from collectors.files.checkpoints import FileCheckpointStore
+from collectors.files.discovery import Found, Scan
+from collectors.files.formats import detect_format
+from collectors.files.kube_paths import kubernetes_metadata
+from collectors.files.metrics import FileMetrics
+from collectors.files.tailer import TailedFile, fingerprint
+from collectors.publisher import ChunkPublisher
+
+log = logging.getLogger(__name__)
+Key = tuple[int, int]
+PASS_BYTES = 4 * 1024 * 1024  # read at most this much of one file per pass (fairness across files)
+
+
+class FileCollector:
+    """Follows every discovered file and publishes its lines."""
+
+    def __init__(self, settings: CollectorSettings, publisher: ChunkPublisher, metrics: FileMetrics) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.metrics = metrics
+        self.store = FileCheckpointStore(settings.checkpoint_dir)
+        self.first_start = not self.store.path.exists()
+        # Rotated siblings without a checkpoint are read only if rotated after the collector last ran.
+        self.since = time.time() if self.first_start else self.store.path.stat().st_mtime - 2.0
+        self.checkpoints = self.store.load()
+        self.files: dict[Key, TailedFile] = {}
+        self.acks: dict[str, deque[tuple[asyncio.Future[None], int, int]]] = {}  # (ack, resume offset, lines)
+        self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
+        self.seen: set[Key] = set()
+
+    # -- discovery --------------------------------------------------------------------------
+    def apply_scan(self, scan: Scan) -> None:
+        now = time.monotonic()
+        self.seen = set()
+        for found in scan.files:
+            key = (found.st.st_dev, found.st.st_ino)
+            self.seen.add(key)
+            tailed = self.files.get(key)
+            if tailed is not None:
+                if found.rotated and tailed.rotated_at is None:
+                    self._rotated(tailed, now, "rename")
+                continue
+            if found.rotated and self.finished.get(key) == found.st.st_size:
+                continue
+            self._track(found, key)
+        for key, tailed in self.files.items():
+            if key not in self.seen and tailed.rotated_at is None:
+                self._rotated(tailed, now, "delete_or_move")
+        self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
+        self.metrics.files_tracked.set(len(self.files))
+
+    def _rotated(self, tailed: TailedFile, now: float, kind: str) -> None:
+        tailed.rotated_at = now  # renamed away or deleted: read to the end, then release
+        self.metrics.rotations.labels(kind).inc()
+        log.info("%s was rotated (%s); reading it to the end", tailed.path, kind)
+
+    def _track(self, found: Found, key: Key) -> None:
+        try:
+            fd = os.open(found.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        st = os.fstat(fd)
+        mark = fingerprint(fd) if (st.st_dev, st.st_ino) == key else None
+        if mark is None:  # replaced meanwhile, or no complete first line yet: try again later
+            os.close(fd)
+            return
+        prefix = f"file:{key[0]}:{key[1]}:{mark}:"
+        saved = max((c for sid, c in self.checkpoints.items() if sid.startswith(prefix)),
+                    key=lambda c: int(str(c["generation"])), default=None)
+        if saved is not None:
+            offset, generation = int(str(saved["offset"])), int(str(saved["generation"]))
+        elif found.rotated and st.st_ctime < self.since:
+            offset, generation = -1, 0  # rotated before we last ran, never seen: not ours to read
+        elif self.first_start and self.settings.read_from == "tail" and not found.rotated:
+            offset, generation = st.st_size, 0
+        else:
+            offset, generation = 0, 0
+        if found.rotated and (offset < 0 or offset >= st.st_size):
+            self.finished[key] = st.st_size
+            os.close(fd)
+            return
+        head = os.pread(fd, 64 * 1024, 0).split(b"\n", 1)[0]
+        fmt = detect_format(head) if self.settings.format == "auto" else self.settings.format
+        source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
+                  **kubernetes_metadata(Path(found.path))}
+        tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
+                            self.settings.max_line_bytes)
+        if found.rotated:
+            tailed.rotated_at = time.monotonic()
+        self.files[key] = tailed
+        log.info("following %s (%s) from offset %d", found.path, fmt, offset)
+
+    # -- reading and publishing ---------------------------------------------------------------
+    async def pump(self) -> int:
+        """One pass over every file; returns the number of bytes read."""
+        total = 0
+        now = time.monotonic()
+        for key, tailed in list(self.files.items()):
+            if tailed.check_truncation():
+                self.metrics.rotations.labels("truncate").inc()
+                log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+            start = tailed.read_offset
+            truncated = tailed.lines_truncated
+            while tailed.read_offset - start < PASS_BYTES:
+                before = tailed.read_offset
+                lines = tailed.read_lines()
+                if lines:
+                    self.metrics.lines_read.inc(len(lines))
+                    await self._publish(tailed, lines)
+                if tailed.read_offset == before:
+                    break
+            read = tailed.read_offset - start
+            total += max(read, 0)
+            self.metrics.bytes_read.inc(max(read, 0))
+            self.metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
+            size = tailed.size()
+            self.metrics.lag_bytes.labels(str(tailed.path)).set(max(0, size - tailed.read_offset))
+            if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
+                    and tailed.read_offset >= size and not self.acks.get(tailed.stream_id)):
+                self._release(key, tailed, size)
+        self.metrics.files_tracked.set(len(self.files))
+        return total
+
+    def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
+        tailed.close()
+        del self.files[key]
+        self.acks.pop(tailed.stream_id, None)
+        self.finished[key] = size
+        self.metrics.lag_bytes.remove(str(tailed.path))
+        log.info("released %s after reading it to the end", tailed.path)
+
+    async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
+        """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
+        max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
+        pending = self.acks.setdefault(tailed.stream_id, deque())
+        start = 0
+        while start < len(lines):
+            stop, size = start, 0
+            while stop < len(lines) and stop - start < max_lines and (size < max_bytes or stop == start):
+                size += len(lines[stop][1]) + 48
+                stop += 1
+            resume = tailed.safe_offset if stop >= len(lines) else int(lines[stop][0])
+            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines[start:stop])
+            pending.append((await self.publisher.publish(chunk), resume, stop - start))
+            start = stop
+
+    def settle_acks(self) -> None:
+        """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
+        for tailed in list(self.files.values()):
+            pending = self.acks.get(tailed.stream_id)
+            while pending and pending[0][0].done():
+                fut, offset, count = pending.popleft()
+                if fut.cancelled() or fut.exception() is not None:
+                    restart = int(str(self.checkpoints.get(tailed.stream_id, {}).get("offset", 0)))
+                    log.warning("send failed for %s; re-reading from offset %d", tailed.path, restart)
+                    self.metrics.send_errors.inc()
+                    pending.clear()
+                    tailed.rewind(restart)
+                    break
+                self.metrics.lines_published.inc(count)
+                self.checkpoints[tailed.stream_id] = {"offset": offset, "generation": tailed.generation,
+                                                      "path": str(tailed.path)}
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""
+        self.settle_acks()
+        live = {f.stream_id for f in self.files.values()}
+        keep_prefix = {f"file:{d}:{i}:" for d, i in self.seen | set(self.files)}
+        return {sid: c for sid, c in self.checkpoints.items()
+                if sid in live or sid.rsplit(":", 2)[0] + ":" in keep_prefix}
+
+    async def save_checkpoint(self) -> None:
+        entries = self.snapshot()
+        await asyncio.to_thread(self.store.save, entries)
+        self.metrics.checkpoint_age.set(0)
+
+    def close(self) -> None:
+        for tailed in self.files.values():
+            tailed.close()
+        self.files.clear()
