@@ -90,8 +90,12 @@ class FileCollector:
                     key=lambda c: int(str(c["generation"])), default=None)
         if saved is not None:
             offset, generation = int(str(saved["offset"])), int(str(saved["generation"]))
-        elif found.rotated and st.st_ctime < self.since:
-            offset, generation = -1, 0  # rotated before we last ran, never seen: not ours to read
+        elif found.rotated and (st.st_ctime < self.since or self._known_fingerprint(mark)):
+            copy_offset = self._copy_offset(mark, st.st_ctime)
+            if copy_offset is None:  # a copy whose original is not truncated yet: decide at a later scan
+                os.close(fd)
+                return
+            offset, generation = copy_offset, 0
         elif self.first_start and self.settings.read_from == "tail" and not found.rotated:
             offset, generation = st.st_size, 0
         else:
@@ -111,13 +115,31 @@ class FileCollector:
         self.files[key] = tailed
         log.info("following %s (%s) from offset %d", found.path, fmt, offset)
 
+    def _copy_offset(self, mark: str, ctime: float) -> int | None:
+        """Where to read a rotated file we never followed: -1 (skip it), or for a copytruncate copy of
+        a file we follow, the offset its original had not read when truncated (None: not truncated yet)."""
+        if ctime < self.since:
+            return -1
+        for tailed in self.files.values():
+            if tailed.fingerprint == mark:
+                return None
+            if tailed.previous_fingerprint == mark:
+                return tailed.truncated_at
+        return -1
+
+    def _known_fingerprint(self, mark: str) -> bool:
+        return any(mark in (t.fingerprint, t.previous_fingerprint) for t in self.files.values()) or any(
+            f":{mark}:" in sid for sid in self.checkpoints)
+
     # -- reading and publishing ---------------------------------------------------------------
     async def pump(self) -> int:
         """One pass over every file; returns the number of bytes read."""
         total = 0
         now = time.monotonic()
         for key, tailed in list(self.files.items()):
+            previous = tailed.stream_id
             if tailed.check_truncation():
+                self.acks.pop(previous, None)
                 self.metrics.rotations.labels("truncate").inc()
                 log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
             start = tailed.read_offset
@@ -154,6 +176,9 @@ class FileCollector:
         """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
         max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
         pending = self.acks.setdefault(tailed.stream_id, deque())
+        if tailed.generation and tailed.stream_id not in self.checkpoints:  # a restart must find this generation
+            self.checkpoints[tailed.stream_id] = {"offset": 0, "generation": tailed.generation,
+                                                  "path": str(tailed.path)}
         start = 0
         while start < len(lines):
             stop, size = start, 0
@@ -186,7 +211,7 @@ class FileCollector:
         """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""
         self.settle_acks()
         live = {f.stream_id for f in self.files.values()}
-        keep_prefix = {f"file:{d}:{i}:" for d, i in self.seen | set(self.files)}
+        keep_prefix = {f"file:{d}:{i}:" for d, i in self.seen - set(self.files)}
         return {sid: c for sid, c in self.checkpoints.items()
                 if sid in live or sid.rsplit(":", 2)[0] + ":" in keep_prefix}
 

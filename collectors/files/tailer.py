@@ -59,6 +59,8 @@ class TailedFile:
     _discard_from: int | None = None
     _pending: dict[str, _Pending] = field(default_factory=dict)
     lines_truncated: int = 0
+    truncated_at: int = -1  # where the previous generation's unread part began (copytruncate copies)
+    previous_fingerprint: str = ""
 
     @property
     def stream_id(self) -> str:
@@ -77,9 +79,15 @@ class TailedFile:
         return os.fstat(self.fd).st_size
 
     def check_truncation(self) -> bool:
-        """copytruncate: the file shrank below what was read; start a new generation at 0."""
-        if self.size() >= self.read_offset:
+        """copytruncate: the file shrank below what was read, or (when it regrew before we looked)
+        its first line changed; start a new generation at 0. Checked before every read of new data."""
+        size = self.size()
+        if size == self.read_offset or not self.fingerprint:
             return False
+        if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
+            return False
+        self.truncated_at = self.safe_offset
+        self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
         self.read_offset = 0
         self._leftover, self._discard_from, self._pending = b"", None, {}
@@ -87,6 +95,10 @@ class TailedFile:
 
     def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
         """Read up to `budget` new bytes and return the complete lines they finish."""
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.fd) or ""
+            if not self.fingerprint:
+                return []  # the new generation has no complete first line yet
         base = self.read_offset - len(self._leftover)
         data = os.pread(self.fd, budget, self.read_offset)
         if not data:

@@ -1,0 +1,58 @@
+"""Log writers for the file collector's tests: steady CRI writers that rotate like kubelet or logrotate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from tests.integration.collectors.file_helpers import cri
+
+
+def seq_line(n: int) -> bytes:
+    return b'{"traceId":"t%d","seq":%d,"pad":"%s"}' % (n % 97, n, b"x" * 40)
+
+
+def write_lines(path: Path, first: int, count: int) -> None:
+    with open(path, "ab") as handle:
+        handle.write(b"".join(cri(seq_line(n)) for n in range(first, first + count)))
+
+
+class RotatingWriter(threading.Thread):
+    """Writes `total` numbered lines at `rate` lines/s, rotating every `rotate_every` lines.
+
+    `mode` is "rename" (kubelet: `0.log` -> `0.log.<n>`, new `0.log`) or "copytruncate".
+    """
+
+    def __init__(self, path: Path, total: int, rate: float, rotate_every: int, mode: str = "rename") -> None:
+        super().__init__(daemon=True)
+        self.path, self.total, self.rate, self.rotate_every, self.mode = path, total, rate, rotate_every, mode
+        self.rotations = 0
+        self.written = 0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        batch = max(1, int(self.rate / 100))
+        since_rotation = 0
+        while self.written < self.total:
+            count = min(batch, self.total - self.written, self.rotate_every - since_rotation)
+            write_lines(self.path, self.written, count)
+            self.written += count
+            since_rotation += count
+            if since_rotation >= self.rotate_every and self.written < self.total:
+                self.rotate()
+                since_rotation = 0
+            ahead = started + self.written / self.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+    def rotate(self) -> None:
+        self.rotations += 1
+        rotated = self.path.with_name(f"{self.path.name}.{self.rotations:06d}")
+        if self.mode == "rename":
+            os.rename(self.path, rotated)
+        else:
+            shutil.copyfile(self.path, rotated)
+            os.truncate(self.path, 0)
