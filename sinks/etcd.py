@@ -1,8 +1,8 @@
 """EtcdSink: one key per line, `<prefix>/<traceId>/<event time ns>-<line id>`, under shared leases.
 
 A prefix range read returns a trace's lines in time order. Keys expire through leases shared per
-time bucket (`lease_bucket`), never one lease per key; each lease lives `ttl + lease_bucket`, so
-every line stays at least `ttl`. Writes go through etcd's JSON gRPC gateway (`/v3/kv/txn`) over
+bucket of event time (`lease_bucket`), never one lease per key; each lease is granted for
+`ttl + lease_bucket` and re-granted when etcd no longer knows it, so every line stays at least `ttl`. Writes go through etcd's JSON gRPC gateway (`/v3/kv/txn`) over
 aiohttp: that one client handles endpoint lists, TLS (CA, client certificate) and user/password
 tokens, which the asyncio gRPC client available here lacks. Transactions stay within etcd's limits
 (128 operations, 1.5 MiB per request); a line that alone exceeds the request limit is dead-lettered.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import ssl
-import time
 from typing import Any
 
 import aiohttp
@@ -25,6 +24,7 @@ from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024
 REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
+MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
 
 
 def _b64(data: bytes) -> str:
@@ -104,27 +104,37 @@ class EtcdSink(Sink):
         result = WriteResult(permanent=[
             ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
                         f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
-        lease = await self._lease_for(time.time())
         for group in groups:
-            ops = [{"request_put": {"key": _b64(line_key(self.settings.prefix, line)), "value": _b64(line.document),
-                                    "lease": str(lease)}} for line in group]
             try:
-                await self._call("/v3/kv/txn", {"compare": [], "success": ops, "failure": []})
+                await self._write_group(group)
             except PermanentError as exc:
                 if "lease not found" not in str(exc):
                     raise
-                self._leases.clear()  # expired or revoked behind our back: grant again and retry
-                raise RetriableError(f"etcd lease {lease} is gone; granting a new one") from exc
+                self._leases.clear()  # expired or revoked behind our back: grant again, once
+                await self._write_group(group)
         return result
 
-    async def _lease_for(self, now: float) -> int:
-        bucket = int(now // self.settings.lease_bucket)
+    async def _write_group(self, group: list[SinkLine]) -> None:
+        ops = []
+        for line in group:
+            lease = await self._lease_for(line.time_ns)
+            ops.append({"request_put": {"key": _b64(line_key(self.settings.prefix, line)),
+                                        "value": _b64(line.document), "lease": str(lease)}})
+        await self._call("/v3/kv/txn", {"compare": [], "success": ops, "failure": []})
+
+    def lease_bucket(self, time_ns: int) -> int:
+        """The lease bucket of an event time: lines of one bucket share one lease."""
+        return int(time_ns // int(self.settings.lease_bucket * 1e9))
+
+    async def _lease_for(self, time_ns: int) -> int:
+        bucket = self.lease_bucket(time_ns)
         lease = self._leases.get(bucket)
         if lease is None:
             ttl = int(self.settings.ttl + self.settings.lease_bucket)
             reply = await self._call("/v3/lease/grant", {"TTL": str(ttl)})
             lease = int(reply["ID"])
-            self._leases = {b: v for b, v in self._leases.items() if b >= bucket - 1}
+            if len(self._leases) >= MAX_CACHED_LEASES:
+                self._leases.pop(min(self._leases))
             self._leases[bucket] = lease
         return lease
 

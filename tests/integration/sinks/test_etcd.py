@@ -109,3 +109,23 @@ async def test_user_and_password_are_used(etcd: Server) -> None:
         await sink.stop()
     token = str(etcd_gateway(etcd.url, "/v3/auth/authenticate", {"name": "root", "password": "s3cret"})["token"])
     assert len(range_read(etcd.url, "/auth/", token)) == 2
+
+
+async def test_one_lease_per_event_time_bucket_regranted_when_revoked(etcd: Server) -> None:
+    hour = 3600 * 10**9
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/b", ttl=60, lease_bucket=3600), (1000, 1 << 22, 1.0))
+    early = [SinkLine(f"e{n}", "tb", 5 * hour + n, "info", "s", b'{"n":1}', n, 0) for n in range(50)]
+    late = [SinkLine(f"l{n}", "tb", 6 * hour + n, "info", "s", b'{"n":2}', 50 + n, 0) for n in range(50)]
+    await sink.start()
+    try:
+        assert not (await sink.write_batch(SinkBatch("sink.etcd", 0, early + late))).permanent
+        leases = etcd_gateway(etcd.url, "/v3/lease/leases", {})["leases"]
+        assert isinstance(leases, list) and len(leases) == 2  # two buckets of event time, not 100 leases
+        for lease in leases:
+            etcd_gateway(etcd.url, "/v3/lease/revoke", {"ID": lease["ID"]})  # deletes their keys too
+        assert range_read(etcd.url, "/b/tb/") == []
+        result = await sink.write_batch(SinkBatch("sink.etcd", 0, early))  # cached lease unknown: re-granted
+        assert not result.permanent and not result.retry
+    finally:
+        await sink.stop()
+    assert len(range_read(etcd.url, "/b/tb/")) == 50
