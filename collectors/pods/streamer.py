@@ -39,14 +39,18 @@ class InstanceStatus(Enum):
     LIVE = "live"  # the instance is the container's current one and is running
     EXITED = "exited"  # current instance, no longer running: read to the end
     REPLACED = "replaced"  # the container restarted once since: read it with previous=true
-    GONE = "gone"  # pod deleted or out of reach: read what the server still gives
+    GONE = "gone"  # restarted twice since, or the container is no longer in the pod: unreachable
+    DELETED = "deleted"  # the pod no longer exists (or left our scope)
+
+
+_ENDED = (InstanceStatus.GONE, InstanceStatus.DELETED)
 
 
 def _served(status: InstanceStatus) -> str:
     """Which log the endpoint serves for a status: the current instance's, the previous one's, none."""
     if status is InstanceStatus.REPLACED:
         return "previous"
-    return "none" if status is InstanceStatus.GONE else "current"
+    return "none" if status in _ENDED else "current"
 
 
 class _InstanceMoved(Exception):
@@ -96,8 +100,8 @@ class LogStreamer:
             # API, not the possibly lagging watch, whether ours still is, or we could read the next one's.
             status = await self._fresh_status()
             while True:
-                if status is InstanceStatus.GONE:  # its log can no longer be told from another instance's
-                    await self._publish_tail()
+                if status in _ENDED:  # its log is gone or can no longer be told from another instance's
+                    await self._publish_tail(confirmed=self._tail == seen_tail)
                     return
                 clean = False
                 try:
@@ -108,7 +112,7 @@ class LogStreamer:
                 except ApiStatusError as exc:
                     if exc.status == 404 or (exc.status == 400 and self._status() is not InstanceStatus.LIVE):
                         log.info("log of %s is no longer available (%s)", self.target.stream_id, exc)
-                        await self._publish_tail()
+                        await self._publish_tail(confirmed=self._tail == seen_tail)
                         return
                     log.warning("log of %s: %s", self.target.stream_id, exc)
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -118,7 +122,7 @@ class LogStreamer:
                     # An unterminated last line counts only if a second read ends the same way: a
                     # connection closed mid-line looks just like it.
                     if clean and (self._tail is None or self._tail == seen_tail):
-                        await self._publish_tail()
+                        await self._publish_tail(confirmed=True)
                         return
                     if clean:
                         seen_tail = self._tail
@@ -148,7 +152,7 @@ class LogStreamer:
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
         # serves (current or previous) is still ours afterwards, it was ours when the response began.
         after = await self._fresh_status()
-        if _served(after) != _served(status):
+        if after is not InstanceStatus.DELETED and _served(after) != _served(status):
             resp.close()
             raise _InstanceMoved(after)
         self._tail = None  # this response replays the previous one's unfinished line
@@ -205,10 +209,11 @@ class LogStreamer:
         if duplicates:
             self._metrics.duplicates.inc(duplicates)
 
-    async def _publish_tail(self) -> None:
+    async def _publish_tail(self, confirmed: bool) -> None:
+        """Publish the unterminated last line; flagged truncated unless two reads ended with it."""
         if self._tail is not None:
-            tail, self._tail = self._tail, None
-            self._take([tail])
+            (line, truncated), self._tail = self._tail, None
+            self._take([(line, truncated or not confirmed)])
         await self._flush()
 
     async def _flush(self) -> None:

@@ -96,15 +96,16 @@ class StreamSupervisor:
     async def verify(self, pod: PodInfo, container: str, restart: int) -> InstanceStatus:
         """The instance's status from the pod as the API has it now (not as the watch last said)."""
         if pod.uid not in self.pods:
-            return InstanceStatus.GONE
+            return InstanceStatus.DELETED
         doc = await self._client.get_pod(pod.namespace, pod.name)
-        if doc is None:
-            return InstanceStatus.GONE
-        fresh = PodInfo.from_json(doc)
-        return _status_of(fresh if fresh.uid == pod.uid else None, container, restart)
+        fresh = PodInfo.from_json(doc) if doc is not None else None
+        if fresh is None or fresh.uid != pod.uid:
+            return InstanceStatus.DELETED
+        return _status_of(fresh, container, restart)
 
     def status(self, uid: str, container: str, restart: int) -> InstanceStatus:
-        return _status_of(self.pods.get(uid), container, restart)
+        pod = self.pods.get(uid)
+        return InstanceStatus.DELETED if pod is None else _status_of(pod, container, restart)
 
     # -- streams ------------------------------------------------------------------------------------
     def _start(self, pod: PodInfo, inst: ContainerInstance, sid: str) -> None:
@@ -182,8 +183,8 @@ class StreamSupervisor:
                 await asyncio.wait(tasks, timeout=timeout)
 
 
-def _status_of(pod: PodInfo | None, container: str, restart: int) -> InstanceStatus:
-    inst = pod.instance(container) if pod is not None else None
+def _status_of(pod: PodInfo, container: str, restart: int) -> InstanceStatus:
+    inst = pod.instance(container)
     if inst is None:
         return InstanceStatus.GONE
     if inst.restart == restart:

@@ -125,7 +125,7 @@ class FakeKubeApi:
         self.requests: dict[str, int] = {"list": 0, "watch": 0, "get": 0, "log": 0}
         self.followers: dict[tuple[str, str], int] = {}  # (pod name, container) -> open log responses
         self.watched_from: list[int] = []  # resourceVersion of every watch request
-        self.removal_delay = 0.3  # seconds a deleted pod stays (terminating) before it is gone
+        self.removal_delay = 1.0  # seconds a deleted pod stays (terminating) before it is gone
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
@@ -170,6 +170,8 @@ class FakeKubeApi:
     def add_pod(self, name: str, labels: dict[str, str] | None = None, containers: tuple[str, ...] = ("app",),
                 namespace: str = "demo-system", node: str = "node-1", init_containers: tuple[str, ...] = (),
                 running: bool = True) -> FakePod:
+        if (namespace, name) in self.pods:
+            raise ValueError(f'pods "{name}" already exists')  # the API server answers 409 AlreadyExists
         state = "running" if running else "waiting"
         conts = {n: FakeContainer(n, init=True, state="terminated" if running else "waiting") for n in init_containers}
         conts.update({n: FakeContainer(n, state=state) for n in containers})

@@ -33,6 +33,8 @@ async def test_no_loss_no_duplicates_under_disruption(broker: EmbeddedBroker, ku
         kube.log(pod, container, texts)
         expected.setdefault(sid, []).extend(texts)
 
+    restarted: dict[tuple[str, str], float] = {}
+    loop = asyncio.get_running_loop()
     settings = pod_settings(broker, kube, tmp_path, chunk_lines=50, flush_interval=0.02)
     async with running_collector(settings) as run:
         for step in range(150):
@@ -47,12 +49,15 @@ async def test_no_loss_no_duplicates_under_disruption(broker: EmbeddedBroker, ku
                 kube.close_watches()
             elif action < 0.18:
                 kube.expire_watches()
-            elif action < 0.22:
+            elif action < 0.22 and loop.time() - restarted.get((pod.uid, container), -9.0) > 1.0:
+                # kubelet's crash-loop backoff spaces restarts by 10s and more; two restarts while a
+                # stream reconnects would leave the first instance unreachable through the API
+                restarted[(pod.uid, container)] = loop.time()
                 kube.restart(pod, container)
             emit(pod, container, rng.randint(1, 40))
             if rng.random() < 0.03:  # deleted right after logging: its streams must read what is left
                 kube.delete(pod)
-                pods[pods.index(pod)] = kube.add_pod(f"chaos-{len(expected) + step}", containers=("app", "side"))
+                pods[pods.index(pod)] = kube.add_pod(f"chaos-new-{step}", containers=("app", "side"))
             await asyncio.sleep(0.02 if step % 10 else 0.2)
         total = sum(len(v) for v in expected.values())
         got = await wait_for_lines(broker, total, timeout=60)
