@@ -1,0 +1,48 @@
+"""Discovery: includes minus excludes, ignore_older, rotated siblings, directories to watch, symlinks."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from collectors.files.discovery import discover, watch_directories
+from collectors.files.kube_paths import kubernetes_metadata
+
+
+def make(path: Path, data: bytes = b"x\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_includes_excludes_siblings_and_age(tmp_path: Path) -> None:
+    pods = tmp_path / "pods"
+    live = make(pods / "ns_a_1111" / "app" / "0.log")
+    make(pods / "ns_a_1111" / "app" / "0.log.20250610-082541")
+    make(pods / "ns_a_1111" / "app" / "0.log.20250609-000000.gz")
+    make(pods / "ns_b_2222" / "sidecar" / "0.log")
+    old = make(pods / "ns_c_3333" / "app" / "1.log")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    scan = discover([str(pods / "*" / "*" / "*.log")], [str(pods / "*" / "sidecar" / "*")], ignore_older=3600)
+    found = {(Path(f.path).relative_to(pods).as_posix(), f.rotated) for f in scan.files}
+    assert found == {("ns_a_1111/app/0.log", False), ("ns_a_1111/app/0.log.20250610-082541", True)}
+    assert {str(pods), str(live.parent), str(live.parent.parent)} <= scan.directories
+
+
+def test_watch_directories_cover_every_wildcard_level(tmp_path: Path) -> None:
+    make(tmp_path / "pods" / "ns_p_1" / "c" / "0.log")
+    dirs = watch_directories(str(tmp_path / "pods" / "*" / "*" / "*.log"))
+    assert dirs == {str(tmp_path / "pods"), str(tmp_path / "pods" / "ns_p_1"), str(tmp_path / "pods" / "ns_p_1" / "c")}
+
+
+def test_container_symlinks_resolve_to_pod_metadata(tmp_path: Path) -> None:
+    target = make(tmp_path / "pods" / "shop_web-7d9_0a1b2c3d-aaaa-bbbb-cccc-123456789abc" / "nginx" / "3.log")
+    link = tmp_path / "containers" / "web-7d9_shop_nginx-abc.log"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    scan = discover([str(tmp_path / "containers" / "*.log")], [])
+    assert [f.st.st_ino for f in scan.files] == [target.stat().st_ino]
+    assert kubernetes_metadata(link) == {"namespace": "shop", "pod": "web-7d9", "container": "nginx", "restart": 3,
+                                         "pod_uid": "0a1b2c3d-aaaa-bbbb-cccc-123456789abc"}
+    assert kubernetes_metadata(tmp_path / "plain.log") == {}
