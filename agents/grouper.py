@@ -19,6 +19,7 @@ from agents.routing import Router
 from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
 from app.models import P_SRC, P_TIME, P_TRACE, encode_closed_traces
 from app.settings import Settings
+from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
 from tables.trace_state import (
     Deadlines,
     apply_lines,
@@ -55,6 +56,7 @@ class TraceGrouper:
         self.send_closed = send_closed
         self.open_traces: dict[int, int] = {}
         self.held: dict[int, int] = {}
+        self._marks_swept: dict[int, float] = {}
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -63,10 +65,13 @@ class TraceGrouper:
     def process_chunk(self, partition: int, sources: list[dict[str, Any]], lines: list[list[Any]]) -> int:
         """Apply one parsed chunk of `partition`; return the number of lines forwarded."""
         now = time.time_ns()
-        by_trace: dict[str, list[list[Any]]] = defaultdict(list)
-        for line in lines:
-            by_trace[line[P_TRACE]].append(line)
         updates: dict[bytes, bytes | None] = {}
+        fresh_all = fresh_lines(lines, lambda key: self.table.read(partition, key), now // 1_000_000_000, updates)
+        if len(fresh_all) < len(lines):
+            DUPLICATES.labels("group").inc(len(lines) - len(fresh_all))
+        by_trace: dict[str, list[list[Any]]] = defaultdict(list)
+        for line in fresh_all:
+            by_trace[line[P_TRACE]].append(line)
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         clock = max_time = self.clock(partition)
         opened = 0
@@ -79,10 +84,6 @@ class TraceGrouper:
             state = decode_state(stored) if stored else new_state(trace_id, now)
             before = deadlines(state, self.traces) if stored else None
             fresh = apply_lines(state, trace_lines, sources, self.traces, now)
-            if len(fresh) < len(trace_lines):
-                DUPLICATES.labels("group").inc(len(trace_lines) - len(fresh))
-            if not fresh:
-                continue
             opened += stored is None
             max_time = max(max_time, max(line[P_TIME] for line in fresh))
             self._route(fresh, sources, routed)
@@ -194,6 +195,7 @@ class TraceGrouper:
             TRACES_CLOSED.labels(cause).inc()
         if self.router.trace_rules and closed:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
+        self._sweep_stream_marks(partition, now, updates)
         outputs = self._emit_closed(partition, summaries)
         if routed:
             outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit))
@@ -235,6 +237,16 @@ class TraceGrouper:
             entry[P_SRC] = len(sources) - 1
             for sink_name in sinks:
                 routed[sink_name].append(entry)
+
+    def _sweep_stream_marks(self, partition: int, now: int, updates: dict[bytes, bytes | None]) -> None:
+        """Once a minute, forget the dedupe marks of streams idle past `traces.stream_retention`."""
+        if now / 1e9 - self._marks_swept.get(partition, 0.0) < 60:
+            return
+        self._marks_swept[partition] = now / 1e9
+        db = self.table.db(partition)
+        marks = ((key, db[key]) for key in self.table.scan(partition, STREAM_PREFIX))
+        for key in expired(marks, now // 1_000_000_000, self.traces.stream_retention):
+            updates[key] = None
 
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:

@@ -134,6 +134,7 @@ class TraceSettings(Group):
     max_held_per_partition: int = Field(200_000, ge=1)  # bounds held lines in total (x partitions owned)
     held_overflow: Literal["drop", "forward"] = "drop"
     changelog_retention: Duration = 86400.0
+    stream_retention: Duration = 7 * 86400.0  # replays of a stream idle longer than this are re-applied
 
 
 class RouteRule(Group):

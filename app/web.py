@@ -66,7 +66,6 @@ class TraceView(View):
             return _json(self, {"error": "unknown trace", "traceId": trace_id,
                                 "hint": "closed traces are in the traces.closed topic"}, status=404)
         state = decode_state(stored)
-        state.pop("seen", None)
         return _json(self, state)
 
 

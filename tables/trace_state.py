@@ -1,8 +1,7 @@
 """The summary of one open trace and how lines update it: pure logic, no faust, no RocksDB.
 
-A trace state also remembers, per source stream, the highest position it has applied: lines at
-or below it are replays (a collector re-sending its in-flight window, a worker re-processing a
-chunk after a crash) and are skipped, so counts stay exact and sinks see no duplicate.
+Replayed lines never reach it: tables/stream_positions.py drops them first, per partition and
+source stream, so the dedupe survives the trace closing.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app.models import P_LEVEL, P_POS, P_SERVICE, P_SID, P_SRC, P_TEXT, P_TIME
+from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME
 from app.settings import TraceSettings
 
 _LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
@@ -42,20 +41,13 @@ def deadlines(state: dict[str, Any], settings: TraceSettings) -> Deadlines:
 
 def new_state(trace_id: str, now_ns: int) -> dict[str, Any]:
     return {"trace": trace_id, "first": 0, "last": 0, "count": 0, "services": [], "pods": [],
-            "level": "", "errors": 0, "sample": [], "seen": {}, "opened": now_ns, "updated": now_ns}
+            "level": "", "errors": 0, "sample": [], "opened": now_ns, "updated": now_ns}
 
 
 def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dict[str, Any]],
                 settings: TraceSettings, now_ns: int) -> list[list[Any]]:
-    """Fold `lines` (parsed entries of one trace, in stream order) into `state`; return the fresh ones."""
-    seen: dict[str, int] = state["seen"]
-    fresh: list[list[Any]] = []
+    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them."""
     for line in lines:
-        sid, pos = line[P_SID], line[P_POS]
-        if pos <= seen.get(sid, -1):
-            continue
-        seen[sid] = pos
-        fresh.append(line)
         ts = line[P_TIME]
         if state["count"] == 0 or ts < state["first"]:
             state["first"] = ts
@@ -75,9 +67,9 @@ def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dic
             state["pods"].append(pod)
         if len(state["sample"]) < settings.sample_lines:
             state["sample"].append(line[P_TEXT][:_SAMPLE_CHARS])
-    if fresh:
+    if lines:
         state["updated"] = now_ns
-    return fresh
+    return lines
 
 
 def summary(state: dict[str, Any], cause: str, closed_ns: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ def line(src: int, sid: str, pos: int, ts: int, level: str = "info", service: st
     return [src, sid, pos, ts, "t1", level, service, f'{{"pos":{pos}}}', "stdout"]
 
 
-def test_summary_fields_and_dedupe() -> None:
+def test_summary_fields() -> None:
     settings = TraceSettings(sample_lines=2)
     state = new_state("t1", now_ns=1)
     fresh = apply_lines(state, [line(0, "a", 10, 500), line(1, "b", 5, 300, "error", "db"),
@@ -22,10 +22,8 @@ def test_summary_fields_and_dedupe() -> None:
     assert state["level"] == "error" and state["errors"] == 1
     assert state["services"] == ["svc", "db"] and state["pods"] == ["p1", "p2"]
     assert len(state["sample"]) == 2
-    replay = apply_lines(state, [line(0, "a", 10, 500), line(0, "a", 20, 900), line(0, "a", 30, 950)],
-                         SOURCES, settings, now_ns=3)
-    assert [entry[2] for entry in replay] == [30]
-    assert state["count"] == 4 and state["last"] == 950
+    apply_lines(state, [line(0, "a", 30, 950)], SOURCES, settings, now_ns=3)
+    assert state["count"] == 4 and state["last"] == 950 and state["updated"] == 3
 
 
 def test_deadlines_follow_gap_lateness_and_max_duration() -> None:
@@ -40,7 +38,7 @@ def test_deadlines_follow_gap_lateness_and_max_duration() -> None:
     assert deadlines(state, settings).wall_ns == 60 * 10**9  # capped by opened + max_duration
 
 
-def test_summary_hides_dedupe_map_and_carries_close_id() -> None:
+def test_summary_carries_close_id_and_cause() -> None:
     state = new_state("t1", now_ns=7)
     out = summary(state, "idle", 99)
-    assert "seen" not in out and out["close_id"] == "t1@7" and out["cause"] == "idle"
+    assert out["close_id"] == "t1@7" and out["cause"] == "idle"

@@ -1,0 +1,53 @@
+"""Drops replayed lines: per partition and source stream, the highest position already applied.
+
+Lines of one source stream reach a `logs.parsed` partition in stream order (one raw partition per
+stream, one parse actor per raw partition), so any line at or below the stream's high-water mark
+in that partition was applied before: a collector re-sending its in-flight window, or a worker
+re-processing chunks after a crash. The marks live in the trace table's store under
+`\\x00s<stream id>` (value `<position>:<last seen unix seconds>`), outliving the traces they fed,
+and are forgotten after `traces.stream_retention` without a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from app.models import P_POS, P_SID
+
+STREAM_PREFIX = b"\x00s"
+
+
+def stream_key(stream_id: str) -> bytes:
+    return STREAM_PREFIX + stream_id.encode()
+
+
+def decode_mark(value: bytes) -> tuple[int, int]:
+    position, _, seen = value.partition(b":")
+    return int(position), int(seen or 0)
+
+
+def fresh_lines(lines: list[list[Any]], read: Callable[[bytes], bytes | None], now_s: int,
+                updates: dict[bytes, bytes | None]) -> list[list[Any]]:
+    """Lines above their stream's mark; the new marks are added to `updates`."""
+    marks: dict[str, int] = {}
+    fresh: list[list[Any]] = []
+    for line in lines:
+        sid, pos = line[P_SID], line[P_POS]
+        mark = marks.get(sid)
+        if mark is None:
+            stored = read(stream_key(sid))
+            mark = decode_mark(stored)[0] if stored else -1
+        if pos <= mark:
+            marks[sid] = mark
+            continue
+        marks[sid] = pos
+        fresh.append(line)
+    for sid, mark in marks.items():
+        updates[stream_key(sid)] = b"%d:%d" % (mark, now_s)
+    return fresh
+
+
+def expired(items: Iterator[tuple[bytes, bytes]], now_s: int, retention_s: float) -> list[bytes]:
+    """Keys of marks whose stream sent nothing for `retention_s`."""
+    return [key for key, value in items if now_s - decode_mark(value)[1] > retention_s]

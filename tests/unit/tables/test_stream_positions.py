@@ -1,0 +1,27 @@
+"""Replays are dropped per stream by position, and idle streams' marks expire."""
+
+from __future__ import annotations
+
+from tables.stream_positions import expired, fresh_lines, stream_key
+
+
+def line(sid: str, pos: int) -> list[object]:
+    return [0, sid, pos, 0, "t", "info", "svc", "{}", "stdout"]
+
+
+def test_lines_at_or_below_the_mark_are_dropped_across_calls() -> None:
+    store: dict[bytes, bytes | None] = {}
+    updates: dict[bytes, bytes | None] = {}
+    first = fresh_lines([line("a", 10), line("b", 5), line("a", 20)], store.get, 100, updates)
+    assert [x[2] for x in first] == [10, 5, 20]
+    store.update(updates)
+    updates = {}
+    again = fresh_lines([line("a", 10), line("a", 20), line("a", 30), line("b", 5), line("c", 1)], store.get, 200,
+                        updates)
+    assert [(x[1], x[2]) for x in again] == [("a", 30), ("c", 1)]
+    assert updates[stream_key("a")] == b"30:200" and updates[stream_key("b")] == b"5:200"
+
+
+def test_marks_of_idle_streams_expire() -> None:
+    items = iter([(b"k1", b"5:100"), (b"k2", b"9:1000")])
+    assert expired(items, now_s=1100, retention_s=500) == [b"k1"]
