@@ -22,12 +22,16 @@ KEYWORD = {"type": "keyword", "ignore_above": 1024}
 
 
 def index_template(prefix: str) -> dict[str, Any]:
-    """Mappings for time, trace id, level, service and Kubernetes fields; the rest stays dynamic."""
+    """Mappings for time, trace id, level, service and Kubernetes fields; the rest stays dynamic.
+
+    The event time is mapped as `logweave.time_ns` (UTC nanoseconds, normalized by the parser);
+    the application's own time field is left to dynamic mapping, since its format varies by app and
+    a strict date mapping would reject whole streams.
+    """
     source = {name: KEYWORD for name in ("kind", "node", "namespace", "pod", "pod_uid", "container", "path")}
     return {
         "index_patterns": [f"{prefix}-*"],
         "template": {"mappings": {"properties": {
-            "time": {"type": "date_nanos", "format": "strict_date_optional_time_nanos||epoch_millis"},
             "traceId": KEYWORD, "level": KEYWORD, "service": KEYWORD,
             "logweave": {"properties": {"time_ns": {"type": "long"}, "trace": KEYWORD, "lid": KEYWORD,
                                         "sid": KEYWORD, "pos": {"type": "long"}, "stream": KEYWORD,
@@ -37,7 +41,8 @@ def index_template(prefix: str) -> dict[str, Any]:
 
 
 def index_name(settings: ElasticsearchSinkSettings, time_ns: int) -> str:
-    day = datetime.fromtimestamp(time_ns / 1e9, UTC).strftime(settings.index_date_format)
+    # integer seconds: a float would round 23:59:59.9999999 up into the next day's index
+    day = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC).strftime(settings.index_date_format)
     return f"{settings.index_prefix}-{day}"
 
 

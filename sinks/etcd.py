@@ -2,9 +2,10 @@
 
 A prefix range read returns a trace's lines in time order. Keys expire through leases shared per
 bucket of event time (`lease_bucket`), never one lease per key; each lease is granted for
-`ttl + lease_bucket` and re-granted when etcd no longer knows it, so every line stays at least `ttl`. Writes go through etcd's JSON gRPC gateway (`/v3/kv/txn`) over
-aiohttp: that one client handles endpoint lists, TLS (CA, client certificate) and user/password
-tokens, which the asyncio gRPC client available here lacks. Transactions stay within etcd's limits
+`ttl + lease_bucket` and re-granted when etcd no longer knows it, so every line stays at least
+`ttl`. Writes go through etcd's JSON gRPC gateway (`/v3/kv/txn`) over aiohttp: that one client
+handles endpoint lists, TLS (CA, client certificate) and user/password tokens, while the asyncio
+gRPC client `aetcd` takes one host and no TLS options at all. Transactions stay within etcd's limits
 (128 operations, 1.5 MiB per request); a line that alone exceeds the request limit is dead-lettered.
 Re-writing a key with the same value is harmless, so retries and replays are idempotent.
 """

@@ -29,7 +29,7 @@ KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}-
 
 
 def object_key(prefix: str, batch: SinkBatch) -> str:
-    when = datetime.fromtimestamp(batch.lines[0].time_ns / 1e9, UTC)
+    when = datetime.fromtimestamp(batch.lines[0].time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
     return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
                                topic=batch.topic, partition=batch.partition, first=batch.first_offset,
                                last=batch.last_offset)
