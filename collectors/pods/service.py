@@ -67,10 +67,14 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
 
 
 def main() -> None:
+    from app.errors import ConfigError
     from app.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_pod_collector(load_settings()))
+    try:
+        asyncio.run(run_pod_collector(load_settings()))
+    except ConfigError as exc:
+        raise SystemExit(f"logweave pod collector: {exc}") from None
 
 
 if __name__ == "__main__":
