@@ -1,0 +1,182 @@
+"""Sink throughput on local real servers, beside each server's own bulk rate with the same client.
+
+Per sink: lines/s through `write_batch` and client-side CPU seconds per 100K lines
+(`time.process_time`), next to the limit: the same client sending pre-built bulk requests of the
+same lines (etcd gateway transactions, Elasticsearch/OpenSearch `_bulk`, S3 `put_object` of
+pre-compressed objects). The gap between the two is what the sink itself costs.
+Run: `python -m tests.bench.bench_sinks --out bench/sinks.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gzip
+import json
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiobotocore.session import get_session
+
+from app.broker import EmbeddedBroker, free_port
+from app.settings import ElasticsearchSinkSettings, EtcdSinkSettings, S3SinkSettings
+from sinks.base import Sink, SinkBatch, SinkLine
+from sinks.elasticsearch import ElasticsearchSink
+from sinks.etcd import MAX_TXN_OPS, EtcdSink, line_key
+from sinks.s3 import S3Sink
+from tests.support.servers import Server, etcd_server, moto_server, osmem_server
+
+BASE_NS = 1_749_543_941_000_000_000
+
+
+def make_lines(count: int, batch_lines: int) -> list[SinkBatch]:
+    """~250-byte JSON lines shaped like the pipeline's documents, cut into batches."""
+    lines = []
+    for n in range(count):
+        trace = f"{n % 997:032x}"
+        meta = {"sid": "s1", "pos": n, "lid": f"lid-{n:x}", "time_ns": BASE_NS + n * 1000, "trace": trace,
+                "source": {"kind": "file", "node": "n1", "namespace": "demo", "pod": "web-1", "container": "app"}}
+        doc = orjson.dumps({"time": "2025-06-10T08:25:41.63070246Z", "traceId": trace, "level": "info",
+                            "service": "web", "msg": f"request {n} done", "logweave": meta})
+        lines.append(SinkLine(f"lid-{n:x}", trace, BASE_NS + n * 1000, "info", "web", doc, n // 100, n % 100))
+    return [SinkBatch("sink.bench", 0, lines[i:i + batch_lines]) for i in range(0, count, batch_lines)]
+
+
+async def timed(lines: int, work: Callable[[], Awaitable[None]]) -> dict[str, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    await work()
+    seconds, cpu_used = time.perf_counter() - wall, time.process_time() - cpu
+    return {"lines": lines, "seconds": round(seconds, 3), "lines_per_s": round(lines / seconds),
+            "cpu_s_per_100k": round(cpu_used / lines * 100_000, 3)}
+
+
+async def through_sink(sink: Sink, batches: list[SinkBatch]) -> dict[str, float]:
+    await sink.start()
+    try:
+        async def run() -> None:
+            for batch in batches:
+                result = await sink.write_batch(batch)
+                if result.permanent or result.retry:
+                    raise RuntimeError(f"{sink.name}: {len(result.permanent)} permanent, {len(result.retry)} retry")
+        return await timed(sum(len(b.lines) for b in batches), run)
+    finally:
+        await sink.stop()
+
+
+async def etcd_limit(url: str, batches: list[SinkBatch]) -> dict[str, float]:
+    bodies = []
+    for batch in batches:
+        for i in range(0, len(batch.lines), MAX_TXN_OPS):
+            ops = [{"request_put": {"key": base64.b64encode(line_key("/raw", x)).decode(),
+                                    "value": base64.b64encode(x.document).decode()}}
+                   for x in batch.lines[i:i + MAX_TXN_OPS]]
+            bodies.append(orjson.dumps({"compare": [], "success": ops, "failure": []}))
+    async with aiohttp.ClientSession() as session:
+        async def run() -> None:
+            for body in bodies:
+                async with session.post(url + "/v3/kv/txn", data=body) as response:
+                    await response.read()
+        return await timed(sum(len(b.lines) for b in batches), run)
+
+
+async def search_limit(sink: ElasticsearchSink, batches: list[SinkBatch]) -> dict[str, float]:
+    bodies = [b"".join(orjson.dumps({"index": {"_index": "raw-bench", "_id": x.line_id}}) + b"\n" + x.document + b"\n"
+                       for x in batch.lines) for batch in batches]
+    client = sink.make_client()
+    try:
+        async def run() -> None:
+            for body in bodies:
+                await client.bulk(body=body)
+        return await timed(sum(len(b.lines) for b in batches), run)
+    finally:
+        await client.close()
+
+
+async def s3_limit(url: str, batches: list[SinkBatch]) -> dict[str, float]:
+    bodies = [gzip.compress(b"".join(x.document + b"\n" for x in batch.lines), 5) for batch in batches]
+    async with get_session().create_client("s3", endpoint_url=url, region_name="us-east-1") as client:
+        async def run() -> None:
+            for n, body in enumerate(bodies):
+                await client.put_object(Bucket="bench", Key=f"raw/{n}.ndjson.gz", Body=body)
+        return await timed(sum(len(b.lines) for b in batches), run)
+
+
+async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, sink_row: dict[str, float], limit_row: dict[str, float], note: str) -> None:
+        rows.append({"name": name, **sink_row, "limit_lines_per_s": limit_row["lines_per_s"],
+                     "limit_cpu_s_per_100k": limit_row["cpu_s_per_100k"], "note": note})
+
+    (tmp / "etcd").mkdir()
+    server: Server = etcd_server(tmp / "etcd").start()
+    try:
+        batches = make_lines(int(30_000 * scale), 1000)
+        sink_row = await through_sink(EtcdSink(EtcdSinkSettings(servers=server.url), (1000, 1 << 22, 1.0)), batches)
+        add("etcd (Debian etcd 3.4, JSON gateway)", sink_row, await etcd_limit(server.url, batches),
+            "limit: same txns of 128 puts, no lease")
+    finally:
+        server.stop()
+
+    port = free_port()
+    noida = EmbeddedBroker(tmp / "noida", free_port(), elasticsearch_port=port).start()
+    try:
+        sink = ElasticsearchSink(ElasticsearchSinkSettings(url=f"http://127.0.0.1:{port}", index_prefix="bench"),
+                                 (1000, 1 << 22, 1.0))
+        batches = make_lines(int(20_000 * scale), 1000)
+        add("elasticsearch (noida-db, ES 8 API)", await through_sink(sink, batches),
+            await search_limit(sink, batches), "limit: pre-built _bulk bodies")
+    finally:
+        noida.stop(kill=True)
+
+    (tmp / "osmem").mkdir()
+    server = osmem_server(tmp / "osmem").start()
+    try:
+        sink = ElasticsearchSink(ElasticsearchSinkSettings(url=server.url, mode="opensearch", index_prefix="bench"),
+                                 (1000, 1 << 22, 1.0))
+        batches = make_lines(int(8_000 * scale), 1000)
+        add("opensearch (osmem-server)", await through_sink(sink, batches), await search_limit(sink, batches),
+            "limit: pre-built _bulk bodies")
+    finally:
+        server.stop()
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    (tmp / "moto").mkdir()
+    server = moto_server(tmp / "moto").start()
+    try:
+        s3 = S3Sink(S3SinkSettings(bucket="bench", prefix="lw", endpoint_url=server.url, path_style=True))
+        batches = make_lines(int(200_000 * scale), 20_000)
+        add("s3 (moto_server)", await through_sink(s3, batches), await s3_limit(server.url, batches),
+            "20K-line objects; limit: put_object of pre-compressed bodies")
+    finally:
+        server.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the line counts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(bench(Path(tmp), args.scale))
+    print(f"| {'sink':<38} | {'lines':>7} | {'lines/s':>8} | {'CPU s/100K':>10} | {'limit lines/s':>13} | "
+          f"{'limit CPU s/100K':>16} | note")
+    for r in rows:
+        print(f"| {r['name']:<38} | {r['lines']:>7} | {r['lines_per_s']:>8,} | {r['cpu_s_per_100k']:>10.3f} | "
+              f"{r['limit_lines_per_s']:>13,} | {r['limit_cpu_s_per_100k']:>16.3f} | {r['note']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"sinks": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
