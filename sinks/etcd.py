@@ -17,6 +17,7 @@ import ssl
 from typing import Any
 
 import aiohttp
+import orjson
 
 from app.errors import PermanentError, RetriableError
 from app.settings import EtcdSinkSettings, Settings
@@ -157,15 +158,18 @@ class EtcdSink(Sink):
         if self._session is None:
             raise RetriableError("etcd sink is not started")
         endpoints = self.settings.endpoints
+        data = orjson.dumps(payload)  # serialized once (orjson), reused across endpoints
         last_error = ""
         for attempt in range(len(endpoints)):
             base = endpoints[(self._endpoint + attempt) % len(endpoints)].rstrip("/")
             try:
                 if self.settings.username and self._token is None:
                     await self._authenticate(base)
-                headers = {"Authorization": self._token} if self._token else {}
-                async with self._session.post(base + path, json=payload, headers=headers) as response:
-                    body: dict[str, Any] = await response.json(content_type=None)
+                headers = {"Content-Type": "application/json"}
+                if self._token:
+                    headers["Authorization"] = self._token
+                async with self._session.post(base + path, data=data, headers=headers) as response:
+                    body: dict[str, Any] = orjson.loads(await response.read() or b"{}")
                     if response.status == 401 or "token" in str(body.get("message", "")):
                         self._token = None
                         raise RetriableError(f"etcd auth token rejected: {body.get('message')}")
@@ -175,7 +179,7 @@ class EtcdSink(Sink):
                         raise PermanentError(f"etcd refused {path}: {body.get('message', body)}")
                     self._endpoint = (self._endpoint + attempt) % len(endpoints)
                     return body
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:  # away, or not etcd
                 last_error = f"{base}: {exc!r}"
                 continue
         raise RetriableError(f"no etcd endpoint answered ({last_error})")
