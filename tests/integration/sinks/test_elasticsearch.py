@@ -52,6 +52,12 @@ async def count(sink: ElasticsearchSink, index: str) -> int:
     return int(data["count"])
 
 
+async def read_back(sink: ElasticsearchSink, index: str) -> dict[str, Any]:
+    reply = await sink._client.search(index=index, body={"query": {"match_all": {}}, "size": 1000})
+    data = reply.body if hasattr(reply, "body") else reply
+    return {hit["_id"]: hit["_source"] for hit in data["hits"]["hits"]}
+
+
 async def test_bulk_daily_indices_idempotent_and_mapping_conflicts(search_server: tuple[str, str]) -> None:
     mode, url = search_server
     settings = ElasticsearchSinkSettings(url=url, mode=mode, index_prefix="lw")  # type: ignore[arg-type]
@@ -64,6 +70,7 @@ async def test_bulk_daily_indices_idempotent_and_mapping_conflicts(search_server
         day1, day2 = index_name(settings, DAY1), index_name(settings, DAY2)
         assert (day1, day2) == ("lw-2025.06.10", "lw-2025.06.11")
         assert await count(sink, day1) == 50 and await count(sink, day2) == 10
+        assert await read_back(sink, "lw-*") == {x.line_id: orjson.loads(x.document) for x in batch.lines}
         await sink.write_batch(batch)  # replay: same _id, no growth
         assert await count(sink, day1) == 50
         conflict = lines(2, start=100, n={"not": "a number"})  # `n` is mapped as a number already
