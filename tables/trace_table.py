@@ -51,6 +51,11 @@ class _PendingCommit:
 class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     """A faust Table whose writes go through `commit_when_acked`, never per-key `__setitem__`."""
 
+    # Every changelog record has the same key (it carries many trace keys), so the topic must
+    # never be compacted: it is a delete-policy topic with a retention (traces.changelog_retention).
+    _changelog_compacting = False
+    _changelog_deleting = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)

@@ -19,6 +19,8 @@ def trace_table() -> TraceWindowTable:
         name="traces",
         beacon=app.tables.beacon,
         partitions=settings.kafka.partitions,
+        key_type=bytes,  # bytes -> the "raw" codec for the table and its changelog topic (never json)
+        value_type=bytes,
         schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
         recovery_buffer_size=100,
         extra_topic_configs={

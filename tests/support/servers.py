@@ -88,9 +88,10 @@ def osmem_server(tmp: Path) -> Server:
                   tmp / "osmem.log")
 
 
-def etcd_gateway(url: str, path: str, payload: dict[str, object], token: str | None = None) -> dict[str, object]:
+def etcd_gateway(url: str, path: str, payload: dict[str, object], token: str | None = None,
+                 timeout: float = 30.0) -> dict[str, object]:
     request = urllib.request.Request(url + path, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Authorization": token} if token else {})
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
         body: dict[str, object] = json.loads(response.read())
         return body

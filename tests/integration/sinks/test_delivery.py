@@ -100,12 +100,7 @@ async def sink_counts(stack: Stack, worker: WorkerHarness) -> dict[str, Counter[
 
 async def _all_counts(stack: Stack, worker: WorkerHarness) -> dict[str, Counter[int]]:
     counts: dict[str, Counter[int]] = {"file": Counter(d["n"] for d in worker.sink_documents())}
-    body = etcd_gateway(
-        stack.etcd.url,
-        "/v3/kv/range",
-        {"key": base64.b64encode(b"/lw/").decode(), "range_end": base64.b64encode(b"/lw0").decode()},
-    )
-    counts["etcd"] = Counter(orjson.loads(base64.b64decode(kv["value"]))["n"] for kv in body.get("kvs", []))
+    counts["etcd"] = etcd_counts(stack.etcd.url)
     es = AsyncElasticsearch(stack.es_url)
     try:
         await es.indices.refresh(index="lw-*")
@@ -143,16 +138,55 @@ async def _all_counts(stack: Stack, worker: WorkerHarness) -> dict[str, Counter[
     return counts
 
 
+def etcd_counts(url: str) -> Counter[int]:
+    """Every line under /lw/, read in pages (a single range of 200K values is too big a reply)."""
+    found: Counter[int] = Counter()
+    start, end = b"/lw/", b"/lw0"
+    while True:
+        body = etcd_gateway(url, "/v3/kv/range", {"key": base64.b64encode(start).decode(),
+                                                   "range_end": base64.b64encode(end).decode(), "limit": 20_000})
+        kvs = body.get("kvs", [])
+        assert isinstance(kvs, list)
+        found.update(orjson.loads(base64.b64decode(kv["value"]))["n"] for kv in kvs)
+        if not body.get("more"):
+            return found
+        start = base64.b64decode(kvs[-1]["key"]) + b"\x00"
+
+
+async def quick_counts(stack: Stack, worker: WorkerHarness) -> dict[str, int]:
+    """Cheap progress figures (counts only); the full read happens once at the end."""
+    out = {"file": len(worker.sink_documents())}
+    if "etcd" in worker.sinks:
+        body = etcd_gateway(stack.etcd.url, "/v3/kv/range", {"key": base64.b64encode(b"/lw/").decode(),
+                                                              "range_end": base64.b64encode(b"/lw0").decode(),
+                                                              "count_only": True})
+        out["etcd"] = int(str(body.get("count", 0)))
+    if "elasticsearch" in worker.sinks:
+        es = AsyncElasticsearch(stack.es_url)
+        try:
+            await es.indices.refresh(index="lw-*")
+            out["elasticsearch"] = int((await es.count(index="lw-*"))["count"])
+        except Exception:
+            out["elasticsearch"] = 0
+        finally:
+            await es.close()
+    return out
+
+
 async def wait_all(stack: Stack, worker: WorkerHarness, expected: int, timeout: float) -> dict[str, Counter[int]]:
     deadline = time.monotonic() + timeout
-    while True:
-        counts = await sink_counts(stack, worker)
-        if all(len(c) >= expected for c in counts.values()) or time.monotonic() > deadline:
-            return counts
-        assert worker.process is not None and worker.process.alive(), (
-            worker.process.log_tail() if worker.process else ""
-        )
+    while time.monotonic() < deadline:
+        counts = await quick_counts(stack, worker)
+        if all(counts.get(name, expected) >= expected for name in worker.sinks if name != "s3"):
+            break
+        assert worker.process is not None and worker.process.alive(), worker.process.log_tail() if worker.process else ""
         await asyncio.sleep(2)
+    for _ in range(30):  # S3 objects flush by age: give the last batch its moment
+        full = await sink_counts(stack, worker)
+        if all(len(c) >= expected for c in full.values()):
+            return full
+        await asyncio.sleep(1)
+    return full
 
 
 def assert_exactly_once(counts: dict[str, Counter[int]], expected: int) -> None:

@@ -162,3 +162,20 @@ async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callabl
     assert summary["count"] == 7 and summary["held_overflow"] == 4
     _, metrics = worker.get("/metrics")
     assert 'logweave_held_overflow_total{bound="trace",policy="drop"} 4.0' in metrics.decode()
+
+
+async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callable[..., WorkerHarness]) -> None:
+    """A worker whose local RocksDB is lost (new node, no volume) rebuilds open traces from the
+    per-chunk changelog records, so counts stay exact and replays are still recognised."""
+    import shutil
+
+    worker = await make_worker({"LOGWEAVE_TRACES__GAP": "6s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
+    await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a")
+    await wait_for(lambda: len(worker.sink_documents()) >= 100, 30, "the first lines in the sink")
+    worker.stop()
+    shutil.rmtree(worker.workdir / "worker-data")
+    await worker.start()  # recovery from the changelog only
+    await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a", resend_from=0)
+    await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100, 140)], stream="a")
+    closed = await wait_for(lambda: _all_closed(worker, 20), 60, "every trace to close")
+    assert all(len(v) == 1 and v[0]["count"] == 7 for v in closed.values())
