@@ -70,7 +70,12 @@ class S3Sink(Sink):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
                 raise self._classify(exc) from exc
-            await self._client.create_bucket(Bucket=s.bucket)
+            # S3 refuses a bucket outside us-east-1 unless its region is named (IllegalLocationConstraint)
+            where = {} if s.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": s.region}}
+            try:
+                await self._client.create_bucket(Bucket=s.bucket, **where)
+            except ClientError as create_exc:
+                raise self._classify(create_exc) from create_exc
         except BotoCoreError as exc:
             raise RetriableError(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}") from exc
 

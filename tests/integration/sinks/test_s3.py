@@ -109,3 +109,21 @@ async def test_multipart_upload_above_threshold(s3_server: Server, client: Any) 
     assert parts >= 2 and head["ETag"].strip('"').endswith(f"-{parts}")  # a multipart ETag names its part count
     lines = await all_lines(client)
     assert [d["n"] for d in lines] == list(range(12_000))
+
+
+async def test_settings_reach_the_client_and_the_bucket_is_created(s3_server: Server, client: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-chain")  # the standard AWS chain, no key in settings
+    sink = S3Sink(S3SinkSettings(bucket="made-at-start", prefix="lw", endpoint_url=s3_server.url, path_style=True,
+                                 region="eu-west-1"))
+    await sink.start()
+    try:
+        meta = sink._client.meta
+        assert (meta.endpoint_url, meta.region_name) == (s3_server.url, "eu-west-1")
+        assert meta.config.s3["addressing_style"] == "path"
+        credentials = await sink._client._request_signer._credentials.get_frozen_credentials()
+        assert credentials.access_key == "from-the-chain"
+    finally:
+        await sink.stop()
+    buckets = [b["Name"] for b in (await client.list_buckets())["Buckets"]]
+    assert "made-at-start" in buckets
