@@ -60,7 +60,7 @@ def test_recorded_response_created_rejected_and_conflict_as_written() -> None:
 
 
 def test_429_and_5xx_items_alone_are_retried() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"index": {"status": 201}},
         {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}},
         {"index": {"status": 503, "error": {"type": "unavailable_shards_exception", "reason": "primary down"}}},
