@@ -45,6 +45,9 @@ class ChunkPublisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._kafka.bootstrap_servers, acks="all", enable_idempotence=True,
             compression_type=compression, linger_ms=5, max_request_size=self._kafka.max_message_bytes,
+            # several chunks of one stream share a partition: let them share a request too, or one
+            # chunk per round trip (the idempotent producer keeps one request in flight) caps the rate
+            max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
         await self._producer.start()

@@ -7,6 +7,7 @@ where a missing trailing newline in `log` means the line continues in the next r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import orjson
@@ -17,12 +18,38 @@ Format = Literal["cri", "docker", "plain"]
 Parsed = tuple[int, str, bool, bytes]
 
 
+_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
+_seconds: dict[bytes, int] = {}
+
+
+def cri_time_ns(stamp: bytes) -> int:
+    """Nanoseconds of a CRI timestamp; the second (`YYYY-MM-DDTHH:MM:SS`) is parsed once and cached."""
+    if len(stamp) >= 20 and stamp[-1] == 0x5A:  # ...Z
+        base = _seconds.get(stamp[:19])
+        if base is None:
+            base = parse_rfc3339_ns(stamp[:19].decode("ascii", "replace") + "Z")
+            if base is None:
+                return parse_rfc3339_ns(stamp.decode("ascii", "replace")) or 0
+            if len(_seconds) > 4096:
+                _seconds.clear()
+            _seconds[stamp[:19]] = base
+        if len(stamp) == 20:
+            return base
+        fraction = stamp[20:-1]
+        if stamp[19] == 0x2E and 0 < len(fraction) <= 9 and fraction.isdigit():
+            return base + int(fraction.ljust(9, b"0"))
+    return parse_rfc3339_ns(stamp.decode("ascii", "replace")) or 0
+
+
 def parse_cri(line: bytes) -> Parsed | None:
     parts = line.split(b" ", 3)
-    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"P", b"F"):
+    if len(parts) < 3:
         return None
-    ts = parse_rfc3339_ns(parts[0].decode("ascii", "replace")) or 0
-    return ts, parts[1].decode(), parts[2] == b"P", parts[3] if len(parts) == 4 else b""
+    stream = _STREAMS.get(parts[1])
+    tag = parts[2]
+    if stream is None or (tag != b"F" and tag != b"P"):
+        return None
+    return cri_time_ns(parts[0]), stream, tag == b"P", parts[3] if len(parts) == 4 else b""
 
 
 def parse_docker(line: bytes) -> Parsed | None:
@@ -51,10 +78,18 @@ def detect_format(first_line: bytes) -> Format:
     return "plain"
 
 
+def parse_cri_or_plain(line: bytes) -> Parsed:
+    return parse_cri(line) or (0, "", False, line)
+
+
+def parse_docker_or_plain(line: bytes) -> Parsed:
+    return parse_docker(line) or (0, "", False, line)
+
+
+PARSERS: dict[str, Callable[[bytes], Parsed]] = {"cri": parse_cri_or_plain, "docker": parse_docker_or_plain,
+                                                 "plain": parse_plain}
+
+
 def parse_line(fmt: Format, line: bytes) -> Parsed:
     """Parse by format; a line that does not fit its file's format is kept whole as plain content."""
-    if fmt == "cri":
-        return parse_cri(line) or parse_plain(line)
-    if fmt == "docker":
-        return parse_docker(line) or parse_plain(line)
-    return parse_plain(line)
+    return PARSERS[fmt](line)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.models import FLAG_TRUNCATED, RawLine, make_raw_line
-from collectors.files.formats import Format, detect_format, parse_line
+from collectors.files.formats import PARSERS, Format, detect_format
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
@@ -106,17 +106,17 @@ class TailedFile:
         self.read_offset += len(data)
         buffer = self._leftover + data if self._leftover else data
         out: list[RawLine] = []
+        pieces = buffer.split(b"\n")
+        rest = pieces.pop()
         start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            if self._discard_from is not None:
-                self._discard_from = None  # the rest of an over-long line ends here
-            else:
-                self._emit(buffer[start:end], base + start, out)
-            start = end + 1
-        rest = buffer[start:]
+        if self._discard_from is not None and pieces:
+            self._discard_from = None  # the rest of an over-long line ends here
+            start = len(pieces[0]) + 1
+            pieces = pieces[1:]
+        emit = self._emit
+        for line in pieces:
+            emit(line, base + start, out)
+            start += len(line) + 1
         self._leftover = b""
         if self._discard_from is None:
             if len(rest) > self.max_line_bytes:
@@ -131,7 +131,7 @@ class TailedFile:
             line = line[:-1]
         if self.fmt is None:
             self.fmt = detect_format(line)
-        source_ns, stream, partial, content = parse_line(self.fmt, line)
+        source_ns, stream, partial, content = PARSERS[self.fmt](line)
         pending = self._pending.get(stream)
         if pending is None and not partial:
             flags = FLAG_TRUNCATED if truncated else 0

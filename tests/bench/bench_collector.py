@@ -1,0 +1,167 @@
+"""File collector benchmark: 1,000,000 CRI lines (~250 bytes) from one file and from 100 files.
+
+Run: `python -m tests.bench.bench_collector --out bench/collector.json` (`--lines` to change N).
+The collector runs as its own process (`python -m collectors.files`) pinned to one core; it is timed
+from its first published line until Kafka acknowledged the last one (read from its /metrics port).
+In the same run, on the same broker (noida-db, printed), the native limit: a confluent-kafka
+(librdkafka) producer publishing the same lines one message per line, pinned to the same core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from app.broker import EmbeddedBroker, free_port
+from tests.bench.bench_pipeline import write_pod_logs
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
+
+CORE = {0}
+PUBLISHED = "logweave_file_collector_lines_published_total"
+
+
+def scrape(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:  # noqa: S310
+            for row in response.read().decode().splitlines():
+                if row.startswith(PUBLISHED + " "):
+                    return float(row.split()[1])
+    except OSError:
+        return -1.0
+    return 0.0
+
+
+def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: Path) -> Row:
+    port = free_port()
+    env = {**os.environ, "LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": prefix,
+           "LOGWEAVE_COLLECTOR__PATHS": orjson.dumps([str(root / "*" / "*" / "*.log")]).decode(),
+           "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / f"{prefix}ckpt"),
+           "LOGWEAVE_COLLECTOR__METRICS_PORT": str(port)}
+    log = open(workdir / f"{prefix}collector.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "collectors.files"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: os.sched_setaffinity(0, CORE))
+    try:
+        started = cpu_at_start = 0.0
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"collector exited: {(workdir / f'{prefix}collector.log').read_text()[-2000:]}")
+            done = scrape(port)
+            if done >= 0 and not started:  # metrics port up: imports done, reading starts now
+                started, cpu_at_start = time.monotonic(), cpu_seconds(proc.pid)
+            if done >= lines:
+                elapsed = time.monotonic() - started
+                cpu = cpu_seconds(proc.pid) - cpu_at_start
+                rss = peak_rss_mib(proc.pid)
+                break
+            time.sleep(0.05)
+        name = "collector, 1 file" if prefix == "f1." else "collector, 100 files"
+        return Row(name, lines, elapsed, cpu, rss,
+                   note="one process, one core, chunks to logs.raw, acks=all")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+
+
+def run_confluent(bootstrap: str, root: Path, lines: int) -> Row:
+    """The same lines, one Kafka message per line, from librdkafka (in a child pinned to the same core)."""
+    code = f"""
+import os, sys, time, glob, json
+os.sched_setaffinity(0, {CORE!r})
+from confluent_kafka import Producer
+paths = sorted(glob.glob({str(root / '*' / '*' / '*.log')!r}))
+p = Producer({{"bootstrap.servers": {bootstrap!r}, "acks": "all", "linger.ms": 5, "enable.idempotence": True,
+               "queue.buffering.max.messages": 1000000}})
+ts = [0]
+def cb(err, msg):
+    if err is None: ts[0] += 1
+t0 = time.monotonic(); c0 = time.process_time()
+for path in paths:
+    with open(path, "rb") as f:
+        for line in f:
+            while True:
+                try:
+                    p.produce("bench.confluent", line[:-1], on_delivery=cb); break
+                except BufferError:
+                    p.poll(0.01)
+            p.poll(0)
+p.flush()
+print(json.dumps({{"acked": ts[0], "seconds": time.monotonic() - t0}}))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate()
+    result = json.loads(out)
+    return Row("confluent-kafka producer, one message per line", int(result["acked"]), float(result["seconds"]),
+               _child_cpu(), _child_rss(), note="librdkafka, acks=all, same broker, same core")
+
+
+_last_children = [0.0]
+
+
+def _child_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime
+    spent, _last_children[0] = total - _last_children[0], total
+    return spent
+
+
+def _child_rss() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path("bench/collector.json"))
+    parser.add_argument("--only", choices=["1", "100"], help="run one layout only")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-collector-"))
+    broker = EmbeddedBroker(workdir / "broker", free_port()).start()
+    rows: list[Row] = []
+    try:
+        for files in (1, 100):
+            if args.only and int(args.only) != files:
+                continue
+            root = workdir / f"pods{files}"
+            size = write_pod_logs(root, args.lines, files)
+            print(f"wrote {args.lines:,} CRI lines, {size / args.lines:.0f} bytes each, in {files} file(s)", flush=True)
+            rows.append(run_collector(broker.bootstrap, root, args.lines, f"f{files}.", workdir))
+            _child_cpu()  # the collector's CPU is measured from /proc; reset the children baseline
+            if files == 1:
+                rows.append(run_confluent(broker.bootstrap, root, args.lines))
+            shutil.rmtree(root)
+    finally:
+        broker.stop(kill=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    native = next((r for r in rows if r.name.startswith("confluent")), None)
+    print(f"broker: noida-db (embedded Kafka-protocol broker); collector pinned to core {sorted(CORE)}")
+    print(table(rows))
+    result: dict[str, object] = {"broker": "noida-db", "rows": [r.as_dict() for r in rows]}
+    if native:
+        ratios = {r.name: round(r.rate / native.rate, 2) for r in rows if r is not native}
+        result["ratio_to_confluent"] = ratios
+        for name, ratio in ratios.items():
+            print(f"{name}: {ratio:.2f}x the confluent-kafka one-message-per-line rate")
+    result["targets"] = {"lines_per_s": 150_000, "peak_rss_mib": 80}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
