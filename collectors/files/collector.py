@@ -68,6 +68,7 @@ class FileCollector:
             if key not in self.seen and tailed.rotated_at is None:
                 self._rotated(tailed, now, "delete_or_move")
         self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
+        self.first_start = False  # read_from applies to files present at the very first scan only
         self.metrics.files_tracked.set(len(self.files))
 
     def _rotated(self, tailed: TailedFile, now: float, kind: str) -> None:

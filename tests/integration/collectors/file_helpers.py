@@ -13,6 +13,7 @@ from app.broker import EmbeddedBroker
 from app.models import RawChunk, raw_line_bytes
 from app.settings import Settings, load_settings
 from app.topics import RAW
+from collectors.files.metrics import FileMetrics
 from collectors.files.service import run_file_collector
 from tests.support.kafka import read_topic
 
@@ -73,9 +74,9 @@ async def wait_for_lines(settings: Settings, count: int, timeout: float = 60.0) 
 
 
 @contextlib.asynccontextmanager
-async def running_collector(settings: Settings) -> AsyncIterator[asyncio.Event]:
+async def running_collector(settings: Settings, metrics: FileMetrics | None = None) -> AsyncIterator[asyncio.Event]:
     stop = asyncio.Event()
-    task = asyncio.create_task(run_file_collector(settings, stop))
+    task = asyncio.create_task(run_file_collector(settings, stop, metrics))
     try:
         yield stop
     finally:

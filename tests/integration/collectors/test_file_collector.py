@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from pathlib import Path
 
-from app.broker import EmbeddedBroker
+from app.broker import EmbeddedBroker, free_port
+from collectors.files.metrics import FileMetrics
 from tests.integration.collectors.file_helpers import (
     collector_settings,
     cri,
@@ -20,14 +22,23 @@ async def test_cri_pod_logs_arrive_with_metadata_and_byte_positions(broker: Embe
     files = [pod_log(root, "shop", f"web-{i}", restart=i % 2) for i in range(3)]
     for n, path in enumerate(files):
         path.write_bytes(b"".join(cri(b'{"traceId":"t%d","i":%d}' % (n, i)) for i in range(200)))
-    settings = collector_settings(broker, tmp_path)
-    async with running_collector(settings):
+    port = free_port()
+    settings = collector_settings(broker, tmp_path, metrics_port=port)
+    metrics = FileMetrics()
+    async with running_collector(settings, metrics):
         await asyncio.sleep(0.5)
         for n, path in enumerate(files):  # lines appended while the collector follows the file
             with open(path, "ab") as handle:
                 handle.write(b"".join(cri(b'{"traceId":"t%d","i":%d}' % (n, i)) for i in range(200, 300)))
         lines = await wait_for_lines(settings, 900)
+        await asyncio.sleep(0.3)
+        exposed = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
     assert len(lines) == 900  # nothing twice in a clean run
+    assert metrics.value("logweave_file_collector_lines_published_total") == 900
+    assert metrics.value("logweave_file_collector_files_tracked") == 3
+    assert metrics.value("logweave_file_collector_bytes_read_total") == sum(p.stat().st_size for p in files)
+    assert metrics.value("logweave_file_collector_lag_bytes", path=str(files[0])) == 0
+    assert b"logweave_file_collector_lines_read_total 900.0" in exposed
     for n, path in enumerate(files):
         mine = [ln for ln in lines if ln.src["path"] == str(path)]
         data = path.read_bytes()
@@ -63,3 +74,20 @@ async def test_restart_resumes_at_checkpoint_and_rereads_identically(broker: Emb
             third = await wait_for_lines(settings, 600)
     once = sorted({(ln.stream_id, ln.position, ln.data) for ln in third})
     assert len(once) == 600 and sorted((ln.stream_id, ln.position, ln.data) for ln in third) == sorted(once * 2)
+
+
+async def test_read_from_tail_applies_to_files_present_at_the_first_start_only(broker: EmbeddedBroker,
+                                                                             tmp_path: Path) -> None:
+    old = pod_log(tmp_path / "pods", "shop", "old")
+    old.write_bytes(b"".join(cri(b"old %d" % i) for i in range(100)))
+    settings = collector_settings(broker, tmp_path, read_from="tail")
+    async with running_collector(settings):
+        await asyncio.sleep(0.6)
+        with open(old, "ab") as handle:
+            handle.write(b"".join(cri(b"new %d" % i) for i in range(50)))
+        fresh = pod_log(tmp_path / "pods", "shop", "fresh")  # appears after the start: read from its head
+        fresh.write_bytes(b"".join(cri(b"fresh %d" % i) for i in range(30)))
+        lines = await wait_for_lines(settings, 80)
+        await asyncio.sleep(0.5)
+    assert sorted(ln.data for ln in lines) == sorted([b"new %d" % i for i in range(50)] +
+                                                     [b"fresh %d" % i for i in range(30)])
