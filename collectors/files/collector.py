@@ -160,8 +160,12 @@ class FileCollector:
             size = tailed.size()
             self.metrics.lag_bytes.labels(str(tailed.path)).set(max(0, size - tailed.read_offset))
             if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
-                    and tailed.read_offset >= size and not self.acks.get(tailed.stream_id)):
-                self._release(key, tailed, size)
+                    and tailed.read_offset >= size):
+                unfinished = tailed.flush_pending()
+                if unfinished:  # a rotated file ending in a partial line: send what there is
+                    await self._publish(tailed, unfinished)
+                elif not self.acks.get(tailed.stream_id):
+                    self._release(key, tailed, size)
         self.metrics.files_tracked.set(len(self.files))
         return total
 

@@ -154,6 +154,14 @@ class TailedFile:
             self.lines_truncated += bool(flags)
             out.append(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns, flags))
 
+    def flush_pending(self) -> list[RawLine]:
+        """Partial lines that will never be completed (their file was rotated away and fully read)."""
+        out = [make_raw_line(self.read_offset - len(self._leftover) + i, b"".join(p.parts), stream, p.source_ns,
+                             FLAG_TRUNCATED if p.truncated else 0)
+               for i, (stream, p) in enumerate(sorted(self._pending.items(), key=lambda item: item[1].offset))]
+        self._pending = {}
+        return out
+
     def rewind(self, offset: int) -> None:
         """Read again from `offset` (a line start): used when a send failed after retries."""
         self.read_offset = offset

@@ -97,3 +97,13 @@ def test_copytruncate_starts_a_new_generation(tmp_path: Path) -> None:
     assert tail.check_truncation()
     assert tail.stream_id != first_stream
     assert [(e[0], e[1]) for e in tail.read_lines()] == [(0, "three")]
+
+
+def test_unfinished_partial_is_flushed_after_the_last_line(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    log.write_bytes(b"2025-06-10T08:25:41Z stdout F done\n2025-06-10T08:25:42Z stdout P never finished\n")
+    tail = open_tail(log)
+    (done,) = tail.read_lines()
+    (flushed,) = tail.flush_pending()
+    assert flushed[1] == "never finished" and flushed[0] > done[0]
+    assert tail.safe_offset == log.stat().st_size and tail.flush_pending() == []
