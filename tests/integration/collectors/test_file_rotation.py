@@ -12,6 +12,7 @@ from app.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import (
     Line,
     collector_settings,
+    cri,
     pod_log,
     read_lines,
     running_collector,
@@ -24,6 +25,16 @@ def seqs(lines: list[Line]) -> list[int]:
     bad = [ln for ln in lines if not ln.data.startswith(b"{")]
     assert not bad, bad[:3]
     return [int(orjson.loads(ln.data)["seq"]) for ln in lines]
+
+
+def open_paths() -> list[str]:
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # closed meanwhile
+    return paths
 
 
 def assert_ordered_streams(lines: list[Line]) -> None:
@@ -106,3 +117,42 @@ async def test_rotation_faster_than_the_rescan(broker: EmbeddedBroker, tmp_path:
             await asyncio.sleep(0.05)
         lines = await wait_for_lines(settings, n, timeout=30)
     assert sorted(seqs(lines)) == list(range(n))
+
+
+async def test_container_symlink_repointed_to_a_new_restart(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    first = pod_log(tmp_path / "pods", "shop", "svc", container="api", restart=0)
+    second = first.with_name("1.log")
+    write_lines(first, 0, 200)
+    link = tmp_path / "containers" / "svc_shop_api-abc123.log"
+    link.parent.mkdir()
+    link.symlink_to(first)
+    settings = collector_settings(broker, tmp_path, paths=[str(tmp_path / "containers" / "*.log")],
+                                  rotated_grace=0.5)
+    async with running_collector(settings):
+        await wait_for_lines(settings, 200)
+        write_lines(first, 200, 50)  # the old container's last lines, then the restart
+        write_lines(second, 250, 100)
+        staged = link.with_name("tmp-link")
+        staged.symlink_to(second)
+        os.replace(staged, link)  # atomic re-pointing, as kubelet does
+        lines = await wait_for_lines(settings, 350)
+    assert sorted(seqs(lines)) == list(range(350))
+    restarts = {int(orjson.loads(ln.data)["seq"]) >= 250: ln.src["restart"] for ln in lines}
+    assert restarts == {False: 0, True: 1}
+    assert {ln.src["pod"] for ln in lines} == {"svc"} and {ln.src["container"] for ln in lines} == {"api"}
+
+
+async def test_deleted_while_open_is_read_to_the_end_then_closed(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path = pod_log(tmp_path / "pods", "shop", "gone")
+    write_lines(path, 0, 100)
+    settings = collector_settings(broker, tmp_path, rotated_grace=0.5)
+    async with running_collector(settings):
+        await wait_for_lines(settings, 100)
+        with open(path, "ab") as writer:  # the writer keeps the file open after it is deleted
+            os.unlink(path)
+            await asyncio.sleep(0.5)
+            writer.write(b"".join(cri(b'{"seq":%d}' % n) for n in range(100, 150)))
+        lines = await wait_for_lines(settings, 150)
+        await asyncio.sleep(1.5)
+        assert not [fd for fd in open_paths() if "gone" in fd], "the deleted file's descriptor was not closed"
+    assert sorted(seqs(lines)) == list(range(150))
