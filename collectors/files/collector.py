@@ -114,6 +114,9 @@ class FileCollector:
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
+        # nothing before the start offset is ours to send: a failed send rewinds no further than this
+        self.checkpoints.setdefault(tailed.stream_id, {"offset": offset, "generation": generation,
+                                                       "path": found.path})
         log.info("following %s (%s) from offset %d", found.path, fmt, offset)
 
     def _copy_offset(self, mark: str, ctime: float) -> int | None:

@@ -43,31 +43,17 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     await publisher.start()
     collector = FileCollector(cfg, publisher, metrics)
     watcher = DirectoryWatcher()
-    last_scan = last_checkpoint = 0.0
-    errors_seen = 0
+    work = asyncio.create_task(_follow(collector, watcher, settings, stop))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        while not stop.is_set():
-            now = time.monotonic()
-            if watcher.changed.is_set() or now - last_scan >= cfg.rescan_interval:
-                watcher.changed.clear()
-                scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)
-                watcher.watch(scan.directories)
-                collector.apply_scan(scan)
-                last_scan = now
-                metrics.watch_errors.inc(watcher.errors - errors_seen)
-                errors_seen = watcher.errors
-            read = await collector.pump()
-            collector.settle_acks()
-            if now - last_checkpoint >= cfg.checkpoint_interval:
-                await collector.save_checkpoint()
-                last_checkpoint = now
-            metrics.checkpoint_age.set(time.monotonic() - last_checkpoint)
-            if not read:
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(watcher.changed.wait())]
-                await asyncio.wait(waits, timeout=cfg.flush_interval, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waits:
-                    waiter.cancel()
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()  # a crash of the loop surfaces here
     finally:
+        stopping.cancel()
+        work.cancel()  # it may be waiting for room in the in-flight budget (broker down)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work
         watcher.close()
         try:
             await asyncio.wait_for(publisher.stop(), cfg.shutdown_timeout)
@@ -78,6 +64,34 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         collector.close()
         log.info("file collector stopped after publishing %d lines",
                  int(metrics.value("logweave_file_collector_lines_published_total")))
+
+
+async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings: Settings,
+                  stop: asyncio.Event) -> None:
+    cfg, metrics = settings.collector, collector.metrics
+    last_scan = last_checkpoint = 0.0
+    errors_seen = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        if watcher.changed.is_set() or now - last_scan >= cfg.rescan_interval:
+            watcher.changed.clear()
+            scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)
+            watcher.watch(scan.directories)
+            collector.apply_scan(scan)
+            last_scan = now
+            metrics.watch_errors.inc(watcher.errors - errors_seen)
+            errors_seen = watcher.errors
+        read = await collector.pump()
+        collector.settle_acks()
+        if now - last_checkpoint >= cfg.checkpoint_interval:
+            await collector.save_checkpoint()
+            last_checkpoint = now
+        metrics.checkpoint_age.set(time.monotonic() - last_checkpoint)
+        if not read:
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(watcher.changed.wait())]
+            await asyncio.wait(waits, timeout=cfg.flush_interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ class CollectorProcess:
                     "LOGWEAVE_COLLECTOR__RESCAN_INTERVAL": str(cfg.rescan_interval),
                     "LOGWEAVE_COLLECTOR__CHECKPOINT_INTERVAL": str(cfg.checkpoint_interval),
                     "LOGWEAVE_COLLECTOR__ROTATED_GRACE": str(cfg.rotated_grace),
-                    "LOGWEAVE_COLLECTOR__BUFFER_BYTES": str(cfg.buffer_bytes)}
+                    "LOGWEAVE_COLLECTOR__BUFFER_BYTES": str(cfg.buffer_bytes),
+                    "LOGWEAVE_COLLECTOR__SHUTDOWN_TIMEOUT": str(cfg.shutdown_timeout)}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -102,3 +102,27 @@ async def test_a_thousand_files_bounded_memory_and_no_descriptor_leak(broker: Em
     check_duplicates(lines, 20_000, max_duplicates=0)
     assert tracked >= 1000 and after < 40, (tracked, after)
     assert rss < 160 * 1024, rss
+
+
+async def test_sigterm_while_the_broker_is_down_stops_within_the_deadline(broker: EmbeddedBroker,
+                                                                          tmp_path: Path) -> None:
+    path = pod_log(tmp_path / "pods", "shop", "stuck")
+    write_lines(path, 0, 1000)
+    settings = collector_settings(broker, tmp_path, buffer_bytes=256 * 1024, shutdown_timeout=2.0)
+    collector = CollectorProcess(settings, tmp_path / "collector.log").start()
+    try:
+        await wait_for_lines(settings, 1000)
+        broker.stop()
+        write_lines(path, 1000, 40_000)  # far more than the in-flight budget: reading is blocked
+        await asyncio.sleep(2)
+        started = asyncio.get_running_loop().time()
+        assert collector.stop(timeout=20) == 0
+        assert asyncio.get_running_loop().time() - started < 10
+        broker.start()
+        collector = CollectorProcess(settings, tmp_path / "collector.log").start()  # resumes at the checkpoint
+        lines = await wait_for_lines(settings, 41_000, timeout=60)
+        assert collector.stop() == 0
+    finally:
+        if collector.process and collector.process.poll() is None:
+            collector.kill()
+    check_duplicates(lines, 41_000, max_duplicates=41_000)
