@@ -23,6 +23,7 @@ def check_duplicates(lines: list[Line], total: int, max_duplicates: int) -> int:
     assert got == set(range(total)), f"missing {sorted(set(range(total)) - got)[:10]}"
     assert len(seen) == total, "a line was re-sent under another identity"
     duplicates = len(lines) - len(seen)
+    print(f"{total} lines, {duplicates} re-sent (same stream id and position)")
     assert duplicates <= max_duplicates
     return duplicates
 
@@ -76,6 +77,7 @@ async def test_broker_down_for_20_seconds(broker: EmbeddedBroker, tmp_path: Path
         if collector.process and collector.process.poll() is None:
             collector.kill()
     check_duplicates(lines, total, max_duplicates=total)
+    print(f"collector RSS while the broker was down: peak {peak / 1024:.1f} MiB; VmHWM {peak_hwm / 1024:.1f} MiB")
     assert peak < 150 * 1024 and peak_hwm < 160 * 1024, (peak, peak_hwm)
 
 
@@ -100,6 +102,7 @@ async def test_a_thousand_files_bounded_memory_and_no_descriptor_leak(broker: Em
         if collector.process and collector.process.poll() is None:
             collector.kill()
     check_duplicates(lines, 20_000, max_duplicates=0)
+    print(f"1,000 files: {tracked} descriptors open, {after} after deletion; VmHWM {rss / 1024:.1f} MiB")
     assert tracked >= 1000 and after < 40, (tracked, after)
     assert rss < 160 * 1024, rss
 
