@@ -5,19 +5,22 @@ file per partition records the segment, its size and the last (offset, index) wr
 replaced atomically after each batch is appended and fsynced. On start, bytes beyond the recorded
 size (a crash between append and position update) are truncated, and lines at or below the
 recorded position are skipped, so retries and replays of the sink topic never duplicate a line.
+The position file also keeps per-stream marks (sinks/stream_marks.py), so a line forwarded twice
+under different offsets (a worker crash upstream) is written once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
 
 from app.settings import FileSinkSettings, Settings
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.stream_marks import unseen
 
 
 @dataclass(slots=True)
@@ -26,6 +29,7 @@ class PartitionPosition:
     size: int
     offset: int
     index: int
+    streams: dict[str, int] = field(default_factory=dict)
 
     def covers(self, line: SinkLine) -> bool:
         return (line.offset, line.index) <= (self.offset, self.index)
@@ -79,11 +83,13 @@ class FileSink(Sink):
         directory = self._partition_dir(batch)
         directory.mkdir(parents=True, exist_ok=True)
         position = self._load_position(directory)
-        lines = [line for line in batch.lines if position is None or not position.covers(line)]
+        marks = dict(position.streams) if position is not None else {}
+        lines = unseen([line for line in batch.lines if position is None or not position.covers(line)], marks)
         if not lines:
             return
         if position is None or position.size >= self.settings.rotate_bytes:
-            position = PartitionPosition(f"{lines[0].offset:019d}.ndjson", 0, -1, -1)
+            carried = position.streams if position else {}
+            position = PartitionPosition(f"{lines[0].offset:019d}.ndjson", 0, -1, -1, carried)
         payload = b"".join(line.document + b"\n" for line in lines)
         fd = os.open(directory / position.segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -94,11 +100,10 @@ class FileSink(Sink):
         finally:
             os.close(fd)
         last = lines[-1]
-        position = PartitionPosition(position.segment, position.size + len(payload), last.offset, last.index)
+        position = PartitionPosition(position.segment, position.size + len(payload), last.offset, last.index, marks)
         temp = directory / "position.json.tmp"
         with open(temp, "wb") as handle:
-            handle.write(orjson.dumps({"segment": position.segment, "size": position.size,
-                                       "offset": position.offset, "index": position.index}))
+            handle.write(orjson.dumps(asdict(position)))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")

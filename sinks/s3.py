@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app.errors import PermanentError, RetriableError
 from app.settings import S3SinkSettings, Settings
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.stream_marks import unseen
 
 MIN_PART = 5 * 1024 * 1024
 KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}-{last:019d}.ndjson.gz"
@@ -50,6 +51,7 @@ class S3Sink(Sink):
         self._client: Any = None
         self._context: Any = None
         self._written: dict[tuple[str, int], tuple[int, int]] = {}
+        self._marks: dict[tuple[str, int], dict[str, int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Sink:
@@ -87,14 +89,15 @@ class S3Sink(Sink):
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         try:
             last = await self._last_written(batch.topic, batch.partition)
-            fresh = [line for line in batch.lines if (line.offset, line.index) > last]
+            marks = dict(self._marks.get((batch.topic, batch.partition), {}))
+            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
             if not fresh:
                 return WriteResult()
             todo = SinkBatch(batch.topic, batch.partition, fresh)
             key = object_key(self.settings.prefix, todo)
             await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
             await self._remove_siblings(key)
-            await self._save_state(todo.topic, todo.partition, fresh[-1])
+            await self._save_state(todo.topic, todo.partition, fresh[-1], marks)
         except (ClientError, BotoCoreError) as exc:
             raise self._classify(exc) from exc
         return WriteResult()
@@ -111,17 +114,19 @@ class S3Sink(Sink):
                 async with reply["Body"] as body:
                     state = orjson.loads(await body.read())
                 self._written[(topic, partition)] = (state["offset"], state["index"])
+                self._marks[(topic, partition)] = state.get("streams", {})
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
                     raise
                 self._written[(topic, partition)] = (-1, -1)
         return self._written[(topic, partition)]
 
-    async def _save_state(self, topic: str, partition: int, line: SinkLine) -> None:
+    async def _save_state(self, topic: str, partition: int, line: SinkLine, marks: dict[str, int]) -> None:
+        state = {"offset": line.offset, "index": line.index, "streams": marks}
         await self._client.put_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition),
-                                      Body=orjson.dumps({"offset": line.offset, "index": line.index}),
-                                      ContentType="application/json")
+                                      Body=orjson.dumps(state), ContentType="application/json")
         self._written[(topic, partition)] = (line.offset, line.index)
+        self._marks[(topic, partition)] = marks
 
     async def _put(self, key: str, body: bytes) -> None:
         s, extra = self.settings, {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}

@@ -198,11 +198,11 @@ def assert_exactly_once(counts: dict[str, Counter[int]], expected: int) -> None:
         assert set(counter) == set(range(expected))
 
 
+@pytest.mark.parametrize("total", [50_000, pytest.param(200_000, marks=pytest.mark.slow)])
 async def test_worker_killed_while_draining_every_line_once_everywhere(
-    stack: Stack, make_worker: Callable[..., WorkerHarness]
+    stack: Stack, make_worker: Callable[..., WorkerHarness], total: int
 ) -> None:
     worker = await make_worker(stack.env(), sinks=SINKS).start()
-    total = 200_000
     await feed(worker, total)
     deadline = time.monotonic() + 120
     while len(worker.sink_documents()) < total // 4 and time.monotonic() < deadline:

@@ -1,0 +1,34 @@
+"""Per source stream, the highest position a sink has written, read from the line id.
+
+A line can reach a sink topic twice under different offsets: the group stage forwards, the
+worker dies before its state is durable, and the re-processed chunk is forwarded again. Sinks that
+upsert by line id (etcd, Elasticsearch) absorb that; sinks that append (files, S3 objects) keep these
+marks beside their own position and skip lines at or below them. Lines of one source stream reach
+one sink-topic partition in stream order, so one mark per stream suffices.
+"""
+
+from __future__ import annotations
+
+from sinks.base import SinkLine
+
+
+def stream_position(line: SinkLine) -> tuple[str, int]:
+    """(stream digest, position) from a line id `<digest>-<position hex>`."""
+    digest, _, position = line.line_id.rpartition("-")
+    return digest, int(position, 16)
+
+
+def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
+    """Lines above their stream's mark; `marks` is advanced to the lines returned."""
+    out = []
+    for line in lines:
+        try:
+            digest, position = stream_position(line)
+        except ValueError:  # not a Logweave line id: nothing to compare
+            out.append(line)
+            continue
+        if position <= marks.get(digest, -1):
+            continue
+        marks[digest] = position
+        out.append(line)
+    return out
