@@ -44,7 +44,7 @@ bench: install system-deps
 	$(BIN)/python -m tests.bench.run_all --out bench/results.json
 
 soak: install
-	$(BIN)/python -m tests.bench.soak --minutes 30 --out bench/soak.json
+	@echo "make soak: the 30-minute soak run is not built yet (issue #7)"; exit 1
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache

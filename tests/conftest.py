@@ -1,14 +1,15 @@
-"""Shared fixtures: a real Kafka-protocol broker (noida-db) per test that asks for one."""
+"""Shared fixtures: a real Kafka-protocol broker (noida-db) and real worker processes on it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from app.broker import EmbeddedBroker
 from tests.support.kafka import start_broker
+from tests.support.worker_harness import WorkerHarness
 
 
 @pytest.fixture
@@ -19,3 +20,20 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield embedded
     finally:
         embedded.stop(kill=True)
+
+
+@pytest.fixture
+async def make_worker(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[Callable[..., WorkerHarness]]:
+    """Factory of `faust -A app worker` processes on the test's broker; stopped at teardown."""
+    made: list[WorkerHarness] = []
+
+    def factory(overrides: dict[str, str] | None = None, sinks: tuple[str, ...] = ("file",)) -> WorkerHarness:
+        harness = WorkerHarness(broker, tmp_path, overrides or {}, sinks)
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:
+        await harness.close()
+        if harness.process is not None and harness.process.log_path.exists():
+            print(f"--- {harness.process.name} log tail ---\n{harness.process.log_tail(40)}")

@@ -47,11 +47,6 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-@pytest.fixture
-def worker_factory(make_worker: Callable[..., WorkerHarness]) -> Callable[..., WorkerHarness]:
-    return make_worker
-
-
 async def test_stats_page_shows_the_metrics(make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": "60s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
     await worker.feed([doc(f"trace-{i % 40}", BASE + i, i) for i in range(400)] + [b"not json"] * 3)
