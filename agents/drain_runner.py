@@ -76,7 +76,8 @@ def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
                 f'"trace":{dumps(line[P_TRACE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
                 f'"source":{sources[line[P_SRC]]}}}')
         out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
-                            splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index))
+                            splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index,
+                            chunk.ordered))
     return out
 
 

@@ -10,17 +10,18 @@ from app.models import P_SRC, P_TEXT, ParsedChunk
 _LINE_OVERHEAD = 160  # bytes of list framing and fields per line besides its text
 
 
-def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_bytes: int) -> list[ParsedChunk]:
+def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_bytes: int,
+                 ordered: bool = True) -> list[ParsedChunk]:
     """Pack `lines` (whose P_SRC index into `sources`) into chunks whose encoding stays under the limit."""
     chunks: list[ParsedChunk] = []
-    current = ParsedChunk()
+    current = ParsedChunk(ordered=ordered)
     index: dict[int, int] = {}
     size = 0
     for line in lines:
         cost = len(line[P_TEXT]) * 2 + _LINE_OVERHEAD
         if current.lines and size + cost > limit_bytes:
             chunks.append(current)
-            current, index, size = ParsedChunk(), {}, 0
+            current, index, size = ParsedChunk(ordered=ordered), {}, 0
         src_index = line[P_SRC]
         local = index.get(src_index)
         if local is None:
@@ -37,10 +38,10 @@ def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_by
 
 
 def forward(lines_by_sink: dict[str, list[list[Any]]], sources: list[dict[str, Any]], partition: int,
-            send: Callable[[str, bytes, int], Any], limit_bytes: int) -> list[Any]:
+            send: Callable[[str, bytes, int], Any], limit_bytes: int, ordered: bool = True) -> list[Any]:
     """Send each sink's lines as chunks to its topic partition; return the send futures."""
     futures = []
     for sink_name, lines in lines_by_sink.items():
-        for chunk in build_chunks(lines, sources, limit_bytes):
+        for chunk in build_chunks(lines, sources, limit_bytes, ordered):
             futures.append(send(sink_name, chunk.encode(), partition))
     return futures

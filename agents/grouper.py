@@ -73,11 +73,12 @@ class TraceGrouper:
         for line in fresh_all:
             by_trace[line[P_TRACE]].append(line)
         routed: dict[str, list[list[Any]]] = defaultdict(list)
+        self._route(fresh_all, sources, routed)  # in arrival order: sinks rely on per-stream order
+        early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
         clock = max_time = self.clock(partition)
         opened = 0
         for trace_id, trace_lines in by_trace.items():
             if not trace_id:  # untraced lines (parse.untraced=pass) are routed, not grouped
-                self._route(trace_lines, sources, routed)
                 continue
             key = trace_id.encode()
             stored = self.table.read(partition, key)
@@ -86,9 +87,8 @@ class TraceGrouper:
             fresh = apply_lines(state, trace_lines, sources, self.traces, now)
             opened += stored is None
             max_time = max(max_time, max(line[P_TIME] for line in fresh))
-            self._route(fresh, sources, routed)
             if self.router.trace_rules:
-                self._hold(partition, state, fresh, sources, routed)
+                self._hold(partition, state, fresh, sources, early)
             self._index(updates, trace_id, before, deadlines(state, self.traces))
             updates[key] = encode_state(state)
         if max_time > clock:
@@ -97,6 +97,8 @@ class TraceGrouper:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         count = sum(len(v) for v in routed.values())
         outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
+        if early:
+            outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
         self.table.commit_when_acked(partition, updates, outputs)
         LINES.labels("grouped").inc(len(lines))
         LINES.labels("routed").inc(count)
@@ -197,8 +199,8 @@ class TraceGrouper:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         self._sweep_stream_marks(partition, now, updates)
         outputs = self._emit_closed(partition, summaries)
-        if routed:
-            outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit))
+        if routed:  # released held lines: trace by trace, so not in per-stream order
+            outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit, ordered=False))
         self.table.commit_when_acked(partition, updates, outputs)
         self.open_traces[partition] = max(0, self.open_traces[partition] - closed)
         self._publish_open()

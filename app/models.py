@@ -94,15 +94,19 @@ class ParsedChunk:
 
     sources: list[dict[str, Any]] = field(default_factory=list)
     lines: list[list[Any]] = field(default_factory=list)
+    ordered: bool = True  # False: lines of a stream may be out of position order (released held lines)
 
     def encode(self) -> bytes:
-        return orjson.dumps({"v": SCHEMA_VERSION, "t": "parsed", "srcs": self.sources, "lines": self.lines})
+        doc = {"v": SCHEMA_VERSION, "t": "parsed", "srcs": self.sources, "lines": self.lines}
+        if not self.ordered:
+            doc["unordered"] = True
+        return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes) -> ParsedChunk:  # noqa: D102 - payload may be lz4/zstd compressed
         doc = _load(data, "parsed")
         try:
-            return cls(doc["srcs"], doc["lines"])
+            return cls(doc["srcs"], doc["lines"], not doc.get("unordered", False))
         except KeyError as exc:
             raise ChunkFormatError(f"parsed chunk lacks field {exc}") from None
 

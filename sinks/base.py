@@ -26,6 +26,7 @@ class SinkLine:
     document: bytes  # the original JSON object plus Logweave metadata under the reserved key
     offset: int  # offset of the Kafka record (chunk) on the sink topic
     index: int  # index of the line inside that chunk
+    ordered: bool = True  # False when the chunk does not keep per-stream position order
 
 
 @dataclass(slots=True)

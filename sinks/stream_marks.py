@@ -22,6 +22,9 @@ def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
     """Lines above their stream's mark; `marks` is advanced to the lines returned."""
     out = []
     for line in lines:
+        if not line.ordered:  # released held lines: no order to rely on; written (rare replay dups)
+            out.append(line)
+            continue
         try:
             digest, position = stream_position(line)
         except ValueError:  # not a Logweave line id: nothing to compare

@@ -96,7 +96,7 @@ def sink_line_count(out: Path) -> int:
 async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker_pid: int) -> list[Row]:
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(workdir / "out"),
-           "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"),
+           "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"), "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
            "LOGWEAVE_TRACES__GAP": "5s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
     await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
     pods = workdir / "pods"

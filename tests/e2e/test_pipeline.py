@@ -39,6 +39,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         "LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / "worker-data"),
         "LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "out"),
         "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
         "LOGWEAVE_TRACES__GAP": "3s",
         "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
         "LOGWEAVE_TRACES__CLOSE_CHECK_INTERVAL": "0.5s",
