@@ -37,6 +37,18 @@ def noida_binary() -> str:
     return found
 
 
+def stop_process_group(process: subprocess.Popen[bytes], kill: bool = False, timeout: float = 30.0) -> None:
+    """SIGTERM (or SIGKILL) a process started with `start_new_session`, and its children; wait for it."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,15 +99,8 @@ class EmbeddedBroker:
         return self
 
     def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        # noida-db's console script starts the server binary as a child: signal the whole group.
-        os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, kill, timeout)
 
 
 def run_foreground(data_dir: Path, kafka_port: int, linger: float = 4.0) -> int:

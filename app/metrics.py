@@ -27,5 +27,3 @@ SINK_LATENCY = Histogram("logweave_sink_write_seconds", "Duration of one confirm
                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SINK_BREAKER = Gauge("logweave_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["sink"])
 CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", ["topic", "partition"])
-PIPELINE_LATENCY = Histogram("logweave_collect_to_route_seconds", "From collection to the sink topic",
-                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))

@@ -63,8 +63,9 @@ class RateHistory:
 
     def sample(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        current = snapshot()["lines"]
-        current.update({f"sink:{k}": v for k, v in snapshot()["sink_lines"].items()})
+        totals = snapshot()
+        current = totals["lines"]
+        current.update({f"sink:{k}": v for k, v in totals["sink_lines"].items()})
         if self._last is not None:
             then, before = self._last
             elapsed = max(now - then, 1e-6)

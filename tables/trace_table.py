@@ -161,6 +161,3 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         for partition in partitions:
             self._staged.pop(partition, None)
             self._pending.pop(partition, None)
-
-    def pending_commits(self) -> int:
-        return sum(len(q) for q in self._pending.values())

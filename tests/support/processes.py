@@ -7,13 +7,14 @@ to a file under the test's tmp dir, printed on failure by the fixture that owns 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.broker import stop_process_group
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -44,15 +45,8 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, kill, timeout)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():

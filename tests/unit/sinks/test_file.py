@@ -56,3 +56,16 @@ async def test_rotates_by_size_into_offset_named_segments(tmp_path: Path) -> Non
     assert len(read_all(tmp_path)) == 40
     assert not [p for p in (tmp_path / "sink.file-0").iterdir() if p.name.endswith(".tmp")]
     assert os.path.exists(tmp_path / "sink.file-0" / "position.json")
+
+
+async def test_line_forwarded_again_under_new_offsets_is_written_once(tmp_path: Path) -> None:
+    """A worker crash upstream can re-forward a chunk under new sink-topic offsets: the per-stream
+    marks in the position file recognise its lines by their ids."""
+    sink = FileSink(FileSinkSettings(directory=tmp_path), 1000, 1 << 20, 1.0)
+    first = [SinkLine(f"stream-{pos:x}", "t", 0, "info", "svc", b'{"p":%d}' % pos, 10, i)
+             for i, pos in enumerate((100, 200, 300))]
+    await sink.write_batch(SinkBatch("sink.file", 0, first))
+    again = [SinkLine(line.line_id, "t", 0, "info", "svc", line.document, 42, i) for i, line in enumerate(first)]
+    newer = SinkLine("stream-190", "t", 0, "info", "svc", b'{"p":400}', 43, 0)
+    await sink.write_batch(SinkBatch("sink.file", 0, [*again, newer]))
+    assert read_all(tmp_path) == [b'{"p":100}', b'{"p":200}', b'{"p":300}', b'{"p":400}']
