@@ -12,7 +12,15 @@ _LINE_OVERHEAD = 160  # bytes of list framing and fields per line besides its te
 
 def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_bytes: int,
                  ordered: bool = True) -> list[ParsedChunk]:
-    """Pack `lines` (whose P_SRC index into `sources`) into chunks whose encoding stays under the limit."""
+    """Pack `lines` (whose P_SRC index into `sources`) into chunks whose encoding stays under the limit.
+
+    Lines that fit in one chunk go out as they are, with every source of the chunk they came from
+    (a few unused source entries cost less than copying each line to re-index it).
+    """
+    if len(sources) <= 8:
+        total = sum([len(line[P_TEXT]) for line in lines]) * 2 + _LINE_OVERHEAD * len(lines) + 256 * len(sources)
+        if total <= limit_bytes:
+            return [ParsedChunk(sources, lines, ordered)]
     chunks: list[ParsedChunk] = []
     current = ParsedChunk(ordered=ordered)
     index: dict[int, int] = {}

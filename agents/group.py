@@ -50,9 +50,8 @@ async def close_overdue_traces() -> None:
         return
     parsed_name = settings.topic(topics.PARSED)
     owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)
-    stale = [p for p in grouper.open_traces if p not in owned]
+    stale = [p for p in table.deadline_indexes if p not in owned]
     if stale:
         grouper.forget(stale)
-        table.forget_staged(stale)
     for partition in owned:
         grouper.close_overdue(partition)

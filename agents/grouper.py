@@ -2,7 +2,8 @@
 
 Per chunk: one read and one staged write per trace (never per line), one changelog record, and
 the table update is persisted only after the forwarded lines are acked (tables/trace_table.py).
-Closing scans the deadline index in the store, so traces restored after a restart still close.
+Closing asks the partition's deadline index, rebuilt from the stored traces after every rebalance,
+so traces restored after a restart still close.
 """
 
 from __future__ import annotations
@@ -12,32 +13,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from orjson import dumps
-
 from agents.forwarding import forward
 from agents.routing import Router
 from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
-from app.models import P_SRC, P_TIME, P_TRACE, encode_closed_traces
+from app.models import P_SRC, P_TRACE, encode_closed_traces
 from app.settings import Settings
+from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
-from tables.trace_state import (
-    Deadlines,
-    apply_lines,
-    deadlines,
-    decode_state,
-    encode_state,
-    new_state,
-    summary,
-)
-from tables.trace_table import (
-    CLOCK_KEY,
-    EVENT_INDEX,
-    HELD_KEY,
-    WALL_INDEX,
-    TraceWindowTable,
-    index_key,
-    trace_of_index_key,
-)
+from tables.trace_state import apply_lines, deadlines_ns, decode_state, encode_state, new_state, summary
+from tables.trace_table import CLOCK_KEY, HELD_KEY, TraceWindowTable
 
 SendToSink = Callable[[str, bytes, int], Any]
 SendClosed = Callable[[bytes, int], Any]
@@ -51,10 +35,11 @@ class TraceGrouper:
         self.table = table
         self.router = router
         self.traces = settings.traces
+        self._gap_ns = int(settings.traces.gap * 1e9)
+        self._longest_ns = int(settings.traces.max_duration * 1e9)
         self.limit = int(settings.kafka.max_message_bytes * 0.8)
         self.send_to_sink = send_to_sink
         self.send_closed = send_closed
-        self.open_traces: dict[int, int] = {}
         self.held: dict[int, int] = {}
         self._marks_swept: dict[int, float] = {}
 
@@ -65,35 +50,36 @@ class TraceGrouper:
     def process_chunk(self, partition: int, sources: list[dict[str, Any]], lines: list[list[Any]]) -> int:
         """Apply one parsed chunk of `partition`; return the number of lines forwarded."""
         now = time.time_ns()
+        index = self.deadline_index(partition)
+        read = self.table.read
         updates: dict[bytes, bytes | None] = {}
-        fresh_all = fresh_lines(lines, lambda key: self.table.read(partition, key), now // 1_000_000_000, updates)
+        fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
         if len(fresh_all) < len(lines):
             DUPLICATES.labels("group").inc(len(lines) - len(fresh_all))
         by_trace: dict[str, list[list[Any]]] = defaultdict(list)
         for line in fresh_all:
             by_trace[line[P_TRACE]].append(line)
-        routed: dict[str, list[list[Any]]] = defaultdict(list)
-        self._route(fresh_all, sources, routed)  # in arrival order: sinks rely on per-stream order
+        routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
         early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
         clock = max_time = self.clock(partition)
-        opened = 0
+        trace_rules, settings = self.router.trace_rules, self.traces
+        gap_ns, longest_ns = self._gap_ns, self._longest_ns
         for trace_id, trace_lines in by_trace.items():
             if not trace_id:  # untraced lines (parse.untraced=pass) are routed, not grouped
                 continue
             key = trace_id.encode()
-            stored = self.table.read(partition, key)
+            stored = read(partition, key)
             state = decode_state(stored) if stored else new_state(trace_id, now)
-            before = deadlines(state, self.traces) if stored else None
-            fresh = apply_lines(state, trace_lines, sources, self.traces, now)
-            opened += stored is None
-            max_time = max(max_time, max(line[P_TIME] for line in fresh))
-            if self.router.trace_rules:
-                self._hold(partition, state, fresh, sources, early)
-            self._index(updates, trace_id, before, deadlines(state, self.traces))
+            apply_lines(state, trace_lines, sources, settings, now)
+            if state["last"] > max_time:
+                max_time = state["last"]
+            if trace_rules:
+                self._hold(partition, state, trace_lines, sources, early)
+            index.set(trace_id, *deadlines_ns(state, gap_ns, longest_ns))
             updates[key] = encode_state(state)
         if max_time > clock:
             updates[CLOCK_KEY] = str(max_time).encode()
-        if self.router.trace_rules:
+        if trace_rules:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         count = sum(len(v) for v in routed.values())
         outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
@@ -102,16 +88,29 @@ class TraceGrouper:
         self.table.commit_when_acked(partition, updates, outputs)
         LINES.labels("grouped").inc(len(lines))
         LINES.labels("routed").inc(count)
-        if partition in self.open_traces:
-            self.open_traces[partition] += opened
         self._publish_open()
         return count
 
-    def _route(self, lines: list[list[Any]], sources: list[dict[str, Any]],
-               routed: dict[str, list[list[Any]]]) -> None:
+    def deadline_index(self, partition: int) -> DeadlineIndex:
+        """The partition's deadline index, rebuilt from its stored traces when missing."""
+        index = self.table.deadline_indexes.get(partition)
+        if index is None:
+            gap_ns, longest_ns = self._gap_ns, self._longest_ns
+            entries = ((key.decode(), *deadlines_ns(decode_state(value), gap_ns, longest_ns))
+                       for key, value in self.table.traces(partition))
+            index = self.table.deadline_indexes[partition] = DeadlineIndex(entries)
+        return index
+
+    def _route(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> dict[str, list[list[Any]]]:
+        if not lines:
+            return {}
+        if self.router.default_all:
+            return dict.fromkeys(self.router.enabled, lines)
+        routed: dict[str, list[list[Any]]] = defaultdict(list)
         for line in lines:
             for sink_name in self.router.line_sinks(line, sources):
                 routed[sink_name].append(line)
+        return routed
 
     def held_lines(self, partition: int) -> int:
         """Lines held in `partition` (kept in its store, so the bound survives restarts)."""
@@ -149,70 +148,51 @@ class TraceGrouper:
         self.held[partition] = total
         HELD_LINES.set(sum(self.held.values()))
 
-    def _index(self, updates: dict[bytes, bytes | None], trace_id: str, before: Deadlines | None,
-               after: Deadlines) -> None:
-        if before is not None:
-            if before.wall_ns != after.wall_ns:
-                updates[index_key(WALL_INDEX, before.wall_ns, trace_id)] = None
-            if before.event_ns != after.event_ns:
-                updates[index_key(EVENT_INDEX, before.event_ns, trace_id)] = None
-        updates[index_key(WALL_INDEX, after.wall_ns, trace_id)] = b""
-        updates[index_key(EVENT_INDEX, after.event_ns, trace_id)] = b""
-
     # -- closing ---------------------------------------------------------------------------
     def close_overdue(self, partition: int, now_ns: int | None = None) -> int:
         """Close every trace of `partition` past its deadline; return how many closed."""
         now = time.time_ns() if now_ns is None else now_ns
-        if partition not in self.open_traces:
-            self.open_traces[partition] = sum(1 for _ in self.table.scan(partition, WALL_INDEX))
+        index = self.deadline_index(partition)
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
-        candidates = {trace_of_index_key(k): k for k in
-                      self.table.scan(partition, WALL_INDEX, index_key(WALL_INDEX, now, ""))}
-        for key in self.table.scan(partition, EVENT_INDEX, index_key(EVENT_INDEX, watermark, "")):
-            candidates.setdefault(trace_of_index_key(key), key)
         updates: dict[bytes, bytes | None] = {}
-        summaries: list[dict[str, Any]] = []
+        summaries: list[tuple[dict[str, Any], int]] = []
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         held_sources: list[dict[str, Any]] = []
-        closed = 0
-        for trace_id, index_entry in candidates.items():
-            stored = self.table.read(partition, trace_id.encode())
-            if stored is None:
-                updates[index_entry] = None  # stale entry of a trace already closed
+        causes: dict[str, int] = defaultdict(int)
+        for trace_id, cause in index.overdue(now, watermark).items():
+            index.discard(trace_id)
+            key = trace_id.encode()
+            stored = self.table.read(partition, key)
+            if stored is None:  # closed already (an index rebuilt from a store with staged deletes)
                 continue
             state = decode_state(stored)
-            due = deadlines(state, self.traces)
-            cause = "idle" if due.wall_ns <= now else "event_time" if due.event_ns <= watermark else ""
-            if not cause:
-                live = (index_key(WALL_INDEX, due.wall_ns, trace_id), index_key(EVENT_INDEX, due.event_ns, trace_id))
-                if index_entry not in live:
-                    updates[index_entry] = None
-                continue
-            updates[trace_id.encode()] = None
-            updates[index_key(WALL_INDEX, due.wall_ns, trace_id)] = None
-            updates[index_key(EVENT_INDEX, due.event_ns, trace_id)] = None
+            updates[key] = None
             self._release_held(partition, state, routed, held_sources)
-            summaries.append(summary(state, cause, now))
-            closed += 1
-            TRACES_CLOSED.labels(cause).inc()
-        if self.router.trace_rules and closed:
+            summaries.append((summary(state, cause, now), len(stored)))
+            causes[cause] += 1
+        for cause, count in causes.items():
+            TRACES_CLOSED.labels(cause).inc(count)
+        if self.router.trace_rules and summaries:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         self._sweep_stream_marks(partition, now, updates)
         outputs = self._emit_closed(partition, summaries)
         if routed:  # released held lines: trace by trace, so not in per-stream order
             outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit, ordered=False))
         self.table.commit_when_acked(partition, updates, outputs)
-        self.open_traces[partition] = max(0, self.open_traces[partition] - closed)
         self._publish_open()
-        return closed
+        return len(summaries)
 
-    def _emit_closed(self, partition: int, summaries: list[dict[str, Any]]) -> list[Any]:
-        """Send closed-trace summaries as few records as the message size allows (never one per trace)."""
+    def _emit_closed(self, partition: int, summaries: list[tuple[dict[str, Any], int]]) -> list[Any]:
+        """Send closed-trace summaries as few records as the message size allows (never one per trace).
+
+        Each summary comes with the size of the stored state it was made from, a close upper bound
+        of its encoded size, so the summaries are encoded once.
+        """
         outputs: list[Any] = []
         batch: list[dict[str, Any]] = []
         size = 0
-        for item in summaries:
-            cost = len(dumps(item))
+        for item, cost in summaries:
+            cost += 256  # the fields summary() adds
             if batch and size + cost > self.limit:
                 outputs.append(self.send_closed(encode_closed_traces(batch), partition))
                 batch, size = [], 0
@@ -252,9 +232,12 @@ class TraceGrouper:
 
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:
-            self.open_traces.pop(partition, None)
             self.held.pop(partition, None)
+        self.table.forget_staged(partitions)
         self._publish_open()
 
+    def open_traces(self) -> int:
+        return sum(len(index) for index in self.table.deadline_indexes.values())
+
     def _publish_open(self) -> None:
-        OPEN_TRACES.set(sum(self.open_traces.values()))
+        OPEN_TRACES.set(self.open_traces())

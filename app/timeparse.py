@@ -16,7 +16,7 @@ _EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
 _base_cache: dict[tuple[int, int, int, int], int] = {}
 
 
-_second_cache: dict[str, int] = {}
+SECOND_CACHE: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM:SS' -> UTC ns (shared with the parser's fast path)
 
 
 def parse_rfc3339_ns(text: str) -> int | None:
@@ -28,19 +28,19 @@ def parse_rfc3339_ns(text: str) -> int | None:
     """
     if len(text) >= 20 and text[-1] == "Z" and text[10] == "T":
         head = text[:19]
-        base = _second_cache.get(head)
+        base = SECOND_CACHE.get(head)
         if base is not None:
             if len(text) == 20:
                 return base
             frac = text[20:-1]
-            if text[19] == "." and 0 < len(frac) <= 9 and frac.isdigit():
+            if text[19] == "." and 0 < len(frac) <= 9 and frac.isascii() and frac.isdigit():
                 return base + int(frac.ljust(9, "0"))
         else:
             whole = _slow_parse(head + "Z")
             if whole is not None:
-                if len(_second_cache) > 65536:
-                    _second_cache.clear()
-                _second_cache[head] = whole
+                if len(SECOND_CACHE) > 65536:
+                    SECOND_CACHE.clear()
+                SECOND_CACHE[head] = whole
                 return parse_rfc3339_ns(text) if len(text) > 20 else whole
     return _slow_parse(text)
 

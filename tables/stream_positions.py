@@ -29,7 +29,19 @@ def decode_mark(value: bytes) -> tuple[int, int]:
 
 def fresh_lines(lines: list[list[Any]], read: Callable[[bytes], bytes | None], now_s: int,
                 updates: dict[bytes, bytes | None]) -> list[list[Any]]:
-    """Lines above their stream's mark; the new marks are added to `updates`."""
+    """Lines above their stream's mark; the new marks are added to `updates`.
+
+    A chunk from the parse stage usually holds lines of one stream in rising positions: then one
+    comparison with the stored mark decides for the whole chunk.
+    """
+    if lines and len({line[P_SID] for line in lines}) == 1:
+        positions = [line[P_POS] for line in lines]
+        if positions == sorted(positions) and len(set(positions)) == len(positions):  # strictly rising
+            sid = lines[0][P_SID]
+            stored = read(stream_key(sid))
+            if not stored or positions[0] > decode_mark(stored)[0]:
+                updates[stream_key(sid)] = b"%d:%d" % (positions[-1], now_s)
+                return lines
     marks: dict[str, int] = {}
     fresh: list[list[Any]] = []
     for line in lines:

@@ -6,8 +6,7 @@ source stream, so the dedupe survives the trace closing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -17,11 +16,11 @@ from app.settings import TraceSettings
 _LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
 _MAX_NAMES = 16
 _NS = 1_000_000_000
+_ERROR_LEVELS = frozenset({"error", "fatal"})
 _SAMPLE_CHARS = 512  # sampled lines are cut here: the state is rewritten on every update
 
 
-@dataclass(frozen=True, slots=True)
-class Deadlines:
+class Deadlines(NamedTuple):
     """When a trace closes: by processing time (no line for `gap`) or by event time.
 
     The event deadline is compared with the partition's event clock minus the allowed lateness,
@@ -33,10 +32,13 @@ class Deadlines:
 
 
 def deadlines(state: dict[str, Any], settings: TraceSettings) -> Deadlines:
-    gap, longest = int(settings.gap * _NS), int(settings.max_duration * _NS)
-    wall = min(state["updated"] + gap, state["opened"] + longest)
-    event = min(state["last"] + gap, state["first"] + longest)
-    return Deadlines(wall, event)
+    return Deadlines(*deadlines_ns(state, int(settings.gap * _NS), int(settings.max_duration * _NS)))
+
+
+def deadlines_ns(state: dict[str, Any], gap_ns: int, longest_ns: int) -> tuple[int, int]:
+    """`deadlines` with the settings already in nanoseconds (the group stage's hot path)."""
+    updated, last = state["updated"], state["last"]
+    return (min(updated + gap_ns, state["opened"] + longest_ns), min(last + gap_ns, state["first"] + longest_ns))
 
 
 def new_state(trace_id: str, now_ns: int) -> dict[str, Any]:
@@ -46,30 +48,45 @@ def new_state(trace_id: str, now_ns: int) -> dict[str, Any]:
 
 def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dict[str, Any]],
                 settings: TraceSettings, now_ns: int) -> list[list[Any]]:
-    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them."""
-    for line in lines:
-        ts = line[P_TIME]
-        if state["count"] == 0 or ts < state["first"]:
-            state["first"] = ts
-        if ts > state["last"]:
-            state["last"] = ts
-        state["count"] += 1
-        level = line[P_LEVEL]
-        if _LEVEL_RANK.get(level, -1) > _LEVEL_RANK.get(state["level"], -1):
-            state["level"] = level
-        if level in ("error", "fatal"):
-            state["errors"] += 1
-        service = line[P_SERVICE]
-        if service and service not in state["services"] and len(state["services"]) < _MAX_NAMES:
-            state["services"].append(service)
-        pod = sources[line[P_SRC]].get("pod")
-        if pod and pod not in state["pods"] and len(state["pods"]) < _MAX_NAMES:
-            state["pods"].append(pod)
-        if len(state["sample"]) < settings.sample_lines:
-            state["sample"].append(line[P_TEXT][:_SAMPLE_CHARS])
-    if lines:
-        state["updated"] = now_ns
+    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them.
+
+    Built from comprehensions over the trace's lines rather than one pass of per-line field
+    updates: this runs for every trace of every chunk.
+    """
+    if not lines:
+        return lines
+    times = [line[P_TIME] for line in lines]
+    first, last = min(times), max(times)
+    if state["count"] == 0 or first < state["first"]:
+        state["first"] = first
+    if last > state["last"]:
+        state["last"] = last
+    state["count"] += len(lines)
+    levels = [line[P_LEVEL] for line in lines]
+    top = max(set(levels), key=_rank)
+    if _rank(top) > _rank(state["level"]):
+        state["level"] = top
+    if top in _ERROR_LEVELS:
+        state["errors"] += levels.count("error") + levels.count("fatal")
+    _add_names(state["services"], [line[P_SERVICE] for line in lines])
+    _add_names(state["pods"], [sources[index].get("pod") for index in dict.fromkeys([line[P_SRC] for line in lines])])
+    sample = state["sample"]
+    room = settings.sample_lines - len(sample)
+    if room > 0:
+        sample.extend(line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:room])
+    state["updated"] = now_ns
     return lines
+
+
+def _rank(level: str) -> int:
+    return _LEVEL_RANK.get(level, -1)
+
+
+def _add_names(names: list[str], candidates: list[Any]) -> None:
+    """Append new non-empty names in first-seen order, up to _MAX_NAMES."""
+    for name in dict.fromkeys(candidates):
+        if name and name not in names and len(names) < _MAX_NAMES:
+            names.append(name)
 
 
 def summary(state: dict[str, Any], cause: str, closed_ns: int) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """TraceWindowTable: trace state in RocksDB with one changelog record per chunk, gated on acks.
 
-Keys stay trace ids, so lookups by id are cheap; a deadline index lives in the same store
-(`\\x00w<wall deadline>\\x00<trace>` and `\\x00e<event deadline>\\x00<trace>`) so overdue traces are
-found by a range scan after restarts, when faust would never fire `on_window_close`.
+Keys stay trace ids, so lookups by id are cheap. Bookkeeping keys start with `\\x00` and sort before
+every trace id (trace ids are printable). When traces are due is derived data, kept in memory per
+partition (tables/deadline_index.py) and rebuilt from the stored traces after every rebalance, so
+traces restored from the changelog still close, which faust's `on_window_close` never does.
 
 Writes are staged in memory and made durable (RocksDB + changelog) only once the lines they
 forwarded are acknowledged by Kafka: the store never claims a line was applied while its output
@@ -23,22 +24,16 @@ from faust.types import EventT
 
 from app.codec import decompress
 from tables import changelog_frames
+from tables.deadline_index import DeadlineIndex
 
 log = logging.getLogger(__name__)
 
 CHANGELOG_KEY = b"\x00batch"
-WALL_INDEX = b"\x00w"
-EVENT_INDEX = b"\x00e"
 CLOCK_KEY = b"\x00clock"
 HELD_KEY = b"\x00held"
 
 
-def index_key(prefix: bytes, deadline_ns: int, trace_id: str) -> bytes:
-    return b"%s%020d\x00%s" % (prefix, max(deadline_ns, 0), trace_id.encode())
-
-
-def trace_of_index_key(key: bytes) -> str:
-    return key[23:].decode()
+FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
 
 
 @dataclass(slots=True)
@@ -61,6 +56,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
         self._pending: dict[int, deque[_PendingCommit]] = defaultdict(deque)
         self.compress: Callable[[bytes], bytes] = lambda data: data
+        self.deadline_indexes: dict[int, DeadlineIndex] = {}  # filled by the group stage, per partition
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
@@ -87,6 +83,16 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             if not key.startswith(prefix) or (upto is not None and key >= upto):
                 return
             yield key
+
+    def traces(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored trace of `partition` as (key, value), staged writes included."""
+        staged = self._staged.get(partition, {})
+        for key, value in self.db(partition).items(from_key=FIRST_TRACE_KEY):
+            if b"\x00" not in key and key not in staged:  # faust keeps its offset under `__faust\x00offset__`
+                yield key, value
+        for key, staged_value in list(staged.items()):
+            if staged_value is not None and key >= FIRST_TRACE_KEY:
+                yield key, staged_value
 
     # -- writes ------------------------------------------------------------------------------
     def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None],
@@ -161,3 +167,11 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         for partition in partitions:
             self._staged.pop(partition, None)
             self._pending.pop(partition, None)
+            self.deadline_indexes.pop(partition, None)
+
+    async def on_rebalance(self, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any],
+                           generation_id: int = 0) -> None:
+        """Any partition may have changed hands or roles: rebuild deadline indexes from the store."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        self.deadline_indexes.clear()
+        self.forget_staged({tp.partition for tp in revoked})

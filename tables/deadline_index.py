@@ -1,0 +1,67 @@
+"""When each open trace of a partition is due to close, kept in memory and rebuilt from the store.
+
+An index in RocksDB costs two index keys written (and two deleted) per trace per chunk, each also
+framed into the changelog, and a range scan per close check. Deadlines are derived data: every
+trace's state holds what they are computed from, so the index lives in memory and is rebuilt by
+scanning the partition's traces whenever it may be stale (after any rebalance or restart). A trace
+restored from the changelog therefore still closes, which faust's own windows never do.
+
+Two min-heaps (one per kind of deadline) with lazy deletion find the overdue traces in
+O(k log n); `due` holds each trace's current pair and decides which heap entries are still live.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+
+class DeadlineIndex:
+    """Current (wall, event) deadlines of one partition's open traces."""
+
+    def __init__(self, entries: Iterable[tuple[str, int, int]] = ()) -> None:
+        self.due: dict[str, tuple[int, int]] = {}
+        self._wall: list[tuple[int, str]] = []
+        self._event: list[tuple[int, str]] = []
+        for trace_id, wall_ns, event_ns in entries:
+            self.due[trace_id] = (wall_ns, event_ns)
+            self._wall.append((wall_ns, trace_id))
+            self._event.append((event_ns, trace_id))
+        heapq.heapify(self._wall)
+        heapq.heapify(self._event)
+
+    def __len__(self) -> int:
+        return len(self.due)
+
+    def __contains__(self, trace_id: str) -> bool:
+        return trace_id in self.due
+
+    def set(self, trace_id: str, wall_ns: int, event_ns: int) -> None:
+        old = self.due.get(trace_id)
+        self.due[trace_id] = (wall_ns, event_ns)
+        if old is None or old[0] != wall_ns:
+            heapq.heappush(self._wall, (wall_ns, trace_id))
+        if old is None or old[1] != event_ns:
+            heapq.heappush(self._event, (event_ns, trace_id))
+
+    def discard(self, trace_id: str) -> None:
+        self.due.pop(trace_id, None)
+
+    def overdue(self, now_ns: int, watermark_ns: int) -> dict[str, str]:
+        """Traces past a deadline -> cause ("idle": no line for the gap by wall clock, or "event_time").
+
+        Each is reported once: the caller closes (and `discard`s) every trace it is given.
+        """
+        causes: dict[str, str] = {}
+        self._pop_due(self._wall, 0, now_ns, "idle", causes)
+        self._pop_due(self._event, 1, watermark_ns, "event_time", causes)
+        return causes
+
+    def _pop_due(self, heap: list[tuple[int, str]], which: int, limit: int, cause: str,
+                 causes: dict[str, str]) -> None:
+        due = self.due
+        while heap and heap[0][0] <= limit:
+            deadline, trace_id = heapq.heappop(heap)
+            current = due.get(trace_id)
+            if current is not None and current[which] == deadline:
+                causes.setdefault(trace_id, cause)
