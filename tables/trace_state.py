@@ -6,6 +6,7 @@ source stream, so the dedupe survives the trace closing.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -55,27 +56,36 @@ def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dic
     """
     if not lines:
         return lines
-    times = [line[P_TIME] for line in lines]
+    times = list(map(_time_of, lines))
     first, last = min(times), max(times)
     if state["count"] == 0 or first < state["first"]:
         state["first"] = first
     if last > state["last"]:
         state["last"] = last
     state["count"] += len(lines)
-    levels = [line[P_LEVEL] for line in lines]
-    top = max(set(levels), key=_rank)
-    if _rank(top) > _rank(state["level"]):
+    levels = list(map(_level_of, lines))
+    distinct = set(levels)
+    top = max(distinct, key=_rank) if len(distinct) > 1 else levels[0]
+    if top != state["level"] and _rank(top) > _rank(state["level"]):
         state["level"] = top
     if top in _ERROR_LEVELS:
         state["errors"] += levels.count("error") + levels.count("fatal")
-    _add_names(state["services"], [line[P_SERVICE] for line in lines])
-    _add_names(state["pods"], [sources[index].get("pod") for index in dict.fromkeys([line[P_SRC] for line in lines])])
+    services = list(map(_service_of, lines))
+    if not set(services).issubset(state["services"]):
+        _add_names(state["services"], services)
+    pods = [sources[index].get("pod") for index in set(map(_source_of, lines))]
+    if not set(pods).issubset(state["pods"]):
+        _add_names(state["pods"], [sources[index].get("pod") for index in dict.fromkeys(map(_source_of, lines))])
     sample = state["sample"]
     room = settings.sample_lines - len(sample)
     if room > 0:
-        sample.extend(line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:room])
+        sample.extend([line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:room]])
     state["updated"] = now_ns
     return lines
+
+
+_time_of, _level_of = itemgetter(P_TIME), itemgetter(P_LEVEL)
+_service_of, _source_of = itemgetter(P_SERVICE), itemgetter(P_SRC)
 
 
 def _rank(level: str) -> int:
