@@ -25,3 +25,20 @@ def test_lines_at_or_below_the_mark_are_dropped_across_calls() -> None:
 def test_marks_of_idle_streams_expire() -> None:
     items = iter([(b"k1", b"5:100"), (b"k2", b"9:1000")])
     assert expired(items, now_s=1100, retention_s=500) == [b"k1"]
+
+
+def test_single_stream_chunk_checked_against_the_mark_as_a_whole() -> None:
+    store = {stream_key("a"): b"20:1"}
+    updates: dict[bytes, bytes | None] = {}
+    chunk = [line("a", 30), line("a", 40)]
+    assert fresh_lines(chunk, store.get, 5, updates) is chunk
+    assert updates == {stream_key("a"): b"40:5"}
+    updates = {}
+    partly_seen = [line("a", 20), line("a", 25)]  # starts at the mark: the per-line path decides
+    assert [x[2] for x in fresh_lines(partly_seen, store.get, 6, updates)] == [25]
+
+
+def test_out_of_order_single_stream_chunk_takes_the_per_line_path() -> None:
+    updates: dict[bytes, bytes | None] = {}
+    fresh = fresh_lines([line("a", 30), line("a", 10), line("a", 30)], {}.get, 5, updates)
+    assert [x[2] for x in fresh] == [30]

@@ -1,0 +1,134 @@
+"""TraceGrouper on an in-memory store: grouping, closing, restarts and replays.
+
+A dict stands in for the RocksDB-backed TraceWindowTable (which needs a running faust App and is
+exercised by tests/integration/worker); it persists at once, like a table whose outputs were acked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+from agents.grouper import TraceGrouper
+from agents.routing import Router
+from app.models import ParsedChunk, decode_closed_traces
+from app.settings import Settings
+from tables.deadline_index import DeadlineIndex
+from tables.trace_table import FIRST_TRACE_KEY, TraceWindowTable
+
+S = 1_000_000_000
+FAR = 4_000_000_000 * S  # a wall clock far past every deadline (still an int64)
+SOURCES = [{"kind": "file", "pod": "p1"}]
+
+
+class MemoryTraceTable:
+    def __init__(self) -> None:
+        self.stores: dict[int, dict[bytes, bytes]] = {}
+        self.deadline_indexes: dict[int, DeadlineIndex] = {}
+
+    def db(self, partition: int) -> dict[bytes, bytes]:
+        return self.stores.setdefault(partition, {})
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        return self.db(partition).get(key)
+
+    def scan(self, partition: int, prefix: bytes) -> Iterator[bytes]:
+        return iter(sorted(k for k in self.db(partition) if k.startswith(prefix)))
+
+    def traces(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        return iter([(k, v) for k, v in sorted(self.db(partition).items()) if k >= FIRST_TRACE_KEY])
+
+    def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None], outputs: Any) -> None:
+        store = self.db(partition)
+        for key, value in updates.items():
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+
+    def forget_staged(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self.deadline_indexes.pop(partition, None)
+
+
+class Done:
+    def done(self) -> bool:
+        return True
+
+
+def make(table: MemoryTraceTable, **traces: Any) -> tuple[TraceGrouper, list[tuple[str, bytes]], list[bytes]]:
+    settings = Settings(traces={"gap": 30, "allowed_lateness": 5, **traces})
+    sent: list[tuple[str, bytes]] = []
+    closed: list[bytes] = []
+    grouper = TraceGrouper(cast(TraceWindowTable, table), Router(settings.routing, ["file"]), settings,
+                           lambda sink, value, partition: (sent.append((sink, value)), Done())[1],
+                           lambda value, partition: (closed.append(value), Done())[1])
+    return grouper, sent, closed
+
+
+def line(pos: int, trace: str, ts: int, level: str = "info", sid: str = "s1") -> list[Any]:
+    return [0, sid, pos, ts, trace, level, "svc", f'{{"n":{pos}}}', "stdout"]
+
+
+def summaries(closed: list[bytes]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for record in closed:
+        for item in decode_closed_traces(record):
+            assert item["trace"] not in out, "a trace was closed twice"
+            out[item["trace"]] = item
+    return out
+
+
+def test_lines_grouped_routed_and_closed_when_idle() -> None:
+    grouper, sent, closed = make(MemoryTraceTable())
+    assert grouper.process_chunk(0, SOURCES, [line(1, "a", 10 * S), line(2, "b", 11 * S),
+                                              line(3, "a", 12 * S, "error")]) == 3
+    assert [len(ParsedChunk.decode(v).lines) for _, v in sent] == [3]
+    assert grouper.open_traces() == 2
+    assert grouper.close_overdue(0, now_ns=0) == 0
+    assert grouper.close_overdue(0, now_ns=FAR) == 2
+    got = summaries(closed)
+    assert got["a"]["count"] == 2 and got["a"]["level"] == "error" and got["a"]["cause"] == "idle"
+    assert got["a"]["first"] == 10 * S and got["a"]["last"] == 12 * S
+    assert grouper.open_traces() == 0 and grouper.close_overdue(0, now_ns=FAR) == 0
+
+
+def test_event_time_close_honours_the_allowed_lateness() -> None:
+    grouper, _, closed = make(MemoryTraceTable())
+    grouper.process_chunk(0, SOURCES, [line(1, "old", 100 * S)])
+    grouper.process_chunk(0, SOURCES, [line(2, "new", 134 * S)])  # clock 134 s: old due at 130 + 5 lateness
+    assert grouper.close_overdue(0) == 0
+    grouper.process_chunk(0, SOURCES, [line(3, "newer", 136 * S)])
+    assert grouper.close_overdue(0) == 1
+    assert summaries(closed)["old"]["cause"] == "event_time"
+
+
+def test_restart_rebuilds_the_index_and_closes_restored_traces_once() -> None:
+    table = MemoryTraceTable()
+    grouper, _, _ = make(table)
+    grouper.process_chunk(0, SOURCES, [line(i, f"t{i}", 10 * S) for i in range(1, 6)])
+    restarted, _, closed = make(table)  # same store, empty memory: as after a restart or rebalance
+    table.deadline_indexes.clear()
+    assert restarted.open_traces() == 0
+    assert restarted.close_overdue(0, now_ns=FAR) == 5
+    assert restarted.close_overdue(0, now_ns=FAR) == 0
+    assert sorted(summaries(closed)) == [f"t{i}" for i in range(1, 6)]
+
+
+def test_replayed_lines_are_not_counted_or_forwarded_twice() -> None:
+    grouper, sent, closed = make(MemoryTraceTable())
+    chunk = [line(1, "a", 10 * S), line(2, "a", 11 * S)]
+    grouper.process_chunk(0, SOURCES, chunk)
+    assert grouper.process_chunk(0, SOURCES, chunk + [line(3, "a", 12 * S)]) == 1
+    grouper.close_overdue(0, now_ns=FAR)
+    assert summaries(closed)["a"]["count"] == 3
+    assert sum(len(ParsedChunk.decode(v).lines) for _, v in sent) == 3
+
+
+def test_large_output_split_under_the_message_limit() -> None:
+    grouper, sent, _ = make(MemoryTraceTable())
+    grouper.limit = 2000
+    grouper.process_chunk(0, SOURCES, [line(i, f"t{i}", 10 * S) for i in range(1, 41)])
+    chunks = [ParsedChunk.decode(v) for _, v in sent]
+    assert len(chunks) > 1 and all(len(v) <= 2000 for _, v in sent)
+    assert [entry[2] for c in chunks for entry in c.lines] == list(range(1, 41))
