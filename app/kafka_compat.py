@@ -3,8 +3,10 @@
 A Kafka broker holds a fetch until data arrives or `fetch.max.wait.ms` passes; the embedded
 broker (noida-db) answers an empty fetch immediately, and aiokafka then re-fetches in a tight loop:
 an idle worker burned a whole core. After an empty fetch answered faster than the pause below,
-aiokafka's fetcher now waits out the rest of the pause. On a real Kafka an empty answer already
-took `fetch.max.wait.ms`, so nothing changes there; new data waits at most the pause.
+aiokafka's fetcher now waits out the rest of the pause. The pause starts short after data and
+doubles with each empty answer up to its cap: a stage reading what the previous stage is writing
+right now (logs.parsed behind parse) is not stalled, and an idle consumer still sleeps. On a real
+Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
 
-IDLE_FETCH_PAUSE = 0.05  # seconds
+IDLE_FETCH_PAUSE = 0.05  # seconds: the cap
+FIRST_IDLE_PAUSE = 0.002  # seconds: after a fetch that returned data
 _PATCHED = "_logweave_idle_pause"
 
 
@@ -28,8 +31,12 @@ def install_idle_fetch_pause(pause: float = IDLE_FETCH_PAUSE) -> None:
     async def _proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> Any:
         started = time.monotonic()
         has_data = await original(self, assignment, node_id, request)
-        if not has_data:
-            remaining = pause - (time.monotonic() - started)
+        if has_data:
+            self._logweave_next_pause = FIRST_IDLE_PAUSE
+        else:
+            current = min(getattr(self, "_logweave_next_pause", FIRST_IDLE_PAUSE), pause)
+            self._logweave_next_pause = current * 2
+            remaining = current - (time.monotonic() - started)
             if remaining > 0:
                 try:
                     await asyncio.sleep(remaining)
