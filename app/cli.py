@@ -86,6 +86,52 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    if bool(args.sink) == bool(args.deadletters):
+        raise ConfigError("replay needs exactly one of --sink NAME or --deadletters")
+    return asyncio.run(_replay(_settings(args), args))
+
+
+async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from agents import replay
+    from app.replay_range import parse_position
+    from app.topics import DEADLETTER
+
+    start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
+    if args.sink:
+        replay.check_sink(settings, args.sink)
+    topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
+    consumer = replay.consumer_for(settings)
+    await consumer.start()
+    try:
+        plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
+    finally:
+        await consumer.stop()
+    print(plan.describe(), flush=True)
+    if args.dry_run:
+        print("dry run: nothing written")
+        return 0
+    if args.sink in replay.SINKS_NEEDING_STOPPED_DRAIN and not args.workers_stopped:
+        await replay.wait_until_group_empty(settings, args.sink)
+    began = time.monotonic()
+    with tqdm(total=plan.records, unit="record", desc=f"replay {topic}", mininterval=0.5) as bar:
+        if args.sink:
+            lines = await replay.replay_sink(settings, args.sink, plan, bar.update)
+            summary = f"{lines} lines in {plan.records} records written to the {args.sink} sink"
+        else:
+            from agents.deadletter_replay import replay_dead_letters
+
+            result = await replay_dead_letters(settings, plan, bar.update)
+            skipped = ", ".join(f"{count} {why}" for why, count in result.skipped.items()) or "none"
+            summary = f"{result.republished} dead-lettered lines re-published to logs.raw (skipped: {skipped})"
+    print(f"{summary} in {time.monotonic() - began:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logweave", description=__doc__)
     parser.add_argument("--config", help="YAML config file (default: $LOGWEAVE_CONFIG)")
@@ -114,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--pods", type=int, default=10)
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     demo.set_defaults(func=cmd_demo)
+
+    replay = sub.add_parser("replay", help="re-drive a sink from its Kafka topic, or dead letters into the pipeline")
+    what = replay.add_mutually_exclusive_group()
+    what.add_argument("--sink", help="sink to re-drive from its topic sink.<name>")
+    what.add_argument("--deadletters", action="store_true", help="re-publish parse dead letters to logs.raw")
+    replay.add_argument("--from", dest="from_", required=True,
+                        help="earliest, latest, an offset, an RFC 3339 time or a duration ago (2h)")
+    replay.add_argument("--to", help="same forms as --from (default: the end of the topic when the replay starts)")
+    replay.add_argument("--partitions", help="comma-separated partitions (default: all)")
+    replay.add_argument("--dry-run", action="store_true", help="show the offsets it would use and write nothing")
+    replay.add_argument("--workers-stopped", action="store_true",
+                        help="skip the empty-consumer-group check the s3 sink needs (every worker is stopped)")
+    replay.set_defaults(func=cmd_replay)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

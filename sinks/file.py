@@ -7,11 +7,16 @@ size (a crash between append and position update) are truncated, and lines at or
 recorded position are skipped, so retries and replays of the sink topic never duplicate a line.
 The position file also keeps per-stream marks (sinks/stream_marks.py), so a line forwarded twice
 under different offsets (a worker crash upstream) is written once.
+
+Every batch takes an exclusive lock on its partition directory (flock on `.lock`) and reads the
+position file afresh under it, so any number of writers may share the directory: a drain and a
+`logweave replay`, or workers on one host whose partitions move between them at a rebalance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +48,6 @@ class FileSink(Sink):
     def __init__(self, settings: FileSinkSettings, batch_size: int, batch_bytes: int, batch_period: float) -> None:
         self.settings = settings
         self._limits = (batch_size, batch_bytes, batch_period)
-        self._positions: dict[str, PartitionPosition | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSink:
@@ -67,21 +71,28 @@ class FileSink(Sink):
     def _partition_dir(self, batch: SinkBatch) -> Path:
         return self.settings.directory / f"{batch.topic}-{batch.partition}"
 
-    def _load_position(self, directory: Path) -> PartitionPosition | None:
-        key = str(directory)
-        if key not in self._positions:
-            path = directory / "position.json"
-            position = PartitionPosition(**orjson.loads(path.read_bytes())) if path.exists() else None
-            if position is not None:
-                segment = directory / position.segment
-                if segment.exists() and segment.stat().st_size > position.size:
-                    os.truncate(segment, position.size)  # drop a crashed, unrecorded append
-            self._positions[key] = position
-        return self._positions[key]
+    @staticmethod
+    def _load_position(directory: Path) -> PartitionPosition | None:
+        """The recorded position; called under the partition lock, so a longer segment is a crash."""
+        path = directory / "position.json"
+        position = PartitionPosition(**orjson.loads(path.read_bytes())) if path.exists() else None
+        if position is not None:
+            segment = directory / position.segment
+            if segment.exists() and segment.stat().st_size > position.size:
+                os.truncate(segment, position.size)  # drop a crashed, unrecorded append
+        return position
 
     def _write(self, batch: SinkBatch) -> None:
         directory = self._partition_dir(batch)
         directory.mkdir(parents=True, exist_ok=True)
+        lock = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by close, also when the process dies
+            self._write_locked(directory, batch)
+        finally:
+            os.close(lock)
+
+    def _write_locked(self, directory: Path, batch: SinkBatch) -> None:
         position = self._load_position(directory)
         marks = dict(position.streams) if position is not None else {}
         lines = unseen([line for line in batch.lines if position is None or not position.covers(line)], marks)
@@ -107,4 +118,3 @@ class FileSink(Sink):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")
-        self._positions[str(directory)] = position

@@ -5,7 +5,9 @@ wrote in a small state object (`<prefix>/_state/<topic>-<partition>.json`) writt
 object. Lines at or below it are skipped (replays add nothing). A crash between a data object and its
 state update makes the retry start at the same first offset (the drain splits at record
 boundaries), so the retry's key shares that first offset; older objects with that first offset and
-another last offset are deleted after the new one is written. Keys derive from offsets and the first
+another last offset are deleted after the new one is written. The state is read afresh for every
+batch (one small GET beside the object PUT), never cached: a partition that moved to another worker
+and back at a rebalance must not be written from a stale position. Keys derive from offsets and the first
 line's event time, never from the wall clock. Large objects go up as multipart uploads.
 """
 
@@ -50,8 +52,6 @@ class S3Sink(Sink):
         self.settings = settings
         self._client: Any = None
         self._context: Any = None
-        self._written: dict[tuple[str, int], tuple[int, int]] = {}
-        self._marks: dict[tuple[str, int], dict[str, int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Sink:
@@ -88,8 +88,7 @@ class S3Sink(Sink):
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         try:
-            last = await self._last_written(batch.topic, batch.partition)
-            marks = dict(self._marks.get((batch.topic, batch.partition), {}))
+            last, marks = await self._load_state(batch.topic, batch.partition)
             fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
             if not fresh:
                 return WriteResult()
@@ -106,27 +105,22 @@ class S3Sink(Sink):
     def _state_key(self, topic: str, partition: int) -> str:
         return f"{self.settings.prefix.strip('/')}/_state/{topic}-{partition}.json"
 
-    async def _last_written(self, topic: str, partition: int) -> tuple[int, int]:
-        if (topic, partition) not in self._written:
-            try:
-                key = self._state_key(topic, partition)
-                reply = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
-                async with reply["Body"] as body:
-                    state = orjson.loads(await body.read())
-                self._written[(topic, partition)] = (state["offset"], state["index"])
-                self._marks[(topic, partition)] = state.get("streams", {})
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                    raise
-                self._written[(topic, partition)] = (-1, -1)
-        return self._written[(topic, partition)]
+    async def _load_state(self, topic: str, partition: int) -> tuple[tuple[int, int], dict[str, int]]:
+        """(offset, index) of the last line written for this partition, and its per-stream marks."""
+        try:
+            reply = await self._client.get_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition))
+            async with reply["Body"] as body:
+                state = orjson.loads(await body.read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            return (-1, -1), {}
+        return (state["offset"], state["index"]), state.get("streams", {})
 
     async def _save_state(self, topic: str, partition: int, line: SinkLine, marks: dict[str, int]) -> None:
         state = {"offset": line.offset, "index": line.index, "streams": marks}
         await self._client.put_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition),
                                       Body=orjson.dumps(state), ContentType="application/json")
-        self._written[(topic, partition)] = (line.offset, line.index)
-        self._marks[(topic, partition)] = marks
 
     async def _put(self, key: str, body: bytes) -> None:
         s, extra = self.settings, {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}

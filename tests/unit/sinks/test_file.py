@@ -69,3 +69,22 @@ async def test_line_forwarded_again_under_new_offsets_is_written_once(tmp_path: 
     newer = SinkLine("stream-190", "t", 0, "info", "svc", b'{"p":400}', 43, 0)
     await sink.write_batch(SinkBatch("sink.file", 0, [*again, newer]))
     assert read_all(tmp_path) == [b'{"p":100}', b'{"p":200}', b'{"p":300}', b'{"p":400}']
+
+async def test_writers_sharing_a_directory_write_each_line_once(tmp_path: Path) -> None:
+    """A drain and a replay (or two workers after a rebalance) in one directory, interleaved and at
+    the same time from threads, each writing its own batches in offset order: the partition lock and
+    the fresh position read keep every line once."""
+    import asyncio
+
+    async def write_in_order(sink: FileSink, step: int) -> None:
+        for start in range(20, 220, step):
+            await sink.write_batch(batch(range(start, min(start + step, 220))))
+
+    drain = FileSink(FileSinkSettings(directory=tmp_path), 1000, 1 << 20, 1.0)
+    replay = FileSink(FileSinkSettings(directory=tmp_path), 1000, 1 << 20, 1.0)
+    await drain.write_batch(batch(range(0, 10)))
+    await replay.write_batch(batch(range(0, 20)))  # replay goes further than the drain
+    await drain.write_batch(batch(range(10, 20)))  # the drain's next batch: already written
+    await asyncio.gather(write_in_order(drain, 7), write_in_order(replay, 13))
+    lines = read_all(tmp_path)
+    assert len(lines) == len(set(lines)) == 2 * 220

@@ -1,0 +1,163 @@
+"""`logweave replay --sink NAME`: re-drive a sink from its Kafka topic with a one-off consumer.
+
+Why a one-off consumer and not moving the drain's consumer-group offsets: faust keeps one group
+for all of a worker's topics, so offsets can only be moved while every worker is stopped, and a
+moved group re-reads to the end of the topic, so `--to` could not be honoured. The replay consumer
+reads exactly [start, end) of the chosen partitions (no group, nothing committed) and writes through
+the same DrainRunner and sink class as the drain: same batching, retries, breaker and dead letters.
+Writes are idempotent (etcd and Elasticsearch upsert by line id; the file and S3 sinks skip lines
+at or below their recorded positions and per-stream marks), so a replay adds no duplicates. The
+file sink locks each partition directory per batch, so a replay may run beside a live drain.
+
+The S3 sink reads and writes its position object without a lock (S3 has none to offer), so a replay
+must not write beside a live drain: it waits for the drains' consumer group to empty (a stopped
+static member stays until its session times out) and refuses if it does not. Brokers that never
+drop stopped static members (noida-db) need `--workers-stopped`, the operator's word for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agents.drain_runner import DrainRunner, SinkRecord
+from app.codec import compressor
+from app.errors import ConfigError
+from app.models import DeadLetter, encode_dead_letters
+from app.replay_range import PartitionRange, Position, parse_partitions, resolve
+from app.settings import Settings
+from app.topics import DEADLETTER, sink_topic
+from sinks import SINK_CLASSES, create_sink
+
+SINKS_NEEDING_STOPPED_DRAIN = ("s3",)  # unlocked position object: one writer at a time
+Progress = Callable[[int], object]
+
+
+@dataclass(slots=True)
+class ReplayPlan:
+    topic: str
+    ranges: list[PartitionRange]
+
+    @property
+    def records(self) -> int:
+        return sum(r.records for r in self.ranges)
+
+    def describe(self) -> str:
+        rows = [f"  partition {r.partition}: offsets {r.start}..{r.end} ({r.records} records)" for r in self.ranges]
+        return f"{self.topic}: {self.records} records\n" + "\n".join(rows)
+
+
+def consumer_for(settings: Settings) -> AIOKafkaConsumer:
+    kafka = settings.kafka
+    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                            auto_offset_reset="earliest",
+                            max_partition_fetch_bytes=max(8 << 20, kafka.max_message_bytes))
+
+
+async def plan_replay(settings: Settings, consumer: AIOKafkaConsumer, topic: str, start: Position, end: Position,
+                      partitions: str | None) -> ReplayPlan:
+    available = await _partition_count(consumer, topic)
+    return ReplayPlan(topic, await resolve(consumer, topic, parse_partitions(partitions, available), start, end))
+
+
+async def _partition_count(consumer: AIOKafkaConsumer, topic: str) -> int:
+    found = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call for this
+    count = len(found.partitions_for_topic(topic) or ())
+    if not count:
+        raise ConfigError(f"topic {topic!r} does not exist on {consumer._client._bootstrap_servers}")  # noqa: SLF001
+    return count
+
+
+def check_sink(settings: Settings, name: str) -> None:
+    if name not in SINK_CLASSES:
+        raise ConfigError(f"--sink {name!r} is not a sink; allowed: {', '.join(SINK_CLASSES)}")
+    if name not in settings.sinks.enabled:
+        raise ConfigError(f"--sink {name!r} is not enabled (sinks.enabled = {','.join(settings.sinks.enabled)}); "
+                          "enable it in the configuration the workers use")
+
+
+async def group_members(settings: Settings) -> int:
+    """Members of the drains' consumer group right now (0 when every worker is stopped)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        reply = await admin.describe_consumer_groups([settings.worker.app_id])
+        groups = reply[0].groups if reply else []
+        return sum(len(group[5]) for group in groups)  # (error, id, state, protocol type, protocol, members)
+    finally:
+        await admin.close()
+
+
+async def wait_until_group_empty(settings: Settings, sink: str) -> None:
+    """Static members stay in the group until their session times out after a stop: wait that out."""
+    deadline = time.monotonic() + settings.kafka.session_timeout + 5
+    while (members := await group_members(settings)) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    if members:
+        raise ConfigError(f"the {sink} sink takes one writer at a time, but consumer group "
+                          f"{settings.worker.app_id!r} still has {members} member(s): stop the workers, then "
+                          "replay; if they are stopped and the broker keeps stopped static members "
+                          "(noida-db does), add --workers-stopped")
+
+
+async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress: Progress) -> int:
+    """Write every record of `plan` through the sink; return the number of lines in them."""
+    runner = DrainRunner(create_sink(name, settings), settings, plan.topic, _dead_letter_sender(settings))
+    consumer = consumer_for(settings)
+    await consumer.start()
+    lines = 0
+    try:
+        await runner.start()
+        for part in plan.ranges:
+            if not part.records:
+                continue
+            tp = TopicPartition(plan.topic, part.partition)
+            consumer.assign([tp])
+            consumer.seek(tp, part.start)
+            position = part.start
+            while position < part.end:
+                fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=max(1, runner.max_lines // 50))
+                records = [SinkRecord(m.partition, m.offset, m.value) for m in fetched.get(tp, [])
+                           if m.offset < part.end and m.value is not None]
+                if records:
+                    await runner.deliver(records)
+                    lines += sum(_line_count(r) for r in records)
+                    progress(len(records))
+                messages = fetched.get(tp, [])
+                if messages:
+                    position = messages[-1].offset + 1
+    finally:
+        await runner.stop()
+        await consumer.stop()
+    return lines
+
+
+def _line_count(record: SinkRecord) -> int:
+    from app.models import ParsedChunk
+
+    return len(ParsedChunk.decode(record.value).lines)
+
+
+def _dead_letter_sender(settings: Settings) -> Any:
+    compress = compressor(settings.kafka.payload_codec)
+    topic = settings.topic(DEADLETTER)
+
+    async def send(items: list[DeadLetter]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, compress(encode_dead_letters(items)))
+        finally:
+            await producer.stop()
+
+    return send
+
+
+def sink_topic_name(settings: Settings, name: str) -> str:
+    return settings.topic(sink_topic(name))

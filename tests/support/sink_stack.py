@@ -1,0 +1,196 @@
+"""A real stack for sink tests: noida-db (Kafka + Elasticsearch API), etcd and moto (S3), with
+helpers that feed a worker and count what every sink holds, per line number `n`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiobotocore.session import get_session
+from elasticsearch import AsyncElasticsearch
+
+from app.broker import EmbeddedBroker, free_port
+from tests.support.servers import Server, etcd_gateway, etcd_server, moto_server
+from tests.support.worker_harness import WorkerHarness
+
+SINKS = ("file", "etcd", "elasticsearch", "s3")
+BASE = 1_749_543_941_000_000_000
+
+
+@dataclass
+class Stack:
+    broker: EmbeddedBroker
+    es_url: str
+    etcd: Server
+    s3: Server
+    workdir: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LOGWEAVE_SINKS__ETCD__SERVERS": self.etcd.url,
+            "LOGWEAVE_SINKS__ETCD__PREFIX": "/lw",
+            "LOGWEAVE_SINKS__ELASTICSEARCH__URL": self.es_url,
+            "LOGWEAVE_SINKS__ELASTICSEARCH__INDEX_PREFIX": "lw",
+            "LOGWEAVE_SINKS__S3__ENDPOINT_URL": self.s3.url,
+            "LOGWEAVE_SINKS__S3__BUCKET": "lw-bucket",
+            "LOGWEAVE_SINKS__S3__PATH_STYLE": "true",
+            "LOGWEAVE_SINKS__S3__FLUSH_AGE": "1s",
+            "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "3",
+            "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "2s",
+            "LOGWEAVE_SINKS__RETRY__MAX_BACKOFF": "2s",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "LOGWEAVE_TRACES__GAP": "5s",
+            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
+        }
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    es_port = free_port()
+    from app.broker import EmbeddedBroker as Broker
+
+    broker = Broker(tmp_path / "noida", free_port(), elasticsearch_port=es_port).start()
+    etcd = etcd_server(tmp_path).start()
+    s3 = moto_server(tmp_path).start()
+    try:
+        yield Stack(broker, f"http://127.0.0.1:{es_port}", etcd, s3, tmp_path)
+    finally:
+        s3.stop()
+        etcd.stop()
+        broker.stop(kill=True)
+
+
+def doc(n: int) -> dict[str, Any]:
+    return {
+        "time": f"2025-06-10T08:25:{n % 60:02d}.{n:09d}Z",
+        "traceId": f"tr-{n // 10}",
+        "level": "info",
+        "service": "svc",
+        "msg": f"line {n}",
+        "n": n,
+    }
+
+
+async def feed(worker: WorkerHarness, count: int, start: int = 0) -> None:
+    for first in range(start, start + count, 1000):
+        await worker.feed(
+            [doc(n) for n in range(first, min(first + 1000, start + count))], stream=f"s{(first // 1000) % 8}"
+        )
+
+
+async def sink_counts(stack: Stack, worker: WorkerHarness) -> dict[str, Counter[int]]:
+    counts = await _all_counts(stack, worker)
+    return {name: counts[name] for name in worker.sinks}
+
+
+async def _all_counts(stack: Stack, worker: WorkerHarness) -> dict[str, Counter[int]]:
+    counts: dict[str, Counter[int]] = {"file": Counter(d["n"] for d in worker.sink_documents())}
+    counts["etcd"] = etcd_counts(stack.etcd.url)
+    es = AsyncElasticsearch(stack.es_url)
+    try:
+        await es.indices.refresh(index="lw-*")
+        found: Counter[int] = Counter()
+        reply = await es.search(index="lw-*", size=10_000, sort=["n"], source=["n"], query={"match_all": {}})
+        hits = reply["hits"]["hits"]
+        while hits:
+            found.update(h["_source"]["n"] for h in hits)
+            reply = await es.search(
+                index="lw-*",
+                size=10_000,
+                sort=["n"],
+                source=["n"],
+                query={"match_all": {}},
+                search_after=hits[-1]["sort"],
+            )
+            hits = reply["hits"]["hits"]
+        counts["elasticsearch"] = found
+    except Exception:
+        counts["elasticsearch"] = Counter()
+    finally:
+        await es.close()
+    if "s3" not in worker.sinks:
+        return counts
+    async with get_session().create_client("s3", endpoint_url=stack.s3.url, region_name="us-east-1") as s3:
+        found = Counter()
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket="lw-bucket", Prefix="logs/dt="):
+            for item in page.get("Contents", []):
+                reply = await s3.get_object(Bucket="lw-bucket", Key=item["Key"])
+                async with reply["Body"] as body_stream:
+                    data = gzip.decompress(await body_stream.read())
+                found.update(orjson.loads(line)["n"] for line in data.splitlines())
+        counts["s3"] = found
+    return counts
+
+
+def etcd_counts(url: str) -> Counter[int]:
+    """Every line under /lw/, read in pages (a single range of 200K values is too big a reply)."""
+    found: Counter[int] = Counter()
+    start, end = b"/lw/", b"/lw0"
+    while True:
+        body = etcd_gateway(url, "/v3/kv/range", {"key": base64.b64encode(start).decode(),
+                                                   "range_end": base64.b64encode(end).decode(), "limit": 20_000})
+        kvs = body.get("kvs", [])
+        assert isinstance(kvs, list)
+        found.update(orjson.loads(base64.b64decode(kv["value"]))["n"] for kv in kvs)
+        if not body.get("more"):
+            return found
+        start = base64.b64decode(kvs[-1]["key"]) + b"\x00"
+
+
+async def quick_counts(stack: Stack, worker: WorkerHarness) -> dict[str, int]:
+    """Cheap progress figures (counts only); the full read happens once at the end."""
+    out = {"file": len(worker.sink_documents())}
+    if "etcd" in worker.sinks:
+        body = etcd_gateway(stack.etcd.url, "/v3/kv/range", {"key": base64.b64encode(b"/lw/").decode(),
+                                                              "range_end": base64.b64encode(b"/lw0").decode(),
+                                                              "count_only": True})
+        out["etcd"] = int(str(body.get("count", 0)))
+    if "elasticsearch" in worker.sinks:
+        es = AsyncElasticsearch(stack.es_url)
+        try:
+            await es.indices.refresh(index="lw-*")
+            out["elasticsearch"] = int((await es.count(index="lw-*"))["count"])
+        except Exception:
+            out["elasticsearch"] = 0
+        finally:
+            await es.close()
+    return out
+
+
+async def wait_all(stack: Stack, worker: WorkerHarness, expected: int, timeout: float) -> dict[str, Counter[int]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = await quick_counts(stack, worker)
+        if all(counts.get(name, expected) >= expected for name in worker.sinks if name != "s3"):
+            break
+        assert worker.process is not None
+        assert worker.process.alive(), worker.process.log_tail()
+        await asyncio.sleep(2)
+    for _ in range(30):  # S3 objects flush by age: give the last batch its moment
+        full = await sink_counts(stack, worker)
+        if all(len(c) >= expected for c in full.values()):
+            return full
+        await asyncio.sleep(1)
+    return full
+
+
+def assert_exactly_once(counts: dict[str, Counter[int]], expected: int) -> None:
+    for sink, counter in counts.items():
+        missing = expected - len(counter)
+        duplicates = sum(c - 1 for c in counter.values() if c > 1)
+        assert (missing, duplicates) == (0, 0), f"{sink}: {missing} lines missing, {duplicates} duplicates"
+        assert set(counter) == set(range(expected))
