@@ -5,8 +5,9 @@ Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json
    trace id to a topic (no faust, no table), measured in this run on the same broker.
 2. Throughput: 1M lines (10 per trace) preloaded into logs.raw; one worker running the parse and
    group stages (drains off) routes them all to sink.file; lines/s, CPU s per 100K, peak RSS.
-3. Latency: a fixed offered load (default 20,000 lines/s for 20 s) of lines stamped with their
-   production time; a consumer of sink.file reports collection-to-sink-topic p50/p99.
+3. Latency: fixed offered loads (default 10,000, 20,000 and 50,000 lines/s, 15 s each, `--rates`) of
+   lines stamped with their production time, through one more worker; a consumer of its sink.file
+   reports collection-to-sink-topic p50/p99 per load, the rate achieved and whether the worker kept up.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,7 +35,7 @@ from app.topic_admin import ensure_topics
 from app.topics import pipeline_topics
 from collectors.publisher import ChunkPublisher
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
-from tests.support.processes import wait_http_ok, worker
+from tests.support.processes import ManagedProcess, wait_http_ok, worker
 
 PARTITIONS = 4
 
@@ -120,7 +122,8 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> R
         proc.stop()
 
 
-async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> dict[str, float]:
+async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess, int]:
+    """One worker (parse + group, own topic prefix and group) kept for every offered load."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w2"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_WORKER__APP_ID": "latency",
            "LOGWEAVE_KAFKA__TOPIC_PREFIX": "lat."}
@@ -128,6 +131,16 @@ async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> d
     port = free_port()
     proc = worker(workdir, env, port, name="latency-worker").start()
     wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+    return proc, port
+
+
+async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: float = 30.0) -> dict[str, Any]:
+    """Offer `rate` lines/s for `seconds`; collection-to-sink-topic delays of this run's lines only.
+
+    Lines are numbered from `first` (new trace ids and stream positions per run, so the worker never
+    takes them for replays of an earlier run). The worker kept up when every line arrived and the
+    delivery rate (lines / first send to last arrival) stayed within 5% of the rate actually offered.
+    """
     consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=None)
     await consumer.start()
@@ -135,6 +148,8 @@ async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> d
     await publisher.start()
     delays: list[float] = []
     total = int(rate * seconds)
+    run_start_ns = time.time_ns()
+    last_arrival = [0.0]
 
     async def consume() -> None:
         while len(delays) < total:
@@ -142,32 +157,53 @@ async def latency(workdir: Path, bootstrap: str, rate: int, seconds: float) -> d
             now = time.time_ns()
             for messages in batch.values():
                 for message in messages:
-                    delays.extend((now - line[P_TIME]) / 1e9 for line in ParsedChunk.decode(message.value).lines)
+                    times = [line[P_TIME] for line in ParsedChunk.decode(message.value).lines]
+                    delays.extend((now - t) / 1e9 for t in times if t >= run_start_ns)
+                    last_arrival[0] = time.perf_counter()
 
     reader = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.5)  # the consumer's first fetch positions it at the end before lines flow
     per_tick = max(1, rate // 50)  # a chunk every 20 ms, like a collector flushing
     started, n = time.perf_counter(), 0
     while n < total:
-        lines = [make_raw_line(i, make_doc(i, time.time_ns()), "stdout") for i in range(n, min(n + per_tick, total))]
-        await publisher.publish(RawChunk({"kind": "file"}, f"lat:{n % 8}", time.time_ns(), lines))
+        lines = [make_raw_line(first + i, make_doc(first + i, time.time_ns()), "stdout")
+                 for i in range(n, min(n + per_tick, total))]
+        await publisher.publish(RawChunk({"kind": "file"}, f"lat{rate}:{(n // per_tick) % 8}", time.time_ns(), lines))
         n += len(lines)
         await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+    offered_seconds = time.perf_counter() - started
     try:
-        await asyncio.wait_for(reader, 60)
+        await asyncio.wait_for(reader, drain)
+    except TimeoutError:
+        pass  # reported below as not kept up
     finally:
         await publisher.stop()
         await consumer.stop()
-        proc.stop()
     delays.sort()
-    return {"offered_lines_per_s": rate, "p50_s": round(delays[len(delays) // 2], 4),
-            "p99_s": round(delays[int(len(delays) * 0.99)], 4), "samples": len(delays)}
+    achieved = total / offered_seconds
+    delivered = len(delays) / (last_arrival[0] - started) if last_arrival[0] > started else 0.0
+    return {"offered_lines_per_s": rate, "achieved_offered_lines_per_s": round(achieved),
+            "delivered_lines_per_s": round(delivered), "seconds": seconds, "lines": total,
+            "samples": len(delays), "kept_up": len(delays) >= total and delivered >= 0.95 * achieved,
+            "p50_s": round(delays[len(delays) // 2], 4) if delays else None,
+            "p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 4) if delays else None}
+
+
+def describe(lat: dict[str, Any]) -> str:
+    if lat["p50_s"] is None:
+        return f"at {lat['offered_lines_per_s']:,} lines/s: no line arrived"
+    return (f"at {lat['offered_lines_per_s']:,} lines/s (offered {lat['achieved_offered_lines_per_s']:,}, "
+            f"delivered {lat['delivered_lines_per_s']:,}): p50 {lat['p50_s'] * 1000:,.0f} ms, "
+            f"p99 {lat['p99_s'] * 1000:,.0f} ms, {lat['samples']:,}/{lat['lines']:,} lines, "
+            f"{'kept up' if lat['kept_up'] else 'did NOT keep up'}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--rate", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rates", type=lambda text: [int(r) for r in text.split(",")],
+                        default=[10_000, 20_000, 50_000], help="offered loads for the latency runs, lines/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each latency run")
     parser.add_argument("--chunk", type=int, default=1000, help="lines per raw chunk (collector.chunk_lines)")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
     args = parser.parse_args()
@@ -176,7 +212,15 @@ async def main() -> None:
     try:
         limit = await raw_limit(broker.bootstrap, args.lines, args.chunk)
         row = await throughput(workdir, broker.bootstrap, args.lines, args.chunk)
-        lat = await latency(workdir, broker.bootstrap, args.rate, args.seconds)
+        lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
+        try:
+            lats, first = [], args.lines * 2
+            for rate in args.rates:
+                lats.append(await latency(broker.bootstrap, rate, args.seconds, first))
+                first += int(rate * args.seconds)
+                await asyncio.sleep(2)
+        finally:
+            lat_worker.stop()
     finally:
         broker.stop(kill=True)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -184,11 +228,11 @@ async def main() -> None:
           f"{args.chunk:,}-line raw chunks\n")
     print(table([limit, row]))
     print(f"\nworker / limit: {row.rate / limit.rate:.2f}")
-    print(f"latency collection -> sink topic at {args.rate:,} lines/s: p50 {lat['p50_s'] * 1000:.0f} ms, "
-          f"p99 {lat['p99_s'] * 1000:.0f} ms ({lat['samples']:,} lines)")
+    for lat in lats:
+        print(f"latency collection -> sink topic {describe(lat)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"broker": "noida-db", "rows": [limit.as_dict(), row.as_dict()],
-                                    "worker_vs_limit": round(row.rate / limit.rate, 3), "latency": lat}, indent=2))
+                                    "worker_vs_limit": round(row.rate / limit.rate, 3), "latency": lats}, indent=2))
 
 
 if __name__ == "__main__":
