@@ -1,0 +1,235 @@
+"""The benchmark report: bench/results.json -> the README's Markdown tables and a PNG chart.
+
+Pure functions of the merged results dict that `run_all` writes, so the table can be tested without
+running a benchmark. Each stage is shown beside the limit measured in the same run on the same
+broker, with the ratio. A benchmark that is missing or failed becomes a "failed: <reason>" row and
+the rest still render: a report that crashes on one bad run hides the runs that worked.
+matplotlib is imported only by `write_chart` (the optional `bench` extra), never by the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class StageRow:
+    """One stage's rate beside its same-run limit; `failed` holds the reason when there is no figure."""
+
+    stage: str
+    rate: float | None = None
+    limit_name: str = ""
+    limit_rate: float | None = None
+    cpu_per_100k: float | None = None
+    rss_mib: float | None = None
+    failed: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.rate / self.limit_rate if self.rate and self.limit_rate else None
+
+
+@dataclass
+class LatencyRow:
+    offered: int
+    achieved: float | None = None
+    delivered: float | None = None
+    p50_s: float | None = None
+    p99_s: float | None = None
+    kept_up: bool | None = None
+    failed: str = ""
+
+
+def failure_reason(result: Any) -> str:
+    """A one-line reason: the last line of a failed bench's stderr, or why its result is unusable."""
+    if result is None:
+        return "no result (benchmark not run)"
+    if isinstance(result, dict) and "error" in result:
+        lines = [line.strip() for line in str(result["error"]).splitlines() if line.strip()]
+        return (lines[-1] if lines else "exited non-zero without output")[:160]
+    return "result has an unexpected shape"
+
+
+def find(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    for row in rows:
+        if str(row.get("name", "")).strip().startswith(prefix):
+            return row
+    raise KeyError(f"no row {prefix!r}")
+
+
+def _stage(row: dict[str, Any], stage: str, limit: dict[str, Any] | None = None, limit_name: str = "",
+           limit_rate: float | None = None) -> StageRow:
+    rss = row.get("peak_rss_mib")
+    return StageRow(stage, row.get("lines_per_s"), limit_name or (limit or {}).get("name", ""),
+                    limit_rate if limit_rate is not None else (limit or {}).get("lines_per_s"),
+                    row.get("cpu_s_per_100k"), rss or None)
+
+
+def collector_rows(result: dict[str, Any]) -> list[StageRow]:
+    rows = result["rows"]
+    native = find(rows, "confluent")
+    name = "confluent-kafka (librdkafka) producer, one message per line"
+    return [_stage(find(rows, "collector, 1 file"), "file collector, 1 file", native, name),
+            _stage(find(rows, "collector, 100 files"), "file collector, 100 files", native, name)]
+
+
+def pod_collector_rows(result: dict[str, Any]) -> list[StageRow]:
+    rows = result["rows"]
+    read, produce = find(rows, "bare aiohttp read"), find(rows, "bare aiokafka")
+    slower = min(read, produce, key=lambda r: r["lines_per_s"])
+    name = "slower of bare aiohttp read / bare aiokafka produce (" + ("read" if slower is read else "produce") + ")"
+    return [_stage(find(rows, "pod collector"), f"pod collector, {result.get('pods', '?')} pods", slower, name)]
+
+
+def worker_rows(result: dict[str, Any]) -> list[StageRow]:
+    rows = result["rows"]
+    return [_stage(find(rows, "worker"), "worker parse + group + route (1 process)", find(rows, "raw aiokafka"),
+                   "bare aiokafka consume + parse + re-chunk + produce")]
+
+
+def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:
+    rows = result["rows"]
+    produce, consume = find(rows, "raw aiokafka produce"), find(rows, "raw aiokafka consume")
+    slower = min(produce, consume, key=lambda r: r["lines_per_s"])
+    which = "produce" if slower is produce else "consume"
+    end_to_end = find(rows, "pipeline end to end")
+    out = [_stage(end_to_end, f"pipeline end to end, {end_to_end.get('note', '')} -> file sink", slower,
+                  f"slower of bare aiokafka produce / consume, 1,000-line chunks ({which})")]
+    for prefix, label in (("file collector process", "- file collector process"),
+                          ("worker process", "- worker process (parse, group, route, drain, file sink)"),
+                          ("broker", "- embedded broker (noida-db), for scale")):
+        part = _stage(find(rows, prefix), label)
+        part.rate = None  # the processes share the end-to-end rate; their rows are CPU and memory
+        out.append(part)
+    return out
+
+
+def sink_rows(result: dict[str, Any]) -> list[StageRow]:
+    return [StageRow(f"sink {row['name']}", row["lines_per_s"], "same client, pre-built bulk requests",
+                     row["limit_lines_per_s"], row["cpu_s_per_100k"]) for row in result["sinks"]]
+
+
+SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[StageRow]]]] = [
+    ("collector", "file collector", collector_rows),
+    ("pod_collector", "pod collector", pod_collector_rows),
+    ("worker", "worker", worker_rows),
+    ("pipeline", "pipeline end to end", pipeline_rows),
+    ("sinks", "sinks", sink_rows),
+]
+
+
+def stage_rows(results: dict[str, Any]) -> list[StageRow]:
+    out: list[StageRow] = []
+    for key, label, build in SECTIONS:
+        result = results.get(key)
+        if not isinstance(result, dict) or "error" in result:
+            out.append(StageRow(label, failed=failure_reason(result)))
+            continue
+        try:
+            out.extend(build(result))
+        except (KeyError, TypeError, ValueError) as exc:
+            out.append(StageRow(label, failed=f"unreadable result: {exc}"[:160]))
+    return out
+
+
+def latency_rows(results: dict[str, Any]) -> list[LatencyRow]:
+    result = results.get("worker")
+    if not isinstance(result, dict) or "error" in result:
+        return [LatencyRow(0, failed=failure_reason(result))]
+    runs = result.get("latency")
+    runs = [runs] if isinstance(runs, dict) else runs or []
+    if not runs:
+        return [LatencyRow(0, failed="no latency runs in the worker result")]
+    return [LatencyRow(int(run.get("offered_lines_per_s", 0)), run.get("achieved_offered_lines_per_s"),
+                       run.get("delivered_lines_per_s"), run.get("p50_s"), run.get("p99_s"), run.get("kept_up"),
+                       "" if run.get("p50_s") is not None else "no line arrived")
+            for run in runs]
+
+
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _rss(mib: float | None) -> str:
+    if not mib:
+        return "-"
+    return f"{mib / 1024:.1f} GiB" if mib >= 1024 else f"{mib:,.0f} MiB"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The machine/date line, the throughput table and the latency table."""
+    lines = [f"Latest run: {results.get('date', 'date unknown')}, {results.get('machine', 'machine unknown')}; "
+             "embedded broker noida-db, lines of ~250 bytes. Each limit is measured in the same run on the same "
+             "broker; ratio = stage / limit.", "",
+             "| stage | lines/s | same-run limit | limit lines/s | ratio | CPU s / 100K lines | peak RSS |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for row in stage_rows(results):
+        if row.failed:
+            lines.append(f"| {_cell(row.stage)} | failed: {_cell(row.failed)} | | | | | |")
+            continue
+        lines.append(f"| {_cell(row.stage)} | {_num(row.rate)} | {_cell(row.limit_name) or '-'} | "
+                     f"{_num(row.limit_rate)} | {_num(row.ratio, '.2f')} | {_num(row.cpu_per_100k, '.3f')} | "
+                     f"{_rss(row.rss_mib)} |")
+    lines += ["", "| worker latency, collection -> sink topic | offered lines/s | achieved | delivered | p50 | p99 "
+              "| kept up |", "|---|---:|---:|---:|---:|---:|---|"]
+    for lat in latency_rows(results):
+        label = f"at {lat.offered:,} lines/s" if lat.offered else "latency"
+        if lat.failed and lat.p50_s is None and not lat.offered:
+            lines.append(f"| {label} | failed: {_cell(lat.failed)} | | | | | |")
+            continue
+        kept = "-" if lat.kept_up is None else ("yes" if lat.kept_up else "no")
+        lines.append(f"| {label} | {lat.offered:,} | {_num(lat.achieved)} | {_num(lat.delivered)} | "
+                     f"{_ms(lat.p50_s)} | {_ms(lat.p99_s)} | {kept} |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(text: str, block: str) -> str:
+    """`text` with everything between the bench markers replaced by `block` (markers kept)."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the markers {START} and {END} are missing or out of order")
+    return text[:start + len(START)] + "\n" + block.strip("\n") + "\n" + text[end:]
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """Horizontal bars, log scale: each stage's lines/s beside its same-run limit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [row for row in stage_rows(results) if row.rate and row.limit_rate]
+    height = max(3.0, 0.75 * len(rows) + 1.5)
+    fig, ax = plt.subplots(figsize=(11, height))
+    positions = range(len(rows))
+    ax.barh([p + 0.2 for p in positions], [r.limit_rate or 0 for r in rows], height=0.4, color="#b0b0b0",
+            label="same-run limit")
+    ax.barh([p - 0.2 for p in positions], [r.rate or 0 for r in rows], height=0.4, color="#2b6cb0",
+            label="Logweave")
+    for p, row in zip(positions, rows, strict=True):
+        ax.text(row.rate or 0, p - 0.2, f" {row.rate:,.0f} ({row.ratio:.2f}x)", va="center", fontsize=8)
+        ax.text(row.limit_rate or 0, p + 0.2, f" {row.limit_rate:,.0f}", va="center", fontsize=8, color="#555555")
+    ax.set_yticks(list(positions), [r.stage for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("lines/s (log scale)")
+    ax.set_title(f"Logweave benchmarks, {results.get('date', '')}\n{results.get('machine', '')}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(right=max([r.limit_rate or 0 for r in rows] + [r.rate or 0 for r in rows] + [1]) * 3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

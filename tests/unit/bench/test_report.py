@@ -1,0 +1,128 @@
+"""The benchmark report: the Markdown tables from a results dict, failed rows, and the README markers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bench.report import END, START, markdown, replace_between_markers, stage_rows
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def row(name: str, rate: float, cpu: float = 0.5, rss: float = 0.0, note: str = "") -> dict[str, Any]:
+    return {"name": name, "lines": 1_000_000, "seconds": 1_000_000 / rate, "lines_per_s": rate,
+            "cpu_s_per_100k": cpu, "peak_rss_mib": rss, "note": note}
+
+
+def results() -> dict[str, Any]:
+    """Shaped like the JSON each bench script writes."""
+    return {
+        "machine": "Test CPU, 2 cores, 24 GiB RAM, Debian GNU/Linux 12 (bookworm), Python 3.11.2",
+        "date": "2026-11-23 10:00 UTC",
+        "collector": {"rows": [row("collector, 1 file", 200_000, 0.4, 45.0),
+                               row("confluent-kafka producer, one message per line", 500_000, 0.2, 60.0),
+                               row("collector, 100 files", 150_000, 0.5, 50.0)]},
+        "pod_collector": {"pods": 200, "rows": [row("pod collector -> Kafka (acks=all)", 80_000, 1.0, 70.0),
+                                                row("test server (separate process), same run", 80_000),
+                                                row("bare aiohttp read of the same logs (limit)", 400_000),
+                                                row("bare aiokafka chunks, same lines (limit)", 900_000)]},
+        "worker": {"rows": [row("raw aiokafka consume+parse+re-chunk+produce", 300_000),
+                            row("worker parse+group+route (1 process)", 51_000, 1.8, 345.0)],
+                   "latency": [{"offered_lines_per_s": 10_000, "achieved_offered_lines_per_s": 9_999,
+                                "delivered_lines_per_s": 9_950, "p50_s": 0.035, "p99_s": 0.188, "kept_up": True},
+                               {"offered_lines_per_s": 50_000, "achieved_offered_lines_per_s": 49_988,
+                                "delivered_lines_per_s": 37_046, "p50_s": 2.372, "p99_s": 3.582,
+                                "kept_up": False}]},
+        "pipeline": {"lines": 1_000_000, "rows": [
+            row("raw aiokafka produce (1,000-line chunks)", 1_000_000, note="the limit"),
+            row("raw aiokafka consume + orjson", 500_000, note="the limit"),
+            row("pipeline end to end (collector -> file sink)", 20_000, 4.0, note="100 files"),
+            row("  file collector process", 20_000, 0.5, 47.0),
+            row("  worker process (parse+group+route+drain)", 20_000, 3.4, 342.0),
+            row("  broker (noida-db)", 20_000, 3.2, 2048.0)]},
+        "sinks": {"sinks": [{"name": "etcd (Debian etcd 3.4, JSON gateway)", "lines": 30_000, "seconds": 2.0,
+                             "lines_per_s": 15_000, "cpu_s_per_100k": 2.5, "limit_lines_per_s": 20_000,
+                             "limit_cpu_s_per_100k": 1.0, "note": ""}]},
+    }
+
+
+def table_row(text: str, stage: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {stage}"))
+    return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
+def test_each_stage_beside_its_same_run_limit_with_ratio_cpu_and_rss() -> None:
+    text = markdown(results())
+    assert text.startswith("Latest run: 2026-11-23 10:00 UTC, Test CPU, 2 cores")
+    assert table_row(text, "file collector, 1 file") == [
+        "file collector, 1 file", "200,000", "confluent-kafka (librdkafka) producer, one message per line",
+        "500,000", "0.40", "0.400", "45 MiB"]
+    assert table_row(text, "worker parse")[1:5] == [
+        "51,000", "bare aiokafka consume + parse + re-chunk + produce", "300,000", "0.17"]
+    pipeline = table_row(text, "pipeline end to end")
+    assert pipeline[1] == "20,000" and pipeline[3] == "500,000" and pipeline[4] == "0.04" and "(consume)" in pipeline[2]
+    assert table_row(text, "pod collector, 200 pods")[3] == "400,000"  # the slower limit: the bare read
+    assert table_row(text, "- embedded broker")[1:] == ["-", "-", "-", "-", "3.200", "2.0 GiB"]
+    assert table_row(text, "sink etcd")[1:5] == ["15,000", "same client, pre-built bulk requests", "20,000", "0.75"]
+
+
+def test_latency_rows_per_offered_load() -> None:
+    text = markdown(results())
+    assert table_row(text, "at 10,000 lines/s") == ["at 10,000 lines/s", "10,000", "9,999", "9,950", "35 ms",
+                                                    "188 ms", "yes"]
+    assert table_row(text, "at 50,000 lines/s")[4:] == ["2,372 ms", "3,582 ms", "no"]
+
+
+def test_failed_missing_and_malformed_benches_render_as_failed_rows() -> None:
+    data = results()
+    data["worker"] = {"error": "Traceback ...\nTimeoutError: worker did not route every line in 900 s\n"}
+    del data["sinks"]
+    data["collector"] = {"rows": [row("collector, 1 file", 1.0)]}  # no confluent row
+    text = markdown(data)
+    assert table_row(text, "worker")[1] == "failed: TimeoutError: worker did not route every line in 900 s"
+    assert table_row(text, "sinks")[1] == "failed: no result (benchmark not run)"
+    assert table_row(text, "file collector")[1].startswith("failed: unreadable result")
+    assert table_row(text, "latency")[1] == "failed: TimeoutError: worker did not route every line in 900 s"
+    assert table_row(text, "pipeline end to end")[1] == "20,000"  # the others still render
+
+
+def test_an_empty_result_set_renders_only_failed_rows() -> None:
+    rows = stage_rows({})
+    assert rows and all(r.failed == "no result (benchmark not run)" for r in rows)
+    assert "failed: no result" in markdown({})
+
+
+def test_pipes_in_names_and_reasons_do_not_break_the_table() -> None:
+    text = markdown({"worker": {"error": "ValueError: a | b"}})
+    assert "failed: ValueError: a \\| b" in text
+
+
+def test_replace_between_markers_keeps_everything_outside() -> None:
+    text = f"# T\n\n## Benchmarks\nintro\n{START}\nold table\n{END}\nafter\n## Next\n"
+    new = replace_between_markers(text, "| new |\n")
+    assert new == f"# T\n\n## Benchmarks\nintro\n{START}\n| new |\n{END}\nafter\n## Next\n"
+    assert replace_between_markers(new, "| new |\n") == new
+
+
+@pytest.mark.parametrize("text", ["no markers", f"{END}\n{START}\n", f"{START} only"])
+def test_replace_between_markers_refuses_missing_markers(text: str) -> None:
+    with pytest.raises(ValueError, match="markers"):
+        replace_between_markers(text, "x")
+
+
+def test_readme_has_the_markers_inside_its_benchmarks_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.index("## Benchmarks")
+    following = readme.index("\n## ", section + 1)
+    assert section < readme.index(START) < readme.index(END) < following
+
+
+def test_the_table_needs_no_matplotlib() -> None:
+    code = "import sys, tests.bench.report as r; r.markdown({}); assert 'matplotlib' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
