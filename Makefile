@@ -41,10 +41,11 @@ test: install system-deps
 	$(BIN)/python -m pytest
 
 bench: install system-deps
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m tests.bench.run_all --out bench/results.json
 
 soak: install
-	@echo "make soak: the 30-minute soak run is not built yet (issue #7)"; exit 1
+	$(BIN)/python -m tests.bench.soak --minutes 30
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache
