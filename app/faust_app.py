@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=settings.worker.standby_replicas,
         broker_session_timeout=kafka.session_timeout,
         broker_heartbeat_interval=kafka.heartbeat_interval,
+        broker_rebalance_timeout=kafka.rebalance_timeout,
         broker_commit_interval=kafka.commit_interval,
         consumer_group_instance_id=group_instance_id(settings),
         producer_max_request_size=kafka.max_message_bytes,

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Literal, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.durations import ByteSize, Duration
@@ -58,8 +67,11 @@ class KafkaSettings(Group):
     max_message_bytes: ByteSize = 1_000_000
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"  # Kafka batch compression (aiokafka)
     payload_codec: Literal["none", "lz4", "zstd"] = "lz4"  # chunk payload compression we apply ourselves
+    # Rebalance behaviour (docs/operations.md): a member silent for session_timeout is dropped and its
+    # partitions move; rebalance_timeout bounds how long members may take to rejoin a rebalance.
     session_timeout: Duration = 6.0
     heartbeat_interval: Duration = 1.0
+    rebalance_timeout: Duration = 60.0
     commit_interval: Duration = 1.0
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
@@ -67,6 +79,16 @@ class KafkaSettings(Group):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+    @model_validator(mode="after")
+    def _rebalance_timings(self) -> KafkaSettings:
+        if self.session_timeout < 6:
+            raise ValueError(f"session_timeout {self.session_timeout}s: brokers refuse less than 6s; "
+                             "allowed: 6s or more")
+        if not 0 < self.heartbeat_interval <= self.session_timeout / 3:
+            raise ValueError(f"heartbeat_interval {self.heartbeat_interval}s: allowed: more than 0 and at most a third "
+                             f"of session_timeout ({self.session_timeout}s), so a missed heartbeat is not fatal")
+        return self
 
 
 class CollectorSettings(Group):

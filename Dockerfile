@@ -1,0 +1,34 @@
+# One image for the worker and both collectors (the command picks the process):
+#   worker:          sh -c "logweave prepare && exec faust -A app worker -l info --web-port 6066"
+#   file collector:  logweave collect files
+#   pod collector:   logweave collect pods
+# Multi-stage: the build stage resolves and installs into a virtualenv; the runtime stage copies only
+# that virtualenv onto a slim base and runs as an unprivileged user (uid 10001, as the manifests expect).
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/logweave
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY agents ./agents
+COPY tables ./tables
+COPY collectors ./collectors
+COPY sinks ./sinks
+RUN /opt/logweave/bin/pip install --upgrade pip \
+ && /opt/logweave/bin/pip install .
+
+FROM python:3.11-slim-bookworm AS runtime
+RUN groupadd --gid 10001 logweave \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/logweave --shell /usr/sbin/nologin logweave \
+ && mkdir -p /var/lib/logweave \
+ && chown logweave:logweave /var/lib/logweave
+COPY --from=build /opt/logweave /opt/logweave
+ENV PATH=/opt/logweave/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    LOGWEAVE_WORKER__DATA_DIR=/var/lib/logweave \
+    LOGWEAVE_SINKS__FILE__DIRECTORY=/var/lib/logweave/out
+WORKDIR /var/lib/logweave
+USER 10001:10001
+EXPOSE 6066
+CMD ["sh", "-c", "logweave prepare && exec faust -A app worker -l info --web-port 6066"]
