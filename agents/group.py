@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
 from app import channels, topics
@@ -12,6 +13,7 @@ from app.codec import compressor
 from app.faust_app import get_app, get_settings, recovery_completed
 from app.metrics import CHUNKS
 from app.models import ParsedChunk
+from tables.trace_table import CLOSED_UPTO_KEY
 from tables.trace_tables import trace_table
 
 log = logging.getLogger(__name__)
@@ -54,4 +56,18 @@ async def close_overdue_traces() -> None:
     if stale:
         grouper.forget(stale)
     for partition in owned:
+        if partition not in table.tail_checked:
+            await _read_back_sent_summaries(partition)
         grouper.close_overdue(partition)
+
+
+async def _read_back_sent_summaries(partition: int) -> None:
+    """After a rebalance: the close ids sent but not stored as closed (agents/closed_tail.py)."""
+    upto = table.read(partition, CLOSED_UPTO_KEY)
+    found = await close_ids_after(settings, settings.topic(topics.TRACES_CLOSED), partition,
+                                  int(upto) if upto else None)
+    if found:
+        log.info("partition %d: %d trace summaries were sent before a crash; not sending them again",
+                 partition, len(found))
+    grouper.already_sent[partition] = found
+    table.tail_checked.add(partition)

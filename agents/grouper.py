@@ -3,7 +3,9 @@
 Per chunk: one read and one staged write per trace (never per line), one changelog record, and
 the table update is persisted only after the forwarded lines are acked (tables/trace_table.py).
 Closing asks the partition's deadline index, rebuilt from the stored traces after every rebalance,
-so traces restored after a restart still close.
+so traces restored after a restart still close. A close whose summary reached `traces.closed` but
+whose table delete was not yet stored (a crash in between) is not sent again: after a rebalance the
+group agent reads those summaries back (`already_sent`) and the close only deletes the trace.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
 from tables.trace_state import apply_lines, deadlines_ns, decode_state, encode_state, new_state, summary
-from tables.trace_table import CLOCK_KEY, HELD_KEY, TraceWindowTable
+from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
 
 SendToSink = Callable[[str, bytes, int], Any]
 SendClosed = Callable[[bytes, int], Any]
@@ -42,6 +44,7 @@ class TraceGrouper:
         self.send_closed = send_closed
         self.held: dict[int, int] = {}
         self._marks_swept: dict[int, float] = {}
+        self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -159,6 +162,7 @@ class TraceGrouper:
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         held_sources: list[dict[str, Any]] = []
         causes: dict[str, int] = defaultdict(int)
+        sent_before = self.already_sent.get(partition, set())
         for trace_id, cause in index.overdue(now, watermark).items():
             index.discard(trace_id)
             key = trace_id.encode()
@@ -168,17 +172,22 @@ class TraceGrouper:
             state = decode_state(stored)
             updates[key] = None
             self._release_held(partition, state, routed, held_sources)
-            summaries.append((summary(state, cause, now), len(stored)))
+            item = summary(state, cause, now)
+            if item["close_id"] in sent_before:  # sent before a crash; its delete was never stored
+                sent_before.discard(item["close_id"])
+                continue
+            summaries.append((item, len(stored)))
             causes[cause] += 1
         for cause, count in causes.items():
             TRACES_CLOSED.labels(cause).inc(count)
         if self.router.trace_rules and summaries:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         self._sweep_stream_marks(partition, now, updates)
-        outputs = self._emit_closed(partition, summaries)
+        closed = self._emit_closed(partition, summaries)
+        outputs = list(closed)
         if routed:  # released held lines: trace by trace, so not in per-stream order
             outputs.extend(forward(routed, held_sources, partition, self.send_to_sink, self.limit, ordered=False))
-        self.table.commit_when_acked(partition, updates, outputs)
+        self.table.commit_when_acked(partition, updates, outputs, finalize=lambda: closed_upto(closed))
         self._publish_open()
         return len(summaries)
 
@@ -233,6 +242,7 @@ class TraceGrouper:
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:
             self.held.pop(partition, None)
+            self.already_sent.pop(partition, None)
         self.table.forget_staged(partitions)
         self._publish_open()
 
@@ -241,3 +251,10 @@ class TraceGrouper:
 
     def _publish_open(self) -> None:
         OPEN_TRACES.set(self.open_traces())
+
+
+def closed_upto(closed: list[Any]) -> dict[bytes, bytes | None]:
+    """CLOSED_UPTO_KEY for a close whose summary records are all acked: the offset after the last."""
+    offsets = [getattr(fut.result(), "offset", None) for fut in closed]
+    known = [offset for offset in offsets if isinstance(offset, int)]
+    return {CLOSED_UPTO_KEY: str(max(known) + 1).encode()} if known else {}

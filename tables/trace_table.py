@@ -8,6 +8,9 @@ traces restored from the changelog still close, which faust's `on_window_close` 
 Writes are staged in memory and made durable (RocksDB + changelog) only once the lines they
 forwarded are acknowledged by Kafka: the store never claims a line was applied while its output
 could still be lost, so a crash re-processes the chunk and the dedupe positions stay truthful.
+A write may add keys computed from its acked outputs (`finalize`): closes record how far their
+summaries reached in `traces.closed` (CLOSED_UPTO_KEY), so after a crash the summaries sent but
+not yet recorded are found there and not sent again (agents/closed_tail.py).
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ log = logging.getLogger(__name__)
 CHANGELOG_KEY = b"\x00batch"
 CLOCK_KEY = b"\x00clock"
 HELD_KEY = b"\x00held"
+CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summary whose close is stored
 
 
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
+
+
+Finalize = Callable[[], dict[bytes, bytes | None]]
 
 
 @dataclass(slots=True)
@@ -41,6 +48,7 @@ class _PendingCommit:
     updates: dict[bytes, bytes | None]
     remaining: int
     failed: bool = False
+    finalize: Finalize | None = None
 
 
 class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
@@ -57,6 +65,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self._pending: dict[int, deque[_PendingCommit]] = defaultdict(deque)
         self.compress: Callable[[bytes], bytes] = lambda data: data
         self.deadline_indexes: dict[int, DeadlineIndex] = {}  # filled by the group stage, per partition
+        self.tail_checked: set[int] = set()  # partitions whose traces.closed tail was read since a rebalance
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
@@ -96,12 +105,13 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     # -- writes ------------------------------------------------------------------------------
     def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None],
-                          outputs: Sequence[Any]) -> None:
-        """Stage `updates` now (reads see them) and persist them, in order, once every output is acked."""
+                          outputs: Sequence[Any], finalize: Finalize | None = None) -> None:
+        """Stage `updates` now (reads see them) and persist them, in order, once every output is acked;
+        `finalize()` then adds keys that depend on the acks (it is not staged)."""
         if not updates:
             return
         self._staged[partition].update(updates)
-        entry = _PendingCommit(updates, sum(1 for fut in outputs if not fut.done()))
+        entry = _PendingCommit(updates, sum(1 for fut in outputs if not fut.done()), finalize=finalize)
         queue = self._pending[partition]
         queue.append(entry)
         for fut in outputs:
@@ -124,6 +134,8 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
                           "unpersisted (their chunks are re-processed after a restart)", partition)
                 return
             queue.popleft()
+            if head.finalize is not None:
+                head.updates.update(head.finalize())
             self._persist(partition, head.updates)
 
     def _persist(self, partition: int, updates: dict[bytes, bytes | None]) -> None:
@@ -168,10 +180,12 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             self._staged.pop(partition, None)
             self._pending.pop(partition, None)
             self.deadline_indexes.pop(partition, None)
+            self.tail_checked.discard(partition)
 
     async def on_rebalance(self, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any],
                            generation_id: int = 0) -> None:
         """Any partition may have changed hands or roles: rebuild deadline indexes from the store."""
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self.deadline_indexes.clear()
+        self.tail_checked.clear()
         self.forget_staged({tp.partition for tp in revoked})

@@ -11,7 +11,7 @@ import orjson
 
 from app.broker import EmbeddedBroker, free_port
 from app.models import RawChunk, decode_closed_traces, make_raw_line
-from app.settings import KafkaSettings
+from app.settings import KafkaSettings, load_settings
 from app.topic_admin import ensure_topics
 from app.topics import pipeline_topics
 from collectors.publisher import ChunkPublisher
@@ -44,12 +44,17 @@ class WorkerHarness:
             **self.overrides,
         }
 
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        """The worker's Kafka settings (partition count included), as it will load them."""
+        return load_settings(environ=self.env).kafka
+
     async def start(self) -> WorkerHarness:
-        await ensure_topics(KafkaSettings(brokers=self.broker.bootstrap), pipeline_topics(list(self.sinks)))
+        await ensure_topics(self.kafka_settings, pipeline_topics(list(self.sinks)))
         self.process = worker(self.workdir, self.env, self.web_port).start()
         wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", 90, self.process)
         if self.publisher is None:
-            self.publisher = ChunkPublisher(KafkaSettings(brokers=self.broker.bootstrap), "logs.raw", 64 << 20,
+            self.publisher = ChunkPublisher(self.kafka_settings, "logs.raw", 64 << 20,
                                             create_topics=[])
             await self.publisher.start()
         return self

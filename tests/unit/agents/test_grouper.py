@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
-from agents.grouper import TraceGrouper
+from agents.grouper import TraceGrouper, closed_upto
 from agents.routing import Router
 from app.models import ParsedChunk, decode_closed_traces
 from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
-from tables.trace_table import FIRST_TRACE_KEY, TraceWindowTable
+from tables.trace_table import CLOSED_UPTO_KEY, FIRST_TRACE_KEY, TraceWindowTable
 
 S = 1_000_000_000
 FAR = 4_000_000_000 * S  # a wall clock far past every deadline (still an int64)
@@ -38,7 +38,8 @@ class MemoryTraceTable:
     def traces(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         return iter([(k, v) for k, v in sorted(self.db(partition).items()) if k >= FIRST_TRACE_KEY])
 
-    def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None], outputs: Any) -> None:
+    def commit_when_acked(self, partition: int, updates: dict[bytes, bytes | None], outputs: Any,
+                          finalize: Any = None) -> None:
         store = self.db(partition)
         for key, value in updates.items():
             if value is None:
@@ -113,6 +114,35 @@ def test_restart_rebuilds_the_index_and_closes_restored_traces_once() -> None:
     assert restarted.close_overdue(0, now_ns=FAR) == 5
     assert restarted.close_overdue(0, now_ns=FAR) == 0
     assert sorted(summaries(closed)) == [f"t{i}" for i in range(1, 6)]
+
+
+def test_summaries_sent_before_a_crash_are_not_sent_again() -> None:
+    """The close ids read back from traces.closed after a rebalance: those traces are deleted only."""
+    table = MemoryTraceTable()
+    grouper, _, first_closed = make(table)
+    grouper.process_chunk(0, SOURCES, [line(i, f"t{i}", 10 * S) for i in range(1, 6)])
+    stored = dict(table.db(0))
+    assert grouper.close_overdue(0, now_ns=FAR) == 5
+    sent = {item["close_id"] for item in summaries(first_closed).values() if item["trace"] in ("t1", "t4")}
+    table.stores[0] = stored  # the crash: summaries acked, the deletes never stored
+    table.deadline_indexes.clear()
+    restarted, _, closed = make(table)
+    restarted.already_sent[0] = set(sent)
+    assert restarted.close_overdue(0, now_ns=FAR) == 3
+    assert sorted(summaries(closed)) == ["t2", "t3", "t5"]
+    assert not [key for key in table.db(0) if key >= FIRST_TRACE_KEY], "every trace is gone from the table"
+
+
+def test_closed_upto_is_the_offset_after_the_last_acked_summary() -> None:
+    class Acked:
+        def __init__(self, offset: int) -> None:
+            self.offset = offset
+
+        def result(self) -> Acked:
+            return self
+
+    assert closed_upto([Acked(7), Acked(41), Acked(12)]) == {CLOSED_UPTO_KEY: b"42"}
+    assert closed_upto([]) == {}
 
 
 def test_replayed_lines_are_not_counted_or_forwarded_twice() -> None:

@@ -1,0 +1,43 @@
+"""Summaries already in `traces.closed` whose closes the trace table never stored.
+
+A close sends its summaries, and only once they are acked stores the trace's delete (and how far
+the summaries reached, CLOSED_UPTO_KEY). A crash in between leaves the trace in the table, so the
+next owner of the partition would close it again. Before its first close of a partition after a
+rebalance the group agent reads `traces.closed` of that partition from the stored offset to the end
+and skips the close ids it finds there. That tail is short: it holds only the summaries of closes in
+flight at the crash. Summaries go to the partition of the trace table they came from.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.models import decode_closed_traces
+from app.settings import Settings
+
+
+async def close_ids_after(settings: Settings, topic: str, partition: int, start: int | None) -> set[str]:
+    """Close ids in `topic`[partition] from offset `start` (None: the beginning) to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=max(8 << 20, settings.kafka.max_message_bytes))
+    await consumer.start()
+    found: set[str] = set()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        position = max(first, start if start is not None else first)
+        if position >= end:
+            return found
+        consumer.seek(tp, position)
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for message in batch.get(tp, []):
+                position = message.offset + 1
+                if message.offset < end and message.value is not None:
+                    found.update(item["close_id"] for item in decode_closed_traces(message.value))
+    finally:
+        await consumer.stop()
+    return found
