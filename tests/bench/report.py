@@ -227,7 +227,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("lines/s (log scale)")
     ax.set_title(f"Logweave benchmarks, {results.get('date', '')}\n{results.get('machine', '')}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(right=max([r.limit_rate or 0 for r in rows] + [r.rate or 0 for r in rows] + [1]) * 3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
