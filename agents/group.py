@@ -39,10 +39,15 @@ grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), 
 
 @app.agent(channels.parsed(), name="group")
 async def group(stream: Any) -> None:
-    async for event in stream.events():
+    """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
+    faust would otherwise commit the input offset first, and a crash in between would lose the
+    update (a trace summary missing lines) although its lines reached the sinks."""
+    async for event in stream.noack().events():
         CHUNKS.labels("group").inc()
         chunk = ParsedChunk.decode(event.value)
-        grouper.process_chunk(event.message.partition, chunk.sources, chunk.lines)
+        partition = event.message.partition
+        grouper.process_chunk(partition, chunk.sources, chunk.lines)
+        table.after_persisted(partition, event.ack)
 
 
 @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")

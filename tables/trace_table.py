@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -49,6 +49,7 @@ class _PendingCommit:
     remaining: int
     failed: bool = False
     finalize: Finalize | None = None
+    persisted: list[Callable[[], object]] = field(default_factory=list)
 
 
 class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
@@ -119,6 +120,16 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
                 fut.add_done_callback(lambda fut, e=entry: self._output_done(partition, e, fut))
         self._drain(partition)
 
+    def after_persisted(self, partition: int, callback: Callable[[], object]) -> None:
+        """Call `callback` once every update staged so far for `partition` is persisted (now if none
+        is pending): the group agent acks its input chunk there, so Kafka never commits an offset
+        past a chunk whose table update could still be lost."""
+        queue = self._pending.get(partition)
+        if queue:
+            queue[-1].persisted.append(callback)
+        else:
+            callback()
+
     def _output_done(self, partition: int, entry: _PendingCommit, fut: Any) -> None:
         entry.remaining -= 1
         if fut.cancelled() or fut.exception() is not None:
@@ -137,6 +148,8 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             if head.finalize is not None:
                 head.updates.update(head.finalize())
             self._persist(partition, head.updates)
+            for callback in head.persisted:
+                callback()
 
     def _persist(self, partition: int, updates: dict[bytes, bytes | None]) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)

@@ -82,77 +82,81 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
         return WorkerHarness(broker, tmp_path / f"worker-{index}-{generation}", overrides)
 
     workers = [member(i) for i in range(3)]
-    for worker in workers:
-        (tmp_path / worker.workdir.name).mkdir()
-        await worker.start()
-    feeder, watcher = workers[0], SinkWatcher(shared_out)
-    total_chunks = 30 * RATE_CHUNKS_PER_S  # 30 s of 1,000 lines/s
-    events: dict[str, float] = {}
+    harnesses: list[WorkerHarness] = list(workers)
+    try:
+        for worker in workers:
+            (tmp_path / worker.workdir.name).mkdir()
+            await worker.start()
+        feeder, watcher = workers[0], SinkWatcher(shared_out)
+        total_chunks = 30 * RATE_CHUNKS_PER_S  # 30 s of 1,000 lines/s
+        events: dict[str, float] = {}
 
-    async def feed() -> None:
-        started = time.monotonic()
-        for chunk in range(total_chunks):
-            first = chunk * LINES_PER_CHUNK
-            now_ns = time.time_ns()
-            docs = [{"traceId": trace_of(n), "time_ns": now_ns, "n": n, "msg": f"line {n}"}
-                    for n in range(first, first + LINES_PER_CHUNK)]
-            await feeder.feed(docs, stream=f"s{chunk % 12}")
-            await asyncio.sleep(max(0.0, started + (chunk + 1) / RATE_CHUNKS_PER_S - time.monotonic()))
-        events["fed"] = time.monotonic()
+        async def feed() -> None:
+            started = time.monotonic()
+            for chunk in range(total_chunks):
+                first = chunk * LINES_PER_CHUNK
+                now_ns = time.time_ns()
+                docs = [{"traceId": trace_of(n), "time_ns": now_ns, "n": n, "msg": f"line {n}"}
+                        for n in range(first, first + LINES_PER_CHUNK)]
+                await feeder.feed(docs, stream=f"s{chunk % 12}")
+                await asyncio.sleep(max(0.0, started + (chunk + 1) / RATE_CHUNKS_PER_S - time.monotonic()))
+            events["fed"] = time.monotonic()
 
-    async def kill_and_replace() -> WorkerHarness:
-        await asyncio.sleep(10)
-        events["kill"] = time.monotonic()
-        workers[1].stop(kill=True)
-        await asyncio.sleep(2)
-        replacement = member(1, generation=1)
-        (tmp_path / replacement.workdir.name).mkdir()
-        events["replacement_started"] = time.monotonic()
-        await replacement.start()
-        events["replacement_ready"] = time.monotonic()
-        return replacement
+        async def kill_and_replace() -> WorkerHarness:
+            await asyncio.sleep(10)
+            events["kill"] = time.monotonic()
+            workers[1].stop(kill=True)
+            await asyncio.sleep(2)
+            replacement = member(1, generation=1)
+            harnesses.append(replacement)
+            (tmp_path / replacement.workdir.name).mkdir()
+            events["replacement_started"] = time.monotonic()
+            await replacement.start()
+            events["replacement_ready"] = time.monotonic()
+            return replacement
 
-    async def watch(until: asyncio.Future[None]) -> None:
-        while not until.done():
+        async def watch(until: asyncio.Future[None]) -> None:
+            while not until.done():
+                watcher.poll()
+                await asyncio.sleep(0.2)
+
+        fed = asyncio.ensure_future(feed())
+        watching = asyncio.ensure_future(watch(fed))
+        replacement = await kill_and_replace()
+        await fed
+        await watching
+        expected = total_chunks * LINES_PER_CHUNK
+        deadline = time.monotonic() + 120
+        while len(watcher.seen) < expected and time.monotonic() < deadline:
             watcher.poll()
-            await asyncio.sleep(0.2)
-
-    fed = asyncio.ensure_future(feed())
-    watching = asyncio.ensure_future(watch(fed))
-    replacement = await kill_and_replace()
-    await fed
-    await watching
-    expected = total_chunks * LINES_PER_CHUNK
-    deadline = time.monotonic() + 120
-    while len(watcher.seen) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)  # a duplicate would show up by now
         watcher.poll()
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # a duplicate would show up by now
-    watcher.poll()
 
-    missing = expected - len(watcher.seen)
-    duplicated = sum(1 for count in watcher.seen.values() if count > 1)
-    partition, stall = watcher.longest_gap(events["kill"], events["fed"])
-    print(f"\nscale-out: {expected} lines over 3 workers x {PARTITIONS} partitions; worker-1 killed, "
-          f"replacement started {events['replacement_started'] - events['kill']:.1f} s later and ready in "
-          f"{events['replacement_ready'] - events['replacement_started']:.1f} s; the group was processing "
-          f"again {stall:.1f} s after the kill (longest delivery gap, {partition})")
-    assert missing == 0, f"{missing} lines lost"
-    assert duplicated == 0, f"{duplicated} lines written twice"
+        missing = expected - len(watcher.seen)
+        duplicated = sum(1 for count in watcher.seen.values() if count > 1)
+        partition, stall = watcher.longest_gap(events["kill"], events["fed"])
+        print(f"\nscale-out: {expected} lines over 3 workers x {PARTITIONS} partitions; worker-1 killed, "
+              f"replacement started {events['replacement_started'] - events['kill']:.1f} s later and ready in "
+              f"{events['replacement_ready'] - events['replacement_started']:.1f} s; the group was processing "
+              f"again {stall:.1f} s after the kill (longest delivery gap, {partition})")
+        assert missing == 0, f"{missing} lines lost"
+        assert duplicated == 0, f"{duplicated} lines written twice"
 
-    traces = {trace_of(n) for n in range(expected)}
-    closed: Counter[str] = Counter()
-    counts: dict[str, int] = {}
-    debug: list[dict[str, object]] = []
-    deadline = time.monotonic() + 90
-    while len(closed) < len(traces) and time.monotonic() < deadline:
-        summaries = await replacement.closed_traces()
-        closed = Counter(s["trace"] for s in summaries)
-        debug = [s for s in summaries if closed[s["trace"]] > 1][:4]
-        counts = {s["trace"]: s["count"] for s in summaries}
-        await asyncio.sleep(1)
-    assert set(closed) == traces, f"{len(traces - set(closed))} traces never closed"
-    assert max(closed.values()) == 1, f"closed twice: {debug}"
-    assert set(counts.values()) == {LINES_PER_TRACE}
-    for worker in (workers[0], workers[2], replacement):
-        await worker.close()
+        traces = {trace_of(n) for n in range(expected)}
+        closed: Counter[str] = Counter()
+        counts: dict[str, int] = {}
+        debug: list[dict[str, object]] = []
+        deadline = time.monotonic() + 90
+        while len(closed) < len(traces) and time.monotonic() < deadline:
+            summaries = await replacement.closed_traces()
+            closed = Counter(s["trace"] for s in summaries)
+            debug = [s for s in summaries if closed[s["trace"]] > 1][:4]
+            counts = {s["trace"]: s["count"] for s in summaries}
+            await asyncio.sleep(1)
+        assert set(closed) == traces, f"{len(traces - set(closed))} traces never closed"
+        assert max(closed.values()) == 1, f"closed twice: {debug}"
+        assert set(counts.values()) == {LINES_PER_TRACE}
+    finally:  # a failed assertion must not leave worker processes running
+        for worker in harnesses:
+            await worker.close()
