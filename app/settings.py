@@ -263,6 +263,11 @@ class WorkerSettings(Group):
     web_host: str = "0.0.0.0"
     web_port: int = Field(6066, ge=1, le=65535)
     standby_replicas: int = Field(0, ge=0)
+    # RocksDB memory per table partition the worker holds (active or standby): block cache plus up to
+    # two write buffers. faust's defaults (2 GiB cache, 3 x 64 MiB buffers, per partition) let a
+    # worker's memory creep up for hours; these bound it.
+    rocksdb_block_cache: ByteSize = 32 * 1024 * 1024
+    rocksdb_write_buffer: ByteSize = 16 * 1024 * 1024
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]

@@ -23,6 +23,11 @@ def trace_table() -> TraceWindowTable:
         value_type=bytes,
         schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
         recovery_buffer_size=100,
+        options={  # faust's RocksDBOptions, per partition database
+            "block_cache_size": int(settings.worker.rocksdb_block_cache),
+            "write_buffer_size": int(settings.worker.rocksdb_write_buffer),
+            "max_write_buffer_number": 2,
+        },
         extra_topic_configs={
             "cleanup.policy": "delete",
             "retention.ms": str(int(settings.traces.changelog_retention * 1000)),
