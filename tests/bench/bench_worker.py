@@ -77,9 +77,9 @@ async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
         batch = await consumer.getmany(timeout_ms=1000, max_records=50)
         for messages in batch.values():
             for message in messages:
-                chunk = orjson.loads(decompress(message.value))
+                decoded: dict[str, Any] = orjson.loads(decompress(message.value))
                 out: dict[int, list[object]] = defaultdict(list)
-                for entry in chunk["lines"]:
+                for entry in decoded["lines"]:
                     doc = orjson.loads(entry[1])
                     out[trace_partition(doc["traceId"], PARTITIONS)].append([doc["traceId"], entry[1]])
                     seen += 1
