@@ -6,7 +6,9 @@ moved group re-reads to the end of the topic, so `--to` could not be honoured. T
 reads exactly [start, end) of the chosen partitions (no group, nothing committed) and writes through
 the same DrainRunner and sink class as the drain: same batching, retries, breaker and dead letters.
 Writes are idempotent (etcd and Elasticsearch upsert by line id; the file and S3 sinks skip lines
-at or below their recorded positions and per-stream marks), so a replay adds no duplicates. The
+at or below their recorded positions and per-stream marks), so a replay adds no duplicates. For
+those two a replay never starts after where their data ends: it would leave a gap that later lines
+(advancing the position) would make permanent. The
 file sink locks each partition directory per batch, so a replay may run beside a live drain.
 
 The S3 sink reads and writes its position object without a lock (S3 has none to offer), so a replay
@@ -106,15 +108,22 @@ async def wait_until_group_empty(settings: Settings, sink: str) -> None:
                           "(noida-db does), add --workers-stopped")
 
 
-async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress: Progress) -> int:
+async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress: Progress,
+                      say: Callable[[str], object] = print) -> int:
     """Write every record of `plan` through the sink; return the number of lines in them."""
-    runner = DrainRunner(create_sink(name, settings), settings, plan.topic, _dead_letter_sender(settings))
+    sink = create_sink(name, settings)
+    runner = DrainRunner(sink, settings, plan.topic, _dead_letter_sender(settings))
     consumer = consumer_for(settings)
     await consumer.start()
     lines = 0
     try:
         await runner.start()
-        for part in plan.ranges:
+        for index, part in enumerate(plan.ranges):
+            resume = await sink.resume_offset(plan.topic, part.partition)
+            if resume is not None and part.records and resume < part.start:
+                say(f"partition {part.partition}: the {name} sink's data ends at offset {resume}; replaying "
+                    f"from there instead of {part.start}, so no gap is left (lines it holds are skipped)")
+                part = plan.ranges[index] = PartitionRange(part.partition, resume, part.end)
             if not part.records:
                 continue
             tp = TopicPartition(plan.topic, part.partition)

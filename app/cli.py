@@ -120,7 +120,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     began = time.monotonic()
     with tqdm(total=plan.records, unit="record", desc=f"replay {topic}", mininterval=0.5) as bar:
         if args.sink:
-            lines = await replay.replay_sink(settings, args.sink, plan, bar.update)
+            lines = await replay.replay_sink(settings, args.sink, plan, bar.update, say=bar.write)
             summary = f"{lines} lines in {plan.records} records written to the {args.sink} sink"
         else:
             from agents.deadletter_replay import replay_dead_letters

@@ -87,3 +87,9 @@ class Sink(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Flush and close connections."""
+
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        """Sinks that skip lines at or below a recorded position: the sink-topic offset of the last
+        record written for this partition (lines after it are written). None for sinks that upsert
+        and accept records in any order. A replay never starts after it, which would leave a gap."""
+        return None

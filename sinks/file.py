@@ -67,6 +67,13 @@ class FileSink(Sink):
         await asyncio.to_thread(self._write, batch)
         return WriteResult()
 
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        path = self.settings.directory / f"{topic}-{partition}" / "position.json"
+        if not path.exists():
+            return None
+        offset: int = orjson.loads(path.read_bytes())["offset"]
+        return offset if offset >= 0 else None
+
     # -- blocking part, run in a thread --------------------------------------------------------
     def _partition_dir(self, batch: SinkBatch) -> Path:
         return self.settings.directory / f"{batch.topic}-{batch.partition}"

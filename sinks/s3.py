@@ -101,6 +101,13 @@ class S3Sink(Sink):
             raise self._classify(exc) from exc
         return WriteResult()
 
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        try:
+            (offset, _), _ = await self._load_state(topic, partition)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._classify(exc) from exc
+        return offset if offset >= 0 else None
+
     # -- helpers ---------------------------------------------------------------------------
     def _state_key(self, topic: str, partition: int) -> str:
         return f"{self.settings.prefix.strip('/')}/_state/{topic}-{partition}.json"

@@ -9,6 +9,7 @@ import base64
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +23,8 @@ from tests.support.worker_harness import WorkerHarness
 __all__ = ["stack"]  # the fixture, imported so pytest finds it here
 
 
-def replay(worker: WorkerHarness, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VENV_BIN / "logweave"), "replay", *args], env=base_env(worker.env),
+def replay(worker: WorkerHarness, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "logweave"), "replay", *args], env=base_env({**worker.env, **(env or {})}),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -89,6 +90,27 @@ async def wait_for_lines(worker: WorkerHarness, count: int, timeout: float = 60)
     while len(docs := worker.sink_documents()) < count and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
     return docs
+
+
+async def test_file_replay_never_starts_after_where_the_data_ends(
+        make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
+    """Backfilling a new directory in two steps with a hole between them: the second replay starts
+    where the first one's data ends instead, so the new directory matches the drain's, line for line."""
+    worker = await make_worker().start()
+    for batch in range(40):  # many small chunks: many records per sink-topic partition
+        await worker.feed([{"traceId": f"t{batch}-{i}", "n": batch * 10 + i} for i in range(10)])
+    await wait_for_lines(worker, 400)
+    backfill = {"LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "backfill")}
+    first = replay(worker, "--sink", "file", "--from", "0", "--to", "3", "--partitions", "0", env=backfill)
+    assert first.returncode == 0, first.stderr
+    second = replay(worker, "--sink", "file", "--from", "8", "--partitions", "0", env=backfill)
+    assert second.returncode == 0, second.stderr
+    assert "data ends at offset 2; replaying from there instead of 8" in second.stdout + second.stderr
+    def lines(directory: Path) -> list[bytes]:
+        return [line for segment in sorted(directory.glob("sink.file-0/*.ndjson"))
+                for line in segment.read_bytes().splitlines()]
+    drained, backfilled = lines(worker.workdir / "out"), lines(tmp_path / "backfill")
+    assert len(drained) > 30 and sorted(backfilled) == sorted(drained)
 
 
 async def test_dead_letters_replayed_after_a_fix_are_delivered_once(
