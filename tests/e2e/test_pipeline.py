@@ -28,7 +28,8 @@ from tests.support.processes import file_collector, wait_http_ok, worker
 def sink_documents(out: Path) -> list[dict[str, object]]:
     docs = []
     for segment in sorted(out.rglob("*.ndjson")):
-        docs.extend(orjson.loads(line) for line in segment.read_bytes().splitlines())
+        data = segment.read_bytes()  # the worker may be mid-append: whole lines only
+        docs.extend(orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
     return docs
 
 

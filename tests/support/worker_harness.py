@@ -89,7 +89,8 @@ class WorkerHarness:
     def sink_documents(self) -> list[dict[str, Any]]:
         docs = []
         for segment in sorted((self.workdir / "out").rglob("*.ndjson")):
-            docs.extend(orjson.loads(line) for line in segment.read_bytes().splitlines())
+            data = segment.read_bytes()  # a running worker may be mid-append: whole lines only
+            docs.extend(orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
         return docs
 
     async def closed_traces(self) -> list[dict[str, Any]]:
