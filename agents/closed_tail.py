@@ -10,34 +10,25 @@ flight at the crash. Summaries go to the partition of the trace table they came 
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from agents.range_reader import range_consumer, read_range
 from app.models import decode_closed_traces
 from app.settings import Settings
 
 
 async def close_ids_after(settings: Settings, topic: str, partition: int, start: int | None) -> set[str]:
     """Close ids in `topic`[partition] from offset `start` (None: the beginning) to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=max(8 << 20, settings.kafka.max_message_bytes))
+    consumer = range_consumer(settings)
     await consumer.start()
     found: set[str] = set()
     try:
         tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
         first = (await consumer.beginning_offsets([tp]))[tp]
-        position = max(first, start if start is not None else first)
-        if position >= end:
-            return found
-        consumer.seek(tp, position)
-        while position < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for message in batch.get(tp, []):
-                position = message.offset + 1
-                if message.offset < end and message.value is not None:
-                    found.update(item["close_id"] for item in decode_closed_traces(message.value))
+        end = (await consumer.end_offsets([tp]))[tp]
+        async for batch in read_range(consumer, topic, partition, first if start is None else max(first, start), end):
+            for message in batch:
+                found.update(item["close_id"] for item in decode_closed_traces(message.value))
     finally:
         await consumer.stop()
     return found

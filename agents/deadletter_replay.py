@@ -19,9 +19,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import TopicPartition
-
-from agents.replay import Progress, ReplayPlan, consumer_for
+from agents.range_reader import range_consumer, read_range
+from agents.replay import Progress, ReplayPlan
 from app.models import FLAG_BASE64, RawChunk, decode_dead_letters
 from app.settings import Settings
 from app.topics import RAW
@@ -39,31 +38,20 @@ class DeadLetterReplay:
 async def replay_dead_letters(settings: Settings, plan: ReplayPlan, progress: Progress) -> DeadLetterReplay:
     result = DeadLetterReplay()
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), 64 << 20, create_topics=[])
-    consumer = consumer_for(settings)
+    consumer = range_consumer(settings)
     await publisher.start()
     await consumer.start()
     try:
         for part in plan.ranges:
-            if not part.records:
-                continue
-            tp = TopicPartition(plan.topic, part.partition)
-            consumer.assign([tp])
-            consumer.seek(tp, part.start)
             pending: dict[str, RawChunk] = {}
             acks: list[Any] = []
-            position = part.start
-            while position < part.end:
-                fetched = (await consumer.getmany(tp, timeout_ms=1000, max_records=500)).get(tp, [])
-                for message in fetched:
-                    if message.offset >= part.end or message.value is None:
-                        continue
+            async for batch in read_range(consumer, plan.topic, part.partition, part.start, part.end, 500):
+                for message in batch:
                     for item in decode_dead_letters(message.value):
                         _add(item, f"#replay-{part.partition}-{part.start}", pending, result)
                     for sid in [s for s, c in pending.items() if len(c.lines) >= _CHUNK_LINES]:
                         acks.append(await publisher.publish(pending.pop(sid)))
                     progress(1)
-                if fetched:
-                    position = fetched[-1].offset + 1
             for chunk in pending.values():
                 acks.append(await publisher.publish(chunk))
             for ack in acks:

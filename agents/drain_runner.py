@@ -113,8 +113,8 @@ class DrainRunner:
         if self.started:
             await self.sink.stop()
 
-    async def deliver(self, records: list[SinkRecord]) -> None:
-        """Write every line of `records`; return once all are written or dead-lettered."""
+    async def deliver(self, records: list[SinkRecord]) -> int:
+        """Write every line of `records`; return (their line count) once all are written or dead-lettered."""
         if not self.started:
             await self.start()
         by_partition: dict[int, list[SinkLine]] = defaultdict(list)
@@ -123,6 +123,7 @@ class DrainRunner:
         for partition, lines in by_partition.items():
             for batch in self._batches(partition, lines):
                 await self._write_until_done(batch)
+        return sum(len(lines) for lines in by_partition.values())
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
         """Split at record (chunk) boundaries where possible, so batches are named by whole offsets.

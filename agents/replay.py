@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.drain_runner import DrainRunner, SinkRecord
+from agents.range_reader import range_consumer, read_range
 from app.codec import compressor
 from app.errors import ConfigError
 from app.models import DeadLetter, encode_dead_letters
@@ -53,13 +54,6 @@ class ReplayPlan:
     def describe(self) -> str:
         rows = [f"  partition {r.partition}: offsets {r.start}..{r.end} ({r.records} records)" for r in self.ranges]
         return f"{self.topic}: {self.records} records\n" + "\n".join(rows)
-
-
-def consumer_for(settings: Settings) -> AIOKafkaConsumer:
-    kafka = settings.kafka
-    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                            auto_offset_reset="earliest",
-                            max_partition_fetch_bytes=max(8 << 20, kafka.max_message_bytes))
 
 
 async def plan_replay(settings: Settings, consumer: AIOKafkaConsumer, topic: str, start: Position, end: Position,
@@ -113,7 +107,7 @@ async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress:
     """Write every record of `plan` through the sink; return the number of lines in them."""
     sink = create_sink(name, settings)
     runner = DrainRunner(sink, settings, plan.topic, _dead_letter_sender(settings))
-    consumer = consumer_for(settings)
+    consumer = range_consumer(settings)
     await consumer.start()
     lines = 0
     try:
@@ -124,33 +118,14 @@ async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress:
                 say(f"partition {part.partition}: the {name} sink's data ends at offset {resume}; replaying "
                     f"from there instead of {part.start}, so no gap is left (lines it holds are skipped)")
                 part = plan.ranges[index] = PartitionRange(part.partition, resume, part.end)
-            if not part.records:
-                continue
-            tp = TopicPartition(plan.topic, part.partition)
-            consumer.assign([tp])
-            consumer.seek(tp, part.start)
-            position = part.start
-            while position < part.end:
-                fetched = await consumer.getmany(tp, timeout_ms=1000, max_records=max(1, runner.max_lines // 50))
-                records = [SinkRecord(m.partition, m.offset, m.value) for m in fetched.get(tp, [])
-                           if m.offset < part.end and m.value is not None]
-                if records:
-                    await runner.deliver(records)
-                    lines += sum(_line_count(r) for r in records)
-                    progress(len(records))
-                messages = fetched.get(tp, [])
-                if messages:
-                    position = messages[-1].offset + 1
+            async for batch in read_range(consumer, plan.topic, part.partition, part.start, part.end,
+                                          max(1, runner.max_lines // 50)):
+                lines += await runner.deliver([SinkRecord(m.partition, m.offset, m.value) for m in batch])
+                progress(len(batch))
     finally:
         await runner.stop()
         await consumer.stop()
     return lines
-
-
-def _line_count(record: SinkRecord) -> int:
-    from app.models import ParsedChunk
-
-    return len(ParsedChunk.decode(record.value).lines)
 
 
 def _dead_letter_sender(settings: Settings) -> Any:

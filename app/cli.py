@@ -98,6 +98,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from agents import replay
+    from agents.range_reader import range_consumer
     from app.replay_range import parse_position
     from app.topics import DEADLETTER
 
@@ -105,7 +106,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.sink:
         replay.check_sink(settings, args.sink)
     topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
-    consumer = replay.consumer_for(settings)
+    consumer = range_consumer(settings)
     await consumer.start()
     try:
         plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
