@@ -68,15 +68,15 @@ class FileSink(Sink):
         return WriteResult()
 
     async def resume_offset(self, topic: str, partition: int) -> int | None:
-        path = self.settings.directory / f"{topic}-{partition}" / "position.json"
+        path = self._partition_dir(topic, partition) / "position.json"
         if not path.exists():
             return None
         offset: int = orjson.loads(path.read_bytes())["offset"]
         return offset if offset >= 0 else None
 
     # -- blocking part, run in a thread --------------------------------------------------------
-    def _partition_dir(self, batch: SinkBatch) -> Path:
-        return self.settings.directory / f"{batch.topic}-{batch.partition}"
+    def _partition_dir(self, topic: str, partition: int) -> Path:
+        return self.settings.directory / f"{topic}-{partition}"
 
     @staticmethod
     def _load_position(directory: Path) -> PartitionPosition | None:
@@ -90,7 +90,7 @@ class FileSink(Sink):
         return position
 
     def _write(self, batch: SinkBatch) -> None:
-        directory = self._partition_dir(batch)
+        directory = self._partition_dir(batch.topic, batch.partition)
         directory.mkdir(parents=True, exist_ok=True)
         lock = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
