@@ -6,14 +6,20 @@ it directly. One orjson parse per line; no pydantic on this path (DESIGN.md, Per
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from app.models import FLAG_BASE64, FLAG_TRUNCATED, DeadLetter, ParsedChunk, RawChunk, trace_partition
+from app.models import FLAG_BASE64, FLAG_TRUNCATED, P_TRACE, DeadLetter, ParsedChunk, RawChunk, trace_partition
 from app.settings import ParseSettings
 from app.timeparse import SECOND_CACHE as _SECONDS
 from app.timeparse import parse_event_time
+
+try:
+    from agents import _linescan
+except ImportError:  # not compiled (a source checkout without `pip install`): every line takes parse_line
+    _linescan = None  # type: ignore[assignment]
 
 LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
@@ -57,10 +63,9 @@ def _first(doc: dict[str, Any], names: list[str]) -> Any:
 class LineParser:
     """Parses lines per the `parse` settings; one instance per worker.
 
-    The loop in `parse_chunk` runs once per line at 100K+ lines/s, so the common case is inlined:
-    the first configured field name, an RFC 3339 time of a second already seen, an exact level
-    name and a trace already hashed in this chunk each cost one dict lookup. Anything else falls
-    back to the general helpers, which give the same answers.
+    Every line runs at 100K+ lines/s, so the common line (first configured field names, an RFC 3339
+    time, an exact level name) is handled by the C scan in agents/_linescan.c, and the reference,
+    `parse_line`, inlines the same common case for lines the scan hands back.
     """
 
     def __init__(self, settings: ParseSettings, stage: str = "parse") -> None:
@@ -68,7 +73,31 @@ class LineParser:
         self.stage = stage
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
-        """Parsed chunks per destination partition (hash of trace id), and the dead letters."""
+        """Parsed chunks per destination partition (hash of trace id), and the dead letters.
+
+        The C scan (agents/_linescan.c) takes every line it is sure of and hands the rest, in
+        order, to `parse_line`, the reference; without the extension every line takes the reference.
+        """
+        s = self.settings
+        dead: list[DeadLetter] = []
+        parse_line = self.line_parser(chunk, dead)
+        sid, fallback_ns = chunk.stream_id, chunk.collected_ns
+        if _linescan is not None and type(sid) is str and type(fallback_ns) is int \
+                and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
+            fields = (s.trace_id_fields, s.time_fields, s.level_fields, s.service_fields)
+            lines_of = _linescan.split(chunk.lines, fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
+                                       fallback_ns, sid, s.time_format in ("auto", "rfc3339"), parse_line)
+        else:
+            lines_of = {}
+            for raw in chunk.lines:
+                entry = parse_line(raw)
+                if entry is not None:
+                    lines_of.setdefault(trace_partition(entry[P_TRACE] or sid, partitions), []).append(entry)
+        return {part: ParsedChunk([chunk.source], lines) for part, lines in lines_of.items()}, dead
+
+    def line_parser(self, chunk: RawChunk, dead: list[DeadLetter]) -> Callable[[list[Any]], list[Any] | None]:
+        """The reference parse of one raw line of `chunk`: its parsed entry, or None after adding its
+        dead letter to `dead`. Every rule of the parse stage is here; the C scan only skips work."""
         s = self.settings
         trace_fields, time_fields = s.trace_id_fields, s.time_fields
         level_fields, service_fields = s.level_fields, s.service_fields
@@ -76,32 +105,30 @@ class LineParser:
         time_format, rfc_fast = s.time_format, s.time_format in ("auto", "rfc3339")
         max_bytes, max_chars = s.max_line_bytes, s.max_line_bytes // 4
         pass_untraced = s.untraced == "pass"
-        out: dict[int, ParsedChunk] = {}
-        lines_of: dict[int, list[list[Any]]] = {}
-        partition_of: dict[str, int] = {}
-        dead: list[DeadLetter] = []
         sid, src, fallback_ns = chunk.stream_id, chunk.source, chunk.collected_ns
-        loads, decode_error, seconds = orjson.loads, orjson.JSONDecodeError, _SECONDS
-        for pos, text, stream, source_ns, flags in chunk.lines:
+        loads, decode_error, seconds, stage = orjson.loads, orjson.JSONDecodeError, _SECONDS, self.stage
+
+        def parse_line(raw: list[Any]) -> list[Any] | None:
+            pos, text, stream, source_ns, flags = raw
             if flags & FLAG_BASE64:
                 dead.append(DeadLetter("invalid_utf8", "line is not valid UTF-8 (raw bytes kept as base64)",
-                                       self.stage, text, True, src, sid, pos))
-                continue
+                                       stage, text, True, src, sid, pos))
+                return None
             if len(text) > max_chars and len(text.encode()) > max_bytes:
                 dead.append(DeadLetter("oversize", f"line longer than parse.max_line_bytes={max_bytes}",
-                                       self.stage, text, False, src, sid, pos))
-                continue
+                                       stage, text, False, src, sid, pos))
+                return None
             text = text.strip()
             try:
                 doc = loads(text)
             except decode_error as exc:
                 why = "truncated" if flags & FLAG_TRUNCATED else "not_json"
-                dead.append(DeadLetter(why, str(exc), self.stage, text, False, src, sid, pos))
-                continue
+                dead.append(DeadLetter(why, str(exc), stage, text, False, src, sid, pos))
+                return None
             if type(doc) is not dict:
                 dead.append(DeadLetter("not_object", f"JSON {type(doc).__name__}, expected an object",
-                                       self.stage, text, False, src, sid, pos))
-                continue
+                                       stage, text, False, src, sid, pos))
+                return None
             found = doc.get(trace0)
             if found is None:
                 found = _first(doc, trace_fields)
@@ -111,8 +138,8 @@ class LineParser:
                 if trace is None:
                     why = "missing_trace_id" if found is None else "bad_trace_id"
                     dead.append(DeadLetter(why, f"no usable trace id in fields {trace_fields}",
-                                           self.stage, text, False, src, sid, pos))
-                    continue
+                                           stage, text, False, src, sid, pos))
+                    return None
             raw_time = doc.get(time0)
             if raw_time is None:
                 raw_time = _first(doc, time_fields)
@@ -130,8 +157,8 @@ class LineParser:
                     time_ns = parse_event_time(raw_time, time_format)
                     if time_ns is None:
                         dead.append(DeadLetter("bad_time", f"cannot parse time {raw_time!r} ({time_format})",
-                                               self.stage, text, False, src, sid, pos))
-                        continue
+                                               stage, text, False, src, sid, pos))
+                        return None
             raw_level = doc.get(level0)
             level = _EXACT_LEVELS.get(raw_level) if type(raw_level) is str else None
             if level is None:
@@ -139,17 +166,9 @@ class LineParser:
             service = doc.get(service0)
             if service is None:
                 service = _first(doc, service_fields)
-            key = trace or sid
-            part = partition_of.get(key)
-            if part is None:
-                part = partition_of[key] = trace_partition(key, partitions)
-            target = lines_of.get(part)
-            if target is None:
-                out[part] = ParsedChunk(sources=[src])
-                target = lines_of[part] = out[part].lines
-            target.append([0, sid, pos, time_ns, trace, level, service if type(service) is str else "",
-                           text, stream])
-        return out, dead
+            return [0, sid, pos, time_ns, trace, level, service if type(service) is str else "", text, stream]
+
+        return parse_line
 
 
 def _usable_trace(trace: object, pass_untraced: bool) -> str | None:

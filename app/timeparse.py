@@ -7,11 +7,13 @@ float epochs lose nanoseconds, so RFC 3339 / ISO 8601 is parsed by hand into int
 from __future__ import annotations
 
 import calendar
+import math
 import re
 
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9})\d*)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
 _EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
 _base_cache: dict[tuple[int, int, int, int], int] = {}
 
@@ -37,7 +39,7 @@ def parse_rfc3339_ns(text: str) -> int | None:
                 return base + int(frac.ljust(9, "0"))
         else:
             whole = _slow_parse(head + "Z")
-            if whole is not None:
+            if whole is not None and _MIN_NS <= whole <= _MAX_NS - 1_000_000_000:  # cached seconds stay in range
                 if len(SECOND_CACHE) > 65536:
                     SECOND_CACHE.clear()
                 SECOND_CACHE[head] = whole
@@ -76,7 +78,16 @@ def _slow_parse(text: str) -> int | None:
 
 
 def parse_event_time(value: object, time_format: str) -> int | None:
-    """UTC nanoseconds for a log's time field under `time_format` (auto, rfc3339, epoch_s, epoch_ms)."""
+    """UTC nanoseconds for a log's time field under `time_format` (auto, rfc3339, epoch_s, epoch_ms).
+
+    None also for times whose nanoseconds do not fit a signed 64-bit integer (before 1677 or after
+    2262, or an infinite float): sinks and Kafka timestamps cannot hold them.
+    """
+    parsed = _event_time(value, time_format)
+    return parsed if parsed is not None and _MIN_NS <= parsed <= _MAX_NS else None
+
+
+def _event_time(value: object, time_format: str) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -92,5 +103,8 @@ def parse_event_time(value: object, time_format: str) -> int | None:
         unit = _EPOCH_UNITS.get(time_format)
         if unit is None:  # auto: guess the unit from the magnitude
             unit = 1_000_000_000 if abs(value) < 1e11 else 1_000_000 if abs(value) < 1e14 else 1
-        return int(value * unit) if isinstance(value, float) else value * unit
+        if isinstance(value, float):
+            scaled = value * unit
+            return int(scaled) if math.isfinite(scaled) else None
+        return value * unit
     return None

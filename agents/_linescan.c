@@ -1,0 +1,544 @@
+/* The parse stage's per-line loop in C: the common line costs no Python bytecode.
+ *
+ * Why: the Python loop (orjson.loads per line, then dict lookups, time and level handling, hashing
+ * to a partition) cost ~2.4 us per line and was the largest single item in the worker's profile.
+ * This scans each line once, validating it as strict JSON without building a dict, picks out the
+ * trace id, time, level and service, and writes the parsed entry straight into its partition's list.
+ *
+ * It only answers when it is sure to give the Python reference's answer (agents/line_parser.py,
+ * LineParser.parse_line): any line it does not fully understand - an escape in a field it needs, a
+ * missing first field name with aliases configured, a non-string value, a number orjson might turn
+ * into infinity, deep nesting, an unusual time - goes to the Python `slow` callback, in input order,
+ * which either returns the parsed entry or records a dead letter and returns None. The differential
+ * test tests/unit/agents/test_linescan.py holds the two paths equal on generated lines.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_NAMES 16
+#define MAX_TRACE 256
+#define N_FIELDS 4
+enum { F_TRACE, F_TIME, F_LEVEL, F_SERVICE };
+enum { K_NONE, K_STRING, K_OTHER };
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_of(const char *data, Py_ssize_t len) { /* = zlib.crc32 */
+    uint32_t c = 0xFFFFFFFFu;
+    for (Py_ssize_t i = 0; i < len; i++) c = crc_table[(c ^ (unsigned char)data[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+typedef struct {
+    const char *p, *end;
+} Cursor;
+
+static void skip_ws(Cursor *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+}
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9') v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f') v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F') v |= (unsigned)(ch - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* c->p at the opening quote; on success c->p is after the closing quote. Surrogate escapes are
+ * left to orjson (it rejects unpaired ones), so they count as "not sure". */
+static int scan_string(Cursor *c, int *escaped) {
+    const char *p = c->p + 1;
+    *escaped = 0;
+    while (p < c->end) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') {
+            c->p = p + 1;
+            return 0;
+        }
+        if (ch < 0x20) return -1;
+        if (ch == '\\') {
+            *escaped = 1;
+            if (p + 1 >= c->end) return -1;
+            char e = p[1];
+            if (e == 'u') {
+                unsigned v;
+                if (p + 6 > c->end || hex4(p + 2, &v) < 0 || (v >= 0xD800 && v <= 0xDFFF)) return -1;
+                p += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == 0) return -1;
+            p += 2;
+            continue;
+        }
+        p++;
+    }
+    return -1;
+}
+
+static int scan_number(Cursor *c) {
+    const char *p = c->p;
+    if (p < c->end && *p == '-') p++;
+    if (p >= c->end) return -1;
+    const char *digits = p;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') while (p < c->end && *p >= '0' && *p <= '9') p++;
+    else return -1;
+    if (p - digits > 250) return -1; /* orjson may overflow it to infinity: let it decide */
+    if (p < c->end && *p == '.') {
+        p++;
+        const char *frac = p;
+        while (p < c->end && *p >= '0' && *p <= '9') p++;
+        if (p == frac) return -1;
+    }
+    if (p < c->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < c->end && (*p == '+' || *p == '-')) p++;
+        const char *exp = p;
+        while (p < c->end && *p >= '0' && *p <= '9') p++;
+        if (p == exp || p - exp > 2) return -1;
+        if ((p - exp) + (exp - digits) > 250) return -1;
+    }
+    c->p = p;
+    return 0;
+}
+
+static int scan_value(Cursor *c, int depth);
+
+static int scan_container(Cursor *c, int depth, char close) {
+    if (depth > MAX_DEPTH) return -1;
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        return 0;
+    }
+    for (;;) {
+        if (close == '}') {
+            int escaped;
+            if (c->p >= c->end || *c->p != '"' || scan_string(c, &escaped) < 0) return -1;
+            skip_ws(c);
+            if (c->p >= c->end || *c->p != ':') return -1;
+            c->p++;
+        }
+        if (scan_value(c, depth + 1) < 0) return -1;
+        skip_ws(c);
+        if (c->p >= c->end) return -1;
+        if (*c->p == ',') {
+            c->p++;
+            skip_ws(c);
+            continue;
+        }
+        if (*c->p == close) {
+            c->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int literal(Cursor *c, const char *word, size_t len) {
+    if ((size_t)(c->end - c->p) < len || memcmp(c->p, word, len) != 0) return -1;
+    c->p += len;
+    return 0;
+}
+
+static int scan_value(Cursor *c, int depth) {
+    skip_ws(c);
+    if (c->p >= c->end) return -1;
+    int escaped;
+    switch (*c->p) {
+        case '{': return scan_container(c, depth, '}');
+        case '[': return scan_container(c, depth, ']');
+        case '"': return scan_string(c, &escaped);
+        case 't': return literal(c, "true", 4);
+        case 'f': return literal(c, "false", 5);
+        case 'n': return literal(c, "null", 4);
+        default: return scan_number(c);
+    }
+}
+
+typedef struct {
+    const char *name[MAX_NAMES];
+    Py_ssize_t len[MAX_NAMES];
+    int count;
+    int dotted; /* some name contains '.': the reference walks nested objects for it */
+} Names;
+
+typedef struct {
+    int alias;  /* index of the name that matched, -1 if none */
+    int kind;   /* K_STRING (unescaped), K_OTHER */
+    int dup;
+    const char *start;
+    Py_ssize_t len;
+} Found;
+
+/* Scan a line that starts with '{' and ends with '}'. 0: valid, fields recorded; -1: not sure. */
+static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Found found[N_FIELDS]) {
+    Cursor c = {buf + 1, buf + size};
+    for (int f = 0; f < N_FIELDS; f++) found[f].alias = -1, found[f].dup = 0;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == '}') return c.p + 1 == c.end ? 0 : -1;
+    for (;;) {
+        int escaped;
+        if (c.p >= c.end || *c.p != '"') return -1;
+        const char *key = c.p + 1;
+        if (scan_string(&c, &escaped) < 0 || escaped) return -1; /* an escaped key may spell a field name */
+        Py_ssize_t key_len = c.p - 1 - key;
+        skip_ws(&c);
+        if (c.p >= c.end || *c.p != ':') return -1;
+        c.p++;
+        skip_ws(&c);
+        const char *value = c.p;
+        int kind = K_OTHER, value_escaped = 0;
+        if (c.p < c.end && *c.p == '"') {
+            if (scan_string(&c, &value_escaped) < 0) return -1;
+            kind = value_escaped ? K_OTHER : K_STRING;
+        } else if (scan_value(&c, 1) < 0) {
+            return -1;
+        }
+        for (int f = 0; f < N_FIELDS; f++) {
+            for (int i = 0; i < names[f].count; i++) {
+                if (names[f].len[i] == key_len && memcmp(names[f].name[i], key, (size_t)key_len) == 0) {
+                    if (found[f].alias == i) found[f].dup = 1;
+                    if (found[f].alias < 0 || i < found[f].alias || found[f].alias == i) {
+                        found[f].alias = i;
+                        found[f].kind = kind;
+                        found[f].start = kind == K_STRING ? value + 1 : value;
+                        found[f].len = kind == K_STRING ? (c.p - 1) - (value + 1) : 0;
+                    }
+                }
+            }
+        }
+        skip_ws(&c);
+        if (c.p >= c.end) return -1;
+        if (*c.p == ',') {
+            c.p++;
+            skip_ws(&c);
+            continue;
+        }
+        if (*c.p == '}' && c.p + 1 == c.end) return 0;
+        return -1;
+    }
+}
+
+/* 1: the field's value (string, unescaped) in start and len; 0: absent everywhere; -1: not sure. */
+static int resolve(const Names *names, const Found *found, const char **start, Py_ssize_t *len) {
+    if (found->dup) return -1;
+    if (found->alias == 0) {
+        if (found->kind != K_STRING) return -1;
+        *start = found->start;
+        *len = found->len;
+        return 1;
+    }
+    if (found->alias > 0 || names->dotted) return -1;
+    return 0;
+}
+
+static int digits(const char *p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* RFC 3339 `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+hh:mm|-hh:mm)` to UTC ns, as app/timeparse.py does. */
+static int rfc3339_ns(const char *s, Py_ssize_t n, int64_t *out) {
+    int year, month, day, hour, minute, second;
+    if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return -1;
+    if (digits(s, 4, &year) || digits(s + 5, 2, &month) || digits(s + 8, 2, &day) || digits(s + 11, 2, &hour) ||
+        digits(s + 14, 2, &minute) || digits(s + 17, 2, &second))
+        return -1;
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60) return -1;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > month_days[month - 1] + (month == 2 && leap)) return -1;
+    Py_ssize_t i = 19;
+    int64_t nanos = 0;
+    if (s[i] == '.') {
+        Py_ssize_t j = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        Py_ssize_t count = i - j;
+        if (count < 1 || count > 9) return -1;
+        for (Py_ssize_t k = 0; k < 9; k++) nanos = nanos * 10 + (k < count ? s[j + k] - '0' : 0);
+    }
+    int64_t offset = 0;
+    if (i == n - 1 && s[i] == 'Z') {
+        offset = 0;
+    } else if (i == n - 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om)) return -1;
+        offset = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+    } else {
+        return -1;
+    }
+    int64_t secs = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 + hour * 3600 + minute * 60 + second;
+    secs -= offset;
+    if (secs < -9223372035LL || secs > 9223372035LL) return -1; /* ns past int64: Python's ints take it */
+    *out = secs * 1000000000LL + nanos;
+    return 0;
+}
+
+static int load_names(PyObject *seq, Names *names) {
+    PyObject *fast = PySequence_Fast(seq, "field names must be a sequence");
+    if (!fast) return -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    if (count < 1 || count > MAX_NAMES) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "between 1 and %d field names are supported", MAX_NAMES);
+        return -1;
+    }
+    names->count = (int)count;
+    names->dotted = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        const char *text = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &names->len[i]) : NULL;
+        if (!text) {
+            Py_DECREF(fast);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "field names must be str");
+            return -1;
+        }
+        names->name[i] = text; /* kept alive by the caller's settings for the call */
+        if (memchr(text, '.', (size_t)names->len[i])) names->dotted = 1;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* Append `entry` to its partition's list in `out` (partition of trace id, or of stream id if untraced). */
+static int place(PyObject *out, PyObject *entry, PyObject *sid, long partitions) {
+    PyObject *trace = PyList_GET_ITEM(entry, 4);
+    PyObject *key = (PyUnicode_Check(trace) && PyUnicode_GET_LENGTH(trace) > 0) ? trace : sid;
+    Py_ssize_t len;
+    const char *bytes = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : NULL;
+    if (!bytes) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "trace id and stream id must be str");
+        return -1;
+    }
+    PyObject *part = PyLong_FromUnsignedLong(crc32_of(bytes, len) % (unsigned long)partitions);
+    if (!part) return -1;
+    PyObject *target = PyDict_GetItemWithError(out, part);
+    if (!target) {
+        if (PyErr_Occurred() || !(target = PyList_New(0)) || PyDict_SetItem(out, part, target) < 0) {
+            Py_XDECREF(target);
+            Py_DECREF(part);
+            return -1;
+        }
+        Py_DECREF(target); /* the dict holds it */
+    }
+    Py_DECREF(part);
+    return PyList_Append(target, entry);
+}
+
+/* The parsed entry for a line the scan understood, or NULL with *sure = 0 to ask the reference. */
+static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *levels, Py_ssize_t max_bytes,
+                            long long fallback_ns, PyObject *sid, int rfc_fast, PyObject *zero, PyObject *empty,
+                            int *sure) {
+    *sure = 0;
+    if (!PyList_CheckExact(raw) || PyList_GET_SIZE(raw) != 5) return NULL;
+    PyObject *pos = PyList_GET_ITEM(raw, 0), *text = PyList_GET_ITEM(raw, 1), *stream = PyList_GET_ITEM(raw, 2);
+    PyObject *source_ns = PyList_GET_ITEM(raw, 3), *flags = PyList_GET_ITEM(raw, 4);
+    if (!PyLong_CheckExact(pos) || !PyUnicode_CheckExact(text) || !PyLong_CheckExact(source_ns) ||
+        !PyLong_CheckExact(flags))
+        return NULL;
+    int overflow;
+    if (PyLong_AsLongLongAndOverflow(flags, &overflow) != 0 || overflow) return NULL; /* base64, truncated */
+    Py_ssize_t size;
+    const char *buf = PyUnicode_AsUTF8AndSize(text, &size);
+    if (!buf) {
+        PyErr_Clear(); /* lone surrogates: the reference reports them */
+        return NULL;
+    }
+    if (size < 2 || size > max_bytes || buf[0] != '{' || buf[size - 1] != '}') return NULL;
+    Found found[N_FIELDS];
+    if (scan_line(buf, size, names, found) < 0) return NULL;
+    const char *value[N_FIELDS] = {0};
+    Py_ssize_t value_len[N_FIELDS] = {0};
+    int present[N_FIELDS];
+    for (int f = 0; f < N_FIELDS; f++) {
+        present[f] = resolve(&names[f], &found[f], &value[f], &value_len[f]);
+        if (present[f] < 0) return NULL;
+    }
+    if (present[F_TRACE] != 1 || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return NULL;
+    for (Py_ssize_t i = 0; i < value_len[F_TRACE]; i++)
+        if ((unsigned char)value[F_TRACE][i] < 0x20 || (unsigned char)value[F_TRACE][i] > 0x7E) return NULL;
+    long long time_ns;
+    if (present[F_TIME]) {
+        int64_t parsed;
+        if (!rfc_fast || rfc3339_ns(value[F_TIME], value_len[F_TIME], &parsed) < 0) return NULL;
+        time_ns = parsed;
+    } else {
+        long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
+        if (overflow || (source == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return NULL;
+        }
+        time_ns = source ? source : fallback_ns;
+    }
+    PyObject *level = empty;
+    Py_INCREF(level);
+    if (present[F_LEVEL]) {
+        Py_DECREF(level);
+        PyObject *raw_level = PyUnicode_DecodeUTF8(value[F_LEVEL], value_len[F_LEVEL], NULL);
+        if (!raw_level) {
+            PyErr_Clear();
+            return NULL;
+        }
+        level = PyDict_GetItemWithError(levels, raw_level);
+        Py_DECREF(raw_level);
+        if (!level) {
+            PyErr_Clear();
+            return NULL; /* not an exact level name: the reference normalizes it */
+        }
+        Py_INCREF(level);
+    }
+    PyObject *service = present[F_SERVICE] ? PyUnicode_DecodeUTF8(value[F_SERVICE], value_len[F_SERVICE], NULL)
+                                           : (Py_INCREF(empty), empty);
+    PyObject *trace = PyUnicode_DecodeASCII(value[F_TRACE], value_len[F_TRACE], NULL);
+    PyObject *when = PyLong_FromLongLong(time_ns);
+    PyObject *entry = PyList_New(9);
+    if (!service || !trace || !when || !entry) {
+        Py_XDECREF(service), Py_XDECREF(trace), Py_XDECREF(when), Py_XDECREF(entry), Py_DECREF(level);
+        *sure = 1; /* out of memory: a real error */
+        return NULL;
+    }
+    Py_INCREF(zero), Py_INCREF(sid), Py_INCREF(pos), Py_INCREF(text), Py_INCREF(stream);
+    PyList_SET_ITEM(entry, 0, zero);
+    PyList_SET_ITEM(entry, 1, sid);
+    PyList_SET_ITEM(entry, 2, pos);
+    PyList_SET_ITEM(entry, 3, when);
+    PyList_SET_ITEM(entry, 4, trace);
+    PyList_SET_ITEM(entry, 5, level);
+    PyList_SET_ITEM(entry, 6, service);
+    PyList_SET_ITEM(entry, 7, text);
+    PyList_SET_ITEM(entry, 8, stream);
+    *sure = 1;
+    return entry;
+}
+
+PyDoc_STRVAR(split_doc,
+"split(lines, fields, levels, partitions, max_bytes, fallback_ns, sid, rfc_fast, slow) -> dict[int, list]\n\n"
+"Parsed entries of raw `lines` grouped by destination partition, in input order. `fields` holds the\n"
+"trace, time, level and service field names; `levels` maps exact level spellings to level names.\n"
+"Lines the scan is not sure of go to `slow(raw_line)`, which returns the parsed entry or None.");
+
+static PyObject *split(PyObject *self, PyObject *args) {
+    PyObject *lines, *fields, *levels, *sid, *slow;
+    long partitions;
+    Py_ssize_t max_bytes;
+    long long fallback_ns;
+    int rfc_fast;
+    if (!PyArg_ParseTuple(args, "O!OO!lnLUpO", &PyList_Type, &lines, &fields, &PyDict_Type, &levels, &partitions,
+                          &max_bytes, &fallback_ns, &sid, &rfc_fast, &slow))
+        return NULL;
+    if (partitions < 1) {
+        PyErr_SetString(PyExc_ValueError, "partitions must be at least 1");
+        return NULL;
+    }
+    Names names[N_FIELDS];
+    PyObject *field_seq = PySequence_Fast(fields, "fields must be a sequence of 4 name lists");
+    if (!field_seq) return NULL;
+    if (PySequence_Fast_GET_SIZE(field_seq) != N_FIELDS) {
+        Py_DECREF(field_seq);
+        PyErr_SetString(PyExc_ValueError, "fields must hold 4 name lists: trace, time, level, service");
+        return NULL;
+    }
+    for (int f = 0; f < N_FIELDS; f++) {
+        if (load_names(PySequence_Fast_GET_ITEM(field_seq, f), &names[f]) < 0) {
+            Py_DECREF(field_seq);
+            return NULL;
+        }
+    }
+    PyObject *out = PyDict_New(), *zero = PyLong_FromLong(0), *empty = PyUnicode_New(0, 0);
+    if (!out || !zero || !empty) goto fail;
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *raw = PyList_GET_ITEM(lines, i);
+        Py_INCREF(raw); /* `slow` may run arbitrary code */
+        int sure;
+        PyObject *entry = fast_entry(raw, names, levels, max_bytes, fallback_ns, sid, rfc_fast, zero, empty, &sure);
+        if (!entry && sure) {
+            Py_DECREF(raw);
+            goto fail;
+        }
+        if (!entry) {
+            entry = PyObject_CallOneArg(slow, raw);
+            if (!entry) {
+                Py_DECREF(raw);
+                goto fail;
+            }
+            if (entry == Py_None) {
+                Py_DECREF(entry);
+                Py_DECREF(raw);
+                continue;
+            }
+            if (!PyList_Check(entry) || PyList_GET_SIZE(entry) != 9) {
+                PyErr_SetString(PyExc_TypeError, "slow() must return a parsed entry of 9 fields or None");
+                Py_DECREF(entry);
+                Py_DECREF(raw);
+                goto fail;
+            }
+        }
+        Py_DECREF(raw);
+        int placed = place(out, entry, sid, partitions);
+        Py_DECREF(entry);
+        if (placed < 0) goto fail;
+        if (PyList_GET_SIZE(lines) != count) {
+            PyErr_SetString(PyExc_RuntimeError, "lines changed during split");
+            goto fail;
+        }
+    }
+    Py_DECREF(field_seq);
+    Py_DECREF(zero);
+    Py_DECREF(empty);
+    return out;
+fail:
+    Py_DECREF(field_seq);
+    Py_XDECREF(out);
+    Py_XDECREF(zero);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"split", split, METH_VARARGS, split_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linescan",
+                                    "The parse stage's per-line loop in C (see agents/line_parser.py).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__linescan(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,8 @@
+"""Types of the C extension agents/_linescan.c (the parse stage's per-line loop)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+def split(lines: list[Any], fields: Sequence[Sequence[str]], levels: dict[str, str], partitions: int,
+          max_bytes: int, fallback_ns: int, sid: str, rfc_fast: bool,
+          slow: Callable[[list[Any]], list[Any] | None]) -> dict[int, list[list[Any]]]: ...
