@@ -9,7 +9,7 @@ from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
 from app import channels, topics
-from app.codec import compressor
+from app.codec import compressor, is_compressed
 from app.faust_app import get_app, get_settings, recovery_completed
 from app.metrics import CHUNKS
 from app.models import ParsedChunk
@@ -26,7 +26,9 @@ compress = compressor(settings.kafka.payload_codec)
 
 
 def _send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
-    return channels.sink(sink_name).send_soon(value=compress(value), partition=partition)
+    """Send a chunk record to a sink topic, compressing it unless it is a record forwarded as received."""
+    return channels.sink(sink_name).send_soon(value=value if is_compressed(value) else compress(value),
+                                              partition=partition)
 
 
 def _send_closed(value: bytes, partition: int) -> Any:
@@ -46,7 +48,7 @@ async def group(stream: Any) -> None:
         CHUNKS.labels("group").inc()
         chunk = ParsedChunk.decode(event.value)
         partition = event.message.partition
-        grouper.process_chunk(partition, chunk.sources, chunk.lines)
+        grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
         table.after_persisted(partition, event.ack)
 
 

@@ -25,7 +25,7 @@ from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
 from tables.trace_state import apply_lines, deadlines_ns, decode_state, encode_state, new_state, summary
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
 
-SendToSink = Callable[[str, bytes, int], Any]
+SendToSink = Callable[[str, bytes, int], Any]  # (sink name, chunk record, partition): plain or compressed
 SendClosed = Callable[[bytes, int], Any]
 
 
@@ -50,8 +50,14 @@ class TraceGrouper:
         raw = self.table.read(partition, CLOCK_KEY)
         return int(raw) if raw else 0
 
-    def process_chunk(self, partition: int, sources: list[dict[str, Any]], lines: list[list[Any]]) -> int:
-        """Apply one parsed chunk of `partition`; return the number of lines forwarded."""
+    def process_chunk(self, partition: int, sources: list[dict[str, Any]], lines: list[list[Any]],
+                      payload: bytes | None = None) -> int:
+        """Apply one parsed chunk of `partition`; return the number of lines forwarded.
+
+        `payload` is the chunk's record as received (an ordered chunk). When every line goes to
+        every sink and none was a replay, the sinks get that record as it is instead of a re-encoded
+        copy: the same lines, sources and order, with no encode or compression per sink.
+        """
         now = time.time_ns()
         index = self.deadline_index(partition)
         read = self.table.read
@@ -85,7 +91,10 @@ class TraceGrouper:
         if trace_rules:
             updates[HELD_KEY] = str(self.held_lines(partition)).encode()
         count = sum(len(v) for v in routed.values())
-        outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
+        if payload is not None and self.router.default_all and len(fresh_all) == len(lines):
+            outputs = [self.send_to_sink(sink_name, payload, partition) for sink_name in routed]
+        else:
+            outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
         if early:
             outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
         self.table.commit_when_acked(partition, updates, outputs)

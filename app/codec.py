@@ -32,6 +32,11 @@ def compressor(codec: str) -> Callable[[bytes], bytes]:
     raise ValueError(f"unknown payload codec {codec!r}; allowed: none, lz4, zstd")
 
 
+def is_compressed(data: bytes) -> bool:
+    """True for a payload `compressor` compressed (lz4 or zstd); False for a plain JSON chunk."""
+    return data[:4] in (LZ4_MAGIC, ZSTD_MAGIC)
+
+
 def decompress(data: bytes) -> bytes:
     """Undo `compressor` whatever codec was used; plain payloads pass through untouched."""
     head = data[:4]

@@ -3,6 +3,7 @@
 Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json`.
 1. Limit: one bare aiokafka loop consuming the same raw chunks, parsing with orjson and re-chunking by
    trace id to a topic (no faust, no table), measured in this run on the same broker.
+   Floor: faust with the worker's two hops and no per-line work (tests/bench/faust_floor_app.py).
 2. Throughput: 1M lines (10 per trace) preloaded into logs.raw; one worker running the parse and
    group stages (drains off) routes them all to sink.file; lines/s, CPU s per 100K, peak RSS.
 3. Latency: fixed offered loads (default 10,000, 20,000 and 50,000 lines/s, 15 s each, `--rates`) of
@@ -35,7 +36,7 @@ from app.topic_admin import ensure_topics
 from app.topics import pipeline_topics
 from collectors.publisher import ChunkPublisher
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
-from tests.support.processes import ManagedProcess, wait_http_ok, worker
+from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
 PARTITIONS = 4
 
@@ -91,6 +92,35 @@ async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
     await consumer.stop()
     await producer.stop()
     return row
+
+
+async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+    """The same two hops in faust with no per-line work (tests/bench/faust_floor_app.py)."""
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS),
+                        ["floor.raw", "floor.parsed", "floor.sink"])
+    await preload(bootstrap, lines, "floor.raw", chunk)
+    port = free_port()
+    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn", "--web-port",
+            str(port)]
+    env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(chunk),
+                    "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    proc = ManagedProcess("faust-floor", argv, env, workdir / "faust-floor.log", workdir).start()
+
+    def forwarded() -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:  # noqa: S310
+            return int(json.loads(response.read())["lines"])
+
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/floor/count", 90, proc)
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        while forwarded() < lines:
+            if time.perf_counter() - t0 > 600:
+                raise TimeoutError("the faust floor did not forward every line in 600 s")
+            await asyncio.sleep(0.1)
+        return Row("faust floor: same two hops, records forwarded untouched", lines, time.perf_counter() - t0,
+                   cpu_seconds(proc.pid) - cpu0, peak_rss_mib(proc.pid), "no decode, no table")
+    finally:
+        proc.stop()
 
 
 def routed(port: int) -> float:
@@ -211,6 +241,7 @@ async def main() -> None:
     broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
     try:
         limit = await raw_limit(broker.bootstrap, args.lines, args.chunk)
+        floor = await faust_floor(workdir, broker.bootstrap, args.lines, args.chunk)
         row = await throughput(workdir, broker.bootstrap, args.lines, args.chunk)
         lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
         try:
@@ -226,13 +257,15 @@ async def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace, "
           f"{args.chunk:,}-line raw chunks\n")
-    print(table([limit, row]))
-    print(f"\nworker / limit: {row.rate / limit.rate:.2f}")
+    print(table([limit, floor, row]))
+    print(f"\nworker / limit: {row.rate / limit.rate:.2f}; worker / faust floor: {row.rate / floor.rate:.2f}")
     for lat in lats:
         print(f"latency collection -> sink topic {describe(lat)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [limit.as_dict(), row.as_dict()],
-                                    "worker_vs_limit": round(row.rate / limit.rate, 3), "latency": lats}, indent=2))
+    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [limit.as_dict(), floor.as_dict(), row.as_dict()],
+                                    "worker_vs_limit": round(row.rate / limit.rate, 3),
+                                    "worker_vs_faust_floor": round(row.rate / floor.rate, 3),
+                                    "latency": lats}, indent=2))
 
 
 if __name__ == "__main__":

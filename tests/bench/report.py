@@ -88,8 +88,13 @@ def pod_collector_rows(result: dict[str, Any]) -> list[StageRow]:
 
 def worker_rows(result: dict[str, Any]) -> list[StageRow]:
     rows = result["rows"]
-    return [_stage(find(rows, "worker"), "worker parse + group + route (1 process)", find(rows, "raw aiokafka"),
-                   "bare aiokafka consume + parse + re-chunk + produce")]
+    worker = find(rows, "worker")
+    out = [_stage(worker, "worker parse + group + route (1 process)", find(rows, "raw aiokafka"),
+                  "bare aiokafka consume + parse + re-chunk + produce")]
+    if any(str(row.get("name", "")).startswith("faust floor") for row in rows):
+        out.append(_stage(worker, "- the same worker run, beside the faust floor", find(rows, "faust floor"),
+                          "faust, same two hops, records forwarded untouched (no decode, no table)"))
+    return out
 
 
 def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from agents.grouper import TraceGrouper, closed_upto
 from agents.routing import Router
+from app.codec import compressor
 from app.models import ParsedChunk, decode_closed_traces
 from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
@@ -162,3 +163,28 @@ def test_large_output_split_under_the_message_limit() -> None:
     chunks = [ParsedChunk.decode(v) for _, v in sent]
     assert len(chunks) > 1 and all(len(v) <= 2000 for _, v in sent)
     assert [entry[2] for c in chunks for entry in c.lines] == list(range(1, 41))
+
+
+def test_fresh_chunk_is_forwarded_as_received_and_a_replay_is_re_encoded() -> None:
+    """With default routing the record goes to the sinks untouched (no encode or compression per sink);
+    once any line is a replay, only the fresh lines are encoded and sent."""
+    grouper, sent, _ = make(MemoryTraceTable())
+    first = [line(1, "a", 10 * S), line(2, "b", 11 * S)]
+    received = compressor("lz4")(ParsedChunk(SOURCES, first).encode())
+    grouper.process_chunk(0, SOURCES, first, received)
+    assert sent == [("file", received)]
+    again = first + [line(3, "a", 12 * S)]
+    grouper.process_chunk(0, SOURCES, again, compressor("lz4")(ParsedChunk(SOURCES, again).encode()))
+    assert [entry[2] for entry in ParsedChunk.decode(sent[1][1]).lines] == [3]
+
+
+def test_rules_turn_off_forwarding_as_received() -> None:
+    settings = Settings(traces={"gap": 30}, routing={"rules": [{"name": "errors", "sinks": ["file"],
+                                                                "level_at_least": "error"}]})
+    sent: list[tuple[str, bytes]] = []
+    grouper = TraceGrouper(cast(TraceWindowTable, MemoryTraceTable()), Router(settings.routing, ["file"]), settings,
+                           lambda sink, value, partition: (sent.append((sink, value)), Done())[1],
+                           lambda value, partition: Done())
+    lines = [line(1, "a", 10 * S, "error"), line(2, "a", 11 * S, "info")]
+    grouper.process_chunk(0, SOURCES, lines, ParsedChunk(SOURCES, lines).encode())
+    assert [entry[2] for _, value in sent for entry in ParsedChunk.decode(value).lines] == [1]

@@ -69,6 +69,14 @@ def test_each_stage_beside_its_same_run_limit_with_ratio_cpu_and_rss() -> None:
     assert table_row(text, "pod collector, 200 pods")[3] == "400,000"  # the slower limit: the bare read
     assert table_row(text, "- embedded broker")[1:] == ["-", "-", "-", "-", "3.200", "2.0 GiB"]
     assert table_row(text, "sink etcd")[1:5] == ["15,000", "same client, pre-built bulk requests", "20,000", "0.75"]
+    assert not any("faust floor" in line for line in text.splitlines())  # results from before the floor existed
+
+
+def test_worker_also_beside_the_faust_floor_when_measured() -> None:
+    data = results()
+    data["worker"]["rows"].insert(1, row("faust floor: same two hops, records forwarded untouched", 160_000, 0.45))
+    assert table_row(markdown(data), "- the same worker run, beside the faust floor")[1:5] == [
+        "51,000", "faust, same two hops, records forwarded untouched (no decode, no table)", "160,000", "0.32"]
 
 
 def test_latency_rows_per_offered_load() -> None:

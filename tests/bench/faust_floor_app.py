@@ -1,0 +1,47 @@
+"""The worker benchmark's floor: faust itself, with the worker's topology and no work per line.
+
+Two agents move 1,000-line chunk records the way the worker does - each raw record fans out to four
+trace partitions (a quarter of its bytes each), and each of those goes on to a sink topic - but
+nothing is decoded, parsed, grouped or stored. What this reaches on the same broker in the same run
+is what any Python per-line work and the trace table have to fit under.
+
+Run by tests/bench/bench_worker.py: `faust -A tests.bench.faust_floor_app worker` with FLOOR_BROKER
+and FLOOR_WEB_PORT set; GET /floor/count answers how many lines went through.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import faust
+
+FANOUT = 4
+app = faust.App("logweave-floor", broker=f"kafka://{os.environ.get('FLOOR_BROKER', 'localhost:9092')}",
+                store="memory://", topic_partitions=FANOUT, autodiscover=False, stream_buffer_maxsize=64,
+                producer_acks=-1, consumer_max_fetch_size=8 << 20,
+                web_port=int(os.environ.get("FLOOR_WEB_PORT", "6067")))
+RAW, PARSED, SINK = (app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                               partitions=FANOUT) for name in ("floor.raw", "floor.parsed", "floor.sink"))
+LINES_PER_RECORD = int(os.environ.get("FLOOR_CHUNK_LINES", "1000"))
+forwarded = [0]
+
+
+@app.agent(RAW)
+async def fan_out(stream: Any) -> None:
+    async for event in stream.events():
+        quarter = event.value[: len(event.value) // FANOUT]
+        for partition in range(FANOUT):
+            await PARSED.send(value=quarter, partition=partition)
+
+
+@app.agent(PARSED)
+async def pass_on(stream: Any) -> None:
+    async for event in stream.events():
+        SINK.send_soon(value=event.value, partition=event.message.partition)
+        forwarded[0] += LINES_PER_RECORD // FANOUT
+
+
+@app.page("/floor/count")
+async def count(web: Any, request: Any) -> Any:
+    return web.json({"lines": forwarded[0]})
