@@ -92,4 +92,23 @@ def load_worker() -> faust.App:
     for stage in get_settings().worker.stages:
         importlib.import_module(STAGE_MODULES[stage])
     importlib.import_module("app.web")
+    tune_garbage_collector()
     return app
+
+
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """Freeze the start-up heap and collect less often.
+
+    Every chunk allocates thousands of short-lived lists, so CPython's default thresholds (700, 10,
+    10) ran the young collection ~3 times per chunk and a full collection - a walk of faust's whole
+    heap and the deadline indexes - every few seconds: 3.0 s of a worker's 20.6 CPU s on 1M lines
+    (2,730 / 247 / 25 collections). Frozen and with these thresholds: 0.23 s (15 / 0 / 3). Cyclic
+    garbage is still collected, only in larger batches.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
