@@ -7,8 +7,9 @@
  *
  * It only answers when it is sure to give the Python reference's answer (agents/line_parser.py,
  * LineParser.parse_line): any line it does not fully understand - an escape in a field it needs, a
- * missing first field name with aliases configured, a non-string value, a number orjson might turn
- * into infinity, deep nesting, an unusual time - goes to the Python `slow` callback, in input order,
+ * missing first field name with aliases configured, a value other than a string (or an integer time
+ * or level, as pino and bunyan write them), a number orjson might turn into infinity, deep nesting,
+ * an unusual time - goes to the Python `slow` callback, in input order,
  * which either returns the parsed entry or records a dead letter and returns None. The differential
  * test tests/unit/agents/test_linescan.py holds the two paths equal on generated lines.
  */
@@ -22,7 +23,7 @@
 #define MAX_TRACE 256
 #define N_FIELDS 4
 enum { F_TRACE, F_TIME, F_LEVEL, F_SERVICE };
-enum { K_NONE, K_STRING, K_OTHER };
+enum { K_NONE, K_STRING, K_INT, K_OTHER }; /* K_INT: a JSON integer of at most 18 digits */
 
 static uint32_t crc_table[256];
 
@@ -184,7 +185,7 @@ typedef struct {
 
 typedef struct {
     int alias;  /* index of the name that matched, -1 if none */
-    int kind;   /* K_STRING (unescaped), K_OTHER */
+    int kind;   /* K_STRING (unescaped), K_INT, K_OTHER */
     int dup;
     const char *start;
     Py_ssize_t len;
@@ -211,8 +212,15 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Fo
         if (c.p < c.end && *c.p == '"') {
             if (scan_string(&c, &value_escaped) < 0) return -1;
             kind = value_escaped ? K_OTHER : K_STRING;
-        } else if (scan_value(&c, 1) < 0) {
-            return -1;
+        } else {
+            if (scan_value(&c, 1) < 0) return -1;
+            const char *digit = value + (*value == '-');
+            Py_ssize_t n = c.p - digit;
+            if (n >= 1 && n <= 18) {
+                kind = K_INT;
+                for (Py_ssize_t i = 0; i < n; i++)
+                    if (digit[i] < '0' || digit[i] > '9') kind = K_OTHER;
+            }
         }
         for (int f = 0; f < N_FIELDS; f++) {
             for (int i = 0; i < names[f].count; i++) {
@@ -222,7 +230,7 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Fo
                         found[f].alias = i;
                         found[f].kind = kind;
                         found[f].start = kind == K_STRING ? value + 1 : value;
-                        found[f].len = kind == K_STRING ? (c.p - 1) - (value + 1) : 0;
+                        found[f].len = kind == K_STRING ? (c.p - 1) - (value + 1) : c.p - value;
                     }
                 }
             }
@@ -239,17 +247,44 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Fo
     }
 }
 
-/* 1: the field's value (string, unescaped) in start and len; 0: absent everywhere; -1: not sure. */
+/* K_STRING or K_INT: the first name's value in start and len; K_NONE: absent everywhere; -1: not sure. */
 static int resolve(const Names *names, const Found *found, const char **start, Py_ssize_t *len) {
     if (found->dup) return -1;
     if (found->alias == 0) {
-        if (found->kind != K_STRING) return -1;
+        if (found->kind != K_STRING && found->kind != K_INT) return -1;
         *start = found->start;
         *len = found->len;
-        return 1;
+        return found->kind;
     }
     if (found->alias > 0 || names->dotted) return -1;
+    return K_NONE;
+}
+
+static long long int_value(const char *p, Py_ssize_t n) { /* at most 18 digits: no overflow */
+    long long v = 0;
+    int negative = *p == '-';
+    for (Py_ssize_t i = negative; i < n; i++) v = v * 10 + (p[i] - '0');
+    return negative ? -v : v;
+}
+
+/* An integer epoch time to ns as app/timeparse.py does: `unit` ns per unit, or 0 to guess it from the
+ * magnitude (seconds below 1e11, milliseconds below 1e14, else nanoseconds). -1 past int64. */
+static int epoch_ns(long long value, long long unit, int64_t *out) {
+    long long magnitude = value < 0 ? -value : value;
+    if (unit == 0) unit = magnitude < 100000000000LL ? 1000000000LL : magnitude < 100000000000000LL ? 1000000LL : 1;
+    long long product;
+    if (__builtin_mul_overflow(value, unit, &product)) return -1;
+    *out = product;
     return 0;
+}
+
+/* pino / bunyan numeric levels, as normalize_level: min(max(value // 10 - 1, 0), 5). */
+static const char *const LEVEL_BY_RANK[] = {"trace", "debug", "info", "warn", "error", "fatal"};
+
+static int level_rank(long long value) {
+    long long tens = value >= 0 ? value / 10 : -((-value + 9) / 10); /* floor division */
+    long long rank = tens - 1;
+    return rank < 0 ? 0 : rank > 5 ? 5 : (int)rank;
 }
 
 static int digits(const char *p, int n, int *out) {
@@ -361,8 +396,8 @@ static int place(PyObject *out, PyObject *entry, PyObject *sid, long partitions)
 
 /* The parsed entry for a line the scan understood, or NULL with *sure = 0 to ask the reference. */
 static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *levels, Py_ssize_t max_bytes,
-                            long long fallback_ns, PyObject *sid, int rfc_fast, PyObject *zero, PyObject *empty,
-                            int *sure) {
+                            long long fallback_ns, PyObject *sid, int rfc_fast, long long epoch_unit, PyObject *zero,
+                            PyObject *empty, int *sure) {
     *sure = 0;
     if (!PyList_CheckExact(raw) || PyList_GET_SIZE(raw) != 5) return NULL;
     PyObject *pos = PyList_GET_ITEM(raw, 0), *text = PyList_GET_ITEM(raw, 1), *stream = PyList_GET_ITEM(raw, 2);
@@ -388,13 +423,19 @@ static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *leve
         present[f] = resolve(&names[f], &found[f], &value[f], &value_len[f]);
         if (present[f] < 0) return NULL;
     }
-    if (present[F_TRACE] != 1 || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return NULL;
+    if (present[F_TRACE] != K_STRING || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return NULL;
+    if (present[F_SERVICE] == K_INT) return NULL;
     for (Py_ssize_t i = 0; i < value_len[F_TRACE]; i++)
         if ((unsigned char)value[F_TRACE][i] < 0x20 || (unsigned char)value[F_TRACE][i] > 0x7E) return NULL;
     long long time_ns;
-    if (present[F_TIME]) {
+    if (present[F_TIME] == K_STRING) {
         int64_t parsed;
         if (!rfc_fast || rfc3339_ns(value[F_TIME], value_len[F_TIME], &parsed) < 0) return NULL;
+        time_ns = parsed;
+    } else if (present[F_TIME] == K_INT) {
+        int64_t parsed;
+        if (epoch_unit < 0 || epoch_ns(int_value(value[F_TIME], value_len[F_TIME]), epoch_unit, &parsed) < 0)
+            return NULL;
         time_ns = parsed;
     } else {
         long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
@@ -406,7 +447,12 @@ static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *leve
     }
     PyObject *level = empty;
     Py_INCREF(level);
-    if (present[F_LEVEL]) {
+    if (present[F_LEVEL] == K_INT) {
+        Py_DECREF(level);
+        level = PyDict_GetItemString(levels, LEVEL_BY_RANK[level_rank(int_value(value[F_LEVEL], value_len[F_LEVEL]))]);
+        if (!level) return NULL;
+        Py_INCREF(level);
+    } else if (present[F_LEVEL]) {
         Py_DECREF(level);
         PyObject *raw_level = PyUnicode_DecodeUTF8(value[F_LEVEL], value_len[F_LEVEL], NULL);
         if (!raw_level) {
@@ -446,19 +492,20 @@ static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *leve
 }
 
 PyDoc_STRVAR(split_doc,
-"split(lines, fields, levels, partitions, max_bytes, fallback_ns, sid, rfc_fast, slow) -> dict[int, list]\n\n"
+"split(lines, fields, levels, partitions, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, slow) -> dict\n\n"
 "Parsed entries of raw `lines` grouped by destination partition, in input order. `fields` holds the\n"
 "trace, time, level and service field names; `levels` maps exact level spellings to level names.\n"
+"`epoch_unit`: ns per unit of an integer time, 0 to guess it from the magnitude, -1 for no integer times.\n"
 "Lines the scan is not sure of go to `slow(raw_line)`, which returns the parsed entry or None.");
 
 static PyObject *split(PyObject *self, PyObject *args) {
     PyObject *lines, *fields, *levels, *sid, *slow;
     long partitions;
     Py_ssize_t max_bytes;
-    long long fallback_ns;
+    long long fallback_ns, epoch_unit;
     int rfc_fast;
-    if (!PyArg_ParseTuple(args, "O!OO!lnLUpO", &PyList_Type, &lines, &fields, &PyDict_Type, &levels, &partitions,
-                          &max_bytes, &fallback_ns, &sid, &rfc_fast, &slow))
+    if (!PyArg_ParseTuple(args, "O!OO!lnLUpLO", &PyList_Type, &lines, &fields, &PyDict_Type, &levels, &partitions,
+                          &max_bytes, &fallback_ns, &sid, &rfc_fast, &epoch_unit, &slow))
         return NULL;
     if (partitions < 1) {
         PyErr_SetString(PyExc_ValueError, "partitions must be at least 1");
@@ -485,7 +532,8 @@ static PyObject *split(PyObject *self, PyObject *args) {
         PyObject *raw = PyList_GET_ITEM(lines, i);
         Py_INCREF(raw); /* `slow` may run arbitrary code */
         int sure;
-        PyObject *entry = fast_entry(raw, names, levels, max_bytes, fallback_ns, sid, rfc_fast, zero, empty, &sure);
+        PyObject *entry = fast_entry(raw, names, levels, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, zero, empty,
+                                     &sure);
         if (!entry && sure) {
             Py_DECREF(raw);
             goto fail;

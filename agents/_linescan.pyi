@@ -4,5 +4,5 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 def split(lines: list[Any], fields: Sequence[Sequence[str]], levels: dict[str, str], partitions: int,
-          max_bytes: int, fallback_ns: int, sid: str, rfc_fast: bool,
+          max_bytes: int, fallback_ns: int, sid: str, rfc_fast: bool, epoch_unit: int,
           slow: Callable[[list[Any]], list[Any] | None]) -> dict[int, list[list[Any]]]: ...

@@ -33,6 +33,8 @@ _MAX_TRACE_ID = 256
 _EXACT_LEVELS = {**_LEVEL_ALIASES, **{k.upper(): v for k, v in _LEVEL_ALIASES.items()},
                  **{k.capitalize(): v for k, v in _LEVEL_ALIASES.items()}}
 _FRACTION_SCALE = [10 ** (9 - digits) for digits in range(10)]
+# The C scan's reading of an integer time: ns per unit, 0 = guess from the magnitude, -1 = not a time
+_EPOCH_UNIT = {"auto": 0, "rfc3339": -1, "epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
 
 
 def normalize_level(value: object) -> str:
@@ -86,7 +88,8 @@ class LineParser:
                 and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
             fields = (s.trace_id_fields, s.time_fields, s.level_fields, s.service_fields)
             lines_of = _linescan.split(chunk.lines, fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
-                                       fallback_ns, sid, s.time_format in ("auto", "rfc3339"), parse_line)
+                                       fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
+                                       _EPOCH_UNIT[s.time_format], parse_line)
         else:
             lines_of = {}
             for raw in chunk.lines:

@@ -62,11 +62,16 @@ times = st.one_of(
               st.sampled_from(["Z", "z", "+02:00", "-05:30", "+0200", "+99:99", "", " Z", "+02"]),
               st.sampled_from(["T", "T", "T", " ", "t"])),
     st.integers(-10**15, 10**15), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
+    st.sampled_from([0, -1, 1_700_000_000, 1_700_000_000_123, 1_700_000_000_123_456_789, 9_223_372_036,
+                     9_223_372_037, 99_999_999_999, 100_000_000_000, 99_999_999_999_999, 100_000_000_000_000,
+                     -9_223_372_036_854_775_808, 9_223_372_036_854_775_807, 10**18 - 1, 10**18, 10**19, -10**18]),
     st.none(),
 )
 levels = st.one_of(st.sampled_from(sorted(_EXACT_LEVELS)), st.sampled_from(["Info ", "WaRn", "notice", "x", ""]),
-                   st.integers(0, 70), st.none(), st.booleans())
-traces = st.one_of(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40),
+                   st.integers(-100, 100), st.sampled_from([10**18 - 1, 10**18, -10**18 + 1, 10**20, -0.0, 30.0]),
+                   st.none(), st.booleans())
+usable_traces = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+traces = st.one_of(usable_traces, usable_traces, usable_traces,
                    st.text(max_size=20), st.just("x" * 256), st.just("x" * 257), st.just("a\u00e9b"),
                    st.just("tab\there"), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.none(),
                    st.booleans(), st.just(""))
@@ -149,10 +154,17 @@ def test_scan_equals_reference(lines: list[list[Any]], parse: ParseSettings, par
     '{"traceId":null,"trace_id":"b"}',
     '{"trace_id":"b","time":"2025-06-10T08:25:41Z"}',
     '{"traceId":"a\\"b"}',
+    *[f'{{"traceId":"a","time":{when}}}' for when in (
+        0, -0, -1, 9_223_372_036, 9_223_372_037, 10_000_000_000, 99_999_999_999, 100_000_000_000,
+        99_999_999_999_999, 100_000_000_000_000, 999_999_999_999_999_999, -999_999_999_999_999_999,
+        1_000_000_000_000_000_000)],
+    *[f'{{"traceId":"a","level":{level}}}' for level in (-11, -10, -1, 0, 9, 10, 19, 20, 30, 59, 60, 61, 1000,
+                                                          999_999_999_999_999_999, 1.5, "-0")],
 ])
-def test_edge_lines_equal(text: str) -> None:
+@pytest.mark.parametrize("time_format", ["auto", "rfc3339", "epoch_s", "epoch_ms"])
+def test_edge_lines_equal(text: str, time_format: str) -> None:
     chunk = RawChunk({}, "s", 5, [[1, text, "stdout", 0, 0]])
-    fast, ref = both(chunk, ParseSettings())
+    fast, ref = both(chunk, ParseSettings(time_format=time_format))
     assert fast == ref
 
 
@@ -160,18 +172,24 @@ def test_common_lines_never_take_the_reference() -> None:
     """The scan must actually do the work: a typical line reaches `slow` only when it is unusual."""
     lines = [[n, make_doc(n, 1_749_543_941_000_000_000 + n).decode(), "stdout", 0, 0] for n in range(500)]
     lines.append([500, '{"traceId":"t","level":"INFO "}', "stdout", 0, 0])  # not an exact level spelling
+    lines += [[501 + n, f'{{"level":{level},"time":{when},"traceId":"p{n}","msg":"pino"}}', "stdout", 0, 0]
+              for n, (level, when) in enumerate([(30, 1_700_000_000_123), (50, 1_700_000_000), (-5, 0)])]
     taken: list[Any] = []
     s = ParseSettings()
     out = _linescan.split(lines, (s.trace_id_fields, s.time_fields, s.level_fields, s.service_fields),
-                          _EXACT_LEVELS, 4, s.max_line_bytes, 1, "sid", True, lambda raw: taken.append(raw))
+                          _EXACT_LEVELS, 4, s.max_line_bytes, 1, "sid", True, 0, lambda raw: taken.append(raw))
     assert [raw[0] for raw in taken] == [500]
-    assert sum(len(v) for v in out.values()) == 500
+    assert sum(len(v) for v in out.values()) == 503
+    pino = sorted((entry for part in out.values() for entry in part if entry[4].startswith("p")), key=lambda e: e[2])
+    assert [(entry[5], entry[3]) for entry in pino] == [
+        ("info", 1_700_000_000_123_000_000), ("error", 1_700_000_000_000_000_000), ("trace", 0)]
 
 
 def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="partitions"):
-        _linescan.split([], (["a"], ["b"], ["c"], ["d"]), {}, 0, 10, 0, "s", True, lambda raw: None)
+        _linescan.split([], (["a"], ["b"], ["c"], ["d"]), {}, 0, 10, 0, "s", True, 0, lambda raw: None)
     with pytest.raises(ValueError, match="4 name lists"):
-        _linescan.split([], (["a"],), {}, 1, 10, 0, "s", True, lambda raw: None)
+        _linescan.split([], (["a"],), {}, 1, 10, 0, "s", True, 0, lambda raw: None)
     with pytest.raises(TypeError, match="9 fields"):
-        _linescan.split([[0, "x", "", 0, 0]], (["a"], ["b"], ["c"], ["d"]), {}, 1, 10, 0, "s", True, lambda raw: [1])
+        _linescan.split([[0, "x", "", 0, 0]], (["a"], ["b"], ["c"], ["d"]), {}, 1, 10, 0, "s", True, 0,
+                        lambda raw: [1])
