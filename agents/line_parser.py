@@ -73,6 +73,9 @@ class LineParser:
     def __init__(self, settings: ParseSettings, stage: str = "parse") -> None:
         self.settings = settings
         self.stage = stage
+        fields = (settings.trace_id_fields, settings.time_fields, settings.level_fields, settings.service_fields)
+        # the scan takes up to 16 names per field; more aliases than that leave every line to the reference
+        self._scan_fields = fields if _linescan is not None and all(1 <= len(f) <= 16 for f in fields) else None
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
         """Parsed chunks per destination partition (hash of trace id), and the dead letters.
@@ -84,10 +87,9 @@ class LineParser:
         dead: list[DeadLetter] = []
         parse_line = self.line_parser(chunk, dead)
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
-        if _linescan is not None and type(sid) is str and type(fallback_ns) is int \
-                and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
-            fields = (s.trace_id_fields, s.time_fields, s.level_fields, s.service_fields)
-            lines_of = _linescan.split(chunk.lines, fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
+        if self._scan_fields is not None and _linescan is not None and type(sid) is str \
+                and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
+            lines_of = _linescan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
                                        fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
                                        _EPOCH_UNIT[s.time_format], parse_line)
         else:

@@ -193,3 +193,11 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(TypeError, match="9 fields"):
         _linescan.split([[0, "x", "", 0, 0]], (["a"], ["b"], ["c"], ["d"]), {}, 1, 10, 0, "s", True, 0,
                         lambda raw: [1])
+
+
+def test_more_aliases_than_the_scan_takes_leave_lines_to_the_reference() -> None:
+    parse = ParseSettings(trace_id_fields=["traceId", *[f"alias{n}" for n in range(20)]])
+    chunk = RawChunk({}, "s", 5, [[1, '{"alias19":"t","level":"info"}', "stdout", 0, 0],
+                                  [2, '{"traceId":"u"}', "stdout", 0, 0]])
+    fast, ref = both(chunk, parse)
+    assert fast == ref and sum(len(lines) for _, lines in fast[0].values()) == 2
