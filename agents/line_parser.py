@@ -1,7 +1,8 @@
 """Turns raw chunks into parsed lines partitioned by trace id, and dead letters with reasons.
 
 Pure logic, no faust: the parse agent calls it once per chunk, and tests and the benchmark call
-it directly. One orjson parse per line; no pydantic on this path (DESIGN.md, Performance).
+it directly. The common line is scanned in C (agents/_linescan.c) and any other takes one orjson
+parse; no pydantic on this path (DESIGN.md, Performance).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import orjson
 
 from app.models import FLAG_BASE64, FLAG_TRUNCATED, P_TRACE, DeadLetter, ParsedChunk, RawChunk, trace_partition
 from app.settings import ParseSettings
+from app.timeparse import EPOCH_UNITS, parse_event_time
 from app.timeparse import SECOND_CACHE as _SECONDS
-from app.timeparse import parse_event_time
 
 try:
     from agents import _linescan
@@ -34,7 +35,7 @@ _EXACT_LEVELS = {**_LEVEL_ALIASES, **{k.upper(): v for k, v in _LEVEL_ALIASES.it
                  **{k.capitalize(): v for k, v in _LEVEL_ALIASES.items()}}
 _FRACTION_SCALE = [10 ** (9 - digits) for digits in range(10)]
 # The C scan's reading of an integer time: ns per unit, 0 = guess from the magnitude, -1 = not a time
-_EPOCH_UNIT = {"auto": 0, "rfc3339": -1, "epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
+_EPOCH_UNIT = {"auto": 0, "rfc3339": -1, **EPOCH_UNITS}
 
 
 def normalize_level(value: object) -> str:

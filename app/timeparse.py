@@ -14,7 +14,7 @@ _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9})\d*)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
 _MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
-_EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}
+EPOCH_UNITS = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000}  # ns per unit of each epoch time_format
 _base_cache: dict[tuple[int, int, int, int], int] = {}
 
 
@@ -100,7 +100,7 @@ def _event_time(value: object, time_format: str) -> int | None:
         except ValueError:
             return None
     if isinstance(value, int | float) and time_format != "rfc3339":
-        unit = _EPOCH_UNITS.get(time_format)
+        unit = EPOCH_UNITS.get(time_format)
         if unit is None:  # auto: guess the unit from the magnitude
             unit = 1_000_000_000 if abs(value) < 1e11 else 1_000_000 if abs(value) < 1e14 else 1
         if isinstance(value, float):
