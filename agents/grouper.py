@@ -18,11 +18,19 @@ from typing import Any
 from agents.forwarding import forward
 from agents.routing import Router
 from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
-from app.models import P_SRC, P_TRACE, encode_closed_traces
+from app.models import P_SRC, P_TRACE, join_closed_traces
 from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
-from tables.trace_state import apply_lines, deadlines_ns, decode_state, encode_state, new_state, summary
+from tables.trace_state import (
+    apply_lines,
+    deadlines_ns,
+    decode_state,
+    encode_state,
+    encode_summary,
+    new_state,
+    spliced_summary,
+)
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
 
 SendToSink = Callable[[str, bytes, int], Any]  # (sink name, chunk record, partition): plain or compressed
@@ -167,7 +175,7 @@ class TraceGrouper:
         index = self.deadline_index(partition)
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
         updates: dict[bytes, bytes | None] = {}
-        summaries: list[tuple[dict[str, Any], int]] = []
+        summaries: list[bytes] = []
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         held_sources: list[dict[str, Any]] = []
         causes: dict[str, int] = defaultdict(int)
@@ -178,14 +186,17 @@ class TraceGrouper:
             stored = self.table.read(partition, key)
             if stored is None:  # closed already (an index rebuilt from a store with staged deletes)
                 continue
-            state = decode_state(stored)
             updates[key] = None
-            self._release_held(partition, state, routed, held_sources)
-            item = summary(state, cause, now)
-            if item["close_id"] in sent_before:  # sent before a crash; its delete was never stored
-                sent_before.discard(item["close_id"])
+            closing = spliced_summary(stored, trace_id, cause, now)
+            if closing is None:
+                state = decode_state(stored)
+                self._release_held(partition, state, routed, held_sources)
+                closing = encode_summary(state, cause, now)
+            record, close_id = closing
+            if close_id in sent_before:  # sent before a crash; its delete was never stored
+                sent_before.discard(close_id)
                 continue
-            summaries.append((item, len(stored)))
+            summaries.append(record)
             causes[cause] += 1
         for cause, count in causes.items():
             TRACES_CLOSED.labels(cause).inc(count)
@@ -200,24 +211,20 @@ class TraceGrouper:
         self._publish_open()
         return len(summaries)
 
-    def _emit_closed(self, partition: int, summaries: list[tuple[dict[str, Any], int]]) -> list[Any]:
-        """Send closed-trace summaries as few records as the message size allows (never one per trace).
-
-        Each summary comes with the size of the stored state it was made from, a close upper bound
-        of its encoded size, so the summaries are encoded once.
-        """
+    def _emit_closed(self, partition: int, summaries: list[bytes]) -> list[Any]:
+        """Send encoded closed-trace summaries as few records as the message size allows (never one
+        per trace)."""
         outputs: list[Any] = []
-        batch: list[dict[str, Any]] = []
+        batch: list[bytes] = []
         size = 0
-        for item, cost in summaries:
-            cost += 256  # the fields summary() adds
-            if batch and size + cost > self.limit:
-                outputs.append(self.send_closed(encode_closed_traces(batch), partition))
+        for item in summaries:
+            if batch and size + len(item) + 1 > self.limit:
+                outputs.append(self.send_closed(join_closed_traces(batch), partition))
                 batch, size = [], 0
             batch.append(item)
-            size += cost
+            size += len(item) + 1
         if batch:
-            outputs.append(self.send_closed(encode_closed_traces(batch), partition))
+            outputs.append(self.send_closed(join_closed_traces(batch), partition))
         return outputs
 
     def _release_held(self, partition: int, state: dict[str, Any], routed: dict[str, list[list[Any]]],

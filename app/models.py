@@ -140,7 +140,12 @@ def decode_dead_letters(data: bytes) -> list[dict[str, Any]]:
 
 def encode_closed_traces(summaries: list[dict[str, Any]]) -> bytes:
     """One `traces.closed` record carrying the summaries of many traces closed together."""
-    return orjson.dumps({"v": SCHEMA_VERSION, "t": "closed", "traces": summaries})
+    return join_closed_traces([orjson.dumps(item) for item in summaries])
+
+
+def join_closed_traces(encoded_summaries: list[bytes]) -> bytes:
+    """`encode_closed_traces` for summaries already encoded as JSON objects."""
+    return b'{"v":%d,"t":"closed","traces":[%s]}' % (SCHEMA_VERSION, b",".join(encoded_summaries))
 
 
 def decode_closed_traces(data: bytes) -> list[dict[str, Any]]:
