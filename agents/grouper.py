@@ -23,11 +23,12 @@ from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
 from tables.trace_state import (
-    apply_lines,
+    apply_fold,
     deadlines_ns,
     decode_state,
     encode_state,
     encode_summary,
+    fold_traces,
     new_state,
     spliced_summary,
 )
@@ -73,25 +74,21 @@ class TraceGrouper:
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
         if len(fresh_all) < len(lines):
             DUPLICATES.labels("group").inc(len(lines) - len(fresh_all))
-        by_trace: dict[str, list[list[Any]]] = defaultdict(list)
-        for line in fresh_all:
-            by_trace[line[P_TRACE]].append(line)
         routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
         early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
         clock = max_time = self.clock(partition)
-        trace_rules, settings = self.router.trace_rules, self.traces
+        trace_rules, sample_lines = self.router.trace_rules, self.traces.sample_lines
+        by_trace = lines_by_trace(fresh_all) if trace_rules else {}
         gap_ns, longest_ns = self._gap_ns, self._longest_ns
-        for trace_id, trace_lines in by_trace.items():
-            if not trace_id:  # untraced lines (parse.untraced=pass) are routed, not grouped
-                continue
+        for trace_id, fold in fold_traces(fresh_all, sample_lines).items():  # untraced lines are not grouped
             key = trace_id.encode()
             stored = read(partition, key)
             state = decode_state(stored) if stored else new_state(trace_id, now)
-            apply_lines(state, trace_lines, sources, settings, now)
+            apply_fold(state, fold, sources, sample_lines, now)
             if state["last"] > max_time:
                 max_time = state["last"]
             if trace_rules:
-                self._hold(partition, state, trace_lines, sources, early)
+                self._hold(partition, state, by_trace[trace_id], sources, early)
             index.set(trace_id, *deadlines_ns(state, gap_ns, longest_ns))
             updates[key] = encode_state(state)
         if max_time > clock:
@@ -267,6 +264,13 @@ class TraceGrouper:
 
     def _publish_open(self) -> None:
         OPEN_TRACES.set(self.open_traces())
+
+
+def lines_by_trace(lines: list[list[Any]]) -> dict[str, list[list[Any]]]:
+    by_trace: dict[str, list[list[Any]]] = defaultdict(list)
+    for line in lines:
+        by_trace[line[P_TRACE]].append(line)
+    return by_trace
 
 
 def closed_upto(closed: list[Any]) -> dict[bytes, bytes | None]:

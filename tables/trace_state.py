@@ -11,13 +11,18 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME
+try:
+    from tables import _tracefold
+except ImportError:  # not compiled (no C compiler at install): the reference folds every chunk
+    _tracefold = None  # type: ignore[assignment]
+
+from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
 from app.settings import TraceSettings
 
-_LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
+_LEVEL_NAMES = ("trace", "debug", "info", "warn", "error", "fatal")
+_LEVEL_RANK = {name: rank for rank, name in enumerate(_LEVEL_NAMES)}
 _MAX_NAMES = 16
 _NS = 1_000_000_000
-_ERROR_LEVELS = frozenset({"error", "fatal"})
 _SAMPLE_CHARS = 512  # sampled lines are cut here: the state is rewritten on every update
 
 
@@ -49,39 +54,72 @@ def new_state(trace_id: str, now_ns: int) -> dict[str, Any]:
 
 def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dict[str, Any]],
                 settings: TraceSettings, now_ns: int) -> list[list[Any]]:
-    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them.
+    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them."""
+    if lines:
+        apply_fold(state, fold_lines(lines, settings.sample_lines), sources, settings.sample_lines, now_ns)
+    return lines
 
-    Built from comprehensions over the trace's lines rather than one pass of per-line field
-    updates: this runs for every trace of every chunk.
+
+# What one chunk's lines of a trace add to its state: [count, first, last, highest level rank,
+# errors, services (distinct, non-empty, first seen first, at most 2 x _MAX_NAMES: the state may
+# already hold up to _MAX_NAMES of them), source indices (distinct), sample (the first texts, cut)]
+Fold = list[Any]
+
+
+def fold_traces(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
+    """One fold per trace id of `lines`, in first-seen order; untraced lines are left out.
+
+    The loop over lines runs in C (tables/_tracefold.c) when it is built; the C loop declines any
+    chunk holding a line it was not written for, and the reference folds that chunk.
     """
-    if not lines:
-        return lines
+    if _tracefold is not None:
+        folded: dict[str, Fold] | None = _tracefold.fold(lines, sample_lines, _SAMPLE_CHARS, 2 * _MAX_NAMES)
+        if folded is not None:
+            return folded
+    return fold_reference(lines, sample_lines)
+
+
+def fold_reference(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
+    by_trace: dict[str, list[list[Any]]] = {}
+    for line in lines:
+        trace_lines = by_trace.get(line[P_TRACE])
+        if trace_lines is None:
+            by_trace[line[P_TRACE]] = [line]
+        else:
+            trace_lines.append(line)
+    return {trace_id: fold_lines(trace_lines, sample_lines) for trace_id, trace_lines in by_trace.items() if trace_id}
+
+
+def fold_lines(lines: list[list[Any]], sample_lines: int) -> Fold:
+    """The fold of one trace's lines (at least one)."""
     times = list(map(_time_of, lines))
-    first, last = min(times), max(times)
+    levels = list(map(_level_of, lines))
+    services = [name for name in dict.fromkeys(map(_service_of, lines)) if name][:2 * _MAX_NAMES]
+    return [len(lines), min(times), max(times), max(map(_rank, set(levels))),
+            levels.count("error") + levels.count("fatal"), services, list(dict.fromkeys(map(_source_of, lines))),
+            [line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:sample_lines]]]
+
+
+def apply_fold(state: dict[str, Any], fold: Fold, sources: list[dict[str, Any]], sample_lines: int,
+               now_ns: int) -> None:
+    """Add one chunk's fold of a trace to its state."""
+    count, first, last, rank, errors, services, source_indices, sample = fold
     if state["count"] == 0 or first < state["first"]:
         state["first"] = first
     if last > state["last"]:
         state["last"] = last
-    state["count"] += len(lines)
-    levels = list(map(_level_of, lines))
-    distinct = set(levels)
-    top = max(distinct, key=_rank) if len(distinct) > 1 else levels[0]
-    if top != state["level"] and _rank(top) > _rank(state["level"]):
-        state["level"] = top
-    if top in _ERROR_LEVELS:
-        state["errors"] += levels.count("error") + levels.count("fatal")
-    services = list(map(_service_of, lines))
-    if not set(services).issubset(state["services"]):
-        _add_names(state["services"], services)
-    pods = [sources[index].get("pod") for index in set(map(_source_of, lines))]
+    state["count"] += count
+    if rank > _rank(state["level"]):
+        state["level"] = _LEVEL_NAMES[rank]
+    state["errors"] += errors
+    _add_names(state["services"], services)
+    pods = [sources[index].get("pod") for index in source_indices]
     if not set(pods).issubset(state["pods"]):
-        _add_names(state["pods"], [sources[index].get("pod") for index in dict.fromkeys(map(_source_of, lines))])
-    sample = state["sample"]
-    room = settings.sample_lines - len(sample)
+        _add_names(state["pods"], pods)
+    room = sample_lines - len(state["sample"])
     if room > 0:
-        sample.extend([line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:room]])
+        state["sample"].extend(sample[:room])
     state["updated"] = now_ns
-    return lines
 
 
 _time_of, _level_of = itemgetter(P_TIME), itemgetter(P_LEVEL)
@@ -94,8 +132,10 @@ def _rank(level: str) -> int:
 
 def _add_names(names: list[str], candidates: list[Any]) -> None:
     """Append new non-empty names in first-seen order, up to _MAX_NAMES."""
-    for name in dict.fromkeys(candidates):
-        if name and name not in names and len(names) < _MAX_NAMES:
+    for name in candidates:
+        if len(names) >= _MAX_NAMES:
+            return
+        if name and name not in names:
             names.append(name)
 
 

@@ -1,0 +1,106 @@
+"""The C fold (tables/_tracefold.c) gives exactly the reference fold, and takes the common chunk.
+
+Differential: every generated chunk is folded by the C loop and by `fold_reference`; the results
+must be equal, or the C loop must decline (None) a chunk holding a line it was not written for.
+The generators aim at what the loop decides itself: empty and non-ASCII trace ids, times at the
+int64 edges, level spellings, empty/None/repeated services past the name bound, repeated sources,
+texts around the sample cut in every string width.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tables.trace_state as trace_state_module
+from tables import _tracefold
+from tables.trace_state import _MAX_NAMES, _SAMPLE_CHARS, fold_reference, fold_traces
+
+INT64 = 2**63
+EXAMPLES = int(os.environ.get("TRACEFOLD_EXAMPLES", "300"))
+WIDE_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+LONG_TEXT = st.builds(lambda unit, n: unit * n, st.sampled_from(["a", "é", "€", "🎉", '{"x":1}']),
+                      st.integers(_SAMPLE_CHARS - 2, _SAMPLE_CHARS + 2))
+
+
+def fold_both(lines: list[Any], sample_lines: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    return _tracefold.fold(lines, sample_lines, _SAMPLE_CHARS, 2 * _MAX_NAMES), fold_reference(lines, sample_lines)
+
+
+lines_strategy = st.lists(st.builds(
+    lambda src, pos, time, trace, level, service, text: [src, "s1", pos, time, trace, level, service, text, "stdout"],
+    st.integers(0, 4), st.integers(0, 10**6),
+    st.one_of(st.integers(-INT64, INT64 - 1), st.sampled_from([0, 1_749_543_941_000_000_000, -INT64, INT64 - 1])),
+    st.one_of(st.sampled_from(["", "t1", "t2", "ü-trace", "🎉"]), WIDE_TEXT),
+    st.one_of(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal", "INFO", "", "notice", "érror"]),
+              WIDE_TEXT),
+    st.one_of(st.none(), st.sampled_from(["", "svc", "db", "ü"]), st.builds(lambda n: f"s{n}", st.integers(0, 40)),
+              WIDE_TEXT),
+    st.one_of(WIDE_TEXT, LONG_TEXT)), max_size=120)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(lines_strategy, st.integers(0, 6))
+def test_the_c_fold_equals_the_reference(lines: list[Any], sample_lines: int) -> None:
+    folded, reference = fold_both(lines, sample_lines)
+    assert folded is not None, "the C loop declined lines it was written for"
+    assert folded == reference
+    assert list(folded) == list(reference)  # first-seen order
+
+
+ODD_VALUES = [
+    (3, INT64), (3, -INT64 - 1), (3, 1.5), (3, None), (3, True),  # times past int64 or not ints
+    (5, None), (5, 1),  # levels that are not strings
+    (6, 7), (6, b"svc"),  # services neither strings nor None
+    (0, "0"), (0, INT64), (0, False),  # source indices that are not ints
+    (7, None), (7, b"{}"),  # texts that are not strings
+    (4, 12), (4, None),  # trace ids that are not strings
+]
+
+
+@pytest.mark.parametrize(("field", "value"), ODD_VALUES)
+def test_a_line_the_c_loop_was_not_written_for_declines_the_chunk(field: int, value: Any) -> None:
+    lines = [[0, "s1", 1, 10, "t1", "info", "svc", "{}", "stdout"] for _ in range(3)]
+    lines[1][field] = value
+    assert _tracefold.fold(lines, 2, _SAMPLE_CHARS, 2 * _MAX_NAMES) is None
+    try:
+        expected = fold_reference(lines, 2)
+    except TypeError:  # e.g. a None time: the reference's error reaches the caller, as before the C loop
+        with pytest.raises(TypeError):
+            fold_traces(lines, 2)
+    else:
+        assert fold_traces(lines, 2) == expected
+
+
+def test_short_lines_and_non_lists_decline_the_chunk() -> None:
+    assert _tracefold.fold([[0, "s1", 1, 10, "t1", "info", "svc"]], 2, _SAMPLE_CHARS, 32) is None
+    assert _tracefold.fold([(0, "s1", 1, 10, "t1", "info", "svc", "{}", "x")], 2, _SAMPLE_CHARS, 32) is None
+
+
+def test_common_lines_are_folded_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    start = 1_749_543_941_000_000_000
+    lines = [[n % 3, "s1", n, start + n, f"trace-{n // 10}", "info", "checkout", "{}", "stdout"] for n in range(100)]
+    monkeypatch.setattr(trace_state_module, "fold_reference", lambda *args: pytest.fail("fell back"))
+    folded = fold_traces(lines, 5)
+    assert len(folded) == 10 and folded["trace-3"][:5] == [10, start + 30, start + 39, 2, 0]
+    assert folded["trace-3"][6] == [0, 1, 2]
+
+
+def test_services_are_bounded_and_untraced_lines_left_out() -> None:
+    lines = [[0, "s1", n, n, "t1" if n % 2 else "", "error", f"svc{n}", "x" * 600, "stdout"] for n in range(100)]
+    folded, reference = fold_both(lines, 3)
+    assert folded == reference and list(folded or {}) == ["t1"]
+    count, _, _, rank, errors, services, _, sample = reference["t1"]
+    assert (count, rank, errors, len(services)) == (50, 4, 50, 2 * _MAX_NAMES)
+    assert [len(text) for text in sample] == [_SAMPLE_CHARS] * 3
+
+
+def test_argument_errors() -> None:
+    with pytest.raises(TypeError):
+        _tracefold.fold("lines", 1, 1, 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be >= 0"):
+        _tracefold.fold([], -1, 1, 1)
