@@ -73,6 +73,7 @@ class KafkaSettings(Group):
     heartbeat_interval: Duration = 1.0
     rebalance_timeout: Duration = 60.0
     commit_interval: Duration = 1.0
+    linger: Duration = Field(0.01, le=1.0)  # how long a worker's producer may wait to fill a batch
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
 
