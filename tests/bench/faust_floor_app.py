@@ -20,6 +20,7 @@ FANOUT = 4
 app = faust.App("logweave-floor", broker=f"kafka://{os.environ.get('FLOOR_BROKER', 'localhost:9092')}",
                 store="memory://", topic_partitions=FANOUT, autodiscover=False, stream_buffer_maxsize=64,
                 producer_acks=-1, consumer_max_fetch_size=8 << 20,
+                producer_max_batch_size=1_000_000, producer_linger=0.01,  # as the worker (kafka.linger)
                 web_port=int(os.environ.get("FLOOR_WEB_PORT", "6067")))
 RAW, PARSED, SINK = (app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                                partitions=FANOUT) for name in ("floor.raw", "floor.parsed", "floor.sink"))
