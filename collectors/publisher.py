@@ -4,15 +4,25 @@ Collectors hand over chunks and get a future that resolves once Kafka acknowledg
 checkpoint only then. The in-flight byte budget is the backpressure: when Kafka is slow or down,
 `publish` blocks, so the collector stops reading instead of buffering without bound. Chunks of one
 source stream share a key, so they stay in order in one partition (stages dedupe on that order).
+
+A broker can answer the idempotent producer with a sequence error: it has fewer of our records than
+it acknowledged (a broker that lost its last writes, as noida-db does when stopped while producing,
+or an unclean leader election). aiokafka never resets its producer id or sequence numbers after that,
+so every later send would fail the same way. The publisher then replaces the producer and reads the
+topic's end offsets: acknowledged chunks at or past them were lost, and collectors re-send them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.structs import RecordMetadata
 
 from app.codec import compressor
 from app.models import FLAG_TRUNCATED, RawChunk
@@ -21,6 +31,16 @@ from app.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 _ENVELOPE_ALLOWANCE = 1024  # bytes kept free for Kafka record framing
+# the broker holds fewer of this producer's records than it acknowledged: only a new producer id helps
+SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
+
+
+class ChunkAck(NamedTuple):
+    """Where Kafka stored a chunk (its last record, when it was split), and through which producer."""
+
+    partition: int
+    offset: int
+    producer: int = 0  # how many producers had been replaced when it was sent
 
 
 class ChunkPublisher:
@@ -36,13 +56,24 @@ class ChunkPublisher:
         self._create_topics = create_topics if create_topics is not None else [topic]
         self._compress: Callable[[bytes], bytes] = compressor(kafka.payload_codec)
         self._producer: AIOKafkaProducer | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self.send_errors = 0
+        self.recoveries = 0  # producers replaced after a sequence error
+        self.end_offsets: dict[int, int] = {}  # per partition, read after the last replacement
+
+    def lost(self, ack: ChunkAck) -> bool:
+        """Whether an acknowledged chunk is past what the broker held after the last replacement."""
+        end = self.end_offsets.get(ack.partition)
+        return ack.producer < self.recoveries and end is not None and ack.offset >= end
 
     async def start(self) -> None:
         if self._create_topics:
             await ensure_topics(self._kafka, self._create_topics)
+        self._producer = await self._start_producer()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._kafka.bootstrap_servers, acks="all", enable_idempotence=True,
             compression_type=compression, linger_ms=5, max_request_size=self._kafka.max_message_bytes,
             # several chunks of one stream share a partition: let them share a request too, or one
@@ -50,9 +81,53 @@ class ChunkPublisher:
             max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
-        await self._producer.start()
+        await producer.start()
+        return producer
+
+    async def _replace_producer(self) -> None:
+        """Swap in a producer with a new id, noting first how far each partition of the topic reaches.
+
+        Retries until the broker answers (publishing waits meanwhile, as when the broker is away)."""
+        old, self._producer = self._producer, None
+        log.warning("the broker holds fewer records than it acknowledged (sequence error); replacing the "
+                    "producer and re-sending what the broker no longer has")
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()  # what it still holds fails at once with the same sequence error
+        while True:
+            try:
+                ends = await self._read_end_offsets()
+                producer = await self._start_producer()
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("replacing the producer failed (%s); trying again in 1s", exc)
+                await asyncio.sleep(1.0)
+        self.end_offsets = ends
+        self._producer = producer
+        self.recoveries += 1
+
+    async def _read_end_offsets(self) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._kafka.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer.topics()  # metadata of every topic, ours included
+            partitions = sorted(consumer.partitions_for_topic(self._topic) or ())
+            ends = await consumer.end_offsets([TopicPartition(self._topic, p) for p in partitions])
+        finally:
+            await consumer.stop()
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _recover(self) -> None:
+        """Replace the producer once, however many chunks failed with a sequence error."""
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.ensure_future(self._replace_producer())
+        await asyncio.shield(self._recovery)
 
     async def stop(self) -> None:
+        if self._recovery is not None and not self._recovery.done():
+            self._recovery.cancel()
+            with contextlib.suppress(BaseException):
+                await self._recovery
         if self._producer is not None:
             await self._producer.flush()
             await self._producer.stop()
@@ -79,31 +154,53 @@ class ChunkPublisher:
         line[4] |= FLAG_TRUNCATED
         return self.encode(RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, [line]))
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[None]:
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
         """Queue `chunk`; wait while the in-flight budget is spent; return a future for the ack."""
-        assert self._producer is not None, "ChunkPublisher.start() was not called"
         payloads = self.encode(chunk)
         size = sum(len(p) for p in payloads)
         async with self._room:
             await self._room.wait_for(lambda: self._in_flight == 0 or self._in_flight + size <= self._budget)
             self._in_flight += size
+        if self._recovery is not None and not self._recovery.done():
+            try:
+                await asyncio.shield(self._recovery)  # nothing more for the producer being replaced
+            except BaseException:  # cancelled (shutdown): this chunk was never handed over
+                async with self._room:
+                    self._in_flight -= size
+                    self._room.notify_all()
+                raise
+        producer, generation = self._producer, self.recoveries
+        assert producer is not None, "ChunkPublisher.start() was not called"
         key = chunk.stream_id.encode()
-        sends = [await self._producer.send(self._topic, value=p, key=key) for p in payloads]
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        asyncio.ensure_future(self._settle(sends, size, done))
+        loop = asyncio.get_running_loop()
+        sends: list[asyncio.Future[RecordMetadata]] = []
+        try:
+            for payload in payloads:
+                sends.append(await producer.send(self._topic, value=payload, key=key))
+        except KafkaError as exc:  # e.g. the producer was replaced while this waited for batch room
+            refused: asyncio.Future[RecordMetadata] = loop.create_future()
+            refused.set_exception(exc)
+            sends.append(refused)  # reported through the returned future; the budget is released
+        done: asyncio.Future[ChunkAck] = loop.create_future()
+        # a caller that dropped this future after an earlier failure of its stream needs no second report
+        done.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+        asyncio.ensure_future(self._settle(sends, size, done, generation))
         return done
 
-    async def _settle(self, sends: list[asyncio.Future[object]], size: int, done: asyncio.Future[None]) -> None:
+    async def _settle(self, sends: list[asyncio.Future[RecordMetadata]], size: int,
+                      done: asyncio.Future[ChunkAck], generation: int) -> None:
         try:
-            await asyncio.gather(*sends)
+            stored = await asyncio.gather(*sends)
         except Exception as exc:  # delivered to the caller through `done`
             self.send_errors += 1
             log.warning("publishing a chunk failed: %s", exc)
+            if isinstance(exc, SEQUENCE_ERRORS):
+                await self._recover()  # before the caller hears of it, so it can tell what was lost
             if not done.done():
                 done.set_exception(exc)
         else:
             if not done.done():
-                done.set_result(None)
+                done.set_result(ChunkAck(stored[-1].partition, stored[-1].offset, generation))
         finally:
             async with self._room:
                 self._in_flight -= size

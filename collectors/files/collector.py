@@ -6,6 +6,9 @@ is read to its end, then released after a grace period; a file that shrank (copy
 new generation read from 0. Checkpoints advance only through the prefix of chunks Kafka acked, in
 send order, so a crash re-sends at most the in-flight window, with identical stream ids and
 positions. A send that failed after the producer's own retries rewinds the file to its checkpoint.
+When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
+after a sequence error), each file is rewound to before its first lost chunk, found among the
+recently acknowledged chunks remembered with the Kafka offsets they were stored at.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from collectors.files.formats import detect_format
 from collectors.files.kube_paths import kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
-from collectors.publisher import ChunkPublisher
+from collectors.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
 PASS_BYTES = 4 * 1024 * 1024  # read at most this much of one file per pass (fairness across files)
+STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those a broker lost
 
 
 class FileCollector:
@@ -45,7 +49,9 @@ class FileCollector:
         self.since = time.time() if self.first_start else self.store.path.stat().st_mtime - 2.0
         self.checkpoints = self.store.load()
         self.files: dict[Key, TailedFile] = {}
-        self.acks: dict[str, deque[tuple[asyncio.Future[None], int, int]]] = {}  # (ack, resume offset, lines)
+        self.acks: dict[str, deque[tuple[asyncio.Future[ChunkAck], int, int]]] = {}  # (ack, resume offset, lines)
+        self.stored: dict[str, deque[tuple[ChunkAck, int]]] = {}  # acked chunks: (where, checkpoint before it)
+        self.recoveries_seen = 0
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
         self.seen: set[Key] = set()
 
@@ -144,6 +150,7 @@ class FileCollector:
             previous = tailed.stream_id
             if tailed.check_truncation():
                 self.acks.pop(previous, None)
+                self.stored.pop(previous, None)
                 self.metrics.rotations.labels("truncate").inc()
                 log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
             start = tailed.read_offset
@@ -176,6 +183,7 @@ class FileCollector:
         tailed.close()
         del self.files[key]
         self.acks.pop(tailed.stream_id, None)
+        self.stored.pop(tailed.stream_id, None)
         self.finished[key] = size
         self.metrics.lag_bytes.remove(str(tailed.path))
         log.info("released %s after reading it to the end", tailed.path)
@@ -212,8 +220,34 @@ class FileCollector:
                     tailed.rewind(restart)
                     break
                 self.metrics.lines_published.inc(count)
+                before = int(str(self.checkpoints.get(tailed.stream_id, {}).get("offset", 0)))
+                stored = self.stored.setdefault(tailed.stream_id, deque(maxlen=STORED_CHUNKS))
+                stored.append((fut.result(), before))
                 self.checkpoints[tailed.stream_id] = {"offset": offset, "generation": tailed.generation,
                                                       "path": str(tailed.path)}
+        # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
+        if self.publisher.recoveries != self.recoveries_seen:
+            self.recoveries_seen = self.publisher.recoveries
+            self._resend_lost()
+
+    def _resend_lost(self) -> None:
+        """Rewind every file to before the first of its acknowledged chunks the broker no longer has."""
+        for tailed in self.files.values():
+            stored = self.stored.get(tailed.stream_id)
+            lost = [before for ack, before in stored or () if self.publisher.lost(ack)]
+            if not stored or not lost:
+                continue
+            restart = min(lost)
+            if len(lost) == len(stored) == stored.maxlen:
+                log.error("the broker lost all %d remembered chunks of %s; lines before offset %d may be "
+                          "missing", len(lost), tailed.path, restart)
+            log.warning("the broker lost %d acknowledged chunks of %s; re-reading from offset %d",
+                        len(lost), tailed.path, restart)
+            self.acks.pop(tailed.stream_id, None)
+            stored.clear()
+            tailed.rewind(restart)
+            self.checkpoints[tailed.stream_id] = {"offset": restart, "generation": tailed.generation,
+                                                  "path": str(tailed.path)}
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""

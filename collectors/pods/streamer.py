@@ -29,6 +29,7 @@ from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampError, TimestampParser
+from collectors.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
@@ -60,7 +61,7 @@ class _InstanceMoved(Exception):
 
 
 class ChunkSink(Protocol):
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[None]: ...
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,7 @@ class LogStreamer:
             self._budget.release(size)
         ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size))
 
-    def _acked(self, fut: asyncio.Future[None], count: int, size: int) -> None:
+    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int) -> None:
         if fut.cancelled() or fut.exception() is not None:
             self._metrics.publish_errors.inc()
             log.error("Kafka did not acknowledge %d lines of %s: %s", count, self.target.stream_id,

@@ -1,0 +1,90 @@
+"""FileCollector re-sends acknowledged chunks that the broker lost (seen after a producer replacement)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from app.models import RawChunk
+from app.settings import load_settings
+from collectors.files.collector import FileCollector
+from collectors.files.discovery import discover
+from collectors.files.metrics import FileMetrics
+from collectors.publisher import ChunkAck
+
+TIME = b"2025-06-10T08:25:41.630702460Z"
+
+
+class FakePublisher:
+    """Hands out ack futures the test settles; `lost` answers as a replaced producer's end offsets do."""
+
+    def __init__(self) -> None:
+        self.chunks: list[RawChunk] = []
+        self.acks: list[asyncio.Future[ChunkAck]] = []
+        self.recoveries = 0
+        self.end_offsets: dict[int, int] = {}
+
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+        self.chunks.append(chunk)
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+    def lost(self, ack: ChunkAck) -> bool:
+        return ack.producer < self.recoveries and ack.offset >= self.end_offsets.get(ack.partition, ack.offset + 1)
+
+
+def write(path: Path, first: int, count: int) -> None:
+    with open(path, "ab") as handle:
+        handle.write(b"".join(TIME + b" stdout F line %d\n" % n for n in range(first, first + count)))
+
+
+async def test_acknowledged_chunks_the_broker_lost_are_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "pods" / "ns_pod_uid" / "app" / "0.log"
+    path.parent.mkdir(parents=True)
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
+    publisher = FakePublisher()
+    collector = FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+    starts: list[int] = []
+    for n in range(4):  # four chunks of ten lines, stored at Kafka offsets 100-103
+        write(path, n * 10, 10)
+        collector.apply_scan(discover(settings.paths, []))
+        await collector.pump()
+        starts.append(publisher.chunks[-1].lines[0][0])
+        publisher.acks[-1].set_result(ChunkAck(0, 100 + n))
+    collector.settle_acks()
+    (tailed,) = collector.files.values()
+    assert collector.checkpoints[tailed.stream_id]["offset"] == path.stat().st_size
+
+    # the broker came back holding offsets up to 101: the chunks at 102 and 103 were acknowledged, then lost
+    publisher.recoveries, publisher.end_offsets = 1, {0: 102}
+    collector.settle_acks()
+    assert collector.checkpoints[tailed.stream_id]["offset"] == starts[2]
+    await collector.pump()
+    resent = publisher.chunks[-1]
+    assert [line[0] for line in resent.lines] == [line[0] for c in publisher.chunks[2:4] for line in c.lines]
+    collector.close()
+
+
+
+async def test_acks_that_arrived_while_the_loop_was_blocked_are_checked_too(tmp_path: Path) -> None:
+    """During an outage the loop waits in `publish`: acks from just before the broker died are unsettled."""
+    path = tmp_path / "pods" / "ns_pod_uid" / "app" / "0.log"
+    path.parent.mkdir(parents=True)
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
+    publisher = FakePublisher()
+    collector = FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+    write(path, 0, 10)
+    collector.apply_scan(discover(settings.paths, []))
+    await collector.pump()
+    publisher.acks[-1].set_result(ChunkAck(0, 5))
+    collector.settle_acks()
+    write(path, 10, 10)
+    await collector.pump()
+    publisher.acks[-1].set_result(ChunkAck(0, 6))  # acknowledged, then lost with the broker's last writes
+    publisher.recoveries, publisher.end_offsets = 1, {0: 6}
+    collector.settle_acks()
+    (tailed,) = collector.files.values()
+    assert collector.checkpoints[tailed.stream_id]["offset"] == publisher.chunks[1].lines[0][0]
+    collector.close()

@@ -1,0 +1,91 @@
+"""ChunkPublisher after a sequence error: a new producer, and the broker's end offsets to find lost acks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import OutOfOrderSequenceNumber
+from aiokafka.structs import RecordMetadata, TopicPartition
+
+from app.models import RawChunk, make_raw_line
+from app.settings import load_settings
+from collectors.publisher import ChunkAck, ChunkPublisher
+
+
+class FakeProducer:
+    """Records sends; each returns a future the test settles."""
+
+    def __init__(self) -> None:
+        self.sent: list[asyncio.Future[RecordMetadata]] = []
+        self.stopped = False
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[RecordMetadata]:
+        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        self.sent.append(fut)
+        return fut
+
+    async def flush(self) -> None:
+        await asyncio.gather(*self.sent, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def stored_at(offset: int) -> RecordMetadata:
+    return RecordMetadata("logs.raw", 0, TopicPartition("logs.raw", 0), offset, -1, 0, 0)
+
+
+def chunk(position: int) -> RawChunk:
+    return RawChunk({"kind": "file"}, "file:1:2:abc:0", 0, [make_raw_line(position, b"line", "stdout", 0, 0)])
+
+
+@pytest.fixture
+def publisher(monkeypatch: pytest.MonkeyPatch) -> tuple[ChunkPublisher, list[FakeProducer]]:
+    settings = load_settings(environ={}, kafka={"brokers": "127.0.0.1:1"})
+    pub = ChunkPublisher(settings.kafka, "logs.raw", 1 << 20, create_topics=[])
+    producers: list[FakeProducer] = []
+
+    async def start_producer() -> Any:
+        producers.append(FakeProducer())
+        return producers[-1]
+
+    async def end_offsets() -> dict[int, int]:
+        return {0: 11}  # the broker restarted holding offsets 0-10
+
+    monkeypatch.setattr(pub, "_start_producer", start_producer)
+    monkeypatch.setattr(pub, "_read_end_offsets", end_offsets)
+    return pub, producers
+
+
+async def test_an_ack_carries_where_the_chunk_was_stored(publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
+    pub, producers = publisher
+    await pub.start()
+    done = await pub.publish(chunk(0))
+    producers[0].sent[0].set_result(stored_at(7))
+    assert await done == ChunkAck(0, 7)
+    assert pub.in_flight_bytes == 0
+
+
+async def test_a_sequence_error_replaces_the_producer_and_tells_which_acks_were_lost(
+        publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
+    pub, producers = publisher
+    await pub.start()
+    acked = [await pub.publish(chunk(n)) for n in range(3)]
+    for n, fut in enumerate(producers[0].sent):
+        fut.set_result(stored_at(10 + n))
+    acks = [await fut for fut in acked]
+    failed = await pub.publish(chunk(3))
+    producers[0].sent[3].set_exception(OutOfOrderSequenceNumber())  # the broker lost offsets 11 and 12
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await failed
+    # aiokafka keeps the producer id and sequence numbers the broker refuses: only a new producer helps
+    assert pub.recoveries == 1 and producers[0].stopped and len(producers) == 2
+    assert [pub.lost(ack) for ack in acks] == [False, True, True]
+    again = await pub.publish(chunk(1))
+    assert len(producers[1].sent) == 1 and len(producers[0].sent) == 4
+    producers[1].sent[0].set_result(stored_at(11))
+    assert await again == ChunkAck(0, 11, producer=1)
+    assert not pub.lost(await again)  # stored by the new producer, after the end offsets were read
+    assert pub.in_flight_bytes == 0
