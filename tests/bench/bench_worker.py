@@ -2,7 +2,7 @@
 
 Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json`.
 1. Limit: one bare aiokafka loop consuming the same raw chunks, parsing with orjson and re-chunking by
-   trace id to a topic (no faust, no table), measured in this run on the same broker.
+   trace id to a topic (no faust, no table), measured in this run.
    Floor: faust with the worker's two hops and no per-line work (tests/bench/faust_floor_app.py).
 2. Throughput: 1M lines (10 per trace) preloaded into logs.raw; one worker running the parse and
    group stages (drains off) routes them all to sink.file; lines/s, CPU s per 100K, peak RSS.

@@ -178,7 +178,8 @@ def markdown(results: dict[str, Any]) -> str:
     """The machine/date line, the throughput table and the latency table."""
     lines = [f"Latest run: {results.get('date', 'date unknown')}, {results.get('machine', 'machine unknown')}; "
              "embedded broker noida-db, lines of ~250 bytes. Each limit is measured in the same run on the same "
-             "broker; ratio = stage / limit.", "",
+             "broker (the worker's limit, floor and worker: in one round, each on a fresh broker; of three rounds, "
+             "the one with the median worker rate); ratio = stage / limit.", "",
              "| stage | lines/s | same-run limit | limit lines/s | ratio | CPU s / 100K lines | peak RSS |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for row in stage_rows(results):
