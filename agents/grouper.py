@@ -18,7 +18,7 @@ from typing import Any
 from agents.forwarding import forward
 from agents.routing import Router
 from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
-from app.models import P_SRC, P_TRACE, join_closed_traces
+from app.models import P_SRC, join_closed_traces
 from app.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
@@ -29,6 +29,7 @@ from tables.trace_state import (
     encode_state,
     encode_summary,
     fold_traces,
+    lines_by_trace,
     new_state,
     spliced_summary,
 )
@@ -264,13 +265,6 @@ class TraceGrouper:
 
     def _publish_open(self) -> None:
         OPEN_TRACES.set(self.open_traces())
-
-
-def lines_by_trace(lines: list[list[Any]]) -> dict[str, list[list[Any]]]:
-    by_trace: dict[str, list[list[Any]]] = defaultdict(list)
-    for line in lines:
-        by_trace[line[P_TRACE]].append(line)
-    return by_trace
 
 
 def closed_upto(closed: list[Any]) -> dict[bytes, bytes | None]:

@@ -1,7 +1,9 @@
 """The summary of one open trace and how lines update it: pure logic, no faust, no RocksDB.
 
-Replayed lines never reach it: tables/stream_positions.py drops them first, per partition and
-source stream, so the dedupe survives the trace closing.
+A chunk's lines are folded per trace (`fold_traces`, its loop in C) and each fold is added to the
+trace's stored state (`apply_fold`); a close appends its fields to the stored JSON rather than
+decoding it (`spliced_summary`). Replayed lines never reach it: tables/stream_positions.py drops
+them first, per partition and source stream, so the dedupe survives the trace closing.
 """
 
 from __future__ import annotations
@@ -52,14 +54,6 @@ def new_state(trace_id: str, now_ns: int) -> dict[str, Any]:
             "level": "", "errors": 0, "sample": [], "opened": now_ns, "updated": now_ns}
 
 
-def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dict[str, Any]],
-                settings: TraceSettings, now_ns: int) -> list[list[Any]]:
-    """Fold `lines` (fresh parsed entries of one trace) into `state`; return them."""
-    if lines:
-        apply_fold(state, fold_lines(lines, settings.sample_lines), sources, settings.sample_lines, now_ns)
-    return lines
-
-
 # What one chunk's lines of a trace add to its state: [count, first, last, highest level rank,
 # errors, services (distinct, non-empty, first seen first, at most 2 x _MAX_NAMES: the state may
 # already hold up to _MAX_NAMES of them), source indices (distinct), sample (the first texts, cut)]
@@ -80,6 +74,12 @@ def fold_traces(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
 
 
 def fold_reference(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
+    return {trace_id: fold_lines(trace_lines, sample_lines)
+            for trace_id, trace_lines in lines_by_trace(lines).items() if trace_id}
+
+
+def lines_by_trace(lines: list[list[Any]]) -> dict[str, list[list[Any]]]:
+    """Lines per trace id, in first-seen order (untraced lines under "")."""
     by_trace: dict[str, list[list[Any]]] = {}
     for line in lines:
         trace_lines = by_trace.get(line[P_TRACE])
@@ -87,7 +87,7 @@ def fold_reference(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]
             by_trace[line[P_TRACE]] = [line]
         else:
             trace_lines.append(line)
-    return {trace_id: fold_lines(trace_lines, sample_lines) for trace_id, trace_lines in by_trace.items() if trace_id}
+    return by_trace
 
 
 def fold_lines(lines: list[list[Any]], sample_lines: int) -> Fold:

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.settings import TraceSettings
 from tables.trace_state import (
-    apply_lines,
+    apply_fold,
     deadlines,
     decode_state,
     encode_state,
     encode_summary,
+    fold_lines,
     new_state,
     spliced_summary,
     summary,
 )
 
 SOURCES = [{"pod": "p1"}, {"pod": "p2"}]
+
+
+def apply_lines(state: dict[str, Any], lines: list[list[Any]], sources: list[dict[str, Any]],
+                settings: TraceSettings, now_ns: int) -> list[list[Any]]:
+    """Fold one trace's lines into its state, as the group stage does per chunk."""
+    if lines:
+        apply_fold(state, fold_lines(lines, settings.sample_lines), sources, settings.sample_lines, now_ns)
+    return lines
 
 
 def line(src: int, sid: str, pos: int, ts: int, level: str = "info", service: str = "svc",
