@@ -12,7 +12,16 @@ from typing import Any
 
 import orjson
 
-from app.models import FLAG_BASE64, FLAG_TRUNCATED, P_TRACE, DeadLetter, ParsedChunk, RawChunk, trace_partition
+from app.models import (
+    FLAG_BASE64,
+    FLAG_TRUNCATED,
+    LEVEL_NAMES,
+    P_TRACE,
+    DeadLetter,
+    ParsedChunk,
+    RawChunk,
+    trace_partition,
+)
 from app.settings import ParseSettings
 from app.timeparse import EPOCH_UNITS, parse_event_time
 from app.timeparse import SECOND_CACHE as _SECONDS
@@ -22,8 +31,6 @@ try:
 except ImportError:  # not compiled (a source checkout without `pip install`): every line takes parse_line
     _linescan = None  # type: ignore[assignment]
 
-LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
-LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 _LEVEL_ALIASES = {
     "trace": "trace", "debug": "debug", "dbg": "debug", "info": "info", "information": "info",
     "notice": "info", "warn": "warn", "warning": "warn", "error": "error", "err": "error",
@@ -43,7 +50,7 @@ def normalize_level(value: object) -> str:
     if isinstance(value, str):
         return _LEVEL_ALIASES.get(value.strip().lower(), "")
     if isinstance(value, int) and not isinstance(value, bool):  # pino/bunyan numeric levels
-        return LEVEL_NAMES.get(min(max(value // 10 - 1, 0), 5), "")
+        return LEVEL_NAMES[min(max(value // 10 - 1, 0), 5)]
     return ""
 
 

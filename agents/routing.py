@@ -12,10 +12,8 @@ from typing import Any
 
 import orjson
 
-from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT
+from app.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT
 from app.settings import RouteRule, RoutingSettings
-
-_LEVEL_RANK = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "error": 4, "fatal": 5}
 
 
 class CompiledRule:
@@ -26,7 +24,7 @@ class CompiledRule:
         self.name = rule.name
         self.mode = rule.mode
         self.sinks = tuple(s for s in rule.sinks if s in enabled)
-        self.min_rank = _LEVEL_RANK.get(rule.level_at_least.lower(), 0) if rule.level_at_least else None
+        self.min_rank = LEVEL_RANK.get(rule.level_at_least.lower(), 0) if rule.level_at_least else None
         self.services = frozenset(rule.service) if rule.service else None
         self.namespaces = frozenset(rule.namespace) if rule.namespace else None
         self.labels = dict(rule.labels)
@@ -35,7 +33,7 @@ class CompiledRule:
         self.needs_document = bool(self.fields or self.regex)
 
     def matches(self, line: list[Any], sources: list[dict[str, Any]]) -> bool:
-        if self.min_rank is not None and _LEVEL_RANK.get(line[P_LEVEL], -1) < self.min_rank:
+        if self.min_rank is not None and LEVEL_RANK.get(line[P_LEVEL], -1) < self.min_rank:
             return False
         if self.services is not None and line[P_SERVICE] not in self.services:
             return False
@@ -63,9 +61,9 @@ def validate_rules(routing: RoutingSettings) -> None:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"routing rule {rule.name!r}: regex for {field!r} is invalid: {exc}") from None
-        if rule.level_at_least and rule.level_at_least.lower() not in _LEVEL_RANK:
+        if rule.level_at_least and rule.level_at_least.lower() not in LEVEL_RANK:
             raise ValueError(f"routing rule {rule.name!r}: level_at_least {rule.level_at_least!r} is not one "
-                             f"of {', '.join(_LEVEL_RANK)}")
+                             f"of {', '.join(LEVEL_RANK)}")
 
 
 class Router:

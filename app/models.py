@@ -29,6 +29,9 @@ FLAG_TRUNCATED: Final = 2  # the collector cut the line at max_line_bytes
 RawLine = list[Any]
 # Parsed line entry: [src_index, stream_id, position, event_time_ns, trace_id, level, service, text, stream]
 P_SRC, P_SID, P_POS, P_TIME, P_TRACE, P_LEVEL, P_SERVICE, P_TEXT, P_STREAM = range(9)
+# The normalized levels a parsed line carries (P_LEVEL), lowest first; "" when the line had none.
+LEVEL_NAMES: Final = ("trace", "debug", "info", "warn", "error", "fatal")
+LEVEL_RANK: Final = {name: rank for rank, name in enumerate(LEVEL_NAMES)}
 
 
 def stream_digest(stream_id: str) -> str:

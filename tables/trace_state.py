@@ -18,11 +18,9 @@ try:
 except ImportError:  # not compiled (no C compiler at install): the reference folds every chunk
     _tracefold = None  # type: ignore[assignment]
 
-from app.models import P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
+from app.models import LEVEL_NAMES, LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
 from app.settings import TraceSettings
 
-_LEVEL_NAMES = ("trace", "debug", "info", "warn", "error", "fatal")
-_LEVEL_RANK = {name: rank for rank, name in enumerate(_LEVEL_NAMES)}
 _MAX_NAMES = 16
 _NS = 1_000_000_000
 _SAMPLE_CHARS = 512  # sampled lines are cut here: the state is rewritten on every update
@@ -110,7 +108,7 @@ def apply_fold(state: dict[str, Any], fold: Fold, sources: list[dict[str, Any]],
         state["last"] = last
     state["count"] += count
     if rank > _rank(state["level"]):
-        state["level"] = _LEVEL_NAMES[rank]
+        state["level"] = LEVEL_NAMES[rank]
     state["errors"] += errors
     _add_names(state["services"], services)
     pods = [sources[index].get("pod") for index in source_indices]
@@ -127,7 +125,7 @@ _service_of, _source_of = itemgetter(P_SERVICE), itemgetter(P_SRC)
 
 
 def _rank(level: str) -> int:
-    return _LEVEL_RANK.get(level, -1)
+    return LEVEL_RANK.get(level, -1)
 
 
 def _add_names(names: list[str], candidates: list[Any]) -> None:
