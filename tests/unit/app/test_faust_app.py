@@ -1,4 +1,5 @@
-"""The worker's process-wide tuning: the garbage collector runs in large batches on a frozen start-up heap."""
+"""The worker's process-wide tuning: the garbage collector runs in large batches on a frozen start-up heap,
+and the producer batches records per partition."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 
-from app.faust_app import GC_THRESHOLDS, tune_garbage_collector
+from app.faust_app import GC_THRESHOLDS, create_app, tune_garbage_collector
+from app.settings import Settings
 
 
 @pytest.fixture()
@@ -36,3 +39,18 @@ def test_gc_is_tuned_and_the_start_up_heap_frozen(restore_gc: None) -> None:
     del node
     gc.collect(0)
     assert collected == [1]
+
+
+def test_the_producer_fills_message_sized_batches_for_the_linger() -> None:
+    """faust's own 16 KiB batches hold one chunk record each: records for one partition then wait for
+    the in-flight request instead of sharing it (docs/operations.md, CPU)."""
+    settings = Settings(kafka={"linger": "25ms", "max_message_bytes": "2MiB"})
+    conf = create_app(settings).conf
+    assert conf.producer_linger == pytest.approx(0.025)
+    assert conf.producer_max_batch_size == settings.kafka.max_message_bytes == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("linger", ["2s", "-5ms"])
+def test_a_linger_out_of_range_is_refused_by_name(linger: str) -> None:
+    with pytest.raises(ValidationError, match="kafka.linger"):
+        Settings(kafka={"linger": linger})

@@ -1,4 +1,8 @@
-"""FileCollector re-sends acknowledged chunks that the broker lost (seen after a producer replacement)."""
+"""FileCollector re-sends acknowledged chunks that the broker lost (seen after a producer replacement).
+
+The publisher is a stand-in: a broker that acknowledges and then loses writes can only be produced
+by chance on the real one (tests/integration/collectors/test_file_crashes.py runs the real outage).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from app.models import RawChunk
-from app.settings import load_settings
+from app.settings import CollectorSettings, load_settings
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.metrics import FileMetrics
@@ -33,18 +37,23 @@ class FakePublisher:
         return ack.producer < self.recoveries and ack.offset >= self.end_offsets.get(ack.partition, ack.offset + 1)
 
 
+def start(tmp_path: Path) -> tuple[Path, CollectorSettings, FakePublisher, FileCollector]:
+    """A collector following one pod log under `tmp_path`, publishing through a FakePublisher."""
+    path = tmp_path / "pods" / "ns_pod_uid" / "app" / "0.log"
+    path.parent.mkdir(parents=True)
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
+    publisher = FakePublisher()
+    return path, settings, publisher, FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+
+
 def write(path: Path, first: int, count: int) -> None:
     with open(path, "ab") as handle:
         handle.write(b"".join(TIME + b" stdout F line %d\n" % n for n in range(first, first + count)))
 
 
 async def test_acknowledged_chunks_the_broker_lost_are_read_again(tmp_path: Path) -> None:
-    path = tmp_path / "pods" / "ns_pod_uid" / "app" / "0.log"
-    path.parent.mkdir(parents=True)
-    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
-                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
-    publisher = FakePublisher()
-    collector = FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+    path, settings, publisher, collector = start(tmp_path)
     starts: list[int] = []
     for n in range(4):  # four chunks of ten lines, stored at Kafka offsets 100-103
         write(path, n * 10, 10)
@@ -66,15 +75,9 @@ async def test_acknowledged_chunks_the_broker_lost_are_read_again(tmp_path: Path
     collector.close()
 
 
-
 async def test_acks_that_arrived_while_the_loop_was_blocked_are_checked_too(tmp_path: Path) -> None:
     """During an outage the loop waits in `publish`: acks from just before the broker died are unsettled."""
-    path = tmp_path / "pods" / "ns_pod_uid" / "app" / "0.log"
-    path.parent.mkdir(parents=True)
-    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
-                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
-    publisher = FakePublisher()
-    collector = FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+    path, settings, publisher, collector = start(tmp_path)
     write(path, 0, 10)
     collector.apply_scan(discover(settings.paths, []))
     await collector.pump()
