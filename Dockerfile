@@ -14,11 +14,14 @@ RUN apt-get update \
 RUN python -m venv /opt/logweave
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
-COPY app ./app
-COPY agents ./agents
-COPY tables ./tables
-COPY collectors ./collectors
+COPY core ./core
+COPY kafka_io ./kafka_io
 COPY sinks ./sinks
+COPY collectors ./collectors
+COPY tables ./tables
+COPY agents ./agents
+COPY app ./app
+COPY commands ./commands
 RUN /opt/logweave/bin/pip install --upgrade pip \
  && /opt/logweave/bin/pip install .
 

@@ -33,7 +33,7 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check app agents tables collectors sinks tests
+	$(BIN)/ruff check core kafka_io sinks collectors tables agents app commands tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

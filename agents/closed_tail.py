@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from agents.range_reader import range_consumer, read_range
-from app.models import decode_closed_traces
-from app.settings import Settings
+from core.models import decode_closed_traces
+from core.settings import Settings
+from kafka_io.range_reader import range_consumer, read_range
 
 
 async def close_ids_after(settings: Settings, topic: str, partition: int, start: int | None) -> set[str]:

@@ -11,28 +11,35 @@ import logging
 from typing import Any
 
 from agents.drain_runner import DrainRunner, SinkRecord
-from app import channels, topics
-from app.codec import compressor
-from app.faust_app import get_app, get_settings
-from app.models import DeadLetter, encode_dead_letters
+from agents.stage import StageContext
+from core import topics
+from core.codec import compressor
+from core.models import DeadLetter, encode_dead_letters
 from sinks import create_sink
 
 log = logging.getLogger(__name__)
-app = get_app()
-settings = get_settings()
-RUNNERS: dict[str, DrainRunner] = {}
-compress = compressor(settings.kafka.payload_codec)
 
 
-async def _send_dead_letters(items: list[DeadLetter]) -> None:
-    future = await channels.deadletter().send(value=compress(encode_dead_letters(items)))
-    await future
+def register(ctx: StageContext) -> dict[str, DrainRunner]:
+    """Attach one drain agent per enabled sink; returns their runners by sink name."""
+    settings, channels = ctx.settings, ctx.channels
+    compress = compressor(settings.kafka.payload_codec)
+
+    async def send_dead_letters(items: list[DeadLetter]) -> None:
+        future = await channels.deadletter().send(value=compress(encode_dead_letters(items)))
+        await future
+
+    runners: dict[str, DrainRunner] = {}
+    for sink_name in settings.sinks.enabled:
+        runner = runners[sink_name] = DrainRunner(create_sink(sink_name, settings), settings,
+                                                  settings.topic(topics.sink_topic(sink_name)), send_dead_letters)
+        agent = make_drain_agent(runner)
+        ctx.app.agent(channels.sink(sink_name), name=f"drain_{sink_name}", concurrency=1)(agent)
+    return runners
 
 
-def _make_drain(sink_name: str) -> Any:
-    topic = channels.sink(sink_name)
-    runner = RUNNERS[sink_name] = DrainRunner(create_sink(sink_name, settings), settings,
-                                              settings.topic(topics.sink_topic(sink_name)), _send_dead_letters)
+def make_drain_agent(runner: DrainRunner) -> Any:
+    """The agent body for one sink: take batches without acking, deliver, then ack."""
     max_records = max(1, min(1000, runner.max_lines // 50))
 
     async def drain(stream: Any) -> None:
@@ -46,8 +53,5 @@ def _make_drain(sink_name: str) -> Any:
         finally:
             await runner.stop()
 
-    drain.__name__ = f"drain_{sink_name}"
-    return app.agent(topic, name=f"drain_{sink_name}", concurrency=1)(drain)
-
-
-DRAINS = {name: _make_drain(name) for name in settings.sinks.enabled}
+    drain.__name__ = f"drain_{runner.name}"
+    return drain

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
-from app.errors import PermanentError, RetriableError
-from app.metrics import (
+from core.errors import PermanentError, RetriableError
+from core.metrics import (
     SINK_BATCHES,
     SINK_BREAKER,
     SINK_BYTES,
@@ -28,7 +28,7 @@ from app.metrics import (
     SINK_LINES,
     SINK_RETRIES,
 )
-from app.models import (
+from core.models import (
     P_LEVEL,
     P_POS,
     P_SERVICE,
@@ -43,7 +43,7 @@ from app.models import (
     splice_metadata,
     stream_digest,
 )
-from app.settings import Settings
+from core.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.models import P_SRC, P_TEXT, ParsedChunk
+from core.models import P_SRC, P_TEXT, ParsedChunk
 
 _LINE_OVERHEAD = 160  # bytes of list framing and fields per line besides its text
 

@@ -8,68 +8,66 @@ from typing import Any
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
-from app import channels, topics
-from app.codec import compressor, is_compressed
-from app.faust_app import get_app, get_settings, recovery_completed
-from app.metrics import CHUNKS
-from app.models import ParsedChunk
+from agents.stage import StageContext
+from core import topics
+from core.codec import compressor, is_compressed
+from core.metrics import CHUNKS
+from core.models import ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
-from tables.trace_tables import trace_table
 
 log = logging.getLogger(__name__)
-app = get_app()
-settings = get_settings()
-table = trace_table()
 
 
-compress = compressor(settings.kafka.payload_codec)
+def register(ctx: StageContext) -> TraceGrouper:
+    """Attach the group agent and its closing timer to the App; returns the grouper it drives."""
+    app, settings, channels = ctx.app, ctx.settings, ctx.channels
+    table = ctx.trace_table()
+    compress = compressor(settings.kafka.payload_codec)
+
+    def send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
+        """Send a chunk record to a sink topic, compressing it unless it is a record forwarded as received."""
+        return channels.sink(sink_name).send_soon(value=value if is_compressed(value) else compress(value),
+                                                  partition=partition)
+
+    def send_closed(value: bytes, partition: int) -> Any:
+        return channels.traces_closed().send_soon(value=compress(value), partition=partition)
+
+    grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), settings,
+                           send_to_sink, send_closed)
+
+    @app.agent(channels.parsed(), name="group")
+    async def group(stream: Any) -> None:
+        """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
+        faust would otherwise commit the input offset first, and a crash in between would lose the
+        update (a trace summary missing lines) although its lines reached the sinks."""
+        async for event in stream.noack().events():
+            CHUNKS.labels("group").inc()
+            chunk = ParsedChunk.decode(event.value)
+            partition = event.message.partition
+            grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
+            table.after_persisted(partition, event.ack)
+
+    @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
+    async def close_overdue_traces() -> None:
+        """Close overdue traces of the partitions this worker actively owns (startup included)."""
+        if not ctx.recovery_completed():
+            return
+        parsed_name = settings.topic(topics.PARSED)
+        owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)
+        stale = [p for p in table.deadline_indexes if p not in owned]
+        if stale:
+            grouper.forget(stale)
+        for partition in owned:
+            if partition not in table.tail_checked:
+                await read_back_sent_summaries(ctx, grouper, partition)
+            grouper.close_overdue(partition)
+
+    return grouper
 
 
-def _send_to_sink(sink_name: str, value: bytes, partition: int) -> Any:
-    """Send a chunk record to a sink topic, compressing it unless it is a record forwarded as received."""
-    return channels.sink(sink_name).send_soon(value=value if is_compressed(value) else compress(value),
-                                              partition=partition)
-
-
-def _send_closed(value: bytes, partition: int) -> Any:
-    return channels.traces_closed().send_soon(value=compress(value), partition=partition)
-
-
-grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), settings,
-                       _send_to_sink, _send_closed)
-
-
-@app.agent(channels.parsed(), name="group")
-async def group(stream: Any) -> None:
-    """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
-    faust would otherwise commit the input offset first, and a crash in between would lose the
-    update (a trace summary missing lines) although its lines reached the sinks."""
-    async for event in stream.noack().events():
-        CHUNKS.labels("group").inc()
-        chunk = ParsedChunk.decode(event.value)
-        partition = event.message.partition
-        grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
-        table.after_persisted(partition, event.ack)
-
-
-@app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
-async def close_overdue_traces() -> None:
-    """Close overdue traces of the partitions this worker actively owns (startup included)."""
-    if not recovery_completed():
-        return
-    parsed_name = settings.topic(topics.PARSED)
-    owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)
-    stale = [p for p in table.deadline_indexes if p not in owned]
-    if stale:
-        grouper.forget(stale)
-    for partition in owned:
-        if partition not in table.tail_checked:
-            await _read_back_sent_summaries(partition)
-        grouper.close_overdue(partition)
-
-
-async def _read_back_sent_summaries(partition: int) -> None:
+async def read_back_sent_summaries(ctx: StageContext, grouper: TraceGrouper, partition: int) -> None:
     """After a rebalance: the close ids sent but not stored as closed (agents/closed_tail.py)."""
+    settings, table = ctx.settings, ctx.trace_table()
     upto = table.read(partition, CLOSED_UPTO_KEY)
     found = await close_ids_after(settings, settings.topic(topics.TRACES_CLOSED), partition,
                                   int(upto) if upto else None)

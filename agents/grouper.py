@@ -17,9 +17,9 @@ from typing import Any
 
 from agents.forwarding import forward
 from agents.routing import Router
-from app.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
-from app.models import P_SRC, join_closed_traces
-from app.settings import Settings
+from core.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
+from core.models import P_SRC, join_closed_traces
+from core.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
 from tables.trace_state import (

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from app.models import (
+from core.models import (
     FLAG_BASE64,
     FLAG_TRUNCATED,
     LEVEL_NAMES,
@@ -22,9 +22,9 @@ from app.models import (
     RawChunk,
     trace_partition,
 )
-from app.settings import ParseSettings
-from app.timeparse import EPOCH_UNITS, parse_event_time
-from app.timeparse import SECOND_CACHE as _SECONDS
+from core.settings import ParseSettings
+from core.timeparse import EPOCH_UNITS, parse_event_time
+from core.timeparse import SECOND_CACHE as _SECONDS
 
 try:
     from agents import _linescan

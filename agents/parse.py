@@ -5,23 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from agents.line_parser import LineParser
-from app import channels
-from app.codec import compressor
-from app.errors import ChunkFormatError
-from app.faust_app import get_app, get_settings
-from app.metrics import CHUNKS, DEAD_LETTERS, LINES
-from app.models import DeadLetter, RawChunk, encode_dead_letters
-
-app = get_app()
-settings = get_settings()
-parser = LineParser(settings.parse)
-PARTITIONS = settings.kafka.partitions
-compress = compressor(settings.kafka.payload_codec)
+from agents.stage import StageContext
+from core.codec import compressor
+from core.errors import ChunkFormatError
+from core.metrics import CHUNKS, DEAD_LETTERS, LINES
+from core.models import DeadLetter, RawChunk, encode_dead_letters
 
 
-@app.agent(channels.raw(), name="parse")
-async def parse(stream: Any) -> None:
-    parsed_topic, dead_topic = channels.parsed(), channels.deadletter()
+def register(ctx: StageContext) -> None:
+    """Attach the parse agent to the App."""
+    parser = LineParser(ctx.settings.parse)
+    compress = compressor(ctx.settings.kafka.payload_codec)
+    partitions = ctx.settings.kafka.partitions
+    channels = ctx.channels
+
+    @ctx.app.agent(channels.raw(), name="parse")
+    async def parse(stream: Any) -> None:
+        await parse_stream(stream, parser, channels.parsed(), channels.deadletter(), compress, partitions)
+
+
+async def parse_stream(stream: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
+                       compress: Any, partitions: int) -> None:
     async for event in stream.events():
         CHUNKS.labels("parse").inc()
         try:
@@ -32,7 +36,7 @@ async def parse(stream: Any) -> None:
             DEAD_LETTERS.labels("parse", "bad_chunk").inc()
             continue
         LINES.labels("parse_in").inc(len(chunk.lines))
-        outputs, dead = parser.parse_chunk(chunk, PARTITIONS)
+        outputs, dead = parser.parse_chunk(chunk, partitions)
         for partition, out in outputs.items():
             await parsed_topic.send(value=compress(out.encode()), partition=partition)
             LINES.labels("parse_out").inc(len(out.lines))

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from app.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT
-from app.settings import RouteRule, RoutingSettings
+from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT
+from core.settings import RouteRule, RoutingSettings
 
 
 class CompiledRule:

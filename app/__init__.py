@@ -1,7 +1,7 @@
-"""Logweave's core package. `faust -A app worker` finds the App as `app.app`.
+"""The worker's roof: the faust App, its stage registration, table registration and web views.
 
-The App is built lazily (PEP 562 module `__getattr__`) so that collectors, which import
-`app.settings` and `app.models`, never import faust: a collector must stay small.
+`faust -A app worker` finds the App as `app.app`. It is built lazily (PEP 562 module `__getattr__`)
+so that importing anything below (core settings, models) never pulls faust in.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from functools import lru_cache
 import faust
 from faust.web.base import Web
 
-from app.kafka_compat import install_idle_fetch_pause
-from app.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from kafka_io.kafka_compat import install_idle_fetch_pause
 
 
 @lru_cache(maxsize=1)
@@ -82,21 +82,24 @@ def recovery_completed() -> bool:
     return bool(recovery is not None and recovery.completed.is_set())
 
 
-STAGE_MODULES = {"parse": "agents.parse", "group": "agents.group", "drain": "agents.drain"}
-
-
 def load_worker() -> faust.App:
-    """The App with every agent, table, timer and view attached.
+    """The App with every stage this worker runs, its table, timers and views attached.
 
-    Modules are imported explicitly rather than by faust's autodiscover, which only logs a
+    Stages are registered explicitly rather than by faust's autodiscover, which only logs a
     warning when a module fails to import and would start a worker missing a stage.
     """
-    import importlib
+    from agents import drain, group, parse
+    from agents.channels import Channels
+    from agents.stage import StageContext
+    from app import web
+    from app.trace_tables import trace_table
 
-    app = get_app()
-    for stage in get_settings().worker.stages:
-        importlib.import_module(STAGE_MODULES[stage])
-    importlib.import_module("app.web")
+    registrations = {"parse": parse.register, "group": group.register, "drain": drain.register}
+    app, settings = get_app(), get_settings()
+    ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed)
+    for stage in settings.worker.stages:
+        registrations[stage](ctx)
+    web.register(app, settings)
     tune_garbage_collector()
     return app
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from core.settings import Settings
     from sinks.base import Sink
 
 SINK_CLASSES: dict[str, str] = {

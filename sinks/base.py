@@ -18,7 +18,7 @@ from typing import ClassVar
 class SinkLine:
     """One line bound for a sink: its final JSON document and everything keys are derived from."""
 
-    line_id: str  # stable identity of the source line (app.models.line_id)
+    line_id: str  # stable identity of the source line (core.models.line_id)
     trace_id: str
     time_ns: int  # event time, UTC nanoseconds
     level: str
@@ -68,7 +68,7 @@ class WriteResult:
 
 
 class Sink(ABC):
-    """A destination. Raise app.errors.RetriableError when the whole batch should be retried."""
+    """A destination. Raise core.errors.RetriableError when the whole batch should be retried."""
 
     name: ClassVar[str]
 

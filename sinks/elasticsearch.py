@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from app.errors import RetriableError
-from app.settings import ElasticsearchSinkSettings, Settings
+from core.errors import RetriableError
+from core.settings import ElasticsearchSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, WriteResult
 
 KEYWORD = {"type": "keyword", "ignore_above": 1024}

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from app.errors import PermanentError, RetriableError
-from app.settings import EtcdSinkSettings, Settings
+from core.errors import PermanentError, RetriableError
+from core.settings import EtcdSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 
 MAX_TXN_OPS = 128

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from app.settings import FileSinkSettings, Settings
+from core.settings import FileSinkSettings, Settings
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 

@@ -22,8 +22,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.errors import PermanentError, RetriableError
-from app.settings import S3SinkSettings, Settings
+from core.errors import PermanentError, RetriableError
+from core.settings import S3SinkSettings, Settings
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.models import P_POS, P_SID
+from core.models import P_POS, P_SID
 
 STREAM_PREFIX = b"\x00s"
 

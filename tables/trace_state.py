@@ -18,8 +18,8 @@ try:
 except ImportError:  # not compiled (no C compiler at install): the reference folds every chunk
     _tracefold = None  # type: ignore[assignment]
 
-from app.models import LEVEL_NAMES, LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
-from app.settings import TraceSettings
+from core.models import LEVEL_NAMES, LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
+from core.settings import TraceSettings
 
 _MAX_NAMES = 16
 _NS = 1_000_000_000

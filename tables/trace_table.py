@@ -25,7 +25,7 @@ import faust
 import rocksdict
 from faust.types import EventT
 
-from app.codec import decompress
+from core.codec import decompress
 from tables import changelog_frames
 from tables.deadline_index import DeadlineIndex
 

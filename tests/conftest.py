@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import EmbeddedBroker
+from commands.broker import EmbeddedBroker
 from tests.support.kafka import start_broker
 from tests.support.worker_harness import WorkerHarness
 

@@ -20,15 +20,15 @@ import time
 from collections import deque
 from pathlib import Path
 
-from app.models import RawChunk, RawLine
-from app.settings import CollectorSettings
 from collectors.files.checkpoints import FileCheckpointStore
 from collectors.files.discovery import Found, Scan
 from collectors.files.formats import detect_format
 from collectors.files.kube_paths import kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
-from collectors.publisher import ChunkAck, ChunkPublisher
+from core.models import RawChunk, RawLine
+from core.settings import CollectorSettings
+from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]

@@ -12,7 +12,7 @@ from typing import Literal
 
 import orjson
 
-from app.timeparse import parse_rfc3339_ns
+from core.timeparse import parse_rfc3339_ns
 
 Format = Literal["cri", "docker", "plain"]
 Parsed = tuple[int, str, bool, bytes]

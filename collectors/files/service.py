@@ -16,13 +16,13 @@ import time
 
 from prometheus_client import start_http_server
 
-from app.settings import Settings
-from app.topics import RAW
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.metrics import FileMetrics
-from collectors.publisher import ChunkPublisher
+from core.settings import Settings
+from core.topics import RAW
+from kafka_io.publisher import ChunkPublisher
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
 
 
 def main() -> None:
-    from app.settings import load_settings
+    from core.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_file_collector(load_settings()))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.models import FLAG_TRUNCATED, RawLine, make_raw_line
 from collectors.files.formats import PARSERS, Format, detect_format
+from core.models import FLAG_TRUNCATED, RawLine, make_raw_line
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256

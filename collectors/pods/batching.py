@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.models import RawLine
+from core.models import RawLine
 
 
 class PendingBudget:

@@ -19,9 +19,9 @@ import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
-from app.errors import ConfigError, PermanentError, RetriableError
-from app.settings import PodCollectorSettings
 from collectors.pods.lines import LineSplitter
+from core.errors import ConfigError, PermanentError, RetriableError
+from core.settings import PodCollectorSettings
 
 _CONNECT = aiohttp.ClientTimeout(sock_connect=15)
 

@@ -14,14 +14,14 @@ import signal
 
 from prometheus_client import start_http_server
 
-from app.settings import Settings
-from app.topics import RAW
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.selectors import LabelSelector, namespace_scopes
 from collectors.pods.supervisor import StreamSupervisor
 from collectors.pods.watcher import PodWatcher
-from collectors.publisher import ChunkPublisher
+from core.settings import Settings
+from core.topics import RAW
+from kafka_io.publisher import ChunkPublisher
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
 
 
 def main() -> None:
-    from app.errors import ConfigError
-    from app.settings import load_settings
+    from core.errors import ConfigError
+    from core.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

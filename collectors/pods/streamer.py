@@ -20,8 +20,6 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from app.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
-from app.settings import PodCollectorSettings
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
 from collectors.pods.client import ApiStatusError, KubeClient
@@ -29,7 +27,9 @@ from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampError, TimestampParser
-from collectors.publisher import ChunkAck
+from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
+from core.settings import PodCollectorSettings
+from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream

@@ -16,7 +16,6 @@ import functools
 import logging
 import time
 
-from app.settings import PodCollectorSettings
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
@@ -24,6 +23,7 @@ from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
+from core.settings import PodCollectorSettings
 
 log = logging.getLogger(__name__)
 

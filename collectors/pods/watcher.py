@@ -17,12 +17,12 @@ import asyncio
 import logging
 from typing import Any
 
-from app.settings import PodCollectorSettings
 from collectors.pods.backoff import Backoff
 from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.podinfo import PodInfo
 from collectors.pods.supervisor import StreamSupervisor
+from core.settings import PodCollectorSettings
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from app.broker import EmbeddedBroker, free_port
+from commands.broker import EmbeddedBroker, free_port
 from tests.bench.bench_pipeline import write_pod_logs
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 

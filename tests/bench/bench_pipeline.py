@@ -20,12 +20,12 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.broker import EmbeddedBroker, free_port
-from app.demo import cri_line, rfc3339_nano
-from app.kafka_compat import install_idle_fetch_pause
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
-from app.topics import pipeline_topics
+from commands.broker import EmbeddedBroker, free_port
+from commands.demo import cri_line, rfc3339_nano
+from core.settings import KafkaSettings
+from core.topics import pipeline_topics
+from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.topic_admin import ensure_topics
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids
 from tests.support.processes import file_collector, wait_http_ok, worker
 

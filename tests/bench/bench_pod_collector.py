@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.broker import free_port  # noqa: E402
+from commands.broker import free_port  # noqa: E402
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
 from tests.support.kafka import start_broker  # noqa: E402
 from tests.support.processes import ManagedProcess, base_env  # noqa: E402
@@ -112,7 +112,7 @@ async def raw_produce(bootstrap: str, total: int, line_bytes: int) -> Row:
     """The Kafka-side limit: a bare aiokafka loop sending the same lines as 1,000-line raw chunks."""
     from aiokafka import AIOKafkaProducer
 
-    from app.models import RawChunk, make_raw_line
+    from core.models import RawChunk, make_raw_line
 
     line = b"x" * line_bytes
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)

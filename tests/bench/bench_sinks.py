@@ -25,8 +25,8 @@ import aiohttp
 import orjson
 from aiobotocore.session import get_session
 
-from app.broker import EmbeddedBroker, free_port
-from app.settings import ElasticsearchSinkSettings, EtcdSinkSettings, S3SinkSettings
+from commands.broker import EmbeddedBroker, free_port
+from core.settings import ElasticsearchSinkSettings, EtcdSinkSettings, S3SinkSettings
 from sinks.base import Sink, SinkBatch, SinkLine
 from sinks.elasticsearch import ElasticsearchSink
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, line_key

@@ -31,14 +31,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.broker import EmbeddedBroker, free_port
-from app.codec import compressor, decompress
-from app.kafka_compat import install_idle_fetch_pause
-from app.models import P_TIME, ParsedChunk, RawChunk, make_raw_line, trace_partition
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
-from app.topics import pipeline_topics
-from collectors.publisher import ChunkPublisher
+from commands.broker import EmbeddedBroker, free_port
+from core.codec import compressor, decompress
+from core.models import P_TIME, ParsedChunk, RawChunk, make_raw_line, trace_partition
+from core.settings import KafkaSettings
+from core.topics import pipeline_topics
+from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.publisher import ChunkPublisher
+from kafka_io.topic_admin import ensure_topics
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 

@@ -35,12 +35,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.broker import free_port
-from app.models import RawChunk, make_raw_line
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
-from app.topics import pipeline_topics
-from collectors.publisher import ChunkPublisher
+from commands.broker import free_port
+from core.models import RawChunk, make_raw_line
+from core.settings import KafkaSettings
+from core.topics import pipeline_topics
+from kafka_io.publisher import ChunkPublisher
+from kafka_io.topic_admin import ensure_topics
 from tests.bench.bench_worker import make_doc
 from tests.bench.measure import cpu_seconds, tree_pids
 from tests.support.kafka import start_broker

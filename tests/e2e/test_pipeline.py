@@ -15,11 +15,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.broker import EmbeddedBroker, free_port
-from app.models import decode_closed_traces, decode_dead_letters
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
-from app.topics import pipeline_topics
+from commands.broker import EmbeddedBroker, free_port
+from core.models import decode_closed_traces, decode_dead_letters
+from core.settings import KafkaSettings
+from core.topics import pipeline_topics
+from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
 from tests.support.logdata import write_dataset
 from tests.support.processes import file_collector, wait_http_ok, worker

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from app.broker import EmbeddedBroker
+from commands.broker import EmbeddedBroker
 from tests.support.worker_harness import WorkerHarness
 
 PARTITIONS = 6

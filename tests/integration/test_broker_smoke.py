@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from app.broker import EmbeddedBroker
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
+from commands.broker import EmbeddedBroker
+from core.settings import KafkaSettings
+from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.broker import EmbeddedBroker, free_port
+from commands.broker import EmbeddedBroker, free_port
 
 
 def start_broker(data_dir: Path, with_elasticsearch: bool = False) -> EmbeddedBroker:

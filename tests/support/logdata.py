@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from app.demo import cri_line, rfc3339_nano
+from commands.demo import cri_line, rfc3339_nano
 
 BASE_NS = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
 MALFORMED = {

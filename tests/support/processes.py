@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.broker import stop_process_group
+from commands.broker import stop_process_group
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import free_port
+from commands.broker import free_port
 
 
 def need(binary: str, package: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 from aiobotocore.session import get_session
 from elasticsearch import AsyncElasticsearch
 
-from app.broker import EmbeddedBroker, free_port
+from commands.broker import EmbeddedBroker, free_port
 from tests.support.servers import Server, etcd_gateway, etcd_server, moto_server
 from tests.support.worker_harness import WorkerHarness
 
@@ -60,7 +60,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     es_port = free_port()
-    from app.broker import EmbeddedBroker as Broker
+    from commands.broker import EmbeddedBroker as Broker
 
     broker = Broker(tmp_path / "noida", free_port(), elasticsearch_port=es_port).start()
     etcd = etcd_server(tmp_path).start()

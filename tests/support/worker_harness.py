@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
-from app.broker import EmbeddedBroker, free_port
-from app.models import RawChunk, decode_closed_traces, make_raw_line
-from app.settings import KafkaSettings, load_settings
-from app.topic_admin import ensure_topics
-from app.topics import pipeline_topics
-from collectors.publisher import ChunkPublisher
+from commands.broker import EmbeddedBroker, free_port
+from core.models import RawChunk, decode_closed_traces, make_raw_line
+from core.settings import KafkaSettings, load_settings
+from core.topics import pipeline_topics
+from kafka_io.publisher import ChunkPublisher
+from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 
 from agents.closed_tail import close_ids_after
-from app.broker import EmbeddedBroker
-from app.codec import compressor
-from app.models import encode_closed_traces
-from app.settings import KafkaSettings, Settings
-from app.topic_admin import ensure_topics
+from commands.broker import EmbeddedBroker
+from core.codec import compressor
+from core.models import encode_closed_traces
+from core.settings import KafkaSettings, Settings
+from kafka_io.topic_admin import ensure_topics
 
 
 async def test_close_ids_from_an_offset_to_the_end_of_one_partition(broker: EmbeddedBroker) -> None:

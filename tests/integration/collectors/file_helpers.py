@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.broker import EmbeddedBroker
-from app.models import RawChunk, raw_line_bytes
-from app.settings import Settings, load_settings
-from app.topics import RAW
 from collectors.files.metrics import FileMetrics
 from collectors.files.service import run_file_collector
+from commands.broker import EmbeddedBroker
+from core.models import RawChunk, raw_line_bytes
+from core.settings import Settings, load_settings
+from core.topics import RAW
 from tests.support.kafka import read_topic
 
 TIME = b"2025-06-10T08:25:41.630702460Z"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from app.settings import Settings
+from core.settings import Settings
 
 
 class CollectorProcess:

@@ -6,8 +6,8 @@ import asyncio
 import urllib.request
 from pathlib import Path
 
-from app.broker import EmbeddedBroker, free_port
 from collectors.files.metrics import FileMetrics
+from commands.broker import EmbeddedBroker, free_port
 from tests.integration.collectors.file_helpers import (
     collector_settings,
     cri,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.broker import EmbeddedBroker
-from app.models import FLAG_BASE64, FLAG_TRUNCATED
+from commands.broker import EmbeddedBroker
+from core.models import FLAG_BASE64, FLAG_TRUNCATED
 from tests.integration.collectors.file_helpers import (
     collector_settings,
     cri,

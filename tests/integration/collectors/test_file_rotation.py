@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from app.broker import EmbeddedBroker
+from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import (
     Line,
     collector_settings,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.models import decode_dead_letters
+from core.models import decode_dead_letters
 from tests.support.kafka import read_topic
 from tests.support.sink_stack import SINKS, Stack, assert_exactly_once, doc, feed, stack, wait_all
 from tests.support.worker_harness import WorkerHarness

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from app.broker import EmbeddedBroker, free_port
-from app.settings import ElasticsearchSinkSettings
+from commands.broker import EmbeddedBroker, free_port
+from core.settings import ElasticsearchSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.elasticsearch import ElasticsearchSink, index_name
 from tests.support.servers import Server, osmem_server

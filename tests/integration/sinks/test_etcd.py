@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from app.settings import EtcdSinkSettings
+from core.settings import EtcdSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, split_transactions
 from tests.support.servers import Server, etcd_gateway, etcd_server

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiobotocore.session import get_session
 
-from app.settings import S3SinkSettings
+from core.settings import S3SinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.s3 import S3Sink, object_key
 from tests.support.servers import Server, moto_server

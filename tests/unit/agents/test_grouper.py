@@ -11,9 +11,9 @@ from typing import Any, cast
 
 from agents.grouper import TraceGrouper, closed_upto
 from agents.routing import Router
-from app.codec import compressor
-from app.models import ParsedChunk, decode_closed_traces
-from app.settings import Settings
+from core.codec import compressor
+from core.models import ParsedChunk, decode_closed_traces
+from core.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.trace_table import CLOSED_UPTO_KEY, FIRST_TRACE_KEY, TraceWindowTable
 

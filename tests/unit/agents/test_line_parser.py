@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.line_parser import LineParser, normalize_level
-from app.models import P_LEVEL, P_SERVICE, P_TEXT, P_TIME, P_TRACE, RawChunk, make_raw_line, trace_partition
-from app.settings import ParseSettings
+from core.models import P_LEVEL, P_SERVICE, P_TEXT, P_TIME, P_TRACE, RawChunk, make_raw_line, trace_partition
+from core.settings import ParseSettings
 
 SOURCE = {"kind": "file", "pod": "p", "namespace": "ns"}
 

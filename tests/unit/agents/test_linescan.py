@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 import agents.line_parser as line_parser_module
 from agents import _linescan
 from agents.line_parser import _EXACT_LEVELS, LineParser
-from app.models import FLAG_BASE64, FLAG_TRUNCATED, RawChunk
-from app.settings import ParseSettings
+from core.models import FLAG_BASE64, FLAG_TRUNCATED, RawChunk
+from core.settings import ParseSettings
 from tests.bench.bench_worker import make_doc
 
 FIELD_NAMES = ["traceId", "trace_id", "traceID", "time", "timestamp", "@timestamp", "ts", "level", "severity",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.routing import Router, validate_rules
-from app.settings import RouteRule, RoutingSettings
+from core.settings import RouteRule, RoutingSettings
 
 SOURCES = [{"namespace": "shop", "labels": {"team": "a"}}, {"namespace": "ops", "labels": {}}]
 

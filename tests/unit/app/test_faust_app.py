@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.faust_app import GC_THRESHOLDS, create_app, tune_garbage_collector
-from app.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from app.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 SECRET_PLACEHOLDER = "from-a-secret"  # env entries filled by secretKeyRef/fieldRef at run time
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.settings import Settings
+from core.settings import Settings
 from tests.unit.deploy.container_env import SECRET_PLACEHOLDER, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[3]

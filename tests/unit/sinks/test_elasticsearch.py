@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from app.settings import ElasticsearchSinkSettings, Settings
+from core.settings import ElasticsearchSinkSettings, Settings
 from sinks.base import SinkBatch, SinkLine
 from sinks.elasticsearch import ElasticsearchSink, classify, index_name, index_template
 

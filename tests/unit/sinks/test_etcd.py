@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import PermanentError
-from app.settings import EtcdSinkSettings, Settings
+from core.errors import PermanentError
+from core.settings import EtcdSinkSettings, Settings
 from sinks.base import SinkLine
 from sinks.etcd import MAX_REQUEST_BYTES, MAX_TXN_OPS, EtcdSink, line_key, split_transactions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.settings import FileSinkSettings
+from core.settings import FileSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.file import FileSink
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from app.errors import PermanentError, RetriableError
-from app.settings import Settings
+from core.errors import PermanentError, RetriableError
+from core.settings import Settings
 from sinks.base import SinkBatch, SinkLine
 from sinks.s3 import S3Sink, object_key, sibling_prefix
 

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.settings import TraceSettings
+from core.settings import TraceSettings
 from tables.trace_state import (
     apply_fold,
     deadlines,

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from app.broker import EmbeddedBroker
-from app.models import RawChunk
-from app.settings import Settings, load_settings
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.service import run_pod_collector
+from commands.broker import EmbeddedBroker
+from core.models import RawChunk
+from core.settings import Settings, load_settings
 from tests.support.kafka import read_topic
 from tests.support.kube_api import FakeKubeApi
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import EmbeddedBroker
+from commands.broker import EmbeddedBroker
 from tests.integration.collectors.pods.conftest import pod_settings, running_collector, wait_for_lines
 from tests.support.kube_api import FakeKubeApi, FakePod
 

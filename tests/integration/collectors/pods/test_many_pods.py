@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from app.broker import EmbeddedBroker, free_port
+from commands.broker import EmbeddedBroker, free_port
 from tests.bench.measure import peak_rss_mib
 from tests.integration.collectors.pods.conftest import collected, wait_until
 from tests.support.kube_api import FakeKubeApi, prefill

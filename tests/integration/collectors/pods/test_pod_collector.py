@@ -6,8 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from app.broker import EmbeddedBroker
 from collectors.pods.timestamps import format_rfc3339nano
+from commands.broker import EmbeddedBroker
 from tests.integration.collectors.pods.conftest import (
     collected,
     pod_settings,

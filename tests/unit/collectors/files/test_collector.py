@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from app.models import RawChunk
-from app.settings import CollectorSettings, load_settings
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.metrics import FileMetrics
-from collectors.publisher import ChunkAck
+from core.models import RawChunk
+from core.settings import CollectorSettings, load_settings
+from kafka_io.publisher import ChunkAck
 
 TIME = b"2025-06-10T08:25:41.630702460Z"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.settings import load_settings
+from core.settings import load_settings
 
 DIR = Path(__file__).resolve().parents[4] / "deploy" / "k8s" / "file-collector"
 

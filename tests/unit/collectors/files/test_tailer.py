@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.models import FLAG_TRUNCATED, raw_line_bytes
 from collectors.files.formats import detect_format
 from collectors.files.tailer import TailedFile, fingerprint
+from core.models import FLAG_TRUNCATED, raw_line_bytes
 
 
 def open_tail(path: Path, max_line: int = 1 << 20, fmt: str | None = None) -> TailedFile:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.models import make_raw_line
 from collectors.pods.batching import ChunkBatcher, PendingBudget
+from core.models import make_raw_line
 
 
 def test_full_by_lines_bytes_or_shared_budget() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ConfigError
-from app.settings import PodCollectorSettings
 from collectors.pods.client import KubeClient
+from core.errors import ConfigError
+from core.settings import PodCollectorSettings
 
 
 async def test_missing_kubeconfig_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:

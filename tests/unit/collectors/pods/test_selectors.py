@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import ConfigError
 from collectors.pods.selectors import LabelSelector, namespace_scopes
+from core.errors import ConfigError
 
 
 @pytest.mark.parametrize(("selector", "labels", "expected"), [

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from app.errors import ConfigError
-from app.settings import load_settings
 from collectors.pods.service import run_pod_collector
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 def test_pod_collector_never_imports_faust() -> None:

@@ -13,8 +13,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from app.errors import ConfigError
-from app.settings import KafkaSettings
+from core.errors import ConfigError
+from core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import ConfigError, RetriableError
+from core.errors import ConfigError, RetriableError
 
 
 def noida_binary() -> str:

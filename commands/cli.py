@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from app.errors import ConfigError
-from app.settings import Settings, load_settings
+from core.errors import ConfigError
+from core.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -24,7 +24,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from app.broker import run_foreground
+    from commands.broker import run_foreground
 
     return run_foreground(Path(args.data_dir), args.port)
 
@@ -46,8 +46,8 @@ def cmd_collect_pods(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from app.topic_admin import ensure_topics
-    from app.topics import pipeline_topics
+    from core.topics import pipeline_topics
+    from kafka_io.topic_admin import ensure_topics
 
     settings = _settings(args)
     asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
@@ -57,7 +57,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from app.demo import run_demo
+    from commands.demo import run_demo
 
     print(f"logweave demo: writing ~{args.rate:.0f} lines/s of CRI pod logs under {args.dir}", flush=True)
     try:
@@ -97,10 +97,10 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from agents import replay
-    from agents.range_reader import range_consumer
-    from app.replay_range import parse_position
-    from app.topics import DEADLETTER
+    from commands import replay
+    from commands.replay_range import parse_position
+    from core.topics import DEADLETTER
+    from kafka_io.range_reader import range_consumer
 
     start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
     if args.sink:
@@ -124,7 +124,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
             lines = await replay.replay_sink(settings, args.sink, plan, bar.update, say=bar.write)
             summary = f"{lines} lines in {plan.records} records written to the {args.sink} sink"
         else:
-            from agents.deadletter_replay import replay_dead_letters
+            from commands.deadletter_replay import replay_dead_letters
 
             result = await replay_dead_letters(settings, plan, bar.update)
             skipped = ", ".join(f"{count} {why}" for why, count in result.skipped.items()) or "none"

@@ -19,12 +19,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.range_reader import range_consumer, read_range
-from agents.replay import Progress, ReplayPlan
-from app.models import FLAG_BASE64, RawChunk, decode_dead_letters
-from app.settings import Settings
-from app.topics import RAW
-from collectors.publisher import ChunkPublisher
+from commands.replay import Progress, ReplayPlan
+from core.models import FLAG_BASE64, RawChunk, decode_dead_letters
+from core.settings import Settings
+from core.topics import RAW
+from kafka_io.publisher import ChunkPublisher
+from kafka_io.range_reader import range_consumer, read_range
 
 _CHUNK_LINES = 1000
 

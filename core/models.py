@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import orjson
 
-from app.codec import decompress
-from app.errors import ChunkFormatError
+from core.codec import decompress
+from core.errors import ChunkFormatError
 
 SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = frozenset({1})

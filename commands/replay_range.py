@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.durations import parse_duration
-from app.errors import ConfigError
-from app.timeparse import parse_rfc3339_ns
+from core.durations import parse_duration
+from core.errors import ConfigError
+from core.timeparse import parse_rfc3339_ns
 
 
 @dataclass(frozen=True, slots=True)

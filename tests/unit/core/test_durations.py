@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.durations import parse_duration, parse_size
+from core.durations import parse_duration, parse_size
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("48h", 172800), ("1m30s", 90), ("250ms", 0.25),

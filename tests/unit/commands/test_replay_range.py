@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from app.errors import ConfigError
-from app.replay_range import PartitionRange, Position, parse_partitions, parse_position, resolve
+from commands.replay_range import PartitionRange, Position, parse_partitions, parse_position, resolve
+from core.errors import ConfigError
 
 NOW = 1_800_000_000.0
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.settings import Settings
+from core.settings import Settings
 
 
 def range_consumer(settings: Settings) -> AIOKafkaConsumer:

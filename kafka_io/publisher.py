@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 from aiokafka.structs import RecordMetadata
 
-from app.codec import compressor
-from app.models import FLAG_TRUNCATED, RawChunk
-from app.settings import KafkaSettings
-from app.topic_admin import ensure_topics
+from core.codec import compressor
+from core.models import FLAG_TRUNCATED, RawChunk
+from core.settings import KafkaSettings
+from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 _ENVELOPE_ALLOWANCE = 1024  # bytes kept free for Kafka record framing

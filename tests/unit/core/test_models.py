@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.codec import compressor
-from app.errors import ChunkFormatError
-from app.models import RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
+from core.codec import compressor
+from core.errors import ChunkFormatError
+from core.models import RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
 
 
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])

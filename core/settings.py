@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.durations import ByteSize, Duration
-from app.errors import ConfigError
+from core.durations import ByteSize, Duration
+from core.errors import ConfigError
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),

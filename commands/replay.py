@@ -29,13 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.drain_runner import DrainRunner, SinkRecord
-from agents.range_reader import range_consumer, read_range
-from app.codec import compressor
-from app.errors import ConfigError
-from app.models import DeadLetter, encode_dead_letters
-from app.replay_range import PartitionRange, Position, parse_partitions, resolve
-from app.settings import Settings
-from app.topics import DEADLETTER, sink_topic
+from commands.replay_range import PartitionRange, Position, parse_partitions, resolve
+from core.codec import compressor
+from core.errors import ConfigError
+from core.models import DeadLetter, encode_dead_letters
+from core.settings import Settings
+from core.topics import DEADLETTER, sink_topic
+from kafka_io.range_reader import range_consumer, read_range
 from sinks import SINK_CLASSES, create_sink
 
 SINKS_NEEDING_STOPPED_DRAIN = ("s3",)  # unlocked position object: one writer at a time

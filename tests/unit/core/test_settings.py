@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ConfigError
-from app.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -83,11 +83,13 @@ def test_routing_rules_validated_from_file(tmp_path: Path) -> None:
 
 def test_check_config_cli_exits_2_with_one_line_and_masks_secrets(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "TTL": "soon"}
-    run = subprocess.run([sys.executable, "-m", "app.cli", "check-config"], env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "commands.cli", "check-config"], env=env,
+                         capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "sinks.etcd.ttl" in run.stderr and "'soon'" in run.stderr
     env = {"PATH": "/usr/bin:/bin", "LOGWEAVE_SINKS__ETCD__PASSWORD": "hunter2"}
-    run = subprocess.run([sys.executable, "-m", "app.cli", "check-config"], env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "commands.cli", "check-config"], env=env,
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "hunter2" not in run.stdout and "**********" in run.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.timeparse import parse_event_time, parse_rfc3339_ns
+from core.timeparse import parse_event_time, parse_rfc3339_ns
 
 
 @pytest.mark.parametrize(("value", "time_format"), [

@@ -6,8 +6,8 @@ from functools import lru_cache
 
 import faust
 
-from app.codec import compressor
 from app.faust_app import get_app, get_settings
+from core.codec import compressor
 from tables.trace_table import TraceWindowTable
 
 

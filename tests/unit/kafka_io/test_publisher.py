@@ -9,9 +9,9 @@ import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 from aiokafka.structs import RecordMetadata, TopicPartition
 
-from app.models import RawChunk, make_raw_line
-from app.settings import load_settings
-from collectors.publisher import ChunkAck, ChunkPublisher
+from core.models import RawChunk, make_raw_line
+from core.settings import load_settings
+from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 
 class FakeProducer:

@@ -1,0 +1,25 @@
+"""What the App hands each stage when it registers it: the App, its settings and its topics.
+
+Stages (agents/parse.py, group.py, drain.py) are registered by the App (app/faust_app.py) rather
+than importing it, so the import graph runs one way: app -> agents -> tables -> core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faust
+
+from agents.channels import Channels
+from core.settings import Settings
+from tables.trace_table import TraceWindowTable
+
+
+@dataclass(frozen=True)
+class StageContext:
+    app: faust.App
+    settings: Settings
+    channels: Channels
+    trace_table: Callable[[], TraceWindowTable]
+    recovery_completed: Callable[[], bool]
