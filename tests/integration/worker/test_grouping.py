@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
 
 BASE = 1_749_543_941_000_000_000
@@ -19,20 +20,6 @@ def doc(trace: str, ts_ns: int, n: int, level: str = "info") -> dict[str, Any]:
 
     stamp = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
     return {"time": stamp, "traceId": trace, "level": level, "msg": f"m{n}", "n": n}
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
 async def closed_by_trace(worker: WorkerHarness) -> dict[str, list[dict[str, Any]]]:
@@ -60,7 +47,7 @@ async def test_ten_thousand_interleaved_traces_across_partitions(make_worker: Ca
         for stream, docs in per_stream.items():
             await worker.feed(docs, stream=stream)
     assert asyncio.get_running_loop().time() - started < 6, "feeding took longer than the idle gap"
-    closed = await wait_for(lambda: _all_closed(worker, len(traces)), 120, "every trace to close")
+    closed = await wait_for(lambda: _all_closed(worker, len(traces)), timeout=120, what="every trace to close")
     assert all(len(v) == 1 for v in closed.values()), "a trace was closed twice"
     for trace, times in truth.items():
         (summary,) = closed[trace]
@@ -79,14 +66,14 @@ async def test_worker_killed_mid_trace_loses_nothing_and_closes_once(
         make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": "4s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
     await worker.feed([doc(f"r{i}", BASE + i, i) for i in range(200)], stream="a")
-    await wait_for(lambda: len(worker.sink_documents()) >= 200, 30, "first half in the sink")
+    await wait_for(lambda: len(worker.sink_documents()) >= 200, timeout=30, what="first half in the sink")
     worker.stop(kill=True)
     await worker.feed([doc(f"r{i}", BASE + 10_000 + i, 200 + i, "error") for i in range(200)], stream="a")
     # a collector re-sending its in-flight window after a crash: same stream, same positions
     await worker.feed([doc(f"r{i}", BASE + 10_000 + i, 200 + i, "error") for i in range(100)], stream="a",
                       resend_from=200)
     await worker.start()
-    closed = await wait_for(lambda: _all_closed(worker, 200), 60, "every trace to close after the restart")
+    closed = await wait_for(lambda: _all_closed(worker, 200), timeout=60, what="every trace to close after the restart")
     assert all(len(v) == 1 for v in closed.values()), "a trace was closed twice"
     assert all(v[0]["count"] == 2 and v[0]["level"] == "error" for v in closed.values())
     docs = worker.sink_documents()
@@ -104,13 +91,13 @@ async def test_late_lines_inside_and_beyond_allowed_lateness(make_worker: Callab
     await asyncio.sleep(1.5)
     # the clock moves to +40 s: both traces are now past their event deadline and close
     await worker.feed([doc(f"clock-{i}", BASE + 40 * second, 4) for i in range(32)], stream="b")
-    closed = await wait_for(lambda: _has(worker, {"late-ok", "late-beyond"}), 30, "event-time closes")
+    closed = await wait_for(lambda: _has(worker, {"late-ok", "late-beyond"}), timeout=30, what="event-time closes")
     assert closed["late-ok"][0]["count"] == 2 and closed["late-ok"][0]["cause"] == "event_time"
     assert closed["late-beyond"][0]["count"] == 1
     # a line for a closed trace, beyond the lateness: still delivered, opens a new trace instance
     await worker.feed([doc("late-beyond", BASE + 2 * second, 5)], stream="c")
-    await wait_for(lambda: len(worker.sink_documents()) == 4 + 64, 30, "every line delivered")
-    reopened = await wait_for(lambda: _count(worker, "late-beyond", 2), 30, "the late instance to close")
+    await wait_for(lambda: len(worker.sink_documents()) == 4 + 64, timeout=30, what="every line delivered")
+    reopened = await wait_for(lambda: _count(worker, "late-beyond", 2), timeout=30, what="the late instance to close")
     assert [s["count"] for s in reopened] == [1, 1]
     assert reopened[0]["close_id"] != reopened[1]["close_id"]
 
@@ -137,7 +124,7 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
         for k in range(4):
             docs.append(doc(f"x{i}", BASE + i * 10 + k, i * 4 + k, "error" if (i % 5 == 0 and k == 2) else "info"))
     await worker.feed(docs, stream="a")
-    await wait_for(lambda: _all_closed(worker, 50), 60, "every trace to close")
+    await wait_for(lambda: _all_closed(worker, 50), timeout=60, what="every trace to close")
     delivered = await wait_for(lambda: worker.sink_documents() if len(worker.sink_documents()) >= 40 else None,
                                30, "error traces in the sink")
     await asyncio.sleep(1.0)
@@ -154,8 +141,8 @@ async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callabl
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_TRACES__MAX_HELD_PER_TRACE": "3"}).start()
     await worker.feed([doc("big", BASE + k, k, "error" if k == 0 else "info") for k in range(7)], stream="a")
-    await wait_for(lambda: _all_closed(worker, 1), 30, "the trace to close")
-    await wait_for(lambda: len(worker.sink_documents()) >= 3, 30, "held lines in the sink")
+    await wait_for(lambda: _all_closed(worker, 1), timeout=30, what="the trace to close")
+    await wait_for(lambda: len(worker.sink_documents()) >= 3, timeout=30, what="held lines in the sink")
     await asyncio.sleep(1.0)
     assert sorted(d["n"] for d in worker.sink_documents()) == [0, 1, 2]
     (summary,) = (await closed_by_trace(worker))["big"]
@@ -171,11 +158,11 @@ async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callab
 
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": "6s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a")
-    await wait_for(lambda: len(worker.sink_documents()) >= 100, 30, "the first lines in the sink")
+    await wait_for(lambda: len(worker.sink_documents()) >= 100, timeout=30, what="the first lines in the sink")
     worker.stop()
     shutil.rmtree(worker.workdir / "worker-data")
     await worker.start()  # recovery from the changelog only
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a", resend_from=0)
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100, 140)], stream="a")
-    closed = await wait_for(lambda: _all_closed(worker, 20), 60, "every trace to close")
+    closed = await wait_for(lambda: _all_closed(worker, 20), timeout=60, what="every trace to close")
     assert all(len(v) == 1 and v[0]["count"] == 7 for v in closed.values())

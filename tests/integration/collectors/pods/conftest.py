@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,21 +57,6 @@ async def collected(broker: EmbeddedBroker, topic: str = "logs.raw") -> Collecte
         out.sources[chunk.stream_id] = chunk.source
         out.lines.setdefault(chunk.stream_id, []).extend((e[0], e[1], e[3]) for e in chunk.lines)
     return out
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 20.0,
-                     what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def wait_for_lines(broker: EmbeddedBroker, count: int, timeout: float = 30.0) -> Collected:

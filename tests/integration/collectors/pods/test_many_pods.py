@@ -14,8 +14,9 @@ from pathlib import Path
 
 from commands.broker import EmbeddedBroker, free_port
 from tests.bench.measure import peak_rss_mib
-from tests.integration.collectors.pods.conftest import collected, wait_until
+from tests.integration.collectors.pods.conftest import collected
 from tests.support.kube_api import FakeKubeApi, prefill
+from tests.support.polling import wait_for
 from tests.support.processes import ManagedProcess, base_env
 
 PODS, LINES = 200, 3000
@@ -60,7 +61,7 @@ async def test_200_pods_stream_at_once_with_bounded_memory(broker: EmbeddedBroke
             return figures.get("logweave_pod_collector_lines_published_total", 0) >= total
 
         try:
-            await wait_until(progress, timeout=120, what=f"{total} lines published")
+            await wait_for(progress, timeout=120, what=f"{total} lines published")
             figures = scrape(metrics_port)
             rss = peak_rss_mib(proc.pid)
         finally:

@@ -13,9 +13,9 @@ from tests.integration.collectors.pods.conftest import (
     pod_settings,
     running_collector,
     wait_for_lines,
-    wait_until,
 )
 from tests.support.kube_api import FakeKubeApi
+from tests.support.polling import wait_for
 
 
 async def test_pods_added_and_deleted_while_running(broker: EmbeddedBroker, kube: FakeKubeApi,
@@ -24,16 +24,16 @@ async def test_pods_added_and_deleted_while_running(broker: EmbeddedBroker, kube
     kube.add_pod("unrelated", {"app": "other"})
     kube.log(first, "app", [f'{{"n":{i}}}' for i in range(5)])
     async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
-        await wait_until(lambda: kube.followers.get(("web-1", "app"), 0) == 1, what="web-1 followed")
+        await wait_for(lambda: kube.followers.get(("web-1", "app"), 0) == 1, what="web-1 followed")
         second = kube.add_pod("web-2", node="node-7")
-        await wait_until(lambda: kube.followers.get(("web-2", "app"), 0) == 1, what="web-2 followed")
+        await wait_for(lambda: kube.followers.get(("web-2", "app"), 0) == 1, what="web-2 followed")
         kube.log(second, "app", [f"second {i}" for i in range(3)])
         kube.log(first, "app", [f'{{"n":{i}}}' for i in range(5, 8)])
         got = await wait_for_lines(broker, 11)
         kube.log(first, "app", ["last words"])
         kube.delete(first)
-        await wait_until(lambda: kube.followers.get(("web-1", "app"), 0) == 0, what="web-1 stream closed")
-        await wait_until(lambda: run.value("logweave_pod_collector_pods_watched") == 1, what="one pod left")
+        await wait_for(lambda: kube.followers.get(("web-1", "app"), 0) == 0, what="web-1 stream closed")
+        await wait_for(lambda: run.value("logweave_pod_collector_pods_watched") == 1, what="one pod left")
         got = await wait_for_lines(broker, 12)
     sid1 = f"pod:{first.uid}:app:0"
     sid2 = f"pod:{second.uid}:app:0"
@@ -56,16 +56,16 @@ async def test_label_changes_move_a_pod_in_and_out_of_the_selector(broker: Embed
     async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
         await wait_for_lines(broker, 2)
         kube.relabel(pod, {"app": "elsewhere"})
-        await wait_until(lambda: kube.followers.get(("moving", "app"), 0) == 0, what="stream stopped")
+        await wait_for(lambda: kube.followers.get(("moving", "app"), 0) == 0, what="stream stopped")
         assert run.value("logweave_pod_collector_pods_watched") == 0
         kube.log(pod, "app", ["while out of scope"])
         outsider = kube.add_pod("joins-later", {"app": "elsewhere"})
         kube.log(outsider, "app", ["before joining"])
         kube.relabel(pod, {"app": "snowplow"})
-        await wait_until(lambda: kube.followers.get(("moving", "app"), 0) == 1, what="stream resumed")
+        await wait_for(lambda: kube.followers.get(("moving", "app"), 0) == 1, what="stream resumed")
         kube.log(pod, "app", ["in 3"])
         kube.relabel(outsider, {"app": "snowplow", "team": "b"})
-        await wait_until(lambda: kube.followers.get(("joins-later", "app"), 0) == 1, what="outsider followed")
+        await wait_for(lambda: kube.followers.get(("joins-later", "app"), 0) == 1, what="outsider followed")
         kube.log(outsider, "app", ["after joining"])
         got = await wait_for_lines(broker, 5)
     assert got.texts(f"pod:{pod.uid}:app:0") == ["in 1", "in 2", "in 3"]
@@ -77,15 +77,15 @@ async def test_label_changes_move_a_pod_in_and_out_of_the_selector(broker: Embed
 async def test_watch_closed_by_server_and_bookmarks(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
     a = kube.add_pod("a")
     async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
-        await wait_until(lambda: kube.open_watches == 1, what="watch open")
+        await wait_for(lambda: kube.open_watches == 1, what="watch open")
         kube.bookmark()
         bookmarked = kube.rv
         await asyncio.sleep(0.3)
         kube.close_watches()
         b = kube.add_pod("b")  # between the watches: replayed from the resourceVersion on re-watch
-        await wait_until(lambda: len(kube.watched_from) == 2, what="re-watch")
+        await wait_for(lambda: len(kube.watched_from) == 2, what="re-watch")
         assert kube.watched_from[1] == bookmarked  # resumed from the bookmark's resourceVersion
-        await wait_until(lambda: kube.followers.get(("b", "app"), 0) == 1, what="b followed after re-watch")
+        await wait_for(lambda: kube.followers.get(("b", "app"), 0) == 1, what="b followed after re-watch")
         kube.log(a, "app", ["a1"])
         kube.log(b, "app", ["b1"])
         got = await wait_for_lines(broker, 2)
@@ -99,7 +99,7 @@ async def test_410_gone_relists_and_reconciles(broker: EmbeddedBroker, kube: Fak
     stays = kube.add_pod("stays")
     leaves = kube.add_pod("leaves")
     async with running_collector(pod_settings(broker, kube, tmp_path)) as run:
-        await wait_until(lambda: kube.followers.get(("leaves", "app"), 0) == 1, what="both followed")
+        await wait_for(lambda: kube.followers.get(("leaves", "app"), 0) == 1, what="both followed")
         kube.log(leaves, "app", ["leaves 1"])
         await wait_for_lines(broker, 1)
         kube.expire_watches()  # compaction: the collector's resourceVersion is gone; events are lost
@@ -107,10 +107,10 @@ async def test_410_gone_relists_and_reconciles(broker: EmbeddedBroker, kube: Fak
         arrives = kube.add_pod("arrives")
         kube.log(arrives, "app", ["arrives 1"])
         kube.log(stays, "app", ["stays 1"])
-        await wait_until(lambda: run.value("logweave_pod_collector_watch_restarts_total", reason="expired") >= 1,
-                         what="410 seen")
-        await wait_until(lambda: kube.followers.get(("arrives", "app"), 0) == 1, what="arrives followed")
-        await wait_until(lambda: run.value("logweave_pod_collector_pods_watched") == 2, what="reconciled")
+        await wait_for(lambda: run.value("logweave_pod_collector_watch_restarts_total", reason="expired") >= 1,
+                       what="410 seen")
+        await wait_for(lambda: kube.followers.get(("arrives", "app"), 0) == 1, what="arrives followed")
+        await wait_for(lambda: run.value("logweave_pod_collector_pods_watched") == 2, what="reconciled")
         got = await wait_for_lines(broker, 3)
     assert kube.requests["list"] >= 2
     assert sorted(got.all_texts()) == ["arrives 1", "leaves 1", "stays 1"]
@@ -129,10 +129,10 @@ async def _cut_and_resume(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: P
             start = 30 + round_ * 20
             more = [base + 20_000 + (start + i) // 4 * 1000 for i in range(20)]  # 4 lines per microsecond
             kube.log(pod, "app", [f"line {start + i:03d} more" for i in range(20)], stamps=more)
-            await wait_until(lambda n=round_: run.value("logweave_pod_collector_stream_reconnects_total") >= n + 1,
-                             what="reconnect")
+            await wait_for(lambda n=round_: run.value("logweave_pod_collector_stream_reconnects_total") >= n + 1,
+                           what="reconnect")
         got = await wait_for_lines(broker, 90)
-        await wait_until(lambda: kube.followers.get(("chatty", "app"), 0) == 1, what="following again")
+        await wait_for(lambda: kube.followers.get(("chatty", "app"), 0) == 1, what="following again")
         assert run.value("logweave_pod_collector_duplicate_lines_total") > 0  # the replay was deduplicated
     sid = f"pod:{pod.uid}:app:0"
     texts = got.texts(sid)
@@ -159,7 +159,7 @@ async def test_multi_container_pod_and_init_containers(broker: EmbeddedBroker, k
     pod = kube.add_pod("multi", containers=("app", "sidecar", "proxy"), init_containers=("setup",), running=False)
     kube.log(pod, "setup", ["init done"])
     async with running_collector(pod_settings(broker, kube, tmp_path, include_init_containers=True)):
-        await wait_until(lambda: kube.requests["watch"] >= 1, what="watching")
+        await wait_for(lambda: kube.requests["watch"] >= 1, what="watching")
         kube.start_containers(pod)
         for name in ("app", "sidecar", "proxy"):
             kube.log(pod, name, [f"{name} {i}" for i in range(4)])
@@ -179,7 +179,7 @@ async def test_container_restart_starts_a_new_stream(broker: EmbeddedBroker, kub
         kube.log(pod, "app", ["run0 last"])
         kube.restart(pod, "app")
         kube.log(pod, "app", ["run1 a"])
-        await wait_until(lambda: kube.followers.get(("crashy", "app"), 0) == 1, what="new instance followed")
+        await wait_for(lambda: kube.followers.get(("crashy", "app"), 0) == 1, what="new instance followed")
         kube.log(pod, "app", ["run1 b"])
         kube.restart(pod, "app")
         kube.log(pod, "app", ["run2 a"])
@@ -195,7 +195,7 @@ async def test_graceful_stop_publishes_lines_read_but_not_yet_due(broker: Embedd
     pod = kube.add_pod("quiet")
     settings = pod_settings(broker, kube, tmp_path, flush_interval=60, chunk_lines=10_000)
     async with running_collector(settings) as run:
-        await wait_until(lambda: kube.followers.get(("quiet", "app"), 0) == 1, what="followed")
+        await wait_for(lambda: kube.followers.get(("quiet", "app"), 0) == 1, what="followed")
         kube.log(pod, "app", ["pending 1", "pending 2"])
         await asyncio.sleep(1.0)  # read, but the chunk is not due for a minute
         assert run.value("logweave_pod_collector_lines_published_total") == 0
@@ -208,7 +208,7 @@ async def test_unfinished_last_line_of_an_exited_container_is_published(broker: 
     pod = kube.add_pod("job")
     inst = pod.containers["app"].current
     async with running_collector(pod_settings(broker, kube, tmp_path)):
-        await wait_until(lambda: kube.followers.get(("job", "app"), 0) == 1, what="followed")
+        await wait_for(lambda: kube.followers.get(("job", "app"), 0) == 1, what="followed")
         kube.log(pod, "app", ["done"])
         ts = time.time_ns() + 1_000_000
         inst.lines.append(format_rfc3339nano(ts).encode() + b" no newline at exit")  # then the container exits
@@ -232,6 +232,6 @@ async def test_namespace_list_all_namespaces_and_field_selector(broker: Embedded
     assert kube.requests["list"] == 2  # one list (then watch) per namespace
 
     async with running_collector(pod_settings(broker, kube, tmp_path, namespace="*")) as run:
-        await wait_until(lambda: run.value("logweave_pod_collector_pods_watched") == 6, what="all namespaces")
+        await wait_for(lambda: run.value("logweave_pod_collector_pods_watched") == 6, what="all namespaces")
         got = await wait_for_lines(broker, 8)
     assert sorted(got.all_texts()) == sorted(["a node-1", "b node-1"] + [f"{ns} {node}" for ns, node in pods])
