@@ -126,7 +126,7 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
     await worker.feed(docs, stream="a")
     await wait_for(lambda: _all_closed(worker, 50), timeout=60, what="every trace to close")
     delivered = await wait_for(lambda: worker.sink_documents() if len(worker.sink_documents()) >= 40 else None,
-                               30, "error traces in the sink")
+                               timeout=30, what="error traces in the sink")
     await asyncio.sleep(1.0)
     delivered = worker.sink_documents()
     assert Counter(d["traceId"] for d in delivered) == {f"x{i}": 4 for i in range(0, 50, 5)}
