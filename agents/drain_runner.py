@@ -40,6 +40,7 @@ from core.models import (
     P_TRACE,
     DeadLetter,
     ParsedChunk,
+    line_id,
     splice_metadata,
     stream_digest,
 )
@@ -71,7 +72,7 @@ def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
         digest = digests.get(sid)
         if digest is None:
             digest = digests[sid] = stream_digest(sid)
-        lid = f"{digest}-{pos:x}"
+        lid = line_id(sid, pos, digest)
         meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
                 f'"trace":{dumps(line[P_TRACE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
                 f'"source":{sources[line[P_SRC]]}}}')

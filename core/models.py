@@ -48,6 +48,14 @@ def line_id(stream_id: str, position: int, digest: str | None = None) -> str:
     return f"{digest or stream_digest(stream_id)}-{position:x}"
 
 
+def parse_line_id(lid: str) -> tuple[str, int]:
+    """(stream digest, position) of a line id made by `line_id`; ValueError for anything else."""
+    digest, sep, position = lid.rpartition("-")
+    if not sep or not digest:
+        raise ValueError(f"not a Logweave line id: {lid!r}")
+    return digest, int(position, 16)
+
+
 def trace_partition(trace_id: str, partitions: int) -> int:
     """Partition of a trace: a stable hash so every line of a trace meets in one partition."""
     return zlib.crc32(trace_id.encode()) % partitions

@@ -9,13 +9,13 @@ one sink-topic partition in stream order, so one mark per stream suffices.
 
 from __future__ import annotations
 
+from core.models import parse_line_id
 from sinks.base import SinkLine
 
 
 def stream_position(line: SinkLine) -> tuple[str, int]:
-    """(stream digest, position) from a line id `<digest>-<position hex>`."""
-    digest, _, position = line.line_id.rpartition("-")
-    return digest, int(position, 16)
+    """(stream digest, position) of a sink line, from its line id."""
+    return parse_line_id(line.line_id)
 
 
 def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
