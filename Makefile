@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := etcd-server etcd-client chromium
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test system-deps lint bench soak clean
+# pytest-xdist workers for `make test`: most tests wait on servers and processes, not on the CPU.
+TEST_WORKERS ?= 3
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-pure test-under-load test-pure-install system-deps lint bench soak build clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +42,38 @@ lint: install
 	$(BIN)/lint-imports
 
 test: install system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pure
+
+# The parse and group stages once more on their Python reference paths (what an install without a
+# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py).
+test-pure: install
+	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables $(PYTEST_ARGS)
+
+# The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
+# depends on this machine's speed fails here.
+test-under-load: install system-deps
+	@command -v stress-ng >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq stress-ng >/dev/null; }
+	stress-ng --cpu $$(nproc) --timeout 3h --quiet & load=$$!; \
+	trap 'kill $$load 2>/dev/null' EXIT; \
+	for run in 1 2 3; do \
+	  echo "== run $$run of 3 under load ($$(date -u +%H:%M:%S))"; \
+	  $(MAKE) --no-print-directory test || exit 1; \
+	done
+
+# A fresh venv built with no C compiler (CC=/nonexistent): the install must work and the
+# pure-path tests pass.
+test-pure-install:
+	rm -rf build/pure && mkdir -p build && git clone --quiet . build/pure
+	cd build/pure && $(PYTHON) -m venv .venv && CC=/nonexistent .venv/bin/pip install --quiet -e '.[test]'
+	cd build/pure && .venv/bin/python -c "from core.native import native_status; print(native_status())"
+	cd build/pure && .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit/agents tests/unit/tables
+
+# Wheels for this machine (with the C loops) and a source distribution, in dist/.
+build: install
+	$(BIN)/pip install --quiet build
+	$(BIN)/python -m build --outdir dist .
 
 bench: install system-deps
 	$(BIN)/pip install -q -e '.[test,bench]'
@@ -48,4 +83,4 @@ soak: install
 	$(BIN)/python -m tests.bench.soak --minutes 30
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache
+	rm -rf var .pytest_cache .mypy_cache build dist

@@ -22,14 +22,11 @@ from core.models import (
     RawChunk,
     trace_partition,
 )
+from core.native import native_module
 from core.settings import ParseSettings
 from core.timeparse import EPOCH_UNITS, parse_event_time
 from core.timeparse import SECOND_CACHE as _SECONDS
 
-try:
-    from agents import _linescan
-except ImportError:  # not compiled (a source checkout without `pip install`): every line takes parse_line
-    _linescan = None  # type: ignore[assignment]
 
 _LEVEL_ALIASES = {
     "trace": "trace", "debug": "debug", "dbg": "debug", "info": "info", "information": "info",
@@ -83,21 +80,24 @@ class LineParser:
         self.stage = stage
         fields = (settings.trace_id_fields, settings.time_fields, settings.level_fields, settings.service_fields)
         # the scan takes up to 16 names per field; more aliases than that leave every line to the reference
-        self._scan_fields = fields if _linescan is not None and all(1 <= len(f) <= 16 for f in fields) else None
+        self._scan = native_module("line_scan")
+        self._scan_fields = fields if self._scan is not None and all(1 <= len(f) <= 16 for f in fields) else None
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
         """Parsed chunks per destination partition (hash of trace id), and the dead letters.
 
         The C scan (agents/_linescan.c) takes every line it is sure of and hands the rest, in
-        order, to `parse_line`, the reference; without the extension every line takes the reference.
+        order, to `parse_line`, the reference; without the extension (or with
+        LOGWEAVE_PURE=1, core/native.py) every line takes the reference.
         """
         s = self.settings
         dead: list[DeadLetter] = []
         parse_line = self.line_parser(chunk, dead)
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
-        if self._scan_fields is not None and _linescan is not None and type(sid) is str \
+        scan = self._scan
+        if self._scan_fields is not None and scan is not None and type(sid) is str \
                 and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
-            lines_of = _linescan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
+            lines_of = scan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
                                        fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
                                        _EPOCH_UNIT[s.time_format], parse_line)
         else:

@@ -14,6 +14,7 @@ from app.faust_app import recovery_completed
 from app.stats import RateHistory, snapshot
 from app.trace_tables import trace_table
 from core.metrics import CONSUMER_LAG
+from core.native import native_status
 from core.settings import Settings
 from tables.trace_state import decode_state
 
@@ -54,7 +55,8 @@ def register(app: faust.App, settings: Settings) -> None:
     class StatsApi(View):
         async def get(self, request: Request) -> Response:
             return _json(self, {"totals": snapshot(), "history": history.as_list(),
-                                "sinks": settings.sinks.enabled, "worker": settings.worker.app_id})
+                                "sinks": settings.sinks.enabled, "worker": settings.worker.app_id,
+                                "native": native_status()})
 
     @app.page("/traces/{trace_id}")
     class TraceView(View):
@@ -76,7 +78,7 @@ def register(app: faust.App, settings: Settings) -> None:
     class Ready(View):
         async def get(self, request: Request) -> Response:
             ready = recovery_completed()
-            return _json(self, {"ready": ready}, status=200 if ready else 503)
+            return _json(self, {"ready": ready, "native": native_status()}, status=200 if ready else 503)
 
     @app.page("/metrics")
     class Metrics(View):

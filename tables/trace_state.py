@@ -13,12 +13,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-try:
-    from tables import _tracefold
-except ImportError:  # not compiled (no C compiler at install): the reference folds every chunk
-    _tracefold = None  # type: ignore[assignment]
-
 from core.models import LEVEL_NAMES, LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
+from core.native import native_module
 from core.settings import TraceSettings
 
 _MAX_NAMES = 16
@@ -64,8 +60,9 @@ def fold_traces(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
     The loop over lines runs in C (tables/_tracefold.c) when it is built; the C loop declines any
     chunk holding a line it was not written for, and the reference folds that chunk.
     """
-    if _tracefold is not None:
-        folded: dict[str, Fold] | None = _tracefold.fold(lines, sample_lines, _SAMPLE_CHARS, 2 * _MAX_NAMES)
+    tracefold = native_module("trace_fold")
+    if tracefold is not None:
+        folded: dict[str, Fold] | None = tracefold.fold(lines, sample_lines, _SAMPLE_CHARS, 2 * _MAX_NAMES)
         if folded is not None:
             return folded
     return fold_reference(lines, sample_lines)

@@ -5,7 +5,6 @@ Saves a screenshot as a test artifact (test-artifacts/stats-page.png).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -13,9 +12,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration.worker.test_grouping import BASE, doc
+from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -50,14 +51,15 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def test_stats_page_shows_the_metrics(make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": "60s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
     await worker.feed([doc(f"trace-{i % 40}", BASE + i, i) for i in range(400)] + [b"not json"] * 3)
-    for _ in range(60):
-        _, body = worker.get("/metrics")
-        if metric(body.decode(), "logweave_sink_lines_written_total", sink="file") >= 400:
-            break
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(2.5)  # one stats sample after the run settled
-    _, body = worker.get("/metrics")
-    metrics = body.decode()
+
+    def settled() -> str | None:
+        text = worker.get("/metrics")[1].decode()
+        done = (metric(text, "logweave_sink_lines_written_total", sink="file") >= 400
+                and metric(text, "logweave_open_traces") == 40
+                and metric(text, "logweave_dead_letters_total", reason="not_json") == 3)
+        return text if done else None
+
+    metrics = await wait_for(settled, timeout=90, what="400 lines written, 40 open traces, 3 dead letters")
     url = f"http://127.0.0.1:{worker.web_port}/"
     dom = render(url, "--dump-dom").stdout
     shown = dict(re.findall(r'data-metric="([^"]+)">([^<]*)<', dom))
@@ -67,6 +69,9 @@ async def test_stats_page_shows_the_metrics(make_worker: Callable[..., WorkerHar
     assert shown["dead_letters.parse/not_json"] == "3"
     assert shown["open_traces"] == str(int(metric(metrics, "logweave_open_traces"))) == "40"
     assert shown["breaker.file"] == "closed"
+    status = orjson.loads(worker.get("/readyz")[1])["native"]
+    assert set(status) == {"line_scan", "trace_fold"}
+    assert all(f"{name}: {how}" in dom for name, how in status.items())
     assert "cdn" not in dom.lower() and "https://" not in dom
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "stats-page.png"

@@ -20,31 +20,34 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import agents.line_parser as line_parser_module
-from agents import _linescan
 from agents.line_parser import _EXACT_LEVELS, LineParser
 from core.models import FLAG_BASE64, FLAG_TRUNCATED, RawChunk
+from core.native import native_module
 from core.settings import ParseSettings
 from tests.bench.bench_worker import make_doc
+
+_linescan = pytest.importorskip("agents._linescan", reason="C extension not built (pure-Python install)")
+if native_module("line_scan") is None:
+    pytest.skip("the C scan is off in this process (LOGWEAVE_PURE=1)", allow_module_level=True)
 
 FIELD_NAMES = ["traceId", "trace_id", "traceID", "time", "timestamp", "@timestamp", "ts", "level", "severity",
                "lvl", "service", "app", "msg", "trace.id", "trace"]
 
 
 @contextmanager
-def reference_only() -> Iterator[None]:
-    saved = line_parser_module._linescan
-    line_parser_module._linescan = None
+def reference_only(parser: LineParser) -> Iterator[None]:
+    saved = parser._scan
+    parser._scan = None
     try:
         yield
     finally:
-        line_parser_module._linescan = saved
+        parser._scan = saved
 
 
 def both(chunk: RawChunk, parse: ParseSettings, partitions: int = 4) -> tuple[Any, Any]:
     parser = LineParser(parse)
     fast_out, fast_dead = parser.parse_chunk(chunk, partitions)
-    with reference_only():
+    with reference_only(parser):
         ref_out, ref_dead = parser.parse_chunk(chunk, partitions)
     fast = ({p: (c.sources, c.lines) for p, c in fast_out.items()}, [d.as_dict() for d in fast_dead])
     ref = ({p: (c.sources, c.lines) for p, c in ref_out.items()}, [d.as_dict() for d in ref_dead])
