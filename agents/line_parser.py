@@ -2,7 +2,7 @@
 
 Pure logic, no faust: the parse agent calls it once per chunk, and tests and the benchmark call
 it directly. The common line is scanned in C (agents/_linescan.c) and any other takes one orjson
-parse; no pydantic on this path (DESIGN.md, Performance).
+parse; no pydantic on this path (docs/architecture.md, "Why chunks").
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from core.native import native_module
 from core.settings import ParseSettings
 from core.timeparse import EPOCH_UNITS, parse_event_time
 from core.timeparse import SECOND_CACHE as _SECONDS
-
 
 _LEVEL_ALIASES = {
     "trace": "trace", "debug": "debug", "dbg": "debug", "info": "info", "information": "info",

@@ -110,11 +110,9 @@ GC_THRESHOLDS = (20_000, 20, 100)
 def tune_garbage_collector() -> None:
     """Freeze the start-up heap and collect less often.
 
-    Every chunk allocates thousands of short-lived lists, so CPython's default thresholds (700, 10,
-    10) ran the young collection ~3 times per chunk and a full collection - a walk of faust's whole
-    heap and the deadline indexes - every few seconds: 3.0 s of a worker's 20.6 CPU s on 1M lines
-    (2,730 / 247 / 25 collections). Frozen and with these thresholds: 0.23 s (15 / 0 / 3). Cyclic
-    garbage is still collected, only in larger batches.
+    Every chunk allocates thousands of short-lived lists, so CPython's default thresholds run the
+    young collection several times per chunk and a full collection (a walk of faust's whole heap
+    and the deadline indexes) every few seconds. Cyclic garbage is still collected, in larger batches.
     """
     import gc
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -60,10 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from commands.demo import run_demo
 
     print(f"logweave demo: writing ~{args.rate:.0f} lines/s of CRI pod logs under {args.dir}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(Path(args.dir), args.rate, args.pods, args.duration))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -63,10 +63,10 @@ async def plan_replay(settings: Settings, consumer: AIOKafkaConsumer, topic: str
 
 
 async def _partition_count(consumer: AIOKafkaConsumer, topic: str) -> int:
-    found = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call for this
+    found = await consumer._client.fetch_all_metadata()
     count = len(found.partitions_for_topic(topic) or ())
     if not count:
-        raise ConfigError(f"topic {topic!r} does not exist on {consumer._client._bootstrap_servers}")  # noqa: SLF001
+        raise ConfigError(f"topic {topic!r} does not exist on {consumer._client._bootstrap_servers}")
     return count
 
 
@@ -112,7 +112,8 @@ async def replay_sink(settings: Settings, name: str, plan: ReplayPlan, progress:
     lines = 0
     try:
         await runner.start()
-        for index, part in enumerate(plan.ranges):
+        for index, planned in enumerate(plan.ranges):
+            part = planned
             resume = await sink.resume_offset(plan.topic, part.partition)
             if resume is not None and part.records and resume < part.start:
                 say(f"partition {part.partition}: the {name} sink's data ends at offset {resume}; replaying "

@@ -114,7 +114,7 @@ class ParsedChunk:
         return orjson.dumps(doc)
 
     @classmethod
-    def decode(cls, data: bytes) -> ParsedChunk:  # noqa: D102 - payload may be lz4/zstd compressed
+    def decode(cls, data: bytes) -> ParsedChunk:
         doc = _load(data, "parsed")
         try:
             return cls(doc["srcs"], doc["lines"], not doc.get("unordered", False))

@@ -60,6 +60,7 @@ class ChunkPublisher:
         self.send_errors = 0
         self.recoveries = 0  # producers replaced after a sequence error
         self.end_offsets: dict[int, int] = {}  # per partition, read after the last replacement
+        self._settling: set[asyncio.Future[None]] = set()
 
     def lost(self, ack: ChunkAck) -> bool:
         """Whether an acknowledged chunk is past what the broker held after the last replacement."""
@@ -184,7 +185,9 @@ class ChunkPublisher:
         done: asyncio.Future[ChunkAck] = loop.create_future()
         # a caller that dropped this future after an earlier failure of its stream needs no second report
         done.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
-        asyncio.ensure_future(self._settle(sends, size, done, generation))
+        settling = asyncio.ensure_future(self._settle(sends, size, done, generation))
+        self._settling.add(settling)  # the loop keeps only weak references to tasks
+        settling.add_done_callback(self._settling.discard)
         return done
 
     async def _settle(self, sends: list[asyncio.Future[RecordMetadata]], size: int,

@@ -8,6 +8,7 @@ PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -40,10 +41,8 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float =
                 NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
                 for n in missing
             ]
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 await admin.create_topics(topics)
-            except TopicAlreadyExistsError:
-                pass
             log.info("created topics %s with %d partitions", missing, kafka.partitions)
         if verify:
             await _verify_partitions(admin, kafka, names)

@@ -1,6 +1,6 @@
 """Packs many table writes into one changelog record, and unpacks them in recovery.
 
-faust sends a changelog message per table write (~230 us each, DESIGN.md); a trace table written
+faust sends a changelog message per table write (~230 us each, docs/architecture.md); a trace table written
 per chunk would spend most of its CPU there. One record per chunk carries every key it changed:
 `[u32 key length][key][i32 value length or -1 for delete][value]`, repeated.
 """

@@ -150,8 +150,8 @@ def encode_summary(state: dict[str, Any], cause: str, closed_ns: int) -> tuple[b
 
 def spliced_summary(stored: bytes, trace_id: str, cause: str, closed_ns: int) -> tuple[bytes, str] | None:
     """`encode_summary(decode_state(stored), ...)` without decoding the state: the closing fields are
-    appended to the stored JSON. Closing is once per trace, and decoding the sampled lines only to
-    encode them again cost about a quarter of the group stage.
+    appended to the stored JSON, since decoding the sampled lines only to encode them again is a
+    large share of the group stage's cost.
 
     None unless the state is shaped as encode_state writes new_state's keys, with nothing between
     the sample and `opened` (the first releases kept a dedupe map there, which summaries drop) and

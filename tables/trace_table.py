@@ -70,7 +70,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
-        return self.data._db_for_partition(partition)  # type: ignore[attr-defined]  # noqa: SLF001
+        return self.data._db_for_partition(partition)  # type: ignore[attr-defined]
 
     def read(self, partition: int, key: bytes) -> bytes | None:
         staged = self._staged.get(partition)
@@ -81,7 +81,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     def lookup(self, key: bytes) -> bytes | None:
         """Find `key` in any local partition (web views, outside stream processing)."""
-        for partition in list(self.data._dbs):  # type: ignore[attr-defined]  # noqa: SLF001
+        for partition in list(self.data._dbs):  # type: ignore[attr-defined]
             value = self.read(partition, key)
             if value is not None:
                 return value

@@ -14,7 +14,7 @@ from tests.support.worker_harness import WorkerHarness
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A fresh noida-db broker on a free port; SIGKILLed at teardown (SERVICES.md)."""
+    """A fresh noida-db broker on a free port; SIGKILLed at teardown (docs/testing.md)."""
     embedded = start_broker(tmp_path / "broker")
     try:
         yield embedded

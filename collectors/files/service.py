@@ -57,7 +57,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         watcher.close()
         try:
             await asyncio.wait_for(publisher.stop(), cfg.shutdown_timeout)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - still save what was acked
+        except (TimeoutError, Exception) as exc:
             log.warning("in-flight chunks not all acknowledged at shutdown (%s); they will be re-sent", exc)
         with contextlib.suppress(Exception):
             await collector.save_checkpoint()

@@ -11,7 +11,7 @@ import random
 
 
 class Backoff:
-    __slots__ = ("initial", "cap", "failures", "_random")
+    __slots__ = ("_random", "cap", "failures", "initial")
 
     def __init__(self, initial: float, cap: float, rng: random.Random | None = None) -> None:
         self.initial = initial

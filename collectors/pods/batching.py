@@ -22,7 +22,7 @@ class PendingBudget:
     streams with lines pending flush them: reading pauses instead of memory growing.
     """
 
-    __slots__ = ("limit", "used", "_room", "gate")
+    __slots__ = ("_room", "gate", "limit", "used")
 
     def __init__(self, limit: int, publishers: int = 4) -> None:
         self.limit = limit
@@ -55,7 +55,7 @@ class PendingBudget:
 class ChunkBatcher:
     """The pending lines of one stream."""
 
-    __slots__ = ("_budget", "_max_lines", "_max_bytes", "_interval", "lines", "bytes", "_since")
+    __slots__ = ("_budget", "_interval", "_max_bytes", "_max_lines", "_since", "bytes", "lines")
 
     def __init__(self, budget: PendingBudget, max_lines: int, max_bytes: int, interval: float) -> None:
         self._budget = budget

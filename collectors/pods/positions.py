@@ -20,7 +20,7 @@ _PER_US = 1000
 class StreamCursor:
     """Position assignment and resume point of one container instance's log."""
 
-    __slots__ = ("last_ts_ns", "last_position", "skip_before_ns", "_clock_us", "_index")
+    __slots__ = ("_clock_us", "_index", "last_position", "last_ts_ns", "skip_before_ns")
 
     def __init__(self) -> None:
         self.last_ts_ns: int | None = None  # timestamp of the last line accepted for publishing

@@ -19,7 +19,7 @@ class TimestampError(ValueError):
 class TimestampParser:
     """Parses RFC 3339 timestamps to Unix nanoseconds, caching the last whole second."""
 
-    __slots__ = ("_second_text", "_second_ns")
+    __slots__ = ("_second_ns", "_second_text")
 
     def __init__(self) -> None:
         self._second_text = b""

@@ -111,7 +111,7 @@ async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int) -> 
     proc = ManagedProcess("faust-floor", argv, env, workdir / "faust-floor.log", workdir).start()
 
     def forwarded() -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:
             return float(json.loads(response.read())["lines"])
 
     try:
@@ -141,7 +141,7 @@ async def time_until(proc: ManagedProcess, done_lines: Callable[[], float], line
 
 
 def routed(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
             if line.startswith('logweave_lines_total{stage="routed"}'):
                 return float(line.rsplit(" ", 1)[1])

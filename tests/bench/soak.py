@@ -11,7 +11,7 @@ is warm-up), fails the run (exit 1) when
 - the worker's RSS grows more than --max-rss-growth percent (default 20), or
 - lag keeps growing: the worker falls behind by more than 1% of the load (least-squares slope of
   the lag in seconds of traffic) and is more than 10 s behind at the end.
-The broker (noida-db) keeps everything in memory (RSS ~2.7x the bytes it stores, SERVICES.md): the
+The broker (noida-db) keeps everything in memory (RSS ~2.7x the bytes it stores): the
 default load stores about 2 GB in 30 minutes; --max-broker-gib stops the run before memory runs out.
 
     python -m tests.bench.soak --minutes 30 --rate 5000 --out bench/soak.json
@@ -86,7 +86,7 @@ def tree_cpu(pid: int) -> float:
 
 
 def sink_lines_written(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
             if line.startswith('logweave_sink_lines_written_total{sink="file"}'):
                 return int(float(line.rsplit(" ", 1)[1]))
@@ -104,7 +104,7 @@ class LagReader:
     async def start(self) -> None:
         await self.consumer.start()
         await self.admin.start()
-        await self.consumer._client.force_metadata_update()  # noqa: SLF001 - topics were just created
+        await self.consumer._client.force_metadata_update()
         self.partitions = [TopicPartition(topic, p) for topic in LAG_TOPICS
                            for p in sorted(self.consumer.partitions_for_topic(topic) or [])]
 

@@ -5,7 +5,7 @@ Every line reaches the shared file sink exactly once, every trace closes exactly
 until the group is processing again is printed.
 
 The replacement reuses the killed member's instance id because the embedded broker (noida-db) never
-drops a SIGKILLed member (SERVICES.md); on Kafka a replacement under a new id is assigned after the
+drops a SIGKILLed member (docs/testing.md); on Kafka a replacement under a new id is assigned after the
 session timeout instead.
 """
 

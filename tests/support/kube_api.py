@@ -1,6 +1,6 @@
 """A Kubernetes API test server speaking the real paths and wire formats, controllable from tests.
 
-No real API server runs on these machines (SERVICES.md), so this aiohttp server implements what
+No real API server runs on CI machines (docs/testing.md), so this aiohttp server implements what
 the pod collector uses, the way kube-apiserver does it:
 - `GET /api/v1/pods`, `/api/v1/namespaces/{ns}/pods`: PodList with `metadata.resourceVersion`,
   `labelSelector` and `fieldSelector` (metadata.name, metadata.namespace, spec.nodeName).

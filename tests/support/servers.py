@@ -1,4 +1,4 @@
-"""Real servers for sink tests, started on free loopback ports with fresh data dirs (SERVICES.md)."""
+"""Real servers for sink tests, started on free loopback ports with fresh data dirs (docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def wait_url(url: str, timeout: float, process: subprocess.Popen[bytes], method:
             raise RuntimeError(f"server for {url} exited with {process.returncode}")
         try:
             request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
-            with urllib.request.urlopen(request, timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
@@ -92,6 +92,6 @@ def etcd_gateway(url: str, path: str, payload: dict[str, object], token: str | N
                  timeout: float = 30.0) -> dict[str, object]:
     request = urllib.request.Request(url + path, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Authorization": token} if token else {})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         body: dict[str, object] = json.loads(response.read())
         return body

@@ -96,7 +96,7 @@ async def test_user_and_password_are_used(etcd: Server) -> None:
     anonymous = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/auth"), (1000, 1 << 22, 1.0))
     await anonymous.start()
     try:
-        with pytest.raises(Exception, match="(?i)user|token|permission|auth"):
+        with pytest.raises(Exception, match=r"(?i)user|token|permission|auth"):
             await anonymous.write_batch(SinkBatch("sink.etcd", 0, lines(2)))
     finally:
         await anonymous.stop()

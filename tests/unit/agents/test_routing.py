@@ -42,7 +42,7 @@ def test_trace_rules_are_separate() -> None:
 
 
 def test_invalid_regex_and_level_are_named() -> None:
-    with pytest.raises(ValueError, match="rule 'bad'.*regex for 'msg'"):
+    with pytest.raises(ValueError, match=r"rule 'bad'.*regex for 'msg'"):
         validate_rules(RoutingSettings(rules=[RouteRule(name="bad", sinks=["file"], regex={"msg": "("})]))
     with pytest.raises(ValueError, match="level_at_least 'loud'"):
         validate_rules(RoutingSettings(rules=[RouteRule(name="x", sinks=["file"], level_at_least="loud")]))

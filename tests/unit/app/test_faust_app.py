@@ -52,5 +52,5 @@ def test_the_producer_fills_message_sized_batches_for_the_linger() -> None:
 
 @pytest.mark.parametrize("linger", ["2s", "-5ms"])
 def test_a_linger_out_of_range_is_refused_by_name(linger: str) -> None:
-    with pytest.raises(ValidationError, match="kafka.linger"):
+    with pytest.raises(ValidationError, match=r"kafka\.linger"):
         Settings(kafka={"linger": linger})

@@ -39,7 +39,7 @@ def test_partitions_default_to_all_and_are_checked() -> None:
     assert parse_partitions(None, 3) == [0, 1, 2]
     assert parse_partitions("2,0,2", 3) == [0, 2]
     for bad in ("3", "a", "0,,1", "-1"):
-        with pytest.raises(ConfigError, match="--partitions .* from 0 to 2"):
+        with pytest.raises(ConfigError, match=r"--partitions .* from 0 to 2"):
             parse_partitions(bad, 3)
 
 

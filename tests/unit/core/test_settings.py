@@ -68,7 +68,7 @@ def test_invalid_values_give_one_line_naming_setting_value_and_allowed(environ: 
 def test_bad_config_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sinks: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_settings(config_file=bad, environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(config_file=tmp_path / "missing.yaml", environ={})

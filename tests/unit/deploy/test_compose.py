@@ -65,7 +65,7 @@ def test_logweave_services_environment_loads_and_points_at_compose_services(name
     for sink in sinks.enabled:
         if sink in addresses:
             host = urlparse(addresses[sink]).hostname
-            assert host in services and host in service["depends_on"] or name != "worker", (sink, host)
+            assert (host in services and host in service["depends_on"]) or name != "worker", (sink, host)
     assert service["image"] == compose()["services"]["worker"]["image"]  # one image, built once
     assert "healthcheck" in service
 

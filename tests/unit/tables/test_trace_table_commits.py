@@ -16,10 +16,10 @@ from tables.trace_table import TraceWindowTable
 
 def gate() -> tuple[TraceWindowTable, list[dict[bytes, bytes | None]]]:
     table = object.__new__(TraceWindowTable)
-    table._staged = defaultdict(dict)  # noqa: SLF001
-    table._pending = defaultdict(deque)  # noqa: SLF001
+    table._staged = defaultdict(dict)
+    table._pending = defaultdict(deque)
     persisted: list[dict[bytes, bytes | None]] = []
-    table._persist = lambda partition, updates: persisted.append(dict(updates))  # type: ignore[method-assign]  # noqa: SLF001
+    table._persist = lambda partition, updates: persisted.append(dict(updates))  # type: ignore[method-assign]
     return table, persisted
 
 
