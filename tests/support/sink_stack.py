@@ -3,11 +3,9 @@ helpers that feed a worker and count what every sink holds, per line number `n`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import os
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from aiobotocore.session import get_session
 from elasticsearch import AsyncElasticsearch
 
 from commands.broker import EmbeddedBroker, free_port
+from tests.support.polling import wait_for
 from tests.support.servers import Server, etcd_gateway, etcd_server, moto_server
 from tests.support.worker_harness import WorkerHarness
 
@@ -172,20 +171,23 @@ async def quick_counts(stack: Stack, worker: WorkerHarness) -> dict[str, int]:
 
 
 async def wait_all(stack: Stack, worker: WorkerHarness, expected: int, timeout: float) -> dict[str, Counter[int]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = await quick_counts(stack, worker)
-        if all(counts.get(name, expected) >= expected for name in worker.sinks if name != "s3"):
-            break
-        assert worker.process is not None
-        assert worker.process.alive(), worker.process.log_tail()
-        await asyncio.sleep(2)
-    for _ in range(30):  # S3 objects flush by age: give the last batch its moment
-        full = await sink_counts(stack, worker)
-        if all(len(c) >= expected for c in full.values()):
-            return full
-        await asyncio.sleep(1)
-    return full
+    """Every sink's per-line counts once each holds `expected` lines and the worker has committed to
+    the end of its inputs (so a duplicate still in flight would be counted too)."""
+    last: dict[str, int] = {}
+
+    async def all_there() -> bool:
+        nonlocal last
+        assert worker.process is not None and worker.process.alive(), worker.process and worker.process.log_tail()
+        last = await quick_counts(stack, worker)  # cheap counts first; S3 is read whole only after
+        if any(last.get(name, expected) < expected for name in worker.sinks if name != "s3"):
+            return False
+        last = {name: len(counter) for name, counter in (await sink_counts(stack, worker)).items()}
+        return all(size >= expected for size in last.values())
+
+    await wait_for(all_there, timeout=timeout, interval=1.0, what=f"{expected} lines in every sink",
+                   last_seen=lambda: last)
+    await worker.wait_until_quiet(timeout=timeout)
+    return await sink_counts(stack, worker)
 
 
 def assert_exactly_once(counts: dict[str, Counter[int]], expected: int) -> None:

@@ -12,11 +12,12 @@ import orjson
 from commands.broker import EmbeddedBroker, free_port
 from core.models import RawChunk, decode_closed_traces, make_raw_line
 from core.settings import KafkaSettings, load_settings
-from core.topics import pipeline_topics
+from core.topics import PARSED, RAW, pipeline_topics, sink_topic
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
+from tests.support.quiescence import wait_until_quiet
 
 
 @dataclass
@@ -92,6 +93,13 @@ class WorkerHarness:
             data = segment.read_bytes()  # a running worker may be mid-append: whole lines only
             docs.extend(orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
         return docs
+
+    async def wait_until_quiet(self, timeout: float = 120.0) -> None:
+        """Wait until the worker committed to the end of logs.raw, logs.parsed and its sink topics:
+        whatever it was going to produce from what it was fed is then in the sinks."""
+        settings = load_settings(environ=self.env)
+        names = [settings.topic(t) for t in (RAW, PARSED, *(sink_topic(s) for s in self.sinks))]
+        await wait_until_quiet(self.broker.bootstrap, settings.worker.app_id, names, timeout)
 
     async def closed_traces(self) -> list[dict[str, Any]]:
         records = await read_topic(self.broker.bootstrap, "traces.closed")

@@ -3,8 +3,6 @@ and documents a sink rejects. Real servers: noida-db (Kafka + Elasticsearch API)
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 
 from core.models import decode_dead_letters
 from tests.support.kafka import read_topic
+from tests.support.polling import wait_for
 from tests.support.sink_stack import SINKS, Stack, assert_exactly_once, doc, feed, stack, wait_all
 from tests.support.worker_harness import WorkerHarness
 
@@ -25,9 +24,8 @@ async def test_worker_killed_while_draining_every_line_once_everywhere(
 ) -> None:
     worker = await make_worker(stack.env(), sinks=SINKS).start()
     await feed(worker, total)
-    deadline = time.monotonic() + 120
-    while len(worker.sink_documents()) < total // 4 and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
+    await wait_for(lambda: len(worker.sink_documents()) >= total // 4, timeout=120,
+                   what=f"a quarter of {total} lines in the file sink before the kill")
     worker.stop(kill=True)
     await worker.start()
     counts = await wait_all(stack, worker, total, timeout=400)
@@ -44,24 +42,29 @@ async def test_sink_outage_backs_up_in_kafka_then_drains(
     await wait_all(stack, worker, 5_000, timeout=120)
     stack.etcd.stop()
     stack.broker.stop()  # noida-db serving the Elasticsearch API: SIGTERM keeps its data
-    for second in range(20):
-        await feed(worker, 500, start=5_000 + second * 500)
-        await asyncio.sleep(1)
-    _, metrics = worker.get("/metrics")
-    text = metrics.decode()
-    for sink in ("etcd", "elasticsearch"):
-        assert f'logweave_sink_breaker_state{{sink="{sink}"}} 2.0' in text or \
-            f'logweave_sink_breaker_state{{sink="{sink}"}} 1.0' in text, sink
-    assert len(worker.sink_documents()) == 15_000  # the file sink kept going meanwhile
+    for step in range(10):
+        await feed(worker, 1000, start=5_000 + step * 1000)
+
+    def breakers_tripped() -> bool:  # open, or half-open while probing the dead server
+        text = worker.get("/metrics")[1].decode()
+        return all(any(f'logweave_sink_breaker_state{{sink="{sink}"}} {state}' in text for state in ("1.0", "2.0"))
+                   for sink in ("etcd", "elasticsearch"))
+
+    await wait_for(breakers_tripped, timeout=120, what="the etcd and Elasticsearch breakers to open")
+    # the file sink kept going meanwhile
+    await wait_for(lambda: len(worker.sink_documents()) == 15_000, timeout=120, what="15,000 lines in the file sink")
     stack.etcd.start()
     stack.broker.start()
     counts = await wait_all(stack, worker, 15_000, timeout=180)
     assert_exactly_once(counts, 15_000)
-    await asyncio.sleep(3)
-    _, metrics = worker.get("/metrics")
-    for sink in ("etcd", "elasticsearch"):
-        assert f'logweave_sink_breaker_state{{sink="{sink}"}} 0.0' in metrics.decode()
-        assert f'logweave_consumer_lag{{partition="0",topic="sink.{sink}"}} 0.0' in metrics.decode()
+
+    def recovered() -> bool:
+        text = worker.get("/metrics")[1].decode()
+        return all(f'logweave_sink_breaker_state{{sink="{sink}"}} 0.0' in text
+                   and f'logweave_consumer_lag{{partition="0",topic="sink.{sink}"}} 0.0' in text
+                   for sink in ("etcd", "elasticsearch"))
+
+    await wait_for(recovered, timeout=60, what="breakers closed and no lag on the etcd and Elasticsearch topics")
 
 
 async def test_rejected_documents_are_dead_lettered_and_the_drain_goes_on(
@@ -70,17 +73,12 @@ async def test_rejected_documents_are_dead_lettered_and_the_drain_goes_on(
     worker = await make_worker(stack.env(), sinks=("elasticsearch",)).start()
     await worker.feed([doc(0), {**doc(1), "n": {"not": "a number"}}, doc(2)])
     await worker.feed([doc(3)], stream="later")
-    deadline = time.monotonic() + 60
-    dead: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        dead = [
-            d
-            for _, _, _, v in await read_topic(worker.broker.bootstrap, "logs.deadletter")
-            for d in decode_dead_letters(v)
-        ]
-        if dead:
-            break
-        await asyncio.sleep(1)
+
+    async def dead_letters() -> list[dict[str, Any]]:
+        return [d for _, _, _, v in await read_topic(worker.broker.bootstrap, "logs.deadletter")
+                for d in decode_dead_letters(v)]
+
+    dead = await wait_for(dead_letters, timeout=60, what="a sink dead letter")
     assert [(d["reason"], orjson.loads(d["line"])["n"]) for d in dead] == [("index_rejected", {"not": "a number"})], (
         dead
     )

@@ -88,7 +88,7 @@ async def test_late_lines_inside_and_beyond_allowed_lateness(make_worker: Callab
     # 12 s on; late-beyond's event deadline (BASE+10s) is not yet past clock - lateness
     await worker.feed([doc(f"clock-{i}", BASE + 12 * second, 2) for i in range(32)], stream="b")
     await worker.feed([doc("late-ok", BASE + 1 * second, 3)], stream="c")  # 11 s late, within gap+lateness
-    await asyncio.sleep(1.5)
+    await worker.wait_until_quiet()  # applied before the clock moves on
     # the clock moves to +40 s: both traces are now past their event deadline and close
     await worker.feed([doc(f"clock-{i}", BASE + 40 * second, 4) for i in range(32)], stream="b")
     closed = await wait_for(lambda: _has(worker, {"late-ok", "late-beyond"}), timeout=30, what="event-time closes")
@@ -127,7 +127,7 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
     await wait_for(lambda: _all_closed(worker, 50), timeout=60, what="every trace to close")
     delivered = await wait_for(lambda: worker.sink_documents() if len(worker.sink_documents()) >= 40 else None,
                                timeout=30, what="error traces in the sink")
-    await asyncio.sleep(1.0)
+    await worker.wait_until_quiet()
     delivered = worker.sink_documents()
     assert Counter(d["traceId"] for d in delivered) == {f"x{i}": 4 for i in range(0, 50, 5)}
 
@@ -143,7 +143,7 @@ async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callabl
     await worker.feed([doc("big", BASE + k, k, "error" if k == 0 else "info") for k in range(7)], stream="a")
     await wait_for(lambda: _all_closed(worker, 1), timeout=30, what="the trace to close")
     await wait_for(lambda: len(worker.sink_documents()) >= 3, timeout=30, what="held lines in the sink")
-    await asyncio.sleep(1.0)
+    await worker.wait_until_quiet()
     assert sorted(d["n"] for d in worker.sink_documents()) == [0, 1, 2]
     (summary,) = (await closed_by_trace(worker))["big"]
     assert summary["count"] == 7 and summary["held_overflow"] == 4
