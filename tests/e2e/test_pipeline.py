@@ -8,7 +8,6 @@ dead-lettered with its reason, trace summaries exact.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from core.topics import pipeline_topics
 from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
 from tests.support.logdata import write_dataset
+from tests.support.polling import wait_for
 from tests.support.processes import file_collector, wait_http_ok, worker
+from tests.support.quiescence import wait_until_quiet
 
 
 def sink_documents(out: Path) -> list[dict[str, object]]:
@@ -56,15 +57,15 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 60, worker_proc)
         write_dataset(pods, 10_000, pods=50, traces=2_000, data=data, start=10_000)
         expected = len(data.valid)
-        docs: list[dict[str, object]] = []
-        for _ in range(240):
-            docs = sink_documents(tmp_path / "out")
-            if len(docs) >= expected:
-                break
+
+        def all_written() -> bool:
             assert worker_proc.alive(), worker_proc.log_tail()
             assert collector.alive(), collector.log_tail()
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(1.0)
+            return len(sink_documents(tmp_path / "out")) >= expected
+
+        await wait_for(all_written, timeout=240, interval=0.5, what=f"{expected} lines in the file sink",
+                       last_seen=lambda: len(sink_documents(tmp_path / "out")))
+        await wait_until_quiet(broker.bootstrap, "logweave", ["logs.raw", "logs.parsed", "sink.file"])
         docs = sink_documents(tmp_path / "out")
         by_msg = Counter(str(d["msg"]) for d in docs)
         assert len(docs) == expected, f"sink has {len(docs)} lines, expected {expected}"
@@ -78,16 +79,19 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
             assert str(source["pod"]).startswith("pod-") and source["container"] == "app"
             assert meta["trace"] == doc["traceId"] and meta["lid"]
 
-        closed: dict[str, dict[str, object]] = {}
-        for _ in range(60):
+        async def summaries() -> list[dict[str, object]]:
             records = await read_topic(broker.bootstrap, "traces.closed")
-            closed = {}
-            for summary in (s for _, _, _, value in records for s in decode_closed_traces(value)):
-                assert summary["trace"] not in closed, f"trace {summary['trace']} closed twice"
-                closed[summary["trace"]] = summary
-            if len(closed) >= len(data.traces):
-                break
-            await asyncio.sleep(1.0)
+            return [s for _, _, _, value in records for s in decode_closed_traces(value)]
+
+        async def every_trace_closed() -> bool:
+            return {s["trace"] for s in await summaries()} >= set(data.traces)
+
+        await wait_for(every_trace_closed, timeout=120, interval=1.0, what=f"{len(data.traces)} traces closed")
+        await wait_until_quiet(broker.bootstrap, "logweave", ["logs.raw", "logs.parsed", "sink.file"])
+        closed: dict[str, dict[str, object]] = {}
+        for summary in await summaries():
+            assert summary["trace"] not in closed, f"trace {summary['trace']} closed twice"
+            closed[str(summary["trace"])] = summary
         assert set(closed) == set(data.traces)
         for trace, times in data.traces.items():
             summary = closed[trace]

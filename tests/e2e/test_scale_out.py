@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from commands.broker import EmbeddedBroker
+from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
 
 PARTITIONS = 6
@@ -88,8 +89,9 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
             (tmp_path / worker.workdir.name).mkdir()
             await worker.start()
         feeder, watcher = workers[0], SinkWatcher(shared_out)
-        total_chunks = 30 * RATE_CHUNKS_PER_S  # 30 s of 1,000 lines/s
+        total_chunks = 20 * RATE_CHUNKS_PER_S  # 20 s of 1,000 lines/s
         events: dict[str, float] = {}
+        progress = {"chunks": 0}
 
         async def feed() -> None:
             started = time.monotonic()
@@ -99,14 +101,16 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
                 docs = [{"traceId": trace_of(n), "time_ns": now_ns, "n": n, "msg": f"line {n}"}
                         for n in range(first, first + LINES_PER_CHUNK)]
                 await feeder.feed(docs, stream=f"s{chunk % 12}")
+                progress["chunks"] = chunk + 1
                 await asyncio.sleep(max(0.0, started + (chunk + 1) / RATE_CHUNKS_PER_S - time.monotonic()))
             events["fed"] = time.monotonic()
 
         async def kill_and_replace() -> WorkerHarness:
-            await asyncio.sleep(10)
+            await wait_for(lambda: progress["chunks"] >= total_chunks // 3, timeout=120,
+                           what="a third of the load fed before the kill")
             events["kill"] = time.monotonic()
             workers[1].stop(kill=True)
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)  # the pod's restart delay: the replacement is a new process, later
             replacement = member(1, generation=1)
             harnesses.append(replacement)
             (tmp_path / replacement.workdir.name).mkdir()
@@ -126,11 +130,14 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
         await fed
         await watching
         expected = total_chunks * LINES_PER_CHUNK
-        deadline = time.monotonic() + 120
-        while len(watcher.seen) < expected and time.monotonic() < deadline:
+
+        def all_seen() -> bool:
             watcher.poll()
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(2)  # a duplicate would show up by now
+            return len(watcher.seen) >= expected
+
+        await wait_for(all_seen, timeout=120, interval=0.5, what=f"{expected} lines in the shared sink",
+                       last_seen=lambda: len(watcher.seen))
+        await replacement.wait_until_quiet()  # a duplicate in flight lands before this returns
         watcher.poll()
 
         missing = expected - len(watcher.seen)
@@ -144,16 +151,16 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
         assert duplicated == 0, f"{duplicated} lines written twice"
 
         traces = {trace_of(n) for n in range(expected)}
-        closed: Counter[str] = Counter()
-        counts: dict[str, int] = {}
-        debug: list[dict[str, object]] = []
-        deadline = time.monotonic() + 90
-        while len(closed) < len(traces) and time.monotonic() < deadline:
-            summaries = await replacement.closed_traces()
-            closed = Counter(s["trace"] for s in summaries)
-            debug = [s for s in summaries if closed[s["trace"]] > 1][:4]
-            counts = {s["trace"]: s["count"] for s in summaries}
-            await asyncio.sleep(1)
+
+        async def every_trace_closed() -> bool:
+            return {s["trace"] for s in await replacement.closed_traces()} >= traces
+
+        await wait_for(every_trace_closed, timeout=120, interval=1.0, what=f"{len(traces)} traces closed")
+        await replacement.wait_until_quiet()
+        summaries = await replacement.closed_traces()
+        closed = Counter(s["trace"] for s in summaries)
+        debug = [s for s in summaries if closed[s["trace"]] > 1][:4]
+        counts = {s["trace"]: s["count"] for s in summaries}
         assert set(closed) == traces, f"{len(traces - set(closed))} traces never closed"
         assert max(closed.values()) == 1, f"closed twice: {debug}"
         assert set(counts.values()) == {LINES_PER_TRACE}

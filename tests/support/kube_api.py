@@ -46,6 +46,7 @@ class LogInstance:
     lines: list[bytes] = field(default_factory=list)  # rendered `<ts> <content>\n`
     ended: bool = False
     cuts: dict[int, str] = field(default_factory=dict)  # line index -> "eof" | "abort": followers cut there
+    sent: int = 0  # lines written to a follower's response so far (the most any follower got)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notify(self) -> None:
@@ -434,6 +435,7 @@ class FakeKubeApi:
                     line = inst.lines[cut]
                     data += line[: len(line) // 2]
                 await self._write(resp, data)
+                inst.sent = max(inst.sent, index + len(batch))
                 if cut is not None:
                     mode = inst.cuts.pop(cut)
                     if mode == "abort" and request.transport is not None:

@@ -44,9 +44,25 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
-        if self.process is not None:
-            stop_process_group(self.process, kill, timeout)
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> int | None:
+        """SIGTERM (or SIGKILL) the process group and wait; the exit status (None if never started)."""
+        if self.process is None:
+            return None
+        stop_process_group(self.process, kill, timeout)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.stop(kill=True)
+
+    def proc_status(self, field: str) -> int:
+        """A /proc/<pid>/status figure in KiB (VmRSS, VmHWM)."""
+        for row in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if row.startswith(field + ":"):
+                return int(row.split()[1])
+        raise KeyError(field)
+
+    def open_files(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():

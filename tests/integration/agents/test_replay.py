@@ -4,10 +4,8 @@ into the pipeline after a fix."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import orjson
 from elasticsearch import AsyncElasticsearch
 
+from tests.support.polling import wait_for
 from tests.support.processes import VENV_BIN, base_env
 from tests.support.servers import etcd_gateway
 from tests.support.sink_stack import SINKS, Stack, assert_exactly_once, feed, sink_counts, stack, wait_all
@@ -86,10 +85,9 @@ async def test_dry_run_shows_offsets_for_times_offsets_and_partitions(
 
 
 async def wait_for_lines(worker: WorkerHarness, count: int, timeout: float = 60) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while len(docs := worker.sink_documents()) < count and time.monotonic() < deadline:
-        await asyncio.sleep(0.3)
-    return docs
+    return await wait_for(lambda: docs if len(docs := worker.sink_documents()) >= count else None,
+                          timeout=timeout, what=f"{count} lines in the file sink",
+                          last_seen=lambda: len(worker.sink_documents()))
 
 
 async def test_file_replay_never_starts_after_where_the_data_ends(
@@ -126,5 +124,5 @@ async def test_dead_letters_replayed_after_a_fix_are_delivered_once(
         assert run.returncode == 0, run.stderr
         assert "50 dead-lettered lines re-published" in run.stdout
     await wait_for_lines(worker, 51)
-    await asyncio.sleep(2)  # time for a duplicate to show up, were one coming
+    await worker.wait_until_quiet()  # a duplicate in flight would land before this returns
     assert sorted(d["n"] for d in worker.sink_documents()) == list(range(51))

@@ -8,13 +8,22 @@ from pathlib import Path
 
 from collectors.files.metrics import FileMetrics
 from commands.broker import EmbeddedBroker, free_port
+from core.settings import Settings
 from tests.integration.collectors.file_helpers import (
+    Line,
     collector_settings,
     cri,
     pod_log,
+    read_lines,
     running_collector,
     wait_for_lines,
 )
+from tests.support.polling import wait_for
+
+
+async def _at_least(settings: Settings, count: int) -> list[Line] | None:
+    lines = await read_lines(settings)
+    return lines if len(lines) >= count else None
 
 
 async def test_cri_pod_logs_arrive_with_metadata_and_byte_positions(broker: EmbeddedBroker, tmp_path: Path) -> None:
@@ -26,12 +35,13 @@ async def test_cri_pod_logs_arrive_with_metadata_and_byte_positions(broker: Embe
     settings = collector_settings(broker, tmp_path, metrics_port=port)
     metrics = FileMetrics()
     async with running_collector(settings, metrics):
-        await asyncio.sleep(0.5)
+        await wait_for_lines(settings, 600)  # the files as they were, then lines appended while followed
         for n, path in enumerate(files):  # lines appended while the collector follows the file
             with open(path, "ab") as handle:
                 handle.write(b"".join(cri(b'{"traceId":"t%d","i":%d}' % (n, i)) for i in range(200, 300)))
         lines = await wait_for_lines(settings, 900)
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: metrics.value("logweave_file_collector_lines_published_total") == 900, timeout=30,
+                       what="900 lines counted as published")
         exposed = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
     assert len(lines) == 900  # nothing twice in a clean run
     assert metrics.value("logweave_file_collector_lines_published_total") == 900
@@ -68,10 +78,8 @@ async def test_restart_resumes_at_checkpoint_and_rereads_identically(broker: Emb
     for entry in (tmp_path / "ckpt").iterdir():
         entry.unlink()  # without a checkpoint everything is read again, with identical identities
     async with running_collector(settings):
-        third = await wait_for_lines(settings, 600)
-        while len(third) < 1200:
-            await asyncio.sleep(0.3)
-            third = await wait_for_lines(settings, 600)
+        await wait_for(lambda: _at_least(settings, 1200), timeout=60, what="every line published twice")
+    third = await read_lines(settings)  # after a clean stop: anything it still had in flight is there too
     once = sorted({(ln.stream_id, ln.position, ln.data) for ln in third})
     assert len(once) == 600 and sorted((ln.stream_id, ln.position, ln.data) for ln in third) == sorted(once * 2)
 
@@ -81,13 +89,15 @@ async def test_read_from_tail_applies_to_files_present_at_the_first_start_only(b
     old = pod_log(tmp_path / "pods", "shop", "old")
     old.write_bytes(b"".join(cri(b"old %d" % i) for i in range(100)))
     settings = collector_settings(broker, tmp_path, read_from="tail")
-    async with running_collector(settings):
-        await asyncio.sleep(0.6)
+    metrics = FileMetrics()
+    async with running_collector(settings, metrics):
+        await wait_for(lambda: metrics.value("logweave_file_collector_files_tracked") == 1, timeout=30,
+                       what="the old file tracked (from its tail)")
         with open(old, "ab") as handle:
             handle.write(b"".join(cri(b"new %d" % i) for i in range(50)))
         fresh = pod_log(tmp_path / "pods", "shop", "fresh")  # appears after the start: read from its head
         fresh.write_bytes(b"".join(cri(b"fresh %d" % i) for i in range(30)))
-        lines = await wait_for_lines(settings, 80)
-        await asyncio.sleep(0.5)
+        await wait_for_lines(settings, 80)
+    lines = await read_lines(settings)  # after a clean stop: anything it still had in flight is there too
     assert sorted(ln.data for ln in lines) == sorted([b"new %d" % i for i in range(50)] +
                                                      [b"fresh %d" % i for i in range(30)])

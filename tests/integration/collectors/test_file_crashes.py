@@ -1,4 +1,4 @@
-"""kill -9 during writing and rotation, the broker down for 20 s, 1,000 files: nothing lost, memory bounded."""
+"""kill -9 during writing and rotation, the broker down for 10 s, 1,000 files: nothing lost, memory bounded."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import orjson
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import Line, collector_settings, pod_log, read_lines, wait_for_lines
-from tests.integration.collectors.file_process import CollectorProcess
+from tests.integration.collectors.file_process import collector_process
 from tests.integration.collectors.file_writers import RotatingWriter, write_lines
+from tests.support.polling import wait_for
+
+
+def bytes_read(pid: int) -> int:
+    """Bytes `pid` has read through read/pread calls so far (/proc/<pid>/io rchar)."""
+    for row in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if row.startswith("rchar:"):
+            return int(row.split()[1])
+    raise KeyError("rchar")
 
 
 def check_duplicates(lines: list[Line], total: int, max_duplicates: int) -> int:
@@ -31,51 +40,47 @@ def check_duplicates(lines: list[Line], total: int, max_duplicates: int) -> int:
 async def test_kill_9_during_writing_and_rotation_then_restart(broker: EmbeddedBroker, tmp_path: Path) -> None:
     path = pod_log(tmp_path / "pods", "shop", "crash")
     settings = collector_settings(broker, tmp_path, rotated_grace=1.0)
-    collector = CollectorProcess(settings, tmp_path / "collector.log").start()
+    collector = collector_process(settings, tmp_path / "collector.log").start()
     total = 24_000
     writer = RotatingWriter(path, total, rate=3_000, rotate_every=5_000)
     writer.start()
     try:
-        for at in (2.5, 1.7):  # the second kill lands right around the rotation at 5,000 lines
-            await asyncio.sleep(at)
+        for written in (2_500, 4_990):  # the second kill lands right before the rotation at 5,000 lines
+            await wait_for(lambda n=written: writer.written >= n, timeout=60, what=f"{written} lines written")
             collector.kill()
-            await asyncio.sleep(0.3)
-            collector = CollectorProcess(settings, tmp_path / "collector.log").start()
+            collector = collector_process(settings, tmp_path / "collector.log").start()
         await asyncio.to_thread(writer.join)
-        lines = await wait_for_lines(settings, total, timeout=60)
-        await asyncio.sleep(1.0)
-        assert collector.stop() == 0
+        await wait_for_lines(settings, total, timeout=60)
+        assert collector.stop() == 0  # a clean stop: whatever it still had in flight is sent
     finally:
-        if collector.process and collector.process.poll() is None:
-            collector.kill()
+        collector.kill()
     lines = await read_lines(settings)
     assert writer.rotations == 4
     check_duplicates(lines, total, max_duplicates=12_000)
 
 
-async def test_broker_down_for_20_seconds(broker: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_broker_down_for_10_seconds(broker: EmbeddedBroker, tmp_path: Path) -> None:
     path = pod_log(tmp_path / "pods", "shop", "outage")
     settings = collector_settings(broker, tmp_path, buffer_bytes=2 * 1024 * 1024)
-    collector = CollectorProcess(settings, tmp_path / "collector.log").start()
-    total = 150_000  # about 17 MB, most of it written while the broker is away
-    writer = RotatingWriter(path, total, rate=5_000, rotate_every=10**9)
+    collector = collector_process(settings, tmp_path / "collector.log").start()
+    total = 100_000  # about 11 MB, most of it written while the broker is away
+    writer = RotatingWriter(path, total, rate=8_000, rotate_every=10**9)
     try:
         write_lines(path, 0, 0)
         writer.start()
-        await asyncio.sleep(3)
+        await wait_for_lines(settings, 5_000)
         broker.stop()  # SIGTERM: noida-db saves its data and comes back with it
-        peak = 0
-        for _ in range(40):
-            await asyncio.sleep(0.5)
-            peak = max(peak, collector.status("VmRSS"))
+        peak, down_since = 0, asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - down_since < 10:  # the outage: RSS sampled throughout
+            peak = max(peak, collector.proc_status("VmRSS"))
+            await asyncio.sleep(0.25)
         broker.start()
         await asyncio.to_thread(writer.join)
         lines = await wait_for_lines(settings, total, timeout=120)
-        peak_hwm = collector.status("VmHWM")
+        peak_hwm = collector.proc_status("VmHWM")
         assert collector.stop() == 0
     finally:
-        if collector.process and collector.process.poll() is None:
-            collector.kill()
+        collector.kill()
     check_duplicates(lines, total, max_duplicates=total)
     print(f"collector RSS while the broker was down: peak {peak / 1024:.1f} MiB; VmHWM {peak_hwm / 1024:.1f} MiB")
     assert peak < 150 * 1024 and peak_hwm < 160 * 1024, (peak, peak_hwm)
@@ -88,19 +93,18 @@ async def test_a_thousand_files_bounded_memory_and_no_descriptor_leak(broker: Em
     for i, path in enumerate(paths):
         write_lines(path, i * 20, 20)
     settings = collector_settings(broker, tmp_path, rotated_grace=0.5, rescan_interval=1.0)
-    collector = CollectorProcess(settings, tmp_path / "collector.log").start()
+    collector = collector_process(settings, tmp_path / "collector.log").start()
     try:
         lines = await wait_for_lines(settings, 20_000, timeout=90)
         tracked = collector.open_files()
-        rss = collector.status("VmHWM")
+        rss = collector.proc_status("VmHWM")
         for path in paths:
             shutil.rmtree(path.parent.parent)
-        await asyncio.sleep(4)
-        after = collector.open_files()
+        after = await wait_for(lambda: n if (n := collector.open_files()) < 40 else None, timeout=60,
+                               what="the deleted files' descriptors closed", last_seen=collector.open_files)
         assert collector.stop() == 0
     finally:
-        if collector.process and collector.process.poll() is None:
-            collector.kill()
+        collector.kill()
     check_duplicates(lines, 20_000, max_duplicates=0)
     print(f"1,000 files: {tracked} descriptors open, {after} after deletion; VmHWM {rss / 1024:.1f} MiB")
     assert tracked >= 1000 and after < 40, (tracked, after)
@@ -112,20 +116,22 @@ async def test_sigterm_while_the_broker_is_down_stops_within_the_deadline(broker
     path = pod_log(tmp_path / "pods", "shop", "stuck")
     write_lines(path, 0, 1000)
     settings = collector_settings(broker, tmp_path, buffer_bytes=256 * 1024, shutdown_timeout=2.0)
-    collector = CollectorProcess(settings, tmp_path / "collector.log").start()
+    collector = collector_process(settings, tmp_path / "collector.log").start()
     try:
         await wait_for_lines(settings, 1000)
         broker.stop()
+        before = bytes_read(collector.pid)
         write_lines(path, 1000, 40_000)  # far more than the in-flight budget: reading is blocked
-        await asyncio.sleep(2)
+        await wait_for(lambda: bytes_read(collector.pid) >= before + 256 * 1024, timeout=60,
+                       what="the collector to read its in-flight budget past the checkpoint",
+                       last_seen=lambda: bytes_read(collector.pid) - before)
         started = asyncio.get_running_loop().time()
         assert collector.stop(timeout=20) == 0
         assert asyncio.get_running_loop().time() - started < 10
         broker.start()
-        collector = CollectorProcess(settings, tmp_path / "collector.log").start()  # resumes at the checkpoint
+        collector = collector_process(settings, tmp_path / "collector.log").start()  # resumes at the checkpoint
         lines = await wait_for_lines(settings, 41_000, timeout=60)
         assert collector.stop() == 0
     finally:
-        if collector.process and collector.process.poll() is None:
-            collector.kill()
+        collector.kill()
     check_duplicates(lines, 41_000, max_duplicates=41_000)

@@ -19,6 +19,7 @@ from tests.integration.collectors.file_helpers import (
     wait_for_lines,
 )
 from tests.integration.collectors.file_writers import RotatingWriter, write_lines
+from tests.support.polling import wait_for
 
 
 def seqs(lines: list[Line]) -> list[int]:
@@ -72,9 +73,8 @@ async def test_copytruncate_starts_a_new_generation_without_loss(broker: Embedde
         writer = RotatingWriter(path, total, rate=4_000, rotate_every=3_000, mode="copytruncate")
         writer.start()
         await asyncio.to_thread(writer.join)
-        lines = await wait_for_lines(settings, total, timeout=60)
-        await asyncio.sleep(1.0)
-        lines = await read_lines(settings)
+        await wait_for_lines(settings, total, timeout=60)
+    lines = await read_lines(settings)  # after a clean stop: anything it still had in flight is there too
     got = seqs(lines)
     assert sorted(set(got)) == list(range(total))
     assert len(got) == total, "a copytruncate copy was read again"
@@ -95,9 +95,8 @@ async def test_rotation_while_the_collector_is_down(broker: EmbeddedBroker, tmp_
     os.rename(path, path.with_name("0.log.20250610-082541"))
     write_lines(path, 800, 200)
     async with running_collector(settings):
-        lines = await wait_for_lines(settings, 1000)
-        await asyncio.sleep(0.5)
-        lines = await read_lines(settings)
+        await wait_for_lines(settings, 1000)
+    lines = await read_lines(settings)  # after a clean stop: anything it still had in flight is there too
     assert sorted(seqs(lines)) == list(range(1000))
 
 
@@ -153,6 +152,6 @@ async def test_deleted_while_open_is_read_to_the_end_then_closed(broker: Embedde
             await asyncio.sleep(0.5)
             writer.write(b"".join(cri(b'{"seq":%d}' % n) for n in range(100, 150)))
         lines = await wait_for_lines(settings, 150)
-        await asyncio.sleep(1.5)
-        assert not [fd for fd in open_paths() if "gone" in fd], "the deleted file's descriptor was not closed"
+        await wait_for(lambda: not [fd for fd in open_paths() if "gone" in fd], timeout=60,
+                       what="the deleted file's descriptor to be closed")
     assert sorted(seqs(lines)) == list(range(150))

@@ -18,6 +18,7 @@ from core.models import RawChunk
 from core.settings import Settings, load_settings
 from tests.support.kafka import read_topic
 from tests.support.kube_api import FakeKubeApi
+from tests.support.polling import wait_for
 
 
 @pytest.fixture
@@ -61,14 +62,16 @@ async def collected(broker: EmbeddedBroker, topic: str = "logs.raw") -> Collecte
 
 async def wait_for_lines(broker: EmbeddedBroker, count: int, timeout: float = 30.0) -> Collected:
     """Poll logs.raw until it holds at least `count` lines."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    last = 0
+
+    async def enough() -> Collected | None:
+        nonlocal last
         got = await collected(broker)
-        total = sum(len(v) for v in got.lines.values())
-        if total >= count or loop.time() > deadline:
-            return got
-        await asyncio.sleep(0.3)
+        last = sum(len(v) for v in got.lines.values())
+        return got if last >= count else None
+
+    return await wait_for(enough, timeout=timeout, interval=0.3, what=f"{count} lines on logs.raw",
+                          last_seen=lambda: last)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -80,8 +79,7 @@ async def test_watch_closed_by_server_and_bookmarks(broker: EmbeddedBroker, kube
         await wait_for(lambda: kube.open_watches == 1, what="watch open")
         kube.bookmark()
         bookmarked = kube.rv
-        await asyncio.sleep(0.3)
-        kube.close_watches()
+        kube.close_watches()  # after the bookmark in the same stream: the collector sees it first
         b = kube.add_pod("b")  # between the watches: replayed from the resourceVersion on re-watch
         await wait_for(lambda: len(kube.watched_from) == 2, what="re-watch")
         assert kube.watched_from[1] == bookmarked  # resumed from the bookmark's resourceVersion
@@ -197,7 +195,7 @@ async def test_graceful_stop_publishes_lines_read_but_not_yet_due(broker: Embedd
     async with running_collector(settings) as run:
         await wait_for(lambda: kube.followers.get(("quiet", "app"), 0) == 1, what="followed")
         kube.log(pod, "app", ["pending 1", "pending 2"])
-        await asyncio.sleep(1.0)  # read, but the chunk is not due for a minute
+        await wait_for(lambda: pod.containers["app"].current.sent == 2, what="both lines sent to the collector")
         assert run.value("logweave_pod_collector_lines_published_total") == 0
     got = await collected(broker)
     assert got.texts(f"pod:{pod.uid}:app:0") == ["pending 1", "pending 2"]
