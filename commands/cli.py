@@ -62,7 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"logweave demo: writing ~{args.rate:.0f} lines/s of CRI pod logs under {args.dir}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(Path(args.dir), args.rate, args.pods, args.duration))
+        asyncio.run(run_demo(Path(args.dir), args.rate, args.pods, args.duration, seed=args.seed))
     return 0
 
 
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=200.0, help="lines per second")
     demo.add_argument("--pods", type=int, default=10)
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    demo.add_argument("--seed", type=int, default=None,
+                      help="random seed for trace ids (default: a new one per start, so ids never repeat)")
     demo.set_defaults(func=cmd_demo)
 
     replay = sub.add_parser("replay", help="re-drive a sink from its Kafka topic, or dead letters into the pipeline")

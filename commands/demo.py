@@ -8,6 +8,7 @@ on purpose so dead letters show up on the stats page too.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -42,9 +43,13 @@ def demo_pod_dirs(root: Path, pods: int, namespace: str = "demo-system") -> list
 
 
 async def run_demo(root: Path, rate: float, pods: int = 10, duration: float | None = None,
-                   bad_every: int = 200) -> int:
-    """Append about `rate` lines/s across `pods` pod logs; return the number of lines written."""
-    rng = random.Random(42)
+                   bad_every: int = 200, seed: int | None = None) -> int:
+    """Append about `rate` lines/s across `pods` pod logs; return the number of lines written.
+
+    Trace ids come from a fresh random seed per start (unless `seed` is given): a restarted demo
+    must not repeat the trace ids it wrote before, or its output would look duplicated.
+    """
+    rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
     files = [open(d / "0.log", "a", buffering=1) for d in demo_pod_dirs(root, pods)]  # noqa: SIM115
     written, started = 0, time.monotonic()
     try:
