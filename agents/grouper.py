@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.forwarding import forward
+from agents.idle_clock import IdleClock
 from agents.routing import Router
 from core.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
 from core.models import P_SRC, join_closed_traces
@@ -55,6 +56,7 @@ class TraceGrouper:
         self.held: dict[int, int] = {}
         self._marks_swept: dict[int, float] = {}
         self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
+        self.idle = IdleClock(int(2 * settings.traces.close_check_interval * 1e9))
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -69,6 +71,7 @@ class TraceGrouper:
         copy: the same lines, sources and order, with no encode or compression per sink.
         """
         now = time.time_ns()
+        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         index = self.deadline_index(partition)
         read = self.table.read
         updates: dict[bytes, bytes | None] = {}
@@ -85,7 +88,7 @@ class TraceGrouper:
             key = trace_id.encode()
             stored = read(partition, key)
             state = decode_state(stored) if stored else new_state(trace_id, now)
-            apply_fold(state, fold, sources, sample_lines, now)
+            apply_fold(state, fold, sources, sample_lines, idle_now)
             if state["last"] > max_time:
                 max_time = state["last"]
             if trace_rules:
@@ -168,8 +171,13 @@ class TraceGrouper:
 
     # -- closing ---------------------------------------------------------------------------
     def close_overdue(self, partition: int, now_ns: int | None = None) -> int:
-        """Close every trace of `partition` past its deadline; return how many closed."""
-        now = time.time_ns() if now_ns is None else now_ns
+        """Close every trace of `partition` past its deadline; return how many closed.
+
+        Idle deadlines are compared with the partition's idle clock (or `now_ns`), event deadlines
+        with its stream time: the highest event time seen, less the allowed lateness.
+        """
+        now = time.time_ns()
+        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         index = self.deadline_index(partition)
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
         updates: dict[bytes, bytes | None] = {}
@@ -178,7 +186,7 @@ class TraceGrouper:
         held_sources: list[dict[str, Any]] = []
         causes: dict[str, int] = defaultdict(int)
         sent_before = self.already_sent.get(partition, set())
-        for trace_id, cause in index.overdue(now, watermark).items():
+        for trace_id, cause in index.overdue(idle_now, watermark).items():
             index.discard(trace_id)
             key = trace_id.encode()
             stored = self.table.read(partition, key)
@@ -257,6 +265,7 @@ class TraceGrouper:
         for partition in partitions:
             self.held.pop(partition, None)
             self.already_sent.pop(partition, None)
+        self.idle.forget(partitions)
         self.table.forget_staged(partitions)
         self._publish_open()
 
