@@ -153,23 +153,28 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
     assert Counter(d["traceId"] for d in delivered) == {f"x{i}": 4 for i in range(0, 50, 5)}
 
 
-async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callable[..., WorkerHarness],
-                                                           tmp_path: Any) -> None:
+async def test_held_lines_past_the_bound_are_released_loudly_not_dropped(
+        make_worker: Callable[..., WorkerHarness], tmp_path: Any) -> None:
     config = tmp_path / "routes.yaml"
     config.write_text("routing:\n  rules:\n    - name: error-traces\n      mode: trace\n      sinks: [file]\n"
                       "      level_at_least: error\n")
     worker = await make_worker({"LOGWEAVE_CONFIG": str(config), "LOGWEAVE_TRACES__GAP": "2s",
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_TRACES__MAX_HELD_PER_TRACE": "3"}).start()
-    await worker.feed([doc("big", BASE + k, k, "error" if k == 0 else "info") for k in range(7)], stream="a")
+    # 3 lines are held, the 4th passes the bound: the held ones and every later line go to the trace
+    # rules' sinks at once, unselected (the trace is not an error trace, so selection would drop them)
+    await worker.feed([doc("big", BASE + k, k) for k in range(4)], stream="a")
+    await worker.feed([doc("big", BASE + k, k) for k in range(4, 7)], stream="a")
     await wait_for(lambda: _all_closed(worker, 1), timeout=30, what="the trace to close")
-    await wait_for(lambda: len(worker.sink_documents()) >= 3, timeout=30, what="held lines in the sink")
-    await asyncio.sleep(1.0)
-    assert sorted(d["n"] for d in worker.sink_documents()) == [0, 1, 2]
+    await wait_for(lambda: len(worker.sink_documents()) >= 7, timeout=30, what="every line in the sink")
+    assert sorted(d["n"] for d in worker.sink_documents()) == list(range(7))
     (summary,) = (await closed_by_trace(worker))["big"]
-    assert summary["count"] == 7 and summary["held_overflow"] == 4
+    assert summary["count"] == 7 and summary["held_overflow"] == 4 and summary["overflow"] == "released"
     _, metrics = worker.get("/metrics")
-    assert 'logweave_held_overflow_total{bound="trace",policy="drop"} 4.0' in metrics.decode()
+    assert 'logweave_held_overflow_total{bound="trace",policy="release"} 4.0' in metrics.decode()
+    assert worker.process is not None
+    warnings = [line for line in worker.process.log_tail(10_000).splitlines() if "traces.max_held_per_trace" in line]
+    assert len(warnings) == 1 and "big" in warnings[0] and "WARNING" in warnings[0], warnings
 
 
 async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callable[..., WorkerHarness]) -> None:
