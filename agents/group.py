@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from faust.types import TP
+
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
@@ -46,6 +48,7 @@ def register(ctx: StageContext) -> TraceGrouper:
             partition = event.message.partition
             grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
             table.after_persisted(partition, event.ack)
+            ctx.progress.processed(event.message.tp, event.message.offset)
 
     @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
     async def close_overdue_traces() -> None:
@@ -53,16 +56,28 @@ def register(ctx: StageContext) -> TraceGrouper:
         if not ctx.recovery_completed():
             return
         parsed_name = settings.topic(topics.PARSED)
-        owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == parsed_name)
+        actives = app.assignor.assigned_actives()
+        owned = sorted(tp.partition for tp in actives if tp.topic == parsed_name)
         stale = [p for p in table.deadline_indexes if p not in owned]
         if stale:
             grouper.forget(stale)
+        grouper.idle.tick(caught_up_partitions(ctx, actives, owned))
         for partition in owned:
             if partition not in table.tail_checked:
                 await read_back_sent_summaries(ctx, grouper, partition)
             grouper.close_overdue(partition)
 
     return grouper
+
+
+def caught_up_partitions(ctx: StageContext, actives: set[TP], owned: list[int]) -> list[int]:
+    """The owned logs.parsed partitions with no backlog: every record up to the high watermark is
+    processed there and in every logs.raw partition this worker parses (their lines may be on the way)."""
+    consumer, progress = ctx.app.consumer, ctx.progress
+    raw_name, parsed_name = ctx.settings.topic(topics.RAW), ctx.settings.topic(topics.PARSED)
+    if not progress.caught_up(consumer, [tp for tp in actives if tp.topic == raw_name]):
+        return []
+    return [p for p in owned if progress.lag(consumer, TP(parsed_name, p)) == 0]
 
 
 async def read_back_sent_summaries(ctx: StageContext, grouper: TraceGrouper, partition: int) -> None:

@@ -10,12 +10,14 @@ group agent reads those summaries back (`already_sent`) and the close only delet
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from agents.forwarding import forward
+from agents.idle_clock import IdleClock
 from agents.routing import Router
 from core.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
 from core.models import P_SRC, join_closed_traces
@@ -34,6 +36,8 @@ from tables.trace_state import (
     spliced_summary,
 )
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
+
+log = logging.getLogger(__name__)
 
 SendToSink = Callable[[str, bytes, int], Any]  # (sink name, chunk record, partition): plain or compressed
 SendClosed = Callable[[bytes, int], Any]
@@ -55,6 +59,7 @@ class TraceGrouper:
         self.held: dict[int, int] = {}
         self._marks_swept: dict[int, float] = {}
         self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
+        self.idle = IdleClock(int(2 * settings.traces.close_check_interval * 1e9))
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -69,6 +74,7 @@ class TraceGrouper:
         copy: the same lines, sources and order, with no encode or compression per sink.
         """
         now = time.time_ns()
+        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         index = self.deadline_index(partition)
         read = self.table.read
         updates: dict[bytes, bytes | None] = {}
@@ -85,7 +91,7 @@ class TraceGrouper:
             key = trace_id.encode()
             stored = read(partition, key)
             state = decode_state(stored) if stored else new_state(trace_id, now)
-            apply_fold(state, fold, sources, sample_lines, now)
+            apply_fold(state, fold, sources, sample_lines, idle_now)
             if state["last"] > max_time:
                 max_time = state["last"]
             if trace_rules:
@@ -141,35 +147,78 @@ class TraceGrouper:
               routed: dict[str, list[list[Any]]]) -> None:
         """Keep lines for trace rules until the trace closes, bounded per trace and per partition.
 
-        Past a bound the line is not held: `held_overflow=drop` counts it, `forward` sends it to the
-        trace rules' sinks at once (selection is lost for it, the line is not).
+        Past a bound the trace overflows, once, with a warning naming it. `held_overflow=release` (the
+        default) sends its held lines and every later one to the trace rules' sinks at once: selection
+        is lost for that trace, no line is, and its state stops growing. `drop` counts and drops the
+        lines past the bound. The summary says which (`overflow`) and how many lines (`held_overflow`).
         """
         held: list[Any] = state.setdefault("held", [])
         matched: list[str] = state.setdefault("matched", [])
         total = self.held_lines(partition)
+        policy = self.traces.held_overflow
         for line in fresh:
             for name in self.router.trace_rule_hits(line, sources):
                 if name not in matched:
                     matched.append(name)
+            overflow = state.get("overflow")
             bound = ("trace" if len(held) >= self.traces.max_held_per_trace
                      else "partition" if total >= self.traces.max_held_per_partition else "")
-            if not bound:
+            if overflow is None and not bound:
                 held.append([sources[line[P_SRC]], line])
                 total += 1
-            else:
-                state["held_overflow"] = state.get("held_overflow", 0) + 1
-                HELD_OVERFLOW.labels(bound, self.traces.held_overflow).inc()
-                if self.traces.held_overflow == "forward":
-                    for rule in self.router.trace_rules:
-                        for sink_name in rule.sinks:
-                            routed[sink_name].append(line)
+                continue
+            if overflow is None:
+                self._warn_overflow(state, bound, policy)
+                if policy == "release":
+                    total -= self._overflow(state, routed, sources)
+            state["held_overflow"] = state.get("held_overflow", 0) + 1
+            HELD_OVERFLOW.labels(state["overflow_bound"], policy).inc()
+            if policy == "release":
+                for sink_name in self._trace_rule_sinks():
+                    routed[sink_name].append(line)
         self.held[partition] = total
         HELD_LINES.set(sum(self.held.values()))
 
+    def _trace_rule_sinks(self) -> list[str]:
+        return list(dict.fromkeys(sink for rule in self.router.trace_rules for sink in rule.sinks))
+
+    def _overflow(self, state: dict[str, Any], routed: dict[str, list[list[Any]]],
+                  sources: list[dict[str, Any]]) -> int:
+        """Release a trace's held lines to every trace rule's sinks; return how many were held."""
+        held = state["held"]
+        sinks = self._trace_rule_sinks()
+        for src, line in held:
+            sources.append(src)
+            entry = list(line)
+            entry[P_SRC] = len(sources) - 1
+            for sink_name in sinks:
+                routed[sink_name].append(entry)
+        state["held"] = []
+        return len(held)
+
+    def _warn_overflow(self, state: dict[str, Any], bound: str, policy: str) -> None:
+        state["overflow"] = "released" if policy == "release" else "dropped"
+        state["overflow_bound"] = bound
+        limit = (f"traces.max_held_per_trace={self.traces.max_held_per_trace}" if bound == "trace"
+                 else f"traces.max_held_per_partition={self.traces.max_held_per_partition}")
+        if policy == "release":
+            log.warning("trace %s: %d lines held for trace rules reached %s; releasing them and the trace's "
+                        "later lines to sinks %s without waiting for the trace to close (traces.held_overflow=release)",
+                        state["trace"], len(state["held"]), limit, ", ".join(self._trace_rule_sinks()))
+        else:
+            log.warning("trace %s: %d lines held for trace rules reached %s; dropping the trace's later lines "
+                        "(traces.held_overflow=drop), counted in logweave_held_overflow_total", state["trace"],
+                        len(state["held"]), limit)
+
     # -- closing ---------------------------------------------------------------------------
     def close_overdue(self, partition: int, now_ns: int | None = None) -> int:
-        """Close every trace of `partition` past its deadline; return how many closed."""
-        now = time.time_ns() if now_ns is None else now_ns
+        """Close every trace of `partition` past its deadline; return how many closed.
+
+        Idle deadlines are compared with the partition's idle clock (or `now_ns`), event deadlines
+        with its stream time: the highest event time seen, less the allowed lateness.
+        """
+        now = time.time_ns()
+        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         index = self.deadline_index(partition)
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
         updates: dict[bytes, bytes | None] = {}
@@ -178,7 +227,7 @@ class TraceGrouper:
         held_sources: list[dict[str, Any]] = []
         causes: dict[str, int] = defaultdict(int)
         sent_before = self.already_sent.get(partition, set())
-        for trace_id, cause in index.overdue(now, watermark).items():
+        for trace_id, cause in index.overdue(idle_now, watermark).items():
             index.discard(trace_id)
             key = trace_id.encode()
             stored = self.table.read(partition, key)
@@ -257,6 +306,7 @@ class TraceGrouper:
         for partition in partitions:
             self.held.pop(partition, None)
             self.already_sent.pop(partition, None)
+        self.idle.forget(partitions)
         self.table.forget_staged(partitions)
         self._publish_open()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.backlog import SourceProgress
 from agents.line_parser import LineParser
 from agents.stage import StageContext
 from core.codec import compressor
@@ -21,26 +22,34 @@ def register(ctx: StageContext) -> None:
 
     @ctx.app.agent(channels.raw(), name="parse")
     async def parse(stream: Any) -> None:
-        await parse_stream(stream, parser, channels.parsed(), channels.deadletter(), compress, partitions)
+        await parse_stream(stream, parser, channels.parsed(), channels.deadletter(), compress, partitions,
+                           ctx.progress)
 
 
 async def parse_stream(stream: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
-                       compress: Any, partitions: int) -> None:
+                       compress: Any, partitions: int, progress: SourceProgress | None = None) -> None:
     async for event in stream.events():
-        CHUNKS.labels("parse").inc()
-        try:
-            chunk = RawChunk.decode(event.value)
-        except ChunkFormatError as exc:
-            await dead_topic.send(value=encode_dead_letters(
-                [DeadLetter("bad_chunk", str(exc), "parse", event.value[:4096].decode("utf-8", "replace"))]))
-            DEAD_LETTERS.labels("parse", "bad_chunk").inc()
-            continue
-        LINES.labels("parse_in").inc(len(chunk.lines))
-        outputs, dead = parser.parse_chunk(chunk, partitions)
-        for partition, out in outputs.items():
-            await parsed_topic.send(value=compress(out.encode()), partition=partition)
-            LINES.labels("parse_out").inc(len(out.lines))
-        if dead:
-            for item in dead:
-                DEAD_LETTERS.labels("parse", item.reason).inc()
-            await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())
+        await parse_event(event, parser, parsed_topic, dead_topic, compress, partitions)
+        if progress is not None:
+            progress.processed(event.message.tp, event.message.offset)
+
+
+async def parse_event(event: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
+                      compress: Any, partitions: int) -> None:
+    CHUNKS.labels("parse").inc()
+    try:
+        chunk = RawChunk.decode(event.value)
+    except ChunkFormatError as exc:
+        await dead_topic.send(value=encode_dead_letters(
+            [DeadLetter("bad_chunk", str(exc), "parse", event.value[:4096].decode("utf-8", "replace"))]))
+        DEAD_LETTERS.labels("parse", "bad_chunk").inc()
+        return
+    LINES.labels("parse_in").inc(len(chunk.lines))
+    outputs, dead = parser.parse_chunk(chunk, partitions)
+    for partition, out in outputs.items():
+        await parsed_topic.send(value=compress(out.encode()), partition=partition)
+        LINES.labels("parse_out").inc(len(out.lines))
+    if dead:
+        for item in dead:
+            DEAD_LETTERS.labels("parse", item.reason).inc()
+        await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())

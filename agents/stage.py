@@ -7,10 +7,11 @@ than importing it, so the import graph runs one way: app -> agents -> tables -> 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 
+from agents.backlog import SourceProgress
 from agents.channels import Channels
 from core.settings import Settings
 from tables.trace_table import TraceWindowTable
@@ -23,3 +24,4 @@ class StageContext:
     channels: Channels
     trace_table: Callable[[], TraceWindowTable]
     recovery_completed: Callable[[], bool]
+    progress: SourceProgress = field(default_factory=SourceProgress)  # what each stage has processed

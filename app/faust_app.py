@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from functools import lru_cache
+from typing import Any
 
 import faust
 from faust.web.base import Web
@@ -97,6 +98,11 @@ def load_worker() -> faust.App:
     registrations = {"parse": parse.register, "group": group.register, "drain": drain.register}
     app, settings = get_app(), get_settings()
     ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed)
+
+    async def forget_progress(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        ctx.progress.forget(revoked)  # a partition that comes back is caught up again only when read
+
+    app.on_partitions_revoked.connect(forget_progress)  # type: ignore[arg-type]
     for stage in settings.worker.stages:
         registrations[stage](ctx)
     web.register(app, settings)

@@ -155,9 +155,16 @@ class TraceSettings(Group):
     close_check_interval: Duration = 1.0
     max_held_per_trace: int = Field(10_000, ge=1)
     max_held_per_partition: int = Field(200_000, ge=1)  # bounds held lines in total (x partitions owned)
-    held_overflow: Literal["drop", "forward"] = "drop"
+    # past a hold bound: release the trace's held and later lines to the trace rules' sinks unselected, or drop them
+    held_overflow: Literal["release", "drop"] = "release"
     changelog_retention: Duration = 86400.0
     stream_retention: Duration = 7 * 86400.0  # replays of a stream idle longer than this are re-applied
+
+
+    @field_validator("held_overflow", mode="before")
+    @classmethod
+    def _forward_is_release(cls, value: Any) -> Any:
+        return "release" if value == "forward" else value  # the name before release sent held lines too
 
 
 class RouteRule(Group):

@@ -3,7 +3,9 @@
 20,000 CRI lines across 50 pods and 2,000 traces, with malformed lines, written partly before and
 partly while the collector runs. Checked by reading the file sink, logs.deadletter and
 traces.closed back: every valid line exactly once with its fields intact, every malformed line
-dead-lettered with its reason, trace summaries exact.
+dead-lettered with its reason, trace summaries exact. Traces close by stream time once every line
+is delivered (a line far ahead in event time on every partition), under an idle gap of an hour: a
+loaded machine's pauses (collector or worker) cannot close a trace before its last line.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import orjson
 import pytest
 
 from commands.broker import EmbeddedBroker, free_port
+from commands.demo import cri_line, rfc3339_nano
 from core.models import decode_closed_traces, decode_dead_letters
 from core.settings import KafkaSettings
 from core.topics import pipeline_topics
 from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import read_topic
-from tests.support.logdata import write_dataset
+from tests.support.logdata import BASE_NS, pod_log_paths, write_dataset
 from tests.support.polling import wait_for
 from tests.support.processes import file_collector, wait_http_ok, worker
 from tests.support.quiescence import wait_until_quiet
@@ -42,7 +45,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         "LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "out"),
         "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
-        "LOGWEAVE_TRACES__GAP": "3s",
+        "LOGWEAVE_TRACES__GAP": "1h",
         "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
         "LOGWEAVE_TRACES__CLOSE_CHECK_INTERVAL": "0.5s",
         "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s",
@@ -78,6 +81,12 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
             assert source["kind"] == "file" and source["namespace"] == "e2e"
             assert str(source["pod"]).startswith("pod-") and source["container"] == "app"
             assert meta["trace"] == doc["traceId"] and meta["lid"]
+
+        clock_ns = BASE_NS + 3 * 3600 * 1_000_000_000  # past every trace's last line + gap + lateness
+        with pod_log_paths(pods, 50)[0].open("a") as log_file:
+            for i in range(32):  # their trace ids cover every partition of logs.parsed
+                clock_doc = {"time": rfc3339_nano(clock_ns), "traceId": f"clock-{i}"}
+                log_file.write(cri_line(clock_ns, orjson.dumps(clock_doc).decode()))
 
         async def summaries() -> list[dict[str, object]]:
             records = await read_topic(broker.bootstrap, "traces.closed")

@@ -1,8 +1,12 @@
-"""Grouping on a real worker and broker: many interleaved traces, restarts, late lines, trace routing."""
+"""Grouping on a real worker and broker: many interleaved traces, restarts, late lines, trace routing.
+
+Tests that check what a trace holds close it by stream time (`advance_stream_time`) under a gap of an
+hour, so no pause of a loaded machine can close a trace before all its lines are in: the idle gap
+is tested on its own (tests/integration/worker/test_lagging_worker.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +16,7 @@ from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
 
 BASE = 1_749_543_941_000_000_000
+HOUR = 3600 * 1_000_000_000
 
 
 def doc(trace: str, ts_ns: int, n: int, level: str = "info") -> dict[str, Any]:
@@ -22,6 +27,20 @@ def doc(trace: str, ts_ns: int, n: int, level: str = "info") -> dict[str, Any]:
     return {"time": stamp, "traceId": trace, "level": level, "msg": f"m{n}", "n": n}
 
 
+NO_IDLE_CLOSE = {"LOGWEAVE_TRACES__GAP": "1h", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
+CLOCK_TRACES = [f"clock-{i}" for i in range(32)]  # their crc32 covers every partition of logs.parsed
+
+
+async def advance_stream_time(worker: WorkerHarness, to_ns: int) -> None:
+    """Move every partition's stream time to `to_ns`: traces whose last line is more than gap plus
+    lateness before it close (the clock traces themselves stay open)."""
+    await worker.feed([doc(trace, to_ns, -1) for trace in CLOCK_TRACES], stream="clock")
+
+
+def without_clock(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["traceId"] not in CLOCK_TRACES]
+
+
 async def closed_by_trace(worker: WorkerHarness) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for summary in await worker.closed_traces():
@@ -30,14 +49,13 @@ async def closed_by_trace(worker: WorkerHarness) -> dict[str, list[dict[str, Any
 
 
 async def test_ten_thousand_interleaved_traces_across_partitions(make_worker: Callable[..., WorkerHarness]) -> None:
-    worker = await make_worker({"LOGWEAVE_TRACES__GAP": "8s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
+    worker = await make_worker(NO_IDLE_CLOSE).start()
     rng = random.Random(3)
     traces = [f"t{i:05d}" for i in range(10_000)]
     events = [(trace, k) for trace in traces for k in range(rng.randint(1, 4))]
     rng.shuffle(events)
     truth: dict[str, list[int]] = {}
     streams = [f"s{i}" for i in range(8)]
-    started = asyncio.get_running_loop().time()
     for start in range(0, len(events), 1000):
         per_stream: dict[str, list[dict[str, Any]]] = {}
         for n, (trace, _) in enumerate(events[start:start + 1000], start):
@@ -46,14 +64,15 @@ async def test_ten_thousand_interleaved_traces_across_partitions(make_worker: Ca
             per_stream.setdefault(streams[n % len(streams)], []).append(doc(trace, ts, n))
         for stream, docs in per_stream.items():
             await worker.feed(docs, stream=stream)
-    assert asyncio.get_running_loop().time() - started < 6, "feeding took longer than the idle gap"
+    await wait_for(lambda: len(worker.sink_documents()) >= len(events), timeout=120, what="every line in the sink")
+    await advance_stream_time(worker, BASE + 3 * HOUR)
     closed = await wait_for(lambda: _all_closed(worker, len(traces)), timeout=120, what="every trace to close")
     assert all(len(v) == 1 for v in closed.values()), "a trace was closed twice"
     for trace, times in truth.items():
         (summary,) = closed[trace]
         assert summary["count"] == len(times)
         assert (summary["first"], summary["last"]) == (min(times), max(times))
-    docs = worker.sink_documents()
+    docs = without_clock(worker.sink_documents())
     assert len(docs) == len(events) and len({d["n"] for d in docs}) == len(events)
 
 
@@ -64,7 +83,7 @@ async def _all_closed(worker: WorkerHarness, expected: int) -> dict[str, list[di
 
 async def test_worker_killed_mid_trace_loses_nothing_and_closes_once(
         make_worker: Callable[..., WorkerHarness]) -> None:
-    worker = await make_worker({"LOGWEAVE_TRACES__GAP": "4s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
+    worker = await make_worker(NO_IDLE_CLOSE).start()
     await worker.feed([doc(f"r{i}", BASE + i, i) for i in range(200)], stream="a")
     await wait_for(lambda: len(worker.sink_documents()) >= 200, timeout=30, what="first half in the sink")
     worker.stop(kill=True)
@@ -73,10 +92,12 @@ async def test_worker_killed_mid_trace_loses_nothing_and_closes_once(
     await worker.feed([doc(f"r{i}", BASE + 10_000 + i, 200 + i, "error") for i in range(100)], stream="a",
                       resend_from=200)
     await worker.start()
+    await wait_for(lambda: len(worker.sink_documents()) >= 400, timeout=60, what="every line in the sink")
+    await advance_stream_time(worker, BASE + 3 * HOUR)
     closed = await wait_for(lambda: _all_closed(worker, 200), timeout=60, what="every trace to close after the restart")
     assert all(len(v) == 1 for v in closed.values()), "a trace was closed twice"
     assert all(v[0]["count"] == 2 and v[0]["level"] == "error" for v in closed.values())
-    docs = worker.sink_documents()
+    docs = without_clock(worker.sink_documents())
     assert sorted(d["n"] for d in docs) == list(range(400))
 
 
@@ -88,7 +109,7 @@ async def test_late_lines_inside_and_beyond_allowed_lateness(make_worker: Callab
     # 12 s on; late-beyond's event deadline (BASE+10s) is not yet past clock - lateness
     await worker.feed([doc(f"clock-{i}", BASE + 12 * second, 2) for i in range(32)], stream="b")
     await worker.feed([doc("late-ok", BASE + 1 * second, 3)], stream="c")  # 11 s late, within gap+lateness
-    await worker.wait_until_quiet()  # applied before the clock moves on
+    await worker.wait_until_quiet()  # the late line is applied before the clock moves on
     # the clock moves to +40 s: both traces are now past their event deadline and close
     await worker.feed([doc(f"clock-{i}", BASE + 40 * second, 4) for i in range(32)], stream="b")
     closed = await wait_for(lambda: _has(worker, {"late-ok", "late-beyond"}), timeout=30, what="event-time closes")
@@ -125,30 +146,35 @@ async def test_whole_trace_routing_selects_only_error_traces(make_worker: Callab
             docs.append(doc(f"x{i}", BASE + i * 10 + k, i * 4 + k, "error" if (i % 5 == 0 and k == 2) else "info"))
     await worker.feed(docs, stream="a")
     await wait_for(lambda: _all_closed(worker, 50), timeout=60, what="every trace to close")
-    delivered = await wait_for(lambda: worker.sink_documents() if len(worker.sink_documents()) >= 40 else None,
-                               timeout=30, what="error traces in the sink")
-    await worker.wait_until_quiet()
+    await wait_for(lambda: len(worker.sink_documents()) >= 40, timeout=30, what="error traces in the sink")
+    await worker.wait_until_quiet()  # then nothing more may arrive
     delivered = worker.sink_documents()
     assert Counter(d["traceId"] for d in delivered) == {f"x{i}": 4 for i in range(0, 50, 5)}
 
 
-async def test_held_lines_are_bounded_with_counted_overflow(make_worker: Callable[..., WorkerHarness],
-                                                           tmp_path: Any) -> None:
+async def test_held_lines_past_the_bound_are_released_loudly_not_dropped(
+        make_worker: Callable[..., WorkerHarness], tmp_path: Any) -> None:
     config = tmp_path / "routes.yaml"
     config.write_text("routing:\n  rules:\n    - name: error-traces\n      mode: trace\n      sinks: [file]\n"
                       "      level_at_least: error\n")
     worker = await make_worker({"LOGWEAVE_CONFIG": str(config), "LOGWEAVE_TRACES__GAP": "2s",
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_TRACES__MAX_HELD_PER_TRACE": "3"}).start()
-    await worker.feed([doc("big", BASE + k, k, "error" if k == 0 else "info") for k in range(7)], stream="a")
+    # 3 lines are held, the 4th passes the bound: the held ones and every later line go to the trace
+    # rules' sinks at once, unselected (the trace is not an error trace, so selection would drop them)
+    await worker.feed([doc("big", BASE + k, k) for k in range(4)], stream="a")
+    await worker.feed([doc("big", BASE + k, k) for k in range(4, 7)], stream="a")
     await wait_for(lambda: _all_closed(worker, 1), timeout=30, what="the trace to close")
-    await wait_for(lambda: len(worker.sink_documents()) >= 3, timeout=30, what="held lines in the sink")
+    await wait_for(lambda: len(worker.sink_documents()) >= 7, timeout=30, what="every line in the sink")
     await worker.wait_until_quiet()
-    assert sorted(d["n"] for d in worker.sink_documents()) == [0, 1, 2]
+    assert sorted(d["n"] for d in worker.sink_documents()) == list(range(7))
     (summary,) = (await closed_by_trace(worker))["big"]
-    assert summary["count"] == 7 and summary["held_overflow"] == 4
+    assert summary["count"] == 7 and summary["held_overflow"] == 4 and summary["overflow"] == "released"
     _, metrics = worker.get("/metrics")
-    assert 'logweave_held_overflow_total{bound="trace",policy="drop"} 4.0' in metrics.decode()
+    assert 'logweave_held_overflow_total{bound="trace",policy="release"} 4.0' in metrics.decode()
+    assert worker.process is not None
+    warnings = [line for line in worker.process.log_tail(10_000).splitlines() if "traces.max_held_per_trace" in line]
+    assert len(warnings) == 1 and "big" in warnings[0] and "WARNING" in warnings[0], warnings
 
 
 async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callable[..., WorkerHarness]) -> None:
@@ -156,7 +182,7 @@ async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callab
     per-chunk changelog records, so counts stay exact and replays are still recognised."""
     import shutil
 
-    worker = await make_worker({"LOGWEAVE_TRACES__GAP": "6s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}).start()
+    worker = await make_worker(NO_IDLE_CLOSE).start()
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a")
     await wait_for(lambda: len(worker.sink_documents()) >= 100, timeout=30, what="the first lines in the sink")
     worker.stop()
@@ -164,5 +190,7 @@ async def test_trace_state_restored_from_the_changelog_alone(make_worker: Callab
     await worker.start()  # recovery from the changelog only
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100)], stream="a", resend_from=0)
     await worker.feed([doc(f"c{i % 20}", BASE + i, i) for i in range(100, 140)], stream="a")
+    await wait_for(lambda: len(worker.sink_documents()) >= 140, timeout=60, what="every line in the sink")
+    await advance_stream_time(worker, BASE + 3 * HOUR)
     closed = await wait_for(lambda: _all_closed(worker, 20), timeout=60, what="every trace to close")
     assert all(len(v) == 1 and v[0]["count"] == 7 for v in closed.values())

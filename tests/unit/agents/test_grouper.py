@@ -188,3 +188,48 @@ def test_rules_turn_off_forwarding_as_received() -> None:
     lines = [line(1, "a", 10 * S, "error"), line(2, "a", 11 * S, "info")]
     grouper.process_chunk(0, SOURCES, lines, ParsedChunk(SOURCES, lines).encode())
     assert [entry[2] for _, value in sent for entry in ParsedChunk.decode(value).lines] == [1]
+
+
+def make_with_trace_rule(table: MemoryTraceTable, policy: str) -> tuple[TraceGrouper, list[tuple[str, bytes]],
+                                                                          list[bytes]]:
+    settings = Settings(traces={"gap": 30, "allowed_lateness": 5, "max_held_per_trace": 2, "held_overflow": policy},
+                        routing={"rules": [{"name": "errors", "mode": "trace", "sinks": ["file"],
+                                            "level_at_least": "error"}]})
+    sent: list[tuple[str, bytes]] = []
+    closed: list[bytes] = []
+    grouper = TraceGrouper(cast(TraceWindowTable, table), Router(settings.routing, ["file"]), settings,
+                           lambda sink, value, partition: (sent.append((sink, value)), Done())[1],
+                           lambda value, partition: (closed.append(value), Done())[1])
+    return grouper, sent, closed
+
+
+def sent_positions(sent: list[tuple[str, bytes]]) -> list[int]:
+    return sorted(line[2] for _, value in sent for line in ParsedChunk.decode(value).lines)
+
+
+def test_overflow_is_released_by_default_and_said_in_the_summary(caplog: Any) -> None:
+    assert Settings().traces.held_overflow == "release"
+    grouper, sent, closed = make_with_trace_rule(MemoryTraceTable(), "release")
+    grouper.process_chunk(0, SOURCES, [line(i, "hot", 10 * S) for i in range(1, 4)])
+    grouper.process_chunk(0, SOURCES, [line(i, "hot", 10 * S) for i in range(4, 6)])
+    assert sent_positions(sent) == [1, 2, 3, 4, 5]  # held lines and every later one, unselected
+    assert grouper.held_lines(0) == 0
+    grouper.close_overdue(0, now_ns=FAR)
+    summary = summaries(closed)["hot"]
+    assert summary["overflow"] == "released" and summary["held_overflow"] == 3 and summary["count"] == 5
+    warnings = [r for r in caplog.records if "max_held_per_trace=2" in r.getMessage()]
+    assert len(warnings) == 1 and "hot" in warnings[0].getMessage()  # once per trace
+
+
+def test_drop_stays_an_explicit_choice() -> None:
+    grouper, sent, closed = make_with_trace_rule(MemoryTraceTable(), "drop")
+    grouper.process_chunk(0, SOURCES, [line(1, "hot", 10 * S, "error")] + [line(i, "hot", 10 * S) for i in range(2, 6)])
+    assert sent == []
+    grouper.close_overdue(0, now_ns=FAR)
+    assert sent_positions(sent) == [1, 2]  # the held lines of an error trace; the rest were dropped
+    summary = summaries(closed)["hot"]
+    assert summary["overflow"] == "dropped" and summary["held_overflow"] == 3
+
+
+def test_forward_is_read_as_release() -> None:
+    assert Settings(traces={"held_overflow": "forward"}).traces.held_overflow == "release"
