@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from core.errors import ConfigError
+from core.errors import ConfigError, LogweaveError
 from core.settings import Settings, load_settings
 
 
@@ -100,6 +100,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from commands import replay
     from commands.replay_range import parse_position
     from core.topics import DEADLETTER
+    from kafka_io.connect_check import start_checked
     from kafka_io.range_reader import range_consumer
 
     start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
@@ -107,7 +108,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
         replay.check_sink(settings, args.sink)
     topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
     consumer = range_consumer(settings)
-    await consumer.start()
+    await start_checked(consumer, settings.kafka)
     try:
         plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
     finally:
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as exc:
+    except LogweaveError as exc:  # a set-up problem or an unreachable service: one line, no traceback
         print(f"logweave: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
