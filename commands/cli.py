@@ -86,6 +86,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    """Print the worker.api_tokens entry for a token read from stdin (never from the command line)."""
+    from core.api_tokens import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise ConfigError("hash-token reads the token from stdin; got an empty line")
+    print(hash_token(token))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     if bool(args.sink) == bool(args.deadletters):
         raise ConfigError("replay needs exactly one of --sink NAME or --deadletters")
@@ -175,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--workers-stopped", action="store_true",
                         help="skip the empty-consumer-group check the s3 sink needs (every worker is stopped)")
     replay.set_defaults(func=cmd_replay)
+
+    hash_token = sub.add_parser("hash-token", help="print the worker.api_tokens digest of a token read from stdin")
+    hash_token.set_defaults(func=cmd_hash_token)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)
