@@ -377,6 +377,8 @@ def _explain(error: ValidationError) -> str:
     elif first["type"] == "literal_error":
         message = "allowed values: " + message.removeprefix("Input should be ")
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    if isinstance(value, Mapping) and message.startswith(dotted + "."):  # a group's check names its setting
+        return f"invalid setting {message}{more}"
     return f"invalid setting {dotted} ({_env_path(loc)}){shown}: {message}{more}"
 
 

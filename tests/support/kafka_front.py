@@ -123,14 +123,17 @@ class KafkaFront:
         self._loop.run_forever()
 
     def stop(self) -> None:
-        def close() -> None:
+        async def shutdown() -> None:
             self._server.close()
-            for task in asyncio.all_tasks(self._loop):
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
                 task.cancel()
-            self._loop.stop()
+            await asyncio.gather(*others, return_exceptions=True)
 
-        self._loop.call_soon_threadsafe(close)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     @property
     def bootstrap(self) -> str:
