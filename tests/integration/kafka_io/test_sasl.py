@@ -2,28 +2,32 @@
 
 No broker here verifies SASL credentials: noida-db accepts any PLAIN user and password and offers
 no SCRAM. So PLAIN negotiation is checked against noida-db itself (the client logs in; the broker
-cannot tell us whether the password was right), and SCRAM-SHA-256/512, OAUTHBEARER and the refusal
-of bad credentials against KafkaFront (tests/support/kafka_front.py), a SASL-checking front of ours
+cannot tell us whether the password was right), and SCRAM-SHA-256/512 (also for a faust worker), OAUTHBEARER and
+the refusal of bad credentials against KafkaFront (tests/support/kafka_front.py), a SASL-checking front of ours
 that runs the broker side of the exchange and then pipes to noida-db.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from commands.broker import EmbeddedBroker
+from commands.broker import EmbeddedBroker, free_port
 from core.errors import ConfigError
 from core.models import RawChunk, make_raw_line
 from core.settings import Settings, load_settings
+from core.topics import RAW, pipeline_topics
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.range_reader import range_consumer, read_range
 from kafka_io.topic_admin import ensure_topics
 from tests.support.kafka import start_broker
 from tests.support.kafka_front import KafkaFront
+from tests.support.polling import wait_for
+from tests.support.processes import wait_http_ok, worker
 
 USERS = {"alice": "correct horse"}
 
@@ -110,3 +114,37 @@ async def test_oauthbearer_sends_the_token_from_its_file(front: KafkaFront, tmp_
     token.write_text("expired")
     with pytest.raises(ConfigError, match="refused SASL OAUTHBEARER"):
         await ensure_topics(settings.kafka, ["sasl.never"], timeout=20)
+
+
+@pytest.mark.timeout(180)
+async def test_the_faust_worker_logs_in_with_scram(front: KafkaFront, tmp_path: Path) -> None:
+    security = {"LOGWEAVE_KAFKA__SECURITY__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "LOGWEAVE_KAFKA__SECURITY__SASL_MECHANISM": "SCRAM-SHA-512",
+                "LOGWEAVE_KAFKA__SECURITY__USERNAME": "alice", "LOGWEAVE_KAFKA__SECURITY__PASSWORD": USERS["alice"]}
+    env = {"LOGWEAVE_KAFKA__BROKERS": front.bootstrap, **security,
+           "LOGWEAVE_KAFKA__TOPIC_PREFIX": "scram.", "LOGWEAVE_WORKER__APP_ID": "logweave-scram",
+           "LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / "worker-data"),
+           "LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "out"), "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s"}
+    settings = load_settings(environ=env)
+    await ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(["file"])])
+    logins = sum(1 for mechanism, _ in front.logins if mechanism == "SCRAM-SHA-512")
+    web_port = free_port()
+    process = worker(tmp_path, env, web_port).start()
+    try:
+        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{web_port}/readyz", 90, process)
+        publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), 1 << 20, create_topics=[])
+        await publisher.start()
+        try:
+            line = make_raw_line(0, b'{"traceId":"t1","msg":"over scram"}', "stdout", 1)
+            await (await publisher.publish(RawChunk({"kind": "file"}, "s", 1, [line])))
+        finally:
+            await publisher.stop()
+
+        def written() -> bool:
+            return any(b"over scram" in p.read_bytes() for p in (tmp_path / "out").rglob("*.ndjson"))
+
+        await wait_for(written, timeout=60, what="the line in the file sink, through a worker logged in with SCRAM")
+    finally:
+        process.stop()
+        print(f"--- worker ---\n{process.log_tail(30)}")
+    assert sum(1 for mechanism, _ in front.logins if mechanism == "SCRAM-SHA-512") > logins + 1
