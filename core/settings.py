@@ -295,10 +295,11 @@ class WorkerSettings(Group):
     @model_validator(mode="after")
     def _web_tls_pair(self) -> WorkerSettings:
         if (self.web_cert_file is None) != (self.web_key_file is None):
-            raise ValueError("worker.web_cert_file and worker.web_key_file go together; set both or neither")
-        for path in (self.web_cert_file, self.web_key_file):
+            raise ValueError("worker.web_cert_file and worker.web_key_file (LOGWEAVE_WORKER__WEB_CERT_FILE, "
+                             "LOGWEAVE_WORKER__WEB_KEY_FILE) go together; set both or neither")
+        for name, path in (("web_cert_file", self.web_cert_file), ("web_key_file", self.web_key_file)):
             if path is not None and not path.is_file():
-                raise ValueError(f"'{path}': no such file (worker.web_cert_file / web_key_file)")
+                raise ValueError(f"worker.{name} (LOGWEAVE_WORKER__{name.upper()}) = '{path}': no such file")
         return self
 
 

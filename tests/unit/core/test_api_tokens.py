@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,9 +32,12 @@ def test_settings_take_digests_and_refuse_a_plain_token() -> None:
     assert "worker.api_tokens" in str(caught.value) and "my-plain-token" not in str(caught.value)
 
 
-def test_web_tls_needs_certificate_and_key(tmp_path: object) -> None:
-    with pytest.raises(ConfigError, match="web_cert_file and worker.web_key_file go together"):
+def test_web_tls_needs_certificate_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="web_cert_file and worker.web_key_file .* go together"):
         load_settings(environ={"LOGWEAVE_WORKER__WEB_CERT_FILE": __file__})
+    with pytest.raises(ConfigError, match=r"^invalid setting worker.web_key_file .* no such file$"):
+        load_settings(environ={"LOGWEAVE_WORKER__WEB_CERT_FILE": __file__,
+                               "LOGWEAVE_WORKER__WEB_KEY_FILE": str(tmp_path / "absent.key")})
 
 
 def test_hash_token_command_reads_stdin() -> None:
