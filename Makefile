@@ -30,6 +30,7 @@ system-deps:
 	@missing=""; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server etcd-client"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v stunnel4 >/dev/null 2>&1 || missing="$$missing stunnel4"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

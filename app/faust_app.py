@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from functools import lru_cache
 from typing import Any
 
 import faust
 from faust.web.base import Web
 
-from core.settings import Settings, load_settings
+from core.settings import KafkaSettings, Settings, load_settings
+from kafka_io.client_options import security_material
 from kafka_io.kafka_compat import install_idle_fetch_pause
 
 
@@ -35,6 +37,29 @@ def group_instance_id(settings: Settings) -> str | None:
     return f"{settings.worker.app_id}-{host}-{settings.worker.web_port}"
 
 
+def broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """`kafka.security` as faust's credentials; the material is the one every other client uses."""
+    material = security_material(kafka)
+    if material.mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=material.token_provider, ssl_context=material.ssl_context)
+    if material.mechanism is not None:
+        return faust.SASLCredentials(username=material.username, password=material.password,
+                                     ssl_context=material.ssl_context, mechanism=material.mechanism)
+    if material.ssl_context is not None:
+        return faust.SSLCredentials(material.ssl_context)
+    return None
+
+
+def web_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the web port when worker.web_cert_file / web_key_file are set."""
+    worker = settings.worker
+    if worker.web_cert_file is None or worker.web_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(worker.web_cert_file), str(worker.web_key_file))
+    return context
+
+
 def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
@@ -43,6 +68,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.worker.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
+        broker_credentials=broker_credentials(kafka),
         store="rocksdb://",
         datadir=str(settings.worker.data_dir),
         autodiscover=False,
@@ -68,6 +94,14 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
         web_in_thread=False,
+        web_ssl_context=web_ssl_context(settings),
+        # faust's own views serve table contents (/table/), key routing (/router/) and app internals
+        # (/stats/, /graph/) to anyone: Logweave serves what an operator needs itself, behind its tokens
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
 
 

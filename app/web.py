@@ -1,4 +1,7 @@
-"""Web views on the faust web server: stats page, trace lookup, health, readiness, metrics."""
+"""Web views on the faust web server: stats page, trace lookup, health, readiness, metrics.
+
+Who may call which view is decided by app/web_guard.py (bearer tokens, trace id checks).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.faust_app import recovery_completed
 from app.stats import RateHistory, snapshot
 from app.trace_tables import trace_table
+from app.web_guard import WebGuard, quiet_bad_requests, trace_id_problem
 from core.metrics import CONSUMER_LAG
 from core.native import native_status
 from core.settings import Settings
@@ -39,6 +43,8 @@ def refresh_lag(app: faust.App) -> None:
 def register(app: faust.App, settings: Settings) -> None:
     """Attach the views and the stats sampler to the App."""
     history = RateHistory()
+    guard = WebGuard(settings.worker)
+    quiet_bad_requests()
 
     @app.timer(2.0, name="stats_sampler")
     async def sample_stats() -> None:
@@ -54,6 +60,8 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.page("/api/stats")
     class StatsApi(View):
         async def get(self, request: Request) -> Response:
+            if (refused := guard.refuse(self, request)) is not None:
+                return refused
             return _json(self, {"totals": snapshot(), "history": history.as_list(),
                                 "sinks": settings.sinks.enabled, "worker": settings.worker.app_id,
                                 "native": native_status()})
@@ -61,6 +69,10 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.page("/traces/{trace_id}")
     class TraceView(View):
         async def get(self, request: Request, trace_id: str) -> Response:
+            if (refused := guard.refuse(self, request)) is not None:
+                return refused
+            if (problem := trace_id_problem(trace_id)) is not None:
+                return _json(self, {"error": problem}, status=400)
             if "group" not in settings.worker.stages:
                 return _json(self, {"error": "this worker does not run the group stage"}, status=404)
             stored = trace_table().lookup(trace_id.encode())
@@ -83,4 +95,6 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
+            if (refused := guard.refuse_metrics(self, request)) is not None:
+                return refused
             return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

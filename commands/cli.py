@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from core.errors import ConfigError
+from core.errors import ConfigError, LogweaveError
 from core.settings import Settings, load_settings
 
 
@@ -85,6 +85,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    """Print the worker.api_tokens entry for a token read from stdin (never from the command line)."""
+    from core.api_tokens import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise ConfigError("hash-token reads the token from stdin; got an empty line")
+    print(hash_token(token))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     if bool(args.sink) == bool(args.deadletters):
         raise ConfigError("replay needs exactly one of --sink NAME or --deadletters")
@@ -99,6 +110,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from commands import replay
     from commands.replay_range import parse_position
     from core.topics import DEADLETTER
+    from kafka_io.connect_check import start_checked
     from kafka_io.range_reader import range_consumer
 
     start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
@@ -106,7 +118,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
         replay.check_sink(settings, args.sink)
     topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
     consumer = range_consumer(settings)
-    await consumer.start()
+    await start_checked(consumer, settings.kafka)
     try:
         plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
     finally:
@@ -176,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the empty-consumer-group check the s3 sink needs (every worker is stopped)")
     replay.set_defaults(func=cmd_replay)
 
+    hash_token = sub.add_parser("hash-token", help="print the worker.api_tokens digest of a token read from stdin")
+    hash_token.set_defaults(func=cmd_hash_token)
+
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)
     return parser
@@ -187,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as exc:
+    except LogweaveError as exc:  # a set-up problem or an unreachable service: one line, no traceback
         print(f"logweave: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

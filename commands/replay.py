@@ -35,6 +35,7 @@ from core.errors import ConfigError
 from core.models import DeadLetter, encode_dead_letters
 from core.settings import Settings
 from core.topics import DEADLETTER, sink_topic
+from kafka_io.client_options import client_options
 from kafka_io.range_reader import range_consumer, read_range
 from sinks import SINK_CLASSES, create_sink
 
@@ -80,7 +81,7 @@ def check_sink(settings: Settings, name: str) -> None:
 
 async def group_members(settings: Settings) -> int:
     """Members of the drains' consumer group right now (0 when every worker is stopped)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
         reply = await admin.describe_consumer_groups([settings.worker.app_id])
@@ -134,7 +135,7 @@ def _dead_letter_sender(settings: Settings) -> Any:
     topic = settings.topic(DEADLETTER)
 
     async def send(items: list[DeadLetter]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all")
         await producer.start()
         try:
             await producer.send_and_wait(topic, compress(encode_dead_letters(items)))

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.kafka_security import KafkaSecuritySettings
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -76,6 +77,7 @@ class KafkaSettings(Group):
     linger: Duration = Field(0.01, le=1.0)  # how long a worker's producer may wait to fill a batch
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
+    security: KafkaSecuritySettings = KafkaSecuritySettings()  # TLS and SASL (docs/security.md)
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -108,6 +110,7 @@ class CollectorSettings(Group):
     ignore_older: Duration = 0.0
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
     metrics_port: int = Field(9101, ge=0, le=65535)  # 0 disables the metrics endpoint
+    metrics_host: str = "127.0.0.1"  # bind address of the metrics endpoint (0.0.0.0 for a scraper off the host)
     rotated_grace: Duration = 5.0  # a rotated/deleted file read to its end is closed after this long
     shutdown_timeout: Duration = 20.0  # flush in-flight chunks and save the checkpoint within this
 
@@ -134,6 +137,7 @@ class PodCollectorSettings(Group):
     backoff_max: Duration = 30.0
     finish_grace: Duration = 30.0  # how long a deleted pod's streams may keep reading what is left
     metrics_port: int = Field(9102, ge=0, le=65535)  # 0 disables the metrics endpoint
+    metrics_host: str = "127.0.0.1"  # bind address of the metrics endpoint (0.0.0.0 for a scraper off the host)
 
 
 class ParseSettings(Group):
@@ -268,8 +272,14 @@ class SinkSettings(Group):
 class WorkerSettings(Group):
     app_id: str = "logweave"
     data_dir: Path = Path("var/worker")
-    web_host: str = "0.0.0.0"
+    web_host: str = "127.0.0.1"  # manifests bind 0.0.0.0 behind a NetworkPolicy
     web_port: int = Field(6066, ge=1, le=65535)
+    # sha256 hex digests of the bearer tokens that may read log content (/traces/..., /api/...); empty:
+    # those routes are open (fine on loopback). Generate: `logweave hash-token` (docs/security.md).
+    api_tokens: list[str] = []
+    metrics_require_token: bool = False
+    web_cert_file: Path | None = None  # serve the web port over TLS with this certificate and web_key_file
+    web_key_file: Path | None = None
     standby_replicas: int = Field(0, ge=0)
     # RocksDB memory per table partition the worker holds (active or standby): block cache plus up to
     # two write buffers. faust's defaults (2 GiB cache, 3 x 64 MiB buffers, per partition) let a
@@ -279,6 +289,25 @@ class WorkerSettings(Group):
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _token_hashes(cls, hashes: list[str]) -> list[str]:
+        for index, value in enumerate(hashes):
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+                raise ValueError(f"entry {index} is not a sha256 hex digest (64 hex characters); store the "
+                                 "hash of a token, never the token (`logweave hash-token`)")
+        return [h.lower() for h in hashes]
+
+    @model_validator(mode="after")
+    def _web_tls_pair(self) -> WorkerSettings:
+        if (self.web_cert_file is None) != (self.web_key_file is None):
+            raise ValueError("worker.web_cert_file and worker.web_key_file (LOGWEAVE_WORKER__WEB_CERT_FILE, "
+                             "LOGWEAVE_WORKER__WEB_KEY_FILE) go together; set both or neither")
+        for name, path in (("web_cert_file", self.web_cert_file), ("web_key_file", self.web_key_file)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"worker.{name} (LOGWEAVE_WORKER__{name.upper()}) = '{path}': no such file")
+        return self
 
 
 class Settings(BaseSettings):
@@ -337,18 +366,28 @@ def _env_path(loc: tuple[Any, ...]) -> str:
     return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
 
 
+_SECRET_WORDS = ("password", "token", "secret", "api_key", "credential")
+
+
+def _secret_name(dotted: str) -> bool:
+    return any(word in dotted.lower() for word in _SECRET_WORDS)
+
+
 def _explain(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
     dotted = ".".join(str(p) for p in loc)
     value = first.get("input")
     message = first["msg"].removeprefix("Value error, ")
+    shown = "" if isinstance(value, Mapping) or _secret_name(dotted) else f" = {value!r}"  # never echo a secret
     if first["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling against `logweave check-config`)"
     elif first["type"] == "literal_error":
         message = "allowed values: " + message.removeprefix("Input should be ")
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-    return f"invalid setting {dotted} ({_env_path(loc)}) = {value!r}: {message}{more}"
+    if isinstance(value, Mapping) and message.startswith(dotted + "."):  # a group's check names its setting
+        return f"invalid setting {message}{more}"
+    return f"invalid setting {dotted} ({_env_path(loc)}){shown}: {message}{more}"
 
 
 def load_settings(

@@ -27,6 +27,8 @@ from aiokafka.structs import RecordMetadata
 from core.codec import compressor
 from core.models import FLAG_TRUNCATED, RawChunk
 from core.settings import KafkaSettings
+from kafka_io.client_options import client_options
+from kafka_io.connect_check import start_checked
 from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -75,14 +77,14 @@ class ChunkPublisher:
     async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._kafka.bootstrap_servers, acks="all", enable_idempotence=True,
+            **client_options(self._kafka), acks="all", enable_idempotence=True,
             compression_type=compression, linger_ms=5, max_request_size=self._kafka.max_message_bytes,
             # several chunks of one stream share a partition: let them share a request too, or one
             # chunk per round trip (the idempotent producer keeps one request in flight) caps the rate
             max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
-        await producer.start()
+        await start_checked(producer, self._kafka)
         return producer
 
     async def _replace_producer(self) -> None:
@@ -108,7 +110,7 @@ class ChunkPublisher:
         self.recoveries += 1
 
     async def _read_end_offsets(self) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._kafka.bootstrap_servers, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
         await consumer.start()
         try:
             await consumer.topics()  # metadata of every topic, ours included

@@ -12,12 +12,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core.settings import Settings
+from kafka_io.client_options import client_options
 
 
 def range_consumer(settings: Settings) -> AIOKafkaConsumer:
     """A consumer without a group (nothing committed) that fetches records up to the message limit."""
     kafka = settings.kafka
-    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+    return AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False,
                             auto_offset_reset="earliest",
                             max_partition_fetch_bytes=max(8 << 20, kafka.max_message_bytes))
 

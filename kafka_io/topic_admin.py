@@ -14,25 +14,17 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from core.errors import ConfigError
+from core.errors import ConfigError, RetriableError
 from core.settings import KafkaSettings
+from kafka_io.client_options import client_options
+from kafka_io.connect_check import start_checked
 
 log = logging.getLogger(__name__)
 
 
 async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0, verify: bool = True) -> None:
     """Create each missing topic with `kafka.partitions` partitions; existing topics are kept."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=10_000)
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            await admin.close()
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    admin = await connected_admin(kafka, timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
@@ -48,6 +40,23 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float =
             await _verify_partitions(admin, kafka, names)
     finally:
         await admin.close()
+
+
+async def connected_admin(kafka: KafkaSettings, timeout: float) -> AIOKafkaAdminClient:
+    """An admin client that reached the cluster; retries while it is away, gives up at once on a TLS or
+    SASL set-up problem (ConfigError with one line that names the setting)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
+        try:
+            await start_checked(admin, kafka)
+            return admin
+        except KafkaConnectionError as exc:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise RetriableError(f"Kafka at {kafka.brokers} did not answer within {timeout:.0f}s "
+                                     f"({exc}); check kafka.brokers and that the brokers run") from None
+            await asyncio.sleep(0.5)
 
 
 async def _verify_partitions(admin: AIOKafkaAdminClient, kafka: KafkaSettings, names: list[str]) -> None:

@@ -38,7 +38,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     cfg = settings.collector
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
-        start_http_server(cfg.metrics_port, registry=metrics.registry)
+        start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
     collector = FileCollector(cfg, publisher, metrics)

@@ -39,7 +39,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     metrics = metrics or PodMetrics()
     server = None
     if cfg.metrics_port:
-        server, _ = start_http_server(cfg.metrics_port, registry=metrics.registry)
+        server, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
     client = await KubeClient.create(cfg)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     supervisor: StreamSupervisor | None = None

@@ -104,3 +104,13 @@ def wait_http_ok(url: str, timeout: float, proc: ManagedProcess | None = None) -
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{url} not ready in {timeout}s" + (f":\n{proc.log_tail()}" if proc else ""))
+
+
+def listening_address(port: int) -> str | None:
+    """The IPv4 address a TCP socket listens on for `port` (from /proc/net/tcp), or None."""
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        address, port_hex = fields[1].split(":")
+        if fields[3] == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+            return ".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0))
+    return None

@@ -78,7 +78,7 @@ def test_worker_port_volume_and_health_check_match_its_settings() -> None:
                     if "LOGWEAVE_WORKER__DATA_DIR=" in line)
     assert any(volume.endswith(f":{data_dir}") for volume in worker["volumes"])
     port = settings.worker.web_port
-    assert f"{port}:{port}" in worker["ports"] and f"--web-port {port}" in " ".join(worker["command"])
+    assert f"127.0.0.1:{port}:{port}" in worker["ports"] and f"--web-port {port}" in " ".join(worker["command"])
     assert f"localhost:{port}/readyz" in " ".join(worker["healthcheck"]["test"])
     assert settings.kafka.group_instance_id and settings.kafka.static_membership
 
