@@ -44,7 +44,7 @@ class SecuredWorker:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         request = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=10, context=self.context) as reply:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10, context=self.context) as reply:
                 return reply.status, reply.read(), dict(reply.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)

@@ -40,7 +40,7 @@ def test_sasl_ssl_scram_reaches_faust_as_it_reaches_every_client(tmp_path: Path)
 def test_oauthbearer_reaches_faust_with_the_token_file_provider(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("t")
-    faust_side, ours = _both({"LOGWEAVE_KAFKA__SECURITY__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    faust_side, _ours = _both({"LOGWEAVE_KAFKA__SECURITY__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
                               "LOGWEAVE_KAFKA__SECURITY__SASL_MECHANISM": "OAUTHBEARER",
                               "LOGWEAVE_KAFKA__SECURITY__OAUTH_TOKEN_FILE": str(token)})
     assert faust_side["sasl_mechanism"] == "OAUTHBEARER" and faust_side["security_protocol"] == "SASL_PLAINTEXT"

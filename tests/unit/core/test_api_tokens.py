@@ -33,7 +33,7 @@ def test_settings_take_digests_and_refuse_a_plain_token() -> None:
 
 
 def test_web_tls_needs_certificate_and_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="web_cert_file and worker.web_key_file .* go together"):
+    with pytest.raises(ConfigError, match=r"web_cert_file and worker\.web_key_file .* go together"):
         load_settings(environ={"LOGWEAVE_WORKER__WEB_CERT_FILE": __file__})
     with pytest.raises(ConfigError, match=r"^invalid setting worker.web_key_file .* no such file$"):
         load_settings(environ={"LOGWEAVE_WORKER__WEB_CERT_FILE": __file__,

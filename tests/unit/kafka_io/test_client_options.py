@@ -62,7 +62,7 @@ def test_hostname_checking_can_be_turned_off_but_not_verification(tls_files: dic
 def test_a_key_that_is_not_pem_is_one_line_naming_the_setting(tls_files: dict[str, Path]) -> None:
     from core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="kafka.security.cert_file / key_file"):
+    with pytest.raises(ConfigError, match=r"kafka\.security\.cert_file / key_file"):
         _options({"LOGWEAVE_KAFKA__SECURITY__SECURITY_PROTOCOL": "SSL",
                   "LOGWEAVE_KAFKA__SECURITY__CERT_FILE": str(tls_files["cert"]),
                   "LOGWEAVE_KAFKA__SECURITY__KEY_FILE": str(tls_files["password"])})
