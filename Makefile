@@ -31,6 +31,7 @@ system-deps:
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server etcd-client"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v stunnel4 >/dev/null 2>&1 || missing="$$missing stunnel4"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

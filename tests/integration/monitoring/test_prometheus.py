@@ -1,0 +1,130 @@
+"""A real Prometheus (Debian `prometheus`) scrapes a real worker and file collector with Logweave's
+alert rules loaded: the breaker alert fires while the etcd sink's server is down and clears once it
+is up; the component alert fires when the collector stops; every dashboard query returns data.
+
+The rules are the shipped ones with every `for:` shortened to 0s, so the test waits seconds rather
+than minutes; the expressions are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from commands.broker import EmbeddedBroker, free_port
+from tests.integration.worker.test_grouping import BASE, doc
+from tests.support.polling import wait_for
+from tests.support.processes import file_collector, wait_http_ok
+from tests.support.servers import Server, etcd_server
+from tests.support.worker_harness import WorkerHarness
+
+ROOT = Path(__file__).resolve().parents[3]
+MONITORING = ROOT / "deploy" / "monitoring"
+
+
+class Prometheus:
+    def __init__(self, workdir: Path, targets: dict[str, str]) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus is not installed: `make test` installs it with apt-get (package prometheus)")
+        rules = yaml.safe_load((MONITORING / "logweave-alerts.yaml").read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                rule["for"] = "0s"
+        (workdir / "rules.yaml").write_text(yaml.safe_dump(rules))
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+                  "rule_files": [str(workdir / "rules.yaml")],
+                  "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
+                                     for job, target in targets.items()]}
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "prometheus.log"
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def get(self, path: str, **params: str) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+            return json.loads(response.read())["data"]
+
+    def firing(self) -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = {}
+        for alert in self.get("/api/v1/alerts")["alerts"]:
+            if alert["state"] == "firing":
+                out.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
+        return out
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[Server]:
+    server = etcd_server(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data(
+        broker: EmbeddedBroker, make_worker: Callable[..., WorkerHarness], etcd: Server, tmp_path: Path) -> None:
+    worker = await make_worker({"LOGWEAVE_SINKS__ETCD__SERVERS": etcd.url, "LOGWEAVE_TRACES__GAP": "1s",
+                                "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
+                                "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "2",
+                                "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "1s"}, sinks=("file", "etcd")).start()
+    pods = tmp_path / "pods" / "ns_pod_0000" / "app"
+    pods.mkdir(parents=True)
+    (pods / "0.log").write_text("2025-06-10T08:25:41.630702460Z stdout F {\"traceId\":\"c1\",\"msg\":\"hi\"}\n")
+    collector_port = free_port()
+    collector = file_collector(tmp_path, {**worker.env, "LOGWEAVE_COLLECTOR__METRICS_PORT": str(collector_port),
+                                          "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "ckpt")},
+                               [str(tmp_path / "pods" / "*" / "*" / "*.log")]).start()
+    prometheus = Prometheus(tmp_path, {"logweave-worker": f"127.0.0.1:{worker.web_port}",
+                                       "logweave-file-collector": f"127.0.0.1:{collector_port}"})
+    try:
+        wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
+        wait_http_ok(f"{prometheus.url}/-/ready", 60)
+        # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
+        await worker.feed([doc(f"t{i % 5}", BASE + i, i) for i in range(50)] + [b"not json"], stream="a")
+        await worker.feed([doc(f"t{i % 5}", BASE + i, i) for i in range(50)], stream="a", resend_from=0)
+        # 50 lines fed here and the collector's one: each written once, the replayed chunk skipped
+        await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 51.0' in worker.get("/metrics")[1],
+                       timeout=60, what="51 lines written to etcd",
+                       last_seen=lambda: [ln for ln in worker.get("/metrics")[1].decode().splitlines() if "written" in ln])
+        etcd.stop()  # the sink's server goes away; writes fail and its breaker opens
+        await worker.feed([doc(f"u{i % 5}", BASE + i, i) for i in range(20)], stream="b")
+
+        await wait_for(lambda: "LogweaveSinkBreakerOpen" in prometheus.firing(), timeout=90,
+                       what="the breaker alert for the unreachable etcd sink", last_seen=prometheus.firing)
+        assert [labels["sink"] for labels in prometheus.firing()["LogweaveSinkBreakerOpen"]] == ["etcd"]
+
+        etcd.start()  # back, with its data directory
+        await wait_for(lambda: "LogweaveSinkBreakerOpen" not in prometheus.firing(), timeout=90,
+                       what="the breaker alert to clear once etcd is up", last_seen=prometheus.firing)
+
+        dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            expr = panel["targets"][0]["expr"]
+            await wait_for(lambda e=expr: prometheus.get("/api/v1/query", query=e)["result"], timeout=60,
+                           what=f"data for the dashboard panel {panel['title']!r}: {expr}")
+
+        assert "LogweaveComponentDown" not in prometheus.firing()
+        collector.stop()
+        down = await wait_for(lambda: prometheus.firing().get("LogweaveComponentDown"), timeout=60,
+                              what="the component alert for the stopped collector")
+        assert [labels["job"] for labels in down] == ["logweave-file-collector"]
+    finally:
+        collector.stop()
+        prometheus.stop()

@@ -1,0 +1,100 @@
+"""Alert rules and the Grafana dashboard in deploy/monitoring are valid and say what they mean.
+
+promtool (Debian `prometheus`, installed by `make test`) checks the rules and runs their unit tests
+(alerts_test.yaml: each alert fires on its fault's series and stays silent on healthy ones); every
+metric the rules and the dashboard use is one Logweave exports; the PrometheusRule carries the same
+groups as the plain rules file. A running Prometheus scraping a real worker is in
+tests/integration/monitoring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+MONITORING = ROOT / "deploy" / "monitoring"
+RULES = MONITORING / "logweave-alerts.yaml"
+HERE = Path(__file__).parent
+SOURCES = ("core", "collectors", "agents", "app", "sinks", "kafka_io")
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail("promtool is not installed: `make test` installs it with apt-get (package prometheus)")
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, cwd=HERE / "monitoring")
+
+
+def exported_metrics() -> set[str]:
+    """Every `logweave_*` metric name defined in the code, with the suffixes Prometheus adds."""
+    names: set[str] = set()
+    for package in SOURCES:
+        for source in (ROOT / package).rglob("*.py"):
+            for name in re.findall(r'"(logweave_[a-z0-9_]+)"', source.read_text()):
+                names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names
+
+
+def used_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\b(logweave_[a-z0-9_]+)\b", expr))
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def rule_exprs() -> list[str]:
+    return [rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_the_rules_file_is_valid() -> None:
+    result = promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 6 rules found" in result.stdout
+
+
+def test_a_broken_rule_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(RULES.read_text().replace("max by (sink) (logweave_sink_breaker_state) >= 2",
+                                                "max by (sink) (logweave_sink_breaker_state >= 2"))
+    assert promtool("check", "rules", str(broken)).returncode != 0
+
+
+def test_each_alert_fires_on_its_fault_and_not_otherwise() -> None:
+    result = promtool("test", "rules", "alerts_test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prometheus_operator_rule_carries_the_same_groups(tmp_path: Path) -> None:
+    operator = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    assert operator["kind"] == "PrometheusRule" and operator["apiVersion"] == "monitoring.coreos.com/v1"
+    assert operator["spec"] == yaml.safe_load(RULES.read_text())
+    extracted = tmp_path / "operator-rules.yaml"
+    extracted.write_text(yaml.safe_dump(operator["spec"]))
+    assert promtool("check", "rules", str(extracted)).returncode == 0
+
+
+def test_rules_and_dashboard_use_only_metrics_logweave_exports() -> None:
+    exported = exported_metrics()
+    assert "logweave_sink_breaker_state" in exported and "logweave_lines_total" in exported
+    for expr in rule_exprs() + dashboard_exprs():
+        unknown = used_metrics(expr) - exported
+        assert not unknown, f"{expr!r} uses metrics nobody exports: {sorted(unknown)}"
+    assert used_metrics("rate(logweave_no_such_metric_total[1m])") - exported  # the check can fail
+
+
+def test_the_dashboard_is_grafana_json_with_one_query_per_panel() -> None:
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] == "logweave-pipeline" and dashboard["panels"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["title"] and len(panel["targets"]) == 1 and panel["datasource"]["uid"] == "${datasource}"
