@@ -102,7 +102,8 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         # 50 lines fed here and the collector's one: each written once, the replayed chunk skipped
         await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 51.0' in worker.get("/metrics")[1],
                        timeout=60, what="51 lines written to etcd",
-                       last_seen=lambda: [ln for ln in worker.get("/metrics")[1].decode().splitlines() if "written" in ln])
+                       last_seen=lambda: [ln for ln in worker.get("/metrics")[1].decode().splitlines()
+                                          if ln.startswith("logweave_sink_lines_written_total")])
         etcd.stop()  # the sink's server goes away; writes fail and its breaker opens
         await worker.feed([doc(f"u{i % 5}", BASE + i, i) for i in range(20)], stream="b")
 
