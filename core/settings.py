@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.intake_settings import IntakeSettings
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -287,6 +288,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     sinks: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def settings_customise_sources(
