@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := etcd-server etcd-client chromium
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test system-deps lint bench soak clean
+.PHONY: install run test system-deps test-clients lint bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ system-deps:
 	@missing=""; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server etcd-client"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -37,7 +38,12 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install system-deps
+# third-party protocol clients the intake tests drive (npm fluent-logger: forward acks and handshake)
+test-clients: system-deps
+	@test -d tests/support/node/node_modules/fluent-logger || \
+	  npm install --prefix tests/support/node --no-audit --no-fund --loglevel=error
+
+test: install system-deps test-clients
 	$(BIN)/python -m pytest
 
 bench: install system-deps

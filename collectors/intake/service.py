@@ -17,6 +17,7 @@ from aiohttp import web
 from collectors.intake.auth import TenantDirectory
 from collectors.intake.context import IntakeContext
 from collectors.intake.delivery import Delivery
+from collectors.intake.forward import ForwardServer
 from collectors.intake.http_api import build_http_app
 from collectors.intake.metrics import IntakeMetrics
 from core.settings import Settings
@@ -52,6 +53,10 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
     try:
         if cfg.http_port:
             stoppers.append(await _serve_http(build_http_app(ctx), cfg.host, cfg.http_port, "HTTP"))
+        if cfg.forward_port:
+            forward = ForwardServer(ctx)
+            await forward.start(cfg.host, cfg.forward_port)
+            stoppers.append(lambda: forward.stop(cfg.ack_timeout))
         await publisher.start()
         delivery.started = True
         await stop.wait()
