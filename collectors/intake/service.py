@@ -20,6 +20,8 @@ from collectors.intake.delivery import Delivery
 from collectors.intake.forward import ForwardServer
 from collectors.intake.http_api import build_http_app
 from collectors.intake.metrics import IntakeMetrics
+from collectors.intake.otlp_grpc import start_grpc
+from collectors.intake.otlp_http import build_otlp_http_app
 from core.settings import Settings
 from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
@@ -57,6 +59,11 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
             forward = ForwardServer(ctx)
             await forward.start(cfg.host, cfg.forward_port)
             stoppers.append(lambda: forward.stop(cfg.ack_timeout))
+        if cfg.otlp_http_port:
+            stoppers.append(await _serve_http(build_otlp_http_app(ctx), cfg.host, cfg.otlp_http_port, "OTLP/HTTP"))
+        if cfg.otlp_grpc_port:
+            grpc_server = await start_grpc(ctx, cfg.host, cfg.otlp_grpc_port)
+            stoppers.append(lambda: grpc_server.stop(cfg.ack_timeout))
         await publisher.start()
         delivery.started = True
         await stop.wait()
