@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -29,7 +28,7 @@ from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, Entry, decode_message, unpacker
 from collectors.intake.limits import CorruptBody, LimitExceeded
 from collectors.intake.lines import RequestLines, build_chunk, intake_source, stream_id
-from core.models import RawLine
+from collectors.intake.linger_stream import LingerStream
 
 log = logging.getLogger(__name__)
 PROTOCOL = "forward"
@@ -57,11 +56,7 @@ class ForwardConnection:
         self.reader = reader
         self.writer = writer
         self.caller = Caller(ANONYMOUS, ANONYMOUS)
-        self.sid_suffix = "conn-" + uuid.uuid4().hex
-        self.pending: list[RawLine] = []
-        self.pending_tag = ""
-        self.position = 0
-        self.since = 0.0
+        self.stream: LingerStream | None = None  # messages without `chunk`, once the caller is known
 
     async def handshake(self, keys: list[Any]) -> bool:
         shake = Handshake(keys)
@@ -90,11 +85,11 @@ class ForwardConnection:
         if not keys and not self.ctx.tenants.open:
             self.ctx.metrics.reject(PROTOCOL, "unauthorized")  # tenants, but none with a shared key
             return
+        sid = stream_id(PROTOCOL, self.caller.tenant, "conn-" + uuid.uuid4().hex)
+        self.stream = LingerStream(self.ctx, PROTOCOL, sid, cfg.forward_chunk_lines, cfg.forward_linger)
         feed = unpacker(cfg.max_body_bytes)
         while True:
-            timeout = None
-            if self.pending:
-                timeout = max(0.0, self.since + cfg.forward_linger - time.monotonic())
+            timeout = self.stream.seconds_left()
             try:
                 data = await asyncio.wait_for(self.reader.read(256 * 1024), timeout)
             except TimeoutError:
@@ -128,16 +123,12 @@ class ForwardConnection:
         chunk_id = option.get("chunk")
         lines = RequestLines()
         if chunk_id is None:
-            if self.pending and tag != self.pending_tag:
-                await self.flush_pending()
-            entry_lines(entries, self.position, cfg.max_line_bytes, lines)
-            self.position += len(entries)
+            assert self.stream is not None
+            entry_lines(entries, self.stream.take_positions(len(entries)), cfg.max_line_bytes, lines)
             self._count(lines)
-            if lines.lines and not self.pending:
-                self.since, self.pending_tag = time.monotonic(), tag
-            self.pending.extend(lines.lines)
-            if len(self.pending) >= cfg.forward_chunk_lines:
-                await self.flush_pending()
+            if lines.lines:
+                await self._wait_rate(len(lines.lines))
+            await self.stream.add(lines.lines, self._source(tag))
             return True
         await self.flush_pending()  # keep the connection's order
         entry_lines(entries, 0, cfg.max_line_bytes, lines)
@@ -172,21 +163,8 @@ class ForwardConnection:
         return True
 
     async def flush_pending(self) -> None:
-        """Store the ackless lines gathered so far, retrying while Kafka is away (reading waits)."""
-        if not self.pending:
-            return
-        lines, self.pending = self.pending, []
-        await self._wait_rate(len(lines))
-        sid = stream_id(PROTOCOL, self.caller.tenant, self.sid_suffix)
-        chunk = build_chunk(self._source(self.pending_tag), sid, lines)
-        while True:
-            try:
-                await self.ctx.delivery.store([chunk], PROTOCOL)
-                self.ctx.metrics.requests.labels(PROTOCOL, "stored").inc()
-                return
-            except (BrokerUnavailable, Overloaded) as exc:
-                log.warning("forward: %d lines without ack request not stored yet (%s); retrying", len(lines), exc)
-                await asyncio.sleep(self.ctx.settings.retry_after)
+        if self.stream is not None:
+            await self.stream.flush()
 
 
 class ForwardServer:
