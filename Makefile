@@ -27,6 +27,9 @@ system-deps:
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server etcd-client"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v rsyslogd >/dev/null 2>&1 || missing="$$missing rsyslog"; \
+	ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$$missing rsyslog-gnutls"; \
+	command -v logger >/dev/null 2>&1 || missing="$$missing bsdutils"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

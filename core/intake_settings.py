@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,10 +31,12 @@ class IntakeTenant(_Group):
     token_sha256: list[str] = []
     # Fluent forward shared key (the handshake proves it without sending it); empty: none
     forward_shared_key: str = ""
+    # syslog over TLS: client certificate subject common names that identify this tenant
+    tls_client_names: list[str] = []
     rate_lines: float = Field(0.0, ge=0)  # token bucket refill in lines per second; 0: unlimited
     burst_lines: int = Field(0, ge=0)  # bucket size; 0: one second of rate_lines (at least 1 request)
 
-    @field_validator("token_sha256", mode="before")
+    @field_validator("token_sha256", "tls_client_names", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -56,6 +59,15 @@ class IntakeSettings(_Group):
     forward_port: int = Field(24224, ge=0, le=65535)  # Fluent forward over TCP; 0: off
     otlp_grpc_port: int = Field(4317, ge=0, le=65535)  # 0: off
     otlp_http_port: int = Field(4318, ge=0, le=65535)  # 0: off
+    syslog_port: int = Field(5514, ge=0, le=65535)  # RFC 5424 / 3164 over TCP (and UDP); 0: off
+    syslog_udp: bool = True  # also listen on UDP syslog_port (best effort: counted, never acknowledged)
+    syslog_tls_port: int = Field(0, ge=0, le=65535)  # syslog over TLS (RFC 5425); needs tls_cert_file
+    tls_cert_file: Path | None = None  # server certificate chain (PEM) for syslog over TLS
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None  # set: clients must present a certificate signed by this CA
+    # Plain TCP/UDP syslog carries no credential: with tenants configured it is accepted only when this
+    # names the tenant to stamp on it (otherwise only syslog over TLS with client certificates is).
+    syslog_plain_tenant: str = ""
     tenants: list[IntakeTenant] = []
     # Without tenants, requests need no credentials and are stamped tenant `anonymous`. That is only
     # allowed on a loopback host unless this is set.
@@ -69,13 +81,16 @@ class IntakeSettings(_Group):
     ack_timeout: Duration = Field(10.0, gt=0)  # no Kafka ack within this: 503 / no forward ack
     retry_after: Duration = Field(5.0, gt=0)  # Retry-After on 503 (broker away or buffer full)
     forward_linger: Duration = Field(0.2, ge=0)  # Message-mode records without `chunk` gather this long
-    forward_chunk_lines: int = Field(1000, ge=1)
+    forward_chunk_lines: int = Field(1000, ge=1)  # also for syslog streams
+    syslog_linger: Duration = Field(0.2, ge=0)  # syslog lines of one connection gather this long
 
     @model_validator(mode="after")
     def _tenants_or_loopback(self) -> IntakeSettings:
         names = [t.name for t in self.tenants]
         if len(names) != len(set(names)):
             raise ValueError(f"tenant names must be unique (got {names})")
+        if self.syslog_tls_port and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("syslog_tls_port needs tls_cert_file and tls_key_file")
         if self.tenants or self.allow_anonymous:
             return self
         try:

@@ -22,6 +22,7 @@ from collectors.intake.http_api import build_http_app
 from collectors.intake.metrics import IntakeMetrics
 from collectors.intake.otlp_grpc import start_grpc
 from collectors.intake.otlp_http import build_otlp_http_app
+from collectors.intake.syslog_server import SyslogServer
 from core.settings import Settings
 from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
@@ -64,6 +65,10 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
         if cfg.otlp_grpc_port:
             grpc_server = await start_grpc(ctx, cfg.host, cfg.otlp_grpc_port)
             stoppers.append(lambda: grpc_server.stop(cfg.ack_timeout))
+        if cfg.syslog_port or cfg.syslog_tls_port:
+            syslog = SyslogServer(ctx)
+            await syslog.start(cfg.host)
+            stoppers.append(lambda: syslog.stop(cfg.ack_timeout))
         await publisher.start()
         delivery.started = True
         await stop.wait()

@@ -36,7 +36,7 @@ async def test_pushed_lines_reach_the_file_sink_and_a_keyed_retry_arrives_once(
     env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_KAFKA__PARTITIONS": "1",
            "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
            "LOGWEAVE_INTAKE__FORWARD_PORT": "0", "LOGWEAVE_INTAKE__OTLP_GRPC_PORT": "0",
-           "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0"}
+           "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": "0"}
     process = intake(tmp_path, env).start()
     url = f"http://127.0.0.1:{http_port}"
     try:

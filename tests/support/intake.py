@@ -66,7 +66,7 @@ class RunningIntake:
 async def running_intake(broker: EmbeddedBroker, **intake: Any) -> AsyncIterator[RunningIntake]:
     """An intake on free ports (HTTP always; others when their port is given as `True`)."""
     ports = {name: (free_port() if intake.pop(name, False) else 0)
-             for name in ("forward_port", "otlp_grpc_port", "otlp_http_port")}
+             for name in ("forward_port", "otlp_grpc_port", "otlp_http_port", "syslog_port", "syslog_tls_port")}
     config = {"http_port": free_port(), "ack_timeout": 5, **ports, **intake}
     settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap, "partitions": 1,
                                                 "topic_prefix": f"t{next(_PREFIXES)}."}, intake=config)
