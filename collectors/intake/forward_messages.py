@@ -38,6 +38,15 @@ def unpacker(max_buffer: int) -> msgpack.Unpacker:
                             max_buffer_size=max_buffer)
 
 
+_NS = 1_000_000_000
+
+
+def _event_ns(value: Any) -> int:
+    if type(value) is EventTime:
+        return int(value)
+    raise TypeError("not an EventTime")
+
+
 def _time_ns(value: Any) -> int:
     if isinstance(value, EventTime):
         return int(value)
@@ -71,6 +80,11 @@ def decode_message(message: Any, max_decoded: int) -> tuple[str, list[Entry], di
         raw_entries = list(reader)
     else:
         raise BadMessage(f"entries of type {type(body).__name__}: expected an array or packed entries")
+    try:  # the common message, without a Python call per entry: [int seconds or EventTime, record] pairs
+        return tag, [(seconds * _NS if type(seconds) is int else _event_ns(seconds), record)
+                     for seconds, record in raw_entries], option
+    except (TypeError, ValueError):
+        pass  # an unusual entry: the loop below names what is wrong
     entries: list[Entry] = []
     for entry in raw_entries:
         if not isinstance(entry, list | tuple) or len(entry) != 2:

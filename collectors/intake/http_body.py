@@ -49,9 +49,30 @@ def parse_body(body: bytes, content_type: str, max_records: int, max_line_bytes:
     return _ndjson(body, out, max_records, max_line_bytes, received_ns)
 
 
+def _all_objects(rows: list[bytes], max_line_bytes: int) -> bool:
+    """Whether every row is a JSON object of at most `max_line_bytes` (False also for a blank row)."""
+    if not rows or max(map(len, rows)) > max_line_bytes:
+        return False
+    try:
+        docs = list(map(orjson.loads, rows))
+    except orjson.JSONDecodeError:
+        return False
+    return all(type(doc) is dict for doc in docs)
+
+
 def _ndjson(body: bytes, out: RequestLines, max_records: int, max_line_bytes: int,
             received_ns: int) -> RequestLines:
-    rows = [row for row in (r.strip() for r in body.split(b"\n")) if row]
+    rows = body.split(b"\n")
+    if rows and not rows[-1]:
+        rows.pop()
+    if len(rows) > max_records:
+        raise _too_many(len(rows), max_records)
+    if _all_objects(rows, max_line_bytes) and b"\r" not in body:
+        # the common request, with no per-record Python calls: every row a JSON object within the limit
+        out.lines = [[index, row.decode(), "", received_ns, 0] for index, row in enumerate(rows)]
+        out.size = len(body) - len(rows)
+        return out
+    rows = [row for row in (r.strip() for r in rows) if row]
     if len(rows) > max_records:
         raise _too_many(len(rows), max_records)
     for index, row in enumerate(rows):

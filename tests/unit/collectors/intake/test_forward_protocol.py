@@ -62,3 +62,11 @@ def test_handshake_finds_the_tenant_of_the_key_and_proves_it_knows_it() -> None:
     tenant, pong = shake.pong(["PING", "cli", "salt", _sha512(b"salt", b"cli", nonce, b"kc"), "", ""])
     assert tenant is None and pong[1] is False and pong[2] == "shared key mismatch"
     assert shake.pong(["HELLO"])[0] is None
+
+
+def test_entry_times_of_every_kind_and_a_string_time_is_refused_not_multiplied() -> None:
+    packed = msgpack.packb(["t", [[1, {}], [event_time(2, 5), {}], [1.5, {}]]])
+    assert [t for t, _ in decode_message(roundtrip(msgpack.unpackb(packed)), 100)[1]] == \
+        [1_000_000_000, 2_000_000_005, 1_500_000_000]
+    with pytest.raises(BadMessage, match="neither a number"):
+        decode_message(roundtrip(["t", [["1000000", {}]]]), 100)

@@ -44,3 +44,12 @@ def test_request_ids_come_from_the_retry_key_or_are_fresh() -> None:
     assert request_id(None) != request_id(None)
     with pytest.raises(ValueError, match="Idempotency-Key"):
         request_id("has space")
+
+
+def test_the_fast_ndjson_path_and_the_careful_one_agree() -> None:
+    rows = [orjson.dumps({"n": i, "s": "é"}) for i in range(5)]
+    fast = parse_body(b"\n".join(rows) + b"\n", "application/x-ndjson", 10, 100, 7)
+    careful = parse_body(b"\r\n".join(rows) + b"\r\n\n", "application/x-ndjson", 10, 100, 7)  # \r: the careful path
+    assert fast.lines == careful.lines and not fast.rejections and fast.size == careful.size == sum(map(len, rows))
+    mixed = parse_body(b'{"a":1}\n[1]\n{"b":2}\n', "application/x-ndjson", 10, 100, 7)
+    assert [line[0] for line in mixed.lines] == [0, 2] and mixed.rejections[0].index == 1
