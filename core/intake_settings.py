@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from core.durations import ByteSize, Duration
 
@@ -30,7 +31,7 @@ class IntakeTenant(_Group):
     # SHA-256 (hex) of bearer tokens for HTTP, OTLP/HTTP and gRPC metadata (`authorization: Bearer ...`)
     token_sha256: list[str] = []
     # Fluent forward shared key (the handshake proves it without sending it); empty: none
-    forward_shared_key: str = ""
+    forward_shared_key: SecretStr = SecretStr("")
     # syslog over TLS: client certificate subject common names that identify this tenant
     tls_client_names: list[str] = []
     rate_lines: float = Field(0.0, ge=0)  # token bucket refill in lines per second; 0: unlimited
@@ -83,6 +84,12 @@ class IntakeSettings(_Group):
     forward_linger: Duration = Field(0.2, ge=0)  # Message-mode records without `chunk` gather this long
     forward_chunk_lines: int = Field(1000, ge=1)  # also for syslog streams
     syslog_linger: Duration = Field(0.2, ge=0)  # syslog lines of one connection gather this long
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _tenants_from_text(cls, value: Any) -> Any:
+        """Tenants given as one YAML/JSON string (an environment variable) are parsed."""
+        return yaml.safe_load(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _tenants_or_loopback(self) -> IntakeSettings:

@@ -62,7 +62,8 @@ class TenantDirectory:
 
     def shared_keys(self) -> list[tuple[str, IntakeTenant]]:
         """(shared key, tenant) of every tenant that has a forward shared key."""
-        return [(t.forward_shared_key, t) for t in self.tenants if t.forward_shared_key]
+        return [(t.forward_shared_key.get_secret_value(), t) for t in self.tenants
+                if t.forward_shared_key.get_secret_value()]
 
     def shared_key_caller(self, tenant: IntakeTenant) -> Caller:
         return self._caller(tenant, "forward:" + tenant.name)

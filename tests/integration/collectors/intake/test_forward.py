@@ -16,6 +16,7 @@ from commands.broker import EmbeddedBroker
 from core.models import RawChunk
 from tests.support.fluent_clients import node_forward_send
 from tests.support.intake import running_intake
+from tests.support.polling import wait_for
 
 
 def _messages(seen: list[tuple[RawChunk, list[Any]]]) -> Counter[str]:
@@ -104,3 +105,18 @@ async def test_no_ack_while_kafka_is_away_and_the_resent_chunk_is_one_stream(int
         seen = await intake.wait_lines(5)
     assert {chunk.stream_id for chunk, _ in seen} == {"intake:forward:anonymous:chunk:chunk-7"}
     assert sorted({line[0] for _, line in seen}) == [0, 1, 2, 3, 4]
+
+
+async def test_connections_per_client_are_bounded(intake_broker: EmbeddedBroker) -> None:
+    async with running_intake(intake_broker, forward_port=True, max_connections_per_client=2) as intake:
+        port = intake.settings.intake.forward_port
+        kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await wait_for(lambda: intake.metric("logweave_intake_connections", protocol="forward") == 2,
+                       timeout=10, what="two forward connections open")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the third is closed at once
+        writer.close()
+        assert intake.metric("logweave_intake_rejections_total", protocol="forward",
+                             reason="too_many_connections") == 1
+        for _, kept_writer in kept:
+            kept_writer.close()

@@ -42,3 +42,11 @@ def test_settings_refuse_clear_tokens_and_open_public_listeners() -> None:
     with pytest.raises(ConfigError, match="unique"):
         load_settings(environ={}, intake={"tenants": [{"name": "a"}, {"name": "a"}]})
     assert load_settings(environ={}, intake={"host": "0.0.0.0", "allow_anonymous": True}).intake.host == "0.0.0.0"
+
+
+def test_tenants_from_an_environment_variable_and_shared_keys_never_printed() -> None:
+    from commands.cli import masked
+
+    settings = load_settings(environ={"LOGWEAVE_INTAKE__TENANTS": '[{"name": "a", "forward_shared_key": "k1"}]'})
+    assert TenantDirectory(settings.intake).shared_keys()[0][0] == "k1"
+    assert "k1" not in str(masked(settings)) and "k1" not in repr(settings)

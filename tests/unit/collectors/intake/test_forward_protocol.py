@@ -8,6 +8,7 @@ import struct
 
 import msgpack
 import pytest
+from pydantic import SecretStr
 
 from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, decode_message, unpacker
@@ -50,7 +51,8 @@ def _sha512(*parts: bytes) -> str:
 
 
 def test_handshake_finds_the_tenant_of_the_key_and_proves_it_knows_it() -> None:
-    tenants = [(key, IntakeTenant(name=name, forward_shared_key=key)) for name, key in (("a", "ka"), ("b", "kb"))]
+    tenants = [(key, IntakeTenant(name=name, forward_shared_key=SecretStr(key)))
+               for name, key in (("a", "ka"), ("b", "kb"))]
     shake = Handshake(tenants, server_hostname="srv")
     helo = shake.helo()
     nonce = helo[1]["nonce"]
