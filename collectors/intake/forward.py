@@ -133,8 +133,8 @@ class ForwardConnection:
         await self.flush_pending()  # keep the connection's order
         entry_lines(entries, 0, cfg.max_line_bytes, lines)
         self._count(lines)
-        if lines.lines and not await self._wait_rate(len(lines.lines)):
-            return False
+        if lines.lines:
+            await self._wait_rate(len(lines.lines))
         sid = stream_id(PROTOCOL, self.caller.tenant, f"chunk:{chunk_id}")
         try:
             await self.ctx.delivery.store([build_chunk(self._source(tag), sid, lines.lines)], PROTOCOL)
@@ -155,12 +155,11 @@ class ForwardConnection:
     def _source(self, tag: str) -> dict[str, Any]:
         return intake_source(PROTOCOL, self.caller.tenant, tag=tag)
 
-    async def _wait_rate(self, count: int) -> bool:
+    async def _wait_rate(self, count: int) -> None:
         """Forward has no 429: over the rate, reading pauses until the bucket allows the lines."""
         while wait := self.ctx.rate_wait(self.caller, count):
             self.ctx.metrics.reject(PROTOCOL, "rate_limited")
             await asyncio.sleep(wait)
-        return True
 
     async def flush_pending(self) -> None:
         if self.stream is not None:
