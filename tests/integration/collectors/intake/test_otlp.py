@@ -106,3 +106,20 @@ async def test_grpc_refuses_a_missing_token_and_retries_are_one_stream(intake_br
                 await stub.Export(request, metadata=(("authorization", f"Bearer {TOKEN}"),))
         seen = await intake.wait_lines(2)
     assert len({chunk.stream_id for chunk, _ in seen}) == 1 and [line[0] for _, line in seen] == [0, 0]
+
+
+async def test_otlp_http_refuses_bad_tokens_and_rate_limits_with_retry_after(intake_broker: EmbeddedBroker) -> None:
+    tenants = [{**TENANTS[0], "rate_lines": 0.01, "burst_lines": 1}]  # refills in 100 s: no race with a slow machine
+    body = orjson.dumps(_request_with_a_bad_record())
+    async with running_intake(intake_broker, tenants=tenants, otlp_http_port=True) as intake:
+        url = f"http://127.0.0.1:{intake.settings.intake.otlp_http_port}/v1/logs"
+        async with aiohttp.ClientSession(headers={"Content-Type": "application/json"}) as session:
+            async with session.post(url, data=body, headers={"Authorization": "Bearer wrong"}) as response:
+                assert response.status == 401
+            async with session.post(url, data=body, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                assert response.status == 200
+            async with session.post(url, data=body.replace(b"from json", b"again"),
+                                    headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        seen = await intake.wait_lines(1)
+    assert [orjson.loads(line[1])["msg"] for _, line in seen] == ["from json"]
