@@ -84,7 +84,7 @@ class SyslogServer:
         for tenant in self.ctx.tenants.tenants:
             if name and name in tenant.tls_client_names:
                 return tenant.name
-        return "anonymous" if self.ctx.tenants.open else None
+        return self.plain_tenant()  # no certificate that names a tenant: as trusted as plain syslog
 
     async def start(self, host: str) -> None:
         cfg = self.ctx.settings
