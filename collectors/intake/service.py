@@ -73,10 +73,10 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
         delivery.started = True
         await stop.wait()
     finally:
-        delivery.started = False
-        for stopper in reversed(stoppers):
+        for stopper in reversed(stoppers):  # connections still store what they read meanwhile
             with contextlib.suppress(Exception):
                 await stopper()
+        delivery.started = False
         await delivery.drain(cfg.ack_timeout)
         with contextlib.suppress(Exception):
             await publisher.stop()
