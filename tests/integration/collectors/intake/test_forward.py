@@ -120,3 +120,18 @@ async def test_connections_per_client_are_bounded(intake_broker: EmbeddedBroker)
                              reason="too_many_connections") == 1
         for _, kept_writer in kept:
             kept_writer.close()
+
+
+async def test_lines_gathered_without_acks_are_stored_on_shutdown(intake_broker: EmbeddedBroker) -> None:
+    """fluent-logger's Message mode asks for no ack; with a long linger its lines are still pending
+    when the intake is told to stop, and stopping stores them before the producer closes."""
+    async with running_intake(intake_broker, forward_port=True, forward_linger=600) as intake:
+        client = sender.FluentSender("py", host="127.0.0.1", port=intake.settings.intake.forward_port)
+        for i in range(7):
+            assert client.emit("late", {"traceId": "t", "msg": f"late-{i}"})
+        await wait_for(lambda: intake.metric("logweave_intake_bytes_total", protocol="forward") > 0, timeout=10,
+                       what="the intake to read the records")
+        assert await intake.lines() == []  # still lingering
+    client.close()
+    seen = await intake.wait_lines(7)
+    assert _messages(seen) == Counter({f"late-{i}": 1 for i in range(7)})
