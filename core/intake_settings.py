@@ -77,7 +77,7 @@ class IntakeSettings(_Group):
     max_decoded_bytes: ByteSize = 32 * 1024 * 1024  # body after decompression: more is a bomb, refused
     max_records: int = Field(10_000, ge=1)  # records per request / forward message
     max_line_bytes: ByteSize = 1024 * 1024  # one record as a JSON line
-    max_connections_per_client: int = Field(64, ge=1)  # TCP connections (forward) per client address
+    max_connections_per_client: int = Field(64, ge=1)  # forward connections / HTTP requests in progress, per address
     buffer_bytes: ByteSize = 32 * 1024 * 1024  # bytes handed to Kafka and not yet acknowledged
     ack_timeout: Duration = Field(10.0, gt=0)  # no Kafka ack within this: 503 / no forward ack
     retry_after: Duration = Field(5.0, gt=0)  # Retry-After on 503 (broker away or buffer full)

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from collectors.intake.context import IntakeContext
 from collectors.intake.delivery import BrokerUnavailable, Overloaded
 from collectors.intake.http_body import parse_body
-from collectors.intake.http_request import Refused, caller_of, error, read_body
+from collectors.intake.http_request import Refused, caller_of, error, per_client_limit, read_body
 from collectors.intake.limits import LimitExceeded
 from collectors.intake.lines import build_chunk, intake_source, request_id, stream_id
 
@@ -95,7 +95,7 @@ def build_http_app(ctx: IntakeContext) -> web.Application:
     # bodies are read and inflated by http_request.read_body under its limits, never by aiohttp (whose
     # automatic decompression has no cap on the output)
     app = web.Application(client_max_size=ctx.settings.max_body_bytes + 1,
-                          handler_args={"auto_decompress": False})
+                          handler_args={"auto_decompress": False}, middlewares=[per_client_limit(ctx, PROTOCOL)])
     app[CONTEXT] = ctx
     app.router.add_post("/v1/logs", post_logs)
     app.router.add_get("/healthz", healthz)

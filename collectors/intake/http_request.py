@@ -8,6 +8,8 @@ in a thread so the event loop keeps serving other requests.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from typing import Any
 
 from aiohttp import web
 
@@ -67,3 +69,26 @@ async def read_body(request: web.Request, ctx: IntakeContext, protocol: str) -> 
         raise Refused(error(415, str(exc)), "unsupported_encoding") from None
     except CorruptBody as exc:
         raise Refused(error(400, str(exc)), "corrupt_body") from None
+
+
+def per_client_limit(ctx: IntakeContext, protocol: str) -> Any:
+    """Middleware: at most `max_connections_per_client` requests in progress per client address (429)."""
+    active: Counter[str] = Counter()
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
+        client = request.remote or "?"
+        if active[client] >= ctx.settings.max_connections_per_client:
+            ctx.metrics.reject(protocol, "too_many_connections")
+            return error(429, f"{client} has intake.max_connections_per_client "
+                              f"({ctx.settings.max_connections_per_client}) requests in progress", retry_after=1)
+        active[client] += 1
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        finally:
+            active[client] -= 1
+            if not active[client]:
+                del active[client]
+
+    return limit

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from collectors.intake.context import IntakeContext
 from collectors.intake.delivery import BrokerUnavailable, Overloaded
-from collectors.intake.http_request import Refused, caller_of, read_body
+from collectors.intake.http_request import Refused, caller_of, per_client_limit, read_body
 from collectors.intake.otlp_common import RateLimited, export
 
 PROTOCOL = "otlp_http"
@@ -94,7 +94,8 @@ async def _post_logs(request: web.Request, ctx: IntakeContext, json: bool) -> we
 
 
 def build_otlp_http_app(ctx: IntakeContext) -> web.Application:
-    app = web.Application(client_max_size=ctx.settings.max_body_bytes + 1, handler_args={"auto_decompress": False})
+    app = web.Application(client_max_size=ctx.settings.max_body_bytes + 1, handler_args={"auto_decompress": False},
+                          middlewares=[per_client_limit(ctx, PROTOCOL)])
     app[CONTEXT] = ctx
     app.router.add_post("/v1/logs", post_logs)
     return app

@@ -189,3 +189,21 @@ async def test_broker_down_mid_load_acknowledges_only_what_is_stored(intake_brok
         assert sorted(set(positions)) == [0, 1, 2, 3, 4], key
         if key not in refused:
             assert sorted(positions) == [0, 1, 2, 3, 4], key
+
+
+async def test_requests_in_progress_per_client_are_bounded(intake_broker: EmbeddedBroker) -> None:
+    """One request is held waiting for Kafka (broker frozen with SIGSTOP); a second one from the same
+    address is refused at once."""
+    assert intake_broker.process is not None
+    async with running_intake(intake_broker, max_connections_per_client=1, ack_timeout=3) as intake:
+        os.kill(intake_broker.process.pid, signal.SIGSTOP)
+        try:
+            held = asyncio.create_task(post(intake.url, orjson.dumps(records("held", 1))))
+            await wait_for(lambda: intake.metric("logweave_intake_bytes_total", protocol="http") > 0, timeout=10,
+                           what="the first request read")
+            status, headers, answer = await post(intake.url, orjson.dumps(records("second", 1)))
+            assert status == 429 and "max_connections_per_client" in answer["error"] and headers["Retry-After"]
+        finally:
+            os.kill(intake_broker.process.pid, signal.SIGCONT)
+        assert (await held)[0] in (202, 503)
+        assert intake.metric("logweave_intake_rejections_total", protocol="http", reason="too_many_connections") == 1
