@@ -332,11 +332,18 @@ def _env_path(loc: tuple[Any, ...]) -> str:
     return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
 
 
+_SECRET_HINTS = ("token", "password", "secret", "shared_key", "api_key")
+
+
 def _explain(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
     dotted = ".".join(str(p) for p in loc)
     value = first.get("input")
+    if any(hint in str(part) for part in loc for hint in _SECRET_HINTS):
+        value = "********"  # a credential in the wrong place is still a credential: never echo it
+    elif isinstance(value, dict):
+        value = {key: "..." for key in value}  # a whole group may hold credentials: name its keys only
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling against `logweave check-config`)"

@@ -35,12 +35,14 @@ def test_without_tenants_everyone_is_anonymous() -> None:
 
 
 def test_settings_refuse_clear_tokens_and_open_public_listeners() -> None:
-    with pytest.raises(ConfigError, match=r"intake.tenants.0.token_sha256.*sha256sum"):
-        load_settings(environ={}, intake={"tenants": [{"name": "a", "token_sha256": ["secret-token"]}]})
+    with pytest.raises(ConfigError, match=r"intake.tenants.0.token_sha256.*sha256sum") as refused:
+        load_settings(environ={}, intake={"tenants": [{"name": "a", "token_sha256": ["clear-token"]}]})
+    assert "clear-token" not in str(refused.value)
     with pytest.raises(ConfigError, match="intake.*allow_anonymous"):
         load_settings(environ={}, intake={"host": "0.0.0.0"})
-    with pytest.raises(ConfigError, match="unique"):
-        load_settings(environ={}, intake={"tenants": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(ConfigError, match="unique") as refused:
+        load_settings(environ={}, intake={"tenants": [{"name": "a", "forward_shared_key": "k-9"}, {"name": "a"}]})
+    assert "k-9" not in str(refused.value)
     assert load_settings(environ={}, intake={"host": "0.0.0.0", "allow_anonymous": True}).intake.host == "0.0.0.0"
 
 
