@@ -41,10 +41,18 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# third-party protocol clients the intake tests drive (npm fluent-logger: forward acks and handshake)
+# third-party protocol clients the intake tests drive: npm fluent-logger (forward acks and handshake),
+# and syslog-ng unpacked beside the tests (it conflicts with rsyslog as a Debian package)
+SYSLOG_NG := tests/support/syslog-ng
 test-clients: system-deps
 	@test -d tests/support/node/node_modules/fluent-logger || \
 	  npm install --prefix tests/support/node --no-audit --no-fund --loglevel=error
+	@test -x $(SYSLOG_NG)/usr/sbin/syslog-ng || ( \
+	  mkdir -p $(SYSLOG_NG)/debs && cd $(SYSLOG_NG)/debs && \
+	  pkgs="syslog-ng-core libivykis0 libnet1 libpcre3"; \
+	  apt-get download $$pkgs >/dev/null 2>&1 || \
+	    { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && apt-get download $$pkgs >/dev/null; } && \
+	  for deb in *.deb; do dpkg -x $$deb ..; done )
 
 test: install system-deps test-clients
 	$(BIN)/python -m pytest

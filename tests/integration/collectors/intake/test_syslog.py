@@ -1,6 +1,7 @@
 """Syslog with real senders against a real broker: logger(1) over UDP, TCP with LF framing and with
-octet counting (RFC 5424 and 3164), and Debian's rsyslog forwarding over TCP and over TLS with a
-client certificate that names the tenant. Structured data stays as fields; JSON messages are the line."""
+octet counting (RFC 5424 and 3164), Debian's rsyslog forwarding over TCP and over TLS with a
+client certificate that names the tenant, and Debian's syslog-ng relaying in both formats.
+Structured data stays as fields; JSON messages are the line."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from commands.broker import EmbeddedBroker, wait_for_port
 from core.models import RawChunk
 from tests.support.intake import running_intake
 from tests.support.polling import wait_for
-from tests.support.syslog_senders import TlsFiles, logger_send, start_rsyslog
+from tests.support.syslog_senders import TlsFiles, logger_send, start_rsyslog, start_syslog_ng
 
 
 def _docs(seen: list[tuple[RawChunk, list[Any]]]) -> dict[str, tuple[RawChunk, dict[str, Any]]]:
@@ -117,3 +118,30 @@ async def test_tls_without_a_client_certificate_is_refused(
             await writer.drain()
             await reader.readexactly(1)  # the server ends the handshake: no data ever comes back
         assert await intake.lines() == []
+
+
+async def test_syslog_ng_relays_in_rfc5424_octet_counted_and_rfc3164_lf_framed(
+        intake_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    async with running_intake(intake_broker, syslog_port=True, syslog_udp=False, syslog_linger=0.05) as intake:
+        relay = start_syslog_ng(tmp_path / "syslog-ng", intake.settings.intake.syslog_port)
+        try:
+            await asyncio.to_thread(wait_for_port, "127.0.0.1", relay.input_port, 30)
+            for i in range(3):
+                await logger_send(relay.input_port, f"relayed-{i}", "--tcp", "--octet-count", "--rfc5424", "-t", "ng")
+            seen: list[tuple[RawChunk, list[Any]]] = []
+
+            async def arrived() -> bool:
+                nonlocal seen
+                seen = await intake.lines()
+                return len(seen) >= 6
+
+            await wait_for(arrived, timeout=60, what="6 lines relayed by syslog-ng (3 per destination)",
+                           last_seen=lambda: (len(seen), relay.log_tail()))
+        finally:
+            relay.stop()
+    docs = [orjson.loads(line[1]) for _, line in seen]
+    assert sorted(doc["msg"] for doc in docs) == sorted([f"relayed-{i}" for i in range(3)] * 2)
+    assert all(doc["syslog"]["app"] == "ng" and doc["level"] == "notice" for doc in docs)
+    # the RFC 5424 copy keeps logger's structured data as fields; the RFC 3164 copy has none to keep
+    with_sd = sorted(doc["msg"] for doc in docs if doc["syslog"].get("sd", {}).get("timeQuality"))
+    assert with_sd == [f"relayed-{i}" for i in range(3)]
