@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 TEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-pure test-under-load test-pure-install system-deps lint bench soak build clean
+.PHONY: install run test test-pure test-under-load test-pure-install system-deps test-clients lint bench soak build clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v stunnel4 >/dev/null 2>&1 || missing="$$missing stunnel4"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v rsyslogd >/dev/null 2>&1 || missing="$$missing rsyslog"; \
+	ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$$missing rsyslog-gnutls"; \
+	command -v logger >/dev/null 2>&1 || missing="$$missing bsdutils"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -43,7 +47,20 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install system-deps
+# third-party protocol clients the intake tests drive: npm fluent-logger (forward acks and handshake),
+# and syslog-ng unpacked beside the tests (it conflicts with rsyslog as a Debian package)
+SYSLOG_NG := tests/support/syslog-ng
+test-clients: system-deps
+	@test -d tests/support/node/node_modules/fluent-logger || \
+	  npm install --prefix tests/support/node --no-audit --no-fund --loglevel=error
+	@test -x $(SYSLOG_NG)/usr/sbin/syslog-ng || ( \
+	  mkdir -p $(SYSLOG_NG)/debs && cd $(SYSLOG_NG)/debs && \
+	  pkgs="syslog-ng-core libivykis0 libnet1 libpcre3"; \
+	  apt-get download $$pkgs >/dev/null 2>&1 || \
+	    { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && apt-get download $$pkgs >/dev/null; } && \
+	  for deb in *.deb; do dpkg -x $$deb ..; done )
+
+test: install system-deps test-clients
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pure
 

@@ -1,4 +1,4 @@
-"""The `logweave` command: broker, collectors, demo, configuration check, replay.
+"""The `logweave` command: broker, collectors, intake, demo, configuration check, replay.
 
 Each subcommand imports only what it needs, so `logweave collect files` never imports faust.
 The worker itself runs as `faust -A app worker`.
@@ -43,6 +43,13 @@ def cmd_collect_pods(args: argparse.Namespace) -> int:
     from collectors.pods.service import run_pod_collector
 
     asyncio.run(run_pod_collector(_settings(args)))
+    return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    from collectors.intake.service import run_intake
+
+    asyncio.run(run_intake(_settings(args)))
     return 0
 
 
@@ -161,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     files.set_defaults(func=cmd_collect_files)
     pods = collect.add_parser("pods", help="stream label-selected pods through the Kubernetes API")
     pods.set_defaults(func=cmd_collect_pods)
+
+    intake = sub.add_parser("intake", help="accept pushed logs (HTTP, Fluent forward, OTLP) into logs.raw")
+    intake.set_defaults(func=cmd_intake)
 
     prepare = sub.add_parser("prepare", help="wait for Kafka and create the pipeline topics")
     prepare.add_argument("--timeout", type=float, default=60.0)

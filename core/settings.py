@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
@@ -323,6 +324,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     sinks: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -366,7 +368,7 @@ def _env_path(loc: tuple[Any, ...]) -> str:
     return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
 
 
-_SECRET_WORDS = ("password", "token", "secret", "api_key", "credential")
+_SECRET_WORDS = ("password", "token", "secret", "api_key", "credential", "shared_key")
 
 
 def _secret_name(dotted: str) -> bool:

@@ -114,6 +114,14 @@ def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:
     return out
 
 
+def intake_rows(result: dict[str, Any]) -> list[StageRow]:
+    rows = result["rows"]
+    return [_stage(find(rows, "intake HTTP, NDJSON"), "intake HTTP, NDJSON 1,000-line requests x8",
+                   find(rows, "bare aiohttp")),
+            _stage(find(rows, "intake forward"), "intake forward, PackedForward 1,000 entries x8",
+                   find(rows, "bare asyncio"))]
+
+
 def sink_rows(result: dict[str, Any]) -> list[StageRow]:
     return [StageRow(f"sink {row['name']}", row["lines_per_s"], "same client, pre-built bulk requests",
                      row["limit_lines_per_s"], row["cpu_s_per_100k"]) for row in result["sinks"]]
@@ -125,6 +133,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[StageRow]]]] = [
     ("worker", "worker", worker_rows),
     ("pipeline", "pipeline end to end", pipeline_rows),
     ("sinks", "sinks", sink_rows),
+    ("intake", "push intake", intake_rows),
 ]
 
 

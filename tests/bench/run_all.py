@@ -26,6 +26,7 @@ BENCHES = [
     ("collector", "tests.bench.bench_collector", []),
     ("pod_collector", "tests.bench.bench_pod_collector", []),
     ("sinks", "tests.bench.bench_sinks", []),
+    ("intake", "tests.bench.bench_intake", ["--lines", "200000", "--rounds", "3"]),
 ]
 TIMEOUT = 1800.0  # seconds per benchmark
 

@@ -91,6 +91,10 @@ def file_collector(workdir: Path, env: dict[str, str], globs: list[str], name: s
     return ManagedProcess(name, argv, base_env(env), workdir / f"{name}.log", workdir)
 
 
+def intake(workdir: Path, env: dict[str, str], name: str = "intake") -> ManagedProcess:
+    return ManagedProcess(name, [str(VENV_BIN / "logweave"), "intake"], base_env(env), workdir / f"{name}.log", workdir)
+
+
 def wait_http_ok(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -28,7 +28,8 @@ def test_import_layers() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("module", ["kafka_io.publisher", "core.settings", "core.models", "commands.cli"])
+@pytest.mark.parametrize("module", ["kafka_io.publisher", "core.settings", "core.models", "commands.cli",
+                                    "collectors.intake.service"])
 def test_collector_side_modules_do_not_import_faust(module: str) -> None:
     result = run(sys.executable, "-X", "importtime", "-c", f"import {module}")
     assert result.returncode == 0, result.stderr

@@ -134,3 +134,15 @@ def test_the_table_needs_no_matplotlib() -> None:
     code = "import sys, tests.bench.report as r; r.markdown({}); assert 'matplotlib' not in sys.modules"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_intake_rows_stand_beside_their_bare_server_limits() -> None:
+    from tests.bench.report import intake_rows
+
+    result = {"rows": [{"name": "intake HTTP, NDJSON 1,000-line requests x8", "lines_per_s": 80, "cpu_s_per_100k": 0.2},
+                       {"name": "bare aiohttp: body -> one record (limit)", "lines_per_s": 100},
+                       {"name": "intake forward, PackedForward 1,000 x8", "lines_per_s": 30},
+                       {"name": "bare asyncio: message -> one record (limit)", "lines_per_s": 60}]}
+    http, forward = intake_rows(result)
+    assert (http.ratio, forward.ratio) == (0.8, 0.5)
+    assert forward.limit_name.startswith("bare asyncio")

@@ -17,7 +17,7 @@ import yaml
 from tests.unit.deploy.container_env import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[3]
-LOGWEAVE_SERVICES = ("worker", "file-collector")
+LOGWEAVE_SERVICES = ("worker", "file-collector", "intake")
 
 
 def compose() -> dict[str, Any]:

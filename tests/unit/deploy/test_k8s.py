@@ -24,9 +24,11 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def kind(name: str) -> dict[str, Any]:
-    found = [d for p in MANIFESTS for d in documents(p) if d["kind"] == name]
-    assert found, f"no {name} in deploy/k8s"
+def kind(name: str, called: str | None = None) -> dict[str, Any]:
+    """The first manifest of kind `name` (named `called`, when given)."""
+    found = [d for p in MANIFESTS for d in documents(p)
+             if d["kind"] == name and called in (None, d["metadata"]["name"])]
+    assert found, f"no {name} {called or ''} in deploy/k8s"
     return found[0]
 
 
@@ -75,7 +77,7 @@ def worker_container() -> dict[str, Any]:
 
 def worker_settings(tmp_path: Path) -> Settings:
     config = tmp_path / "logweave.yaml"
-    config.write_text(kind("ConfigMap")["data"]["logweave.yaml"])
+    config.write_text(kind("ConfigMap", "logweave-config")["data"]["logweave.yaml"])
     env = container_env(worker_container())
     assert env.pop("LOGWEAVE_CONFIG") == "/etc/logweave/logweave.yaml"
     return settings_from_env(env, config)
@@ -106,7 +108,7 @@ def test_worker_ports_probes_and_service_match_the_web_server(tmp_path: Path) ->
         path = container[probe]["httpGet"]["path"]
         assert f'"{path}"' in web_routes, f"{probe} asks for {path}, which app/web.py does not serve"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    service = kind("Service")
+    service = kind("Service", "logweave-worker")
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["selector"] == kind("StatefulSet")["spec"]["selector"]["matchLabels"]
     assert kind("StatefulSet")["spec"]["serviceName"] == service["metadata"]["name"]
@@ -128,7 +130,7 @@ def test_file_collector_daemonset_reads_host_logs_read_only_and_checkpoints_on_t
 
 
 def test_pod_collector_env_loads_and_rbac_allows_what_it_calls() -> None:
-    deployment = kind("Deployment")
+    deployment = kind("Deployment", "logweave-pod-collector")
     settings_from_env(container_env(deployment["spec"]["template"]["spec"]["containers"][0]))
     rules = kind("ClusterRole")["rules"]
     granted = {(resource, verb) for rule in rules for resource in rule["resources"] for verb in rule["verbs"]}
@@ -138,7 +140,35 @@ def test_pod_collector_env_loads_and_rbac_allows_what_it_calls() -> None:
 def test_pods_run_as_the_image_user_without_privileges() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     user = next(line.split()[1].split(":")[0] for line in dockerfile.splitlines() if line.startswith("USER "))
-    for name in ("StatefulSet", "Deployment"):
-        pod = kind(name)["spec"]["template"]["spec"]
+    for name, called in (("StatefulSet", None), ("Deployment", "logweave-pod-collector"),
+                         ("Deployment", "logweave-intake")):
+        pod = kind(name, called)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] and str(pod["securityContext"]["runAsUser"]) == user
         assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_intake_config_ports_probes_service_and_autoscaler_agree(tmp_path: Path) -> None:
+    deployment = kind("Deployment", "logweave-intake")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    config = tmp_path / "logweave.yaml"
+    config.write_text(kind("ConfigMap", "logweave-intake")["data"]["logweave.yaml"])
+    env = container_env(container)
+    assert env.pop("LOGWEAVE_CONFIG") == "/etc/logweave/logweave.yaml"
+    settings = settings_from_env(env, config).intake
+    assert settings.host == "0.0.0.0" and settings.tenants, "a pod listens on every address, so tokens are required"
+    ports = {(p["name"], p.get("protocol", "TCP")): p["containerPort"] for p in container["ports"]}
+    assert ports == {("http", "TCP"): settings.http_port, ("otlp-grpc", "TCP"): settings.otlp_grpc_port,
+                     ("otlp-http", "TCP"): settings.otlp_http_port, ("forward", "TCP"): settings.forward_port,
+                     ("syslog", "TCP"): settings.syslog_port, ("syslog-udp", "UDP"): settings.syslog_port}
+    routes = (ROOT / "collectors" / "intake" / "http_api.py").read_text()
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert f'"{path}"' in routes, f"{probe} asks for {path}, which the intake does not serve"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = kind("Service", "logweave-intake")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert {(p["targetPort"], p.get("protocol", "TCP")) for p in service["spec"]["ports"]} == set(ports)
+    autoscaler = kind("HorizontalPodAutoscaler", "logweave-intake")
+    assert autoscaler["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                    "name": "logweave-intake"}
+    assert container["resources"]["requests"]["cpu"], "a CPU autoscaler needs a CPU request"

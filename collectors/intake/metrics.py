@@ -1,0 +1,34 @@
+"""Every metric of the intake in one place, in a registry of its own (served at /metrics).
+
+Labels are the same everywhere: `protocol` (http, forward, otlp_grpc, otlp_http) and, for
+rejections, a short machine-readable `reason`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class IntakeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("logweave_intake_requests", "Requests (HTTP, OTLP) or messages (forward) "
+                                "answered, by protocol and outcome", ["protocol", "outcome"], registry=r)
+        self.lines = Counter("logweave_intake_lines", "Lines acknowledged by Kafka", ["protocol"], registry=r)
+        self.bytes = Counter("logweave_intake_bytes", "Payload bytes received (as sent, before decompression)",
+                             ["protocol"], registry=r)
+        self.rejections = Counter("logweave_intake_rejections", "Records or requests refused, by reason",
+                                  ["protocol", "reason"], registry=r)
+        self.ack_latency = Histogram("logweave_intake_ack_seconds", "From handing a chunk to Kafka to its ack",
+                                     ["protocol"], registry=r,
+                                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.connections = Gauge("logweave_intake_connections", "Open TCP connections", ["protocol"], registry=r)
+
+    def reject(self, protocol: str, reason: str, count: int = 1) -> None:
+        self.rejections.labels(protocol, reason).inc(count)
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a sample (tests and the bench read figures this way)."""
+        found = self.registry.get_sample_value(name, labels or None)
+        return float(found or 0.0)

@@ -1,0 +1,109 @@
+"""Real syslog senders for the intake tests: util-linux `logger(1)`, Debian's rsyslog forwarding
+(imtcp in, omfwd out over TCP with octet counting, or over TLS with a client certificate), and
+Debian's syslog-ng (syslog() and network() destinations). rsyslog and syslog-ng conflict as Debian
+packages, so syslog-ng runs from its package unpacked under tests/support/syslog-ng (`make
+test-clients` does that with `apt-get download` and `dpkg -x`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from commands.broker import free_port
+from tests.support.servers import need
+
+SYSLOG_NG_ROOT = Path(__file__).parent / "syslog-ng"
+
+
+async def logger_send(port: int, message: str, *options: str) -> None:
+    """`logger --server 127.0.0.1 --port PORT OPTIONS MESSAGE`; fails the test if logger fails."""
+    argv = [need("logger", "apt-get install bsdutils"), "--server", "127.0.0.1", "--port", str(port), *options, message]
+    process = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, f"logger failed: {err.decode()}"
+
+
+@dataclass
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass
+class Rsyslog:
+    process: subprocess.Popen[bytes]
+    input_port: int
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+
+
+def start_rsyslog(workdir: Path, target_port: int, tls: TlsFiles | None = None) -> Rsyslog:
+    """rsyslogd in the foreground: imtcp on a free port, every message forwarded to `target_port`."""
+    binary = need("rsyslogd", "apt-get install rsyslog rsyslog-gnutls")
+    workdir.mkdir(parents=True, exist_ok=True)
+    input_port = free_port()
+    if tls is None:
+        out = (f'action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp" '
+               'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")')
+        globals_ = ""
+    else:
+        globals_ = (f'global(DefaultNetstreamDriverCAFile="{tls.ca}" DefaultNetstreamDriverCertFile="{tls.cert}" '
+                    f'DefaultNetstreamDriverKeyFile="{tls.key}")')
+        out = (f'action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp" '
+               'StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid" '
+               'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")')
+    config = workdir / "rsyslog.conf"
+    config.write_text(f'''global(workDirectory="{workdir}")
+{globals_}
+module(load="imtcp")
+input(type="imtcp" port="{input_port}" address="127.0.0.1")
+{out}
+''')
+    log = workdir / "rsyslogd.log"
+    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen([binary, "-n", "-f", str(config), "-i", str(workdir / "rsyslogd.pid")],
+                               stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    return Rsyslog(process, input_port, log)
+
+
+def start_syslog_ng(workdir: Path, target_port: int) -> Rsyslog:
+    """syslog-ng in the foreground: a syslog() source (RFC 5424, octet counting) on a free port, every
+    message forwarded twice to `target_port`: by syslog() (RFC 5424, octet counting) and by network()
+    (RFC 3164, LF framing)."""
+    binary = SYSLOG_NG_ROOT / "usr" / "sbin" / "syslog-ng"
+    if not binary.exists():
+        pytest.fail("syslog-ng is not unpacked: `make test-clients` puts it under tests/support/syslog-ng")
+    workdir.mkdir(parents=True, exist_ok=True)
+    input_port = free_port()
+    config = workdir / "syslog-ng.conf"
+    config.write_text(f"""@version: 3.38
+options {{ chain_hostnames(no); time_reopen(1); }};
+source s_in {{ syslog(ip("127.0.0.1") port({input_port}) transport("tcp")); }};
+destination d_5424 {{ syslog("127.0.0.1" port({target_port}) transport("tcp")); }};
+destination d_3164 {{ network("127.0.0.1" port({target_port}) transport("tcp") persist-name("d_3164")); }};
+log {{ source(s_in); destination(d_5424); destination(d_3164); }};
+""")
+    libs = [SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng", SYSLOG_NG_ROOT / "usr" / "lib" / "x86_64-linux-gnu",
+            SYSLOG_NG_ROOT / "lib" / "x86_64-linux-gnu"]
+    env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(p) for p in libs)}
+    log = workdir / "syslog-ng.log"
+    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen([str(binary), "-F", "-e", "-f", str(config),
+                                f"--module-path={SYSLOG_NG_ROOT / 'usr' / 'lib' / 'syslog-ng' / '3.38'}",
+                                "-R", str(workdir / "persist"), "-p", str(workdir / "pid"),
+                                "-c", str(workdir / "ctl"), "--no-caps"],
+                               env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    return Rsyslog(process, input_port, log)

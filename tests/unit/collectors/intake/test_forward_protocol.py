@@ -1,0 +1,74 @@
+"""Forward message modes and the shared-key handshake, checked against the protocol's formulas."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+
+import msgpack
+import pytest
+from pydantic import SecretStr
+
+from collectors.intake.forward_handshake import Handshake
+from collectors.intake.forward_messages import BadMessage, decode_message, unpacker
+from collectors.intake.limits import LimitExceeded
+from core.intake_settings import IntakeTenant
+
+
+def event_time(seconds: int, nanos: int) -> msgpack.ExtType:
+    return msgpack.ExtType(0, struct.pack(">II", seconds, nanos))
+
+
+def roundtrip(message: object) -> object:
+    feed = unpacker(1 << 20)
+    feed.feed(msgpack.packb(message))
+    return next(feed)
+
+
+def test_every_carrier_mode_yields_time_ns_and_records() -> None:
+    packed = b"".join(msgpack.packb([10, {"n": i}]) for i in range(3))
+    assert decode_message(roundtrip(["t", event_time(5, 7), {"a": 1}, {"chunk": "c"}]), 100) == \
+        ("t", [(5_000_000_007, {"a": 1})], {"chunk": "c"})
+    assert decode_message(roundtrip(["t", [[1, {"a": 1}], [2.5, {"b": 2}]]]), 100)[1] == \
+        [(1_000_000_000, {"a": 1}), (2_500_000_000, {"b": 2})]
+    assert decode_message(roundtrip(["t", packed, {"size": 3}]), 100)[1][2] == (10_000_000_000, {"n": 2})
+    _tag, entries, option = decode_message(roundtrip(["t", gzip.compress(packed), {"compressed": "gzip"}]), 100)
+    assert len(entries) == 3 and option["compressed"] == "gzip"
+
+
+def test_unreadable_messages_and_bombs_are_refused() -> None:
+    for bad in ({"a": 1}, ["t"], ["t", "x" * 3, {}], ["t", [[1]]], ["t", [["later", {}]]]):
+        with pytest.raises(BadMessage):
+            decode_message(roundtrip(bad), 100)
+    bomb = gzip.compress(msgpack.packb([1, {"x": "y" * 10_000}]))
+    with pytest.raises(LimitExceeded):
+        decode_message(roundtrip(["t", bomb, {"compressed": "gzip"}]), 1000)
+
+
+def _sha512(*parts: bytes) -> str:
+    return hashlib.sha512(b"".join(parts)).hexdigest()
+
+
+def test_handshake_finds_the_tenant_of_the_key_and_proves_it_knows_it() -> None:
+    tenants = [(key, IntakeTenant(name=name, forward_shared_key=SecretStr(key)))
+               for name, key in (("a", "ka"), ("b", "kb"))]
+    shake = Handshake(tenants, server_hostname="srv")
+    helo = shake.helo()
+    nonce = helo[1]["nonce"]
+    assert helo[0] == "HELO" and len(nonce) == 16
+    ping = ["PING", "cli", "salt", _sha512(b"salt", b"cli", nonce, b"kb"), "", ""]
+    tenant, pong = shake.pong(ping)
+    assert tenant is not None and tenant.name == "b"
+    assert pong == ["PONG", True, "", "srv", _sha512(b"salt", b"srv", nonce, b"kb")]
+    tenant, pong = shake.pong(["PING", "cli", "salt", _sha512(b"salt", b"cli", nonce, b"kc"), "", ""])
+    assert tenant is None and pong[1] is False and pong[2] == "shared key mismatch"
+    assert shake.pong(["HELLO"])[0] is None
+
+
+def test_entry_times_of_every_kind_and_a_string_time_is_refused_not_multiplied() -> None:
+    packed = msgpack.packb(["t", [[1, {}], [event_time(2, 5), {}], [1.5, {}]]])
+    assert [t for t, _ in decode_message(roundtrip(msgpack.unpackb(packed)), 100)[1]] == \
+        [1_000_000_000, 2_000_000_005, 1_500_000_000]
+    with pytest.raises(BadMessage, match="neither a number"):
+        decode_message(roundtrip(["t", [["1000000", {}]]]), 100)
