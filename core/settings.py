@@ -25,10 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -39,7 +41,6 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "ETCD_SERVERS": ("sinks", "etcd", "servers"),
     "TTL": ("sinks", "etcd", "ttl"),
 }
-SINK_NAMES = ("file", "etcd", "elasticsearch", "s3")
 
 
 class Group(BaseModel):
@@ -176,10 +177,7 @@ class RouteRule(Group):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, sinks: list[str]) -> list[str]:
-        unknown = [s for s in sinks if s not in SINK_NAMES]
-        if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
-        return sinks
+        return check_sink_names(sinks)
 
 
 class RoutingSettings(Group):
@@ -239,6 +237,14 @@ class S3SinkSettings(Group):
 
 
 class SinkSettings(Group):
+    """Shared batching and retry settings, one group per built-in sink, and plugins' groups.
+
+    A plugin's group (`sinks.<name>`, found through the `logweave.sinks` entry points) is kept as an
+    extra key and validated against the plugin's own model; any other unknown key is refused.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     enabled: list[str] = ["file"]
     batch_size: int = Field(1000, ge=1)
     batch_bytes: ByteSize = 4 * 1024 * 1024
@@ -252,10 +258,43 @@ class SinkSettings(Group):
     @field_validator("enabled")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in SINK_NAMES]
-        if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
-        return names
+        return check_sink_names(names)
+
+    @model_validator(mode="after")
+    def _plugin_groups(self) -> SinkSettings:
+        groups = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        plugins = plugin_entry_points()
+        for key, value in groups.items():
+            if key not in plugins:
+                raise _setting_error(f"sinks.{key}", value, "unknown setting (check the spelling against "
+                                     "`logweave check-config`; a plugin's group needs its package installed)")
+        for name in [n for n in plugins if n in groups or n in self.enabled]:
+            raw = groups.get(name, {})
+            if isinstance(raw, BaseModel):
+                continue
+            try:
+                groups[name] = plugin_settings_model(name).model_validate(raw)
+            except ConfigError as exc:
+                raise _setting_error(f"sinks.{name}", raw, str(exc)) from None
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                message = _error_message(first)
+                raise _setting_error(f"sinks.{name}.{where}".rstrip("."), first.get("input"), message) from None
+        return self
+
+    def plugin(self, name: str) -> BaseModel:
+        """A plugin sink's validated settings group (`sinks.<name>`)."""
+        group = (self.__pydantic_extra__ or {}).get(name)
+        if not isinstance(group, BaseModel):
+            raise ConfigError(f"sinks.{name}: no settings group for sink plugin {name!r} (is it installed?)")
+        return group
+
+
+def _setting_error(setting: str, value: Any, message: str) -> PydanticCustomError:
+    """An error that names a setting below the group that raised it (see _explain)."""
+    return PydanticCustomError("setting_error", "{message}", {"message": message, "setting": setting,
+                                                              "value": value})
 
 
 class WorkerSettings(Group):
@@ -330,16 +369,24 @@ def _env_path(loc: tuple[Any, ...]) -> str:
     return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
 
 
+def _error_message(error: Any) -> str:
+    message: str = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown setting (check the spelling against `logweave check-config`)"
+    if error["type"] == "literal_error":
+        return "allowed values: " + message.removeprefix("Input should be ")
+    return message
+
+
 def _explain(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
-    dotted = ".".join(str(p) for p in loc)
     value = first.get("input")
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling against `logweave check-config`)"
-    elif first["type"] == "literal_error":
-        message = "allowed values: " + message.removeprefix("Input should be ")
+    message = _error_message(first)
+    if first["type"] == "setting_error":  # raised by a group about a setting below it
+        context = first.get("ctx") or {}
+        loc, value, message = tuple(context["setting"].split(".")), context["value"], context["message"]
+    dotted = ".".join(str(p) for p in loc)
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     return f"invalid setting {dotted} ({_env_path(loc)}) = {value!r}: {message}{more}"
 

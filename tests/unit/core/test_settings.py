@@ -48,7 +48,7 @@ def test_prefixed_variables_win_over_seed_names_and_file(tmp_path: Path) -> None
     [
         ({"TTL": "two days"}, ["sinks.etcd.ttl", "'two days'", "48h"]),
         ({"LOGWEAVE_KAFKA__COMPRESSION": "snappy"}, ["kafka.compression", "'snappy'", "'lz4'", "'zstd'"]),
-        ({"LOGWEAVE_SINKS__ENABLED": "file,kafka"}, ["sinks.enabled", "kafka", "elasticsearch"]),
+        ({"LOGWEAVE_SINKS__ENABLED": "file,hdfs"}, ["sinks.enabled", "hdfs", "elasticsearch"]),
         ({"LOGWEAVE_KAFKA__PARTITIONS": "0"}, ["kafka.partitions", "greater than or equal to 1"]),
         ({"BATCH_SIZE": "many"}, ["sinks.batch_size", "'many'", "integer"]),
         ({"LOGWEAVE_SINKS__ETCD__TIMEOUT": "1"}, ["sinks.etcd.timeout", "unknown setting"]),
