@@ -10,6 +10,7 @@ call `load_settings()`.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -236,6 +237,32 @@ class S3SinkSettings(Group):
     part_size: ByteSize = 8 * 1024 * 1024
 
 
+class KafkaSinkSettings(Group):
+    """`sinks.kafka`: its own cluster (empty `brokers`: the pipeline's) and topic.
+
+    Connection options sit in this group beside `brokers`, so a `security` sub-group (TLS, SASL) can be
+    added here with the same model as the pipeline's Kafka connection.
+    """
+
+    brokers: str = ""
+    topic: str = "logweave.lines"
+    record: Literal["line", "trace"] = "line"  # one record per line, or per trace (its lines as NDJSON)
+    topic_partitions: int = Field(4, ge=1, le=1024)  # when the sink creates its topic
+    replication_factor: int = Field(1, ge=1)
+    compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
+    max_message_bytes: ByteSize = 1_000_000
+    linger: Duration = Field(0.005, le=1.0)
+    transactional_id: str | None = None  # default: the worker's instance name + `.sink.kafka`
+    transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
+    max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch
+    max_batch_bytes: ByteSize = 32 * 1024 * 1024
+    flush_age: Duration = 1.0
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+
 class SinkSettings(Group):
     """Shared batching and retry settings, one group per built-in sink, and plugins' groups.
 
@@ -254,6 +281,7 @@ class SinkSettings(Group):
     etcd: EtcdSinkSettings = EtcdSinkSettings()
     elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()
     s3: S3SinkSettings = S3SinkSettings()
+    kafka: KafkaSinkSettings = KafkaSinkSettings()
 
     @field_validator("enabled")
     @classmethod
@@ -337,6 +365,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
+
+    def instance_name(self) -> str:
+        """This worker's stable name: `kafka.group_instance_id`, else the pod name (HOSTNAME) and web port.
+
+        The static member id of its consumer, and the stem of transactional ids, so a restarted worker
+        takes over (and fences) what its previous incarnation held.
+        """
+        if self.kafka.group_instance_id:
+            return self.kafka.group_instance_id
+        host = os.environ.get("HOSTNAME") or socket.gethostname()
+        return f"{self.worker.app_id}-{host}-{self.worker.web_port}"
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name (`logs.raw`, `sink.file`, ...)."""

@@ -37,6 +37,7 @@ BUILTIN_SINKS: dict[str, BuiltinSink] = {
     "etcd": BuiltinSink("sinks.etcd:EtcdSink"),
     "elasticsearch": BuiltinSink("sinks.elasticsearch:ElasticsearchSink"),
     "s3": BuiltinSink("sinks.s3:S3Sink"),
+    "kafka": BuiltinSink("sinks.kafka:KafkaSink"),
 }
 
 

@@ -1,0 +1,170 @@
+"""KafkaSink: lines (or traces) to a topic on this or another cluster, exactly once by transactions.
+
+Each batch is one Kafka transaction of an idempotent, transactional producer: the records (keyed
+by trace id, so a trace stays in one partition and in order) and, in the same transaction, the
+sink's position for the sink-topic partition, committed as a consumer-group offset of the sink's
+own group `<app_id>.sink.kafka` (offset = the last record written, metadata = the index of its last
+line). Either both become visible to `read_committed` consumers or neither does. Before each
+batch the position is read afresh and lines at or below it are skipped, so a batch re-delivered
+after a crash (the drain acks only after the commit, so re-delivery is the normal crash path), a
+retry or a replay writes nothing twice. The position lives in a group of its own rather than the
+drain's (faust's) group because faust commits that group by itself, and a late commit of an older
+offset would move a shared position back.
+
+The transactional id is the worker's instance name (its static member id) plus `.sink.kafka`: a
+worker restarted after kill -9 under the same name fences its previous incarnation and aborts the
+transaction it left open. Each record carries its line id in the `logweave-line-id` header.
+
+Not deduplicated here (docs/sinks.md): a line the group stage forwarded twice under two sink-topic
+offsets after a crash upstream (the file and S3 sinks skip those by per-stream marks, which do not
+fit in an offset's metadata); consumers may drop those by the line-id header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import OffsetAndMetadata
+
+from core.errors import PermanentError, RetriableError
+from core.settings import KafkaSettings, KafkaSinkSettings, Settings
+from kafka_io.topic_admin import ensure_topics
+from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+
+LINE_ID_HEADER = "logweave-line-id"
+SOURCE_HEADER = "logweave-source"  # `<sink topic>/<partition>/<offset>/<index>` of the (first) line
+
+
+class KafkaSink(Sink):
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSinkSettings, pipeline: KafkaSettings, transactional_id: str,
+                 position_group: str) -> None:
+        self.settings = settings
+        self.bootstrap = settings.bootstrap_servers or pipeline.bootstrap_servers
+        self.pipeline = pipeline
+        self.transactional_id = transactional_id
+        self.position_group = position_group
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaSink:
+        s = settings.sinks.kafka
+        return cls(s, settings.kafka, s.transactional_id or f"{settings.instance_name()}.sink.kafka",
+                   f"{settings.worker.app_id}.sink.kafka")
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return (self.settings.max_batch_lines, self.settings.max_batch_bytes, self.settings.flush_age)
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            target = self.pipeline.model_copy(update={"brokers": ",".join(self.bootstrap),
+                                                      "partitions": s.topic_partitions,
+                                                      "replication_factor": s.replication_factor})
+            await ensure_topics(target, [s.topic], timeout=10.0, verify=False)
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await self._admin.start()
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, transactional_id=self.transactional_id, enable_idempotence=True,
+                acks="all", compression_type=None if s.compression == "none" else s.compression,
+                max_request_size=s.max_message_bytes, max_batch_size=min(s.max_message_bytes, 1 << 20),
+                linger_ms=int(s.linger * 1000), transaction_timeout_ms=int(s.transaction_timeout * 1000))
+            await self._producer.start()  # fences an earlier producer with this id, aborting its open transaction
+        except (KafkaError, OSError) as exc:
+            await self.stop()
+            raise RetriableError(f"Kafka sink cluster {','.join(self.bootstrap)} unavailable: {exc!r}") from exc
+
+    async def stop(self) -> None:
+        producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        try:
+            offset, index = await self._position(batch.topic, batch.partition)
+            fresh = [line for line in batch.lines if (line.offset, line.index) > (offset, index)]
+            if not fresh:
+                return WriteResult()
+            async with self._producer.transaction():
+                sent = [await self._producer.send(self.settings.topic, value, key=key, headers=headers)
+                        for key, value, headers in self._records(batch, fresh)]
+                await asyncio.gather(*sent)
+                last = fresh[-1]
+                await self._producer.send_offsets_to_transaction(
+                    {TopicPartition(batch.topic, batch.partition):
+                     OffsetAndMetadata(last.offset, orjson.dumps({"index": last.index}).decode())},
+                    self.position_group)
+        except ProducerFenced as exc:
+            await self.stop()
+            raise PermanentError(f"Kafka sink producer fenced: another process uses transactional id "
+                                 f"{self.transactional_id!r} (give each worker its own kafka.group_instance_id)"
+                                 ) from exc
+        except KafkaError as exc:
+            await self.stop()  # a failed transaction leaves the producer unusable: start afresh next time
+            raise RetriableError(f"Kafka sink transaction failed, will retry: {exc!r}") from exc
+        return WriteResult()
+
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        if self._admin is None:
+            await self.start()
+        offset, _ = await self._position(topic, partition)
+        return offset if offset >= 0 else None
+
+    async def _position(self, topic: str, partition: int) -> tuple[int, int]:
+        """(offset, index) of the last line committed for this sink-topic partition; (-1, -1) if none."""
+        assert self._admin is not None
+        tp = TopicPartition(topic, partition)
+        found: dict[TopicPartition, Any] = await self._admin.list_consumer_group_offsets(
+            self.position_group, partitions=[tp])
+        committed = found.get(tp)
+        if committed is None or committed.offset < 0:
+            return (-1, -1)
+        index = orjson.loads(committed.metadata)["index"] if committed.metadata else 1 << 62
+        return (committed.offset, index)
+
+    def _records(self, batch: SinkBatch, lines: list[SinkLine]
+                 ) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+        """(key, value, headers) per line, or per trace (its lines as NDJSON, split to fit a message)."""
+        def source(line: SinkLine) -> bytes:
+            return f"{batch.topic}/{batch.partition}/{line.offset}/{line.index}".encode()
+
+        if self.settings.record == "line":
+            for line in lines:
+                yield (line.trace_id.encode(), line.document,
+                       [(LINE_ID_HEADER, line.line_id.encode()), (SOURCE_HEADER, source(line))])
+            return
+        by_trace: dict[str, list[SinkLine]] = {}
+        for line in lines:
+            by_trace.setdefault(line.trace_id, []).append(line)
+        budget = max(1024, self.settings.max_message_bytes - 4096)
+        for trace_id, trace_lines in by_trace.items():
+            for part in _fit(trace_lines, budget):
+                yield (trace_id.encode(), b"".join(x.document + b"\n" for x in part),
+                       [(LINE_ID_HEADER, part[0].line_id.encode()), (SOURCE_HEADER, source(part[0]))])
+
+
+def _fit(lines: list[SinkLine], budget: int) -> Iterator[list[SinkLine]]:
+    """Consecutive runs of `lines` whose NDJSON stays within `budget` bytes (a longer line goes alone)."""
+    part: list[SinkLine] = []
+    size = 0
+    for item in lines:
+        if part and size + len(item.document) + 1 > budget:
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += len(item.document) + 1
+    if part:
+        yield part
