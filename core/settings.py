@@ -225,14 +225,19 @@ class ElasticsearchSinkSettings(Group):
     verify_certs: bool = True
 
 
-class S3SinkSettings(Group):
+class ObjectStoreSinkSettings(Group):
+    """What every object-store sink (S3, GCS) shares: where objects go and how big they grow."""
+
     bucket: str = "logweave"
     prefix: str = "logs"
+    flush_bytes: ByteSize = 8 * 1024 * 1024
+    flush_age: Duration = 60.0
+
+
+class S3SinkSettings(ObjectStoreSinkSettings):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     path_style: bool = False
-    flush_bytes: ByteSize = 8 * 1024 * 1024
-    flush_age: Duration = 60.0
     multipart_threshold: ByteSize = 16 * 1024 * 1024
     part_size: ByteSize = 8 * 1024 * 1024
 
