@@ -39,7 +39,7 @@ from core.topics import DEADLETTER, sink_topic
 from kafka_io.range_reader import range_consumer, read_range
 from sinks import create_sink
 
-SINKS_NEEDING_STOPPED_DRAIN = ("s3", "kafka")  # unlocked position (object, group offset): one writer at a time
+SINKS_NEEDING_STOPPED_DRAIN = ("s3", "gcs", "kafka")  # unlocked position (object, group offset): one writer at a time
 Progress = Callable[[int], object]
 
 

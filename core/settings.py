@@ -242,6 +242,16 @@ class S3SinkSettings(ObjectStoreSinkSettings):
     part_size: ByteSize = 8 * 1024 * 1024
 
 
+class GcsSinkSettings(ObjectStoreSinkSettings):
+    """`sinks.gcs`: Google Cloud Storage; `endpoint_url` points at an emulator (no credentials sent)."""
+
+    endpoint_url: str | None = None
+    project: str | None = None  # creates a missing bucket in this project; None: a missing bucket is an error
+    service_file: Path | None = None  # service-account JSON; default: the application default credentials
+    resumable_threshold: ByteSize = 8 * 1024 * 1024  # larger objects go up as resumable uploads
+    timeout: Duration = Field(120.0, gt=0)
+
+
 class KafkaSinkSettings(Group):
     """`sinks.kafka`: its own cluster (empty `brokers`: the pipeline's) and topic.
 
@@ -287,6 +297,7 @@ class SinkSettings(Group):
     elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()
     s3: S3SinkSettings = S3SinkSettings()
     kafka: KafkaSinkSettings = KafkaSinkSettings()
+    gcs: GcsSinkSettings = GcsSinkSettings()
 
     @field_validator("enabled")
     @classmethod

@@ -38,6 +38,7 @@ BUILTIN_SINKS: dict[str, BuiltinSink] = {
     "elasticsearch": BuiltinSink("sinks.elasticsearch:ElasticsearchSink"),
     "s3": BuiltinSink("sinks.s3:S3Sink"),
     "kafka": BuiltinSink("sinks.kafka:KafkaSink"),
+    "gcs": BuiltinSink("sinks.gcs:GcsSink", extra="gcs", requires=("gcloud.aio.storage",)),
 }
 
 
