@@ -26,19 +26,23 @@ from core.settings import ObjectStoreSinkSettings
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 
-KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}-{last:019d}.ndjson.gz"
+KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
 NDJSON = "application/x-ndjson"
 
 
 def object_key(prefix: str, batch: SinkBatch) -> str:
-    when = datetime.fromtimestamp(batch.lines[0].time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
+    """The key of a batch's object. A batch that starts inside a record (the drain splits only a record
+    larger than the flush size) names its first line's index too (`<first>i<index>`), so the parts of
+    one record never share a key and overwrite each other."""
+    first = batch.lines[0]
+    when = datetime.fromtimestamp(first.time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
     return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
                                topic=batch.topic, partition=batch.partition, first=batch.first_offset,
-                               last=batch.last_offset)
+                               within=f"i{first.index}" if first.index else "", last=batch.last_offset)
 
 
 def sibling_prefix(key: str) -> str:
-    """Keys sharing this object's first offset: everything up to and including `<first>-`."""
+    """Keys sharing this object's first line: everything up to and including `<first>-` (or `<first>i<index>-`)."""
     return key[: key.rindex("-") + 1]
 
 

@@ -193,3 +193,16 @@ async def test_worker_killed_mid_upload_every_line_once(emulator: Server, storag
     assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
     assert set(seen) == set(range(total)) and killed_at < total
     print(f"killed at {killed_at} lines; the rest took {time.monotonic() - started:.1f}s after the restart")
+
+
+async def test_a_record_split_across_batches_keeps_every_line(emulator: Server, storage: Storage) -> None:
+    """The drain splits a record larger than flush_bytes inside; both parts must survive."""
+    sink = GcsSink(settings(emulator, "gcs-split"))
+    await sink.start()
+    try:
+        record = records(16, 16, per_record=100)
+        await sink.write_batch(SinkBatch("sink.gcs", 0, record[:50]))
+        await sink.write_batch(SinkBatch("sink.gcs", 0, record[50:]))
+    finally:
+        await sink.stop()
+    assert sorted(d["i"] for d in await all_lines(storage, "gcs-split")) == list(range(100))
