@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from gcloud.aio.storage import Storage
 
 from core.errors import PermanentError
@@ -23,9 +22,9 @@ from core.settings import GcsSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.gcs import GcsSink
 from sinks.object_store import object_key
-from tests.integration.sinks.test_kafka import parsed_chunk
 from tests.support.polling import wait_for
 from tests.support.servers import Server, gcs_emulator
+from tests.support.sink_stack import publish_sink_records
 from tests.support.worker_harness import WorkerHarness
 
 BASE_NS = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
@@ -165,14 +164,7 @@ async def test_worker_killed_mid_upload_every_line_once(emulator: Server, storag
                           "LOGWEAVE_SINKS__GCS__FLUSH_BYTES": "256KiB", "LOGWEAVE_SINKS__GCS__FLUSH_AGE": "0.2s"},
                          sinks=("gcs",))
     await worker.start()
-    producer = AIOKafkaProducer(bootstrap_servers=worker.broker.bootstrap, acks="all")
-    await producer.start()
-    try:
-        for number, first in enumerate(range(0, total, per_chunk)):
-            await producer.send_and_wait("sink.gcs", parsed_chunk(first, per_chunk, f"s{number % 8}"),
-                                         partition=number % 4)
-    finally:
-        await producer.stop()
+    await publish_sink_records(worker.broker.bootstrap, "sink.gcs", total, per_chunk)
     seen: Counter[int] = Counter()
 
     async def progressed(goal: int) -> bool:

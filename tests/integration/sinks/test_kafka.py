@@ -12,16 +12,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from commands.broker import EmbeddedBroker
-from core.codec import compressor
-from core.models import ParsedChunk
 from core.settings import KafkaSettings, KafkaSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.kafka import LINE_ID_HEADER, KafkaSink
 from tests.support.kafka import read_topic, start_broker
 from tests.support.polling import wait_for
+from tests.support.sink_stack import publish_sink_records
 from tests.support.worker_harness import WorkerHarness
 
 
@@ -121,14 +119,6 @@ async def test_an_abandoned_transaction_stays_invisible_and_the_batch_is_written
     assert Counter((d["o"], d["i"]) for _, d in found) == Counter((o, i) for o in range(10) for i in range(3))
 
 
-def parsed_chunk(first: int, count: int, stream: str) -> bytes:
-    """A sink-topic record as the group stage writes it."""
-    src = {"kind": "file", "namespace": "ns", "pod": "p", "container": "c"}
-    rows = [[0, stream, n, 1_749_543_941_000_000_000 + n, f"tr-{n // 10}", "info", "svc",
-             orjson.dumps({"n": n}).decode(), "stdout"] for n in range(first, first + count)]
-    return compressor("lz4")(ParsedChunk([src], rows).encode())
-
-
 async def test_worker_killed_mid_drain_every_line_once_for_read_committed(
         make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
     """A drain-only worker (its input pre-built on sink.kafka, so upstream re-forwarding plays no
@@ -138,14 +128,7 @@ async def test_worker_killed_mid_drain_every_line_once_for_read_committed(
     worker = make_worker({"LOGWEAVE_WORKER__STAGES": "drain", "LOGWEAVE_SINKS__KAFKA__TOPIC": "lines.out",
                           "LOGWEAVE_SINKS__KAFKA__MAX_BATCH_LINES": "2000"}, sinks=("kafka",))
     await worker.start()
-    producer = AIOKafkaProducer(bootstrap_servers=worker.broker.bootstrap, acks="all")
-    await producer.start()
-    try:
-        for number, first in enumerate(range(0, total, per_chunk)):
-            await producer.send_and_wait("sink.kafka", parsed_chunk(first, per_chunk, f"s{number % 8}"),
-                                         partition=number % 4)
-    finally:
-        await producer.stop()
+    await publish_sink_records(worker.broker.bootstrap, "sink.kafka", total, per_chunk)
 
     async def held() -> Counter[int]:
         return Counter(orjson.loads(v)["n"] for _, _, _, v in await read_topic(worker.broker.bootstrap, "lines.out"))
