@@ -30,6 +30,7 @@ import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
 from core.errors import PermanentError, RetriableError
@@ -37,6 +38,7 @@ from core.settings import KafkaSettings, KafkaSinkSettings, Settings
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 LINE_ID_HEADER = "logweave-line-id"
 SOURCE_HEADER = "logweave-source"  # `<sink topic>/<partition>/<offset>/<index>` of the (first) line
 
@@ -99,9 +101,7 @@ class KafkaSink(Sink):
             if not fresh:
                 return WriteResult()
             async with self._producer.transaction():
-                sent = [await self._producer.send(self.settings.topic, value, key=key, headers=headers)
-                        for key, value, headers in self._records(batch, fresh)]
-                await asyncio.gather(*sent)
+                await send_batched(self._producer, self.settings.topic, self._records(batch, fresh))
                 last = fresh[-1]
                 await self._producer.send_offsets_to_transaction(
                     {TopicPartition(batch.topic, batch.partition):
@@ -135,8 +135,7 @@ class KafkaSink(Sink):
         index = orjson.loads(committed.metadata)["index"] if committed.metadata else 1 << 62
         return (committed.offset, index)
 
-    def _records(self, batch: SinkBatch, lines: list[SinkLine]
-                 ) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    def _records(self, batch: SinkBatch, lines: list[SinkLine]) -> Iterator[Record]:
         """(key, value, headers) per line, or per trace (its lines as NDJSON, split to fit a message)."""
         def source(line: SinkLine) -> bytes:
             return f"{batch.topic}/{batch.partition}/{line.offset}/{line.index}".encode()
@@ -154,6 +153,33 @@ class KafkaSink(Sink):
             for part in _fit(trace_lines, budget):
                 yield (trace_id.encode(), b"".join(x.document + b"\n" for x in part),
                        [(LINE_ID_HEADER, part[0].line_id.encode()), (SOURCE_HEADER, source(part[0]))])
+
+
+async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterator[Record]) -> None:
+    """Send `records` partitioned by key (Kafka's murmur2, as every client does) in whole record batches.
+
+    One `send` per record costs aiokafka about as much as the whole produce path; filling its batch
+    builders directly sends the same records for a fraction of that.
+    """
+    partitions = sorted(await producer.partitions_for(topic))
+    choose = DefaultPartitioner()
+    builders: dict[int, Any] = {}
+    partition_of: dict[bytes, int] = {}  # murmur2 in pure Python: once per trace, not per line
+    sent = []
+    for key, value, headers in records:
+        partition = partition_of.get(key)
+        if partition is None:
+            partition = partition_of[key] = choose(key, partitions, partitions)
+        builder = builders.get(partition)
+        if builder is None:
+            builder = builders[partition] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
+            sent.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None, headers=headers)  # an empty batch takes any record
+    for partition, builder in builders.items():
+        sent.append(await producer.send_batch(builder, topic, partition=partition))
+    await asyncio.gather(*sent)
 
 
 def _fit(lines: list[SinkLine], budget: int) -> Iterator[list[SinkLine]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from commands.broker import EmbeddedBroker
 from core.settings import KafkaSettings, KafkaSinkSettings
@@ -63,6 +64,8 @@ async def test_lines_keyed_by_trace_with_line_ids_and_no_duplicate_on_retry_or_r
     assert sorted((d["o"], d["i"]) for _, d in found) == sorted(
         [(o, i) for o in range(10, 26) for i in range(3)] + [(o, i) for o in range(2) for i in range(3)])
     assert all(key == f"trace-{d['o'] % 4}".encode() for key, d in found)
+    murmur2 = DefaultPartitioner()  # where any Kafka client puts a key: a trace stays in one partition
+    assert all(p == murmur2(k, [0, 1], [0, 1]) for p, _, k, _ in await read_topic(shared_broker.bootstrap, "out-lines"))
     headers = await _headers(shared_broker, "out-lines")
     assert len(headers) == len(found) and headers[b"sink.kafka/1/10/2"] == f"{10:04x}-2"
 
