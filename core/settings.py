@@ -249,7 +249,16 @@ class GcsSinkSettings(ObjectStoreSinkSettings):
     project: str | None = None  # creates a missing bucket in this project; None: a missing bucket is an error
     service_file: Path | None = None  # service-account JSON; default: the application default credentials
     resumable_threshold: ByteSize = 8 * 1024 * 1024  # larger objects go up as resumable uploads
+    resumable_chunk: ByteSize = 8 * 1024 * 1024  # bytes per request of a resumable upload (n x 256 KiB)
     timeout: Duration = Field(120.0, gt=0)
+
+    @field_validator("resumable_chunk")
+    @classmethod
+    def _whole_quanta(cls, size: int) -> int:
+        if size <= 0 or size % (256 * 1024):
+            raise ValueError(f"{size} bytes: GCS takes resumable chunks in multiples of 256KiB; allowed: 256KiB, "
+                             "512KiB, ... (e.g. 8MiB)")
+        return size
 
 
 class KafkaSinkSettings(Group):

@@ -1,9 +1,11 @@
 """GcsSink: the object-store sink on Google Cloud Storage (gcloud-aio-storage, the `gcs` extra).
 
 Object layout, state objects and crash rules are the object-store base's (sinks/object_store.py),
-the same as S3's. Objects larger than `resumable_threshold` go up as resumable uploads (one
-session per object; an upload cut off by a crash leaves no object, and the retry starts a new one);
-smaller ones, and the state objects, as multipart uploads carrying their metadata.
+the same as S3's. Objects larger than `resumable_threshold` go up as resumable uploads in chunks of
+`resumable_chunk`: after a chunk lost to a dropped connection, a timeout or a refused range, the
+upload goes on from the byte the server reports it holds (a status query), not from the start; an upload cut off by a crash leaves
+no object, and the drain's retry starts a new session. Smaller objects, and the state objects, go
+up as multipart uploads carrying their metadata.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.settings import GcsSinkSettings, Settings
 from sinks.object_store import NDJSON, ObjectStoreSink
 
 REFUSED = {400, 401, 403}  # credentials, permissions, bad names: an operator must act
+RESUME_ATTEMPTS = 5  # lost chunks resumed per object before the batch is retried from the start
 
 
 class GcsSink(ObjectStoreSink):
@@ -73,9 +76,64 @@ class GcsSink(ObjectStoreSink):
         return self._storage
 
     async def _put(self, key: str, body: bytes) -> None:
+        if len(body) > self.settings.resumable_threshold:
+            await self._resume(await self._open_session(key, len(body)), body)
+            return
         await self._client().upload(self.settings.bucket, key, body, content_type=NDJSON,
                                     metadata={"contentEncoding": "gzip"}, timeout=int(self.settings.timeout),
-                                    force_resumable_upload=len(body) > self.settings.resumable_threshold)
+                                    force_resumable_upload=False)
+
+    # -- resumable uploads in chunks (the client sends one request per object) -------------------
+    def _root(self) -> str:
+        return self.settings.endpoint_url or "https://storage.googleapis.com"
+
+    async def _open_session(self, key: str, size: int) -> str:
+        """Start a resumable upload of `size` bytes; its session URI takes the chunks."""
+        assert self._http is not None
+        headers = {**await self._client()._headers(), "X-Upload-Content-Type": NDJSON,  # noqa: SLF001
+                   "X-Upload-Content-Length": str(size)}
+        async with self._http.post(f"{self._root()}/upload/storage/v1/b/{self.settings.bucket}/o", headers=headers,
+                                   params={"uploadType": "resumable", "name": key},
+                                   json={"name": key, "contentType": NDJSON, "contentEncoding": "gzip"}) as reply:
+            reply.raise_for_status()
+            return reply.headers["Location"]
+
+    async def _resume(self, session: str, body: bytes, held: int | None = 0) -> None:
+        """Send `body` on from byte `held` (None: ask the session); after a lost chunk, from what it holds."""
+        assert self._http is not None
+        headers = await self._client()._headers()  # noqa: SLF001
+        lost = 0
+        if held is None:
+            held = await self._held(session, headers, len(body))
+        while held < len(body):
+            end = min(held + self.settings.resumable_chunk, len(body))
+            try:
+                async with self._http.put(session, data=body[held:end], headers={
+                        **headers, "Content-Range": f"bytes {held}-{end - 1}/{len(body)}"}) as reply:
+                    if reply.status in (200, 201):
+                        return
+                    if reply.status != 308:
+                        reply.raise_for_status()
+                    held = _held_bytes(reply.headers.get("Range"))
+            except (aiohttp.ClientConnectionError, aiohttp.ClientResponseError, TimeoutError) as exc:
+                # a lost connection, or a chunk the session no longer expects (aiohttp re-sends a PUT once
+                # on a dropped pooled connection): ask what it holds; an expired session (404) starts over
+                if isinstance(exc, aiohttp.ClientResponseError) and exc.status in (401, 403, 404):
+                    raise
+                lost += 1
+                if lost > RESUME_ATTEMPTS:
+                    raise
+                held = await self._held(session, headers, len(body))
+
+    async def _held(self, session: str, headers: dict[str, str], size: int) -> int:
+        """How many bytes the session holds (a status query); `size` when the object is complete."""
+        assert self._http is not None
+        async with self._http.put(session, headers={**headers, "Content-Range": f"bytes */{size}"}) as reply:
+            if reply.status in (200, 201):
+                return size
+            if reply.status != 308:
+                reply.raise_for_status()
+            return _held_bytes(reply.headers.get("Range"))
 
     async def _put_state(self, key: str, body: bytes) -> None:
         # with metadata the client sends a multipart upload (a simple upload of JSON trips some emulators)
@@ -114,3 +172,8 @@ class GcsSink(ObjectStoreSink):
             return PermanentError(f"GCS refused the request ({exc.status} {exc.message}): fix credentials, "
                                   "permissions or the bucket name")
         return RetriableError(f"GCS request failed, will retry: {exc!r}")
+
+
+def _held_bytes(range_header: str | None) -> int:
+    """Bytes a session holds from its `Range: bytes=0-<last>` header (none yet: no header)."""
+    return int(range_header.rsplit("-", 1)[1]) + 1 if range_header else 0

@@ -15,8 +15,10 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from gcloud.aio.storage import Storage
 
+from commands.broker import free_port
 from core.errors import PermanentError
 from core.settings import GcsSinkSettings
 from sinks.base import SinkBatch, SinkLine
@@ -106,37 +108,99 @@ async def test_crash_before_state_update_leaves_no_duplicate(emulator: Server, s
     assert sorted((d["o"], d["i"]) for d in lines) == [(o, i) for o in range(0, 31) for i in range(3)]
 
 
-async def test_large_objects_go_up_resumable_and_a_cut_upload_leaves_nothing(emulator: Server,
-                                                                             storage: Storage) -> None:
-    sink = GcsSink(settings(emulator, "gcs-large", resumable_threshold=1024 * 1024))
-    await sink.start()
-    uploads: list[str] = []
+def record_requests(sink: GcsSink) -> list[tuple[str, str, str]]:
+    """(method, uploadType, Content-Range) of every request the sink's HTTP session sends from now on."""
+    seen: list[tuple[str, str, str]] = []
 
     async def on_request(_: Any, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
-        uploads.append(params.url.query.get("uploadType", ""))
+        seen.append((params.method, params.url.query.get("uploadType", ""), params.headers.get("Content-Range", "")))
 
-    assert sink._http is not None
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request)
     trace.freeze()
+    assert sink._http is not None
     sink._http._trace_configs.append(trace)
+    return seen
+
+
+def big_lines(count: int = 4000) -> list[SinkLine]:
+    """~2.4 MiB of random hex: over 1 MiB after gzip."""
+    return [SinkLine(f"b{n}", "t", BASE_NS, "info", "svc", orjson.dumps({"n": n, "r": os.urandom(300).hex()}), n, 0)
+            for n in range(count)]
+
+
+async def test_large_objects_go_up_in_resumable_chunks_small_ones_multipart(emulator: Server,
+                                                                          storage: Storage) -> None:
+    sink = GcsSink(settings(emulator, "gcs-large", resumable_threshold=1024 * 1024, resumable_chunk=256 * 1024))
+    await sink.start()
+    requests = record_requests(sink)
     try:
-        big = [SinkLine(f"b{n}", "t", BASE_NS, "info", "svc", orjson.dumps({"n": n, "r": os.urandom(300).hex()}), n, 0)
-               for n in range(4000)]  # ~2.4 MiB of hex, over 1 MiB after gzip
+        big = big_lines()
         await sink.write_batch(SinkBatch("sink.gcs", 1, big))
         await sink.write_batch(SinkBatch("sink.gcs", 1, records(5000, 5001)))  # small: multipart
     finally:
         await sink.stop()
-    assert "resumable" in uploads and "multipart" in uploads, uploads
+    size = len(gzip.compress(b"".join(x.document + b"\n" for x in big), 5))
+    chunks = [r for method, _, r in requests if method == "PUT" and not r.startswith("bytes */")]
+    assert len(chunks) == -(-size // (256 * 1024)) >= 4, requests  # one request per 256 KiB chunk
+    assert ("POST", "multipart", "") in requests
     lines = await all_lines(storage, "gcs-large")
     assert [d.get("n", d.get("o")) for d in lines] == [*range(4000), 5000, 5000, 5000, 5001, 5001, 5001]
-    # a resumable session whose upload never finished (the worker died) creates no object
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{emulator.url}/upload/storage/v1/b/gcs-large/o",
-                             params={"uploadType": "resumable", "name": "lw/dt=cut/object.ndjson.gz"},
-                             json={"name": "lw/dt=cut/object.ndjson.gz"}) as reply:
-            assert reply.status == 200, await reply.text()
-    assert await all_lines(storage, "gcs-large", "lw/dt=cut/") == []
+
+
+@pytest.fixture
+async def lossy_proxy(emulator: Server) -> AsyncIterator[str]:
+    """An HTTP proxy to the emulator that delivers the first upload chunk and then drops the
+    connection before the reply: the server holds the chunk, the client sees a lost connection."""
+    dropped: list[str] = []
+    forwarded = ("content-range", "content-type", "x-upload-content-type", "x-upload-content-length")
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        async def forward(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            async with http.request(request.method, emulator.url + request.raw_path, data=body,
+                                    headers={k: v for k, v in request.headers.items() if k.lower() in forwarded}) as r:
+                reply = web.Response(status=r.status, body=await r.read(), headers={
+                    k: v.replace(emulator.url, proxy_url) for k in ("Location", "Range", "Content-Type")
+                    if (v := r.headers.get(k))})
+            chunk = request.method == "PUT" and not request.headers.get("Content-Range", "").startswith("bytes */")
+            if chunk and not dropped:
+                dropped.append(request.headers["Content-Range"])
+                assert request.transport is not None
+                request.transport.close()
+            return reply
+
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        proxy_url = f"http://127.0.0.1:{port}"
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield proxy_url
+        finally:
+            await runner.cleanup()
+    assert dropped, "the proxy never dropped a chunk: nothing was tested"
+
+
+async def test_a_lost_chunk_resumes_from_what_the_server_holds_and_a_cut_upload_leaves_nothing(
+        lossy_proxy: str, emulator: Server, storage: Storage) -> None:
+    sink = GcsSink(GcsSinkSettings(bucket="gcs-resume", prefix="lw", endpoint_url=lossy_proxy, project="p",
+                                   resumable_threshold=256 * 1024, resumable_chunk=256 * 1024))
+    await sink.start()
+    requests = record_requests(sink)
+    try:
+        big = big_lines(3000)
+        await sink.write_batch(SinkBatch("sink.gcs", 0, big))
+        cut = await sink._open_session("lw/dt=cut/object.ndjson.gz", 1 << 20)  # a worker dies after this
+        assert cut
+    finally:
+        await sink.stop()
+    puts = [r for method, _, r in requests if method == "PUT"]
+    first, query, again = puts[:3]  # a chunk, its reply lost; what does the server hold?; on from there
+    assert first.startswith("bytes 0-") and query.startswith("bytes */") and again.startswith(f"bytes {256 * 1024}-")
+    assert sorted(d["n"] for d in await all_lines(storage, "gcs-resume")) == list(range(3000))
+    assert await all_lines(storage, "gcs-resume", "lw/dt=cut/") == []
 
 
 async def test_missing_bucket_created_with_a_project_and_refused_without(emulator: Server,
