@@ -3,9 +3,9 @@
 Object layout, state objects and crash rules are the object-store base's (sinks/object_store.py),
 the same as S3's. Objects larger than `resumable_threshold` go up as resumable uploads in chunks of
 `resumable_chunk`: after a chunk lost to a dropped connection, a timeout or a refused range, the
-upload goes on from the byte the server reports it holds (a status query), not from the start; an upload cut off by a crash leaves
-no object, and the drain's retry starts a new session. Smaller objects, and the state objects, go
-up as multipart uploads carrying their metadata.
+upload goes on from the byte the server reports it holds (a status query), not from the start. An
+upload cut off by a crash leaves no object, and the drain's retry starts a new session. Smaller
+objects, and the state objects, go up as multipart uploads carrying their metadata.
 """
 
 from __future__ import annotations
