@@ -332,8 +332,9 @@ class SinkSettings(Group):
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
-                message = _error_message(first)
-                raise _setting_error(f"sinks.{name}.{where}".rstrip("."), first.get("input"), message) from None
+                value = None if first["type"] == "missing" else first.get("input")  # not the whole group
+                message = "required, and not set" if first["type"] == "missing" else _error_message(first)
+                raise _setting_error(f"sinks.{name}.{where}".rstrip("."), value, message) from None
         return self
 
     def plugin(self, name: str) -> BaseModel:

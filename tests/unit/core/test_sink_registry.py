@@ -77,7 +77,8 @@ def test_plugin_is_found_by_name_and_built_with_its_validated_settings(probe_plu
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({"LOGWEAVE_SINKS__ENABLED": "probe"}, ["sinks.probe.url", "LOGWEAVE_SINKS__PROBE__URL", "Field required"]),
+        ({"LOGWEAVE_SINKS__ENABLED": "probe"}, ["sinks.probe.url", "LOGWEAVE_SINKS__PROBE__URL", "= None",
+                                                "required, and not set"]),
         ({"LOGWEAVE_SINKS__PROBE__URL": "u", "LOGWEAVE_SINKS__PROBE__BATCH_LINES": "0"},
          ["sinks.probe.batch_lines", "LOGWEAVE_SINKS__PROBE__BATCH_LINES", "'0'", "greater than or equal to 1"]),
         ({"LOGWEAVE_SINKS__PROBE__URL": "u", "LOGWEAVE_SINKS__PROBE__TYPO": "1"},
