@@ -278,6 +278,7 @@ class KafkaSinkSettings(Group):
     linger: Duration = Field(0.005, le=1.0)
     transactional_id: str | None = None  # default: the worker's instance name + `.sink.kafka`
     transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
+    marks_bytes: ByteSize = Field(3500, ge=64)  # per-stream marks kept in the offset metadata (Kafka: 4 KiB max)
     max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch
     max_batch_bytes: ByteSize = 32 * 1024 * 1024
     flush_age: Duration = 1.0

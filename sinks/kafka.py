@@ -11,13 +11,18 @@ retry or a replay writes nothing twice. The position lives in a group of its own
 drain's (faust's) group because faust commits that group by itself, and a late commit of an older
 offset would move a shared position back.
 
+The metadata also keeps per-stream marks (sinks/stream_marks.py) of the streams written most
+recently, as many as fit `marks_bytes`: a line the group stage forwarded twice under two sink-topic
+offsets (a worker crash upstream) is skipped like in the file and S3 sinks, as long as its stream is
+among those (Kafka caps offset metadata at 4 KiB by default; raise `offset.metadata.max.bytes` and
+`marks_bytes` together for partitions carrying more streams at once).
+
 The transactional id is the worker's instance name (its static member id) plus `.sink.kafka`: a
 worker restarted after kill -9 under the same name fences its previous incarnation and aborts the
 transaction it left open. Each record carries its line id in the `logweave-line-id` header.
 
-Not deduplicated here (docs/sinks.md): a line the group stage forwarded twice under two sink-topic
-offsets after a crash upstream (the file and S3 sinks skip those by per-stream marks, which do not
-fit in an offset's metadata); consumers may drop those by the line-id header.
+Not deduplicated here (docs/sinks.md): a re-forwarded line whose stream's mark no longer fits the
+metadata; consumers may drop those by the line-id header.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from core.errors import PermanentError, RetriableError
 from core.settings import KafkaSettings, KafkaSinkSettings, Settings
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.stream_marks import unseen
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 LINE_ID_HEADER = "logweave-line-id"
@@ -96,8 +102,8 @@ class KafkaSink(Sink):
             await self.start()
         assert self._producer is not None
         try:
-            offset, index = await self._position(batch.topic, batch.partition)
-            fresh = [line for line in batch.lines if (line.offset, line.index) > (offset, index)]
+            offset, index, marks = await self._position(batch.topic, batch.partition)
+            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > (offset, index)], marks)
             if not fresh:
                 return WriteResult()
             async with self._producer.transaction():
@@ -105,7 +111,8 @@ class KafkaSink(Sink):
                 last = fresh[-1]
                 await self._producer.send_offsets_to_transaction(
                     {TopicPartition(batch.topic, batch.partition):
-                     OffsetAndMetadata(last.offset, orjson.dumps({"index": last.index}).decode())},
+                     OffsetAndMetadata(last.offset, position_metadata(last.index, recent_marks(
+                         fresh, marks, self.settings.marks_bytes)))},
                     self.position_group)
         except ProducerFenced as exc:
             await self.stop()
@@ -120,20 +127,23 @@ class KafkaSink(Sink):
     async def resume_offset(self, topic: str, partition: int) -> int | None:
         if self._admin is None:
             await self.start()
-        offset, _ = await self._position(topic, partition)
+        offset, _, _ = await self._position(topic, partition)
         return offset if offset >= 0 else None
 
-    async def _position(self, topic: str, partition: int) -> tuple[int, int]:
-        """(offset, index) of the last line committed for this sink-topic partition; (-1, -1) if none."""
+    async def _position(self, topic: str, partition: int) -> tuple[int, int, dict[str, int]]:
+        """(offset, index) of the last line committed for this sink-topic partition ((-1, -1) if none)
+        and the per-stream marks kept with it."""
         assert self._admin is not None
         tp = TopicPartition(topic, partition)
         found: dict[TopicPartition, Any] = await self._admin.list_consumer_group_offsets(
             self.position_group, partitions=[tp])
         committed = found.get(tp)
         if committed is None or committed.offset < 0:
-            return (-1, -1)
-        index = orjson.loads(committed.metadata)["index"] if committed.metadata else 1 << 62
-        return (committed.offset, index)
+            return (-1, -1, {})
+        if not committed.metadata:  # committed by something else: take the whole record as written
+            return (committed.offset, 1 << 62, {})
+        kept = orjson.loads(committed.metadata)
+        return (committed.offset, kept["index"], kept.get("streams", {}))
 
     def _records(self, batch: SinkBatch, lines: list[SinkLine]) -> Iterator[Record]:
         """(key, value, headers) per line, or per trace (its lines as NDJSON, split to fit a message)."""
@@ -153,6 +163,34 @@ class KafkaSink(Sink):
             for part in _fit(trace_lines, budget):
                 yield (trace_id.encode(), b"".join(x.document + b"\n" for x in part),
                        [(LINE_ID_HEADER, part[0].line_id.encode()), (SOURCE_HEADER, source(part[0]))])
+
+
+def recent_marks(written: list[SinkLine], marks: dict[str, int], budget: int) -> dict[str, int]:
+    """The marks of the streams written most recently that fit `budget` bytes of offset metadata.
+
+    Kafka caps an offset's metadata (`offset.metadata.max.bytes`, 4096 by default), so the marks of
+    streams not seen for longest are dropped first; a re-forwarded line comes within moments of the
+    crash that caused it, while its stream is still among the recent ones.
+    """
+    recent: dict[str, int] = {}
+    for line in reversed(written):
+        digest = line.line_id.rpartition("-")[0]
+        if digest in marks and digest not in recent:
+            recent[digest] = marks[digest]
+    for digest, position in reversed(marks.items()):  # then the older ones, newest first
+        recent.setdefault(digest, position)
+    kept: dict[str, int] = {}
+    size = len(position_metadata(written[-1].index, {}))
+    for digest, position in recent.items():
+        size += len(digest) + len(str(position)) + 4  # "digest":position,
+        if size > budget:
+            break
+        kept[digest] = position
+    return kept
+
+
+def position_metadata(index: int, marks: dict[str, int]) -> str:
+    return orjson.dumps({"index": index, "streams": marks}).decode()
 
 
 async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterator[Record]) -> None:

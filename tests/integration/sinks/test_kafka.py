@@ -90,6 +90,23 @@ async def _headers(broker: EmbeddedBroker, topic: str) -> dict[bytes, str]:
         await consumer.stop()
 
 
+async def test_a_line_forwarded_again_under_a_new_offset_is_skipped_by_its_stream_mark(
+        shared_broker: EmbeddedBroker) -> None:
+    """The group stage re-forwards lines after a crash upstream: same line ids, later sink-topic offsets."""
+    def stream_lines(first_offset: int, positions: range) -> list[SinkLine]:
+        return [SinkLine(f"00000000000000aa-{p:x}", "t", 0, "info", "svc", orjson.dumps({"p": p}), first_offset + p, 0)
+                for p in positions]
+
+    sink = make_sink(shared_broker, "out-marks")
+    await sink.start()
+    try:
+        await sink.write_batch(SinkBatch("sink.kafka", 0, stream_lines(0, range(0, 10))))
+        await sink.write_batch(SinkBatch("sink.kafka", 0, stream_lines(100, range(5, 16))))  # 5..9 again
+    finally:
+        await sink.stop()
+    assert sorted(d["p"] for _, d in await written(shared_broker, "out-marks")) == list(range(16))
+
+
 async def test_whole_traces_as_one_record_each(shared_broker: EmbeddedBroker) -> None:
     sink = make_sink(shared_broker, "out-traces", record="trace")
     await sink.start()
