@@ -23,7 +23,7 @@ COPY agents ./agents
 COPY app ./app
 COPY commands ./commands
 RUN /opt/logweave/bin/pip install --upgrade pip \
- && /opt/logweave/bin/pip install .
+ && /opt/logweave/bin/pip install '.[gcs]'
 
 FROM python:3.11-slim-bookworm AS runtime
 RUN groupadd --gid 10001 logweave \

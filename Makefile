@@ -14,10 +14,14 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-pure test-under-load test-pure-install system-deps test-clients lint bench soak build clean
 
-$(STAMP): pyproject.toml
+# the example sink plugin the tests drive through the pipeline (docs/sinks.md)
+EXAMPLE_PLUGIN := examples/webhook-sink
+
+$(STAMP): pyproject.toml $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps --force-reinstall ./$(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,7 +47,7 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check core kafka_io sinks collectors tables agents app commands tests
+	$(BIN)/ruff check core kafka_io sinks collectors tables agents app commands tests examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

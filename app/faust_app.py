@@ -7,8 +7,6 @@ same instance id at once, which is what a StatefulSet does and what the embedded
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
 from functools import lru_cache
 from typing import Any
@@ -29,12 +27,7 @@ def get_settings() -> Settings:
 
 def group_instance_id(settings: Settings) -> str | None:
     """Static membership id: configured, else the pod name (HOSTNAME) plus the web port."""
-    if not settings.kafka.static_membership:
-        return None
-    if settings.kafka.group_instance_id:
-        return settings.kafka.group_instance_id
-    host = os.environ.get("HOSTNAME") or socket.gethostname()
-    return f"{settings.worker.app_id}-{host}-{settings.worker.web_port}"
+    return settings.instance_name() if settings.kafka.static_membership else None
 
 
 def broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:

@@ -34,12 +34,13 @@ from core.codec import compressor
 from core.errors import ConfigError
 from core.models import DeadLetter, encode_dead_letters
 from core.settings import Settings
+from core.sink_registry import sink_names
 from core.topics import DEADLETTER, sink_topic
 from kafka_io.client_options import client_options
 from kafka_io.range_reader import range_consumer, read_range
-from sinks import SINK_CLASSES, create_sink
+from sinks import create_sink
 
-SINKS_NEEDING_STOPPED_DRAIN = ("s3",)  # unlocked position object: one writer at a time
+SINKS_NEEDING_STOPPED_DRAIN = ("s3", "gcs", "kafka")  # unlocked position (object, group offset): one writer at a time
 Progress = Callable[[int], object]
 
 
@@ -72,8 +73,8 @@ async def _partition_count(consumer: AIOKafkaConsumer, topic: str) -> int:
 
 
 def check_sink(settings: Settings, name: str) -> None:
-    if name not in SINK_CLASSES:
-        raise ConfigError(f"--sink {name!r} is not a sink; allowed: {', '.join(SINK_CLASSES)}")
+    if name not in sink_names():
+        raise ConfigError(f"--sink {name!r} is not a sink; allowed: {', '.join(sink_names())}")
     if name not in settings.sinks.enabled:
         raise ConfigError(f"--sink {name!r} is not enabled (sinks.enabled = {','.join(settings.sinks.enabled)}); "
                           "enable it in the configuration the workers use")

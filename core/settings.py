@@ -10,6 +10,7 @@ call `load_settings()`.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -25,12 +26,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
+from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -41,7 +44,6 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "ETCD_SERVERS": ("sinks", "etcd", "servers"),
     "TTL": ("sinks", "etcd", "ttl"),
 }
-SINK_NAMES = ("file", "etcd", "elasticsearch", "s3")
 
 
 class Group(BaseModel):
@@ -188,10 +190,7 @@ class RouteRule(Group):
     @field_validator("sinks")
     @classmethod
     def _known_sinks(cls, sinks: list[str]) -> list[str]:
-        unknown = [s for s in sinks if s not in SINK_NAMES]
-        if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
-        return sinks
+        return check_sink_names(sinks)
 
 
 class RoutingSettings(Group):
@@ -238,19 +237,78 @@ class ElasticsearchSinkSettings(Group):
     verify_certs: bool = True
 
 
-class S3SinkSettings(Group):
+class ObjectStoreSinkSettings(Group):
+    """What every object-store sink (S3, GCS) shares: where objects go and how big they grow."""
+
     bucket: str = "logweave"
     prefix: str = "logs"
+    flush_bytes: ByteSize = 8 * 1024 * 1024
+    flush_age: Duration = 60.0
+
+
+class S3SinkSettings(ObjectStoreSinkSettings):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     path_style: bool = False
-    flush_bytes: ByteSize = 8 * 1024 * 1024
-    flush_age: Duration = 60.0
     multipart_threshold: ByteSize = 16 * 1024 * 1024
     part_size: ByteSize = 8 * 1024 * 1024
 
 
+class GcsSinkSettings(ObjectStoreSinkSettings):
+    """`sinks.gcs`: Google Cloud Storage; `endpoint_url` points at an emulator (no credentials sent)."""
+
+    endpoint_url: str | None = None
+    project: str | None = None  # creates a missing bucket in this project; None: a missing bucket is an error
+    service_file: Path | None = None  # service-account JSON; default: the application default credentials
+    resumable_threshold: ByteSize = 8 * 1024 * 1024  # larger objects go up as resumable uploads
+    resumable_chunk: ByteSize = 8 * 1024 * 1024  # bytes per request of a resumable upload (n x 256 KiB)
+    timeout: Duration = Field(120.0, gt=0)
+
+    @field_validator("resumable_chunk")
+    @classmethod
+    def _whole_quanta(cls, size: int) -> int:
+        if size <= 0 or size % (256 * 1024):
+            raise ValueError(f"{size} bytes: GCS takes resumable chunks in multiples of 256KiB; allowed: 256KiB, "
+                             "512KiB, ... (e.g. 8MiB)")
+        return size
+
+
+class KafkaSinkSettings(Group):
+    """`sinks.kafka`: its own cluster (empty `brokers`: the pipeline's) and topic.
+
+    Connection options sit in this group beside `brokers`, so a `security` sub-group (TLS, SASL) can be
+    added here with the same model as the pipeline's Kafka connection.
+    """
+
+    brokers: str = ""
+    topic: str = "logweave.lines"
+    record: Literal["line", "trace"] = "line"  # one record per line, or per trace (its lines as NDJSON)
+    topic_partitions: int = Field(4, ge=1, le=1024)  # when the sink creates its topic
+    replication_factor: int = Field(1, ge=1)
+    compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
+    max_message_bytes: ByteSize = 1_000_000
+    linger: Duration = Field(0.005, le=1.0)
+    transactional_id: str | None = None  # default: the worker's instance name + `.sink.kafka`
+    transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
+    marks_bytes: ByteSize = Field(3500, ge=64)  # per-stream marks kept in the offset metadata (Kafka: 4 KiB max)
+    max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch
+    max_batch_bytes: ByteSize = 32 * 1024 * 1024
+    flush_age: Duration = 1.0
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+
 class SinkSettings(Group):
+    """Shared batching and retry settings, one group per built-in sink, and plugins' groups.
+
+    A plugin's group (`sinks.<name>`, found through the `logweave.sinks` entry points) is kept as an
+    extra key and validated against the plugin's own model; any other unknown key is refused.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     enabled: list[str] = ["file"]
     batch_size: int = Field(1000, ge=1)
     batch_bytes: ByteSize = 4 * 1024 * 1024
@@ -260,14 +318,50 @@ class SinkSettings(Group):
     etcd: EtcdSinkSettings = EtcdSinkSettings()
     elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()
     s3: S3SinkSettings = S3SinkSettings()
+    kafka: KafkaSinkSettings = KafkaSinkSettings()
+    gcs: GcsSinkSettings = GcsSinkSettings()
 
     @field_validator("enabled")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in SINK_NAMES]
-        if unknown:
-            raise ValueError(f"unknown sink(s) {unknown}; allowed: {', '.join(SINK_NAMES)}")
-        return names
+        return check_sink_names(names)
+
+    @model_validator(mode="after")
+    def _plugin_groups(self) -> SinkSettings:
+        groups = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        plugins = plugin_entry_points()
+        for key, value in groups.items():
+            if key not in plugins:
+                raise _setting_error(f"sinks.{key}", value, "unknown setting (check the spelling against "
+                                     "`logweave check-config`; a plugin's group needs its package installed)")
+        for name in [n for n in plugins if n in groups or n in self.enabled]:
+            raw = groups.get(name, {})
+            if isinstance(raw, BaseModel):
+                continue
+            try:
+                groups[name] = plugin_settings_model(name).model_validate(raw)
+            except ConfigError as exc:
+                raise _setting_error(f"sinks.{name}", raw, str(exc)) from None
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                value = None if first["type"] == "missing" else first.get("input")  # not the whole group
+                message = "required, and not set" if first["type"] == "missing" else _error_message(first)
+                raise _setting_error(f"sinks.{name}.{where}".rstrip("."), value, message) from None
+        return self
+
+    def plugin(self, name: str) -> BaseModel:
+        """A plugin sink's validated settings group (`sinks.<name>`)."""
+        group = (self.__pydantic_extra__ or {}).get(name)
+        if not isinstance(group, BaseModel):
+            raise ConfigError(f"sinks.{name}: no settings group for sink plugin {name!r} (is it installed?)")
+        return group
+
+
+def _setting_error(setting: str, value: Any, message: str) -> PydanticCustomError:
+    """An error that names a setting below the group that raised it (see _explain)."""
+    return PydanticCustomError("setting_error", "{message}", {"message": message, "setting": setting,
+                                                              "value": value})
 
 
 class WorkerSettings(Group):
@@ -337,6 +431,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
+    def instance_name(self) -> str:
+        """This worker's stable name: `kafka.group_instance_id`, else the pod name (HOSTNAME) and web port.
+
+        The static member id of its consumer, and the stem of transactional ids, so a restarted worker
+        takes over (and fences) what its previous incarnation held.
+        """
+        if self.kafka.group_instance_id:
+            return self.kafka.group_instance_id
+        host = os.environ.get("HOSTNAME") or socket.gethostname()
+        return f"{self.worker.app_id}-{host}-{self.worker.web_port}"
+
     def topic(self, name: str) -> str:
         """Full topic name for a logical name (`logs.raw`, `sink.file`, ...)."""
         return f"{self.kafka.topic_prefix}{name}"
@@ -375,17 +480,25 @@ def _secret_name(dotted: str) -> bool:
     return any(word in dotted.lower() for word in _SECRET_WORDS)
 
 
+def _error_message(error: Any) -> str:
+    message: str = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown setting (check the spelling against `logweave check-config`)"
+    if error["type"] == "literal_error":
+        return "allowed values: " + message.removeprefix("Input should be ")
+    return message
+
+
 def _explain(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
-    dotted = ".".join(str(p) for p in loc)
     value = first.get("input")
-    message = first["msg"].removeprefix("Value error, ")
+    message = _error_message(first)
+    if first["type"] == "setting_error":  # raised by a group about a setting below it
+        context = first.get("ctx") or {}
+        loc, value, message = tuple(context["setting"].split(".")), context["value"], context["message"]
+    dotted = ".".join(str(p) for p in loc)
     shown = "" if isinstance(value, Mapping) or _secret_name(dotted) else f" = {value!r}"  # never echo a secret
-    if first["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling against `logweave check-config`)"
-    elif first["type"] == "literal_error":
-        message = "allowed values: " + message.removeprefix("Input should be ")
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     if isinstance(value, Mapping) and message.startswith(dotted + "."):  # a group's check names its setting
         return f"invalid setting {message}{more}"

@@ -1,4 +1,4 @@
-"""The one batch contract every sink implements: start / write_batch / stop.
+"""The one batch contract every sink implements: start / write_batch / stop (docs/sinks.md).
 
 The drain agent (agents/drain.py) owns batching, retries, the circuit breaker, dead letters and
 acks; a sink only writes one batch of lines from one sink-topic partition and reports, per line,
@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import BaseModel
+
+from core.settings import Group
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+SettingsGroup = Group  # base for a plugin's settings model: unknown keys refused, `a,b` strings as lists
 
 @dataclass(slots=True)
 class SinkLine:
@@ -71,6 +79,12 @@ class Sink(ABC):
     """A destination. Raise core.errors.RetriableError when the whole batch should be retried."""
 
     name: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel] | None] = None  # plugins: the model of `sinks.<name>`
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sink:
+        """Build the sink from the effective settings; plugins get their validated `sinks.<name>` group."""
+        return cls(settings.sinks.plugin(cls.name))  # type: ignore[call-arg]
 
     @abstractmethod
     async def start(self) -> None:

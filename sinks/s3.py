@@ -1,64 +1,41 @@
 """S3Sink: gzip NDJSON objects named by sink-topic offsets, exactly once across crashes and replays.
 
-Objects cannot be upserted line by line, so the sink keeps, per topic partition, the last line it
-wrote in a small state object (`<prefix>/_state/<topic>-<partition>.json`) written after each data
-object. Lines at or below it are skipped (replays add nothing). A crash between a data object and its
-state update makes the retry start at the same first offset (the drain splits at record
-boundaries), so the retry's key shares that first offset; older objects with that first offset and
-another last offset are deleted after the new one is written. The state is read afresh for every
-batch (one small GET beside the object PUT), never cached: a partition that moved to another worker
-and back at a rebalance must not be written from a stale position. Keys derive from offsets and the first
-line's event time, never from the wall clock. Large objects go up as multipart uploads.
+The object layout, state object and crash rules are the object-store base's (sinks/object_store.py);
+this module only puts, gets, lists and deletes objects through S3's API. Large objects go up as
+multipart uploads.
 """
 
 from __future__ import annotations
 
-import gzip
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import PermanentError, RetriableError
 from core.settings import S3SinkSettings, Settings
-from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
-from sinks.stream_marks import unseen
+from sinks.object_store import NDJSON, ObjectStoreSink, object_key, sibling_prefix
 
+__all__ = ["S3Sink", "object_key", "sibling_prefix"]
 MIN_PART = 5 * 1024 * 1024
-KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}-{last:019d}.ndjson.gz"
 
 
-def object_key(prefix: str, batch: SinkBatch) -> str:
-    when = datetime.fromtimestamp(batch.lines[0].time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
-    return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
-                               topic=batch.topic, partition=batch.partition, first=batch.first_offset,
-                               last=batch.last_offset)
-
-
-def sibling_prefix(key: str) -> str:
-    """Keys sharing this object's first offset: everything up to and including `<first>-`."""
-    return key[: key.rindex("-") + 1]
-
-
-class S3Sink(Sink):
+class S3Sink(ObjectStoreSink):
     """Writes batches as objects to S3 or any S3 API (MinIO, path-style addressing)."""
 
     name = "s3"
+    store_errors = (ClientError, BotoCoreError)
 
     def __init__(self, settings: S3SinkSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
+        self.settings: S3SinkSettings = settings
         self._client: Any = None
         self._context: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Sink:
         return cls(settings.sinks.s3)
-
-    def batch_limits(self) -> tuple[int, int, float]:
-        return (10_000_000, self.settings.flush_bytes, self.settings.flush_age)
 
     async def start(self) -> None:
         s = self.settings
@@ -86,51 +63,23 @@ class S3Sink(Sink):
             await self._context.__aexit__(None, None, None)
             self._context = self._client = None
 
-    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+    # -- the store -------------------------------------------------------------------------------
+    async def _get(self, key: str) -> bytes | None:
         try:
-            last, marks = await self._load_state(batch.topic, batch.partition)
-            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
-            if not fresh:
-                return WriteResult()
-            todo = SinkBatch(batch.topic, batch.partition, fresh)
-            key = object_key(self.settings.prefix, todo)
-            await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
-            await self._remove_siblings(key)
-            await self._save_state(todo.topic, todo.partition, fresh[-1], marks)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._classify(exc) from exc
-        return WriteResult()
-
-    async def resume_offset(self, topic: str, partition: int) -> int | None:
-        try:
-            (offset, _), _ = await self._load_state(topic, partition)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._classify(exc) from exc
-        return offset if offset >= 0 else None
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _state_key(self, topic: str, partition: int) -> str:
-        return f"{self.settings.prefix.strip('/')}/_state/{topic}-{partition}.json"
-
-    async def _load_state(self, topic: str, partition: int) -> tuple[tuple[int, int], dict[str, int]]:
-        """(offset, index) of the last line written for this partition, and its per-stream marks."""
-        try:
-            reply = await self._client.get_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition))
+            reply = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
             async with reply["Body"] as body:
-                state = orjson.loads(await body.read())
+                data: bytes = await body.read()
+                return data
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
                 raise
-            return (-1, -1), {}
-        return (state["offset"], state["index"]), state.get("streams", {})
+            return None
 
-    async def _save_state(self, topic: str, partition: int, line: SinkLine, marks: dict[str, int]) -> None:
-        state = {"offset": line.offset, "index": line.index, "streams": marks}
-        await self._client.put_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition),
-                                      Body=orjson.dumps(state), ContentType="application/json")
+    async def _put_state(self, key: str, body: bytes) -> None:
+        await self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType="application/json")
 
     async def _put(self, key: str, body: bytes) -> None:
-        s, extra = self.settings, {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+        s, extra = self.settings, {"ContentType": NDJSON, "ContentEncoding": "gzip"}
         if len(body) <= s.multipart_threshold:
             await self._client.put_object(Bucket=s.bucket, Key=key, Body=body, **extra)
             return
@@ -148,11 +97,12 @@ class S3Sink(Sink):
             await self._client.abort_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"])
             raise
 
-    async def _remove_siblings(self, key: str) -> None:
-        listing = await self._client.list_objects_v2(Bucket=self.settings.bucket, Prefix=sibling_prefix(key))
-        stale = [{"Key": item["Key"]} for item in listing.get("Contents", []) if item["Key"] != key]
-        if stale:
-            await self._client.delete_objects(Bucket=self.settings.bucket, Delete={"Objects": stale})
+    async def _list(self, prefix: str) -> list[str]:
+        listing = await self._client.list_objects_v2(Bucket=self.settings.bucket, Prefix=prefix)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    async def _delete(self, keys: list[str]) -> None:
+        await self._client.delete_objects(Bucket=self.settings.bucket, Delete={"Objects": [{"Key": k} for k in keys]})
 
     @staticmethod
     def _classify(exc: Exception) -> Exception:

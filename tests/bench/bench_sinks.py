@@ -2,8 +2,9 @@
 
 Per sink: lines/s through `write_batch` and client-side CPU seconds per 100K lines
 (`time.process_time`), next to the limit: the same client sending pre-built bulk requests of the
-same lines (etcd gateway transactions, Elasticsearch/OpenSearch `_bulk`, S3 `put_object` of
-pre-compressed objects). The gap between the two is what the sink itself costs.
+same lines (etcd gateway transactions, Elasticsearch/OpenSearch `_bulk`, S3 `put_object` and GCS
+uploads of pre-compressed objects, one Kafka transaction of pre-built records per batch). The gap
+between the two is what the sink itself costs.
 Run: `python -m tests.bench.bench_sinks --out bench/sinks.json`.
 """
 
@@ -24,14 +25,26 @@ from typing import Any
 import aiohttp
 import orjson
 from aiobotocore.session import get_session
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from gcloud.aio.storage import Storage
 
 from commands.broker import EmbeddedBroker, free_port
-from core.settings import ElasticsearchSinkSettings, EtcdSinkSettings, S3SinkSettings
+from core.settings import (
+    ElasticsearchSinkSettings,
+    EtcdSinkSettings,
+    GcsSinkSettings,
+    KafkaSettings,
+    KafkaSinkSettings,
+    S3SinkSettings,
+)
 from sinks.base import Sink, SinkBatch, SinkLine
 from sinks.elasticsearch import ElasticsearchSink
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, line_key
+from sinks.gcs import GcsSink
+from sinks.kafka import LINE_ID_HEADER, KafkaSink
 from sinks.s3 import S3Sink
-from tests.support.servers import Server, etcd_server, moto_server, osmem_server
+from tests.support.servers import Server, etcd_server, gcs_emulator, moto_server, osmem_server
 
 BASE_NS = 1_749_543_941_000_000_000
 
@@ -108,6 +121,75 @@ async def s3_limit(url: str, batches: list[SinkBatch]) -> dict[str, float]:
         return await timed(sum(len(b.lines) for b in batches), run)
 
 
+async def gcs_limit(url: str, batches: list[SinkBatch]) -> dict[str, float]:
+    bodies = [gzip.compress(b"".join(x.document + b"\n" for x in batch.lines), 5) for batch in batches]
+    async with aiohttp.ClientSession() as http:
+        storage = Storage(api_root=url, session=http)  # type: ignore[arg-type]
+
+        async def run() -> None:
+            for n, body in enumerate(bodies):
+                await storage.upload("bench", f"raw/{n}.ndjson.gz", body, content_type="application/x-ndjson",
+                                     metadata={"contentEncoding": "gzip"})
+        return await timed(sum(len(b.lines) for b in batches), run)
+
+
+async def kafka_limit(bootstrap: str, batches: list[SinkBatch]) -> dict[str, float]:
+    """One transaction per batch of record batches built beforehand (key, value, line-id header,
+    partitioned as the sink does), no position read or committed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="bench-limit", enable_idempotence=True,
+                                acks="all", max_batch_size=1_000_000, linger_ms=5)
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for("raw-bench"))
+        choose = DefaultPartitioner()
+        built: list[list[tuple[int, Any]]] = []
+        for batch in batches:
+            builders: list[tuple[int, Any]] = []
+            current: dict[int, Any] = {}
+            for x in batch.lines:
+                key = x.trace_id.encode()
+                partition = choose(key, partitions, partitions)
+                builder = current.get(partition)
+                if builder is None or builder.append(key=key, value=x.document, timestamp=None,
+                                                     headers=[(LINE_ID_HEADER, x.line_id.encode())]) is None:
+                    builder = current[partition] = producer.create_batch()
+                    builders.append((partition, builder))
+                    builder.append(key=key, value=x.document, timestamp=None,
+                                   headers=[(LINE_ID_HEADER, x.line_id.encode())])
+            built.append(builders)
+
+        async def run() -> None:
+            for builders in built:
+                async with producer.transaction():
+                    sent = [await producer.send_batch(b, "raw-bench", partition=p) for p, b in builders]
+                    await asyncio.gather(*sent)
+        return await timed(sum(len(b.lines) for b in batches), run)
+    finally:
+        await producer.stop()
+
+
+async def bench_kafka_and_gcs(tmp: Path, scale: float, add: Callable[[str, dict[str, float], dict[str, float], str],
+                                                                    None]) -> None:
+    noida = EmbeddedBroker(tmp / "noida-kafka", free_port()).start()
+    try:
+        sink = KafkaSink(KafkaSinkSettings(topic="lines-bench", topic_partitions=1), KafkaSettings(
+            brokers=noida.bootstrap), "bench-sink", "bench.sink.kafka")
+        batches = make_lines(int(100_000 * scale), 10_000)
+        add("kafka (noida-db, transactional)", await through_sink(sink, batches),
+            await kafka_limit(noida.bootstrap, batches), "10K-line transactions; limit: pre-built record batches")
+    finally:
+        noida.stop(kill=True)
+    (tmp / "gcs").mkdir()
+    server = gcs_emulator(tmp / "gcs").start()
+    try:
+        gcs = GcsSink(GcsSinkSettings(bucket="bench", prefix="lw", endpoint_url=server.url, project="bench"))
+        batches = make_lines(int(200_000 * scale), 20_000)
+        add("gcs (gcp-storage-emulator)", await through_sink(gcs, batches), await gcs_limit(server.url, batches),
+            "20K-line objects; limit: uploads of pre-compressed bodies")
+    finally:
+        server.stop()
+
+
 async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
@@ -158,6 +240,7 @@ async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
             "20K-line objects; limit: put_object of pre-compressed bodies")
     finally:
         server.stop()
+    await bench_kafka_and_gcs(tmp, scale, add)
     return rows
 
 

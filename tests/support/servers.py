@@ -77,6 +77,14 @@ def moto_server(tmp: Path) -> Server:
     return Server(argv, f"http://127.0.0.1:{port}", "/moto-api/", tmp / "moto.log")
 
 
+def gcs_emulator(tmp: Path) -> Server:
+    """gcp-storage-emulator (PyPI): the GCS JSON API in memory; clients reach it by `api_root`/endpoint URL."""
+    port = free_port()
+    argv = [need("gcp-storage-emulator", "pip install gcp-storage-emulator"), "start", "--host", "127.0.0.1",
+            "--port", str(port), "--in-memory"]
+    return Server(argv, f"http://127.0.0.1:{port}", "/storage/v1/b?project=logweave-test", tmp / "gcs.log")
+
+
 def osmem_server(tmp: Path) -> Server:
     import osmem_server
 

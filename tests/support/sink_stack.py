@@ -15,9 +15,12 @@ from typing import Any
 import orjson
 import pytest
 from aiobotocore.session import get_session
+from aiokafka import AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
 from commands.broker import EmbeddedBroker, free_port
+from core.codec import compressor
+from core.models import ParsedChunk
 from tests.support.polling import wait_for
 from tests.support.servers import Server, etcd_gateway, etcd_server, moto_server
 from tests.support.worker_harness import WorkerHarness
@@ -196,3 +199,23 @@ def assert_exactly_once(counts: dict[str, Counter[int]], expected: int) -> None:
         duplicates = sum(c - 1 for c in counter.values() if c > 1)
         assert (missing, duplicates) == (0, 0), f"{sink}: {missing} lines missing, {duplicates} duplicates"
         assert set(counter) == set(range(expected))
+
+
+def parsed_chunk(first: int, count: int, stream: str) -> bytes:
+    """A sink-topic record as the group stage writes it: lines `{"n": first..first+count-1}` of `stream`."""
+    src = {"kind": "file", "namespace": "ns", "pod": "p", "container": "c"}
+    rows = [[0, stream, n, BASE + n, f"tr-{n // 10}", "info", "svc", orjson.dumps({"n": n}).decode(), "stdout"]
+            for n in range(first, first + count)]
+    return compressor("lz4")(ParsedChunk([src], rows).encode())
+
+
+async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk: int, partitions: int = 4) -> None:
+    """Pre-built input for a drain-only worker: `total` lines in records of `per_chunk`, round robin."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for number, first in enumerate(range(0, total, per_chunk)):
+            await producer.send_and_wait(topic, parsed_chunk(first, per_chunk, f"s{number % 8}"),
+                                         partition=number % partitions)
+    finally:
+        await producer.stop()

@@ -48,11 +48,13 @@ def test_prefixed_variables_win_over_seed_names_and_file(tmp_path: Path) -> None
     [
         ({"TTL": "two days"}, ["sinks.etcd.ttl", "'two days'", "48h"]),
         ({"LOGWEAVE_KAFKA__COMPRESSION": "snappy"}, ["kafka.compression", "'snappy'", "'lz4'", "'zstd'"]),
-        ({"LOGWEAVE_SINKS__ENABLED": "file,kafka"}, ["sinks.enabled", "kafka", "elasticsearch"]),
+        ({"LOGWEAVE_SINKS__ENABLED": "file,hdfs"}, ["sinks.enabled", "hdfs", "elasticsearch"]),
         ({"LOGWEAVE_KAFKA__PARTITIONS": "0"}, ["kafka.partitions", "greater than or equal to 1"]),
         ({"BATCH_SIZE": "many"}, ["sinks.batch_size", "'many'", "integer"]),
         ({"LOGWEAVE_SINKS__ETCD__TIMEOUT": "1"}, ["sinks.etcd.timeout", "unknown setting"]),
         ({"LOGWEAVE_COLLECTOR__READ_FROM": "middle"}, ["collector.read_from", "'head'", "'tail'"]),
+        ({"LOGWEAVE_SINKS__GCS__RESUMABLE_CHUNK": "300KiB"}, ["sinks.gcs.resumable_chunk", "multiples of 256KiB"]),
+        ({"LOGWEAVE_SINKS__KAFKA__RECORD": "batch"}, ["sinks.kafka.record", "'line'", "'trace'"]),
     ],
 )
 def test_invalid_values_give_one_line_naming_setting_value_and_allowed(environ: dict[str, str],

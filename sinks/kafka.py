@@ -1,0 +1,234 @@
+"""KafkaSink: lines (or traces) to a topic on this or another cluster, exactly once by transactions.
+
+Each batch is one Kafka transaction of an idempotent, transactional producer: the records (keyed
+by trace id, so a trace stays in one partition and in order) and, in the same transaction, the
+sink's position for the sink-topic partition, committed as a consumer-group offset of the sink's
+own group `<app_id>.sink.kafka` (offset = the last record written, metadata = the index of its last
+line). Either both become visible to `read_committed` consumers or neither does. Before each
+batch the position is read afresh and lines at or below it are skipped, so a batch re-delivered
+after a crash (the drain acks only after the commit, so re-delivery is the normal crash path), a
+retry or a replay writes nothing twice. The position lives in a group of its own rather than the
+drain's (faust's) group because faust commits that group by itself, and a late commit of an older
+offset would move a shared position back.
+
+The metadata also keeps per-stream marks (sinks/stream_marks.py) of the streams written most
+recently, as many as fit `marks_bytes`: a line the group stage forwarded twice under two sink-topic
+offsets (a worker crash upstream) is skipped like in the file and S3 sinks, as long as its stream is
+among those (Kafka caps offset metadata at 4 KiB by default; raise `offset.metadata.max.bytes` and
+`marks_bytes` together for partitions carrying more streams at once).
+
+The transactional id is the worker's instance name (its static member id) plus `.sink.kafka`: a
+worker restarted after kill -9 under the same name fences its previous incarnation and aborts the
+transaction it left open. Each record carries its line id in the `logweave-line-id` header.
+
+Not deduplicated here (docs/sinks.md): a re-forwarded line whose stream's mark no longer fits the
+metadata; consumers may drop those by the line-id header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import OffsetAndMetadata
+
+from core.errors import PermanentError, RetriableError
+from core.settings import KafkaSettings, KafkaSinkSettings, Settings
+from kafka_io.topic_admin import ensure_topics
+from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.stream_marks import unseen
+
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+LINE_ID_HEADER = "logweave-line-id"
+SOURCE_HEADER = "logweave-source"  # `<sink topic>/<partition>/<offset>/<index>` of the (first) line
+
+
+class KafkaSink(Sink):
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSinkSettings, pipeline: KafkaSettings, transactional_id: str,
+                 position_group: str) -> None:
+        self.settings = settings
+        self.bootstrap = settings.bootstrap_servers or pipeline.bootstrap_servers
+        self.pipeline = pipeline
+        self.transactional_id = transactional_id
+        self.position_group = position_group
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaSink:
+        s = settings.sinks.kafka
+        return cls(s, settings.kafka, s.transactional_id or f"{settings.instance_name()}.sink.kafka",
+                   f"{settings.worker.app_id}.sink.kafka")
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return (self.settings.max_batch_lines, self.settings.max_batch_bytes, self.settings.flush_age)
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            target = self.pipeline.model_copy(update={"brokers": ",".join(self.bootstrap),
+                                                      "partitions": s.topic_partitions,
+                                                      "replication_factor": s.replication_factor})
+            await ensure_topics(target, [s.topic], timeout=10.0, verify=False)
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await self._admin.start()
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, transactional_id=self.transactional_id, enable_idempotence=True,
+                acks="all", compression_type=None if s.compression == "none" else s.compression,
+                max_request_size=s.max_message_bytes, max_batch_size=min(s.max_message_bytes, 1 << 20),
+                linger_ms=int(s.linger * 1000), transaction_timeout_ms=int(s.transaction_timeout * 1000))
+            await self._producer.start()  # fences an earlier producer with this id, aborting its open transaction
+        except (KafkaError, OSError) as exc:
+            await self.stop()
+            raise RetriableError(f"Kafka sink cluster {','.join(self.bootstrap)} unavailable: {exc!r}") from exc
+
+    async def stop(self) -> None:
+        producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        try:
+            offset, index, marks = await self._position(batch.topic, batch.partition)
+            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > (offset, index)], marks)
+            if not fresh:
+                return WriteResult()
+            async with self._producer.transaction():
+                await send_batched(self._producer, self.settings.topic, self._records(batch, fresh))
+                last = fresh[-1]
+                await self._producer.send_offsets_to_transaction(
+                    {TopicPartition(batch.topic, batch.partition):
+                     OffsetAndMetadata(last.offset, position_metadata(last.index, recent_marks(
+                         fresh, marks, self.settings.marks_bytes)))},
+                    self.position_group)
+        except ProducerFenced as exc:
+            await self.stop()
+            raise PermanentError(f"Kafka sink producer fenced: another process uses transactional id "
+                                 f"{self.transactional_id!r} (give each worker its own kafka.group_instance_id)"
+                                 ) from exc
+        except KafkaError as exc:
+            await self.stop()  # a failed transaction leaves the producer unusable: start afresh next time
+            raise RetriableError(f"Kafka sink transaction failed, will retry: {exc!r}") from exc
+        return WriteResult()
+
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        if self._admin is None:
+            await self.start()
+        offset, _, _ = await self._position(topic, partition)
+        return offset if offset >= 0 else None
+
+    async def _position(self, topic: str, partition: int) -> tuple[int, int, dict[str, int]]:
+        """(offset, index) of the last line committed for this sink-topic partition ((-1, -1) if none)
+        and the per-stream marks kept with it."""
+        assert self._admin is not None
+        tp = TopicPartition(topic, partition)
+        found: dict[TopicPartition, Any] = await self._admin.list_consumer_group_offsets(
+            self.position_group, partitions=[tp])
+        committed = found.get(tp)
+        if committed is None or committed.offset < 0:
+            return (-1, -1, {})
+        if not committed.metadata:  # committed by something else: take the whole record as written
+            return (committed.offset, 1 << 62, {})
+        kept = orjson.loads(committed.metadata)
+        return (committed.offset, kept["index"], kept.get("streams", {}))
+
+    def _records(self, batch: SinkBatch, lines: list[SinkLine]) -> Iterator[Record]:
+        """(key, value, headers) per line, or per trace (its lines as NDJSON, split to fit a message)."""
+        def source(line: SinkLine) -> bytes:
+            return f"{batch.topic}/{batch.partition}/{line.offset}/{line.index}".encode()
+
+        if self.settings.record == "line":
+            for line in lines:
+                yield (line.trace_id.encode(), line.document,
+                       [(LINE_ID_HEADER, line.line_id.encode()), (SOURCE_HEADER, source(line))])
+            return
+        by_trace: dict[str, list[SinkLine]] = {}
+        for line in lines:
+            by_trace.setdefault(line.trace_id, []).append(line)
+        budget = max(1024, self.settings.max_message_bytes - 4096)
+        for trace_id, trace_lines in by_trace.items():
+            for part in _fit(trace_lines, budget):
+                yield (trace_id.encode(), b"".join(x.document + b"\n" for x in part),
+                       [(LINE_ID_HEADER, part[0].line_id.encode()), (SOURCE_HEADER, source(part[0]))])
+
+
+def recent_marks(written: list[SinkLine], marks: dict[str, int], budget: int) -> dict[str, int]:
+    """The marks of the streams written most recently that fit `budget` bytes of offset metadata.
+
+    Kafka caps an offset's metadata (`offset.metadata.max.bytes`, 4096 by default), so the marks of
+    streams not seen for longest are dropped first; a re-forwarded line comes within moments of the
+    crash that caused it, while its stream is still among the recent ones.
+    """
+    recent: dict[str, int] = {}
+    for line in reversed(written):
+        digest = line.line_id.rpartition("-")[0]
+        if digest in marks and digest not in recent:
+            recent[digest] = marks[digest]
+    for digest, position in reversed(marks.items()):  # then the older ones, newest first
+        recent.setdefault(digest, position)
+    kept: dict[str, int] = {}
+    size = len(position_metadata(written[-1].index, {}))
+    for digest, position in recent.items():
+        size += len(digest) + len(str(position)) + 4  # "digest":position,
+        if size > budget:
+            break
+        kept[digest] = position
+    return kept
+
+
+def position_metadata(index: int, marks: dict[str, int]) -> str:
+    return orjson.dumps({"index": index, "streams": marks}).decode()
+
+
+async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterator[Record]) -> None:
+    """Send `records` partitioned by key (Kafka's murmur2, as every client does) in whole record batches.
+
+    One `send` per record costs aiokafka about as much as the whole produce path; filling its batch
+    builders directly sends the same records for a fraction of that.
+    """
+    partitions = sorted(await producer.partitions_for(topic))
+    choose = DefaultPartitioner()
+    builders: dict[int, Any] = {}
+    partition_of: dict[bytes, int] = {}  # murmur2 in pure Python: once per trace, not per line
+    sent = []
+    for key, value, headers in records:
+        partition = partition_of.get(key)
+        if partition is None:
+            partition = partition_of[key] = choose(key, partitions, partitions)
+        builder = builders.get(partition)
+        if builder is None:
+            builder = builders[partition] = producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
+            sent.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None, headers=headers)  # an empty batch takes any record
+    for partition, builder in builders.items():
+        sent.append(await producer.send_batch(builder, topic, partition=partition))
+    await asyncio.gather(*sent)
+
+
+def _fit(lines: list[SinkLine], budget: int) -> Iterator[list[SinkLine]]:
+    """Consecutive runs of `lines` whose NDJSON stays within `budget` bytes (a longer line goes alone)."""
+    part: list[SinkLine] = []
+    size = 0
+    for item in lines:
+        if part and size + len(item.document) + 1 > budget:
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += len(item.document) + 1
+    if part:
+        yield part

@@ -1,0 +1,126 @@
+"""ObjectStoreSink: gzip NDJSON objects named by sink-topic offsets, exactly once across crashes and replays.
+
+The one base of the object-store sinks (S3, Google Cloud Storage); each store implements only how
+to put, get, list and delete objects. Objects cannot be upserted line by line, so the sink keeps,
+per topic partition, the last line it wrote in a small state object
+(`<prefix>/_state/<topic>-<partition>.json`) written after each data object. Lines at or below it
+are skipped (replays add nothing), as are lines at or below their stream's mark (sinks/stream_marks.py).
+A crash between a data object and its state update makes the retry start at the same first offset
+(the drain splits at record boundaries), so the retry's key shares that first offset; older objects
+with that first offset and another last offset are deleted after the new one is written. The state
+is read afresh for every batch (one small GET beside the object PUT), never cached: a partition that
+moved to another worker and back at a rebalance must not be written from a stale position. Keys
+derive from offsets and the first line's event time, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import gzip
+from abc import abstractmethod
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import orjson
+
+from core.settings import ObjectStoreSinkSettings
+from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.stream_marks import unseen
+
+KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
+NDJSON = "application/x-ndjson"
+
+
+def object_key(prefix: str, batch: SinkBatch) -> str:
+    """The key of a batch's object. A batch that starts inside a record (the drain splits only a record
+    larger than the flush size) names its first line's index too (`<first>i<index>`), so the parts of
+    one record never share a key and overwrite each other."""
+    first = batch.lines[0]
+    when = datetime.fromtimestamp(first.time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
+    return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
+                               topic=batch.topic, partition=batch.partition, first=batch.first_offset,
+                               within=f"i{first.index}" if first.index else "", last=batch.last_offset)
+
+
+def sibling_prefix(key: str) -> str:
+    """Keys sharing this object's first line: everything up to and including `<first>-` (or `<first>i<index>-`)."""
+    return key[: key.rindex("-") + 1]
+
+
+class ObjectStoreSink(Sink):
+    """Naming, state and crash rules; subclasses talk to the store."""
+
+    store_errors: ClassVar[tuple[type[Exception], ...]]  # the client's exceptions, turned into ours by _classify
+
+    def __init__(self, settings: ObjectStoreSinkSettings) -> None:
+        self.settings = settings
+
+    def batch_limits(self) -> tuple[int, int, float]:
+        return (10_000_000, self.settings.flush_bytes, self.settings.flush_age)
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        try:
+            last, marks = await self._load_state(batch.topic, batch.partition)
+            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
+            if not fresh:
+                return WriteResult()
+            todo = SinkBatch(batch.topic, batch.partition, fresh)
+            key = object_key(self.settings.prefix, todo)
+            await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
+            await self._remove_siblings(key)
+            await self._save_state(todo.topic, todo.partition, fresh[-1], marks)
+        except self.store_errors as exc:
+            raise self._classify(exc) from exc
+        return WriteResult()
+
+    async def resume_offset(self, topic: str, partition: int) -> int | None:
+        try:
+            (offset, _), _ = await self._load_state(topic, partition)
+        except self.store_errors as exc:
+            raise self._classify(exc) from exc
+        return offset if offset >= 0 else None
+
+    # -- what each store implements -----------------------------------------------------------
+    @abstractmethod
+    async def _put(self, key: str, body: bytes) -> None:
+        """Store a gzip NDJSON data object (large ones in parts or resumable)."""
+
+    @abstractmethod
+    async def _put_state(self, key: str, body: bytes) -> None:
+        """Store a small JSON object."""
+
+    @abstractmethod
+    async def _get(self, key: str) -> bytes | None:
+        """An object's bytes, None when it does not exist."""
+
+    @abstractmethod
+    async def _list(self, prefix: str) -> list[str]:
+        """Keys under `prefix`."""
+
+    @abstractmethod
+    async def _delete(self, keys: list[str]) -> None: ...
+
+    @staticmethod
+    @abstractmethod
+    def _classify(exc: Exception) -> Exception:
+        """PermanentError for what an operator must fix (credentials, bucket), else RetriableError."""
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _state_key(self, topic: str, partition: int) -> str:
+        return f"{self.settings.prefix.strip('/')}/_state/{topic}-{partition}.json"
+
+    async def _load_state(self, topic: str, partition: int) -> tuple[tuple[int, int], dict[str, int]]:
+        """(offset, index) of the last line written for this partition, and its per-stream marks."""
+        data = await self._get(self._state_key(topic, partition))
+        if data is None:
+            return (-1, -1), {}
+        state = orjson.loads(data)
+        return (state["offset"], state["index"]), state.get("streams", {})
+
+    async def _save_state(self, topic: str, partition: int, line: SinkLine, marks: dict[str, int]) -> None:
+        state = {"offset": line.offset, "index": line.index, "streams": marks}
+        await self._put_state(self._state_key(topic, partition), orjson.dumps(state))
+
+    async def _remove_siblings(self, key: str) -> None:
+        stale = [found for found in await self._list(sibling_prefix(key)) if found != key]
+        if stale:
+            await self._delete(stale)
