@@ -274,13 +274,11 @@ class GcsSinkSettings(ObjectStoreSinkSettings):
 
 
 class KafkaSinkSettings(Group):
-    """`sinks.kafka`: its own cluster (empty `brokers`: the pipeline's) and topic.
-
-    Connection options sit in this group beside `brokers`, so a `security` sub-group (TLS, SASL) can be
-    added here with the same model as the pipeline's Kafka connection.
-    """
+    """`sinks.kafka`: its own cluster (empty `brokers`: the pipeline's, with the pipeline's security)
+    and topic; `security` (TLS, SASL) is the same model as `kafka.security` and applies to `brokers`."""
 
     brokers: str = ""
+    security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
     topic: str = "logweave.lines"
     record: Literal["line", "trace"] = "line"  # one record per line, or per trace (its lines as NDJSON)
     topic_partitions: int = Field(4, ge=1, le=1024)  # when the sink creates its topic

@@ -40,6 +40,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from core.errors import PermanentError, RetriableError
 from core.settings import KafkaSettings, KafkaSinkSettings, Settings
+from kafka_io.client_options import client_options
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
@@ -55,7 +56,10 @@ class KafkaSink(Sink):
     def __init__(self, settings: KafkaSinkSettings, pipeline: KafkaSettings, transactional_id: str,
                  position_group: str) -> None:
         self.settings = settings
-        self.bootstrap = settings.bootstrap_servers or pipeline.bootstrap_servers
+        # the cluster written to: the sink's own (with its own security), else the pipeline's
+        self.cluster = pipeline.model_copy(update={"brokers": settings.brokers, "security": settings.security}) \
+            if settings.brokers else pipeline
+        self.bootstrap = self.cluster.bootstrap_servers
         self.pipeline = pipeline
         self.transactional_id = transactional_id
         self.position_group = position_group
@@ -74,14 +78,13 @@ class KafkaSink(Sink):
     async def start(self) -> None:
         s = self.settings
         try:
-            target = self.pipeline.model_copy(update={"brokers": ",".join(self.bootstrap),
-                                                      "partitions": s.topic_partitions,
-                                                      "replication_factor": s.replication_factor})
+            target = self.cluster.model_copy(update={"partitions": s.topic_partitions,
+                                                     "replication_factor": s.replication_factor})
             await ensure_topics(target, [s.topic], timeout=10.0, verify=False)
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            self._admin = AIOKafkaAdminClient(**client_options(self.cluster))
             await self._admin.start()
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, transactional_id=self.transactional_id, enable_idempotence=True,
+                **client_options(self.cluster), transactional_id=self.transactional_id, enable_idempotence=True,
                 acks="all", compression_type=None if s.compression == "none" else s.compression,
                 max_request_size=s.max_message_bytes, max_batch_size=min(s.max_message_bytes, 1 << 20),
                 linger_ms=int(s.linger * 1000), transaction_timeout_ms=int(s.transaction_timeout * 1000))
