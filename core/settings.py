@@ -213,6 +213,14 @@ class EtcdSinkSettings(Group):
     def endpoints(self) -> list[str]:
         return [s.strip() for s in self.servers.split(",") if s.strip()]
 
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> EtcdSinkSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            raise ValueError(f"{given} is set without {missing}: a client certificate needs both; "
+                             "allowed: both or neither")
+        return self
+
 
 class ElasticsearchSinkSettings(Group):
     url: str = "http://127.0.0.1:9200"
