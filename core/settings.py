@@ -198,6 +198,14 @@ class FileSinkSettings(Group):
     rotate_bytes: ByteSize = 64 * 1024 * 1024
 
 
+def _certificate_pair(cert_file: Path | None, key_file: Path | None, cert_name: str, key_name: str) -> None:
+    """A client certificate needs its key: refuse one of the pair without the other, by name."""
+    if (cert_file is None) != (key_file is None):
+        given, missing = (cert_name, key_name) if key_file is None else (key_name, cert_name)
+        raise ValueError(f"{given} is set without {missing}: a client certificate needs both; "
+                         "allowed: both or neither")
+
+
 class EtcdSinkSettings(Group):
     servers: str = "http://127.0.0.1:2379"
     prefix: str = "/logweave"
@@ -215,10 +223,7 @@ class EtcdSinkSettings(Group):
 
     @model_validator(mode="after")
     def _client_certificate_pair(self) -> EtcdSinkSettings:
-        if (self.cert_file is None) != (self.key_file is None):
-            given, missing = ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
-            raise ValueError(f"{given} is set without {missing}: a client certificate needs both; "
-                             "allowed: both or neither")
+        _certificate_pair(self.cert_file, self.key_file, "cert_file", "key_file")
         return self
 
 
@@ -232,6 +237,36 @@ class ElasticsearchSinkSettings(Group):
     password: SecretStr | None = None
     ca_file: Path | None = None
     verify_certs: bool = True
+    # SHA-256 fingerprint of the server's certificate (hex, colons allowed): pinned instead of a CA
+    ssl_assert_fingerprint: str | None = Field(None, pattern=r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
+    client_cert_file: Path | None = None  # mTLS: the client certificate (PEM) and its key
+    client_key_file: Path | None = None
+    # Amazon OpenSearch Service: sign every request with AWS SigV4 (mode: opensearch). Credentials come
+    # from these settings or, when unset, botocore's chain (AWS_ACCESS_KEY_ID/..., web identity, IMDS).
+    aws_sigv4: bool = False
+    aws_region: str | None = None
+    aws_service: Literal["es", "aoss"] = "es"  # `aoss` for OpenSearch Serverless
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> ElasticsearchSinkSettings:
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("api_key and username are both set: pick one way to authenticate; "
+                             "allowed: api_key, or username with password")
+        if self.aws_sigv4:
+            if self.mode != "opensearch":
+                raise ValueError("aws_sigv4 needs mode: opensearch (Amazon OpenSearch Service)")
+            if self.api_key is not None or self.username is not None:
+                raise ValueError("aws_sigv4 signs every request: unset api_key and username")
+            if not self.aws_region:
+                raise ValueError("aws_sigv4 needs aws_region (e.g. eu-west-1)")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together; "
+                             "allowed: both, or neither (botocore's credential chain)")
+        _certificate_pair(self.client_cert_file, self.client_key_file, "client_cert_file", "client_key_file")
+        return self
 
 
 class S3SinkSettings(Group):
