@@ -279,6 +279,18 @@ class S3SinkSettings(Group):
     flush_age: Duration = 60.0
     multipart_threshold: ByteSize = 16 * 1024 * 1024
     part_size: ByteSize = 8 * 1024 * 1024
+    create_bucket: bool = False  # create a missing bucket at start (development); else a missing one is an error
+    # Server-side encryption of every object: `none` leaves it to the bucket's default encryption
+    server_side_encryption: Literal["none", "AES256", "aws:kms"] = "none"
+    sse_kms_key_id: str | None = None  # with aws:kms: the key id or ARN (unset: the account's aws/s3 key)
+    max_future_skew: Duration = 86400.0  # lines timed further ahead of the clock are dead-lettered
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3SinkSettings:
+        if self.sse_kms_key_id and self.server_side_encryption != "aws:kms":
+            raise ValueError(f"sse_kms_key_id is set but server_side_encryption is "
+                             f"{self.server_side_encryption!r}; allowed: server_side_encryption: aws:kms")
+        return self
 
 
 class SinkSettings(Group):

@@ -9,11 +9,18 @@ another last offset are deleted after the new one is written. The state is read 
 batch (one small GET beside the object PUT), never cached: a partition that moved to another worker
 and back at a rebalance must not be written from a stale position. Keys derive from offsets and the first
 line's event time, never from the wall clock. Large objects go up as multipart uploads.
+
+Storage hygiene (docs/security.md): every object is written with the configured server-side
+encryption (SSE-S3 or SSE-KMS with a key id); a missing bucket is created only with
+`create_bucket: true`; a line timed before 1970 or further ahead of the clock than `max_future_skew`
+is a per-line permanent failure (dead-lettered), so no object lands in a 1969 or year-3000 partition.
+The clock only bounds that check; it never names an object.
 """
 
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import PermanentError, RetriableError
 from core.settings import S3SinkSettings, Settings
-from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 
 MIN_PART = 5 * 1024 * 1024
@@ -36,6 +43,20 @@ def object_key(prefix: str, batch: SinkBatch) -> str:
     return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
                                topic=batch.topic, partition=batch.partition, first=batch.first_offset,
                                last=batch.last_offset)
+
+
+def split_by_event_time(lines: list[SinkLine], max_future_ns: int) -> tuple[list[SinkLine], list[ItemFailure]]:
+    """(lines with a plausible event time, failures for the rest): none before 1970, none past the bound."""
+    good: list[SinkLine] = []
+    refused: list[ItemFailure] = []
+    for line in lines:
+        if 0 <= line.time_ns <= max_future_ns:
+            good.append(line)
+        else:
+            when = "before 1970" if line.time_ns < 0 else "too far in the future (sinks.s3.max_future_skew)"
+            refused.append(ItemFailure(line, "event_time_out_of_range",
+                                       f"event time {line.time_ns} ns is {when}: no S3 partition for it"))
+    return good, refused
 
 
 def sibling_prefix(key: str) -> str:
@@ -72,6 +93,10 @@ class S3Sink(Sink):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
                 raise self._classify(exc) from exc
+            if not s.create_bucket:
+                raise PermanentError(f"S3 bucket {s.bucket!r} does not exist: create it (with its encryption and "
+                                     "lifecycle rules), or set sinks.s3.create_bucket: true "
+                                     "(LOGWEAVE_SINKS__S3__CREATE_BUCKET=true) to let Logweave create it") from exc
             # S3 refuses a bucket outside us-east-1 unless its region is named (IllegalLocationConstraint)
             where = {} if s.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": s.region}}
             try:
@@ -92,14 +117,17 @@ class S3Sink(Sink):
             fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
             if not fresh:
                 return WriteResult()
-            todo = SinkBatch(batch.topic, batch.partition, fresh)
-            key = object_key(self.settings.prefix, todo)
-            await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
-            await self._remove_siblings(key)
-            await self._save_state(todo.topic, todo.partition, fresh[-1], marks)
+            max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
+            good, refused = split_by_event_time(fresh, max_future_ns)
+            if good:
+                todo = SinkBatch(batch.topic, batch.partition, good)
+                key = object_key(self.settings.prefix, todo)
+                await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in good), 5))
+                await self._remove_siblings(key)
+            await self._save_state(batch.topic, batch.partition, fresh[-1], marks)
         except (ClientError, BotoCoreError) as exc:
             raise self._classify(exc) from exc
-        return WriteResult()
+        return WriteResult(permanent=refused)
 
     async def resume_offset(self, topic: str, partition: int) -> int | None:
         try:
@@ -124,13 +152,25 @@ class S3Sink(Sink):
             return (-1, -1), {}
         return (state["offset"], state["index"]), state.get("streams", {})
 
+    def _encryption(self) -> dict[str, str]:
+        """The server-side encryption arguments of every put and multipart upload."""
+        s = self.settings
+        if s.server_side_encryption == "none":
+            return {}
+        extra: dict[str, str] = {"ServerSideEncryption": s.server_side_encryption}
+        if s.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = s.sse_kms_key_id
+        return extra
+
     async def _save_state(self, topic: str, partition: int, line: SinkLine, marks: dict[str, int]) -> None:
         state = {"offset": line.offset, "index": line.index, "streams": marks}
         await self._client.put_object(Bucket=self.settings.bucket, Key=self._state_key(topic, partition),
-                                      Body=orjson.dumps(state), ContentType="application/json")
+                                      Body=orjson.dumps(state), ContentType="application/json", **self._encryption())
 
     async def _put(self, key: str, body: bytes) -> None:
-        s, extra = self.settings, {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+        s = self.settings
+        extra: dict[str, str] = {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip",
+                                 **self._encryption()}
         if len(body) <= s.multipart_threshold:
             await self._client.put_object(Bucket=s.bucket, Key=key, Body=body, **extra)
             return
