@@ -21,7 +21,7 @@ MASK = "********"
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential", "private_key",
                  "signature", "session_key")
 _NOT_SECRET_SUFFIXES = ("_file", "_path", "_dir", "_id_file")
-_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@'\"]*):(?P<secret>[^\s/@'\"]*)@")
+_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+._\-]*://[^\s/:@'\"]*):(?P<secret>[^\s/@'\"]*)@")
 _NAMED_VALUE = re.compile(r"(?P<head>\b(?P<name>[A-Za-z_\-]*(?:" + "|".join(_SECRET_WORDS).replace("_", "[_-]?")
                           + r")[A-Za-z_\-]*)(?:=|\":\s*\"|':\s*'|: ))(?P<secret>[^\s&,'\"}]+)", re.IGNORECASE)
 

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.redact import mask_data, mask_text, mask_value
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -396,7 +397,9 @@ def _explain(error: ValidationError) -> str:
     elif first["type"] == "literal_error":
         message = "allowed values: " + message.removeprefix("Input should be ")
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-    return f"invalid setting {dotted} ({_env_path(loc)}) = {value!r}: {message}{more}"
+    named = [str(p) for p in loc if not isinstance(p, int)]
+    shown = mask_value(named[-1], value) if named else mask_data(value)  # never echo a secret back
+    return mask_text(f"invalid setting {dotted} ({_env_path(loc)}) = {shown!r}: {message}{more}")
 
 
 def load_settings(
@@ -414,7 +417,7 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+            raise ConfigError(mask_text(f"config file {path}: not valid YAML ({exc})")) from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of setting groups at the top level")
         from_file = loaded

@@ -30,6 +30,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import PermanentError, RetriableError
+from core.redact import mask_text
 from core.settings import S3SinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
@@ -104,7 +105,7 @@ class S3Sink(Sink):
             except ClientError as create_exc:
                 raise self._classify(create_exc) from create_exc
         except BotoCoreError as exc:
-            raise RetriableError(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}") from exc
+            raise RetriableError(mask_text(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}")) from exc
 
     async def stop(self) -> None:
         if self._context is not None:
@@ -202,4 +203,4 @@ class S3Sink(Sink):
             if status in (403, 400) or code in ("AccessDenied", "InvalidAccessKeyId", "NoSuchBucket",
                                                 "SignatureDoesNotMatch", "InvalidBucketName"):
                 return PermanentError(f"S3 refused the write ({code}): fix credentials or bucket settings")
-        return RetriableError(f"S3 write failed, will retry: {exc}")
+        return RetriableError(mask_text(f"S3 write failed, will retry: {exc}"))
