@@ -36,6 +36,12 @@ sbom: $(SUPPLY_STAMP)
 	  --output-reproducible -o sbom.cdx.json
 	@echo "wrote sbom.cdx.json"
 
+# Fuzz the parsers of untrusted bytes for FUZZ_SECONDS each (C under ASan+UBSan, atheris); not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/pip install --quiet -e '.[dev,test,fuzz]'
+	$(BIN)/python -m tests.fuzz.campaign --seconds $(FUZZ_SECONDS)
+
 # pip-audit against the lock; fails (and says so) when no advisory database answered for every package.
 audit: $(SUPPLY_STAMP)
 	$(BIN)/python -m scripts.audit_lock requirements.lock
