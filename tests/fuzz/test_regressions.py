@@ -37,6 +37,8 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_under_asan(sanitized: Path, code: str) -> subprocess.CompletedProcess[str]:
     runtimes = [subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
                 for name in ("libasan.so", "libubsan.so")]
+    assert all(Path(r).is_absolute() and Path(r).exists() for r in runtimes), \
+        f"gcc's sanitizer runtimes are missing ({runtimes}): apt-get install gcc"
     env = {**os.environ, "LD_PRELOAD": " ".join(runtimes), "PYTHONMALLOC": "malloc",
            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "halt_on_error=1"}
     script = PRELUDE.format(path=str(sanitized)) + textwrap.dedent(code)
