@@ -253,15 +253,18 @@ def test_the_file_collector_has_no_api_token_and_only_the_tolerations_a_log_agen
             check_log_agent_pod({**pod, **breakage}, readme)
 
 
-def sink_of(variable: str) -> str:
+def sink_of(variable: str) -> str | None:
+    """The sink a credential variable belongs to (None for other credentials: Kafka, web tokens)."""
     if variable.startswith("AWS_"):
         return "s3"
-    return variable.removeprefix("LOGWEAVE_SINKS__").split("__")[0].lower()
+    if variable.startswith("LOGWEAVE_SINKS__"):
+        return variable.removeprefix("LOGWEAVE_SINKS__").split("__")[0].lower()
+    return None
 
 
 def check_required_secrets(container: dict[str, Any], settings: Settings) -> None:
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
-            if "secretKeyRef" in e.get("valueFrom", {})}
+            if "secretKeyRef" in e.get("valueFrom", {}) and sink_of(e["name"])}
     for variable, ref in refs.items():
         assert sink_of(variable) in settings.sinks.enabled, f"{variable}: its sink is not enabled"
         assert not ref.get("optional", False), f"{variable} is optional, yet its sink is enabled"
