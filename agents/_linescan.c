@@ -343,7 +343,9 @@ static int rfc3339_ns(const char *s, Py_ssize_t n, int64_t *out) {
     return 0;
 }
 
-static int load_names(PyObject *seq, Names *names) {
+/* The names point into the str objects of `*owner`, which the caller keeps until it is done with them
+ * (a generator's strings live only in the list PySequence_Fast builds). */
+static int load_names(PyObject *seq, Names *names, PyObject **owner) {
     PyObject *fast = PySequence_Fast(seq, "field names must be a sequence");
     if (!fast) return -1;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
@@ -362,10 +364,10 @@ static int load_names(PyObject *seq, Names *names) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "field names must be str");
             return -1;
         }
-        names->name[i] = text; /* kept alive by the caller's settings for the call */
+        names->name[i] = text;
         if (memchr(text, '.', (size_t)names->len[i])) names->dotted = 1;
     }
-    Py_DECREF(fast);
+    *owner = fast;
     return 0;
 }
 
@@ -519,13 +521,12 @@ static PyObject *split(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "fields must hold 4 name lists: trace, time, level, service");
         return NULL;
     }
+    PyObject *name_owners[N_FIELDS] = {NULL, NULL, NULL, NULL};
+    PyObject *out = NULL, *zero = NULL, *empty = NULL;
     for (int f = 0; f < N_FIELDS; f++) {
-        if (load_names(PySequence_Fast_GET_ITEM(field_seq, f), &names[f]) < 0) {
-            Py_DECREF(field_seq);
-            return NULL;
-        }
+        if (load_names(PySequence_Fast_GET_ITEM(field_seq, f), &names[f], &name_owners[f]) < 0) goto fail;
     }
-    PyObject *out = PyDict_New(), *zero = PyLong_FromLong(0), *empty = PyUnicode_New(0, 0);
+    out = PyDict_New(), zero = PyLong_FromLong(0), empty = PyUnicode_New(0, 0);
     if (!out || !zero || !empty) goto fail;
     Py_ssize_t count = PyList_GET_SIZE(lines);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -541,6 +542,12 @@ static PyObject *split(PyObject *self, PyObject *args) {
         if (!entry) {
             entry = PyObject_CallOneArg(slow, raw);
             if (!entry) {
+                Py_DECREF(raw);
+                goto fail;
+            }
+            if (PyList_GET_SIZE(lines) != count) { /* before the next read of `lines`: its items may be freed */
+                PyErr_SetString(PyExc_RuntimeError, "lines changed during split");
+                Py_DECREF(entry);
                 Py_DECREF(raw);
                 goto fail;
             }
@@ -560,16 +567,14 @@ static PyObject *split(PyObject *self, PyObject *args) {
         int placed = place(out, entry, sid, partitions);
         Py_DECREF(entry);
         if (placed < 0) goto fail;
-        if (PyList_GET_SIZE(lines) != count) {
-            PyErr_SetString(PyExc_RuntimeError, "lines changed during split");
-            goto fail;
-        }
     }
+    for (int f = 0; f < N_FIELDS; f++) Py_DECREF(name_owners[f]);
     Py_DECREF(field_seq);
     Py_DECREF(zero);
     Py_DECREF(empty);
     return out;
 fail:
+    for (int f = 0; f < N_FIELDS; f++) Py_XDECREF(name_owners[f]);
     Py_DECREF(field_seq);
     Py_XDECREF(out);
     Py_XDECREF(zero);

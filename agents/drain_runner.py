@@ -44,6 +44,7 @@ from core.models import (
     splice_metadata,
     stream_digest,
 )
+from core.redact import install_log_redaction
 from core.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
 
@@ -96,6 +97,7 @@ class DrainRunner:
         self.dead_letter = dead_letter
         self.started = False
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
+        install_log_redaction()  # sink errors logged here may quote server URLs with credentials
 
     async def start(self) -> None:
         attempt = 0

@@ -120,8 +120,19 @@ class LineParser:
         sid, src, fallback_ns = chunk.stream_id, chunk.source, chunk.collected_ns
         loads, decode_error, seconds, stage = orjson.loads, orjson.JSONDecodeError, _SECONDS, self.stage
 
+        def bad_entry(raw: Any) -> None:
+            """A chunk entry that is not a raw line (a foreign or corrupted producer): dead-lettered, never raised."""
+            dead.append(DeadLetter("bad_entry", "raw line entry is not [position, text, stream, source_ns, flags]",
+                                   stage, repr(raw)[:4096], False, src, sid, -1))
+
         def parse_line(raw: list[Any]) -> list[Any] | None:
+            if type(raw) is not list or len(raw) != 5:
+                bad_entry(raw)
+                return None
             pos, text, stream, source_ns, flags = raw
+            if type(text) is not str or type(pos) is not int or type(flags) is not int or type(source_ns) is not int:
+                bad_entry(raw)
+                return None
             if flags & FLAG_BASE64:
                 dead.append(DeadLetter("invalid_utf8", "line is not valid UTF-8 (raw bytes kept as base64)",
                                        stage, text, True, src, sid, pos))

@@ -25,7 +25,8 @@ def noida_binary() -> str:
     try:
         import noida_db
     except ImportError:
-        raise ConfigError("the embedded broker needs the noida-db package: pip install noida-db") from None
+        raise ConfigError("the embedded broker is a development tool and needs the noida-db package: "
+                          "pip install 'logweave[dev]' (make install does)") from None
     binary = Path(noida_db.__file__).parent / "noida-db"
     if binary.exists():
         if not os.access(binary, os.X_OK):

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from core.errors import ConfigError, LogweaveError
+from core.redact import install_log_redaction, mask_data, mask_text
 from core.settings import Settings, load_settings
 
 
@@ -60,7 +61,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     settings = _settings(args)
     asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
                               timeout=args.timeout))
-    print(f"logweave prepare: Kafka at {settings.kafka.brokers} answers; pipeline topics exist", flush=True)
+    print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
     return 0
 
 
@@ -74,8 +75,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def masked(settings: Settings) -> dict[str, object]:
-    """The effective configuration as plain data, secrets shown as '********'."""
-    data: dict[str, object] = settings.model_dump(mode="json")
+    """The effective configuration as plain data: secret settings and URL passwords shown as '********'."""
+    data: dict[str, object] = mask_data(settings.model_dump(mode="json"))
     return data
 
 
@@ -209,11 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         code: int = args.func(args)
         return code
     except LogweaveError as exc:  # a set-up problem or an unreachable service: one line, no traceback
-        print(f"logweave: {exc}", file=sys.stderr)
+        print(mask_text(f"logweave: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

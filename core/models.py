@@ -22,6 +22,8 @@ from core.errors import ChunkFormatError
 SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = frozenset({1})
 
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
 FLAG_BASE64: Final = 1  # the line is not valid UTF-8; `text` holds base64 of the raw bytes
 FLAG_TRUNCATED: Final = 2  # the collector cut the line at max_line_bytes
 
@@ -94,9 +96,14 @@ class RawChunk:
     def decode(cls, data: bytes) -> RawChunk:
         doc = _load(data, "raw")
         try:
-            return cls(doc["src"], doc["sid"], doc["ct"], doc["lines"])
+            chunk = cls(doc["src"], doc["sid"], doc["ct"], doc["lines"])
         except KeyError as exc:
             raise ChunkFormatError(f"raw chunk lacks field {exc}") from None
+        if type(chunk.source) is not dict or type(chunk.stream_id) is not str or type(chunk.lines) is not list \
+                or type(chunk.collected_ns) is not int or not _INT64_MIN <= chunk.collected_ns <= _INT64_MAX:
+            raise ChunkFormatError("raw chunk fields of the wrong type: src must be an object, sid a string, "
+                                   "ct a 64-bit integer and lines a list")
+        return chunk
 
 
 @dataclass(slots=True)
@@ -117,9 +124,12 @@ class ParsedChunk:
     def decode(cls, data: bytes) -> ParsedChunk:
         doc = _load(data, "parsed")
         try:
-            return cls(doc["srcs"], doc["lines"], not doc.get("unordered", False))
+            chunk = cls(doc["srcs"], doc["lines"], not doc.get("unordered", False))
         except KeyError as exc:
             raise ChunkFormatError(f"parsed chunk lacks field {exc}") from None
+        if type(chunk.sources) is not list or type(chunk.lines) is not list:
+            raise ChunkFormatError("parsed chunk fields of the wrong type: srcs and lines must be lists")
+        return chunk
 
 
 @dataclass(slots=True)
@@ -166,7 +176,11 @@ def decode_closed_traces(data: bytes) -> list[dict[str, Any]]:
 
 def _load(data: bytes, kind: str) -> dict[str, Any]:
     try:
-        doc = orjson.loads(decompress(data))
+        payload = decompress(data)
+    except Exception as exc:  # lz4 and zstd raise their own types for a corrupt frame
+        raise ChunkFormatError(f"not a Logweave chunk (corrupt compressed payload: {exc})") from None
+    try:
+        doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise ChunkFormatError(f"not a Logweave chunk (not JSON: {exc})") from None
     if not isinstance(doc, dict):

@@ -34,6 +34,7 @@ from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model
+from core.redact import mask_data, mask_text, mask_value
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -209,6 +210,14 @@ class FileSinkSettings(Group):
     rotate_bytes: ByteSize = 64 * 1024 * 1024
 
 
+def _certificate_pair(cert_file: Path | None, key_file: Path | None, cert_name: str, key_name: str) -> None:
+    """A client certificate needs its key: refuse one of the pair without the other, by name."""
+    if (cert_file is None) != (key_file is None):
+        given, missing = (cert_name, key_name) if key_file is None else (key_name, cert_name)
+        raise ValueError(f"{given} is set without {missing}: a client certificate needs both; "
+                         "allowed: both or neither")
+
+
 class EtcdSinkSettings(Group):
     servers: str = "http://127.0.0.1:2379"
     prefix: str = "/logweave"
@@ -224,6 +233,11 @@ class EtcdSinkSettings(Group):
     def endpoints(self) -> list[str]:
         return [s.strip() for s in self.servers.split(",") if s.strip()]
 
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> EtcdSinkSettings:
+        _certificate_pair(self.cert_file, self.key_file, "cert_file", "key_file")
+        return self
+
 
 class ElasticsearchSinkSettings(Group):
     url: str = "http://127.0.0.1:9200"
@@ -235,6 +249,36 @@ class ElasticsearchSinkSettings(Group):
     password: SecretStr | None = None
     ca_file: Path | None = None
     verify_certs: bool = True
+    # SHA-256 fingerprint of the server's certificate (hex, colons allowed): pinned instead of a CA
+    ssl_assert_fingerprint: str | None = Field(None, pattern=r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
+    client_cert_file: Path | None = None  # mTLS: the client certificate (PEM) and its key
+    client_key_file: Path | None = None
+    # Amazon OpenSearch Service: sign every request with AWS SigV4 (mode: opensearch). Credentials come
+    # from these settings or, when unset, botocore's chain (AWS_ACCESS_KEY_ID/..., web identity, IMDS).
+    aws_sigv4: bool = False
+    aws_region: str | None = None
+    aws_service: Literal["es", "aoss"] = "es"  # `aoss` for OpenSearch Serverless
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> ElasticsearchSinkSettings:
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("api_key and username are both set: pick one way to authenticate; "
+                             "allowed: api_key, or username with password")
+        if self.aws_sigv4:
+            if self.mode != "opensearch":
+                raise ValueError("aws_sigv4 needs mode: opensearch (Amazon OpenSearch Service)")
+            if self.api_key is not None or self.username is not None:
+                raise ValueError("aws_sigv4 signs every request: unset api_key and username")
+            if not self.aws_region:
+                raise ValueError("aws_sigv4 needs aws_region (e.g. eu-west-1)")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together; "
+                             "allowed: both, or neither (botocore's credential chain)")
+        _certificate_pair(self.client_cert_file, self.client_key_file, "client_cert_file", "client_key_file")
+        return self
 
 
 class ObjectStoreSinkSettings(Group):
@@ -244,6 +288,7 @@ class ObjectStoreSinkSettings(Group):
     prefix: str = "logs"
     flush_bytes: ByteSize = 8 * 1024 * 1024
     flush_age: Duration = 60.0
+    max_future_skew: Duration = 86400.0  # lines timed further ahead of the clock are dead-lettered
 
 
 class S3SinkSettings(ObjectStoreSinkSettings):
@@ -252,6 +297,17 @@ class S3SinkSettings(ObjectStoreSinkSettings):
     path_style: bool = False
     multipart_threshold: ByteSize = 16 * 1024 * 1024
     part_size: ByteSize = 8 * 1024 * 1024
+    create_bucket: bool = False  # create a missing bucket at start (development); else a missing one is an error
+    # Server-side encryption of every object: `none` leaves it to the bucket's default encryption
+    server_side_encryption: Literal["none", "AES256", "aws:kms"] = "none"
+    sse_kms_key_id: str | None = None  # with aws:kms: the key id or ARN (unset: the account's aws/s3 key)
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3SinkSettings:
+        if self.sse_kms_key_id and self.server_side_encryption != "aws:kms":
+            raise ValueError(f"sse_kms_key_id is set but server_side_encryption is "
+                             f"{self.server_side_encryption!r}; allowed: server_side_encryption: aws:kms")
+        return self
 
 
 class GcsSinkSettings(ObjectStoreSinkSettings):
@@ -499,8 +555,8 @@ def _explain(error: ValidationError) -> str:
     shown = "" if isinstance(value, Mapping) or _secret_name(dotted) else f" = {value!r}"  # never echo a secret
     more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     if isinstance(value, Mapping) and message.startswith(dotted + "."):  # a group's check names its setting
-        return f"invalid setting {message}{more}"
-    return f"invalid setting {dotted} ({_env_path(loc)}){shown}: {message}{more}"
+        return mask_text(f"invalid setting {message}{more}")
+    return mask_text(f"invalid setting {dotted} ({_env_path(loc)}){shown}: {message}{more}")
 
 
 def load_settings(
@@ -518,7 +574,7 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+            raise ConfigError(mask_text(f"config file {path}: not valid YAML ({exc})")) from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of setting groups at the top level")
         from_file = loaded

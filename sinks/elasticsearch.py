@@ -5,6 +5,10 @@ opensearch-py, because the official client's compatibility headers are refused b
 Each bulk item is judged alone: 429 and 5xx items are retried alone, 409 means already written,
 other 4xx (mapping conflicts) are dead-lettered with the server's reason. `_id` is the line's stable
 identity, so retries and replays overwrite instead of duplicating.
+
+Transport security (docs/security.md): a CA file, or a pinned certificate fingerprint; a client
+certificate (mTLS); basic auth or an API key (never both); and for Amazon OpenSearch Service, AWS
+SigV4 signing of every request through opensearch-py's own signer.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from core.errors import RetriableError
+from core.errors import PermanentError, RetriableError
+from core.redact import mask_text
 from core.settings import ElasticsearchSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, WriteResult
 
@@ -89,6 +94,12 @@ class ElasticsearchSink(Sink):
         options: dict[str, Any] = {"verify_certs": s.verify_certs, "request_timeout": 30}
         if s.ca_file:
             options["ca_certs"] = str(s.ca_file)
+        if s.ssl_assert_fingerprint:
+            pin = s.ssl_assert_fingerprint.replace(":", "")
+            # opensearch-py hands the value to aiohttp as is, which wants the 32-byte digest, not hex
+            options["ssl_assert_fingerprint"] = pin if s.mode == "elasticsearch" else bytes.fromhex(pin)
+        if s.client_cert_file and s.client_key_file:
+            options["client_cert"], options["client_key"] = str(s.client_cert_file), str(s.client_key_file)
         password = s.password.get_secret_value() if s.password else ""
         if s.mode == "elasticsearch":
             if s.api_key:
@@ -100,6 +111,11 @@ class ElasticsearchSink(Sink):
                 options["http_auth"] = (s.username, password)
             if s.api_key:
                 options["headers"] = {"Authorization": f"ApiKey {s.api_key.get_secret_value()}"}
+            if s.aws_sigv4:
+                from opensearchpy import AsyncHttpConnection, AWSV4SignerAsyncAuth
+
+                options["http_auth"] = AWSV4SignerAsyncAuth(aws_credentials(s), s.aws_region or "", s.aws_service)
+                options["connection_class"] = AsyncHttpConnection  # the connection that calls a signer per request
         return options
 
     def make_client(self) -> Any:
@@ -146,6 +162,22 @@ class ElasticsearchSink(Sink):
         return classify(batch, data["items"])
 
 
+def aws_credentials(settings: ElasticsearchSinkSettings) -> Any:
+    """Credentials for SigV4: from the settings, else botocore's chain (environment, web identity, IMDS)."""
+    from botocore.credentials import Credentials
+    from botocore.session import Session
+
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        token = settings.aws_session_token.get_secret_value() if settings.aws_session_token else None
+        return Credentials(settings.aws_access_key_id, settings.aws_secret_access_key.get_secret_value(), token)
+    found = Session().get_credentials()
+    if found is None:
+        raise PermanentError("sinks.elasticsearch.aws_sigv4 is on but no AWS credentials were found: set "
+                             "aws_access_key_id/aws_secret_access_key, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                             "or a web identity (IRSA) for the pod")
+    return found
+
+
 def _as_retriable(exc: Exception) -> Exception:
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
-    return RetriableError(f"search server request failed ({status or type(exc).__name__}): {exc}")
+    return RetriableError(mask_text(f"search server request failed ({status or type(exc).__name__}): {exc}"))

@@ -1,4 +1,9 @@
-"""EtcdSink: one key per line, `<prefix>/<traceId>/<event time ns>-<line id>`, under shared leases.
+"""EtcdSink: one key per line, `<prefix>/<escaped traceId>/<event time ns>-<line id>`, under shared leases.
+
+Trace ids come from log lines, so they are untrusted: `escape_trace_id` percent-encodes `%`, `/` and
+control bytes (and every `.` of an id made only of dots), so an id is always exactly one key segment.
+No id can then reach another trace's prefix (`a` vs `a/b/c`) or climb out of `prefix`
+(`../../x`), and `unescape_trace_id` gives the id back (it is `urllib.parse.unquote`).
 
 A prefix range read returns a trace's lines in time order. Keys expire through leases shared per
 bucket of event time (`lease_bucket`), never one lease per key; each lease is granted for
@@ -13,13 +18,16 @@ Re-writing a key with the same value is harmless, so retries and replays are ide
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import orjson
 
 from core.errors import PermanentError, RetriableError
+from core.redact import mask_text
 from core.settings import EtcdSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 
@@ -29,12 +37,35 @@ REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
 MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
 
 
+log = logging.getLogger(__name__)
+_ESCAPES = {code: f"%{code:02X}" for code in [*range(0x20), 0x7F, ord("%"), ord("/")]}
+_warned_plaintext: set[str] = set()  # endpoints already warned about, once per process
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def escape_trace_id(trace_id: str) -> str:
+    """One key segment for any trace id: `%`, `/` and control bytes percent-encoded, `.`/`..` too."""
+    escaped = trace_id.translate(_ESCAPES)
+    if escaped and escaped.strip(".") == "":
+        return escaped.replace(".", "%2E")
+    return escaped
+
+
+def unescape_trace_id(segment: str) -> str:
+    """The trace id a key segment was made from (inverse of escape_trace_id)."""
+    return unquote(segment)
+
+
+def trace_prefix(prefix: str, trace_id: str) -> bytes:
+    """The key prefix holding exactly one trace's lines (a prefix range read of it returns no other trace)."""
+    return f"{prefix.rstrip('/')}/{escape_trace_id(trace_id)}/".encode()
+
+
 def line_key(prefix: str, line: SinkLine) -> bytes:
-    return f"{prefix.rstrip('/')}/{line.trace_id}/{line.time_ns:019d}-{line.line_id}".encode()
+    return trace_prefix(prefix, line.trace_id) + f"{line.time_ns:019d}-{line.line_id}".encode()
 
 
 def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[SinkLine]], list[SinkLine]]:
@@ -92,9 +123,21 @@ class EtcdSink(Sink):
     async def start(self) -> None:
         if not self.settings.endpoints:
             raise PermanentError("sinks.etcd.servers is empty: give one or more URLs like http://127.0.0.1:2379")
+        self._warn_plaintext_password()
         connector = aiohttp.TCPConnector(ssl=self.ssl_context() or False, limit=8)
         self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15))
         await self._call("/v3/maintenance/status", {})
+
+    def _warn_plaintext_password(self) -> None:
+        """A password sent to an http:// endpoint crosses the network in clear: say so, once per endpoint."""
+        if not self.settings.username:
+            return
+        for endpoint in self.settings.endpoints:
+            if endpoint.startswith("http://") and endpoint not in _warned_plaintext:
+                _warned_plaintext.add(endpoint)
+                log.warning("etcd sink: the password of user %r travels unencrypted to %s; use https:// "
+                            "(sinks.etcd.servers) with sinks.etcd.ca_file", self.settings.username,
+                            mask_text(endpoint))
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -180,6 +223,6 @@ class EtcdSink(Sink):
                     self._endpoint = (self._endpoint + attempt) % len(endpoints)
                     return body
             except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:  # away, or not etcd
-                last_error = f"{base}: {exc!r}"
+                last_error = mask_text(f"{base}: {exc!r}")
                 continue
         raise RetriableError(f"no etcd endpoint answered ({last_error})")

@@ -16,6 +16,7 @@ derive from offsets and the first line's event time, never from the wall clock.
 from __future__ import annotations
 
 import gzip
+import time
 from abc import abstractmethod
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -23,7 +24,7 @@ from typing import ClassVar
 import orjson
 
 from core.settings import ObjectStoreSinkSettings
-from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 
 KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
@@ -46,6 +47,22 @@ def sibling_prefix(key: str) -> str:
     return key[: key.rindex("-") + 1]
 
 
+def split_by_event_time(lines: list[SinkLine], max_future_ns: int) -> tuple[list[SinkLine], list[ItemFailure]]:
+    """(lines with a plausible event time, failures for the rest): objects are named by event time, so a
+    line before 1970 or past the skew bound would land in a 1969 or year-3000 partition. The clock only
+    bounds this check; it never names an object."""
+    good: list[SinkLine] = []
+    refused: list[ItemFailure] = []
+    for line in lines:
+        if 0 <= line.time_ns <= max_future_ns:
+            good.append(line)
+        else:
+            when = "before 1970" if line.time_ns < 0 else "too far in the future (max_future_skew)"
+            refused.append(ItemFailure(line, "event_time_out_of_range",
+                                       f"event time {line.time_ns} ns is {when}: no object partition for it"))
+    return good, refused
+
+
 class ObjectStoreSink(Sink):
     """Naming, state and crash rules; subclasses talk to the store."""
 
@@ -63,14 +80,18 @@ class ObjectStoreSink(Sink):
             fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
             if not fresh:
                 return WriteResult()
-            todo = SinkBatch(batch.topic, batch.partition, fresh)
-            key = object_key(self.settings.prefix, todo)
-            await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in fresh), 5))
-            await self._remove_siblings(key)
-            await self._save_state(todo.topic, todo.partition, fresh[-1], marks)
+            max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
+            good, refused = split_by_event_time(fresh, max_future_ns)
+            if good:
+                todo = SinkBatch(batch.topic, batch.partition, good)
+                key = object_key(self.settings.prefix, todo)
+                await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in good), 5))
+                await self._remove_siblings(key)
+            # the position moves past refused lines too, so a replay does not dead-letter them twice
+            await self._save_state(batch.topic, batch.partition, fresh[-1], marks)
         except self.store_errors as exc:
             raise self._classify(exc) from exc
-        return WriteResult()
+        return WriteResult(permanent=refused)
 
     async def resume_offset(self, topic: str, partition: int) -> int | None:
         try:

@@ -3,6 +3,10 @@
 The object layout, state object and crash rules are the object-store base's (sinks/object_store.py);
 this module only puts, gets, lists and deletes objects through S3's API. Large objects go up as
 multipart uploads.
+
+Storage hygiene (docs/security.md): every object, the state object and multipart uploads included,
+is written with the configured server-side encryption (SSE-S3 or SSE-KMS with a key id); a missing
+bucket is created only with `create_bucket: true`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import PermanentError, RetriableError
+from core.redact import mask_text
 from core.settings import S3SinkSettings, Settings
-from sinks.object_store import NDJSON, ObjectStoreSink, object_key, sibling_prefix
+from sinks.object_store import NDJSON, ObjectStoreSink, object_key, sibling_prefix, split_by_event_time
 
-__all__ = ["S3Sink", "object_key", "sibling_prefix"]
+__all__ = ["S3Sink", "object_key", "sibling_prefix", "split_by_event_time"]
 MIN_PART = 5 * 1024 * 1024
 
 
@@ -49,6 +54,10 @@ class S3Sink(ObjectStoreSink):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
                 raise self._classify(exc) from exc
+            if not s.create_bucket:
+                raise PermanentError(f"S3 bucket {s.bucket!r} does not exist: create it (with its encryption and "
+                                     "lifecycle rules), or set sinks.s3.create_bucket: true "
+                                     "(LOGWEAVE_SINKS__S3__CREATE_BUCKET=true) to let Logweave create it") from exc
             # S3 refuses a bucket outside us-east-1 unless its region is named (IllegalLocationConstraint)
             where = {} if s.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": s.region}}
             try:
@@ -56,7 +65,7 @@ class S3Sink(ObjectStoreSink):
             except ClientError as create_exc:
                 raise self._classify(create_exc) from create_exc
         except BotoCoreError as exc:
-            raise RetriableError(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}") from exc
+            raise RetriableError(mask_text(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}")) from exc
 
     async def stop(self) -> None:
         if self._context is not None:
@@ -75,11 +84,23 @@ class S3Sink(ObjectStoreSink):
                 raise
             return None
 
+    def _encryption(self) -> dict[str, str]:
+        """The server-side encryption arguments of every put and multipart upload."""
+        s = self.settings
+        if s.server_side_encryption == "none":
+            return {}
+        extra: dict[str, str] = {"ServerSideEncryption": s.server_side_encryption}
+        if s.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = s.sse_kms_key_id
+        return extra
+
     async def _put_state(self, key: str, body: bytes) -> None:
-        await self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType="application/json")
+        await self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType="application/json",
+                                      **self._encryption())
 
     async def _put(self, key: str, body: bytes) -> None:
-        s, extra = self.settings, {"ContentType": NDJSON, "ContentEncoding": "gzip"}
+        s = self.settings
+        extra = {"ContentType": NDJSON, "ContentEncoding": "gzip", **self._encryption()}
         if len(body) <= s.multipart_threshold:
             await self._client.put_object(Bucket=s.bucket, Key=key, Body=body, **extra)
             return
@@ -112,4 +133,4 @@ class S3Sink(ObjectStoreSink):
             if status in (403, 400) or code in ("AccessDenied", "InvalidAccessKeyId", "NoSuchBucket",
                                                 "SignatureDoesNotMatch", "InvalidBucketName"):
                 return PermanentError(f"S3 refused the write ({code}): fix credentials or bucket settings")
-        return RetriableError(f"S3 write failed, will retry: {exc}")
+        return RetriableError(mask_text(f"S3 write failed, will retry: {exc}"))

@@ -234,7 +234,8 @@ async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
     (tmp / "moto").mkdir()
     server = moto_server(tmp / "moto").start()
     try:
-        s3 = S3Sink(S3SinkSettings(bucket="bench", prefix="lw", endpoint_url=server.url, path_style=True))
+        s3 = S3Sink(S3SinkSettings(bucket="bench", prefix="lw", endpoint_url=server.url, path_style=True,
+                                   create_bucket=True))
         batches = make_lines(int(200_000 * scale), 20_000)
         add("s3 (moto_server)", await through_sink(s3, batches), await s3_limit(server.url, batches),
             "20K-line objects; limit: put_object of pre-compressed bodies")

@@ -46,6 +46,7 @@ class Stack:
             "LOGWEAVE_SINKS__S3__ENDPOINT_URL": self.s3.url,
             "LOGWEAVE_SINKS__S3__BUCKET": "lw-bucket",
             "LOGWEAVE_SINKS__S3__PATH_STYLE": "true",
+            "LOGWEAVE_SINKS__S3__CREATE_BUCKET": "true",
             "LOGWEAVE_SINKS__S3__FLUSH_AGE": "1s",
             "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "3",
             "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "2s",

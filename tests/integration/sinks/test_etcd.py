@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from core.settings import EtcdSinkSettings
 from sinks.base import SinkBatch, SinkLine
-from sinks.etcd import MAX_TXN_OPS, EtcdSink, split_transactions
+from sinks.etcd import MAX_TXN_OPS, EtcdSink, split_transactions, trace_prefix, unescape_trace_id
 from tests.support.servers import Server, etcd_gateway, etcd_server
 
 
@@ -129,3 +129,22 @@ async def test_one_lease_per_event_time_bucket_regranted_when_revoked(etcd: Serv
     finally:
         await sink.stop()
     assert len(range_read(etcd.url, "/b/tb/")) == 50
+
+
+async def test_hostile_trace_ids_stay_inside_their_own_prefix(etcd: Server) -> None:
+    """Trace ids come from log lines: `a/b/c` must not show up in a prefix read of `a`, and
+    `../../x` must stay under the sink's prefix (keys are escaped, one segment per trace)."""
+    traces = ["a", "a/b/c", "../../x", "..", "50%2Fx", "line\nbreak"]
+    batch = [line for n, trace in enumerate(traces) for line in lines(3, trace=trace, start=10 * n)]
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/esc"), (1000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        assert not (await sink.write_batch(SinkBatch("sink.etcd", 0, batch))).permanent
+    finally:
+        await sink.stop()
+    everything = range_read(etcd.url, "/")
+    assert len(everything) == 18 and all(key.startswith("/esc/") for key, _ in everything)
+    for n, trace in enumerate(traces):
+        found = range_read(etcd.url, trace_prefix("/esc", trace).decode())
+        assert sorted(doc["n"] for _, doc in found) == [10 * n, 10 * n + 1, 10 * n + 2], trace
+        assert {unescape_trace_id(key.split("/")[2]) for key, _ in found} == {trace}

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiobotocore.session import get_session
 
+from core.errors import PermanentError
 from core.settings import S3SinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.s3 import S3Sink, object_key
@@ -38,6 +39,7 @@ async def client(s3_server: Server) -> AsyncIterator[Any]:
 
 
 def settings(server: Server, **extra: Any) -> S3SinkSettings:
+    extra.setdefault("create_bucket", True)
     return S3SinkSettings(bucket="logs-test", prefix="lw", endpoint_url=server.url, path_style=True, **extra)
 
 
@@ -115,7 +117,7 @@ async def test_settings_reach_the_client_and_the_bucket_is_created(s3_server: Se
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-chain")  # the standard AWS chain, no key in settings
     sink = S3Sink(S3SinkSettings(bucket="made-at-start", prefix="lw", endpoint_url=s3_server.url, path_style=True,
-                                 region="eu-west-1"))
+                                 region="eu-west-1", create_bucket=True))
     await sink.start()
     try:
         meta = sink._client.meta
@@ -127,3 +129,54 @@ async def test_settings_reach_the_client_and_the_bucket_is_created(s3_server: Se
         await sink.stop()
     buckets = [b["Name"] for b in (await client.list_buckets())["Buckets"]]
     assert "made-at-start" in buckets
+
+
+async def test_a_missing_bucket_is_not_created_unless_asked(s3_server: Server, client: Any) -> None:
+    sink = S3Sink(settings(s3_server, create_bucket=False))
+    with pytest.raises(PermanentError, match=r"S3 bucket 'logs-test' does not exist.*sinks\.s3\.create_bucket: true"):
+        await sink.start()
+    await sink.stop()
+    assert "logs-test" not in [b["Name"] for b in (await client.list_buckets())["Buckets"]]
+
+
+@pytest.mark.parametrize(("encryption", "key_id"), [("AES256", None), ("aws:kms", "alias/logweave")])
+async def test_every_object_is_written_with_server_side_encryption(s3_server: Server, client: Any, encryption: str,
+                                                                   key_id: str | None) -> None:
+    sink = S3Sink(settings(s3_server, server_side_encryption=encryption, sse_kms_key_id=key_id,
+                           multipart_threshold=1024 * 1024, part_size=5 * 1024 * 1024))
+    small = SinkBatch("sink.s3", 0, records(0, 4))
+    big = SinkBatch("sink.s3", 0, [SinkLine(f"b{n}", "t", BASE_NS, "info", "svc",
+                                            orjson.dumps({"n": n, "r": os.urandom(600).hex()}), 5 + n, 0)
+                                   for n in range(6_000)])  # ~7 MiB gzipped: a multipart upload
+    await sink.start()
+    try:
+        await sink.write_batch(small)
+        await sink.write_batch(big)
+    finally:
+        await sink.stop()
+    keys = [object_key("lw", small), object_key("lw", big), "lw/_state/sink.s3-0.json"]
+    for key in keys:
+        head = await client.head_object(Bucket="logs-test", Key=key)
+        assert head.get("ServerSideEncryption") == encryption, (key, head)
+        if key_id:
+            assert key_id in head.get("SSEKMSKeyId", ""), (key, head)
+
+
+async def test_event_times_before_1970_or_far_ahead_are_dead_lettered(s3_server: Server, client: Any) -> None:
+    batch = records(0, 5, per_record=1)
+    batch[1].time_ns = -1  # 1969-12-31T23:59:59.999999999Z
+    batch[4].time_ns = 4_102_444_800 * 10**9  # 2100-01-01
+    sink = S3Sink(settings(s3_server, max_future_skew=3600))
+    await sink.start()
+    try:
+        result = await sink.write_batch(SinkBatch("sink.s3", 0, batch))
+        replayed = await sink.write_batch(SinkBatch("sink.s3", 0, batch))
+    finally:
+        await sink.stop()
+    assert [(f.line.offset, f.reason) for f in result.permanent] == [(1, "event_time_out_of_range"),
+                                                                     (4, "event_time_out_of_range")]
+    assert "before 1970" in result.permanent[0].detail and "max_future_skew" in result.permanent[1].detail
+    assert not replayed.permanent and not replayed.retry  # the position moved past them: no second dead letter
+    listing = await client.list_objects_v2(Bucket="logs-test", Prefix="lw/dt=")
+    assert [item["Key"].split("/")[1] for item in listing["Contents"]] == ["dt=2025-06-10"]
+    assert sorted(d["o"] for d in await all_lines(client)) == [0, 2, 3, 5]

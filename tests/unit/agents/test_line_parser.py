@@ -121,3 +121,13 @@ def test_every_input_is_delivered_or_dead_lettered(payloads: list[bytes]) -> Non
     assert len(lines) + len(dead) == len(payloads)
     positions = sorted([line[2] for line in lines] + [d.position for d in dead])
     assert positions == [i * 10 for i in range(len(payloads))]
+
+
+@pytest.mark.parametrize("entry", [5, "x", None, [0, "{}"], [0, "{}", "", 0, 0, 9], [0, 5, "", 0, 0],
+                                   ["0", "{}", "", 0, 0], [0, "{}", "", 0, "1"], [0, "{}", "", None, 0]])
+def test_an_entry_that_is_not_a_raw_line_is_dead_lettered_not_raised(entry: object) -> None:
+    """Found by `make fuzz`: a chunk from a foreign or corrupted producer crashed the parse stage."""
+    good = make_raw_line(1, b'{"traceId":"t","time":"2026-12-02T10:00:00Z"}')
+    out, dead = LineParser(ParseSettings()).parse_chunk(RawChunk({}, "s", 0, [entry, good]), 4)
+    assert [d.reason for d in dead] == ["bad_entry"] and dead[0].text == repr(entry)
+    assert sum(len(c.lines) for c in out.values()) == 1

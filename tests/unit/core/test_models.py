@@ -7,7 +7,7 @@ import pytest
 
 from core.codec import compressor
 from core.errors import ChunkFormatError
-from core.models import RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
+from core.models import ParsedChunk, RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
 
 
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
@@ -36,3 +36,26 @@ def test_splice_metadata_keeps_fields_and_adds_reserved_key(text: str) -> None:
     original.pop("logweave", None)
     assert doc.pop("logweave") == {"lid": "x"}
     assert doc == original
+
+
+@pytest.mark.parametrize("record", [
+    b'{"v":1,"t":"raw","src":{},"sid":"s","ct":0,"lines":5}',
+    b'{"v":1,"t":"raw","src":{},"sid":7,"ct":0,"lines":[]}',
+    b'{"v":1,"t":"raw","src":[],"sid":"s","ct":0,"lines":[]}',
+    b'{"v":1,"t":"raw","src":{},"sid":"s","ct":"0","lines":[]}',
+    b'{"v":1,"t":"raw","src":{},"sid":"s","ct":99999999999999999999,"lines":[]}',
+    b"\x04\x22\x4d\x18" + b"corrupt lz4 frame",
+    b"\x28\xb5\x2f\xfd" + b"corrupt zstd frame",
+])
+def test_a_raw_chunk_of_the_wrong_shape_is_a_chunk_format_error(record: bytes) -> None:
+    """Found by `make fuzz`: such records decoded, then crashed the parse stage with TypeError (or lz4's
+    RuntimeError escaped the decoder), instead of becoming one `bad_chunk` dead letter."""
+    with pytest.raises(ChunkFormatError):
+        RawChunk.decode(record)
+
+
+@pytest.mark.parametrize("record", [b'{"v":1,"t":"parsed","srcs":{},"lines":[]}',
+                                    b'{"v":1,"t":"parsed","srcs":[],"lines":"x"}'])
+def test_a_parsed_chunk_of_the_wrong_shape_is_a_chunk_format_error(record: bytes) -> None:
+    with pytest.raises(ChunkFormatError):
+        ParsedChunk.decode(record)

@@ -94,4 +94,32 @@ def test_check_config_cli_exits_2_with_one_line_and_masks_secrets(tmp_path: Path
     run = subprocess.run([sys.executable, "-m", "commands.cli", "check-config"], env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "hunter2" not in run.stdout and "**********" in run.stdout
+    assert "hunter2" not in run.stdout and "\"password\": \"********\"" in run.stdout
+
+
+@pytest.mark.parametrize(("environ", "secret"), [
+    ({"LOGWEAVE_SINKS__ETCD__SERVERS": "http://root:hunter2@etcd:2379", "LOGWEAVE_SINKS__ETCD__PASSWORD": "pw-1",
+      "LOGWEAVE_SINKS__ETCD__CERT_FILE": "/c.pem"}, ["hunter2", "pw-1"]),  # a group-level error echoes the group
+    ({"LOGWEAVE_SINKS__ELASTICSEARCH__API_KEY": "key-123", "LOGWEAVE_SINKS__ELASTICSEARCH__USERNAME": "u",
+      "LOGWEAVE_SINKS__ELASTICSEARCH__PASSWORD": "pw-2"}, ["key-123", "pw-2"]),
+    ({"LOGWEAVE_SINKS__ELASTICSEARCH__AWS_SECRET_ACCESS_KEY": "aws-3"}, ["aws-3"]),
+])
+def test_error_lines_never_echo_a_secret(environ: dict[str, str], secret: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    message = str(info.value)
+    assert message.startswith("invalid setting sinks.") and "********" in message
+    for value in secret:
+        assert value not in message
+
+
+def test_check_config_masks_passwords_inside_urls(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from commands.cli import main
+
+    monkeypatch.setenv("LOGWEAVE_SINKS__ETCD__SERVERS", "https://root:hunter2@etcd-0:2379,https://etcd-1:2379")
+    monkeypatch.setenv("LOGWEAVE_SINKS__ELASTICSEARCH__URL", "https://logweave:es-pass@search:9200")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "es-pass" not in out
+    assert "https://root:********@etcd-0:2379,https://etcd-1:2379" in out and "logweave:********@search" in out

@@ -172,3 +172,147 @@ def test_intake_config_ports_probes_service_and_autoscaler_agree(tmp_path: Path)
     assert autoscaler["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                                     "name": "logweave-intake"}
     assert container["resources"]["requests"]["cpu"], "a CPU autoscaler needs a CPU request"
+
+
+# -- hardening: network policies, the collector's token and tolerations, required Secrets ---------
+
+WEB_ACCESS = {"logweave.io/web-access": "true"}
+DNS_PORT = 53
+
+
+def all_of(name: str) -> list[dict[str, Any]]:
+    return [d for p in MANIFESTS for d in documents(p) if d["kind"] == name]
+
+
+def policies_for(workload: dict[str, Any], policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The NetworkPolicies that select this workload's pods (a selector matching nothing is a bug)."""
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    namespace = workload["metadata"]["namespace"]
+    return [p for p in policies if p["metadata"]["namespace"] == namespace
+            and (match := p["spec"]["podSelector"].get("matchLabels"))
+            and all(labels.get(k) == v for k, v in match.items())]
+
+
+def host_port(address: str, default: int) -> tuple[str, int]:
+    address = address.split("://")[-1].split("/")[0]
+    host, _, port = address.rpartition(":")
+    return (host, int(port)) if host else (address, default)
+
+
+def check_network_policy(workload: dict[str, Any], policies: list[dict[str, Any]], egress_ports: set[int]) -> None:
+    """Only labelled namespaces reach the pod's declared ports; egress only to DNS and `egress_ports`."""
+    namespace = workload["metadata"]["namespace"]
+    assert any(p["metadata"]["namespace"] == namespace and p["spec"]["podSelector"] == {}
+               and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} and not p["spec"].get("ingress")
+               and not p["spec"].get("egress") for p in policies) or namespace != "logweave", "no default deny"
+    mine = policies_for(workload, policies)
+    assert mine, f"no NetworkPolicy selects {workload['metadata']['name']}"
+    declared = {p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+    for policy in mine:
+        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from") and rule.get("ports"), "an ingress rule open to every source or port"
+            assert all(peer == {"namespaceSelector": {"matchLabels": WEB_ACCESS}} for peer in rule["from"])
+            assert {p["port"] for p in rule["ports"]} <= declared
+        allowed: set[int] = set()
+        for rule in policy["spec"].get("egress", []):
+            assert rule.get("to") and rule.get("ports"), "an egress rule open to every destination or port"
+            allowed |= {p["port"] for p in rule["ports"]}
+        assert allowed == egress_ports | {DNS_PORT}, f"egress {sorted(allowed)}"
+
+
+def worker_egress(settings: Settings) -> set[int]:
+    ports = {host_port(b, 9092)[1] for b in settings.kafka.bootstrap_servers}
+    if "elasticsearch" in settings.sinks.enabled:
+        ports.add(host_port(settings.sinks.elasticsearch.url, 9200)[1])
+    if "etcd" in settings.sinks.enabled:
+        ports |= {host_port(e, 2379)[1] for e in settings.sinks.etcd.endpoints}
+    if "s3" in settings.sinks.enabled:
+        ports.add(host_port(settings.sinks.s3.endpoint_url or "https://s3.amazonaws.com", 443)[1])
+    return ports
+
+
+def test_network_policies_close_the_namespace_to_all_but_what_each_process_needs(tmp_path: Path) -> None:
+    policies, settings = all_of("NetworkPolicy"), worker_settings(tmp_path)
+    check_network_policy(kind("StatefulSet"), policies, worker_egress(settings))
+    search = host_port(settings.sinks.elasticsearch.url, 9200)
+    rule = next(r for p in policies_for(kind("StatefulSet"), policies) for r in p["spec"]["egress"]
+                if {x["port"] for x in r["ports"]} == {search[1]})
+    assert rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == search[0].split(".")[1]
+    for name in ("DaemonSet", "Deployment"):
+        workload = kind(name)
+        env = container_env(workload["spec"]["template"]["spec"]["containers"][0])
+        kafka = {host_port(b, 9092)[1] for b in settings_from_env(env).kafka.bootstrap_servers}
+        check_network_policy(workload, policies, kafka | ({443, 6443} if name == "Deployment" else set()))
+
+
+def test_the_network_policy_check_catches_open_rules(tmp_path: Path) -> None:
+    policies, settings = all_of("NetworkPolicy"), worker_settings(tmp_path)
+    worker = kind("StatefulSet")
+    for breakage in ("open egress", "open ingress", "extra port", "no default deny", "selects nothing"):
+        broken = yaml.safe_load(yaml.safe_dump(policies))
+        mine = policies_for(worker, broken)[0]
+        if breakage == "open egress":
+            mine["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})
+        elif breakage == "open ingress":
+            mine["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {}}]
+        elif breakage == "extra port":
+            mine["spec"]["egress"][1]["ports"].append({"protocol": "TCP", "port": 22})
+        elif breakage == "no default deny":
+            broken = [p for p in broken if p["spec"]["podSelector"]]
+        else:
+            mine["spec"]["podSelector"]["matchLabels"] = {"app.kubernetes.io/name": "logweave-wroker"}
+        with pytest.raises(AssertionError):
+            check_network_policy(worker, broken, worker_egress(settings))
+
+
+def check_log_agent_pod(pod: dict[str, Any], documented: str) -> None:
+    assert pod.get("automountServiceAccountToken") is False, "the file collector needs no API token"
+    for toleration in pod.get("tolerations", []):
+        assert toleration.get("key"), f"{toleration} tolerates every taint"
+        assert f"`{toleration['key']}`" in documented, f"{toleration['key']} is not explained in the README"
+
+
+def test_the_file_collector_has_no_api_token_and_only_the_tolerations_a_log_agent_needs() -> None:
+    pod, readme = kind("DaemonSet")["spec"]["template"]["spec"], (K8S / "README.md").read_text()
+    check_log_agent_pod(pod, readme)
+    assert kind("StatefulSet")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    for breakage in ({"automountServiceAccountToken": True}, {"tolerations": [{"operator": "Exists"}]},
+                     {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}):
+        with pytest.raises(AssertionError):
+            check_log_agent_pod({**pod, **breakage}, readme)
+
+
+def sink_of(variable: str) -> str | None:
+    """The sink a credential variable belongs to (None for other credentials: Kafka, web tokens)."""
+    if variable.startswith("AWS_"):
+        return "s3"
+    if variable.startswith("LOGWEAVE_SINKS__"):
+        return variable.removeprefix("LOGWEAVE_SINKS__").split("__")[0].lower()
+    return None
+
+
+def check_required_secrets(container: dict[str, Any], settings: Settings) -> None:
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {}) and sink_of(e["name"])}
+    for variable, ref in refs.items():
+        assert sink_of(variable) in settings.sinks.enabled, f"{variable}: its sink is not enabled"
+        assert not ref.get("optional", False), f"{variable} is optional, yet its sink is enabled"
+    needs = {"elasticsearch": "LOGWEAVE_SINKS__ELASTICSEARCH__PASSWORD", "etcd": "LOGWEAVE_SINKS__ETCD__PASSWORD"}
+    for sink, variable in needs.items():
+        group = getattr(settings.sinks, sink)
+        if sink in settings.sinks.enabled and group.username:
+            assert variable in refs, f"the {sink} sink has a username but {variable} comes from no Secret"
+
+
+def test_the_secrets_of_enabled_sinks_are_required(tmp_path: Path) -> None:
+    container, settings = worker_container(), worker_settings(tmp_path)
+    check_required_secrets(container, settings)
+    broken = yaml.safe_load(yaml.safe_dump(container))
+    broken["env"][-1]["valueFrom"]["secretKeyRef"]["optional"] = True
+    with pytest.raises(AssertionError, match="optional"):
+        check_required_secrets(broken, settings)
+    broken = yaml.safe_load(yaml.safe_dump(container))
+    broken["env"] = [e for e in broken["env"] if e["name"] != "LOGWEAVE_SINKS__ELASTICSEARCH__PASSWORD"]
+    with pytest.raises(AssertionError, match="comes from no Secret"):
+        check_required_secrets(broken, settings)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from core.settings import ElasticsearchSinkSettings, Settings
+from core.errors import ConfigError, PermanentError
+from core.settings import ElasticsearchSinkSettings, Settings, load_settings
 from sinks.base import SinkBatch, SinkLine
 from sinks.elasticsearch import ElasticsearchSink, classify, index_name, index_template
 
@@ -75,3 +79,42 @@ def test_429_and_5xx_items_alone_are_retried() -> None:
 def test_batch_limits_are_the_generic_sink_settings() -> None:
     settings = Settings(sinks={"batch_size": 700, "batch_bytes": 2_000_000, "batch_period": 0.5})
     assert ElasticsearchSink.from_settings(settings).batch_limits() == (700, 2_000_000, 0.5)
+
+
+@pytest.mark.parametrize(("env", "complaint"), [
+    ({"API_KEY": "k", "USERNAME": "u"}, "api_key and username are both set"),
+    ({"AWS_SIGV4": "true", "AWS_REGION": "eu-west-1"}, "aws_sigv4 needs mode: opensearch"),
+    ({"AWS_SIGV4": "true", "MODE": "opensearch"}, "aws_sigv4 needs aws_region"),
+    ({"AWS_SIGV4": "true", "MODE": "opensearch", "AWS_REGION": "r", "USERNAME": "u"}, "unset api_key and username"),
+    ({"AWS_ACCESS_KEY_ID": "AKID"}, "aws_access_key_id and aws_secret_access_key go together"),
+    ({"CLIENT_CERT_FILE": "/c.pem"}, "client_cert_file is set without client_key_file"),
+    ({"SSL_ASSERT_FINGERPRINT": "AB:CD"}, "String should match pattern"),
+])
+def test_contradictory_security_settings_are_refused_by_name(env: dict[str, str], complaint: str) -> None:
+    environ = {f"LOGWEAVE_SINKS__ELASTICSEARCH__{k}": v for k, v in env.items()}
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        load_settings(environ=environ)
+
+
+def test_certificate_options_reach_the_client() -> None:
+    pin = ":".join(["AB"] * 32)
+    for mode, expected_pin in (("elasticsearch", "AB" * 32), ("opensearch", bytes([0xAB]) * 32)):
+        sink = ElasticsearchSink(ElasticsearchSinkSettings(mode=mode, ssl_assert_fingerprint=pin,  # type: ignore[arg-type]
+                                                           client_cert_file=Path("/c.pem"),
+                                                           client_key_file=Path("/k.pem")), (1, 1, 1.0))
+        options = sink._client_options()
+        assert options["ssl_assert_fingerprint"] == expected_pin
+        assert (options["client_cert"], options["client_key"]) == ("/c.pem", "/k.pem")
+
+
+def test_sigv4_without_any_credentials_says_where_they_come_from(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings = ElasticsearchSinkSettings(mode="opensearch", aws_sigv4=True, aws_region="eu-west-1")
+    with pytest.raises(PermanentError, match="no AWS credentials were found"):
+        ElasticsearchSink(settings, (1, 1, 1.0))._client_options()

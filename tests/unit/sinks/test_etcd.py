@@ -6,11 +6,22 @@ import ssl
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.errors import PermanentError
-from core.settings import EtcdSinkSettings, Settings
+from core.errors import ConfigError, PermanentError
+from core.settings import EtcdSinkSettings, Settings, load_settings
 from sinks.base import SinkLine
-from sinks.etcd import MAX_REQUEST_BYTES, MAX_TXN_OPS, EtcdSink, line_key, split_transactions
+from sinks.etcd import (
+    MAX_REQUEST_BYTES,
+    MAX_TXN_OPS,
+    EtcdSink,
+    escape_trace_id,
+    line_key,
+    split_transactions,
+    trace_prefix,
+    unescape_trace_id,
+)
 
 
 def line(n: int, time_ns: int, size: int = 10) -> SinkLine:
@@ -20,6 +31,7 @@ def line(n: int, time_ns: int, size: int = 10) -> SinkLine:
 def test_keys_sort_by_event_time_within_a_trace() -> None:
     keys = [line_key("/lw/", line(n, t)) for n, t in enumerate([10**18, 5, 10**9])]
     assert keys[1] == b"/lw/trace-1/0000000000000000005-id1"
+    assert line_key("/lw", SinkLine("id", "a/b", 5, "info", "s", b"", 0, 0)) == b"/lw/a%2Fb/0000000000000000005-id"
     assert sorted(keys) == [keys[1], keys[2], keys[0]]
 
 
@@ -60,3 +72,49 @@ def test_settings_reach_the_client(tmp_path: Path) -> None:
 async def test_empty_endpoint_list_is_a_config_error() -> None:
     with pytest.raises(PermanentError, match="servers is empty"):
         await EtcdSink(EtcdSinkSettings(servers=" , "), (1, 1, 1.0)).start()
+
+
+@pytest.mark.parametrize(("trace_id", "segment"), [
+    ("plain-id_1.2", "plain-id_1.2"), ("a/b/c", "a%2Fb%2Fc"), ("../../x", "..%2F..%2Fx"), ("..", "%2E%2E"),
+    (".", "%2E"), ("50%", "50%25"), ("a\nb\x00", "a%0Ab%00"), ("", ""),
+])
+def test_trace_ids_become_one_escaped_key_segment(trace_id: str, segment: str) -> None:
+    assert escape_trace_id(trace_id) == segment
+    assert unescape_trace_id(segment) == trace_id
+
+
+@given(st.text(), st.text())
+def test_no_trace_id_reaches_another_traces_prefix(first: str, second: str) -> None:
+    segment = escape_trace_id(first)
+    assert "/" not in segment and segment not in (".", "..") and unescape_trace_id(segment) == first
+    if first != second:  # a prefix read of one trace never returns a key of another
+        assert not line_key("/lw", line_of(second)).startswith(trace_prefix("/lw", first))
+
+
+def line_of(trace_id: str) -> SinkLine:
+    return SinkLine("id", trace_id, 5, "info", "svc", b"{}", 0, 0)
+
+
+@pytest.mark.parametrize("given_only", ["cert_file", "key_file"])
+def test_a_client_certificate_needs_both_files(given_only: str) -> None:
+    with pytest.raises(ConfigError, match=f"{given_only} is set without"):
+        load_settings(environ={f"LOGWEAVE_SINKS__ETCD__{given_only.upper()}": "/etc/etcd/x.pem"})
+    both = load_settings(environ={"LOGWEAVE_SINKS__ETCD__CERT_FILE": "/c.pem",
+                                  "LOGWEAVE_SINKS__ETCD__KEY_FILE": "/k.pem"})
+    assert both.sinks.etcd.key_file == Path("/k.pem")
+
+
+async def test_a_password_over_http_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    settings = EtcdSinkSettings(servers="http://127.0.0.1:9,https://127.0.0.1:9", username="root", password="pw")
+    for _ in range(2):
+        sink = EtcdSink(settings, (1, 1, 1.0))
+        with pytest.raises(Exception):  # noqa: B017 - nothing listens; only the warning matters here
+            await sink.start()
+        await sink.stop()
+    warnings = [r.getMessage() for r in caplog.records if "unencrypted" in r.getMessage()]
+    assert warnings == ["etcd sink: the password of user 'root' travels unencrypted to http://127.0.0.1:9; "
+                        "use https:// (sinks.etcd.servers) with sinks.etcd.ca_file"]
+    caplog.clear()
+    sink = EtcdSink(EtcdSinkSettings(servers="http://127.0.0.1:9"), (1, 1, 1.0))  # no password: no warning
+    sink._warn_plaintext_password()
+    assert not caplog.records

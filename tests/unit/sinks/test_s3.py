@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from botocore.exceptions import ClientError
 
-from core.errors import PermanentError, RetriableError
-from core.settings import Settings
+from core.errors import ConfigError, PermanentError, RetriableError
+from core.settings import Settings, load_settings
 from sinks.base import SinkBatch, SinkLine
-from sinks.s3 import S3Sink, object_key, sibling_prefix
+from sinks.s3 import S3Sink, object_key, sibling_prefix, split_by_event_time
 
 BASE_NS = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
 
@@ -49,3 +50,19 @@ def test_batch_limits_flush_by_size_and_age() -> None:
 def test_last_nanosecond_of_an_hour_stays_in_that_hour() -> None:
     last_ns = 1_749_545_999_999_999_999  # 2025-06-10T08:59:59.999999999Z; a float would round it to 09:00
     assert "/hour=08/" in object_key("p", SinkBatch("sink.s3", 0, [line(1, last_ns)]))
+
+
+def test_a_kms_key_id_needs_kms_encryption() -> None:
+    with pytest.raises(ConfigError, match="sse_kms_key_id is set but server_side_encryption is 'AES256'"):
+        load_settings(environ={"LOGWEAVE_SINKS__S3__SSE_KMS_KEY_ID": "alias/k",
+                               "LOGWEAVE_SINKS__S3__SERVER_SIDE_ENCRYPTION": "AES256"})
+    with pytest.raises(ConfigError, match="allowed values"):
+        load_settings(environ={"LOGWEAVE_SINKS__S3__SERVER_SIDE_ENCRYPTION": "rot13"})
+
+
+def test_event_times_outside_1970_to_the_skew_bound_are_refused_per_line() -> None:
+    lines = [SinkLine(str(n), "t", t, "info", "svc", b"{}", n, 0) for n, t in enumerate([-1, 0, 100, 101])]
+    good, refused = split_by_event_time(lines, max_future_ns=100)
+    assert [x.time_ns for x in good] == [0, 100]
+    assert [(f.line.time_ns, f.reason) for f in refused] == [(-1, "event_time_out_of_range"),
+                                                             (101, "event_time_out_of_range")]

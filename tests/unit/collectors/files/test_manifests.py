@@ -24,7 +24,9 @@ def test_daemonset_mounts_and_settings() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert mounts["checkpoints"]["mountPath"] == env["LOGWEAVE_COLLECTOR__CHECKPOINT_DIR"]
     assert volumes["checkpoints"]["type"] == "DirectoryOrCreate"
-    assert {"operator": "Exists"} in spec["tolerations"]
+    # control-plane nodes too, but never a bare `operator: Exists` (tests/unit/deploy/test_k8s.py checks the rest)
+    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} \
+        in spec["tolerations"]
     assert container["resources"]["limits"]["memory"]
     values = {k: v for k, v in env.items() if v is not None}
     settings = load_settings(environ=values)  # every variable is a valid setting

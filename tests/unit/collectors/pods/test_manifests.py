@@ -39,4 +39,4 @@ def test_bindings_deployment_and_service_account_agree() -> None:
     assert env["NAMESPACE"] == load("rolebinding.yaml")["metadata"]["namespace"]
     kustomization = load("kustomization.yaml")["resources"]
     assert sorted(kustomization) == sorted(["serviceaccount.yaml", "clusterrole.yaml", "rolebinding.yaml",
-                                            "deployment.yaml"])
+                                            "deployment.yaml", "networkpolicy.yaml"])

@@ -1,0 +1,262 @@
+"""The fuzz targets: each takes one input of bytes and fails (raises or crashes) only on a real defect.
+
+Every target reads its input through `Reader`, so the same function runs under atheris (`make fuzz`,
+coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke in `make test`).
+- `linescan`: raw chunks through the parse stage twice, the C scan (with the reference as its
+  fallback) and the reference alone; both must agree, and neither may raise.
+- `linescan_api`: the C scan's own entry point with hostile arguments (odd line entries, field
+  names from generators, a fallback that mutates the list); only a Python exception is allowed.
+- `tracefold`: parsed lines of any shape through the C group fold; where it answers, it must equal
+  the reference fold.
+- `formats`: the CRI and docker json-file line readers on arbitrary bytes: a tuple or None, never an
+  exception.
+- `chunks`: RawChunk/ParsedChunk.decode on arbitrary records (plain, lz4, zstd): a chunk or
+  ChunkFormatError; a raw chunk that decodes must then parse (lines it cannot use become dead letters).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import agents.line_parser as line_parser_module
+import tables.trace_state as trace_state_module
+from agents.line_parser import _EXACT_LEVELS, LineParser
+from collectors.files import formats
+from core.codec import compressor
+from core.errors import ChunkFormatError
+from core.models import ParsedChunk, RawChunk
+from core.settings import ParseSettings
+from tables.trace_state import fold_reference
+
+NAMES = ["traceId", "trace_id", "time", "ts", "level", "lvl", "service", "app", "msg", "trace.id", "a.b", "", "x"]
+TOKENS = ['{', '}', '[', ']', ',', ':', '"', '\\', '\\u00e9', '\\ud800', '"traceId"', '"time"', '"level"',
+          '"service"', '"ts"', '"2026-12-02T10:00:00.123456789Z"', '"1970-01-01T00:00:00+01:00"',
+          '"9999-12-31T23:59:60Z"',
+          '"2024-02-29T24:00:00Z"', '1733133600', '1733133600123', '-9223372036854775808', '99999999999999999999',
+          '1e400', '-0', '0.5', 'true', 'false', 'null', '"info"', '"WARN"', '"Error"', '50', '-1', ' ', '\n', '\t',
+          '"t-1"', '"t\\u0001"', '"é"', '"\U0001f600"', '\x00', '"a.b"', '{"id":"x"}']
+
+
+class Reader:
+    """Deterministic choices drawn from the input bytes; an exhausted input yields zeros."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def byte(self) -> int:
+        if self.at >= len(self.data):
+            return 0
+        self.at += 1
+        return self.data[self.at - 1]
+
+    def int(self, low: int, high: int) -> int:
+        span = high - low + 1
+        value = 0
+        for _ in range(max(1, (span.bit_length() + 7) // 8)):
+            value = value << 8 | self.byte()
+        return low + value % span
+
+    def pick(self, options: list[Any]) -> Any:
+        return options[self.int(0, len(options) - 1)]
+
+    def bytes(self, most: int) -> bytes:
+        size = self.int(0, most)
+        chunk = self.data[self.at:self.at + size]
+        self.at += len(chunk)
+        return chunk
+
+    def text(self, most: int) -> str:
+        return self.bytes(most).decode("utf-8", "replace")
+
+    def big_int(self) -> int:
+        return self.pick([0, 1, -1, 2**63 - 1, -(2**63), 2**63, 2**70, self.int(-(2**40), 2**40),
+                          struct.unpack("<q", bytes(self.byte() for _ in range(8)))[0]])
+
+
+def json_line(r: Reader) -> str:
+    """Mostly well-formed JSON objects with the fields the scan reads, sometimes broken on purpose."""
+    fields = []
+    for _ in range(r.int(0, 6)):
+        key = r.pick(['"traceId"', '"trace_id"', '"time"', '"ts"', '"level"', '"lvl"', '"service"', '"app"',
+                      '"msg"', '"trace"', '"trace\\u0049d"', '"a"'])
+        value = "".join(r.pick(TOKENS) for _ in range(r.int(1, 3))) if r.byte() < 64 else r.pick(TOKENS[10:])
+        fields.append(f"{key}{r.pick([':', ' : ', ':'])}{value}")
+    body = "{" + r.pick([",", ", ", ",\n"]).join(fields) + "}"
+    mode = r.byte()
+    if mode < 24:
+        return body[: r.int(0, len(body))]
+    if mode < 40:
+        return r.text(64)
+    if mode < 48:
+        return "{" + "[" * r.int(60, 70) + "]" * r.int(60, 70) + "}"
+    return body
+
+
+_PARSERS: dict[tuple[Any, ...], LineParser] = {}
+
+
+def line_parser(r: Reader) -> LineParser:
+    """A parser for settings drawn from the input (cached: building settings costs more than a parse)."""
+    def names(default: str) -> tuple[str, ...]:
+        return (default, *(r.pick(NAMES) or "x" for _ in range(r.int(0, 2)))) if r.byte() < 200 else (default,)
+
+    key = (names("traceId"), names("time"), names("level"), names("service"),
+           r.pick(["auto", "rfc3339", "epoch_s", "epoch_ms"]), r.pick(["deadletter", "pass"]),
+           r.pick([64, 1024, 1 << 20]))
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = _PARSERS[key] = LineParser(ParseSettings(
+            trace_id_fields=list(key[0]), time_fields=list(key[1]), level_fields=list(key[2]),
+            service_fields=list(key[3]), time_format=key[4], untraced=key[5], max_line_bytes=key[6]))
+    return parser
+
+
+def raw_line(r: Reader, position: int) -> Any:
+    return [position if r.byte() < 250 else r.big_int(), json_line(r), r.pick(["stdout", "stderr", ""]),
+            r.big_int() if r.byte() < 40 else 0, r.pick([0, 0, 0, 1, 2, 3])]
+
+
+def _with_module(owner: ModuleType, attribute: str, module: ModuleType | None) -> Callable[[], Any]:
+    saved = getattr(owner, attribute)
+    setattr(owner, attribute, module)
+    return lambda: setattr(owner, attribute, saved)
+
+
+def linescan(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    parser = line_parser(r)
+    chunk = RawChunk({"kind": "file"}, r.pick(["s1", "stream-é", ""]), r.big_int() if r.byte() < 30 else 5,
+                     [raw_line(r, n) for n in range(r.int(0, 12))])
+    partitions = r.int(1, 8)
+    restore = _with_module(line_parser_module, "_linescan", native)
+    try:
+        fast_out, fast_dead = parser.parse_chunk(chunk, partitions)
+    finally:
+        restore()
+    restore = _with_module(line_parser_module, "_linescan", None)
+    try:
+        ref_out, ref_dead = parser.parse_chunk(chunk, partitions)
+    finally:
+        restore()
+    fast = ({p: c.lines for p, c in fast_out.items()}, [d.as_dict() for d in fast_dead])
+    ref = ({p: c.lines for p, c in ref_out.items()}, [d.as_dict() for d in ref_dead])
+    assert fast == ref, f"C scan and reference disagree on {chunk.lines!r} with {parser.settings!r}"
+
+
+def _names(r: Reader) -> Any:
+    names = [f"{r.pick(NAMES)}{r.int(0, 9)}" for _ in range(r.int(1, 3))]  # built at run time: not interned
+    shape = r.byte() % 4
+    if shape == 0:
+        return iter(names)
+    if shape == 1:
+        return (name for name in names)
+    return tuple(names) if shape == 2 else names
+
+
+def linescan_api(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    lines: list[Any] = []
+    for n in range(r.int(0, 8)):
+        kind = r.byte() % 8
+        if kind == 0:
+            lines.append(r.pick([None, 1, "x", b"{}", {"a": 1}, (n, "{}", "", 0, 0)]))
+        elif kind == 1:
+            lines.append([n, json_line(r), "stdout", 0, 0][: r.int(0, 6)])
+        elif kind == 2:
+            lines.append([r.big_int(), r.pick([None, 5, b"{}", json_line(r)]), r.pick([None, 1]), r.big_int(),
+                          r.big_int()])
+        else:
+            lines.append([n, json_line(r), "stdout", 0, 0])
+    fields = [_names(r) for _ in range(4)]
+    mutate = r.byte()
+
+    def slow(raw: Any) -> Any:
+        if mutate < 20 and lines:
+            lines.pop()
+        if mutate < 40:
+            return r.pick([None, [0] * 9, [0] * 3, "x", [None, "s", 0, 0, r.pick([None, "", "t", 7]), "", "", "", ""]])
+        return None
+
+    try:
+        native.split(lines, fields, _EXACT_LEVELS, r.int(-1, 8), r.pick([0, 2, 1 << 20, -1]), r.big_int(),
+                     r.pick(["sid", "", 5]), r.byte() & 1, r.pick([0, -1, 1, 1_000_000, 2**62]), slow)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        pass
+
+
+def parsed_line(r: Reader, traces: list[str]) -> Any:
+    line = [r.int(0, 3), "sid", r.int(0, 100), r.big_int(), r.pick(traces), r.pick(["", "info", "error", "fatal", "é",
+            "warn", "x"]), r.pick(["", "svc", "svc2", None, "é"]), r.text(40), "stdout"]
+    if r.byte() < 24:
+        line[r.int(0, 8)] = r.pick([None, 1.5, b"x", -1, 2**70, "t", ["l"], "\U0001f600"])
+    if r.byte() < 8:
+        line = line[: r.int(0, 9)]
+    return line
+
+
+def tracefold(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    traces = ["t1", "t2", "", "é", "\U0001f600", "t" * 300]
+    lines = [parsed_line(r, traces) for _ in range(r.int(0, 16))]
+    sample_lines = r.int(0, 5)
+    folded = native.fold(lines, sample_lines, trace_state_module._SAMPLE_CHARS, 2 * trace_state_module._MAX_NAMES)
+    if folded is None:
+        return
+    expected = fold_reference(lines, sample_lines)
+    assert folded == expected, (lines, folded, expected)
+
+
+def formats_target(data: bytes, native: ModuleType | None = None) -> None:
+    for parse in (formats.parse_cri, formats.parse_docker):
+        result = parse(data)
+        assert result is None or (type(result[0]) is int and type(result[1]) is str and type(result[2]) is bool
+                                  and type(result[3]) is bytes), result
+    assert formats.detect_format(data) in ("cri", "docker", "plain")
+    stamp = data.split(b" ", 1)[0]
+    assert type(formats.cri_time_ns(stamp)) is int
+
+
+def chunks(data: bytes, native: ModuleType | None = None) -> None:
+    r = Reader(data)
+    how = r.byte() % 6
+    if how == 0:
+        record = data
+    else:
+        doc: dict[str, Any] = {"v": r.pick([1, 1, 1, 2, "1", None]), "t": r.pick(["raw", "raw", "parsed", "dead"])}
+        for key in ("src", "sid", "ct", "lines", "srcs"):
+            if r.byte() < 230:
+                doc[key] = r.pick([{}, {"kind": "file"}, "s", 5, 2**70, None, [], [[0, "{}", "", 0, 0]], 1.5])
+        if r.byte() < 128 and isinstance(doc.get("lines"), list):
+            doc["lines"] = [raw_line(r, n) if r.byte() < 200 else r.pick([None, 1, "x", [1, 2]])
+                            for n in range(r.int(0, 6))]
+        record = json.dumps(doc).encode()  # stdlib: big integers are valid JSON, orjson refuses to write them
+        if how == 4:
+            record = compressor(r.pick(["lz4", "zstd"]))(record)
+        elif how == 5:
+            record = compressor(r.pick(["lz4", "zstd"]))(record)[: r.int(0, 40)] + r.bytes(8)
+    for decode in (RawChunk.decode, ParsedChunk.decode):
+        try:
+            chunk = decode(record)
+        except ChunkFormatError:
+            continue
+        if isinstance(chunk, RawChunk):
+            LineParser(ParseSettings()).parse_chunk(chunk, 4)
+
+
+TARGETS: dict[str, Callable[[bytes, Any], None]] = {
+    "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "formats": formats_target,
+    "chunks": chunks,
+}
+
+
+def seeds() -> Iterator[bytes]:
+    """A few starting inputs for every target (libFuzzer grows its corpus from these)."""
+    yield b""
+    yield bytes(range(256))
+    yield b'2026-12-02T10:00:00.5Z stdout F {"traceId":"t-1","time":"2026-12-02T10:00:00Z","level":"info"}'
+    yield b'{"log":"{\\"traceId\\":\\"a\\"}\\n","stream":"stdout","time":"2026-12-02T10:00:00.000000001Z"}'
+    yield RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t","time":1733133600}', "stdout", 0, 0]]).encode()
