@@ -60,15 +60,14 @@ def mask_data(data: Any) -> Any:
     return data
 
 
-_installed = False
+_installed: set[str] = set()
 
 
 def install_log_redaction() -> None:
     """Mask every log record of this process from now on (idempotent)."""
-    global _installed
-    if _installed:
+    if "factory" in _installed:
         return
-    _installed = True
+    _installed.add("factory")
     previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:

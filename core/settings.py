@@ -33,8 +33,8 @@ from core.durations import ByteSize, Duration
 from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
+from core.redact import mask_text
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model
-from core.redact import mask_data, mask_text, mask_value
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),

@@ -76,7 +76,7 @@ async def test_a_pinned_fingerprint_is_accepted_and_a_wrong_one_refused(front: T
     assert any(r.path.startswith("/_bulk") for r in front.seen)
     wrong = pinned.model_copy(update={"ssl_assert_fingerprint": "AB:" * 31 + "CD"})
     before = len(front.seen)
-    with pytest.raises(RetriableError, match="(?i)fingerprint"):
+    with pytest.raises(RetriableError, match=r"(?i)fingerprint"):
         await write_two(wrong)
     assert len(front.seen) == before  # refused during the handshake: no request reached the server
 
