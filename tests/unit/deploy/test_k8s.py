@@ -14,6 +14,8 @@ import yaml
 from core.settings import Settings
 from tests.unit.deploy.container_env import SECRET_PLACEHOLDER, settings_from_env
 
+DIGEST_PLACEHOLDER = "0" * 64
+
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"
@@ -33,7 +35,10 @@ def kind(name: str, called: str | None = None) -> dict[str, Any]:
 
 
 def container_env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", SECRET_PLACEHOLDER) for e in container.get("env", [])}
+    """The container's environment, with what Secrets and the downward API fill in at run time as
+    placeholders (a token digest stands in as a well-formed sha256 digest)."""
+    return {e["name"]: e.get("value", DIGEST_PLACEHOLDER if e["name"].endswith("__API_TOKENS") else SECRET_PLACEHOLDER)
+            for e in container.get("env", [])}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(K8S)))
@@ -199,8 +204,10 @@ def host_port(address: str, default: int) -> tuple[str, int]:
     return (host, int(port)) if host else (address, default)
 
 
-def check_network_policy(workload: dict[str, Any], policies: list[dict[str, Any]], egress_ports: set[int]) -> None:
-    """Only labelled namespaces reach the pod's declared ports; egress only to DNS and `egress_ports`."""
+def check_network_policy(workload: dict[str, Any], policies: list[dict[str, Any]], egress_ports: set[int],
+                         push_endpoint: bool = False) -> None:
+    """Only labelled namespaces reach the pod's declared ports (any namespace, for a push endpoint whose
+    protocols authenticate the sender); egress only to DNS and `egress_ports`."""
     namespace = workload["metadata"]["namespace"]
     assert any(p["metadata"]["namespace"] == namespace and p["spec"]["podSelector"] == {}
                and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} and not p["spec"].get("ingress")
@@ -212,7 +219,10 @@ def check_network_policy(workload: dict[str, Any], policies: list[dict[str, Any]
         assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
         for rule in policy["spec"].get("ingress", []):
             assert rule.get("from") and rule.get("ports"), "an ingress rule open to every source or port"
-            assert all(peer == {"namespaceSelector": {"matchLabels": WEB_ACCESS}} for peer in rule["from"])
+            allowed_peers = [{"namespaceSelector": {"matchLabels": WEB_ACCESS}}]
+            if push_endpoint:
+                allowed_peers.append({"namespaceSelector": {}})
+            assert all(peer in allowed_peers for peer in rule["from"])
             assert {p["port"] for p in rule["ports"]} <= declared
         allowed: set[int] = set()
         for rule in policy["spec"].get("egress", []):
@@ -239,11 +249,14 @@ def test_network_policies_close_the_namespace_to_all_but_what_each_process_needs
     rule = next(r for p in policies_for(kind("StatefulSet"), policies) for r in p["spec"]["egress"]
                 if {x["port"] for x in r["ports"]} == {search[1]})
     assert rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == search[0].split(".")[1]
-    for name in ("DaemonSet", "Deployment"):
-        workload = kind(name)
+    for name, named in (("DaemonSet", None), ("Deployment", "logweave-pod-collector"),
+                        ("Deployment", "logweave-intake")):
+        workload = kind(name, named) if named else kind(name)
         env = container_env(workload["spec"]["template"]["spec"]["containers"][0])
+        env.pop("LOGWEAVE_CONFIG", None)  # the mounted file's Kafka settings are the environment's here
         kafka = {host_port(b, 9092)[1] for b in settings_from_env(env).kafka.bootstrap_servers}
-        check_network_policy(workload, policies, kafka | ({443, 6443} if name == "Deployment" else set()))
+        api = {443, 6443} if named == "logweave-pod-collector" else set()
+        check_network_policy(workload, policies, kafka | api, push_endpoint=named == "logweave-intake")
 
 
 def test_the_network_policy_check_catches_open_rules(tmp_path: Path) -> None:

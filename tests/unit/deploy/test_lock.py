@@ -80,7 +80,7 @@ def test_the_dev_tools_are_not_runtime_dependencies() -> None:
     runtime = {canonicalize_name(Requirement(s).name) for s in project()["dependencies"]}  # type: ignore[attr-defined]
     assert not {"noida-db", "honcho"} & runtime
     makefile = (ROOT / "Makefile").read_text()
-    assert "-e '.[dev,test]'" in makefile and "--require-hashes --no-deps -r requirements.lock" in makefile
+    assert "-e '.[dev,test,gcs]'" in makefile and "--require-hashes --no-deps -r requirements.lock" in makefile
 
 
 def dockerfile_steps() -> list[str]:
