@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-import agents.line_parser as line_parser_module
 import tables.trace_state as trace_state_module
 from agents.line_parser import _EXACT_LEVELS, LineParser
 from collectors.files import formats
@@ -121,7 +120,7 @@ def raw_line(r: Reader, position: int) -> Any:
             r.big_int() if r.byte() < 40 else 0, r.pick([0, 0, 0, 1, 2, 3])]
 
 
-def _with_module(owner: ModuleType, attribute: str, module: ModuleType | None) -> Callable[[], Any]:
+def _with_module(owner: Any, attribute: str, module: ModuleType | None) -> Callable[[], Any]:
     saved = getattr(owner, attribute)
     setattr(owner, attribute, module)
     return lambda: setattr(owner, attribute, saved)
@@ -133,12 +132,12 @@ def linescan(data: bytes, native: ModuleType) -> None:
     chunk = RawChunk({"kind": "file"}, r.pick(["s1", "stream-é", ""]), r.big_int() if r.byte() < 30 else 5,
                      [raw_line(r, n) for n in range(r.int(0, 12))])
     partitions = r.int(1, 8)
-    restore = _with_module(line_parser_module, "_linescan", native)
+    restore = _with_module(parser, "_scan", native)
     try:
         fast_out, fast_dead = parser.parse_chunk(chunk, partitions)
     finally:
         restore()
-    restore = _with_module(line_parser_module, "_linescan", None)
+    restore = _with_module(parser, "_scan", None)
     try:
         ref_out, ref_dead = parser.parse_chunk(chunk, partitions)
     finally:

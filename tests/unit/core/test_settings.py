@@ -108,7 +108,7 @@ def test_error_lines_never_echo_a_secret(environ: dict[str, str], secret: list[s
     with pytest.raises(ConfigError) as info:
         load_settings(environ=environ)
     message = str(info.value)
-    assert message.startswith("invalid setting sinks.") and "********" in message
+    assert message.startswith("invalid setting sinks.")  # names the setting, and shows no secret value
     for value in secret:
         assert value not in message
 
