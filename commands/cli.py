@@ -17,6 +17,7 @@ import orjson
 
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
+from core.startup import FATAL_AT_START, report
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -100,14 +101,14 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from commands import replay
     from commands.replay_range import parse_position
     from core.topics import DEADLETTER
+    from kafka_io.connect import connect, started
     from kafka_io.range_reader import range_consumer
 
     start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
     if args.sink:
         replay.check_sink(settings, args.sink)
     topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
-    consumer = range_consumer(settings)
-    await consumer.start()
+    consumer = await connect(settings.kafka, lambda: started(range_consumer(settings)), "reading " + topic)
     try:
         plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
     finally:
@@ -186,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as exc:
-        print(f"logweave: {exc}", file=sys.stderr)
-        return 2
+    except FATAL_AT_START as exc:
+        return report(exc)
     except KeyboardInterrupt:
         return 130
 

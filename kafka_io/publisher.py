@@ -27,6 +27,7 @@ from aiokafka.structs import RecordMetadata
 from core.codec import compressor
 from core.models import FLAG_TRUNCATED, RawChunk
 from core.settings import KafkaSettings
+from kafka_io.connect import connect, started
 from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class ChunkPublisher:
     async def start(self) -> None:
         if self._create_topics:
             await ensure_topics(self._kafka, self._create_topics)
-        self._producer = await self._start_producer()
+        self._producer = await connect(self._kafka, self._start_producer, "starting the producer")
 
     async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression
@@ -81,8 +82,7 @@ class ChunkPublisher:
             max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
-        await producer.start()
-        return producer
+        return await started(producer)
 
     async def _replace_producer(self) -> None:
         """Swap in a producer with a new id, noting first how far each partition of the topic reaches.

@@ -7,31 +7,26 @@ PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from core.errors import ConfigError
 from core.settings import KafkaSettings
+from kafka_io.connect import connect, started
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0, verify: bool = True) -> None:
-    """Create each missing topic with `kafka.partitions` partitions; existing topics are kept."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=10_000)
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            await admin.close()
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float | None = None,
+                        verify: bool = True) -> None:
+    """Create each missing topic with `kafka.partitions` partitions; existing topics are kept.
+
+    Waits up to `timeout` (default `kafka.connect_timeout`) for the broker, then BrokerUnreachable."""
+    admin = await connect(kafka, lambda: started(AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
+                                                                     request_timeout_ms=10_000)),
+                          "creating topics", timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]

@@ -67,14 +67,11 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
 
 
 def main() -> None:
-    from core.errors import ConfigError
     from core.settings import load_settings
+    from core.startup import run_or_exit
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run_pod_collector(load_settings()))
-    except ConfigError as exc:
-        raise SystemExit(f"logweave pod collector: {exc}") from None
+    run_or_exit(lambda: asyncio.run(run_pod_collector(load_settings())))
 
 
 if __name__ == "__main__":
