@@ -22,8 +22,8 @@ from pathlib import Path
 
 from collectors.files.checkpoints import FileCheckpointStore
 from collectors.files.discovery import Found, Scan
-from collectors.files.formats import detect_format
-from collectors.files.kube_paths import kubernetes_metadata
+from collectors.files.formats import DETECT_LINES, detect_format
+from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
 from core.models import RawChunk, RawLine
@@ -111,8 +111,8 @@ class FileCollector:
             self.finished[key] = st.st_size
             os.close(fd)
             return
-        head = os.pread(fd, 64 * 1024, 0).split(b"\n", 1)[0]
-        fmt = detect_format(head) if self.settings.format == "auto" else self.settings.format
+        fmt = self.settings.format if self.settings.format != "auto" else detect_format(
+            os.pread(fd, 64 * 1024, 0).split(b"\n")[:-1][:DETECT_LINES], is_pod_log(Path(found.path)))
         source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
@@ -154,7 +154,7 @@ class FileCollector:
                 self.metrics.rotations.labels("truncate").inc()
                 log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
             start = tailed.read_offset
-            truncated = tailed.lines_truncated
+            truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
             while tailed.read_offset - start < PASS_BYTES:
                 before = tailed.read_offset
                 lines = tailed.read_lines()
@@ -167,6 +167,8 @@ class FileCollector:
             total += max(read, 0)
             self.metrics.bytes_read.inc(max(read, 0))
             self.metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
+            self.metrics.lines_bad_time.inc(tailed.lines_bad_time - bad_time)
+            self.metrics.lines_bad_prefix.inc(tailed.lines_bad_prefix - bad_prefix)
             size = tailed.size()
             self.metrics.lag_bytes.labels(str(tailed.path)).set(max(0, size - tailed.read_offset))
             if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
