@@ -64,10 +64,12 @@ class TailedFile:
     lines_bad_prefix: int = 0  # lines of a CRI file without the prefix (FLAG_BAD_PREFIX)
     truncated_at: int = -1  # where the previous generation's unread part began (copytruncate copies)
     previous_fingerprint: str = ""
+    previous_stream_id: str = ""  # the stream the previous generation was read as (a copy continues it)
+    identity: str = ""  # a copytruncate copy: the stream id of the file it is a copy of
 
     @property
     def stream_id(self) -> str:
-        return f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
+        return self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
 
     @property
     def safe_offset(self) -> int:
@@ -90,6 +92,7 @@ class TailedFile:
         if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
             return False
         self.truncated_at = self.safe_offset
+        self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
         self.read_offset = 0
