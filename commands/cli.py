@@ -47,12 +47,17 @@ def cmd_collect_pods(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.topics import pipeline_topics
+    from core.topics import POSITIONS, pipeline_topics
     from kafka_io.topic_admin import ensure_topics
 
     settings = _settings(args)
-    asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
-                              timeout=args.timeout))
+
+    async def prepare() -> None:
+        topics = [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)]
+        await ensure_topics(settings.kafka, topics, timeout=args.timeout)
+        await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
+
+    asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {settings.kafka.brokers} answers; pipeline topics exist", flush=True)
     return 0
 

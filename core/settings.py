@@ -149,6 +149,7 @@ class PodCollectorSettings(Group):
     backoff_initial: Interval = 0.5
     backoff_max: Interval = 30.0
     finish_grace: Duration = 30.0  # how long a deleted pod's streams may keep reading what is left
+    position_interval: Interval = 1.0  # how often acknowledged positions are saved to logs.positions
     metrics_port: int = Field(9102, ge=0, le=65535)  # 0 disables the metrics endpoint
 
 

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float | None = None,
-                        verify: bool = True) -> None:
-    """Create each missing topic with `kafka.partitions` partitions; existing topics are kept.
+                        verify: bool = True, compacted: bool = False) -> None:
+    """Create each missing topic with `kafka.partitions` partitions (cleanup.policy=compact when
+    `compacted`); existing topics are kept.
 
     Waits up to `timeout` (default `kafka.connect_timeout`) for the broker, then BrokerUnreachable."""
     admin = await connect(kafka, lambda: started(AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
@@ -32,7 +33,8 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float |
         missing = [n for n in names if n not in existing]
         if missing:
             topics = [
-                NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+                NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
+                         topic_configs={"cleanup.policy": "compact"} if compacted else {})
                 for n in missing
             ]
             try:

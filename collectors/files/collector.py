@@ -5,9 +5,10 @@ path. A file renamed away (kubelet's `0.log` -> `0.log.<ts>`) or deleted keeps i
 is read to its end, then released after a grace period; a file that shrank (copytruncate) starts a
 new generation read from 0, and its copy is read on under the original's stream id and offsets
 (recognised by content in the checkpoints, collectors/files/checkpoints.py), also after a crash. A
-stream is in the checkpoint file before its first line is sent, so no line gets a second identity. Checkpoints advance only through the prefix of chunks Kafka acked, in
-send order, so a crash re-sends at most the in-flight window, with identical stream ids and
-positions. A send that failed after the producer's own retries rewinds the file to its checkpoint.
+stream is in the checkpoint file before its first line is sent, so no line gets a second identity.
+Checkpoints advance only through the prefix of chunks Kafka acked, in send order, so a crash re-sends
+at most the in-flight window, with identical stream ids and positions. A send that failed after
+the producer's own retries rewinds the file to its checkpoint.
 When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
 after a sequence error), each file is rewound to before its first lost chunk, found among the
 recently acknowledged chunks remembered with the Kafka offsets they were stored at.

@@ -5,6 +5,9 @@ proxy); the streamer reopens it with `sinceTime` and the cursor drops what was a
 published, so a reconnect neither loses nor duplicates lines (positions.py). When the instance
 has ended (container exited, restarted - read with `previous=true` - or pod deleted), the
 streamer reads what is left and stops; an unfinished last line is published then, not before.
+A chunk Kafka did not acknowledge rewinds the cursor to the last acknowledged line and the stream is
+read again from there (the open response is dropped), so failed chunks are re-sent, in order, until
+acknowledged; what waits is bounded by the publisher's in-flight budget and the pending budget.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ class LogStreamer:
 
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
-                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics) -> None:
+                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
+                 acknowledged: Callable[[str, int, int], None] = lambda sid, ts, pos: None) -> None:
         self.target = target
         self.cursor = cursor
         self._client = client
@@ -91,6 +95,10 @@ class LogStreamer:
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
         self._parser = TimestampParser()
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
+        self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
+        self._resp: aiohttp.ClientResponse | None = None
+        self._rewound = False  # a send failed during the current response: stop taking its lines
+        self._unacked: set[asyncio.Future[ChunkAck]] = set()
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -124,7 +132,9 @@ class LogStreamer:
                     # connection closed mid-line looks just like it.
                     if clean and (self._tail is None or self._tail == seen_tail):
                         await self._publish_tail(confirmed=True)
-                        return
+                        if not await self._rewound_before_acked():
+                            return
+                        clean = False
                     if clean:
                         seen_tail = self._tail
                     ended_retries += 1
@@ -148,6 +158,7 @@ class LogStreamer:
     async def _follow_once(self, status: InstanceStatus, backoff: Backoff) -> bool:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
+        self._rewound = False
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
                                            self.cursor.since_time(), status is InstanceStatus.REPLACED)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
@@ -159,6 +170,7 @@ class LogStreamer:
         self._tail = None  # this response replays the previous one's unfinished line
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
+        self._resp = resp
         try:
             while True:
                 if self._budget.exceeded:
@@ -175,14 +187,20 @@ class LogStreamer:
                     except TimeoutError:
                         await self._flush()
                         continue
-                if not data:
+                if not data or self._rewound:
                     break
                 backoff.reset()
                 self._take(splitter.feed(data))
                 if self._batcher.full:
                     await self._flush()
+        except (aiohttp.ClientError, OSError):
+            if not self._rewound:
+                raise
         finally:
+            self._resp = None
             resp.close()
+        if self._rewound:  # read again from the last acknowledged line
+            return False
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
@@ -221,19 +239,40 @@ class LogStreamer:
         if not self._batcher.lines:
             return
         lines, size = self._batcher.take()
+        epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
             async with self._budget.gate:
                 ack = await self._sink.publish(chunk)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
-        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size))
+        self._unacked.add(ack)
+        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size, epoch=epoch,
+                                                ts=ts, position=position))
 
-    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int) -> None:
+    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
+               position: int) -> None:
+        self._unacked.discard(fut)
         if fut.cancelled() or fut.exception() is not None:
             self._metrics.publish_errors.inc()
-            log.error("Kafka did not acknowledge %d lines of %s: %s", count, self.target.stream_id,
-                      None if fut.cancelled() else fut.exception())
+            if self.cursor.rewind(epoch):
+                log.warning("Kafka did not acknowledge %d lines of %s (%s); re-sending from the last "
+                            "acknowledged line", count, self.target.stream_id,
+                            "cancelled" if fut.cancelled() else fut.exception())
+                self._rewound = True
+                _, pending = self._batcher.take()  # read after the failed chunk: read again
+                self._budget.release(pending)
+                if self._resp is not None:
+                    self._resp.close()
             return
+        if self.cursor.acknowledge(epoch, ts, position):
+            self._acknowledged(self.target.stream_id, ts, position)
         self._metrics.lines.inc(count)
         self._metrics.bytes.inc(size)
+
+    async def _rewound_before_acked(self) -> bool:
+        """Wait for every chunk sent to be acknowledged; True if one failed (read again from it)."""
+        epoch = self.cursor.epoch
+        if self._unacked:
+            await asyncio.wait(set(self._unacked))
+        return self.cursor.epoch != epoch

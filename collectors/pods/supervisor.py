@@ -5,7 +5,9 @@ Pod events say what exists; this module keeps one streamer per started container
 restart count changes, and none for an instance already read to its end. Pods leaving the selector
 stop their streams at once; deleted pods' streams read what is left and stop (or are stopped after
 `finish_grace`). A semaphore bounds the streams open at once; resume cursors outlive streamers, so
-a pod that comes back into scope continues its position space instead of re-reading its log.
+a pod that comes back into scope continues its position space instead of re-reading its log. With a
+position store, cursors start from the positions a previous run had acknowledged, instances it read
+to their end are not read again, and a deleted pod's positions are dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
+from collectors.pods.position_store import PositionStore
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
@@ -29,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class StreamSupervisor:
-    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics) -> None:
+    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics,
+                 positions: PositionStore | None = None) -> None:
         self._client = client
         self._sink = sink
         self._cfg = cfg
@@ -45,6 +49,9 @@ class StreamSupervisor:
         self._departed: dict[str, int] = {}  # uid -> time.time_ns() it left the selector
         self._reentered: dict[str, int] = {}  # uid -> time.time_ns() it came back
         self._stopping = False
+        self._positions = positions
+        if positions is not None:
+            self.finished |= {sid for sid, saved in positions.saved.items() if saved.done}
 
     # -- pod events ---------------------------------------------------------------------------------
     def upsert(self, pod: PodInfo) -> None:
@@ -113,7 +120,8 @@ class StreamSupervisor:
             return
         cursor = self.cursors.get(sid)
         if cursor is None:
-            cursor = self.cursors[sid] = StreamCursor()
+            saved = self._positions.saved.get(sid) if self._positions is not None else None
+            cursor = self.cursors[sid] = StreamCursor(saved.ts_ns, saved.position) if saved else StreamCursor()
             cursor.skip_before_ns = self._reentered.get(pod.uid, 0)
         labels = {k: pod.labels[k] for k in self._cfg.label_keys if k in pod.labels}
         source = {"kind": "pod-api", "namespace": pod.namespace, "pod": pod.name, "pod_uid": pod.uid,
@@ -122,7 +130,8 @@ class StreamSupervisor:
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
                                functools.partial(self.verify, pod, inst.name, inst.restart),
-                               self._cfg, self._budget, self._metrics)
+                               self._cfg, self._budget, self._metrics,
+                               self._positions.acknowledged if self._positions is not None else _ignore)
         self._uid_of[sid] = pod.uid
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
 
@@ -141,6 +150,8 @@ class StreamSupervisor:
                 finally:
                     self._metrics.streams_open.dec()
             self.finished.add(sid)
+            if self._positions is not None:
+                self._positions.finished(sid)
         except asyncio.CancelledError:
             pass  # stopped (out of scope, grace over, shutdown): not finished, may resume later
         except Exception:
@@ -170,6 +181,8 @@ class StreamSupervisor:
             self._uid_of.pop(sid, None)
             self.cursors.pop(sid, None)
             self.finished.discard(sid)
+            if self._positions is not None:
+                self._positions.forget(sid)
         self._reentered.pop(uid, None)
 
     async def stop(self, timeout: float = 20.0) -> None:
@@ -181,6 +194,10 @@ class StreamSupervisor:
         if tasks:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait(tasks, timeout=timeout)
+
+
+def _ignore(stream_id: str, ts_ns: int, position: int) -> None:
+    """No position store: acknowledged positions are not kept."""
 
 
 def _status_of(pod: PodInfo, container: str, restart: int) -> InstanceStatus:
