@@ -109,3 +109,24 @@ async def test_a_restart_resumes_each_container_without_re_reading(broker: Embed
         await admin.close()
     configs = {name: value for resource in described[0].resources for name, value, *_ in resource[4]}
     assert configs.get("cleanup.policy") == "compact", configs
+
+
+async def test_broker_stopped_and_restarted_while_pods_log(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                           tmp_path: Path) -> None:
+    """The broker away for a while (SIGTERM, then started again with its data): lines logged meanwhile
+    wait (reading pauses at the budgets) and all arrive once it is back; positions are saved after."""
+    pod = kube.add_pod("web-1")
+    settings = pod_settings(broker, kube, tmp_path)
+    expected = [f"line {i}" for i in range(300)]
+    async with running_collector(settings) as run:
+        kube.log(pod, "app", expected[:100])
+        await wait_for_lines(broker, 100)
+        await wait_for(lambda: run.value("logweave_pod_collector_lines_published_total") >= 100, what="100 acked")
+        broker.stop()
+        kube.log(pod, "app", expected[100:300])
+        broker.start()
+        got = await wait_for_lines(broker, 300, timeout=60)
+    assert_complete(got.lines[f"pod:{pod.uid}:app:0"], expected)
+    saved = {key.decode(): orjson.loads(value) for _, _, key, value in
+             await read_topic(broker.bootstrap, "logs.positions") if key is not None}
+    assert saved[f"pod:{pod.uid}:app:0"]["pos"] == max(p for p, _, _ in got.lines[f"pod:{pod.uid}:app:0"])
