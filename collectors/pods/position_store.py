@@ -80,9 +80,10 @@ class PositionStore:
             await consumer.stop()
         return out
 
-    def acknowledged(self, stream_id: str, ts_ns: int, position: int) -> None:
+    def acknowledged(self, stream_id: str, ts_ns: int | None, position: int) -> None:
+        """The stream's last acknowledged line (it moves back when the broker lost acknowledged chunks)."""
         saved = self.saved.get(stream_id)
-        if saved is None or position > saved.position:
+        if saved is None or position != saved.position:
             saved = self.saved[stream_id] = SavedPosition(ts_ns, position)
             self._dirty[stream_id] = saved
 

@@ -45,6 +45,11 @@ class StreamCursor:
         self.acked_ts_ns, self.acked_position = ts_ns, position
         return True
 
+    def forget_acknowledged(self, ts_ns: int | None, position: int) -> None:
+        """The broker lost what it had acknowledged after this line: count only up to it."""
+        if position < self.acked_position:
+            self.acked_ts_ns, self.acked_position = ts_ns, position
+
     def rewind(self, epoch: int) -> bool:
         """A chunk sent in `epoch` failed: continue after the last acknowledged line (False: already did)."""
         if epoch != self.epoch:

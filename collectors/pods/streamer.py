@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +37,7 @@ from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
+STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
 _READ_BYTES = 64 * 1024  # at most this much is taken from a response before the budget is checked again
 
 
@@ -64,7 +66,11 @@ class _InstanceMoved(Exception):
 
 
 class ChunkSink(Protocol):
+    recoveries: int  # producers replaced after the broker lost acknowledged records
+
     async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
+
+    def lost(self, ack: ChunkAck) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,7 @@ class LogStreamer:
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
                  cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
-                 acknowledged: Callable[[str, int, int], None] = lambda sid, ts, pos: None) -> None:
+                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None) -> None:
         self.target = target
         self.cursor = cursor
         self._client = client
@@ -99,6 +105,9 @@ class LogStreamer:
         self._resp: aiohttp.ClientResponse | None = None
         self._rewound = False  # a send failed during the current response: stop taking its lines
         self._unacked: set[asyncio.Future[ChunkAck]] = set()
+        # acknowledged chunks, with the acknowledged line before each: re-sent if the broker loses them
+        self._stored: deque[tuple[ChunkAck, int | None, int]] = deque(maxlen=STORED_CHUNKS)
+        self._recoveries_seen = sink.recoveries
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -253,22 +262,48 @@ class LogStreamer:
     def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
                position: int) -> None:
         self._unacked.discard(fut)
+        self.check_lost()
         if fut.cancelled() or fut.exception() is not None:
             self._metrics.publish_errors.inc()
-            if self.cursor.rewind(epoch):
+            if self._read_again(epoch):
                 log.warning("Kafka did not acknowledge %d lines of %s (%s); re-sending from the last "
                             "acknowledged line", count, self.target.stream_id,
                             "cancelled" if fut.cancelled() else fut.exception())
-                self._rewound = True
-                _, pending = self._batcher.take()  # read after the failed chunk: read again
-                self._budget.release(pending)
-                if self._resp is not None:
-                    self._resp.close()
             return
+        before = self.cursor.acked_ts_ns, self.cursor.acked_position
         if self.cursor.acknowledge(epoch, ts, position):
+            self._stored.append((fut.result(), *before))
             self._acknowledged(self.target.stream_id, ts, position)
         self._metrics.lines.inc(count)
         self._metrics.bytes.inc(size)
+
+    def _read_again(self, epoch: int) -> bool:
+        """Continue after the last acknowledged line: drop what was read since, end the response."""
+        if not self.cursor.rewind(epoch):
+            return False
+        self._rewound = True
+        _, pending = self._batcher.take()
+        self._budget.release(pending)
+        if self._resp is not None:
+            self._resp.close()
+        return True
+
+    def check_lost(self) -> None:
+        """After the publisher replaced its producer, re-send from the first acknowledged chunk the broker
+        no longer holds (kafka_io/publisher.py)."""
+        if self._sink.recoveries == self._recoveries_seen:
+            return
+        self._recoveries_seen = self._sink.recoveries
+        lost = [(position, ts) for ack, ts, position in self._stored if self._sink.lost(ack)]
+        self._stored.clear()
+        if not lost:
+            return
+        position, ts = min(lost)
+        log.warning("the broker lost %d acknowledged chunks of %s; re-sending from position %d", len(lost),
+                    self.target.stream_id, position)
+        self.cursor.forget_acknowledged(ts, position)
+        self._acknowledged(self.target.stream_id, ts, position)
+        self._read_again(self.cursor.epoch)
 
     async def _rewound_before_acked(self) -> bool:
         """Wait for every chunk sent to be acknowledged; True if one failed (read again from it)."""

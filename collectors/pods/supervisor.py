@@ -43,6 +43,7 @@ class StreamSupervisor:
         self._budget = PendingBudget(cfg.pending_bytes)
         self.pods: dict[str, PodInfo] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}  # by stream id
+        self.streamers: dict[str, LogStreamer] = {}
         self._uid_of: dict[str, str] = {}  # stream id -> pod uid
         self.cursors: dict[str, StreamCursor] = {}
         self.finished: set[str] = set()  # instances read to their end
@@ -133,6 +134,7 @@ class StreamSupervisor:
                                self._cfg, self._budget, self._metrics,
                                self._positions.acknowledged if self._positions is not None else _ignore)
         self._uid_of[sid] = pod.uid
+        self.streamers[sid] = streamer
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
 
     async def _run(self, streamer: LogStreamer, sid: str, uid: str) -> None:
@@ -160,6 +162,7 @@ class StreamSupervisor:
             if waiting:
                 self._metrics.streams_waiting.dec()
             self.tasks.pop(sid, None)
+            self.streamers.pop(sid, None)
             self._forget_if_idle(uid)
 
     def _cancel_streams(self, uid: str) -> None:
@@ -185,6 +188,17 @@ class StreamSupervisor:
                 self._positions.forget(sid)
         self._reentered.pop(uid, None)
 
+    async def watch_recoveries(self, interval: float = 1.0) -> None:
+        """Streams that sent nothing since the publisher replaced its producer learn of it here, so
+        chunks the broker lost are re-sent even from an idle stream."""
+        seen = self._sink.recoveries
+        while True:
+            await asyncio.sleep(interval)
+            if self._sink.recoveries != seen:
+                seen = self._sink.recoveries
+                for streamer in list(self.streamers.values()):
+                    streamer.check_lost()
+
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop every stream; each publishes the lines it has read before it ends."""
         self._stopping = True
@@ -196,7 +210,7 @@ class StreamSupervisor:
                 await asyncio.wait(tasks, timeout=timeout)
 
 
-def _ignore(stream_id: str, ts_ns: int, position: int) -> None:
+def _ignore(stream_id: str, ts_ns: int | None, position: int) -> None:
     """No position store: acknowledged positions are not kept."""
 
 

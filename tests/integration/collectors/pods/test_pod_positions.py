@@ -9,6 +9,7 @@ rather than delay it, takes aiokafka's 30 s request timeout; every other chunk g
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -130,3 +131,46 @@ async def test_broker_stopped_and_restarted_while_pods_log(broker: EmbeddedBroke
     saved = {key.decode(): orjson.loads(value) for _, _, key, value in
              await read_topic(broker.bootstrap, "logs.positions") if key is not None}
     assert saved[f"pod:{pod.uid}:app:0"]["pos"] == max(p for p, _, _ in got.lines[f"pod:{pod.uid}:app:0"])
+
+
+class LosingPublisher(ChunkPublisher):
+    """The real publisher; before its 9th publish it reports what a broker that lost records does after
+    the producer was replaced: chunks 4 to 8, acknowledged, are past the partition's end offset. (They
+    are still in the test's broker, so re-sent lines show up twice, under the same positions.)"""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.acks: list[asyncio.Future[ChunkAck]] = []
+
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+        if len(self.acks) == 8:
+            stored = [await ack for ack in self.acks]
+            self.end_offsets = {stored[3].partition: stored[3].offset}
+            self.recoveries += 1
+        ack = await super().publish(chunk)
+        self.acks.append(ack)
+        return ack
+
+
+async def test_chunks_the_broker_lost_after_acknowledging_are_re_sent(
+        broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "ChunkPublisher", LosingPublisher)
+    pod = kube.add_pod("web-1")
+    settings = pod_settings(broker, kube, tmp_path, chunk_lines=10)
+    expected = [f'{{"n":{i}}}' for i in range(200)]
+    sid = f"pod:{pod.uid}:app:0"
+    async with running_collector(settings) as run:
+        for start in range(0, 200, 10):  # one chunk at a time
+            kube.log(pod, "app", expected[start:start + 10])
+            await wait_for(lambda n=start + 10: run.value("logweave_pod_collector_lines_published_total") >= n,
+                           what=f"{start + 10} lines acknowledged")
+
+        async def distinct() -> int:
+            return len({p for p, _, _ in (await collected(broker)).lines.get(sid, [])})
+
+        await wait_for(lambda: _at_least(distinct(), 200), what="200 distinct lines in logs.raw")
+    got = await collected(broker)
+    assert_complete(got.lines[sid], expected)
+    sent = Counter(text for _, text, _ in got.lines[sid])
+    again = sorted(int(orjson.loads(text)["n"]) for text, count in sent.items() if count > 1)
+    assert again[:1] == [30] and set(range(30, 80)) <= set(again), f"re-sent: {again}"
