@@ -17,9 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
+# `logweave collect files|pods` share the `logweave` entry point with prepare and replay
 PROGRAMS: dict[str, list[str]] = {
     "worker": [str(BIN / "faust"), "-A", "app", "worker", "-l", "info", "--web-port", "0"],
-    "logweave collect files": [str(BIN / "logweave"), "collect", "files"],
     "python -m collectors.files": [sys.executable, "-m", "collectors.files"],
     "python -m collectors.pods": [sys.executable, "-m", "collectors.pods"],
     "logweave prepare": [str(BIN / "logweave"), "prepare", "--timeout", "1"],
