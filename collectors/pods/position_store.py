@@ -32,6 +32,7 @@ class SavedPosition:
     ts_ns: int | None  # timestamp of the last acknowledged line (None: nothing acknowledged yet)
     position: int
     done: bool = False
+    namespace: str = ""  # the pod's, so a list of one namespace can tell which saved streams are stale
 
 
 class PositionStore:
@@ -75,20 +76,29 @@ class PositionStore:
                             out.pop(m.key.decode(), None)
                         else:
                             doc = orjson.loads(m.value)
-                            out[m.key.decode()] = SavedPosition(doc.get("ts"), int(doc["pos"]), bool(doc.get("done")))
+                            out[m.key.decode()] = SavedPosition(doc.get("ts"), int(doc["pos"]), bool(doc.get("done")),
+                                                                str(doc.get("ns", "")))
         finally:
             await consumer.stop()
         return out
 
-    def acknowledged(self, stream_id: str, ts_ns: int | None, position: int) -> None:
+    def acknowledged(self, stream_id: str, ts_ns: int | None, position: int, namespace: str = "") -> None:
         """The stream's last acknowledged line (it moves back when the broker lost acknowledged chunks)."""
         saved = self.saved.get(stream_id)
         if saved is None or position != saved.position:
-            saved = self.saved[stream_id] = SavedPosition(ts_ns, position)
+            saved = self.saved[stream_id] = SavedPosition(ts_ns, position, False, namespace)
             self._dirty[stream_id] = saved
 
-    def finished(self, stream_id: str) -> None:
-        saved = self.saved.setdefault(stream_id, SavedPosition(None, -1))
+    def prune(self, namespace: str | None, present_uids: set[str]) -> None:
+        """Forget the streams of pods (of `namespace`, or any) that a fresh list no longer shows: deleted,
+        or out of the selector, while no collector ran."""
+        for stream_id, saved in list(self.saved.items()):
+            if (namespace is None or saved.namespace == namespace) and stream_id.split(":")[1] not in present_uids:
+                log.info("%s is no longer listed: forgetting its position", stream_id)
+                self.forget(stream_id)
+
+    def finished(self, stream_id: str, namespace: str = "") -> None:
+        saved = self.saved.setdefault(stream_id, SavedPosition(None, -1, False, namespace))
         saved.done = True
         self._dirty[stream_id] = saved
 
@@ -134,4 +144,4 @@ class PositionStore:
 def _encode(saved: SavedPosition | None) -> bytes | None:
     if saved is None:
         return None  # a tombstone: compaction drops the stream
-    return orjson.dumps({"ts": saved.ts_ns, "pos": saved.position, "done": saved.done})
+    return orjson.dumps({"ts": saved.ts_ns, "pos": saved.position, "done": saved.done, "ns": saved.namespace})

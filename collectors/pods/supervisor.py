@@ -95,6 +95,8 @@ class StreamSupervisor:
     def reconcile(self, namespace: str | None, pods: list[PodInfo]) -> None:
         """A fresh list of one scope: pods missing from it are treated as deleted."""
         present = {p.uid for p in pods}
+        if self._positions is not None:
+            self._positions.prune(namespace, present)
         for uid, known in list(self.pods.items()):
             if (namespace is None or known.namespace == namespace) and uid not in present:
                 self.remove(uid)
@@ -132,12 +134,14 @@ class StreamSupervisor:
                                lambda: self.status(pod.uid, inst.name, inst.restart),
                                functools.partial(self.verify, pod, inst.name, inst.restart),
                                self._cfg, self._budget, self._metrics,
-                               self._positions.acknowledged if self._positions is not None else _ignore)
+                               functools.partial(self._positions.acknowledged, namespace=pod.namespace)
+                               if self._positions is not None else _ignore)
         self._uid_of[sid] = pod.uid
         self.streamers[sid] = streamer
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
 
     async def _run(self, streamer: LogStreamer, sid: str, uid: str) -> None:
+        target_namespace = streamer.target.namespace
         waiting = True
         self._metrics.streams_waiting.inc()
         if self._slots.locked():
@@ -153,7 +157,7 @@ class StreamSupervisor:
                     self._metrics.streams_open.dec()
             self.finished.add(sid)
             if self._positions is not None:
-                self._positions.finished(sid)
+                self._positions.finished(sid, target_namespace)
         except asyncio.CancelledError:
             pass  # stopped (out of scope, grace over, shutdown): not finished, may resume later
         except Exception:

@@ -174,3 +174,52 @@ async def test_chunks_the_broker_lost_after_acknowledging_are_re_sent(
     sent = Counter(text for _, text, _ in got.lines[sid])
     again = sorted(int(orjson.loads(text)["n"]) for text, count in sent.items() if count > 1)
     assert again[:1] == [30] and set(range(30, 80)) <= set(again), f"re-sent: {again}"
+
+
+async def test_positions_of_pods_deleted_while_the_collector_was_down_are_removed(
+        broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path) -> None:
+    stays, goes = kube.add_pod("stays"), kube.add_pod("goes")
+    for pod in (stays, goes):
+        kube.log(pod, "app", [f"{pod.name} 0"])
+    settings = pod_settings(broker, kube, tmp_path, position_interval=0.1)
+    async with running_collector(settings):
+        await wait_for_lines(broker, 2)
+
+    async def saved() -> dict[str, bool]:
+        records = await read_topic(broker.bootstrap, "logs.positions")
+        latest: dict[str, bool] = {}
+        for _, _, key, value in records:  # read_topic leaves tombstones out: a later record wins
+            if key is not None:
+                latest[key.decode()] = value is not None
+        return latest
+
+    assert set(await saved()) == {f"pod:{stays.uid}:app:0", f"pod:{goes.uid}:app:0"}
+    kube.delete(goes, removal_delay=0)
+    lists = kube.requests["list"]
+    async with running_collector(settings) as run:
+        await wait_for(lambda: kube.requests["list"] > lists and run.value("logweave_pod_collector_pods_watched") == 1,
+                       what="the second collector's list")
+    consumer_view = await _positions_without_tombstoned(broker)
+    assert set(consumer_view) == {f"pod:{stays.uid}:app:0"}
+
+
+async def _positions_without_tombstoned(broker: EmbeddedBroker) -> set[str]:
+    """Stream ids in logs.positions whose last record is not a tombstone (what a restart would load)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition("logs.positions", p) for p in sorted(consumer.partitions_for_topic("logs.positions")
+                                                                    or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        live: dict[str, bool] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for m in messages:
+                    live[m.key.decode()] = m.value is not None
+    finally:
+        await consumer.stop()
+    return {sid for sid, present in live.items() if present}
