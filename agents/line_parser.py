@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from core.models import (
+    FLAG_BAD_PREFIX,
     FLAG_BASE64,
     FLAG_TRUNCATED,
     LEVEL_NAMES,
@@ -145,7 +146,8 @@ class LineParser:
             try:
                 doc = loads(text)
             except decode_error as exc:
-                why = "truncated" if flags & FLAG_TRUNCATED else "not_json"
+                why = ("truncated" if flags & FLAG_TRUNCATED
+                       else "bad_cri_prefix" if flags & FLAG_BAD_PREFIX else "not_json")
                 dead.append(DeadLetter(why, str(exc), stage, text, False, src, sid, pos))
                 return None
             if type(doc) is not dict:

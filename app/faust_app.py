@@ -21,8 +21,11 @@ from kafka_io.kafka_compat import install_idle_fetch_pause
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The worker's settings, loaded once (environment and config file) on first use."""
-    return load_settings()
+    """The worker's settings, loaded once (environment and config file) on first use; a bad setting
+    ends the worker with the same one line as `logweave check-config` (exit status 2)."""
+    from core.startup import run_or_exit
+
+    return run_or_exit(load_settings)
 
 
 def group_instance_id(settings: Settings) -> str | None:
@@ -100,8 +103,14 @@ def create_app(settings: Settings) -> faust.App:
 
 @lru_cache(maxsize=1)
 def get_app() -> faust.App:
-    """The process-wide App (what `faust -A app worker` runs)."""
-    return create_app(get_settings())
+    """The process-wide App (what `faust -A app worker` runs); an unreachable broker ends the worker
+    after `kafka.connect_timeout` with one line (exit status 3)."""
+    from core.startup import run_or_exit
+    from kafka_io.connect import wait_for_brokers
+
+    settings = get_settings()
+    run_or_exit(lambda: wait_for_brokers(settings.kafka))
+    return create_app(settings)
 
 
 def recovery_completed() -> bool:

@@ -19,6 +19,7 @@ import orjson
 from core.errors import ConfigError, LogweaveError
 from core.redact import install_log_redaction, mask_data, mask_text
 from core.settings import Settings, load_settings
+from core.startup import FATAL_AT_START, report
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -55,12 +56,17 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.topics import pipeline_topics
+    from core.topics import POSITIONS, pipeline_topics
     from kafka_io.topic_admin import ensure_topics
 
     settings = _settings(args)
-    asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
-                              timeout=args.timeout))
+
+    async def prepare() -> None:
+        topics = [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)]
+        await ensure_topics(settings.kafka, topics, timeout=args.timeout)
+        await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
+
+    asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
     return 0
 
@@ -118,15 +124,15 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from commands import replay
     from commands.replay_range import parse_position
     from core.topics import DEADLETTER
-    from kafka_io.connect_check import start_checked
+    from kafka_io.connect import connect, started
     from kafka_io.range_reader import range_consumer
 
     start, end = parse_position("--from", args.from_), parse_position("--to", args.to or "latest")
     if args.sink:
         replay.check_sink(settings, args.sink)
     topic = replay.sink_topic_name(settings, args.sink) if args.sink else settings.topic(DEADLETTER)
-    consumer = range_consumer(settings)
-    await start_checked(consumer, settings.kafka)
+    consumer = await connect(settings.kafka, lambda: started(range_consumer(settings), settings.kafka),
+                             "reading " + topic)
     try:
         plan = await replay.plan_replay(settings, consumer, topic, start, end, args.partitions)
     finally:
@@ -214,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except LogweaveError as exc:  # a set-up problem or an unreachable service: one line, no traceback
+    except FATAL_AT_START as exc:
+        return report(exc)
+    except LogweaveError as exc:  # any other set-up problem or unreachable service: one line, no traceback
         print(mask_text(f"logweave: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,10 +6,11 @@ so every duration or size setting accepts those forms as well as plain numbers.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
@@ -25,9 +26,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like 500ms, 5s, 10m or 48h")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _finite(float(value))
     if not isinstance(value, str):
         raise ValueError("expected a duration like 500ms, 5s, 10m or 48h")
     text = value.strip().lower()
@@ -45,6 +44,12 @@ def parse_duration(value: object) -> float:
                 f"{value!r} is not a duration: use a number of seconds or units ns, us, ms, s, m, h, d "
                 "(e.g. 500ms, 5s, 10m, 48h)"
             ) from None
+    return _finite(seconds)
+
+
+def _finite(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError("allowed: a finite duration like 500ms, 5s, 10m or 48h (not nan or inf)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -67,8 +72,20 @@ def parse_size(value: object) -> int:
     raise ValueError(f"{value!r} is not a size: use bytes or units KiB, MiB, GiB, KB, MB, GB (e.g. 512KiB)")
 
 
+def _more_than_zero(value: float) -> float:
+    if value <= 0:
+        raise ValueError("0 cannot work here; allowed: more than 0 (e.g. 200ms, 5s or 64KiB)")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, accepting `5s`/`48h` style strings."""
+"""Seconds, accepting `5s`/`48h` style strings; 0 allowed (it means "off" or "at once")."""
+
+Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_more_than_zero)]
+"""A duration that must be more than 0 (a period, timeout or age that 0 would break)."""
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
-"""Bytes, accepting `512KiB`/`1MiB` style strings."""
+"""Bytes, accepting `512KiB`/`1MiB` style strings; 0 allowed where it means "off"."""
+
+PositiveSize = Annotated[int, BeforeValidator(parse_size), AfterValidator(_more_than_zero)]
+"""A size that must be more than 0 (a buffer, batch or line limit)."""

@@ -25,3 +25,7 @@ class PermanentError(LogweaveError):
 
 class ChunkFormatError(PermanentError):
     """A Kafka record is not a Logweave chunk this release can read."""
+
+
+class BrokerUnreachable(RetriableError):
+    """No broker answered within `kafka.connect_timeout`; the message names the addresses tried."""

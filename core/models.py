@@ -26,6 +26,8 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 FLAG_BASE64: Final = 1  # the line is not valid UTF-8; `text` holds base64 of the raw bytes
 FLAG_TRUNCATED: Final = 2  # the collector cut the line at max_line_bytes
+FLAG_BAD_TIME: Final = 4  # the format's timestamp (CRI) did not parse; the collection time stands in
+FLAG_BAD_PREFIX: Final = 8  # the line lacked its file format's CRI prefix; kept whole, prefix and all
 
 # Raw line entry: [position, text, stream, source_time_ns, flags]
 RawLine = list[Any]

@@ -10,6 +10,7 @@ call `load_settings()`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +30,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.durations import ByteSize, Duration
+from core.config_checks import Origins, error_message, explain, first_problem
+from core.durations import ByteSize, Duration, Interval, PositiveSize
 from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
@@ -45,6 +47,8 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "ETCD_SERVERS": ("sinks", "etcd", "servers"),
     "TTL": ("sinks", "etcd", "ttl"),
 }
+S3_MIN_PART = 5 * 1024 * 1024
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s/]+):\d{1,5}$")
 
 
 class Group(BaseModel):
@@ -66,18 +70,19 @@ class Group(BaseModel):
 
 class KafkaSettings(Group):
     brokers: str = "localhost:9092"
+    connect_timeout: Interval = 30.0  # how long a process retries an unreachable broker before it gives up
     topic_prefix: str = ""
     partitions: int = Field(4, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
-    max_message_bytes: ByteSize = 1_000_000
+    max_message_bytes: PositiveSize = 1_000_000
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"  # Kafka batch compression (aiokafka)
     payload_codec: Literal["none", "lz4", "zstd"] = "lz4"  # chunk payload compression we apply ourselves
     # Rebalance behaviour (docs/operations.md): a member silent for session_timeout is dropped and its
     # partitions move; rebalance_timeout bounds how long members may take to rejoin a rebalance.
     session_timeout: Duration = 6.0
     heartbeat_interval: Duration = 1.0
-    rebalance_timeout: Duration = 60.0
-    commit_interval: Duration = 1.0
+    rebalance_timeout: Interval = 60.0
+    commit_interval: Interval = 1.0
     linger: Duration = Field(0.01, le=1.0)  # how long a worker's producer may wait to fill a batch
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
@@ -86,6 +91,16 @@ class KafkaSettings(Group):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+    @field_validator("brokers")
+    @classmethod
+    def _host_ports(cls, brokers: str) -> str:
+        servers = [b.strip() for b in brokers.split(",") if b.strip()]
+        bad = [s for s in servers if not _HOST_PORT.match(s)]
+        if not servers or bad:
+            raise ValueError(f"{'no broker given' if not servers else f'not host:port: {bad}'}; "
+                             "allowed: a comma list of host:port, e.g. kafka-0:9092,kafka-1:9092")
+        return brokers
 
     @model_validator(mode="after")
     def _rebalance_timings(self) -> KafkaSettings:
@@ -103,20 +118,21 @@ class CollectorSettings(Group):
     exclude: list[str] = []
     format: Literal["auto", "cri", "docker", "plain"] = "auto"
     read_from: Literal["head", "tail"] = "head"
-    max_line_bytes: ByteSize = 1024 * 1024
+    max_line_bytes: PositiveSize = 1024 * 1024
     chunk_lines: int = Field(1000, ge=1)
-    chunk_bytes: ByteSize = 512 * 1024
-    flush_interval: Duration = 0.2
-    rescan_interval: Duration = 1.0
+    chunk_bytes: PositiveSize = 512 * 1024
+    flush_interval: Interval = 0.2
+    rescan_interval: Interval = 1.0
     checkpoint_dir: Path = Path("var/checkpoints")
-    checkpoint_interval: Duration = 2.0
-    buffer_bytes: ByteSize = 32 * 1024 * 1024
+    checkpoint_interval: Interval = 2.0
+    buffer_bytes: PositiveSize = 32 * 1024 * 1024
     ignore_older: Duration = 0.0
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
     metrics_port: int = Field(9101, ge=0, le=65535)  # 0 disables the metrics endpoint
     metrics_host: str = "127.0.0.1"  # bind address of the metrics endpoint (0.0.0.0 for a scraper off the host)
     rotated_grace: Duration = 5.0  # a rotated/deleted file read to its end is closed after this long
-    shutdown_timeout: Duration = 20.0  # flush in-flight chunks and save the checkpoint within this
+    shutdown_timeout: Interval = 20.0  # flush in-flight chunks and save the checkpoint within this
+    no_match_warning_interval: Interval = 60.0  # warn this often while `paths` match no file
 
 
 class PodCollectorSettings(Group):
@@ -129,17 +145,18 @@ class PodCollectorSettings(Group):
     label_keys: list[str] = ["app"]
     include_init_containers: bool = False
     max_streams: int = Field(500, ge=1)
-    buffer_bytes: ByteSize = 32 * 1024 * 1024  # Kafka in-flight budget (ChunkPublisher)
-    pending_bytes: ByteSize = 16 * 1024 * 1024  # lines read but not yet handed to the publisher, all streams
+    buffer_bytes: PositiveSize = 32 * 1024 * 1024  # Kafka in-flight budget (ChunkPublisher)
+    pending_bytes: PositiveSize = 16 * 1024 * 1024  # lines read but not yet handed to the publisher, all streams
     chunk_lines: int = Field(1000, ge=1)
-    chunk_bytes: ByteSize = 256 * 1024
-    flush_interval: Duration = 0.2
-    max_line_bytes: ByteSize = 1024 * 1024
-    read_bufsize: ByteSize = 64 * 1024  # aiohttp read buffer per connection (bounds memory per stream)
-    watch_timeout: Duration = 300.0  # server-side timeoutSeconds of one watch request
-    backoff_initial: Duration = 0.5
-    backoff_max: Duration = 30.0
+    chunk_bytes: PositiveSize = 256 * 1024
+    flush_interval: Interval = 0.2
+    max_line_bytes: PositiveSize = 1024 * 1024
+    read_bufsize: PositiveSize = 64 * 1024  # aiohttp read buffer per connection (bounds memory per stream)
+    watch_timeout: Interval = 300.0  # server-side timeoutSeconds of one watch request
+    backoff_initial: Interval = 0.5
+    backoff_max: Interval = 30.0
     finish_grace: Duration = 30.0  # how long a deleted pod's streams may keep reading what is left
+    position_interval: Interval = 1.0  # how often acknowledged positions are saved to logs.positions
     metrics_port: int = Field(9102, ge=0, le=65535)  # 0 disables the metrics endpoint
     metrics_host: str = "127.0.0.1"  # bind address of the metrics endpoint (0.0.0.0 for a scraper off the host)
 
@@ -151,22 +168,22 @@ class ParseSettings(Group):
     service_fields: list[str] = ["service", "app"]
     time_format: Literal["auto", "rfc3339", "epoch_s", "epoch_ms"] = "auto"
     untraced: Literal["deadletter", "pass"] = "deadletter"
-    max_line_bytes: ByteSize = 1024 * 1024
+    max_line_bytes: PositiveSize = 1024 * 1024
     reserved_key: str = "logweave"
 
 
 class TraceSettings(Group):
-    gap: Duration = 30.0
-    max_duration: Duration = 300.0
+    gap: Interval = 30.0
+    max_duration: Interval = 300.0
     allowed_lateness: Duration = 5.0
     sample_lines: int = Field(5, ge=0, le=1000)
-    close_check_interval: Duration = 1.0
+    close_check_interval: Interval = 1.0
     max_held_per_trace: int = Field(10_000, ge=1)
     max_held_per_partition: int = Field(200_000, ge=1)  # bounds held lines in total (x partitions owned)
     # past a hold bound: release the trace's held and later lines to the trace rules' sinks unselected, or drop them
     held_overflow: Literal["release", "drop"] = "release"
-    changelog_retention: Duration = 86400.0
-    stream_retention: Duration = 7 * 86400.0  # replays of a stream idle longer than this are re-applied
+    changelog_retention: Interval = 86400.0
+    stream_retention: Interval = 7 * 86400.0  # replays of a stream idle longer than this are re-applied
 
 
     @field_validator("held_overflow", mode="before")
@@ -199,15 +216,15 @@ class RoutingSettings(Group):
 
 
 class RetrySettings(Group):
-    initial_backoff: Duration = 0.2
-    max_backoff: Duration = 30.0
+    initial_backoff: Interval = 0.2
+    max_backoff: Interval = 30.0
     breaker_failures: int = Field(5, ge=1)
-    breaker_reset: Duration = 10.0
+    breaker_reset: Interval = 10.0
 
 
 class FileSinkSettings(Group):
     directory: Path = Path("var/out")
-    rotate_bytes: ByteSize = 64 * 1024 * 1024
+    rotate_bytes: PositiveSize = 64 * 1024 * 1024
 
 
 def _certificate_pair(cert_file: Path | None, key_file: Path | None, cert_name: str, key_name: str) -> None:
@@ -221,8 +238,8 @@ def _certificate_pair(cert_file: Path | None, key_file: Path | None, cert_name: 
 class EtcdSinkSettings(Group):
     servers: str = "http://127.0.0.1:2379"
     prefix: str = "/logweave"
-    ttl: Duration = 48 * 3600.0
-    lease_bucket: Duration = 3600.0
+    ttl: Interval = 48 * 3600.0
+    lease_bucket: Interval = 3600.0
     username: str | None = None
     password: SecretStr | None = None
     ca_file: Path | None = None
@@ -237,6 +254,13 @@ class EtcdSinkSettings(Group):
     def _client_certificate_pair(self) -> EtcdSinkSettings:
         _certificate_pair(self.cert_file, self.key_file, "cert_file", "key_file")
         return self
+
+    @field_validator("servers")
+    @classmethod
+    def _some_servers(cls, servers: str) -> str:
+        if not [s for s in servers.split(",") if s.strip()]:
+            raise ValueError("no server given; allowed: a comma list of URLs, e.g. http://127.0.0.1:2379")
+        return servers
 
 
 class ElasticsearchSinkSettings(Group):
@@ -286,8 +310,8 @@ class ObjectStoreSinkSettings(Group):
 
     bucket: str = "logweave"
     prefix: str = "logs"
-    flush_bytes: ByteSize = 8 * 1024 * 1024
-    flush_age: Duration = 60.0
+    flush_bytes: PositiveSize = 8 * 1024 * 1024
+    flush_age: Interval = 60.0
     max_future_skew: Duration = 86400.0  # lines timed further ahead of the clock are dead-lettered
 
 
@@ -295,7 +319,7 @@ class S3SinkSettings(ObjectStoreSinkSettings):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     path_style: bool = False
-    multipart_threshold: ByteSize = 16 * 1024 * 1024
+    multipart_threshold: PositiveSize = 16 * 1024 * 1024
     part_size: ByteSize = 8 * 1024 * 1024
     create_bucket: bool = False  # create a missing bucket at start (development); else a missing one is an error
     # Server-side encryption of every object: `none` leaves it to the bucket's default encryption
@@ -353,6 +377,13 @@ class KafkaSinkSettings(Group):
     def bootstrap_servers(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
 
+    @field_validator("part_size")
+    @classmethod
+    def _s3_minimum_part(cls, size: int) -> int:
+        if size < S3_MIN_PART:
+            raise ValueError("S3 refuses multipart parts under 5 MiB; allowed: 5MiB or more")
+        return size
+
 
 class SinkSettings(Group):
     """Shared batching and retry settings, one group per built-in sink, and plugins' groups.
@@ -365,8 +396,8 @@ class SinkSettings(Group):
 
     enabled: list[str] = ["file"]
     batch_size: int = Field(1000, ge=1)
-    batch_bytes: ByteSize = 4 * 1024 * 1024
-    batch_period: Duration = 1.0
+    batch_bytes: PositiveSize = 4 * 1024 * 1024
+    batch_period: Interval = 1.0
     retry: RetrySettings = RetrySettings()
     file: FileSinkSettings = FileSinkSettings()
     etcd: EtcdSinkSettings = EtcdSinkSettings()
@@ -378,6 +409,8 @@ class SinkSettings(Group):
     @field_validator("enabled")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError("no sink enabled; allowed: at least one sink name (file, etcd, elasticsearch, s3, ...)")
         return check_sink_names(names)
 
     @model_validator(mode="after")
@@ -400,7 +433,7 @@ class SinkSettings(Group):
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
                 value = None if first["type"] == "missing" else first.get("input")  # not the whole group
-                message = "required, and not set" if first["type"] == "missing" else _error_message(first)
+                message = "required, and not set" if first["type"] == "missing" else error_message(first)
                 raise _setting_error(f"sinks.{name}.{where}".rstrip("."), value, message) from None
         return self
 
@@ -433,8 +466,8 @@ class WorkerSettings(Group):
     # RocksDB memory per table partition the worker holds (active or standby): block cache plus up to
     # two write buffers. faust's defaults (2 GiB cache, 3 x 64 MiB buffers, per partition) let a
     # worker's memory creep up for hours; these bound it.
-    rocksdb_block_cache: ByteSize = 32 * 1024 * 1024
-    rocksdb_write_buffer: ByteSize = 16 * 1024 * 1024
+    rocksdb_block_cache: PositiveSize = 32 * 1024 * 1024
+    rocksdb_write_buffer: PositiveSize = 16 * 1024 * 1024
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
@@ -522,43 +555,6 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _env_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not isinstance(p, int)]
-    return "LOGWEAVE_" + "__".join(p.upper() for p in parts)
-
-
-_SECRET_WORDS = ("password", "token", "secret", "api_key", "credential", "shared_key")
-
-
-def _secret_name(dotted: str) -> bool:
-    return any(word in dotted.lower() for word in _SECRET_WORDS)
-
-
-def _error_message(error: Any) -> str:
-    message: str = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return "unknown setting (check the spelling against `logweave check-config`)"
-    if error["type"] == "literal_error":
-        return "allowed values: " + message.removeprefix("Input should be ")
-    return message
-
-
-def _explain(error: ValidationError) -> str:
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
-    value = first.get("input")
-    message = _error_message(first)
-    if first["type"] == "setting_error":  # raised by a group about a setting below it
-        context = first.get("ctx") or {}
-        loc, value, message = tuple(context["setting"].split(".")), context["value"], context["message"]
-    dotted = ".".join(str(p) for p in loc)
-    shown = "" if isinstance(value, Mapping) or _secret_name(dotted) else f" = {value!r}"  # never echo a secret
-    more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-    if isinstance(value, Mapping) and message.startswith(dotted + "."):  # a group's check names its setting
-        return mask_text(f"invalid setting {message}{more}")
-    return mask_text(f"invalid setting {dotted} ({_env_path(loc)}){shown}: {message}{more}")
-
-
 def load_settings(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -578,7 +574,11 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of setting groups at the top level")
         from_file = loaded
-    base = _merge(from_file, _seed_overrides(env))
+    origins = Origins()
+    origins.add(from_file, f"config file {path}")
+    seed = _seed_overrides(env)
+    origins.add(seed, {path: name for name, path in SEED_ALIASES.items()})
+    base = _merge(from_file, seed)
     nested: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith("LOGWEAVE_") or key == "LOGWEAVE_CONFIG":
@@ -591,7 +591,14 @@ def load_settings(
                 raise ConfigError(f"invalid setting {key}: {'.'.join(parts[:-1])} is not a group of settings")
             node = child
         node[parts[-1]] = value
+    origins.add(nested, {tuple(k.removeprefix("LOGWEAVE_").lower().split("__")): k for k in env
+                         if k.startswith("LOGWEAVE_")})
+    origins.add(overrides, "argument")
     try:
-        return Settings(**_merge(_merge(base, nested), overrides))
+        settings = Settings(**_merge(_merge(base, nested), overrides))
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(explain(exc, origins)) from None
+    problem = first_problem(settings, origins)
+    if problem is not None:
+        raise ConfigError(problem)
+    return settings

@@ -8,6 +8,7 @@ RAW: Final = "logs.raw"
 PARSED: Final = "logs.parsed"
 DEADLETTER: Final = "logs.deadletter"
 TRACES_CLOSED: Final = "traces.closed"
+POSITIONS: Final = "logs.positions"  # compacted: the pod collector's last acknowledged position per stream
 
 
 def sink_topic(sink_name: str) -> str:

@@ -28,7 +28,7 @@ from core.codec import compressor
 from core.models import FLAG_TRUNCATED, RawChunk
 from core.settings import KafkaSettings
 from kafka_io.client_options import client_options
-from kafka_io.connect_check import start_checked
+from kafka_io.connect import connect, started
 from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ChunkPublisher:
     async def start(self) -> None:
         if self._create_topics:
             await ensure_topics(self._kafka, self._create_topics)
-        self._producer = await self._start_producer()
+        self._producer = await connect(self._kafka, self._start_producer, "starting the producer")
 
     async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression
@@ -84,8 +84,7 @@ class ChunkPublisher:
             max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
-        await start_checked(producer, self._kafka)
-        return producer
+        return await started(producer, self._kafka)
 
     async def _replace_producer(self) -> None:
         """Swap in a producer with a new id, noting first how far each partition of the topic reaches.

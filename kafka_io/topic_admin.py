@@ -7,30 +7,36 @@ PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from core.errors import ConfigError, RetriableError
 from core.settings import KafkaSettings
 from kafka_io.client_options import client_options
-from kafka_io.connect_check import start_checked
+from kafka_io.connect import connect, started
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float = 30.0, verify: bool = True) -> None:
-    """Create each missing topic with `kafka.partitions` partitions; existing topics are kept."""
-    admin = await connected_admin(kafka, timeout)
+async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float | None = None,
+                        verify: bool = True, compacted: bool = False) -> None:
+    """Create each missing topic with `kafka.partitions` partitions (cleanup.policy=compact when
+    `compacted`); existing topics are kept.
+
+    Waits up to `timeout` (default `kafka.connect_timeout`) for the broker, then BrokerUnreachable."""
+    admin = await connect(
+        kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
+        "creating topics", timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
             topics = [
-                NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+                NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
+                         topic_configs={"cleanup.policy": "compact"} if compacted else {})
                 for n in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
@@ -40,23 +46,6 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float =
             await _verify_partitions(admin, kafka, names)
     finally:
         await admin.close()
-
-
-async def connected_admin(kafka: KafkaSettings, timeout: float) -> AIOKafkaAdminClient:
-    """An admin client that reached the cluster; retries while it is away, gives up at once on a TLS or
-    SASL set-up problem (ConfigError with one line that names the setting)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
-        try:
-            await start_checked(admin, kafka)
-            return admin
-        except KafkaConnectionError as exc:
-            await admin.close()
-            if asyncio.get_running_loop().time() > deadline:
-                raise RetriableError(f"Kafka at {kafka.brokers} did not answer within {timeout:.0f}s "
-                                     f"({exc}); check kafka.brokers and that the brokers run") from None
-            await asyncio.sleep(0.5)
 
 
 async def _verify_partitions(admin: AIOKafkaAdminClient, kafka: KafkaSettings, names: list[str]) -> None:

@@ -40,3 +40,42 @@ class FileCheckpointStore:
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
+
+
+# -- which content a file holds ---------------------------------------------------------------------
+# A stream id is `file:<dev>:<ino>:<fingerprint>:<generation>`: the inode that first held the content,
+# a hash of its first line, and how many times that inode was truncated. A copytruncate copy has other
+# inode numbers but the same bytes, so it is found by its fingerprint and read on under the original's
+# stream id and offsets: whatever rotation did while the collector was down, a line keeps one identity.
+Entries = dict[str, dict[str, object]]
+
+
+def fingerprint_of(stream_id: str) -> str:
+    return stream_id.split(":")[3]
+
+
+def saved_for(entries: Entries, dev: int, ino: int, mark: str) -> tuple[str, dict[str, object]] | None:
+    """The checkpoint of this inode holding this content (the latest generation), if any."""
+    prefix = f"file:{dev}:{ino}:{mark}:"
+    found = [(sid, c) for sid, c in entries.items() if sid.startswith(prefix)]
+    return max(found, key=lambda item: int(str(item[1]["generation"])), default=None)
+
+
+def copied_from(entries: Entries, dev: int, ino: int, mark: str, busy: set[str]) -> tuple[str, int, int] | None:
+    """For a file of another inode with content `mark` already checkpointed (a copy of a file read
+    before): the original's stream id, its checkpointed offset and generation. Streams in `busy`
+    (followed through another file) are not offered."""
+    own = f"file:{dev}:{ino}:"
+    found = [(sid, c) for sid, c in entries.items()
+             if not sid.startswith(own) and sid not in busy and fingerprint_of(sid) == mark]
+    if not found:
+        return None
+    sid, entry = max(found, key=lambda item: int(str(item[1]["generation"])))
+    return sid, int(str(entry["offset"])), int(str(entry["generation"]))
+
+
+def next_generation(entries: Entries, dev: int, ino: int) -> int:
+    """The generation of new content in an inode: one past the last one checkpointed (a truncation the
+    collector did not see, or saw but had not saved, gets the number it was, or would have been, given)."""
+    prefix = f"file:{dev}:{ino}:"
+    return 1 + max((int(str(c["generation"])) for sid, c in entries.items() if sid.startswith(prefix)), default=-1)

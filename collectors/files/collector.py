@@ -3,9 +3,12 @@
 Files are keyed by (device, inode) and told apart by a fingerprint of their first line, never by
 path. A file renamed away (kubelet's `0.log` -> `0.log.<ts>`) or deleted keeps its descriptor and
 is read to its end, then released after a grace period; a file that shrank (copytruncate) starts a
-new generation read from 0. Checkpoints advance only through the prefix of chunks Kafka acked, in
-send order, so a crash re-sends at most the in-flight window, with identical stream ids and
-positions. A send that failed after the producer's own retries rewinds the file to its checkpoint.
+new generation read from 0, and its copy is read on under the original's stream id and offsets
+(recognised by content in the checkpoints, collectors/files/checkpoints.py), also after a crash. A
+stream is in the checkpoint file before its first line is sent, so no line gets a second identity.
+Checkpoints advance only through the prefix of chunks Kafka acked, in send order, so a crash re-sends
+at most the in-flight window, with identical stream ids and positions. A send that failed after
+the producer's own retries rewinds the file to its checkpoint.
 When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
 after a sequence error), each file is rewound to before its first lost chunk, found among the
 recently acknowledged chunks remembered with the Kafka offsets they were stored at.
@@ -20,10 +23,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from collectors.files.checkpoints import FileCheckpointStore
+from collectors.files.checkpoints import FileCheckpointStore, copied_from, next_generation, saved_for
 from collectors.files.discovery import Found, Scan
-from collectors.files.formats import detect_format
-from collectors.files.kube_paths import kubernetes_metadata
+from collectors.files.formats import DETECT_LINES, detect_format
+from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
 from core.models import RawChunk, RawLine
@@ -48,18 +51,20 @@ class FileCollector:
         # Rotated siblings without a checkpoint are read only if rotated after the collector last ran.
         self.since = time.time() if self.first_start else self.store.path.stat().st_mtime - 2.0
         self.checkpoints = self.store.load()
+        self.persisted = set(self.checkpoints)  # stream ids in the checkpoint file
         self.files: dict[Key, TailedFile] = {}
         self.acks: dict[str, deque[tuple[asyncio.Future[ChunkAck], int, int]]] = {}  # (ack, resume offset, lines)
         self.stored: dict[str, deque[tuple[ChunkAck, int]]] = {}  # acked chunks: (where, checkpoint before it)
         self.recoveries_seen = 0
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
+        self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
         now = time.monotonic()
         self.seen = set()
-        for found in scan.files:
+        for found in sorted(scan.files, key=lambda f: f.rotated):  # originals before their copies
             key = (found.st.st_dev, found.st.st_ino)
             self.seen.add(key)
             tailed = self.files.get(key)
@@ -74,6 +79,7 @@ class FileCollector:
             if key not in self.seen and tailed.rotated_at is None:
                 self._rotated(tailed, now, "delete_or_move")
         self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
+        self.finished_ids = {k: v for k, v in self.finished_ids.items() if k in self.seen}
         self.first_start = False  # read_from applies to files present at the very first scan only
         self.metrics.files_tracked.set(len(self.files))
 
@@ -92,54 +98,54 @@ class FileCollector:
         if mark is None:  # replaced meanwhile, or no complete first line yet: try again later
             os.close(fd)
             return
-        prefix = f"file:{key[0]}:{key[1]}:{mark}:"
-        saved = max((c for sid, c in self.checkpoints.items() if sid.startswith(prefix)),
-                    key=lambda c: int(str(c["generation"])), default=None)
+        saved = saved_for(self.checkpoints, key[0], key[1], mark)
+        identity = ""
+        copy = self._copy_of(key, mark) if found.rotated and saved is None else None
         if saved is not None:
-            offset, generation = int(str(saved["offset"])), int(str(saved["generation"]))
-        elif found.rotated and (st.st_ctime < self.since or self._known_fingerprint(mark)):
-            copy_offset = self._copy_offset(mark, st.st_ctime)
-            if copy_offset is None:  # a copy whose original is not truncated yet: decide at a later scan
-                os.close(fd)
-                return
-            offset, generation = copy_offset, 0
+            offset, generation = int(str(saved[1]["offset"])), int(str(saved[1]["generation"]))
+        elif copy == "wait":  # a copy whose original is not truncated yet: decide at a later scan
+            os.close(fd)
+            return
+        elif isinstance(copy, tuple):
+            identity, offset, generation = copy
+        elif found.rotated and st.st_ctime < self.since:
+            offset, generation = -1, 0  # rotated before we last ran, and not ours: skip it
         elif self.first_start and self.settings.read_from == "tail" and not found.rotated:
             offset, generation = st.st_size, 0
         else:
-            offset, generation = 0, 0
+            offset, generation = 0, next_generation(self.checkpoints, key[0], key[1])
         if found.rotated and (offset < 0 or offset >= st.st_size):
             self.finished[key] = st.st_size
+            self.finished_ids[key] = identity or (saved[0] if saved else "")
             os.close(fd)
             return
-        head = os.pread(fd, 64 * 1024, 0).split(b"\n", 1)[0]
-        fmt = detect_format(head) if self.settings.format == "auto" else self.settings.format
+        fmt = self.settings.format if self.settings.format != "auto" else detect_format(
+            os.pread(fd, 64 * 1024, 0).split(b"\n")[:-1][:DETECT_LINES], is_pod_log(Path(found.path)))
         source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
-                            self.settings.max_line_bytes)
+                            self.settings.max_line_bytes, identity=identity)
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
         # nothing before the start offset is ours to send: a failed send rewinds no further than this
         self.checkpoints.setdefault(tailed.stream_id, {"offset": offset, "generation": generation,
                                                        "path": found.path})
-        log.info("following %s (%s) from offset %d", found.path, fmt, offset)
+        log.info("following %s (%s) from offset %d%s", found.path, fmt, offset,
+                 f" as a copy of {identity}" if identity else "")
 
-    def _copy_offset(self, mark: str, ctime: float) -> int | None:
-        """Where to read a rotated file we never followed: -1 (skip it), or for a copytruncate copy of
-        a file we follow, the offset its original had not read when truncated (None: not truncated yet)."""
-        if ctime < self.since:
-            return -1
+    def _copy_of(self, key: Key, mark: str) -> tuple[str, int, int] | str | None:
+        """For a rotated file holding content already read through another inode (a copytruncate copy):
+        the stream it continues, from where, and its generation; "wait" while the original still holds
+        that content (not truncated yet); None if it is no copy."""
+        busy = {t.stream_id for t in self.files.values()}
         for tailed in self.files.values():
             if tailed.fingerprint == mark:
-                return None
-            if tailed.previous_fingerprint == mark:
-                return tailed.truncated_at
-        return -1
-
-    def _known_fingerprint(self, mark: str) -> bool:
-        return any(mark in (t.fingerprint, t.previous_fingerprint) for t in self.files.values()) or any(
-            f":{mark}:" in sid for sid in self.checkpoints)
+                return "wait"
+            if tailed.previous_fingerprint == mark and tailed.previous_stream_id not in busy:
+                generation = int(str(self.checkpoints.get(tailed.previous_stream_id, {}).get("generation", 0)))
+                return tailed.previous_stream_id, tailed.truncated_at, generation
+        return copied_from(self.checkpoints, key[0], key[1], mark, busy)
 
     # -- reading and publishing ---------------------------------------------------------------
     async def pump(self) -> int:
@@ -147,14 +153,11 @@ class FileCollector:
         total = 0
         now = time.monotonic()
         for key, tailed in list(self.files.items()):
-            previous = tailed.stream_id
-            if tailed.check_truncation():
-                self.acks.pop(previous, None)
-                self.stored.pop(previous, None)
+            if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
                 self.metrics.rotations.labels("truncate").inc()
                 log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
             start = tailed.read_offset
-            truncated = tailed.lines_truncated
+            truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
             while tailed.read_offset - start < PASS_BYTES:
                 before = tailed.read_offset
                 lines = tailed.read_lines()
@@ -167,6 +170,8 @@ class FileCollector:
             total += max(read, 0)
             self.metrics.bytes_read.inc(max(read, 0))
             self.metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
+            self.metrics.lines_bad_time.inc(tailed.lines_bad_time - bad_time)
+            self.metrics.lines_bad_prefix.inc(tailed.lines_bad_prefix - bad_prefix)
             size = tailed.size()
             self.metrics.lag_bytes.labels(str(tailed.path)).set(max(0, size - tailed.read_offset))
             if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
@@ -185,6 +190,7 @@ class FileCollector:
         self.acks.pop(tailed.stream_id, None)
         self.stored.pop(tailed.stream_id, None)
         self.finished[key] = size
+        self.finished_ids[key] = tailed.stream_id
         self.metrics.lag_bytes.remove(str(tailed.path))
         log.info("released %s after reading it to the end", tailed.path)
 
@@ -195,6 +201,11 @@ class FileCollector:
         if tailed.generation and tailed.stream_id not in self.checkpoints:  # a restart must find this generation
             self.checkpoints[tailed.stream_id] = {"offset": 0, "generation": tailed.generation,
                                                   "path": str(tailed.path)}
+        if tailed.stream_id not in self.persisted:
+            # A stream is on disk before its first line is sent: a collector killed right after a
+            # truncation then finds the generation it published under (and its copy's content), and
+            # cannot give those lines a second identity. One save covers every file tracked so far.
+            await self.save_checkpoint()
         start = 0
         while start < len(lines):
             stop, size = start, 0
@@ -208,27 +219,40 @@ class FileCollector:
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
-        for tailed in list(self.files.values()):
-            pending = self.acks.get(tailed.stream_id)
+        following = {t.stream_id: t for t in self.files.values()}
+        for sid, pending in list(self.acks.items()):  # a truncated generation's acks too (copytruncate)
+            tailed = following.get(sid)
+            entry = self.checkpoints.get(sid, {})
             while pending and pending[0][0].done():
                 fut, offset, count = pending.popleft()
                 if fut.cancelled() or fut.exception() is not None:
-                    restart = int(str(self.checkpoints.get(tailed.stream_id, {}).get("offset", 0)))
-                    log.warning("send failed for %s; re-reading from offset %d", tailed.path, restart)
-                    self.metrics.send_errors.inc()
+                    self._send_failed(sid, tailed, int(str(entry.get("offset", 0))))
                     pending.clear()
-                    tailed.rewind(restart)
                     break
                 self.metrics.lines_published.inc(count)
-                before = int(str(self.checkpoints.get(tailed.stream_id, {}).get("offset", 0)))
-                stored = self.stored.setdefault(tailed.stream_id, deque(maxlen=STORED_CHUNKS))
+                before = int(str(entry.get("offset", 0)))
+                stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
                 stored.append((fut.result(), before))
-                self.checkpoints[tailed.stream_id] = {"offset": offset, "generation": tailed.generation,
-                                                      "path": str(tailed.path)}
+                entry = self.checkpoints[sid] = {
+                    "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
+                    "path": str(tailed.path) if tailed else entry.get("path", "")}
+            if not pending and tailed is None:
+                del self.acks[sid]
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
         if self.publisher.recoveries != self.recoveries_seen:
             self.recoveries_seen = self.publisher.recoveries
             self._resend_lost()
+
+    def _send_failed(self, sid: str, tailed: TailedFile | None, restart: int) -> None:
+        """Read again from the last acknowledged offset: in the file followed as `sid`, or, for a
+        truncated generation, in the copy that will continue it."""
+        self.metrics.send_errors.inc()
+        log.warning("send failed for %s; re-reading from offset %d", tailed.path if tailed else sid, restart)
+        if tailed is not None:
+            tailed.rewind(restart)
+        for other in self.files.values():
+            if other.previous_stream_id == sid:
+                other.truncated_at = min(other.truncated_at, restart)
 
     def _resend_lost(self) -> None:
         """Rewind every file to before the first of its acknowledged chunks the broker no longer has."""
@@ -252,7 +276,8 @@ class FileCollector:
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""
         self.settle_acks()
-        live = {f.stream_id for f in self.files.values()}
+        live = {f.stream_id for f in self.files.values()} | {f.previous_stream_id for f in self.files.values()}
+        live |= set(self.finished_ids.values()) | {sid for sid, pending in self.acks.items() if pending}
         keep_prefix = {f"file:{d}:{i}:" for d, i in self.seen - set(self.files)}
         return {sid: c for sid, c in self.checkpoints.items()
                 if sid in live or sid.rsplit(":", 2)[0] + ":" in keep_prefix}
@@ -260,6 +285,7 @@ class FileCollector:
     async def save_checkpoint(self) -> None:
         entries = self.snapshot()
         await asyncio.to_thread(self.store.save, entries)
+        self.persisted = set(entries)
         self.metrics.checkpoint_age.set(0)
 
     def close(self) -> None:

@@ -1,8 +1,14 @@
 """Line formats on disk: CRI (containerd, CRI-O), docker json-file, and plain lines.
 
-Each parser turns one physical line into (source time ns, stream, is_partial, content bytes).
+Each parser turns one physical line into (source time ns, stream, is_partial, content bytes, flags).
 CRI: `<RFC3339Nano> <stdout|stderr> <P|F> <content>`; docker: `{"log":"...\\n","stream":..,"time":..}`
 where a missing trailing newline in `log` means the line continues in the next record.
+
+A file's format is decided from several lines (a majority), never from the first alone: one
+malformed first line must not turn a whole CRI log into `plain`. Files in the kubelet's pod-log
+layout are CRI or docker by definition. A CRI line whose timestamp does not parse is kept (the
+collection time stands in) and flagged FLAG_BAD_TIME; a line of a CRI file without the prefix is kept
+whole and flagged FLAG_BAD_PREFIX, which the parse stage reports as `bad_cri_prefix`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from typing import Literal
 
 import orjson
 
+from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME
 from core.timeparse import parse_rfc3339_ns
 
 Format = Literal["cri", "docker", "plain"]
-Parsed = tuple[int, str, bool, bytes]
+Parsed = tuple[int, str, bool, bytes, int]
+DETECT_LINES = 16  # lines a format is decided from
 
 
 _STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
@@ -49,7 +57,8 @@ def parse_cri(line: bytes) -> Parsed | None:
     tag = parts[2]
     if stream is None or (tag != b"F" and tag != b"P"):
         return None
-    return cri_time_ns(parts[0]), stream, tag == b"P", parts[3] if len(parts) == 4 else b""
+    ts = cri_time_ns(parts[0])
+    return ts, stream, tag == b"P", parts[3] if len(parts) == 4 else b"", 0 if ts else FLAG_BAD_TIME
 
 
 def parse_docker(line: bytes) -> Parsed | None:
@@ -62,28 +71,41 @@ def parse_docker(line: bytes) -> Parsed | None:
     text: str = record["log"]
     partial = not text.endswith("\n")
     ts = parse_rfc3339_ns(str(record.get("time", ""))) or 0
-    return ts, str(record.get("stream", "stdout")), partial, text.rstrip("\n").encode()
+    return ts, str(record.get("stream", "stdout")), partial, text.rstrip("\n").encode(), 0
 
 
 def parse_plain(line: bytes) -> Parsed:
-    return 0, "", False, line
+    return 0, "", False, line, 0
 
 
-def detect_format(first_line: bytes) -> Format:
-    """Guess a file's format from its first line (overridable by `collector.format`)."""
-    if first_line.startswith(b"{") and parse_docker(first_line) is not None:
+def line_format(line: bytes) -> Format:
+    """The format one line looks like."""
+    if line.startswith(b"{") and parse_docker(line) is not None:
         return "docker"
-    if parse_cri(first_line) is not None:
+    if parse_cri(line) is not None:
         return "cri"
     return "plain"
 
 
+def detect_format(lines: bytes | list[bytes], pod_log: bool = False) -> Format:
+    """A file's format from its first lines, by majority (ties: CRI, then docker); a pod log (kubelet
+    layout) is CRI or docker whatever its lines look like. Overridable by `collector.format`."""
+    sample = [lines] if isinstance(lines, bytes) else lines[:DETECT_LINES]
+    votes = {"cri": 0, "docker": 0, "plain": 0}
+    for line in sample:
+        votes[line_format(line)] += 1
+    if pod_log:
+        return "docker" if votes["docker"] > votes["cri"] else "cri"
+    best = max(votes.values())
+    return next(fmt for fmt in ("cri", "docker", "plain") if votes[fmt] == best) if best else "plain"
+
+
 def parse_cri_or_plain(line: bytes) -> Parsed:
-    return parse_cri(line) or (0, "", False, line)
+    return parse_cri(line) or (0, "", False, line, FLAG_BAD_PREFIX)
 
 
 def parse_docker_or_plain(line: bytes) -> Parsed:
-    return parse_docker(line) or (0, "", False, line)
+    return parse_docker(line) or (0, "", False, line, 0)
 
 
 PARSERS: dict[str, Callable[[bytes], Parsed]] = {"cri": parse_cri_or_plain, "docker": parse_docker_or_plain,

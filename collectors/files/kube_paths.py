@@ -14,6 +14,18 @@ from typing import Any
 _POD_DIR = re.compile(r"^(?P<ns>[^_]+)_(?P<pod>[^_]+)_(?P<uid>[0-9a-fA-F-]+)$")
 
 
+POD_LOG_ROOTS = ("/var/log/pods/", "/var/log/containers/")
+
+
+def is_pod_log(path: Path) -> bool:
+    """Whether `path` is in the kubelet's pod-log layout (CRI or docker by definition): under
+    /var/log/pods or /var/log/containers, or `<ns>_<pod>_<uid>/<container>/<n>.log` mounted elsewhere."""
+    if str(path).startswith(POD_LOG_ROOTS):
+        return True
+    parts = path.parts
+    return len(parts) >= 3 and _POD_DIR.match(parts[-3]) is not None
+
+
 def kubernetes_metadata(path: Path) -> dict[str, Any]:
     """Namespace, pod, pod uid, container and restart count, or {} for a non-pod file."""
     real = Path(os.path.realpath(path))

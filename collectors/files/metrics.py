@@ -20,6 +20,10 @@ class FileMetrics:
         self.lines_read = Counter(p + "lines_read", "Lines read (after partial merging)", registry=r)
         self.lines_published = Counter(p + "lines_published", "Lines acknowledged by Kafka", registry=r)
         self.lines_truncated = Counter(p + "lines_truncated", "Lines cut at max_line_bytes", registry=r)
+        self.lines_bad_time = Counter(p + "lines_bad_time", "CRI lines whose timestamp did not parse (flagged; "
+                                      "the collection time stands in)", registry=r)
+        self.lines_bad_prefix = Counter(p + "lines_bad_prefix", "Lines of a CRI file without the CRI prefix "
+                                        "(flagged; dead-lettered as bad_cri_prefix unless JSON)", registry=r)
         self.rotations = Counter(p + "rotations", "Rotations seen, by kind", ["kind"], registry=r)
         self.send_errors = Counter(p + "send_errors", "Chunks Kafka did not acknowledge (re-read)", registry=r)
         self.checkpoint_age = Gauge(p + "checkpoint_age_seconds", "Seconds since the last checkpoint save",

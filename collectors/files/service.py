@@ -1,7 +1,8 @@
 """The file collector process: the loop tying discovery, reading, publishing and checkpoints.
 
 `run_file_collector` is what `logweave collect files` and `python -m collectors.files` call. It
-rescans on inotify events and every `rescan_interval`, reads every file in bounded slices (a file
+rescans on inotify events and every `rescan_interval` (warning every `no_match_warning_interval`
+while the globs match nothing), reads every file in bounded slices (a file
 read never blocks the loop for long), saves checkpoints every `checkpoint_interval`, and on stop
 flushes in-flight chunks and saves the checkpoint within `shutdown_timeout`.
 """
@@ -70,6 +71,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
                   stop: asyncio.Event) -> None:
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = 0.0
+    warned_no_match = -float("inf")
     errors_seen = 0
     while not stop.is_set():
         now = time.monotonic()
@@ -79,6 +81,13 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             watcher.watch(scan.directories)
             collector.apply_scan(scan)
             last_scan = now
+            if scan.files or collector.files:
+                warned_no_match = -float("inf")
+            elif now - warned_no_match >= cfg.no_match_warning_interval:
+                warned_no_match = now
+                log.warning("no file matches collector.paths %s%s; still looking (this repeats every %gs)",
+                            cfg.paths, f" minus collector.exclude {cfg.exclude}" if cfg.exclude else "",
+                            cfg.no_match_warning_interval)
             metrics.watch_errors.inc(watcher.errors - errors_seen)
             errors_seen = watcher.errors
         read = await collector.pump()
@@ -98,7 +107,9 @@ def main() -> None:
     from core.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_file_collector(load_settings()))
+    from core.startup import run_or_exit
+
+    run_or_exit(lambda: asyncio.run(run_file_collector(load_settings())))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.files.formats import PARSERS, Format, detect_format
-from core.models import FLAG_TRUNCATED, RawLine, make_raw_line
+from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
@@ -38,6 +38,7 @@ class _Pending:
     parts: list[bytes]
     size: int
     truncated: bool = False
+    flags: int = 0
 
 
 @dataclass
@@ -59,12 +60,16 @@ class TailedFile:
     _discard_from: int | None = None
     _pending: dict[str, _Pending] = field(default_factory=dict)
     lines_truncated: int = 0
+    lines_bad_time: int = 0  # CRI timestamps that did not parse (FLAG_BAD_TIME)
+    lines_bad_prefix: int = 0  # lines of a CRI file without the prefix (FLAG_BAD_PREFIX)
     truncated_at: int = -1  # where the previous generation's unread part began (copytruncate copies)
     previous_fingerprint: str = ""
+    previous_stream_id: str = ""  # the stream the previous generation was read as (a copy continues it)
+    identity: str = ""  # a copytruncate copy: the stream id of the file it is a copy of
 
     @property
     def stream_id(self) -> str:
-        return f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
+        return self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
 
     @property
     def safe_offset(self) -> int:
@@ -87,6 +92,7 @@ class TailedFile:
         if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
             return False
         self.truncated_at = self.safe_offset
+        self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
         self.read_offset = 0
@@ -131,7 +137,10 @@ class TailedFile:
             line = line[:-1]
         if self.fmt is None:
             self.fmt = detect_format(line)
-        source_ns, stream, partial, content = PARSERS[self.fmt](line)
+        source_ns, stream, partial, content, marks = PARSERS[self.fmt](line)
+        if marks:
+            self.lines_bad_time += bool(marks & FLAG_BAD_TIME)
+            self.lines_bad_prefix += bool(marks & FLAG_BAD_PREFIX)
         pending = self._pending.get(stream)
         if pending is None and not partial:
             flags = FLAG_TRUNCATED if truncated else 0
@@ -139,10 +148,11 @@ class TailedFile:
                 content, flags = content[: self.max_line_bytes], FLAG_TRUNCATED
             if flags:
                 self.lines_truncated += 1
-            out.append(make_raw_line(offset, content, stream, source_ns, flags))
+            out.append(make_raw_line(offset, content, stream, source_ns, flags | marks))
             return
         if pending is None:
             pending = self._pending[stream] = _Pending(offset, source_ns, [], 0)
+        pending.flags |= marks
         room = self.max_line_bytes - pending.size
         if room > 0:
             pending.parts.append(content[:room])
@@ -152,12 +162,12 @@ class TailedFile:
             del self._pending[stream]
             flags = FLAG_TRUNCATED if pending.truncated else 0
             self.lines_truncated += bool(flags)
-            out.append(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns, flags))
+            out.append(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns, flags | pending.flags))
 
     def flush_pending(self) -> list[RawLine]:
         """Partial lines that will never be completed (their file was rotated away and fully read)."""
         out = [make_raw_line(self.read_offset - len(self._leftover) + i, b"".join(p.parts), stream, p.source_ns,
-                             FLAG_TRUNCATED if p.truncated else 0)
+                             (FLAG_TRUNCATED if p.truncated else 0) | p.flags)
                for i, (stream, p) in enumerate(sorted(self._pending.items(), key=lambda item: item[1].offset))]
         self._pending = {}
         return out

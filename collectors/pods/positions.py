@@ -8,6 +8,11 @@ whose position is not above the last one published is a duplicate and is dropped
 
 Timestamps of one container instance do not go backwards in practice; if one does, the line is
 placed after the previous one (same microsecond, next index) so positions still increase.
+
+The cursor also remembers the last line Kafka acknowledged. A chunk that Kafka did not acknowledge
+rewinds the cursor there (a new epoch: acks of chunks sent before it no longer count), and the stream
+reads again from that line: failed chunks are re-sent, in order, until acknowledged. A restarted
+collector starts each cursor from its saved acknowledged position (position_store.py).
 """
 
 from __future__ import annotations
@@ -20,14 +25,42 @@ _PER_US = 1000
 class StreamCursor:
     """Position assignment and resume point of one container instance's log."""
 
+<<<<<<< HEAD
     __slots__ = ("_clock_us", "_index", "last_position", "last_ts_ns", "skip_before_ns")
+=======
+    __slots__ = ("last_ts_ns", "last_position", "skip_before_ns", "_clock_us", "_index", "acked_ts_ns",
+                 "acked_position", "epoch")
+>>>>>>> configcheck
 
-    def __init__(self) -> None:
-        self.last_ts_ns: int | None = None  # timestamp of the last line accepted for publishing
-        self.last_position = -1
+    def __init__(self, acked_ts_ns: int | None = None, acked_position: int = -1) -> None:
+        self.last_ts_ns: int | None = acked_ts_ns  # timestamp of the last line accepted for publishing
+        self.last_position = acked_position
         self.skip_before_ns = 0  # lines older than this are not wanted (pod re-entered the selector)
         self._clock_us = -1
         self._index = 0
+        self.acked_ts_ns = acked_ts_ns  # the last line Kafka acknowledged
+        self.acked_position = acked_position
+        self.epoch = 0  # bumped by every rewind
+
+    def acknowledge(self, epoch: int, ts_ns: int, position: int) -> bool:
+        """A chunk ending with this line was acknowledged; False if it was sent before a rewind."""
+        if epoch != self.epoch or position <= self.acked_position:
+            return False
+        self.acked_ts_ns, self.acked_position = ts_ns, position
+        return True
+
+    def forget_acknowledged(self, ts_ns: int | None, position: int) -> None:
+        """The broker lost what it had acknowledged after this line: count only up to it."""
+        if position < self.acked_position:
+            self.acked_ts_ns, self.acked_position = ts_ns, position
+
+    def rewind(self, epoch: int) -> bool:
+        """A chunk sent in `epoch` failed: continue after the last acknowledged line (False: already did)."""
+        if epoch != self.epoch:
+            return False
+        self.epoch += 1
+        self.last_ts_ns, self.last_position = self.acked_ts_ns, self.acked_position
+        return True
 
     def begin_connection(self) -> None:
         """A new response replays from `since_time()`: count indexes afresh."""

@@ -1,8 +1,9 @@
 """The pod collector process: settings in, chunks on `logs.raw` out, until told to stop.
 
-Wires the publisher (Kafka, acks=all, in-flight budget), the API client, one watcher per namespace
-scope, the stream supervisor and the metrics endpoint; shuts down in the order that loses nothing:
-stop watching, let every stream publish what it read, then flush the producer.
+Wires the publisher (Kafka, acks=all, in-flight budget), the position store (logs.positions), the
+API client, one watcher per namespace scope, the stream supervisor and the metrics endpoint; shuts
+down in the order that loses nothing: stop watching, let every stream publish what it read, flush the
+producer, then save the acknowledged positions.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from prometheus_client import start_http_server
 
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
+from collectors.pods.position_store import PositionStore
 from collectors.pods.selectors import LabelSelector, namespace_scopes
 from collectors.pods.supervisor import StreamSupervisor
 from collectors.pods.watcher import PodWatcher
 from core.settings import Settings
-from core.topics import RAW
+from core.topics import POSITIONS, RAW
 from kafka_io.publisher import ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,16 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         server, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
     client = await KubeClient.create(cfg)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
+    positions = PositionStore(settings.kafka, settings.topic(POSITIONS), cfg.position_interval)
     supervisor: StreamSupervisor | None = None
     watch_tasks: list[asyncio.Task[None]] = []
     try:
         await publisher.start()
-        supervisor = StreamSupervisor(client, publisher, cfg, metrics)
+        await positions.start()
+        supervisor = StreamSupervisor(client, publisher, cfg, metrics, positions)
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
+        watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))
         log.info("pod collector watching %s with selector %r", ", ".join(w.scope for w in watchers), cfg.selector)
         await stop.wait()
     finally:
@@ -59,6 +64,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
             await supervisor.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(publisher.stop(), 20)
+        await positions.stop()  # after the publisher: the last acknowledgements are in
         await client.close()
         if server is not None:
             server.shutdown()
@@ -67,14 +73,11 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
 
 
 def main() -> None:
-    from core.errors import ConfigError
     from core.settings import load_settings
+    from core.startup import run_or_exit
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run_pod_collector(load_settings()))
-    except ConfigError as exc:
-        raise SystemExit(f"logweave pod collector: {exc}") from None
+    run_or_exit(lambda: asyncio.run(run_pod_collector(load_settings())))
 
 
 if __name__ == "__main__":

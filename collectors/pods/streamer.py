@@ -5,6 +5,9 @@ proxy); the streamer reopens it with `sinceTime` and the cursor drops what was a
 published, so a reconnect neither loses nor duplicates lines (positions.py). When the instance
 has ended (container exited, restarted - read with `previous=true` - or pod deleted), the
 streamer reads what is left and stops; an unfinished last line is published then, not before.
+A chunk Kafka did not acknowledge rewinds the cursor to the last acknowledged line and the stream is
+read again from there (the open response is dropped), so failed chunks are re-sent, in order, until
+acknowledged; what waits is bounded by the publisher's in-flight budget and the pending budget.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +37,7 @@ from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
+STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
 _READ_BYTES = 64 * 1024  # at most this much is taken from a response before the budget is checked again
 
 
@@ -61,7 +66,11 @@ class _InstanceMoved(Exception):
 
 
 class ChunkSink(Protocol):
+    recoveries: int  # producers replaced after the broker lost acknowledged records
+
     async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
+
+    def lost(self, ack: ChunkAck) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,8 @@ class LogStreamer:
 
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
-                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics) -> None:
+                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
+                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None) -> None:
         self.target = target
         self.cursor = cursor
         self._client = client
@@ -91,6 +101,13 @@ class LogStreamer:
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
         self._parser = TimestampParser()
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
+        self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
+        self._resp: aiohttp.ClientResponse | None = None
+        self._rewound = False  # a send failed during the current response: stop taking its lines
+        self._unacked: set[asyncio.Future[ChunkAck]] = set()
+        # acknowledged chunks, with the acknowledged line before each: re-sent if the broker loses them
+        self._stored: deque[tuple[ChunkAck, int | None, int]] = deque(maxlen=STORED_CHUNKS)
+        self._recoveries_seen = sink.recoveries
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -124,7 +141,9 @@ class LogStreamer:
                     # connection closed mid-line looks just like it.
                     if clean and (self._tail is None or self._tail == seen_tail):
                         await self._publish_tail(confirmed=True)
-                        return
+                        if not await self._rewound_before_acked():
+                            return
+                        clean = False
                     if clean:
                         seen_tail = self._tail
                     ended_retries += 1
@@ -148,6 +167,7 @@ class LogStreamer:
     async def _follow_once(self, status: InstanceStatus, backoff: Backoff) -> bool:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
+        self._rewound = False
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
                                            self.cursor.since_time(), status is InstanceStatus.REPLACED)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
@@ -159,6 +179,7 @@ class LogStreamer:
         self._tail = None  # this response replays the previous one's unfinished line
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
+        self._resp = resp
         try:
             while True:
                 if self._budget.exceeded:
@@ -175,14 +196,20 @@ class LogStreamer:
                     except TimeoutError:
                         await self._flush()
                         continue
-                if not data:
+                if not data or self._rewound:
                     break
                 backoff.reset()
                 self._take(splitter.feed(data))
                 if self._batcher.full:
                     await self._flush()
+        except (aiohttp.ClientError, OSError):
+            if not self._rewound:
+                raise
         finally:
+            self._resp = None
             resp.close()
+        if self._rewound:  # read again from the last acknowledged line
+            return False
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
@@ -221,19 +248,66 @@ class LogStreamer:
         if not self._batcher.lines:
             return
         lines, size = self._batcher.take()
+        epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
             async with self._budget.gate:
                 ack = await self._sink.publish(chunk)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
-        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size))
+        self._unacked.add(ack)
+        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size, epoch=epoch,
+                                                ts=ts, position=position))
 
-    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int) -> None:
+    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
+               position: int) -> None:
+        self._unacked.discard(fut)
+        self.check_lost()
         if fut.cancelled() or fut.exception() is not None:
             self._metrics.publish_errors.inc()
-            log.error("Kafka did not acknowledge %d lines of %s: %s", count, self.target.stream_id,
-                      None if fut.cancelled() else fut.exception())
+            if self._read_again(epoch):
+                log.warning("Kafka did not acknowledge %d lines of %s (%s); re-sending from the last "
+                            "acknowledged line", count, self.target.stream_id,
+                            "cancelled" if fut.cancelled() else fut.exception())
             return
+        before = self.cursor.acked_ts_ns, self.cursor.acked_position
+        if self.cursor.acknowledge(epoch, ts, position):
+            self._stored.append((fut.result(), *before))
+            self._acknowledged(self.target.stream_id, ts, position)
         self._metrics.lines.inc(count)
         self._metrics.bytes.inc(size)
+
+    def _read_again(self, epoch: int) -> bool:
+        """Continue after the last acknowledged line: drop what was read since, end the response."""
+        if not self.cursor.rewind(epoch):
+            return False
+        self._rewound = True
+        _, pending = self._batcher.take()
+        self._budget.release(pending)
+        if self._resp is not None:
+            self._resp.close()
+        return True
+
+    def check_lost(self) -> None:
+        """After the publisher replaced its producer, re-send from the first acknowledged chunk the broker
+        no longer holds (kafka_io/publisher.py)."""
+        if self._sink.recoveries == self._recoveries_seen:
+            return
+        self._recoveries_seen = self._sink.recoveries
+        lost = [(position, ts) for ack, ts, position in self._stored if self._sink.lost(ack)]
+        self._stored.clear()
+        if not lost:
+            return
+        position, ts = min(lost)
+        log.warning("the broker lost %d acknowledged chunks of %s; re-sending from position %d", len(lost),
+                    self.target.stream_id, position)
+        self.cursor.forget_acknowledged(ts, position)
+        self._acknowledged(self.target.stream_id, ts, position)
+        self._read_again(self.cursor.epoch)
+
+    async def _rewound_before_acked(self) -> bool:
+        """Wait for every chunk sent to be acknowledged; True if one failed (read again from it)."""
+        epoch = self.cursor.epoch
+        if self._unacked:
+            await asyncio.wait(set(self._unacked))
+        return self.cursor.epoch != epoch

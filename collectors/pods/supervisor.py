@@ -5,7 +5,9 @@ Pod events say what exists; this module keeps one streamer per started container
 restart count changes, and none for an instance already read to its end. Pods leaving the selector
 stop their streams at once; deleted pods' streams read what is left and stop (or are stopped after
 `finish_grace`). A semaphore bounds the streams open at once; resume cursors outlive streamers, so
-a pod that comes back into scope continues its position space instead of re-reading its log.
+a pod that comes back into scope continues its position space instead of re-reading its log. With a
+position store, cursors start from the positions a previous run had acknowledged, instances it read
+to their end are not read again, and a deleted pod's positions are dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
+from collectors.pods.position_store import PositionStore
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
@@ -29,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class StreamSupervisor:
-    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics) -> None:
+    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics,
+                 positions: PositionStore | None = None) -> None:
         self._client = client
         self._sink = sink
         self._cfg = cfg
@@ -39,12 +43,16 @@ class StreamSupervisor:
         self._budget = PendingBudget(cfg.pending_bytes)
         self.pods: dict[str, PodInfo] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}  # by stream id
+        self.streamers: dict[str, LogStreamer] = {}
         self._uid_of: dict[str, str] = {}  # stream id -> pod uid
         self.cursors: dict[str, StreamCursor] = {}
         self.finished: set[str] = set()  # instances read to their end
         self._departed: dict[str, int] = {}  # uid -> time.time_ns() it left the selector
         self._reentered: dict[str, int] = {}  # uid -> time.time_ns() it came back
         self._stopping = False
+        self._positions = positions
+        if positions is not None:
+            self.finished |= {sid for sid, saved in positions.saved.items() if saved.done}
 
     # -- pod events ---------------------------------------------------------------------------------
     def upsert(self, pod: PodInfo) -> None:
@@ -87,6 +95,8 @@ class StreamSupervisor:
     def reconcile(self, namespace: str | None, pods: list[PodInfo]) -> None:
         """A fresh list of one scope: pods missing from it are treated as deleted."""
         present = {p.uid for p in pods}
+        if self._positions is not None:
+            self._positions.prune(namespace, present)
         for uid, known in list(self.pods.items()):
             if (namespace is None or known.namespace == namespace) and uid not in present:
                 self.remove(uid)
@@ -113,7 +123,8 @@ class StreamSupervisor:
             return
         cursor = self.cursors.get(sid)
         if cursor is None:
-            cursor = self.cursors[sid] = StreamCursor()
+            saved = self._positions.saved.get(sid) if self._positions is not None else None
+            cursor = self.cursors[sid] = StreamCursor(saved.ts_ns, saved.position) if saved else StreamCursor()
             cursor.skip_before_ns = self._reentered.get(pod.uid, 0)
         labels = {k: pod.labels[k] for k in self._cfg.label_keys if k in pod.labels}
         source = {"kind": "pod-api", "namespace": pod.namespace, "pod": pod.name, "pod_uid": pod.uid,
@@ -122,11 +133,15 @@ class StreamSupervisor:
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
                                functools.partial(self.verify, pod, inst.name, inst.restart),
-                               self._cfg, self._budget, self._metrics)
+                               self._cfg, self._budget, self._metrics,
+                               functools.partial(self._positions.acknowledged, namespace=pod.namespace)
+                               if self._positions is not None else _ignore)
         self._uid_of[sid] = pod.uid
+        self.streamers[sid] = streamer
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
 
     async def _run(self, streamer: LogStreamer, sid: str, uid: str) -> None:
+        target_namespace = streamer.target.namespace
         waiting = True
         self._metrics.streams_waiting.inc()
         if self._slots.locked():
@@ -141,6 +156,8 @@ class StreamSupervisor:
                 finally:
                     self._metrics.streams_open.dec()
             self.finished.add(sid)
+            if self._positions is not None:
+                self._positions.finished(sid, target_namespace)
         except asyncio.CancelledError:
             pass  # stopped (out of scope, grace over, shutdown): not finished, may resume later
         except Exception:
@@ -149,6 +166,7 @@ class StreamSupervisor:
             if waiting:
                 self._metrics.streams_waiting.dec()
             self.tasks.pop(sid, None)
+            self.streamers.pop(sid, None)
             self._forget_if_idle(uid)
 
     def _cancel_streams(self, uid: str) -> None:
@@ -170,7 +188,20 @@ class StreamSupervisor:
             self._uid_of.pop(sid, None)
             self.cursors.pop(sid, None)
             self.finished.discard(sid)
+            if self._positions is not None:
+                self._positions.forget(sid)
         self._reentered.pop(uid, None)
+
+    async def watch_recoveries(self, interval: float = 1.0) -> None:
+        """Streams that sent nothing since the publisher replaced its producer learn of it here, so
+        chunks the broker lost are re-sent even from an idle stream."""
+        seen = self._sink.recoveries
+        while True:
+            await asyncio.sleep(interval)
+            if self._sink.recoveries != seen:
+                seen = self._sink.recoveries
+                for streamer in list(self.streamers.values()):
+                    streamer.check_lost()
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop every stream; each publishes the lines it has read before it ends."""
@@ -181,6 +212,10 @@ class StreamSupervisor:
         if tasks:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait(tasks, timeout=timeout)
+
+
+def _ignore(stream_id: str, ts_ns: int | None, position: int) -> None:
+    """No position store: acknowledged positions are not kept."""
 
 
 def _status_of(pod: PodInfo, container: str, restart: int) -> InstanceStatus:

@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.collectors.file_helpers import cri
@@ -23,14 +24,18 @@ def write_lines(path: Path, first: int, count: int) -> None:
 class RotatingWriter(threading.Thread):
     """Writes `total` numbered lines at `rate` lines/s, rotating every `rotate_every` lines.
 
-    `mode` is "rename" (kubelet: `0.log` -> `0.log.<n>`, new `0.log`) or "copytruncate".
+    `mode` is "rename" (kubelet: `0.log` -> `0.log.<n>`, new `0.log`) or "copytruncate". `during`,
+    if given, is called with the rotation's number and "copied" between the copy and the truncation,
+    and with "truncated" after it (e.g. to kill the collector mid-rotation).
     """
 
-    def __init__(self, path: Path, total: int, rate: float, rotate_every: int, mode: str = "rename") -> None:
+    def __init__(self, path: Path, total: int, rate: float, rotate_every: int, mode: str = "rename",
+                 during: Callable[[int, str], None] | None = None, first: int = 0) -> None:
         super().__init__(daemon=True)
         self.path, self.total, self.rate, self.rotate_every, self.mode = path, total, rate, rotate_every, mode
+        self.during = during or (lambda rotation, step: None)
         self.rotations = 0
-        self.written = 0
+        self.first = self.written = first  # numbers first..total-1 are written
 
     def run(self) -> None:
         started = time.monotonic()
@@ -44,7 +49,7 @@ class RotatingWriter(threading.Thread):
             if since_rotation >= self.rotate_every and self.written < self.total:
                 self.rotate()
                 since_rotation = 0
-            ahead = started + self.written / self.rate - time.monotonic()
+            ahead = started + (self.written - self.first) / self.rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
 
@@ -55,4 +60,6 @@ class RotatingWriter(threading.Thread):
             os.rename(self.path, rotated)
         else:
             shutil.copyfile(self.path, rotated)
+            self.during(self.rotations, "copied")
             os.truncate(self.path, 0)
+            self.during(self.rotations, "truncated")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from collectors.files.metrics import FileMetrics
 from commands.broker import EmbeddedBroker, free_port
@@ -101,3 +105,22 @@ async def test_read_from_tail_applies_to_files_present_at_the_first_start_only(b
     lines = await read_lines(settings)  # after a clean stop: anything it still had in flight is there too
     assert sorted(ln.data for ln in lines) == sorted([b"new %d" % i for i in range(50)] +
                                                      [b"fresh %d" % i for i in range(30)])
+
+
+async def test_globs_matching_nothing_warn_every_interval_until_a_file_appears(
+        broker: EmbeddedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = collector_settings(broker, tmp_path, no_match_warning_interval=0.3)
+
+    def warnings() -> int:
+        return sum("no file matches collector.paths" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="collectors.files.service"):
+        async with running_collector(settings):
+            await wait_for(lambda: warnings() >= 3, what="three no-match warnings", last_seen=warnings)
+            path = pod_log(tmp_path / "pods", "shop", "late")
+            path.write_bytes(cri(b'{"traceId":"t1"}'))
+            await wait_for_lines(settings, 1)
+            after, followed_at = warnings(), time.monotonic()
+            # an observation window of two intervals with the file followed: no further warning
+            await wait_for(lambda: time.monotonic() > followed_at + 0.7, what="two warning intervals to pass")
+    assert warnings() == after, "warned about no matching file while one was followed"

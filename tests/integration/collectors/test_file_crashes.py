@@ -12,7 +12,7 @@ from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import Line, collector_settings, pod_log, read_lines, wait_for_lines
 from tests.integration.collectors.file_process import collector_process
 from tests.integration.collectors.file_writers import RotatingWriter, write_lines
-from tests.support.polling import wait_for
+from tests.support.polling import wait_for, wait_for_sync
 
 
 def bytes_read(pid: int) -> int:
@@ -57,6 +57,55 @@ async def test_kill_9_during_writing_and_rotation_then_restart(broker: EmbeddedB
     lines = await read_lines(settings)
     assert writer.rotations == 4
     check_duplicates(lines, total, max_duplicates=12_000)
+
+
+async def test_kill_9_mid_copytruncate_sends_each_line_under_one_identity(broker: EmbeddedBroker,
+                                                                         tmp_path: Path) -> None:
+    """logrotate's copytruncate with the collector SIGKILLed between the copy and the truncation, and
+    right after the truncation; restarted at once (so the rest of the rotation happens while it starts)
+    or only once the restarted one follows the files. A copy holds the original's bytes, so its lines
+    keep the original's identity: no line may reach logs.raw under two (stream id, position) pairs,
+    and none may be missing."""
+    path = tmp_path / "app" / "app.log"
+    path.parent.mkdir()
+    settings = collector_settings(broker, tmp_path, paths=[str(tmp_path / "app" / "*.log")], format="cri",
+                                  rotated_grace=1.0, checkpoint_interval=0.3)
+    log_path = tmp_path / "collector.log"
+    procs = [collector_process(settings, log_path).start()]
+    write_lines(path, 0, 1000)
+    await wait_for_lines(settings, 1000)
+    await wait_for(lambda: settings.collector.checkpoint_dir.joinpath("checkpoints.json").exists(),
+                   what="the first checkpoint")
+    # (rotation, step) -> whether the writer waits until the restarted collector follows the files
+    kills = {(1, "copied"): True, (2, "truncated"): False, (3, "copied"): False, (5, "truncated"): True}
+
+    def following() -> int:
+        return log_path.read_text().count("INFO collectors.files.collector: following")
+
+    def during(rotation: int, step: str) -> None:  # the writer's thread, in the middle of a rotation
+        if (rotation, step) not in kills:
+            return
+        procs[-1].kill()
+        before = following()
+        procs.append(collector_process(settings, log_path).start())
+        if kills[(rotation, step)]:
+            wait_for_sync(lambda: following() > before, what="the restarted collector to follow the files",
+                          last_seen=following)
+
+    total = 19_000
+    writer = RotatingWriter(path, total, rate=3_000, rotate_every=3_000, mode="copytruncate", during=during,
+                            first=1000)
+    writer.start()
+    try:
+        await asyncio.to_thread(writer.join)
+        await wait_for_lines(settings, total, timeout=60)
+        assert procs[-1].stop() == 0
+        lines = await read_lines(settings)
+    finally:
+        if procs[-1].process and procs[-1].process.poll() is None:
+            procs[-1].kill()
+    assert len(procs) == 5 and writer.rotations == 5
+    check_duplicates(lines, total, max_duplicates=total)
 
 
 async def test_broker_down_for_10_seconds(broker: EmbeddedBroker, tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collectors.files.metrics import FileMetrics
 from commands.broker import EmbeddedBroker
-from core.models import FLAG_BASE64, FLAG_TRUNCATED
+from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_BASE64, FLAG_TRUNCATED
 from tests.integration.collectors.file_helpers import (
     collector_settings,
     cri,
@@ -83,3 +84,26 @@ async def test_invalid_utf8_is_carried_as_bytes(broker: EmbeddedBroker, tmp_path
         lines = await wait_for_lines(settings, 3)
     assert [ln.data for ln in lines] == [b"ok", b"\xff\xfe\xc3 broken \x80", "caf\u00e9".encode()]
     assert lines[1].flags & FLAG_BASE64 and not lines[0].flags & FLAG_BASE64
+
+
+async def test_one_malformed_first_line_does_not_dead_letter_a_pod_log(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A pod log (kubelet layout) whose first line lacks the CRI prefix: the 3,000 CRI lines after it
+    arrive without their prefix; the bad line is flagged; a CRI time that does not parse is flagged
+    and counted."""
+    path = pod_log(tmp_path / "pods", "shop", "badfirst")
+    body = [b"2025-06-10 08:25 half a prefix {\"traceId\":\"t0\"}\n"]
+    body += [cri(b'{"traceId":"t%d","i":%d}' % (i % 7, i)) for i in range(3000)]
+    body.append(b'2025-99-99T99:99:99Z stdout F {"traceId":"late","i":3000}\n')
+    path.write_bytes(b"".join(body))
+    settings = collector_settings(broker, tmp_path)
+    metrics = FileMetrics()
+    async with running_collector(settings, metrics):
+        lines = await wait_for_lines(settings, 3002)
+    assert {ln.src["format"] for ln in lines} == {"cri"}
+    first, *valid, last = sorted(lines, key=lambda ln: ln.position)
+    assert first.flags == FLAG_BAD_PREFIX and first.data.startswith(b"2025-06-10 08:25")
+    assert [ln.data for ln in valid] == [b'{"traceId":"t%d","i":%d}' % (i % 7, i) for i in range(3000)]
+    assert all(ln.flags == 0 for ln in valid)
+    assert last.flags == FLAG_BAD_TIME and last.data == b'{"traceId":"late","i":3000}'
+    assert metrics.value("logweave_file_collector_lines_bad_time_total") == 1
+    assert metrics.value("logweave_file_collector_lines_bad_prefix_total") == 1

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 
+from collectors.files.metrics import FileMetrics
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import (
     Line,
@@ -69,7 +70,8 @@ async def test_copytruncate_starts_a_new_generation_without_loss(broker: Embedde
     path.parent.mkdir()
     settings = collector_settings(broker, tmp_path, paths=[str(tmp_path / "app" / "*.log")], format="cri")
     total = 12_000
-    async with running_collector(settings):
+    metrics = FileMetrics()
+    async with running_collector(settings, metrics):
         writer = RotatingWriter(path, total, rate=4_000, rotate_every=3_000, mode="copytruncate")
         writer.start()
         await asyncio.to_thread(writer.join)
@@ -78,6 +80,7 @@ async def test_copytruncate_starts_a_new_generation_without_loss(broker: Embedde
     got = seqs(lines)
     assert sorted(set(got)) == list(range(total))
     assert len(got) == total, "a copytruncate copy was read again"
+    assert metrics.value("logweave_file_collector_lines_published_total") == total
     st = path.stat()
     generations = {ln.stream_id.rsplit(":", 1)[1] for ln in lines if ln.stream_id.startswith(f"file:{st.st_dev}:"
                                                                                                f"{st.st_ino}:")}

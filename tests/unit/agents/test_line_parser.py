@@ -10,7 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.line_parser import LineParser, normalize_level
-from core.models import P_LEVEL, P_SERVICE, P_TEXT, P_TIME, P_TRACE, RawChunk, make_raw_line, trace_partition
+from core.models import (
+    FLAG_BAD_PREFIX,
+    FLAG_BAD_TIME,
+    P_LEVEL,
+    P_SERVICE,
+    P_TEXT,
+    P_TIME,
+    P_TRACE,
+    RawChunk,
+    make_raw_line,
+    trace_partition,
+)
 from core.settings import ParseSettings
 
 SOURCE = {"kind": "file", "pod": "p", "namespace": "ns"}
@@ -131,3 +142,19 @@ def test_an_entry_that_is_not_a_raw_line_is_dead_lettered_not_raised(entry: obje
     out, dead = LineParser(ParseSettings()).parse_chunk(RawChunk({}, "s", 0, [entry, good]), 4)
     assert [d.reason for d in dead] == ["bad_entry"] and dead[0].text == repr(entry)
     assert sum(len(c.lines) for c in out.values()) == 1
+
+
+def test_a_line_without_its_cri_prefix_is_dead_lettered_as_bad_cri_prefix() -> None:
+    """The file collector flags lines of a CRI file that lack the prefix; the reason says so (not not_json)."""
+    lines = [make_raw_line(0, b"2025-06-10 garbage prefix {\"traceId\":", "", 0, FLAG_BAD_PREFIX),
+             make_raw_line(10, b"plain text", "stdout", 0)]
+    outputs, dead = LineParser(ParseSettings()).parse_chunk(RawChunk(SOURCE, "file:1:1:f:0", 1, lines), 4)
+    assert [(d.reason, d.position) for d in dead] == [("bad_cri_prefix", 0), ("not_json", 10)]
+    assert not outputs
+
+
+def test_a_flagged_cri_time_keeps_the_line_at_the_collection_time() -> None:
+    lines = [make_raw_line(0, b'{"traceId":"t"}', "stdout", 0, FLAG_BAD_TIME)]
+    outputs, dead = LineParser(ParseSettings()).parse_chunk(RawChunk(SOURCE, "file:1:1:f:0", 77, lines), 4)
+    assert not dead
+    assert [line[P_TIME] for out in outputs.values() for line in out.lines] == [77]

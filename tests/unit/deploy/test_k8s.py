@@ -35,10 +35,17 @@ def kind(name: str, called: str | None = None) -> dict[str, Any]:
 
 
 def container_env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's environment, with what Secrets and the downward API fill in at run time as
-    placeholders (a token digest stands in as a well-formed sha256 digest)."""
-    return {e["name"]: e.get("value", DIGEST_PLACEHOLDER if e["name"].endswith("__API_TOKENS") else SECRET_PLACEHOLDER)
-            for e in container.get("env", [])}
+    """Values as a pod gets them: Secrets and the downward API are filled in at run time, so they stand in
+    as placeholders (a token digest as a well-formed sha256 digest); an optional secret key may be empty
+    (the example secret leaves the Elasticsearch api key empty: a username and password are used instead)."""
+    def value(entry: dict[str, Any]) -> str:
+        ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
+        if ref.get("optional"):
+            return ""
+        if "value" not in entry and entry["name"].endswith("__API_TOKENS"):
+            return DIGEST_PLACEHOLDER
+        return str(entry.get("value", SECRET_PLACEHOLDER))
+    return {e["name"]: value(e) for e in container.get("env", [])}
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(K8S)))

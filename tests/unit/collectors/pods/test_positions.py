@@ -65,3 +65,23 @@ def test_skip_before_drops_lines_logged_while_out_of_scope() -> None:
     fresh.skip_before_ns = BASE
     assert fresh.since_time() == "2026-05-28T20:26:40.123456Z"
     assert StreamCursor().since_time() is None
+
+
+def test_a_failed_chunk_rewinds_to_the_last_acknowledged_line() -> None:
+    cursor = StreamCursor()
+    positions = [cursor.accept(ts) for ts in (1_000, 2_000, 3_000, 4_000)]
+    assert cursor.acknowledge(0, 2_000, positions[1])
+    assert cursor.rewind(0) and cursor.epoch == 1
+    assert (cursor.last_ts_ns, cursor.last_position) == (2_000, positions[1])
+    assert not cursor.acknowledge(0, 4_000, positions[3]), "an ack of a chunk sent before the rewind counts"
+    assert not cursor.rewind(0), "a second failure of the same epoch rewinds twice"
+    cursor.begin_connection()  # the stream is read again from sinceTime = the acknowledged line
+    assert [cursor.accept(ts) for ts in (2_000, 3_000, 4_000)] == [None, positions[2], positions[3]]
+
+
+def test_a_restored_cursor_resumes_after_its_saved_position() -> None:
+    first = StreamCursor()
+    positions = [first.accept(ts) for ts in (1_000, 1_000, 2_000)]
+    restored = StreamCursor(acked_ts_ns=1_000, acked_position=positions[1])
+    assert restored.since_time() is not None
+    assert [restored.accept(ts) for ts in (1_000, 1_000, 2_000)] == [None, None, positions[2]]
