@@ -13,7 +13,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from core.errors import ConfigError, RetriableError
+from core.errors import ConfigError
 from core.settings import KafkaSettings
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started

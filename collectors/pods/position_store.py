@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from core.settings import KafkaSettings
+from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
 from kafka_io.topic_admin import ensure_topics
 
@@ -49,14 +50,14 @@ class PositionStore:
         await ensure_topics(self._kafka, [self._topic], compacted=True)
         self.saved = await self._load()
         self._producer = await connect(self._kafka, lambda: started(AIOKafkaProducer(
-            bootstrap_servers=self._kafka.bootstrap_servers, acks="all", enable_idempotence=True)),
+            **client_options(self._kafka), acks="all", enable_idempotence=True), self._kafka),
             "starting the positions producer")
         self._task = asyncio.create_task(self._run(), name="positions")
         log.info("loaded %d stream positions from %s", len(self.saved), self._topic)
 
     async def _load(self) -> dict[str, SavedPosition]:
         consumer = await connect(self._kafka, lambda: started(AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)),
+            **client_options(self._kafka), group_id=None, enable_auto_commit=False), self._kafka),
             "reading " + self._topic)
         out: dict[str, SavedPosition] = {}
         try:
@@ -111,7 +112,7 @@ class PositionStore:
             await asyncio.sleep(self._interval)
             try:
                 await self.flush()
-            except Exception as exc:  # noqa: BLE001 - kept dirty, written next time
+            except Exception as exc:
                 log.warning("saving stream positions failed (%s); trying again in %gs", exc, self._interval)
 
     async def flush(self) -> None:
@@ -135,7 +136,7 @@ class PositionStore:
         if self._producer is not None:
             try:
                 await asyncio.wait_for(self.flush(), 10)
-            except Exception as exc:  # noqa: BLE001 - the next run re-sends from older positions
+            except Exception as exc:
                 log.warning("the last stream positions were not saved (%s)", exc)
             await self._producer.stop()
             self._producer = None

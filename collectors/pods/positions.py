@@ -25,12 +25,8 @@ _PER_US = 1000
 class StreamCursor:
     """Position assignment and resume point of one container instance's log."""
 
-<<<<<<< HEAD
-    __slots__ = ("_clock_us", "_index", "last_position", "last_ts_ns", "skip_before_ns")
-=======
-    __slots__ = ("last_ts_ns", "last_position", "skip_before_ns", "_clock_us", "_index", "acked_ts_ns",
-                 "acked_position", "epoch")
->>>>>>> configcheck
+    __slots__ = ("_clock_us", "_index", "acked_position", "acked_ts_ns", "epoch", "last_position", "last_ts_ns",
+                 "skip_before_ns")
 
     def __init__(self, acked_ts_ns: int | None = None, acked_position: int = -1) -> None:
         self.last_ts_ns: int | None = acked_ts_ns  # timestamp of the last line accepted for publishing

@@ -98,12 +98,15 @@ def line_of(trace_id: str) -> SinkLine:
 
 
 @pytest.mark.parametrize("given_only", ["cert_file", "key_file"])
-def test_a_client_certificate_needs_both_files(given_only: str) -> None:
-    with pytest.raises(ConfigError, match=f"{given_only} is set without"):
+def test_a_client_certificate_needs_both_files(given_only: str, tmp_path: Path) -> None:
+    other = "key_file" if given_only == "cert_file" else "cert_file"
+    with pytest.raises(ConfigError, match=rf"sinks\.etcd\.{given_only} .*sinks\.etcd\.{other} is not set"):
         load_settings(environ={f"LOGWEAVE_SINKS__ETCD__{given_only.upper()}": "/etc/etcd/x.pem"})
-    both = load_settings(environ={"LOGWEAVE_SINKS__ETCD__CERT_FILE": "/c.pem",
-                                  "LOGWEAVE_SINKS__ETCD__KEY_FILE": "/k.pem"})
-    assert both.sinks.etcd.key_file == Path("/k.pem")
+    (tmp_path / "c.pem").write_text("cert")
+    (tmp_path / "k.pem").write_text("key")
+    both = load_settings(environ={"LOGWEAVE_SINKS__ETCD__CERT_FILE": str(tmp_path / "c.pem"),
+                                  "LOGWEAVE_SINKS__ETCD__KEY_FILE": str(tmp_path / "k.pem")})
+    assert both.sinks.etcd.key_file == tmp_path / "k.pem"
 
 
 async def test_a_password_over_http_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
