@@ -7,16 +7,20 @@ same instance id at once, which is what a StatefulSet does and what the embedded
 
 from __future__ import annotations
 
+import logging
 import os
-import socket
+import sys
 from functools import lru_cache
 from typing import Any
 
 import faust
 from faust.web.base import Web
 
+from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.settings import Settings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -25,14 +29,23 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def group_instance_id(settings: Settings) -> str | None:
-    """Static membership id: configured, else the pod name (HOSTNAME) plus the web port."""
-    if not settings.kafka.static_membership:
-        return None
-    if settings.kafka.group_instance_id:
-        return settings.kafka.group_instance_id
-    host = os.environ.get("HOSTNAME") or socket.gethostname()
-    return f"{settings.worker.app_id}-{host}-{settings.worker.web_port}"
+class LogweaveApp(faust.App):  # type: ignore[misc]
+    """faust's App with Logweave's start-up checks run before the consumer joins its group."""
+
+    logweave_settings: Settings
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        # The web port faust was given on the command line is in the conf by now (not at create_app).
+        member = member_id(self.logweave_settings, int(self.conf.web_port))
+        self.conf.consumer_group_instance_id = member  # type: ignore[assignment]  # None turns it off
+        log.info("group member id %s (static membership: %s)", member, member is not None)
+        try:
+            claim(self.logweave_settings, member)
+            await check_topics(self.logweave_settings)
+        except StartRefused as refused:
+            print(f"logweave worker: {refused}", file=sys.stderr, flush=True)
+            os._exit(2)  # one line, not faust's crash report: nothing has started that needs stopping
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -40,7 +53,7 @@ def create_app(settings: Settings) -> faust.App:
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka
-    return faust.App(
+    app = LogweaveApp(
         settings.worker.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
         store="rocksdb://",
@@ -48,13 +61,14 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
-        topic_allow_declare=True,
+        topic_allow_declare=False,  # `logweave prepare` creates topics; the worker checks them (app/worker_start.py)
+        topic_disable_leader=True,  # no leader-only timers: no `__assignor-__leader` topic to prepare
         table_standby_replicas=settings.worker.standby_replicas,
         broker_session_timeout=kafka.session_timeout,
         broker_heartbeat_interval=kafka.heartbeat_interval,
         broker_rebalance_timeout=kafka.rebalance_timeout,
         broker_commit_interval=kafka.commit_interval,
-        consumer_group_instance_id=group_instance_id(settings),
+        consumer_group_instance_id=member_id(settings, settings.worker.web_port),
         producer_max_request_size=kafka.max_message_bytes,
         producer_acks=-1,
         producer_compression_type=None if kafka.compression == "none" else kafka.compression,
@@ -69,6 +83,8 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker.web_port,
         web_in_thread=False,
     )
+    app.logweave_settings = settings
+    return app
 
 
 @lru_cache(maxsize=1)

@@ -46,12 +46,10 @@ def cmd_collect_pods(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.topics import pipeline_topics
-    from kafka_io.topic_admin import ensure_topics
+    from kafka_io.topic_admin import prepare_worker_topics
 
     settings = _settings(args)
-    asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
-                              timeout=args.timeout))
+    asyncio.run(prepare_worker_topics(settings, timeout=args.timeout))
     print(f"logweave prepare: Kafka at {settings.kafka.brokers} answers; pipeline topics exist", flush=True)
     return 0
 

@@ -11,10 +11,9 @@ import orjson
 
 from commands.broker import EmbeddedBroker, free_port
 from core.models import RawChunk, decode_closed_traces, make_raw_line
-from core.settings import KafkaSettings, load_settings
-from core.topics import pipeline_topics
+from core.settings import KafkaSettings, Settings, load_settings
 from kafka_io.publisher import ChunkPublisher
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import read_topic
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
 
@@ -45,12 +44,16 @@ class WorkerHarness:
         }
 
     @property
+    def settings(self) -> Settings:
+        """The worker's settings, as it will load them."""
+        return load_settings(environ=self.env)
+
+    @property
     def kafka_settings(self) -> KafkaSettings:
-        """The worker's Kafka settings (partition count included), as it will load them."""
-        return load_settings(environ=self.env).kafka
+        return self.settings.kafka
 
     async def start(self) -> WorkerHarness:
-        await ensure_topics(self.kafka_settings, pipeline_topics(list(self.sinks)))
+        await prepare_worker_topics(self.settings)  # what `logweave prepare` does
         self.process = worker(self.workdir, self.env, self.web_port).start()
         wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", 90, self.process)
         if self.publisher is None:
