@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.web.base import Web
@@ -99,6 +99,7 @@ def recovery_completed() -> bool:
     return bool(recovery is not None and recovery.completed.is_set())
 
 
+@lru_cache(maxsize=1)
 def load_worker() -> faust.App:
     """The App with every stage this worker runs, its table, timers and views attached.
 
@@ -107,6 +108,7 @@ def load_worker() -> faust.App:
     """
     from agents import drain, group, parse
     from agents.channels import Channels
+    from agents.drain_runner import DrainRunner
     from agents.stage import StageContext
     from app import web
     from app.trace_tables import trace_table
@@ -119,9 +121,12 @@ def load_worker() -> faust.App:
         ctx.progress.forget(revoked)  # a partition that comes back is caught up again only when read
 
     app.on_partitions_revoked.connect(forget_progress)  # type: ignore[arg-type]
+    runners: dict[str, DrainRunner] = {}
     for stage in settings.worker.stages:
-        registrations[stage](ctx)
-    web.register(app, settings)
+        registered = registrations[stage](ctx)
+        if stage == "drain":
+            runners = cast("dict[str, DrainRunner]", registered)
+    web.register(app, settings, runners)
     tune_garbage_collector()
     return app
 
