@@ -18,6 +18,22 @@ from tests.support.kafka import read_topic
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
 
 
+def _segment_documents(segment: Path, attempts: int = 5) -> list[dict[str, Any]]:
+    """The whole lines of a file-sink segment. A running worker may be mid-append (a partial last
+    line is left out), and a restarted one truncates what its killed predecessor wrote past its
+    recorded position and writes it again: a read crossing that can mix old and new bytes, so a line
+    that does not parse is read again (the writer's next state is consistent)."""
+    for attempt in range(attempts):
+        data = segment.read_bytes()
+        try:
+            return [orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines()]
+        except orjson.JSONDecodeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    return []
+
+
 @dataclass
 class WorkerHarness:
     """One worker (restartable under the same static member id) against a test broker."""
@@ -92,8 +108,7 @@ class WorkerHarness:
     def sink_documents(self) -> list[dict[str, Any]]:
         docs = []
         for segment in sorted((self.workdir / "out").rglob("*.ndjson")):
-            data = segment.read_bytes()  # a running worker may be mid-append: whole lines only
-            docs.extend(orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
+            docs.extend(_segment_documents(segment))
         return docs
 
     async def closed_traces(self) -> list[dict[str, Any]]:
