@@ -43,8 +43,9 @@ def make_drain_agent(runner: DrainRunner) -> Any:
     max_records = max(1, min(1000, runner.max_lines // 50))
 
     async def drain(stream: Any) -> None:
-        # The sink starts on the first delivery (DrainRunner.deliver), with the records in hand: while
-        # it cannot start, their age is what `logweave_sink_oldest_unwritten_seconds` shows.
+        # The sink starts in the background while records are taken: while it cannot start, the records
+        # in hand wait in DrainRunner.deliver and their age is `logweave_sink_oldest_unwritten_seconds`.
+        runner.start_soon()
         try:
             async for events in stream.noack_take(max_records, within=runner.max_wait):
                 records = [SinkRecord(e.message.partition, e.message.offset, e.value, e.message.timestamp)

@@ -96,6 +96,7 @@ class DrainRunner:
         self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
         self.dead_letter = dead_letter
         self.started = False
+        self._starting: asyncio.Future[None] | None = None
         self.health = SinkHealth(self.name)
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
 
@@ -114,7 +115,24 @@ class DrainRunner:
                 attempt += 1
                 await asyncio.sleep(delay)
 
+    def start_soon(self) -> asyncio.Future[None]:
+        """Start the sink in the background (once): a sink that cannot start shows it at boot, not
+        only when records arrive; deliveries wait for the same start."""
+        if self._starting is None or (self._starting.done() and not self.started):
+            self._starting = asyncio.ensure_future(self.start())
+            self._starting.add_done_callback(self._start_failed)
+        return self._starting
+
+    def _start_failed(self, starting: asyncio.Future[None]) -> None:
+        if starting.cancelled() or starting.exception() is None:
+            return
+        error = starting.exception()
+        self.health.set(SinkState.FAILING, f"{error}")
+        log.error("sink %s cannot start: %s", self.name, error)
+
     async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         if self.started:
             await self.sink.stop()
 
@@ -123,7 +141,7 @@ class DrainRunner:
         stamps = [r.timestamp for r in records if r.timestamp is not None]
         self.health.pending(min(stamps) if stamps else None)
         if not self.started:
-            await self.start()
+            await self.start_soon()
         by_partition: dict[int, list[SinkLine]] = defaultdict(list)
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
             by_partition[record.partition].extend(to_sink_lines(record, self.reserved_key))

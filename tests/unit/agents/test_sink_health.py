@@ -6,12 +6,13 @@ runs a real etcd that is down, then up)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from agents.drain_runner import DrainRunner, SinkRecord
 from agents.sink_health import SinkState
-from core.errors import RetriableError
+from core.errors import PermanentError, RetriableError
 from core.models import ParsedChunk
 from core.settings import Settings
 from sinks.base import Sink, SinkBatch, WriteResult
@@ -81,3 +82,16 @@ def test_the_oldest_unwritten_age_is_measured_from_the_record_timestamp() -> Non
     drain.health.pending(100.0)
     assert drain.health.oldest_unwritten_seconds(now=160.0) == 60.0
     assert drain.health.as_dict()["state"] == "starting"
+
+
+class RefusingSink(FlakySink):
+    async def start(self) -> None:
+        raise PermanentError("sinks.etcd.servers is empty")
+
+
+async def test_a_sink_that_cannot_start_says_so_before_any_record() -> None:
+    drain = runner(RefusingSink(0, 0))
+    starting = drain.start_soon()
+    await asyncio.wait([starting])
+    assert drain.health.state is SinkState.FAILING and "servers is empty" in drain.health.last_error
+    await drain.stop()
