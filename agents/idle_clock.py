@@ -41,11 +41,6 @@ class IdleClock:
         for partition in caught_up:
             self._at[partition] = self.now(partition, wall) + step
 
-    def behind_wall(self, partition: int, wall_ns: int | None = None) -> float:
-        """Seconds the partition's idle clock trails the wall clock (time not counted as idle)."""
-        wall = time.time_ns() if wall_ns is None else wall_ns
-        return max(0, wall - self.now(partition, wall)) / 1e9
-
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._at.pop(partition, None)
