@@ -72,8 +72,8 @@ class TraceGrouper:
         copy: the same lines, sources and order, with no encode or compression per sink.
         """
         now = time.time_ns()
-        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         index = self.deadline_index(partition)
+        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         read = self.table.read
         updates: dict[bytes, bytes | None] = {}
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
@@ -117,10 +117,12 @@ class TraceGrouper:
         """The partition's deadline index, rebuilt from its stored traces when missing."""
         index = self.table.deadline_indexes.get(partition)
         if index is None:
+            states = [(key.decode(), decode_state(value)) for key, value in self.table.traces(partition)]
             gap_ns, longest_ns = self._gap_ns, self._longest_ns
-            entries = ((key.decode(), *deadlines_ns(decode_state(value), gap_ns, longest_ns))
-                       for key, value in self.table.traces(partition))
-            index = self.table.deadline_indexes[partition] = DeadlineIndex(entries)
+            index = self.table.deadline_indexes[partition] = DeadlineIndex(
+                (trace_id, *deadlines_ns(state, gap_ns, longest_ns)) for trace_id, state in states)
+            if states:  # the time a worker was down, or the partition elsewhere, is not idle time
+                self.idle.resume(partition, max(state["updated"] for _, state in states))
         return index
 
     def _route(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> dict[str, list[list[Any]]]:
@@ -142,8 +144,8 @@ class TraceGrouper:
         with its stream time: the highest event time seen, less the allowed lateness.
         """
         now = time.time_ns()
-        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         index = self.deadline_index(partition)
+        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
         updates: dict[bytes, bytes | None] = {}
         summaries: list[bytes] = []

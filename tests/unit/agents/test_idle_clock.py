@@ -30,3 +30,10 @@ def test_a_forgotten_partition_restarts_at_the_wall_clock() -> None:
     clock.now(3, 5 * S)
     clock.forget([3])
     assert clock.now(3, 9 * S) == 9 * S
+
+
+def test_a_resumed_partition_continues_from_its_stored_stamp() -> None:
+    clock = IdleClock(max_step_ns=S)
+    clock.now(1, 500 * S)
+    clock.resume(1, 100 * S)
+    assert clock.now(1, 900 * S) == 100 * S
