@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from aiokafka.errors import KafkaError
+
 from core.settings import Settings
 from kafka_io.topic_admin import missing_or_mismatched
 
@@ -68,7 +70,11 @@ def claim(settings: Settings, member: str | None, lock_dir: Path | None = None) 
           "give each worker its own LOGWEAVE_WORKER__DATA_DIR")
 
 
-async def check_topics(settings: Settings) -> None:
-    problem = await missing_or_mismatched(settings)
+async def check_topics(settings: Settings, timeout: float = 30.0) -> None:
+    try:
+        problem = await missing_or_mismatched(settings, timeout)
+    except KafkaError as exc:
+        raise StartRefused(f"Kafka at {settings.kafka.brokers} did not answer within {timeout:.0f}s ({exc}); "
+                           "check kafka.brokers (LOGWEAVE_KAFKA__BROKERS) and that the brokers are up") from None
     if problem is not None:
         raise StartRefused(problem)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.worker_start import StartRefused, _held_locks, claim, member_id
+from app.worker_start import StartRefused, _held_locks, check_topics, claim, member_id
 from core.settings import Settings
 from kafka_io.topic_admin import worker_topics
 
@@ -44,3 +44,11 @@ def test_prepare_covers_the_trace_changelog_with_a_delete_policy() -> None:
     wanted = worker_topics(settings)
     assert {"x.logs.raw", "x.logs.parsed", "x.sink.file", "x.sink.etcd", "x.traces.closed"} <= set(wanted)
     assert wanted["logweave-traces-changelog"] == {"cleanup.policy": "delete", "retention.ms": "7200000"}
+
+
+async def test_an_unreachable_broker_is_one_line_naming_it() -> None:
+    from commands.broker import free_port
+
+    settings = Settings(kafka={"brokers": f"127.0.0.1:{free_port()}"})
+    with pytest.raises(StartRefused, match=r"Kafka at 127\.0\.0\.1:\d+ did not answer within 1s"):
+        await check_topics(settings, timeout=1.0)
