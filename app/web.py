@@ -34,7 +34,8 @@ async def refresh_lag(app: faust.App) -> dict[str, int]:
     buffers; a partition with no committed offset counts from the start of the topic (a sink that
     never wrote anything has all of it waiting)."""
     consumer = app.consumer
-    assigned = list(consumer.assignment())
+    # changelog partitions are read by recovery and standbys at offsets the table keeps, not the group's
+    assigned = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")]
     committed = consumer._committed_offset  # type: ignore[attr-defined]  # noqa: SLF001 - faust has no getter
     uncommitted = [tp for tp in assigned if committed.get(tp) is None]
     earliest = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
