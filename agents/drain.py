@@ -43,10 +43,13 @@ def make_drain_agent(runner: DrainRunner) -> Any:
     max_records = max(1, min(1000, runner.max_lines // 50))
 
     async def drain(stream: Any) -> None:
-        await runner.start()
+        # The sink starts in the background while records are taken: while it cannot start, the records
+        # in hand wait in DrainRunner.deliver and their age is `logweave_sink_oldest_unwritten_seconds`.
+        runner.start_soon()
         try:
             async for events in stream.noack_take(max_records, within=runner.max_wait):
-                records = [SinkRecord(e.message.partition, e.message.offset, e.value) for e in events]
+                records = [SinkRecord(e.message.partition, e.message.offset, e.value, e.message.timestamp)
+                           for e in events]
                 await runner.deliver(records)
                 for event in events:
                     await stream.ack(event)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
+from agents.sink_health import SinkHealth, SinkState
 from core.errors import PermanentError, RetriableError
 from core.metrics import (
     SINK_BATCHES,
@@ -59,6 +60,7 @@ class SinkRecord:
     partition: int
     offset: int
     value: bytes
+    timestamp: float | None = None  # the record's Kafka timestamp (s), for the oldest-unwritten age
 
 
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
@@ -96,6 +98,8 @@ class DrainRunner:
         self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
         self.dead_letter = dead_letter
         self.started = False
+        self._starting: asyncio.Future[None] | None = None
+        self.health = SinkHealth(self.name)
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
         install_log_redaction()  # sink errors logged here may quote server URLs with credentials
 
@@ -105,27 +109,49 @@ class DrainRunner:
             try:
                 await self.sink.start()
                 self.started = True
+                self.health.set(SinkState.READY)
                 return
             except RetriableError as exc:
                 delay = backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff)
+                self.health.set(SinkState.STARTING, f"{exc}")
                 log.warning("sink %s not ready (%s); retrying in %.1fs", self.name, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
 
+    def start_soon(self) -> asyncio.Future[None]:
+        """Start the sink in the background (once): a sink that cannot start shows it at boot, not
+        only when records arrive; deliveries wait for the same start."""
+        if self._starting is None or (self._starting.done() and not self.started):
+            self._starting = asyncio.ensure_future(self.start())
+            self._starting.add_done_callback(self._start_failed)
+        return self._starting
+
+    def _start_failed(self, starting: asyncio.Future[None]) -> None:
+        if starting.cancelled() or starting.exception() is None:
+            return
+        error = starting.exception()
+        self.health.set(SinkState.FAILING, f"{error}")
+        log.error("sink %s cannot start: %s", self.name, error)
+
     async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         if self.started:
             await self.sink.stop()
 
     async def deliver(self, records: list[SinkRecord]) -> int:
         """Write every line of `records`; return (their line count) once all are written or dead-lettered."""
+        stamps = [r.timestamp for r in records if r.timestamp is not None]
+        self.health.pending(min(stamps) if stamps else None)
         if not self.started:
-            await self.start()
+            await self.start_soon()
         by_partition: dict[int, list[SinkLine]] = defaultdict(list)
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
             by_partition[record.partition].extend(to_sink_lines(record, self.reserved_key))
         for partition, lines in by_partition.items():
             for batch in self._batches(partition, lines):
                 await self._write_until_done(batch)
+        self.health.pending(None)
         return sum(len(lines) for lines in by_partition.values())
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
@@ -187,6 +213,7 @@ class DrainRunner:
             if not result.retry:
                 self.breaker.record_success()
                 SINK_BREAKER.labels(self.name).set(self.breaker.state)
+                self.health.written()
                 return
             self._failed(attempt, f"{len(result.retry)} item(s) retriable: {result.retry[0].detail}")
             batch = SinkBatch(batch.topic, batch.partition, [f.line for f in result.retry])
@@ -197,6 +224,7 @@ class DrainRunner:
         SINK_RETRIES.labels(self.name).inc()
         self.breaker.record_failure()
         SINK_BREAKER.labels(self.name).set(self.breaker.state)
+        self.health.set(SinkState.OPEN if self.breaker.state is BreakerState.OPEN else SinkState.FAILING, why)
         if loud:
             log.error("sink %s refuses every write (attempt %d): %s", self.name, attempt + 1, why)
         elif attempt % 10 == 0:

@@ -10,17 +10,17 @@ group agent reads those summaries back (`already_sent`) and the close only delet
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from agents.forwarding import forward
+from agents.held_lines import HeldLines
 from agents.idle_clock import IdleClock
 from agents.routing import Router
-from core.metrics import DUPLICATES, HELD_LINES, HELD_OVERFLOW, LINES, OPEN_TRACES, TRACES_CLOSED
-from core.models import P_SRC, join_closed_traces
+from core.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
+from core.models import join_closed_traces
 from core.settings import Settings
 from tables.deadline_index import DeadlineIndex
 from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
@@ -36,8 +36,6 @@ from tables.trace_state import (
     spliced_summary,
 )
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
-
-log = logging.getLogger(__name__)
 
 SendToSink = Callable[[str, bytes, int], Any]  # (sink name, chunk record, partition): plain or compressed
 SendClosed = Callable[[bytes, int], Any]
@@ -56,7 +54,7 @@ class TraceGrouper:
         self.limit = int(settings.kafka.max_message_bytes * 0.8)
         self.send_to_sink = send_to_sink
         self.send_closed = send_closed
-        self.held: dict[int, int] = {}
+        self.holds = HeldLines(table, router, settings.traces)
         self._marks_swept: dict[int, float] = {}
         self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
         self.idle = IdleClock(int(2 * settings.traces.close_check_interval * 1e9))
@@ -74,8 +72,8 @@ class TraceGrouper:
         copy: the same lines, sources and order, with no encode or compression per sink.
         """
         now = time.time_ns()
-        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         index = self.deadline_index(partition)
+        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         read = self.table.read
         updates: dict[bytes, bytes | None] = {}
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
@@ -95,13 +93,13 @@ class TraceGrouper:
             if state["last"] > max_time:
                 max_time = state["last"]
             if trace_rules:
-                self._hold(partition, state, by_trace[trace_id], sources, early)
+                self.holds.hold(partition, state, by_trace[trace_id], sources, early)
             index.set(trace_id, *deadlines_ns(state, gap_ns, longest_ns))
             updates[key] = encode_state(state)
         if max_time > clock:
             updates[CLOCK_KEY] = str(max_time).encode()
         if trace_rules:
-            updates[HELD_KEY] = str(self.held_lines(partition)).encode()
+            updates[HELD_KEY] = str(self.holds.count(partition)).encode()
         count = sum(len(v) for v in routed.values())
         if payload is not None and self.router.default_all and len(fresh_all) == len(lines):
             outputs = [self.send_to_sink(sink_name, payload, partition) for sink_name in routed]
@@ -119,10 +117,12 @@ class TraceGrouper:
         """The partition's deadline index, rebuilt from its stored traces when missing."""
         index = self.table.deadline_indexes.get(partition)
         if index is None:
+            states = [(key.decode(), decode_state(value)) for key, value in self.table.traces(partition)]
             gap_ns, longest_ns = self._gap_ns, self._longest_ns
-            entries = ((key.decode(), *deadlines_ns(decode_state(value), gap_ns, longest_ns))
-                       for key, value in self.table.traces(partition))
-            index = self.table.deadline_indexes[partition] = DeadlineIndex(entries)
+            index = self.table.deadline_indexes[partition] = DeadlineIndex(
+                (trace_id, *deadlines_ns(state, gap_ns, longest_ns)) for trace_id, state in states)
+            if states:  # the time a worker was down, or the partition elsewhere, is not idle time
+                self.idle.resume(partition, max(state["updated"] for _, state in states))
         return index
 
     def _route(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> dict[str, list[list[Any]]]:
@@ -136,80 +136,6 @@ class TraceGrouper:
                 routed[sink_name].append(line)
         return routed
 
-    def held_lines(self, partition: int) -> int:
-        """Lines held in `partition` (kept in its store, so the bound survives restarts)."""
-        if partition not in self.held:
-            raw = self.table.read(partition, HELD_KEY)
-            self.held[partition] = int(raw) if raw else 0
-        return self.held[partition]
-
-    def _hold(self, partition: int, state: dict[str, Any], fresh: list[list[Any]], sources: list[dict[str, Any]],
-              routed: dict[str, list[list[Any]]]) -> None:
-        """Keep lines for trace rules until the trace closes, bounded per trace and per partition.
-
-        Past a bound the trace overflows, once, with a warning naming it. `held_overflow=release` (the
-        default) sends its held lines and every later one to the trace rules' sinks at once: selection
-        is lost for that trace, no line is, and its state stops growing. `drop` counts and drops the
-        lines past the bound. The summary says which (`overflow`) and how many lines (`held_overflow`).
-        """
-        held: list[Any] = state.setdefault("held", [])
-        matched: list[str] = state.setdefault("matched", [])
-        total = self.held_lines(partition)
-        policy = self.traces.held_overflow
-        for line in fresh:
-            for name in self.router.trace_rule_hits(line, sources):
-                if name not in matched:
-                    matched.append(name)
-            overflow = state.get("overflow")
-            bound = ("trace" if len(held) >= self.traces.max_held_per_trace
-                     else "partition" if total >= self.traces.max_held_per_partition else "")
-            if overflow is None and not bound:
-                held.append([sources[line[P_SRC]], line])
-                total += 1
-                continue
-            if overflow is None:
-                self._warn_overflow(state, bound, policy)
-                if policy == "release":
-                    total -= self._overflow(state, routed, sources)
-            state["held_overflow"] = state.get("held_overflow", 0) + 1
-            HELD_OVERFLOW.labels(state["overflow_bound"], policy).inc()
-            if policy == "release":
-                for sink_name in self._trace_rule_sinks():
-                    routed[sink_name].append(line)
-        self.held[partition] = total
-        HELD_LINES.set(sum(self.held.values()))
-
-    def _trace_rule_sinks(self) -> list[str]:
-        return list(dict.fromkeys(sink for rule in self.router.trace_rules for sink in rule.sinks))
-
-    def _overflow(self, state: dict[str, Any], routed: dict[str, list[list[Any]]],
-                  sources: list[dict[str, Any]]) -> int:
-        """Release a trace's held lines to every trace rule's sinks; return how many were held."""
-        held = state["held"]
-        sinks = self._trace_rule_sinks()
-        for src, line in held:
-            sources.append(src)
-            entry = list(line)
-            entry[P_SRC] = len(sources) - 1
-            for sink_name in sinks:
-                routed[sink_name].append(entry)
-        state["held"] = []
-        return len(held)
-
-    def _warn_overflow(self, state: dict[str, Any], bound: str, policy: str) -> None:
-        state["overflow"] = "released" if policy == "release" else "dropped"
-        state["overflow_bound"] = bound
-        limit = (f"traces.max_held_per_trace={self.traces.max_held_per_trace}" if bound == "trace"
-                 else f"traces.max_held_per_partition={self.traces.max_held_per_partition}")
-        if policy == "release":
-            log.warning("trace %s: %d lines held for trace rules reached %s; releasing them and the trace's "
-                        "later lines to sinks %s without waiting for the trace to close (traces.held_overflow=release)",
-                        state["trace"], len(state["held"]), limit, ", ".join(self._trace_rule_sinks()))
-        else:
-            log.warning("trace %s: %d lines held for trace rules reached %s; dropping the trace's later lines "
-                        "(traces.held_overflow=drop), counted in logweave_held_overflow_total", state["trace"],
-                        len(state["held"]), limit)
-
     # -- closing ---------------------------------------------------------------------------
     def close_overdue(self, partition: int, now_ns: int | None = None) -> int:
         """Close every trace of `partition` past its deadline; return how many closed.
@@ -218,8 +144,8 @@ class TraceGrouper:
         with its stream time: the highest event time seen, less the allowed lateness.
         """
         now = time.time_ns()
-        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         index = self.deadline_index(partition)
+        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
         watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
         updates: dict[bytes, bytes | None] = {}
         summaries: list[bytes] = []
@@ -237,7 +163,7 @@ class TraceGrouper:
             closing = spliced_summary(stored, trace_id, cause, now)
             if closing is None:
                 state = decode_state(stored)
-                self._release_held(partition, state, routed, held_sources)
+                self.holds.release(partition, state, routed, held_sources)
                 closing = encode_summary(state, cause, now)
             record, close_id = closing
             if close_id in sent_before:  # sent before a crash; its delete was never stored
@@ -248,7 +174,7 @@ class TraceGrouper:
         for cause, count in causes.items():
             TRACES_CLOSED.labels(cause).inc(count)
         if self.router.trace_rules and summaries:
-            updates[HELD_KEY] = str(self.held_lines(partition)).encode()
+            updates[HELD_KEY] = str(self.holds.count(partition)).encode()
         self._sweep_stream_marks(partition, now, updates)
         closed = self._emit_closed(partition, summaries)
         outputs = list(closed)
@@ -274,24 +200,6 @@ class TraceGrouper:
             outputs.append(self.send_closed(join_closed_traces(batch), partition))
         return outputs
 
-    def _release_held(self, partition: int, state: dict[str, Any], routed: dict[str, list[list[Any]]],
-                      sources: list[dict[str, Any]]) -> None:
-        """Queue a closing trace's held lines for the sinks of the trace rules it matched."""
-        held = state.pop("held", None)
-        matched = state.pop("matched", [])
-        if held:
-            self.held[partition] = max(0, self.held_lines(partition) - len(held))
-            HELD_LINES.set(sum(self.held.values()))
-        if not held or not matched:
-            return
-        sinks = self.router.trace_sinks(matched)
-        for src, line in held:
-            sources.append(src)
-            entry = list(line)
-            entry[P_SRC] = len(sources) - 1
-            for sink_name in sinks:
-                routed[sink_name].append(entry)
-
     def _sweep_stream_marks(self, partition: int, now: int, updates: dict[bytes, bytes | None]) -> None:
         """Once a minute, forget the dedupe marks of streams idle past `traces.stream_retention`."""
         if now / 1e9 - self._marks_swept.get(partition, 0.0) < 60:
@@ -303,8 +211,8 @@ class TraceGrouper:
             updates[key] = None
 
     def forget(self, partitions: list[int]) -> None:
+        self.holds.forget(partitions)
         for partition in partitions:
-            self.held.pop(partition, None)
             self.already_sent.pop(partition, None)
         self.idle.forget(partitions)
         self.table.forget_staged(partitions)

@@ -9,8 +9,10 @@ at most `max_step` per tick: a process that was stopped or starved sees one long
 credited as one short one, and its next ticks see the backlog the stall left. While a partition
 lags, only stream time (event time less the allowed lateness) closes its traces.
 
-The clock starts at the wall time when a worker first sees the partition; trace states store their
-`updated` stamp on it. Pure logic: the group stage says which partitions are caught up.
+Trace states store their `updated` stamp on this clock. When a worker takes a partition over (a
+restart, a rebalance), the clock resumes at the latest stamp among its stored traces, so the time
+the partition was down or elsewhere is not counted as idle either; a partition with no stored trace
+starts at the wall time. Pure logic: the group stage says which partitions are caught up.
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ class IdleClock:
         for partition in caught_up:
             self._at[partition] = self.now(partition, wall) + step
 
-    def behind_wall(self, partition: int, wall_ns: int | None = None) -> float:
-        """Seconds the partition's idle clock trails the wall clock (time not counted as idle)."""
-        wall = time.time_ns() if wall_ns is None else wall_ns
-        return max(0, wall - self.now(partition, wall)) / 1e9
+    def resume(self, partition: int, at_ns: int) -> None:
+        """Continue the partition's clock from `at_ns` (its stored traces' latest `updated` stamp)."""
+        self._at[partition] = at_ns
 
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:

@@ -7,16 +7,22 @@ same instance id at once, which is what a StatefulSet does and what the embedded
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import sys
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.web.base import Web
 
+from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.settings import KafkaSettings, Settings, load_settings
 from kafka_io.client_options import security_material
 from kafka_io.kafka_compat import install_idle_fetch_pause
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -56,12 +62,31 @@ def web_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+class LogweaveApp(faust.App):  # type: ignore[misc]
+    """faust's App with Logweave's start-up checks run before the consumer joins its group."""
+
+    logweave_settings: Settings
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        # The web port faust was given on the command line is in the conf by now (not at create_app).
+        member = member_id(self.logweave_settings, int(self.conf.web_port))
+        self.conf.consumer_group_instance_id = member  # type: ignore[assignment]  # None turns it off
+        log.info("group member id %s (static membership: %s)", member, member is not None)
+        try:
+            claim(self.logweave_settings, member)
+            await check_topics(self.logweave_settings)
+        except StartRefused as refused:
+            print(f"logweave worker: {refused}", file=sys.stderr, flush=True)
+            os._exit(2)  # one line, not faust's crash report: nothing has started that needs stopping
+
+
 def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka
-    return faust.App(
+    app = LogweaveApp(
         settings.worker.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
         broker_credentials=broker_credentials(kafka),
@@ -70,13 +95,14 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
-        topic_allow_declare=True,
+        topic_allow_declare=False,  # `logweave prepare` creates topics; the worker checks them (app/worker_start.py)
+        topic_disable_leader=True,  # no leader-only timers: no `__assignor-__leader` topic to prepare
         table_standby_replicas=settings.worker.standby_replicas,
         broker_session_timeout=kafka.session_timeout,
         broker_heartbeat_interval=kafka.heartbeat_interval,
         broker_rebalance_timeout=kafka.rebalance_timeout,
         broker_commit_interval=kafka.commit_interval,
-        consumer_group_instance_id=group_instance_id(settings),
+        consumer_group_instance_id=member_id(settings, settings.worker.web_port),
         producer_max_request_size=kafka.max_message_bytes,
         producer_acks=-1,
         producer_compression_type=None if kafka.compression == "none" else kafka.compression,
@@ -99,6 +125,8 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         web_metrics_enabled=False,
     )
+    app.logweave_settings = settings
+    return app
 
 
 @lru_cache(maxsize=1)
@@ -119,6 +147,7 @@ def recovery_completed() -> bool:
     return bool(recovery is not None and recovery.completed.is_set())
 
 
+@lru_cache(maxsize=1)
 def load_worker() -> faust.App:
     """The App with every stage this worker runs, its table, timers and views attached.
 
@@ -127,6 +156,7 @@ def load_worker() -> faust.App:
     """
     from agents import drain, group, parse
     from agents.channels import Channels
+    from agents.drain_runner import DrainRunner
     from agents.stage import StageContext
     from app import web
     from app.trace_tables import trace_table
@@ -139,9 +169,12 @@ def load_worker() -> faust.App:
         ctx.progress.forget(revoked)  # a partition that comes back is caught up again only when read
 
     app.on_partitions_revoked.connect(forget_progress)  # type: ignore[arg-type]
+    runners: dict[str, DrainRunner] = {}
     for stage in settings.worker.stages:
-        registrations[stage](ctx)
-    web.register(app, settings)
+        registered = registrations[stage](ctx)
+        if stage == "drain":
+            runners = cast("dict[str, DrainRunner]", registered)
+    web.register(app, settings, runners)
     tune_garbage_collector()
     return app
 

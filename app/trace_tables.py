@@ -7,6 +7,7 @@ from functools import lru_cache
 import faust
 
 from app.faust_app import get_app, get_settings
+from core import topics
 from core.codec import compressor
 from tables.trace_table import TraceWindowTable
 
@@ -16,7 +17,7 @@ def trace_table() -> TraceWindowTable:
     app, settings = get_app(), get_settings()
     table = TraceWindowTable(
         app,
-        name="traces",
+        name=topics.TRACE_TABLE,
         beacon=app.tables.beacon,
         partitions=settings.kafka.partitions,
         key_type=bytes,  # bytes -> the "raw" codec for the table and its changelog topic (never json)

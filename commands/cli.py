@@ -56,14 +56,13 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from core.topics import POSITIONS, pipeline_topics
-    from kafka_io.topic_admin import ensure_topics
+    from core.topics import POSITIONS
+    from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 
     settings = _settings(args)
 
     async def prepare() -> None:
-        topics = [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)]
-        await ensure_topics(settings.kafka, topics, timeout=args.timeout)
+        await prepare_worker_topics(settings, timeout=args.timeout)
         await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
 
     asyncio.run(prepare())

@@ -26,4 +26,9 @@ SINK_DEAD_LETTERS = Counter("logweave_sink_dead_letters_total", "Lines a sink re
 SINK_LATENCY = Histogram("logweave_sink_write_seconds", "Duration of one confirmed batch write", ["sink"],
                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SINK_BREAKER = Gauge("logweave_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["sink"])
-CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", ["topic", "partition"])
+SINK_STATE = Gauge("logweave_sink_state", "Sink state: 0 starting, 1 ready, 2 failing, 3 breaker open", ["sink"])
+SINK_OLDEST_UNWRITTEN = Gauge("logweave_sink_oldest_unwritten_seconds",
+                              "Age of the oldest sink-topic record handed to the sink and not confirmed written",
+                              ["sink"])
+CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records between the committed offset (the topic's start when none) and "
+                     "the end offset", ["topic", "partition"])

@@ -392,6 +392,9 @@ class SinkSettings(Group):
     batch_bytes: PositiveSize = 4 * 1024 * 1024
     batch_period: Interval = 1.0
     retry: RetrySettings = RetrySettings()
+    # /readyz fails while a sink is not delivering (starting, failing, breaker open) with more records than this
+    # waiting in its topic on this worker
+    readiness_backlog: int = Field(100, ge=0)
     file: FileSinkSettings = FileSinkSettings()
     etcd: EtcdSinkSettings = EtcdSinkSettings()
     elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()

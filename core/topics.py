@@ -19,3 +19,11 @@ def sink_topic(sink_name: str) -> str:
 def pipeline_topics(enabled_sinks: list[str]) -> list[str]:
     """Every topic the pipeline uses for the given enabled sinks."""
     return [RAW, PARSED, DEADLETTER, TRACES_CLOSED, *(sink_topic(s) for s in enabled_sinks)]
+
+
+TRACE_TABLE: Final = "traces"
+
+
+def changelog_topic(app_id: str) -> str:
+    """The trace table's changelog (faust names it `<app id>-<table>-changelog`, without the prefix)."""
+    return f"{app_id}-{TRACE_TABLE}-changelog"

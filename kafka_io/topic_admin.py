@@ -2,7 +2,9 @@
 
 Brokers (and the embedded one) auto-create unknown topics with one partition; a collector that
 publishes first would then pin `logs.raw` to one partition and faust would fail with
-PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics` first.
+PartitionsMismatch. Collectors, the broker wrapper and tests call `ensure_topics` first;
+`logweave prepare` creates every topic a worker needs (`prepare_worker_topics`), and the worker only
+checks them (`missing_or_mismatched`) and refuses to start otherwise: it never creates a topic.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from core import topics
 from core.errors import ConfigError
-from core.settings import KafkaSettings
+from core.settings import KafkaSettings, Settings
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
 
@@ -22,9 +25,10 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float | None = None,
-                        verify: bool = True, compacted: bool = False) -> None:
+                        verify: bool = True, compacted: bool = False,
+                        configs: dict[str, dict[str, str]] | None = None) -> None:
     """Create each missing topic with `kafka.partitions` partitions (cleanup.policy=compact when
-    `compacted`); existing topics are kept.
+    `compacted`, plus its `configs`, if any); existing topics are kept.
 
     Waits up to `timeout` (default `kafka.connect_timeout`) for the broker, then BrokerUnreachable."""
     admin = await connect(
@@ -36,7 +40,8 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float |
         if missing:
             topics = [
                 NewTopic(name=n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
-                         topic_configs={"cleanup.policy": "compact"} if compacted else {})
+                         topic_configs={**({"cleanup.policy": "compact"} if compacted else {}),
+                                        **(configs or {}).get(n, {})})
                 for n in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
@@ -58,3 +63,46 @@ async def _verify_partitions(admin: AIOKafkaAdminClient, kafka: KafkaSettings, n
             f"topics {wrong} exist with a partition count other than kafka.partitions={kafka.partitions} "
             "(auto-created before Logweave created them?); recreate them or set LOGWEAVE_KAFKA__PARTITIONS to match"
         )
+
+
+def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic a worker reads or writes, by full name, with the configs it is created with."""
+    logical = topics.pipeline_topics(settings.sinks.enabled)
+    names: dict[str, dict[str, str]] = {settings.topic(name): {} for name in logical}
+    # One changelog record carries many trace keys under the same key: never compact it (tables/trace_table.py).
+    names[topics.changelog_topic(settings.worker.app_id)] = {
+        "cleanup.policy": "delete", "retention.ms": str(int(settings.traces.changelog_retention * 1000))}
+    return names
+
+
+async def prepare_worker_topics(settings: Settings, timeout: float | None = None) -> None:
+    """What `logweave prepare` does: create every topic the worker needs with its partition count."""
+    wanted = worker_topics(settings)
+    await ensure_topics(settings.kafka, list(wanted), timeout=timeout, configs=wanted)
+
+
+async def missing_or_mismatched(settings: Settings, timeout: float | None = None) -> str | None:
+    """Why the worker's topics are not ready (one line), or None when each exists with
+    `kafka.partitions` partitions. Reads metadata only: nothing is created."""
+    kafka = settings.kafka
+    admin = await connect(
+        kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
+        "checking topics", timeout)
+    try:
+        wanted = list(worker_topics(settings))
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        present = [name for name in wanted if name in existing]
+        described = await admin.describe_topics(present) if present else []
+    finally:
+        await admin.close()
+    wrong = {d["topic"]: len(d["partitions"]) for d in described
+             if d.get("partitions") and len(d["partitions"]) != settings.kafka.partitions}
+    if missing:
+        return (f"topics {', '.join(missing)} are missing at {settings.kafka.brokers}; run `logweave prepare` "
+                "with the worker's settings first (the worker does not create topics)")
+    if wrong:
+        found = ", ".join(f"{name} has {count}" for name, count in wrong.items())
+        return (f"topics have the wrong partition count ({found}; kafka.partitions={settings.kafka.partitions}); "
+                "recreate them with `logweave prepare` or set LOGWEAVE_KAFKA__PARTITIONS to match")
+    return None

@@ -123,6 +123,8 @@ class EtcdSink(Sink):
     async def start(self) -> None:
         if not self.settings.endpoints:
             raise PermanentError("sinks.etcd.servers is empty: give one or more URLs like http://127.0.0.1:2379")
+        if self._session is not None:  # a retried start: do not leak the last attempt's connections
+            await self._session.close()
         self._warn_plaintext_password()
         connector = aiohttp.TCPConnector(ssl=self.ssl_context() or False, limit=8)
         self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=15))

@@ -22,10 +22,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from commands.broker import EmbeddedBroker, free_port
 from commands.demo import cri_line, rfc3339_nano
-from core.settings import KafkaSettings
-from core.topics import pipeline_topics
+from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids
 from tests.support.processes import file_collector, wait_http_ok, worker
 
@@ -98,7 +97,7 @@ async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(workdir / "out"),
            "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"), "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
            "LOGWEAVE_TRACES__GAP": "5s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
-    await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
+    await prepare_worker_topics(load_settings(environ=env))
     pods = workdir / "pods"
     write_pod_logs(pods, lines, files)
     port = free_port()

@@ -34,11 +34,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from commands.broker import EmbeddedBroker, free_port
 from core.codec import compressor, decompress
 from core.models import P_TIME, ParsedChunk, RawChunk, make_raw_line, trace_partition
-from core.settings import KafkaSettings
-from core.topics import pipeline_topics
+from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.publisher import ChunkPublisher
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
@@ -152,7 +151,7 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> R
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
-    await ensure_topics(KafkaSettings(brokers=bootstrap), pipeline_topics(["file"]))
+    await prepare_worker_topics(load_settings(environ=env))
     await preload(bootstrap, lines, chunk=chunk)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
@@ -190,7 +189,7 @@ async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess,
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w2"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_WORKER__APP_ID": "latency",
            "LOGWEAVE_KAFKA__TOPIC_PREFIX": "lat."}
-    await ensure_topics(KafkaSettings(brokers=bootstrap), [f"lat.{t}" for t in pipeline_topics(["file"])])
+    await prepare_worker_topics(load_settings(environ=env))
     port = free_port()
     proc = worker(workdir, env, port, name="latency-worker").start()
     wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)

@@ -37,10 +37,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from commands.broker import free_port
 from core.models import RawChunk, make_raw_line
-from core.settings import KafkaSettings
-from core.topics import pipeline_topics
+from core.settings import KafkaSettings, load_settings
 from kafka_io.publisher import ChunkPublisher
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_worker import make_doc
 from tests.bench.measure import cpu_seconds, tree_pids
 from tests.support.kafka import start_broker
@@ -226,7 +225,7 @@ async def soak(workdir: Path, args: argparse.Namespace) -> tuple[list[Sample], s
     samples: list[Sample] = []
     stopped = ""
     try:
-        await ensure_topics(KafkaSettings(brokers=broker.bootstrap), pipeline_topics(["file"]))
+        await prepare_worker_topics(load_settings(environ=env))
         proc = worker(workdir, env, port, name="soak-worker").start()
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
         lag = LagReader(broker.bootstrap)

@@ -19,9 +19,8 @@ import pytest
 from commands.broker import EmbeddedBroker, free_port
 from commands.demo import cri_line, rfc3339_nano
 from core.models import decode_closed_traces, decode_dead_letters
-from core.settings import KafkaSettings
-from core.topics import pipeline_topics
-from kafka_io.topic_admin import ensure_topics
+from core.settings import load_settings
+from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import read_topic
 from tests.support.logdata import BASE_NS, pod_log_paths, write_dataset
 from tests.support.polling import wait_for
@@ -50,7 +49,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
         "LOGWEAVE_TRACES__CLOSE_CHECK_INTERVAL": "0.5s",
         "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s",
     }
-    await ensure_topics(KafkaSettings(brokers=broker.bootstrap), pipeline_topics(["file"]))
+    await prepare_worker_topics(load_settings(environ=env))
     pods = tmp_path / "pods"
     data = write_dataset(pods, 10_000, pods=50, traces=2_000)
     web_port = free_port()

@@ -11,13 +11,29 @@ import orjson
 
 from commands.broker import EmbeddedBroker, free_port
 from core.models import RawChunk, decode_closed_traces, make_raw_line
-from core.settings import KafkaSettings, load_settings
-from core.topics import PARSED, RAW, pipeline_topics, sink_topic
+from core.settings import KafkaSettings, Settings, load_settings
+from core.topics import PARSED, RAW, sink_topic
 from kafka_io.publisher import ChunkPublisher
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import read_topic
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
 from tests.support.quiescence import wait_until_quiet
+
+
+def _segment_documents(segment: Path, attempts: int = 5) -> list[dict[str, Any]]:
+    """The whole lines of a file-sink segment. A running worker may be mid-append (a partial last
+    line is left out), and a restarted one truncates what its killed predecessor wrote past its
+    recorded position and writes it again: a read crossing that can mix old and new bytes, so a line
+    that does not parse is read again (the writer's next state is consistent)."""
+    for attempt in range(attempts):
+        data = segment.read_bytes()
+        try:
+            return [orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines()]
+        except orjson.JSONDecodeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    return []
 
 
 @dataclass
@@ -46,12 +62,16 @@ class WorkerHarness:
         }
 
     @property
+    def settings(self) -> Settings:
+        """The worker's settings, as it will load them."""
+        return load_settings(environ=self.env)
+
+    @property
     def kafka_settings(self) -> KafkaSettings:
-        """The worker's Kafka settings (partition count included), as it will load them."""
-        return load_settings(environ=self.env).kafka
+        return self.settings.kafka
 
     async def start(self) -> WorkerHarness:
-        await ensure_topics(self.kafka_settings, pipeline_topics(list(self.sinks)))
+        await prepare_worker_topics(self.settings)  # what `logweave prepare` does
         self.process = worker(self.workdir, self.env, self.web_port).start()
         wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", 90, self.process)
         if self.publisher is None:
@@ -90,8 +110,7 @@ class WorkerHarness:
     def sink_documents(self) -> list[dict[str, Any]]:
         docs = []
         for segment in sorted((self.workdir / "out").rglob("*.ndjson")):
-            data = segment.read_bytes()  # a running worker may be mid-append: whole lines only
-            docs.extend(orjson.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines())
+            docs.extend(_segment_documents(segment))
         return docs
 
     async def wait_until_quiet(self, timeout: float = 120.0) -> None:

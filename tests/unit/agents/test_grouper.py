@@ -213,7 +213,7 @@ def test_overflow_is_released_by_default_and_said_in_the_summary(caplog: Any) ->
     grouper.process_chunk(0, SOURCES, [line(i, "hot", 10 * S) for i in range(1, 4)])
     grouper.process_chunk(0, SOURCES, [line(i, "hot", 10 * S) for i in range(4, 6)])
     assert sent_positions(sent) == [1, 2, 3, 4, 5]  # held lines and every later one, unselected
-    assert grouper.held_lines(0) == 0
+    assert grouper.holds.count(0) == 0
     grouper.close_overdue(0, now_ns=FAR)
     summary = summaries(closed)["hot"]
     assert summary["overflow"] == "released" and summary["held_overflow"] == 3 and summary["count"] == 5

@@ -82,7 +82,8 @@ def test_batch_limits_are_the_generic_sink_settings() -> None:
 
 
 @pytest.mark.parametrize(("env", "complaint"), [
-    ({"API_KEY": "k", "USERNAME": "u"}, "also set: sinks.elasticsearch.username (LOGWEAVE_SINKS__ELASTICSEARCH__USERNAME)"),
+    ({"API_KEY": "k", "USERNAME": "u"},
+     "also set: sinks.elasticsearch.username (LOGWEAVE_SINKS__ELASTICSEARCH__USERNAME)"),
     ({"AWS_SIGV4": "true", "AWS_REGION": "eu-west-1"}, "aws_sigv4 needs mode: opensearch"),
     ({"AWS_SIGV4": "true", "MODE": "opensearch"}, "aws_sigv4 needs aws_region"),
     ({"AWS_SIGV4": "true", "MODE": "opensearch", "AWS_REGION": "r", "USERNAME": "u"}, "unset api_key and username"),
