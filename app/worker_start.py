@@ -21,6 +21,7 @@ from typing import IO
 
 from aiokafka.errors import KafkaError
 
+from core.errors import BrokerUnreachable
 from core.settings import Settings
 from kafka_io.topic_admin import missing_or_mismatched
 
@@ -73,6 +74,8 @@ def claim(settings: Settings, member: str | None, lock_dir: Path | None = None) 
 async def check_topics(settings: Settings, timeout: float = 30.0) -> None:
     try:
         problem = await missing_or_mismatched(settings, timeout)
+    except BrokerUnreachable as exc:  # already one line naming the brokers and the setting
+        raise StartRefused(str(exc)) from None
     except KafkaError as exc:
         raise StartRefused(f"Kafka at {settings.kafka.brokers} did not answer within {timeout:.0f}s ({exc}); "
                            "check kafka.brokers (LOGWEAVE_KAFKA__BROKERS) and that the brokers are up") from None

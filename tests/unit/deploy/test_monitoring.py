@@ -37,7 +37,12 @@ def exported_metrics() -> set[str]:
     names: set[str] = set()
     for package in SOURCES:
         for source in (ROOT / package).rglob("*.py"):
-            for name in re.findall(r'"(logweave_[a-z0-9_]+)"', source.read_text()):
+            text = source.read_text()
+            found = re.findall(r'"(logweave_[a-z0-9_]+)"', text)
+            prefix = re.search(r'\bp = "(logweave_[a-z0-9_]+_)"', text)  # collectors name theirs from a prefix
+            if prefix:
+                found += [prefix[1] + name for name in re.findall(r'\(p \+ "([a-z0-9_]+)"', text)]
+            for name in found:
                 names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     return names
 
