@@ -40,6 +40,7 @@ from core.models import (
     P_TRACE,
     DeadLetter,
     ParsedChunk,
+    decode_closed_traces,
     splice_metadata,
     stream_digest,
 )
@@ -94,9 +95,15 @@ class DrainRunner:
         self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
         self.dead_letter = dead_letter
         self.started = False
+        self._starting = asyncio.Lock()  # the line drain and the closed-trace drain share the sink
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
 
     async def start(self) -> None:
+        async with self._starting:
+            if not self.started:
+                await self._start()
+
+    async def _start(self) -> None:
         attempt = 0
         while True:
             try:
@@ -124,6 +131,28 @@ class DrainRunner:
             for batch in self._batches(partition, lines):
                 await self._write_until_done(batch)
         return sum(len(lines) for lines in by_partition.values())
+
+    async def deliver_closed_traces(self, values: list[bytes]) -> int:
+        """Store the summaries of `traces.closed` records (sinks with accepts_closed_traces); return
+        once stored, retrying like line batches. Summaries are keyed by close id, so re-delivery is harmless."""
+        if not self.started:
+            await self.start()
+        summaries = [item for value in values for item in decode_closed_traces(value)]
+        attempt = 0
+        while summaries:
+            wait = self.breaker.wait_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.sink.write_closed_traces(summaries)
+                self.breaker.record_success()
+                break
+            except (RetriableError, PermanentError) as exc:
+                self._failed(attempt, f"closed traces: {exc}", loud=isinstance(exc, PermanentError))
+                await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
+                attempt += 1
+        return len(summaries)
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
         """Split at record (chunk) boundaries where possible, so batches are named by whole offsets.

@@ -53,6 +53,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(settings.sinks.enabled)],
                               timeout=args.timeout))
     print(f"logweave prepare: Kafka at {settings.kafka.brokers} answers; pipeline topics exist", flush=True)
+    if "postgres" in settings.sinks.enabled:
+        from core.errors import RetriableError
+        from sinks.postgres import prepare_store
+
+        try:
+            applied = asyncio.run(prepare_store(settings.sinks.postgres, args.timeout))
+        except RetriableError as exc:
+            raise ConfigError(f"sinks.postgres: {exc}") from None
+        print(f"logweave prepare: PostgreSQL schema up to date (applied: {', '.join(applied) or 'none'})", flush=True)
     return 0
 
 

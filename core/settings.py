@@ -39,7 +39,7 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "ETCD_SERVERS": ("sinks", "etcd", "servers"),
     "TTL": ("sinks", "etcd", "ttl"),
 }
-SINK_NAMES = ("file", "etcd", "elasticsearch", "s3")
+SINK_NAMES = ("file", "etcd", "elasticsearch", "s3", "postgres")
 
 
 class Group(BaseModel):
@@ -238,6 +238,42 @@ class S3SinkSettings(Group):
     part_size: ByteSize = 8 * 1024 * 1024
 
 
+class PostgresSinkSettings(Group):
+    """`sinks.postgres`: where the store is and how long it keeps day partitions.
+
+    `dsn` may carry the password; `password` (or `password_file`/`dsn_file`, read at start so a
+    Kubernetes Secret can be mounted) overrides it. Secrets print as '********' in check-config.
+    """
+
+    dsn: SecretStr = SecretStr("postgresql://logweave@127.0.0.1:5432/logweave")
+    dsn_file: Path | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    retention: Duration = Field(7 * 86400.0, ge=0)  # whole day partitions older than this are dropped; 0 keeps all
+    partitions_ahead: int = Field(2, ge=1, le=60)  # day partitions created ahead of today
+    pool_size: int = Field(4, ge=1, le=100)
+    connect_timeout: Duration = 10.0
+    maintenance_interval: Duration = 3600.0  # how often the sink creates partitions ahead and applies retention
+
+    def resolved_dsn(self) -> str:
+        """The DSN to connect with, reading `dsn_file` when set (blocking: call off the event loop)."""
+        if self.dsn_file is not None:
+            return _read_secret_file(self.dsn_file, "sinks.postgres.dsn_file")
+        return self.dsn.get_secret_value()
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return _read_secret_file(self.password_file, "sinks.postgres.password_file")
+        return self.password.get_secret_value() if self.password else None
+
+
+def _read_secret_file(path: Path, setting: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"invalid setting {setting} = {str(path)!r}: cannot read it ({exc.strerror})") from None
+
+
 class SinkSettings(Group):
     enabled: list[str] = ["file"]
     batch_size: int = Field(1000, ge=1)
@@ -248,6 +284,7 @@ class SinkSettings(Group):
     etcd: EtcdSinkSettings = EtcdSinkSettings()
     elasticsearch: ElasticsearchSinkSettings = ElasticsearchSinkSettings()
     s3: S3SinkSettings = S3SinkSettings()
+    postgres: PostgresSinkSettings = PostgresSinkSettings()
 
     @field_validator("enabled")
     @classmethod

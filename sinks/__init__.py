@@ -16,6 +16,7 @@ SINK_CLASSES: dict[str, str] = {
     "etcd": "sinks.etcd:EtcdSink",
     "elasticsearch": "sinks.elasticsearch:ElasticsearchSink",
     "s3": "sinks.s3:S3Sink",
+    "postgres": "sinks.postgres:PostgresSink",
 }
 
 
