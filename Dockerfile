@@ -21,6 +21,7 @@ COPY collectors ./collectors
 COPY tables ./tables
 COPY agents ./agents
 COPY app ./app
+COPY query ./query
 COPY commands ./commands
 RUN /opt/logweave/bin/pip install --upgrade pip \
  && /opt/logweave/bin/pip install .

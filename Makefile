@@ -34,7 +34,7 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check core kafka_io sinks collectors tables agents app commands tests
+	$(BIN)/ruff check core kafka_io sinks collectors tables agents app query commands tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

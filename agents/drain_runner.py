@@ -74,7 +74,8 @@ def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
             digest = digests[sid] = stream_digest(sid)
         lid = f"{digest}-{pos:x}"
         meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
-                f'"trace":{dumps(line[P_TRACE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
+                f'"trace":{dumps(line[P_TRACE]).decode()},"level":{dumps(line[P_LEVEL]).decode()},'
+                f'"service":{dumps(line[P_SERVICE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
                 f'"source":{sources[line[P_SRC]]}}}')
         out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
                             splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index,

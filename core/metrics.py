@@ -27,3 +27,7 @@ SINK_LATENCY = Histogram("logweave_sink_write_seconds", "Duration of one confirm
                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SINK_BREAKER = Gauge("logweave_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["sink"])
 CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", ["topic", "partition"])
+API_REQUESTS = Counter("logweave_api_requests_total", "Query API requests, by route and status", ["route", "status"])
+API_LATENCY = Histogram("logweave_api_request_seconds", "Query API request duration (tail: until it ends)", ["route"],
+                        buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10))
+API_TAILS = Gauge("logweave_api_tails", "Live tails open")

@@ -311,6 +311,40 @@ class WorkerSettings(Group):
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
 
 
+class ApiSettings(Group):
+    """`api`: the query API (`logweave api`) that reads stored lines back, and its clients' defaults."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=1, le=65535)
+    backend: Literal["postgres", "elasticsearch"] = "postgres"  # reads sinks.<backend>'s store
+    # sha256 hex digests of the accepted bearer tokens (`logweave api --hash-token` prints one);
+    # empty: the API is open, and says so when it starts.
+    token_hashes: list[str] = []
+    default_window: Duration = Field(3600.0, gt=0)  # /query without `from`: the last hour before `to`
+    max_window: Duration = Field(31 * 86400.0, gt=0)  # widest from..to a query may ask for
+    statement_timeout: Duration = Field(10.0, gt=0)  # bounds any one query on the store
+    max_limit: int = Field(1000, ge=1, le=10_000)
+    max_trace_lines: int = Field(10_000, ge=1, le=100_000)
+    tail_sink: str = ""  # sink topic /tail reads (sink.<name>); empty: the backend's sink
+    url: str = "http://127.0.0.1:8081"  # where `logweave query/trace/tail` find the API
+    token: SecretStr | None = None  # the token those commands send
+    token_file: Path | None = None
+
+    @field_validator("token_hashes")
+    @classmethod
+    def _hex_digests(cls, hashes: list[str]) -> list[str]:
+        for digest in hashes:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError(f"{digest[:8]}...: allowed: sha256 hex digests of 64 characters "
+                                 "(store the hash, never the token)")
+        return [d.lower() for d in hashes]
+
+    def client_token(self) -> str | None:
+        if self.token_file is not None:
+            return _read_secret_file(self.token_file, "api.token_file")
+        return self.token.get_secret_value() if self.token else None
+
+
 class Settings(BaseSettings):
     """The effective configuration of every Logweave process."""
 
@@ -324,6 +358,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     sinks: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

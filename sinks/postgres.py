@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from core.errors import PermanentError, RetriableError
+from core.models import MESSAGE_FIELDS
 from core.settings import PostgresSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.postgres_schema import create_partitions, day_of, existing_days, maintain, migrate
@@ -37,7 +38,6 @@ INSERT_TRACE = ("INSERT INTO traces (close_id, trace_id, first_time, last_time, 
                 "'epoch'::timestamptz + ($4::bigint / 1000) * interval '1 microsecond', $5, $6, $7, $8, $9, $10, "
                 "$11, 'epoch'::timestamptz + ($12::bigint / 1000) * interval '1 microsecond', $13) "
                 "ON CONFLICT (close_id) DO NOTHING")
-MESSAGE_FIELDS = ("msg", "message", "log")
 
 
 def row_of(line: SinkLine, reserved_key: str) -> tuple[Any, ...]:
