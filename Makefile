@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+run: install system-deps
 	mkdir -p var
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/honcho start -f Procfile -e deploy/dev.env
 
 system-deps:
 	@missing=""; \

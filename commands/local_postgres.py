@@ -57,6 +57,9 @@ class LocalPostgres:
     database: str = "logweave"
     fsync: bool = True  # tests turn it off: their data need not survive a machine crash
 
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()  # the server changes into its data directory
+
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
@@ -88,9 +91,13 @@ class LocalPostgres:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
         if not self.fsync:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(_as_server_user([pg_bin("pg_ctl"), "-D", str(self.data_dir / "pgdata"), "-l",
-                                        str(self.log_path), "-o", options, "-w", "-t", str(int(timeout)), "start"]),
-                       check=True, capture_output=True)
+        started = subprocess.run(_as_server_user([pg_bin("pg_ctl"), "-D", str(self.data_dir / "pgdata"), "-l",
+                                                  str(self.log_path), "-o", options, "-w", "-t", str(int(timeout)),
+                                                  "start"]), capture_output=True, text=True)
+        if started.returncode != 0:
+            log_tail = self.log_path.read_text()[-600:] if self.log_path.exists() else ""
+            raise ConfigError(f"PostgreSQL on 127.0.0.1:{self.port} did not start: {started.stderr.strip()} "
+                              f"{log_tail.strip()}")
         self.create_database()
         return self
 
