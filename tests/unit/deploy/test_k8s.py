@@ -24,9 +24,10 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def kind(name: str) -> dict[str, Any]:
-    found = [d for p in MANIFESTS for d in documents(p) if d["kind"] == name]
-    assert found, f"no {name} in deploy/k8s"
+def kind(name: str, called: str | None = None) -> dict[str, Any]:
+    found = [d for p in MANIFESTS for d in documents(p)
+             if d["kind"] == name and called in (None, d["metadata"]["name"])]
+    assert found, f"no {name} {called or ''} in deploy/k8s"
     return found[0]
 
 
@@ -106,7 +107,7 @@ def test_worker_ports_probes_and_service_match_the_web_server(tmp_path: Path) ->
         path = container[probe]["httpGet"]["path"]
         assert f'"{path}"' in web_routes, f"{probe} asks for {path}, which app/web.py does not serve"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    service = kind("Service")
+    service = kind("Service", "logweave-worker")
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["selector"] == kind("StatefulSet")["spec"]["selector"]["matchLabels"]
     assert kind("StatefulSet")["spec"]["serviceName"] == service["metadata"]["name"]
@@ -138,7 +139,30 @@ def test_pod_collector_env_loads_and_rbac_allows_what_it_calls() -> None:
 def test_pods_run_as_the_image_user_without_privileges() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     user = next(line.split()[1].split(":")[0] for line in dockerfile.splitlines() if line.startswith("USER "))
-    for name in ("StatefulSet", "Deployment"):
-        pod = kind(name)["spec"]["template"]["spec"]
+    for name, called in (("StatefulSet", None), ("Deployment", "logweave-pod-collector"),
+                         ("Deployment", "logweave-api")):
+        pod = kind(name, called)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] and str(pod["securityContext"]["runAsUser"]) == user
         assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_query_api_loads_the_shared_config_needs_tokens_and_probes_what_it_serves(tmp_path: Path) -> None:
+    config = tmp_path / "logweave.yaml"
+    config.write_text(kind("ConfigMap")["data"]["logweave.yaml"])
+    deployment = kind("Deployment", "logweave-api")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(container)
+    assert env.pop("LOGWEAVE_CONFIG") == "/etc/logweave/logweave.yaml"
+    env["LOGWEAVE_API__TOKEN_HASHES"] = "0" * 64  # the Secret's value, as the example holds it
+    settings = settings_from_env(env, config)
+    assert settings.api.backend == "postgres" and "postgres" in settings.sinks.enabled
+    hashes = next(e for e in container["env"] if e["name"] == "LOGWEAVE_API__TOKEN_HASHES")
+    assert not hashes["valueFrom"]["secretKeyRef"].get("optional", False)  # no token, no API
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    assert f"--port {port}" in " ".join(container["command"]) and "--host 0.0.0.0" in " ".join(container["command"])
+    routes = (ROOT / "query" / "server.py").read_text()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert f'"{container[probe]["httpGet"]["path"]}"' in routes
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = kind("Service", "logweave-api")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
