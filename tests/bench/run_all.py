@@ -26,6 +26,7 @@ BENCHES = [
     ("collector", "tests.bench.bench_collector", []),
     ("pod_collector", "tests.bench.bench_pod_collector", []),
     ("sinks", "tests.bench.bench_sinks", []),
+    ("query", "tests.bench.bench_query", []),
 ]
 TIMEOUT = 1800.0  # seconds per benchmark
 

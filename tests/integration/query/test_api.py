@@ -194,3 +194,37 @@ async def test_cli_query_trace_and_tail_print_json_lines_when_piped(api: Api) ->
     assert code == 2 and "parameter level" in err and "allowed" in err
     code, _, err = await cli("query", "--url", "http://127.0.0.1:9", "--service", "x")
     assert code == 2 and "not reachable" in err
+
+
+async def test_cli_tail_prints_matching_new_lines_as_json_when_piped(api: Api, stores: Stores) -> None:
+    """`logweave tail` follows until stopped: a matching line is published until one is printed."""
+    await ensure_topics(stores.settings("postgres").kafka, ["sink.postgres"])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "commands.cli", "tail", "--service", "cart", "--level", "error",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LOGWEAVE_API__URL": api.url})
+    producer = AIOKafkaProducer(bootstrap_servers=stores.broker.bootstrap)
+    await producer.start()
+    assert process.stdout is not None
+    reading = asyncio.ensure_future(process.stdout.readline())
+    sent = 0
+    try:
+        async def printed() -> bool:
+            nonlocal sent
+            if reading.done():
+                return True
+            lines = [[0, "s-cli", sent * 2 + i, BASE_NS + sent * 10**9, "tr-cli", level, "cart",
+                      orjson.dumps({"msg": f"cli {level} {sent}"}).decode(), "stdout"]
+                     for i, level in enumerate(("info", "error"))]
+            await producer.send_and_wait("sink.postgres", ParsedChunk([SOURCE_SHOP], lines).encode())
+            sent += 1
+            await asyncio.wait([reading], timeout=0.5)
+            return reading.done()
+
+        await wait_for(printed, what="`logweave tail` to print a line", timeout=60, interval=0)
+        line = orjson.loads(reading.result())
+        assert (line["service"], line["level"]) == ("cart", "error") and line["message"].startswith("cli error")
+    finally:
+        await producer.stop()
+        process.terminate()
+        await process.wait()
