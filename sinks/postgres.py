@@ -107,7 +107,10 @@ class PostgresSink(Sink):
             await self.stop()
             if is_connection_error(exc):
                 raise RetriableError(f"PostgreSQL is not reachable: {exc}") from exc
-            raise
+            # a refused login or a schema it may not create: keep retrying (the drain says why in its
+            # warnings) rather than stop the worker and every other sink with it
+            raise RetriableError(f"PostgreSQL refused the sink's start ({type(exc).__name__}: {exc}); "
+                                 "check sinks.postgres.dsn and the role's rights") from exc
 
     async def stop(self) -> None:
         if self._pool is not None:

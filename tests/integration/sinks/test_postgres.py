@@ -188,3 +188,13 @@ async def test_drain_feeds_closed_traces_from_their_records(postgres_dsn: str) -
         await runner.stop()
     rows = await fetch(postgres_dsn, "SELECT trace_id, cause FROM traces")
     assert [tuple(r) for r in rows] == [("tr-9", "gap")]
+
+
+async def test_a_refused_login_is_retriable_and_names_the_setting(postgres_server: LocalPostgres) -> None:
+    from core.errors import RetriableError
+
+    missing = f"postgresql://postgres@127.0.0.1:{postgres_server.port}/no_such_database"
+    sink = PostgresSink.from_settings(settings_for(missing))
+    with pytest.raises(RetriableError, match=r"sinks\.postgres\.dsn.*no_such_database|no_such_database.*"
+                                             r"sinks\.postgres\.dsn"):
+        await sink.start()
