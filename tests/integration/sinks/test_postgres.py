@@ -155,7 +155,7 @@ async def _at_least(count: Any, wanted: int) -> bool:
 async def test_migrations_apply_once_and_retention_drops_whole_days(postgres_dsn: str) -> None:
     conn = await asyncpg.connect(postgres_dsn)
     try:
-        assert await migrate(conn) == ["0001_logs_and_traces.sql"]
+        assert await migrate(conn) == ["0001_logs_and_traces.sql", "0002_service_level_time.sql"]
         assert await migrate(conn) == []
         now = datetime(2025, 6, 20, 12, tzinfo=UTC)
         await maintain(conn, 0, 2, now=now)
