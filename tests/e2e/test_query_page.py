@@ -13,7 +13,7 @@ import pytest
 from commands.local_postgres import LocalPostgres
 from tests.e2e.test_stats_page import ARTIFACTS, render
 from tests.support.postgres import fresh_database
-from tests.support.query_stack import Api, Stores, expected, serve, start_stores
+from tests.support.query_stack import Api, Stores, expected, serve, start_stores, stop_stores
 
 WINDOW = "from=2025-06-10T08:00:00Z&to=2025-06-12T00:00:00Z"
 
@@ -24,7 +24,7 @@ def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFact
     try:
         yield made
     finally:
-        made.broker.stop(kill=True)
+        stop_stores(made)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """One data set written by the real sinks into both stores, and the query API served over either.
 
-The same SinkBatch goes through PostgresSink (a fresh database on the session's PostgreSQL) and
-ElasticsearchSink (noida-db's Elasticsearch API, which also serves Kafka for the live tail), so a
-query must give the same answer whichever backend the API reads. `expected()` computes the answer
+The same SinkBatch goes through PostgresSink (a fresh database on the session's PostgreSQL),
+ElasticsearchSink (noida-db's Elasticsearch API, which also serves Kafka for the live tail) and,
+when asked, ElasticsearchSink in OpenSearch mode (osmem-server), so a query must give the same
+answer whichever backend the API reads. `expected()` computes the answer
 from the data set itself.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,9 +22,10 @@ from commands.broker import EmbeddedBroker, free_port
 from core.models import ParsedChunk
 from core.settings import Settings, load_settings
 from query.server import build_app
-from sinks.base import SinkBatch
+from sinks.base import Sink, SinkBatch
 from sinks.elasticsearch import ElasticsearchSink
 from sinks.postgres import PostgresSink
+from tests.support.servers import Server, osmem_server
 
 BASE_NS = 1_749_542_400_000_000_000  # 2025-06-10T08:00:00Z
 SERVICES = ("cart", "pay", "auth")
@@ -81,45 +84,56 @@ class Stores:
     broker: EmbeddedBroker
     es_url: str
     postgres_dsn: str
+    opensearch: Server | None = None
 
     def settings(self, backend: str, **api: Any) -> Settings:
+        """Settings of the API over `backend`: postgres, elasticsearch (noida-db) or opensearch (osmem)."""
+        search = {"url": self.es_url, "index_prefix": "lwq"}
+        if backend == "opensearch":
+            assert self.opensearch is not None
+            search = {"url": self.opensearch.url, "index_prefix": "lwq", "mode": "opensearch"}
         return load_settings(environ={}, kafka={"brokers": self.broker.bootstrap},
                              sinks={"enabled": ["postgres", "elasticsearch"],
-                                    "postgres": {"dsn": self.postgres_dsn, "retention": 0},
-                                    "elasticsearch": {"url": self.es_url, "index_prefix": "lwq"}},
-                             api={"backend": backend, **api})
+                                    "postgres": {"dsn": self.postgres_dsn, "retention": 0}, "elasticsearch": search},
+                             api={"backend": "postgres" if backend == "postgres" else "elasticsearch", **api})
 
 
 async def load(stores: Stores) -> None:
-    """Write the data set through both real sinks."""
+    """Write the data set through the real sinks: PostgreSQL, noida-db's Elasticsearch API, and
+    osmem's OpenSearch API when it runs."""
     from agents.drain_runner import SinkRecord, to_sink_lines
 
-    settings = stores.settings("postgres")
     rows = dataset()
     lines = [line for first in range(0, COUNT, 100)
              for line in to_sink_lines(SinkRecord(0, first, chunk_value(rows[first:first + 100])), "logweave")]
-    for sink in (PostgresSink.from_settings(settings), ElasticsearchSink.from_settings(settings)):
+    sinks: list[Sink] = [PostgresSink.from_settings(stores.settings("postgres")),
+                         ElasticsearchSink.from_settings(stores.settings("elasticsearch"))]
+    if stores.opensearch is not None:
+        sinks.append(ElasticsearchSink.from_settings(stores.settings("opensearch")))
+    for sink in sinks:
         await sink.start()
         try:
             result = await sink.write_batch(SinkBatch("sink.x", 0, lines))
             assert (result.permanent, result.retry) == ([], []), result
+            if isinstance(sink, ElasticsearchSink):
+                await sink._client.indices.refresh(index="lwq-*")
         finally:
             await sink.stop()
-    from elasticsearch import AsyncElasticsearch
-
-    es = AsyncElasticsearch(stores.es_url)
-    try:
-        await es.indices.refresh(index="lwq-*")
-    finally:
-        await es.close()
 
 
-def start_stores(workdir: Any, postgres_dsn: str) -> Stores:
+def start_stores(workdir: Path, postgres_dsn: str, opensearch: bool = False) -> Stores:
     es_port = free_port()
     broker = EmbeddedBroker(workdir / "noida", free_port(), elasticsearch_port=es_port).start()
-    stores = Stores(broker, f"http://127.0.0.1:{es_port}", postgres_dsn)
+    server = osmem_server(workdir).start() if opensearch else None
+    stores = Stores(broker, f"http://127.0.0.1:{es_port}", postgres_dsn, server)
     asyncio.run(load(stores))
     return stores
+
+
+def stop_stores(stores: Stores) -> None:
+    if stores.opensearch is not None:
+        stores.opensearch.stop()
+    stores.broker.stop(kill=True)
 
 
 @dataclass

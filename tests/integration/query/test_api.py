@@ -24,7 +24,7 @@ from query.auth import token_hash
 from sinks.postgres import PostgresSink
 from tests.support.polling import wait_for
 from tests.support.postgres import fresh_database
-from tests.support.query_stack import BASE_NS, SOURCE_SHOP, Api, Stores, serve, start_stores
+from tests.support.query_stack import BASE_NS, SOURCE_SHOP, Api, Stores, serve, start_stores, stop_stores
 
 WINDOW = {"from": "2025-06-10T08:00:00Z", "to": "2025-06-12T00:00:00Z"}
 
@@ -35,7 +35,7 @@ def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFact
     try:
         yield made
     finally:
-        made.broker.stop(kill=True)
+        stop_stores(made)
 
 
 @pytest.fixture

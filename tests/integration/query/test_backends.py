@@ -1,5 +1,6 @@
-"""The same queries through the API over both backends, PostgreSQL and Elasticsearch (noida-db),
-with the same answers, each computed from the data set the real sinks wrote into both stores."""
+"""The same queries through the API over both backends, PostgreSQL and Elasticsearch/OpenSearch
+(noida-db's Elasticsearch API, osmem-server's OpenSearch API), with the same answers, each computed
+from the data set the real sinks wrote into every store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from commands.local_postgres import LocalPostgres
 from tests.support.postgres import fresh_database
-from tests.support.query_stack import BASE_NS, Api, Stores, expected, serve, start_stores
+from tests.support.query_stack import BASE_NS, Api, Stores, expected, serve, start_stores, stop_stores
 
 START = "2025-06-10T08:00:00Z"
 END = "2025-06-12T00:00:00Z"
@@ -18,14 +19,15 @@ END = "2025-06-12T00:00:00Z"
 
 @pytest.fixture(scope="module")
 def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    made = start_stores(tmp_path_factory.mktemp("query-stores"), fresh_database(postgres_server, "query"))
+    made = start_stores(tmp_path_factory.mktemp("query-stores"), fresh_database(postgres_server, "query"),
+                        opensearch=True)
     try:
         yield made
     finally:
-        made.broker.stop(kill=True)
+        stop_stores(made)
 
 
-@pytest.fixture(params=["postgres", "elasticsearch"])
+@pytest.fixture(params=["postgres", "elasticsearch", "opensearch"])
 async def api(request: pytest.FixtureRequest, stores: Stores) -> AsyncIterator[Api]:
     async for served in serve(stores.settings(request.param)):
         yield served
