@@ -228,3 +228,42 @@ async def test_cli_tail_prints_matching_new_lines_as_json_when_piped(api: Api, s
         await producer.stop()
         process.terminate()
         await process.wait()
+
+
+async def test_logweave_api_process_warns_when_open_and_is_live_before_its_store() -> None:
+    """The real `logweave api` process, its store unreachable: it says it is open to anyone, /healthz
+    answers, /readyz says 503 until the store answers, and a query gets 503, not a hang."""
+    from commands.broker import free_port
+
+    port = free_port()
+    env = {**os.environ, "LOGWEAVE_SINKS__POSTGRES__DSN": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+           "LOGWEAVE_SINKS__POSTGRES__CONNECT_TIMEOUT": "1s"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "commands.cli", "api", "--port", str(port), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, env=env)
+    stderr = process.stderr
+    assert stderr is not None
+    try:
+        said: list[str] = []
+
+        async def warned() -> bool:
+            said.append((await stderr.readline()).decode())
+            return "every route is open" in said[-1]
+
+        await wait_for(warned, what="the open-API warning", timeout=30, interval=0, last_seen=lambda: said[-3:])
+        async with aiohttp.ClientSession() as session:
+            async def health() -> bool:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_for(health, what="/healthz of the api process", timeout=30)
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                assert response.status == 503
+            async with session.get(f"http://127.0.0.1:{port}/query") as response:
+                assert response.status == 503 and "not available" in (await response.json())["error"]
+    finally:
+        process.terminate()
+        await process.wait()
