@@ -29,6 +29,7 @@ COPY collectors ./collectors
 COPY tables ./tables
 COPY agents ./agents
 COPY app ./app
+COPY query ./query
 COPY commands ./commands
 RUN /opt/logweave/bin/pip install --no-deps --no-build-isolation . \
  && /opt/logweave/bin/pip check

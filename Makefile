@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := etcd-server etcd-client chromium
+APT_PACKAGES := etcd-server etcd-client chromium postgresql-15
 export PYTHONUNBUFFERED := 1
 
 # pytest-xdist workers for `make test`: most tests wait on servers and processes, not on the CPU.
@@ -57,9 +57,9 @@ audit: $(SUPPLY_STAMP)
 
 install: $(STAMP)
 
-run: install
+run: install system-deps
 	mkdir -p var
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/honcho start -f Procfile -e deploy/dev.env
 
 system-deps:
 	@missing=""; \
@@ -71,6 +71,7 @@ system-deps:
 	command -v rsyslogd >/dev/null 2>&1 || missing="$$missing rsyslog"; \
 	ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$$missing rsyslog-gnutls"; \
 	command -v logger >/dev/null 2>&1 || missing="$$missing bsdutils"; \
+	test -x /usr/lib/postgresql/15/bin/postgres || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -78,7 +79,7 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check core kafka_io sinks collectors tables agents app commands scripts tests examples
+	$(BIN)/ruff check core kafka_io sinks collectors tables agents app query commands scripts tests examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -35,6 +35,9 @@ def register(ctx: StageContext) -> dict[str, DrainRunner]:
                                                   settings.topic(topics.sink_topic(sink_name)), send_dead_letters)
         agent = make_drain_agent(runner)
         ctx.app.agent(channels.sink(sink_name), name=f"drain_{sink_name}", concurrency=1)(agent)
+        if runner.sink.accepts_closed_traces:
+            ctx.app.agent(channels.traces_closed(), name=f"drain_{sink_name}_traces",
+                          concurrency=1)(make_closed_traces_agent(runner))
     return runners
 
 
@@ -58,3 +61,17 @@ def make_drain_agent(runner: DrainRunner) -> Any:
 
     drain.__name__ = f"drain_{runner.name}"
     return drain
+
+
+def make_closed_traces_agent(runner: DrainRunner) -> Any:
+    """The agent body feeding `traces.closed` summaries to a sink that stores them; acks after the write.
+    The line drain owns the sink's stop."""
+
+    async def drain_traces(stream: Any) -> None:
+        async for events in stream.noack_take(100, within=runner.max_wait):
+            await runner.deliver_closed_traces([e.value for e in events])
+            for event in events:
+                await stream.ack(event)
+
+    drain_traces.__name__ = f"drain_{runner.name}_traces"
+    return drain_traces

@@ -41,6 +41,7 @@ from core.models import (
     P_TRACE,
     DeadLetter,
     ParsedChunk,
+    decode_closed_traces,
     line_id,
     splice_metadata,
     stream_digest,
@@ -77,7 +78,8 @@ def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
             digest = digests[sid] = stream_digest(sid)
         lid = line_id(sid, pos, digest)
         meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
-                f'"trace":{dumps(line[P_TRACE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
+                f'"trace":{dumps(line[P_TRACE]).decode()},"level":{dumps(line[P_LEVEL]).decode()},'
+                f'"service":{dumps(line[P_SERVICE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
                 f'"source":{sources[line[P_SRC]]}}}')
         out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
                             splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index,
@@ -100,10 +102,16 @@ class DrainRunner:
         self.started = False
         self._starting: asyncio.Future[None] | None = None
         self.health = SinkHealth(self.name)
+        self._start_lock = asyncio.Lock()  # the line drain and the closed-trace drain share the sink
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
         install_log_redaction()  # sink errors logged here may quote server URLs with credentials
 
     async def start(self) -> None:
+        async with self._start_lock:
+            if not self.started:
+                await self._start()
+
+    async def _start(self) -> None:
         attempt = 0
         while True:
             try:
@@ -153,6 +161,28 @@ class DrainRunner:
                 await self._write_until_done(batch)
         self.health.pending(None)
         return sum(len(lines) for lines in by_partition.values())
+
+    async def deliver_closed_traces(self, values: list[bytes]) -> int:
+        """Store the summaries of `traces.closed` records (sinks with accepts_closed_traces); return
+        once stored, retrying like line batches. Summaries are keyed by close id, so re-delivery is harmless."""
+        if not self.started:
+            await self.start()
+        summaries = [item for value in values for item in decode_closed_traces(value)]
+        attempt = 0
+        while summaries:
+            wait = self.breaker.wait_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.sink.write_closed_traces(summaries)
+                self.breaker.record_success()
+                break
+            except (RetriableError, PermanentError) as exc:
+                self._failed(attempt, f"closed traces: {exc}", loud=isinstance(exc, PermanentError))
+                await asyncio.sleep(backoff_delay(attempt, self.retry.initial_backoff, self.retry.max_backoff))
+                attempt += 1
+        return len(summaries)
 
     def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
         """Split at record (chunk) boundaries where possible, so batches are named by whole offsets.

@@ -1,4 +1,5 @@
-"""The `logweave` command: broker, collectors, intake, demo, configuration check, replay.
+"""The `logweave` command: broker, collectors, intake, demo, configuration check, replay, and the query
+API with its clients (api, query, trace, tail) and a development PostgreSQL.
 
 Each subcommand imports only what it needs, so `logweave collect files` never imports faust.
 The worker itself runs as `faust -A app worker`.
@@ -67,6 +68,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
+    if "postgres" in settings.sinks.enabled:
+        from core.errors import RetriableError
+        from sinks.postgres import prepare_store
+
+        try:
+            applied = asyncio.run(prepare_store(settings.sinks.postgres, args.timeout))
+        except RetriableError as exc:
+            raise ConfigError(f"sinks.postgres: {exc}") from None
+        print(f"logweave prepare: PostgreSQL schema up to date (applied: {', '.join(applied) or 'none'})", flush=True)
     return 0
 
 
@@ -157,6 +167,71 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    if args.hash_token:
+        from query.auth import token_hash
+
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise ConfigError("--hash-token reads the token from standard input; none was given")
+        print(token_hash(token))
+        return 0
+    from query.server import run_api
+
+    run_api(_settings(args), args.host, args.port)
+    return 0
+
+
+def cmd_postgres(args: argparse.Namespace) -> int:
+    from commands.local_postgres import LocalPostgres
+
+    return LocalPostgres(Path(args.data_dir), args.port).run_foreground()
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str]:
+    pairs = {"service": args.service, "level": args.level, "namespace": args.namespace, "pod": args.pod,
+             "trace_id": getattr(args, "trace_id", None), "q": args.q, "from": getattr(args, "from_", None),
+             "to": getattr(args, "to", None), "limit": getattr(args, "limit", None)}
+    return {k: str(v) for k, v in pairs.items() if v is not None}
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from commands.query_client import ApiClient, run_query
+
+    asyncio.run(run_query(ApiClient(_settings(args), args.url), _filters(args), args.pages))
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from commands.query_client import ApiClient, run_trace
+
+    asyncio.run(run_trace(ApiClient(_settings(args), args.url), args.trace))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from commands.query_client import ApiClient, run_tail
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a tail ends
+        asyncio.run(run_tail(ApiClient(_settings(args), args.url), _filters(args)))
+    return 0
+
+
+def _add_filters(parser: argparse.ArgumentParser, window: bool) -> None:
+    parser.add_argument("--url", help="query API (default: api.url, http://127.0.0.1:8081)")
+    parser.add_argument("--service", help="service name(s), comma-separated")
+    parser.add_argument("--level", help="level(s), comma-separated: trace, debug, info, warn, error, fatal")
+    parser.add_argument("--namespace", help="namespace(s), comma-separated")
+    parser.add_argument("--pod", help="pod name(s), comma-separated")
+    parser.add_argument("--q", help="words that must all appear in the message")
+    if window:
+        parser.add_argument("--trace-id", dest="trace_id")
+        parser.add_argument("--from", dest="from_", help="RFC 3339, epoch ms or a duration ago (default: 1h)")
+        parser.add_argument("--to", help="same forms (default: now)")
+        parser.add_argument("--limit", type=int, help="lines per page (default 100)")
+        parser.add_argument("--pages", type=int, default=1, help="pages to follow (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logweave", description=__doc__)
     parser.add_argument("--config", help="YAML config file (default: $LOGWEAVE_CONFIG)")
@@ -206,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     hash_token = sub.add_parser("hash-token", help="print the worker.api_tokens digest of a token read from stdin")
     hash_token.set_defaults(func=cmd_hash_token)
+
+    api = sub.add_parser("api", help="serve the query API (stored lines, traces, live tail) and its web page")
+    api.add_argument("--host", help="address to bind (default: api.host, 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: api.port, 8081)")
+    api.add_argument("--hash-token", action="store_true",
+                     help="print the sha256 digest of a token read from stdin, for api.token_hashes, and exit")
+    api.set_defaults(func=cmd_api)
+
+    query = sub.add_parser("query", help="search stored lines through the query API")
+    _add_filters(query, window=True)
+    query.set_defaults(func=cmd_query)
+    trace = sub.add_parser("trace", help="every stored line of one trace, in time order")
+    trace.add_argument("trace")
+    trace.add_argument("--url", help="query API (default: api.url)")
+    trace.set_defaults(func=cmd_trace)
+    tail = sub.add_parser("tail", help="follow new lines matching the filters (Ctrl-C to stop)")
+    _add_filters(tail, window=False)
+    tail.set_defaults(func=cmd_tail)
+
+    postgres = sub.add_parser("postgres", help="run a private PostgreSQL for development (make run)")
+    postgres.add_argument("--data-dir", default="var/postgres")
+    postgres.add_argument("--port", type=int, default=5433)
+    postgres.set_defaults(func=cmd_postgres)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

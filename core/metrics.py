@@ -32,3 +32,7 @@ SINK_OLDEST_UNWRITTEN = Gauge("logweave_sink_oldest_unwritten_seconds",
                               ["sink"])
 CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records between the committed offset (the topic's start when none) and "
                      "the end offset", ["topic", "partition"])
+API_REQUESTS = Counter("logweave_api_requests_total", "Query API requests, by route and status", ["route", "status"])
+API_LATENCY = Histogram("logweave_api_request_seconds", "Query API request duration (tail: until it ends)", ["route"],
+                        buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10))
+API_TAILS = Gauge("logweave_api_tails", "Live tails open")

@@ -36,6 +36,8 @@ P_SRC, P_SID, P_POS, P_TIME, P_TRACE, P_LEVEL, P_SERVICE, P_TEXT, P_STREAM = ran
 # The normalized levels a parsed line carries (P_LEVEL), lowest first; "" when the line had none.
 LEVEL_NAMES: Final = ("trace", "debug", "info", "warn", "error", "fatal")
 LEVEL_RANK: Final = {name: rank for rank, name in enumerate(LEVEL_NAMES)}
+# Where stores and the query API look for a line's message text, first found wins.
+MESSAGE_FIELDS: Final = ("msg", "message", "log")
 
 
 def stream_digest(stream_id: str) -> str:

@@ -378,6 +378,42 @@ class KafkaSinkSettings(Group):
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
 
 
+class PostgresSinkSettings(Group):
+    """`sinks.postgres`: where the store is and how long it keeps day partitions.
+
+    `dsn` may carry the password; `password` (or `password_file`/`dsn_file`, read at start so a
+    Kubernetes Secret can be mounted) overrides it. Secrets print as '********' in check-config.
+    """
+
+    dsn: SecretStr = SecretStr("postgresql://logweave@127.0.0.1:5432/logweave")
+    dsn_file: Path | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    retention: Duration = Field(7 * 86400.0, ge=0)  # whole day partitions older than this are dropped; 0 keeps all
+    partitions_ahead: int = Field(2, ge=1, le=60)  # day partitions created ahead of today
+    pool_size: int = Field(4, ge=1, le=100)
+    connect_timeout: Duration = 10.0
+    maintenance_interval: Duration = 3600.0  # how often the sink creates partitions ahead and applies retention
+
+    def resolved_dsn(self) -> str:
+        """The DSN to connect with, reading `dsn_file` when set (blocking: call off the event loop)."""
+        if self.dsn_file is not None:
+            return _read_secret_file(self.dsn_file, "sinks.postgres.dsn_file")
+        return self.dsn.get_secret_value()
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return _read_secret_file(self.password_file, "sinks.postgres.password_file")
+        return self.password.get_secret_value() if self.password else None
+
+
+def _read_secret_file(path: Path, setting: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"invalid setting {setting} = {str(path)!r}: cannot read it ({exc.strerror})") from None
+
+
 class SinkSettings(Group):
     """Shared batching and retry settings, one group per built-in sink, and plugins' groups.
 
@@ -401,6 +437,7 @@ class SinkSettings(Group):
     s3: S3SinkSettings = S3SinkSettings()
     kafka: KafkaSinkSettings = KafkaSinkSettings()
     gcs: GcsSinkSettings = GcsSinkSettings()
+    postgres: PostgresSinkSettings = PostgresSinkSettings()
 
     @field_validator("enabled")
     @classmethod
@@ -488,6 +525,40 @@ class WorkerSettings(Group):
         return self
 
 
+class ApiSettings(Group):
+    """`api`: the query API (`logweave api`) that reads stored lines back, and its clients' defaults."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=1, le=65535)
+    backend: Literal["postgres", "elasticsearch"] = "postgres"  # reads sinks.<backend>'s store
+    # sha256 hex digests of the accepted bearer tokens (`logweave api --hash-token` prints one);
+    # empty: the API is open, and says so when it starts.
+    token_hashes: list[str] = []
+    default_window: Duration = Field(3600.0, gt=0)  # /query without `from`: the last hour before `to`
+    max_window: Duration = Field(31 * 86400.0, gt=0)  # widest from..to a query may ask for
+    statement_timeout: Duration = Field(10.0, gt=0)  # bounds any one query on the store
+    max_limit: int = Field(1000, ge=1, le=10_000)
+    max_trace_lines: int = Field(10_000, ge=1, le=100_000)
+    tail_sink: str = ""  # sink topic /tail reads (sink.<name>); empty: the backend's sink
+    url: str = "http://127.0.0.1:8081"  # where `logweave query/trace/tail` find the API
+    token: SecretStr | None = None  # the token those commands send
+    token_file: Path | None = None
+
+    @field_validator("token_hashes")
+    @classmethod
+    def _hex_digests(cls, hashes: list[str]) -> list[str]:
+        for digest in hashes:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError(f"{digest[:8]}...: allowed: sha256 hex digests of 64 characters "
+                                 "(store the hash, never the token)")
+        return [d.lower() for d in hashes]
+
+    def client_token(self) -> str | None:
+        if self.token_file is not None:
+            return _read_secret_file(self.token_file, "api.token_file")
+        return self.token.get_secret_value() if self.token else None
+
+
 class Settings(BaseSettings):
     """The effective configuration of every Logweave process."""
 
@@ -502,6 +573,7 @@ class Settings(BaseSettings):
     sinks: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
     intake: IntakeSettings = IntakeSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -39,6 +39,7 @@ BUILTIN_SINKS: dict[str, BuiltinSink] = {
     "s3": BuiltinSink("sinks.s3:S3Sink"),
     "kafka": BuiltinSink("sinks.kafka:KafkaSink"),
     "gcs": BuiltinSink("sinks.gcs:GcsSink", extra="gcs", requires=("gcloud.aio.storage",)),
+    "postgres": BuiltinSink("sinks.postgres:PostgresSink"),
 }
 
 

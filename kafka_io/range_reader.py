@@ -39,3 +39,23 @@ async def read_range(consumer: AIOKafkaConsumer, topic: str, partition: int, sta
         batch = [m for m in fetched if m.offset < end and m.value is not None]
         if batch:
             yield batch
+
+
+async def follow_topic(consumer: AIOKafkaConsumer, topic: str, poll_ms: int = 500) -> AsyncIterator[list[Any]]:
+    """Batches of the records appended to every partition of `topic` from now on (live tail).
+
+    The first batch is empty and comes once the end offsets are known; an empty batch also follows
+    each idle poll, so a caller can notice a gone client in time."""
+    await consumer.topics()  # refreshes the cluster metadata
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise LookupError(f"topic {topic} does not exist (run `logweave prepare` with this sink enabled)")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:  # resolve the end offsets now: records sent after the first (empty) batch are all seen
+        await consumer.position(tp)
+    yield []
+    while True:
+        fetched = await consumer.getmany(*tps, timeout_ms=poll_ms)
+        yield [m for tp in tps for m in fetched.get(tp, []) if m.value is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -85,6 +85,7 @@ class Sink(ABC):
     def from_settings(cls, settings: Settings) -> Sink:
         """Build the sink from the effective settings; plugins get their validated `sinks.<name>` group."""
         return cls(settings.sinks.plugin(cls.name))  # type: ignore[call-arg]
+    accepts_closed_traces: ClassVar[bool] = False  # True: the drain also feeds it traces.closed
 
     @abstractmethod
     async def start(self) -> None:
@@ -107,3 +108,8 @@ class Sink(ABC):
         record written for this partition (lines after it are written). None for sinks that upsert
         and accept records in any order. A replay never starts after it, which would leave a gap."""
         return None
+
+    async def write_closed_traces(self, summaries: list[dict[str, Any]]) -> None:
+        """Store closed trace summaries idempotently (by close id); raise RetriableError to be retried.
+        Only sinks with `accepts_closed_traces` are called."""
+        raise NotImplementedError(f"{type(self).__name__} does not store closed traces")

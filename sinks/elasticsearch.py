@@ -39,6 +39,7 @@ def index_template(prefix: str) -> dict[str, Any]:
         "template": {"mappings": {"properties": {
             "traceId": KEYWORD, "level": KEYWORD, "service": KEYWORD,
             "logweave": {"properties": {"time_ns": {"type": "long"}, "trace": KEYWORD, "lid": KEYWORD,
+                                        "level": KEYWORD, "service": KEYWORD,
                                         "sid": KEYWORD, "pos": {"type": "long"}, "stream": KEYWORD,
                                         "source": {"properties": source}}},
         }}},

@@ -9,7 +9,10 @@ import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.support.kafka import start_broker
+from tests.support.postgres import postgres_dsn, postgres_server
 from tests.support.worker_harness import WorkerHarness
+
+__all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
 
 
 @pytest.fixture

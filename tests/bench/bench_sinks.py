@@ -3,8 +3,8 @@
 Per sink: lines/s through `write_batch` and client-side CPU seconds per 100K lines
 (`time.process_time`), next to the limit: the same client sending pre-built bulk requests of the
 same lines (etcd gateway transactions, Elasticsearch/OpenSearch `_bulk`, S3 `put_object` and GCS
-uploads of pre-compressed objects, one Kafka transaction of pre-built records per batch). The gap
-between the two is what the sink itself costs.
+uploads of pre-compressed objects, one Kafka transaction of pre-built records per batch, PostgreSQL COPY of
+pre-built rows). The gap between the two is what the sink itself costs.
 Run: `python -m tests.bench.bench_sinks --out bench/sinks.json`.
 """
 
@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,17 @@ from aiobotocore.session import get_session
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from gcloud.aio.storage import Storage
+from pydantic import SecretStr
 
 from commands.broker import EmbeddedBroker, free_port
+from commands.local_postgres import LocalPostgres
 from core.settings import (
     ElasticsearchSinkSettings,
     EtcdSinkSettings,
     GcsSinkSettings,
     KafkaSettings,
     KafkaSinkSettings,
+    PostgresSinkSettings,
     S3SinkSettings,
 )
 from sinks.base import Sink, SinkBatch, SinkLine
@@ -43,6 +47,8 @@ from sinks.elasticsearch import ElasticsearchSink
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, line_key
 from sinks.gcs import GcsSink
 from sinks.kafka import LINE_ID_HEADER, KafkaSink
+from sinks.postgres import PostgresSink, row_of
+from sinks.postgres_schema import create_partitions, day_of
 from sinks.s3 import S3Sink
 from tests.support.servers import Server, etcd_server, gcs_emulator, moto_server, osmem_server
 
@@ -190,6 +196,62 @@ async def bench_kafka_and_gcs(tmp: Path, scale: float, add: Callable[[str, dict[
         server.stop()
 
 
+async def postgres_limit(dsn: str, batches: list[SinkBatch]) -> dict[str, float]:
+    """The same client COPYing the same rows, pre-built, straight into `logs` (every index kept)."""
+    import asyncpg
+
+    columns = ("time", "line_id", "trace_id", "service", "level", "message", "namespace", "pod", "container", "node",
+               "attributes", "tags")
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    prebuilt = [[(epoch + timedelta(microseconds=r[0] // 1000), "limit-" + r[1], *r[2:])
+                 for r in (row_of(x, "logweave") for x in batch.lines)] for batch in batches]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await create_partitions(conn, {day_of(x.time_ns) for batch in batches for x in batch.lines})
+
+        async def run() -> None:
+            for rows in prebuilt:
+                await conn.copy_records_to_table("logs", records=rows, columns=columns)
+        return await timed(sum(len(b.lines) for b in batches), run)
+    finally:
+        await conn.close()
+
+
+async def postgres_rows(server: LocalPostgres, batches: list[SinkBatch], rounds: int = 3) -> list[dict[str, Any]]:
+    """Sink and limit alternate, each round on fresh databases of one server (same schema and
+    indexes); the median round of each is reported, since the server shares the machine's cores.
+    Then a replay of the same lines, which the sink answers through its staging path."""
+    def settings(dsn: str) -> PostgresSinkSettings:
+        return PostgresSinkSettings(dsn=SecretStr(dsn), retention=0)
+
+    async def fresh(name: str) -> str:
+        database = LocalPostgres(server.data_dir, server.port, database=name)
+        await asyncio.to_thread(database.create_database)
+        prepared = PostgresSink(settings(database.dsn), (1000, 1 << 22, 1.0), "logweave")
+        await prepared.start()  # schema and partitions, untimed
+        await prepared.stop()
+        return database.dsn
+
+    sinks, limits = [], []
+    for n in range(rounds):
+        limits.append(await postgres_limit(await fresh(f"limit{n}"), batches))
+        dsn = await fresh(f"sink{n}")
+        sinks.append(await through_sink(PostgresSink(settings(dsn), (1000, 1 << 22, 1.0), "logweave"), batches))
+    replay = await through_sink(PostgresSink(settings(dsn), (1000, 1 << 22, 1.0), "logweave"), batches)
+
+    def median(found: list[dict[str, float]]) -> dict[str, float]:
+        return sorted(found, key=lambda r: r["lines_per_s"])[len(found) // 2]
+
+    sink, limit = median(sinks), median(limits)
+    note = (f"median of {rounds} alternating rounds on fresh databases (sink {[r['lines_per_s'] for r in sinks]}, "
+            f"limit {[r['lines_per_s'] for r in limits]}); limit: COPY of pre-built rows into logs, same indexes")
+    return [{"name": "postgres (Debian PostgreSQL 15, fsync off)", **sink, "limit_lines_per_s": limit["lines_per_s"],
+             "limit_cpu_s_per_100k": limit["cpu_s_per_100k"], "note": "new lines: direct COPY; " + note},
+            {"name": "postgres, replay of stored lines", **replay, "limit_lines_per_s": limit["lines_per_s"],
+             "limit_cpu_s_per_100k": limit["cpu_s_per_100k"],
+             "note": "every line already stored: staging COPY + INSERT ON CONFLICT DO NOTHING"}]
+
+
 async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
@@ -228,6 +290,13 @@ async def bench(tmp: Path, scale: float) -> list[dict[str, Any]]:
             "limit: pre-built _bulk bodies")
     finally:
         server.stop()
+
+    tmp.chmod(0o755)  # run as root, the server runs as the postgres user
+    server_pg = LocalPostgres(tmp / "postgres", free_port(), database="sink", fsync=False).start()
+    try:
+        rows += await postgres_rows(server_pg, make_lines(int(100_000 * scale), 1000))
+    finally:
+        server_pg.stop("immediate")
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -208,7 +208,26 @@ def markdown(results: dict[str, Any]) -> str:
         kept = "-" if lat.kept_up is None else ("yes" if lat.kept_up else "no")
         lines.append(f"| {label} | {lat.offered:,} | {_num(lat.achieved)} | {_num(lat.delivered)} | "
                      f"{_ms(lat.p50_s)} | {_ms(lat.p99_s)} | {kept} |")
+    lines += query_lines(results)
     return "\n".join(lines) + "\n"
+
+
+def query_lines(results: dict[str, Any]) -> list[str]:
+    """The query API latency table (bench_query), when that benchmark ran."""
+    result = results.get("query")
+    if result is None:
+        return []
+    out = ["", "| query API latency (HTTP, through the API) | stored lines | p50 | p95 | p99 | p99 target |",
+           "|---|---:|---:|---:|---:|---:|"]
+    if not isinstance(result, dict) or "error" in result:
+        return [*out, f"| query | failed: {_cell(failure_reason(result))} | | | | |"]
+    for row in result.get("rows", []):
+        met = ""
+        if row["backend"] == "postgres":
+            met = " (met)" if row["p99_ms"] < row["target_p99_ms"] else " (missed)"
+        out.append(f"| {row['backend']}: {_cell(row['query'])} | {row['lines']:,} | {row['p50_ms']:,.1f} ms | "
+                   f"{row['p95_ms']:,.1f} ms | {row['p99_ms']:,.1f} ms | {row['target_p99_ms']:,.0f} ms{met} |")
+    return out
 
 
 def replace_between_markers(text: str, block: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PACKAGES = ("core", "kafka_io", "sinks", "collectors", "tables", "agents", "app", "commands")
+PACKAGES = ("core", "kafka_io", "sinks", "collectors", "tables", "agents", "app", "query", "commands")
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -146,3 +146,21 @@ def test_intake_rows_stand_beside_their_bare_server_limits() -> None:
     http, forward = intake_rows(result)
     assert (http.ratio, forward.ratio) == (0.8, 0.5)
     assert forward.limit_name.startswith("bare asyncio")
+
+
+def test_query_latency_rows_say_whether_the_target_was_met() -> None:
+    data = results()
+    data["query"] = {"rows": [
+        {"backend": "postgres", "query": "trace", "lines": 5_000_000, "p50_ms": 2.0, "p95_ms": 4.0, "p99_ms": 9.5,
+         "target_p99_ms": 20.0},
+        {"backend": "postgres", "query": "text, 1 h", "lines": 5_000_000, "p50_ms": 90.0, "p95_ms": 200.0,
+         "p99_ms": 450.0, "target_p99_ms": 300.0},
+        {"backend": "elasticsearch", "query": "trace", "lines": 50_000, "p50_ms": 100.0, "p95_ms": 300.0,
+         "p99_ms": 700.0, "target_p99_ms": 20.0}]}
+    text = markdown(data)
+    assert table_row(text, "postgres: trace") == ["postgres: trace", "5,000,000", "2.0 ms", "4.0 ms", "9.5 ms",
+                                                  "20 ms (met)"]
+    assert table_row(text, "postgres: text, 1 h")[5] == "300 ms (missed)"
+    assert table_row(text, "elasticsearch: trace")[5] == "20 ms"
+    assert "query API latency" not in markdown(results())  # not run: no table
+    assert "failed: TimeoutError" in markdown({**results(), "query": {"error": "TimeoutError: x"}})

@@ -90,11 +90,15 @@ def test_check_config_cli_exits_2_with_one_line_and_masks_secrets(tmp_path: Path
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "sinks.etcd.ttl" in run.stderr and "'soon'" in run.stderr
-    env = {"PATH": "/usr/bin:/bin", "LOGWEAVE_SINKS__ETCD__PASSWORD": "hunter2"}
+    env = {"PATH": "/usr/bin:/bin", "LOGWEAVE_SINKS__ETCD__PASSWORD": "hunter2",
+           "LOGWEAVE_SINKS__POSTGRES__DSN": "postgresql://lw:pg-secret@db:5432/logs",
+           "LOGWEAVE_SINKS__POSTGRES__PASSWORD": "pg-password", "LOGWEAVE_API__TOKEN": "api-token"}
     run = subprocess.run([sys.executable, "-m", "commands.cli", "check-config"], env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "hunter2" not in run.stdout and "\"password\": \"********\"" in run.stdout
+    for secret in ("hunter2", "pg-secret", "pg-password", "api-token"):
+        assert secret not in run.stdout
 
 
 @pytest.mark.parametrize(("environ", "secret"), [
@@ -123,3 +127,22 @@ def test_check_config_masks_passwords_inside_urls(monkeypatch: pytest.MonkeyPatc
     out = capsys.readouterr().out
     assert "hunter2" not in out and "es-pass" not in out
     assert "https://root:********@etcd-0:2379,https://etcd-1:2379" in out and "logweave:********@search" in out
+
+
+
+def test_postgres_secrets_come_from_files_and_an_unreadable_one_is_named(tmp_path: Path) -> None:
+    (tmp_path / "dsn").write_text("postgresql://lw@db/logs\n")
+    (tmp_path / "password").write_text("s3cret\n")
+    settings = load_settings(environ={"LOGWEAVE_SINKS__POSTGRES__DSN_FILE": str(tmp_path / "dsn"),
+                                      "LOGWEAVE_SINKS__POSTGRES__PASSWORD_FILE": str(tmp_path / "password")})
+    assert settings.sinks.postgres.resolved_dsn() == "postgresql://lw@db/logs"
+    assert settings.sinks.postgres.resolved_password() == "s3cret"
+    missing = load_settings(environ={"LOGWEAVE_SINKS__POSTGRES__PASSWORD_FILE": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match=r"sinks\.postgres\.password_file .*cannot read it"):
+        missing.sinks.postgres.resolved_password()
+
+
+def test_api_token_hashes_must_be_sha256_digests() -> None:
+    assert load_settings(environ={"LOGWEAVE_API__TOKEN_HASHES": "AB" * 32}).api.token_hashes == ["ab" * 32]
+    with pytest.raises(ConfigError, match=r"api\.token_hashes .*sha256 hex digests"):
+        load_settings(environ={"LOGWEAVE_API__TOKEN_HASHES": "my-plain-token"})

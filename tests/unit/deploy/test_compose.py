@@ -17,7 +17,7 @@ import yaml
 from tests.unit.deploy.container_env import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[3]
-LOGWEAVE_SERVICES = ("worker", "file-collector", "intake")
+LOGWEAVE_SERVICES = ("worker", "file-collector", "intake", "api")
 
 
 def compose() -> dict[str, Any]:
@@ -61,7 +61,8 @@ def test_logweave_services_environment_loads_and_points_at_compose_services(name
     for broker in settings.kafka.bootstrap_servers:
         assert broker.split(":")[0] in services, f"kafka.brokers names {broker}, not a compose service"
     sinks = settings.sinks
-    addresses = {"etcd": sinks.etcd.servers, "elasticsearch": sinks.elasticsearch.url, "s3": sinks.s3.endpoint_url}
+    addresses = {"etcd": sinks.etcd.servers, "elasticsearch": sinks.elasticsearch.url, "s3": sinks.s3.endpoint_url,
+                 "postgres": sinks.postgres.dsn.get_secret_value()}
     for sink in sinks.enabled:
         if sink in addresses:
             host = urlparse(addresses[sink]).hostname

@@ -153,7 +153,7 @@ def test_pods_run_as_the_image_user_without_privileges() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     user = next(line.split()[1].split(":")[0] for line in dockerfile.splitlines() if line.startswith("USER "))
     for name, called in (("StatefulSet", None), ("Deployment", "logweave-pod-collector"),
-                         ("Deployment", "logweave-intake")):
+                         ("Deployment", "logweave-intake"), ("Deployment", "logweave-api")):
         pod = kind(name, called)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] and str(pod["securityContext"]["runAsUser"]) == user
         assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
@@ -336,3 +336,25 @@ def test_the_secrets_of_enabled_sinks_are_required(tmp_path: Path) -> None:
     broken["env"] = [e for e in broken["env"] if e["name"] != "LOGWEAVE_SINKS__ELASTICSEARCH__PASSWORD"]
     with pytest.raises(AssertionError, match="comes from no Secret"):
         check_required_secrets(broken, settings)
+
+
+def test_query_api_loads_the_shared_config_needs_tokens_and_probes_what_it_serves(tmp_path: Path) -> None:
+    config = tmp_path / "logweave.yaml"
+    config.write_text(kind("ConfigMap")["data"]["logweave.yaml"])
+    deployment = kind("Deployment", "logweave-api")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(container)
+    assert env.pop("LOGWEAVE_CONFIG") == "/etc/logweave/logweave.yaml"
+    env["LOGWEAVE_API__TOKEN_HASHES"] = "0" * 64  # the Secret's value, as the example holds it
+    settings = settings_from_env(env, config)
+    assert settings.api.backend == "postgres" and "postgres" in settings.sinks.enabled
+    hashes = next(e for e in container["env"] if e["name"] == "LOGWEAVE_API__TOKEN_HASHES")
+    assert not hashes["valueFrom"]["secretKeyRef"].get("optional", False)  # no token, no API
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    assert f"--port {port}" in " ".join(container["command"]) and "--host 0.0.0.0" in " ".join(container["command"])
+    routes = (ROOT / "query" / "server.py").read_text()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert f'"{container[probe]["httpGet"]["path"]}"' in routes
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = kind("Service", "logweave-api")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]

@@ -1,0 +1,192 @@
+"""Query API latency over a large store: p50/p95/p99 of the three queries users wait on.
+
+PostgreSQL: `--lines` (default 5M) lines generated server-side over two days into the sink's schema
+(every index), then through the API over HTTP: `/query/{trace_id}` (targets p99 < 20 ms), service +
+level over one hour (< 100 ms) and a text search over one hour (< 300 ms). The same queries beside
+them on the Elasticsearch backend (noida-db) over `--es-lines` lines (default 50K) written by the ES
+sink, with at most 50 requests per query: noida-db answers a search in 0.1-1 s even over 20K
+documents, so 5M would take hours; its rows show the backend works, not what Elasticsearch does.
+Run: `python -m tests.bench.bench_query --out bench/query.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, web
+
+from commands.broker import EmbeddedBroker, free_port
+from commands.local_postgres import LocalPostgres
+from core.settings import Settings, load_settings
+from query.server import build_app
+from sinks.postgres import PostgresSink
+
+DAY0 = "2025-06-10T00:00:00Z"
+SPAN_S = 2 * 86400
+SERVICES = 20
+TARGETS_MS = {"trace": 20.0, "service+level, 1 h": 100.0, "text, 1 h": 300.0}
+GENERATE = """
+INSERT INTO logs (time, line_id, trace_id, service, level, message, namespace, pod, container, node, attributes, tags)
+SELECT '2025-06-10'::timestamptz + g * (interval '1 microsecond' * ($3::bigint * 1000000 / $2::bigint)),
+       'l' || g, 't' || (g / 10), 'svc' || ((g / 10) % 20),
+       (ARRAY['info','info','info','info','info','info','debug','warn','error','info'])[g % 10 + 1],
+       'request ' || g || ' ' || (ARRAY['done','timeout','retry','ok','failed','slow'])[g % 6 + 1]
+           || ' user' || (g % 1000),
+       'ns' || (g % 5), 'pod-' || (g % 50), 'app', 'node' || (g % 3),
+       jsonb_build_object('msg', 'request ' || g, 'n', g, 'user', g % 1000), ARRAY['t' || (g % 7)]
+FROM generate_series($1::bigint, least($1::bigint + 499999, $2::bigint)) g
+"""
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50_ms": round(at(0.50) * 1000, 2), "p95_ms": round(at(0.95) * 1000, 2),
+            "p99_ms": round(at(0.99) * 1000, 2), "requests": len(ordered)}
+
+
+async def load_postgres(dsn: str, lines: int) -> float:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    began = time.perf_counter()
+    try:
+        for first in range(1, lines + 1, 500_000):
+            await conn.execute(GENERATE, first, lines, SPAN_S)
+            print(f"  postgres: {min(first + 499_999, lines):,} lines", flush=True)
+        await conn.execute("ANALYZE logs")
+    finally:
+        await conn.close()
+    return time.perf_counter() - began
+
+
+def hour_window(rng: random.Random) -> dict[str, str]:
+    hour = rng.randrange(0, SPAN_S // 3600 - 1)
+    day, h = divmod(hour, 24)
+    return {"from": f"2025-06-{10 + day:02d}T{h:02d}:00:00Z", "to": f"2025-06-{10 + day:02d}T{h:02d}:59:59Z"}
+
+
+async def measure(settings: Settings, lines: int, requests: int, trace_ids: Callable[[random.Random], str]
+                  ) -> dict[str, dict[str, float]]:
+    runner = web.AppRunner(build_app(settings))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    rng = random.Random(7)
+    kinds: dict[str, Callable[[], tuple[str, dict[str, str]]]] = {
+        "trace": lambda: (f"/query/{trace_ids(rng)}", {}),
+        "service+level, 1 h": lambda: ("/query", {"service": f"svc{rng.randrange(SERVICES)}", "level": "error",
+                                                  **hour_window(rng)}),
+        "text, 1 h": lambda: ("/query", {"q": rng.choice(["timeout", "failed", "retry"]), **hour_window(rng)}),
+    }
+    out: dict[str, dict[str, float]] = {}
+    try:
+        async with ClientSession() as session:
+            while (await session.get(url + "/readyz")).status != 200:
+                await asyncio.sleep(0.2)
+            for kind, make in kinds.items():
+                samples = []
+                for n in range(requests + 20):
+                    path, params = make()
+                    began = time.perf_counter()
+                    async with session.get(url + path, params=params) as response:
+                        body = await response.json()
+                        assert response.status == 200 and body.get("lines"), (path, params, body)
+                    if n >= 20:  # warm-up requests are not counted
+                        samples.append(time.perf_counter() - began)
+                out[kind] = percentiles(samples)
+    finally:
+        await runner.cleanup()
+    return out
+
+
+async def bench(tmp: Path, lines: int, es_lines: int, requests: int) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    tmp.chmod(0o755)
+    postgres = LocalPostgres(tmp / "postgres", free_port(), fsync=False).start()
+    try:
+        settings = load_settings(environ={}, sinks={"postgres": {"dsn": postgres.dsn, "retention": 0}},
+                                 api={"backend": "postgres"})
+        sink = PostgresSink.from_settings(settings)
+        await sink.start()  # schema, today's partitions
+        await sink.stop()
+        import asyncpg
+
+        from sinks.postgres_schema import create_partitions, day_of
+        conn = await asyncpg.connect(postgres.dsn)
+        first_ns = 1_749_513_600_000_000_000
+        await create_partitions(conn, {day_of(first_ns + d * 86_400 * 10**9) for d in range(3)})
+        await conn.close()
+        loaded = await load_postgres(postgres.dsn, lines)
+        print(f"  postgres: loaded {lines:,} lines in {loaded:.0f} s", flush=True)
+        found = await measure(settings, lines, requests, lambda rng: f"t{rng.randrange(1, lines // 10)}")
+        rows += [{"backend": "postgres", "query": kind, "lines": lines, **stats, "target_p99_ms": TARGETS_MS[kind]}
+                 for kind, stats in found.items()]
+    finally:
+        postgres.stop("immediate")
+    rows += await es_rows(tmp, es_lines, min(requests, 50))
+    for row in rows:
+        print(f"| {row['backend']:<13} | {row['query']:<20} | {row['lines']:>9,} | {row['p50_ms']:>7.1f} | "
+              f"{row['p95_ms']:>7.1f} | {row['p99_ms']:>7.1f} | {row['target_p99_ms']:>6.0f} |", flush=True)
+    return {"rows": rows}
+
+
+async def es_rows(tmp: Path, lines: int, requests: int) -> list[dict[str, Any]]:
+    """The same queries on the Elasticsearch backend over lines written by the real ES sink."""
+    from agents.drain_runner import SinkRecord, to_sink_lines
+    from core.models import ParsedChunk
+    from sinks.base import SinkBatch
+    from sinks.elasticsearch import ElasticsearchSink
+
+    es_port = free_port()
+    noida = EmbeddedBroker(tmp / "noida", free_port(), elasticsearch_port=es_port).start()
+    try:
+        settings = load_settings(environ={}, sinks={"elasticsearch": {"url": f"http://127.0.0.1:{es_port}",
+                                                                      "index_prefix": "bench"}},
+                                 api={"backend": "elasticsearch"})
+        sink = ElasticsearchSink.from_settings(settings)
+        await sink.start()
+        step = SPAN_S * 10**9 // lines
+        words = ["done", "timeout", "retry", "ok", "failed", "slow"]
+        levels = ["info"] * 6 + ["debug", "warn", "error", "info"]
+        for first in range(0, lines, 1000):
+            parsed = [[0, f"s{first // 100_000}", g, 1_749_513_600_000_000_000 + g * step, f"t{g // 10}",
+                       levels[g % 10], f"svc{(g // 10) % 20}",
+                       json.dumps({"msg": f"request {g} {words[g % 6]} user{g % 1000}", "n": g}), "stdout"]
+                      for g in range(first, min(first + 1000, lines))]
+            value = ParsedChunk([{"namespace": "ns0", "pod": "pod-0", "container": "app"}], parsed).encode()
+            await sink.write_batch(SinkBatch("sink.x", 0, to_sink_lines(SinkRecord(0, first, value), "logweave")))
+        await sink._client.indices.refresh(index="bench-*")
+        await sink.stop()
+        found = await measure(settings, lines, requests, lambda rng: f"t{rng.randrange(1, lines // 10)}")
+        return [{"backend": "elasticsearch", "query": kind, "lines": lines, **stats,
+                 "target_p99_ms": TARGETS_MS[kind], "note": "noida-db, in memory"} for kind, stats in found.items()]
+    finally:
+        noida.stop(kill=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--lines", type=int, default=5_000_000)
+    parser.add_argument("--es-lines", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="logweave-bench-query-") as tmp:
+        result = asyncio.run(bench(Path(tmp), args.lines, args.es_lines, args.requests))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
