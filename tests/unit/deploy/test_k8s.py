@@ -340,7 +340,7 @@ def test_the_secrets_of_enabled_sinks_are_required(tmp_path: Path) -> None:
 
 def test_query_api_loads_the_shared_config_needs_tokens_and_probes_what_it_serves(tmp_path: Path) -> None:
     config = tmp_path / "logweave.yaml"
-    config.write_text(kind("ConfigMap")["data"]["logweave.yaml"])
+    config.write_text(kind("ConfigMap", "logweave-config")["data"]["logweave.yaml"])
     deployment = kind("Deployment", "logweave-api")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = container_env(container)
