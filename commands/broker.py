@@ -8,6 +8,7 @@ It is not Kafka: production points `KAFKA_BROKERS` at a real Kafka cluster.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,11 +51,44 @@ def stop_process_group(process: subprocess.Popen[bytes], kill: bool = False, tim
         process.wait()
 
 
+PORT_RANGE_ENV = "LOGWEAVE_PORT_RANGE"
+_DEFAULT_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, where outgoing connections take ports
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A loopback port free for TCP and UDP that this process has not handed out before.
+
+    Taken from outside the kernel's ephemeral range: a port bound to 0 and released comes from that
+    range, and any outgoing connection may take it again before the server binds it. LOGWEAVE_PORT_RANGE
+    (`low-high`) narrows the range, so parallel test processes can be given disjoint ones.
+    """
+    low, high = _port_range()
+    rng = random.Random()
+    for _ in range(2000):
+        port = rng.randint(low, high)
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port left in {low}-{high} ({PORT_RANGE_ENV})")
+
+
+def _port_range() -> tuple[int, int]:
+    value = os.environ.get(PORT_RANGE_ENV, "")
+    if not value:
+        return _DEFAULT_PORT_RANGE
+    try:
+        low, high = (int(part) for part in value.split("-", 1))
+    except ValueError:
+        raise ConfigError(f"{PORT_RANGE_ENV}={value!r}: expected low-high, e.g. 20000-23999") from None
+    return low, high
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:

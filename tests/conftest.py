@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,18 @@ from commands.broker import EmbeddedBroker
 from tests.support.kafka import start_broker
 from tests.support.postgres import postgres_dsn, postgres_server
 from tests.support.worker_harness import WorkerHarness
+
+
+def _disjoint_port_range() -> None:
+    """Each pytest-xdist worker takes its servers' ports from its own range (commands.broker.free_port),
+    so two workers never race for the same port between choosing it and binding it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    low = 20000 + (index % 4) * 3000
+    os.environ.setdefault("LOGWEAVE_PORT_RANGE", f"{low}-{low + 2999}")
+
+
+_disjoint_port_range()
 
 __all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
 

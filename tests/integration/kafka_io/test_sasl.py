@@ -20,10 +20,10 @@ from commands.broker import EmbeddedBroker, free_port
 from core.errors import ConfigError
 from core.models import RawChunk, make_raw_line
 from core.settings import Settings, load_settings
-from core.topics import RAW, pipeline_topics
+from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.range_reader import range_consumer, read_range
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.support.kafka import start_broker
 from tests.support.kafka_front import KafkaFront
 from tests.support.polling import wait_for
@@ -126,7 +126,7 @@ async def test_the_faust_worker_logs_in_with_scram(front: KafkaFront, tmp_path: 
            "LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / "worker-data"),
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "out"), "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s"}
     settings = load_settings(environ=env)
-    await ensure_topics(settings.kafka, [settings.topic(t) for t in pipeline_topics(["file"])])
+    await prepare_worker_topics(settings)  # what `logweave prepare` creates
     logins = sum(1 for mechanism, _ in front.logins if mechanism == "SCRAM-SHA-512")
     web_port = free_port()
     process = worker(tmp_path, env, web_port).start()
