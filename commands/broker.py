@@ -51,7 +51,7 @@ def stop_process_group(process: subprocess.Popen[bytes], kill: bool = False, tim
         process.wait()
 
 
-PORT_RANGE_ENV = "LOGWEAVE_PORT_RANGE"
+PORT_RANGE_ENV = "FREE_PORT_RANGE"  # not LOGWEAVE_*: that prefix is the settings model's
 _DEFAULT_PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, where outgoing connections take ports
 _handed_out: set[int] = set()
 
@@ -60,7 +60,7 @@ def free_port() -> int:
     """A loopback port free for TCP and UDP that this process has not handed out before.
 
     Taken from outside the kernel's ephemeral range: a port bound to 0 and released comes from that
-    range, and any outgoing connection may take it again before the server binds it. LOGWEAVE_PORT_RANGE
+    range, and any outgoing connection may take it again before the server binds it. FREE_PORT_RANGE
     (`low-high`) narrows the range, so parallel test processes can be given disjoint ones.
     """
     low, high = _port_range()

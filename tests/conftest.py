@@ -20,7 +20,7 @@ def _disjoint_port_range() -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
     low = 20000 + (index % 4) * 3000
-    os.environ.setdefault("LOGWEAVE_PORT_RANGE", f"{low}-{low + 2999}")
+    os.environ.setdefault("FREE_PORT_RANGE", f"{low}-{low + 2999}")
 
 
 _disjoint_port_range()

@@ -65,7 +65,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     es_port = free_port()
     from commands.broker import EmbeddedBroker as Broker
 
-    broker = Broker(tmp_path / "noida", free_port(), elasticsearch_port=es_port).start()
+    broker = Broker(tmp_path / "noida", free_port(), elasticsearch_port=es_port).start(log_path=tmp_path / "noida.log")
     etcd = etcd_server(tmp_path).start()
     s3 = moto_server(tmp_path).start()
     try:

@@ -54,7 +54,7 @@ async def test_sink_outage_backs_up_in_kafka_then_drains(
     # the file sink kept going meanwhile
     await wait_for(lambda: len(worker.sink_documents()) == 15_000, timeout=120, what="15,000 lines in the file sink")
     stack.etcd.start()
-    stack.broker.start()
+    stack.broker.start(timeout=90, log_path=stack.workdir / "noida.log")  # reloads what it saved
     counts = await wait_all(stack, worker, 15_000, timeout=180)
     assert_exactly_once(counts, 15_000)
 
