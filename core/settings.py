@@ -137,10 +137,19 @@ class PodCollectorSettings(Group):
 
 
 class ParseSettings(Group):
-    trace_id_fields: list[str] = ["traceId", "trace_id", "traceID"]
-    time_fields: list[str] = ["time", "timestamp", "@timestamp", "ts"]
-    level_fields: list[str] = ["level", "severity", "lvl"]
-    service_fields: list[str] = ["service", "app"]
+    # Aliases, first match wins; a dotted name also matches nested objects. The defaults cover what common
+    # loggers write by default (docs/parsing.md lists which logger uses which); the first name of each is
+    # the one the C scan reads without help, so keep the most common spelling first.
+    trace_id_fields: list[str] = ["traceId", "trace_id", "traceID", "trace.id", "TraceId", "@tr", "otelTraceID",
+                                  "dd.trace_id", "mdc.traceId", "contextMap.traceId"]
+    time_fields: list[str] = ["time", "timestamp", "@timestamp", "ts", "@t", "Timestamp", "timeUnixNano", "instant",
+                              "timeMillis", "asctime"]
+    level_fields: list[str] = ["level", "severity", "lvl", "log.level", "@l", "Level", "levelname", "SeverityText",
+                               "severityText", "SeverityNumber", "severityNumber"]
+    service_fields: list[str] = ["service", "app", "service.name", "Resource.service.name", "resource.service.name",
+                                 "otelServiceName", "dd.service"]
+    message_fields: list[str] = ["message", "msg", "@m", "@mt", "event", "RenderedMessage", "MessageTemplate", "Body",
+                                 "body"]
     time_format: Literal["auto", "rfc3339", "epoch_s", "epoch_ms"] = "auto"
     untraced: Literal["deadletter", "pass"] = "deadletter"
     max_line_bytes: ByteSize = 1024 * 1024
