@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from agents.field_names import SERILOG_MESSAGE_KEYS, SEVERITY_NUMBER_FIELDS, Aliases, object_time, severity_number_level
+from agents.parsers import SourceParsers
 from core.models import (
     FLAG_BASE64,
     FLAG_TRUNCATED,
@@ -78,6 +79,7 @@ class LineParser:
         usable = _linescan is not None and all(1 <= len(f) <= 16 for f in names) and all(len(w) <= 32 for w in watch) \
             and settings.level_fields[0] not in SEVERITY_NUMBER_FIELDS
         self._scan_fields = names + watch if usable else None
+        self.sources = SourceParsers(settings)  # text parsers of sources that are not JSON (agents/parsers)
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
         """Parsed chunks per destination partition (hash of trace id), and the dead letters.
@@ -89,7 +91,10 @@ class LineParser:
         dead: list[DeadLetter] = []
         parse_line = self.line_parser(chunk, dead)
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
-        if self._scan_fields is not None and _linescan is not None and type(sid) is str \
+        chain = self.sources.chain_for(chunk.source) if type(chunk.source) is dict else None
+        if chain is not None:
+            parse_line = chain.parse_line(parse_line, dead, chunk.source, sid, self.stage, fallback_ns)
+        if chain is None and self._scan_fields is not None and _linescan is not None and type(sid) is str \
                 and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
             lines_of = _linescan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
                                        fallback_ns, sid, s.time_format in ("auto", "rfc3339"),

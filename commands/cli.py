@@ -75,15 +75,23 @@ def masked(settings: Settings) -> dict[str, object]:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from agents.parsers.chain import build_parsers
     from agents.routing import validate_rules
 
     try:
         validate_rules(settings.routing)
+        build_parsers(settings.parse)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     sys.stdout.write(orjson.dumps(masked(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
     print("configuration is valid", file=sys.stderr)
     return 0
+
+
+def cmd_parse_test(args: argparse.Namespace) -> int:
+    from commands.parse_test import parse_source, run_parse_test
+
+    return run_parse_test(_settings(args).parse, parse_source(args.source), Path(args.file))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -174,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--workers-stopped", action="store_true",
                         help="skip the empty-consumer-group check the s3 sink needs (every worker is stopped)")
     replay.set_defaults(func=cmd_replay)
+
+    parse_test = sub.add_parser("parse-test", help="show which parser reads each line of a sample file, and the record")
+    parse_test.add_argument("--source", default="", help="the lines' source: namespace=..,container=..,path=..,"
+                            "annotation=name[+name] (the pod annotation logweave.io/parser)")
+    parse_test.add_argument("file", help="sample lines, one per line")
+    parse_test.set_defaults(func=cmd_parse_test)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.durations import ByteSize, Duration
 from core.errors import ConfigError
+from core.parser_names import BUILTIN_PARSERS
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -136,6 +137,33 @@ class PodCollectorSettings(Group):
     metrics_port: int = Field(9102, ge=0, le=65535)  # 0 disables the metrics endpoint
 
 
+PARSER_TYPES = ("json", "logfmt", "regex", "grok")
+
+
+class ParserDef(Group):
+    """A named parser: `regex` patterns use named groups, `grok` patterns %{NAME:field} (docs/parsing.md)."""
+
+    name: str = Field(min_length=1)
+    type: Literal["json", "logfmt", "regex", "grok"]
+    patterns: list[str] = []  # tried in order; the first that matches the whole line wins
+    definitions: dict[str, str] = {}  # extra grok pattern names for this parser's patterns
+
+    @model_validator(mode="after")
+    def _patterns_given(self) -> ParserDef:
+        if self.type in ("regex", "grok") and not self.patterns:
+            raise ValueError(f"parser {self.name!r} of type {self.type} needs at least one entry in `patterns`")
+        return self
+
+
+class ParserSource(Group):
+    """Which parsers, tried in order, read the lines of matching sources (first matching entry wins)."""
+
+    parsers: list[str] = Field(min_length=1)
+    namespaces: list[str] = []  # empty: any
+    containers: list[str] = []
+    paths: list[str] = []  # shell globs on the file path
+
+
 class ParseSettings(Group):
     # Aliases, first match wins; a dotted name also matches nested objects. The defaults cover what common
     # loggers write by default (docs/parsing.md lists which logger uses which); the first name of each is
@@ -154,6 +182,25 @@ class ParseSettings(Group):
     untraced: Literal["deadletter", "pass"] = "deadletter"
     max_line_bytes: ByteSize = 1024 * 1024
     reserved_key: str = "logweave"
+    # Text parsers (docs/parsing.md): named definitions, which sources use them (a pod annotation
+    # `logweave.io/parser: name[,name]` overrides), and what happens to a line none of them matches.
+    parsers: list[ParserDef] = []
+    sources: list[ParserSource] = []
+    unmatched: Literal["message", "deadletter"] = "message"
+
+    @model_validator(mode="after")
+    def _known_parser_names(self) -> ParseSettings:
+        names = [p.name for p in self.parsers]
+        duplicate = sorted({n for n in names if names.count(n) > 1})
+        if duplicate:
+            raise ValueError(f"parser name(s) {duplicate} defined more than once")
+        known = set(names) | set(BUILTIN_PARSERS)
+        for index, source in enumerate(self.sources):
+            unknown = [n for n in source.parsers if n not in known]
+            if unknown:
+                raise ValueError(f"sources[{index}] names unknown parser(s) {unknown}; allowed: parsers defined in "
+                                 f"parse.parsers or built-in {', '.join(sorted(BUILTIN_PARSERS))}")
+        return self
 
 
 class TraceSettings(Group):

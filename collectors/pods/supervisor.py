@@ -118,6 +118,8 @@ class StreamSupervisor:
         labels = {k: pod.labels[k] for k in self._cfg.label_keys if k in pod.labels}
         source = {"kind": "pod-api", "namespace": pod.namespace, "pod": pod.name, "pod_uid": pod.uid,
                   "container": inst.name, "restart": inst.restart, "node": pod.node, "labels": labels}
+        if pod.annotations:  # `logweave.io/parser` picks the parse stage's parsers (docs/parsing.md)
+            source["annotations"] = pod.annotations
         target = StreamTarget(pod.namespace, pod.name, inst.name, sid, source)
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
