@@ -10,6 +10,7 @@ call `load_settings()`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -111,6 +112,43 @@ class CollectorSettings(Group):
     metrics_port: int = Field(9101, ge=0, le=65535)  # 0 disables the metrics endpoint
     rotated_grace: Duration = 5.0  # a rotated/deleted file read to its end is closed after this long
     shutdown_timeout: Duration = 20.0  # flush in-flight chunks and save the checkpoint within this
+
+
+class MultilineRule(Group):
+    """How the collectors join the lines of one record (a stack trace) before publishing (docs/multiline.md)."""
+
+    name: str = ""
+    detectors: list[Literal["java", "python", "go", "nodejs"]] = []
+    start: str | None = None  # regex: a line matching it begins a record (others continue it)
+    continuation: str | None = None  # regex: a line matching it continues the open record
+    # where it applies (every given selector must match; none given: every source)
+    paths: list[str] = []  # shell globs on the file path
+    namespaces: list[str] = []
+    containers: list[str] = []
+    labels: dict[str, str] = {}
+    flush_timeout: Duration = Field(1.0, gt=0)  # an open record is sent after this long without a new line
+    max_lines: int = Field(500, ge=2)
+    max_bytes: ByteSize = Field(256 * 1024, ge=1024)
+
+    @field_validator("start", "continuation")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"regex {pattern!r} is invalid: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _something_to_join_by(self) -> MultilineRule:
+        if not (self.detectors or self.start or self.continuation):
+            raise ValueError(f"multiline rule {self.name or '(unnamed)'!r} needs detectors, start or continuation")
+        return self
+
+
+class MultilineSettings(Group):
+    rules: list[MultilineRule] = []  # the first rule matching a source applies to each of its streams
 
 
 class PodCollectorSettings(Group):
@@ -339,6 +377,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     pods: PodCollectorSettings = PodCollectorSettings()
     parse: ParseSettings = ParseSettings()
+    multiline: MultilineSettings = MultilineSettings()
     traces: TraceSettings = TraceSettings()
     routing: RoutingSettings = RoutingSettings()
     sinks: SinkSettings = SinkSettings()

@@ -41,7 +41,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         start_http_server(cfg.metrics_port, registry=metrics.registry)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
-    collector = FileCollector(cfg, publisher, metrics)
+    collector = FileCollector(cfg, publisher, metrics, settings.multiline)
     watcher = DirectoryWatcher()
     work = asyncio.create_task(_follow(collector, watcher, settings, stop))
     stopping = asyncio.ensure_future(stop.wait())
