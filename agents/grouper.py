@@ -126,8 +126,8 @@ class TraceGrouper:
             return dict.fromkeys(self.router.enabled, lines)
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         for line in lines:
-            for sink_name in self.router.line_sinks(line, sources):
-                routed[sink_name].append(line)
+            for sink_name, entry in self.router.line_deliveries(line, sources):  # after the rule's transforms
+                routed[sink_name].append(entry)
         return routed
 
     def held_lines(self, partition: int) -> int:
@@ -159,10 +159,10 @@ class TraceGrouper:
             else:
                 state["held_overflow"] = state.get("held_overflow", 0) + 1
                 HELD_OVERFLOW.labels(bound, self.traces.held_overflow).inc()
-                if self.traces.held_overflow == "forward":
-                    for rule in self.router.trace_rules:
-                        for sink_name in rule.sinks:
-                            routed[sink_name].append(line)
+                if self.traces.held_overflow == "forward":  # every trace rule's transforms still apply
+                    names = [rule.name for rule in self.router.trace_rules]
+                    for sink_name, entry in self.router.trace_deliveries(names, line, sources, None):
+                        routed[sink_name].append(entry)
         self.held[partition] = total
         HELD_LINES.set(sum(self.held.values()))
 
@@ -235,13 +235,13 @@ class TraceGrouper:
             HELD_LINES.set(sum(self.held.values()))
         if not held or not matched:
             return
-        sinks = self.router.trace_sinks(matched)
+        errors = state.get("errors", 0) > 0
         for src, line in held:
             sources.append(src)
             entry = list(line)
             entry[P_SRC] = len(sources) - 1
-            for sink_name in sinks:
-                routed[sink_name].append(entry)
+            for sink_name, sent in self.router.trace_deliveries(matched, entry, sources, errors):
+                routed[sink_name].append(sent)
 
     def _sweep_stream_marks(self, partition: int, now: int, updates: dict[bytes, bytes | None]) -> None:
         """Once a minute, forget the dedupe marks of streams idle past `traces.stream_retention`."""

@@ -27,3 +27,6 @@ SINK_LATENCY = Histogram("logweave_sink_write_seconds", "Duration of one confirm
                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SINK_BREAKER = Gauge("logweave_sink_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["sink"])
 CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", ["topic", "partition"])
+TRANSFORM_LINES = Counter("logweave_transform_lines_total",
+                          "Lines through a routing rule's transforms: kept, dropped, sampled_out, redacted",
+                          ["rule", "outcome"])

@@ -254,6 +254,56 @@ class TraceSettings(Group):
     stream_retention: Duration = 7 * 86400.0  # replays of a stream idle longer than this are re-applied
 
 
+class RedactRule(Group):
+    """Replace what a pattern (or a built-in: email, bearer, card) matches in string values."""
+
+    builtin: Literal["email", "bearer", "card"] | None = None
+    pattern: str | None = None
+    fields: list[str] = []  # top-level fields to look in; empty: every string value, nested too
+    action: Literal["mask", "hash"] = "mask"
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> RedactRule:
+        if (self.builtin is None) == (self.pattern is None):
+            raise ValueError("a redact entry needs exactly one of `builtin` (email, bearer, card) or `pattern`")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"redact pattern {self.pattern!r} is invalid: {exc}") from None
+        return self
+
+
+class SampleRule(Group):
+    """Keep `rate` of traces, chosen by a hash of the trace id (the same choice on every worker)."""
+
+    rate: float = Field(ge=0.0, le=1.0)
+    keep_errors: bool = True  # trace rules: a trace with an error line is always kept
+
+
+class Transforms(Group):
+    """What a routing rule changes in the lines it sends (docs/transforms.md), in this order."""
+
+    drop_below: str | None = None  # drop lines under this level (lines without a level are kept)
+    drop_matching: list[str] = []  # drop lines whose text matches one of these regexes
+    sample: SampleRule | None = None
+    add: dict[str, str] = {}  # field -> value; `${source.namespace}`, `${source.labels.app}` take metadata
+    rename: dict[str, str] = {}
+    drop: list[str] = []
+    keep: list[str] = []  # if given, only these top-level fields stay
+    redact: list[RedactRule] = []
+
+    @field_validator("drop_matching")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"drop_matching {pattern!r} is invalid: {exc}") from None
+        return patterns
+
+
 class RouteRule(Group):
     """A routing rule: every predicate given must match; `mode` picks per-line or whole-trace."""
 
@@ -266,6 +316,7 @@ class RouteRule(Group):
     labels: dict[str, str] = {}
     fields: dict[str, str] = {}
     regex: dict[str, str] = {}
+    transforms: Transforms = Transforms()
 
     @field_validator("sinks")
     @classmethod
