@@ -26,11 +26,13 @@ SERILOG_MESSAGE_KEYS = ("@mt", "@m")
 class Aliases:
     """The configured names of one field, pre-split for the nested walk."""
 
-    __slots__ = ("names", "paths", "watch", "serilog")
+    __slots__ = ("names", "paths", "watch", "serilog", "keys")
 
     def __init__(self, names: list[str], *, serilog_info: bool = False) -> None:
         self.names = list(names)
-        self.paths = [(name, name.split(".") if "." in name else None) for name in names]
+        # (name, its parts and the top-level keys a nested match must start with) - or None if not dotted
+        self.paths = [(name, (name.split("."), tuple(".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)))
+                       if "." in name else None) for name in names]
         watch = {".".join(name.split(".")[:i]) for name in names if "." in name
                  for i in range(1, name.count(".") + 1)}
         # a Serilog line (`@mt`/`@m` present) without `@l` is at info: the scan must leave it to the reference
@@ -38,26 +40,32 @@ class Aliases:
         if self.serilog:
             watch.update(SERILOG_MESSAGE_KEYS)
         self.watch = sorted(watch)
+        # every top-level key that could lead to a value: a record with none of them has no such field
+        self.keys = frozenset(names) | {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 1)}
 
     def first(self, doc: dict[str, Any]) -> tuple[str, Any]:
         """(alias, value) of the first alias present with a value other than null, else ("", None).
 
         A literal key is preferred to a nested path of the same alias; aliases are tried in order.
         """
-        for name, parts in self.paths:
+        if self.keys.isdisjoint(doc):
+            return "", None
+        for name, nested in self.paths:
             value = doc.get(name)
-            if value is None and parts is not None:
-                value = _walk(doc, parts)
+            if value is None and nested is not None and any(head in doc for head in nested[1]):
+                value = _walk(doc, nested[0])
             if value is not None:
                 return name, value
         return "", None
 
     def first_string(self, doc: dict[str, Any]) -> str | None:
         """The first alias's value that is a string (ECS's `service` is an object holding `name`)."""
-        for name, parts in self.paths:
+        if self.keys.isdisjoint(doc):
+            return None
+        for name, nested in self.paths:
             value = doc.get(name)
-            if type(value) is not str and parts is not None:
-                value = _walk(doc, parts)
+            if type(value) is not str and nested is not None and any(head in doc for head in nested[1]):
+                value = _walk(doc, nested[0])
             if type(value) is str:
                 return value
         return None

@@ -43,6 +43,8 @@ _LEVEL_ALIASES = {
     "finest": "trace",
 }
 _MAX_TRACE_ID = 256
+# (record, its JSON text, position, stream, source time ns, the line as written) -> entry or None
+FromDoc = Callable[[dict[str, Any], str, int, str, int, str], "list[Any] | None"]
 _EXACT_LEVELS = {**_LEVEL_ALIASES, **{k.upper(): v for k, v in _LEVEL_ALIASES.items()},
                  **{k.capitalize(): v for k, v in _LEVEL_ALIASES.items()}}
 _FRACTION_SCALE = [10 ** (9 - digits) for digits in range(10)]
@@ -89,11 +91,11 @@ class LineParser:
         """
         s = self.settings
         dead: list[DeadLetter] = []
-        parse_line = self.line_parser(chunk, dead)
+        parse_line, from_doc = self.line_parsers(chunk, dead)
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
         chain = self.sources.chain_for(chunk.source) if type(chunk.source) is dict else None
         if chain is not None:
-            parse_line = chain.parse_line(parse_line, dead, chunk.source, sid, self.stage, fallback_ns)
+            parse_line = chain.parse_line(parse_line, from_doc, dead, chunk.source, sid, self.stage, fallback_ns)
         if chain is None and self._scan_fields is not None and _linescan is not None and type(sid) is str \
                 and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
             lines_of = _linescan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
@@ -110,6 +112,11 @@ class LineParser:
     def line_parser(self, chunk: RawChunk, dead: list[DeadLetter]) -> Callable[[list[Any]], list[Any] | None]:
         """The reference parse of one raw line of `chunk`: its parsed entry, or None after adding its
         dead letter to `dead`. Every rule of the parse stage is here; the C scan only skips work."""
+        return self.line_parsers(chunk, dead)[0]
+
+    def line_parsers(self, chunk: RawChunk, dead: list[DeadLetter]) -> tuple[Callable[[list[Any]], list[Any] | None],
+                                                                              FromDoc]:
+        """`line_parser`, and its second half: the entry of an already decoded record (text parsers)."""
         s = self.settings
         trace_fields = s.trace_id_fields
         trace_aliases, time_aliases, level_aliases, service_aliases = self.aliases
@@ -143,6 +150,11 @@ class LineParser:
                 dead.append(DeadLetter("not_object", f"JSON {type(doc).__name__}, expected an object",
                                        stage, text, False, src, sid, pos))
                 return None
+            return from_doc(doc, text, pos, stream, source_ns, text)
+
+        def from_doc(doc: dict[str, Any], text: str, pos: int, stream: str, source_ns: int,
+                     original: str) -> list[Any] | None:
+            """The entry of record `doc` written as `text`; dead letters keep the `original` line."""
             found = doc.get(trace0)
             if found is None:
                 found = trace_aliases.first(doc)[1]
@@ -152,7 +164,7 @@ class LineParser:
                 if trace is None:
                     why = "missing_trace_id" if found is None else "bad_trace_id"
                     dead.append(DeadLetter(why, f"no usable trace id in fields {trace_fields}",
-                                           stage, text, False, src, sid, pos))
+                                           stage, original, False, src, sid, pos))
                     return None
             raw_time = doc.get(time0)
             if raw_time is None:
@@ -172,7 +184,7 @@ class LineParser:
                         else object_time(raw_time)
                     if time_ns is None:
                         dead.append(DeadLetter("bad_time", f"cannot parse time {raw_time!r} ({time_format})",
-                                               stage, text, False, src, sid, pos))
+                                               stage, original, False, src, sid, pos))
                         return None
             raw_level = doc.get(level0)
             level = _EXACT_LEVELS.get(raw_level) if type(raw_level) is str else None
@@ -183,7 +195,7 @@ class LineParser:
                 service = service_aliases.first_string(doc) or ""
             return [0, sid, pos, time_ns, trace, level, service, text, stream]
 
-        return parse_line
+        return parse_line, from_doc
 
 
 def _level(doc: dict[str, Any], raw_level: object, aliases: Aliases, serilog: bool) -> str:

@@ -112,11 +112,14 @@ class TextChain:
                 return parser.name, found
         return "", None
 
-    def parse_line(self, reference: Callable[[list[Any]], list[Any] | None], dead: list[DeadLetter],
-                   chunk_source: dict[str, Any], sid: str, stage: str, fallback_ns: int,
+    def parse_line(self, reference: Callable[[list[Any]], list[Any] | None],
+                   from_doc: Callable[[dict[str, Any], str, int, str, int, str], list[Any] | None],
+                   dead: list[DeadLetter], chunk_source: dict[str, Any], sid: str, stage: str, fallback_ns: int,
                    ) -> Callable[[list[Any]], list[Any] | None]:
-        """A per-line parse like the JSON reference's, trying this chain's parsers first."""
+        """A per-line parse like the JSON reference's, trying this chain's parsers first; a text record
+        goes to the reference's second half (`from_doc`), so its fields are read exactly as JSON's."""
         message_key = self.rename.get("message", "message")
+        dumps = orjson.dumps
 
         def parse_line(raw: list[Any]) -> list[Any] | None:
             pos, text, stream, source_ns, flags = raw
@@ -132,11 +135,7 @@ class TextChain:
                                            stage, text, False, chunk_source, sid, pos))
                     return None
                 record = {message_key: line}
-            before = len(dead)
-            entry = reference([pos, orjson.dumps(record).decode(), stream, source_ns, flags])
-            if entry is None and len(dead) > before:
-                dead[-1].text = text  # the dead letter keeps the line as it was written
-            return entry
+            return from_doc(record, dumps(record).decode(), pos, stream, source_ns, text)
 
         return parse_line
 

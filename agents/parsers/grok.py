@@ -59,28 +59,27 @@ class GrokError(ValueError):
 class CompiledPattern:
     """One grok or regex pattern: match a line, get its fields."""
 
-    __slots__ = ("regex", "fields", "source")
+    __slots__ = ("regex", "fields", "source", "_names", "_typed")
 
     def __init__(self, regex: re.Pattern[str], fields: dict[str, tuple[str, Callable[[str], Any] | None]],
                  source: str) -> None:
         self.regex, self.fields, self.source = regex, fields, source
+        self._names = {group: field for group, (field, _) in fields.items()}
+        self._typed = [(field, convert) for field, convert in fields.values() if convert is not None]
 
     def match(self, text: str) -> dict[str, Any] | None:
         found = self.regex.match(text)
         if found is None:
             return None
-        record: dict[str, Any] = {}
-        for group, value in found.groupdict().items():
-            if value is None:
-                continue
-            field, convert = self.fields[group]
-            if convert is not None:
+        names = self._names
+        record = {names[group]: value for group, value in found.groupdict().items() if value is not None}
+        for field, convert in self._typed:
+            value = record.get(field)
+            if value is not None:
                 try:
                     record[field] = convert(value)
                 except ValueError:
-                    record[field] = value
-            else:
-                record[field] = value
+                    pass
         return record
 
 

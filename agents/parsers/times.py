@@ -29,7 +29,18 @@ def to_rfc3339(kind: str, value: str, reference_ns: int) -> str | None:
         whole, _, fraction = whole.partition(",")
     if fraction and not fraction.isdigit():
         return None
-    reference = datetime.fromtimestamp(reference_ns / 1e9, UTC)
+    # the date a yearless or dateless time belongs to changes once a day: the reference's day is enough
+    head = _seconds(kind, whole, reference_ns // 86_400_000_000_000 if kind in ("syslog", "klog", "timeofday") else 0)
+    if head is None:
+        return None
+    text, zone = head
+    return f"{text}.{fraction[:9]}{zone}" if fraction else text + zone
+
+
+@lru_cache(maxsize=8192)
+def _seconds(kind: str, whole: str, day: int) -> tuple[str, str] | None:
+    """`YYYY-MM-DDTHH:MM:SS` and zone of a time without its fraction; `day` (since the epoch) dates it."""
+    reference = datetime.fromtimestamp(day * 86_400 + 43_200, UTC)
     if kind in ("syslog", "klog"):
         whole = f"{reference.year} {' '.join(whole.split())}"
     elif kind == "timeofday":
@@ -41,14 +52,11 @@ def to_rfc3339(kind: str, value: str, reference_ns: int) -> str | None:
         parsed = _parse(kind, f"{reference.year - 1}{whole[4:]}")
         if parsed is None:
             return None
-    text = parsed.strftime("%Y-%m-%dT%H:%M:%S")
-    if fraction:
-        text += "." + fraction[:9]
-    return text + ("Z" if parsed.utcoffset() in (None, timedelta(0)) else parsed.strftime("%z")[:3] + ":"
-                   + parsed.strftime("%z")[3:])
+    offset = parsed.strftime("%z")
+    zone = "Z" if offset in ("", "+0000") else f"{offset[:3]}:{offset[3:]}"
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S"), zone
 
 
-@lru_cache(maxsize=8192)
 def _parse(kind: str, text: str) -> datetime | None:
     try:
         parsed = datetime.strptime(text, _LAYOUTS[kind])
