@@ -31,17 +31,15 @@ class Aliases:
     def __init__(self, names: list[str], *, serilog_info: bool = False) -> None:
         self.names = list(names)
         # (name, its parts and the top-level keys a nested match must start with) - or None if not dotted
-        self.paths = [(name, (name.split("."), tuple(".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)))
-                       if "." in name else None) for name in names]
-        watch = {".".join(name.split(".")[:i]) for name in names if "." in name
-                 for i in range(1, name.count(".") + 1)}
+        self.paths = [(name, (name.split("."), _heads(name)) if "." in name else None) for name in names]
+        watch = {head for name in names for head in _heads(name)}
         # a Serilog line (`@mt`/`@m` present) without `@l` is at info: the scan must leave it to the reference
         self.serilog = serilog_info and "@l" in names
         if self.serilog:
             watch.update(SERILOG_MESSAGE_KEYS)
         self.watch = sorted(watch)
         # every top-level key that could lead to a value: a record with none of them has no such field
-        self.keys = frozenset(names) | {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 1)}
+        self.keys = frozenset(names) | {head for name in names for head in _heads(name)}
 
     def first(self, doc: dict[str, Any]) -> tuple[str, Any]:
         """(alias, value) of the first alias present with a value other than null, else ("", None).
@@ -69,6 +67,12 @@ class Aliases:
             if type(value) is str:
                 return value
         return None
+
+
+def _heads(name: str) -> tuple[str, ...]:
+    """The top-level keys a nested match of dotted `name` may start with (`a`, `a.b` for `a.b.c`)."""
+    parts = name.split(".")
+    return tuple(".".join(parts[:i]) for i in range(1, len(parts)))
 
 
 def _walk(node: Any, parts: list[str]) -> Any:

@@ -39,6 +39,8 @@ class CompiledRule:
         self.start = re.compile(rule.start) if rule.start else None
         self.continuation = re.compile(rule.continuation) if rule.continuation else None
         self.timeout, self.max_lines, self.max_bytes = rule.flush_timeout, rule.max_lines, rule.max_bytes
+        self.stateful = bool(self.detectors & {"python", "go", "nodejs"})
+        self.stateless_block = Block()  # java keeps no state: one shared block
 
     def applies_to(self, source: dict[str, Any]) -> bool:
         rule = self.rule
@@ -51,6 +53,13 @@ class CompiledRule:
             return False
         path = source.get("path")
         return not rule.paths or (isinstance(path, str) and any(fnmatch.fnmatchcase(path, g) for g in rule.paths))
+
+    def new_block(self, first: str) -> Block:
+        if not self.stateful:
+            return self.stateless_block
+        block = Block()
+        block.note_first(first, self.detectors)
+        return block
 
     def joins(self, text: str, block: Block) -> bool:
         if self.detectors and continues(text, block, self.detectors):
@@ -69,7 +78,7 @@ def rule_for(rules: list[MultilineRule], source: dict[str, Any]) -> CompiledRule
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     pos: int
     resume: int
@@ -79,7 +88,7 @@ class _Record:
     last_seen: float
     texts: list[str] = field(default_factory=list)
     size: int = 0
-    block: Block = field(default_factory=Block)
+    block: Block | None = None  # only for detectors that track state (python, go, nodejs)
 
     def raw(self) -> RawLine:
         return [self.pos, "\n".join(self.texts), self.stream, self.source_ns, self.flags]
@@ -96,27 +105,54 @@ class MultilineJoiner:
 
     def push(self, raw: RawLine, resume: int, now: float) -> list[Emitted]:
         """Take the next line of its stream; return the records now ready to send, in position order."""
-        pos, text, stream, source_ns, flags = raw
-        record = self.open.get(stream)
-        rule = self.rule
-        if flags & FLAG_BASE64:  # not text: it cannot be joined, and it ends what was open
+        return self.push_many([raw], {raw[0]: resume} if resume != raw[0] else {}, now)
+
+    def push_many(self, lines: list[RawLine], resumes: dict[int, int], now: float) -> list[Emitted]:
+        """`push` for many lines in their order (`resumes`: position -> resume offset where they differ).
+
+        One loop with the per-line work inlined: this runs for every line a collector reads.
+        """
+        rule, opened, closed = self.rule, self.open, self._closed
+        out: list[Emitted] = []
+        max_lines, max_bytes, joins, stateless = rule.max_lines, rule.max_bytes, rule.joins, rule.stateless_block
+        stateful, new_block, heappush = rule.stateful, rule.new_block, heapq.heappush
+        joined = 0
+        for raw in lines:
+            pos: int = raw[0]
+            text: str = raw[1]
+            stream: str = raw[2]
+            record = opened.get(stream)
             if record is not None:
-                self._close(record)
-            heapq.heappush(self._closed, (pos, resume, raw))
-            return self._release()
-        if (record is not None and len(record.texts) < rule.max_lines
-                and record.size + len(text) + 1 <= rule.max_bytes and rule.joins(text, record.block)):
-            record.texts.append(text)
-            record.size += len(text) + 1
-            record.flags |= flags & FLAG_TRUNCATED
-            record.last_seen = now
-            self.joined_lines += 1
-            return self._release()
-        if record is not None:
-            self._close(record)
-        record = self.open[stream] = _Record(pos, resume, stream, source_ns, flags, now, [text], len(text))
-        record.block.note_first(text, rule.detectors)
-        return self._release()
+                if not raw[4] & FLAG_BASE64 and len(record.texts) < max_lines \
+                        and record.size + len(text) < max_bytes and joins(text, record.block or stateless):
+                    record.texts.append(text)
+                    record.size += len(text) + 1
+                    record.flags |= raw[4] & FLAG_TRUNCATED
+                    record.last_seen = now
+                    joined += 1
+                    continue
+                del opened[stream]
+                texts = record.texts
+                done = [record.pos, texts[0] if len(texts) == 1 else "\n".join(texts), stream, record.source_ns,
+                        record.flags]
+                if not closed and not opened:  # nothing before it is held: out at once (the common case)
+                    out.append((done, record.resume))
+                else:
+                    heappush(closed, (record.pos, record.resume, done))
+            resume: int = resumes.get(pos, pos)
+            if raw[4] & FLAG_BASE64:  # not text: it cannot be joined
+                heappush(closed, (pos, resume, raw))
+            else:
+                opened[stream] = _Record(pos, resume, stream, raw[3], raw[4], now, [text], len(text),
+                                         new_block(text) if stateful else None)
+            if closed:
+                limit = next(iter(opened.values())).pos if len(opened) == 1 else \
+                    min((r.pos for r in opened.values()), default=None)
+                while closed and (limit is None or closed[0][0] < limit):
+                    item = heapq.heappop(closed)
+                    out.append((item[2], item[1]))
+        self.joined_lines += joined
+        return out
 
     def flush_due(self, now: float) -> list[Emitted]:
         """Close records idle for `flush_timeout`; return what is ready."""
@@ -146,7 +182,9 @@ class MultilineJoiner:
     def _release(self) -> list[Emitted]:
         if not self._closed:
             return []
-        limit = min((r.pos for r in self.open.values()), default=None)
+        opened = self.open
+        limit = None if not opened else next(iter(opened.values())).pos if len(opened) == 1 else \
+            min(r.pos for r in opened.values())
         out: list[Emitted] = []
         while self._closed and (limit is None or self._closed[0][0] < limit):
             _, resume, raw = heapq.heappop(self._closed)

@@ -88,12 +88,19 @@ class TailedFile:
         return self._resumes.get(position, position)
 
     def _out(self, raw: RawLine, resume: int, out: list[RawLine]) -> None:
+        if resume != raw[0]:
+            self._resumes[raw[0]] = resume
+        out.append(raw)
+
+    def _joined(self, lines: list[RawLine], now: float) -> list[RawLine]:
+        """`lines` through the multiline joiner: the records it completes (resume offsets noted)."""
         if self.joiner is None:
-            if resume != raw[0]:
-                self._resumes[raw[0]] = resume
-            out.append(raw)
-            return
-        self._take(self.joiner.push(raw, resume, time.monotonic()), out)
+            return lines
+        emitted = self.joiner.push_many(lines, self._resumes, now)
+        self._resumes = {}
+        out: list[RawLine] = []
+        self._take(emitted, out)
+        return out
 
     def _take(self, emitted: list[tuple[RawLine, int]], out: list[RawLine]) -> None:
         for raw, resume in emitted:
@@ -164,7 +171,7 @@ class TailedFile:
                 self._discard_from = base + start
             else:
                 self._leftover = rest
-        return out
+        return self._joined(out, time.monotonic()) if self.joiner is not None else out
 
     def _emit(self, line: bytes, offset: int, out: list[RawLine], truncated: bool = False) -> None:
         if line.endswith(b"\r"):
@@ -206,6 +213,7 @@ class TailedFile:
             self._out(raw, p.offset, out)
         self._pending = {}
         if self.joiner is not None:
+            out = self._joined(out, time.monotonic())
             self._take(self.joiner.flush_all(), out)
         return out
 

@@ -26,6 +26,7 @@ BENCHES = [
     ("collector", "tests.bench.bench_collector", []),
     ("pod_collector", "tests.bench.bench_pod_collector", []),
     ("sinks", "tests.bench.bench_sinks", []),
+    ("parsers", "tests.bench.bench_parsers", []),
 ]
 TIMEOUT = 1800.0  # seconds per benchmark
 
