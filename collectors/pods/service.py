@@ -46,7 +46,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     watch_tasks: list[asyncio.Task[None]] = []
     try:
         await publisher.start()
-        supervisor = StreamSupervisor(client, publisher, cfg, metrics)
+        supervisor = StreamSupervisor(client, publisher, cfg, metrics, settings.multiline)
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
         log.info("pod collector watching %s with selector %r", ", ".join(w.scope for w in watchers), cfg.selector)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
 from collectors.pods.client import ApiStatusError, KubeClient
@@ -78,8 +79,11 @@ class LogStreamer:
 
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
-                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics) -> None:
+                 cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
+                 multiline: CompiledRule | None = None) -> None:
         self.target = target
+        # multiline records (collectors/multiline.py): lines of an open record stay here across reconnects
+        self._joiner = MultilineJoiner(multiline) if multiline is not None else None
         self.cursor = cursor
         self._client = client
         self._sink = sink
@@ -135,6 +139,7 @@ class LogStreamer:
                 self._metrics.reconnects.inc()
                 await asyncio.sleep(backoff.next_delay())
         except asyncio.CancelledError:
+            self._join_due(everything=True)
             await self._flush()  # publish what was read before stopping
             raise
 
@@ -167,12 +172,15 @@ class LogStreamer:
                     else:
                         await self._budget.wait_for_room()
                 wait = self._batcher.seconds_left()
+                if self._joiner is not None and self._joiner.open:
+                    wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                 if wait is None:
                     data = await content.read(_READ_BYTES)
                 else:
                     try:
                         data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
                     except TimeoutError:
+                        self._join_due()
                         await self._flush()
                         continue
                 if not data:
@@ -206,6 +214,9 @@ class LogStreamer:
                 continue
             entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
+        if self._joiner is not None:
+            entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
+            size = sum(len(raw[1]) for raw in entries)
         self._batcher.extend(entries, size)
         if duplicates:
             self._metrics.duplicates.inc(duplicates)
@@ -215,7 +226,16 @@ class LogStreamer:
         if self._tail is not None:
             (line, truncated), self._tail = self._tail, None
             self._take([(line, truncated or not confirmed)])
+        self._join_due(everything=True)  # the instance ended: its open record is complete
         await self._flush()
+
+    def _join_due(self, everything: bool = False) -> None:
+        """Move multiline records past their flush timeout (or all of them) to the batch."""
+        if self._joiner is None or not self._joiner.open:
+            return
+        done = self._joiner.flush_all() if everything else self._joiner.flush_due(time.monotonic())
+        entries = [raw for raw, _ in done]
+        self._batcher.extend(entries, sum(len(raw[1]) for raw in entries))
 
     async def _flush(self) -> None:
         if not self._batcher.lines:

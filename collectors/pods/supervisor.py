@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 
+from collectors.multiline import rule_for
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
@@ -23,14 +24,16 @@ from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
-from core.settings import PodCollectorSettings
+from core.settings import MultilineSettings, PodCollectorSettings
 
 log = logging.getLogger(__name__)
 
 
 class StreamSupervisor:
-    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics) -> None:
+    def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics,
+                 multiline: MultilineSettings | None = None) -> None:
         self._client = client
+        self._multiline = multiline.rules if multiline is not None else []
         self._sink = sink
         self._cfg = cfg
         self._metrics = metrics
@@ -124,7 +127,7 @@ class StreamSupervisor:
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
                                functools.partial(self.verify, pod, inst.name, inst.restart),
-                               self._cfg, self._budget, self._metrics)
+                               self._cfg, self._budget, self._metrics, rule_for(self._multiline, source))
         self._uid_of[sid] = pod.uid
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")
 
