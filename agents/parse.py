@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agents.line_parser import LineParser
@@ -14,7 +15,9 @@ from core.models import DeadLetter, RawChunk, encode_dead_letters
 
 def register(ctx: StageContext) -> None:
     """Attach the parse agent to the App."""
-    parser = LineParser(ctx.settings.parse)
+    live = ctx.rules
+    parser: LineParser | Callable[[], LineParser] = (lambda: live.parser) if live is not None \
+        else LineParser(ctx.settings.parse)
     compress = compressor(ctx.settings.kafka.payload_codec)
     partitions = ctx.settings.kafka.partitions
     channels = ctx.channels
@@ -24,8 +27,10 @@ def register(ctx: StageContext) -> None:
         await parse_stream(stream, parser, channels.parsed(), channels.deadletter(), compress, partitions)
 
 
-async def parse_stream(stream: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
-                       compress: Any, partitions: int) -> None:
+async def parse_stream(stream: Any, parser: LineParser | Callable[[], LineParser], parsed_topic: Any,
+                       dead_topic: Any, compress: Any, partitions: int) -> None:
+    """`parser`, or a function giving the live one: read once per chunk, so rules switch between chunks."""
+    current = parser if isinstance(parser, LineParser) else None
     async for event in stream.events():
         CHUNKS.labels("parse").inc()
         try:
@@ -36,7 +41,7 @@ async def parse_stream(stream: Any, parser: LineParser, parsed_topic: Any, dead_
             DEAD_LETTERS.labels("parse", "bad_chunk").inc()
             continue
         LINES.labels("parse_in").inc(len(chunk.lines))
-        outputs, dead = parser.parse_chunk(chunk, partitions)
+        outputs, dead = (current or parser()).parse_chunk(chunk, partitions)  # type: ignore[operator]
         for partition, out in outputs.items():
             await parsed_topic.send(value=compress(out.encode()), partition=partition)
             LINES.labels("parse_out").inc(len(out.lines))

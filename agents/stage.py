@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import faust
 
 from agents.channels import Channels
+from agents.live_rules import LiveRules
 from core.settings import Settings
 from tables.trace_table import TraceWindowTable
 
@@ -23,3 +24,4 @@ class StageContext:
     channels: Channels
     trace_table: Callable[[], TraceWindowTable]
     recovery_completed: Callable[[], bool]
+    rules: LiveRules | None = None  # live parse and routing rules (agents/live_rules.py); None: settings only

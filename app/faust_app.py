@@ -90,13 +90,21 @@ def load_worker() -> faust.App:
     """
     from agents import drain, group, parse
     from agents.channels import Channels
+    from agents.live_rules import LiveRules, follow
     from agents.stage import StageContext
     from app import web
     from app.trace_tables import trace_table
 
     registrations = {"parse": parse.register, "group": group.register, "drain": drain.register}
     app, settings = get_app(), get_settings()
-    ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed)
+    rules = LiveRules(settings)
+    ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed, rules)
+
+    @app.task
+    async def follow_live_rules() -> None:
+        """Every worker takes each published rules version (agents/live_rules.py)."""
+        await follow(settings, rules)
+
     for stage in settings.worker.stages:
         registrations[stage](ctx)
     web.register(app, settings)

@@ -94,6 +94,29 @@ def cmd_parse_test(args: argparse.Namespace) -> int:
     return run_parse_test(_settings(args).parse, parse_source(args.source), Path(args.file))
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from commands import rules
+
+    settings, path = _settings(args), Path(args.file)
+    if args.action == "check":
+        print(f"rules version {rules.validated(settings, path).name()} is valid")
+        return 0
+    if args.action == "publish":
+        print(f"published rules version {asyncio.run(rules.publish(settings, path))}")
+        return 0
+
+    async def watch() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await rules.watch(settings, path, stop)
+
+    asyncio.run(watch())
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     if bool(args.sink) == bool(args.deadletters):
         raise ConfigError("replay needs exactly one of --sink NAME or --deadletters")
@@ -188,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "annotation=name[+name] (the pod annotation logweave.io/parser)")
     parse_test.add_argument("file", help="sample lines, one per line")
     parse_test.set_defaults(func=cmd_parse_test)
+
+    rules = sub.add_parser("rules", help="validate live rules (parsers, routing) and publish them to every worker")
+    rules.add_argument("action", choices=["check", "publish", "watch"],
+                       help="check: validate only; publish: once; watch: on SIGHUP and on every change of FILE")
+    rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched) and `routing` (rules)")
+    rules.set_defaults(func=cmd_rules)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

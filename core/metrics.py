@@ -30,3 +30,6 @@ CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records behind the end offset", [
 TRANSFORM_LINES = Counter("logweave_transform_lines_total",
                           "Lines through a routing rule's transforms: kept, dropped, sampled_out, redacted",
                           ["rule", "outcome"])
+RULES_VERSION = Gauge("logweave_rules_version_info", "The live rules version this worker runs (value 1)",
+                      ["version"])
+RULES_REFUSED = Counter("logweave_rules_refused_total", "Published rules versions this worker refused")

@@ -8,6 +8,7 @@ RAW: Final = "logs.raw"
 PARSED: Final = "logs.parsed"
 DEADLETTER: Final = "logs.deadletter"
 TRACES_CLOSED: Final = "traces.closed"
+RULES: Final = "config.rules"  # compacted, one partition: the live rules (core/rules.py)
 
 
 def sink_topic(sink_name: str) -> str:

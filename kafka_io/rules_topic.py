@@ -1,0 +1,70 @@
+"""The compacted `config.rules` topic: publishing a rules version, and following it from its start.
+
+One partition, one key (`rules`), cleanup.policy=compact: the topic keeps the latest version, a
+worker that starts reads it before anything else, and a running worker sees each new one in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from core.settings import Settings
+from core.topics import RULES
+from kafka_io.range_reader import range_consumer
+
+KEY = b"rules"
+
+
+async def ensure_rules_topic(settings: Settings) -> str:
+    """Create the compacted rules topic if missing; return its name."""
+    name = settings.topic(RULES)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        if name not in set(await admin.list_topics()):
+            try:
+                await admin.create_topics([NewTopic(name=name, num_partitions=1,
+                                                    replication_factor=settings.kafka.replication_factor,
+                                                    topic_configs={"cleanup.policy": "compact"})])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+    return name
+
+
+async def publish_rules(settings: Settings, value: bytes) -> int:
+    """Send one encoded rules version; return its offset once the broker acknowledged it."""
+    name = await ensure_rules_topic(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+                                max_request_size=max(1 << 20, settings.kafka.max_message_bytes))
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(name, value, key=KEY, partition=0)
+        return int(sent.offset)
+    finally:
+        await producer.stop()
+
+
+async def follow_rules(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
+                       poll: float = 1.0) -> None:
+    """Hand every rules record to `apply`, from the topic's start, until `stop` is set."""
+    name = await ensure_rules_topic(settings)
+    consumer = range_consumer(settings)
+    await consumer.start()
+    try:
+        partition = TopicPartition(name, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        while not stop.is_set():
+            batches = await consumer.getmany(partition, timeout_ms=int(poll * 1000))
+            for record in batches.get(partition, []):
+                if record.value is not None:
+                    apply(record.value)
+    finally:
+        await consumer.stop()
