@@ -50,6 +50,7 @@ class LiveRules:
             merged = document.merged(self.settings)
             parser = LineParser(merged.parse)
             router = Router(merged.routing, merged.sinks.enabled)
+            router.inherit(self.router)  # traces held under a rule this version drops still get delivered
         except (ConfigError, ValueError) as exc:
             why = str(exc).splitlines()[0]
             self.refused = [*self.refused[-9:], (_version_of(value), why)]

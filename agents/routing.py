@@ -94,6 +94,15 @@ class Router:
         self.line_rules = [r for r in rules if r.mode == "line"]
         self.trace_rules = [r for r in rules if r.mode == "trace"]
         self.default_all = not rules
+        # trace rules of earlier live versions (agents/live_rules.py) that this one dropped or renamed:
+        # traces they matched before the switch are still delivered by them when they close
+        self.retired: dict[str, CompiledRule] = {}
+
+    def inherit(self, previous: Router) -> None:
+        """Keep `previous`'s trace rules this router has no rule of the same name for (see `retired`)."""
+        current = {rule.name for rule in self.trace_rules}
+        older = [*previous.retired.values(), *previous.trace_rules]
+        self.retired = {rule.name: rule for rule in older if rule.name not in current}
 
     def line_sinks(self, line: list[Any], sources: list[dict[str, Any]]) -> tuple[str, ...]:
         """Sinks a line goes to at once."""
@@ -125,6 +134,10 @@ class Router:
         for rule in self.trace_rules:
             if rule.name in matched_rules:
                 rule.deliveries(line, sources, trace_errors, taken, out)
+        for name in matched_rules:
+            retired = self.retired.get(name)
+            if retired is not None:
+                retired.deliveries(line, sources, trace_errors, taken, out)
         return out
 
     def trace_rule_hits(self, line: list[Any], sources: list[dict[str, Any]]) -> list[str]:

@@ -70,3 +70,14 @@ def test_version_names_and_file_validation(tmp_path: Path) -> None:
     path.write_text("routing:\n  rules:\n    - {name: x, sinks: [nowhere]}\n")
     with pytest.raises(ConfigError, match=r"routing.rules.0.sinks: unknown sink"):
         load_rules_file(path)
+
+
+def test_a_trace_matched_under_a_dropped_rule_is_still_delivered_by_it() -> None:
+    rules = LiveRules(Settings())
+    assert rules.apply(record({"version": "a", "routing": {"rules": [
+        {"name": "slow-traces", "sinks": ["file"], "mode": "trace", "level_at_least": "warn"}]}}))
+    assert rules.apply(record({"version": "b", "routing": {"rules": [
+        {"name": "errors", "sinks": ["file"], "mode": "trace", "level_at_least": "error"}]}}))
+    line = [0, "s", 1, 1, "t", "warn", "svc", "{}", "stdout"]
+    assert [sink for sink, _ in rules.router.trace_deliveries(["slow-traces"], line, [{}], False)] == ["file"]
+    assert rules.router.trace_rule_hits(line, [{}]) == []  # new lines match only the running version
