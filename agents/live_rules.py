@@ -70,17 +70,9 @@ async def follow(settings: Settings, rules: LiveRules) -> None:
     """Apply every rules version published to `config.rules`, reconnecting after broker errors."""
     import asyncio
 
-    from kafka_io.rules_topic import follow_rules
+    from kafka_io.rules_topic import follow_rules_forever
 
-    stop = asyncio.Event()
-    while True:
-        try:
-            await follow_rules(settings, rules.apply, stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the broker away: the running rules stay, retry
-            log.warning("cannot follow the rules topic (%s); retrying in 5 s", exc)
-            await asyncio.sleep(5)
+    await follow_rules_forever(settings, rules.apply, asyncio.Event())
 
 
 def _version_of(value: bytes) -> str:

@@ -1,4 +1,5 @@
-"""Rules that can change while workers run: parsers and routing (with its transforms), as one document.
+"""Rules that can change while workers and collectors run: parsers, routing (with its transforms) and the
+collectors' multiline rules, as one document.
 
 They live in a file (a ConfigMap); `logweave rules watch FILE` validates each new version and publishes
 it to the compacted `config.rules` topic, from which every worker takes it (agents/live_rules.py).
@@ -16,7 +17,15 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from core.settings import Group, ParserDef, ParserSource, ParseSettings, RoutingSettings, Settings
+from core.settings import (
+    Group,
+    MultilineSettings,
+    ParserDef,
+    ParserSource,
+    ParseSettings,
+    RoutingSettings,
+    Settings,
+)
 
 RULES_SCHEMA = 1
 
@@ -31,6 +40,7 @@ class RulesDocument(Group):
     version: str = ""
     parse: ParseRules = ParseRules()
     routing: RoutingSettings = RoutingSettings()
+    multiline: MultilineSettings | None = None  # the collectors' rules; absent: each keeps its own settings
 
     def name(self) -> str:
         """The version's name: the one given, else the first 12 hex digits of the content's hash."""

@@ -7,6 +7,7 @@ worker that starts reads it before anything else, and a running worker sees each
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -18,6 +19,7 @@ from core.topics import RULES
 from kafka_io.range_reader import range_consumer
 
 KEY = b"rules"
+log = logging.getLogger(__name__)
 
 
 async def ensure_rules_topic(settings: Settings) -> str:
@@ -68,3 +70,19 @@ async def follow_rules(settings: Settings, apply: Callable[[bytes], object], sto
                     apply(record.value)
     finally:
         await consumer.stop()
+
+
+async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
+                               retry: float = 5.0) -> None:
+    """`follow_rules`, reconnecting after broker errors (the running rules stay meanwhile)."""
+    while not stop.is_set():
+        try:
+            await follow_rules(settings, apply, stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker away or the topic not there yet: retry
+            log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
+            try:
+                await asyncio.wait_for(stop.wait(), retry)
+            except TimeoutError:
+                pass

@@ -108,6 +108,15 @@ class TailedFile:
                 self._resumes[raw[0]] = resume
             out.append(raw)
 
+    def release_joiner(self) -> list[RawLine]:
+        """Stop joining (a new rules version has no multiline rule for this file): its records, closed."""
+        self._resumes = {}
+        out: list[RawLine] = []
+        if self.joiner is not None:
+            self._take(self.joiner.flush_all(), out)
+            self.joiner = None
+        return out
+
     def flush_due(self) -> list[RawLine]:
         """Multiline records whose flush timeout passed."""
         self._resumes = {}
