@@ -11,8 +11,11 @@ switch always falls on a chunk boundary; every worker reports the version it run
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+
+import orjson
 
 from agents.line_parser import LineParser
 from agents.routing import Router
@@ -20,6 +23,7 @@ from core.errors import ConfigError
 from core.metrics import RULES_REFUSED, RULES_VERSION
 from core.rules import decode_rules
 from core.settings import Settings
+from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
 STARTUP = "startup"  # the rules of the worker's own settings, before any published version
@@ -68,17 +72,11 @@ class LiveRules:
 
 async def follow(settings: Settings, rules: LiveRules) -> None:
     """Apply every rules version published to `config.rules`, reconnecting after broker errors."""
-    import asyncio
-
-    from kafka_io.rules_topic import follow_rules_forever
-
     await follow_rules_forever(settings, rules.apply, asyncio.Event())
 
 
 def _version_of(value: bytes) -> str:
     try:
-        import orjson
-
         found = orjson.loads(value).get("version")
         return str(found) if found else "?"
     except (ValueError, AttributeError):

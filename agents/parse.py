@@ -30,7 +30,7 @@ def register(ctx: StageContext) -> None:
 async def parse_stream(stream: Any, parser: LineParser | Callable[[], LineParser], parsed_topic: Any,
                        dead_topic: Any, compress: Any, partitions: int) -> None:
     """`parser`, or a function giving the live one: read once per chunk, so rules switch between chunks."""
-    current = parser if isinstance(parser, LineParser) else None
+    parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
     async for event in stream.events():
         CHUNKS.labels("parse").inc()
         try:
@@ -41,7 +41,7 @@ async def parse_stream(stream: Any, parser: LineParser | Callable[[], LineParser
             DEAD_LETTERS.labels("parse", "bad_chunk").inc()
             continue
         LINES.labels("parse_in").inc(len(chunk.lines))
-        outputs, dead = (current or parser()).parse_chunk(chunk, partitions)  # type: ignore[operator]
+        outputs, dead = parser_of().parse_chunk(chunk, partitions)
         for partition, out in outputs.items():
             await parsed_topic.send(value=compress(out.encode()), partition=partition)
             LINES.labels("parse_out").inc(len(out.lines))
