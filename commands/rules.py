@@ -30,7 +30,7 @@ def validated(settings: Settings, path: Path) -> RulesDocument:
         merged = document.merged(settings)
         LineParser(merged.parse)
         Router(merged.routing, merged.sinks.enabled)
-    except ValueError as exc:
+    except (ConfigError, ValueError) as exc:
         raise ConfigError(f"rules file {path}: {str(exc).splitlines()[0]}") from None
     return document
 

@@ -51,7 +51,10 @@ class RulesDocument(Group):
 
     def merged(self, settings: Settings) -> Settings:
         """`settings` with these rules in place of its parse rules and routing (validated again)."""
-        parse = ParseSettings(**{**settings.parse.model_dump(), **self.parse.model_dump()})
+        try:
+            parse = ParseSettings(**{**settings.parse.model_dump(), **self.parse.model_dump()})
+        except ValidationError as exc:
+            raise ConfigError(f"parse.{_first_error(exc)}") from None
         return settings.model_copy(update={"parse": parse, "routing": self.routing})
 
     def encode(self) -> bytes:
@@ -91,4 +94,5 @@ def load_rules_file(path: Path) -> RulesDocument:
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -81,3 +81,10 @@ def test_a_trace_matched_under_a_dropped_rule_is_still_delivered_by_it() -> None
     line = [0, "s", 1, 1, "t", "warn", "svc", "{}", "stdout"]
     assert [sink for sink, _ in rules.router.trace_deliveries(["slow-traces"], line, [{}], False)] == ["file"]
     assert rules.router.trace_rule_hits(line, [{}]) == []  # new lines match only the running version
+
+
+def test_an_unknown_parser_name_is_named_in_the_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("parse:\n  sources:\n    - {parsers: [nginxx]}\n")
+    with pytest.raises(ConfigError, match=r"rules file .*: parse.*unknown parser\(s\) \['nginxx'\]"):
+        validated(Settings(), path)
