@@ -21,7 +21,7 @@ import orjson
 
 from core.metrics import TRANSFORM_LINES
 from core.models import LEVEL_RANK, P_LEVEL, P_SRC, P_TEXT, P_TRACE
-from core.settings import RedactRule, Transforms
+from core.rule_settings import RedactRule, Transforms
 
 MASK = "****"
 _TEMPLATE = re.compile(r"\$\{source\.([\w.-]+)\}")

@@ -25,7 +25,7 @@ from typing import Any
 
 from collectors.multiline_detectors import Block, continues
 from core.models import FLAG_BASE64, FLAG_TRUNCATED, RawLine
-from core.settings import MultilineRule
+from core.rule_settings import MultilineRule
 
 Emitted = tuple[RawLine, int]  # a raw line and the offset to resume from to read it again
 

@@ -17,15 +17,9 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from core.settings import (
-    Group,
-    MultilineSettings,
-    ParserDef,
-    ParserSource,
-    ParseSettings,
-    RoutingSettings,
-    Settings,
-)
+from core.rule_settings import MultilineSettings, ParserDef, ParserSource
+from core.settings import ParseSettings, RoutingSettings, Settings
+from core.settings_group import Group
 
 RULES_SCHEMA = 1
 

@@ -22,7 +22,8 @@ from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, LevelRule
 from agents.parsers.logfmt import parse_logfmt
 from agents.parsers.times import to_rfc3339
 from core.models import FLAG_BASE64, DeadLetter
-from core.settings import ParserDef, ParserSource, ParseSettings
+from core.rule_settings import ParserDef, ParserSource
+from core.settings import ParseSettings
 
 ANNOTATION = "logweave.io/parser"
 _JSON = object()  # a match that the JSON reference reads as it is

@@ -28,7 +28,8 @@ from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
 from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
-from core.settings import CollectorSettings, MultilineSettings
+from core.rule_settings import MultilineSettings
+from core.settings import CollectorSettings
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from collectors.multiline import MultilineJoiner, rule_for
 from core.errors import ConfigError
+from core.rule_settings import MultilineRule
 from core.rules import decode_rules
-from core.settings import MultilineRule
 
 if TYPE_CHECKING:
     from collectors.files.collector import FileCollector

@@ -24,7 +24,8 @@ from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
-from core.settings import MultilineSettings, PodCollectorSettings
+from core.rule_settings import MultilineSettings
+from core.settings import PodCollectorSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from agents.line_parser import LineParser
 from collectors.files.tailer import TailedFile, fingerprint
 from collectors.multiline import CompiledRule, MultilineJoiner
 from core.models import RawChunk
-from core.settings import MultilineRule, ParseSettings
+from core.rule_settings import MultilineRule
+from core.settings import ParseSettings
 from tests.bench.bench_worker import make_doc
 
 CHUNK = 1000

@@ -14,7 +14,7 @@ import pytest
 
 from collectors.multiline import CompiledRule, MultilineJoiner, rule_for
 from core.models import FLAG_BASE64, FLAG_TRUNCATED
-from core.settings import MultilineRule
+from core.rule_settings import MultilineRule
 
 DATA = Path(__file__).parents[2] / "data" / "multiline"
 
