@@ -2,7 +2,8 @@
 
 Against the Kubernetes API test server (tests/support/kube_api.py) and a real broker: a Python
 traceback is written in two parts with the follow connection cut between them; the record must come
-out whole, once, at the position of its first line, and the last record by the flush timeout.
+out whole, once, at the position of its first line, and the last record by the flush timeout (2 s: longer
+than a reconnect on a loaded machine, which would otherwise close the open record).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def test_traceback_joined_across_a_cut_connection(broker: EmbeddedBroker, 
     kube.log(pod, "app", ["INFO:shop:started", *TRACEBACK[:3]])
     base = pod_settings(broker, kube, tmp_path)
     settings = load_settings(environ={}, kafka=base.kafka.model_dump(), pods=base.pods.model_dump(mode="json"),
-                             multiline={"rules": [{"detectors": ["python"], "flush_timeout": "300ms"}]})
+                             multiline={"rules": [{"detectors": ["python"], "flush_timeout": "2s"}]})
     async with running_collector(settings) as run:
         await wait_for_lines(broker, 1)
         kube.cut_next(pod, "app", "eof")
