@@ -95,7 +95,7 @@ async def test_checkpoint_never_splits_a_record_and_a_restart_reads_it_whole(tmp
 
 
 async def test_an_idle_record_is_sent_after_the_flush_timeout(tmp_path: Path) -> None:
-    path, publisher, collector = collector_for(tmp_path, flush_timeout=0.05)
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=0.5)
     path.write_bytes(b"".join(cri(b"stdout", j) for j in JAVA))
     await pump(collector)
     assert lines_of(publisher) == []
