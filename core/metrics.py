@@ -32,3 +32,9 @@ SINK_OLDEST_UNWRITTEN = Gauge("logweave_sink_oldest_unwritten_seconds",
                               ["sink"])
 CONSUMER_LAG = Gauge("logweave_consumer_lag", "Records between the committed offset (the topic's start when none) and "
                      "the end offset", ["topic", "partition"])
+TRANSFORM_LINES = Counter("logweave_transform_lines_total",
+                          "Lines through a routing rule's transforms: kept, dropped, sampled_out, redacted",
+                          ["rule", "outcome"])
+RULES_VERSION = Gauge("logweave_rules_version_info", "The live rules version this worker runs (value 1)",
+                      ["version"])
+RULES_REFUSED = Counter("logweave_rules_refused_total", "Published rules versions this worker refused")

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
 from collectors.pods.client import ApiStatusError, KubeClient
@@ -88,8 +89,11 @@ class LogStreamer:
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
                  cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
-                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None) -> None:
+                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None,
+                 multiline: CompiledRule | None = None) -> None:
         self.target = target
+        # multiline records (collectors/multiline.py): lines of an open record stay here across reconnects
+        self._joiner = MultilineJoiner(multiline) if multiline is not None else None
         self.cursor = cursor
         self._client = client
         self._sink = sink
@@ -154,6 +158,7 @@ class LogStreamer:
                 self._metrics.reconnects.inc()
                 await asyncio.sleep(backoff.next_delay())
         except asyncio.CancelledError:
+            self._join_due(everything=True)
             await self._flush()  # publish what was read before stopping
             raise
 
@@ -188,12 +193,15 @@ class LogStreamer:
                     else:
                         await self._budget.wait_for_room()
                 wait = self._batcher.seconds_left()
+                if self._joiner is not None and self._joiner.open:
+                    wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                 if wait is None:
                     data = await content.read(_READ_BYTES)
                 else:
                     try:
                         data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
                     except TimeoutError:
+                        self._join_due()
                         await self._flush()
                         continue
                 if not data or self._rewound:
@@ -233,6 +241,9 @@ class LogStreamer:
                 continue
             entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
+        if self._joiner is not None:
+            entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
+            size = sum(len(raw[1]) for raw in entries)
         self._batcher.extend(entries, size)
         if duplicates:
             self._metrics.duplicates.inc(duplicates)
@@ -242,7 +253,16 @@ class LogStreamer:
         if self._tail is not None:
             (line, truncated), self._tail = self._tail, None
             self._take([(line, truncated or not confirmed)])
+        self._join_due(everything=True)  # the instance ended: its open record is complete
         await self._flush()
+
+    def _join_due(self, everything: bool = False) -> None:
+        """Move multiline records past their flush timeout (or all of them) to the batch."""
+        if self._joiner is None or not self._joiner.open:
+            return
+        done = self._joiner.flush_all() if everything else self._joiner.flush_due(time.monotonic())
+        entries = [raw for raw, _ in done]
+        self._batcher.extend(entries, sum(len(raw[1]) for raw in entries))
 
     async def _flush(self) -> None:
         if not self._batcher.lines:
@@ -284,6 +304,8 @@ class LogStreamer:
         self._rewound = True
         _, pending = self._batcher.take()
         self._budget.release(pending)
+        if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
+            self._joiner = MultilineJoiner(self._joiner.rule)
         if self._resp is not None:
             self._resp.close()
         return True

@@ -27,6 +27,7 @@ BENCHES = [
     ("pod_collector", "tests.bench.bench_pod_collector", []),
     ("sinks", "tests.bench.bench_sinks", []),
     ("intake", "tests.bench.bench_intake", ["--lines", "200000", "--rounds", "3"]),
+    ("parsers", "tests.bench.bench_parsers", []),
 ]
 TIMEOUT = 1800.0  # seconds per benchmark
 
