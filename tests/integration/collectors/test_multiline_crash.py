@@ -16,8 +16,9 @@ import orjson
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import collector_settings, cri, pod_log, read_lines, wait_for_lines
-from tests.integration.collectors.file_process import CollectorProcess
+from tests.integration.collectors.file_process import collector_process
 from tests.support.polling import wait_for
+from tests.support.processes import ManagedProcess
 
 TRACE = ["java.lang.IllegalStateException: card declined for order {n}",
          "\tat com.example.shop.Payments.charge(Payments.java:42)",
@@ -48,8 +49,8 @@ async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_p
     settings = collector_settings(broker, tmp_path)
     total = 4_000
 
-    def start() -> CollectorProcess:
-        process = CollectorProcess(settings, tmp_path / "collector.log")
+    def start() -> ManagedProcess:
+        process = collector_process(settings, tmp_path / "collector.log")
         process.env["LOGWEAVE_MULTILINE__RULES"] = '[{"detectors": ["java"], "flush_timeout": "5s"}]'
         return process.start()
 
@@ -72,7 +73,7 @@ async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_p
         assert collector.stop() == 0
     finally:
         stop.set()
-        if collector.process and collector.process.poll() is None:
+        if collector.alive():
             collector.kill()
     lines = await read_lines(settings)
     seen: dict[tuple[str, int], bytes] = {}

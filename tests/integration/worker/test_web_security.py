@@ -23,9 +23,9 @@ from commands.broker import EmbeddedBroker, free_port
 from core.api_tokens import hash_token
 from core.models import RawChunk, make_raw_line
 from core.settings import KafkaSettings, load_settings
-from core.topics import RAW, pipeline_topics
+from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
-from kafka_io.topic_admin import ensure_topics
+from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import start_broker
 from tests.support.polling import wait_for_sync
 from tests.support.processes import ManagedProcess, listening_address, worker
@@ -77,8 +77,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredWorker]
            "LOGWEAVE_WORKER__API_TOKENS": hash_token(TOKEN), "LOGWEAVE_WORKER__METRICS_REQUIRE_TOKEN": "true",
            "LOGWEAVE_WORKER__WEB_CERT_FILE": str(files.server_cert),
            "LOGWEAVE_WORKER__WEB_KEY_FILE": str(files.server_key)}
-    kafka = load_settings(environ=env).kafka
-    asyncio.run(ensure_topics(kafka, pipeline_topics(["file"])))
+    settings = load_settings(environ=env)
+    kafka = settings.kafka
+    asyncio.run(prepare_worker_topics(settings))  # the worker does not create topics
     port = free_port()
     process = worker(tmp, env, port).start()
     served = SecuredWorker(process, port, ssl.create_default_context(cafile=str(files.ca)))
