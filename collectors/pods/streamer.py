@@ -94,6 +94,8 @@ class LogStreamer:
         self.target = target
         # multiline records (collectors/multiline.py): lines of an open record stay here across reconnects
         self._joiner = MultilineJoiner(multiline) if multiline is not None else None
+        # (position, ts) of the lines read while joining, until a sent chunk covers them (see _last_line_sent)
+        self._read_lines: deque[tuple[int, int]] = deque()
         self.cursor = cursor
         self._client = client
         self._sink = sink
@@ -242,6 +244,7 @@ class LogStreamer:
             entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
         if self._joiner is not None:
+            self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
             size = sum(len(raw[1]) for raw in entries)
         self._batcher.extend(entries, size)
@@ -269,6 +272,8 @@ class LogStreamer:
             return
         lines, size = self._batcher.take()
         epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
+        if self._joiner is not None:
+            position, ts = self._last_line_sent(position, ts)
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
             async with self._budget.gate:
@@ -278,6 +283,16 @@ class LogStreamer:
         self._unacked.add(ack)
         ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size, epoch=epoch,
                                                 ts=ts, position=position))
+
+    def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
+        """The last line a chunk being sent covers. A joined record takes its first line's position, so
+        acknowledging that would make a rewind or a restart read the record's tail again as records of
+        their own: every line read before the earliest record still held is in this chunk or before it."""
+        held = self._joiner.min_resume if self._joiner is not None else None
+        read = self._read_lines
+        while read and (held is None or read[0][0] < held):
+            position, ts = read.popleft()
+        return position, ts
 
     def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
                position: int) -> None:
@@ -306,6 +321,7 @@ class LogStreamer:
         self._budget.release(pending)
         if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
             self._joiner = MultilineJoiner(self._joiner.rule)
+            self._read_lines.clear()
         if self._resp is not None:
             self._resp.close()
         return True
