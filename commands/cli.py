@@ -57,6 +57,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.topics import POSITIONS
+    from kafka_io.rules_topic import ensure_rules_topic
     from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 
     settings = _settings(args)
@@ -64,6 +65,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     async def prepare() -> None:
         await prepare_worker_topics(settings, timeout=args.timeout)
         await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
+        await ensure_rules_topic(settings, timeout=args.timeout)  # live rules (docs/rules.md)
 
     asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)

@@ -25,12 +25,13 @@ KEY = b"rules"
 log = logging.getLogger(__name__)
 
 
-async def ensure_rules_topic(settings: Settings) -> str:
-    """Create the compacted rules topic if missing; return its name."""
+async def ensure_rules_topic(settings: Settings, timeout: float | None = None) -> str:
+    """Create the compacted rules topic if missing (`logweave prepare`, and a worker or `rules publish` that
+    finds it missing); return its name. Waits up to `timeout` (default `kafka.connect_timeout`) for a broker."""
     name, kafka = settings.topic(RULES), settings.kafka
     admin = await connect(
         kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
-        "checking the rules topic")
+        "checking the rules topic", timeout)
     try:
         if name not in set(await admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
