@@ -20,6 +20,7 @@
 
 #define MAX_DEPTH 64
 #define MAX_NAMES 16
+#define MAX_WATCH 32
 #define MAX_TRACE 256
 #define N_FIELDS 4
 enum { F_TRACE, F_TIME, F_LEVEL, F_SERVICE };
@@ -180,13 +181,18 @@ typedef struct {
     const char *name[MAX_NAMES];
     Py_ssize_t len[MAX_NAMES];
     int count;
-    int dotted; /* some name contains '.': the reference walks nested objects for it */
+    /* Watched keys: with the first name absent, one of these at the top level may make the reference
+     * find the field elsewhere (`service` for `service.name`, Serilog's `@mt` for an implied level). */
+    const char *watch[MAX_WATCH];
+    Py_ssize_t watch_len[MAX_WATCH];
+    int watch_count;
 } Names;
 
 typedef struct {
     int alias;  /* index of the name that matched, -1 if none */
     int kind;   /* K_STRING (unescaped), K_INT, K_OTHER */
     int dup;
+    int watched; /* a watched key is present */
     const char *start;
     Py_ssize_t len;
 } Found;
@@ -194,7 +200,7 @@ typedef struct {
 /* Scan a line that starts with '{' and ends with '}'. 0: valid, fields recorded; -1: not sure. */
 static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Found found[N_FIELDS]) {
     Cursor c = {buf + 1, buf + size};
-    for (int f = 0; f < N_FIELDS; f++) found[f].alias = -1, found[f].dup = 0;
+    for (int f = 0; f < N_FIELDS; f++) found[f].alias = -1, found[f].dup = 0, found[f].watched = 0;
     skip_ws(&c);
     if (c.p < c.end && *c.p == '}') return c.p + 1 == c.end ? 0 : -1;
     for (;;) {
@@ -223,6 +229,9 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], Fo
             }
         }
         for (int f = 0; f < N_FIELDS; f++) {
+            for (int i = 0; i < names[f].watch_count; i++)
+                if (names[f].watch_len[i] == key_len && memcmp(names[f].watch[i], key, (size_t)key_len) == 0)
+                    found[f].watched = 1;
             for (int i = 0; i < names[f].count; i++) {
                 if (names[f].len[i] == key_len && memcmp(names[f].name[i], key, (size_t)key_len) == 0) {
                     if (found[f].alias == i) found[f].dup = 1;
@@ -256,7 +265,8 @@ static int resolve(const Names *names, const Found *found, const char **start, P
         *len = found->len;
         return found->kind;
     }
-    if (found->alias > 0 || names->dotted) return -1;
+    if (found->alias > 0 || found->watched) return -1;
+    (void)names;
     return K_NONE;
 }
 
@@ -343,29 +353,29 @@ static int rfc3339_ns(const char *s, Py_ssize_t n, int64_t *out) {
     return 0;
 }
 
-/* The names point into the str objects of `*owner`, which the caller keeps until it is done with them
- * (a generator's strings live only in the list PySequence_Fast builds). */
-static int load_names(PyObject *seq, Names *names, PyObject **owner) {
+/* `count` names of `seq` into `name`/`len`, between `min` and `max` of them. The names point into the str
+ * objects of `*owner`, which the caller keeps until it is done with them (a generator's strings live only in
+ * the list PySequence_Fast builds). */
+static int load_list(PyObject *seq, const char **name, Py_ssize_t *len, int *count, Py_ssize_t min, Py_ssize_t max,
+                     PyObject **owner) {
     PyObject *fast = PySequence_Fast(seq, "field names must be a sequence");
     if (!fast) return -1;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
-    if (count < 1 || count > MAX_NAMES) {
+    Py_ssize_t size = PySequence_Fast_GET_SIZE(fast);
+    if (size < min || size > max) {
         Py_DECREF(fast);
-        PyErr_Format(PyExc_ValueError, "between 1 and %d field names are supported", MAX_NAMES);
+        PyErr_Format(PyExc_ValueError, "between %zd and %zd field names (or watched keys) are supported", min, max);
         return -1;
     }
-    names->count = (int)count;
-    names->dotted = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    *count = (int)size;
+    for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-        const char *text = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &names->len[i]) : NULL;
+        const char *text = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len[i]) : NULL;
         if (!text) {
             Py_DECREF(fast);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "field names must be str");
             return -1;
         }
-        names->name[i] = text;
-        if (memchr(text, '.', (size_t)names->len[i])) names->dotted = 1;
+        name[i] = text;
     }
     *owner = fast;
     return 0;
@@ -496,7 +506,9 @@ static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], PyObject *leve
 PyDoc_STRVAR(split_doc,
 "split(lines, fields, levels, partitions, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, slow) -> dict\n\n"
 "Parsed entries of raw `lines` grouped by destination partition, in input order. `fields` holds the\n"
-"trace, time, level and service field names; `levels` maps exact level spellings to level names.\n"
+"trace, time, level and service field names, then optionally a list of watched keys for each (keys\n"
+"whose presence, with the first name absent, leaves the line to `slow`); `levels` maps exact level\n"
+"spellings to level names.\n"
 "`epoch_unit`: ns per unit of an integer time, 0 to guess it from the magnitude, -1 for no integer times.\n"
 "Lines the scan is not sure of go to `slow(raw_line)`, which returns the parsed entry or None.");
 
@@ -516,15 +528,35 @@ static PyObject *split(PyObject *self, PyObject *args) {
     Names names[N_FIELDS];
     PyObject *field_seq = PySequence_Fast(fields, "fields must be a sequence of 4 name lists");
     if (!field_seq) return NULL;
-    if (PySequence_Fast_GET_SIZE(field_seq) != N_FIELDS) {
+    Py_ssize_t lists = PySequence_Fast_GET_SIZE(field_seq);
+    if (lists != N_FIELDS && lists != 2 * N_FIELDS) {
         Py_DECREF(field_seq);
-        PyErr_SetString(PyExc_ValueError, "fields must hold 4 name lists: trace, time, level, service");
+        PyErr_SetString(PyExc_ValueError, "fields must hold 4 name lists: trace, time, level, service "
+                                          "(then optionally their 4 watched-key lists)");
         return NULL;
     }
-    PyObject *name_owners[N_FIELDS] = {NULL, NULL, NULL, NULL};
+    PyObject *name_owners[2 * N_FIELDS] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     PyObject *out = NULL, *zero = NULL, *empty = NULL;
     for (int f = 0; f < N_FIELDS; f++) {
-        if (load_names(PySequence_Fast_GET_ITEM(field_seq, f), &names[f], &name_owners[f]) < 0) goto fail;
+        Names *n = &names[f];
+        n->watch_count = 0;
+        if (load_list(PySequence_Fast_GET_ITEM(field_seq, f), n->name, n->len, &n->count, 1, MAX_NAMES,
+                      &name_owners[f]) < 0 ||
+            (lists > N_FIELDS && load_list(PySequence_Fast_GET_ITEM(field_seq, N_FIELDS + f), n->watch, n->watch_len,
+                                           &n->watch_count, 0, MAX_WATCH, &name_owners[N_FIELDS + f]) < 0))
+            goto fail;
+        /* 4 lists only: every dotted prefix of a name is watched (`a` and `a.b` for `a.b.c`) */
+        if (lists == N_FIELDS)
+            for (int i = 0; i < n->count; i++)
+                for (Py_ssize_t k = 0; k < n->len[i]; k++)
+                    if (n->name[i][k] == '.') {
+                        if (n->watch_count == MAX_WATCH) {
+                            PyErr_Format(PyExc_ValueError, "at most %d dotted prefixes per field", MAX_WATCH);
+                            goto fail;
+                        }
+                        n->watch[n->watch_count] = n->name[i];
+                        n->watch_len[n->watch_count++] = k;
+                    }
     }
     out = PyDict_New(), zero = PyLong_FromLong(0), empty = PyUnicode_New(0, 0);
     if (!out || !zero || !empty) goto fail;
@@ -568,13 +600,13 @@ static PyObject *split(PyObject *self, PyObject *args) {
         Py_DECREF(entry);
         if (placed < 0) goto fail;
     }
-    for (int f = 0; f < N_FIELDS; f++) Py_DECREF(name_owners[f]);
+    for (int f = 0; f < 2 * N_FIELDS; f++) Py_XDECREF(name_owners[f]);
     Py_DECREF(field_seq);
     Py_DECREF(zero);
     Py_DECREF(empty);
     return out;
 fail:
-    for (int f = 0; f < N_FIELDS; f++) Py_XDECREF(name_owners[f]);
+    for (int f = 0; f < 2 * N_FIELDS; f++) Py_XDECREF(name_owners[f]);
     Py_DECREF(field_seq);
     Py_XDECREF(out);
     Py_XDECREF(zero);

@@ -34,8 +34,11 @@ def register(ctx: StageContext) -> TraceGrouper:
     def send_closed(value: bytes, partition: int) -> Any:
         return channels.traces_closed().send_soon(value=compress(value), partition=partition)
 
-    grouper = TraceGrouper(table, Router(settings.routing, settings.sinks.enabled), settings,
-                           send_to_sink, send_closed)
+    live = ctx.rules
+    router = live.router if live is not None else Router(settings.routing, settings.sinks.enabled)
+    grouper = TraceGrouper(table, router, settings, send_to_sink, send_closed)
+    if live is not None:  # a new rules version takes effect from the next chunk
+        live.on_switch(lambda rules: setattr(grouper, "router", rules.router))
 
     @app.agent(channels.parsed(), name="group")
     async def group(stream: Any) -> None:

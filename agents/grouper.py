@@ -47,7 +47,7 @@ class TraceGrouper:
     def __init__(self, table: TraceWindowTable, router: Router, settings: Settings,
                  send_to_sink: SendToSink, send_closed: SendClosed) -> None:
         self.table = table
-        self.router = router
+        self._router = router
         self.traces = settings.traces
         self._gap_ns = int(settings.traces.gap * 1e9)
         self._longest_ns = int(settings.traces.max_duration * 1e9)
@@ -58,6 +58,16 @@ class TraceGrouper:
         self._marks_swept: dict[int, float] = {}
         self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
         self.idle = IdleClock(int(2 * settings.traces.close_check_interval * 1e9))
+
+    @property
+    def router(self) -> Router:
+        return self._router
+
+    @router.setter
+    def router(self, router: Router) -> None:
+        """Live rules (agents/live_rules.py) switch the router between chunks; the held lines follow it."""
+        self._router = router
+        self.holds.router = router
 
     def clock(self, partition: int) -> int:
         raw = self.table.read(partition, CLOCK_KEY)
@@ -132,8 +142,8 @@ class TraceGrouper:
             return dict.fromkeys(self.router.enabled, lines)
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         for line in lines:
-            for sink_name in self.router.line_sinks(line, sources):
-                routed[sink_name].append(line)
+            for sink_name, entry in self.router.line_deliveries(line, sources):  # after the rule's transforms
+                routed[sink_name].append(entry)
         return routed
 
     # -- closing ---------------------------------------------------------------------------

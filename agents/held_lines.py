@@ -10,7 +10,6 @@ bound are dropped (`drop`, an explicit choice). The trace's summary says which.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from agents.routing import Router
@@ -66,20 +65,23 @@ class HeldLines:
                     total -= self._overflow(state, routed, sources)
             state["held_overflow"] = state.get("held_overflow", 0) + 1
             HELD_OVERFLOW.labels(state["overflow_bound"], policy).inc()
-            if policy == "release":
-                for sink_name in self._trace_rule_sinks():
-                    routed[sink_name].append(line)
+            if policy == "release":  # every trace rule's transforms still apply
+                for sink_name, entry in self.router.trace_deliveries(self._trace_rule_names(), line, sources, None):
+                    routed[sink_name].append(entry)
         self.held[partition] = total
         HELD_LINES.set(sum(self.held.values()))
 
+    def _trace_rule_names(self) -> list[str]:
+        return [rule.name for rule in self.router.trace_rules]
+
     def _trace_rule_sinks(self) -> tuple[str, ...]:
-        return self.router.trace_sinks([rule.name for rule in self.router.trace_rules])
+        return self.router.trace_sinks(self._trace_rule_names())
 
     def _overflow(self, state: dict[str, Any], routed: dict[str, list[list[Any]]],
                   sources: list[dict[str, Any]]) -> int:
         """Release a trace's held lines to every trace rule's sinks; return how many were held."""
         held = state["held"]
-        queue_held(held, self._trace_rule_sinks(), routed, sources)
+        queue_held(held, self.router, self._trace_rule_names(), None, routed, sources)
         state["held"] = []
         return len(held)
 
@@ -107,19 +109,20 @@ class HeldLines:
             HELD_LINES.set(sum(self.held.values()))
         if not held or not matched:
             return
-        queue_held(held, self.router.trace_sinks(matched), routed, sources)
+        queue_held(held, self.router, matched, state.get("errors", 0) > 0, routed, sources)
 
     def forget(self, partitions: list[int]) -> None:
         for partition in partitions:
             self.held.pop(partition, None)
 
 
-def queue_held(held: list[Any], sinks: Sequence[str], routed: dict[str, list[list[Any]]],
-               sources: list[dict[str, Any]]) -> None:
-    """Queue held [source, line] pairs for `sinks`, each line pointing at its source appended to `sources`."""
+def queue_held(held: list[Any], router: Router, matched: list[str], trace_errors: bool | None,
+               routed: dict[str, list[list[Any]]], sources: list[dict[str, Any]]) -> None:
+    """Queue held [source, line] pairs for the sinks of the `matched` trace rules, as their transforms leave
+    each line, which points at its source appended to `sources`."""
     for src, line in held:
         sources.append(src)
         entry = list(line)
         entry[P_SRC] = len(sources) - 1
-        for sink_name in sinks:
-            routed[sink_name].append(entry)
+        for sink_name, sent in router.trace_deliveries(matched, entry, sources, trace_errors):
+            routed[sink_name].append(sent)

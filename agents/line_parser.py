@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from agents.field_names import SERILOG_MESSAGE_KEYS, SEVERITY_NUMBER_FIELDS, Aliases, object_time, severity_number_level
+from agents.parsers import SourceParsers
 from core.models import (
     FLAG_BAD_PREFIX,
     FLAG_BASE64,
@@ -33,8 +35,13 @@ _LEVEL_ALIASES = {
     "notice": "info", "warn": "warn", "warning": "warn", "error": "error", "err": "error",
     "fatal": "fatal", "critical": "fatal", "crit": "fatal", "panic": "fatal", "alert": "fatal",
     "emerg": "fatal", "emergency": "fatal",
+    # Serilog (Verbose), zap (dpanic), java.util.logging (severe, config, fine, finer, finest)
+    "verbose": "trace", "dpanic": "error", "severe": "error", "config": "info", "fine": "debug", "finer": "trace",
+    "finest": "trace",
 }
 _MAX_TRACE_ID = 256
+# (record, its JSON text, position, stream, source time ns, the line as written) -> entry or None
+FromDoc = Callable[[dict[str, Any], str, int, str, int, str], "list[Any] | None"]
 _EXACT_LEVELS = {**_LEVEL_ALIASES, **{k.upper(): v for k, v in _LEVEL_ALIASES.items()},
                  **{k.capitalize(): v for k, v in _LEVEL_ALIASES.items()}}
 _FRACTION_SCALE = [10 ** (9 - digits) for digits in range(10)]
@@ -51,22 +58,6 @@ def normalize_level(value: object) -> str:
     return ""
 
 
-def _first(doc: dict[str, Any], names: list[str]) -> Any:
-    value = doc.get(names[0])
-    if value is not None:
-        return value
-    for name in names:
-        if name in doc:
-            return doc[name]
-        if "." in name:
-            node: Any = doc
-            for part in name.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if node is not None:
-                return node
-    return None
-
-
 class LineParser:
     """Parses lines per the `parse` settings; one instance per worker.
 
@@ -78,10 +69,17 @@ class LineParser:
     def __init__(self, settings: ParseSettings, stage: str = "parse") -> None:
         self.settings = settings
         self.stage = stage
-        fields = (settings.trace_id_fields, settings.time_fields, settings.level_fields, settings.service_fields)
-        # the scan takes up to 16 names per field; more aliases than that leave every line to the reference
+        self.aliases = (Aliases(settings.trace_id_fields), Aliases(settings.time_fields),
+                        Aliases(settings.level_fields, serilog_info=True), Aliases(settings.service_fields))
+        names = tuple(a.names for a in self.aliases)
+        watch = tuple(a.watch for a in self.aliases)
+        # the scan takes up to 16 names (and 32 watched keys) per field and reads an integer level the
+        # pino way: more aliases, or a SeverityNumber first, leave every line to the reference
         self._scan = native_module("line_scan")
-        self._scan_fields = fields if self._scan is not None and all(1 <= len(f) <= 16 for f in fields) else None
+        usable = self._scan is not None and all(1 <= len(f) <= 16 for f in names) \
+            and all(len(w) <= 32 for w in watch) and settings.level_fields[0] not in SEVERITY_NUMBER_FIELDS
+        self._scan_fields = names + watch if usable else None
+        self.sources = SourceParsers(settings)  # text parsers of sources that are not JSON (agents/parsers)
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
         """Parsed chunks per destination partition (hash of trace id), and the dead letters.
@@ -92,10 +90,13 @@ class LineParser:
         """
         s = self.settings
         dead: list[DeadLetter] = []
-        parse_line = self.line_parser(chunk, dead)
+        parse_line, from_doc = self.line_parsers(chunk, dead)
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
+        chain = self.sources.chain_for(chunk.source) if type(chunk.source) is dict else None
+        if chain is not None:
+            parse_line = chain.parse_line(parse_line, from_doc, dead, chunk.source, sid, self.stage, fallback_ns)
         scan = self._scan
-        if self._scan_fields is not None and scan is not None and type(sid) is str \
+        if chain is None and self._scan_fields is not None and scan is not None and type(sid) is str \
                 and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
             lines_of = scan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
                                        fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
@@ -111,10 +112,17 @@ class LineParser:
     def line_parser(self, chunk: RawChunk, dead: list[DeadLetter]) -> Callable[[list[Any]], list[Any] | None]:
         """The reference parse of one raw line of `chunk`: its parsed entry, or None after adding its
         dead letter to `dead`. Every rule of the parse stage is here; the C scan only skips work."""
+        return self.line_parsers(chunk, dead)[0]
+
+    def line_parsers(self, chunk: RawChunk, dead: list[DeadLetter]) -> tuple[Callable[[list[Any]], list[Any] | None],
+                                                                              FromDoc]:
+        """`line_parser`, and its second half: the entry of an already decoded record (text parsers)."""
         s = self.settings
-        trace_fields, time_fields = s.trace_id_fields, s.time_fields
-        level_fields, service_fields = s.level_fields, s.service_fields
-        trace0, time0, level0, service0 = trace_fields[0], time_fields[0], level_fields[0], service_fields[0]
+        trace_fields = s.trace_id_fields
+        trace_aliases, time_aliases, level_aliases, service_aliases = self.aliases
+        serilog = level_aliases.serilog
+        trace0, time0 = trace_fields[0], s.time_fields[0]
+        level0, service0 = s.level_fields[0], s.service_fields[0]
         time_format, rfc_fast = s.time_format, s.time_format in ("auto", "rfc3339")
         max_bytes, max_chars = s.max_line_bytes, s.max_line_bytes // 4
         pass_untraced = s.untraced == "pass"
@@ -154,20 +162,25 @@ class LineParser:
                 dead.append(DeadLetter("not_object", f"JSON {type(doc).__name__}, expected an object",
                                        stage, text, False, src, sid, pos))
                 return None
+            return from_doc(doc, text, pos, stream, source_ns, text)
+
+        def from_doc(doc: dict[str, Any], text: str, pos: int, stream: str, source_ns: int,
+                     original: str) -> list[Any] | None:
+            """The entry of record `doc` written as `text`; dead letters keep the `original` line."""
             found = doc.get(trace0)
             if found is None:
-                found = _first(doc, trace_fields)
+                found = trace_aliases.first(doc)[1]
             trace = found
             if type(trace) is not str or not trace or len(trace) > _MAX_TRACE_ID or not trace.isprintable():
                 trace = _usable_trace(found, pass_untraced)
                 if trace is None:
                     why = "missing_trace_id" if found is None else "bad_trace_id"
                     dead.append(DeadLetter(why, f"no usable trace id in fields {trace_fields}",
-                                           stage, text, False, src, sid, pos))
+                                           stage, original, False, src, sid, pos))
                     return None
             raw_time = doc.get(time0)
             if raw_time is None:
-                raw_time = _first(doc, time_fields)
+                raw_time = time_aliases.first(doc)[1]
             time_ns: int | None = None
             if rfc_fast and type(raw_time) is str and len(raw_time) > 20 and raw_time[-1] == "Z" \
                     and raw_time[19] == ".":
@@ -179,21 +192,32 @@ class LineParser:
                 if raw_time is None:
                     time_ns = source_ns or fallback_ns
                 else:
-                    time_ns = parse_event_time(raw_time, time_format)
+                    time_ns = parse_event_time(raw_time, time_format) if type(raw_time) is not dict \
+                        else object_time(raw_time)
                     if time_ns is None:
                         dead.append(DeadLetter("bad_time", f"cannot parse time {raw_time!r} ({time_format})",
-                                               stage, text, False, src, sid, pos))
+                                               stage, original, False, src, sid, pos))
                         return None
             raw_level = doc.get(level0)
             level = _EXACT_LEVELS.get(raw_level) if type(raw_level) is str else None
             if level is None:
-                level = normalize_level(raw_level if raw_level is not None else _first(doc, level_fields))
+                level = _level(doc, raw_level, level_aliases, serilog)
             service = doc.get(service0)
-            if service is None:
-                service = _first(doc, service_fields)
-            return [0, sid, pos, time_ns, trace, level, service if type(service) is str else "", text, stream]
+            if type(service) is not str:
+                service = service_aliases.first_string(doc) or ""
+            return [0, sid, pos, time_ns, trace, level, service, text, stream]
 
-        return parse_line
+        return parse_line, from_doc
+
+
+def _level(doc: dict[str, Any], raw_level: object, aliases: Aliases, serilog: bool) -> str:
+    """The level of a line whose first level field is missing or not an exact level name."""
+    name, value = (aliases.names[0], raw_level) if raw_level is not None else aliases.first(doc)
+    if value is None:
+        return "info" if serilog and any(key in doc for key in SERILOG_MESSAGE_KEYS) else ""
+    if name in SEVERITY_NUMBER_FIELDS and type(value) is int:
+        return severity_number_level(value)
+    return normalize_level(value)
 
 
 def _usable_trace(trace: object, pass_untraced: bool) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agents.backlog import SourceProgress
@@ -15,7 +16,9 @@ from core.models import DeadLetter, RawChunk, encode_dead_letters
 
 def register(ctx: StageContext) -> None:
     """Attach the parse agent to the App."""
-    parser = LineParser(ctx.settings.parse)
+    live = ctx.rules
+    parser: LineParser | Callable[[], LineParser] = (lambda: live.parser) if live is not None \
+        else LineParser(ctx.settings.parse)
     compress = compressor(ctx.settings.kafka.payload_codec)
     partitions = ctx.settings.kafka.partitions
     channels = ctx.channels
@@ -26,10 +29,12 @@ def register(ctx: StageContext) -> None:
                            ctx.progress)
 
 
-async def parse_stream(stream: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
-                       compress: Any, partitions: int, progress: SourceProgress | None = None) -> None:
+async def parse_stream(stream: Any, parser: LineParser | Callable[[], LineParser], parsed_topic: Any,
+                       dead_topic: Any, compress: Any, partitions: int, progress: SourceProgress | None = None) -> None:
+    """`parser`, or a function giving the live one: read once per chunk, so rules switch between chunks."""
+    parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
     async for event in stream.events():
-        await parse_event(event, parser, parsed_topic, dead_topic, compress, partitions)
+        await parse_event(event, parser_of(), parsed_topic, dead_topic, compress, partitions)
         if progress is not None:
             progress.processed(event.message.tp, event.message.offset)
 

@@ -12,8 +12,11 @@ from typing import Any
 
 import orjson
 
+from agents.transforms import Transformer, transformer_for
 from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT
 from core.settings import RouteRule, RoutingSettings
+
+Delivery = tuple[str, list[Any]]  # (sink name, the line as the rule sends it)
 
 
 class CompiledRule:
@@ -31,6 +34,19 @@ class CompiledRule:
         self.fields = dict(rule.fields)
         self.regex = {k: re.compile(v) for k, v in rule.regex.items()}
         self.needs_document = bool(self.fields or self.regex)
+        self.transformer: Transformer | None = transformer_for(rule.name, rule.transforms)
+
+    def deliveries(self, line: list[Any], sources: list[dict[str, Any]], trace_errors: bool | None,
+                   taken: set[str], out: list[Delivery]) -> None:
+        """Add (sink, line as transformed) for this rule's sinks not `taken` by an earlier rule."""
+        sinks = [s for s in self.sinks if s not in taken]
+        if not sinks:
+            return
+        entry = line if self.transformer is None else self.transformer.apply(line, sources, trace_errors)
+        if entry is None:
+            return
+        taken.update(sinks)
+        out.extend((sink, entry) for sink in sinks)
 
     def matches(self, line: list[Any], sources: list[dict[str, Any]]) -> bool:
         if self.min_rank is not None and LEVEL_RANK.get(line[P_LEVEL], -1) < self.min_rank:
@@ -61,9 +77,11 @@ def validate_rules(routing: RoutingSettings) -> None:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"routing rule {rule.name!r}: regex for {field!r} is invalid: {exc}") from None
-        if rule.level_at_least and rule.level_at_least.lower() not in LEVEL_RANK:
-            raise ValueError(f"routing rule {rule.name!r}: level_at_least {rule.level_at_least!r} is not one "
-                             f"of {', '.join(LEVEL_RANK)}")
+        for setting, level in (("level_at_least", rule.level_at_least),
+                               ("transforms.drop_below", rule.transforms.drop_below)):
+            if level and level.lower() not in LEVEL_RANK:
+                raise ValueError(f"routing rule {rule.name!r}: {setting} {level!r} is not one of "
+                                 f"{', '.join(LEVEL_RANK)}")
 
 
 class Router:
@@ -76,6 +94,15 @@ class Router:
         self.line_rules = [r for r in rules if r.mode == "line"]
         self.trace_rules = [r for r in rules if r.mode == "trace"]
         self.default_all = not rules
+        # trace rules of earlier live versions (agents/live_rules.py) that this one dropped or renamed:
+        # traces they matched before the switch are still delivered by them when they close
+        self.retired: dict[str, CompiledRule] = {}
+
+    def inherit(self, previous: Router) -> None:
+        """Keep `previous`'s trace rules this router has no rule of the same name for (see `retired`)."""
+        current = {rule.name for rule in self.trace_rules}
+        older = [*previous.retired.values(), *previous.trace_rules]
+        self.retired = {rule.name: rule for rule in older if rule.name not in current}
 
     def line_sinks(self, line: list[Any], sources: list[dict[str, Any]]) -> tuple[str, ...]:
         """Sinks a line goes to at once."""
@@ -85,6 +112,32 @@ class Router:
         for rule in self.line_rules:
             if rule.matches(line, sources):
                 out += tuple(s for s in rule.sinks if s not in out)
+        return out
+
+    def line_deliveries(self, line: list[Any], sources: list[dict[str, Any]]) -> list[Delivery]:
+        """Where a line goes at once, as each line rule's transforms leave it (the first rule naming a
+        sink decides what that sink gets)."""
+        if self.default_all:
+            return [(sink, line) for sink in self.enabled]
+        out: list[Delivery] = []
+        taken: set[str] = set()
+        for rule in self.line_rules:
+            if rule.matches(line, sources):
+                rule.deliveries(line, sources, None, taken, out)
+        return out
+
+    def trace_deliveries(self, matched_rules: list[str], line: list[Any], sources: list[dict[str, Any]],
+                         trace_errors: bool | None) -> list[Delivery]:
+        """Where a held line of a closing trace goes, as the matched trace rules' transforms leave it."""
+        out: list[Delivery] = []
+        taken: set[str] = set()
+        for rule in self.trace_rules:
+            if rule.name in matched_rules:
+                rule.deliveries(line, sources, trace_errors, taken, out)
+        for name in matched_rules:
+            retired = self.retired.get(name)
+            if retired is not None:
+                retired.deliveries(line, sources, trace_errors, taken, out)
         return out
 
     def trace_rule_hits(self, line: list[Any], sources: list[dict[str, Any]]) -> list[str]:

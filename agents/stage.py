@@ -13,6 +13,7 @@ import faust
 
 from agents.backlog import SourceProgress
 from agents.channels import Channels
+from agents.live_rules import LiveRules
 from core.settings import Settings
 from tables.trace_table import TraceWindowTable
 
@@ -25,3 +26,4 @@ class StageContext:
     trace_table: Callable[[], TraceWindowTable]
     recovery_completed: Callable[[], bool]
     progress: SourceProgress = field(default_factory=SourceProgress)  # what each stage has processed
+    rules: LiveRules | None = None  # live parse and routing rules (agents/live_rules.py); None: settings only

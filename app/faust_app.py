@@ -157,18 +157,26 @@ def load_worker() -> faust.App:
     from agents import drain, group, parse
     from agents.channels import Channels
     from agents.drain_runner import DrainRunner
+    from agents.live_rules import LiveRules, follow
     from agents.stage import StageContext
     from app import web
     from app.trace_tables import trace_table
 
     registrations = {"parse": parse.register, "group": group.register, "drain": drain.register}
     app, settings = get_app(), get_settings()
-    ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed)
+    rules = LiveRules(settings)
+    ctx = StageContext(app, settings, Channels(app, settings), trace_table, recovery_completed, rules=rules)
 
     async def forget_progress(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         ctx.progress.forget(revoked)  # a partition that comes back is caught up again only when read
 
     app.on_partitions_revoked.connect(forget_progress)  # type: ignore[arg-type]
+
+    @app.task
+    async def follow_live_rules() -> None:
+        """Every worker takes each published rules version (agents/live_rules.py)."""
+        await follow(settings, rules)
+
     runners: dict[str, DrainRunner] = {}
     for stage in settings.worker.stages:
         registered = registrations[stage](ctx)

@@ -51,6 +51,9 @@ def snapshot() -> dict[str, Any]:
         "sink_dead_letters": by("logweave_sink_dead_letters_total", "sink"),
         "breaker": by("logweave_sink_breaker_state", "sink"),
         "lag": by("logweave_consumer_lag", "topic,partition"),
+        "rules": {"version": by("logweave_rules_version_info", "version"),
+                  "refused": sum(values.get("logweave_rules_refused_total", {}).values())},
+        "transforms": by("logweave_transform_lines_total", "rule,outcome"),
     }
 
 

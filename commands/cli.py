@@ -58,6 +58,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.topics import POSITIONS
+    from kafka_io.rules_topic import ensure_rules_topic
     from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 
     settings = _settings(args)
@@ -65,6 +66,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     async def prepare() -> None:
         await prepare_worker_topics(settings, timeout=args.timeout)
         await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
+        await ensure_rules_topic(settings, timeout=args.timeout)  # live rules (docs/rules.md)
 
     asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
@@ -97,10 +99,12 @@ def masked(settings: Settings) -> dict[str, object]:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from agents.parsers.chain import build_parsers
     from agents.routing import validate_rules
 
     try:
         validate_rules(settings.routing)
+        build_parsers(settings.parse)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     sys.stdout.write(orjson.dumps(masked(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -116,6 +120,35 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     if not token:
         raise ConfigError("hash-token reads the token from stdin; got an empty line")
     print(hash_token(token))
+    return 0
+
+
+def cmd_parse_test(args: argparse.Namespace) -> int:
+    from commands.parse_test import parse_source, run_parse_test
+
+    return run_parse_test(_settings(args).parse, parse_source(args.source), Path(args.file))
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from commands import rules
+
+    settings, path = _settings(args), Path(args.file)
+    if args.action == "check":
+        print(f"rules version {rules.validated(settings, path).name()} is valid")
+        return 0
+    if args.action == "publish":
+        print(f"published rules version {asyncio.run(rules.publish(settings, path))}")
+        return 0
+
+    async def watch() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await rules.watch(settings, path, stop)
+
+    asyncio.run(watch())
     return 0
 
 
@@ -304,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     postgres.add_argument("--data-dir", default="var/postgres")
     postgres.add_argument("--port", type=int, default=5433)
     postgres.set_defaults(func=cmd_postgres)
+
+    parse_test = sub.add_parser("parse-test", help="show which parser reads each line of a sample file, and the record")
+    parse_test.add_argument("--source", default="", help="the lines' source: namespace=..,container=..,path=..,"
+                            "annotation=name[+name] (the pod annotation logweave.io/parser)")
+    parse_test.add_argument("file", help="sample lines, one per line")
+    parse_test.set_defaults(func=cmd_parse_test)
+
+    rules = sub.add_parser("rules", help="validate live rules (parsers, routing) and publish them to every worker")
+    rules.add_argument("action", choices=["check", "publish", "watch"],
+                       help="check: validate only; publish: once; watch: on SIGHUP and on every change of FILE")
+    rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched) and `routing` (rules)")
+    rules.set_defaults(func=cmd_rules)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

@@ -36,3 +36,9 @@ API_REQUESTS = Counter("logweave_api_requests_total", "Query API requests, by ro
 API_LATENCY = Histogram("logweave_api_request_seconds", "Query API request duration (tail: until it ends)", ["route"],
                         buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10))
 API_TAILS = Gauge("logweave_api_tails", "Live tails open")
+TRANSFORM_LINES = Counter("logweave_transform_lines_total",
+                          "Lines through a routing rule's transforms: kept, dropped, sampled_out, redacted",
+                          ["rule", "outcome"])
+RULES_VERSION = Gauge("logweave_rules_version_info", "The live rules version this worker runs (value 1)",
+                      ["version"])
+RULES_REFUSED = Counter("logweave_rules_refused_total", "Published rules versions this worker refused")

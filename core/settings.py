@@ -14,7 +14,7 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,7 +23,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,7 +34,10 @@ from core.durations import ByteSize, Duration, Interval, PositiveSize
 from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
+from core.parser_names import BUILTIN_PARSERS
 from core.redact import mask_text
+from core.rule_settings import MultilineSettings, ParserDef, ParserSource, Transforms
+from core.settings_group import Group as Group  # re-exported: the base of every settings group
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model, sink_names
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
@@ -49,23 +51,6 @@ SEED_ALIASES: dict[str, tuple[str, ...]] = {
 }
 S3_MIN_PART = 5 * 1024 * 1024
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s/]+):\d{1,5}$")
-
-
-class Group(BaseModel):
-    """Base of every settings group: unknown keys are errors, and lists accept `a,b,c` strings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _comma_lists(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, str) and field is not None and get_origin(field.annotation) is list:
-            text = value.strip()
-            if text.startswith("["):
-                return yaml.safe_load(text)
-            return [v.strip() for v in text.split(",") if v.strip()]
-        return value
 
 
 class KafkaSettings(Group):
@@ -162,14 +147,42 @@ class PodCollectorSettings(Group):
 
 
 class ParseSettings(Group):
-    trace_id_fields: list[str] = ["traceId", "trace_id", "traceID"]
-    time_fields: list[str] = ["time", "timestamp", "@timestamp", "ts"]
-    level_fields: list[str] = ["level", "severity", "lvl"]
-    service_fields: list[str] = ["service", "app"]
+    # Aliases, first match wins; a dotted name also matches nested objects. The defaults cover what common
+    # loggers write by default (docs/parsing.md lists which logger uses which); the first name of each is
+    # the one the C scan reads without help, so keep the most common spelling first.
+    trace_id_fields: list[str] = ["traceId", "trace_id", "traceID", "trace.id", "TraceId", "@tr", "otelTraceID",
+                                  "dd.trace_id", "mdc.traceId", "contextMap.traceId"]
+    time_fields: list[str] = ["time", "timestamp", "@timestamp", "ts", "@t", "Timestamp", "timeUnixNano", "instant",
+                              "timeMillis", "asctime"]
+    level_fields: list[str] = ["level", "severity", "lvl", "log.level", "@l", "Level", "levelname", "SeverityText",
+                               "severityText", "SeverityNumber", "severityNumber"]
+    service_fields: list[str] = ["service", "app", "service.name", "Resource.service.name", "resource.service.name",
+                                 "otelServiceName", "dd.service"]
+    message_fields: list[str] = ["message", "msg", "@m", "@mt", "event", "RenderedMessage", "MessageTemplate", "Body",
+                                 "body"]
     time_format: Literal["auto", "rfc3339", "epoch_s", "epoch_ms"] = "auto"
     untraced: Literal["deadletter", "pass"] = "deadletter"
     max_line_bytes: PositiveSize = 1024 * 1024
     reserved_key: str = "logweave"
+    # Text parsers (docs/parsing.md): named definitions, which sources use them (a pod annotation
+    # `logweave.io/parser: name[,name]` overrides), and what happens to a line none of them matches.
+    parsers: list[ParserDef] = []
+    sources: list[ParserSource] = []
+    unmatched: Literal["message", "deadletter"] = "message"
+
+    @model_validator(mode="after")
+    def _known_parser_names(self) -> ParseSettings:
+        names = [p.name for p in self.parsers]
+        duplicate = sorted({n for n in names if names.count(n) > 1})
+        if duplicate:
+            raise ValueError(f"parser name(s) {duplicate} defined more than once")
+        known = set(names) | set(BUILTIN_PARSERS)
+        for index, source in enumerate(self.sources):
+            unknown = [n for n in source.parsers if n not in known]
+            if unknown:
+                raise ValueError(f"sources[{index}] names unknown parser(s) {unknown}; allowed: parsers defined in "
+                                 f"parse.parsers or built-in {', '.join(sorted(BUILTIN_PARSERS))}")
+        return self
 
 
 class TraceSettings(Group):
@@ -204,6 +217,7 @@ class RouteRule(Group):
     labels: dict[str, str] = {}
     fields: dict[str, str] = {}
     regex: dict[str, str] = {}
+    transforms: Transforms = Transforms()
 
     @field_validator("sinks")
     @classmethod
@@ -568,6 +582,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     pods: PodCollectorSettings = PodCollectorSettings()
     parse: ParseSettings = ParseSettings()
+    multiline: MultilineSettings = MultilineSettings()
     traces: TraceSettings = TraceSettings()
     routing: RoutingSettings = RoutingSettings()
     sinks: SinkSettings = SinkSettings()

@@ -9,6 +9,7 @@ PARSED: Final = "logs.parsed"
 DEADLETTER: Final = "logs.deadletter"
 TRACES_CLOSED: Final = "traces.closed"
 POSITIONS: Final = "logs.positions"  # compacted: the pod collector's last acknowledged position per stream
+RULES: Final = "config.rules"  # compacted, one partition: the live rules (core/rules.py)
 
 
 def sink_topic(sink_name: str) -> str:

@@ -29,7 +29,9 @@ from collectors.files.formats import DETECT_LINES, detect_format
 from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.tailer import TailedFile, fingerprint
+from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
+from core.rule_settings import MultilineSettings
 from core.settings import CollectorSettings
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
@@ -42,8 +44,10 @@ STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those
 class FileCollector:
     """Follows every discovered file and publishes its lines."""
 
-    def __init__(self, settings: CollectorSettings, publisher: ChunkPublisher, metrics: FileMetrics) -> None:
+    def __init__(self, settings: CollectorSettings, publisher: ChunkPublisher, metrics: FileMetrics,
+                 multiline: MultilineSettings | None = None) -> None:
         self.settings = settings
+        self.multiline_rules = multiline.rules if multiline is not None else []
         self.publisher = publisher
         self.metrics = metrics
         self.store = FileCheckpointStore(settings.checkpoint_dir)
@@ -125,6 +129,9 @@ class FileCollector:
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
                             self.settings.max_line_bytes, identity=identity)
+        rule = rule_for(self.multiline_rules, source)
+        if rule is not None:
+            tailed.joiner = MultilineJoiner(rule)
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
@@ -166,6 +173,9 @@ class FileCollector:
                     await self._publish(tailed, lines)
                 if tailed.read_offset == before:
                     break
+            due = tailed.flush_due()  # multiline records idle for their flush timeout
+            if due:
+                await self._publish(tailed, due)
             read = tailed.read_offset - start
             total += max(read, 0)
             self.metrics.bytes_read.inc(max(read, 0))
@@ -212,7 +222,7 @@ class FileCollector:
             while stop < len(lines) and stop - start < max_lines and (size < max_bytes or stop == start):
                 size += len(lines[stop][1]) + 48
                 stop += 1
-            resume = tailed.safe_offset if stop >= len(lines) else int(lines[stop][0])
+            resume = tailed.safe_offset if stop >= len(lines) else tailed.resume_at(int(lines[stop][0]))
             chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines[start:stop])
             pending.append((await self.publisher.publish(chunk), resume, stop - start))
             start = stop

@@ -31,6 +31,9 @@ class FileMetrics:
         self.lag_bytes = Gauge(p + "lag_bytes", "Bytes in a file not yet read", ["path"], registry=r)
         self.watch_errors = Counter(p + "inotify_errors", "inotify watches refused or queue overflows",
                                     registry=r)
+        self.rules_version = Gauge(p + "rules_version_info", "The live rules version this collector runs (value 1)",
+                                   ["version"], registry=r)
+        self.rules_refused = Counter(p + "rules_refused", "Published rules versions refused", registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and the bench read figures this way)."""

@@ -20,10 +20,12 @@ from prometheus_client import start_http_server
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
+from collectors.files.live_rules import CollectorRules
 from collectors.files.metrics import FileMetrics
 from core.settings import Settings
 from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
+from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,11 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
-    collector = FileCollector(cfg, publisher, metrics)
+    collector = FileCollector(cfg, publisher, metrics, settings.multiline)
+    rules = CollectorRules(collector)
+    follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
     watcher = DirectoryWatcher()
-    work = asyncio.create_task(_follow(collector, watcher, settings, stop))
+    work = asyncio.create_task(_follow(collector, watcher, settings, stop, rules))
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -53,8 +57,10 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     finally:
         stopping.cancel()
         work.cancel()  # it may be waiting for room in the in-flight budget (broker down)
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await work
+        follower.cancel()
+        for task in (work, follower):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         watcher.close()
         try:
             await asyncio.wait_for(publisher.stop(), cfg.shutdown_timeout)
@@ -68,7 +74,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
 
 
 async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings: Settings,
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, rules: CollectorRules | None = None) -> None:
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = 0.0
     warned_no_match = -float("inf")
@@ -90,6 +96,8 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
                             cfg.no_match_warning_interval)
             metrics.watch_errors.inc(watcher.errors - errors_seen)
             errors_seen = watcher.errors
+        if rules is not None:
+            await rules.apply_pending()  # a new rules version takes effect between read passes
         read = await collector.pump()
         collector.settle_acks()
         if now - last_checkpoint >= cfg.checkpoint_interval:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collectors.files.formats import PARSERS, Format, detect_format
+from collectors.multiline import MultilineJoiner
 from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
 
 READ_SIZE = 1 << 20
@@ -66,6 +68,8 @@ class TailedFile:
     previous_fingerprint: str = ""
     previous_stream_id: str = ""  # the stream the previous generation was read as (a copy continues it)
     identity: str = ""  # a copytruncate copy: the stream id of the file it is a copy of
+    joiner: MultilineJoiner | None = None  # multiline records (collectors/multiline.py), if a rule applies
+    _resumes: dict[int, int] = field(default_factory=dict)  # position -> first byte, of the last lines returned
 
     @property
     def stream_id(self) -> str:
@@ -78,7 +82,53 @@ class TailedFile:
             starts.append(self.read_offset - len(self._leftover))
         if self._discard_from is not None:
             starts.append(self._discard_from)
+        held = self.joiner.min_resume if self.joiner is not None else None
+        if held is not None:
+            starts.append(held)
         return min(starts) if starts else self.read_offset
+
+    def resume_at(self, position: int) -> int:
+        """Where to start reading to get the line at `position` (of the lines last returned) again whole:
+        a merged partial line or a joined record begins before its position."""
+        return self._resumes.get(position, position)
+
+    def _out(self, raw: RawLine, resume: int, out: list[RawLine]) -> None:
+        if resume != raw[0]:
+            self._resumes[raw[0]] = resume
+        out.append(raw)
+
+    def _joined(self, lines: list[RawLine], now: float) -> list[RawLine]:
+        """`lines` through the multiline joiner: the records it completes (resume offsets noted)."""
+        if self.joiner is None:
+            return lines
+        emitted = self.joiner.push_many(lines, self._resumes, now)
+        self._resumes = {}
+        out: list[RawLine] = []
+        self._take(emitted, out)
+        return out
+
+    def _take(self, emitted: list[tuple[RawLine, int]], out: list[RawLine]) -> None:
+        for raw, resume in emitted:
+            if resume != raw[0]:
+                self._resumes[raw[0]] = resume
+            out.append(raw)
+
+    def release_joiner(self) -> list[RawLine]:
+        """Stop joining (a new rules version has no multiline rule for this file): its records, closed."""
+        self._resumes = {}
+        out: list[RawLine] = []
+        if self.joiner is not None:
+            self._take(self.joiner.flush_all(), out)
+            self.joiner = None
+        return out
+
+    def flush_due(self) -> list[RawLine]:
+        """Multiline records whose flush timeout passed."""
+        self._resumes = {}
+        out: list[RawLine] = []
+        if self.joiner is not None and self.joiner.holding:
+            self._take(self.joiner.flush_due(time.monotonic()), out)
+        return out
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -97,7 +147,12 @@ class TailedFile:
         self.generation += 1
         self.read_offset = 0
         self._leftover, self._discard_from, self._pending = b"", None, {}
+        self._reset_joiner()
         return True
+
+    def _reset_joiner(self) -> None:
+        if self.joiner is not None:
+            self.joiner = MultilineJoiner(self.joiner.rule)
 
     def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
         """Read up to `budget` new bytes and return the complete lines they finish."""
@@ -105,6 +160,7 @@ class TailedFile:
             self.fingerprint = fingerprint(self.fd) or ""
             if not self.fingerprint:
                 return []  # the new generation has no complete first line yet
+        self._resumes = {}
         base = self.read_offset - len(self._leftover)
         data = os.pread(self.fd, budget, self.read_offset)
         if not data:
@@ -130,7 +186,7 @@ class TailedFile:
                 self._discard_from = base + start
             else:
                 self._leftover = rest
-        return out
+        return self._joined(out, time.monotonic()) if self.joiner is not None else out
 
     def _emit(self, line: bytes, offset: int, out: list[RawLine], truncated: bool = False) -> None:
         if line.endswith(b"\r"):
@@ -148,7 +204,7 @@ class TailedFile:
                 content, flags = content[: self.max_line_bytes], FLAG_TRUNCATED
             if flags:
                 self.lines_truncated += 1
-            out.append(make_raw_line(offset, content, stream, source_ns, flags | marks))
+            self._out(make_raw_line(offset, content, stream, source_ns, flags | marks), offset, out)
             return
         if pending is None:
             pending = self._pending[stream] = _Pending(offset, source_ns, [], 0)
@@ -162,20 +218,29 @@ class TailedFile:
             del self._pending[stream]
             flags = FLAG_TRUNCATED if pending.truncated else 0
             self.lines_truncated += bool(flags)
-            out.append(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns, flags | pending.flags))
+            self._out(make_raw_line(offset, b"".join(pending.parts), stream, pending.source_ns,
+                                    flags | pending.flags), pending.offset, out)
 
     def flush_pending(self) -> list[RawLine]:
-        """Partial lines that will never be completed (their file was rotated away and fully read)."""
-        out = [make_raw_line(self.read_offset - len(self._leftover) + i, b"".join(p.parts), stream, p.source_ns,
-                             (FLAG_TRUNCATED if p.truncated else 0) | p.flags)
-               for i, (stream, p) in enumerate(sorted(self._pending.items(), key=lambda item: item[1].offset))]
+        """Partial lines that will never be completed, and open multiline records (their file was rotated
+        away and fully read)."""
+        self._resumes = {}
+        out: list[RawLine] = []
+        for i, (stream, p) in enumerate(sorted(self._pending.items(), key=lambda item: item[1].offset)):
+            raw = make_raw_line(self.read_offset - len(self._leftover) + i, b"".join(p.parts), stream, p.source_ns,
+                                (FLAG_TRUNCATED if p.truncated else 0) | p.flags)
+            self._out(raw, p.offset, out)
         self._pending = {}
+        if self.joiner is not None:
+            out = self._joined(out, time.monotonic())
+            self._take(self.joiner.flush_all(), out)
         return out
 
     def rewind(self, offset: int) -> None:
         """Read again from `offset` (a line start): used when a send failed after retries."""
         self.read_offset = offset
         self._leftover, self._discard_from, self._pending = b"", None, {}
+        self._reset_joiner()
 
     def close(self) -> None:
         os.close(self.fd)

@@ -32,6 +32,7 @@ class PodInfo:
     resource_version: str
     deleting: bool
     containers: list[ContainerInstance] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)  # only `logweave.io/...` (e.g. the pod's parser)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PodInfo:
@@ -49,6 +50,8 @@ class PodInfo:
             resource_version=str(meta.get("resourceVersion", "")),
             deleting=meta.get("deletionTimestamp") is not None,
             containers=containers,
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()
+                         if str(k).startswith("logweave.io/")},
         )
 
     def instance(self, container: str) -> ContainerInstance | None:

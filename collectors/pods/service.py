@@ -50,7 +50,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     try:
         await publisher.start()
         await positions.start()
-        supervisor = StreamSupervisor(client, publisher, cfg, metrics, positions)
+        supervisor = StreamSupervisor(client, publisher, cfg, metrics, positions, settings.multiline)
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
         watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))

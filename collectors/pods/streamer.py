@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
 from collectors.pods.client import ApiStatusError, KubeClient
@@ -88,8 +89,13 @@ class LogStreamer:
     def __init__(self, target: StreamTarget, cursor: StreamCursor, client: KubeClient, sink: ChunkSink,
                  status: Callable[[], InstanceStatus], verify: Callable[[], Awaitable[InstanceStatus]],
                  cfg: PodCollectorSettings, budget: PendingBudget, metrics: PodMetrics,
-                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None) -> None:
+                 acknowledged: Callable[[str, int | None, int], None] = lambda sid, ts, pos: None,
+                 multiline: CompiledRule | None = None) -> None:
         self.target = target
+        # multiline records (collectors/multiline.py): lines of an open record stay here across reconnects
+        self._joiner = MultilineJoiner(multiline) if multiline is not None else None
+        # (position, ts) of the lines read while joining, until a sent chunk covers them (see _last_line_sent)
+        self._read_lines: deque[tuple[int, int]] = deque()
         self.cursor = cursor
         self._client = client
         self._sink = sink
@@ -154,6 +160,7 @@ class LogStreamer:
                 self._metrics.reconnects.inc()
                 await asyncio.sleep(backoff.next_delay())
         except asyncio.CancelledError:
+            self._join_due(everything=True)
             await self._flush()  # publish what was read before stopping
             raise
 
@@ -188,12 +195,15 @@ class LogStreamer:
                     else:
                         await self._budget.wait_for_room()
                 wait = self._batcher.seconds_left()
+                if self._joiner is not None and self._joiner.open:
+                    wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                 if wait is None:
                     data = await content.read(_READ_BYTES)
                 else:
                     try:
                         data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
                     except TimeoutError:
+                        self._join_due()
                         await self._flush()
                         continue
                 if not data or self._rewound:
@@ -233,6 +243,10 @@ class LogStreamer:
                 continue
             entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
+        if self._joiner is not None:
+            self._read_lines.extend((raw[0], raw[3]) for raw in entries)
+            entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
+            size = sum(len(raw[1]) for raw in entries)
         self._batcher.extend(entries, size)
         if duplicates:
             self._metrics.duplicates.inc(duplicates)
@@ -242,13 +256,24 @@ class LogStreamer:
         if self._tail is not None:
             (line, truncated), self._tail = self._tail, None
             self._take([(line, truncated or not confirmed)])
+        self._join_due(everything=True)  # the instance ended: its open record is complete
         await self._flush()
+
+    def _join_due(self, everything: bool = False) -> None:
+        """Move multiline records past their flush timeout (or all of them) to the batch."""
+        if self._joiner is None or not self._joiner.open:
+            return
+        done = self._joiner.flush_all() if everything else self._joiner.flush_due(time.monotonic())
+        entries = [raw for raw, _ in done]
+        self._batcher.extend(entries, sum(len(raw[1]) for raw in entries))
 
     async def _flush(self) -> None:
         if not self._batcher.lines:
             return
         lines, size = self._batcher.take()
         epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
+        if self._joiner is not None:
+            position, ts = self._last_line_sent(position, ts)
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
             async with self._budget.gate:
@@ -258,6 +283,16 @@ class LogStreamer:
         self._unacked.add(ack)
         ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size, epoch=epoch,
                                                 ts=ts, position=position))
+
+    def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
+        """The last line a chunk being sent covers. A joined record takes its first line's position, so
+        acknowledging that would make a rewind or a restart read the record's tail again as records of
+        their own: every line read before the earliest record still held is in this chunk or before it."""
+        held = self._joiner.min_resume if self._joiner is not None else None
+        read = self._read_lines
+        while read and (held is None or read[0][0] < held):
+            position, ts = read.popleft()
+        return position, ts
 
     def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
                position: int) -> None:
@@ -284,6 +319,9 @@ class LogStreamer:
         self._rewound = True
         _, pending = self._batcher.take()
         self._budget.release(pending)
+        if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
+            self._joiner = MultilineJoiner(self._joiner.rule)
+            self._read_lines.clear()
         if self._resp is not None:
             self._resp.close()
         return True

@@ -18,6 +18,7 @@ import functools
 import logging
 import time
 
+from collectors.multiline import rule_for
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
@@ -26,6 +27,7 @@ from collectors.pods.position_store import PositionStore
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
+from core.rule_settings import MultilineSettings
 from core.settings import PodCollectorSettings
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,9 @@ log = logging.getLogger(__name__)
 
 class StreamSupervisor:
     def __init__(self, client: KubeClient, sink: ChunkSink, cfg: PodCollectorSettings, metrics: PodMetrics,
-                 positions: PositionStore | None = None) -> None:
+                 positions: PositionStore | None = None, multiline: MultilineSettings | None = None) -> None:
         self._client = client
+        self._multiline = multiline.rules if multiline is not None else []
         self._sink = sink
         self._cfg = cfg
         self._metrics = metrics
@@ -129,13 +132,16 @@ class StreamSupervisor:
         labels = {k: pod.labels[k] for k in self._cfg.label_keys if k in pod.labels}
         source = {"kind": "pod-api", "namespace": pod.namespace, "pod": pod.name, "pod_uid": pod.uid,
                   "container": inst.name, "restart": inst.restart, "node": pod.node, "labels": labels}
+        if pod.annotations:  # `logweave.io/parser` picks the parse stage's parsers (docs/parsing.md)
+            source["annotations"] = pod.annotations
         target = StreamTarget(pod.namespace, pod.name, inst.name, sid, source)
         streamer = LogStreamer(target, cursor, self._client, self._sink,
                                lambda: self.status(pod.uid, inst.name, inst.restart),
                                functools.partial(self.verify, pod, inst.name, inst.restart),
                                self._cfg, self._budget, self._metrics,
                                functools.partial(self._positions.acknowledged, namespace=pod.namespace)
-                               if self._positions is not None else _ignore)
+                               if self._positions is not None else _ignore,
+                               rule_for(self._multiline, source))
         self._uid_of[sid] = pod.uid
         self.streamers[sid] = streamer
         self.tasks[sid] = asyncio.create_task(self._run(streamer, sid, pod.uid), name=f"stream {sid}")

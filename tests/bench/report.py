@@ -122,6 +122,17 @@ def intake_rows(result: dict[str, Any]) -> list[StageRow]:
                    find(rows, "bare asyncio"))]
 
 
+def parser_rows(result: dict[str, Any]) -> list[StageRow]:
+    """Text parsers beside the JSON parse path, multiline joining beside the plain tailer (one process)."""
+    rows = result["rows"]
+    json_path, plain = find(rows, "parse JSON"), find(rows, "file tailer, plain")
+    out = [_stage(row, row["name"], json_path, "parse stage, JSON through the C scan")
+           for row in rows if str(row["name"]).startswith("parse ") and row is not json_path]
+    out.append(_stage(find(rows, "file tailer, multiline"), "file tailer, multiline java", plain,
+                      "file tailer, plain (same file)"))
+    return out
+
+
 def sink_rows(result: dict[str, Any]) -> list[StageRow]:
     return [StageRow(f"sink {row['name']}", row["lines_per_s"], "same client, pre-built bulk requests",
                      row["limit_lines_per_s"], row["cpu_s_per_100k"]) for row in result["sinks"]]
@@ -134,6 +145,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[StageRow]]]] = [
     ("pipeline", "pipeline end to end", pipeline_rows),
     ("sinks", "sinks", sink_rows),
     ("intake", "push intake", intake_rows),
+    ("parsers", "text parsers and multiline", parser_rows),
 ]
 
 

@@ -28,6 +28,7 @@ BENCHES = [
     ("sinks", "tests.bench.bench_sinks", []),
     ("intake", "tests.bench.bench_intake", ["--lines", "200000", "--rounds", "3"]),
     ("query", "tests.bench.bench_query", []),
+    ("parsers", "tests.bench.bench_parsers", []),
 ]
 TIMEOUT = 1800.0  # seconds per benchmark
 

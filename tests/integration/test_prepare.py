@@ -1,5 +1,5 @@
-"""`logweave prepare` creates the pipeline topics and the compacted logs.positions, waiting for a broker
-that comes up late (a bounded retry, not a failure at the first refused connection)."""
+"""`logweave prepare` creates the pipeline topics and the compacted logs.positions and config.rules,
+waiting for a broker that comes up late (a bounded retry, not a failure at the first refused connection)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ async def test_prepare_waits_for_a_late_broker_and_creates_the_positions_topic(t
         assert "pipeline topics exist" in out
         configs = await topic_configs(broker.bootstrap, "logs.positions")
         assert configs["exists"] == "True" and configs.get("cleanup.policy") == "compact", configs
+        rules = await topic_configs(broker.bootstrap, "config.rules")
+        assert rules["exists"] == "True" and rules.get("cleanup.policy") == "compact", rules
         assert (await topic_configs(broker.bootstrap, "logs.raw")).get("cleanup.policy") != "compact"
     finally:
         if prepare.poll() is None:

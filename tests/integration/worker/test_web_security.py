@@ -77,8 +77,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredWorker]
            "LOGWEAVE_WORKER__API_TOKENS": hash_token(TOKEN), "LOGWEAVE_WORKER__METRICS_REQUIRE_TOKEN": "true",
            "LOGWEAVE_WORKER__WEB_CERT_FILE": str(files.server_cert),
            "LOGWEAVE_WORKER__WEB_KEY_FILE": str(files.server_key)}
-    kafka = load_settings(environ=env).kafka
-    asyncio.run(prepare_worker_topics(load_settings(environ=env)))  # what `logweave prepare` creates
+    settings = load_settings(environ=env)
+    kafka = settings.kafka
+    asyncio.run(prepare_worker_topics(settings))  # the worker does not create topics
     port = free_port()
     process = worker(tmp, env, port).start()
     served = SecuredWorker(process, port, ssl.create_default_context(cafile=str(files.ca)))

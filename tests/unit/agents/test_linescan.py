@@ -31,7 +31,9 @@ if native_module("line_scan") is None:
     pytest.skip("the C scan is off in this process (LOGWEAVE_PURE=1)", allow_module_level=True)
 
 FIELD_NAMES = ["traceId", "trace_id", "traceID", "time", "timestamp", "@timestamp", "ts", "level", "severity",
-               "lvl", "service", "app", "msg", "trace.id", "trace"]
+               "lvl", "service", "app", "msg", "trace.id", "trace", "@l", "@mt", "@m", "@t", "log.level", "log",
+               "SeverityNumber", "severityNumber", "SeverityText", "instant", "service.name", "Resource", "otelTraceID",
+               "Level", "mdc", "levelname", "asctime", "dd"]
 
 
 @contextmanager
@@ -96,7 +98,8 @@ def documents(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 4))):
         fields.append((draw(st.sampled_from(FIELD_NAMES)), draw(st.one_of(traces, times, levels, json_values))))
     fields = draw(st.permutations(fields))
-    style = draw(st.sampled_from(["orjson", "spaced", "ascii", "escaped-key", "dup", "nested-trace", "mangled"]))
+    style = draw(st.sampled_from(["orjson", "spaced", "ascii", "escaped-key", "dup", "nested-trace", "nested-ecs",
+                                  "mangled"]))
     if style == "orjson":
         try:
             return orjson.dumps(dict(fields)).decode()
@@ -114,6 +117,14 @@ def documents(draw: st.DrawFn) -> str:
         return "{" + body + "}"
     if style == "nested-trace":
         return json.dumps({**dict(fields), "trace": {"id": draw(traces)}})
+    if style == "nested-ecs":  # ECS objects, the OpenTelemetry Resource, log4j2's instant
+        nested = {"service": {"name": draw(st.one_of(st.text(max_size=8), json_leaf))},
+                  "log": {"level": draw(levels)}, "Resource": {"service.name": draw(st.text(max_size=8))},
+                  "instant": {"epochSecond": draw(st.integers(-10**10, 10**10)),
+                              "nanoOfSecond": draw(st.integers(-1, 10**9))},
+                  "mdc": {"traceId": draw(traces)}}
+        keep = draw(st.lists(st.sampled_from(sorted(nested)), unique=True))
+        return json.dumps({**dict(fields), **{k: nested[k] for k in keep}})
     text = json.dumps(dict(fields))
     cut = draw(st.integers(0, max(0, len(text) - 1)))
     return text[:cut] + draw(st.sampled_from(["", "}", ",}", "\x01", "\\", '"', " ", "\\ud800", "1e400"])) + text[cut:]
@@ -126,9 +137,9 @@ raw_lines = st.builds(lambda text, flags, source_ns, pos: [pos, text, "stdout", 
 parse_settings = st.builds(
     lambda time_format, untraced, max_bytes, extra: ParseSettings(
         time_format=time_format, untraced=untraced, max_line_bytes=max_bytes,
-        trace_id_fields=["traceId", "trace_id", "traceID", *extra]),
+        **({} if extra is None else {"trace_id_fields": ["traceId", "trace_id", "traceID", *extra]})),
     st.sampled_from(["auto", "auto", "rfc3339", "epoch_s", "epoch_ms"]), st.sampled_from(["deadletter", "pass"]),
-    st.sampled_from([1 << 20, 64]), st.sampled_from([[], ["trace.id"]]))
+    st.sampled_from([1 << 20, 64]), st.sampled_from([None, None, [], ["trace.id"]]))
 
 
 @settings(max_examples=int(os.environ.get("LINESCAN_EXAMPLES", "600")), deadline=None,
@@ -157,6 +168,14 @@ def test_scan_equals_reference(lines: list[list[Any]], parse: ParseSettings, par
     '{"traceId":null,"trace_id":"b"}',
     '{"trace_id":"b","time":"2025-06-10T08:25:41Z"}',
     '{"traceId":"a\\"b"}',
+    # the first alias absent, a watched key present: only the reference finds the field
+    '{"traceId":"a","Resource":{"service.name":"r"}}',
+    '{"traceId":"a","service":{"name":"s"}}',
+    '{"traceId":"a","dd":{"service":"d"},"log":{"level":"error"}}',
+    '{"traceId":"a","@mt":"Hello, {User}","User":"u"}',
+    '{"traceId":"a","@m":"Hello"}',
+    '{"mdc":{"traceId":"m"}}',
+    '{"traceId":"a","instant":{"epochSecond":1,"nanoOfSecond":2}}',
     *[f'{{"traceId":"a","time":{when}}}' for when in (
         0, -0, -1, 9_223_372_036, 9_223_372_037, 10_000_000_000, 99_999_999_999, 100_000_000_000,
         99_999_999_999_999, 100_000_000_000_000, 999_999_999_999_999_999, -999_999_999_999_999_999,

@@ -164,3 +164,17 @@ def test_query_latency_rows_say_whether_the_target_was_met() -> None:
     assert table_row(text, "elasticsearch: trace")[5] == "20 ms"
     assert "query API latency" not in markdown(results())  # not run: no table
     assert "failed: TimeoutError" in markdown({**results(), "query": {"error": "TimeoutError: x"}})
+
+
+def test_text_parser_and_multiline_rows_beside_their_same_run_limits() -> None:
+    data = results()
+    data["parsers"] = {"rows": [row("parse JSON (C scan)", 1_000_000, 0.07), row("parse logfmt", 100_000, 0.9),
+                                row("parse grok nginx", 80_000, 0.8), row("file tailer, plain", 200_000, 0.2),
+                                row("file tailer, multiline java", 120_000, 0.3)]}
+    text = markdown(data)
+    assert table_row(text, "parse logfmt")[1:5] == ["100,000", "parse stage, JSON through the C scan", "1,000,000",
+                                                    "0.10"]
+    assert table_row(text, "file tailer, multiline java")[1:5] == ["120,000", "file tailer, plain (same file)",
+                                                                   "200,000", "0.60"]
+    del data["parsers"]
+    assert table_row(markdown(data), "text parsers and multiline")[1] == "failed: no result (benchmark not run)"

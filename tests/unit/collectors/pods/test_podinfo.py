@@ -33,3 +33,10 @@ def test_pending_pod_without_status_and_a_deleted_pod() -> None:
     assert pending.containers == [] and pending.node == "" and pending.labels == {}
     deleted = PodInfo.from_json({"metadata": {"uid": "u", "deletionTimestamp": "2026-01-01T00:00:00Z"}})
     assert deleted.deleting
+
+
+def test_keeps_only_logweave_annotations() -> None:
+    pod = PodInfo.from_json({"metadata": {"uid": "u", "annotations": {
+        "logweave.io/parser": "json,nginx", "kubectl.kubernetes.io/last-applied-configuration": "{...}"}}})
+    assert pod.annotations == {"logweave.io/parser": "json,nginx"}
+    assert PodInfo.from_json({"metadata": {"uid": "u"}}).annotations == {}

@@ -1,0 +1,92 @@
+"""Rules that can change while workers and collectors run: parsers, routing (with its transforms) and the
+collectors' multiline rules, as one document.
+
+They live in a file (a ConfigMap); `logweave rules watch FILE` validates each new version and publishes
+it to the compacted `config.rules` topic, from which every worker takes it (agents/live_rules.py).
+A version is named by the file's `version` or else by a hash of its content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from core.errors import ConfigError
+from core.rule_settings import MultilineSettings, ParserDef, ParserSource
+from core.settings import ParseSettings, RoutingSettings, Settings
+from core.settings_group import Group
+
+RULES_SCHEMA = 1
+
+
+class ParseRules(Group):
+    parsers: list[ParserDef] = []
+    sources: list[ParserSource] = []
+    unmatched: Literal["message", "deadletter"] = "message"
+
+
+class RulesDocument(Group):
+    version: str = ""
+    parse: ParseRules = ParseRules()
+    routing: RoutingSettings = RoutingSettings()
+    multiline: MultilineSettings | None = None  # the collectors' rules; absent: each keeps its own settings
+
+    def name(self) -> str:
+        """The version's name: the one given, else the first 12 hex digits of the content's hash."""
+        if self.version:
+            return self.version
+        content = orjson.dumps(self.model_dump(mode="json", exclude={"version"}), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(content).hexdigest()[:12]
+
+    def merged(self, settings: Settings) -> Settings:
+        """`settings` with these rules in place of its parse rules and routing (validated again)."""
+        try:
+            parse = ParseSettings(**{**settings.parse.model_dump(), **self.parse.model_dump()})
+        except ValidationError as exc:
+            raise ConfigError(f"parse.{_first_error(exc)}") from None
+        return settings.model_copy(update={"parse": parse, "routing": self.routing})
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"v": RULES_SCHEMA, "version": self.name(), "rules": self.model_dump(mode="json")})
+
+
+def decode_rules(value: bytes) -> RulesDocument:
+    """A published rules record; ConfigError naming what is wrong."""
+    try:
+        data = orjson.loads(value)
+        if not isinstance(data, dict) or data.get("v") != RULES_SCHEMA:
+            raise ConfigError(f"rules record of schema {data.get('v') if isinstance(data, dict) else None!r}; "
+                              f"this release reads {RULES_SCHEMA}")
+        return RulesDocument(**data["rules"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"rules record is not readable: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"rules record is invalid: {_first_error(exc)}") from None
+
+
+def load_rules_file(path: Path) -> RulesDocument:
+    """The rules in a YAML file; ConfigError with the file and the first problem."""
+    try:
+        data: Any = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"rules file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"rules file {path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"rules file {path}: expected a mapping with `parse` and/or `routing`")
+    try:
+        return RulesDocument(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"rules file {path}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,90 @@
+"""The compacted `config.rules` topic: publishing a rules version, and following it from its start.
+
+One partition, one key (`rules`), cleanup.policy=compact: the topic keeps the latest version, a
+worker that starts reads it before anything else, and a running worker sees each new one in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from core.settings import Settings
+from core.topics import RULES
+from kafka_io.client_options import client_options
+from kafka_io.connect import connect, started
+from kafka_io.range_reader import range_consumer
+
+KEY = b"rules"
+log = logging.getLogger(__name__)
+
+
+async def ensure_rules_topic(settings: Settings, timeout: float | None = None) -> str:
+    """Create the compacted rules topic if missing (`logweave prepare`, and a worker or `rules publish` that
+    finds it missing); return its name. Waits up to `timeout` (default `kafka.connect_timeout`) for a broker."""
+    name, kafka = settings.topic(RULES), settings.kafka
+    admin = await connect(
+        kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
+        "checking the rules topic", timeout)
+    try:
+        if name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
+                await admin.create_topics([NewTopic(name=name, num_partitions=1,
+                                                    replication_factor=settings.kafka.replication_factor,
+                                                    topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
+    return name
+
+
+async def publish_rules(settings: Settings, value: bytes) -> int:
+    """Send one encoded rules version; return its offset once the broker acknowledged it."""
+    name = await ensure_rules_topic(settings)
+    kafka = settings.kafka
+    producer = await connect(
+        kafka, lambda: started(AIOKafkaProducer(**client_options(kafka), acks="all",
+                                                max_request_size=max(1 << 20, kafka.max_message_bytes)), kafka),
+        "publishing rules")
+    try:
+        sent = await producer.send_and_wait(name, value, key=KEY, partition=0)
+        return int(sent.offset)
+    finally:
+        await producer.stop()
+
+
+async def follow_rules(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
+                       poll: float = 1.0) -> None:
+    """Hand every rules record to `apply`, from the topic's start, until `stop` is set."""
+    name = await ensure_rules_topic(settings)
+    consumer = await started(range_consumer(settings), settings.kafka)
+    try:
+        partition = TopicPartition(name, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        while not stop.is_set():
+            batches = await consumer.getmany(partition, timeout_ms=int(poll * 1000))
+            for record in batches.get(partition, []):
+                if record.value is not None:
+                    apply(record.value)
+    finally:
+        await consumer.stop()
+
+
+async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
+                               retry: float = 5.0) -> None:
+    """`follow_rules`, reconnecting after broker errors (the running rules stay meanwhile)."""
+    while not stop.is_set():
+        try:
+            await follow_rules(settings, apply, stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker away or the topic not there yet: retry
+            log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry)

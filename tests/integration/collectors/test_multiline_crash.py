@@ -1,0 +1,91 @@
+"""kill -9 while a service writes Java stack traces: every record arrives whole, once per identity.
+
+The collector runs as its own process with the `java` multiline detector; it is killed twice while a
+writer appends records (one in four a 6-line stack trace). Afterwards every record is in logs.raw
+exactly as written - never cut where a checkpoint fell - and a record sent twice (re-read after a
+kill) has the same stream id and position both times, so the sinks' dedupe holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import orjson
+
+from commands.broker import EmbeddedBroker
+from tests.integration.collectors.file_helpers import collector_settings, cri, pod_log, read_lines, wait_for_lines
+from tests.integration.collectors.file_process import collector_process
+from tests.support.polling import wait_for
+from tests.support.processes import ManagedProcess
+
+TRACE = ["java.lang.IllegalStateException: card declined for order {n}",
+         "\tat com.example.shop.Payments.charge(Payments.java:42)",
+         "\tat com.example.shop.CheckoutController.checkout(CheckoutController.java:77)",
+         "Caused by: java.net.SocketTimeoutException: Read timed out",
+         "\t... 3 common frames omitted"]
+
+
+def record(n: int) -> list[str]:
+    head = orjson.dumps({"seq": n, "level": "error" if n % 4 == 0 else "info"}).decode()
+    return [head, *(line.format(n=n) for line in TRACE)] if n % 4 == 0 else [head]
+
+
+def write(path: Path, total: int, stop: threading.Event) -> None:
+    """17 lines every 10 ms, cut anywhere: records are often half written, so the collector holds open
+    records across its checkpoints (the flush timeout, 5 s, is far longer than a pause between writes)."""
+    lines = [cri(line.encode()) for k in range(total) for line in record(k)]
+    for start in range(0, len(lines), 17):
+        if stop.is_set():
+            return
+        with open(path, "ab") as handle:
+            handle.write(b"".join(lines[start:start + 17]))
+        stop.wait(0.01)
+
+
+async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path = pod_log(tmp_path / "pods", "shop", "payments")
+    settings = collector_settings(broker, tmp_path)
+    total = 4_000
+
+    def start() -> ManagedProcess:
+        process = collector_process(settings, tmp_path / "collector.log")
+        process.env["LOGWEAVE_MULTILINE__RULES"] = '[{"detectors": ["java"], "flush_timeout": "5s"}]'
+        return process.start()
+
+    collector = start()
+    stop = threading.Event()
+    writer = threading.Thread(target=write, args=(path, total, stop))
+    writer.start()
+    try:
+        checkpoint = settings.collector.checkpoint_dir / "checkpoints.json"
+        for progress in (600, 1_800):  # kill twice once records are flowing, just after a checkpoint save:
+            await wait_for_lines(settings, progress, timeout=60)  # the save holds records still open
+            saved = checkpoint.stat().st_mtime_ns
+            await wait_for(lambda saved=saved: checkpoint.stat().st_mtime_ns != saved, what="the next checkpoint save",
+                           timeout=30, interval=0.001)
+            collector.kill()
+            assert writer.is_alive(), "the writer finished before the kill: nothing was killed mid-stream"
+            collector = start()
+        await asyncio.to_thread(writer.join, 60)
+        lines = await wait_for_lines(settings, total, timeout=60)
+        assert collector.stop() == 0
+    finally:
+        stop.set()
+        if collector.alive():
+            collector.kill()
+    lines = await read_lines(settings)
+    seen: dict[tuple[str, int], bytes] = {}
+    for line in lines:
+        assert seen.setdefault((line.stream_id, line.position), line.data) == line.data, \
+            "a record re-sent after a kill differs from the first send"
+    heads = [data.split(b"\n", 1)[0] for data in seen.values()]
+    cut = [head for head in heads if not head.startswith(b"{")]
+    assert not cut, f"records cut at a checkpoint: their tail arrived alone, e.g. {cut[:2]}"
+    records = {orjson.loads(head)["seq"]: data.decode() for head, data in zip(heads, seen.values(), strict=True)}
+    assert sorted(records) == list(range(total)), "a record is missing, or a trace line arrived as its own record"
+    assert len(seen) == total
+    broken = [n for n, text in records.items() if text != "\n".join(record(n))]
+    assert not broken, f"records not whole: {broken[:5]}"
+    print(f"{total} records, {len(lines) - len(seen)} re-sent after the kills")

@@ -1,0 +1,86 @@
+"""A pod stream that joins multiline records acknowledges the last line a chunk covers, not the position of
+its last record (a record's first line): a rewind or a restart then resumes after the whole record.
+
+The streamer is driven directly (no API server): `_take` is what the follow loop calls with the lines of a
+response and `_flush` what it calls to send a chunk; the sink is an in-memory stand-in that acknowledges
+every chunk at once (the Kafka side is covered by the pod collector's integration tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.multiline import CompiledRule
+from collectors.pods.batching import PendingBudget
+from collectors.pods.metrics import PodMetrics
+from collectors.pods.positions import StreamCursor
+from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
+from core.models import RawChunk
+from core.rule_settings import MultilineRule
+from core.settings import PodCollectorSettings
+from kafka_io.publisher import ChunkAck
+
+BASE_NS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+TRACEBACK = [b"ERROR:shop.payments:charge failed", b"Traceback (most recent call last):",
+             b'  File "/app/shop/payments.py", line 42, in charge', b"TimeoutError: read timed out"]
+
+
+class AckingSink:
+    recoveries = 0
+
+    def __init__(self) -> None:
+        self.chunks: list[RawChunk] = []
+
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+        self.chunks.append(chunk)
+        done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
+        done.set_result(ChunkAck(0, len(self.chunks) - 1))
+        return done
+
+    def lost(self, ack: ChunkAck) -> bool:
+        return False
+
+
+def timestamped(second: int, text: bytes) -> tuple[bytes, bool]:
+    return b"2026-01-01T00:00:%02d.000000000Z " % second + text, False
+
+
+async def stream_of(rule: MultilineRule | None) -> tuple[LogStreamer, AckingSink, list[tuple[Any, ...]]]:
+    acknowledged: list[tuple[Any, ...]] = []
+    sink = AckingSink()
+
+    async def verify() -> InstanceStatus:
+        return InstanceStatus.LIVE
+
+    streamer = LogStreamer(StreamTarget("shop", "payments", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                           StreamCursor(), None, sink, lambda: InstanceStatus.LIVE, verify,  # type: ignore[arg-type]
+                           PodCollectorSettings(), PendingBudget(1 << 20), PodMetrics(),
+                           lambda sid, ts, pos: acknowledged.append((ts, pos)),
+                           CompiledRule(rule) if rule is not None else None)
+    return streamer, sink, acknowledged
+
+
+async def test_a_joined_record_is_acknowledged_at_its_last_line() -> None:
+    streamer, sink, acknowledged = await stream_of(MultilineRule(detectors=["python"]))
+    streamer._take([timestamped(1, b"INFO:shop:started"), *(timestamped(2 + i, t) for i, t in enumerate(TRACEBACK)),
+                    timestamped(9, b"INFO:shop:recovered")])  # the last record stays open
+    await streamer._flush()
+    await asyncio.sleep(0)  # the acknowledgement callback
+    sent = [raw[1] for chunk in sink.chunks for raw in chunk.lines]
+    assert sent == ["INFO:shop:started", "\n".join(t.decode() for t in TRACEBACK)]
+    last_traceback_line = BASE_NS + 5 * 1_000_000_000
+    assert streamer.cursor.acked_ts_ns == last_traceback_line, "acknowledged at the record's first line"
+    assert acknowledged[-1][0] == last_traceback_line
+    assert streamer.cursor.acked_position == last_traceback_line // 1000 * 1000
+
+
+async def test_without_joining_the_last_line_sent_is_acknowledged() -> None:
+    streamer, sink, _ = await stream_of(None)
+    assert sink.chunks == []
+    streamer._take([timestamped(1, b"a"), timestamped(2, b"b")])
+    await streamer._flush()
+    await asyncio.sleep(0)
+    assert [raw[1] for raw in sink.chunks[0].lines] == ["a", "b"]
+    assert streamer.cursor.acked_ts_ns == BASE_NS + 2 * 1_000_000_000
