@@ -53,6 +53,11 @@ S3_MIN_PART = 5 * 1024 * 1024
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s/]+):\d{1,5}$")
 
 
+
+def comma_list(value: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated setting (`a:9092, b:9092`)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
 class KafkaSettings(Group):
     brokers: str = "localhost:9092"
     connect_timeout: Interval = 30.0  # how long a process retries an unreachable broker before it gives up
@@ -75,12 +80,12 @@ class KafkaSettings(Group):
 
     @property
     def bootstrap_servers(self) -> list[str]:
-        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+        return comma_list(self.brokers)
 
     @field_validator("brokers")
     @classmethod
     def _host_ports(cls, brokers: str) -> str:
-        servers = [b.strip() for b in brokers.split(",") if b.strip()]
+        servers = comma_list(brokers)
         bad = [s for s in servers if not _HOST_PORT.match(s)]
         if not servers or bad:
             raise ValueError(f"{'no broker given' if not servers else f'not host:port: {bad}'}; "
@@ -262,12 +267,12 @@ class EtcdSinkSettings(Group):
 
     @property
     def endpoints(self) -> list[str]:
-        return [s.strip() for s in self.servers.split(",") if s.strip()]
+        return comma_list(self.servers)
 
     @field_validator("servers")
     @classmethod
     def _some_servers(cls, servers: str) -> str:
-        if not [s for s in servers.split(",") if s.strip()]:
+        if not comma_list(servers):
             raise ValueError("no server given; allowed: a comma list of URLs, e.g. http://127.0.0.1:2379")
         return servers
 
@@ -389,7 +394,7 @@ class KafkaSinkSettings(Group):
 
     @property
     def bootstrap_servers(self) -> list[str]:
-        return [b.strip() for b in self.brokers.split(",") if b.strip()]
+        return comma_list(self.brokers)
 
 
 class PostgresSinkSettings(Group):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from typing import Any
 
@@ -55,7 +56,26 @@ async def start_checked(client: Any, kafka: KafkaSettings) -> None:
         if problem is None:
             raise
         await _close(client)
+        quiet_leftover_connection_errors()
         raise ConfigError(problem) from None
+
+
+class _LeftoverConnectionErrors(logging.Filter):
+    """Drops asyncio's "Future exception was never retrieved" reports of TLS and connection errors: once a
+    set-up problem has been reported in one line, aiokafka's connection tasks may still fail with the
+    same TLS alert (under TLS 1.3 it arrives after the handshake) and would print a traceback after it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.getMessage().startswith("Future exception was never retrieved")
+                    and isinstance(error, ssl.SSLError | KafkaConnectionError | ConnectionError))
+
+
+def quiet_leftover_connection_errors() -> None:
+    """Install the filter on asyncio's logger (once)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _LeftoverConnectionErrors) for f in logger.filters):
+        logger.addFilter(_LeftoverConnectionErrors())
 
 
 async def _close(client: Any) -> None:
