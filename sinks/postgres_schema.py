@@ -37,8 +37,10 @@ def migrations() -> list[tuple[int, str, str]]:
 
 async def migrate(conn: Any) -> list[str]:
     """Apply the migrations this database lacks; return the names applied (empty when up to date)."""
-    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-                       "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    async with conn.transaction():  # concurrent prepares: CREATE TABLE IF NOT EXISTS itself can race
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                           "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
     applied: list[str] = []
     for version, name, sql in migrations():
         async with conn.transaction():

@@ -172,6 +172,19 @@ async def test_migrations_apply_once_and_retention_drops_whole_days(postgres_dsn
         await conn.close()
 
 
+async def test_concurrent_prepares_migrate_once(postgres_dsn: str) -> None:
+    """`make run` starts several processes that each run `logweave prepare` at once: every one must
+    succeed and the migrations apply once (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL)."""
+    conns = [await asyncpg.connect(postgres_dsn) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(migrate(conn) for conn in conns))
+        assert sorted(name for applied in results for name in applied) == \
+            ["0001_logs_and_traces.sql", "0002_service_level_time.sql"]
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
 async def test_drain_feeds_closed_traces_from_their_records(postgres_dsn: str) -> None:
     settings = settings_for(postgres_dsn)
 
