@@ -85,9 +85,11 @@ async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
     workers = [member(i) for i in range(3)]
     harnesses: list[WorkerHarness] = list(workers)
     try:
-        for worker in workers:
+        for worker in workers:  # started together: one group join, not three rebalances in a row
             (tmp_path / worker.workdir.name).mkdir()
-            await worker.start()
+            await worker.launch()
+        for worker in workers:
+            await worker.ready(timeout=180)
         feeder, watcher = workers[0], SinkWatcher(shared_out)
         total_chunks = 20 * RATE_CHUNKS_PER_S  # 20 s of 1,000 lines/s
         events: dict[str, float] = {}

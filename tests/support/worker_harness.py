@@ -71,9 +71,19 @@ class WorkerHarness:
         return self.settings.kafka
 
     async def start(self) -> WorkerHarness:
+        await self.launch()
+        return await self.ready()
+
+    async def launch(self) -> WorkerHarness:
+        """Create the topics and start the process, without waiting for it (see `ready`)."""
         await prepare_worker_topics(self.settings)  # what `logweave prepare` does
         self.process = worker(self.workdir, self.env, self.web_port).start()
-        wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", 90, self.process)
+        return self
+
+    async def ready(self, timeout: float = 90.0) -> WorkerHarness:
+        """Wait until the launched worker answers /readyz; then open the feeding publisher."""
+        assert self.process is not None
+        wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", timeout, self.process)
         if self.publisher is None:
             self.publisher = ChunkPublisher(self.kafka_settings, "logs.raw", 64 << 20,
                                             create_topics=[])
