@@ -1,4 +1,5 @@
-"""Bearer tokens for the worker's web API, stored only as sha256 digests and checked in constant time.
+"""Bearer tokens (the worker's web API, the query API, the intake), stored only as sha256 digests and
+checked in constant time.
 
 The configuration (and the Kubernetes Secret or ConfigMap it comes from) holds digests, so reading
 it does not give access. A presented token is hashed and compared with every stored digest by
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Literal
 
 Verdict = Literal["ok", "missing", "wrong"]
@@ -20,13 +22,25 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def first_match(token: str, digests: Sequence[bytes]) -> int | None:
+    """Index of the first of `digests` (raw sha256) that `token` hashes to, comparing every one."""
+    presented = hashlib.sha256(token.strip().encode()).digest()
+    found: int | None = None
+    for index, digest in enumerate(digests):
+        if hmac.compare_digest(presented, digest) and found is None:
+            found = index
+    return found
+
+
 def check_bearer(authorization: str | None, digests: list[str]) -> Verdict:
     """`ok` when the `Authorization: Bearer <token>` header carries a configured token."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         return "missing"
-    presented = hashlib.sha256(token.strip().encode()).digest()
-    matched = False
-    for digest in digests:
-        matched |= hmac.compare_digest(presented, bytes.fromhex(digest))
-    return "ok" if matched else "wrong"
+    return "ok" if first_match(token, [bytes.fromhex(d) for d in digests]) is not None else "wrong"

@@ -7,28 +7,22 @@ open for probes and browsers; with no digests configured the API is open and say
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from core.api_tokens import first_match, hash_token
+
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def token_hash(token: str) -> str:
-    """The digest to put in api.token_hashes for `token`."""
-    return hashlib.sha256(token.encode()).hexdigest()
+token_hash = hash_token  # the digest to put in api.token_hashes for a token (the worker's scheme)
 
 
 def token_accepted(token: str, digests: list[str]) -> bool:
-    presented = token_hash(token).encode()
-    accepted = False
-    for digest in digests:  # no early exit: every digest is compared
-        accepted |= hmac.compare_digest(presented, digest.encode())
-    return accepted
+    return first_match(token, [bytes.fromhex(d) for d in digests]) is not None
 
 
 def auth_middleware(digests: list[str]) -> Middleware:

@@ -8,10 +8,9 @@ credentials and carry the tenant `anonymous` (allowed on loopback only, see Inta
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
+from core.api_tokens import bearer_token, first_match
 from core.intake_settings import IntakeSettings, IntakeTenant
 
 ANONYMOUS = "anonymous"
@@ -46,19 +45,16 @@ class TenantDirectory:
             return Caller(ANONYMOUS, ANONYMOUS)
         if not authorization:
             raise AuthError("missing bearer token (Authorization: Bearer <token>)")
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(authorization)
+        if token is None:
             raise AuthError("expected Authorization: Bearer <token>")
-        digest = hashlib.sha256(token.strip().encode()).digest()
-        found: IntakeTenant | None = None
-        for known, tenant in self._digests:
-            if hmac.compare_digest(known, digest) and found is None:
-                found = tenant
-        if found is None:
+        index = first_match(token, [known for known, _ in self._digests])
+        if index is None:
             if self.open:
                 return Caller(ANONYMOUS, ANONYMOUS)
             raise AuthError("unknown bearer token")
-        return self._caller(found, digest.hex())
+        known, tenant = self._digests[index]
+        return self._caller(tenant, known.hex())
 
     def shared_keys(self) -> list[tuple[str, IntakeTenant]]:
         """(shared key, tenant) of every tenant that has a forward shared key."""
