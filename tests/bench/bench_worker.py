@@ -12,6 +12,10 @@ Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json
 3. Latency: fixed offered loads (default 10,000, 20,000 and 50,000 lines/s, 15 s each, `--rates`) of
    lines stamped with their production time, through one more worker; a consumer of its sink.file
    reports collection-to-sink-topic p50/p99 per load, the rate achieved and whether the worker kept up.
+Small records (`--lines-per-record 3`, instead of 1-3): a live node's shape, many streams each
+publishing a few lines per record (`--streams` 200, `--live-rate` 4,000 lines/s, `--seconds` 30):
+the worker's CPU seconds per 100K lines, the lines still behind when the feed stops (end lag) and
+the latency, beside the bare aiokafka limit on the same small records in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -196,12 +201,18 @@ async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess,
     return proc, port
 
 
-async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: float = 30.0) -> dict[str, Any]:
+async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: float = 30.0,
+                  lines_per_record: int | None = None, streams: int = 8,
+                  worker_pid: int | None = None) -> dict[str, Any]:
     """Offer `rate` lines/s for `seconds`; collection-to-sink-topic delays of this run's lines only.
 
     Lines are numbered from `first` (new trace ids and stream positions per run, so the worker never
     takes them for replays of an earlier run). The worker kept up when every line arrived and the
     delivery rate (lines / first send to last arrival) stayed within 5% of the rate actually offered.
+    Each 20 ms tick publishes one chunk (a collector flushing), or with `lines_per_record` records of
+    that many lines, each from the next of `streams` stream ids (many pods writing a few lines each).
+    With `worker_pid`, the worker's CPU seconds per 100K lines (feed start to the last arrival) and
+    the lines it was behind when the feed stopped (end lag) are reported too.
     """
     consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=None)
@@ -226,14 +237,20 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     reader = asyncio.ensure_future(consume())
     await asyncio.sleep(0.5)  # the consumer's first fetch positions it at the end before lines flow
     per_tick = max(1, rate // 50)  # a chunk every 20 ms, like a collector flushing
-    started, n = time.perf_counter(), 0
+    per_record = lines_per_record or per_tick
+    cpu0 = cpu_seconds(worker_pid) if worker_pid is not None else 0.0
+    started, n, record = time.perf_counter(), 0, 0
     while n < total:
-        lines = [make_raw_line(first + i, make_doc(first + i, time.time_ns()), "stdout")
-                 for i in range(n, min(n + per_tick, total))]
-        await publisher.publish(RawChunk({"kind": "file"}, f"lat{rate}:{(n // per_tick) % 8}", time.time_ns(), lines))
-        n += len(lines)
+        tick_end = min(n + per_tick, total)
+        while n < tick_end:
+            lines = [make_raw_line(first + i, make_doc(first + i, time.time_ns()), "stdout")
+                     for i in range(n, min(n + per_record, tick_end))]
+            await publisher.publish(RawChunk({"kind": "file", "pod": f"p{record % streams}"},
+                                             f"lat{rate}:{record % streams}", time.time_ns(), lines))
+            n, record = n + len(lines), record + 1
         await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
     offered_seconds = time.perf_counter() - started
+    behind_at_end = total - len(delays)
     try:
         await asyncio.wait_for(reader, drain)
     except TimeoutError:
@@ -241,23 +258,93 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     finally:
         await publisher.stop()
         await consumer.stop()
+    cpu = cpu_seconds(worker_pid) - cpu0 if worker_pid is not None else None
     delays.sort()
     achieved = total / offered_seconds
     delivered = len(delays) / (last_arrival[0] - started) if last_arrival[0] > started else 0.0
-    return {"offered_lines_per_s": rate, "achieved_offered_lines_per_s": round(achieved),
-            "delivered_lines_per_s": round(delivered), "seconds": seconds, "lines": total,
-            "samples": len(delays), "kept_up": len(delays) >= total and delivered >= 0.95 * achieved,
-            "p50_s": round(delays[len(delays) // 2], 4) if delays else None,
-            "p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 4) if delays else None}
+    found = {"offered_lines_per_s": rate, "achieved_offered_lines_per_s": round(achieved),
+             "delivered_lines_per_s": round(delivered), "seconds": seconds, "lines": total,
+             "samples": len(delays), "kept_up": len(delays) >= total and delivered >= 0.95 * achieved,
+             "p50_s": round(delays[len(delays) // 2], 4) if delays else None,
+             "p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 4) if delays else None,
+             "lines_per_record": per_record, "streams": streams if lines_per_record else 8}
+    if cpu is not None:
+        found.update(worker_cpu_s=round(cpu, 2), worker_cpu_s_per_100k=round(cpu / total * 100_000, 3),
+                     end_lag_lines=behind_at_end)
+    return found
 
 
 def describe(lat: dict[str, Any]) -> str:
     if lat["p50_s"] is None:
         return f"at {lat['offered_lines_per_s']:,} lines/s: no line arrived"
+    cpu = (f", worker {lat['worker_cpu_s_per_100k']:.2f} CPU s/100K, end lag {lat['end_lag_lines']:,} lines"
+           if "worker_cpu_s" in lat else "")
     return (f"at {lat['offered_lines_per_s']:,} lines/s (offered {lat['achieved_offered_lines_per_s']:,}, "
             f"delivered {lat['delivered_lines_per_s']:,}): p50 {lat['p50_s'] * 1000:,.0f} ms, "
             f"p99 {lat['p99_s'] * 1000:,.0f} ms, {lat['samples']:,}/{lat['lines']:,} lines, "
-            f"{'kept up' if lat['kept_up'] else 'did NOT keep up'}")
+            f"{'kept up' if lat['kept_up'] else 'did NOT keep up'}{cpu}")
+
+
+def profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` for `seconds` (collapsed stacks to `out`); `pip install py-spy` first."""
+    argv = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+            "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_frames(collapsed: Path, count: int = 15) -> str:
+    """The functions with the most samples in a py-spy collapsed-stack file: self and inclusive."""
+    own: dict[str, int] = defaultdict(int)
+    inclusive: dict[str, int] = defaultdict(int)
+    total = 0
+    for row in collapsed.read_text().splitlines():
+        stack, _, samples = row.rpartition(" ")
+        frames = [frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in stack.split(";")]
+        n = int(samples)
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    def listing(found: dict[str, int]) -> str:
+        ranked = [(frame, n) for frame, n in sorted(found.items(), key=lambda kv: -kv[1]) if n < 0.8 * total]
+        return "\n".join(f"  {n / total:6.1%}  {frame}" for frame, n in ranked[:count])
+    return (f"\nprofile ({total:,} samples), self:\n{listing(own)}\n"
+            f"inclusive (below the event loop's own frames):\n{listing(inclusive)}")
+
+
+async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The live shape: `args.lines_per_record` lines per record from `args.streams` streams at
+    `args.live_rate` lines/s through one worker, beside the bare limit on the same records."""
+    workdir.mkdir(parents=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    total = int(args.live_rate * args.seconds)
+    broker = EmbeddedBroker(workdir / "broker0", free_port()).start(log_path=workdir / "broker0.log")
+    try:
+        limit = await raw_limit(broker.bootstrap, total, args.lines_per_record)
+    finally:
+        broker.stop(kill=True)
+    broker = EmbeddedBroker(workdir / "broker1", free_port()).start(log_path=workdir / "broker1.log")
+    try:
+        lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
+        profile = args.out.with_suffix(".profile.txt")
+        spy = profiler(lat_worker.pid, args.seconds, profile) if args.profile else None
+        try:
+            live = await latency(broker.bootstrap, args.live_rate, args.seconds, 0, drain=60.0,
+                                 lines_per_record=args.lines_per_record, streams=args.streams,
+                                 worker_pid=lat_worker.pid)
+        finally:
+            lat_worker.stop()
+        if spy is not None:
+            spy.wait(timeout=60)
+            print(top_frames(profile))
+    finally:
+        broker.stop(kill=True)
+    print(f"\nbroker: noida-db; {total:,} lines of ~250 bytes, {args.lines_per_record} per record, "
+          f"{args.streams} streams, offered at {args.live_rate:,} lines/s for {args.seconds:.0f} s\n")
+    print(table([limit]))
+    print(f"\nworker (parse+group, live): {describe(live)}")
+    print(f"worker CPU s/100K / limit CPU s/100K: {live['worker_cpu_s_per_100k'] / limit.cpu_per_100k:.1f}")
+    return {"broker": "noida-db", "limit": limit.as_dict(), "live": live}
 
 
 async def main() -> None:
@@ -270,9 +357,23 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="throughput rounds of the limit, the faust floor and the worker, each on a fresh broker; "
                              "the round with the median worker rate is reported (machines vary run to run)")
+    parser.add_argument("--lines-per-record", type=int, default=None,
+                        help="run the small-record live mode instead: records of this many lines (e.g. 3)")
+    parser.add_argument("--streams", type=int, default=200, help="stream ids the small records come from")
+    parser.add_argument("--live-rate", type=int, default=4_000, help="lines/s offered in the small-record mode")
+    parser.add_argument("--profile", action="store_true", help="small-record mode: py-spy the worker, print top frames")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-worker-"))
+    if args.lines_per_record is not None:
+        try:
+            found = await small_records(workdir / "small", args)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        out = args.out.with_name(args.out.stem + "-small.json") if args.out == Path("bench/worker.json") else args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(found, indent=2))
+        return
     rounds = [await throughput_round(workdir / f"round{n}", args.lines, args.chunk) for n in range(args.rounds)]
     limit, floor, row = sorted(rounds, key=lambda found: found[2].rate)[len(rounds) // 2]
     row.note = f"median of {len(rounds)} rounds: " + ", ".join(f"{found[2].rate:,.0f}" for found in rounds)
