@@ -8,6 +8,12 @@ from typing import Any
 from core.models import P_SRC, P_TEXT, ParsedChunk
 
 _LINE_OVERHEAD = 160  # bytes of list framing and fields per line besides its text
+SOURCE_COST = 256  # bytes a chunk's source entry is reckoned at
+
+
+def lines_cost(lines: list[list[Any]]) -> int:
+    """The reckoned encoded size of parsed `lines` (text twice: escaping and the stored copy)."""
+    return sum([len(line[P_TEXT]) for line in lines]) * 2 + _LINE_OVERHEAD * len(lines)
 
 
 def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_bytes: int,
@@ -18,7 +24,7 @@ def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_by
     (a few unused source entries cost less than copying each line to re-index it).
     """
     if len(sources) <= 8:
-        total = sum([len(line[P_TEXT]) for line in lines]) * 2 + _LINE_OVERHEAD * len(lines) + 256 * len(sources)
+        total = lines_cost(lines) + SOURCE_COST * len(sources)
         if total <= limit_bytes:
             return [ParsedChunk(sources, lines, ordered)]
     chunks: list[ParsedChunk] = []
@@ -35,7 +41,7 @@ def build_chunks(lines: list[list[Any]], sources: list[dict[str, Any]], limit_by
         if local is None:
             local = index[src_index] = len(current.sources)
             current.sources.append(sources[src_index])
-            size += 256
+            size += SOURCE_COST
         entry = list(line)
         entry[P_SRC] = local
         current.lines.append(entry)

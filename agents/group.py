@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from faust.types import TP
 
+from agents.backlog import SourceProgress
+from agents.batching import Linger
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
@@ -14,7 +18,7 @@ from agents.stage import StageContext
 from core import topics
 from core.codec import compressor, is_compressed
 from core.metrics import CHUNKS
-from core.models import ParsedChunk
+from core.models import P_SRC, ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
 
 log = logging.getLogger(__name__)
@@ -45,13 +49,18 @@ def register(ctx: StageContext) -> TraceGrouper:
         """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
         faust would otherwise commit the input offset first, and a crash in between would lose the
         update (a trace summary missing lines) although its lines reached the sinks."""
-        async for event in stream.noack().events():
-            CHUNKS.labels("group").inc()
-            chunk = ParsedChunk.decode(event.value)
-            partition = event.message.partition
-            grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
-            table.after_persisted(partition, event.ack)
-            ctx.progress.processed(event.message.tp, event.message.offset)
+        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines)
+        linger = Linger(settings.worker.group_linger, batch.flush_soon)
+        batch.linger = linger
+        lingering = asyncio.ensure_future(linger.run())
+        try:
+            async for event in stream.noack().events():
+                batch.add(event)
+                linger.started()
+                if batch.lines >= batch.batch_lines or linger.due():
+                    batch.flush()
+        finally:
+            lingering.cancel()
 
     @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
     async def close_overdue_traces() -> None:
@@ -94,3 +103,88 @@ async def read_back_sent_summaries(ctx: StageContext, grouper: TraceGrouper, par
                  partition, len(found))
     grouper.already_sent[partition] = found
     table.tail_checked.add(partition)
+
+
+MERGE_BELOW = 500  # lines: a parsed chunk this large is applied on its own (and may be forwarded as received)
+
+
+class GroupBatch:
+    """The logs.parsed records the group agent read within `worker.group_linger`, per partition.
+
+    Consecutive small chunks of a partition are applied as one (one table write, one changelog
+    record and one record per sink instead of one each); lines keep their order, and their source
+    indexes move to the merged source list. Each record is acked, and the stage's progress advanced,
+    once the table update it took part in is persisted, which waits for its outputs' acks.
+    """
+
+    def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int) -> None:
+        self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
+        self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
+        self.lines = 0
+        self.linger: Linger | None = None
+
+    def add(self, event: Any) -> None:
+        CHUNKS.labels("group").inc()
+        chunk = ParsedChunk.decode(event.value)
+        self.pending.setdefault(event.message.partition, []).append((event, chunk))
+        self.lines += len(chunk.lines)
+
+    async def flush_soon(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending, self.lines = self.pending, {}, 0
+        if self.linger is not None:
+            self.linger.flushed()
+        for partition, items in pending.items():
+            for run in runs(items):
+                self._apply(partition, run)
+
+    def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:
+        if len(run) == 1:
+            event, chunk = run[0]
+            self.grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
+        else:
+            sources, lines = merge_chunks([chunk for _, chunk in run])
+            self.grouper.process_chunk(partition, sources, lines)
+        self.grouper.table.after_persisted(partition, acker([event for event, _ in run], self.progress))
+
+
+def runs(items: list[tuple[Any, ParsedChunk]]) -> list[list[tuple[Any, ParsedChunk]]]:
+    """Consecutive small ordered chunks together; a large or unordered chunk on its own."""
+    out: list[list[tuple[Any, ParsedChunk]]] = []
+    current: list[tuple[Any, ParsedChunk]] = []
+    for item in items:
+        chunk = item[1]
+        if len(chunk.lines) >= MERGE_BELOW or not chunk.ordered:
+            if current:
+                out.append(current)
+                current = []
+            out.append([item])
+        else:
+            current.append(item)
+    if current:
+        out.append(current)
+    return out
+
+
+def merge_chunks(chunks: list[ParsedChunk]) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """One source list and the lines of every chunk in order, source indexes moved (lines mutated)."""
+    sources: list[dict[str, Any]] = []
+    lines: list[list[Any]] = []
+    for chunk in chunks:
+        base = len(sources)
+        if base:
+            for line in chunk.lines:
+                line[P_SRC] += base
+        sources.extend(chunk.sources)
+        lines.extend(chunk.lines)
+    return sources, lines
+
+
+def acker(events: list[Any], progress: SourceProgress) -> Callable[[], None]:
+    def ack() -> None:
+        for event in events:
+            event.ack()
+            progress.processed(event.message.tp, event.message.offset)
+    return ack

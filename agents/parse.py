@@ -1,17 +1,33 @@
-"""The parse agent: logs.raw chunks -> logs.parsed chunks per trace partition, dead letters aside."""
+"""The parse agent: logs.raw chunks -> logs.parsed chunks per trace partition, dead letters aside.
+
+Records are taken many at a time: the lines of every record read within `parse.linger` (or until
+`parse.batch_lines` lines or `parse.batch_records` records) are merged into one chunk per trace
+partition (agents/parsed_merge.py), so a few lines per raw record still make large `logs.parsed`
+records; faust's cost is per record. The records are acked, and this stage's progress advanced,
+only once every chunk made from them is acknowledged by Kafka (agents/batching.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from agents.backlog import SourceProgress
+from agents.batching import InOrderAcks, Linger
 from agents.line_parser import LineParser
+from agents.parsed_merge import MergedChunks
 from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
 from core.models import DeadLetter, RawChunk, encode_dead_letters
+from core.settings import ParseSettings
+
+
+def decode_raw_chunks(payload: bytes) -> list[RawChunk]:
+    """The raw chunks one `logs.raw` record carries (one per stream); to become core.models'."""
+    return [RawChunk.decode(payload)]
 
 
 def register(ctx: StageContext) -> None:
@@ -19,42 +35,93 @@ def register(ctx: StageContext) -> None:
     live = ctx.rules
     parser: LineParser | Callable[[], LineParser] = (lambda: live.parser) if live is not None \
         else LineParser(ctx.settings.parse)
-    compress = compressor(ctx.settings.kafka.payload_codec)
-    partitions = ctx.settings.kafka.partitions
+    settings = ctx.settings
     channels = ctx.channels
 
     @ctx.app.agent(channels.raw(), name="parse")
     async def parse(stream: Any) -> None:
-        await parse_stream(stream, parser, channels.parsed(), channels.deadletter(), compress, partitions,
-                           ctx.progress)
+        stage = ParseStage(parser, channels.parsed(), channels.deadletter(), settings.parse,
+                           compress=compressor(settings.kafka.payload_codec), partitions=settings.kafka.partitions,
+                           limit_bytes=int(settings.kafka.max_message_bytes * 0.8), progress=ctx.progress)
+        await stage.run(stream)
 
 
-async def parse_stream(stream: Any, parser: LineParser | Callable[[], LineParser], parsed_topic: Any,
-                       dead_topic: Any, compress: Any, partitions: int, progress: SourceProgress | None = None) -> None:
-    """`parser`, or a function giving the live one: read once per chunk, so rules switch between chunks."""
-    parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
-    async for event in stream.events():
-        await parse_event(event, parser_of(), parsed_topic, dead_topic, compress, partitions)
-        if progress is not None:
-            progress.processed(event.message.tp, event.message.offset)
+class ParseStage:
+    """One parse agent's batch in progress: merged outputs, dead letters, and the events they came from.
 
+    `parser` is the parser, or a function giving the live one: read once per record, so rules
+    switch between records.
+    """
 
-async def parse_event(event: Any, parser: LineParser, parsed_topic: Any, dead_topic: Any,
-                      compress: Any, partitions: int) -> None:
-    CHUNKS.labels("parse").inc()
-    try:
-        chunk = RawChunk.decode(event.value)
-    except ChunkFormatError as exc:
-        await dead_topic.send(value=encode_dead_letters(
-            [DeadLetter("bad_chunk", str(exc), "parse", event.value[:4096].decode("utf-8", "replace"))]))
-        DEAD_LETTERS.labels("parse", "bad_chunk").inc()
-        return
-    LINES.labels("parse_in").inc(len(chunk.lines))
-    outputs, dead = parser.parse_chunk(chunk, partitions)
-    for partition, out in outputs.items():
-        await parsed_topic.send(value=compress(out.encode()), partition=partition)
-        LINES.labels("parse_out").inc(len(out.lines))
-    if dead:
-        for item in dead:
-            DEAD_LETTERS.labels("parse", item.reason).inc()
-        await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())
+    def __init__(self, parser: LineParser | Callable[[], LineParser], parsed_topic: Any, dead_topic: Any,
+                 settings: ParseSettings, *, compress: Callable[[bytes], bytes], partitions: int, limit_bytes: int,
+                 progress: SourceProgress | None = None) -> None:
+        self.parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
+        self.parsed_topic, self.dead_topic = parsed_topic, dead_topic
+        self.compress, self.partitions = compress, partitions
+        self.batch_lines, self.batch_records = settings.batch_lines, settings.batch_records
+        self.merged = MergedChunks(limit_bytes, settings.batch_lines)
+        self.dead: dict[str, list[DeadLetter]] = {}  # per stream id ("" for records that are no chunk)
+        self.events: list[Any] = []
+        self.outputs: list[asyncio.Future[Any]] = []
+        self.acks = InOrderAcks("parse", progress)
+        self.linger = Linger(settings.linger, self.flush)
+        self._sending = asyncio.Lock()  # sends go out one flush after another: per-partition order
+
+    async def run(self, stream: Any) -> None:
+        lingering = asyncio.ensure_future(self.linger.run())
+        try:
+            async for event in stream.noack().events():
+                self.add(event.value)
+                self.events.append(event)
+                self.linger.started()
+                if self.merged.lines >= self.batch_lines or len(self.events) >= self.batch_records \
+                        or self.linger.due():
+                    await self.flush()
+                elif self.merged.ready:  # a partition's chunk is full: send it, ack with the batch
+                    await self.send_ready()
+        finally:
+            lingering.cancel()
+
+    def add(self, payload: bytes) -> None:
+        """Parse one `logs.raw` record into the batch."""
+        CHUNKS.labels("parse").inc()
+        try:
+            chunks = decode_raw_chunks(payload)
+        except ChunkFormatError as exc:
+            self.dead.setdefault("", []).append(
+                DeadLetter("bad_chunk", str(exc), "parse", payload[:4096].decode("utf-8", "replace")))
+            return
+        parser, partitions = self.parser_of(), self.partitions
+        for chunk in chunks:
+            LINES.labels("parse_in").inc(len(chunk.lines))
+            outputs, dead = parser.parse_chunk(chunk, partitions)
+            self.merged.add(chunk.source, chunk.stream_id, outputs)
+            if dead:
+                self.dead.setdefault(chunk.stream_id, []).extend(dead)
+
+    async def send_ready(self) -> None:
+        async with self._sending:
+            self.outputs.extend([await self._send(partition, chunk) for partition, chunk in self.merged.take_ready()])
+
+    async def flush(self) -> None:
+        """Send the batch and ack its records once all of it is acknowledged."""
+        async with self._sending:
+            events, outputs, dead = self.events, self.outputs, self.dead
+            chunks = self.merged.take()
+            self.events, self.outputs, self.dead = [], [], {}
+            self.linger.flushed()
+            for partition, chunk in chunks:
+                outputs.append(await self._send(partition, chunk))
+            for stream_id, items in dead.items():
+                for item in items:
+                    DEAD_LETTERS.labels("parse", item.reason).inc()
+                outputs.append(await self.dead_topic.send(value=self.compress(encode_dead_letters(items)),
+                                                          key=stream_id.encode() if stream_id else None))
+            self.acks.add(events, outputs)
+
+    async def _send(self, partition: int, chunk: Any) -> asyncio.Future[Any]:
+        LINES.labels("parse_out").inc(len(chunk.lines))
+        sent: asyncio.Future[Any] = await self.parsed_topic.send(value=self.compress(chunk.encode()),
+                                                                 partition=partition)
+        return sent

@@ -174,6 +174,12 @@ class ParseSettings(Group):
     parsers: list[ParserDef] = []
     sources: list[ParserSource] = []
     unmatched: Literal["message", "deadletter"] = "message"
+    # Batching (docs/architecture.md, "Lingers"): the parse stage merges the lines of the records it
+    # reads within `linger` into one logs.parsed chunk per partition; it sends sooner once it holds
+    # `batch_lines` lines or `batch_records` records. Each hop's linger adds to the latency.
+    linger: Duration = Field(0.03, le=5.0)
+    batch_lines: int = Field(5000, ge=1)
+    batch_records: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
     def _known_parser_names(self) -> ParseSettings:
@@ -523,6 +529,10 @@ class WorkerSettings(Group):
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
+    # The group stage applies the small logs.parsed records it reads within group_linger as one
+    # (docs/architecture.md, "Lingers"), up to group_batch_lines lines.
+    group_linger: Duration = Field(0.01, le=5.0)
+    group_batch_lines: int = Field(5000, ge=1)
 
     @field_validator("api_tokens")
     @classmethod

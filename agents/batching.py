@@ -1,0 +1,126 @@
+"""Taking many input records at once: ack them only after their outputs, and flush on a linger.
+
+faust costs a stage about half a millisecond of CPU per Kafka record it sends, so a stage that
+re-chunks (parse by trace partition) gathers the lines of many input records before it produces.
+Two rules keep that at-least-once:
+
+- An input record is acked (so its offset may be committed) only once every output made from it
+  is acknowledged by Kafka, and records are acked in the order they were taken (`InOrderAcks`).
+  faust's own `take` acks a batch as soon as the loop body returns, whatever became of the sends.
+- The stage's progress (agents/backlog.py) advances with the acks, never before: a partition whose
+  lines still wait in a batch is not caught up.
+
+`Linger` flushes a batch that waited long enough although no new record came to fill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from agents.backlog import SourceProgress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Taken:
+    events: list[Any]
+    remaining: int
+    failed: bool = False
+
+
+class InOrderAcks:
+    """Acks batches of input events once all their outputs are acked, batch after batch."""
+
+    def __init__(self, stage: str, progress: SourceProgress | None = None) -> None:
+        self.stage = stage
+        self.progress = progress
+        self._pending: deque[_Taken] = deque()
+        self._reported = False
+
+    @property
+    def pending(self) -> int:
+        """Batches taken whose events are not acked yet."""
+        return len(self._pending)
+
+    def add(self, events: Sequence[Any], outputs: Sequence[asyncio.Future[Any]]) -> None:
+        """`events` were turned into `outputs` (send futures): ack them once every output is acked."""
+        if not events:
+            return
+        taken = _Taken(list(events), sum(1 for fut in outputs if not fut.done()))
+        taken.failed = any(fut.done() and not _succeeded(fut) for fut in outputs)
+        self._pending.append(taken)
+        for fut in outputs:
+            if not fut.done():
+                fut.add_done_callback(partial(self._output_done, taken))
+        self._drain()
+
+    def _output_done(self, taken: _Taken, fut: asyncio.Future[Any]) -> None:
+        taken.remaining -= 1
+        if not _succeeded(fut):
+            taken.failed = True
+        self._drain()
+
+    def _drain(self) -> None:
+        queue, progress = self._pending, self.progress
+        while queue and queue[0].remaining == 0:
+            head = queue[0]
+            if head.failed:  # never acked: the worker re-reads these records after a restart
+                if not self._reported:
+                    self._reported = True
+                    log.error("%s: outputs of a batch were not acknowledged by Kafka; its input records and "
+                              "every later one stay unacked (re-processed after a restart)", self.stage)
+                return
+            queue.popleft()
+            for event in head.events:
+                event.ack()
+                if progress is not None:
+                    message = event.message
+                    progress.processed(message.tp, message.offset)
+
+
+def _succeeded(fut: asyncio.Future[Any]) -> bool:
+    return not fut.cancelled() and fut.exception() is None
+
+
+@dataclass
+class Linger:
+    """Calls `flush` once the oldest unflushed input waited `seconds`, when nothing else flushed it.
+
+    The stage calls `started()` when a batch gets its first input and `flushed()` when it sends it;
+    one background task (`run`) sleeps until the deadline of the batch in progress.
+    """
+
+    seconds: float
+    flush: Callable[[], Awaitable[None]]
+    _since: float | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def started(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            self._wake.set()
+
+    def flushed(self) -> None:
+        self._since = None
+
+    def due(self) -> bool:
+        return self._since is not None and time.monotonic() - self._since >= self.seconds
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._since is not None:
+                delay = self._since + self.seconds - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+                await self.flush()
