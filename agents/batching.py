@@ -86,6 +86,12 @@ class InOrderAcks:
                     progress.processed(message.tp, message.offset)
 
 
+def nothing_waiting(stream: Any) -> Callable[[], bool]:
+    """Whether no further record of `stream` is waiting to be read (its channel's queue is empty)."""
+    queue = getattr(stream.channel, "queue", None)
+    return queue.empty if queue is not None else lambda: True
+
+
 def _succeeded(fut: asyncio.Future[Any]) -> bool:
     return not fut.cancelled() and fut.exception() is None
 

@@ -10,7 +10,7 @@ from typing import Any
 from faust.types import TP
 
 from agents.backlog import SourceProgress
-from agents.batching import Linger
+from agents.batching import Linger, nothing_waiting
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.routing import Router
@@ -53,11 +53,12 @@ def register(ctx: StageContext) -> TraceGrouper:
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         lingering = asyncio.ensure_future(linger.run())
+        waiting = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 batch.add(event)
                 linger.started()
-                if batch.lines >= batch.batch_lines or linger.due():
+                if batch.lines >= batch.batch_lines or linger.due() or (batch.lines >= MERGE_BELOW and waiting()):
                     batch.flush()
         finally:
             lingering.cancel()

@@ -1,10 +1,11 @@
 """The parse agent: logs.raw chunks -> logs.parsed chunks per trace partition, dead letters aside.
 
 Records are taken many at a time: the lines of every record read within `parse.linger` (or until
-`parse.batch_lines` lines or `parse.batch_records` records) are merged into one chunk per trace
-partition (agents/parsed_merge.py), so a few lines per raw record still make large `logs.parsed`
-records; faust's cost is per record. The records are acked, and this stage's progress advanced,
-only once every chunk made from them is acknowledged by Kafka (agents/batching.py).
+`parse.batch_lines` lines or `parse.batch_records` records, or `parse.eager_lines` lines once no
+further record waits) are merged into one chunk per trace partition (agents/parsed_merge.py), so
+a few lines per raw record still make large `logs.parsed` records; faust's cost is per record.
+Records are acked, and this stage's progress advanced, only once every chunk made from them is
+acknowledged by Kafka (agents/batching.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.backlog import SourceProgress
-from agents.batching import InOrderAcks, Linger
+from agents.batching import InOrderAcks, Linger, nothing_waiting
 from agents.line_parser import LineParser
 from agents.parsed_merge import MergedChunks
 from agents.stage import StageContext
@@ -60,6 +61,7 @@ class ParseStage:
         self.parsed_topic, self.dead_topic = parsed_topic, dead_topic
         self.compress, self.partitions = compress, partitions
         self.batch_lines, self.batch_records = settings.batch_lines, settings.batch_records
+        self.eager_lines = settings.eager_lines
         self.merged = MergedChunks(limit_bytes, settings.batch_lines)
         self.dead: dict[str, list[DeadLetter]] = {}  # per stream id ("" for records that are no chunk)
         self.events: list[Any] = []
@@ -70,13 +72,15 @@ class ParseStage:
 
     async def run(self, stream: Any) -> None:
         lingering = asyncio.ensure_future(self.linger.run())
+        waiting = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 self.add(event.value)
                 self.events.append(event)
                 self.linger.started()
-                if self.merged.lines >= self.batch_lines or len(self.events) >= self.batch_records \
-                        or self.linger.due():
+                lines = self.merged.lines
+                if lines >= self.batch_lines or len(self.events) >= self.batch_records or self.linger.due() \
+                        or (lines >= self.eager_lines and waiting()):
                     await self.flush()
                 elif self.merged.ready:  # a partition's chunk is full: send it, ack with the batch
                     await self.send_ready()

@@ -176,10 +176,12 @@ class ParseSettings(Group):
     unmatched: Literal["message", "deadletter"] = "message"
     # Batching (docs/architecture.md, "Lingers"): the parse stage merges the lines of the records it
     # reads within `linger` into one logs.parsed chunk per partition; it sends sooner once it holds
-    # `batch_lines` lines or `batch_records` records. Each hop's linger adds to the latency.
+    # `batch_lines` lines or `batch_records` records, or `eager_lines` lines and no further record
+    # is waiting. Each hop's linger adds to the latency while the input is slow.
     linger: Duration = Field(0.03, le=5.0)
     batch_lines: int = Field(5000, ge=1)
     batch_records: int = Field(1000, ge=1)
+    eager_lines: int = Field(256, ge=1)
 
     @model_validator(mode="after")
     def _known_parser_names(self) -> ParseSettings:
