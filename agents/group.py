@@ -58,7 +58,7 @@ def register(ctx: StageContext) -> TraceGrouper:
             async for event in stream.noack().events():
                 batch.add(event)
                 linger.started()
-                if batch.lines >= batch.batch_lines or linger.due() or (batch.lines >= MERGE_BELOW and waiting()):
+                if batch.lines >= batch.batch_lines or linger.due() or waiting():
                     batch.flush()
         finally:
             lingering.cancel()
@@ -110,7 +110,10 @@ MERGE_BELOW = 500  # lines: a parsed chunk this large is applied on its own (and
 
 
 class GroupBatch:
-    """The logs.parsed records the group agent read within `worker.group_linger`, per partition.
+    """The logs.parsed records the group agent read back to back, per partition.
+
+Parse already lingers, so group does not wait for more: it applies what it holds as soon as no
+further record waits, or after `worker.group_linger` or `worker.group_batch_lines` under a backlog.
 
     Consecutive small chunks of a partition are applied as one (one table write, one changelog
     record and one record per sink instead of one each); lines keep their order, and their source

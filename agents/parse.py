@@ -25,6 +25,8 @@ from core.metrics import CHUNKS, DEAD_LETTERS, LINES
 from core.models import DeadLetter, RawChunk, encode_dead_letters
 from core.settings import ParseSettings
 
+CHUNKS_IN, LINES_IN, LINES_OUT = CHUNKS.labels("parse"), LINES.labels("parse_in"), LINES.labels("parse_out")
+
 
 def decode_raw_chunks(payload: bytes) -> list[RawChunk]:
     """The raw chunks one `logs.raw` record carries (one per stream); to become core.models'."""
@@ -89,7 +91,7 @@ class ParseStage:
 
     def add(self, payload: bytes) -> None:
         """Parse one `logs.raw` record into the batch."""
-        CHUNKS.labels("parse").inc()
+        CHUNKS_IN.inc()
         try:
             chunks = decode_raw_chunks(payload)
         except ChunkFormatError as exc:
@@ -98,7 +100,7 @@ class ParseStage:
             return
         parser, partitions = self.parser_of(), self.partitions
         for chunk in chunks:
-            LINES.labels("parse_in").inc(len(chunk.lines))
+            LINES_IN.inc(len(chunk.lines))
             outputs, dead = parser.parse_chunk(chunk, partitions)
             self.merged.add(chunk.source, chunk.stream_id, outputs)
             if dead:
@@ -125,7 +127,7 @@ class ParseStage:
             self.acks.add(events, outputs)
 
     async def _send(self, partition: int, chunk: Any) -> asyncio.Future[Any]:
-        LINES.labels("parse_out").inc(len(chunk.lines))
+        LINES_OUT.inc(len(chunk.lines))
         sent: asyncio.Future[Any] = await self.parsed_topic.send(value=self.compress(chunk.encode()),
                                                                  partition=partition)
         return sent

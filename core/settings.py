@@ -181,7 +181,7 @@ class ParseSettings(Group):
     linger: Duration = Field(0.03, le=5.0)
     batch_lines: int = Field(5000, ge=1)
     batch_records: int = Field(1000, ge=1)
-    eager_lines: int = Field(256, ge=1)
+    eager_lines: int = Field(128, ge=1)
 
     @model_validator(mode="after")
     def _known_parser_names(self) -> ParseSettings:
@@ -531,8 +531,8 @@ class WorkerSettings(Group):
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]
-    # The group stage applies the small logs.parsed records it reads within group_linger as one
-    # (docs/architecture.md, "Lingers"), up to group_batch_lines lines.
+    # Under a backlog, the group stage applies the small logs.parsed records it reads back to back
+    # as one, for up to group_linger or group_batch_lines lines (docs/architecture.md, "Lingers").
     group_linger: Duration = Field(0.01, le=5.0)
     group_batch_lines: int = Field(5000, ge=1)
 
