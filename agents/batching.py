@@ -129,4 +129,8 @@ class Linger:
                 if delay > 0:
                     await asyncio.sleep(delay)
                     continue
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception:  # its records stay unacked: re-read after a restart, never lost
+                    log.exception("flushing a lingering batch failed")
+                    self.flushed()
