@@ -211,8 +211,8 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     delivery rate (lines / first send to last arrival) stayed within 5% of the rate actually offered.
     Each 20 ms tick publishes one chunk (a collector flushing), or with `lines_per_record` records of
     that many lines, each from the next of `streams` stream ids (many pods writing a few lines each).
-    With `worker_pid`, the worker's CPU seconds per 100K lines (feed start to the last arrival) and
-    the lines it was behind when the feed stopped (end lag) are reported too.
+    With `worker_pid`, the worker's CPU seconds per 100K lines delivered (feed start to the last
+    arrival) and the lines it was behind when the feed stopped (end lag) are reported too.
     """
     consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=None)
@@ -269,7 +269,7 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
              "p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 4) if delays else None,
              "lines_per_record": per_record, "streams": streams if lines_per_record else 8}
     if cpu is not None:
-        found.update(worker_cpu_s=round(cpu, 2), worker_cpu_s_per_100k=round(cpu / total * 100_000, 3),
+        found.update(worker_cpu_s=round(cpu, 2), worker_cpu_s_per_100k=round(cpu / max(1, len(delays)) * 100_000, 3),
                      end_lag_lines=behind_at_end)
     return found
 
