@@ -94,7 +94,7 @@ async def test_file_replay_never_starts_after_where_the_data_ends(
         make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
     """Backfilling a new directory in two steps with a hole between them: the second replay starts
     where the first one's data ends instead, so the new directory matches the drain's, line for line."""
-    worker = await make_worker().start()
+    worker = await make_worker({"LOGWEAVE_PARSE__LINGER": "0s"}).start()  # no merging: a record per chunk
     for batch in range(40):  # many small chunks: many records per sink-topic partition
         await worker.feed([{"traceId": f"t{batch}-{i}", "n": batch * 10 + i} for i in range(10)])
     await wait_for_lines(worker, 400)
