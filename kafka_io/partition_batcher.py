@@ -77,17 +77,19 @@ class PartitionBatcher:
             self._sender = asyncio.create_task(self._send_forever(), name="partition-batcher")
 
     async def stop(self) -> None:
-        """Send what is gathered (hand it to the publisher), then stop; the caller flushes the publisher."""
+        """Hand what is gathered to the publisher, then stop; the caller flushes the publisher. Cancelled
+        (a shutdown deadline, the publisher blocked by a broker away), it stops without waiting."""
         self.flush()
-        if self._sender is not None:
-            await self._idle.wait()
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
-            self._sender = None
-        for batch in list(self._open.values()) + list(self._closed):
-            if not batch.ack.done():
-                batch.ack.cancel()
+        try:
+            if self._sender is not None:
+                await self._idle.wait()
+        finally:
+            if self._sender is not None:
+                self._sender.cancel()
+                self._sender = None
+            for batch in list(self._open.values()) + list(self._closed):
+                if not batch.ack.done():
+                    batch.ack.cancel()
 
     async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
         """Add `chunk` to its partition's batch; the future resolves once Kafka acknowledged that batch.

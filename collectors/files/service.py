@@ -82,10 +82,8 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
 
 
 async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:
-    try:
-        await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
-    finally:
-        await publisher.stop()
+    await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
+    await publisher.stop()
 
 
 def pass_interval(cfg: CollectorSettings) -> float:

@@ -78,10 +78,8 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
 
 
 async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:
-    try:
-        await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
-    finally:
-        await publisher.stop()
+    await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
+    await publisher.stop()
 
 
 def main() -> None:
