@@ -188,7 +188,8 @@ class PartitionBatcher:
                 batch.ack.set_exception(exc)
             return
         self.records += 1
-        sent.add_done_callback(lambda fut: _settle(fut, batch.ack))
+        ack = batch.ack  # not the batch: its lines need not live until Kafka acknowledged them
+        sent.add_done_callback(lambda fut: _settle(fut, ack))
 
 
 def _settle(sent: asyncio.Future[ChunkAck], ack: asyncio.Future[ChunkAck]) -> None:

@@ -234,8 +234,11 @@ class LogStreamer:
             if position is None:
                 duplicates += 1
                 continue
-            entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
+            try:  # make_raw_line, inlined for the common case: this loop runs once per line
+                entries.append([position, content.decode(), "", ts, FLAG_TRUNCATED if truncated else 0])
+            except UnicodeDecodeError:
+                entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
         if self._joiner is not None:
             self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
