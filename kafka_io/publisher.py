@@ -36,6 +36,7 @@ from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 _ENVELOPE_ALLOWANCE = 1024  # bytes kept free for Kafka record framing
+_PARTITION_CACHE = 100_000  # stream ids whose partition is remembered
 # the broker holds fewer of this producer's records than it acknowledged: only a new producer id helps
 SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 
@@ -66,6 +67,8 @@ class ChunkPublisher:
         self.recoveries = 0  # producers replaced after a sequence error
         self.end_offsets: dict[int, int] = {}  # per partition, read after the last replacement
         self._settling: set[asyncio.Future[None]] = set()
+        self._partitions: list[int] = []  # of the topic, from the producer's metadata (partition_for)
+        self._partition_of: dict[str, int] = {}  # stream id -> partition (murmur2 is pure Python)
 
     def lost(self, ack: ChunkAck) -> bool:
         """Whether an acknowledged chunk is past what the broker held after the last replacement."""
@@ -82,11 +85,20 @@ class ChunkPublisher:
         as Java's) over the topic's partitions in the producer's metadata, refreshed by the producer
         every `metadata_max_age_ms` and after errors, so a grown topic is picked up as keyed sends would."""
         producer = self._producer
-        assert producer is not None, "ChunkPublisher.start() was not called"
-        partitions = sorted(producer.client.cluster.partitions_for_topic(self._topic) or ())
+        known = producer.client.cluster.partitions_for_topic(self._topic) if producer is not None else None
+        if known and len(known) != len(self._partitions):
+            self._partitions = sorted(known)
+            self._partition_of.clear()
+        partitions = self._partitions  # while the producer is replaced: the partitions known before
         if not partitions:
-            return 0  # no metadata (the producer is being replaced): the first partition exists anyway
-        return int(partitions[(murmur2(stream_id.encode()) & 0x7FFFFFFF) % len(partitions)])
+            return 0  # no metadata yet: the first partition exists anyway
+        partition = self._partition_of.get(stream_id)
+        if partition is None:
+            if len(self._partition_of) >= _PARTITION_CACHE:
+                self._partition_of.clear()
+            partition = self._partition_of[stream_id] = int(
+                partitions[(murmur2(stream_id.encode()) & 0x7FFFFFFF) % len(partitions)])
+        return partition
 
     async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression

@@ -123,3 +123,22 @@ async def test_a_multi_stream_chunk_goes_to_its_partition_without_a_key(
     assert producers[0].records[1][:2] == (b"file:1:2:abc:0", None)
     producers[0].sent[0].set_result(stored_at(4))
     assert (await done).offset == 4
+
+
+async def test_partition_for_is_where_a_record_keyed_by_the_stream_id_goes(
+        publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
+    """Streams keep the partition they used when records were keyed by stream id (before version 2)."""
+    from types import SimpleNamespace
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    pub, producers = publisher
+    await pub.start()
+    counts = [6]
+    cluster = SimpleNamespace(partitions_for_topic=lambda topic: set(range(counts[0])))
+    producers[0].client = SimpleNamespace(cluster=cluster)  # type: ignore[attr-defined]
+    sids = [f"file:2049:{n}:9c1f{n:x}:0" for n in range(200)]
+    assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(6)), []) for s in sids]
+    assert len({pub.partition_for(s) for s in sids}) == 6
+    counts[0] = 9  # the topic grew: streams move as keyed records would
+    assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(9)), []) for s in sids]
