@@ -22,15 +22,10 @@ from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
-from core.models import DeadLetter, RawChunk, encode_dead_letters
+from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
 from core.settings import ParseSettings
 
 CHUNKS_IN, LINES_IN, LINES_OUT = CHUNKS.labels("parse"), LINES.labels("parse_in"), LINES.labels("parse_out")
-
-
-def decode_raw_chunks(payload: bytes) -> list[RawChunk]:
-    """The raw chunks one `logs.raw` record carries (one per stream); to become core.models'."""
-    return [RawChunk.decode(payload)]
 
 
 def register(ctx: StageContext) -> None:

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pytest
 from faust.types import TP
 
-import agents.parse
 from agents.backlog import SourceProgress
 from agents.line_parser import LineParser
 from agents.parse import ParseStage
-from core.models import P_SID, ParsedChunk, RawChunk, decode_dead_letters, make_raw_line
+from core.models import P_SID, ParsedChunk, RawBatch, RawChunk, decode_dead_letters, make_raw_line
 from core.settings import ParseSettings
 
 RAW = TP("logs.raw", 0)
@@ -92,14 +90,12 @@ async def test_records_merge_into_one_chunk_per_partition_and_ack_after_their_ou
     assert all(event.acked for event in events) and progress.next_offset[RAW] == len(events)
 
 
-async def test_a_record_of_many_streams_merges_with_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A v2 record carries several streams (decode_raw_chunks gives several raw chunks)."""
-    monkeypatch.setattr(agents.parse, "decode_raw_chunks",
-                        lambda payload: [RawChunk.decode(part) for part in orjson.loads(payload)])
+async def test_a_record_of_many_streams_merges_with_the_others() -> None:
+    """A version 2 record carries several streams (core.models.decode_raw_chunks gives one chunk each)."""
     parsed, dead, progress = Topic(), Topic(), SourceProgress()
     parse = stage(parsed, dead, progress)
-    multi = orjson.dumps([record(f"m{n}", 100 + n * 3).decode() for n in range(5)])
-    await take(parse, [multi, orjson.dumps([record("single", 0).decode()])])
+    multi = RawBatch(1, [RawChunk.decode(record(f"m{n}", 100 + n * 3)) for n in range(5)]).encode()
+    await take(parse, [multi, record("single", 0)])
     lines = [line for _, value, _ in parsed.sent for line in ParsedChunk.decode(value).lines]
     assert len(parsed.sent) <= 4 and len(lines) == 18
     assert {line[P_SID] for line in lines} == {"m0", "m1", "m2", "m3", "m4", "single"}
