@@ -15,7 +15,9 @@ Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json
 Small records (`--lines-per-record 3`, instead of 1-3): a live node's shape, many streams each
 publishing a few lines per record (`--streams` 200, `--live-rate` 4,000 lines/s, `--seconds` 30):
 the worker's CPU seconds per 100K lines, the lines still behind when the feed stops (end lag) and
-the latency, beside the bare aiokafka limit on the same small records in the same run.
+the latency, beside the bare aiokafka limit on records of as many lines in the same run.
+`--streams-per-record 20` gathers that many streams' lines in one record (raw chunk version 2),
+as the collectors do.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from commands.broker import EmbeddedBroker, free_port
 from core.codec import compressor, decompress
-from core.models import P_TIME, ParsedChunk, RawChunk, make_raw_line, trace_partition
+from core.models import P_TIME, ParsedChunk, RawBatch, RawChunk, make_raw_line, trace_partition
 from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.publisher import ChunkPublisher
@@ -203,7 +205,7 @@ async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess,
 
 async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: float = 30.0,
                   lines_per_record: int | None = None, streams: int = 8,
-                  worker_pid: int | None = None) -> dict[str, Any]:
+                  worker_pid: int | None = None, streams_per_record: int = 1) -> dict[str, Any]:
     """Offer `rate` lines/s for `seconds`; collection-to-sink-topic delays of this run's lines only.
 
     Lines are numbered from `first` (new trace ids and stream positions per run, so the worker never
@@ -243,11 +245,19 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     while n < total:
         tick_end = min(n + per_tick, total)
         while n < tick_end:
-            lines = [make_raw_line(first + i, make_doc(first + i, time.time_ns()), "stdout")
-                     for i in range(n, min(n + per_record, tick_end))]
-            await publisher.publish(RawChunk({"kind": "file", "pod": f"p{record % streams}"},
-                                             f"lat{rate}:{record % streams}", time.time_ns(), lines))
-            n, record = n + len(lines), record + 1
+            segments = []
+            for _ in range(streams_per_record):
+                lines = [make_raw_line(first + i, make_doc(first + i, time.time_ns()), "stdout")
+                         for i in range(n, min(n + per_record, tick_end))]
+                if not lines:
+                    break
+                segments.append(RawChunk({"kind": "file", "pod": f"p{record % streams}"},
+                                         f"lat{rate}:{record % streams}", time.time_ns(), lines))
+                n, record = n + len(lines), record + 1
+            if len(segments) == 1:
+                await publisher.publish(segments[0])
+            else:  # a collector gathering many streams into one record (raw chunk version 2)
+                await publisher.publish(RawBatch(time.time_ns(), segments), partition=record % PARTITIONS)
         await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
     offered_seconds = time.perf_counter() - started
     behind_at_end = total - len(delays)
@@ -267,7 +277,8 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
              "samples": len(delays), "kept_up": len(delays) >= total and delivered >= 0.95 * achieved,
              "p50_s": round(delays[len(delays) // 2], 4) if delays else None,
              "p99_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 4) if delays else None,
-             "lines_per_record": per_record, "streams": streams if lines_per_record else 8}
+             "lines_per_record": per_record, "streams": streams if lines_per_record else 8,
+             "streams_per_record": streams_per_record}
     if cpu is not None:
         found.update(worker_cpu_s=round(cpu, 2), worker_cpu_s_per_100k=round(cpu / max(1, len(delays)) * 100_000, 3),
                      end_lag_lines=behind_at_end)
@@ -320,7 +331,7 @@ async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, An
     total = int(args.live_rate * args.seconds)
     broker = EmbeddedBroker(workdir / "broker0", free_port()).start(log_path=workdir / "broker0.log")
     try:
-        limit = await raw_limit(broker.bootstrap, total, args.lines_per_record)
+        limit = await raw_limit(broker.bootstrap, total, args.lines_per_record * args.streams_per_record)
     finally:
         broker.stop(kill=True)
     broker = EmbeddedBroker(workdir / "broker1", free_port()).start(log_path=workdir / "broker1.log")
@@ -331,7 +342,7 @@ async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, An
         try:
             live = await latency(broker.bootstrap, args.live_rate, args.seconds, 0, drain=60.0,
                                  lines_per_record=args.lines_per_record, streams=args.streams,
-                                 worker_pid=lat_worker.pid)
+                                 worker_pid=lat_worker.pid, streams_per_record=args.streams_per_record)
         finally:
             lat_worker.stop()
         if spy is not None:
@@ -339,8 +350,9 @@ async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, An
             print(top_frames(profile))
     finally:
         broker.stop(kill=True)
-    print(f"\nbroker: noida-db; {total:,} lines of ~250 bytes, {args.lines_per_record} per record, "
-          f"{args.streams} streams, offered at {args.live_rate:,} lines/s for {args.seconds:.0f} s\n")
+    print(f"\nbroker: noida-db; {total:,} lines of ~250 bytes, {args.lines_per_record} per stream and "
+          f"{args.streams_per_record} stream(s) per record, {args.streams} streams, offered at "
+          f"{args.live_rate:,} lines/s for {args.seconds:.0f} s\n")
     print(table([limit]))
     print(f"\nworker (parse+group, live): {describe(live)}")
     print(f"worker CPU s/100K / limit CPU s/100K: {live['worker_cpu_s_per_100k'] / limit.cpu_per_100k:.1f}")
@@ -360,6 +372,8 @@ async def main() -> None:
     parser.add_argument("--lines-per-record", type=int, default=None,
                         help="run the small-record live mode instead: records of this many lines (e.g. 3)")
     parser.add_argument("--streams", type=int, default=200, help="stream ids the small records come from")
+    parser.add_argument("--streams-per-record", type=int, default=1,
+                        help="small-record mode: streams gathered in one record (version 2), as collectors do")
     parser.add_argument("--live-rate", type=int, default=4_000, help="lines/s offered in the small-record mode")
     parser.add_argument("--profile", action="store_true", help="small-record mode: py-spy the worker, print top frames")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
