@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #define MAX_DEPTH 64
 #define MAX_NAMES 16
@@ -614,8 +615,331 @@ fail:
     return NULL;
 }
 
+
+/* ---- The drain's per-line splice (agents/drain_runner.py, to_sink_lines) ---------------------------
+ *
+ * Why: building each delivered document in Python (an f-string of the metadata with five orjson.dumps
+ * calls, the splice, a SinkLine) cost more than parsing and grouping the line together. This writes
+ * each document straight into its bytes: the original JSON object, then the reserved key holding
+ * sid, pos, lid, time_ns, trace, level, service, stream and source, byte for byte what the Python
+ * reference (`sink_line`) writes, strings escaped as orjson escapes them. Any line it is not sure of
+ * (a field of an unexpected type, an integer outside 64 bits, a negative position, strings with
+ * surrogates, text already using the reserved key, text not ending in `}` or with non-ASCII before
+ * it) goes to the Python `fallback(line, index)`, which returns that line's SinkLine.
+ * tests/unit/agents/test_sink_splice.py holds the two paths equal on hostile lines.
+ */
+
+enum { SL_LINE_ID, SL_TRACE_ID, SL_TIME_NS, SL_LEVEL, SL_SERVICE, SL_DOCUMENT, SL_OFFSET, SL_INDEX, SL_ORDERED,
+       SL_FIELDS };
+static const char *const sink_line_names[SL_FIELDS] = {"line_id", "trace_id", "time_ns", "level", "service",
+                                                       "document", "offset", "index", "ordered"};
+static PyObject *sink_line_attrs[SL_FIELDS];
+static PyTypeObject *slot_type; /* the line type whose slot offsets are in slot_offsets (borrowed, checked by id) */
+static Py_ssize_t slot_offsets[SL_FIELDS];
+
+/* Where `type` keeps each SinkLine field: a slots class's member descriptors name the offsets, so a
+ * line is filled like `__init__` fills it, without a setattr lookup per field. 0 when the type has
+ * no such slots (its lines are then filled by setattr). */
+static int find_slots(PyTypeObject *type) {
+    if (slot_type == type) return 1;
+    slot_type = NULL;
+    for (int f = 0; f < SL_FIELDS; f++) {
+        PyObject *descr = _PyType_Lookup(type, sink_line_attrs[f]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) return 0;
+        slot_offsets[f] = member->offset;
+    }
+    slot_type = type;
+    return 1;
+}
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra) cap *= 2;
+    char *grown = PyMem_Realloc(b->data, (size_t)cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+/* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
+ * -1: out of memory. */
+static int put_json_str(Buf *b, PyObject *s) {
+    static const char hex[] = "0123456789abcdef";
+    if (!PyUnicode_CheckExact(s)) return 0;
+    Py_ssize_t n;
+    const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t need = 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        need += (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r') ? 2
+                : c < 0x20                                                                              ? 6
+                                                                                                        : 1;
+    }
+    if (buf_reserve(b, need) < 0) return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 1;
+}
+
+static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or lower-case hex (f"{v:x}", v >= 0) */
+    static const char hex[] = "0123456789abcdef";
+    char digits[24];
+    int n = sizeof digits;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    unsigned base = base16 ? 16 : 10;
+    do {
+        digits[--n] = hex[u % base];
+        u /= base;
+    } while (u);
+    if (v < 0) digits[--n] = '-';
+    return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
+}
+
+/* A Python int that fits 64 bits (bool excluded), else 0. */
+static int exact_int(PyObject *o, long long *out) {
+    if (!PyLong_CheckExact(o)) return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static int ascii_space(unsigned char c) { /* what str.rstrip strips among ASCII characters */
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* The digest of stream `sid` (a str), cached in `digests`; NULL with an exception on error. Borrowed. */
+static PyObject *stream_digest_of(PyObject *digests, PyObject *digest_of, PyObject *sid) {
+    PyObject *digest = PyDict_GetItemWithError(digests, sid);
+    if (digest != NULL || PyErr_Occurred()) return digest;
+    PyObject *made = PyObject_CallOneArg(digest_of, sid);
+    if (made == NULL) return NULL;
+    int stored = PyDict_SetItem(digests, sid, made);
+    Py_DECREF(made);
+    return stored < 0 ? NULL : PyDict_GetItemWithError(digests, sid);
+}
+
+/* The SinkLine of line `index` made in C: NULL without exception when the fallback must make it. */
+static PyObject *spliced_line(PyObject *line, Py_ssize_t index, PyObject *sources, const char *key, Py_ssize_t klen,
+                              PyObject *digests, PyObject *digest_of, PyTypeObject *line_type, PyObject *offset,
+                              PyObject *ordered, Buf *meta, Py_ssize_t *document_size) {
+    if (!PyList_CheckExact(line) || PyList_GET_SIZE(line) != 9) return NULL;
+    PyObject *sid = PyList_GET_ITEM(line, 1), *trace = PyList_GET_ITEM(line, 4), *level = PyList_GET_ITEM(line, 5);
+    PyObject *service = PyList_GET_ITEM(line, 6), *text = PyList_GET_ITEM(line, 7);
+    PyObject *stream = PyList_GET_ITEM(line, 8), *time_obj = PyList_GET_ITEM(line, 3);
+    long long src, pos, time_ns;
+    if (!exact_int(PyList_GET_ITEM(line, 0), &src) || src < 0 || src >= PyList_GET_SIZE(sources)) return NULL;
+    if (!exact_int(PyList_GET_ITEM(line, 2), &pos) || pos < 0 || !exact_int(time_obj, &time_ns)) return NULL;
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_CheckExact(sid)) return NULL;
+    PyObject *source = PyList_GET_ITEM(sources, src);
+    if (!PyBytes_CheckExact(source)) return NULL;
+    Py_ssize_t tlen;
+    const char *t = PyUnicode_AsUTF8AndSize(text, &tlen);
+    if (t == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* the reserved key already in the text: the reference re-serializes the object */
+    for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
+        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
+            memcmp(hit + 1, key, (size_t)klen) == 0)
+            return NULL;
+    }
+    if (tlen < 2 || t[tlen - 1] != '}') return NULL;
+    Py_ssize_t body = tlen - 1;
+    while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
+    if (body == 0 || (unsigned char)t[body - 1] >= 0x80) return NULL; /* maybe Unicode white space: Python's call */
+    int comma = t[body - 1] != '{';
+
+    PyObject *digest = stream_digest_of(digests, digest_of, sid);
+    if (digest == NULL) return NULL; /* with the exception set: the caller stops */
+    Py_ssize_t dlen;
+    const char *d = PyUnicode_CheckExact(digest) ? PyUnicode_AsUTF8AndSize(digest, &dlen) : NULL;
+    if (d == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    meta->len = 0;
+    int ok;
+    if (buf_put(meta, "{\"sid\":", 7) < 0) return NULL;
+    if ((ok = put_json_str(meta, sid)) <= 0) return NULL;
+    if (buf_put(meta, ",\"pos\":", 7) < 0 || put_int(meta, pos, 0) < 0) return NULL;
+    Py_ssize_t lid_at = meta->len + 8;
+    if (buf_put(meta, ",\"lid\":\"", 8) < 0 || buf_put(meta, d, dlen) < 0 || buf_put(meta, "-", 1) < 0 ||
+        put_int(meta, pos, 1) < 0)
+        return NULL;
+    Py_ssize_t lid_end = meta->len;
+    if (buf_put(meta, "\",\"time_ns\":", 12) < 0 || put_int(meta, time_ns, 0) < 0) return NULL;
+    if (buf_put(meta, ",\"trace\":", 9) < 0 || (ok = put_json_str(meta, trace)) <= 0) return NULL;
+    if (buf_put(meta, ",\"level\":", 9) < 0 || (ok = put_json_str(meta, level)) <= 0) return NULL;
+    if (buf_put(meta, ",\"service\":", 11) < 0 || (ok = put_json_str(meta, service)) <= 0) return NULL;
+    if (buf_put(meta, ",\"stream\":", 10) < 0 || (ok = put_json_str(meta, stream)) <= 0) return NULL;
+    if (buf_put(meta, ",\"source\":", 10) < 0 ||
+        buf_put(meta, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(meta, "}", 1) < 0)
+        return NULL;
+
+    Py_ssize_t size = body + comma + klen + 3 + meta->len + 1;
+    *document_size = size;
+    PyObject *document = PyBytes_FromStringAndSize(NULL, size);
+    if (document == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(document);
+    memcpy(out, t, (size_t)body);
+    out += body;
+    if (comma) *out++ = ',';
+    *out++ = '"';
+    memcpy(out, key, (size_t)klen);
+    out += klen;
+    *out++ = '"';
+    *out++ = ':';
+    memcpy(out, meta->data, (size_t)meta->len);
+    out += meta->len;
+    *out = '}';
+
+    PyObject *values[SL_FIELDS] = {NULL};
+    values[SL_LINE_ID] = PyUnicode_DecodeASCII(meta->data + lid_at, lid_end - lid_at, NULL);
+    values[SL_INDEX] = PyLong_FromSsize_t(index);
+    PyObject *made = (values[SL_LINE_ID] && values[SL_INDEX]) ? line_type->tp_alloc(line_type, 0) : NULL;
+    if (made != NULL) {
+        values[SL_TRACE_ID] = trace;
+        values[SL_TIME_NS] = time_obj;
+        values[SL_LEVEL] = level;
+        values[SL_SERVICE] = service;
+        values[SL_DOCUMENT] = document;
+        values[SL_OFFSET] = offset;
+        values[SL_ORDERED] = ordered;
+        if (find_slots(line_type)) {
+            for (int f = 0; f < SL_FIELDS; f++) {
+                PyObject **slot = (PyObject **)((char *)made + slot_offsets[f]);
+                Py_INCREF(values[f]);
+                Py_XSETREF(*slot, values[f]);
+            }
+        } else {
+            for (int f = 0; f < SL_FIELDS; f++) {
+                if (PyObject_SetAttr(made, sink_line_attrs[f], values[f]) < 0) {
+                    Py_CLEAR(made);
+                    break;
+                }
+            }
+        }
+    }
+    Py_XDECREF(values[SL_LINE_ID]);
+    Py_XDECREF(values[SL_INDEX]);
+    Py_DECREF(document);
+    if (made == NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "cannot build a sink line");
+    return made;
+}
+
+PyDoc_STRVAR(sink_lines_doc,
+             "sink_lines(lines, sources, reserved_key, digests, digest_of, line_type, offset, ordered, fallback)\n"
+             "-> (list of line_type, total document bytes): the delivered documents of one parsed chunk.");
+
+static PyObject *sink_lines(PyObject *self, PyObject *args) {
+    PyObject *lines, *sources, *key_obj, *digests, *digest_of, *line_type, *offset, *fallback;
+    int ordered_flag;
+    if (!PyArg_ParseTuple(args, "O!O!UO!OO!O!pO:sink_lines", &PyList_Type, &lines, &PyList_Type, &sources, &key_obj,
+                          &PyDict_Type, &digests, &digest_of, &PyType_Type, &line_type, &PyLong_Type, &offset,
+                          &ordered_flag, &fallback))
+        return NULL;
+    Py_ssize_t klen = 0;
+    const char *key = PyUnicode_AsUTF8AndSize(key_obj, &klen);
+    if (key == NULL) PyErr_Clear(); /* not encodable: every line the Python way */
+    PyObject *ordered = ordered_flag ? Py_True : Py_False;
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) return NULL;
+    Buf meta = {NULL, 0, 0};
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        Py_INCREF(line); /* the fallback may run Python code that changes the list */
+        Py_ssize_t size = 0;
+        PyObject *made = key == NULL ? NULL
+                                     : spliced_line(line, i, sources, key, klen, digests, digest_of,
+                                                    (PyTypeObject *)line_type, offset, ordered, &meta, &size);
+        if (made == NULL && !PyErr_Occurred()) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            made = index ? PyObject_CallFunctionObjArgs(fallback, line, index, NULL) : NULL;
+            Py_XDECREF(index);
+            PyObject *document = made ? PyObject_GetAttr(made, sink_line_attrs[SL_DOCUMENT]) : NULL;
+            if (document != NULL && PyBytes_Check(document)) {
+                size = PyBytes_GET_SIZE(document);
+            } else if (made != NULL) {
+                if (document != NULL) PyErr_SetString(PyExc_TypeError, "a sink line's document must be bytes");
+                Py_CLEAR(made);
+            }
+            Py_XDECREF(document);
+        }
+        Py_DECREF(line);
+        if (made == NULL) goto fail;
+        total += size;
+        PyList_SET_ITEM(out, i, made);
+        if (PyList_GET_SIZE(lines) != count) {
+            PyErr_SetString(PyExc_RuntimeError, "the chunk's lines changed during sink_lines");
+            goto fail;
+        }
+    }
+    PyMem_Free(meta.data);
+    return Py_BuildValue("(Nn)", out, total);
+fail:
+    PyMem_Free(meta.data);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, split_doc},
+    {"sink_lines", sink_lines, METH_VARARGS, sink_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -625,5 +949,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linescan",
 
 PyMODINIT_FUNC PyInit__linescan(void) {
     crc_init();
+    for (int f = 0; f < SL_FIELDS; f++) {
+        if ((sink_line_attrs[f] = PyUnicode_InternFromString(sink_line_names[f])) == NULL) return NULL;
+    }
     return PyModule_Create(&module);
 }
