@@ -20,6 +20,7 @@ import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
 from agents.sink_health import SinkHealth, SinkState
+from core.codec import decompress
 from core.errors import PermanentError, RetriableError
 from core.metrics import (
     SINK_BATCHES,
@@ -95,6 +96,32 @@ def native_splice() -> SpliceChunk | None:
     return splice
 
 
+def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine], int] | None:
+    """The lines read by the C splice straight from the record's bytes as the group stage encoded them,
+    without decoding the chunk into Python objects; None when the record is not exactly of that shape
+    (the caller decodes and splices it the reference way, which also reports a broken record)."""
+    module = native_module("line_scan")
+    if module is None or not hasattr(module, "sink_lines_raw"):
+        return None
+    try:
+        payload = decompress(record.value)
+    except Exception:  # lz4 and zstd raise their own types; ParsedChunk.decode names the problem
+        return None
+    layout = module.chunk_layout(payload)
+    if layout is None:
+        return None
+    srcs_start, srcs_end, lines_start, lines_end, unordered = layout
+    try:
+        sources = orjson.loads(payload[srcs_start:srcs_end])
+        encoded = [orjson.dumps(src) for src in sources]
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    found: tuple[list[SinkLine], int] | None = module.sink_lines_raw(
+        payload, lines_start, lines_end, encoded, reserved_key, {}, stream_digest, SinkLine, record.offset,
+        not unordered)
+    return found
+
+
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
     """Expand a parsed chunk into sink lines whose documents carry Logweave's metadata."""
     return chunk_sink_lines(record, reserved_key, native_splice())[0]
@@ -104,6 +131,10 @@ def chunk_sink_lines(record: SinkRecord, reserved_key: str,
                      splice: SpliceChunk | None) -> tuple[list[SinkLine], int]:
     """`to_sink_lines` with the documents' total size; `splice` (native_splice()) makes the lines in C,
     None runs the Python reference per line."""
+    if splice is not None:
+        found = raw_sink_lines(record, reserved_key)
+        if found is not None:
+            return found
     chunk = ParsedChunk.decode(record.value)
     sources = [orjson.dumps(src).decode() for src in chunk.sources]
     digests: dict[str, str] = {}

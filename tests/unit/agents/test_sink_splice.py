@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.drain_runner import SinkRecord, chunk_sink_lines, native_splice
+from agents.drain_runner import SinkRecord, chunk_sink_lines, native_splice, raw_sink_lines
 from core.models import ParsedChunk
 from sinks.base import SinkLine
 
@@ -161,3 +161,74 @@ def test_generated_chunks_are_expanded_like_the_reference(rows: list[tuple[Any, 
              for text, sid, pos, time_ns, trace, level, service, stream, src in rows]
     fast, ref = expand(lines, reserved_key, sources=[SOURCE, {"n": 1}])
     assert fast == ref
+
+
+# -- the record's bytes read directly (sink_lines_raw) ------------------------------------------------------
+LINE = '[0,"file:1:2:ab:0",1024,1749543941630702460,"4bf92f","info","checkout","{\\"m\\":\\"ok\\"}","stdout"]'
+HEAD = '{"v":1,"t":"parsed","srcs":[{"kind":"file","node":"n1"}],"lines":['
+
+
+def raw_record(body: str | bytes) -> SinkRecord:
+    return SinkRecord(0, 9, body.encode() if isinstance(body, str) else body)
+
+
+def both_raw(record: SinkRecord, reserved_key: str = "logweave") -> tuple[Any, Any]:
+    def run(splice: Any) -> Any:
+        try:
+            out, size = chunk_sink_lines(record, reserved_key, splice)
+        except Exception as exc:  # the two paths must fail alike
+            return type(exc).__name__
+        return [fields(x) for x in out], size
+
+    return run(SPLICE), run(None)
+
+
+def test_records_as_the_group_stage_writes_them_are_read_without_decoding() -> None:
+    lines = [line('{"msg":"say \\"hi\\"\\n\\u0001","n":[1,{"k":"é"}]}', pos=i, trace=f"t{i // 2}") for i in range(6)]
+    for ordered in (True, False):
+        record = SinkRecord(1, 5, ParsedChunk([SOURCE, {"k": "v"}], lines, ordered).encode())
+        found = raw_sink_lines(record, "logweave")
+        assert found is not None, "an orjson-written chunk must take the raw path"
+        assert ([fields(x) for x in found[0]], found[1]) == both_raw(record)[1]
+    assert raw_sink_lines(SinkRecord(0, 0, b'{"v":1,"t":"parsed","srcs":[],"lines":[]}'), "logweave") == ([], 0)
+
+
+RAW_RECORDS = [
+    HEAD + LINE + "]}", HEAD + LINE + "," + LINE + '],"unordered":true}', HEAD + LINE + "," + LINE + "]}",
+    HEAD + LINE + "] }", HEAD + " " + LINE + "]}", HEAD + LINE.replace(",1024,", ", 1024,") + "]}",
+    HEAD + LINE + "]}x", HEAD + LINE + "]", HEAD + LINE, HEAD + LINE + ",]}", HEAD + "]}", HEAD + LINE + "]]}",
+    HEAD.replace('"v":1', '"v":2') + LINE + "]}", HEAD.replace('"t":"parsed"', '"t":"raw"') + LINE + "]}",
+    '{"t":"parsed","v":1,"srcs":[{}],"lines":[' + LINE + "]}", HEAD + LINE + '],"unordered":false}',
+    HEAD + LINE.replace("checkout", "check\\/out") + "]}", HEAD + LINE.replace("checkout", "\\u0063heckout") + "]}",
+    HEAD + LINE.replace("stdout", "std\\u001Fout") + "]}", HEAD + LINE.replace("stdout", "std\\u001fout") + "]}",
+    HEAD + LINE.replace("stdout", "std\\u0008out") + "]}", HEAD + LINE.replace("stdout", "std\\ud83d\\ude00") + "]}",
+    HEAD + LINE.replace("stdout", "std\\ud800") + "]}", HEAD + LINE.replace(",1024,", ",01024,") + "]}",
+    HEAD + LINE.replace(",1024,", ",-0,") + "]}", HEAD + LINE.replace(",1024,", ",-1024,") + "]}",
+    HEAD + LINE.replace(",1024,", ",1024.0,") + "]}", HEAD + LINE.replace(",1024,", ",18446744073709551616,") + "]}",
+    HEAD + LINE.replace("1749543941630702460", "9223372036854775807") + "]}",
+    HEAD + LINE.replace("1749543941630702460", "-9223372036854775808") + "]}",
+    HEAD + LINE.replace("1749543941630702460", "9223372036854775808") + "]}",
+    HEAD + LINE.replace("[0,", "[1,") + "]}", HEAD + LINE.replace("[0,", "[-1,") + "]}",
+    HEAD + LINE.replace('"stdout"]', '"stdout",1]') + "]}", HEAD + LINE.replace('"info",', "") + "]}",
+    HEAD + LINE.replace('"info"', "null") + "]}", HEAD + LINE.replace('\\"m\\"', '\\"logweave\\"') + "]}",
+    HEAD + LINE.replace('{\\"m\\":\\"ok\\"}', "{}") + "]}", HEAD + LINE.replace('{\\"m\\":\\"ok\\"}', "[]") + "]}",
+    HEAD + LINE.replace('\\"ok\\"}', '\\"ok\\" \\t}') + "]}",
+    HEAD + LINE.replace('\\"ok\\"}', '\\"ok\\"\u00a0}') + "]}",
+    '{"v":1,"t":"parsed","srcs":[{"a":[1,{"b":"\\u00e9"}]}, {}],"lines":[' + LINE.replace("[0,", "[1,") + "]}",
+    '{"v":1,"t":"parsed","srcs":[{"a":1e999}],"lines":[' + LINE + "]}", '{"v":1,"t":"parsed","srcs":[',
+    HEAD + LINE.replace("checkout", "x" * 300_000) + "]}",
+]
+
+
+@pytest.mark.parametrize("body", RAW_RECORDS, ids=range(len(RAW_RECORDS)))
+def test_hostile_records_are_read_like_the_reference(body: str) -> None:
+    fast, ref = both_raw(raw_record(body))
+    assert fast == ref
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\x01",
+                                 b"\xc3\xa9", b"\xf0\x9f\x98\x80"], ids=repr)
+def test_invalid_utf8_in_a_record_is_read_like_the_reference(bad: bytes) -> None:
+    for at in ("checkout", "stdout", '\\"ok'):
+        fast, ref = both_raw(raw_record((HEAD + LINE + "]}").encode().replace(at.encode(), at.encode() + bad)))
+        assert fast == ref
