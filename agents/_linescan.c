@@ -1193,12 +1193,12 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
         if (unescape_into(&text, at[7] + 1, after[7] - 1) < 0) goto done;
         const char *t = text.data;
         Py_ssize_t tlen = text.len;
+        if (tlen < 2 || t[tlen - 1] != '}') goto unsure;
         for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
             if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
                 memcmp(hit + 1, key, (size_t)klen) == 0)
                 goto unsure;
         }
-        if (tlen < 2 || t[tlen - 1] != '}') goto unsure;
         Py_ssize_t body = tlen - 1;
         while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
         if (body == 0 || (unsigned char)t[body - 1] >= 0x80) goto unsure;
