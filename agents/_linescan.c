@@ -17,6 +17,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
+#include <limits.h>
 
 #define MAX_DEPTH 64
 #define MAX_NAMES 16
@@ -614,8 +616,708 @@ fail:
     return NULL;
 }
 
+
+/* ---- The drain's per-line splice (agents/drain_runner.py, to_sink_lines) ---------------------------
+ *
+ * Why: building each delivered document in Python (an f-string of the metadata with five orjson.dumps
+ * calls, the splice, a SinkLine) cost more than parsing and grouping the line together. This writes
+ * each document straight into its bytes: the original JSON object, then the reserved key holding
+ * sid, pos, lid, time_ns, trace, level, service, stream and source, byte for byte what the Python
+ * reference (`sink_line`) writes, strings escaped as orjson escapes them. Any line it is not sure of
+ * (a field of an unexpected type, an integer outside 64 bits, a negative position, strings with
+ * surrogates, text already using the reserved key, text not ending in `}` or with non-ASCII before
+ * it) goes to the Python `fallback(line, index)`, which returns that line's SinkLine.
+ * tests/unit/agents/test_sink_splice.py holds the two paths equal on hostile lines.
+ */
+
+enum { SL_LINE_ID, SL_TRACE_ID, SL_TIME_NS, SL_LEVEL, SL_SERVICE, SL_DOCUMENT, SL_OFFSET, SL_INDEX, SL_ORDERED,
+       SL_FIELDS };
+static const char *const sink_line_names[SL_FIELDS] = {"line_id", "trace_id", "time_ns", "level", "service",
+                                                       "document", "offset", "index", "ordered"};
+static PyObject *sink_line_attrs[SL_FIELDS];
+static PyTypeObject *slot_type; /* the line type whose slot offsets are in slot_offsets (borrowed, checked by id) */
+static Py_ssize_t slot_offsets[SL_FIELDS];
+
+/* Where `type` keeps each SinkLine field: a slots class's member descriptors name the offsets, so a
+ * line is filled like `__init__` fills it, without a setattr lookup per field. 0 when the type has
+ * no such slots (its lines are then filled by setattr). */
+static int find_slots(PyTypeObject *type) {
+    if (slot_type == type) return 1;
+    slot_type = NULL;
+    for (int f = 0; f < SL_FIELDS; f++) {
+        PyObject *descr = _PyType_Lookup(type, sink_line_attrs[f]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) return 0;
+        slot_offsets[f] = member->offset;
+    }
+    slot_type = type;
+    return 1;
+}
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra) cap *= 2;
+    char *grown = PyMem_Realloc(b->data, (size_t)cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+/* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
+ * -1: out of memory. */
+static int put_json_str(Buf *b, PyObject *s) {
+    static const char hex[] = "0123456789abcdef";
+    if (!PyUnicode_CheckExact(s)) return 0;
+    Py_ssize_t n;
+    const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t need = 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        need += (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r') ? 2
+                : c < 0x20                                                                              ? 6
+                                                                                                        : 1;
+    }
+    if (buf_reserve(b, need) < 0) return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 1;
+}
+
+static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or lower-case hex (f"{v:x}", v >= 0) */
+    static const char hex[] = "0123456789abcdef";
+    char digits[24];
+    int n = sizeof digits;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    unsigned base = base16 ? 16 : 10;
+    do {
+        digits[--n] = hex[u % base];
+        u /= base;
+    } while (u);
+    if (v < 0) digits[--n] = '-';
+    return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
+}
+
+/* A Python int that fits 64 bits (bool excluded), else 0. */
+static int exact_int(PyObject *o, long long *out) {
+    if (!PyLong_CheckExact(o)) return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static int ascii_space(unsigned char c) { /* what str.rstrip strips among ASCII characters */
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* The digest of stream `sid` (a str), cached in `digests`; NULL with an exception on error. Borrowed. */
+static PyObject *stream_digest_of(PyObject *digests, PyObject *digest_of, PyObject *sid) {
+    PyObject *digest = PyDict_GetItemWithError(digests, sid);
+    if (digest != NULL || PyErr_Occurred()) return digest;
+    PyObject *made = PyObject_CallOneArg(digest_of, sid);
+    if (made == NULL) return NULL;
+    int stored = PyDict_SetItem(digests, sid, made);
+    Py_DECREF(made);
+    return stored < 0 ? NULL : PyDict_GetItemWithError(digests, sid);
+}
+
+/* The SinkLine of line `index` made in C: NULL without exception when the fallback must make it. */
+static PyObject *spliced_line(PyObject *line, Py_ssize_t index, PyObject *sources, const char *key, Py_ssize_t klen,
+                              PyObject *digests, PyObject *digest_of, PyTypeObject *line_type, PyObject *offset,
+                              PyObject *ordered, Buf *meta, Py_ssize_t *document_size) {
+    if (!PyList_CheckExact(line) || PyList_GET_SIZE(line) != 9) return NULL;
+    PyObject *sid = PyList_GET_ITEM(line, 1), *trace = PyList_GET_ITEM(line, 4), *level = PyList_GET_ITEM(line, 5);
+    PyObject *service = PyList_GET_ITEM(line, 6), *text = PyList_GET_ITEM(line, 7);
+    PyObject *stream = PyList_GET_ITEM(line, 8), *time_obj = PyList_GET_ITEM(line, 3);
+    long long src, pos, time_ns;
+    if (!exact_int(PyList_GET_ITEM(line, 0), &src) || src < 0 || src >= PyList_GET_SIZE(sources)) return NULL;
+    if (!exact_int(PyList_GET_ITEM(line, 2), &pos) || pos < 0 || !exact_int(time_obj, &time_ns)) return NULL;
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_CheckExact(sid)) return NULL;
+    PyObject *source = PyList_GET_ITEM(sources, src);
+    if (!PyBytes_CheckExact(source)) return NULL;
+    Py_ssize_t tlen;
+    const char *t = PyUnicode_AsUTF8AndSize(text, &tlen);
+    if (t == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    /* the reserved key already in the text: the reference re-serializes the object */
+    for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
+        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
+            memcmp(hit + 1, key, (size_t)klen) == 0)
+            return NULL;
+    }
+    if (tlen < 2 || t[tlen - 1] != '}') return NULL;
+    Py_ssize_t body = tlen - 1;
+    while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
+    if (body == 0 || (unsigned char)t[body - 1] >= 0x80) return NULL; /* maybe Unicode white space: Python's call */
+    int comma = t[body - 1] != '{';
+
+    PyObject *digest = stream_digest_of(digests, digest_of, sid);
+    if (digest == NULL) return NULL; /* with the exception set: the caller stops */
+    Py_ssize_t dlen;
+    const char *d = PyUnicode_CheckExact(digest) ? PyUnicode_AsUTF8AndSize(digest, &dlen) : NULL;
+    if (d == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    meta->len = 0;
+    int ok;
+    if (buf_put(meta, "{\"sid\":", 7) < 0) return NULL;
+    if ((ok = put_json_str(meta, sid)) <= 0) return NULL;
+    if (buf_put(meta, ",\"pos\":", 7) < 0 || put_int(meta, pos, 0) < 0) return NULL;
+    Py_ssize_t lid_at = meta->len + 8;
+    if (buf_put(meta, ",\"lid\":\"", 8) < 0 || buf_put(meta, d, dlen) < 0 || buf_put(meta, "-", 1) < 0 ||
+        put_int(meta, pos, 1) < 0)
+        return NULL;
+    Py_ssize_t lid_end = meta->len;
+    if (buf_put(meta, "\",\"time_ns\":", 12) < 0 || put_int(meta, time_ns, 0) < 0) return NULL;
+    if (buf_put(meta, ",\"trace\":", 9) < 0 || (ok = put_json_str(meta, trace)) <= 0) return NULL;
+    if (buf_put(meta, ",\"level\":", 9) < 0 || (ok = put_json_str(meta, level)) <= 0) return NULL;
+    if (buf_put(meta, ",\"service\":", 11) < 0 || (ok = put_json_str(meta, service)) <= 0) return NULL;
+    if (buf_put(meta, ",\"stream\":", 10) < 0 || (ok = put_json_str(meta, stream)) <= 0) return NULL;
+    if (buf_put(meta, ",\"source\":", 10) < 0 ||
+        buf_put(meta, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(meta, "}", 1) < 0)
+        return NULL;
+
+    Py_ssize_t size = body + comma + klen + 3 + meta->len + 1;
+    *document_size = size;
+    PyObject *document = PyBytes_FromStringAndSize(NULL, size);
+    if (document == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(document);
+    memcpy(out, t, (size_t)body);
+    out += body;
+    if (comma) *out++ = ',';
+    *out++ = '"';
+    memcpy(out, key, (size_t)klen);
+    out += klen;
+    *out++ = '"';
+    *out++ = ':';
+    memcpy(out, meta->data, (size_t)meta->len);
+    out += meta->len;
+    *out = '}';
+
+    PyObject *values[SL_FIELDS] = {NULL};
+    values[SL_LINE_ID] = PyUnicode_DecodeASCII(meta->data + lid_at, lid_end - lid_at, NULL);
+    values[SL_INDEX] = PyLong_FromSsize_t(index);
+    PyObject *made = (values[SL_LINE_ID] && values[SL_INDEX]) ? line_type->tp_alloc(line_type, 0) : NULL;
+    if (made != NULL) {
+        values[SL_TRACE_ID] = trace;
+        values[SL_TIME_NS] = time_obj;
+        values[SL_LEVEL] = level;
+        values[SL_SERVICE] = service;
+        values[SL_DOCUMENT] = document;
+        values[SL_OFFSET] = offset;
+        values[SL_ORDERED] = ordered;
+        if (find_slots(line_type)) {
+            for (int f = 0; f < SL_FIELDS; f++) {
+                PyObject **slot = (PyObject **)((char *)made + slot_offsets[f]);
+                Py_INCREF(values[f]);
+                Py_XSETREF(*slot, values[f]);
+            }
+        } else {
+            for (int f = 0; f < SL_FIELDS; f++) {
+                if (PyObject_SetAttr(made, sink_line_attrs[f], values[f]) < 0) {
+                    Py_CLEAR(made);
+                    break;
+                }
+            }
+        }
+    }
+    Py_XDECREF(values[SL_LINE_ID]);
+    Py_XDECREF(values[SL_INDEX]);
+    Py_DECREF(document);
+    if (made == NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "cannot build a sink line");
+    return made;
+}
+
+PyDoc_STRVAR(sink_lines_doc,
+             "sink_lines(lines, sources, reserved_key, digests, digest_of, line_type, offset, ordered, fallback)\n"
+             "-> (list of line_type, total document bytes): the delivered documents of one parsed chunk.");
+
+static PyObject *sink_lines(PyObject *self, PyObject *args) {
+    PyObject *lines, *sources, *key_obj, *digests, *digest_of, *line_type, *offset, *fallback;
+    int ordered_flag;
+    if (!PyArg_ParseTuple(args, "O!O!UO!OO!O!pO:sink_lines", &PyList_Type, &lines, &PyList_Type, &sources, &key_obj,
+                          &PyDict_Type, &digests, &digest_of, &PyType_Type, &line_type, &PyLong_Type, &offset,
+                          &ordered_flag, &fallback))
+        return NULL;
+    Py_ssize_t klen = 0;
+    const char *key = PyUnicode_AsUTF8AndSize(key_obj, &klen);
+    if (key == NULL) PyErr_Clear(); /* not encodable: every line the Python way */
+    PyObject *ordered = ordered_flag ? Py_True : Py_False;
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) return NULL;
+    Buf meta = {NULL, 0, 0};
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        Py_INCREF(line); /* the fallback may run Python code that changes the list */
+        Py_ssize_t size = 0;
+        PyObject *made = key == NULL ? NULL
+                                     : spliced_line(line, i, sources, key, klen, digests, digest_of,
+                                                    (PyTypeObject *)line_type, offset, ordered, &meta, &size);
+        if (made == NULL && !PyErr_Occurred()) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            made = index ? PyObject_CallFunctionObjArgs(fallback, line, index, NULL) : NULL;
+            Py_XDECREF(index);
+            PyObject *document = made ? PyObject_GetAttr(made, sink_line_attrs[SL_DOCUMENT]) : NULL;
+            if (document != NULL && PyBytes_Check(document)) {
+                size = PyBytes_GET_SIZE(document);
+            } else if (made != NULL) {
+                if (document != NULL) PyErr_SetString(PyExc_TypeError, "a sink line's document must be bytes");
+                Py_CLEAR(made);
+            }
+            Py_XDECREF(document);
+        }
+        Py_DECREF(line);
+        if (made == NULL) goto fail;
+        total += size;
+        PyList_SET_ITEM(out, i, made);
+        if (PyList_GET_SIZE(lines) != count) {
+            PyErr_SetString(PyExc_RuntimeError, "the chunk's lines changed during sink_lines");
+            goto fail;
+        }
+    }
+    PyMem_Free(meta.data);
+    return Py_BuildValue("(Nn)", out, total);
+fail:
+    PyMem_Free(meta.data);
+    Py_DECREF(out);
+    return NULL;
+}
+
+
+/* ---- The same splice reading the sink record's bytes (the group stage's encoding passed through) ------
+ *
+ * A sink record is a parsed chunk as orjson wrote it: `{"v":1,"t":"parsed","srcs":[…],"lines":[…]}`
+ * (and `"unordered":true`), every string in orjson's escaping. `chunk_layout` finds the parts; then
+ * `sink_lines_raw` reads each line straight from the bytes: its strings are copied into the document's
+ * metadata as they stand (they are already what orjson.dumps would write), the text is unescaped once
+ * into the document, and no Python list, int or str is made for what the document alone needs. Any
+ * record not exactly of that shape (other key order, white space, a string escaped otherwise than
+ * orjson escapes, invalid UTF-8, a field of another type, an integer beyond 64 bits, a negative
+ * position, a text the splice is not sure of) answers None, and the caller decodes it with orjson and
+ * splices it through `sink_lines` and its Python reference instead.
+ */
+
+static unsigned char plain_ascii[256]; /* printable ASCII but `"` and `\`: copied as they stand */
+
+/* A JSON string at p (the opening quote) in exactly orjson's escaping, with valid UTF-8; returns the
+ * position after the closing quote (NULL if not so) and whether it holds an escape. */
+static const char *canonical_string(const char *p, const char *end, int *escaped) {
+    if (p >= end || *p != '"') return NULL;
+    p++;
+    *escaped = 0;
+    while (p < end) {
+        while (p < end && plain_ascii[(unsigned char)*p]) p++; /* the common bytes, one test each */
+        if (p >= end) return NULL;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c == '\\') {
+            *escaped = 1;
+            if (p + 1 >= end) return NULL;
+            char e = p[1];
+            if (e != 'u') {
+                if (e != '"' && e != '\\' && e != 'b' && e != 't' && e != 'n' && e != 'f' && e != 'r') return NULL;
+                p += 2;
+                continue;
+            }
+            /* orjson writes \u00XX (lower-case hex) only for control characters without a short form */
+            if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return NULL;
+            char h = p[5];
+            unsigned v = (unsigned)(p[4] - '0') << 4;
+            if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
+            else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
+            else return NULL;
+            if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return NULL;
+            p += 6;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
+        int n;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else return NULL;
+        if (end - p <= n) return NULL;
+        unsigned char c1 = (unsigned char)p[1];
+        if (c1 < lo || c1 > hi) return NULL;
+        for (int k = 2; k <= n; k++) {
+            if (((unsigned char)p[k] & 0xC0) != 0x80) return NULL;
+        }
+        p += n + 1;
+    }
+    return NULL;
+}
+
+/* The content of a canonical string literal [p, end) (quotes excluded) unescaped into b. */
+static int unescape_into(Buf *b, const char *p, const char *end) {
+    if (buf_reserve(b, end - p) < 0) return -1;
+    char *out = b->data + b->len;
+    while (p < end) {
+        if (*p != '\\') {
+            *out++ = *p++;
+            continue;
+        }
+        char e = p[1];
+        switch (e) {
+        case 'b': *out++ = '\b'; break;
+        case 't': *out++ = '\t'; break;
+        case 'n': *out++ = '\n'; break;
+        case 'f': *out++ = '\f'; break;
+        case 'r': *out++ = '\r'; break;
+        case 'u': {
+            char h = p[5];
+            *out++ = (char)(((p[4] - '0') << 4) | (h <= '9' ? h - '0' : h - 'a' + 10));
+            p += 6;
+            continue;
+        }
+        default: *out++ = e; /* '"' or '\\' */
+        }
+        p += 2;
+    }
+    b->len = out - b->data;
+    return 0;
+}
+
+/* A canonical JSON integer (no leading zeros, no "-0") within 64 bits; returns the position after it. */
+static const char *canonical_int(const char *p, const char *end, long long *value) {
+    const char *start = p;
+    int negative = p < end && *p == '-';
+    if (negative) p++;
+    if (p >= end || *p < '0' || *p > '9') return NULL;
+    if (*p == '0' && (negative || (p + 1 < end && p[1] >= '0' && p[1] <= '9'))) return NULL;
+    unsigned long long v = 0;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (p - digits >= 19) return NULL;
+        v = v * 10 + (unsigned long long)(*p - '0');
+        p++;
+    }
+    if (v > (unsigned long long)LLONG_MAX + (negative ? 1u : 0u)) return NULL;
+    *value = negative ? (long long)(0ull - v) : (long long)v;
+    (void)start;
+    return p;
+}
+
+static int expect(const char **p, const char *end, const char *text, Py_ssize_t n) {
+    if (end - *p < n || memcmp(*p, text, (size_t)n) != 0) return 0;
+    *p += n;
+    return 1;
+}
+
+PyDoc_STRVAR(chunk_layout_doc, "chunk_layout(data) -> (srcs_start, srcs_end, lines_start, lines_end, unordered) or None:\n"
+                               "where the parts of a parsed chunk written by orjson are (lines_end: after its `]`).");
+
+static PyObject *chunk_layout(PyObject *self, PyObject *args) {
+    static const char head[] = "{\"v\":1,\"t\":\"parsed\",\"srcs\":";
+    static const char tail[] = ",\"unordered\":true}";
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*:chunk_layout", &view)) return NULL;
+    const char *base = view.buf, *p = base, *end = base + view.len;
+    PyObject *out = NULL;
+    Py_ssize_t head_len = (Py_ssize_t)sizeof head - 1, tail_len = (Py_ssize_t)sizeof tail - 1;
+    if (expect(&p, end, head, head_len) && p < end && *p == '[') {
+        Cursor c = {p, end};
+        if (scan_value(&c, 0) == 0) {
+            const char *srcs_end = c.p;
+            p = c.p;
+            if (expect(&p, end, ",\"lines\":", 9) && p < end && *p == '[') {
+                int unordered = end - p > tail_len && memcmp(end - tail_len, tail, (size_t)tail_len) == 0;
+                const char *lines_end = unordered ? end - tail_len : end - 1; /* after the lines' `]` */
+                if (lines_end - p >= 2 && lines_end[-1] == ']' && (unordered || *lines_end == '}'))
+                    out = Py_BuildValue("(nnnnO)", head_len, (Py_ssize_t)(srcs_end - base), (Py_ssize_t)(p - base),
+                                        (Py_ssize_t)(lines_end - base), unordered ? Py_True : Py_False);
+            }
+        }
+    }
+    PyBuffer_Release(&view);
+    if (out == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
+    return out;
+}
+
+typedef struct {
+    const char *at; /* the literal in the record, quotes included */
+    Py_ssize_t len;
+    PyObject *value; /* its str (owned) */
+} Literal;
+
+/* The str of a canonical literal, reusing the last one read at this field when the bytes are the same
+ * (a trace's lines, one service, one level follow each other). New reference. */
+static PyObject *literal_str(Literal *last, const char *at, const char *end, int escaped, Buf *scratch) {
+    Py_ssize_t len = end - at;
+    if (last->value != NULL && last->len == len && memcmp(last->at, at, (size_t)len) == 0) {
+        Py_INCREF(last->value);
+        return last->value;
+    }
+    PyObject *value;
+    if (escaped) {
+        scratch->len = 0;
+        if (unescape_into(scratch, at + 1, end - 1) < 0) return NULL;
+        value = PyUnicode_DecodeUTF8(scratch->data, scratch->len, NULL);
+    } else {
+        value = PyUnicode_DecodeUTF8(at + 1, len - 2, NULL);
+    }
+    if (value == NULL) return NULL;
+    Py_XSETREF(last->value, value);
+    last->at = at;
+    last->len = len;
+    Py_INCREF(value);
+    return value;
+}
+
+#define RAW_FIELDS 9
+PyDoc_STRVAR(sink_lines_raw_doc,
+             "sink_lines_raw(data, lines_start, lines_end, sources, reserved_key, digests, digest_of, line_type,\n"
+             "offset, ordered) -> (list of line_type, total document bytes), or None when the record must be\n"
+             "decoded and spliced the reference way.");
+
+static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t lines_start, lines_end;
+    PyObject *sources, *key_obj, *digests, *digest_of, *line_type, *offset;
+    int ordered_flag;
+    if (!PyArg_ParseTuple(args, "y*nnO!UO!OO!O!p:sink_lines_raw", &view, &lines_start, &lines_end, &PyList_Type,
+                          &sources, &key_obj, &PyDict_Type, &digests, &digest_of, &PyType_Type, &line_type,
+                          &PyLong_Type, &offset, &ordered_flag))
+        return NULL;
+    PyObject *out = NULL, *result = NULL;
+    Buf meta = {NULL, 0, 0}, text = {NULL, 0, 0}, scratch = {NULL, 0, 0};
+    Literal sid_seen = {NULL, 0, NULL}, trace_seen = {NULL, 0, NULL}, level_seen = {NULL, 0, NULL},
+            service_seen = {NULL, 0, NULL};
+    PyObject *digest = NULL; /* of sid_seen */
+    PyTypeObject *type = (PyTypeObject *)line_type;
+    PyObject *ordered = ordered_flag ? Py_True : Py_False;
+    Py_ssize_t klen;
+    const char *key = PyUnicode_AsUTF8AndSize(key_obj, &klen);
+    if (key == NULL || lines_start < 0 || lines_end > view.len || lines_end - lines_start < 2 || !find_slots(type)) {
+        PyErr_Clear();
+        goto unsure;
+    }
+    const char *p = (const char *)view.buf + lines_start, *end = (const char *)view.buf + lines_end;
+    Py_ssize_t nsrc = PyList_GET_SIZE(sources), total = 0;
+    for (Py_ssize_t i = 0; i < nsrc; i++) {
+        if (!PyBytes_CheckExact(PyList_GET_ITEM(sources, i))) goto unsure;
+    }
+    if ((out = PyList_New(0)) == NULL) goto done;
+    if (*p++ != '[') goto unsure;
+    if (*p == ']') {
+        if (p + 1 != end) goto unsure;
+        goto finished;
+    }
+    for (Py_ssize_t index = 0;; index++) {
+        const char *at[RAW_FIELDS], *after[RAW_FIELDS];
+        int escaped[RAW_FIELDS] = {0};
+        long long src = 0, pos = 0, time_ns = 0;
+        if (p >= end || *p++ != '[') goto unsure;
+        for (int f = 0; f < RAW_FIELDS; f++) {
+            at[f] = p;
+            if (f == 0 || f == 2 || f == 3) {
+                long long *target = f == 0 ? &src : f == 2 ? &pos : &time_ns;
+                p = canonical_int(p, end, target);
+            } else {
+                p = canonical_string(p, end, &escaped[f]);
+            }
+            if (p == NULL || p >= end) goto unsure;
+            after[f] = p;
+            if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) goto unsure;
+        }
+        if (src < 0 || src >= nsrc || pos < 0) goto unsure;
+
+        /* the text, unescaped: what the reference splices into */
+        text.len = 0;
+        if (unescape_into(&text, at[7] + 1, after[7] - 1) < 0) goto done;
+        const char *t = text.data;
+        Py_ssize_t tlen = text.len;
+        if (tlen < 2 || t[tlen - 1] != '}') goto unsure;
+        for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
+            if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
+                memcmp(hit + 1, key, (size_t)klen) == 0)
+                goto unsure;
+        }
+        Py_ssize_t body = tlen - 1;
+        while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
+        if (body == 0 || (unsigned char)t[body - 1] >= 0x80) goto unsure;
+        int comma = t[body - 1] != '{';
+
+        Py_ssize_t sid_len = after[1] - at[1];
+        if (digest == NULL || sid_seen.len != sid_len || memcmp(sid_seen.at, at[1], (size_t)sid_len) != 0) {
+            PyObject *sid = literal_str(&sid_seen, at[1], after[1], escaped[1], &scratch);
+            if (sid == NULL) goto done;
+            PyObject *found = stream_digest_of(digests, digest_of, sid);
+            Py_DECREF(sid);
+            if (found == NULL) goto done;
+            Py_INCREF(found);
+            Py_XSETREF(digest, found);
+        }
+        Py_ssize_t dlen;
+        const char *d = PyUnicode_CheckExact(digest) ? PyUnicode_AsUTF8AndSize(digest, &dlen) : NULL;
+        if (d == NULL) {
+            PyErr_Clear();
+            goto unsure;
+        }
+        meta.len = 0;
+        Py_ssize_t lid_at, lid_end;
+        if (buf_put(&meta, "{\"sid\":", 7) < 0 || buf_put(&meta, at[1], sid_len) < 0 ||
+            buf_put(&meta, ",\"pos\":", 7) < 0 || buf_put(&meta, at[2], after[2] - at[2]) < 0 ||
+            buf_put(&meta, ",\"lid\":\"", 8) < 0)
+            goto done;
+        lid_at = meta.len;
+        if (buf_put(&meta, d, dlen) < 0 || buf_put(&meta, "-", 1) < 0 || put_int(&meta, pos, 1) < 0) goto done;
+        lid_end = meta.len;
+        if (buf_put(&meta, "\",\"time_ns\":", 12) < 0 || buf_put(&meta, at[3], after[3] - at[3]) < 0 ||
+            buf_put(&meta, ",\"trace\":", 9) < 0 || buf_put(&meta, at[4], after[4] - at[4]) < 0 ||
+            buf_put(&meta, ",\"level\":", 9) < 0 || buf_put(&meta, at[5], after[5] - at[5]) < 0 ||
+            buf_put(&meta, ",\"service\":", 11) < 0 || buf_put(&meta, at[6], after[6] - at[6]) < 0 ||
+            buf_put(&meta, ",\"stream\":", 10) < 0 || buf_put(&meta, at[8], after[8] - at[8]) < 0 ||
+            buf_put(&meta, ",\"source\":", 10) < 0)
+            goto done;
+        PyObject *source = PyList_GET_ITEM(sources, src);
+        if (buf_put(&meta, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(&meta, "}", 1) < 0)
+            goto done;
+
+        Py_ssize_t size = body + comma + klen + 3 + meta.len + 1;
+        PyObject *values[SL_FIELDS] = {NULL};
+        values[SL_DOCUMENT] = PyBytes_FromStringAndSize(NULL, size);
+        if (values[SL_DOCUMENT] != NULL) {
+            char *o = PyBytes_AS_STRING(values[SL_DOCUMENT]);
+            memcpy(o, t, (size_t)body);
+            o += body;
+            if (comma) *o++ = ',';
+            *o++ = '"';
+            memcpy(o, key, (size_t)klen);
+            o += klen;
+            *o++ = '"';
+            *o++ = ':';
+            memcpy(o, meta.data, (size_t)meta.len);
+            o += meta.len;
+            *o = '}';
+        }
+        values[SL_LINE_ID] = PyUnicode_DecodeASCII(meta.data + lid_at, lid_end - lid_at, NULL);
+        values[SL_TRACE_ID] = literal_str(&trace_seen, at[4], after[4], escaped[4], &scratch);
+        values[SL_TIME_NS] = PyLong_FromLongLong(time_ns);
+        values[SL_LEVEL] = literal_str(&level_seen, at[5], after[5], escaped[5], &scratch);
+        values[SL_SERVICE] = literal_str(&service_seen, at[6], after[6], escaped[6], &scratch);
+        values[SL_OFFSET] = Py_NewRef(offset);
+        values[SL_INDEX] = PyLong_FromSsize_t(index);
+        values[SL_ORDERED] = Py_NewRef(ordered);
+        PyObject *made = NULL;
+        int complete = 1;
+        for (int f = 0; f < SL_FIELDS; f++) complete &= values[f] != NULL;
+        if (complete) made = type->tp_alloc(type, 0);
+        if (made != NULL) {
+            /* It holds only str, int, bytes and bool, and the drain never stores a container in it: it
+             * cannot be part of a cycle, so the collector need not visit it (CPython untracks tuples of
+             * atoms the same way). */
+            if (PyObject_GC_IsTracked(made)) PyObject_GC_UnTrack(made);
+            for (int f = 0; f < SL_FIELDS; f++) { /* the slots take the references */
+                PyObject **slot = (PyObject **)((char *)made + slot_offsets[f]);
+                Py_XSETREF(*slot, values[f]);
+                values[f] = NULL;
+            }
+        }
+        for (int f = 0; f < SL_FIELDS; f++) Py_XDECREF(values[f]);
+        if (made == NULL) goto done;
+        int appended = PyList_Append(out, made);
+        Py_DECREF(made);
+        if (appended < 0) goto done;
+        total += size;
+        if (p >= end) goto unsure;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == ']' && p + 1 == end) break;
+        goto unsure;
+    }
+finished:
+    result = Py_BuildValue("(On)", out, total);
+    goto done;
+unsure:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(digest);
+    Py_XDECREF(sid_seen.value);
+    Py_XDECREF(trace_seen.value);
+    Py_XDECREF(level_seen.value);
+    Py_XDECREF(service_seen.value);
+    PyMem_Free(meta.data);
+    PyMem_Free(text.data);
+    PyMem_Free(scratch.data);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, split_doc},
+    {"sink_lines", sink_lines, METH_VARARGS, sink_lines_doc},
+    {"chunk_layout", chunk_layout, METH_VARARGS, chunk_layout_doc},
+    {"sink_lines_raw", sink_lines_raw, METH_VARARGS, sink_lines_raw_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -625,5 +1327,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linescan",
 
 PyMODINIT_FUNC PyInit__linescan(void) {
     crc_init();
+    for (int f = 0; f < SL_FIELDS; f++) {
+        if ((sink_line_attrs[f] = PyUnicode_InternFromString(sink_line_names[f])) == NULL) return NULL;
+    }
+    for (int c = 0x20; c < 0x80; c++) plain_ascii[c] = c != '"' && c != '\\';
     return PyModule_Create(&module);
 }

@@ -14,11 +14,13 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
 from agents.sink_health import SinkHealth, SinkState
+from core.codec import decompress
 from core.errors import PermanentError, RetriableError
 from core.metrics import (
     SINK_BATCHES,
@@ -46,6 +48,7 @@ from core.models import (
     splice_metadata,
     stream_digest,
 )
+from core.native import native_module
 from core.redact import install_log_redaction
 from core.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
@@ -64,27 +67,87 @@ class SinkRecord:
     timestamp: float | None = None  # the record's Kafka timestamp (s), for the oldest-unwritten age
 
 
+SpliceChunk = Callable[..., tuple[list[SinkLine], int]]
+
+
+def sink_line(line: list[Any], index: int, sources: list[str], digests: dict[str, str], reserved_key: str,
+              offset: int, ordered: bool) -> SinkLine:
+    """The Python reference of one delivered line: the original JSON object plus Logweave's metadata
+    (docs/chunk-format.md, "Delivered documents"). The C splice (agents/_linescan.c, sink_lines) writes
+    the same bytes and calls this for every line it is not sure of."""
+    sid, pos = line[P_SID], line[P_POS]
+    digest = digests.get(sid)
+    if digest is None:
+        digest = digests[sid] = stream_digest(sid)
+    lid = line_id(sid, pos, digest)
+    dumps = orjson.dumps
+    meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
+            f'"trace":{dumps(line[P_TRACE]).decode()},"level":{dumps(line[P_LEVEL]).decode()},'
+            f'"service":{dumps(line[P_SERVICE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
+            f'"source":{sources[line[P_SRC]]}}}')
+    return SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
+                    splice_metadata(line[P_TEXT], reserved_key, meta), offset, index, ordered)
+
+
+def native_splice() -> SpliceChunk | None:
+    """The C splice when this process runs the C loops (core/native.py), else None."""
+    module = native_module("line_scan")  # the parse scan's extension also holds the splice
+    splice: SpliceChunk | None = getattr(module, "sink_lines", None)
+    return splice
+
+
+def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine], int] | None:
+    """The lines read by the C splice straight from the record's bytes as the group stage encoded them,
+    without decoding the chunk into Python objects; None when the record is not exactly of that shape
+    (the caller decodes and splices it the reference way, which also reports a broken record)."""
+    module = native_module("line_scan")
+    if module is None or not hasattr(module, "sink_lines_raw"):
+        return None
+    try:
+        payload = decompress(record.value)
+    except Exception:  # lz4 and zstd raise their own types; ParsedChunk.decode names the problem
+        return None
+    layout = module.chunk_layout(payload)
+    if layout is None:
+        return None
+    srcs_start, srcs_end, lines_start, lines_end, unordered = layout
+    try:
+        sources = orjson.loads(payload[srcs_start:srcs_end])
+        encoded = [orjson.dumps(src) for src in sources]
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    found: tuple[list[SinkLine], int] | None = module.sink_lines_raw(
+        payload, lines_start, lines_end, encoded, reserved_key, {}, stream_digest, SinkLine, record.offset,
+        not unordered)
+    return found
+
+
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
     """Expand a parsed chunk into sink lines whose documents carry Logweave's metadata."""
+    return chunk_sink_lines(record, reserved_key, native_splice())[0]
+
+
+def chunk_sink_lines(record: SinkRecord, reserved_key: str,
+                     splice: SpliceChunk | None) -> tuple[list[SinkLine], int]:
+    """`to_sink_lines` with the documents' total size; `splice` (native_splice()) makes the lines in C,
+    None runs the Python reference per line."""
+    if splice is not None:
+        found = raw_sink_lines(record, reserved_key)
+        if found is not None:
+            return found
     chunk = ParsedChunk.decode(record.value)
     sources = [orjson.dumps(src).decode() for src in chunk.sources]
     digests: dict[str, str] = {}
-    out = []
-    dumps = orjson.dumps
-    for index, line in enumerate(chunk.lines):
-        sid, pos = line[P_SID], line[P_POS]
-        digest = digests.get(sid)
-        if digest is None:
-            digest = digests[sid] = stream_digest(sid)
-        lid = line_id(sid, pos, digest)
-        meta = (f'{{"sid":{dumps(sid).decode()},"pos":{pos},"lid":"{lid}","time_ns":{line[P_TIME]},'
-                f'"trace":{dumps(line[P_TRACE]).decode()},"level":{dumps(line[P_LEVEL]).decode()},'
-                f'"service":{dumps(line[P_SERVICE]).decode()},"stream":{dumps(line[P_STREAM]).decode()},'
-                f'"source":{sources[line[P_SRC]]}}}')
-        out.append(SinkLine(lid, line[P_TRACE], line[P_TIME], line[P_LEVEL], line[P_SERVICE],
-                            splice_metadata(line[P_TEXT], reserved_key, meta), record.offset, index,
-                            chunk.ordered))
-    return out
+    offset, ordered = record.offset, chunk.ordered
+
+    def reference(line: list[Any], index: int) -> SinkLine:
+        return sink_line(line, index, sources, digests, reserved_key, offset, ordered)
+
+    if splice is not None:
+        return splice(chunk.lines, [s.encode() for s in sources], reserved_key, digests, stream_digest, SinkLine,
+                      offset, ordered, reference)
+    out = [reference(line, index) for index, line in enumerate(chunk.lines)]
+    return out, sum(len(line.document) for line in out)
 
 
 class DrainRunner:
@@ -96,6 +159,7 @@ class DrainRunner:
         self.topic = topic
         self.retry = settings.sinks.retry
         self.reserved_key = settings.parse.reserved_key
+        self._splice = native_splice()
         self.max_lines, self.max_bytes, self.max_wait = sink.batch_limits()
         self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
         self.dead_letter = dead_letter
@@ -153,14 +217,14 @@ class DrainRunner:
         self.health.pending(min(stamps) if stamps else None)
         if not self.started:
             await self.start_soon()
-        by_partition: dict[int, list[SinkLine]] = defaultdict(list)
+        by_partition: dict[int, list[tuple[list[SinkLine], int]]] = defaultdict(list)
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-            by_partition[record.partition].extend(to_sink_lines(record, self.reserved_key))
-        for partition, lines in by_partition.items():
-            for batch in self._batches(partition, lines):
+            by_partition[record.partition].append(chunk_sink_lines(record, self.reserved_key, self._splice))
+        for partition, chunks in by_partition.items():
+            for batch in self._batches(partition, chunks):
                 await self._write_until_done(batch)
         self.health.pending(None)
-        return sum(len(lines) for lines in by_partition.values())
+        return sum(len(lines) for chunks in by_partition.values() for lines, _ in chunks)
 
     async def deliver_closed_traces(self, values: list[bytes]) -> int:
         """Store the summaries of `traces.closed` records (sinks with accepts_closed_traces); return
@@ -184,34 +248,32 @@ class DrainRunner:
                 attempt += 1
         return len(summaries)
 
-    def _batches(self, partition: int, lines: list[SinkLine]) -> list[SinkBatch]:
+    def _batches(self, partition: int, chunks: list[tuple[list[SinkLine], int]]) -> list[SinkBatch]:
         """Split at record (chunk) boundaries where possible, so batches are named by whole offsets.
 
-        Only a single record larger than the limits is split inside; sinks that name objects by
-        offsets (S3) keep their limits far above a record's size.
+        `chunks` are the records' lines with their documents' total size. Only a single record larger
+        than the limits is split inside; sinks that name objects by offsets (S3) keep their limits far
+        above a record's size.
         """
-        records: list[list[SinkLine]] = []
-        for line in lines:
-            if records and records[-1][0].offset == line.offset:
-                records[-1].append(line)
-            else:
-                records.append([line])
         batches: list[SinkBatch] = []
         current: list[SinkLine] = []
         size = 0
-        for record in records:
-            record_size = sum(len(line.document) for line in record)
-            if current and (len(current) + len(record) > self.max_lines or size + record_size > self.max_bytes):
-                batches.append(SinkBatch(self.topic, partition, current))
+        for lines, record_size in chunks:
+            if current and (len(current) + len(lines) > self.max_lines or size + record_size > self.max_bytes):
+                batches.append(SinkBatch(self.topic, partition, current, size))
                 current, size = [], 0
-            for line in record:
+            if len(current) + len(lines) <= self.max_lines and size + record_size <= self.max_bytes:
+                current.extend(lines)  # the whole record fits: no per-line check
+                size += record_size
+                continue
+            for line in lines:
                 if current and (len(current) >= self.max_lines or size + len(line.document) > self.max_bytes):
-                    batches.append(SinkBatch(self.topic, partition, current))
+                    batches.append(SinkBatch(self.topic, partition, current, size))
                     current, size = [], 0
                 current.append(line)
                 size += len(line.document)
         if current:
-            batches.append(SinkBatch(self.topic, partition, current))
+            batches.append(SinkBatch(self.topic, partition, current, size))
         return batches
 
     async def _write_until_done(self, batch: SinkBatch) -> None:
@@ -235,10 +297,14 @@ class DrainRunner:
             SINK_LATENCY.labels(self.name).observe(time.perf_counter() - started)
             if result.permanent:
                 await self._dead_letter(result.permanent)
-            failed_ids = {id(f.line) for f in result.permanent} | {id(f.line) for f in result.retry}
-            written = [line for line in batch.lines if id(line) not in failed_ids]
-            SINK_LINES.labels(self.name).inc(len(written))
-            SINK_BYTES.labels(self.name).inc(sum(len(line.document) for line in written))
+            if result.permanent or result.retry:
+                failed_ids = {id(f.line) for f in result.permanent} | {id(f.line) for f in result.retry}
+                written = [line for line in batch.lines if id(line) not in failed_ids]
+                SINK_LINES.labels(self.name).inc(len(written))
+                SINK_BYTES.labels(self.name).inc(sum(len(line.document) for line in written))
+            else:
+                SINK_LINES.labels(self.name).inc(len(batch.lines))
+                SINK_BYTES.labels(self.name).inc(batch.size_bytes)
             SINK_BATCHES.labels(self.name).inc()
             if not result.retry:
                 self.breaker.record_success()

@@ -44,6 +44,7 @@ class SinkBatch:
     topic: str
     partition: int
     lines: list[SinkLine]
+    known_size: int = -1  # the documents' total size when the drain knows it already (-1: count it)
 
     @property
     def first_offset(self) -> int:
@@ -55,7 +56,9 @@ class SinkBatch:
 
     @property
     def size_bytes(self) -> int:
-        return sum(len(line.document) for line in self.lines)
+        if self.known_size < 0:
+            self.known_size = sum(len(line.document) for line in self.lines)
+        return self.known_size
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -40,10 +41,6 @@ MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
 log = logging.getLogger(__name__)
 _ESCAPES = {code: f"%{code:02X}" for code in [*range(0x20), 0x7F, ord("%"), ord("/")]}
 _warned_plaintext: set[str] = set()  # endpoints already warned about, once per process
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def escape_trace_id(trace_id: str) -> str:
@@ -68,26 +65,64 @@ def line_key(prefix: str, line: SinkLine) -> bytes:
     return trace_prefix(prefix, line.trace_id) + f"{line.time_ns:019d}-{line.line_id}".encode()
 
 
-def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[SinkLine]], list[SinkLine]]:
-    """Group lines into transactions within etcd's limits; return (transactions, lines too large alone)."""
+@dataclass(slots=True)
+class EncodedTxn:
+    """One transaction's puts, encoded once: each line's op up to its lease id, so a retry (or a lease
+    granted again) costs one join, not a base64 and key per line again."""
+
+    lines: list[SinkLine] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)  # b'{"request_put":{"key":"…","value":"…","lease":"'
+    buckets: list[int] = field(default_factory=list)  # each line's lease bucket
+    written: bool = False  # confirmed by etcd: a retry of the same batch skips it
+    _body: bytes = b""
+    _built_with: tuple[tuple[int, int], ...] = ()
+
+    def body(self, leases: dict[int, int]) -> bytes:
+        """The `/v3/kv/txn` request with these lease ids (bucket -> lease), reused while they hold."""
+        used = tuple(sorted((bucket, leases[bucket]) for bucket in set(self.buckets)))
+        if used != self._built_with:
+            tails = {bucket: b'%d"}}' % lease for bucket, lease in used}
+            ops = b",".join([head + tails[bucket] for head, bucket in zip(self.heads, self.buckets, strict=True)])
+            self._body = b'{"compare":[],"success":[' + ops + b'],"failure":[]}'
+            self._built_with = used
+        return self._body
+
+
+def encode_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int) -> tuple[list[EncodedTxn], list[SinkLine]]:
+    """Group lines into transactions within etcd's limits, encoding each put once; return
+    (transactions, lines too large alone). `bucket_ns`: the lease bucket's length."""
     budget = MAX_REQUEST_BYTES - REQUEST_ALLOWANCE
-    groups: list[list[SinkLine]] = []
+    b64 = base64.b64encode
+    txns: list[EncodedTxn] = []
     too_large: list[SinkLine] = []
-    current: list[SinkLine] = []
+    prefixes: dict[str, bytes] = {}
+    current: EncodedTxn | None = None
     size = 0
     for line in lines:
-        cost = len(line.document) + len(line_key(prefix, line)) + 32
+        key_prefix = prefixes.get(line.trace_id)
+        if key_prefix is None:
+            key_prefix = prefixes[line.trace_id] = trace_prefix(prefix, line.trace_id)
+        key = key_prefix + b"%019d-%s" % (line.time_ns, line.line_id.encode())
+        cost = len(line.document) + len(key) + 32
         if cost > budget:
             too_large.append(line)
             continue
-        if current and (len(current) >= MAX_TXN_OPS or size + cost > budget):
-            groups.append(current)
-            current, size = [], 0
-        current.append(line)
+        if current is None or len(current.lines) >= MAX_TXN_OPS or size + cost > budget:
+            current = EncodedTxn()
+            txns.append(current)
+            size = 0
+        current.lines.append(line)
+        current.heads.append(b'{"request_put":{"key":"' + b64(key) + b'","value":"' + b64(line.document)
+                             + b'","lease":"')
+        current.buckets.append(line.time_ns // bucket_ns)
         size += cost
-    if current:
-        groups.append(current)
-    return groups, too_large
+    return txns, too_large
+
+
+def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[SinkLine]], list[SinkLine]]:
+    """Group lines into transactions within etcd's limits; return (transactions, lines too large alone)."""
+    txns, too_large = encode_transactions(lines, prefix, 1)
+    return [txn.lines for txn in txns], too_large
 
 
 class EtcdSink(Sink):
@@ -102,6 +137,7 @@ class EtcdSink(Sink):
         self._endpoint = 0
         self._token: str | None = None
         self._leases: dict[int, int] = {}
+        self._encoded: tuple[SinkBatch, list[EncodedTxn], list[SinkLine]] | None = None  # the batch in progress
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EtcdSink:
@@ -147,34 +183,41 @@ class EtcdSink(Sink):
             self._session = None
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
-        groups, too_large = split_transactions(batch.lines, self.settings.prefix)
+        if self._encoded is None or self._encoded[0] is not batch:  # a retry of the same batch reuses its bodies
+            self._encoded = (batch, *encode_transactions(batch.lines, self.settings.prefix, self._bucket_ns()))
+        _, txns, too_large = self._encoded
         result = WriteResult(permanent=[
             ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
                         f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
-        for group in groups:
+        for txn in txns:
+            if txn.written:
+                continue
             try:
-                await self._write_group(group)
+                await self._write_txn(txn)
             except PermanentError as exc:
                 if "lease not found" not in str(exc):
                     raise
                 self._leases.clear()  # expired or revoked behind our back: grant again, once
-                await self._write_group(group)
+                await self._write_txn(txn)
+            txn.written = True
+        self._encoded = None
         return result
 
-    async def _write_group(self, group: list[SinkLine]) -> None:
-        ops = []
-        for line in group:
-            lease = await self._lease_for(line.time_ns)
-            ops.append({"request_put": {"key": _b64(line_key(self.settings.prefix, line)),
-                                        "value": _b64(line.document), "lease": str(lease)}})
-        await self._call("/v3/kv/txn", {"compare": [], "success": ops, "failure": []})
+    async def _write_txn(self, txn: EncodedTxn) -> None:
+        leases = {bucket: await self._lease_for_bucket(bucket) for bucket in set(txn.buckets)}
+        await self._call_raw("/v3/kv/txn", txn.body(leases))
+
+    def _bucket_ns(self) -> int:
+        return int(self.settings.lease_bucket * 1e9)
 
     def lease_bucket(self, time_ns: int) -> int:
         """The lease bucket of an event time: lines of one bucket share one lease."""
-        return int(time_ns // int(self.settings.lease_bucket * 1e9))
+        return int(time_ns // self._bucket_ns())
 
     async def _lease_for(self, time_ns: int) -> int:
-        bucket = self.lease_bucket(time_ns)
+        return await self._lease_for_bucket(self.lease_bucket(time_ns))
+
+    async def _lease_for_bucket(self, bucket: int) -> int:
         lease = self._leases.get(bucket)
         if lease is None:
             ttl = int(self.settings.ttl + self.settings.lease_bucket)
@@ -199,11 +242,14 @@ class EtcdSink(Sink):
             self._token = body["token"]
 
     async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST to the gateway, failing over across endpoints; classify errors as retriable or permanent."""
+        return await self._call_raw(path, orjson.dumps(payload))
+
+    async def _call_raw(self, path: str, data: bytes) -> dict[str, Any]:
+        """POST `data` (serialized once, reused across endpoints) to the gateway, failing over across
+        endpoints; classify errors as retriable or permanent."""
         if self._session is None:
             raise RetriableError("etcd sink is not started")
         endpoints = self.settings.endpoints
-        data = orjson.dumps(payload)  # serialized once (orjson), reused across endpoints
         last_error = ""
         for attempt in range(len(endpoints)):
             base = endpoints[(self._endpoint + attempt) % len(endpoints)].rstrip("/")

@@ -102,18 +102,26 @@ class FileSink(Sink):
     def _write_locked(self, directory: Path, batch: SinkBatch) -> None:
         position = self._load_position(directory)
         marks = dict(position.streams) if position is not None else {}
-        lines = unseen([line for line in batch.lines if position is None or not position.covers(line)], marks)
+        lines = batch.lines
+        if position is not None and lines and position.covers(lines[0]):
+            # a batch's lines are in (offset, index) order: only a replay starts at or below the position
+            lines = [line for line in lines if not position.covers(line)]
+        lines = unseen(lines, marks)
         if not lines:
             return
         if position is None or position.size >= self.settings.rotate_bytes:
             carried = position.streams if position else {}
             position = PartitionPosition(f"{lines[0].offset:019d}.ndjson", 0, -1, -1, carried)
-        payload = b"".join(line.document + b"\n" for line in lines)
+        documents = [line.document for line in lines]
+        documents.append(b"")  # the last line's newline
+        payload = b"\n".join(documents)  # the batch's segment bytes, appended by one write
         fd = os.open(directory / position.segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
+            written = os.write(fd, payload)
+            if written < len(payload):  # a short write (a full disk, a signal): the rest, then fsync
+                view = memoryview(payload)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)

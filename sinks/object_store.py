@@ -15,11 +15,17 @@ derive from offsets and the first line's event time, never from the wall clock.
 
 from __future__ import annotations
 
-import gzip
+import asyncio
+import os
+import struct
 import time
+import zlib
 from abc import abstractmethod
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import ClassVar
+from functools import cache
+from typing import ClassVar, TypeVar
 
 import orjson
 
@@ -27,6 +33,9 @@ from core.settings import ObjectStoreSinkSettings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 
+T = TypeVar("T")
+GZIP_LEVEL = 5
+COMPRESS_PIECE = 1 << 20  # bytes deflated per thread task; the pieces join into one gzip member
 KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
 NDJSON = "application/x-ndjson"
 
@@ -63,6 +72,40 @@ def split_by_event_time(lines: list[SinkLine], max_future_ns: int) -> tuple[list
     return good, refused
 
 
+def ndjson(lines: list[SinkLine]) -> bytes:
+    """The lines' documents as NDJSON, joined in one pass."""
+    documents = [line.document for line in lines]
+    documents.append(b"")
+    return b"\n".join(documents)
+
+
+def _deflate_piece(piece: memoryview, last: bool) -> bytes:
+    deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return deflate.compress(piece) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+@cache
+def _compressor_pool() -> ThreadPoolExecutor:
+    """One pool per process for every object-store sink's deflate pieces (zlib frees the GIL)."""
+    return ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="gzip")
+
+
+async def gzip_parallel(data: bytes) -> bytes:
+    """`data` as one gzip member (RFC 1952), deflated in 1 MiB pieces on a thread pool, as pigz does: each
+    piece ends on a byte boundary (a sync flush), so the pieces concatenate into one deflate stream that
+    any gzip reader reads; zlib releases the GIL while it deflates. Nothing runs on the event loop."""
+    loop = asyncio.get_running_loop()
+    pool = _compressor_pool()
+    view = memoryview(data)
+    starts = range(0, max(len(data), 1), COMPRESS_PIECE)
+    pieces = [loop.run_in_executor(pool, _deflate_piece, view[start:start + COMPRESS_PIECE], start == starts[-1])
+              for start in starts]
+    crc = loop.run_in_executor(pool, zlib.crc32, view)
+    deflated = await asyncio.gather(*pieces)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, unknown OS
+    return b"".join([header, *deflated, struct.pack("<II", await crc, len(data) & 0xFFFFFFFF)])
+
+
 class ObjectStoreSink(Sink):
     """Naming, state and crash rules; subclasses talk to the store."""
 
@@ -75,23 +118,49 @@ class ObjectStoreSink(Sink):
         return (10_000_000, self.settings.flush_bytes, self.settings.flush_age)
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        """Read the state, compress and list the object's siblings at once (the common batch is all new,
+        so its object is known before the state says so), put the object, then move the state."""
+        if not batch.lines:
+            return WriteResult()
+        max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
+        good_guess, _ = split_by_event_time(batch.lines, max_future_ns)
+        guess_key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good_guess)) \
+            if good_guess else None
+        body_guess = asyncio.ensure_future(gzip_parallel(ndjson(good_guess))) if good_guess else None
+        siblings_guess = asyncio.ensure_future(self._store(self._list(sibling_prefix(guess_key)))) \
+            if guess_key else None
         try:
-            last, marks = await self._load_state(batch.topic, batch.partition)
+            last, marks = await self._store(self._load_state(batch.topic, batch.partition))
             fresh = unseen([line for line in batch.lines if (line.offset, line.index) > last], marks)
             if not fresh:
                 return WriteResult()
-            max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
             good, refused = split_by_event_time(fresh, max_future_ns)
             if good:
-                todo = SinkBatch(batch.topic, batch.partition, good)
-                key = object_key(self.settings.prefix, todo)
-                await self._put(key, gzip.compress(b"".join(line.document + b"\n" for line in good), 5))
-                await self._remove_siblings(key)
+                key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good))
+                guessed = len(good) == len(good_guess) and body_guess is not None and siblings_guess is not None
+                body = await body_guess if guessed else await gzip_parallel(ndjson(good))  # type: ignore[misc]
+                await self._store(self._put(key, body))
+                found = await siblings_guess if guessed else await self._store(  # type: ignore[misc]
+                    self._list(sibling_prefix(key)))
+                stale = [other for other in found if other != key]
+                if stale:
+                    await self._store(self._delete(stale))
             # the position moves past refused lines too, so a replay does not dead-letter them twice
-            await self._save_state(batch.topic, batch.partition, fresh[-1], marks)
+            await self._store(self._save_state(batch.topic, batch.partition, fresh[-1], marks))
+        finally:
+            for guess in (body_guess, siblings_guess):
+                if guess is not None and not guess.done():
+                    guess.cancel()
+                elif guess is not None and not guess.cancelled():
+                    guess.exception()  # retrieved: a failed guess unused is no 'never retrieved' report
+        return WriteResult(permanent=refused)
+
+    async def _store(self, call: Awaitable[T]) -> T:
+        """Await a store call, turning the client's errors into ours."""
+        try:
+            return await call
         except self.store_errors as exc:
             raise self._classify(exc) from exc
-        return WriteResult(permanent=refused)
 
     async def resume_offset(self, topic: str, partition: int) -> int | None:
         try:
@@ -141,7 +210,3 @@ class ObjectStoreSink(Sink):
         state = {"offset": line.offset, "index": line.index, "streams": marks}
         await self._put_state(self._state_key(topic, partition), orjson.dumps(state))
 
-    async def _remove_siblings(self, key: str) -> None:
-        stale = [found for found in await self._list(sibling_prefix(key)) if found != key]
-        if stale:
-            await self._delete(stale)

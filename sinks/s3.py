@@ -2,7 +2,7 @@
 
 The object layout, state object and crash rules are the object-store base's (sinks/object_store.py);
 this module only puts, gets, lists and deletes objects through S3's API. Large objects go up as
-multipart uploads.
+multipart uploads, up to PARALLEL_PARTS parts at once.
 
 Storage hygiene (docs/security.md): every object, the state object and multipart uploads included,
 is written with the configured server-side encryption (SSE-S3 or SSE-KMS with a key id); a missing
@@ -11,6 +11,7 @@ bucket is created only with `create_bucket: true`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -24,6 +25,7 @@ from sinks.object_store import NDJSON, ObjectStoreSink, object_key, sibling_pref
 
 __all__ = ["S3Sink", "object_key", "sibling_prefix", "split_by_event_time"]
 MIN_PART = 5 * 1024 * 1024
+PARALLEL_PARTS = 4  # parts of one multipart upload in flight at once
 
 
 class S3Sink(ObjectStoreSink):
@@ -106,15 +108,25 @@ class S3Sink(ObjectStoreSink):
             return
         part_size = max(MIN_PART, s.part_size)
         upload = await self._client.create_multipart_upload(Bucket=s.bucket, Key=key, **extra)
-        try:
-            parts = []
-            for number, start in enumerate(range(0, len(body), part_size), 1):
+        bound = asyncio.Semaphore(PARALLEL_PARTS)
+        view = memoryview(body)
+
+        async def upload_part(number: int, start: int) -> dict[str, Any]:
+            async with bound:
                 reply = await self._client.upload_part(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"],
-                                                       PartNumber=number, Body=body[start:start + part_size])
-                parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+                                                       PartNumber=number, Body=bytes(view[start:start + part_size]))
+                return {"PartNumber": number, "ETag": reply["ETag"]}
+
+        tasks = [asyncio.ensure_future(upload_part(number, start))
+                 for number, start in enumerate(range(0, len(body), part_size), 1)]
+        try:
+            parts = await asyncio.gather(*tasks)
             await self._client.complete_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"],
                                                          MultipartUpload={"Parts": parts})
         except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # no part lands after the abort
             await self._client.abort_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"])
             raise
 

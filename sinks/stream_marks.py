@@ -19,19 +19,26 @@ def stream_position(line: SinkLine) -> tuple[str, int]:
 
 
 def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
-    """Lines above their stream's mark; `marks` is advanced to the lines returned."""
-    out = []
+    """Lines above their stream's mark; `marks` is advanced to the lines returned.
+
+    The line id is read inline (as `parse_line_id` reads it): this runs once per delivered line."""
+    out: list[SinkLine] = []
+    append = out.append
     for line in lines:
         if not line.ordered:  # released held lines: no order to rely on; written (rare replay dups)
-            out.append(line)
+            append(line)
             continue
+        digest, sep, hex_position = line.line_id.rpartition("-")
         try:
-            digest, position = stream_position(line)
+            position = int(hex_position, 16)
         except ValueError:  # not a Logweave line id: nothing to compare
-            out.append(line)
+            append(line)
+            continue
+        if not sep or not digest:
+            append(line)
             continue
         if position <= marks.get(digest, -1):
             continue
         marks[digest] = position
-        out.append(line)
+        append(line)
     return out

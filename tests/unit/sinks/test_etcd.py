@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from sinks.etcd import (
     MAX_REQUEST_BYTES,
     MAX_TXN_OPS,
     EtcdSink,
+    encode_transactions,
     escape_trace_id,
     line_key,
     split_transactions,
@@ -38,6 +41,27 @@ def test_keys_sort_by_event_time_within_a_trace() -> None:
 def test_transactions_hold_at_most_128_operations() -> None:
     groups, too_large = split_transactions([line(n, n) for n in range(300)], "/p")
     assert [len(g) for g in groups] == [MAX_TXN_OPS, MAX_TXN_OPS, 300 - 2 * MAX_TXN_OPS] and not too_large
+
+
+def test_encoded_transactions_are_the_gateway_requests_of_their_lines() -> None:
+    """The body encoded once per line equals the request built from dicts (base64 key and value, the
+    lease id as a string), and is rebuilt only when a lease id changes."""
+    lines = [SinkLine(f"id{n}", f"t/{n % 3}\x01", n * 10**9, "info", "svc", b'{"m":"\xc3\xa9 %d"}' % n, n, 0)
+             for n in range(200)]
+    txns, too_large = encode_transactions(lines, "/lw", 60 * 10**9)
+    assert not too_large and [len(t.lines) for t in txns] == [MAX_TXN_OPS, 200 - MAX_TXN_OPS]
+    leases = {0: 7, 1: 8, 2: 9, 3: 10}
+    for txn in txns:
+        expected = {"compare": [], "success": [
+            {"request_put": {"key": base64.b64encode(line_key("/lw", x)).decode(),
+                             "value": base64.b64encode(x.document).decode(),
+                             "lease": str(leases[x.time_ns // (60 * 10**9)])}}
+            for x in txn.lines], "failure": []}
+        body = txn.body(leases)
+        assert orjson.loads(body) == expected
+        assert txn.body(dict(leases)) is body  # same leases: the same bytes, not encoded again
+    renewed = txns[0].body({**leases, 0: 99})
+    assert b'"lease":"99"' in renewed and b'"lease":"7"' not in renewed
 
 
 def test_transactions_stay_under_the_request_limit_and_oversized_lines_are_set_apart() -> None:

@@ -1,9 +1,16 @@
-"""Object keys of the object-store base when the drain splits one record larger than the flush size."""
+"""Object keys of the object-store base when the drain splits one record larger than the flush size; its
+parallel gzip bodies."""
 
 from __future__ import annotations
 
+import gzip
+import os
+import zlib
+
+import pytest
+
 from sinks.base import SinkBatch, SinkLine
-from sinks.object_store import object_key, sibling_prefix
+from sinks.object_store import COMPRESS_PIECE, gzip_parallel, ndjson, object_key, sibling_prefix
 
 BASE_NS = 1_749_543_941_000_000_000
 
@@ -20,3 +27,23 @@ def test_parts_of_one_record_get_their_own_keys_and_siblings() -> None:
     assert not object_key("p", head).startswith(sibling_prefix(object_key("p", tail)))
     longer_retry = part(16, range(50, 80))  # a retry of the tail, cut elsewhere: the tail's sibling
     assert object_key("p", longer_retry).startswith(sibling_prefix(object_key("p", tail)))
+
+
+@pytest.mark.parametrize("size", [0, 1, COMPRESS_PIECE, COMPRESS_PIECE + 1, 3 * COMPRESS_PIECE + 12345])
+async def test_objects_compressed_in_parallel_pieces_are_one_standard_gzip_member(size: int) -> None:
+    data = (os.urandom(size // 3) + b'{"msg":"ok"}\n' * (size // 13 + 1))[:size]
+    body = await gzip_parallel(data)
+    assert gzip.decompress(body) == data
+    reader = zlib.decompressobj(16 + zlib.MAX_WBITS)  # what an HTTP client decoding gzip reads: one member
+    assert reader.decompress(body) == data
+    assert reader.eof and reader.unused_data == b""
+    broken = bytearray(body)
+    broken[-8] ^= 1  # the CRC of the whole data, checked by every reader
+    with pytest.raises(gzip.BadGzipFile):
+        gzip.decompress(bytes(broken))
+
+
+def test_ndjson_ends_every_document_with_a_newline() -> None:
+    lines = part(1, range(3)).lines
+    assert ndjson(lines) == b"{}\n{}\n{}\n"
+    assert ndjson([]) == b""
