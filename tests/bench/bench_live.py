@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from tests.bench import live_stats
 from tests.bench.brokers import BenchBroker, bench_broker
 from tests.bench.live_tails import KafkaTopicTail, SinkDirectoryTail
 from tests.bench.live_writer import pod_dir
-from tests.bench.measure import cpu_seconds, peak_rss_mib, scrape_metric
+from tests.bench.measure import cpu_seconds, peak_rss_mib, runqueue_wait_seconds, scrape_metric
 from tests.bench.rsyslog_peer import start_rsyslog_shipper
 from tests.support.processes import ManagedProcess, file_collector, wait_http_ok, worker
 from tests.support.quiescence import group_behind
@@ -152,10 +153,12 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                   "sink.file": settings.topic(sink_topic("file"))}
         file_glob = make_pods(run_dir / "pods", pods)
         web_port = free_port()
-        worker_proc = worker(run_dir, env, web_port).start()
-        collector = file_collector(run_dir, env, [file_glob])
-        tail = SinkDirectoryTail(run_dir / "out")
-        try:
+        with ExitStack() as cleanup:  # each stop runs even when an earlier one raises
+            worker_proc = worker(run_dir, env, web_port).start()
+            cleanup.callback(worker_proc.stop)
+            collector = file_collector(run_dir, env, [file_glob])
+            cleanup.callback(collector.stop)
+            tail = SinkDirectoryTail(run_dir / "out")
             wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 120, worker_proc)
             collector.start()
             while scrape_metric(metrics_port, PUBLISHED) < 0:
@@ -163,13 +166,10 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                     raise RuntimeError(f"collector exited:\n{collector.log_tail()}")
                 time.sleep(0.1)
             tail.start()
+            cleanup.callback(tail.stop)
             return measure_run(broker, [worker_proc, collector], tail, run_dir, pods, rate, args,
                                lambda: scrape_metric(metrics_port, PUBLISHED),
                                lambda: lags(broker, settings.worker.app_id, topics))
-        finally:
-            tail.stop()
-            collector.stop()
-            worker_proc.stop()
 
 
 def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDirectoryTail | KafkaTopicTail,
@@ -186,11 +186,11 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
         return f"{dead[0].name} exited:\n{dead[0].log_tail()}" if dead else ""
 
     clock.wait_until(clock.window_start, alive)
-    cpu0 = [cpu_seconds(p.pid) for p in procs]
+    cpu0, wait0 = [cpu_seconds(p.pid) for p in procs], [runqueue_wait_seconds(p.pid) for p in procs]
     broker0, published0 = broker.cpu_seconds(), published() if published else 0.0
     lag_start = lag() if lag else {}
     clock.wait_until(clock.window_end, alive)
-    cpu1 = [cpu_seconds(p.pid) for p in procs]
+    cpu1, wait1 = [cpu_seconds(p.pid) for p in procs], [runqueue_wait_seconds(p.pid) for p in procs]
     broker1, published1 = broker.cpu_seconds(), published() if published else 0.0
     lag_end = lag() if lag else {}
     load_end = os.getloadavg()[0]
@@ -203,6 +203,7 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
                 "rotated_files": args.rotate, "broker": broker.label,
                 "broker_cpu_s": None if broker_cpu is None else round(broker_cpu, 2),
                 "broker_cpu_per_100k": per_100k(broker_cpu, delivered_lines),
+                "runqueue_wait_s": {p.name: round(w1 - w0, 2) for p, w0, w1 in zip(procs, wait0, wait1, strict=True)},
                 "writers_cpu_s": round(written["cpu_s"], 2), "load_avg_1m": [round(load_before, 2), round(load_end, 2)],
                 "lag_window_start": lag_start, "lag_window_end": lag_end, "lag_after_drain": lag() if lag else {}})
     if len(procs) == 2:
@@ -234,15 +235,14 @@ def run_peer(workdir: Path, pods: int, rate: float, args: argparse.Namespace) ->
         topic = f"{broker.run_prefix}peer.lines"
         asyncio.run(ensure_topics(KafkaSettings(brokers=broker.bootstrap, partitions=PEER_PARTITIONS), [topic]))
         file_glob = make_pods(run_dir / "pods", pods)
-        shipper = start_rsyslog_shipper(run_dir / "rsyslog", file_glob, broker.bootstrap, topic)
-        proc = ManagedProcess("rsyslogd", [], {}, shipper.log, run_dir, shipper.process)  # for alive/pid/log_tail
-        tail = KafkaTopicTail(broker.bootstrap, topic, PEER_PARTITIONS)
-        tail.start()
-        try:
+        with ExitStack() as cleanup:
+            shipper = start_rsyslog_shipper(run_dir / "rsyslog", file_glob, broker.bootstrap, topic)
+            cleanup.callback(shipper.stop)
+            proc = ManagedProcess("rsyslogd", [], {}, shipper.log, run_dir, shipper.process)  # alive/pid/log_tail
+            tail = KafkaTopicTail(broker.bootstrap, topic, PEER_PARTITIONS)
+            tail.start()
+            cleanup.callback(tail.stop)
             return measure_run(broker, [proc], tail, run_dir, pods, rate, args, None, None)
-        finally:
-            tail.stop()
-            shipper.stop()
 
 
 def describe(row: dict[str, Any]) -> str:
@@ -263,10 +263,15 @@ def describe(row: dict[str, Any]) -> str:
                   f"collector published {row['collector_lines_per_s']:,} lines/s; CPU s / 100K lines: worker "
                   f"{row['worker_cpu_per_100k']}, collector {row['collector_cpu_per_100k']}, broker "
                   f"{row['broker_cpu_per_100k']}; peak RSS: collector {row['collector_peak_rss_mib']:.0f} MiB, "
-                  f"worker {row['worker_peak_rss_mib']:.0f} MiB"]
+                  f"worker {row['worker_peak_rss_mib']:.0f} MiB",
+                  f"CPU in the window: worker {row['worker_cpu_s']} s ({row['worker_cpu_s'] / row['seconds']:.0%} of a "
+                  f"core), collector {row['collector_cpu_s']} s ({row['collector_cpu_s'] / row['seconds']:.0%}), "
+                  f"broker {row['broker_cpu_s']} s"]
     else:
         lines.append(f"rsyslogd CPU s / 100K lines {row['shipper_cpu_per_100k']}, peak RSS "
                      f"{row['shipper_peak_rss_mib']:.0f} MiB; broker CPU s / 100K {row['broker_cpu_per_100k']}")
+    waits = ", ".join(f"{name} {seconds} s" for name, seconds in row["runqueue_wait_s"].items())
+    lines.append(f"time runnable but waiting for a CPU in the window (a busy machine): {waits}")
     lines.append(f"writers' CPU {row['writers_cpu_s']} s; 1-min load average before/after the window "
                  f"{row['load_avg_1m'][0]} / {row['load_avg_1m'][1]} on {os.cpu_count()} cores "
                  "(the machine may be shared with other work)")

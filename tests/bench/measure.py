@@ -17,6 +17,20 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the live threads of `pid` spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat).
+
+    On a shared machine this tells a process that is slow from one that was not given a core."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as handle:
+                total += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def peak_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
