@@ -294,14 +294,17 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=2, help="writer processes sharing the pods")
     parser.add_argument("--rotate", type=int, default=4, help="files rotated (renamed, recreated) in the window")
     parser.add_argument("--out", type=Path, default=Path("bench/live.json"))
+    parser.add_argument("--keep", type=Path, help="run in this (new) directory and keep it: process logs, sink output")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="logweave-bench-live-") as tmp:
+    with ExitStack() as scope:
+        workdir = (args.keep.resolve() if args.keep  # the processes run with their own working directory
+                   else Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="logweave-bench-live-"))))
         for pods, rate in args.rows:
-            rows.append(run_logweave(Path(tmp), pods, rate, args))
+            rows.append(run_logweave(workdir, pods, rate, args))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.peer:
-            rows.append(run_peer(Path(tmp), pods, rate, args))
+            rows.append(run_peer(workdir, pods, rate, args))
             print(describe(rows[-1]) + "\n", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"broker": rows[0]["broker"] if rows else "", "rows": rows}, indent=2))

@@ -60,3 +60,7 @@ def test_failed_or_absent_live_results() -> None:
         {"live": {"error": "Traceback\nRuntimeError: collector exited\n"}})
     assert "| live | failed: no rows in the live result |" in markdown({"live": {"rows": []}})
     assert "live: pods x lines/s" not in markdown({})  # results from before the live rows: no table
+
+
+def test_a_p99_over_one_second_misses_even_when_every_line_arrived() -> None:
+    assert cells(markdown({"live": {"rows": [live_row(p99_s=1.5)]}}), "200 pods x 20 lines/s")[6] == "1,500 ms (missed)"
