@@ -245,6 +245,10 @@ def run_peer(workdir: Path, pods: int, rate: float, args: argparse.Namespace) ->
             return measure_run(broker, [proc], tail, run_dir, pods, rate, args, None, None)
 
 
+def _or_external(figure: float | None, unit: str = "") -> str:
+    return "not measured (external broker)" if figure is None else f"{figure}{unit}"
+
+
 def describe(row: dict[str, Any]) -> str:
     def lag(figures: dict[str, int]) -> str:
         return ", ".join(f"{topic} {records:,}" for topic, records in figures.items()) or "-"
@@ -262,14 +266,16 @@ def describe(row: dict[str, Any]) -> str:
                   f"window end {lag(row['lag_window_end'])}; after drain {lag(row['lag_after_drain'])}",
                   f"collector published {row['collector_lines_per_s']:,} lines/s; CPU s / 100K lines: worker "
                   f"{row['worker_cpu_per_100k']}, collector {row['collector_cpu_per_100k']}, broker "
-                  f"{row['broker_cpu_per_100k']}; peak RSS: collector {row['collector_peak_rss_mib']:.0f} MiB, "
+                  f"{_or_external(row['broker_cpu_per_100k'])}; peak RSS: collector "
+                  f"{row['collector_peak_rss_mib']:.0f} MiB, "
                   f"worker {row['worker_peak_rss_mib']:.0f} MiB",
                   f"CPU in the window: worker {row['worker_cpu_s']} s ({row['worker_cpu_s'] / row['seconds']:.0%} of a "
                   f"core), collector {row['collector_cpu_s']} s ({row['collector_cpu_s'] / row['seconds']:.0%}), "
-                  f"broker {row['broker_cpu_s']} s"]
+                  f"broker {_or_external(row['broker_cpu_s'], ' s')}"]
     else:
         lines.append(f"rsyslogd CPU s / 100K lines {row['shipper_cpu_per_100k']}, peak RSS "
-                     f"{row['shipper_peak_rss_mib']:.0f} MiB; broker CPU s / 100K {row['broker_cpu_per_100k']}")
+                     f"{row['shipper_peak_rss_mib']:.0f} MiB; broker CPU s / 100K "
+                     f"{_or_external(row['broker_cpu_per_100k'])}")
     waits = ", ".join(f"{name} {seconds} s" for name, seconds in row["runqueue_wait_s"].items())
     lines.append(f"time runnable but waiting for a CPU in the window (a busy machine): {waits}")
     lines.append(f"writers' CPU {row['writers_cpu_s']} s; 1-min load average before/after the window "
