@@ -61,11 +61,16 @@ def live_lines(results: dict[str, Any]) -> list[str]:
     if not rows:
         return [*out, "| live | failed: no rows in the live result | | | | | | | | | | |"]
     dominated = [str(row.get("name")) for row in rows if row.get("broker_note")]
+    starved = [f"{row.get('name')}: worker {row['runqueue_wait_s']['worker']:.0f} s"
+               for row in rows if (row.get("runqueue_wait_s") or {}).get("worker", 0) > 0.25 * row.get("seconds", 60)]
     loads = [row["load_avg_1m"][1] for row in rows if row.get("load_avg_1m")]
     tail = [f"Broker: {rows[0].get('broker', 'unknown')}."]
     if loads:
         tail.append(f"1-min load average at the window ends: {', '.join(f'{x:.1f}' for x in loads)} "
                     "(a machine shared with other work inflates latency and CPU).")
+    if starved:
+        tail.append("Threads runnable but waiting for a CPU in the window (an oversubscribed machine; rates and "
+                    f"latency are then worse than the processes alone give): {'; '.join(starved)}.")
     if dominated:
         tail.append(f"The broker's own CPU exceeded each shipping process's in: {'; '.join(dominated)}.")
     return [*out, *(_live_row(row) for row in rows), "", " ".join(tail)]

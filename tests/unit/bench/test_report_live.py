@@ -29,6 +29,15 @@ def test_a_row_that_kept_up_shows_each_figure_beside_its_target() -> None:
         "200 pods x 20 lines/s", "4,000", "3,990", "yes", "12 / 40", "120 ms", "600 ms (met)", "1.20 (met)",
         "0.90 (missed)", "2.50", "60 MiB", "150 MiB"]
     assert "1-min load average at the window ends: 3.5" in text and "Broker: noida-db (embedded)." in text
+    assert "waiting for a CPU" not in text
+
+
+def test_a_worker_starved_by_a_busy_machine_is_said_so() -> None:
+    rows = [live_row(seconds=60, runqueue_wait_s={"worker": 57.4, "collector": 58.1}),
+            live_row(name="1000 pods x 2 lines/s", seconds=60, runqueue_wait_s={"worker": 3.0})]
+    text = markdown({"live": {"rows": rows}})
+    assert "worse than the processes alone give): 200 pods x 20 lines/s: worker 57 s." in text
+    assert "1000 pods" not in text.split("waiting for a CPU")[1]  # 3 s of 60 is no starvation
 
 
 def test_a_row_that_fell_behind_shows_a_lower_bound_and_the_missing_lines() -> None:
