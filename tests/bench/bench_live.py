@@ -123,9 +123,10 @@ def delivery(arrivals: live_stats.Arrivals, clock: Clock, in_window: int, second
     delays = arrivals.delays_of_written_between(start_ns, end_ns)
     waited = time.time() - clock.window_end
     summary = live_stats.latency_summary(delays, max(0, in_window - len(delays)), waited)
-    offered, delivered = in_window / seconds, arrivals.arrived_between(start_ns, end_ns) / seconds
+    arrived_in_window = arrivals.arrived_between(start_ns, end_ns)
+    offered, delivered = in_window / seconds, arrived_in_window / seconds
     return {**summary, "offered_lines_per_s": round(offered), "delivered_lines_per_s": round(delivered),
-            "window_lines": in_window, "window_lines_arrived": len(delays),
+            "window_lines": in_window, "window_lines_arrived": len(delays), "arrivals_in_window": arrived_in_window,
             "kept_up": live_stats.kept_up(offered, delivered, summary["missing"]),
             "unstamped_lines": arrivals.unstamped}
 
@@ -197,7 +198,7 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
     written = writer_totals(writers)
     wait_drained(tail.arrivals, clock, int(written["in_window"]), args.drain)
     row = delivery(tail.arrivals, clock, int(written["in_window"]), args.seconds)
-    delivered_lines = row["delivered_lines_per_s"] * args.seconds
+    delivered_lines = row["arrivals_in_window"]
     broker_cpu = None if broker0 is None or broker1 is None else broker1 - broker0
     row.update({"pods": pods, "lines_per_s_per_pod": rate, "seconds": args.seconds, "warmup_s": args.warmup,
                 "rotated_files": args.rotate, "broker": broker.label,
