@@ -18,28 +18,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
 
 from commands.broker import EmbeddedBroker, free_port
 from tests.bench.bench_pipeline import write_pod_logs
-from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, scrape_metric, table
 
 CORE = {0}
 PUBLISHED = "logweave_file_collector_lines_published_total"
 
 
 def scrape(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            for row in response.read().decode().splitlines():
-                if row.startswith(PUBLISHED + " "):
-                    return float(row.split()[1])
-    except OSError:
-        return -1.0
-    return 0.0
+    return scrape_metric(port, PUBLISHED)
 
 
 def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: Path) -> Row:

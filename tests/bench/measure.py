@@ -1,8 +1,10 @@
-"""Process measurements for benchmarks: CPU seconds and peak RSS of a pid from /proc, and a table printer."""
+"""Process measurements for benchmarks: CPU seconds and peak RSS of a pid from /proc, a counter read
+from a process's Prometheus /metrics page, and a table printer."""
 
 from __future__ import annotations
 
 import os
+import urllib.request
 from dataclasses import dataclass
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -15,11 +17,38 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the live threads of `pid` spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat).
+
+    On a shared machine this tells a process that is slow from one that was not given a core."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as handle:
+                total += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def peak_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape_metric(port: int, name: str) -> float:
+    """The value of the unlabelled sample `name` on 127.0.0.1:`port`/metrics: 0.0 when the page has
+    no such sample yet, -1.0 when the page does not answer (the process is still starting)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            for row in response.read().decode().splitlines():
+                if row.startswith(name + " "):
+                    return float(row.split()[1])
+    except OSError:
+        return -1.0
     return 0.0
 
 

@@ -220,6 +220,9 @@ def markdown(results: dict[str, Any]) -> str:
         kept = "-" if lat.kept_up is None else ("yes" if lat.kept_up else "no")
         lines.append(f"| {label} | {lat.offered:,} | {_num(lat.achieved)} | {_num(lat.delivered)} | "
                      f"{_ms(lat.p50_s)} | {_ms(lat.p99_s)} | {kept} |")
+    from tests.bench.report_live import live_lines  # it formats with this module's helpers
+
+    lines += live_lines(results)
     lines += query_lines(results)
     return "\n".join(lines) + "\n"
 

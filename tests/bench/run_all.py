@@ -29,7 +29,11 @@ BENCHES = [
     ("intake", "tests.bench.bench_intake", ["--lines", "200000", "--rounds", "3"]),
     ("query", "tests.bench.bench_query", []),
     ("parsers", "tests.bench.bench_parsers", []),
+    ("live", "tests.bench.bench_live",
+     ["--rows", "200x20,200x50,1000x2", "--peer", "200x20,200x50", "--seconds", "60"]),
 ]
+# Benchmarks that run against an external Kafka when KAFKA_BROKERS is set (the others use the embedded broker).
+HONOUR_KAFKA_BROKERS = {"live"}
 TIMEOUT = 1800.0  # seconds per benchmark
 
 
@@ -46,11 +50,21 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, {memory:.0f} GiB RAM, {os_name}, Python {platform.python_version()}"
 
 
+def bench_env(name: str) -> dict[str, str]:
+    """The environment of one benchmark: KAFKA_BROKERS only for those that honour it. The others start
+    an embedded broker and point every process at it (LOGWEAVE_KAFKA__BROKERS wins over KAFKA_BROKERS);
+    dropping it keeps anything they start without that override off the external cluster."""
+    env = dict(os.environ)
+    if name not in HONOUR_KAFKA_BROKERS:
+        env.pop("KAFKA_BROKERS", None)
+    return env
+
+
 def run_bench(name: str, module: str, extra: list[str], out: Path) -> dict[str, Any]:
     print(f"\n=== {name} ===", flush=True)
     try:
         run = subprocess.run([sys.executable, "-m", module, *extra, "--out", str(out)], capture_output=True,
-                             text=True, timeout=TIMEOUT)
+                             text=True, timeout=TIMEOUT, env=bench_env(name))
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {TIMEOUT:.0f} s"}
     print(run.stdout[-6000:], run.stderr[-3000:] if run.returncode else "", flush=True)
@@ -91,6 +105,10 @@ def main() -> int:
         write_report(json.loads(args.out.read_text()), args.out, args.readme)
         return 0
     results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if os.environ.get("KAFKA_BROKERS"):
+        results["kafka_brokers"] = os.environ["KAFKA_BROKERS"]
+        print(f"KAFKA_BROKERS={os.environ['KAFKA_BROKERS']}: used by {', '.join(sorted(HONOUR_KAFKA_BROKERS))}; "
+              "the other benchmarks run on the embedded broker", flush=True)
     with tempfile.TemporaryDirectory(prefix="logweave-bench-results-") as tmp:
         for name, module, extra in BENCHES:
             if args.only and name not in args.only:

@@ -1,0 +1,52 @@
+"""Which Kafka a benchmark runs against: `KAFKA_BROKERS` when set (an external Kafka), else a fresh
+embedded noida-db. The benchmark prints `label` beside its figures, and the broker's CPU only when it
+runs here (`pids`); against an external Kafka each run gets its own topic prefix and consumer group
+(`run_prefix`) so runs never read each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from commands.broker import EmbeddedBroker, free_port
+from tests.bench.measure import cpu_seconds, tree_pids
+
+
+@dataclass
+class BenchBroker:
+    bootstrap: str
+    label: str
+    root_pid: int | None = None
+    run_prefix: str = ""
+
+    @property
+    def external(self) -> bool:
+        return self.root_pid is None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU of the broker's process tree (None for an external broker, which runs elsewhere)."""
+        if self.root_pid is None:
+            return None
+        return sum(cpu_seconds(p) for p in tree_pids(self.root_pid))
+
+
+@contextmanager
+def bench_broker(workdir: Path, name: str) -> Iterator[BenchBroker]:
+    """An external broker named by KAFKA_BROKERS, or a fresh noida-db killed at the end."""
+    external = os.environ.get("KAFKA_BROKERS", "").strip()
+    if external:
+        yield BenchBroker(external, f"external Kafka at {external} (KAFKA_BROKERS)",
+                          run_prefix=f"bench{int(time.time())}{name}.")
+        return
+    broker = EmbeddedBroker(workdir / f"broker-{name}", free_port()).start(log_path=workdir / f"broker-{name}.log")
+    try:
+        assert broker.process is not None
+        yield BenchBroker(broker.bootstrap, "noida-db (embedded Kafka-protocol broker, fresh per run)",
+                          broker.process.pid)
+    finally:
+        broker.stop(kill=True)

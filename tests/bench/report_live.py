@@ -1,0 +1,76 @@
+"""The live table of the benchmark report (tests/bench/bench_live.py's rows), kept beside report.py.
+
+Each figure that has a target from issue #19 is marked met or missed; a percentile that is only a
+lower bound (lines still missing when the run ended) is shown with "≥". A failed or missing live
+run renders as one "failed: <reason>" row, like the other tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bench.live_stats import TARGET_COLLECTOR_CPU, TARGET_COLLECTOR_RSS_MIB, TARGET_P99_S, TARGET_WORKER_CPU
+from tests.bench.report import _cell, _ms, _num, _rss, failure_reason
+
+
+def _met(text: str, met: bool | None) -> str:
+    return text if met is None or text == "-" else f"{text} ({'met' if met else 'missed'})"
+
+
+def _live_row(row: dict[str, Any]) -> str:
+    """One live row: rates, keep-up, lag, latency, CPU and memory, each target-bound figure marked."""
+    peer = row.get("kind") == "peer"
+    p50, p99 = row.get("p50_s"), row.get("p99_s")
+    p50_text = "-" if p50 is None else ("≥ " if row.get("p50_lower_bound") else "") + _ms(p50)
+    p99_text = "-" if p99 is None else ("≥ " if row.get("p99_lower_bound") else "") + _ms(p99)
+    p99_met = None if p99 is None else bool(p99 < TARGET_P99_S and not row.get("p99_lower_bound"))
+    lag = row.get("lag_window_end") or {}
+    lag_text = "-" if peer or not lag else f"{lag.get('logs.raw', 0):,} / {lag.get('sink.file', 0):,}"
+    worker, broker = row.get("worker_cpu_per_100k"), row.get("broker_cpu_per_100k")
+    collector = row.get("shipper_cpu_per_100k" if peer else "collector_cpu_per_100k")
+    collector_target = TARGET_COLLECTOR_CPU
+    rss = row.get("shipper_peak_rss_mib" if peer else "collector_peak_rss_mib")
+    rss_met = None if peer or rss is None or row.get("pods", 0) < 1000 else rss <= TARGET_COLLECTOR_RSS_MIB
+    kept = "-" if row.get("kept_up") is None else ("yes" if row["kept_up"] else "no")
+    if row.get("missing"):
+        kept += f", {row['missing']:,} lines missing"
+    return (f"| {_cell(str(row.get('name', '?')))} | {_num(row.get('offered_lines_per_s'))} | "
+            f"{_num(row.get('delivered_lines_per_s'))} | {kept} | {lag_text} | {p50_text} | "
+            f"{_met(p99_text, p99_met)} | "
+            f"{_met(_num(worker, '.2f'), None if worker is None else worker <= TARGET_WORKER_CPU)} | "
+            f"{_met(_num(collector, '.2f'), None if collector is None or peer else collector <= collector_target)} | "
+            f"{_num(broker, '.2f')} | {_met(_rss(rss), rss_met)} | {_rss(row.get('worker_peak_rss_mib'))} |")
+
+
+def live_lines(results: dict[str, Any]) -> list[str]:
+    """The live table (bench_live): pods writing at their own pace, when that benchmark ran."""
+    result = results.get("live")
+    if result is None:
+        return []
+    out = ["", "Live: writer processes append to pod log files at the rate shown (each file on its own schedule, "
+           "a few rotated), through the file collector, the broker and one worker to the file sink; latency is "
+           "a line's write time to its appearance in the sink file (the rsyslog peer: in its Kafka topic). Lag: "
+           "records of logs.raw / sink.file the worker had not committed when the window closed. Targets: p99 < 1 s, "
+           "worker <= 1.5 and collector <= 0.6 CPU s per 100K lines, collector <= 150 MiB at 1,000 pods.", "",
+           "| live: pods x lines/s each | offered lines/s | delivered lines/s | kept up | lag raw / sink | p50 | p99 "
+           "| CPU s/100K worker | CPU s/100K collector (peer: rsyslogd) | CPU s/100K broker | peak RSS collector "
+           "| peak RSS worker |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if not isinstance(result, dict) or "error" in result:
+        return [*out, f"| live | failed: {_cell(failure_reason(result))} | | | | | | | | | | |"]
+    rows = result.get("rows") or []
+    if not rows:
+        return [*out, "| live | failed: no rows in the live result | | | | | | | | | | |"]
+    dominated = [str(row.get("name")) for row in rows if row.get("broker_note")]
+    starved = [f"{row.get('name')}: worker {row['runqueue_wait_s']['worker']:.0f} s"
+               for row in rows if (row.get("runqueue_wait_s") or {}).get("worker", 0) > 0.25 * row.get("seconds", 60)]
+    loads = [row["load_avg_1m"][1] for row in rows if row.get("load_avg_1m")]
+    tail = [f"Broker: {rows[0].get('broker', 'unknown')}."]
+    if loads:
+        tail.append(f"1-min load average at the window ends: {', '.join(f'{x:.1f}' for x in loads)} "
+                    "(a machine shared with other work inflates latency and CPU).")
+    if starved:
+        tail.append("Threads runnable but waiting for a CPU in the window (an oversubscribed machine; rates and "
+                    f"latency are then worse than the processes alone give): {'; '.join(starved)}.")
+    if dominated:
+        tail.append(f"The broker's own CPU exceeded each shipping process's in: {'; '.join(dominated)}.")
+    return [*out, *(_live_row(row) for row in rows), "", " ".join(tail)]
