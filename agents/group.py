@@ -37,8 +37,6 @@ def register(ctx: StageContext) -> TraceGrouper:
     live = ctx.rules
     router = live.router if live is not None else Router(settings.routing, settings.sinks.enabled)
     grouper = TraceGrouper(table, router, settings, send_to_sink, send_closed)
-    if live is not None:  # a new rules version takes effect from the next chunk
-        live.on_switch(lambda rules: setattr(grouper, "router", rules.router))
 
     @app.agent(channels.parsed(), name="group")
     async def group(stream: Any) -> None:
@@ -49,6 +47,8 @@ def register(ctx: StageContext) -> TraceGrouper:
             CHUNKS.labels("group").inc()
             chunk = ParsedChunk.decode(event.value)
             partition = event.message.partition
+            if live is not None:  # the version in effect when the chunk was collected, as on every worker
+                grouper.router = live.router_at(chunk.collected_ns)
             grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
             table.after_persisted(partition, event.ack)
             ctx.progress.processed(event.message.tp, event.message.offset)
@@ -65,6 +65,8 @@ def register(ctx: StageContext) -> TraceGrouper:
         if stale:
             grouper.forget(stale)
         grouper.idle.tick(caught_up_partitions(ctx, actives, owned))
+        if live is not None:  # closing has no chunk: the version in effect now, the same on every worker
+            grouper.router = live.router
         for partition in owned:
             if partition not in table.tail_checked:
                 await read_back_sent_summaries(ctx, grouper, partition)

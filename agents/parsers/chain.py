@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from agents.parsers.grok import CompiledPattern, compile_grok, compile_regex
-from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, LevelRule
+from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, TIME_KIND_OF_PATTERN, LevelRule
 from agents.parsers.logfmt import parse_logfmt
 from agents.parsers.times import to_rfc3339
 from core.models import FLAG_BASE64, DeadLetter
@@ -83,7 +83,8 @@ def _defined(definition: ParserDef) -> TextParser:
             patterns = [(compile_regex(p), None, None) for p in definition.patterns]
         elif definition.type == "grok":
             table = {**EXTRA_PATTERNS, **definition.definitions}
-            patterns = [(compile_grok(p, table), None, None) for p in definition.patterns]
+            compiled = [compile_grok(p, table) for p in definition.patterns]
+            patterns = [(c, TIME_KIND_OF_PATTERN.get(c.time_pattern), None) for c in compiled]
     except ValueError as exc:
         raise ValueError(f"parse.parsers {definition.name!r}: {exc}") from None
     return TextParser(definition.name, definition.type, patterns)

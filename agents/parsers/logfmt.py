@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_PAIR = re.compile(r'[ \t]*([^\s="]+)(?:=("(?:[^"\\]|\\.)*"|[^\s"]*))?[ \t]*')
+# one token per match: a pair (key, `=`, quoted body or bare value), or a character that cannot start a
+# key (group 5), which makes the line not logfmt; findall walks the line in C, so Python only builds the dict
+_TOKEN = re.compile(r'[ \t]*(?:([^\s="]+)(?:(=)(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*)))?|([^ \t]))')
 _ESCAPE = re.compile(r'\\(u[0-9a-fA-F]{4}|["\\/bfnrt])')
 _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -24,21 +26,16 @@ def _unescape(match: re.Match[str]) -> str:
 def parse_logfmt(text: str) -> dict[str, Any] | None:
     """The pairs of a logfmt line, or None if the line is not logfmt."""
     record: dict[str, Any] = {}
-    pos, end, pairs = 0, len(text), 0
-    match_at = _PAIR.match
-    while pos < end:
-        match = match_at(text, pos)
-        if match is None or match.end() == pos:
+    pairs = False
+    for key, equals, quoted, bare, stray in _TOKEN.findall(text):
+        if stray:
             return None
-        key, value = match.group(1), match.group(2)
-        if value is None:
+        if not equals:
             record[key] = True
+            continue
+        pairs = True
+        if bare or not quoted:  # a bare value, or `key=""`/`key=` (both the empty string)
+            record[key] = bare
         else:
-            pairs += 1
-            if value[:1] == '"':
-                body = value[1:-1]
-                record[key] = _ESCAPE.sub(_unescape, body) if "\\" in body else body
-            else:
-                record[key] = value
-        pos = match.end()
+            record[key] = _ESCAPE.sub(_unescape, quoted) if "\\" in quoted else quoted
     return record if pairs else None
