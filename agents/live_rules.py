@@ -16,10 +16,13 @@ falls between chunks of a stream (a chunk has one collection time), so no chunk 
 versions. A record without the field (another tool) takes effect from the time the worker reads it.
 
 A worker keeps the last MAX_VERSIONS versions, so a backlog collected before a switch is still
-handled by the version of its time. A record read after chunks collected past its effective point
-were already handled is late: it is applied from its point on for what comes next, and logged and
-counted (`logweave_rules_late_total`), since those chunks cannot be redone. Every worker reports the
-version in effect now in `logweave_rules_version_info{version}` and on the stats page.
+handled by the version of its time. A chunk collected more than MAX_AHEAD_NS ahead of the worker's
+clock (a collector's clock off) still gets the version of its time, but counts only as that far ahead
+for what follows, so one bad clock cannot make every later version late. A record read after chunks
+collected past its effective point were already handled is late: it is applied from its point on for
+what comes next, and logged and counted (`logweave_rules_late_total`), since those chunks cannot be
+redone. Every worker reports the version of the newest chunk it handled, or the one in effect now if
+that is later, in `logweave_rules_version_info{version}` and on the stats page.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from kafka_io.rules_topic import follow_rules_forever
 log = logging.getLogger(__name__)
 STARTUP = "startup"  # the rules of the worker's own settings, before any published version
 MAX_VERSIONS = 8
+MAX_AHEAD_NS = 300 * 1_000_000_000  # collection times further ahead of this worker's clock count as this far
 
 
 @dataclass(slots=True)
@@ -107,8 +111,8 @@ class LiveRules:
         """The version in effect at collection time `point` (None: now, or the newest point handled)."""
         if point is None:
             point = max(time.time_ns(), self.newest_point)
-        elif point > self.newest_point:
-            self.newest_point = point
+        elif point > self.newest_point:  # a collector whose clock runs far ahead must not hold back every switch
+            self.newest_point = min(point, time.time_ns() + MAX_AHEAD_NS)
         return self.versions[max(bisect.bisect_right(self._starts, point) - 1, 0)]
 
     def report(self) -> str:

@@ -92,7 +92,7 @@ def test_an_unknown_parser_name_is_named_in_the_refusal(tmp_path: Path) -> None:
         validated(Settings(), path)
 
 
-T0 = 1_800_000_000_000_000_000  # collection times used as effective points (2027)
+T0 = time.time_ns() // 10**9 * 10**9  # collection times used as effective points: about now
 
 
 def tagged(version: str) -> RulesDocument:
@@ -143,3 +143,10 @@ def test_a_bad_effective_point_is_refused(point: object) -> None:
     rules = LiveRules(Settings())
     bad = orjson.dumps({**orjson.loads(tagged("v1").encode()), "effective_from_ns": point})
     assert not rules.apply(bad) and "effective_from_ns" in rules.refused[-1][1]
+
+
+def test_a_collector_clock_far_ahead_does_not_make_later_versions_late() -> None:
+    rules = LiveRules(Settings(parse={"untraced": "pass"}))
+    parse_one(rules, NGINX, time.time_ns() + 86_400 * 10**9)  # a collector a day ahead
+    assert rules.apply(tagged("v1").encode(time.time_ns() + 3600 * 10**9))
+    assert rules.late == []
