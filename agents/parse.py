@@ -11,7 +11,7 @@ from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
-from core.models import DeadLetter, RawChunk, encode_dead_letters
+from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
 
 
 def register(ctx: StageContext) -> None:
@@ -43,18 +43,19 @@ async def parse_event(event: Any, parser: LineParser, parsed_topic: Any, dead_to
                       compress: Any, partitions: int) -> None:
     CHUNKS.labels("parse").inc()
     try:
-        chunk = RawChunk.decode(event.value)
+        chunks = decode_raw_chunks(event.value)
     except ChunkFormatError as exc:
         await dead_topic.send(value=encode_dead_letters(
             [DeadLetter("bad_chunk", str(exc), "parse", event.value[:4096].decode("utf-8", "replace"))]))
         DEAD_LETTERS.labels("parse", "bad_chunk").inc()
         return
-    LINES.labels("parse_in").inc(len(chunk.lines))
-    outputs, dead = parser.parse_chunk(chunk, partitions)
-    for partition, out in outputs.items():
-        await parsed_topic.send(value=compress(out.encode()), partition=partition)
-        LINES.labels("parse_out").inc(len(out.lines))
-    if dead:
-        for item in dead:
-            DEAD_LETTERS.labels("parse", item.reason).inc()
-        await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())
+    for chunk in chunks:
+        LINES.labels("parse_in").inc(len(chunk.lines))
+        outputs, dead = parser.parse_chunk(chunk, partitions)
+        for partition, out in outputs.items():
+            await parsed_topic.send(value=compress(out.encode()), partition=partition)
+            LINES.labels("parse_out").inc(len(out.lines))
+        if dead:
+            for item in dead:
+                DEAD_LETTERS.labels("parse", item.reason).inc()
+            await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())
