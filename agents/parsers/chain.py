@@ -38,6 +38,9 @@ class TextParser:
 
     def __init__(self, name: str, kind: str, patterns: list[Step]) -> None:
         self.name, self.kind, self.patterns = name, kind, patterns
+        # (time as written, day of the reference, kind) -> RFC 3339: consecutive lines mostly share their
+        # second, so the last conversion is kept
+        self._last_time: tuple[str, int, str, str] = ("", 0, "", "")
 
     def match(self, text: str, reference_ns: int) -> Any:
         if self.kind == "json":
@@ -54,8 +57,13 @@ class TextParser:
             record = pattern.match(text)
             if record is None:
                 continue
-            if time_kind is not None and isinstance(record.get("time"), str):
-                record["time"] = to_rfc3339(time_kind, record["time"], reference_ns) or record["time"]
+            written = record.get("time")
+            if time_kind is not None and type(written) is str:
+                day, last = reference_ns // 86_400_000_000_000, self._last_time
+                if last[0] != written or last[1] != day or last[2] != time_kind:
+                    last = self._last_time = (written, day, time_kind,
+                                              to_rfc3339(time_kind, written, reference_ns) or written)
+                record["time"] = last[3]
             if level_rule is not None:
                 level_rule(record)
             return record
