@@ -41,15 +41,15 @@ def register(ctx: StageContext) -> TraceGrouper:
     live = ctx.rules
     router = live.router if live is not None else Router(settings.routing, settings.sinks.enabled)
     grouper = TraceGrouper(table, router, settings, send_to_sink, send_closed)
-    if live is not None:  # a new rules version takes effect from the next chunk
-        live.on_switch(lambda rules: setattr(grouper, "router", rules.router))
 
     @app.agent(channels.parsed(), name="group")
     async def group(stream: Any) -> None:
         """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
         faust would otherwise commit the input offset first, and a crash in between would lose the
         update (a trace summary missing lines) although its lines reached the sinks."""
-        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines)
+        # the rules version in effect when a chunk was collected, as on every worker (docs/rules.md)
+        router_for = (lambda chunk: live.router_at(chunk.collected_ns)) if live is not None else None
+        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for)
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         lingering = asyncio.ensure_future(linger.run())
@@ -75,6 +75,8 @@ def register(ctx: StageContext) -> TraceGrouper:
         if stale:
             grouper.forget(stale)
         grouper.idle.tick(caught_up_partitions(ctx, actives, owned))
+        if live is not None:  # closing has no chunk: the version in effect now, the same on every worker
+            grouper.router = live.router
         for partition in owned:
             if partition not in table.tail_checked:
                 await read_back_sent_summaries(ctx, grouper, partition)
@@ -121,8 +123,10 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     once the table update it took part in is persisted, which waits for its outputs' acks.
     """
 
-    def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int) -> None:
+    def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
+                 router_for: Callable[[ParsedChunk], Router] | None = None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
+        self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
         self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
         self.lines = 0
         self.linger: Linger | None = None
@@ -141,10 +145,12 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         if self.linger is not None:
             self.linger.flushed()
         for partition, items in pending.items():
-            for run in runs(items):
+            for run in runs(items, self.router_for):
                 self._apply(partition, run)
 
     def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:
+        if self.router_for is not None:  # a run never spans two rules versions (runs())
+            self.grouper.router = self.router_for(run[0][1])
         if len(run) == 1:
             event, chunk = run[0]
             self.grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
@@ -154,12 +160,20 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         self.grouper.table.after_persisted(partition, acker([event for event, _ in run], self.progress))
 
 
-def runs(items: list[tuple[Any, ParsedChunk]]) -> list[list[tuple[Any, ParsedChunk]]]:
-    """Consecutive small ordered chunks together; a large or unordered chunk on its own."""
+def runs(items: list[tuple[Any, ParsedChunk]],
+         router_for: Callable[[ParsedChunk], Router] | None = None) -> list[list[tuple[Any, ParsedChunk]]]:
+    """Consecutive small ordered chunks routed by the same rules version together; a large or
+    unordered chunk on its own."""
     out: list[list[tuple[Any, ParsedChunk]]] = []
     current: list[tuple[Any, ParsedChunk]] = []
+    current_router: Router | None = None
     for item in items:
         chunk = item[1]
+        router = router_for(chunk) if router_for is not None else None
+        if current and router is not current_router:
+            out.append(current)
+            current = []
+        current_router = router
         if len(chunk.lines) >= MERGE_BELOW or not chunk.ordered:
             if current:
                 out.append(current)

@@ -11,7 +11,7 @@ acknowledged by Kafka (agents/batching.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from agents.backlog import SourceProgress
@@ -40,7 +40,8 @@ def register(ctx: StageContext) -> None:
     async def parse(stream: Any) -> None:
         stage = ParseStage(parser, channels.parsed(), channels.deadletter(), settings.parse,
                            compress=compressor(settings.kafka.payload_codec), partitions=settings.kafka.partitions,
-                           limit_bytes=int(settings.kafka.max_message_bytes * 0.8), progress=ctx.progress)
+                           limit_bytes=int(settings.kafka.max_message_bytes * 0.8), progress=ctx.progress,
+                           epoch_of=(lambda point: live.at(point).name) if live is not None else None)
         await stage.run(stream)
 
 
@@ -53,13 +54,14 @@ class ParseStage:
 
     def __init__(self, parser: LineParser | Callable[[], LineParser], parsed_topic: Any, dead_topic: Any,
                  settings: ParseSettings, *, compress: Callable[[bytes], bytes], partitions: int, limit_bytes: int,
-                 progress: SourceProgress | None = None) -> None:
+                 progress: SourceProgress | None = None,
+                 epoch_of: Callable[[int | None], Hashable] | None = None) -> None:
         self.parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
         self.parsed_topic, self.dead_topic = parsed_topic, dead_topic
         self.compress, self.partitions = compress, partitions
         self.batch_lines, self.batch_records = settings.batch_lines, settings.batch_records
         self.eager_lines = settings.eager_lines
-        self.merged = MergedChunks(limit_bytes, settings.batch_lines)
+        self.merged = MergedChunks(limit_bytes, settings.batch_lines, epoch_of)
         self.dead: dict[str, list[DeadLetter]] = {}  # per stream id ("" for records that are no chunk)
         self.events: list[Any] = []
         self.outputs: list[asyncio.Future[Any]] = []

@@ -6,10 +6,13 @@ takes (agents/parse.py) so `logs.parsed` carries large records even when each ra
 few lines. Lines are moved, never re-encoded: a line keeps its list and only its source index
 changes, to its source's place in the merged chunk (a stream's source is listed once per chunk).
 Each partition keeps its lines in arrival order, so each stream's lines stay in position order.
+With live rules, outputs routed by different rules versions never share a chunk: a merged chunk
+carries one collection time (`ct`), by which the group stage picks the version (docs/rules.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,8 @@ class _Pending:
     by_stream: dict[str, int] = field(default_factory=dict)  # stream id -> index of its source
     lines: list[list[Any]] = field(default_factory=list)
     size: int = 0
+    collected_ns: int | None = None  # the first merged output's collection time
+    epoch: Hashable = None  # the rules version its lines are routed by
 
     def add(self, source: dict[str, Any], stream_id: str, lines: list[list[Any]], cost: int) -> None:
         index = self.by_stream.get(stream_id)
@@ -37,7 +42,7 @@ class _Pending:
         self.size += cost
 
     def chunk(self) -> ParsedChunk:
-        return ParsedChunk(self.sources, self.lines)
+        return ParsedChunk(self.sources, self.lines, collected_ns=self.collected_ns)
 
 
 class MergedChunks:
@@ -46,8 +51,10 @@ class MergedChunks:
     `ready` holds chunks already full (send them first, in order); `take` empties everything.
     """
 
-    def __init__(self, limit_bytes: int, max_lines: int) -> None:
+    def __init__(self, limit_bytes: int, max_lines: int,
+                 epoch_of: Callable[[int | None], Hashable] | None = None) -> None:
         self.limit, self.max_lines = limit_bytes, max_lines
+        self.epoch_of = epoch_of  # collection time -> rules version; None: one version (settings only)
         self.ready: list[tuple[int, ParsedChunk]] = []
         self._pending: dict[int, _Pending] = {}
         self.lines = 0
@@ -57,14 +64,19 @@ class MergedChunks:
         for partition, parsed in outputs.items():
             lines = parsed.lines
             cost = lines_cost(lines)
+            collected = parsed.collected_ns
+            epoch = self.epoch_of(collected) if self.epoch_of is not None else None
             pending = self._pending.get(partition)
             if pending is None:
-                pending = self._pending[partition] = _Pending()
-            elif pending.lines and pending.size + cost + SOURCE_COST > self.limit:
+                pending = self._pending[partition] = _Pending(collected_ns=collected, epoch=epoch)
+            elif pending.lines and (pending.size + cost + SOURCE_COST > self.limit or pending.epoch != epoch):
                 self.ready.append((partition, pending.chunk()))
-                pending = self._pending[partition] = _Pending()
+                pending = self._pending[partition] = _Pending(collected_ns=collected, epoch=epoch)
+            elif not pending.lines:
+                pending.collected_ns, pending.epoch = collected, epoch
             if cost + SOURCE_COST > self.limit:  # one chunk's lines alone: split them
-                self.ready.extend((partition, ParsedChunk([source], piece)) for piece in self._split(lines))
+                self.ready.extend((partition, ParsedChunk([source], piece, collected_ns=collected))
+                                  for piece in self._split(lines))
                 del self._pending[partition]
             else:
                 pending.add(source, stream_id, lines, cost)

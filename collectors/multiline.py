@@ -20,10 +20,10 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from collectors.multiline_detectors import Block, continues
+from collectors.multiline_detectors import JAVA_CONTINUATION, Block, continues
 from core.models import FLAG_BASE64, FLAG_TRUNCATED, RawLine
 from core.rule_settings import MultilineRule
 
@@ -41,6 +41,22 @@ class CompiledRule:
         self.timeout, self.max_lines, self.max_bytes = rule.flush_timeout, rule.max_lines, rule.max_bytes
         self.stateful = bool(self.detectors & {"python", "go", "nodejs"})
         self.stateless_block = Block()  # java keeps no state: one shared block
+        self.quick = self._quick()
+
+    def _quick(self) -> Callable[[str], object] | None:
+        """For a rule with one stateless test (java alone, a continuation or a start pattern alone): that
+        test as one C call, truthy when the line continues the record. Every line a collector reads takes
+        it, and a line that obviously starts a record (`{...`, `2025-06-10 INFO ...`) fails at its first
+        character without a Python call."""
+        if self.stateful or sum((bool(self.detectors), self.continuation is not None, self.start is not None)) != 1:
+            return None
+        if self.detectors:
+            return JAVA_CONTINUATION.match
+        if self.continuation is not None:
+            return self.continuation.match
+        start = self.start
+        assert start is not None
+        return lambda text: start.match(text) is None
 
     def applies_to(self, source: dict[str, Any]) -> bool:
         rule = self.rule
@@ -78,20 +94,27 @@ def rule_for(rules: list[MultilineRule], source: dict[str, Any]) -> CompiledRule
     return None
 
 
-@dataclass(slots=True)
-class _Record:
-    pos: int
-    resume: int
-    stream: str
-    source_ns: int
-    flags: int
-    last_seen: float
-    texts: list[str] = field(default_factory=list)
-    size: int = 0
-    block: Block | None = None  # only for detectors that track state (python, go, nodejs)
+# An open record, as a list (one is made for every line read, so no class instance):
+# [first raw line, resume offset, last seen (monotonic s), texts (None while it is one line), size, flags,
+#  detector block (stateful detectors only)]
+_RAW, _RESUME, _SEEN, _TEXTS, _SIZE, _FLAGS, _BLOCK = range(7)
 
-    def raw(self) -> RawLine:
-        return [self.pos, "\n".join(self.texts), self.stream, self.source_ns, self.flags]
+
+def _closed_raw(record: list[Any]) -> RawLine:
+    """The raw line of a closed record: its first line itself while nothing joined it."""
+    first: RawLine = record[_RAW]
+    texts = record[_TEXTS]
+    if texts is None and record[_FLAGS] == first[4]:
+        return first
+    return [first[0], first[1] if texts is None else "\n".join(texts), first[2], first[3], record[_FLAGS]]
+
+
+def _with_resumes(out: list[RawLine], resumes: dict[int, int]) -> list[Emitted]:
+    emitted: list[Emitted] = []
+    for raw in out:
+        pos: int = raw[0]
+        emitted.append((raw, resumes.get(pos, pos)))
+    return emitted
 
 
 class MultilineJoiner:
@@ -99,7 +122,7 @@ class MultilineJoiner:
 
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
-        self.open: dict[str, _Record] = {}
+        self.open: dict[str, list[Any]] = {}  # stream -> its open record (_RAW, _RESUME, ...)
         self._closed: list[tuple[int, int, RawLine]] = []  # heap of (position, resume, raw line)
         self.joined_lines = 0  # lines appended to a record they did not start (for metrics)
 
@@ -108,55 +131,65 @@ class MultilineJoiner:
         return self.push_many([raw], {raw[0]: resume} if resume != raw[0] else {}, now)
 
     def push_many(self, lines: list[RawLine], resumes: dict[int, int], now: float) -> list[Emitted]:
-        """`push` for many lines in their order (`resumes`: position -> resume offset where they differ).
+        """`push` for many lines in their order (`resumes`: position -> resume offset where they differ)."""
+        out: list[RawLine] = []
+        out_resumes: dict[int, int] = {}
+        self.push_into(lines, resumes, now, out, out_resumes)
+        return _with_resumes(out, out_resumes)
 
-        One loop with the per-line work inlined: this runs for every line a collector reads.
+    def push_into(self, lines: list[RawLine], resumes: dict[int, int], now: float, out: list[RawLine],
+                  out_resumes: dict[int, int]) -> None:
+        """`push_many` appending the ready records to `out`, and their resume offsets, where they differ
+        from their positions, to `out_resumes`.
+
+        One loop with the per-line work inlined: this runs for every line a collector reads. A line
+        that starts a record costs a dict lookup, the rule's test and a 7-item list.
         """
         rule, opened, closed = self.rule, self.open, self._closed
-        out: list[Emitted] = []
-        max_lines, max_bytes, joins, stateless = rule.max_lines, rule.max_bytes, rule.joins, rule.stateless_block
-        stateful, new_block, heappush = rule.stateful, rule.new_block, heapq.heappush
+        max_lines, max_bytes, joins, stateless, quick = (rule.max_lines, rule.max_bytes, rule.joins,
+                                                         rule.stateless_block, rule.quick)
+        stateful, new_block, heappush, append = rule.stateful, rule.new_block, heapq.heappush, out.append
         joined = 0
         for raw in lines:
-            pos: int = raw[0]
-            text: str = raw[1]
             stream: str = raw[2]
             record = opened.get(stream)
             if record is not None:
-                if not raw[4] & FLAG_BASE64 and len(record.texts) < max_lines \
-                        and record.size + len(text) < max_bytes and joins(text, record.block or stateless):
-                    record.texts.append(text)
-                    record.size += len(text) + 1
-                    record.flags |= raw[4] & FLAG_TRUNCATED
-                    record.last_seen = now
+                text: str = raw[1]
+                texts = record[_TEXTS]
+                if not raw[4] & FLAG_BASE64 and (texts is None or len(texts) < max_lines) \
+                        and record[_SIZE] + len(text) < max_bytes \
+                        and (quick(text) if quick is not None else joins(text, record[_BLOCK] or stateless)):
+                    if texts is None:
+                        record[_TEXTS] = [record[_RAW][1], text]
+                    else:
+                        texts.append(text)
+                    record[_SIZE] += len(text) + 1
+                    record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
+                    record[_SEEN] = now
                     joined += 1
                     continue
                 del opened[stream]
-                texts = record.texts
-                done = [record.pos, texts[0] if len(texts) == 1 else "\n".join(texts), stream, record.source_ns,
-                        record.flags]
+                done = record[_RAW] if texts is None and record[_FLAGS] == record[_RAW][4] else _closed_raw(record)
                 if not closed and not opened:  # nothing before it is held: out at once (the common case)
-                    out.append((done, record.resume))
+                    append(done)
+                    if record[_RESUME] != done[0]:
+                        out_resumes[done[0]] = record[_RESUME]
                 else:
-                    heappush(closed, (record.pos, record.resume, done))
-            resume: int = resumes.get(pos, pos)
+                    heappush(closed, (done[0], record[_RESUME], done))
+            pos: int = raw[0]
+            resume: int = resumes.get(pos, pos) if resumes else pos
             if raw[4] & FLAG_BASE64:  # not text: it cannot be joined
                 heappush(closed, (pos, resume, raw))
             else:
-                opened[stream] = _Record(pos, resume, stream, raw[3], raw[4], now, [text], len(text),
-                                         new_block(text) if stateful else None)
+                opened[stream] = [raw, resume, now, None, len(raw[1]), raw[4],
+                                  new_block(raw[1]) if stateful else None]
             if closed:
-                limit = next(iter(opened.values())).pos if len(opened) == 1 else \
-                    min((r.pos for r in opened.values()), default=None)
-                while closed and (limit is None or closed[0][0] < limit):
-                    item = heapq.heappop(closed)
-                    out.append((item[2], item[1]))
+                self._release_into(out, out_resumes)
         self.joined_lines += joined
-        return out
 
     def flush_due(self, now: float) -> list[Emitted]:
         """Close records idle for `flush_timeout`; return what is ready."""
-        for record in [r for r in self.open.values() if now - r.last_seen >= self.rule.timeout]:
+        for record in [r for r in self.open.values() if now - r[_SEEN] >= self.rule.timeout]:
             self._close(record)
         return self._release()
 
@@ -168,25 +201,32 @@ class MultilineJoiner:
     @property
     def min_resume(self) -> int | None:
         """Where the earliest record not yet returned began (None: nothing held)."""
-        starts = [r.resume for r in self.open.values()] + [resume for _, resume, _ in self._closed]
+        starts = [r[_RESUME] for r in self.open.values()] + [resume for _, resume, _ in self._closed]
         return min(starts) if starts else None
 
     @property
     def holding(self) -> bool:
         return bool(self.open or self._closed)
 
-    def _close(self, record: _Record) -> None:
-        del self.open[record.stream]
-        heapq.heappush(self._closed, (record.pos, record.resume, record.raw()))
+    def _close(self, record: list[Any]) -> None:
+        first = record[_RAW]
+        del self.open[first[2]]
+        heapq.heappush(self._closed, (first[0], record[_RESUME], _closed_raw(record)))
+
+    def _release_into(self, out: list[RawLine], out_resumes: dict[int, int]) -> None:
+        """Closed records that no open record precedes, in position order."""
+        opened, closed = self.open, self._closed
+        limit = None if not opened else next(iter(opened.values()))[_RAW][0] if len(opened) == 1 else \
+            min(r[_RAW][0] for r in opened.values())
+        while closed and (limit is None or closed[0][0] < limit):
+            pos, resume, raw = heapq.heappop(closed)
+            out.append(raw)
+            if resume != pos:
+                out_resumes[pos] = resume
 
     def _release(self) -> list[Emitted]:
-        if not self._closed:
-            return []
-        opened = self.open
-        limit = None if not opened else next(iter(opened.values())).pos if len(opened) == 1 else \
-            min(r.pos for r in opened.values())
-        out: list[Emitted] = []
-        while self._closed and (limit is None or self._closed[0][0] < limit):
-            _, resume, raw = heapq.heappop(self._closed)
-            out.append((raw, resume))
-        return out
+        out: list[RawLine] = []
+        out_resumes: dict[int, int] = {}
+        if self._closed:
+            self._release_into(out, out_resumes)
+        return _with_resumes(out, out_resumes)

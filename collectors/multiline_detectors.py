@@ -19,6 +19,7 @@ import re
 
 _JAVA = re.compile(r"^(?:\s+at |\s*Caused by: |\s+\.\.\. \d+ (?:more|common frames omitted)|\s*Suppressed: |\t"
                    r"|(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$))")
+JAVA_CONTINUATION = _JAVA  # the java detector alone keeps no state: one C call (collectors/multiline.py)
 _PY_START = "Traceback (most recent call last):"
 _PY_CHAIN = ("During handling of the above exception, another exception occurred:",
              "The above exception was the direct cause of the following exception:")

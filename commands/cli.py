@@ -129,6 +129,16 @@ def cmd_parse_test(args: argparse.Namespace) -> int:
     return run_parse_test(_settings(args).parse, parse_source(args.source), Path(args.file))
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from commands import rules
 
@@ -137,7 +147,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         print(f"rules version {rules.validated(settings, path).name()} is valid")
         return 0
     if args.action == "publish":
-        print(f"published rules version {asyncio.run(rules.publish(settings, path))}")
+        print(f"published rules version {asyncio.run(rules.publish(settings, path, args.switch_after))}")
         return 0
 
     async def watch() -> None:
@@ -146,7 +156,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await rules.watch(settings, path, stop)
+        await rules.watch(settings, path, stop, switch_after=args.switch_after)
 
     asyncio.run(watch())
     return 0
@@ -348,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("action", choices=["check", "publish", "watch"],
                        help="check: validate only; publish: once; watch: on SIGHUP and on every change of FILE")
     rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched) and `routing` (rules)")
+    rules.add_argument("--switch-after", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                       help="every worker applies a published version to chunks collected from this many seconds "
+                            "after publishing on (default 10; docs/rules.md)")
     rules.set_defaults(func=cmd_rules)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")

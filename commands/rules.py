@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 from agents.line_parser import LineParser
@@ -22,6 +23,15 @@ from core.settings import Settings
 from kafka_io.rules_topic import publish_rules
 
 log = logging.getLogger(__name__)
+# how far ahead of now a published version takes effect (collection time): every worker must have read
+# it before it handles a chunk collected after that (agents/live_rules.py); the rules topic is polled
+# every second, so a few seconds cover a busy broker
+SWITCH_AFTER = 10.0
+
+
+def stamped(document: RulesDocument, switch_after: float) -> bytes:
+    """The record of `document`, taking effect for chunks collected `switch_after` seconds from now."""
+    return document.encode(time.time_ns() + int(switch_after * 1e9))
 
 
 def validated(settings: Settings, path: Path) -> RulesDocument:
@@ -36,14 +46,16 @@ def validated(settings: Settings, path: Path) -> RulesDocument:
     return document
 
 
-async def publish(settings: Settings, path: Path) -> str:
+async def publish(settings: Settings, path: Path, switch_after: float = SWITCH_AFTER) -> str:
     document = validated(settings, path)
-    offset = await publish_rules(settings, document.encode())
-    log.info("published rules version %s (offset %d)", document.name(), offset)
+    offset = await publish_rules(settings, stamped(document, switch_after))
+    log.info("published rules version %s (offset %d); every worker applies it to chunks collected from %.0f s on",
+             document.name(), offset, switch_after)
     return document.name()
 
 
-async def watch(settings: Settings, path: Path, stop: asyncio.Event, interval: float = 1.0) -> None:
+async def watch(settings: Settings, path: Path, stop: asyncio.Event, interval: float = 1.0,
+                switch_after: float = SWITCH_AFTER) -> None:
     """Publish `path` now, on SIGHUP and on every change, until `stop`; refuse bad versions."""
     hangup = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,9 +74,10 @@ async def watch(settings: Settings, path: Path, stop: asyncio.Event, interval: f
             try:
                 document = validated(settings, path)
                 if document.name() != published:
-                    offset = await publish_rules(settings, document.encode())
+                    offset = await publish_rules(settings, stamped(document, switch_after))
                     published = document.name()
-                    log.info("published rules version %s (offset %d)", published, offset)
+                    log.info("published rules version %s (offset %d), in effect for chunks collected from "
+                             "%.0f s on", published, offset, switch_after)
             except ConfigError as exc:
                 log.error("refused: %s; workers keep version %s", exc, published or "(none published)")
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(hangup.wait())]

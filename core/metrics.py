@@ -41,4 +41,6 @@ TRANSFORM_LINES = Counter("logweave_transform_lines_total",
                           ["rule", "outcome"])
 RULES_VERSION = Gauge("logweave_rules_version_info", "The live rules version this worker runs (value 1)",
                       ["version"])
+RULES_LATE = Counter("logweave_rules_late_total",
+                     "Rules versions read after chunks collected past their effective point were handled")
 RULES_REFUSED = Counter("logweave_rules_refused_total", "Published rules versions this worker refused")

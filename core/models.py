@@ -168,18 +168,23 @@ class ParsedChunk:
     sources: list[dict[str, Any]] = field(default_factory=list)
     lines: list[list[Any]] = field(default_factory=list)
     ordered: bool = True  # False: lines of a stream may be out of position order (released held lines)
+    collected_ns: int | None = None  # the raw chunk's collection time: which live rules version routes it
 
     def encode(self) -> bytes:
         doc = {"v": SCHEMA_VERSION, "t": "parsed", "srcs": self.sources, "lines": self.lines}
         if not self.ordered:
             doc["unordered"] = True
+        if self.collected_ns is not None:
+            doc["ct"] = self.collected_ns
         return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes) -> ParsedChunk:
         doc = _load(data, "parsed")
         try:
-            chunk = cls(doc["srcs"], doc["lines"], not doc.get("unordered", False))
+            collected = doc.get("ct")
+            chunk = cls(doc["srcs"], doc["lines"], not doc.get("unordered", False),
+                        collected if type(collected) is int else None)
         except KeyError as exc:
             raise ChunkFormatError(f"parsed chunk lacks field {exc}") from None
         if type(chunk.sources) is not list or type(chunk.lines) is not list:

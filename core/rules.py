@@ -51,18 +51,32 @@ class RulesDocument(Group):
             raise ConfigError(f"parse.{_first_error(exc)}") from None
         return settings.model_copy(update={"parse": parse, "routing": self.routing})
 
-    def encode(self) -> bytes:
-        return orjson.dumps({"v": RULES_SCHEMA, "version": self.name(), "rules": self.model_dump(mode="json")})
+    def encode(self, effective_from_ns: int | None = None) -> bytes:
+        """The rules record; `effective_from_ns` (ns since the epoch) is the collection time from which every
+        worker applies it (agents/live_rules.py); without it, each worker applies it when it reads it."""
+        record: dict[str, Any] = {"v": RULES_SCHEMA, "version": self.name(), "rules": self.model_dump(mode="json")}
+        if effective_from_ns is not None:
+            record["effective_from_ns"] = effective_from_ns
+        return orjson.dumps(record)
 
 
 def decode_rules(value: bytes) -> RulesDocument:
     """A published rules record; ConfigError naming what is wrong."""
+    return decode_record(value)[0]
+
+
+def decode_record(value: bytes) -> tuple[RulesDocument, int | None]:
+    """A published rules record and its effective point (None: from when it is read); ConfigError naming
+    what is wrong."""
     try:
         data = orjson.loads(value)
         if not isinstance(data, dict) or data.get("v") != RULES_SCHEMA:
             raise ConfigError(f"rules record of schema {data.get('v') if isinstance(data, dict) else None!r}; "
                               f"this release reads {RULES_SCHEMA}")
-        return RulesDocument(**data["rules"])
+        effective = data.get("effective_from_ns")
+        if effective is not None and (type(effective) is not int or effective < 0):
+            raise ConfigError(f"rules record's effective_from_ns {effective!r} is not a time in ns since the epoch")
+        return RulesDocument(**data["rules"]), effective
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(f"rules record is not readable: {exc}") from None
     except ValidationError as exc:

@@ -25,15 +25,18 @@ KEY = b"rules"
 log = logging.getLogger(__name__)
 
 
-async def ensure_rules_topic(settings: Settings, timeout: float | None = None) -> str:
-    """Create the compacted rules topic if missing (`logweave prepare`, and a worker or `rules publish` that
-    finds it missing); return its name. Waits up to `timeout` (default `kafka.connect_timeout`) for a broker."""
+async def ensure_rules_topic(settings: Settings, timeout: float | None = None, create: bool = True) -> str:
+    """Create the compacted rules topic if missing (`logweave prepare` and `logweave rules publish`); return its
+    name. Waits up to `timeout` (default `kafka.connect_timeout`) for a broker. With `create=False` (the
+    workers and collectors, which create no topic) a missing topic raises RulesTopicMissing instead."""
     name, kafka = settings.topic(RULES), settings.kafka
     admin = await connect(
         kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
         "checking the rules topic", timeout)
     try:
         if name not in set(await admin.list_topics()):
+            if not create:
+                raise RulesTopicMissing(f"topic {name} is missing at {kafka.brokers}; run `logweave prepare`")
             with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 await admin.create_topics([NewTopic(name=name, num_partitions=1,
                                                     replication_factor=settings.kafka.replication_factor,
@@ -41,6 +44,10 @@ async def ensure_rules_topic(settings: Settings, timeout: float | None = None) -
     finally:
         await admin.close()
     return name
+
+
+class RulesTopicMissing(RuntimeError):
+    """The rules topic does not exist and this process does not create topics."""
 
 
 async def publish_rules(settings: Settings, value: bytes) -> int:
@@ -60,8 +67,9 @@ async def publish_rules(settings: Settings, value: bytes) -> int:
 
 async def follow_rules(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
                        poll: float = 1.0) -> None:
-    """Hand every rules record to `apply`, from the topic's start, until `stop` is set."""
-    name = await ensure_rules_topic(settings)
+    """Hand every rules record to `apply`, from the topic's start, until `stop` is set. The topic is not
+    created here: `logweave prepare` does, like every other topic (RulesTopicMissing until then)."""
+    name = await ensure_rules_topic(settings, create=False)
     consumer = await started(range_consumer(settings), settings.kafka)
     try:
         partition = TopicPartition(name, 0)

@@ -76,9 +76,13 @@ def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
 
 
 async def prepare_worker_topics(settings: Settings, timeout: float | None = None) -> None:
-    """What `logweave prepare` does: create every topic the worker needs with its partition count."""
+    """What `logweave prepare` does: create every topic the worker needs with its partition count, and the
+    compacted one-partition rules topic."""
+    from kafka_io.rules_topic import ensure_rules_topic
+
     wanted = worker_topics(settings)
     await ensure_topics(settings.kafka, list(wanted), timeout=timeout, configs=wanted)
+    await ensure_rules_topic(settings, timeout)
 
 
 async def missing_or_mismatched(settings: Settings, timeout: float | None = None) -> str | None:
@@ -91,7 +95,8 @@ async def missing_or_mismatched(settings: Settings, timeout: float | None = None
     try:
         wanted = list(worker_topics(settings))
         existing = set(await admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
+        # the compacted rules topic has one partition whatever kafka.partitions is: only its presence is checked
+        missing = [name for name in [*wanted, settings.topic(topics.RULES)] if name not in existing]
         present = [name for name in wanted if name in existing]
         described = await admin.describe_topics(present) if present else []
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from agents.parsers.grok import CompiledPattern, compile_grok, compile_regex
-from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, LevelRule
+from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, TIME_KIND_OF_PATTERN, LevelRule
 from agents.parsers.logfmt import parse_logfmt
 from agents.parsers.times import to_rfc3339
 from core.models import FLAG_BASE64, DeadLetter
@@ -38,6 +38,9 @@ class TextParser:
 
     def __init__(self, name: str, kind: str, patterns: list[Step]) -> None:
         self.name, self.kind, self.patterns = name, kind, patterns
+        # (time as written, day of the reference, kind) -> RFC 3339: consecutive lines mostly share their
+        # second, so the last conversion is kept
+        self._last_time: tuple[str, int, str, str] = ("", 0, "", "")
 
     def match(self, text: str, reference_ns: int) -> Any:
         if self.kind == "json":
@@ -54,8 +57,13 @@ class TextParser:
             record = pattern.match(text)
             if record is None:
                 continue
-            if time_kind is not None and isinstance(record.get("time"), str):
-                record["time"] = to_rfc3339(time_kind, record["time"], reference_ns) or record["time"]
+            written = record.get("time")
+            if time_kind is not None and type(written) is str:
+                day, last = reference_ns // 86_400_000_000_000, self._last_time
+                if last[0] != written or last[1] != day or last[2] != time_kind:
+                    last = self._last_time = (written, day, time_kind,
+                                              to_rfc3339(time_kind, written, reference_ns) or written)
+                record["time"] = last[3]
             if level_rule is not None:
                 level_rule(record)
             return record
@@ -83,7 +91,8 @@ def _defined(definition: ParserDef) -> TextParser:
             patterns = [(compile_regex(p), None, None) for p in definition.patterns]
         elif definition.type == "grok":
             table = {**EXTRA_PATTERNS, **definition.definitions}
-            patterns = [(compile_grok(p, table), None, None) for p in definition.patterns]
+            compiled = [compile_grok(p, table) for p in definition.patterns]
+            patterns = [(c, TIME_KIND_OF_PATTERN.get(c.time_pattern), None) for c in compiled]
     except ValueError as exc:
         raise ValueError(f"parse.parsers {definition.name!r}: {exc}") from None
     return TextParser(definition.name, definition.type, patterns)

@@ -8,7 +8,7 @@ here. Fields may carry dots (`http.status`), which the field aliases read like J
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,6 +50,7 @@ BASE_PATTERNS: dict[str, str] = {
 
 _REFERENCE = re.compile(r"%\{(\w+)(?::([\w.@-]+))?(?::(int|float))?\}")
 _PCRE_GROUP = re.compile(r"\(\?<([A-Za-z_]\w*)>")
+_PLAIN_GROUP = re.compile(r"\(\?P<([A-Za-z_]\w*)>")
 _CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float}
 
 
@@ -60,25 +61,36 @@ class GrokError(ValueError):
 class CompiledPattern:
     """One grok or regex pattern: match a line, get its fields."""
 
-    __slots__ = ("_names", "_typed", "fields", "regex", "source")
+    __slots__ = ("_match", "_names", "_typed", "fields", "regex", "source", "time_pattern")
 
     def __init__(self, regex: re.Pattern[str], fields: dict[str, tuple[str, Callable[[str], Any] | None]],
-                 source: str) -> None:
+                 source: str, time_pattern: str = "") -> None:
         self.regex, self.fields, self.source = regex, fields, source
-        self._names = {group: field for group, (field, _) in fields.items()}
+        self.time_pattern = time_pattern  # the grok pattern name that captured `time` (how to read it)
+        self._match = regex.match
+        # groups are named after their fields where a field name can be a group name (compile_grok), so the
+        # match's groupdict() is the record as it is; only dotted or repeated field names need renaming
+        names = {group: field for group, (field, _) in fields.items() if group != field}
+        self._names = names or None
         self._typed = [(field, convert) for field, convert in fields.values() if convert is not None]
 
     def match(self, text: str) -> dict[str, Any] | None:
-        found = self.regex.match(text)
+        found = self._match(text)
         if found is None:
             return None
+        record = found.groupdict()
         names = self._names
-        record = {names[group]: value for group, value in found.groupdict().items() if value is not None}
+        if names is not None:
+            record = {names.get(group, group): value for group, value in record.items() if value is not None}
+        elif None in record.values():
+            record = {field: value for field, value in record.items() if value is not None}
         for field, convert in self._typed:
             value = record.get(field)
             if value is not None:
-                with contextlib.suppress(ValueError):
+                try:  # noqa: SIM105 - contextlib.suppress costs a context manager per typed field of every line
                     record[field] = convert(value)
+                except ValueError:
+                    pass  # kept as the text it was
         return record
 
 
@@ -97,6 +109,8 @@ def compile_grok(expression: str, definitions: Mapping[str, str] | None = None) 
     """The grok `expression` with BASE_PATTERNS plus `definitions`, anchored at the line start."""
     table = {**BASE_PATTERNS, **(definitions or {})}
     fields: dict[str, tuple[str, Callable[[str], Any] | None]] = {}
+    time_pattern = [""]
+    taken = {name for text in (expression, *table.values()) for name in _PLAIN_GROUP.findall(text)}  # (?P<x>...)
 
     def expand(text: str, depth: int) -> str:
         if depth > 24:
@@ -109,8 +123,12 @@ def compile_grok(expression: str, definitions: Mapping[str, str] | None = None) 
             body = expand(table[name], depth + 1)
             if field is None:
                 return f"(?:{body})"
-            group = f"g{len(fields)}"
+            group = field
+            if not field.isidentifier() or field in fields or field in taken:
+                group = next(g for n in itertools.count() if (g := f"_g{n}") not in fields and g not in taken)
             fields[group] = (field, _CONVERT[kind] if kind else None)
+            if field == "time":
+                time_pattern[0] = name
             return f"(?P<{group}>{body})"
 
         return _REFERENCE.sub(replace, text)
@@ -121,4 +139,4 @@ def compile_grok(expression: str, definitions: Mapping[str, str] | None = None) 
         raise GrokError(f"grok expression {expression!r} is not a valid regex: {exc}") from None
     for name in regex.groupindex:  # plain (?P<name>...) groups written in the expression
         fields.setdefault(name, (name, None))
-    return CompiledPattern(regex, fields, expression)
+    return CompiledPattern(regex, fields, expression, time_pattern[0])

@@ -101,10 +101,9 @@ class TailedFile:
         """`lines` through the multiline joiner: the records it completes (resume offsets noted)."""
         if self.joiner is None:
             return lines
-        emitted = self.joiner.push_many(lines, self._resumes, now)
-        self._resumes = {}
+        resumes, self._resumes = self._resumes, {}
         out: list[RawLine] = []
-        self._take(emitted, out)
+        self.joiner.push_into(lines, resumes, now, out, self._resumes)
         return out
 
     def _take(self, emitted: list[tuple[RawLine, int]], out: list[RawLine]) -> None:

@@ -123,12 +123,25 @@ def intake_rows(result: dict[str, Any]) -> list[StageRow]:
 
 
 def parser_rows(result: dict[str, Any]) -> list[StageRow]:
-    """Text parsers beside the JSON parse path, multiline joining beside the plain tailer (one process)."""
+    """A worker on text lines beside the same worker on JSON lines, the collector with multiline beside it
+    without, each with its target (these decide the issue's targets); then the in-process parse and tailer
+    rows that show where the time goes. Older results without the process rows show the latter only."""
     rows = result["rows"]
+    out: list[StageRow] = []
+    for limit_prefix, kinds, limit_name in (
+            ("worker, JSON", ("worker, ",), "the same worker on JSON lines, same run"),
+            ("collector, plain", ("collector, multiline",), "the same collector and file, no multiline rule")):
+        limit = next((row for row in rows if str(row["name"]).startswith(limit_prefix)), None)
+        for row in rows:
+            if limit is not None and row is not limit and str(row["name"]).startswith(kinds):
+                target = row.get("target_ratio")
+                suffix = "" if target is None else f" (target >= {target:.2f}x: " + (
+                    "met)" if row["lines_per_s"] >= target * limit["lines_per_s"] else "missed)")
+                out.append(_stage(row, str(row["name"]) + suffix, limit, limit_name))
     json_path, plain = find(rows, "parse JSON"), find(rows, "file tailer, plain")
-    out = [_stage(row, row["name"], json_path, "parse stage, JSON through the C scan")
-           for row in rows if str(row["name"]).startswith("parse ") and row is not json_path]
-    out.append(_stage(find(rows, "file tailer, multiline"), "file tailer, multiline java", plain,
+    out += [_stage(row, f"- {row['name']}, in process", json_path, "parse stage, JSON through the C scan")
+            for row in rows if str(row["name"]).startswith("parse ") and row is not json_path]
+    out.append(_stage(find(rows, "file tailer, multiline"), "- file tailer, multiline java, in process", plain,
                       "file tailer, plain (same file)"))
     return out
 

@@ -14,7 +14,7 @@ from agents.live_rules import LiveRules
 from commands.broker import EmbeddedBroker
 from commands.rules import watch
 from core.settings import Settings, load_settings
-from kafka_io.rules_topic import follow_rules, publish_rules
+from kafka_io.rules_topic import ensure_rules_topic, follow_rules, publish_rules
 from tests.support.polling import wait_for
 
 RULES = "version: {version}\nrouting:\n  rules:\n    - {{name: {name}, sinks: [file], level_at_least: error}}\n"
@@ -25,9 +25,10 @@ async def test_watch_publish_follow_refuse(broker: EmbeddedBroker, tmp_path: Pat
     settings: Settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap})
     path = tmp_path / "rules.yaml"
     path.write_text(RULES.format(version="v1", name="first"))
+    await ensure_rules_topic(settings)  # what `logweave prepare` does: followers create no topic
     stop = asyncio.Event()
     workers = [LiveRules(settings), LiveRules(settings)]
-    tasks = [asyncio.create_task(watch(settings, path, stop, interval=0.05))]
+    tasks = [asyncio.create_task(watch(settings, path, stop, interval=0.05, switch_after=0))]
     tasks += [asyncio.create_task(follow_rules(settings, w.apply, stop, poll=0.1)) for w in workers]
     try:
         await wait_for(lambda: all(w.version == "v1" for w in workers), what="both workers on v1",

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from commands.broker import EmbeddedBroker, free_port
 from core.settings import KafkaSettings, load_settings
-from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
+from kafka_io.topic_admin import ensure_topics, prepare_worker_topics, worker_topics
 from tests.support.polling import wait_for
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
@@ -100,7 +100,18 @@ async def test_missing_topics_are_not_created_and_a_wrong_count_is_refused(broke
         assert "logs.parsed" not in await admin.list_topics()  # the worker created nothing
     finally:
         await admin.close()
-    await prepare_worker_topics(load_settings(environ={**env, "LOGWEAVE_SINKS__ENABLED": "etcd"}))  # all but sink.file
+    etcd_only = load_settings(environ={**env, "LOGWEAVE_SINKS__ENABLED": "etcd"})
+    await ensure_topics(KafkaSettings(brokers=broker.bootstrap), list(worker_topics(etcd_only)))  # no config.rules
+    no_rules = worker(tmp_path, env, free_port(), name="no-rules-topic").start()
+    line = await refusal(no_rules)
+    assert "config.rules" in line and "logweave prepare" in line
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        assert "config.rules" not in await admin.list_topics()  # not created by the worker either
+    finally:
+        await admin.close()
+    await prepare_worker_topics(etcd_only)  # all but sink.file
     await ensure_topics(KafkaSettings(brokers=broker.bootstrap, partitions=1), ["sink.file"])
     wrong = worker(tmp_path, env, free_port(), name="wrong-count").start()
     line = await refusal(wrong)

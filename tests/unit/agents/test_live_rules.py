@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,8 @@ import pytest
 from agents.live_rules import STARTUP, LiveRules
 from commands.rules import validated
 from core.errors import ConfigError
-from core.models import P_TRACE, RawChunk
+from core.metrics import RULES_LATE
+from core.models import P_TRACE, ParsedChunk, RawChunk
 from core.rules import RulesDocument, decode_rules, load_rules_file
 from core.settings import Settings
 
@@ -23,8 +25,8 @@ def record(doc: dict[str, object]) -> bytes:
     return RulesDocument(**doc).encode()
 
 
-def parse_one(rules: LiveRules, text: str) -> list[list[object]]:
-    out, _ = rules.parser.parse_chunk(RawChunk({"namespace": "web"}, "s", 1_700_000_000_000_000_000,
+def parse_one(rules: LiveRules, text: str, collected_ns: int | None = None) -> list[list[object]]:
+    out, _ = rules.parser.parse_chunk(RawChunk({"namespace": "web"}, "s", collected_ns or time.time_ns(),
                                                [[0, text, "stdout", 0, 0]]), 1)
     return [e for c in out.values() for e in c.lines]
 
@@ -88,3 +90,63 @@ def test_an_unknown_parser_name_is_named_in_the_refusal(tmp_path: Path) -> None:
     path.write_text("parse:\n  sources:\n    - {parsers: [nginxx]}\n")
     with pytest.raises(ConfigError, match=r"rules file .*: parse.*unknown parser\(s\) \['nginxx'\]"):
         validated(Settings(), path)
+
+
+T0 = time.time_ns() // 10**9 * 10**9  # collection times used as effective points: about now
+
+
+def tagged(version: str) -> RulesDocument:
+    return RulesDocument(version=version, parse={"sources": [{"namespaces": ["web"], "parsers": ["nginx"]}]},
+                         routing={"rules": [{"name": version, "sinks": ["file"]}]})
+
+
+def test_a_chunk_is_parsed_and_routed_by_the_version_in_effect_when_it_was_collected() -> None:
+    rules = LiveRules(Settings(parse={"untraced": "pass"}))
+    assert rules.apply(tagged("v1").encode(T0), now_ns=T0 - 10**9)
+    assert rules.apply(tagged("v2").encode(T0 + 60 * 10**9), now_ns=T0 - 10**9)  # pending: a minute later
+    assert parse_one(rules, NGINX, T0 - 1) == []  # before v1: the start-up rules (JSON only), dead-lettered
+    assert len(parse_one(rules, NGINX, T0)) == 1  # from its point on: v1's nginx parser
+    assert [rules.router_at(p).line_rules[0].name for p in (T0, T0 + 60 * 10**9 - 1, T0 + 60 * 10**9)] == \
+        ["v1", "v1", "v2"]
+    assert rules.router_at(T0 - 1).line_rules == []
+    out, _ = rules.parser.parse_chunk(RawChunk({"namespace": "web"}, "s", T0 + 5, [[0, NGINX, "stdout", 0, 0]]), 1)
+    (chunk,) = out.values()
+    assert ParsedChunk.decode(chunk.encode()).collected_ns == T0 + 5  # the group stage routes by the same time
+
+
+def test_a_later_publish_with_an_earlier_point_supersedes_the_pending_version() -> None:
+    rules = LiveRules(Settings())
+    assert rules.apply(tagged("v1").encode(T0 + 60 * 10**9), now_ns=T0)
+    assert rules.apply(tagged("v2").encode(T0 + 10 * 10**9), now_ns=T0)
+    assert [v.name for v in rules.versions] == ["startup", "v2"]  # v1 never takes effect
+    assert rules.router_at(T0 + 120 * 10**9).line_rules[0].name == "v2"
+
+
+def test_a_version_read_after_chunks_past_its_point_is_counted_late_and_applies_from_then() -> None:
+    rules = LiveRules(Settings(parse={"untraced": "pass"}))
+    parse_one(rules, NGINX, T0 + 10)
+    before = RULES_LATE._value.get()
+    assert rules.apply(tagged("v1").encode(T0), now_ns=T0)
+    assert RULES_LATE._value.get() == before + 1 and rules.late == ["v1"]
+    assert rules.router_at(T0 + 11).line_rules[0].name == "v1"
+
+
+def test_an_unstamped_record_takes_effect_from_when_it_is_read() -> None:
+    rules = LiveRules(Settings())
+    assert rules.apply(tagged("v1").encode(), now_ns=T0)
+    assert rules.router_at(T0 - 1).line_rules == [] and rules.router_at(T0).line_rules[0].name == "v1"
+    assert rules.version == "v1"  # in effect at the newest point handled (T0, past the real clock)
+
+
+@pytest.mark.parametrize("point", [-5, "soon", 1.5])
+def test_a_bad_effective_point_is_refused(point: object) -> None:
+    rules = LiveRules(Settings())
+    bad = orjson.dumps({**orjson.loads(tagged("v1").encode()), "effective_from_ns": point})
+    assert not rules.apply(bad) and "effective_from_ns" in rules.refused[-1][1]
+
+
+def test_a_collector_clock_far_ahead_does_not_make_later_versions_late() -> None:
+    rules = LiveRules(Settings(parse={"untraced": "pass"}))
+    parse_one(rules, NGINX, time.time_ns() + 86_400 * 10**9)  # a collector a day ahead
+    assert rules.apply(tagged("v1").encode(time.time_ns() + 3600 * 10**9))
+    assert rules.late == []

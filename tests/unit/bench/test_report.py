@@ -172,9 +172,19 @@ def test_text_parser_and_multiline_rows_beside_their_same_run_limits() -> None:
                                 row("parse grok nginx", 80_000, 0.8), row("file tailer, plain", 200_000, 0.2),
                                 row("file tailer, multiline java", 120_000, 0.3)]}
     text = markdown(data)
-    assert table_row(text, "parse logfmt")[1:5] == ["100,000", "parse stage, JSON through the C scan", "1,000,000",
-                                                    "0.10"]
-    assert table_row(text, "file tailer, multiline java")[1:5] == ["120,000", "file tailer, plain (same file)",
-                                                                   "200,000", "0.60"]
+    assert table_row(text, "- parse logfmt, in process")[1:5] == ["100,000", "parse stage, JSON through the C scan",
+                                                                  "1,000,000", "0.10"]
+    assert table_row(text, "- file tailer, multiline java, in process")[1:5] == [
+        "120,000", "file tailer, plain (same file)", "200,000", "0.60"]
+    data["parsers"]["rows"] += [row("worker, JSON lines", 150_000, 0.6),
+                                {**row("worker, logfmt lines", 90_000, 0.9), "target_ratio": 0.5},
+                                {**row("worker, grok nginx lines", 60_000, 1.2), "target_ratio": 0.5},
+                                row("collector, plain", 250_000, 0.36),
+                                {**row("collector, multiline java", 210_000, 0.4), "target_ratio": 0.8}]
+    text = markdown(data)
+    assert table_row(text, "worker, logfmt lines (target >= 0.50x: met)")[1:5] == [
+        "90,000", "the same worker on JSON lines, same run", "150,000", "0.60"]
+    assert table_row(text, "worker, grok nginx lines (target >= 0.50x: missed)")[4] == "0.40"
+    assert table_row(text, "collector, multiline java (target >= 0.80x: met)")[4] == "0.84"
     del data["parsers"]
     assert table_row(markdown(data), "text parsers and multiline")[1] == "failed: no result (benchmark not run)"

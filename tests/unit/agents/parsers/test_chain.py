@@ -11,7 +11,7 @@ from agents.line_parser import LineParser
 from agents.parsers.chain import ANNOTATION, SourceParsers
 from agents.parsers.grok import GrokError, compile_grok
 from core.errors import ConfigError
-from core.models import P_LEVEL, P_SERVICE, P_TEXT, P_TRACE, RawChunk
+from core.models import P_LEVEL, P_SERVICE, P_TEXT, P_TIME, P_TRACE, RawChunk
 from core.settings import ParseSettings, load_settings
 
 SETTINGS = ParseSettings(
@@ -65,6 +65,25 @@ def test_json_then_klog_reads_both_kinds_of_line_in_one_stream() -> None:
 def test_grok_parser_with_own_definitions() -> None:
     (entry,) = parse({"annotations": {ANNOTATION: "payments"}}, "2023-11-14T22:13:20Z ERROR PAY-991 declined")
     assert orjson.loads(entry[P_TEXT])["payment"] == "PAY-991" and entry[P_LEVEL] == "error"
+
+
+def test_user_grok_over_the_combined_fields_reads_the_trace_id_and_the_nginx_time() -> None:
+    settings = ParseSettings(parsers=[{"name": "edge", "type": "grok",
+                                       "patterns": [r"%{HTTP_COMBINED_FIELDS} trace=%{NOTSPACE:trace_id}$"]}])
+    line = ('10.0.0.1 - - [14/Nov/2023:22:13:20 +0100] "GET /cart HTTP/1.1" 503 12 "-" "curl/8.4.0" '
+            'trace=4bf92f3577b34da6')
+    out, dead = LineParser(settings).parse_chunk(
+        RawChunk({"annotations": {ANNOTATION: "edge"}}, "s", 1_700_000_000_000_000_000, [[0, line, "stdout", 0, 0]]), 1)
+    (entry,) = [e for c in out.values() for e in c.lines]
+    assert dead == [] and entry[P_TRACE] == "4bf92f3577b34da6"
+    assert entry[P_TIME] == 1_699_996_400_000_000_000  # 22:13:20 at +01:00, not a bad_time dead letter
+    assert orjson.loads(entry[P_TEXT])["status"] == 503
+
+
+def test_grok_fields_that_cannot_be_group_names_are_still_mapped() -> None:
+    pattern = compile_grok("%{WORD:http.method} %{INT:code:int}(?: %{WORD:code})?")
+    assert pattern.match("GET 200") == {"http.method": "GET", "code": 200}
+    assert pattern.match("GET 200 OK") == {"http.method": "GET", "code": "OK"}  # the later capture wins
 
 
 def test_canonical_names_follow_the_first_configured_alias() -> None:
