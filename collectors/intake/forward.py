@@ -42,12 +42,42 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+_DICT = {dict}
+
+
 def entry_lines(entries: list[Entry], first: int, max_line_bytes: int, out: RequestLines) -> None:
+    """Each record as a JSON line at positions from `first`; what cannot be one is rejected.
+
+    The common message (every record a map of JSON types, within the line limit) takes one C call
+    per record and no other per-record Python work; anything else goes record by record."""
+    records = [record for _, record in entries]
+    if records and set(map(type, records)) == _DICT:
+        try:
+            texts = list(map(orjson.dumps, records))
+        except TypeError:  # bytes, extension types or non-string keys: record by record below
+            pass
+        else:
+            if max(map(len, texts)) <= max_line_bytes:
+                pairs = zip(entries, texts, strict=True)
+                out.lines.extend([[index, text.decode(), "", time_ns, 0]
+                                  for index, ((time_ns, _), text) in enumerate(pairs, first)])
+                out.size += sum(map(len, texts))
+                return
+    careful_entry_lines(entries, first, max_line_bytes, out)
+
+
+def careful_entry_lines(entries: list[Entry], first: int, max_line_bytes: int, out: RequestLines) -> None:
+    """Record by record: the reference for entry_lines' bulk path."""
     for index, (time_ns, record) in enumerate(entries, first):
         if not isinstance(record, dict):
             out.reject(index, "not_object", "record is not a map")
             continue
-        out.add_text(index, orjson.dumps(record, default=_json_default), max_line_bytes, time_ns)
+        try:
+            text = orjson.dumps(record, default=_json_default)
+        except TypeError as exc:  # e.g. a map key that is not a string
+            out.reject(index, "not_json", f"cannot be written as JSON ({exc})")
+            continue
+        out.add_text(index, text, max_line_bytes, time_ns)
 
 
 class ForwardConnection:

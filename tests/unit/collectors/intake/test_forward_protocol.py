@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import random
 import struct
 
 import msgpack
 import pytest
 from pydantic import SecretStr
 
+from collectors.intake.forward import careful_entry_lines, entry_lines
 from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, decode_message, unpacker
 from collectors.intake.limits import LimitExceeded
+from collectors.intake.lines import RequestLines
 from core.intake_settings import IntakeTenant
 
 
@@ -72,3 +75,24 @@ def test_entry_times_of_every_kind_and_a_string_time_is_refused_not_multiplied()
         [1_000_000_000, 2_000_000_005, 1_500_000_000]
     with pytest.raises(BadMessage, match="neither a number"):
         decode_message(roundtrip(["t", [["1000000", {}]]]), 100)
+
+
+def test_bulk_and_careful_entry_lines_agree() -> None:
+    """entry_lines' bulk path against its record-by-record reference, on records of every kind."""
+    kinds = [{"a": 1, "s": "é"}, {"b": [1.5, None, True]}, {"bin": b"\x00\xff"}, {1: "int key"}, "not a map",
+             {"ext": msgpack.ExtType(5, b"\x01")}, {"long": "x" * 300}, {}, {"n": {"deep": [{"x": 1}]}}]
+    rng = random.Random(7)
+    for _ in range(300):
+        records = [rng.choice(kinds) for _ in range(rng.randrange(1, 6))]
+        entries = [(index * 10, record) for index, record in enumerate(records)]
+        bulk, careful = RequestLines(), RequestLines()
+        entry_lines(entries, 5, 200, bulk)
+        careful_entry_lines(entries, 5, 200, careful)
+        assert bulk.lines == careful.lines and bulk.size == careful.size, records
+        assert [(r.index, r.reason) for r in bulk.rejections] == [(r.index, r.reason) for r in careful.rejections]
+    clean = RequestLines()
+    entry_lines([(1, {"a": 1})], 0, 200, clean)
+    assert clean.lines == [[0, '{"a":1}', "", 1, 0]]
+    refused = RequestLines()
+    entry_lines([(1, {1: "x"})], 0, 200, refused)
+    assert not refused.lines and refused.rejections[0].reason == "not_json"
