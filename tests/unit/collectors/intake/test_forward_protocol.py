@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from collectors.intake.forward import careful_entry_lines, entry_lines
 from collectors.intake.forward_handshake import Handshake
-from collectors.intake.forward_messages import BadMessage, decode_message, unpacker
+from collectors.intake.forward_messages import BadMessage, decode_message, packed_entries, stream_entries, unpacker
 from collectors.intake.limits import LimitExceeded
 from collectors.intake.lines import RequestLines
 from core.intake_settings import IntakeTenant
@@ -96,3 +96,22 @@ def test_bulk_and_careful_entry_lines_agree() -> None:
     refused = RequestLines()
     entry_lines([(1, {1: "x"})], 0, 200, refused)
     assert not refused.lines and refused.rejections[0].reason == "not_json"
+
+
+def test_packed_entries_in_one_call_and_one_by_one_agree() -> None:
+    """The msgspec bulk read of PackedForward entries against msgpack's Unpacker (the reference), with
+    right and wrong `size` options and entries only the Unpacker reads."""
+    kinds = [[1, {"a": 1, "s": "é"}], [event_time(3, 4), {"b": [1.5, None, True]}], [2, {"bin": b"\x00"}],
+             [2, {1: "int key"}], [5, {"ext": msgpack.ExtType(5, b"\x01")}], [7, {"n": {"t": event_time(1, 1)}}],
+             [9, "not a map"], [10, {"deep": [[[[[[[[1]]]]]]]]}]]
+    invalid_utf8 = b"\x92\x01\x81\xa1a\xa2\xff\xfe"  # [1, {"a": <invalid UTF-8>}]
+    rng = random.Random(3)
+    for _ in range(300):
+        chosen = [rng.choice(kinds) for _ in range(rng.randrange(1, 6))]
+        packed = b"".join(msgpack.packb(entry) for entry in chosen)
+        if rng.random() < 0.2:
+            packed += invalid_utf8
+        reference = stream_entries(packed)
+        for size in (len(reference), len(reference) - 1, len(reference) + 1, None, "3"):
+            assert packed_entries(packed, size) == reference, (chosen, size)
+    assert stream_entries(invalid_utf8)[0][1]["a"] == "\ufffd\ufffd"  # replaced, as before
