@@ -25,6 +25,7 @@ import msgpack
 import orjson
 
 from commands.broker import free_port
+from tests.bench.intake_syslog import syslog_rows
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.kafka import start_broker
 from tests.support.processes import intake, wait_http_ok
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--line-bytes", type=int, default=250)
     parser.add_argument("--paced-rates", default="5000,20000", help="lines/s of the latency runs")
     parser.add_argument("--paced-seconds", type=float, default=8, help="length of each latency run")
+    parser.add_argument("--syslog-lines", type=int, default=100_000, help="lines of the syslog rows; 0: none")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     requests = args.lines // REQUEST_LINES
@@ -153,10 +155,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         workdir = Path(tmp)
         broker = start_broker(workdir / "broker")
-        http_port, forward_port = free_port(), free_port()
+        http_port, forward_port, syslog_port = free_port(), free_port(), free_port()
         env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
                "LOGWEAVE_INTAKE__FORWARD_PORT": str(forward_port), "LOGWEAVE_INTAKE__OTLP_GRPC_PORT": "0",
-               "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": "0"}
+               "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": str(syslog_port),
+               "LOGWEAVE_INTAKE__SYSLOG_UDP": "false"}
         server = intake(workdir, env).start()
         floors: list[subprocess.Popen[bytes]] = []
         try:
@@ -181,20 +184,23 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, pid, load, note in runs:
                     rounds.setdefault(name, []).append(measured(name, pid, lines, load(), note)[0])
+            syslog = syslog_rows(workdir, broker.bootstrap, server.pid, http_port, syslog_port, args.syslog_lines,
+                                 args.line_bytes) if args.syslog_lines else []
             assert server.alive(), server.log_tail()
         finally:
             for floor in floors:
                 floor.kill()
             server.stop()
             broker.stop(kill=True)
-    rows = [best(found) for found in rounds.values()] + [row for row, _ in latency_rows]
+    rows = [best(found) for found in rounds.values()] + [row for row, _ in latency_rows] + syslog
     http, http_limit, forward, forward_limit = rows[:4]
     spread = {name: [round(r.rate) for r in found] for name, found in rounds.items()}
     print(f"broker: noida-db; {lines:,} lines of ~{args.line_bytes} bytes per round, {CLIENTS} clients, "
           f"best of {args.rounds} interleaved rounds (all: {spread})")
     print(table(rows))
     print(f"HTTP {http.rate / http_limit.rate:.2f}x its limit; "
-          f"forward {forward.rate / forward_limit.rate:.2f}x its limit")
+          f"forward {forward.rate / forward_limit.rate:.2f}x its limit" +
+          (f"; syslog TCP {syslog[0].rate / syslog[1].rate:.2f}x rsyslog" if syslog else ""))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"broker": "noida-db", "lines": lines, "line_bytes": args.line_bytes,
