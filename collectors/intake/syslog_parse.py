@@ -10,6 +10,7 @@ if that would put the message more than a day in the future).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -90,9 +91,14 @@ def _rfc3164(rest: str, received_ns: int) -> tuple[dict[str, Any], str, int]:
     return header, rest, time_ns
 
 
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _rfc3339(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return f"{_second(seconds)}.{nanos:09d}Z"  # lines of one second share the formatted second
 
 
 def parse_syslog(data: bytes, received_ns: int) -> tuple[bytes, int]:

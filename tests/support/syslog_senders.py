@@ -28,6 +28,22 @@ async def logger_send(port: int, message: str, *options: str) -> None:
     assert process.returncode == 0, f"logger failed: {err.decode()}"
 
 
+async def logger_send_lines(port: int, messages: list[str], *options: str, pace: float = 0.0) -> None:
+    """`logger` reading `messages` from stdin: one syslog message per line, on one connection (TCP);
+    with `pace`, stdin gets one line every `pace` seconds (a sender that logs steadily)."""
+    argv = [need("logger", "apt-get install bsdutils"), "--server", "127.0.0.1", "--port", str(port), *options]
+    process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stdin is not None
+    for message in messages:
+        process.stdin.write(message.encode() + b"\n")
+        await process.stdin.drain()
+        if pace:
+            await asyncio.sleep(pace)
+    process.stdin.close()
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, f"logger failed: {err.decode()}"
+
+
 @dataclass
 class TlsFiles:
     ca: Path
