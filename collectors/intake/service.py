@@ -73,7 +73,11 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
         await publisher.start()
         delivery.started = True
         tune_garbage_collector()  # each request allocates a list per line: collect in larger batches
-        await stop.wait()
+        watcher = asyncio.create_task(delivery.watch_broker(cfg.broker_probe_interval))
+        try:
+            await stop.wait()
+        finally:
+            watcher.cancel()
     finally:
         for stopper in reversed(stoppers):  # connections still store what they read meanwhile
             with contextlib.suppress(Exception):
