@@ -71,6 +71,7 @@ system-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v rsyslogd >/dev/null 2>&1 || missing="$$missing rsyslog"; \
 	ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing="$$missing rsyslog-gnutls"; \
+	ls /usr/lib/*/rsyslog/omkafka.so >/dev/null 2>&1 || missing="$$missing rsyslog-kafka"; \
 	command -v logger >/dev/null 2>&1 || missing="$$missing bsdutils"; \
 	test -x /usr/lib/postgresql/15/bin/postgres || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
