@@ -27,7 +27,7 @@ from collectors.intake.delivery import BrokerUnavailable, Overloaded
 from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, Entry, decode_message, unpacker
 from collectors.intake.limits import CorruptBody, LimitExceeded
-from collectors.intake.lines import RequestLines, build_chunk, intake_source, stream_id
+from collectors.intake.lines import RequestLines, build_chunk, dumped_objects, intake_source, stream_id
 from collectors.intake.linger_stream import LingerStream
 
 log = logging.getLogger(__name__)
@@ -42,28 +42,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-_DICT = {dict}
-
-
 def entry_lines(entries: list[Entry], first: int, max_line_bytes: int, out: RequestLines) -> None:
     """Each record as a JSON line at positions from `first`; what cannot be one is rejected.
 
     The common message (every record a map of JSON types, within the line limit) takes one C call
     per record and no other per-record Python work; anything else goes record by record."""
-    records = [record for _, record in entries]
-    if records and set(map(type, records)) == _DICT:
-        try:
-            texts = list(map(orjson.dumps, records))
-        except TypeError:  # bytes, extension types or non-string keys: record by record below
-            pass
-        else:
-            if max(map(len, texts)) <= max_line_bytes:
-                pairs = zip(entries, texts, strict=True)
-                out.lines.extend([[index, text.decode(), "", time_ns, 0]
-                                  for index, ((time_ns, _), text) in enumerate(pairs, first)])
-                out.size += sum(map(len, texts))
-                return
-    careful_entry_lines(entries, first, max_line_bytes, out)
+    texts = dumped_objects([record for _, record in entries], max_line_bytes)
+    if texts is None:
+        careful_entry_lines(entries, first, max_line_bytes, out)
+        return
+    pairs = zip(entries, texts, strict=True)
+    out.lines.extend([[index, text.decode(), "", time_ns, 0]
+                      for index, ((time_ns, _), text) in enumerate(pairs, first)])
+    out.size += sum(map(len, texts))
 
 
 def careful_entry_lines(entries: list[Entry], first: int, max_line_bytes: int, out: RequestLines) -> None:

@@ -95,3 +95,18 @@ def test_bulk_and_careful_ndjson_give_the_same_lines_and_rejections() -> None:
         careful = careful_ndjson(body.split(b"\n"), RequestLines(), 50, 2000, 9)
         assert bulk.lines == careful.lines, body[:200]
         assert [(r.index, r.reason) for r in bulk.rejections] == [(r.index, r.reason) for r in careful.rejections]
+
+
+def test_bulk_and_record_by_record_arrays_agree() -> None:
+    """A JSON array body: the bulk path (one orjson.dumps per record) against add_record per record."""
+    kinds = [b'{"a":1,"s":"\\u00e9"}', b'{"big":18446744073709551616}', b"3", b'"s"', b"[1]", b"{}",
+             b'{"long":"' + b"x" * 300 + b'"}', b'{"n":{"t":[1.5,null,true]}}']
+    rng = random.Random(5)
+    for _ in range(300):
+        body = b"[" + b",".join(rng.choice(kinds) for _ in range(rng.randrange(1, 6))) + b"]"
+        bulk = parse_body(body, "application/json", 50, 200, 9)
+        reference = RequestLines()
+        for index, record in enumerate(orjson.loads(body)):
+            reference.add_record(index, record, 200, 9)
+        assert bulk.lines == reference.lines and bulk.size == reference.size, body[:120]
+        assert [(r.index, r.reason) for r in bulk.rejections] == [(r.index, r.reason) for r in reference.rejections]
