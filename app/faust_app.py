@@ -18,6 +18,7 @@ import faust
 from faust.web.base import Web
 
 from app.worker_start import StartRefused, check_topics, claim, member_id
+from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
 from kafka_io.client_options import security_material
 from kafka_io.kafka_compat import install_idle_fetch_pause
@@ -185,19 +186,3 @@ def load_worker() -> faust.App:
     web.register(app, settings, runners)
     tune_garbage_collector()
     return app
-
-
-GC_THRESHOLDS = (20_000, 20, 100)
-
-
-def tune_garbage_collector() -> None:
-    """Freeze the start-up heap and collect less often.
-
-    Every chunk allocates thousands of short-lived lists, so CPython's default thresholds run the
-    young collection several times per chunk and a full collection (a walk of faust's whole heap
-    and the deadline indexes) every few seconds. Cyclic garbage is still collected, in larger batches.
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)

@@ -77,13 +77,20 @@ class IntakeSettings(_Group):
     max_decoded_bytes: ByteSize = 32 * 1024 * 1024  # body after decompression: more is a bomb, refused
     max_records: int = Field(10_000, ge=1)  # records per request / forward message
     max_line_bytes: ByteSize = 1024 * 1024  # one record as a JSON line
-    max_connections_per_client: int = Field(64, ge=1)  # forward connections / HTTP requests in progress, per address
+    # per client address: forward connections, HTTP requests and gRPC calls in progress (and gRPC
+    # streams per connection)
+    max_connections_per_client: int = Field(64, ge=1)
     buffer_bytes: ByteSize = 32 * 1024 * 1024  # bytes handed to Kafka and not yet acknowledged
     ack_timeout: Duration = Field(10.0, gt=0)  # no Kafka ack within this: 503 / no forward ack
     retry_after: Duration = Field(5.0, gt=0)  # Retry-After on 503 (broker away or buffer full)
     forward_linger: Duration = Field(0.2, ge=0)  # Message-mode records without `chunk` gather this long
     forward_chunk_lines: int = Field(1000, ge=1)  # also for syslog streams
     syslog_linger: Duration = Field(0.2, ge=0)  # syslog lines of one connection gather this long
+    # per source address, token bucket in lines: over it, UDP datagrams are dropped (counted, logged)
+    # and TCP/TLS reads pause until the bucket allows the lines read; 0: unlimited
+    syslog_rate_lines: float = Field(0.0, ge=0)
+    syslog_burst_lines: int = Field(0, ge=0)  # bucket size; 0: one second of syslog_rate_lines
+    broker_probe_interval: Duration = Field(2.0, gt=0)  # how often an idle intake checks Kafka for /readyz
 
     @field_validator("tenants", mode="before")
     @classmethod

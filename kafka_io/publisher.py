@@ -163,6 +163,18 @@ class ChunkPublisher:
             await self._producer.stop()
             self._producer = None
 
+    async def broker_reachable(self, timeout: float) -> bool:
+        """Whether the producer's client gets a metadata answer from a broker within `timeout`: lets an
+        idle process (nothing to publish, so no failed send) tell that Kafka is away."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
     @property
     def in_flight_bytes(self) -> int:
         return self._in_flight

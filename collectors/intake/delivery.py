@@ -39,9 +39,10 @@ class Delivery:
         self.metrics = metrics
         self.ack_timeout = ack_timeout
         self.buffer_bytes = buffer_bytes
-        self.broker_ok = True  # the last chunk handed over was acknowledged
+        self.broker_ok = True  # the last chunk was acknowledged, or (when idle) the last probe was answered
         self.started = False  # the publisher is connected
         self._pending: set[asyncio.Task[None]] = set()
+        self._last_answer = time.monotonic()  # of Kafka: an ack or a probe
 
     @property
     def full(self) -> bool:
@@ -68,9 +69,24 @@ class Delivery:
         except KafkaError as exc:
             self.broker_ok = False
             raise BrokerUnavailable(f"Kafka refused the chunk: {exc}") from None
-        self.broker_ok = True
+        self.broker_ok, self._last_answer = True, time.monotonic()
         self.metrics.ack_latency.labels(protocol).observe(time.monotonic() - began)
         self.metrics.lines.labels(protocol).inc(sum(len(c.lines) for c in chunks))
+
+    async def watch_broker(self, interval: float) -> None:
+        """Forever: when no ack came for `interval`, ask the producer's connection whether Kafka answers
+        (within `interval`), so /readyz of an idle intake turns not-ready while Kafka is away."""
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_answer < interval:
+                continue  # acks are flowing: stores keep broker_ok current
+            reachable = await self.publisher.broker_reachable(interval)
+            if reachable != self.broker_ok:
+                log.warning("Kafka %s", "answers again" if reachable else
+                            f"did not answer a metadata request within {interval:g}s: not ready")
+            self.broker_ok = reachable
+            if reachable:
+                self._last_answer = time.monotonic()
 
     async def _publish(self, chunks: list[RawChunk]) -> None:
         acks = [await self.publisher.publish(chunk) for chunk in chunks]

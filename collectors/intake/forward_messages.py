@@ -4,6 +4,12 @@ Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], op
 PackedForward `[tag, msgpack stream of [time, record], option?]` and CompressedPackedForward (the
 same with `option.compressed == "gzip"`, inflated under the decoded-size cap). Times are integer or
 float seconds or the EventTime extension (type 0: seconds and nanoseconds, big-endian).
+
+Packed entries are read in one msgspec call when the message says how many there are (the `size`
+option, which Fluent Bit and Fluentd send): the stream is read as an array of that length. That
+decodes about 1.5x faster than msgpack's streaming Unpacker, which stays the reference and the path
+for everything else: no `size`, a wrong `size`, or anything msgspec refuses (invalid UTF-8, which
+the Unpacker replaces). The two are held to one result by tests/unit/collectors/intake.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import struct
 from typing import Any
 
 import msgpack
+import msgspec
 
 from collectors.intake.limits import decode_body
 
@@ -31,6 +38,31 @@ def ext_hook(code: int, data: bytes) -> Any:
 
 class EventTime(int):
     """Nanoseconds since the epoch, from the EventTime extension."""
+
+
+def _bulk_ext_hook(code: int, data: memoryview) -> Any:
+    return ext_hook(code, bytes(data))
+
+
+_BULK = msgspec.msgpack.Decoder(ext_hook=_bulk_ext_hook)
+
+
+def packed_entries(packed: bytes, size: Any) -> list[Any]:
+    """The entries of a PackedForward stream: in one call when `size` is their count, else one by one."""
+    if type(size) is int and 0 < size < 1 << 32:
+        try:
+            entries: list[Any] = _BULK.decode(b"\xdd" + struct.pack(">I", size) + packed)
+            return entries
+        except msgspec.DecodeError:
+            pass  # a wrong size, or something only the Unpacker reads (it replaces invalid UTF-8)
+    return stream_entries(packed)
+
+
+def stream_entries(packed: bytes) -> list[Any]:
+    """The reference: msgpack's Unpacker, entry by entry."""
+    reader = unpacker(max(len(packed), 1))
+    reader.feed(packed)
+    return list(reader)
 
 
 def unpacker(max_buffer: int) -> msgpack.Unpacker:
@@ -75,9 +107,7 @@ def decode_message(message: Any, max_decoded: int) -> tuple[str, list[Entry], di
         packed = body if isinstance(body, bytes) else body.encode("utf-8", "surrogateescape")
         if option.get("compressed") == "gzip":
             packed = decode_body(packed, "gzip", max_decoded)
-        reader = unpacker(max(len(packed), 1))
-        reader.feed(packed)
-        raw_entries = list(reader)
+        raw_entries = packed_entries(packed, option.get("size"))
     else:
         raise BadMessage(f"entries of type {type(body).__name__}: expected an array or packed entries")
     try:  # the common message, without a Python call per entry: [int seconds or EventTime, record] pairs

@@ -78,7 +78,8 @@ async def readyz(request: web.Request) -> web.Response:
     if not ctx.delivery.started:
         return web.json_response({"status": "starting"}, status=503)
     if not ctx.delivery.broker_ok:
-        return web.json_response({"status": "kafka did not acknowledge the last chunk"}, status=503)
+        return web.json_response({"status": "kafka did not acknowledge the last chunk or answer the last probe"},
+                                 status=503)
     if ctx.delivery.full:
         return web.json_response({"status": "buffer full"}, status=503)
     return web.json_response({"status": "ready"})

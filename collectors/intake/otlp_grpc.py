@@ -1,12 +1,14 @@
 """OTLP logs over gRPC (`opentelemetry.proto.collector.logs.v1.LogsService/Export`, port 4317).
 
 The bearer token comes in the `authorization` metadata (`Bearer <token>`), as the OpenTelemetry
-exporters send their `headers`. Requests are limited to `max_body_bytes` by gRPC itself.
+exporters send their `headers`. Requests are limited to `max_body_bytes` by gRPC itself; calls in
+progress per client address, and streams per connection, to `max_connections_per_client`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
@@ -24,12 +26,36 @@ log = logging.getLogger(__name__)
 PROTOCOL = "otlp_grpc"
 
 
+def client_address(peer: str) -> str:
+    """gRPC's peer (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`) without the port."""
+    _, _, rest = peer.partition(":")
+    return rest.rsplit(":", 1)[0].strip("[]") or peer
+
+
 class LogsService(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[misc]
     def __init__(self, ctx: IntakeContext) -> None:
         self.ctx = ctx
+        self.active: Counter[str] = Counter()  # calls in progress per client address
 
     async def Export(self, request: ExportLogsServiceRequest,
                      context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
+        """At most `max_connections_per_client` calls in progress per client address, as for HTTP."""
+        client, limit = client_address(context.peer()), self.ctx.settings.max_connections_per_client
+        if self.active[client] >= limit:
+            self.ctx.metrics.reject(PROTOCOL, "too_many_connections")
+            self.ctx.metrics.requests.labels(PROTOCOL, "resource_exhausted").inc()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{client} has intake.max_connections_per_client ({limit}) calls in progress")
+        self.active[client] += 1
+        try:
+            return await self._export(request, context)
+        finally:
+            self.active[client] -= 1
+            if not self.active[client]:
+                del self.active[client]
+
+    async def _export(self, request: ExportLogsServiceRequest,
+                      context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
         metrics = self.ctx.metrics
         raw = request.SerializeToString(deterministic=True)
         metrics.bytes.labels(PROTOCOL).inc(len(raw))
@@ -55,7 +81,10 @@ class LogsService(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[mi
 
 async def start_grpc(ctx: IntakeContext, host: str, port: int) -> grpc.aio.Server:
     limit = ctx.settings.max_body_bytes
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
+    # streams per HTTP/2 connection are capped too (a client queues the extra calls of one connection);
+    # calls per client address are counted in Export
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+                                      ("grpc.max_concurrent_streams", ctx.settings.max_connections_per_client)])
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsService(ctx), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"{host}:{port}")
     await server.start()

@@ -1,4 +1,5 @@
-"""Per-token token buckets, counted in lines, so one tenant cannot starve the others.
+"""Token buckets counted in lines, per token (HTTP, OTLP, forward) or per source address (syslog), so
+one tenant or one sender cannot starve the others.
 
 A request of n lines passes when the bucket holds n tokens (or is full, for requests larger than
 the bucket, which then goes negative and recovers at the refill rate); otherwise the caller answers
@@ -33,6 +34,16 @@ class TokenBucket:
             return 0.0
         return max((need - self.tokens) / self.rate, 0.001)
 
+    def debit(self, count: int) -> float:
+        """Take `count` tokens now, into debt if need be; the seconds until the debt is repaid."""
+        now = self._clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate) - count
+        self.stamp = now
+        return -self.tokens / self.rate if self.tokens < 0 else 0.0
+
+
+MAX_BUCKETS = 100_000
+
 
 class RateLimiter:
     """Buckets keyed by credential (token digest); tenants without a rate are never limited."""
@@ -43,10 +54,21 @@ class RateLimiter:
 
     def check(self, key: str, rate: float, burst: int, count: int) -> int:
         """0 when `count` lines may pass now, else the whole seconds to put in Retry-After."""
-        if rate <= 0:
-            return 0
+        wait = self.wait(key, rate, burst, count)
+        return math.ceil(wait) if wait else 0
+
+    def wait(self, key: str, rate: float, burst: int, count: int) -> float:
+        """0 when `count` lines may pass now (and they are counted), else the seconds until they may."""
+        return self._bucket(key, rate, burst).take(count) if rate > 0 else 0.0
+
+    def debit(self, key: str, rate: float, burst: int, count: int) -> float:
+        """Count `count` lines already read; the seconds to pause so that they keep to the rate."""
+        return self._bucket(key, rate, burst).debit(count) if rate > 0 else 0.0
+
+    def _bucket(self, key: str, rate: float, burst: int) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= MAX_BUCKETS:  # e.g. UDP from spoofed addresses: forget the oldest
+                del self._buckets[next(iter(self._buckets))]
             bucket = self._buckets[key] = TokenBucket(rate, burst or rate, self._clock)
-        wait = bucket.take(count)
-        return math.ceil(wait) if wait else 0
+        return bucket

@@ -23,6 +23,7 @@ from collectors.intake.metrics import IntakeMetrics
 from collectors.intake.otlp_grpc import start_grpc
 from collectors.intake.otlp_http import build_otlp_http_app
 from collectors.intake.syslog_server import SyslogServer
+from core.gc_tuning import tune_garbage_collector
 from core.settings import Settings
 from core.topics import RAW
 from kafka_io.publisher import ChunkPublisher
@@ -71,7 +72,12 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
             stoppers.append(lambda: syslog.stop(cfg.ack_timeout))
         await publisher.start()
         delivery.started = True
-        await stop.wait()
+        tune_garbage_collector()  # each request allocates a list per line: collect in larger batches
+        watcher = asyncio.create_task(delivery.watch_broker(cfg.broker_probe_interval))
+        try:
+            await stop.wait()
+        finally:
+            watcher.cancel()
     finally:
         for stopper in reversed(stoppers):  # connections still store what they read meanwhile
             with contextlib.suppress(Exception):

@@ -10,12 +10,13 @@ if that would put the message more than a day in the future).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
 import orjson
 
-from core.timeparse import parse_event_time
+from core.timeparse import parse_rfc3339_ns
 
 SEVERITIES = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 _PRI = re.compile(rb"^<(\d{1,3})>")
@@ -30,8 +31,8 @@ class NotSyslog(ValueError):
     pass
 
 
-def _nil(value: str) -> str | None:
-    return None if value == "-" else value
+_HEADER = ("host", "app", "procid", "msgid")  # RFC 5424 header fields after the time; "-" is nil
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
 
 
 def _structured_data(text: str) -> tuple[dict[str, dict[str, str]], str]:
@@ -56,10 +57,12 @@ def _rfc5424(pri: int, rest: str, received_ns: int) -> tuple[dict[str, Any], str
     parts = rest.split(" ", 6)
     if len(parts) < 6:
         raise NotSyslog("RFC 5424 header is incomplete")
-    _, stamp, host, app, procid, msgid = parts[:6]
+    stamp = parts[1]
     sd, msg = _structured_data(parts[6] if len(parts) > 6 else "-")
-    time_ns = parse_event_time(stamp, "rfc3339") if stamp != "-" else None
-    header: dict[str, Any] = {"host": _nil(host), "app": _nil(app), "procid": _nil(procid), "msgid": _nil(msgid)}
+    time_ns = parse_rfc3339_ns(stamp) if stamp != "-" else None
+    if time_ns is not None and not _MIN_NS <= time_ns <= _MAX_NS:
+        time_ns = None
+    header: dict[str, Any] = {key: value for key, value in zip(_HEADER, parts[2:6], strict=True) if value != "-"}
     if sd:
         header["sd"] = sd
     return header, msg.removeprefix(" ").removeprefix("\ufeff"), time_ns or received_ns
@@ -85,14 +88,21 @@ def _rfc3164(rest: str, received_ns: int) -> tuple[dict[str, Any], str, int]:
         header["host"] = host
     tag = _TAG.match(rest)
     if tag:
-        header["app"], header["procid"] = tag.group(1), tag.group(2)
+        header["app"] = tag.group(1)
+        if tag.group(2) is not None:
+            header["procid"] = tag.group(2)
         rest = rest[tag.end():]
     return header, rest, time_ns
 
 
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _rfc3339(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return f"{_second(seconds)}.{nanos:09d}Z"  # lines of one second share the formatted second
 
 
 def parse_syslog(data: bytes, received_ns: int) -> tuple[bytes, int]:
@@ -108,9 +118,9 @@ def parse_syslog(data: bytes, received_ns: int) -> tuple[bytes, int]:
     else:
         header, msg, time_ns = _rfc3164(rest, received_ns)
     level = SEVERITIES[pri & 7]
-    header = {"facility": pri >> 3, "severity": level, **{k: v for k, v in header.items() if v is not None}}
+    header = {"facility": pri >> 3, "severity": level, **header}
     doc: dict[str, Any] | None = None
-    if msg.lstrip().startswith("{"):
+    if msg[:1] == "{" or msg.lstrip().startswith("{"):
         try:
             parsed = orjson.loads(msg)
         except orjson.JSONDecodeError:
@@ -119,7 +129,8 @@ def parse_syslog(data: bytes, received_ns: int) -> tuple[bytes, int]:
             doc = parsed
     if doc is None:
         doc = {"msg": msg}
-    doc.setdefault("time", _rfc3339(time_ns))
+    if "time" not in doc:
+        doc["time"] = _rfc3339(time_ns)
     doc.setdefault("level", level)
     doc["syslog"] = header
     return orjson.dumps(doc), time_ns

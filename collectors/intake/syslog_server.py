@@ -23,6 +23,7 @@ import orjson
 from collectors.intake.context import IntakeContext
 from collectors.intake.lines import intake_source, stream_id
 from collectors.intake.linger_stream import LingerStream
+from collectors.intake.syslog_frames import FrameSplitter
 from collectors.intake.syslog_parse import NotSyslog, parse_syslog
 from core.models import RawLine, make_raw_line
 
@@ -42,6 +43,26 @@ def syslog_line(ctx: IntakeContext, position: int, data: bytes) -> RawLine | Non
         ctx.metrics.reject(PROTOCOL, "line_too_long")
         return None
     return make_raw_line(position, text, "", time_ns)
+
+
+class OverRateLog:
+    """One warning per source address per LOG_EVERY seconds about lines over `syslog_rate_lines`."""
+
+    LOG_EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str], int] = {}
+        self.logged: dict[str, float] = {}
+
+    def note(self, peer: str, lines: int, what: str) -> None:
+        key = (peer, what)
+        self.pending[key] = self.pending.get(key, 0) + lines
+        now = time.monotonic()
+        if now - self.logged.get(peer, -self.LOG_EVERY) >= self.LOG_EVERY:
+            self.logged[peer] = now
+            outcome = "dropped (UDP)" if what == "dropped" else "waited for (TCP reads slowed)"
+            log.warning("syslog from %s is over intake.syslog_rate_lines: %d lines %s", peer,
+                        self.pending.pop(key), outcome)
 
 
 def tls_context(ctx: IntakeContext) -> ssl.SSLContext:
@@ -71,6 +92,7 @@ class SyslogServer:
         self.udp: asyncio.DatagramTransport | None = None
         self.udp_task: asyncio.Task[None] | None = None
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(_UDP_QUEUE)
+        self.limited = OverRateLog()
 
     def plain_tenant(self) -> str | None:
         """Tenant of plain TCP/UDP syslog, or None when it is not accepted."""
@@ -127,17 +149,19 @@ class SyslogServer:
             stream = LingerStream(self.ctx, PROTOCOL, stream_id(PROTOCOL, tenant, "conn-" + uuid.uuid4().hex),
                                   cfg.forward_chunk_lines, cfg.syslog_linger)
             source = intake_source(PROTOCOL, tenant, transport=transport, peer=peer)
+            splitter = FrameSplitter(cfg.max_line_bytes)
             while True:
                 try:
-                    frame = await asyncio.wait_for(_read_frame(reader, cfg.max_line_bytes), stream.seconds_left())
+                    data = await asyncio.wait_for(reader.read(256 * 1024), stream.seconds_left())
                 except TimeoutError:
                     await stream.flush()
                     continue
-                if frame is None:
+                if not data:
+                    last = splitter.close()
+                    await self._store(stream, [last] if last else [], source, peer)
                     break
-                self.ctx.metrics.bytes.labels(PROTOCOL).inc(len(frame))
-                line = syslog_line(self.ctx, stream.take_positions(1), frame)
-                await stream.add([line] if line else [], source)
+                self.ctx.metrics.bytes.labels(PROTOCOL).inc(len(data))
+                await self._store(stream, splitter.feed(data), source, peer)
             await stream.flush()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError, ssl.SSLError) as exc:
             self.ctx.metrics.reject(PROTOCOL, "bad_frame")
@@ -149,6 +173,20 @@ class SyslogServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    async def _store(self, stream: LingerStream, frames: list[bytes], source: dict[str, Any], peer: str) -> None:
+        """The lines of `frames`, after a pause (no reading) when the sender is over its rate."""
+        if not frames:
+            return
+        first = stream.take_positions(len(frames))
+        lines = [line for index, frame in enumerate(frames, first) if (line := syslog_line(self.ctx, index, frame))]
+        cfg = self.ctx.settings
+        wait = self.ctx.limiter.debit("syslog:" + peer, cfg.syslog_rate_lines, cfg.syslog_burst_lines, len(frames))
+        if wait:  # stored (and the next read made) only once these lines keep to the rate
+            self.ctx.metrics.reject(PROTOCOL, "rate_slowed", len(frames))
+            self.limited.note(peer, len(frames), "slowed")
+            await asyncio.sleep(wait)
+        await stream.add(lines, source)
+
     async def _drain_udp(self) -> None:
         tenant = self.plain_tenant() or "anonymous"
         cfg = self.ctx.settings
@@ -158,12 +196,16 @@ class SyslogServer:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(self.queue.get(), stream.seconds_left())
+                    datagrams = [await asyncio.wait_for(self.queue.get(), stream.seconds_left())]
                 except TimeoutError:
                     await stream.flush()
                     continue
-                line = syslog_line(self.ctx, stream.take_positions(1), data)
-                await stream.add([line] if line else [], source)
+                while not self.queue.empty() and len(datagrams) < cfg.forward_chunk_lines:
+                    datagrams.append(self.queue.get_nowait())
+                first = stream.take_positions(len(datagrams))
+                lines = [line for index, data in enumerate(datagrams, first)
+                         if (line := syslog_line(self.ctx, index, data))]
+                await stream.add(lines, source)
         finally:
             await stream.flush()
 
@@ -192,32 +234,20 @@ async def _queue_empty(queue: asyncio.Queue[bytes]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:
-    """One message: `LEN SP MSG` (octet counting) when the frame starts with a digit, else up to LF."""
-    first = await reader.read(1)
-    while first in (b"\n", b"\r"):  # a sender's LF after an octet-counted frame, or an empty line
-        first = await reader.read(1)
-    if not first:
-        return None
-    if first.isdigit():
-        digits = first + await reader.readuntil(b" ")
-        length = int(digits[:-1])
-        if length > max_bytes:
-            raise ValueError(f"octet-counted frame of {length} bytes is over intake.max_line_bytes")
-        return await reader.readexactly(length)
-    try:
-        return first + await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:  # the last line without LF before the close
-        return first + exc.partial if exc.partial or first.strip() else None
-
-
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, server: SyslogServer) -> None:
         self.server = server
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        metrics = self.server.ctx.metrics
+        ctx = self.server.ctx
+        metrics = ctx.metrics
         metrics.bytes.labels(PROTOCOL).inc(len(data))
+        peer = str(addr[0])
+        cfg = ctx.settings
+        if ctx.limiter.wait("syslog:" + peer, cfg.syslog_rate_lines, cfg.syslog_burst_lines, 1):
+            metrics.reject(PROTOCOL, "rate_limited")
+            self.server.limited.note(peer, 1, "dropped")
+            return
         try:
             self.server.queue.put_nowait(data)
         except asyncio.QueueFull:

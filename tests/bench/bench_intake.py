@@ -1,8 +1,10 @@
 """`logweave intake` beside its limit: HTTP (NDJSON, 1,000-line requests, 8 concurrent clients) and
 Fluent forward (PackedForward, 1,000 entries per message, chunk acks, 8 connections), each against a
 bare server that only reads the body and produces it as one record (tests/bench/intake_floor.py),
-in the same run on the same broker; then the intake's ack latency (client-side p50/p99) at a paced
-20K lines/s. CPU is the server process's own (from /proc), clients run in this process.
+in the same run on the same broker. Before those, on the fresh broker, the ack latency (client-side
+p50/p99 of HTTP requests of LATENCY_LINES lines, paced at 5K and 20K lines/s) of the intake and of
+the bare server, interleaved: a broker stall then shows on both rows, not as the intake's. CPU is the
+server process's own (from /proc), clients run in this process.
 
     python -m tests.bench.bench_intake --lines 400000 --out var/bench/intake.json
 """
@@ -23,19 +25,21 @@ import msgpack
 import orjson
 
 from commands.broker import free_port
+from tests.bench.intake_syslog import syslog_rows
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.kafka import start_broker
 from tests.support.processes import intake, wait_http_ok
 
 REQUEST_LINES = 1000
+LATENCY_LINES = 100  # per request in the latency runs: 50 and 200 requests/s, enough samples for a p99
 CLIENTS = 8
 
 
-def ndjson_body(tag: str, n: int, line_bytes: int) -> bytes:
+def ndjson_body(tag: str, n: int, line_bytes: int, lines: int = REQUEST_LINES) -> bytes:
     pad = "x" * max(0, line_bytes - 120)
     return b"\n".join(orjson.dumps({"traceId": f"{tag}-{n}-{i % 50}", "time": "2026-12-02T10:00:00.123456789Z",
                                     "level": "info", "msg": f"{tag} request {n} line {i}", "pad": pad})
-                      for i in range(REQUEST_LINES))
+                      for i in range(lines))
 
 
 def forward_message(tag: str, n: int, line_bytes: int) -> bytes:
@@ -47,9 +51,11 @@ def forward_message(tag: str, n: int, line_bytes: int) -> bytes:
     return msgpack.packb(["bench", entries, {"chunk": f"{tag}-{n}", "size": REQUEST_LINES}])
 
 
-async def http_load(url: str, requests: int, line_bytes: int, rate: float = 0.0) -> list[float]:
-    """Send `requests` NDJSON requests over CLIENTS connections; latencies in seconds."""
-    bodies = [ndjson_body("h", n, line_bytes) for n in range(min(requests, 64))]
+async def http_load(url: str, requests: int, line_bytes: int, rate: float = 0.0,
+                    lines: int = REQUEST_LINES) -> list[float]:
+    """Send `requests` NDJSON requests over CLIENTS connections (paced at `rate` requests/s when
+    given); latencies in seconds."""
+    bodies = [ndjson_body("h", n, line_bytes, lines) for n in range(min(requests, 64))]
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(requests):
@@ -117,13 +123,30 @@ def start_floor(mode: str, bootstrap: str) -> tuple[subprocess.Popen[bytes], int
     return floor, port
 
 
+def latency_runs(url: str, floor_url: str, pid: int, floor_pid: int,
+                 args: argparse.Namespace) -> list[tuple[Row, dict[str, float]]]:
+    """Client-side ack latency of the intake and of the bare server, interleaved, at each paced rate."""
+    out = []
+    for rate in (float(r) for r in args.paced_rates.split(",")):
+        requests = int(rate * args.paced_seconds / LATENCY_LINES)
+        for name, target, target_pid in (("intake HTTP", url, pid), ("bare aiohttp (limit)", floor_url, floor_pid)):
+            row, latencies = measured(f"{name} paced at {rate:,.0f} lines/s", target_pid, requests * LATENCY_LINES,
+                                      http_load(target, requests, args.line_bytes, rate / LATENCY_LINES, LATENCY_LINES))
+            assert isinstance(latencies, list)
+            quantiles = {q: round(percentile(latencies, p) * 1000, 1) for q, p in (("p50", 0.5), ("p99", 0.99))}
+            row.note = f"{LATENCY_LINES}-line requests: ack p50 {quantiles['p50']} ms, p99 {quantiles['p99']} ms"
+            out.append((row, quantiles))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000, help="lines per measured round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of intake and limit; best kept")
     parser.add_argument("--line-bytes", type=int, default=250)
-    parser.add_argument("--paced-rate", type=float, default=20_000, help="lines/s of the latency run")
-    parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--paced-rates", default="5000,20000", help="lines/s of the latency runs")
+    parser.add_argument("--paced-seconds", type=float, default=8, help="length of each latency run")
+    parser.add_argument("--syslog-lines", type=int, default=100_000, help="lines of the syslog rows; 0: none")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     requests = args.lines // REQUEST_LINES
@@ -132,10 +155,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         workdir = Path(tmp)
         broker = start_broker(workdir / "broker")
-        http_port, forward_port = free_port(), free_port()
+        http_port, forward_port, syslog_port = free_port(), free_port(), free_port()
         env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
                "LOGWEAVE_INTAKE__FORWARD_PORT": str(forward_port), "LOGWEAVE_INTAKE__OTLP_GRPC_PORT": "0",
-               "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": "0"}
+               "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": str(syslog_port),
+               "LOGWEAVE_INTAKE__SYSLOG_UDP": "false"}
         server = intake(workdir, env).start()
         floors: list[subprocess.Popen[bytes]] = []
         try:
@@ -146,6 +170,7 @@ def main() -> None:
             url, floor_url = f"http://127.0.0.1:{http_port}/v1/logs", f"http://127.0.0.1:{http_floor_port}/v1/logs"
             for target in (url, floor_url):  # warm up: topic metadata, connections
                 asyncio.run(http_load(target, 16, args.line_bytes))
+            latency_rows = latency_runs(url, floor_url, server.pid, http_floor.pid, args)
             runs = [
                 ("intake HTTP, NDJSON 1,000-line requests x8", server.pid,
                  lambda: http_load(url, requests, args.line_bytes), "202 after the Kafka ack"),
@@ -159,33 +184,28 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, pid, load, note in runs:
                     rounds.setdefault(name, []).append(measured(name, pid, lines, load(), note)[0])
-            paced_requests = int(args.paced_rate * args.paced_seconds / REQUEST_LINES)
-            per_second = args.paced_rate / REQUEST_LINES
-            paced, latencies = measured(f"intake HTTP paced at {args.paced_rate:,.0f} lines/s", server.pid,
-                                        paced_requests * REQUEST_LINES,
-                                        http_load(url, paced_requests, args.line_bytes, per_second))
-            assert isinstance(latencies, list)
-            p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-            paced.note = f"ack latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            syslog = syslog_rows(workdir, broker.bootstrap, server.pid, http_port, syslog_port, args.syslog_lines,
+                                 args.line_bytes) if args.syslog_lines else []
             assert server.alive(), server.log_tail()
         finally:
             for floor in floors:
                 floor.kill()
             server.stop()
             broker.stop(kill=True)
-    rows = [best(found) for found in rounds.values()] + [paced]
+    rows = [best(found) for found in rounds.values()] + [row for row, _ in latency_rows] + syslog
     http, http_limit, forward, forward_limit = rows[:4]
     spread = {name: [round(r.rate) for r in found] for name, found in rounds.items()}
     print(f"broker: noida-db; {lines:,} lines of ~{args.line_bytes} bytes per round, {CLIENTS} clients, "
           f"best of {args.rounds} interleaved rounds (all: {spread})")
     print(table(rows))
     print(f"HTTP {http.rate / http_limit.rate:.2f}x its limit; "
-          f"forward {forward.rate / forward_limit.rate:.2f}x its limit")
+          f"forward {forward.rate / forward_limit.rate:.2f}x its limit" +
+          (f"; syslog TCP {syslog[0].rate / syslog[1].rate:.2f}x rsyslog" if syslog else ""))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"broker": "noida-db", "lines": lines, "line_bytes": args.line_bytes,
-                                              "rounds": spread, "ack_p50_ms": round(p50, 1),
-                                              "ack_p99_ms": round(p99, 1),
+                                              "rounds": spread, "latency_ms": {row.name: quantiles
+                                                                               for row, quantiles in latency_rows},
                                               "rows": [r.as_dict() for r in rows]}, indent=2))
 
 

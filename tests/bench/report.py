@@ -116,10 +116,14 @@ def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:
 
 def intake_rows(result: dict[str, Any]) -> list[StageRow]:
     rows = result["rows"]
-    return [_stage(find(rows, "intake HTTP, NDJSON"), "intake HTTP, NDJSON 1,000-line requests x8",
-                   find(rows, "bare aiohttp")),
-            _stage(find(rows, "intake forward"), "intake forward, PackedForward 1,000 entries x8",
-                   find(rows, "bare asyncio"))]
+    out = [_stage(find(rows, "intake HTTP, NDJSON"), "intake HTTP, NDJSON 1,000-line requests x8",
+                  find(rows, "bare aiohttp")),
+           _stage(find(rows, "intake forward"), "intake forward, PackedForward 1,000 entries x8",
+                  find(rows, "bare asyncio"))]
+    if any(str(row.get("name", "")).startswith("intake syslog") for row in rows):
+        out.append(_stage(find(rows, "intake syslog"), "intake syslog TCP, RFC 5424 octet-counted x8",
+                          find(rows, "rsyslog")))
+    return out
 
 
 def parser_rows(result: dict[str, Any]) -> list[StageRow]:

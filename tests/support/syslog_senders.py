@@ -28,6 +28,22 @@ async def logger_send(port: int, message: str, *options: str) -> None:
     assert process.returncode == 0, f"logger failed: {err.decode()}"
 
 
+async def logger_send_lines(port: int, messages: list[str], *options: str, pace: float = 0.0) -> None:
+    """`logger` reading `messages` from stdin: one syslog message per line, on one connection (TCP);
+    with `pace`, stdin gets one line every `pace` seconds (a sender that logs steadily)."""
+    argv = [need("logger", "apt-get install bsdutils"), "--server", "127.0.0.1", "--port", str(port), *options]
+    process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stdin is not None
+    for message in messages:
+        process.stdin.write(message.encode() + b"\n")
+        await process.stdin.drain()
+        if pace:
+            await asyncio.sleep(pace)
+    process.stdin.close()
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, f"logger failed: {err.decode()}"
+
+
 @dataclass
 class TlsFiles:
     ca: Path
@@ -52,9 +68,6 @@ class Rsyslog:
 
 def start_rsyslog(workdir: Path, target_port: int, tls: TlsFiles | None = None) -> Rsyslog:
     """rsyslogd in the foreground: imtcp on a free port, every message forwarded to `target_port`."""
-    binary = need("rsyslogd", "apt-get install rsyslog rsyslog-gnutls")
-    workdir.mkdir(parents=True, exist_ok=True)
-    input_port = free_port()
     if tls is None:
         out = (f'action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp" '
                'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")')
@@ -65,17 +78,48 @@ def start_rsyslog(workdir: Path, target_port: int, tls: TlsFiles | None = None) 
         out = (f'action(type="omfwd" target="127.0.0.1" port="{target_port}" protocol="tcp" '
                'StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid" '
                'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")')
+    return run_rsyslog(workdir, globals_, out)
+
+
+def start_rsyslog_kafka(workdir: Path, bootstrap: str, topic: str) -> Rsyslog:
+    """rsyslogd in the foreground: imtcp on a free port, every message produced to Kafka by omkafka
+    (one Kafka message per syslog message, librdkafka's defaults: acks=all, 5 ms linger).
+
+    Debian's librdkafka cannot talk to the test brokers, so omkafka runs with the librdkafka that the
+    confluent-kafka wheel bundles, found through LD_LIBRARY_PATH."""
+    need("rsyslogd", "apt-get install rsyslog rsyslog-kafka")
+    import confluent_kafka
+
+    bundled = sorted((Path(confluent_kafka.__file__).parent.parent / "confluent_kafka.libs").glob("librdkafka*.so.1"))
+    if not bundled:
+        pytest.fail("the confluent-kafka wheel bundles no librdkafka (pip install confluent-kafka)")
+    libdir = workdir / "librdkafka"
+    libdir.mkdir(parents=True, exist_ok=True)
+    link = libdir / "librdkafka.so.1"
+    if not link.exists():
+        link.symlink_to(bundled[0])
+    action = (f'module(load="omkafka")\naction(type="omkafka" broker=["{bootstrap}"] topic="{topic}" '
+              'template="RSYSLOG_SyslogProtocol23Format")')
+    return run_rsyslog(workdir, "", action, {"LD_LIBRARY_PATH": str(libdir)})
+
+
+def run_rsyslog(workdir: Path, globals_: str, action: str, env: dict[str, str] | None = None) -> Rsyslog:
+    """rsyslogd in the foreground with an imtcp input on a free port and `action` as its output."""
+    binary = need("rsyslogd", "apt-get install rsyslog rsyslog-gnutls")
+    workdir.mkdir(parents=True, exist_ok=True)
+    input_port = free_port()
     config = workdir / "rsyslog.conf"
     config.write_text(f'''global(workDirectory="{workdir}")
 {globals_}
 module(load="imtcp")
 input(type="imtcp" port="{input_port}" address="127.0.0.1")
-{out}
+{action}
 ''')
     log = workdir / "rsyslogd.log"
     handle = open(log, "ab")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen([binary, "-n", "-f", str(config), "-i", str(workdir / "rsyslogd.pid")],
-                               stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                               env={**os.environ, **(env or {})}, stdout=handle, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     return Rsyslog(process, input_port, log)
 
 

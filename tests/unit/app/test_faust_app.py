@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from app.faust_app import GC_THRESHOLDS, create_app, tune_garbage_collector
+from app.faust_app import create_app
+from core.gc_tuning import GC_THRESHOLDS, tune_garbage_collector
 from core.settings import Settings
 
 

@@ -146,6 +146,10 @@ def test_intake_rows_stand_beside_their_bare_server_limits() -> None:
     http, forward = intake_rows(result)
     assert (http.ratio, forward.ratio) == (0.8, 0.5)
     assert forward.limit_name.startswith("bare asyncio")
+    result["rows"] += [{"name": "intake syslog TCP, RFC 5424 octet-counted x8", "lines_per_s": 30},
+                       {"name": "rsyslog imtcp -> omkafka (peer)", "lines_per_s": 40}]
+    syslog = intake_rows(result)[2]
+    assert syslog.ratio == 0.75 and syslog.limit_name.startswith("rsyslog")
 
 
 def test_query_latency_rows_say_whether_the_target_was_met() -> None:

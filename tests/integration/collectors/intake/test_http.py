@@ -207,3 +207,26 @@ async def test_requests_in_progress_per_client_are_bounded(intake_broker: Embedd
             os.kill(intake_broker.process.pid, signal.SIGCONT)
         assert (await held)[0] in (202, 503)
         assert intake.metric("logweave_intake_rejections_total", protocol="http", reason="too_many_connections") == 1
+
+
+async def test_an_idle_intake_is_not_ready_while_the_broker_does_not_answer(intake_broker: EmbeddedBroker) -> None:
+    """No request arrives, so no send can fail: the intake's probe of its producer's connection turns
+    /readyz to 503 while the broker is frozen (SIGSTOP), and back to 200 once it answers again."""
+    assert intake_broker.process is not None
+
+    async def readyz() -> int:
+        async with aiohttp.ClientSession() as session, session.get(intake.url + "/readyz") as response:
+            return response.status
+
+    async with running_intake(intake_broker, broker_probe_interval=0.5) as intake:
+        assert await readyz() == 200
+        os.kill(intake_broker.process.pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: _is(readyz(), 503), timeout=30, what="/readyz 503 while the broker is frozen")
+        finally:
+            os.kill(intake_broker.process.pid, signal.SIGCONT)
+        await wait_for(lambda: _is(readyz(), 200), timeout=30, what="/readyz 200 once the broker answers again")
+
+
+async def _is(status: Any, expected: int) -> bool:
+    return bool(await status == expected)

@@ -5,7 +5,10 @@ the line, k8s attributes in the source, and rejected records are counted in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import signal
 
 import aiohttp
 import grpc
@@ -17,6 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from commands.broker import EmbeddedBroker
 from tests.support.intake import running_intake
 from tests.support.otlp_clients import emit_logs
+from tests.support.polling import wait_for
 
 TOKEN = "otel-token"
 TENANTS = [{"name": "apps", "token_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]}]
@@ -123,3 +127,35 @@ async def test_otlp_http_refuses_bad_tokens_and_rate_limits_with_retry_after(int
                 assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
         seen = await intake.wait_lines(1)
     assert [orjson.loads(line[1])["msg"] for _, line in seen] == ["from json"]
+
+
+async def test_grpc_calls_in_progress_per_client_are_bounded(intake_broker: EmbeddedBroker) -> None:
+    """One Export is held waiting for Kafka (broker frozen with SIGSTOP); a second one from the same
+    address on another connection is refused at once with RESOURCE_EXHAUSTED (the OTLP exporters retry
+    it later) and counted. (On the same connection the stream limit makes the client queue it.)"""
+    assert intake_broker.process is not None
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(_as_protobuf(_request_with_a_bad_record()))
+    async with running_intake(intake_broker, otlp_grpc_port=True, max_connections_per_client=1,
+                              ack_timeout=3) as intake:
+        target = f"127.0.0.1:{intake.settings.intake.otlp_grpc_port}"
+        own_connection = [("grpc.use_local_subchannel_pool", 1)]  # not the first channel's connection
+        async with grpc.aio.insecure_channel(target) as first, \
+                grpc.aio.insecure_channel(target, options=own_connection) as second:
+            os.kill(intake_broker.process.pid, signal.SIGSTOP)
+            try:
+                held = asyncio.ensure_future(logs_service_pb2_grpc.LogsServiceStub(first).Export(request))
+                await wait_for(lambda: intake.metric("logweave_intake_bytes_total", protocol="otlp_grpc") > 0,
+                               timeout=10, what="the first Export read")
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await logs_service_pb2_grpc.LogsServiceStub(second).Export(request)
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "max_connections_per_client" in (refused.value.details() or "")
+            finally:
+                os.kill(intake_broker.process.pid, signal.SIGCONT)
+            with contextlib.suppress(grpc.aio.AioRpcError):  # stored, or UNAVAILABLE after ack_timeout
+                await held
+            reply = await logs_service_pb2_grpc.LogsServiceStub(second).Export(request)  # the slot is free again
+        assert reply.partial_success.rejected_log_records == 1
+        assert intake.metric("logweave_intake_rejections_total", protocol="otlp_grpc",
+                             reason="too_many_connections") == 1

@@ -6,7 +6,9 @@ Structured data stays as fields; JSON messages are the line."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from commands.broker import EmbeddedBroker, wait_for_port
 from core.models import RawChunk
 from tests.support.intake import running_intake
 from tests.support.polling import wait_for
-from tests.support.syslog_senders import TlsFiles, logger_send, start_rsyslog, start_syslog_ng
+from tests.support.syslog_senders import TlsFiles, logger_send, logger_send_lines, start_rsyslog, start_syslog_ng
 
 
 def _docs(seen: list[tuple[RawChunk, list[Any]]]) -> dict[str, tuple[RawChunk, dict[str, Any]]]:
@@ -145,3 +147,36 @@ async def test_syslog_ng_relays_in_rfc5424_octet_counted_and_rfc3164_lf_framed(
     # the RFC 5424 copy keeps logger's structured data as fields; the RFC 3164 copy has none to keep
     with_sd = sorted(doc["msg"] for doc in docs if doc["syslog"].get("sd", {}).get("timeQuality"))
     assert with_sd == [f"relayed-{i}" for i in range(3)]
+
+
+async def test_rate_limit_per_source_drops_udp_and_slows_tcp(intake_broker: EmbeddedBroker,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Over `syslog_rate_lines` (per source address), UDP datagrams are dropped, counted and logged;
+    TCP lines all arrive, but reading waits for the bucket (counted as slowed)."""
+    caplog.set_level(logging.WARNING, "collectors.intake.syslog_server")
+    async with running_intake(intake_broker, syslog_port=True, syslog_linger=0.05, syslog_rate_lines=1,
+                              syslog_burst_lines=3) as intake:
+        port = intake.settings.intake.syslog_port
+
+        def stored() -> float:
+            return intake.metric("logweave_intake_lines_total", protocol="syslog")
+
+        def dropped() -> float:
+            return intake.metric("logweave_intake_rejections_total", protocol="syslog", reason="rate_limited")
+
+        await logger_send_lines(port, [f"udp {i}" for i in range(20)], "--udp")
+        await wait_for(lambda: stored() + dropped() == 20, timeout=30, what="20 UDP lines stored or dropped",
+                       last_seen=lambda: (stored(), dropped()))
+        assert dropped() >= 10 and stored() >= 3  # the burst passed; sending 20 lines takes far less than 7 s
+        assert "over intake.syslog_rate_lines" in caplog.text and "dropped (UDP)" in caplog.text
+    async with running_intake(intake_broker, syslog_port=True, syslog_linger=0.05, syslog_rate_lines=20,
+                              syslog_burst_lines=5) as intake:
+        port = intake.settings.intake.syslog_port
+        began = time.monotonic()
+        # a steady sender, one line every 10 ms: 0.6 s unlimited; at 20 lines/s after a burst of 5, >= 2.75 s
+        await logger_send_lines(port, [f"tcp {i}" for i in range(60)], "--tcp", pace=0.01)
+        seen = await intake.wait_lines(60)
+        assert time.monotonic() - began >= 2.5
+        assert len({line[1] for _, line in seen}) == 60  # all arrive, none dropped
+        assert intake.metric("logweave_intake_rejections_total", protocol="syslog", reason="rate_slowed") >= 10
+        assert "waited for (TCP reads slowed)" in caplog.text

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import random
 import struct
 
 import msgpack
 import pytest
 from pydantic import SecretStr
 
+from collectors.intake.forward import careful_entry_lines, entry_lines
 from collectors.intake.forward_handshake import Handshake
-from collectors.intake.forward_messages import BadMessage, decode_message, unpacker
+from collectors.intake.forward_messages import BadMessage, decode_message, packed_entries, stream_entries, unpacker
 from collectors.intake.limits import LimitExceeded
+from collectors.intake.lines import RequestLines
 from core.intake_settings import IntakeTenant
 
 
@@ -72,3 +75,43 @@ def test_entry_times_of_every_kind_and_a_string_time_is_refused_not_multiplied()
         [1_000_000_000, 2_000_000_005, 1_500_000_000]
     with pytest.raises(BadMessage, match="neither a number"):
         decode_message(roundtrip(["t", [["1000000", {}]]]), 100)
+
+
+def test_bulk_and_careful_entry_lines_agree() -> None:
+    """entry_lines' bulk path against its record-by-record reference, on records of every kind."""
+    kinds = [{"a": 1, "s": "é"}, {"b": [1.5, None, True]}, {"bin": b"\x00\xff"}, {1: "int key"}, "not a map",
+             {"ext": msgpack.ExtType(5, b"\x01")}, {"long": "x" * 300}, {}, {"n": {"deep": [{"x": 1}]}}]
+    rng = random.Random(7)
+    for _ in range(300):
+        records = [rng.choice(kinds) for _ in range(rng.randrange(1, 6))]
+        entries = [(index * 10, record) for index, record in enumerate(records)]
+        bulk, careful = RequestLines(), RequestLines()
+        entry_lines(entries, 5, 200, bulk)
+        careful_entry_lines(entries, 5, 200, careful)
+        assert bulk.lines == careful.lines and bulk.size == careful.size, records
+        assert [(r.index, r.reason) for r in bulk.rejections] == [(r.index, r.reason) for r in careful.rejections]
+    clean = RequestLines()
+    entry_lines([(1, {"a": 1})], 0, 200, clean)
+    assert clean.lines == [[0, '{"a":1}', "", 1, 0]]
+    refused = RequestLines()
+    entry_lines([(1, {1: "x"})], 0, 200, refused)
+    assert not refused.lines and refused.rejections[0].reason == "not_json"
+
+
+def test_packed_entries_in_one_call_and_one_by_one_agree() -> None:
+    """The msgspec bulk read of PackedForward entries against msgpack's Unpacker (the reference), with
+    right and wrong `size` options and entries only the Unpacker reads."""
+    kinds = [[1, {"a": 1, "s": "é"}], [event_time(3, 4), {"b": [1.5, None, True]}], [2, {"bin": b"\x00"}],
+             [2, {1: "int key"}], [5, {"ext": msgpack.ExtType(5, b"\x01")}], [7, {"n": {"t": event_time(1, 1)}}],
+             [9, "not a map"], [10, {"deep": [[[[[[[[1]]]]]]]]}]]
+    invalid_utf8 = b"\x92\x01\x81\xa1a\xa2\xff\xfe"  # [1, {"a": <invalid UTF-8>}]
+    rng = random.Random(3)
+    for _ in range(300):
+        chosen = [rng.choice(kinds) for _ in range(rng.randrange(1, 6))]
+        packed = b"".join(msgpack.packb(entry) for entry in chosen)
+        if rng.random() < 0.2:
+            packed += invalid_utf8
+        reference = stream_entries(packed)
+        for size in (len(reference), len(reference) - 1, len(reference) + 1, None, "3"):
+            assert packed_entries(packed, size) == reference, (chosen, size)
+    assert stream_entries(invalid_utf8)[0][1]["a"] == "\ufffd\ufffd"  # replaced, as before

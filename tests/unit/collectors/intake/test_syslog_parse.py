@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 
+from collectors.intake.syslog_frames import FrameSplitter
 from collectors.intake.syslog_parse import NotSyslog, parse_syslog
-from collectors.intake.syslog_server import _read_frame
 
 NOW = 1_764_669_600_000_000_000  # 2025-12-02T10:00:00Z
 
@@ -50,13 +48,9 @@ def test_messages_without_pri_are_not_syslog() -> None:
             parse_syslog(bad, NOW)
 
 
-async def test_frames_octet_counted_and_lf_terminated() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"11 <13>1 - - a\n<13>lf framed\n5 <13>x<13>tail")
-    reader.feed_eof()
-    frames = [await _read_frame(reader, 100) for _ in range(5)]
-    assert frames == [b"<13>1 - - a", b"<13>lf framed\n", b"<13>x", b"<13>tail", None]
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"999 <13>")
+def test_frames_octet_counted_and_lf_terminated() -> None:
+    splitter = FrameSplitter(100)
+    frames = splitter.feed(b"11 <13>1 - - a\n<13>lf framed\n5 <13>x<13>tail")
+    assert [*frames, splitter.close()] == [b"<13>1 - - a", b"<13>lf framed\n", b"<13>x", b"<13>tail"]
     with pytest.raises(ValueError, match="max_line_bytes"):
-        await _read_frame(reader, 100)
+        FrameSplitter(100).feed(b"999 <13>")
