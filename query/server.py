@@ -77,8 +77,7 @@ async def query_lines(request: web.Request) -> web.Response:
 async def query_trace(request: web.Request) -> web.Response:
     trace_id = request.match_info["trace_id"]
     backend = _backend(request)
-    lines, summary = await asyncio.gather(backend.trace_lines(trace_id, request.app[SETTINGS].api.max_trace_lines),
-                                          backend.closed_summary(trace_id))
+    lines, summary = await backend.trace(trace_id, request.app[SETTINGS].api.max_trace_lines)
     if not lines and summary is None:
         return _json({"error": "no stored line has this trace id", "trace_id": trace_id}, 404)
     return _json({"trace_id": trace_id, "lines": [line.as_json() for line in lines],

@@ -46,6 +46,21 @@ FROM generate_series($1::bigint, least($1::bigint + 499999, $2::bigint)) g
 """
 
 
+async def load_store(dsn: str, lines: int) -> None:
+    import asyncpg
+
+    from sinks.postgres_schema import create_partitions, day_of
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE logs")
+        first_ns = 1_749_513_600_000_000_000
+        await create_partitions(conn, {day_of(first_ns + d * 86_400 * 10**9) for d in range(3)})
+    finally:
+        await conn.close()
+    loaded = await load_postgres(dsn, lines)
+    print(f"  postgres: loaded {lines:,} lines in {loaded:.0f} s", flush=True)
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
@@ -109,31 +124,37 @@ async def measure(settings: Settings, lines: int, requests: int, trace_ids: Call
     return out
 
 
-async def bench(tmp: Path, lines: int, es_lines: int, requests: int) -> dict[str, Any]:
+async def stored_lines(dsn: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM logs"))
+    finally:
+        await conn.close()
+
+
+async def bench(tmp: Path, lines: int, es_lines: int, requests: int, store: Path | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     tmp.chmod(0o755)
-    postgres = LocalPostgres(tmp / "postgres", free_port(), fsync=False).start()
+    postgres = LocalPostgres(store or tmp / "postgres", free_port(), fsync=False).start()
     try:
         settings = load_settings(environ={}, sinks={"postgres": {"dsn": postgres.dsn, "retention": 0}},
                                  api={"backend": "postgres"})
         sink = PostgresSink.from_settings(settings)
-        await sink.start()  # schema, today's partitions
+        await sink.start()  # schema (and any new migration), today's partitions
         await sink.stop()
-        import asyncpg
-
-        from sinks.postgres_schema import create_partitions, day_of
-        conn = await asyncpg.connect(postgres.dsn)
-        first_ns = 1_749_513_600_000_000_000
-        await create_partitions(conn, {day_of(first_ns + d * 86_400 * 10**9) for d in range(3)})
-        await conn.close()
-        loaded = await load_postgres(postgres.dsn, lines)
-        print(f"  postgres: loaded {lines:,} lines in {loaded:.0f} s", flush=True)
+        if store is not None and await stored_lines(postgres.dsn) == lines:
+            print(f"  postgres: reusing the {lines:,} lines stored in {store}", flush=True)
+        else:
+            await load_store(postgres.dsn, lines)
         found = await measure(settings, lines, requests, lambda rng: f"t{rng.randrange(1, lines // 10)}")
         rows += [{"backend": "postgres", "query": kind, "lines": lines, **stats, "target_p99_ms": TARGETS_MS[kind]}
                  for kind, stats in found.items()]
     finally:
         postgres.stop("immediate")
-    rows += await es_rows(tmp, es_lines, min(requests, 50))
+    if es_lines > 0:
+        rows += await es_rows(tmp, es_lines, min(requests, 50))
     for row in rows:
         print(f"| {row['backend']:<13} | {row['query']:<20} | {row['lines']:>9,} | {row['p50_ms']:>7.1f} | "
               f"{row['p95_ms']:>7.1f} | {row['p99_ms']:>7.1f} | {row['target_p99_ms']:>6.0f} |", flush=True)
@@ -180,9 +201,11 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=5_000_000)
     parser.add_argument("--es-lines", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--store", type=Path, default=None,
+                        help="keep the PostgreSQL store in this directory and reuse it when it holds --lines lines")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="logweave-bench-query-") as tmp:
-        result = asyncio.run(bench(Path(tmp), args.lines, args.es_lines, args.requests))
+        result = asyncio.run(bench(Path(tmp), args.lines, args.es_lines, args.requests, args.store))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
