@@ -9,6 +9,7 @@ call `load_settings()`.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.api_tokens import DEPRECATED_TOKEN_SETTINGS, AuthSettings, merged_digests, sha256_digests
 from core.config_checks import Origins, error_message, explain, first_problem
 from core.durations import ByteSize, Duration, Interval, PositiveSize
 from core.errors import ConfigError
@@ -39,6 +41,8 @@ from core.redact import mask_text
 from core.rule_settings import MultilineSettings, ParserDef, ParserSource, Transforms
 from core.settings_group import Group as Group  # re-exported: the base of every settings group
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model, sink_names
+
+log = logging.getLogger(__name__)
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -508,8 +512,7 @@ class WorkerSettings(Group):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"  # manifests bind 0.0.0.0 behind a NetworkPolicy
     web_port: int = Field(6066, ge=1, le=65535)
-    # sha256 hex digests of the bearer tokens that may read log content (/traces/..., /api/...); empty:
-    # those routes are open (fine on loopback). Generate: `logweave hash-token` (docs/security.md).
+    # Deprecated: use auth.token_hashes (merged into it, with a warning at load).
     api_tokens: list[str] = []
     metrics_require_token: bool = False
     web_cert_file: Path | None = None  # serve the web port over TLS with this certificate and web_key_file
@@ -527,11 +530,7 @@ class WorkerSettings(Group):
     @field_validator("api_tokens")
     @classmethod
     def _token_hashes(cls, hashes: list[str]) -> list[str]:
-        for index, value in enumerate(hashes):
-            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
-                raise ValueError(f"entry {index} is not a sha256 hex digest (64 hex characters); store the "
-                                 "hash of a token, never the token (`logweave hash-token`)")
-        return [h.lower() for h in hashes]
+        return sha256_digests(hashes)
 
     @model_validator(mode="after")
     def _web_tls_pair(self) -> WorkerSettings:
@@ -550,8 +549,7 @@ class ApiSettings(Group):
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=1, le=65535)
     backend: Literal["postgres", "elasticsearch"] = "postgres"  # reads sinks.<backend>'s store
-    # sha256 hex digests of the accepted bearer tokens (`logweave api --hash-token` prints one);
-    # empty: the API is open, and says so when it starts.
+    # Deprecated: use auth.token_hashes (merged into it, with a warning at load).
     token_hashes: list[str] = []
     default_window: Duration = Field(3600.0, gt=0)  # /query without `from`: the last hour before `to`
     max_window: Duration = Field(31 * 86400.0, gt=0)  # widest from..to a query may ask for
@@ -566,11 +564,7 @@ class ApiSettings(Group):
     @field_validator("token_hashes")
     @classmethod
     def _hex_digests(cls, hashes: list[str]) -> list[str]:
-        for digest in hashes:
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-                raise ValueError(f"{digest[:8]}...: allowed: sha256 hex digests of 64 characters "
-                                 "(store the hash, never the token)")
-        return [d.lower() for d in hashes]
+        return sha256_digests(hashes)
 
     def client_token(self) -> str | None:
         if self.token_file is not None:
@@ -594,6 +588,13 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     intake: IntakeSettings = IntakeSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @model_validator(mode="after")
+    def _one_token_list(self) -> Settings:
+        """auth.token_hashes is the one list of reader tokens; the deprecated names are merged into it."""
+        self.auth.token_hashes = merged_digests(self.auth.token_hashes, self.worker.api_tokens, self.api.token_hashes)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -689,4 +690,13 @@ def load_settings(
     problem = first_problem(settings, origins)
     if problem is not None:
         raise ConfigError(problem)
+    _warn_deprecated_token_settings(settings, origins)
     return settings
+
+
+def _warn_deprecated_token_settings(settings: Settings, origins: Origins) -> None:
+    for group, name in DEPRECATED_TOKEN_SETTINGS:
+        if getattr(getattr(settings, group), name):
+            log.warning("%s.%s (%s) is deprecated: use auth.token_hashes (LOGWEAVE_AUTH__TOKEN_HASHES); its "
+                        "digests are read into auth.token_hashes, which guards every route that returns log "
+                        "content, on the worker and on the query API", group, name, origins.of((group, name)))

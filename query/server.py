@@ -159,7 +159,7 @@ async def _connect(app: web.Application) -> None:
 
 
 def build_app(settings: Settings, backend: Backend | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_and_metrics, auth_middleware(settings.api.token_hashes)])
+    app = web.Application(middlewares=[errors_and_metrics, auth_middleware(settings.auth.token_hashes)])
     app[SETTINGS] = settings
     app[BACKEND] = backend or create_backend(settings)
     app[STARTED] = asyncio.Event()
@@ -188,8 +188,8 @@ def build_app(settings: Settings, backend: Backend | None = None) -> web.Applica
 
 
 def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    if not settings.api.token_hashes:
-        log.warning("query api: no api.token_hashes configured: every route is open to anyone who can reach "
+    if not settings.auth.token_hashes:
+        log.warning("query api: no auth.token_hashes configured: every route is open to anyone who can reach "
                     "%s:%d", host or settings.api.host, port or settings.api.port)
     web.run_app(build_app(settings), host=host or settings.api.host, port=port or settings.api.port,
                 print=lambda text: log.info("query api: %s", text), access_log=None)
