@@ -389,7 +389,9 @@ class KafkaSinkSettings(Group):
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
     max_message_bytes: ByteSize = 1_000_000
     linger: Duration = Field(0.005, le=1.0)
-    transactional_id: str | None = None  # default: the worker's instance name + `.sink.kafka`
+    # prefix of the per-partition transactional ids (`<prefix>.<sink topic>.<partition>`); default
+    # `<worker.app_id>.sink.kafka`, the same on every worker so a partition's next owner fences the last
+    transactional_id: str | None = None
     transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
     marks_bytes: ByteSize = Field(3500, ge=64)  # per-stream marks kept in the offset metadata (Kafka: 4 KiB max)
     max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch

@@ -134,7 +134,8 @@ async def stored_lines(dsn: str) -> int:
         await conn.close()
 
 
-async def bench(tmp: Path, lines: int, es_lines: int, requests: int, store: Path | None = None) -> dict[str, Any]:
+async def bench(tmp: Path, lines: int, es_lines: int, os_lines: int, requests: int, store: Path | None = None
+                ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     tmp.chmod(0o755)
     postgres = LocalPostgres(store or tmp / "postgres", free_port(), fsync=False).start()
@@ -154,58 +155,87 @@ async def bench(tmp: Path, lines: int, es_lines: int, requests: int, store: Path
     finally:
         postgres.stop("immediate")
     if es_lines > 0:
-        rows += await es_rows(tmp, es_lines, min(requests, 50))
+        rows += await es_rows(tmp, es_lines, min(requests, 50), "noida")
+    if os_lines > 0:
+        rows += await es_rows(tmp, os_lines, min(requests, 50), "osmem")
     for row in rows:
-        print(f"| {row['backend']:<13} | {row['query']:<20} | {row['lines']:>9,} | {row['p50_ms']:>7.1f} | "
+        print(f"| {row['backend']:<22} | {row['query']:<20} | {row['lines']:>9,} | {row['p50_ms']:>7.1f} | "
               f"{row['p95_ms']:>7.1f} | {row['p99_ms']:>7.1f} | {row['target_p99_ms']:>6.0f} |", flush=True)
     return {"rows": rows}
 
 
-async def es_rows(tmp: Path, lines: int, requests: int) -> list[dict[str, Any]]:
-    """The same queries on the Elasticsearch backend over lines written by the real ES sink."""
-    from agents.drain_runner import SinkRecord, to_sink_lines
-    from core.models import ParsedChunk
-    from sinks.base import SinkBatch
+async def es_rows(tmp: Path, lines: int, requests: int, server: str) -> list[dict[str, Any]]:
+    """The same queries on the Elasticsearch backend over lines written by the real ES sink, on
+    noida-db's Elasticsearch API (`server="noida"`) or osmem-server's OpenSearch API (`"osmem"`)."""
     from sinks.elasticsearch import ElasticsearchSink
+    from tests.support.servers import osmem_server
 
-    es_port = free_port()
-    noida = EmbeddedBroker(tmp / "noida", free_port(), elasticsearch_port=es_port).start()
+    stop: Callable[[], None]
+    if server == "noida":
+        es_port = free_port()
+        noida = EmbeddedBroker(tmp / "noida", free_port(), elasticsearch_port=es_port).start()
+        url, mode, stop = f"http://127.0.0.1:{es_port}", "elasticsearch", lambda: noida.stop(kill=True)
+    else:
+        osmem = osmem_server(tmp).start()
+        url, mode, stop = osmem.url, "opensearch", osmem.stop
     try:
-        settings = load_settings(environ={}, sinks={"elasticsearch": {"url": f"http://127.0.0.1:{es_port}",
-                                                                      "index_prefix": "bench"}},
+        settings = load_settings(environ={}, sinks={"elasticsearch": {"url": url, "index_prefix": "bench",
+                                                                      "mode": mode}},
                                  api={"backend": "elasticsearch"})
         sink = ElasticsearchSink.from_settings(settings)
         await sink.start()
-        step = SPAN_S * 10**9 // lines
-        words = ["done", "timeout", "retry", "ok", "failed", "slow"]
-        levels = ["info"] * 6 + ["debug", "warn", "error", "info"]
-        for first in range(0, lines, 1000):
-            parsed = [[0, f"s{first // 100_000}", g, 1_749_513_600_000_000_000 + g * step, f"t{g // 10}",
-                       levels[g % 10], f"svc{(g // 10) % 20}",
-                       json.dumps({"msg": f"request {g} {words[g % 6]} user{g % 1000}", "n": g}), "stdout"]
-                      for g in range(first, min(first + 1000, lines))]
-            value = ParsedChunk([{"namespace": "ns0", "pod": "pod-0", "container": "app"}], parsed).encode()
-            await sink.write_batch(SinkBatch("sink.x", 0, to_sink_lines(SinkRecord(0, first, value), "logweave")))
-        await sink._client.indices.refresh(index="bench-*")
+        began = time.perf_counter()
+        await load_search_store(sink, lines)
         await sink.stop()
+        print(f"  {server}: loaded {lines:,} lines in {time.perf_counter() - began:.0f} s", flush=True)
         found = await measure(settings, lines, requests, lambda rng: f"t{rng.randrange(1, lines // 10)}")
-        return [{"backend": "elasticsearch", "query": kind, "lines": lines, **stats,
-                 "target_p99_ms": TARGETS_MS[kind], "note": "noida-db, in memory"} for kind, stats in found.items()]
+        note = {"noida": "noida-db Elasticsearch API, in memory", "osmem": "osmem-server OpenSearch API, in memory"}
+        return [{"backend": f"elasticsearch ({server})", "query": kind, "lines": lines, **stats,
+                 "target_p99_ms": TARGETS_MS[kind], "note": note[server]} for kind, stats in found.items()]
     finally:
-        noida.stop(kill=True)
+        stop()
+
+
+async def load_search_store(sink: Any, lines: int, concurrency: int = 4) -> None:
+    """The bench's lines through the ES sink's write_batch, `concurrency` bulk requests at a time."""
+    from agents.drain_runner import SinkRecord, to_sink_lines
+    from core.models import ParsedChunk
+    from sinks.base import SinkBatch
+
+    step = SPAN_S * 10**9 // lines
+    words = ["done", "timeout", "retry", "ok", "failed", "slow"]
+    levels = ["info"] * 6 + ["debug", "warn", "error", "info"]
+
+    def batch(first: int) -> SinkBatch:
+        parsed = [[0, f"s{first // 100_000}", g, 1_749_513_600_000_000_000 + g * step, f"t{g // 10}",
+                   levels[g % 10], f"svc{(g // 10) % 20}",
+                   json.dumps({"msg": f"request {g} {words[g % 6]} user{g % 1000}", "n": g}), "stdout"]
+                  for g in range(first, min(first + 1000, lines))]
+        value = ParsedChunk([{"namespace": "ns0", "pod": "pod-0", "container": "app"}], parsed).encode()
+        return SinkBatch("sink.x", 0, to_sink_lines(SinkRecord(0, first, value), "logweave"))
+
+    firsts = list(range(0, lines, 1000))
+    for group in range(0, len(firsts), concurrency):
+        results = await asyncio.gather(*(sink.write_batch(batch(f)) for f in firsts[group:group + concurrency]))
+        assert all(not r.permanent and not r.retry for r in results), results
+        if (group // concurrency) % 50 == 0:
+            print(f"    {min(lines, firsts[group] + 1000 * concurrency):,} lines", flush=True)
+    await sink._client.indices.refresh(index="bench-*")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--lines", type=int, default=5_000_000)
-    parser.add_argument("--es-lines", type=int, default=50_000)
+    parser.add_argument("--es-lines", type=int, default=50_000, help="lines in noida-db's Elasticsearch API")
+    parser.add_argument("--os-lines", type=int, default=1_000_000, help="lines in osmem-server's OpenSearch API")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--store", type=Path, default=None,
                         help="keep the PostgreSQL store in this directory and reuse it when it holds --lines lines")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="logweave-bench-query-") as tmp:
-        result = asyncio.run(bench(Path(tmp), args.lines, args.es_lines, args.requests, args.store))
+        result = asyncio.run(bench(Path(tmp), args.lines, args.es_lines, args.os_lines, args.requests,
+                                   args.store))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

@@ -30,3 +30,14 @@ def test_marks_keep_the_most_recently_written_streams_within_the_budget() -> Non
     assert list(kept)[:3] == [f"{n:016x}" for n in (499, 3, 7)]  # this batch's streams, last written first
     assert list(kept)[3:6] == [f"{n:016x}" for n in (498, 497, 496)]  # then the newest of the rest
     assert all(kept[d] == marks[d] for d in kept)
+
+
+def test_how_many_stream_marks_fit_is_what_docs_sinks_md_says() -> None:
+    """docs/sinks.md: (marks_bytes - 24 - digits(index)) // (20 + digits(position)) streams fit;
+    124 with 8-digit positions and 115 with 10-digit ones at the default 3500 bytes."""
+    for digits, documented in ((8, 124), (10, 115)):
+        marks = {f"{n:016x}": 10 ** (digits - 1) + n for n in range(500)}
+        written = [SinkLine(f"{0:016x}-0", "t", 0, "info", "svc", b"{}", 9, 42)]  # index 42: 2 digits
+        kept = recent_marks(written, marks, 3500)
+        assert len(kept) == documented == (3500 - 24 - 2) // (20 + digits)
+        assert len(position_metadata(42, kept)) <= 3500
