@@ -82,10 +82,11 @@ async def test_closed_trace_summaries_filter_by_service_error_and_duration(api: 
             summary("tr-1", ["cart", "pay"], errors=1, duration_ms=2500),
             summary("tr-2", ["auth"], errors=0, duration_ms=30),
             summary("tr-3", ["cart"], errors=0, duration_ms=900),
+            summary("tr-99", ["auth"], errors=0, duration_ms=5),  # a summary whose lines are not stored
         ])
     finally:
         await sink.stop()
-    names = await trace_ids(api, **WINDOW)
+    names = await trace_ids(api, **{**WINDOW, "to": "2025-06-10T09:00:00Z"})
     assert names == ["tr-3", "tr-2", "tr-1"]  # newest first
     assert await trace_ids(api, service="cart", **WINDOW) == ["tr-3", "tr-1"]
     assert await trace_ids(api, has_error="true", **WINDOW) == ["tr-1"]
@@ -94,6 +95,9 @@ async def test_closed_trace_summaries_filter_by_service_error_and_duration(api: 
     assert (status, body["parameter"]) == (400, "has_error")
     status, body = await api.get("/query/tr-1")
     assert body["closed"] and body["summary"]["services"] == ["cart", "pay"] and body["summary"]["cause"] == "gap"
+    assert [line["attributes"]["n"] for line in body["lines"]] == list(range(6, 12))  # lines alone, in time order
+    status, body = await api.get("/query/tr-99")
+    assert (status, body["lines"], body["closed"], body["summary"]["trace_id"]) == (200, [], True, "tr-99")
 
 
 def summary(trace: str, services: list[str], errors: int, duration_ms: float) -> dict[str, Any]:
