@@ -393,7 +393,8 @@ class KafkaSinkSettings(Group):
     # `<worker.app_id>.sink.kafka`, the same on every worker so a partition's next owner fences the last
     transactional_id: str | None = None
     transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
-    marks_bytes: ByteSize = Field(3500, ge=64)  # per-stream marks kept in the offset metadata (Kafka: 4 KiB max)
+    # per-stream marks, one record of `<topic>.marks` per batch (about 30 bytes a stream): below max_message_bytes
+    marks_bytes: ByteSize = Field(900_000, ge=64)
     max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch
     max_batch_bytes: ByteSize = 32 * 1024 * 1024
     flush_age: Duration = 1.0
@@ -401,6 +402,13 @@ class KafkaSinkSettings(Group):
     @property
     def bootstrap_servers(self) -> list[str]:
         return comma_list(self.brokers)
+
+    @model_validator(mode="after")
+    def _marks_fit_a_message(self) -> KafkaSinkSettings:
+        if self.marks_bytes > self.max_message_bytes - 1024:
+            raise ValueError(f"sinks.kafka.marks_bytes ({self.marks_bytes}) must stay 1 KiB below "
+                             f"sinks.kafka.max_message_bytes ({self.max_message_bytes}): the marks are one record")
+        return self
 
 
 class PostgresSinkSettings(Group):

@@ -11,11 +11,10 @@ retry or a replay writes nothing twice. The position lives in a group of its own
 drain's (faust's) group because faust commits that group by itself, and a late commit of an older
 offset would move a shared position back.
 
-The metadata also keeps per-stream marks (sinks/stream_marks.py) of the streams written most
-recently, as many as fit `marks_bytes`: a line the group stage forwarded twice under two sink-topic
-offsets (a worker crash upstream) is skipped like in the file and S3 sinks, as long as its stream is
-among those (Kafka caps offset metadata at 4 KiB by default; raise `offset.metadata.max.bytes` and
-`marks_bytes` together for partitions carrying more streams at once).
+Per-stream marks (sinks/stream_marks.py) go into the same transaction as one record of a compacted
+marks topic (sinks/kafka_marks.py), named by the committed offset's metadata: a line the group
+stage forwarded twice under two sink-topic offsets (a worker crash upstream) is skipped like in the
+file and S3 sinks, for as many streams as `marks_bytes` holds (about 30 bytes a stream).
 
 One transactional id per sink-topic partition consumed, `<prefix>.<sink topic>.<partition>` (prefix:
 `sinks.kafka.transactional_id`, default `<app_id>.sink.kafka`), the same on every worker. Whoever
@@ -30,8 +29,8 @@ drops that producer and retries: its retry fences in turn, re-reads the position
 batch written (nothing to do), or writes it if the new owner had not yet; either way once.
 Each record carries its line id in the `logweave-line-id` header.
 
-Not deduplicated here (docs/sinks.md): a re-forwarded line whose stream's mark no longer fits the
-metadata; consumers may drop those by the line-id header.
+Not deduplicated here (docs/sinks.md): a re-forwarded line whose stream's mark no longer fits
+`marks_bytes`; consumers may drop those by the line-id header.
 """
 
 from __future__ import annotations
@@ -53,6 +52,15 @@ from core.settings import KafkaSettings, KafkaSinkSettings, Settings
 from kafka_io.client_options import client_options
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
+from sinks.kafka_marks import (
+    MARKS_PARTITION,
+    MarksReader,
+    Position,
+    marks_key,
+    marks_topic,
+    parse_position,
+    position_metadata,
+)
 from sinks.stream_marks import unseen
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
@@ -75,6 +83,9 @@ class KafkaSink(Sink):
         self.position_group = position_group
         self._producers: dict[tuple[str, int], AIOKafkaProducer] = {}  # by sink-topic partition written
         self._admin: AIOKafkaAdminClient | None = None
+        self.marks_topic = marks_topic(settings.topic)
+        self._marks_reader = MarksReader(self.cluster, self.marks_topic)
+        self._marks: dict[tuple[str, int], tuple[int, dict[str, int]]] = {}  # last marks record read or written
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaSink:
@@ -96,6 +107,8 @@ class KafkaSink(Sink):
             target = self.cluster.model_copy(update={"partitions": s.topic_partitions,
                                                      "replication_factor": s.replication_factor})
             await ensure_topics(target, [s.topic], timeout=10.0, verify=False)
+            await ensure_topics(target.model_copy(update={"partitions": 1}), [self.marks_topic], timeout=10.0,
+                                verify=False, compacted=True)
             self._admin = AIOKafkaAdminClient(**client_options(self.cluster))
             await self._admin.start()
         except (KafkaError, OSError) as exc:
@@ -131,9 +144,12 @@ class KafkaSink(Sink):
 
     async def stop(self) -> None:
         producers, admin, self._producers, self._admin = list(self._producers.values()), self._admin, {}, None
+        self._marks.clear()
         for producer in producers:
             with contextlib.suppress(KafkaError, OSError):
                 await producer.stop()
+        with contextlib.suppress(KafkaError, OSError):
+            await self._marks_reader.stop()
         if admin is not None:
             await admin.close()
 
@@ -142,18 +158,24 @@ class KafkaSink(Sink):
             await self.start()
         try:
             producer = await self._producer_for(batch.topic, batch.partition)
-            offset, index, marks = await self._position(batch.topic, batch.partition)  # read after fencing
-            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > (offset, index)], marks)
+            position = await self._position(batch.topic, batch.partition)  # read after fencing
+            marks = dict(position.marks)
+            done = (position.offset, position.index)
+            fresh = unseen([line for line in batch.lines if (line.offset, line.index) > done], marks)
             if not fresh:
                 return WriteResult()
+            kept = recent_marks(fresh, marks, self.settings.marks_bytes)
             async with producer.transaction():
+                marks_sent = await producer.send(self.marks_topic, orjson.dumps(kept), partition=MARKS_PARTITION,
+                                                 key=marks_key(self.position_group, batch.topic, batch.partition))
                 await send_batched(producer, self.settings.topic, self._records(batch, fresh))
+                marks_at: int = (await marks_sent).offset
                 last = fresh[-1]
                 await producer.send_offsets_to_transaction(
                     {TopicPartition(batch.topic, batch.partition):
-                     OffsetAndMetadata(last.offset, position_metadata(last.index, recent_marks(
-                         fresh, marks, self.settings.marks_bytes)))},
+                     OffsetAndMetadata(last.offset, position_metadata(last.index, marks_at))},
                     self.position_group)
+            self._marks[(batch.topic, batch.partition)] = (marks_at, kept)
         except ProducerFenced as exc:
             await self._drop_producer(batch.topic, batch.partition)  # its transaction was aborted
             raise RetriableError(
@@ -169,23 +191,26 @@ class KafkaSink(Sink):
         if self._admin is None:
             await self.start()
         await self._producer_for(topic, partition)  # fence a previous writer first: its open batch is aborted
-        offset, _, _ = await self._position(topic, partition)
-        return offset if offset >= 0 else None
+        position = await self._position(topic, partition)
+        return position.offset if position.offset >= 0 else None
 
-    async def _position(self, topic: str, partition: int) -> tuple[int, int, dict[str, int]]:
-        """(offset, index) of the last line committed for this sink-topic partition ((-1, -1) if none)
-        and the per-stream marks kept with it."""
+    async def _position(self, topic: str, partition: int) -> Position:
+        """The last line committed for this sink-topic partition ((-1, -1) if none) and the per-stream
+        marks committed with it (read from the marks topic unless this sink wrote or read them last)."""
         assert self._admin is not None
         tp = TopicPartition(topic, partition)
         found: dict[TopicPartition, Any] = await self._admin.list_consumer_group_offsets(
             self.position_group, partitions=[tp])
         committed = found.get(tp)
-        if committed is None or committed.offset < 0:
-            return (-1, -1, {})
-        if not committed.metadata:  # committed by something else: take the whole record as written
-            return (committed.offset, 1 << 62, {})
-        kept = orjson.loads(committed.metadata)
-        return (committed.offset, kept["index"], kept.get("streams", {}))
+        position = parse_position(-1 if committed is None else committed.offset,
+                                  None if committed is None else committed.metadata)
+        if position.marks_at is not None:
+            known = self._marks.get((topic, partition))
+            if known is None or known[0] != position.marks_at:
+                known = (position.marks_at, await self._marks_reader.read(position.marks_at))
+                self._marks[(topic, partition)] = known
+            position.marks = dict(known[1])
+        return position
 
     def _records(self, batch: SinkBatch, lines: list[SinkLine]) -> Iterator[Record]:
         """(key, value, headers) per line, or per trace (its lines as NDJSON, split to fit a message)."""
@@ -221,11 +246,11 @@ def _retrieve_fatal_error(producer: AIOKafkaProducer) -> None:
 
 
 def recent_marks(written: list[SinkLine], marks: dict[str, int], budget: int) -> dict[str, int]:
-    """The marks of the streams written most recently that fit `budget` bytes of offset metadata.
+    """The marks of the streams written most recently whose JSON object fits `budget` bytes
+    (`1 + sum(len(digest) + len(str(position)) + 4)`, exactly the size orjson writes).
 
-    Kafka caps an offset's metadata (`offset.metadata.max.bytes`, 4096 by default), so the marks of
-    streams not seen for longest are dropped first; a re-forwarded line comes within moments of the
-    crash that caused it, while its stream is still among the recent ones.
+    The marks of streams not seen for longest are dropped first; a re-forwarded line comes within
+    moments of the crash that caused it, while its stream is still among the recent ones.
     """
     recent: dict[str, int] = {}
     for line in reversed(written):
@@ -235,17 +260,13 @@ def recent_marks(written: list[SinkLine], marks: dict[str, int], budget: int) ->
     for digest, position in reversed(marks.items()):  # then the older ones, newest first
         recent.setdefault(digest, position)
     kept: dict[str, int] = {}
-    size = len(position_metadata(written[-1].index, {}))
+    size = 1
     for digest, position in recent.items():
         size += len(digest) + len(str(position)) + 4  # "digest":position,
         if size > budget:
             break
         kept[digest] = position
     return kept
-
-
-def position_metadata(index: int, marks: dict[str, int]) -> str:
-    return orjson.dumps({"index": index, "streams": marks}).decode()
 
 
 async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterator[Record]) -> None:

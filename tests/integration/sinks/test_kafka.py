@@ -110,6 +110,58 @@ async def test_a_line_forwarded_again_under_a_new_offset_is_skipped_by_its_strea
     assert sorted(d["p"] for _, d in await written(shared_broker, "out-marks")) == list(range(16))
 
 
+async def test_marks_of_thousands_of_streams_survive_a_restart(shared_broker: EmbeddedBroker) -> None:
+    """2,000 streams write to one sink-topic partition (the offset metadata alone held ~120); after a
+    restart every one of them is re-forwarded under new offsets, and none is written twice."""
+    def one_per_stream(first_offset: int, position: int) -> list[SinkLine]:
+        return [SinkLine(f"{s:016x}-{position:x}", "t", 0, "info", "svc", orjson.dumps({"s": s, "p": position}),
+                         first_offset + s, 0) for s in range(2000)]
+
+    first = make_sink(shared_broker, "out-many-streams")
+    await first.start()
+    try:
+        await first.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(0, 5)))
+    finally:
+        await first.stop()
+    restarted = make_sink(shared_broker, "out-many-streams")
+    await restarted.start()
+    try:
+        await restarted.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(10_000, 5)))  # re-forwarded
+        await restarted.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(20_000, 6)))  # new lines
+    finally:
+        await restarted.stop()
+    found = Counter((d["s"], d["p"]) for _, d in await written(shared_broker, "out-many-streams"))
+    duplicated = sorted(k for k, n in found.items() if n > 1)
+    assert not duplicated, f"{len(duplicated)} lines written twice, e.g. {duplicated[:3]}"
+    assert set(found) == {(s, p) for s in range(2000) for p in (5, 6)}
+
+
+async def test_marks_committed_inline_by_an_earlier_version_are_honoured(shared_broker: EmbeddedBroker) -> None:
+    """A position committed with the marks in the offset metadata (before the marks topic) still
+    skips a re-forwarded line after an upgrade."""
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    sink = make_sink(shared_broker, "out-upgrade")
+    producer = AIOKafkaProducer(bootstrap_servers=shared_broker.bootstrap, transactional_id="earlier-version")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_offsets_to_transaction(
+                {TopicPartition("sink.kafka", 0): OffsetAndMetadata(9, '{"index":0,"streams":{"00000000000000aa":9}}')},
+                sink.position_group)
+    finally:
+        await producer.stop()
+    await sink.start()
+    try:
+        reforwarded = [SinkLine(f"00000000000000aa-{p:x}", "t", 0, "info", "svc", orjson.dumps({"p": p}), 100 + p, 0)
+                       for p in range(5, 16)]
+        await sink.write_batch(SinkBatch("sink.kafka", 0, reforwarded))
+    finally:
+        await sink.stop()
+    assert sorted(d["p"] for _, d in await written(shared_broker, "out-upgrade")) == list(range(10, 16))
+
+
 async def test_whole_traces_as_one_record_each(shared_broker: EmbeddedBroker) -> None:
     sink = make_sink(shared_broker, "out-traces", record="trace")
     await sink.start()
