@@ -3,13 +3,13 @@
 Each batch is one Kafka transaction of an idempotent, transactional producer: the records (keyed
 by trace id, so a trace stays in one partition and in order) and, in the same transaction, the
 sink's position for the sink-topic partition, committed as a consumer-group offset of the sink's
-own group `<app_id>.sink.kafka` (offset = the last record written, metadata = the index of its last
-line and the offset of its marks record). Either both become visible to `read_committed` consumers or neither does. Before each
-batch the position is read afresh and lines at or below it are skipped, so a batch re-delivered
-after a crash (the drain acks only after the commit, so re-delivery is the normal crash path), a
-retry or a replay writes nothing twice. The position lives in a group of its own rather than the
-drain's (faust's) group because faust commits that group by itself, and a late commit of an older
-offset would move a shared position back.
+own group `<app_id>.sink.kafka` (offset = the last record written, metadata = the index of its
+last line and the offset of its marks record). Either both become visible to `read_committed`
+consumers or neither does. Before each batch the position is read afresh and lines at or below it
+are skipped, so a batch re-delivered after a crash (the drain acks only after the commit, so
+re-delivery is the normal crash path), a retry or a replay writes nothing twice. The position lives
+in a group of its own rather than the drain's (faust's) group because faust commits that group by
+itself, and a late commit of an older offset would move a shared position back.
 
 Per-stream marks (sinks/stream_marks.py) go into the same transaction as one record of a compacted
 marks topic (sinks/kafka_marks.py), named by the committed offset's metadata: a line the group
