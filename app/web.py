@@ -72,7 +72,7 @@ def unready_sinks(settings: Settings, runners: dict[str, DrainRunner], lag: dict
 def register(app: faust.App, settings: Settings, runners: dict[str, DrainRunner] | None = None) -> None:
     """Attach the views and the stats sampler to the App."""
     history = RateHistory()
-    guard = WebGuard(settings.worker)
+    guard = WebGuard(settings.worker, settings.auth.token_hashes)
     quiet_bad_requests()
     sinks = runners or {}
     lag: dict[str, int] = {}

@@ -1,7 +1,7 @@
 """Who may read what on the worker's web port, and which trace ids a lookup may name.
 
 Routes that return log content (`/traces/...`, `/api/...`) need a bearer token once
-worker.api_tokens holds digests: 401 without one, 403 with a wrong one. `/healthz` and `/readyz`
+auth.token_hashes holds digests: 401 without one, 403 with a wrong one. `/healthz` and `/readyz`
 stay open for probes; `/metrics` needs a token only with worker.metrics_require_token.
 
 Trace ids are printable text of bounded length: anything else is refused before it reaches the
@@ -42,8 +42,8 @@ def quiet_bad_requests() -> None:
 
 
 class WebGuard:
-    def __init__(self, worker: WorkerSettings) -> None:
-        self._digests = list(worker.api_tokens)
+    def __init__(self, worker: WorkerSettings, digests: list[str]) -> None:
+        self._digests = list(digests)  # auth.token_hashes
         self._metrics_need_token = worker.metrics_require_token
 
     def refuse(self, view: View, request: Request) -> Response | None:

@@ -113,7 +113,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_token(args: argparse.Namespace) -> int:
-    """Print the worker.api_tokens entry for a token read from stdin (never from the command line)."""
+    """Print the auth.token_hashes entry for a token read from stdin (never from the command line)."""
     from core.api_tokens import hash_token
 
     token = sys.stdin.readline().strip()
@@ -322,14 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip the empty-consumer-group check the s3 sink needs (every worker is stopped)")
     replay.set_defaults(func=cmd_replay)
 
-    hash_token = sub.add_parser("hash-token", help="print the worker.api_tokens digest of a token read from stdin")
+    hash_token = sub.add_parser("hash-token", help="print the auth.token_hashes digest of a token read from stdin")
     hash_token.set_defaults(func=cmd_hash_token)
 
     api = sub.add_parser("api", help="serve the query API (stored lines, traces, live tail) and its web page")
     api.add_argument("--host", help="address to bind (default: api.host, 127.0.0.1)")
     api.add_argument("--port", type=int, help="port (default: api.port, 8081)")
     api.add_argument("--hash-token", action="store_true",
-                     help="print the sha256 digest of a token read from stdin, for api.token_hashes, and exit")
+                     help="print the sha256 digest of a token read from stdin, for auth.token_hashes, and exit "
+                          "(the same as `logweave hash-token`)")
     api.set_defaults(func=cmd_api)
 
     query = sub.add_parser("query", help="search stored lines through the query API")

@@ -9,6 +9,7 @@ call `load_settings()`.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.api_tokens import DEPRECATED_TOKEN_SETTINGS, AuthSettings, merged_digests, sha256_digests
 from core.config_checks import Origins, error_message, explain, first_problem
 from core.durations import ByteSize, Duration, Interval, PositiveSize
 from core.errors import ConfigError
@@ -39,6 +41,8 @@ from core.redact import mask_text
 from core.rule_settings import MultilineSettings, ParserDef, ParserSource, Transforms
 from core.settings_group import Group as Group  # re-exported: the base of every settings group
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model, sink_names
+
+log = logging.getLogger(__name__)
 
 SEED_ALIASES: dict[str, tuple[str, ...]] = {
     "KAFKA_BROKERS": ("kafka", "brokers"),
@@ -397,9 +401,12 @@ class KafkaSinkSettings(Group):
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
     max_message_bytes: ByteSize = 1_000_000
     linger: Duration = Field(0.005, le=1.0)
-    transactional_id: str | None = None  # default: the worker's instance name + `.sink.kafka`
+    # prefix of the per-partition transactional ids (`<prefix>.<sink topic>.<partition>`); default
+    # `<worker.app_id>.sink.kafka`, the same on every worker so a partition's next owner fences the last
+    transactional_id: str | None = None
     transaction_timeout: Duration = Field(60.0, ge=1.0, le=900.0)
-    marks_bytes: ByteSize = Field(3500, ge=64)  # per-stream marks kept in the offset metadata (Kafka: 4 KiB max)
+    # per-stream marks, one record of `<topic>.marks` per batch (about 30 bytes a stream): below max_message_bytes
+    marks_bytes: ByteSize = Field(900_000, ge=64)
     max_batch_lines: int = Field(50_000, ge=1)  # one transaction per batch
     max_batch_bytes: ByteSize = 32 * 1024 * 1024
     flush_age: Duration = 1.0
@@ -407,6 +414,13 @@ class KafkaSinkSettings(Group):
     @property
     def bootstrap_servers(self) -> list[str]:
         return comma_list(self.brokers)
+
+    @model_validator(mode="after")
+    def _marks_fit_a_message(self) -> KafkaSinkSettings:
+        if self.marks_bytes > self.max_message_bytes - 1024:
+            raise ValueError(f"sinks.kafka.marks_bytes ({self.marks_bytes}) must stay 1 KiB below "
+                             f"sinks.kafka.max_message_bytes ({self.max_message_bytes}): the marks are one record")
+        return self
 
 
 class PostgresSinkSettings(Group):
@@ -520,8 +534,7 @@ class WorkerSettings(Group):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"  # manifests bind 0.0.0.0 behind a NetworkPolicy
     web_port: int = Field(6066, ge=1, le=65535)
-    # sha256 hex digests of the bearer tokens that may read log content (/traces/..., /api/...); empty:
-    # those routes are open (fine on loopback). Generate: `logweave hash-token` (docs/security.md).
+    # Deprecated: use auth.token_hashes (merged into it, with a warning at load).
     api_tokens: list[str] = []
     metrics_require_token: bool = False
     web_cert_file: Path | None = None  # serve the web port over TLS with this certificate and web_key_file
@@ -543,11 +556,7 @@ class WorkerSettings(Group):
     @field_validator("api_tokens")
     @classmethod
     def _token_hashes(cls, hashes: list[str]) -> list[str]:
-        for index, value in enumerate(hashes):
-            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
-                raise ValueError(f"entry {index} is not a sha256 hex digest (64 hex characters); store the "
-                                 "hash of a token, never the token (`logweave hash-token`)")
-        return [h.lower() for h in hashes]
+        return sha256_digests(hashes)
 
     @model_validator(mode="after")
     def _web_tls_pair(self) -> WorkerSettings:
@@ -566,8 +575,7 @@ class ApiSettings(Group):
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=1, le=65535)
     backend: Literal["postgres", "elasticsearch"] = "postgres"  # reads sinks.<backend>'s store
-    # sha256 hex digests of the accepted bearer tokens (`logweave api --hash-token` prints one);
-    # empty: the API is open, and says so when it starts.
+    # Deprecated: use auth.token_hashes (merged into it, with a warning at load).
     token_hashes: list[str] = []
     default_window: Duration = Field(3600.0, gt=0)  # /query without `from`: the last hour before `to`
     max_window: Duration = Field(31 * 86400.0, gt=0)  # widest from..to a query may ask for
@@ -582,11 +590,7 @@ class ApiSettings(Group):
     @field_validator("token_hashes")
     @classmethod
     def _hex_digests(cls, hashes: list[str]) -> list[str]:
-        for digest in hashes:
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-                raise ValueError(f"{digest[:8]}...: allowed: sha256 hex digests of 64 characters "
-                                 "(store the hash, never the token)")
-        return [d.lower() for d in hashes]
+        return sha256_digests(hashes)
 
     def client_token(self) -> str | None:
         if self.token_file is not None:
@@ -610,6 +614,13 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     intake: IntakeSettings = IntakeSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @model_validator(mode="after")
+    def _one_token_list(self) -> Settings:
+        """auth.token_hashes is the one list of reader tokens; the deprecated names are merged into it."""
+        self.auth.token_hashes = merged_digests(self.auth.token_hashes, self.worker.api_tokens, self.api.token_hashes)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -705,4 +716,13 @@ def load_settings(
     problem = first_problem(settings, origins)
     if problem is not None:
         raise ConfigError(problem)
+    _warn_deprecated_token_settings(settings, origins)
     return settings
+
+
+def _warn_deprecated_token_settings(settings: Settings, origins: Origins) -> None:
+    for group, name in DEPRECATED_TOKEN_SETTINGS:
+        if getattr(getattr(settings, group), name):
+            log.warning("%s.%s (%s) is deprecated: use auth.token_hashes (LOGWEAVE_AUTH__TOKEN_HASHES); its "
+                        "digests are read into auth.token_hashes, which guards every route that returns log "
+                        "content, on the worker and on the query API", group, name, origins.of((group, name)))

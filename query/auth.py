@@ -1,4 +1,5 @@
-"""Bearer tokens for the query API: only their sha256 digests are configured (`api.token_hashes`).
+"""Bearer tokens for the query API: only their sha256 digests are configured (`auth.token_hashes`, the
+same list that guards the worker's content routes).
 
 A request's token is hashed and compared with every configured digest in constant time, so neither
 the configuration nor the timing reveals a token. Health routes and the (data-free) web page stay
@@ -18,7 +19,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-token_hash = hash_token  # the digest to put in api.token_hashes for a token (the worker's scheme)
+token_hash = hash_token  # the digest to put in auth.token_hashes for a token
 
 
 def token_accepted(token: str, digests: list[str]) -> bool:

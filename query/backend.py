@@ -7,6 +7,8 @@ lazy registry, like sinks, so the API imports only the client it uses.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -29,7 +31,13 @@ class QueryTimeout(Exception):
 def iso_time(time_ns: int) -> str:
     """RFC 3339 with microseconds (what every backend keeps), always UTC."""
     seconds, ns = divmod(time_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
+    return _iso_second(seconds) + f".{ns // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """The lines of a page or a trace mostly share their seconds: format each second once."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(slots=True)
@@ -107,6 +115,12 @@ class Backend(ABC):
     async def closed_summary(self, trace_id: str) -> dict[str, Any] | None:
         """The latest closed summary of a trace, if this store keeps them."""
         return None
+
+    async def trace(self, trace_id: str, limit: int) -> tuple[list[StoredLine], dict[str, Any] | None]:
+        """`trace_lines` and `closed_summary` together (`GET /query/{trace_id}`); a store that can
+        answer both in one request overrides this."""
+        lines, summary = await asyncio.gather(self.trace_lines(trace_id, limit), self.closed_summary(trace_id))
+        return lines, summary
 
     async def traces(self, query: TraceQuery) -> list[dict[str, Any]] | None:
         """Closed trace summaries; None when this store does not keep them."""

@@ -23,6 +23,20 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLUMNS = "time, line_id, trace_id, service, level, message, namespace, pod, container, node, attributes, tags"
 TRACE_COLUMNS = ("trace_id, first_time, last_time, duration_ms, line_count, errors, level, services, pods, cause, "
                  "closed_at")
+# A trace lookup in one statement (one round trip, one pooled connection, one server process):
+# its lines (part 0, in time order) and then its latest closed summary (part 1), whose columns
+# are NULL on the line rows and share the names trace_id and level with them.
+TRACE_SQL = f"""
+(SELECT 0 AS part, {COLUMNS}, NULL::timestamptz AS first_time, NULL::timestamptz AS last_time,
+        NULL::double precision AS duration_ms, NULL::integer AS line_count, NULL::integer AS errors,
+        NULL::text[] AS services, NULL::text[] AS pods, NULL::text AS cause, NULL::timestamptz AS closed_at
+ FROM logs WHERE trace_id = $1 ORDER BY time, line_id LIMIT $2)
+UNION ALL
+(SELECT 1, NULL, NULL, trace_id, NULL, level, NULL, NULL, NULL, NULL, NULL, NULL, NULL, first_time, last_time,
+        duration_ms, line_count, errors, services, pods, cause, closed_at
+ FROM traces WHERE trace_id = $1 ORDER BY closed_at DESC LIMIT 1)
+ORDER BY part, time, line_id
+"""
 
 
 def to_datetime(time_ns: int) -> datetime:
@@ -87,6 +101,13 @@ def search_sql(query: LogQuery) -> tuple[str, list[Any]]:
     return sql, where.args
 
 
+async def _keep_session(conn: Any) -> None:
+    """Return a connection to the pool as it is: this backend only runs single read-only SELECTs (no
+    SET, LISTEN, cursor or advisory lock outlives a query), so asyncpg's default reset, one more round
+    trip to the server on every release (`RESET ALL; UNLISTEN *; ...`), has nothing to undo. It was
+    the largest single cost of a trace lookup after the query itself (py-spy, docs/query.md)."""
+
+
 class PostgresBackend(Backend):
     name = "postgres"
 
@@ -102,7 +123,7 @@ class PostgresBackend(Backend):
         timeout_ms = str(int(self.settings.api.statement_timeout * 1000))
         try:
             self._pool = await asyncpg.create_pool(dsn, password=password, min_size=1, max_size=pg.pool_size,
-                                                   timeout=pg.connect_timeout,
+                                                   timeout=pg.connect_timeout, reset=_keep_session,
                                                    server_settings={"statement_timeout": timeout_ms,
                                                                     "default_transaction_read_only": "on"})
         except (TimeoutError, OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
@@ -140,6 +161,12 @@ class PostgresBackend(Backend):
         rows = await self._fetch(f"SELECT {COLUMNS} FROM logs WHERE trace_id = $1 ORDER BY time, line_id LIMIT $2",
                                  trace_id, limit)
         return [stored_line(row) for row in rows]
+
+    async def trace(self, trace_id: str, limit: int) -> tuple[list[StoredLine], dict[str, Any] | None]:
+        rows = await self._fetch(TRACE_SQL, trace_id, limit)
+        if rows and rows[-1]["part"] == 1:
+            return [stored_line(row) for row in rows[:-1]], trace_summary(rows[-1])
+        return [stored_line(row) for row in rows], None
 
     async def closed_summary(self, trace_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(f"SELECT {TRACE_COLUMNS} FROM traces WHERE trace_id = $1 "

@@ -77,8 +77,7 @@ async def query_lines(request: web.Request) -> web.Response:
 async def query_trace(request: web.Request) -> web.Response:
     trace_id = request.match_info["trace_id"]
     backend = _backend(request)
-    lines, summary = await asyncio.gather(backend.trace_lines(trace_id, request.app[SETTINGS].api.max_trace_lines),
-                                          backend.closed_summary(trace_id))
+    lines, summary = await backend.trace(trace_id, request.app[SETTINGS].api.max_trace_lines)
     if not lines and summary is None:
         return _json({"error": "no stored line has this trace id", "trace_id": trace_id}, 404)
     return _json({"trace_id": trace_id, "lines": [line.as_json() for line in lines],
@@ -160,7 +159,7 @@ async def _connect(app: web.Application) -> None:
 
 
 def build_app(settings: Settings, backend: Backend | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_and_metrics, auth_middleware(settings.api.token_hashes)])
+    app = web.Application(middlewares=[errors_and_metrics, auth_middleware(settings.auth.token_hashes)])
     app[SETTINGS] = settings
     app[BACKEND] = backend or create_backend(settings)
     app[STARTED] = asyncio.Event()
@@ -189,8 +188,8 @@ def build_app(settings: Settings, backend: Backend | None = None) -> web.Applica
 
 
 def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    if not settings.api.token_hashes:
-        log.warning("query api: no api.token_hashes configured: every route is open to anyone who can reach "
+    if not settings.auth.token_hashes:
+        log.warning("query api: no auth.token_hashes configured: every route is open to anyone who can reach "
                     "%s:%d", host or settings.api.host, port or settings.api.port)
     web.run_app(build_app(settings), host=host or settings.api.host, port=port or settings.api.port,
                 print=lambda text: log.info("query api: %s", text), access_log=None)

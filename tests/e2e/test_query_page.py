@@ -6,31 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
-
-from commands.local_postgres import LocalPostgres
 from tests.e2e.test_stats_page import ARTIFACTS, render
-from tests.support.postgres import fresh_database
-from tests.support.query_stack import Api, Stores, expected, serve, start_stores, stop_stores
+from tests.support.query_stack import Api, api, expected, stores
 
+__all__ = ["api", "stores"]  # shared fixtures (also used by the API tests)
 WINDOW = "from=2025-06-10T08:00:00Z&to=2025-06-12T00:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    made = start_stores(tmp_path_factory.mktemp("page-stores"), fresh_database(postgres_server, "page"))
-    try:
-        yield made
-    finally:
-        stop_stores(made)
-
-
-@pytest.fixture
-async def api(stores: Stores) -> AsyncIterator[Api]:
-    async for served in serve(stores.settings("postgres")):
-        yield served
 
 
 async def dom(url: str) -> str:

@@ -5,26 +5,33 @@ ElasticsearchSink (noida-db's Elasticsearch API, which also serves Kafka for the
 when asked, ElasticsearchSink in OpenSearch mode (osmem-server), so a query must give the same
 answer whichever backend the API reads. `expected()` computes the answer
 from the data set itself.
+
+The `stores` and `api` fixtures are shared by the API tests and the web page tests: a module
+imports them (`from tests.support.query_stack import api, stores`) and gets its own stores, in a
+database named after it; `WITH_OPENSEARCH = True` in a module adds osmem.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import ClientSession, web
 
 from commands.broker import EmbeddedBroker, free_port
+from commands.local_postgres import LocalPostgres
 from core.models import ParsedChunk
 from core.settings import Settings, load_settings
 from query.server import build_app
 from sinks.base import Sink, SinkBatch
 from sinks.elasticsearch import ElasticsearchSink
 from sinks.postgres import PostgresSink
+from tests.support.postgres import fresh_database
 from tests.support.servers import Server, osmem_server
 
 BASE_NS = 1_749_542_400_000_000_000  # 2025-06-10T08:00:00Z
@@ -86,8 +93,9 @@ class Stores:
     postgres_dsn: str
     opensearch: Server | None = None
 
-    def settings(self, backend: str, **api: Any) -> Settings:
-        """Settings of the API over `backend`: postgres, elasticsearch (noida-db) or opensearch (osmem)."""
+    def settings(self, backend: str, token_hashes: list[str] | None = None, **api: Any) -> Settings:
+        """Settings of the API over `backend`: postgres, elasticsearch (noida-db) or opensearch (osmem),
+        with `token_hashes` as auth.token_hashes."""
         search = {"url": self.es_url, "index_prefix": "lwq"}
         if backend == "opensearch":
             assert self.opensearch is not None
@@ -95,7 +103,8 @@ class Stores:
         return load_settings(environ={}, kafka={"brokers": self.broker.bootstrap},
                              sinks={"enabled": ["postgres", "elasticsearch"],
                                     "postgres": {"dsn": self.postgres_dsn, "retention": 0}, "elasticsearch": search},
-                             api={"backend": "postgres" if backend == "postgres" else "elasticsearch", **api})
+                             api={"backend": "postgres" if backend == "postgres" else "elasticsearch", **api},
+                             auth={"token_hashes": token_hashes or []})
 
 
 async def load(stores: Stores) -> None:
@@ -171,3 +180,23 @@ async def serve(settings: Settings) -> AsyncIterator[Api]:
     finally:
         await session.close()
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stores(request: pytest.FixtureRequest, postgres_server: LocalPostgres,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    """The data set in every store, once per test module that imports this fixture."""
+    name = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    made = start_stores(tmp_path_factory.mktemp(f"{name}-stores"), fresh_database(postgres_server, name),
+                        opensearch=getattr(request.module, "WITH_OPENSEARCH", False))
+    try:
+        yield made
+    finally:
+        stop_stores(made)
+
+
+@pytest.fixture
+async def api(stores: Stores) -> AsyncIterator[Api]:
+    """The API over the PostgreSQL store, open (no tokens)."""
+    async for served in serve(stores.settings("postgres")):
+        yield served

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -19,43 +18,42 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from commands.local_postgres import LocalPostgres
 from core.models import ParsedChunk
+from core.settings import load_settings
 from kafka_io.topic_admin import ensure_topics
 from query.auth import token_hash
 from sinks.postgres import PostgresSink
 from tests.support.polling import wait_for
 from tests.support.postgres import fresh_database
-from tests.support.query_stack import BASE_NS, SOURCE_SHOP, Api, Stores, serve, start_stores, stop_stores
+from tests.support.query_stack import BASE_NS, SOURCE_SHOP, Api, Stores, api, serve, stores
 
+__all__ = ["api", "stores"]  # shared fixtures (also used by the web page tests)
 WINDOW = {"from": "2025-06-10T08:00:00Z", "to": "2025-06-12T00:00:00Z"}
-
-
-@pytest.fixture(scope="module")
-def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    made = start_stores(tmp_path_factory.mktemp("api-stores"), fresh_database(postgres_server, "api"))
-    try:
-        yield made
-    finally:
-        stop_stores(made)
-
-
-@pytest.fixture
-async def api(stores: Stores) -> AsyncIterator[Api]:
-    async for served in serve(stores.settings("postgres")):
-        yield served
 
 
 async def test_tokens_are_checked_by_hash_except_on_health(stores: Stores) -> None:
     settings = stores.settings("postgres", token_hashes=[token_hash("right-token"), token_hash("other")])
-    async for api in serve(settings):
-        assert (await api.get("/query", **WINDOW))[0] == 401
-        api.token = "wrong-token"
-        status, body = await api.get("/query", **WINDOW)
+    async for served in serve(settings):
+        assert (await served.get("/query", **WINDOW))[0] == 401
+        served.token = "wrong-token"
+        status, body = await served.get("/query", **WINDOW)
         assert status == 403 and "not accepted" in body["error"]
-        assert (await api.get("/healthz"))[0] == 200
-        api.token = "right-token"
-        status, body = await api.get("/query", **WINDOW, limit=3)
+        assert (await served.get("/healthz"))[0] == 200
+        served.token = "right-token"
+        status, body = await served.get("/query", **WINDOW, limit=3)
         assert status == 200 and body["count"] == 3
-        assert (await api.get("/metrics"))[0] == 200
+        assert (await served.get("/metrics"))[0] == 200
+
+
+async def test_the_earlier_api_token_setting_still_guards_the_api(stores: Stores) -> None:
+    """api.token_hashes is deprecated, not dropped: its digests are read into auth.token_hashes."""
+    base = stores.settings("postgres")
+    settings = load_settings(environ={}, kafka={"brokers": base.kafka.brokers},
+                             sinks={"postgres": {"dsn": base.sinks.postgres.dsn, "retention": 0}},
+                             api={"backend": "postgres", "token_hashes": [token_hash("old-style")]})
+    async for served in serve(settings):
+        assert (await served.get("/query", **WINDOW))[0] == 401
+        served.token = "old-style"
+        assert (await served.get("/query", **WINDOW, limit=1))[0] == 200
 
 
 async def test_openapi_document_is_valid_and_the_validator_catches_a_broken_one(api: Api) -> None:
@@ -84,10 +82,11 @@ async def test_closed_trace_summaries_filter_by_service_error_and_duration(api: 
             summary("tr-1", ["cart", "pay"], errors=1, duration_ms=2500),
             summary("tr-2", ["auth"], errors=0, duration_ms=30),
             summary("tr-3", ["cart"], errors=0, duration_ms=900),
+            summary("tr-99", ["auth"], errors=0, duration_ms=5),  # a summary whose lines are not stored
         ])
     finally:
         await sink.stop()
-    names = await trace_ids(api, **WINDOW)
+    names = await trace_ids(api, **{**WINDOW, "to": "2025-06-10T09:00:00Z"})
     assert names == ["tr-3", "tr-2", "tr-1"]  # newest first
     assert await trace_ids(api, service="cart", **WINDOW) == ["tr-3", "tr-1"]
     assert await trace_ids(api, has_error="true", **WINDOW) == ["tr-1"]
@@ -96,6 +95,9 @@ async def test_closed_trace_summaries_filter_by_service_error_and_duration(api: 
     assert (status, body["parameter"]) == (400, "has_error")
     status, body = await api.get("/query/tr-1")
     assert body["closed"] and body["summary"]["services"] == ["cart", "pay"] and body["summary"]["cause"] == "gap"
+    assert [line["attributes"]["n"] for line in body["lines"]] == list(range(6, 12))  # lines alone, in time order
+    status, body = await api.get("/query/tr-99")
+    assert (status, body["lines"], body["closed"], body["summary"]["trace_id"]) == (200, [], True, "tr-99")
 
 
 def summary(trace: str, services: list[str], errors: int, duration_ms: float) -> dict[str, Any]:
@@ -127,12 +129,12 @@ async def test_a_scan_past_the_statement_timeout_answers_504(postgres_server: Lo
                            "g * interval '1 s', 'l' || g, 'word ' || g FROM generate_series(1, 50000) g")
     finally:
         await conn.close()
-    async for api in serve(slow.settings("postgres", statement_timeout="1ms")):
-        status, body = await api.get("/query", q="word", order="asc", **WINDOW)
+    async for served in serve(slow.settings("postgres", statement_timeout="1ms")):
+        status, body = await served.get("/query", q="word", order="asc", **WINDOW)
         assert status == 504, body
         assert "statement_timeout" in body["error"]
-    async for api in serve(slow.settings("postgres")):
-        status, body = await api.get("/query", q="word", order="asc", limit=2, **WINDOW)
+    async for served in serve(slow.settings("postgres")):
+        status, body = await served.get("/query", q="word", order="asc", limit=2, **WINDOW)
         assert status == 200 and body["count"] == 2
 
 

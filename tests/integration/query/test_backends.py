@@ -4,27 +4,18 @@ from the data set the real sinks wrote into every store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from commands.local_postgres import LocalPostgres
-from tests.support.postgres import fresh_database
-from tests.support.query_stack import BASE_NS, Api, Stores, expected, serve, start_stores, stop_stores
+from tests.support.query_stack import BASE_NS, Api, Stores, expected, serve, stores
+
+__all__ = ["stores"]  # the shared fixture, here with OpenSearch too
+WITH_OPENSEARCH = True
 
 START = "2025-06-10T08:00:00Z"
 END = "2025-06-12T00:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def stores(postgres_server: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    made = start_stores(tmp_path_factory.mktemp("query-stores"), fresh_database(postgres_server, "query"),
-                        opensearch=True)
-    try:
-        yield made
-    finally:
-        stop_stores(made)
 
 
 @pytest.fixture(params=["postgres", "elasticsearch", "opensearch"])

@@ -1,21 +1,24 @@
 """KafkaSink against a real Kafka-protocol broker (noida-db: idempotent producer, transactions,
 read_committed): keys and headers, retries and replays add nothing, an abandoned transaction stays
 invisible, and a worker killed with SIGKILL mid-drain leaves every line exactly once for a
-read_committed consumer."""
+read_committed consumer, also when a partition moves to another worker in the middle of a batch."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from commands.broker import EmbeddedBroker
-from core.settings import KafkaSettings, KafkaSinkSettings
+from core.errors import RetriableError
+from core.settings import KafkaSettings, KafkaSinkSettings, load_settings
 from sinks.base import SinkBatch, SinkLine
 from sinks.kafka import LINE_ID_HEADER, KafkaSink
 from tests.support.kafka import read_topic, start_broker
@@ -107,6 +110,58 @@ async def test_a_line_forwarded_again_under_a_new_offset_is_skipped_by_its_strea
     assert sorted(d["p"] for _, d in await written(shared_broker, "out-marks")) == list(range(16))
 
 
+async def test_marks_of_thousands_of_streams_survive_a_restart(shared_broker: EmbeddedBroker) -> None:
+    """2,000 streams write to one sink-topic partition (the offset metadata alone held ~120); after a
+    restart every one of them is re-forwarded under new offsets, and none is written twice."""
+    def one_per_stream(first_offset: int, position: int) -> list[SinkLine]:
+        return [SinkLine(f"{s:016x}-{position:x}", "t", 0, "info", "svc", orjson.dumps({"s": s, "p": position}),
+                         first_offset + s, 0) for s in range(2000)]
+
+    first = make_sink(shared_broker, "out-many-streams")
+    await first.start()
+    try:
+        await first.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(0, 5)))
+    finally:
+        await first.stop()
+    restarted = make_sink(shared_broker, "out-many-streams")
+    await restarted.start()
+    try:
+        await restarted.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(10_000, 5)))  # re-forwarded
+        await restarted.write_batch(SinkBatch("sink.kafka", 0, one_per_stream(20_000, 6)))  # new lines
+    finally:
+        await restarted.stop()
+    found = Counter((d["s"], d["p"]) for _, d in await written(shared_broker, "out-many-streams"))
+    duplicated = sorted(k for k, n in found.items() if n > 1)
+    assert not duplicated, f"{len(duplicated)} lines written twice, e.g. {duplicated[:3]}"
+    assert set(found) == {(s, p) for s in range(2000) for p in (5, 6)}
+
+
+async def test_marks_committed_inline_by_an_earlier_version_are_honoured(shared_broker: EmbeddedBroker) -> None:
+    """A position committed with the marks in the offset metadata (before the marks topic) still
+    skips a re-forwarded line after an upgrade."""
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    sink = make_sink(shared_broker, "out-upgrade")
+    producer = AIOKafkaProducer(bootstrap_servers=shared_broker.bootstrap, transactional_id="earlier-version")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_offsets_to_transaction(
+                {TopicPartition("sink.kafka", 0): OffsetAndMetadata(9, '{"index":0,"streams":{"00000000000000aa":9}}')},
+                sink.position_group)
+    finally:
+        await producer.stop()
+    await sink.start()
+    try:
+        reforwarded = [SinkLine(f"00000000000000aa-{p:x}", "t", 0, "info", "svc", orjson.dumps({"p": p}), 100 + p, 0)
+                       for p in range(5, 16)]
+        await sink.write_batch(SinkBatch("sink.kafka", 0, reforwarded))
+    finally:
+        await sink.stop()
+    assert sorted(d["p"] for _, d in await written(shared_broker, "out-upgrade")) == list(range(10, 16))
+
+
 async def test_whole_traces_as_one_record_each(shared_broker: EmbeddedBroker) -> None:
     sink = make_sink(shared_broker, "out-traces", record="trace")
     await sink.start()
@@ -125,10 +180,10 @@ async def test_an_abandoned_transaction_stays_invisible_and_the_batch_is_written
     """A worker dies inside a transaction: its records were sent but never committed."""
     crashed = make_sink(shared_broker, "out-crash")
     await crashed.start()
-    assert crashed._producer is not None
-    await crashed._producer.begin_transaction()
+    producer = await crashed._producer_for("sink.kafka", 0)
+    await producer.begin_transaction()
     for line in lines(0, 9):
-        await crashed._producer.send_and_wait("out-crash", line.document, key=line.trace_id.encode())
+        await producer.send_and_wait("out-crash", line.document, key=line.trace_id.encode())
     restarted = make_sink(shared_broker, "out-crash")  # same transactional id: fences and aborts the old one
     await restarted.start()
     try:
@@ -137,6 +192,60 @@ async def test_an_abandoned_transaction_stays_invisible_and_the_batch_is_written
         await restarted.stop()
     found = await written(shared_broker, "out-crash")
     assert Counter((d["o"], d["i"]) for _, d in found) == Counter((o, i) for o in range(10) for i in range(3))
+
+
+def worker_sink(broker: EmbeddedBroker, topic: str, instance: str) -> KafkaSink:
+    """The Kafka sink as the worker process `instance` builds it from its settings."""
+    settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap, "group_instance_id": instance},
+                             sinks={"enabled": ["kafka"], "kafka": {"topic": topic, "topic_partitions": 2}})
+    return KafkaSink.from_settings(settings)
+
+
+async def test_a_partition_moved_mid_batch_fences_its_old_owner_and_each_line_is_committed_once(
+        shared_broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker A is slowed inside a batch's transaction (its records sent, the commit not yet made);
+    the sink-topic partition moves to worker B at a rebalance, and B is handed the same batch again
+    (A never acked it) and the next one. A then resumes: its commit must fail (fenced), and its
+    drain's retry of the batch it still holds must write nothing. The two workers' sinks run in this
+    process, built from two workers' settings (different instance names); the pause is a hook on
+    the send (the only stand-in here), the broker, producers and read_committed consumer are real."""
+    import sinks.kafka as kafka_module
+
+    topic = "out-moved"
+    worker_a, worker_b = worker_sink(shared_broker, topic, "worker-a"), worker_sink(shared_broker, topic, "worker-b")
+    await worker_a.start()
+    await worker_b.start()
+    inside, resume = asyncio.Event(), asyncio.Event()
+    real_send = kafka_module.send_batched
+    slowed: list[object] = []
+
+    async def send_then_maybe_pause(producer: Any, to: str, records: Iterator[Any]) -> None:
+        await real_send(producer, to, records)
+        if producer in slowed:
+            inside.set()
+            await resume.wait()
+
+    monkeypatch.setattr(kafka_module, "send_batched", send_then_maybe_pause)
+    try:
+        await worker_a.write_batch(SinkBatch("sink.kafka", 0, lines(0, 9)))  # written and acked by A
+        slowed.extend(worker_a._producers.values())
+        in_flight = asyncio.create_task(worker_a.write_batch(SinkBatch("sink.kafka", 0, lines(10, 19))))
+        await wait_for(inside.is_set, timeout=30, what="worker A inside its second batch's transaction")
+        await worker_b.write_batch(SinkBatch("sink.kafka", 0, lines(10, 19)))  # the new owner, same batch
+        await worker_b.write_batch(SinkBatch("sink.kafka", 0, lines(20, 29)))
+        resume.set()
+        with pytest.raises(RetriableError, match="fenced"):
+            await in_flight
+        await worker_a.write_batch(SinkBatch("sink.kafka", 0, lines(10, 19)))  # A's drain retries its batch
+        assert await worker_b.resume_offset("sink.kafka", 0) == 29
+    finally:
+        resume.set()
+        await worker_a.stop()
+        await worker_b.stop()
+    found = Counter((d["o"], d["i"]) for _, d in await written(shared_broker, topic))
+    duplicated = sorted(k for k, n in found.items() if n > 1)
+    assert not duplicated, f"{len(duplicated)} lines committed twice, e.g. {duplicated[:5]}"
+    assert set(found) == {(o, i) for o in range(30) for i in range(3)}
 
 
 async def test_worker_killed_mid_drain_every_line_once_for_read_committed(

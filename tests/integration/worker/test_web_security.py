@@ -74,7 +74,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredWorker]
     env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(tmp / "worker-data"),
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp / "out"), "LOGWEAVE_SINKS__BATCH_PERIOD": "0.2s",
            "LOGWEAVE_TRACES__GAP": "1h", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
-           "LOGWEAVE_WORKER__API_TOKENS": hash_token(TOKEN), "LOGWEAVE_WORKER__METRICS_REQUIRE_TOKEN": "true",
+           "LOGWEAVE_AUTH__TOKEN_HASHES": hash_token(TOKEN), "LOGWEAVE_WORKER__METRICS_REQUIRE_TOKEN": "true",
            "LOGWEAVE_WORKER__WEB_CERT_FILE": str(files.server_cert),
            "LOGWEAVE_WORKER__WEB_KEY_FILE": str(files.server_key)}
     settings = load_settings(environ=env)

@@ -42,7 +42,7 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
         ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
         if ref.get("optional"):
             return ""
-        if "value" not in entry and entry["name"].endswith("__API_TOKENS"):
+        if "value" not in entry and entry["name"] == "LOGWEAVE_AUTH__TOKEN_HASHES":
             return DIGEST_PLACEHOLDER
         return str(entry.get("value", SECRET_PLACEHOLDER))
     return {e["name"]: value(e) for e in container.get("env", [])}
@@ -345,10 +345,10 @@ def test_query_api_loads_the_shared_config_needs_tokens_and_probes_what_it_serve
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = container_env(container)
     assert env.pop("LOGWEAVE_CONFIG") == "/etc/logweave/logweave.yaml"
-    env["LOGWEAVE_API__TOKEN_HASHES"] = "0" * 64  # the Secret's value, as the example holds it
+    assert env["LOGWEAVE_AUTH__TOKEN_HASHES"] == DIGEST_PLACEHOLDER  # the Secret's value
     settings = settings_from_env(env, config)
     assert settings.api.backend == "postgres" and "postgres" in settings.sinks.enabled
-    hashes = next(e for e in container["env"] if e["name"] == "LOGWEAVE_API__TOKEN_HASHES")
+    hashes = next(e for e in container["env"] if e["name"] == "LOGWEAVE_AUTH__TOKEN_HASHES")
     assert not hashes["valueFrom"]["secretKeyRef"].get("optional", False)  # no token, no API
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
     assert f"--port {port}" in " ".join(container["command"]) and "--host 0.0.0.0" in " ".join(container["command"])
