@@ -30,7 +30,26 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 def cmd_broker(args: argparse.Namespace) -> int:
     from commands.broker import run_foreground
 
-    return run_foreground(Path(args.data_dir), args.port)
+    return run_foreground(Path(args.data_dir), args.port, linger=args.linger)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`make run`: the development pipeline, started in order, with a summary and progress lines."""
+    import os
+
+    from commands.dev_run import run
+    from commands.dev_stack import Ports, apply_environment
+
+    ports = Ports(broker=args.broker_port, worker=args.worker_port, api=args.api_port, postgres=args.postgres_port)
+    try:
+        apply_environment(Path(args.env_file) if args.env_file else None, ports)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--env-file: {exc}") from None
+    if args.config:  # every part reads the same file, from the working directory below
+        args.config = os.environ["LOGWEAVE_CONFIG"] = str(Path(args.config).resolve())
+    workdir = Path(args.workdir).resolve()
+    os.chdir(workdir)  # the parts' relative paths (var/...) are under the working directory
+    return run(_settings(args), ports, workdir, args.verbose, args.progress_every)
 
 
 def cmd_collect_files(args: argparse.Namespace) -> int:
@@ -274,7 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (development only)")
     broker.add_argument("--port", type=int, default=9092)
     broker.add_argument("--data-dir", default="var/broker")
+    broker.add_argument("--linger", type=float, default=4.0,
+                        help="seconds to wait after Ctrl-C/SIGTERM before stopping (clients leave first)")
     broker.set_defaults(func=cmd_broker)
+
+    run = sub.add_parser("run", help="run the development pipeline (what `make run` does): broker, worker, "
+                         "collector, intake, query API, demo logs")
+    run.add_argument("--env-file", help="KEY=VALUE settings for every part (variables already set win)")
+    run.add_argument("--workdir", default=".", help="directory whose var/ holds data, output and logs")
+    run.add_argument("--broker-port", type=int, default=9092)
+    run.add_argument("--worker-port", type=int, default=6066, help="the worker's stats page and API")
+    run.add_argument("--api-port", type=int, default=8081, help="the query API")
+    run.add_argument("--postgres-port", type=int, default=5433)
+    run.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every line of every part (faust's banners included), not only warnings and errors")
+    run.set_defaults(func=cmd_run)
 
     collect = sub.add_parser("collect", help="run a collector").add_subparsers(dest="kind", required=True)
     files = collect.add_parser("files", help="tail log files (Kubernetes pod logs or any file)")
