@@ -4,11 +4,12 @@ The whole development pipeline starts (embedded broker, PostgreSQL, worker, quer
 collector, intake, demo logs) on free ports under a temporary working directory. The terminal must
 show one start-up summary, then progress lines with lines moving, no ERROR and no traceback; a
 Ctrl-C must stop everything in order and `make` must exit 0 (not 130) within a bound, without
-killing anything.
+killing anything. The demo's topics carry deploy/dev.env's retention bounds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from commands.broker import free_port
+from core.settings import load_settings
+from kafka_io.topic_admin import topic_configs
 from tests.support.polling import wait_for_sync
 from tests.support.processes import base_env
 
@@ -103,6 +106,10 @@ def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None
         wait_for_sync(lines_moving, timeout=120, what="a progress line with lines in and out",
                       last_seen=lambda: terminal.output[-1500:])
         assert terminal.output.count(READY) == 1
+        kafka = load_settings(kafka={"brokers": f"127.0.0.1:{ports['broker']}"}).kafka
+        raw = asyncio.run(topic_configs(kafka, ["logs.raw"]))["logs.raw"]
+        assert (raw["retention.ms"], raw["retention.bytes"]) == (str(2 * 3600_000), str(16 * 1024 * 1024)), \
+            "deploy/dev.env's bounds are not on the demo's topics"
         terminal.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT to its foreground process group
         wait_for_sync(lambda: terminal.process.poll() is not None, timeout=150,
                       what="make run to exit after Ctrl-C", last_seen=lambda: terminal.output[-1500:])
