@@ -10,6 +10,7 @@ from agents.line_parser import LineParser
 from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
+from core.heartbeat_figures import note_dead_letter
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
 from core.models import DeadLetter, RawChunk, encode_dead_letters
 
@@ -57,4 +58,5 @@ async def parse_event(event: Any, parser: LineParser, parsed_topic: Any, dead_to
     if dead:
         for item in dead:
             DEAD_LETTERS.labels("parse", item.reason).inc()
+            note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
         await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())

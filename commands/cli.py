@@ -77,6 +77,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.topics import POSITIONS
+    from kafka_io.heartbeat import ensure_heartbeat_topic
     from kafka_io.rules_topic import ensure_rules_topic
     from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 
@@ -86,6 +87,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         await prepare_worker_topics(settings, timeout=args.timeout)
         await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
         await ensure_rules_topic(settings, timeout=args.timeout)  # live rules (docs/rules.md)
+        await ensure_heartbeat_topic(settings, timeout=args.timeout)  # every component's figures
 
     asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
@@ -217,6 +219,15 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
             summary = f"{result.republished} dead-lettered lines re-published to logs.raw (skipped: {skipped})"
     print(f"{summary} in {time.monotonic() - began:.1f} s")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from commands.status import show_status
+
+    if args.json and not args.once:
+        raise ConfigError("--json goes with --once (one JSON document for a script)")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the screen is the output
+    return asyncio.run(show_status(_settings(args), args.once, args.json, args.refresh))
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -383,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check: validate only; publish: once; watch: on SIGHUP and on every change of FILE")
     rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched) and `routing` (rules)")
     rules.set_defaults(func=cmd_rules)
+
+    status = sub.add_parser("status", help="the whole pipeline live from the components' heartbeats "
+                            "(stages, components, sinks, dead letters)")
+    status.add_argument("--once", action="store_true", help="print once and exit")
+    status.add_argument("--json", action="store_true", help="with --once: the view as one JSON document")
+    status.add_argument("--refresh", type=float, default=2.0, help="seconds between screens (default 2)")
+    status.set_defaults(func=cmd_status)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

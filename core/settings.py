@@ -583,6 +583,13 @@ class ApiSettings(Group):
         return self.token.get_secret_value() if self.token else None
 
 
+class HeartbeatSettings(Group):
+    """`heartbeats`: every component's figures on the compacted stats.heartbeats topic (docs/operations.md)."""
+
+    enabled: bool = True
+    interval: Interval = Field(5.0, le=300.0)  # seconds between beats; silent for 3 intervals shows as missing
+
+
 class Settings(BaseSettings):
     """The effective configuration of every Logweave process."""
 
@@ -591,6 +598,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     collector: CollectorSettings = CollectorSettings()
     pods: PodCollectorSettings = PodCollectorSettings()
+    heartbeats: HeartbeatSettings = HeartbeatSettings()
     parse: ParseSettings = ParseSettings()
     multiline: MultilineSettings = MultilineSettings()
     traces: TraceSettings = TraceSettings()

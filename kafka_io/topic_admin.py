@@ -104,6 +104,27 @@ async def topic_configs(kafka: KafkaSettings, names: list[str], timeout: float |
     return out
 
 
+async def ensure_single_partition_compacted(settings: Settings, name: str, what: str,
+                                           timeout: float | None = None,
+                                           configs: dict[str, str] | None = None) -> str:
+    """Create a compacted one-partition topic if missing (latest value per key: rules, heartbeats); return its name.
+    Waits up to `timeout` (default `kafka.connect_timeout`) for a broker."""
+    kafka = settings.kafka
+    admin = await connect(
+        kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
+        f"checking {what}", timeout)
+    try:
+        if name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
+                await admin.create_topics([NewTopic(name=name, num_partitions=1,
+                                                    replication_factor=kafka.replication_factor,
+                                                    topic_configs={"cleanup.policy": "compact",
+                                                                   **(configs or {})})])
+    finally:
+        await admin.close()
+    return name
+
+
 def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic a worker reads or writes, by full name, with the configs it is created with."""
     logical = topics.pipeline_topics(settings.sinks.enabled)

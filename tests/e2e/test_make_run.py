@@ -18,14 +18,16 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from commands.broker import free_port
 from core.settings import load_settings
 from kafka_io.topic_admin import topic_configs
 from tests.support.polling import wait_for_sync
-from tests.support.processes import base_env
+from tests.support.processes import VENV_BIN, base_env
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "the pipeline is ready after"
@@ -70,6 +72,17 @@ class Terminal:
         os.close(self.master)
 
 
+def whole_pipeline_beating(broker_port: int) -> dict[str, Any] | None:
+    """`logweave status --once --json` once every component of make run beats, else None."""
+    answer = subprocess.run([str(VENV_BIN / "logweave"), "status", "--once", "--json"], capture_output=True,
+                            env=base_env({"LOGWEAVE_KAFKA__BROKERS": f"127.0.0.1:{broker_port}"}), timeout=60)
+    if answer.returncode != 0:
+        return None
+    summary: dict[str, Any] = orjson.loads(answer.stdout)
+    kinds = sorted(c["kind"] for c in summary["components"] if c["state"] == "running")
+    return summary if kinds == ["drain", "drain", "file-collector", "intake", "worker"] else None
+
+
 @pytest.fixture
 def workdir() -> Iterator[Path]:
     """A working directory the postgres user can traverse (pytest's workdir is private to root)."""
@@ -110,6 +123,11 @@ def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None
         raw = asyncio.run(topic_configs(kafka, ["logs.raw"]))["logs.raw"]
         assert (raw["retention.ms"], raw["retention.bytes"]) == (str(2 * 3600_000), str(16 * 1024 * 1024)), \
             "deploy/dev.env's bounds are not on the demo's topics"
+        status = wait_for_sync(lambda: whole_pipeline_beating(ports["broker"]), timeout=60,
+                               what="heartbeats from every component of make run")
+        worker = next(c for c in status["components"] if c["kind"] == "worker")
+        assert worker["lines_in_per_s"] > 0 and worker["figures"]["open_traces"] >= 0
+        assert {s["name"]: s["state"] for s in status["sinks"]} == {"file": "ready", "postgres": "ready"}
         terminal.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT to its foreground process group
         wait_for_sync(lambda: terminal.process.poll() is not None, timeout=150,
                       what="make run to exit after Ctrl-C", last_seen=lambda: terminal.output[-1500:])
