@@ -9,6 +9,7 @@ kafka_io/heartbeat.py moves them over Kafka, core/heartbeat_figures.py computes 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -131,3 +132,18 @@ class PipelineView:
             "dead_letters": dead,
             "refused_records": self.refused,
         }
+
+
+class PipelineHistory:
+    """Lines/s in and out and lag per stage over the last `points` samples of a view, for a chart."""
+
+    def __init__(self, points: int = 180) -> None:
+        self.points: deque[dict[str, Any]] = deque(maxlen=points)
+
+    def sample(self, summary: dict[str, Any]) -> None:
+        self.points.append({"t": summary["at"], "stages": {
+            stage["kind"]: {"in": stage["lines_in_per_s"], "out": stage["lines_out_per_s"], "lag": stage["lag"]}
+            for stage in summary["stages"]}})
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return list(self.points)
