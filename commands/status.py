@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -42,7 +43,12 @@ async def show_status(settings: Settings, once: bool, as_json: bool, refresh: fl
             view = await follower.catch_up()
             width = max(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns) if live else WIDTH
             screen = "\n".join([*render(view.summary(time.time()), width), "", "Ctrl-C to quit"])
-            print((CLEAR if live else "") + screen, flush=True)
+            try:
+                print((CLEAR if live else "") + screen, flush=True)
+            except BrokenPipeError:  # piped into `head` or a pager that quit
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), refresh)
         return 0
