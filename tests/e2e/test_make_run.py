@@ -4,7 +4,9 @@ The whole development pipeline starts (embedded broker, PostgreSQL, worker, quer
 collector, intake, demo logs) on free ports under a temporary working directory. The terminal must
 show one start-up summary, then progress lines with lines moving, no ERROR and no traceback; a
 Ctrl-C must stop everything in order and `make` must exit 0 (not 130) within a bound, without
-killing anything. The demo's topics carry deploy/dev.env's retention bounds.
+killing anything. The demo's topics carry deploy/dev.env's retention bounds, every component's
+heartbeat reaches `logweave status`, and the worker's stats page shows the whole pipeline in a real
+headless Chromium (screenshots at 1400 and 800 px in test-artifacts/).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytest
 from commands.broker import free_port
 from core.settings import load_settings
 from kafka_io.topic_admin import topic_configs
+from tests.e2e.test_stats_page import ARTIFACTS, render
 from tests.support.polling import wait_for_sync
 from tests.support.processes import VENV_BIN, base_env
 
@@ -70,6 +73,30 @@ class Terminal:
             self.process.kill()
         self.process.wait()
         os.close(self.master)
+
+
+def check_pipeline_page(url: str) -> None:
+    """The worker's stats page in headless Chromium shows every component of make run in pipeline
+    order, with a clock axis, lag in seconds and a dead letter's example; at 800 px it is no wider
+    than the window. Screenshots at 1400 and 800 px go to test-artifacts/."""
+    dom = render(url, "--dump-dom", "--window-size=1400,1600").stdout
+    assert re.findall(r'data-stage-row="([^"$]+)"', dom) == ["file-collector", "intake", "worker", "drain"], dom
+    components = re.findall(r'data-component="([^"$]+)"', dom)
+    assert len(components) == 5 and {c.rsplit("/", 1)[-1] for c in components[3:]} == {"file", "postgres"}
+    assert re.findall(r'data-state="[^"$]+">([a-z]+)<', dom) == ["running"] * 5
+    assert re.search(r'data-example="not_json">this line is not JSON<', dom), "no dead-letter example"
+    ticks = re.findall(r'data-tick="x">(\d\d:\d\d:\d\d)<', dom)
+    assert len(ticks) == 5 and ticks == sorted(ticks), f"no time axis: {ticks}"
+    assert re.search(r'data-lag-seconds="file">(\d+ (s|min)|-)<', dom)
+    narrow = render(url, "--dump-dom", "--window-size=800,1600").stdout
+    layout = re.search(r'data-layout="(\d+)/(\d+)"', narrow)
+    assert layout is not None and int(layout[1]) <= int(layout[2]), f"wider than 800 px: {layout and layout[0]}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1400, 800):
+        shot = ARTIFACTS / f"pipeline-page-{width}.png"
+        shot.unlink(missing_ok=True)
+        render(url, f"--screenshot={shot}", f"--window-size={width},1700")
+        assert shot.exists() and shot.stat().st_size > 20_000
 
 
 def whole_pipeline_beating(broker_port: int) -> dict[str, Any] | None:
@@ -131,6 +158,7 @@ def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None
                                what="heartbeats from every component of make run")
         worker = next(c for c in status["components"] if c["kind"] == "worker")
         assert "open_traces" in worker["figures"] and worker["version"] and worker["host"]
+        check_pipeline_page(f"http://127.0.0.1:{ports['worker']}/")
         terminal.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT to its foreground process group
         wait_for_sync(lambda: terminal.process.poll() is not None, timeout=150,
                       what="make run to exit after Ctrl-C", last_seen=lambda: terminal.output[-1500:])
