@@ -152,7 +152,7 @@ def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None
         assert terminal.output.count(READY) == 1
         kafka = load_settings(kafka={"brokers": f"127.0.0.1:{ports['broker']}"}).kafka
         raw = asyncio.run(topic_configs(kafka, ["logs.raw"]))["logs.raw"]
-        assert (raw["retention.ms"], raw["retention.bytes"]) == (str(2 * 3600_000), str(16 * 1024 * 1024)), \
+        assert (raw["retention.ms"], raw["retention.bytes"]) == (str(2 * 3600_000), str(8 * 1024 * 1024)), \
             "deploy/dev.env's bounds are not on the demo's topics"
         status = wait_for_sync(lambda: whole_pipeline_beating(ports["broker"]), timeout=60,
                                what="heartbeats from every component of make run")
