@@ -12,7 +12,7 @@ from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.heartbeat_figures import note_dead_letter
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
-from core.models import DeadLetter, RawChunk, encode_dead_letters
+from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
 
 
 def register(ctx: StageContext) -> None:
@@ -44,19 +44,20 @@ async def parse_event(event: Any, parser: LineParser, parsed_topic: Any, dead_to
                       compress: Any, partitions: int) -> None:
     CHUNKS.labels("parse").inc()
     try:
-        chunk = RawChunk.decode(event.value)
+        chunks = decode_raw_chunks(event.value)
     except ChunkFormatError as exc:
         await dead_topic.send(value=encode_dead_letters(
             [DeadLetter("bad_chunk", str(exc), "parse", event.value[:4096].decode("utf-8", "replace"))]))
         DEAD_LETTERS.labels("parse", "bad_chunk").inc()
         return
-    LINES.labels("parse_in").inc(len(chunk.lines))
-    outputs, dead = parser.parse_chunk(chunk, partitions)
-    for partition, out in outputs.items():
-        await parsed_topic.send(value=compress(out.encode()), partition=partition)
-        LINES.labels("parse_out").inc(len(out.lines))
-    if dead:
-        for item in dead:
-            DEAD_LETTERS.labels("parse", item.reason).inc()
-            note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
-        await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())
+    for chunk in chunks:
+        LINES.labels("parse_in").inc(len(chunk.lines))
+        outputs, dead = parser.parse_chunk(chunk, partitions)
+        for partition, out in outputs.items():
+            await parsed_topic.send(value=compress(out.encode()), partition=partition)
+            LINES.labels("parse_out").inc(len(out.lines))
+        if dead:
+            for item in dead:
+                DEAD_LETTERS.labels("parse", item.reason).inc()
+                note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
+            await dead_topic.send(value=compress(encode_dead_letters(dead)), key=chunk.stream_id.encode())

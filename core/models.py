@@ -20,7 +20,8 @@ from core.codec import decompress
 from core.errors import ChunkFormatError
 
 SCHEMA_VERSION: Final = 1
-SUPPORTED_VERSIONS: Final = frozenset({1})
+RAW_BATCH_VERSION: Final = 2  # `logs.raw` records carrying many streams (RawBatch); every other kind is at 1
+SUPPORTED_VERSIONS: Final = frozenset({1, RAW_BATCH_VERSION})
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -98,16 +99,66 @@ class RawChunk:
 
     @classmethod
     def decode(cls, data: bytes) -> RawChunk:
-        doc = _load(data, "raw")
-        try:
-            chunk = cls(doc["src"], doc["sid"], doc["ct"], doc["lines"])
-        except KeyError as exc:
-            raise ChunkFormatError(f"raw chunk lacks field {exc}") from None
-        if type(chunk.source) is not dict or type(chunk.stream_id) is not str or type(chunk.lines) is not list \
-                or type(chunk.collected_ns) is not int or not _INT64_MIN <= chunk.collected_ns <= _INT64_MAX:
-            raise ChunkFormatError("raw chunk fields of the wrong type: src must be an object, sid a string, "
-                                   "ct a 64-bit integer and lines a list")
-        return chunk
+        """A version 1 record (one stream); `decode_raw_chunks` reads every version."""
+        chunks = decode_raw_chunks(data)
+        if len(chunks) != 1:
+            raise ChunkFormatError(f"raw record holds {len(chunks)} streams; read it with decode_raw_chunks")
+        return chunks[0]
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Lines of many source streams bound for one partition, sent as one `logs.raw` record (version 2).
+
+    Each segment is one stream's lines, in position order; a stream appears in at most one segment.
+    Per-record cost is what caps the pipeline, so collectors batch by time and volume across all
+    their streams instead of sending each stream's few new lines on their own.
+    """
+
+    collected_ns: int
+    segments: list[RawChunk] = field(default_factory=list)
+
+    @property
+    def line_count(self) -> int:
+        return sum(len(seg.lines) for seg in self.segments)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {"v": RAW_BATCH_VERSION, "t": "raw", "ct": self.collected_ns,
+             "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in self.segments]}
+        )
+
+
+def decode_raw_chunks(data: bytes) -> list[RawChunk]:
+    """The per-stream chunks of a `logs.raw` record of any supported version (one for version 1).
+
+    ChunkFormatError for anything that is not a well-formed raw chunk."""
+    doc = _load(data, "raw")
+    if doc["v"] == SCHEMA_VERSION:
+        return [_raw_chunk(doc, doc)]
+    segments, collected = doc.get("segs"), doc.get("ct")
+    if type(segments) is not list:
+        raise ChunkFormatError("raw chunk (version 2) lacks its list of segments `segs`")
+    chunks = []
+    for segment in segments:
+        if type(segment) is not dict:
+            raise ChunkFormatError("raw chunk (version 2) has a segment that is not an object")
+        chunks.append(_raw_chunk(segment, doc))
+    if type(collected) is not int:
+        raise ChunkFormatError("raw chunk (version 2) lacks a 64-bit integer `ct`")
+    return chunks
+
+
+def _raw_chunk(segment: dict[str, Any], doc: dict[str, Any]) -> RawChunk:
+    try:
+        chunk = RawChunk(segment["src"], segment["sid"], doc["ct"], segment["lines"])
+    except KeyError as exc:
+        raise ChunkFormatError(f"raw chunk lacks field {exc}") from None
+    if type(chunk.source) is not dict or type(chunk.stream_id) is not str or type(chunk.lines) is not list \
+            or type(chunk.collected_ns) is not int or not _INT64_MIN <= chunk.collected_ns <= _INT64_MAX:
+        raise ChunkFormatError("raw chunk fields of the wrong type: src must be an object, sid a string, "
+                               "ct a 64-bit integer and lines a list")
+    return chunk
 
 
 @dataclass(slots=True)
@@ -197,6 +248,9 @@ def _load(data: bytes, kind: str) -> dict[str, Any]:
         )
     if doc.get("t") != kind:
         raise ChunkFormatError(f"expected a {kind!r} chunk, got {doc.get('t')!r}")
+    if version != SCHEMA_VERSION and kind != "raw":
+        raise ChunkFormatError(f"a {kind!r} chunk of schema version {version} is not supported by this release "
+                               f"(supported: [{SCHEMA_VERSION}]); upgrade Logweave to replay it")
     return doc
 
 

@@ -116,7 +116,10 @@ class CollectorSettings(Group):
     max_line_bytes: PositiveSize = 1024 * 1024
     chunk_lines: int = Field(1000, ge=1)
     chunk_bytes: PositiveSize = 512 * 1024
-    flush_interval: Interval = 0.2
+    flush_interval: Interval = 0.2  # files are read at least this often (more often while they hold a backlog)
+    # new lines of all files bound for one logs.raw partition wait up to this long to share one record
+    # (docs/chunk-format.md): more lines per record for the worker, this much more latency; 0 sends every pass
+    linger: Duration = 0.2
     rescan_interval: Interval = 1.0
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_interval: Interval = 2.0
@@ -144,6 +147,7 @@ class PodCollectorSettings(Group):
     pending_bytes: PositiveSize = 16 * 1024 * 1024  # lines read but not yet handed to the publisher, all streams
     chunk_lines: int = Field(1000, ge=1)
     chunk_bytes: PositiveSize = 256 * 1024
+    # lines of all streams bound for one logs.raw partition wait up to this long to share one record
     flush_interval: Interval = 0.2
     max_line_bytes: PositiveSize = 1024 * 1024
     read_bufsize: PositiveSize = 64 * 1024  # aiohttp read buffer per connection (bounds memory per stream)

@@ -3,7 +3,9 @@
 Collectors hand over chunks and get a future that resolves once Kafka acknowledged it; they
 checkpoint only then. The in-flight byte budget is the backpressure: when Kafka is slow or down,
 `publish` blocks, so the collector stops reading instead of buffering without bound. Chunks of one
-source stream share a key, so they stay in order in one partition (stages dedupe on that order).
+source stream stay in order in one partition (stages dedupe on that order): a single-stream chunk is
+keyed by its stream id; a multi-stream `RawBatch` goes to an explicit partition, the one the producer's
+default partitioner maps each of its stream ids to (`partition_for`, kafka_io/partition_batcher.py).
 
 A broker can answer the idempotent producer with a sequence error: it has fewer of our records than
 it acknowledged (a broker that lost its last writes, as noida-db does when stopped while producing,
@@ -22,10 +24,11 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
 from core.codec import compressor
-from core.models import FLAG_TRUNCATED, RawChunk
+from core.models import FLAG_TRUNCATED, RawBatch, RawChunk
 from core.settings import KafkaSettings
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
@@ -33,6 +36,7 @@ from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 _ENVELOPE_ALLOWANCE = 1024  # bytes kept free for Kafka record framing
+_PARTITION_CACHE = 100_000  # stream ids whose partition is remembered
 # the broker holds fewer of this producer's records than it acknowledged: only a new producer id helps
 SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 
@@ -63,6 +67,8 @@ class ChunkPublisher:
         self.recoveries = 0  # producers replaced after a sequence error
         self.end_offsets: dict[int, int] = {}  # per partition, read after the last replacement
         self._settling: set[asyncio.Future[None]] = set()
+        self._partitions: list[int] = []  # of the topic, from the producer's metadata (partition_for)
+        self._partition_of: dict[str, int] = {}  # stream id -> partition (murmur2 is pure Python)
 
     def lost(self, ack: ChunkAck) -> bool:
         """Whether an acknowledged chunk is past what the broker held after the last replacement."""
@@ -74,6 +80,26 @@ class ChunkPublisher:
             await ensure_topics(self._kafka, self._create_topics)
         self._producer = await connect(self._kafka, self._start_producer, "starting the producer")
 
+    def partition_for(self, stream_id: str) -> int:
+        """The partition a record keyed by `stream_id` goes to: aiokafka's default partitioner (murmur2,
+        as Java's) over the topic's partitions in the producer's metadata, refreshed by the producer
+        every `metadata_max_age_ms` and after errors, so a grown topic is picked up as keyed sends would."""
+        producer = self._producer
+        known = producer.client.cluster.partitions_for_topic(self._topic) if producer is not None else None
+        if known and len(known) != len(self._partitions):
+            self._partitions = sorted(known)
+            self._partition_of.clear()
+        partitions = self._partitions  # while the producer is replaced: the partitions known before
+        if not partitions:
+            return 0  # no metadata yet: the first partition exists anyway
+        partition = self._partition_of.get(stream_id)
+        if partition is None:
+            if len(self._partition_of) >= _PARTITION_CACHE:
+                self._partition_of.clear()
+            partition = self._partition_of[stream_id] = int(
+                partitions[(murmur2(stream_id.encode()) & 0x7FFFFFFF) % len(partitions)])
+        return partition
+
     async def _start_producer(self) -> AIOKafkaProducer:
         compression = None if self._kafka.compression == "none" else self._kafka.compression
         producer = AIOKafkaProducer(
@@ -84,7 +110,9 @@ class ChunkPublisher:
             max_batch_size=max(16384, self._kafka.max_message_bytes),
             request_timeout_ms=30_000,
         )
-        return await started(producer, self._kafka)
+        producer = await started(producer, self._kafka)
+        await producer.partitions_for(self._topic)  # the topic's metadata, for `partition_for`
+        return producer
 
     async def _replace_producer(self) -> None:
         """Swap in a producer with a new id, noting first how far each partition of the topic reaches.
@@ -139,25 +167,40 @@ class ChunkPublisher:
     def in_flight_bytes(self) -> int:
         return self._in_flight
 
-    def encode(self, chunk: RawChunk) -> list[bytes]:
-        """Encode `chunk` as one or more payloads, each under the broker's message size limit."""
+    def encode(self, chunk: RawChunk | RawBatch) -> list[bytes]:
+        """Encode `chunk` as one or more payloads, each under the broker's message size limit: a batch
+        is split between its streams first, then a stream's lines; a single line too big is cut."""
         limit = self._kafka.max_message_bytes - _ENVELOPE_ALLOWANCE
         payload = self._compress(chunk.encode())
         if len(payload) <= limit:
             return [payload]
+        if isinstance(chunk, RawBatch):
+            segments = chunk.segments
+            if len(segments) > 1:
+                half = len(segments) // 2
+                return (self.encode(RawBatch(chunk.collected_ns, segments[:half]))
+                        + self.encode(RawBatch(chunk.collected_ns, segments[half:])))
+            return [part for piece in self.encode_lines(segments[0], limit, len(payload))
+                    for part in self.encode(RawBatch(chunk.collected_ns, [piece]))]
+        return [part for piece in self.encode_lines(chunk, limit, len(payload)) for part in self.encode(piece)]
+
+    @staticmethod
+    def encode_lines(chunk: RawChunk, limit: int, size: int) -> list[RawChunk]:
+        """An oversize single-stream chunk as two halves, or its one line cut to fit."""
         if len(chunk.lines) > 1:
             half = len(chunk.lines) // 2
-            first = RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[:half])
-            second = RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[half:])
-            return self.encode(first) + self.encode(second)
+            return [RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[:half]),
+                    RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[half:])]
         line = list(chunk.lines[0])
-        overflow = len(payload) - limit
+        overflow = size - limit
         line[1] = line[1][: max(0, len(line[1]) - overflow - 64)]
         line[4] |= FLAG_TRUNCATED
-        return self.encode(RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, [line]))
+        return [RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, [line])]
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
-        """Queue `chunk`; wait while the in-flight budget is spent; return a future for the ack."""
+    async def publish(self, chunk: RawChunk | RawBatch, partition: int | None = None) -> asyncio.Future[ChunkAck]:
+        """Queue `chunk`; wait while the in-flight budget is spent; return a future for the ack.
+
+        A `RawChunk` is keyed by its stream id; a `RawBatch` goes to `partition` without a key."""
         payloads = self.encode(chunk)
         size = sum(len(p) for p in payloads)
         async with self._room:
@@ -173,12 +216,12 @@ class ChunkPublisher:
                 raise
         producer, generation = self._producer, self.recoveries
         assert producer is not None, "ChunkPublisher.start() was not called"
-        key = chunk.stream_id.encode()
+        key = chunk.stream_id.encode() if isinstance(chunk, RawChunk) else None
         loop = asyncio.get_running_loop()
         sends: list[asyncio.Future[RecordMetadata]] = []
         try:
             for payload in payloads:
-                sends.append(await producer.send(self._topic, value=payload, key=key))
+                sends.append(await producer.send(self._topic, value=payload, key=key, partition=partition))
         except KafkaError as exc:  # e.g. the producer was replaced while this waited for batch room
             refused: asyncio.Future[RecordMetadata] = loop.create_future()
             refused.set_exception(exc)

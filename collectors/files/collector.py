@@ -8,7 +8,9 @@ new generation read from 0, and its copy is read on under the original's stream 
 stream is in the checkpoint file before its first line is sent, so no line gets a second identity.
 Checkpoints advance only through the prefix of chunks Kafka acked, in send order, so a crash re-sends
 at most the in-flight window, with identical stream ids and positions. A send that failed after
-the producer's own retries rewinds the file to its checkpoint.
+the producer's own retries rewinds the file to its checkpoint. Chunks go through a PartitionBatcher
+(kafka_io/partition_batcher.py): the new lines of many files share one record per partition, and
+every file in a record gets its ack future, with the offset to resume that file at.
 When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
 after a sequence error), each file is rewound to before its first lost chunk, found among the
 recently acknowledged chunks remembered with the Kafka offsets they were stored at.
@@ -33,7 +35,8 @@ from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
 from core.rule_settings import MultilineSettings
 from core.settings import CollectorSettings
-from kafka_io.publisher import ChunkAck, ChunkPublisher
+from kafka_io.partition_batcher import ChunkSink
+from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
@@ -44,7 +47,7 @@ STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those
 class FileCollector:
     """Follows every discovered file and publishes its lines."""
 
-    def __init__(self, settings: CollectorSettings, publisher: ChunkPublisher, metrics: FileMetrics,
+    def __init__(self, settings: CollectorSettings, publisher: ChunkSink, metrics: FileMetrics,
                  multiline: MultilineSettings | None = None) -> None:
         self.settings = settings
         self.multiline_rules = multiline.rules if multiline is not None else []
@@ -258,6 +261,7 @@ class FileCollector:
         truncated generation, in the copy that will continue it."""
         self.metrics.send_errors.inc()
         log.warning("send failed for %s; re-reading from offset %d", tailed.path if tailed else sid, restart)
+        self.publisher.discard(sid)  # its later lines not sent yet: they are read again after the rewind
         if tailed is not None:
             tailed.rewind(restart)
         for other in self.files.values():
@@ -278,6 +282,7 @@ class FileCollector:
             log.warning("the broker lost %d acknowledged chunks of %s; re-reading from offset %d",
                         len(lost), tailed.path, restart)
             self.acks.pop(tailed.stream_id, None)
+            self.publisher.discard(tailed.stream_id)
             stored.clear()
             tailed.rewind(restart)
             self.checkpoints[tailed.stream_id] = {"offset": restart, "generation": tailed.generation,

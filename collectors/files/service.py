@@ -1,10 +1,13 @@
 """The file collector process: the loop tying discovery, reading, publishing and checkpoints.
 
 `run_file_collector` is what `logweave collect files` and `python -m collectors.files` call. It
-rescans on inotify events and every `rescan_interval` (warning every `no_match_warning_interval`
-while the globs match nothing), reads every file in bounded slices (a file
-read never blocks the loop for long), saves checkpoints every `checkpoint_interval`, and on stop
-flushes in-flight chunks and saves the checkpoint within `shutdown_timeout`.
+rescans on inotify events (after a short pause, so a burst of them costs one scan) and every
+`rescan_interval` (warning every `no_match_warning_interval` while the globs match nothing), reads
+every file in bounded slices (a file read never blocks the loop for long), saves checkpoints every
+`checkpoint_interval`, and on stop flushes in-flight chunks and saves the checkpoint within
+`shutdown_timeout`. Reading is paced: one pass over all files, then a pause (at most
+`flush_interval`, at most half the `linger`) unless a pass read a record's worth, so a node's many
+slowly written files share records (kafka_io/partition_batcher.py) instead of each write costing one.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from collectors.files.inotify import DirectoryWatcher
 from collectors.files.live_rules import CollectorRules
 from collectors.files.metrics import FileMetrics
 from core.heartbeat_figures import FILE_COLLECTOR
-from core.settings import Settings
+from core.settings import CollectorSettings, Settings
 from core.topics import RAW
 from kafka_io.heartbeat import component_id, start_heartbeat
+from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
+COALESCE_SECONDS = 0.02  # after an inotify wake, let the burst it belongs to finish before rescanning
 
 
 async def run_file_collector(settings: Settings, stop: asyncio.Event | None = None,
@@ -41,13 +47,15 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     cfg = settings.collector
+    install_idle_fetch_pause()  # the rules follower's consumer: no tight fetch loop on a broker answering at once
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
     start_heartbeat(settings, FILE_COLLECTOR, metrics.registry, component_id("file-collector", cfg.metrics_port), stop)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
-    collector = FileCollector(cfg, publisher, metrics, settings.multiline)
+    batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)
+    collector = FileCollector(cfg, batcher, metrics, settings.multiline)
     rules = CollectorRules(collector)
     follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
     watcher = DirectoryWatcher()
@@ -66,7 +74,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
                 await task
         watcher.close()
         try:
-            await asyncio.wait_for(publisher.stop(), cfg.shutdown_timeout)
+            await asyncio.wait_for(_drain(batcher, publisher), cfg.shutdown_timeout)
         except (TimeoutError, Exception) as exc:
             log.warning("in-flight chunks not all acknowledged at shutdown (%s); they will be re-sent", exc)
         with contextlib.suppress(Exception):
@@ -76,12 +84,24 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
                  int(metrics.value("logweave_file_collector_lines_published_total")))
 
 
+async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:
+    await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
+    await publisher.stop()
+
+
+def pass_interval(cfg: CollectorSettings) -> float:
+    """Pause between read passes that found no backlog: the linger gathers lines into records, so read
+    at least twice per linger, and never less often than `flush_interval`."""
+    return min(cfg.flush_interval, cfg.linger / 2)
+
+
 async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings: Settings,
                   stop: asyncio.Event, rules: CollectorRules | None = None) -> None:
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = 0.0
     warned_no_match = -float("inf")
     errors_seen = 0
+    pause = pass_interval(cfg)
     while not stop.is_set():
         now = time.monotonic()
         if watcher.changed.is_set() or now - last_scan >= cfg.rescan_interval:
@@ -107,11 +127,16 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             await collector.save_checkpoint()
             last_checkpoint = now
         metrics.checkpoint_age.set(time.monotonic() - last_checkpoint)
-        if not read:
+        if read >= cfg.chunk_bytes:  # a backlog: read on at once
+            continue
+        left = (cfg.flush_interval if not read else pause) - (time.monotonic() - now)
+        if left > 0 and not watcher.changed.is_set():
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(watcher.changed.wait())]
-            await asyncio.wait(waits, timeout=cfg.flush_interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waits:
                 waiter.cancel()
+        if watcher.changed.is_set() and not stop.is_set():
+            await asyncio.sleep(COALESCE_SECONDS)
 
 
 def main() -> None:

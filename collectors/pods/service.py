@@ -25,6 +25,8 @@ from core.heartbeat_figures import POD_COLLECTOR
 from core.settings import Settings
 from core.topics import POSITIONS, RAW
 from kafka_io.heartbeat import component_id, start_heartbeat
+from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     cfg = settings.pods
+    install_idle_fetch_pause()  # the position store's consumer: no tight fetch loop on a broker answering at once
     LabelSelector.parse(cfg.selector)  # a bad selector is a config error before anything starts
     metrics = metrics or PodMetrics()
     server = None
@@ -47,13 +50,15 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     start_heartbeat(settings, POD_COLLECTOR, metrics.registry, component_id("pod-collector", cfg.metrics_port), stop)
     client = await KubeClient.create(cfg)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
+    # every stream's chunks, gathered per logs.raw partition into multi-stream records (docs/chunk-format.md)
+    batcher = PartitionBatcher(publisher, cfg.flush_interval, cfg.chunk_lines, cfg.chunk_bytes)
     positions = PositionStore(settings.kafka, settings.topic(POSITIONS), cfg.position_interval)
     supervisor: StreamSupervisor | None = None
     watch_tasks: list[asyncio.Task[None]] = []
     try:
         await publisher.start()
         await positions.start()
-        supervisor = StreamSupervisor(client, publisher, cfg, metrics, positions, settings.multiline)
+        supervisor = StreamSupervisor(client, batcher, cfg, metrics, positions, settings.multiline)
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
         watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))
@@ -66,13 +71,18 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         if supervisor is not None:
             await supervisor.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(publisher.stop(), 20)
+            await asyncio.wait_for(_drain(batcher, publisher), 20)
         await positions.stop()  # after the publisher: the last acknowledgements are in
         await client.close()
         if server is not None:
             server.shutdown()
         log.info("pod collector stopped after publishing %d lines",
                  int(metrics.value("logweave_pod_collector_lines_published_total")))
+
+
+async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:
+    await batcher.stop()  # what is gathered goes to the publisher, which then flushes it
+    await publisher.stop()
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -34,6 +34,7 @@ from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampError, TimestampParser
 from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from core.settings import PodCollectorSettings
+from kafka_io.partition_batcher import ChunkSink
 from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,6 @@ class _InstanceMoved(Exception):
     def __init__(self, status: InstanceStatus) -> None:
         super().__init__(status.value)
         self.status = status
-
-
-class ChunkSink(Protocol):
-    recoveries: int  # producers replaced after the broker lost acknowledged records
-
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
-
-    def lost(self, ack: ChunkAck) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +234,11 @@ class LogStreamer:
             if position is None:
                 duplicates += 1
                 continue
-            entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
             size += len(content)
+            try:  # make_raw_line, inlined for the common case: this loop runs once per line
+                entries.append([position, content.decode(), "", ts, FLAG_TRUNCATED if truncated else 0])
+            except UnicodeDecodeError:
+                entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
         if self._joiner is not None:
             self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
@@ -319,6 +315,7 @@ class LogStreamer:
         self._rewound = True
         _, pending = self._batcher.take()
         self._budget.release(pending)
+        self._sink.discard(self.target.stream_id)  # lines gathered with other streams' but not sent yet
         if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
             self._joiner = MultilineJoiner(self._joiner.rule)
             self._read_lines.clear()

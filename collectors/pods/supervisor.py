@@ -26,9 +26,10 @@ from collectors.pods.podinfo import ContainerInstance, PodInfo, stream_id
 from collectors.pods.position_store import PositionStore
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
-from collectors.pods.streamer import ChunkSink, InstanceStatus, LogStreamer, StreamTarget
+from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
 from core.rule_settings import MultilineSettings
 from core.settings import PodCollectorSettings
+from kafka_io.partition_batcher import ChunkSink
 
 log = logging.getLogger(__name__)
 

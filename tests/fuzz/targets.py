@@ -28,7 +28,7 @@ from agents.line_parser import _EXACT_LEVELS, LineParser
 from collectors.files import formats
 from core.codec import compressor
 from core.errors import ChunkFormatError
-from core.models import ParsedChunk, RawChunk
+from core.models import ParsedChunk, RawBatch, RawChunk, decode_raw_chunks
 from core.settings import ParseSettings
 from tables.trace_state import fold_reference
 
@@ -236,13 +236,13 @@ def chunks(data: bytes, native: ModuleType | None = None) -> None:
             record = compressor(r.pick(["lz4", "zstd"]))(record)
         elif how == 5:
             record = compressor(r.pick(["lz4", "zstd"]))(record)[: r.int(0, 40)] + r.bytes(8)
-    for decode in (RawChunk.decode, ParsedChunk.decode):
-        try:
-            chunk = decode(record)
-        except ChunkFormatError:
-            continue
-        if isinstance(chunk, RawChunk):
+    try:
+        for chunk in decode_raw_chunks(record):
             LineParser(ParseSettings()).parse_chunk(chunk, 4)
+    except ChunkFormatError:
+        pass
+    with contextlib.suppress(ChunkFormatError):
+        ParsedChunk.decode(record)
 
 
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
@@ -258,3 +258,5 @@ def seeds() -> Iterator[bytes]:
     yield b'2026-12-02T10:00:00.5Z stdout F {"traceId":"t-1","time":"2026-12-02T10:00:00Z","level":"info"}'
     yield b'{"log":"{\\"traceId\\":\\"a\\"}\\n","stream":"stdout","time":"2026-12-02T10:00:00.000000001Z"}'
     yield RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t","time":1733133600}', "stdout", 0, 0]]).encode()
+    yield RawBatch(1, [RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t"}', "stdout", 0, 0]]),
+                       RawChunk({"kind": "pod-api"}, "p", 1, [[5, "{}", "", 0, 0]])]).encode()

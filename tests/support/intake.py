@@ -16,7 +16,7 @@ from typing import Any
 from collectors.intake.metrics import IntakeMetrics
 from collectors.intake.service import run_intake
 from commands.broker import EmbeddedBroker, free_port
-from core.models import RawChunk
+from core.models import RawChunk, decode_raw_chunks
 from core.settings import Settings, load_settings
 from tests.support.kafka import read_topic
 from tests.support.polling import wait_for
@@ -40,7 +40,7 @@ class RunningIntake:
 
     async def chunks(self) -> list[RawChunk]:
         records = await read_topic(self.broker.bootstrap, self.raw_topic, timeout=30)
-        return [RawChunk.decode(value) for _, _, _, value in records]
+        return [chunk for _, _, _, value in records for chunk in decode_raw_chunks(value)]
 
     async def lines(self) -> list[tuple[RawChunk, list[Any]]]:
         """(chunk, line entry) of every line on the raw topic, in topic order."""

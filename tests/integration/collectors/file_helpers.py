@@ -12,7 +12,7 @@ from typing import Any
 from collectors.files.metrics import FileMetrics
 from collectors.files.service import run_file_collector
 from commands.broker import EmbeddedBroker
-from core.models import RawChunk, raw_line_bytes
+from core.models import decode_raw_chunks, raw_line_bytes
 from core.settings import Settings, load_settings
 from core.topics import RAW
 from tests.support.kafka import read_topic
@@ -55,9 +55,9 @@ async def read_lines(settings: Settings, timeout: float = 30.0) -> list[Line]:
     records = await read_topic(settings.kafka.brokers, settings.topic(RAW), timeout=timeout)
     out: list[Line] = []
     for _partition, _offset, _key, value in records:
-        chunk = RawChunk.decode(value)
-        source = tuple(sorted(chunk.source.items()))
-        out.extend(Line(chunk.stream_id, e[0], raw_line_bytes(e), e[2], e[4], source) for e in chunk.lines)
+        for chunk in decode_raw_chunks(value):
+            source = tuple(sorted(chunk.source.items()))
+            out.extend(Line(chunk.stream_id, e[0], raw_line_bytes(e), e[2], e[4], source) for e in chunk.lines)
     return out
 
 

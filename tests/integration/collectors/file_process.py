@@ -25,5 +25,6 @@ def collector_process(settings: Settings, log_path: Path) -> ManagedProcess:
            "LOGWEAVE_COLLECTOR__CHECKPOINT_INTERVAL": str(cfg.checkpoint_interval),
            "LOGWEAVE_COLLECTOR__ROTATED_GRACE": str(cfg.rotated_grace),
            "LOGWEAVE_COLLECTOR__BUFFER_BYTES": str(cfg.buffer_bytes),
-           "LOGWEAVE_COLLECTOR__SHUTDOWN_TIMEOUT": str(cfg.shutdown_timeout)}
+           "LOGWEAVE_COLLECTOR__SHUTDOWN_TIMEOUT": str(cfg.shutdown_timeout),
+           "LOGWEAVE_COLLECTOR__LINGER": str(cfg.linger)}
     return ManagedProcess("collector", [sys.executable, "-m", "collectors.files"], base_env(env), log_path, ROOT)

@@ -45,6 +45,12 @@ async def test_kill_9_during_writing_and_rotation_then_restart(broker: EmbeddedB
     writer = RotatingWriter(path, total, rate=3_000, rotate_every=5_000)
     writer.start()
     try:
+        # A collector killed before it ever saved a checkpoint is a first start again, which skips files
+        # rotated before it began (by design); so the first kill waits for the first checkpoint, not only
+        # for the writer (a loaded machine may still be importing the collector at 2,500 lines).
+        checkpoint = settings.collector.checkpoint_dir / "checkpoints.json"
+        await wait_for(lambda: writer.written >= 2_500 and checkpoint.exists(), timeout=60,
+                       what="2,500 lines written and the collector's first checkpoint saved")
         for written in (2_500, 4_990):  # the second kill lands right before the rotation at 5,000 lines
             await wait_for(lambda n=written: writer.written >= n, timeout=60, what=f"{written} lines written")
             collector.kill()

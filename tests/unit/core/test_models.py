@@ -7,7 +7,16 @@ import pytest
 
 from core.codec import compressor
 from core.errors import ChunkFormatError
-from core.models import ParsedChunk, RawChunk, line_id, make_raw_line, raw_line_bytes, splice_metadata
+from core.models import (
+    ParsedChunk,
+    RawBatch,
+    RawChunk,
+    decode_raw_chunks,
+    line_id,
+    make_raw_line,
+    raw_line_bytes,
+    splice_metadata,
+)
 
 
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
@@ -16,6 +25,43 @@ def test_raw_chunk_round_trip_with_every_codec(codec: str) -> None:
     decoded = RawChunk.decode(compressor(codec)(chunk.encode()))
     assert decoded == chunk
     assert raw_line_bytes(decoded.lines[1]) == b"\xffbad"
+
+
+@pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
+def test_decode_raw_chunks_reads_version_1_and_version_2(codec: str) -> None:
+    one = RawChunk({"kind": "file", "path": "/a"}, "file:1:1:x:0", 5,
+                   [make_raw_line(0, b"a"), make_raw_line(2, b"\xff")])
+    two = RawChunk({"kind": "file", "path": "/b"}, "file:1:2:y:0", 5, [make_raw_line(7, b"b", "stderr", 9, 2)])
+    assert decode_raw_chunks(compressor(codec)(one.encode())) == [one]
+    batch = RawBatch(5, [one, two])
+    assert orjson.loads(batch.encode())["v"] == 2
+    assert decode_raw_chunks(compressor(codec)(batch.encode())) == [one, two]
+    assert decode_raw_chunks(RawBatch(5, []).encode()) == []
+
+
+def test_a_multi_stream_record_is_not_read_as_one_stream() -> None:
+    batch = RawBatch(5, [RawChunk({}, "a", 5, []), RawChunk({}, "b", 5, [])])
+    with pytest.raises(ChunkFormatError, match="2 streams"):
+        RawChunk.decode(batch.encode())
+
+
+@pytest.mark.parametrize("record", [
+    b'{"v":2,"t":"raw","ct":0}',
+    b'{"v":2,"t":"raw","ct":0,"segs":{}}',
+    b'{"v":2,"t":"raw","ct":0,"segs":[5]}',
+    b'{"v":2,"t":"raw","ct":0,"segs":[{"src":{},"sid":"s"}]}',
+    b'{"v":2,"t":"raw","ct":0,"segs":[{"src":{},"sid":1,"lines":[]}]}',
+    b'{"v":2,"t":"raw","ct":0,"segs":[{"src":[],"sid":"s","lines":[]}]}',
+    b'{"v":2,"t":"raw","ct":"0","segs":[{"src":{},"sid":"s","lines":[]}]}',
+    b'{"v":2,"t":"raw","ct":"0","segs":[]}',
+    b'{"v":2,"t":"raw","ct":99999999999999999999,"segs":[{"src":{},"sid":"s","lines":[]}]}',
+    b'{"v":2,"t":"raw","segs":[{"src":{},"sid":"s","lines":[]}]}',
+    b'{"v":2,"t":"parsed","srcs":[],"lines":[]}',
+    b'{"v":3,"t":"raw","ct":0,"segs":[]}',
+])
+def test_a_hostile_multi_stream_record_is_a_chunk_format_error(record: bytes) -> None:
+    with pytest.raises(ChunkFormatError):
+        decode_raw_chunks(record)
 
 
 def test_unknown_schema_version_is_a_clear_error() -> None:
@@ -52,6 +98,8 @@ def test_a_raw_chunk_of_the_wrong_shape_is_a_chunk_format_error(record: bytes) -
     RuntimeError escaped the decoder), instead of becoming one `bad_chunk` dead letter."""
     with pytest.raises(ChunkFormatError):
         RawChunk.decode(record)
+    with pytest.raises(ChunkFormatError):
+        decode_raw_chunks(record)
 
 
 @pytest.mark.parametrize("record", [b'{"v":1,"t":"parsed","srcs":{},"lines":[]}',

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 from aiokafka.structs import RecordMetadata, TopicPartition
 
-from core.models import RawChunk, make_raw_line
+from core.models import FLAG_TRUNCATED, RawBatch, RawChunk, decode_raw_chunks, make_raw_line
 from core.settings import load_settings
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
@@ -19,11 +19,14 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.sent: list[asyncio.Future[RecordMetadata]] = []
+        self.records: list[tuple[bytes | None, int | None, bytes]] = []
         self.stopped = False
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[RecordMetadata]:
+    async def send(self, topic: str, value: bytes, key: bytes | None,
+                   partition: int | None = None) -> asyncio.Future[RecordMetadata]:
         fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         self.sent.append(fut)
+        self.records.append((key, partition, value))
         return fut
 
     async def flush(self) -> None:
@@ -89,3 +92,53 @@ async def test_a_sequence_error_replaces_the_producer_and_tells_which_acks_were_
     assert await again == ChunkAck(0, 11, producer=1)
     assert not pub.lost(await again)  # stored by the new producer, after the end offsets were read
     assert pub.in_flight_bytes == 0
+
+
+def test_an_oversize_multi_stream_chunk_is_split_between_streams_then_lines() -> None:
+    settings = load_settings(environ={}, kafka={"brokers": "127.0.0.1:1", "max_message_bytes": 4096,
+                                                    "payload_codec": "none"})
+    pub = ChunkPublisher(settings.kafka, "logs.raw", 1 << 20, create_topics=[])
+    streams = [RawChunk({"kind": "file", "path": f"/p{s}"}, f"file:1:{s}:x:0", 9,
+                        [make_raw_line(n * 100, b"x%05d" % n + b"y" * 90, "stdout", 0, 0) for n in range(30)])
+               for s in range(4)]
+    streams.append(RawChunk({"kind": "file"}, "huge", 9, [make_raw_line(0, b"z" * 10_000, "stdout", 0, 0)]))
+    payloads = pub.encode(RawBatch(9, streams))
+    assert len(payloads) > 5 and all(len(p) <= 4096 - 1024 for p in payloads)
+    decoded = [chunk for payload in payloads for chunk in decode_raw_chunks(payload)]
+    for stream in streams[:4]:  # every line once, in position order, under its own stream and source
+        mine = [c for c in decoded if c.stream_id == stream.stream_id]
+        assert all(c.source == stream.source for c in mine)
+        assert [line for c in mine for line in c.lines] == stream.lines
+    [huge] = [c for c in decoded if c.stream_id == "huge"]
+    assert huge.lines[0][4] & FLAG_TRUNCATED and len(huge.lines[0][1]) < 4096
+
+
+async def test_a_multi_stream_chunk_goes_to_its_partition_without_a_key(
+        publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
+    pub, producers = publisher
+    await pub.start()
+    done = await pub.publish(RawBatch(1, [chunk(0), chunk(5)]), partition=3)
+    assert producers[0].records[0][:2] == (None, 3)
+    await pub.publish(chunk(9))
+    assert producers[0].records[1][:2] == (b"file:1:2:abc:0", None)
+    producers[0].sent[0].set_result(stored_at(4))
+    assert (await done).offset == 4
+
+
+async def test_partition_for_is_where_a_record_keyed_by_the_stream_id_goes(
+        publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
+    """Streams keep the partition they used when records were keyed by stream id (before version 2)."""
+    from types import SimpleNamespace
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    pub, producers = publisher
+    await pub.start()
+    counts = [6]
+    cluster = SimpleNamespace(partitions_for_topic=lambda topic: set(range(counts[0])))
+    producers[0].client = SimpleNamespace(cluster=cluster)  # type: ignore[attr-defined]
+    sids = [f"file:2049:{n}:9c1f{n:x}:0" for n in range(200)]
+    assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(6)), []) for s in sids]
+    assert len({pub.partition_for(s) for s in sids}) == 6
+    counts[0] = 9  # the topic grew: streams move as keyed records would
+    assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(9)), []) for s in sids]

@@ -14,7 +14,7 @@ import pytest
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.service import run_pod_collector
 from commands.broker import EmbeddedBroker
-from core.models import RawChunk
+from core.models import decode_raw_chunks
 from core.settings import Settings, load_settings
 from tests.support.kafka import read_topic
 from tests.support.kube_api import FakeKubeApi
@@ -54,9 +54,9 @@ class Collected:
 async def collected(broker: EmbeddedBroker, topic: str = "logs.raw") -> Collected:
     out = Collected()
     for _, _, _, value in await read_topic(broker.bootstrap, topic, timeout=30):
-        chunk = RawChunk.decode(value)
-        out.sources[chunk.stream_id] = chunk.source
-        out.lines.setdefault(chunk.stream_id, []).extend((e[0], e[1], e[3]) for e in chunk.lines)
+        for chunk in decode_raw_chunks(value):
+            out.sources[chunk.stream_id] = chunk.source
+            out.lines.setdefault(chunk.stream_id, []).extend((e[0], e[1], e[3]) for e in chunk.lines)
     return out
 
 

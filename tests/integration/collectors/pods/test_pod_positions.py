@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from collectors.pods import service
 from commands.broker import EmbeddedBroker
-from core.models import RawChunk
+from core.models import RawBatch, RawChunk
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 from tests.integration.collectors.pods.conftest import collected, pod_settings, running_collector, wait_for_lines
 from tests.support.kafka import read_topic
@@ -38,10 +38,10 @@ class RefusingPublisher(ChunkPublisher):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.calls = 0
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+    async def publish(self, chunk: RawChunk | RawBatch, partition: int | None = None) -> asyncio.Future[ChunkAck]:
         self.calls += 1
         if self.calls not in self.refused:
-            return await super().publish(chunk)
+            return await super().publish(chunk, partition)
         failed: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
         failed.set_exception(KafkaTimeoutError("refused by the test's stand-in"))
         return failed
@@ -142,12 +142,12 @@ class LosingPublisher(ChunkPublisher):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.acks: list[asyncio.Future[ChunkAck]] = []
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+    async def publish(self, chunk: RawChunk | RawBatch, partition: int | None = None) -> asyncio.Future[ChunkAck]:
         if len(self.acks) == 8:
             stored = [await ack for ack in self.acks]
             self.end_offsets = {stored[3].partition: stored[3].offset}
             self.recoveries += 1
-        ack = await super().publish(chunk)
+        ack = await super().publish(chunk, partition)
         self.acks.append(ack)
         return ack
 

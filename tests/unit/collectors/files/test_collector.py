@@ -27,6 +27,7 @@ class FakePublisher:
         self.acks: list[asyncio.Future[ChunkAck]] = []
         self.recoveries = 0
         self.end_offsets: dict[int, int] = {}
+        self.discarded: list[str] = []
 
     async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
         self.chunks.append(chunk)
@@ -36,6 +37,9 @@ class FakePublisher:
     def lost(self, ack: ChunkAck) -> bool:
         return ack.producer < self.recoveries and ack.offset >= self.end_offsets.get(ack.partition, ack.offset + 1)
 
+    def discard(self, stream_id: str) -> None:
+        self.discarded.append(stream_id)
+
 
 def start(tmp_path: Path) -> tuple[Path, CollectorSettings, FakePublisher, FileCollector]:
     """A collector following one pod log under `tmp_path`, publishing through a FakePublisher."""
@@ -44,7 +48,7 @@ def start(tmp_path: Path) -> tuple[Path, CollectorSettings, FakePublisher, FileC
     settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
                                                     "checkpoint_dir": str(tmp_path / "ckpt")}).collector
     publisher = FakePublisher()
-    return path, settings, publisher, FileCollector(settings, publisher, FileMetrics())  # type: ignore[arg-type]
+    return path, settings, publisher, FileCollector(settings, publisher, FileMetrics())
 
 
 def write(path: Path, first: int, count: int) -> None:

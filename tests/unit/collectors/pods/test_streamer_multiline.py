@@ -42,6 +42,9 @@ class AckingSink:
     def lost(self, ack: ChunkAck) -> bool:
         return False
 
+    def discard(self, stream_id: str) -> None:
+        pass
+
 
 def timestamped(second: int, text: bytes) -> tuple[bytes, bool]:
     return b"2026-01-01T00:00:%02d.000000000Z " % second + text, False

@@ -1,0 +1,216 @@
+"""Gathers the chunks of many streams per destination partition into one multi-stream record.
+
+The worker pays per Kafka record, so lines per record is what counts. A node has hundreds of log
+streams, each written slowly: one record per stream per read would carry a few lines. Collectors
+hand their per-stream chunks here; each goes into the open batch of the partition its stream id maps
+to (the partition a record keyed by the stream id would go to, so a stream stays where it was). A
+batch is sent as one `RawBatch` record when it holds `max_lines` lines or `max_bytes` bytes, or when
+its oldest chunk is `linger` seconds old.
+
+Every chunk of a batch gets the batch's ack future, so a stream's checkpoints advance only through
+acknowledged batches and a failed batch fails every stream in it. Batches are handed to the
+publisher in the order they were closed, by one task, so a stream's chunks reach their partition in
+order. `publish` waits while closed batches wait for the publisher (its in-flight budget is spent):
+that is the backpressure that pauses the collectors' reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Protocol
+
+from core.models import RawBatch, RawChunk
+from kafka_io.publisher import ChunkAck, ChunkPublisher
+
+log = logging.getLogger(__name__)
+LINE_OVERHEAD = 48  # bytes counted per line besides its text (position, stream, time, flags, framing)
+
+
+class _Batch:
+    __slots__ = ("ack", "bytes", "collected_ns", "due", "lines", "partition", "segments")
+
+    def __init__(self, partition: int, due: float, collected_ns: int, ack: asyncio.Future[ChunkAck]) -> None:
+        self.partition = partition
+        self.due = due
+        self.collected_ns = collected_ns
+        self.segments: dict[str, RawChunk] = {}
+        self.lines = 0
+        self.bytes = 0
+        self.ack = ack
+
+
+class PartitionBatcher:
+    """Multi-stream records per partition, in front of a `ChunkPublisher` (same `publish` contract)."""
+
+    def __init__(self, publisher: ChunkPublisher, linger: float, max_lines: int, max_bytes: int,
+                 max_waiting_bytes: int | None = None) -> None:
+        self.publisher = publisher
+        self.linger = linger
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.max_waiting_bytes = max_waiting_bytes if max_waiting_bytes is not None else 4 * max_bytes
+        self._open: dict[int, _Batch] = {}
+        self._closed: deque[_Batch] = deque()
+        self._closed_bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._sender: asyncio.Task[None] | None = None
+        self.records = 0  # batches handed to the publisher
+        self.chunks = 0  # per-stream chunks they carried
+
+    @property
+    def recoveries(self) -> int:
+        return self.publisher.recoveries
+
+    def lost(self, ack: ChunkAck) -> bool:
+        return self.publisher.lost(ack)
+
+    def start(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_forever(), name="partition-batcher")
+
+    async def stop(self) -> None:
+        """Hand what is gathered to the publisher, then stop; the caller flushes the publisher. Cancelled
+        (a shutdown deadline, the publisher blocked by a broker away), it stops without waiting."""
+        self.flush()
+        try:
+            if self._sender is not None:
+                await self._idle.wait()
+        finally:
+            if self._sender is not None:
+                self._sender.cancel()
+                self._sender = None
+            for batch in list(self._open.values()) + list(self._closed):
+                if not batch.ack.done():
+                    batch.ack.cancel()
+
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+        """Add `chunk` to its partition's batch; the future resolves once Kafka acknowledged that batch.
+
+        Waits while closed batches are waiting for the publisher (backpressure)."""
+        if not chunk.lines:
+            raise ValueError("an empty chunk has nothing to publish")
+        self.start()
+        size = sum(len(line[1]) for line in chunk.lines) + LINE_OVERHEAD * len(chunk.lines)
+        partition = self.publisher.partition_for(chunk.stream_id)
+        batch = self._open.get(partition)
+        if batch is not None and batch.lines and (batch.lines + len(chunk.lines) > self.max_lines
+                                                  or batch.bytes + size > self.max_bytes):
+            self._close(partition)
+            batch = None
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            ack: asyncio.Future[ChunkAck] = loop.create_future()
+            # streams that dropped this future after a failure of their own need no second report
+            ack.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+            batch = self._open[partition] = _Batch(partition, time.monotonic() + self.linger, chunk.collected_ns, ack)
+            self._wake.set()  # a new deadline
+        segment = batch.segments.get(chunk.stream_id)
+        if segment is None:
+            batch.segments[chunk.stream_id] = RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns,
+                                                       list(chunk.lines))
+        else:
+            segment.lines.extend(chunk.lines)
+        batch.lines += len(chunk.lines)
+        batch.bytes += size
+        self.chunks += 1
+        ack_future = batch.ack
+        if batch.lines >= self.max_lines or batch.bytes >= self.max_bytes:
+            self._close(partition)
+        await self._room.wait()
+        return ack_future
+
+    def flush(self) -> None:
+        """Close every open batch now (shutdown, or a caller that cannot wait for the linger)."""
+        for partition in list(self._open):
+            self._close(partition)
+
+    def discard(self, stream_id: str) -> None:
+        """Drop the lines of `stream_id` not handed to the publisher yet: the stream re-reads them after
+        a failed send, and sending them meanwhile would put later positions before earlier ones."""
+        for batch in list(self._open.values()) + list(self._closed):
+            segment = batch.segments.pop(stream_id, None)
+            if segment is not None:
+                batch.lines -= len(segment.lines)
+
+    def _close(self, partition: int) -> None:
+        batch = self._open.pop(partition)
+        self._closed.append(batch)
+        self._closed_bytes += batch.bytes
+        if self._closed_bytes >= self.max_waiting_bytes:
+            self._room.clear()
+        self._idle.clear()
+        self._wake.set()
+
+    async def _send_forever(self) -> None:
+        while True:
+            if not self._closed:
+                self._idle.set()
+                self._wake.clear()
+                due = min((b.due for b in self._open.values()), default=None)
+                timeout = None if due is None else max(0.0, due - time.monotonic())
+                if timeout is None or timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+                now = time.monotonic()
+                for partition, batch in list(self._open.items()):
+                    if batch.due <= now:
+                        self._close(partition)
+                continue
+            batch = self._closed.popleft()
+            try:
+                await self._send(batch)
+            finally:
+                self._closed_bytes -= batch.bytes
+                if self._closed_bytes < self.max_waiting_bytes:
+                    self._room.set()
+
+    async def _send(self, batch: _Batch) -> None:
+        if not batch.segments:  # every stream in it was discarded
+            batch.ack.cancel()
+            return
+        record = RawBatch(batch.collected_ns, list(batch.segments.values()))
+        try:
+            sent = await self.publisher.publish(record, partition=batch.partition)
+        except asyncio.CancelledError:  # stopping while the publisher's budget is spent: never handed over
+            batch.ack.cancel()
+            raise
+        except Exception as exc:  # e.g. a refused payload: the streams in it re-read from their checkpoints
+            log.warning("publishing a batch of %d streams failed: %s", len(batch.segments), exc)
+            if not batch.ack.done():
+                batch.ack.set_exception(exc)
+            return
+        self.records += 1
+        ack = batch.ack  # not the batch: its lines need not live until Kafka acknowledged them
+        sent.add_done_callback(lambda fut: _settle(fut, ack))
+
+
+def _settle(sent: asyncio.Future[ChunkAck], ack: asyncio.Future[ChunkAck]) -> None:
+    if ack.done():
+        return
+    if sent.cancelled():
+        ack.cancel()
+    elif (exc := sent.exception()) is not None:
+        ack.set_exception(exc)
+    else:
+        ack.set_result(sent.result())
+
+
+class ChunkSink(Protocol):
+    """What collectors publish per-stream chunks to: a PartitionBatcher (or a stand-in in tests)."""
+
+    @property
+    def recoveries(self) -> int: ...  # producers replaced after the broker lost acknowledged records
+
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
+
+    def lost(self, ack: ChunkAck) -> bool: ...
+
+    def discard(self, stream_id: str) -> None: ...
