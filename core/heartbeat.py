@@ -10,7 +10,7 @@ kafka_io/heartbeat.py moves them over Kafka, core/heartbeat_figures.py computes 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -68,12 +68,21 @@ class Heartbeat:
                 raise HeartbeatError(f"not a heartbeat of format {FORMAT}")
             dead = {reason: DeadLetterFigure(**figure) for reason, figure in data.pop("dead_letters", {}).items()}
             sink = data.pop("sink", None)
-            return cls(**data, dead_letters=dead, sink=SinkFigure(**sink) if sink else None)
+            known = {name: value for name, value in data.items() if name in _FIELDS}  # newer writers may add some
+            return cls(**known, dead_letters=dead, sink=SinkFigure(**_known(SinkFigure, sink)) if sink else None)
         except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
             raise HeartbeatError(f"not a heartbeat: {exc}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {name: value for name, value in data.items() if name in names}
+
+
+_FIELDS = {f.name for f in fields(Heartbeat)}
 
 
 @dataclass

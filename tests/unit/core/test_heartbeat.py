@@ -18,6 +18,9 @@ def test_a_heartbeat_survives_the_topic_and_a_stranger_record_is_refused() -> No
                     dead_letters={"rejected": DeadLetterFigure(2, '{"bad": 1}')},
                     sink=SinkFigure("file", "failing", "disk full", 7.0), figures={"open_traces": 3.0})
     assert Heartbeat.decode(original.encode()) == original
+    newer = orjson.loads(original.encode())
+    newer["cpu_seconds"], newer["sink"]["queue"] = 1.5, 3  # fields a newer version may add
+    assert Heartbeat.decode(orjson.dumps(newer)) == original  # read during a rolling upgrade
     for stranger in (b"not json", b"[]", orjson.dumps({"format": 99, "kind": "x"}),
                      orjson.dumps({"format": 1, "kind": "worker"})):  # a field missing
         with pytest.raises(HeartbeatError):
