@@ -58,6 +58,11 @@ async def ensure_topics(kafka: KafkaSettings, names: list[str], timeout: float |
 _MIB = 1024 * 1024
 
 
+def segment_ms(retention_ms: int) -> str:
+    """Segments close at a quarter of a time bound (at least a second, at most Kafka's default 7 days)."""
+    return str(max(1000, min(retention_ms // 4, 7 * 86400 * 1000)))
+
+
 def retention_configs(kafka: KafkaSettings) -> dict[str, str]:
     """retention.ms / retention.bytes for a delete-policy topic from `kafka.topic_retention*` (none when unset).
 
@@ -68,7 +73,7 @@ def retention_configs(kafka: KafkaSettings) -> dict[str, str]:
     if kafka.topic_retention is not None:
         retention_ms = int(kafka.topic_retention * 1000)
         configs["retention.ms"] = str(retention_ms)
-        configs["segment.ms"] = str(max(1000, min(retention_ms // 4, 7 * 86400 * 1000)))
+        configs["segment.ms"] = segment_ms(retention_ms)
     if kafka.topic_retention_bytes is not None:
         configs["retention.bytes"] = str(kafka.topic_retention_bytes)
         configs["segment.bytes"] = str(max(_MIB, min(kafka.topic_retention_bytes // 4, 1024 * _MIB)))
@@ -131,8 +136,9 @@ def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
     names: dict[str, dict[str, str]] = {settings.topic(name): {} for name in logical}
     # One changelog record carries many trace keys under the same key: never compact it (tables/trace_table.py).
     # A byte bound there would drop the state of traces still open: time only.
+    changelog_ms = int(settings.traces.changelog_retention * 1000)
     names[topics.changelog_topic(settings.worker.app_id)] = {
-        "cleanup.policy": "delete", "retention.ms": str(int(settings.traces.changelog_retention * 1000)),
+        "cleanup.policy": "delete", "retention.ms": str(changelog_ms), "segment.ms": segment_ms(changelog_ms),
         "retention.bytes": "-1"}
     return names
 

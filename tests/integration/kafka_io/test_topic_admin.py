@@ -42,6 +42,7 @@ async def test_prepare_sets_time_and_byte_bounds_on_pipeline_topics_not_on_chang
         assert configs[name]["segment.ms"] == str(1800 * 1000), name
     assert configs[changelog]["retention.ms"] == str(int(settings.traces.changelog_retention * 1000))
     assert configs[changelog]["retention.bytes"] == "-1"  # a byte bound would drop open traces' state
+    assert configs[changelog]["segment.ms"] == str(int(settings.traces.changelog_retention * 1000) // 4)
     assert configs[settings.topic(POSITIONS)]["cleanup.policy"] == "compact"
     assert configs[settings.topic(POSITIONS)]["retention.bytes"] == "-1"
 

@@ -44,6 +44,7 @@ def test_prepare_covers_the_trace_changelog_with_a_delete_policy() -> None:
     wanted = worker_topics(settings)
     assert {"x.logs.raw", "x.logs.parsed", "x.sink.file", "x.sink.etcd", "x.traces.closed"} <= set(wanted)
     assert wanted["logweave-traces-changelog"] == {"cleanup.policy": "delete", "retention.ms": "7200000",
+                                                   "segment.ms": "1800000",  # else no segment closes to delete
                                                    "retention.bytes": "-1"}  # never a byte bound on table state
 
 
