@@ -9,7 +9,7 @@
 # python:3.11-slim-bookworm as resolved by a public build on 2026-09-05, Python 3.11.16; refresh it
 # with `docker buildx imagetools inspect python:3.11-slim-bookworm`), and every Python package comes
 # from requirements.lock with its hashes (`make lock`); nothing is resolved at build time. The dev
-# extra (embedded broker, honcho) is not installed.
+# extra (the embedded broker) is not installed.
 
 FROM python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84 AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

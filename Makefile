@@ -58,9 +58,11 @@ audit: $(SUPPLY_STAMP)
 
 install: $(STAMP)
 
+# The development pipeline (commands/dev_stack.py): one summary when ready, a progress line every 10 s,
+# each process's whole output in var/logs/; VERBOSE=1 shows every line (faust's banners included).
+RUN_ARGS ?=
 run: install system-deps
-	mkdir -p var
-	$(BIN)/honcho start -f Procfile -e deploy/dev.env
+	@$(BIN)/logweave run --env-file deploy/dev.env $(if $(VERBOSE),--verbose) $(RUN_ARGS)
 
 system-deps:
 	@missing=""; \

@@ -22,6 +22,7 @@ from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
 from agents.sink_health import SinkHealth, SinkState
 from core.codec import decompress
 from core.errors import PermanentError, RetriableError
+from core.heartbeat_figures import note_dead_letter
 from core.metrics import (
     SINK_BATCHES,
     SINK_BREAKER,
@@ -329,6 +330,7 @@ class DrainRunner:
 
     async def _dead_letter(self, failures: list[ItemFailure]) -> None:
         SINK_DEAD_LETTERS.labels(self.name).inc(len(failures))
+        note_dead_letter(f"sink:{self.name}", failures[-1].line.document)  # the latest example, for heartbeats
         await self.dead_letter([
             DeadLetter(f.reason, f.detail, f"sink:{self.name}", f.line.document.decode(), False, {},
                        f.line.line_id, f.line.offset)

@@ -21,6 +21,7 @@ from agents.parsed_merge import MergedChunks
 from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
+from core.heartbeat_figures import note_dead_letter
 from core.metrics import CHUNKS, DEAD_LETTERS, LINES
 from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
 from core.settings import ParseSettings
@@ -119,6 +120,7 @@ class ParseStage:
             for stream_id, items in dead.items():
                 for item in items:
                     DEAD_LETTERS.labels("parse", item.reason).inc()
+                    note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
                 outputs.append(await self.dead_topic.send(value=self.compress(encode_dead_letters(items)),
                                                           key=stream_id.encode() if stream_id else None))
             self.acks.add(events, outputs)

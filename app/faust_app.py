@@ -160,7 +160,7 @@ def load_worker() -> faust.App:
     from agents.drain_runner import DrainRunner
     from agents.live_rules import LiveRules, follow
     from agents.stage import StageContext
-    from app import web
+    from app import heartbeats, web
     from app.trace_tables import trace_table
 
     registrations = {"parse": parse.register, "group": group.register, "drain": drain.register}
@@ -184,5 +184,6 @@ def load_worker() -> faust.App:
         if stage == "drain":
             runners = cast("dict[str, DrainRunner]", registered)
     web.register(app, settings, runners)
+    heartbeats.register(app, settings, runners)
     tune_garbage_collector()
     return app

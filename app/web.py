@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.drain_runner import DrainRunner
 from agents.sink_health import SinkState
 from app.faust_app import recovery_completed
+from app.pipeline_watch import PipelineWatch
 from app.stats import RateHistory, snapshot
 from app.trace_tables import trace_table
 from app.web_guard import WebGuard, quiet_bad_requests, trace_id_problem
@@ -102,6 +103,20 @@ def register(app: faust.App, settings: Settings, runners: dict[str, DrainRunner]
                                 "sink_health": {name: {**runner.health.as_dict(),
                                                        "backlog": lag.get(settings.topic(topics.sink_topic(name)))}
                                                 for name, runner in sinks.items()}})
+
+    watch = PipelineWatch(settings)
+    if settings.heartbeats.enabled:
+
+        @app.task
+        async def follow_pipeline() -> None:
+            await watch.run()
+
+    @app.page("/api/pipeline")
+    class PipelineApi(View):
+        async def get(self, request: Request) -> Response:
+            if (refused := guard.refuse(self, request)) is not None:
+                return refused
+            return _json(self, watch.as_dict())
 
     @app.page("/traces/{trace_id}")
     class TraceView(View):

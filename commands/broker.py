@@ -156,8 +156,9 @@ def run_foreground(data_dir: Path, kafka_port: int, linger: float = 4.0) -> int:
     while process.poll() is None and not stopping:
         time.sleep(0.2)
     if process.poll() is None:
-        print(f"logweave broker: stopping in {linger:.0f}s (clients are shutting down)", flush=True)
-        time.sleep(linger)
+        if linger > 0:
+            print(f"logweave broker: stopping in {linger:.0f}s (clients are shutting down)", flush=True)
+            time.sleep(linger)
         process.terminate()
     code = process.wait()
     return 0 if stopping else code

@@ -30,7 +30,26 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 def cmd_broker(args: argparse.Namespace) -> int:
     from commands.broker import run_foreground
 
-    return run_foreground(Path(args.data_dir), args.port)
+    return run_foreground(Path(args.data_dir), args.port, linger=args.linger)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`make run`: the development pipeline, started in order, with a summary and progress lines."""
+    import os
+
+    from commands.dev_run import run
+    from commands.dev_stack import Ports, apply_environment
+
+    ports = Ports(broker=args.broker_port, worker=args.worker_port, api=args.api_port, postgres=args.postgres_port)
+    try:
+        apply_environment(Path(args.env_file) if args.env_file else None, ports)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--env-file: {exc}") from None
+    if args.config:  # every part reads the same file, from the working directory below
+        args.config = os.environ["LOGWEAVE_CONFIG"] = str(Path(args.config).resolve())
+    workdir = Path(args.workdir).resolve()
+    os.chdir(workdir)  # the parts' relative paths (var/...) are under the working directory
+    return run(_settings(args), ports, workdir, args.verbose, args.progress_every)
 
 
 def cmd_collect_files(args: argparse.Namespace) -> int:
@@ -58,6 +77,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from core.topics import POSITIONS
+    from kafka_io.heartbeat import ensure_heartbeat_topic
     from kafka_io.rules_topic import ensure_rules_topic
     from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 
@@ -67,6 +87,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         await prepare_worker_topics(settings, timeout=args.timeout)
         await ensure_topics(settings.kafka, [settings.topic(POSITIONS)], timeout=args.timeout, compacted=True)
         await ensure_rules_topic(settings, timeout=args.timeout)  # live rules (docs/rules.md)
+        await ensure_heartbeat_topic(settings, timeout=args.timeout)  # every component's figures
 
     asyncio.run(prepare())
     print(f"logweave prepare: Kafka at {mask_text(settings.kafka.brokers)} answers; pipeline topics exist", flush=True)
@@ -210,6 +231,15 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from commands.status import show_status
+
+    if args.json and not args.once:
+        raise ConfigError("--json goes with --once (one JSON document for a script)")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # the screen is the output
+    return asyncio.run(show_status(_settings(args), args.once, args.json, args.refresh))
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     if args.hash_token:
         from query.auth import token_hash
@@ -284,7 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (development only)")
     broker.add_argument("--port", type=int, default=9092)
     broker.add_argument("--data-dir", default="var/broker")
+    broker.add_argument("--linger", type=float, default=4.0,
+                        help="seconds to wait after Ctrl-C/SIGTERM before stopping (clients leave first)")
     broker.set_defaults(func=cmd_broker)
+
+    run = sub.add_parser("run", help="run the development pipeline (what `make run` does): broker, worker, "
+                         "collector, intake, query API, demo logs")
+    run.add_argument("--env-file", help="KEY=VALUE settings for every part (variables already set win)")
+    run.add_argument("--workdir", default=".", help="directory whose var/ holds data, output and logs")
+    run.add_argument("--broker-port", type=int, default=9092)
+    run.add_argument("--worker-port", type=int, default=6066, help="the worker's stats page and API")
+    run.add_argument("--api-port", type=int, default=8081, help="the query API")
+    run.add_argument("--postgres-port", type=int, default=5433)
+    run.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every line of every part (faust's banners included), not only warnings and errors")
+    run.set_defaults(func=cmd_run)
 
     collect = sub.add_parser("collect", help="run a collector").add_subparsers(dest="kind", required=True)
     files = collect.add_parser("files", help="tail log files (Kubernetes pod logs or any file)")
@@ -363,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="every worker applies a published version to chunks collected from this many seconds "
                             "after publishing on (default 10; docs/rules.md)")
     rules.set_defaults(func=cmd_rules)
+
+    status = sub.add_parser("status", help="the whole pipeline live from the components' heartbeats "
+                            "(stages, components, sinks, dead letters)")
+    status.add_argument("--once", action="store_true", help="print once and exit")
+    status.add_argument("--json", action="store_true", help="with --once: the view as one JSON document")
+    status.add_argument("--refresh", type=float, default=2.0, help="seconds between screens (default 2)")
+    status.set_defaults(func=cmd_status)
 
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.set_defaults(func=cmd_check_config)

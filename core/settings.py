@@ -80,6 +80,11 @@ class KafkaSettings(Group):
     linger: Duration = Field(0.01, le=1.0)  # how long a worker's producer may wait to fill a batch
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
+    # Bounds on the pipeline's delete-policy topics (logs.*, traces.closed, sink.*), set as retention.ms and
+    # retention.bytes (per partition) when a topic is created; None: the broker's default. Existing topics
+    # keep theirs. The trace table's changelog has its own (traces.changelog_retention, never a byte bound).
+    topic_retention: Interval | None = None
+    topic_retention_bytes: PositiveSize | None = None
     security: KafkaSecuritySettings = KafkaSecuritySettings()  # TLS and SASL (docs/security.md)
 
     @property
@@ -598,6 +603,13 @@ class ApiSettings(Group):
         return self.token.get_secret_value() if self.token else None
 
 
+class HeartbeatSettings(Group):
+    """`heartbeats`: every component's figures on the compacted stats.heartbeats topic (docs/operations.md)."""
+
+    enabled: bool = True
+    interval: Interval = Field(5.0, le=300.0)  # seconds between beats; silent for 3 intervals shows as missing
+
+
 class Settings(BaseSettings):
     """The effective configuration of every Logweave process."""
 
@@ -606,6 +618,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     collector: CollectorSettings = CollectorSettings()
     pods: PodCollectorSettings = PodCollectorSettings()
+    heartbeats: HeartbeatSettings = HeartbeatSettings()
     parse: ParseSettings = ParseSettings()
     multiline: MultilineSettings = MultilineSettings()
     traces: TraceSettings = TraceSettings()

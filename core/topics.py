@@ -10,6 +10,7 @@ DEADLETTER: Final = "logs.deadletter"
 TRACES_CLOSED: Final = "traces.closed"
 POSITIONS: Final = "logs.positions"  # compacted: the pod collector's last acknowledged position per stream
 RULES: Final = "config.rules"  # compacted, one partition: the live rules (core/rules.py)
+HEARTBEATS: Final = "stats.heartbeats"  # compacted, one partition: each component's latest figures (core/heartbeat.py)
 
 
 def sink_topic(sink_name: str) -> str:

@@ -12,14 +12,13 @@ import logging
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from core.settings import Settings
 from core.topics import RULES
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
 from kafka_io.range_reader import range_consumer
+from kafka_io.topic_admin import TopicMissing, ensure_single_partition_compacted
 
 KEY = b"rules"
 log = logging.getLogger(__name__)
@@ -29,25 +28,11 @@ async def ensure_rules_topic(settings: Settings, timeout: float | None = None, c
     """Create the compacted rules topic if missing (`logweave prepare` and `logweave rules publish`); return its
     name. Waits up to `timeout` (default `kafka.connect_timeout`) for a broker. With `create=False` (the
     workers and collectors, which create no topic) a missing topic raises RulesTopicMissing instead."""
-    name, kafka = settings.topic(RULES), settings.kafka
-    admin = await connect(
-        kafka, lambda: started(AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000), kafka),
-        "checking the rules topic", timeout)
-    try:
-        if name not in set(await admin.list_topics()):
-            if not create:
-                raise RulesTopicMissing(f"topic {name} is missing at {kafka.brokers}; run `logweave prepare`")
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
-                await admin.create_topics([NewTopic(name=name, num_partitions=1,
-                                                    replication_factor=settings.kafka.replication_factor,
-                                                    topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
-    return name
+    return await ensure_single_partition_compacted(settings, settings.topic(RULES), "the rules topic", timeout,
+                                                   create=create)
 
 
-class RulesTopicMissing(RuntimeError):
-    """The rules topic does not exist and this process does not create topics."""
+RulesTopicMissing = TopicMissing  # the rules topic does not exist and this process does not create topics
 
 
 async def publish_rules(settings: Settings, value: bytes) -> int:

@@ -25,8 +25,10 @@ from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.live_rules import CollectorRules
 from collectors.files.metrics import FileMetrics
+from core.heartbeat_figures import FILE_COLLECTOR
 from core.settings import CollectorSettings, Settings
 from core.topics import RAW
+from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkPublisher
@@ -49,6 +51,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
+    start_heartbeat(settings, FILE_COLLECTOR, metrics.registry, component_id("file-collector", cfg.metrics_port), stop)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
     batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)

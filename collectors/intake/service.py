@@ -24,8 +24,10 @@ from collectors.intake.otlp_grpc import start_grpc
 from collectors.intake.otlp_http import build_otlp_http_app
 from collectors.intake.syslog_server import SyslogServer
 from core.gc_tuning import tune_garbage_collector
+from core.heartbeat_figures import INTAKE
 from core.settings import Settings
 from core.topics import RAW
+from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.publisher import ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ async def run_intake(settings: Settings, stop: asyncio.Event | None = None,
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     delivery = Delivery(publisher, metrics, cfg.ack_timeout, cfg.buffer_bytes)
     ctx = IntakeContext(cfg, delivery, metrics, TenantDirectory(cfg))
+    start_heartbeat(settings, INTAKE, metrics.registry, component_id("intake", cfg.http_port), stop)
     stoppers: list[Stopper] = []
     try:
         if cfg.http_port:

@@ -21,8 +21,10 @@ from collectors.pods.position_store import PositionStore
 from collectors.pods.selectors import LabelSelector, namespace_scopes
 from collectors.pods.supervisor import StreamSupervisor
 from collectors.pods.watcher import PodWatcher
+from core.heartbeat_figures import POD_COLLECTOR
 from core.settings import Settings
 from core.topics import POSITIONS, RAW
+from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkPublisher
@@ -45,6 +47,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     server = None
     if cfg.metrics_port:
         server, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
+    start_heartbeat(settings, POD_COLLECTOR, metrics.registry, component_id("pod-collector", cfg.metrics_port), stop)
     client = await KubeClient.create(cfg)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     # every stream's chunks, gathered per logs.raw partition into multi-stream records (docs/chunk-format.md)

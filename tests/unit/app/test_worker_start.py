@@ -43,7 +43,9 @@ def test_prepare_covers_the_trace_changelog_with_a_delete_policy() -> None:
                         traces={"changelog_retention": "2h"})
     wanted = worker_topics(settings)
     assert {"x.logs.raw", "x.logs.parsed", "x.sink.file", "x.sink.etcd", "x.traces.closed"} <= set(wanted)
-    assert wanted["logweave-traces-changelog"] == {"cleanup.policy": "delete", "retention.ms": "7200000"}
+    assert wanted["logweave-traces-changelog"] == {"cleanup.policy": "delete", "retention.ms": "7200000",
+                                                   "segment.ms": "1800000",  # else no segment closes to delete
+                                                   "retention.bytes": "-1"}  # never a byte bound on table state
 
 
 async def test_an_unreachable_broker_is_one_line_naming_it() -> None:

@@ -71,7 +71,7 @@ def test_the_lock_check_catches_a_broken_lock(breakage: str) -> None:
     elif breakage == "out of range":
         text = re.sub(r"\npydantic==[^\s]+", "\npydantic==1.10.0", text)
     else:
-        text += "honcho==2.0.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+        text += "noida-db==0.2.3 \\\n    --hash=sha256:" + "0" * 64 + "\n"
     with pytest.raises(AssertionError):
         check_lock(text)
 

@@ -1,0 +1,51 @@
+"""Heartbeat figures from a component's own Prometheus registry: rates between beats, lag, examples."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from core.heartbeat_figures import INTAKE, FigureReader, catch_up_seconds, note_dead_letter, worker_recipe
+
+
+def test_rates_are_counter_deltas_over_time_and_dead_letters_carry_the_latest_example() -> None:
+    registry = CollectorRegistry()
+    lines = Counter("logweave_intake_lines", "", ["protocol"], registry=registry)
+    rejected = Counter("logweave_intake_rejections", "", ["protocol", "reason"], registry=registry)
+    reader = FigureReader(INTAKE, registry, "intake-h-8080", interval=5.0)
+    lines.labels("http").inc(100)
+    first = reader.beat(now=1000.0)
+    assert first.lines_in_per_s == 0.0  # one read: no rate yet
+    lines.labels("http").inc(50)
+    lines.labels("forward").inc(50)
+    rejected.labels("http", "too_large").inc(2)
+    note_dead_letter("too_large", "x" * 1000)
+    second = reader.beat(now=1010.0)
+    assert second.lines_in_per_s == 10.0 and second.lines_out_per_s == 10.0
+    assert second.dead_letters["too_large"].count == 2
+    assert second.dead_letters["too_large"].example == "x" * 300  # cut
+    assert (second.kind, second.id, second.state) == ("intake", "intake-h-8080", "running")
+
+
+def test_worker_lag_leaves_out_sink_topics_and_changelogs() -> None:
+    registry = CollectorRegistry()
+    lag = Gauge("logweave_consumer_lag", "", ["topic", "partition"], registry=registry)
+    stage = Counter("logweave_lines_total", "", ["stage"], registry=registry)
+    lag.labels("logs.raw", "0").set(30)
+    lag.labels("logs.parsed", "1").set(10)
+    lag.labels("sink.file", "0").set(1000)
+    lag.labels("logweave-traces-changelog", "0").set(500)
+    reader = FigureReader(worker_recipe(), registry, "w", interval=5.0)
+    reader.beat(now=0.0)
+    stage.labels("parse_in").inc(40)
+    stage.labels("routed").inc(20)
+    heartbeat = reader.beat(now=2.0)
+    assert heartbeat.lag == 40
+    assert heartbeat.stages["parse_in"] == 20.0 and heartbeat.lines_out_per_s == 10.0
+    assert heartbeat.lag_seconds == 4.0  # 40 records at 10 lines/s
+
+
+def test_catch_up_is_unknown_when_nothing_moves() -> None:
+    assert catch_up_seconds(None, 5.0) is None
+    assert catch_up_seconds(0, 0.0) == 0.0
+    assert catch_up_seconds(10, 0.0) is None
+    assert catch_up_seconds(10, 5.0) == 2.0
