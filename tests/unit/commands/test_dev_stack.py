@@ -50,3 +50,13 @@ def test_infrastructure_first_one_prepare_then_services() -> None:
     assert worker.argv[worker.argv.index("-l") + 1] == "warn"
     verbose_worker = next(p for p in parts(load_settings(), Ports(), verbose=True) if p.name == "worker")
     assert verbose_worker.argv[verbose_worker.argv.index("-l") + 1] == "info"
+
+
+def test_the_procfile_runs_the_same_parts_as_logweave_run() -> None:
+    """The Procfile (for process managers) and `logweave run` must not drift apart."""
+    procfile = Path(__file__).resolve().parents[3] / "Procfile"
+    entries = [line.split(":", 1)[0] for line in procfile.read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    launched = [p.name for p in parts(load_settings(sinks={"enabled": ["file", "postgres"]}), Ports())
+                if not p.one_shot]
+    assert sorted(entries) == sorted(launched)
