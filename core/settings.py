@@ -476,7 +476,7 @@ class SinkSettings(Group):
     enabled: list[str] = ["file"]
     batch_size: int = Field(1000, ge=1)
     batch_bytes: PositiveSize = 4 * 1024 * 1024
-    batch_period: Interval = 1.0
+    batch_period: Interval = 0.25  # the longest a drain waits to fill a batch: part of every line's latency
     retry: RetrySettings = RetrySettings()
     # /readyz fails while a sink is not delivering (starting, failing, breaker open) with more records than this
     # waiting in its topic on this worker

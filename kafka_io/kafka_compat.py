@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka.consumer.fetcher import Fetcher
 
 IDLE_FETCH_PAUSE = 0.05  # seconds: the cap
-FIRST_IDLE_PAUSE = 0.002  # seconds: after a fetch that returned data
+FIRST_IDLE_PAUSE = 0.01  # seconds: after a fetch that returned data (2 ms cost the live 200x20 bench ~15% more worker CPU)
 _PATCHED = "_logweave_idle_pause"
 
 
