@@ -70,6 +70,9 @@ class TailedFile:
     identity: str = ""  # a copytruncate copy: the stream id of the file it is a copy of
     joiner: MultilineJoiner | None = None  # multiline records (collectors/multiline.py), if a rule applies
     _resumes: dict[int, int] = field(default_factory=dict)  # position -> first byte, of the last lines returned
+    real_path: str = ""  # symlinks resolved: where inotify reports its writes (collectors/files/inotify.py)
+    needs_read: bool = True  # look at it in the next pass though no write was reported (new, backlog, rewound)
+    lag_reported: int = -1  # the lag_bytes last set for it (a gauge set only when it changes)
 
     @property
     def stream_id(self) -> str:
@@ -238,6 +241,7 @@ class TailedFile:
     def rewind(self, offset: int) -> None:
         """Read again from `offset` (a line start): used when a send failed after retries."""
         self.read_offset = offset
+        self.needs_read = True
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()
 
