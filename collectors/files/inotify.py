@@ -1,13 +1,14 @@
 """Linux inotify through ctypes, read from the event loop without blocking it.
 
-Directory events (create, move, delete) wake the collector at once, so a file created and
-rotated between two rescans is still opened while it is at its path; the periodic rescan stays
+Directory events (create, move, delete) wake the collector at once (within REARM_SECONDS), so a
+file created and rotated between two rescans is still opened while it is at its path; the periodic rescan stays
 the safety net (queue overflow, watch limits, non-Linux systems). Only "something changed" is
 reported: the collector rescans, which is cheap and leaves no event-ordering subtleties.
-Writes (IN_MODIFY, which a directory watch reports with the file's name; a truncation too) do not
-wake anything: their paths are gathered, and the next read pass reads only those files instead of
-looking at every followed file (`take_modified`). After a queue overflow, or while a directory
-could not be watched, `take_modified` answers None: the pass must look at every file.
+Writes (IN_MODIFY, which a directory watch reports with the file's name; a truncation too) trigger
+no rescan and wake the loop at most every REARM_SECONDS: their paths are gathered, and the next
+read pass reads only those files instead of looking at every followed file (`take_modified`).
+After a queue overflow, or while a directory could not be watched, `take_modified` answers None:
+the pass must look at every file.
 One inotify instance serves every directory (syslog-ng's instance per directory ran out at 128).
 """
 
@@ -34,6 +35,7 @@ IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 DIR_EVENTS = IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_ATTRIB
 WATCHED_EVENTS = DIR_EVENTS | IN_MODIFY
+REARM_SECONDS = 0.05  # after a wake for writes only, how long the loop is not woken by events
 
 
 class DirectoryWatcher:
@@ -49,6 +51,8 @@ class DirectoryWatcher:
         self._modified: set[str] = set()
         self._overflowed = False
         self._unwatched: set[str] = set()  # directories the last `watch` could not watch
+        self._armed = False  # the loop wakes for events
+        self._rearm: asyncio.TimerHandle | None = None
         self._libc: ctypes.CDLL | None = None
         name = ctypes.util.find_library("c")
         if name is None:
@@ -62,7 +66,23 @@ class DirectoryWatcher:
                         os.strerror(ctypes.get_errno()))
             return
         self._libc, self._fd = libc, fd
-        asyncio.get_running_loop().add_reader(fd, self._drain)
+        self._loop = asyncio.get_running_loop()
+        self._arm()
+
+    def _arm(self) -> None:
+        self._rearm = None
+        if self._fd >= 0 and not self._armed:
+            self._loop.add_reader(self._fd, self._wake)
+            self._armed = True
+
+    def _wake(self) -> None:
+        """The loop woke for events. If they were only writes, stop listening for REARM_SECONDS: on a
+        busy node every write would wake the loop, and writes are only needed at the next pass (which
+        drains them itself); an entry change then waits at most that long."""
+        if not self._drain() and self._armed:
+            self._loop.remove_reader(self._fd)
+            self._armed = False
+            self._rearm = self._loop.call_later(REARM_SECONDS, self._arm)
 
     @property
     def active(self) -> bool:
@@ -104,7 +124,7 @@ class DirectoryWatcher:
             return None
         return modified
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
         entries = False
         try:
             while True:
@@ -116,6 +136,7 @@ class DirectoryWatcher:
             pass
         if entries:
             self.changed.set()
+        return entries
 
     def _parse(self, data: bytes) -> bool:
         """Remember written files; True if an event other than a write came (an entry changed, an
@@ -142,7 +163,10 @@ class DirectoryWatcher:
 
     def close(self) -> None:
         if self._fd >= 0:
-            asyncio.get_running_loop().remove_reader(self._fd)
+            if self._armed:
+                self._loop.remove_reader(self._fd)
+            if self._rearm is not None:
+                self._rearm.cancel()
             os.close(self._fd)
             self._fd = -1
             self._libc = None

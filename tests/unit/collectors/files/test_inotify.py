@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collectors.files.inotify import DirectoryWatcher
+from tests.support.polling import wait_for
 
 
 async def test_create_and_rename_wake_the_watcher(tmp_path: Path) -> None:
@@ -49,6 +50,13 @@ async def test_writes_and_truncations_are_reported_by_real_path_without_a_wake(t
         assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(truncated)}
         assert not watcher.changed.is_set()  # writes do not trigger a rescan
         assert watcher.take_modified() == set()
+
+        with open(written, "ab") as handle:  # the loop wakes for it, then stops listening for a moment
+            handle.write(b"more\n")
+        await wait_for(lambda: not watcher._armed, what="the wake for a write", timeout=10, interval=0.001)
+        (logs / "new.log").write_bytes(b"y\n")  # an entry change still wakes the loop, a little later
+        await asyncio.wait_for(watcher.changed.wait(), 10)
+        assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(logs / "new.log")}
     finally:
         watcher.close()
     assert watcher.take_modified() is None  # inactive: every file must be looked at
