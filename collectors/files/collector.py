@@ -131,7 +131,7 @@ class FileCollector:
         source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
-                            self.settings.max_line_bytes, identity=identity)
+                            self.settings.max_line_bytes, identity=identity, real_path=os.path.realpath(found.path))
         rule = rule_for(self.multiline_rules, source)
         if rule is not None:
             tailed.joiner = MultilineJoiner(rule)
@@ -158,44 +158,76 @@ class FileCollector:
         return copied_from(self.checkpoints, key[0], key[1], mark, busy)
 
     # -- reading and publishing ---------------------------------------------------------------
-    async def pump(self) -> int:
-        """One pass over every file; returns the number of bytes read."""
+    async def pump(self, modified: set[str] | None = None) -> int:
+        """One pass; returns the number of bytes read. Without `modified` it looks at every file. With
+        it (the real paths inotify saw written or truncated since the last pass) it reads only those,
+        the files that left a backlog or were rewound, new ones, and rotated ones being finished; the
+        others only get their due multiline flushes (their size, so their lag, is unchanged)."""
         total = 0
         now = time.monotonic()
         for key, tailed in list(self.files.items()):
-            if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
-                self.metrics.rotations.labels("truncate").inc()
-                log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
-            start = tailed.read_offset
-            truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
-            while tailed.read_offset - start < PASS_BYTES:
-                before = tailed.read_offset
-                lines = tailed.read_lines()
-                if lines:
-                    self.metrics.lines_read.inc(len(lines))
-                    await self._publish(tailed, lines)
-                if tailed.read_offset == before:
-                    break
-            due = tailed.flush_due()  # multiline records idle for their flush timeout
-            if due:
-                await self._publish(tailed, due)
-            read = tailed.read_offset - start
-            total += max(read, 0)
-            self.metrics.bytes_read.inc(max(read, 0))
-            self.metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
-            self.metrics.lines_bad_time.inc(tailed.lines_bad_time - bad_time)
-            self.metrics.lines_bad_prefix.inc(tailed.lines_bad_prefix - bad_prefix)
-            size = tailed.size()
-            self.metrics.lag_bytes.labels(str(tailed.path)).set(max(0, size - tailed.read_offset))
-            if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
-                    and tailed.read_offset >= size):
-                unfinished = tailed.flush_pending()
-                if unfinished:  # a rotated file ending in a partial line: send what there is
-                    await self._publish(tailed, unfinished)
-                elif not self.acks.get(tailed.stream_id):
-                    self._release(key, tailed, size)
+            if (modified is not None and not tailed.needs_read and tailed.rotated_at is None
+                    and tailed.real_path not in modified):
+                if tailed.joiner is not None and tailed.joiner.holding:
+                    due = tailed.flush_due()  # multiline records idle for their flush timeout
+                    if due:
+                        await self._publish(tailed, due)
+                continue
+            total += await self._pump_file(key, tailed, now)
         self.metrics.files_tracked.set(len(self.files))
         return total
+
+    async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
+        """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
+        if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
+            self.metrics.rotations.labels("truncate").inc()
+            log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+        start = tailed.read_offset
+        truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
+        tailed.needs_read = at_end = False
+        while True:
+            if tailed.read_offset - start >= PASS_BYTES:
+                tailed.needs_read = True  # a backlog: read on at the next pass whether written or not
+                break
+            before = tailed.read_offset
+            lines = tailed.read_lines()
+            if lines:
+                self.metrics.lines_read.inc(len(lines))
+                await self._publish(tailed, lines)
+            if tailed.read_offset == before:
+                at_end = bool(tailed.fingerprint)  # read to the size the file had just now
+                break
+        due = tailed.flush_due()  # multiline records idle for their flush timeout
+        if due:
+            await self._publish(tailed, due)
+        read = max(tailed.read_offset - start, 0)
+        metrics = self.metrics
+        if read:
+            metrics.bytes_read.inc(read)
+        if tailed.lines_truncated != truncated:
+            metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
+        if tailed.lines_bad_time != bad_time:
+            metrics.lines_bad_time.inc(tailed.lines_bad_time - bad_time)
+        if tailed.lines_bad_prefix != bad_prefix:
+            metrics.lines_bad_prefix.inc(tailed.lines_bad_prefix - bad_prefix)
+        size = tailed.read_offset if at_end else tailed.size()
+        lag = max(0, size - tailed.read_offset)
+        if lag != tailed.lag_reported:
+            metrics.lag_bytes.labels(str(tailed.path)).set(lag)
+            tailed.lag_reported = lag
+        if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
+                and tailed.read_offset >= size):
+            unfinished = tailed.flush_pending()
+            if unfinished:  # a rotated file ending in a partial line: send what there is
+                await self._publish(tailed, unfinished)
+            elif not self.acks.get(tailed.stream_id):
+                self._release(key, tailed, size)
+        return read
+
+    def watch_directories(self) -> set[str]:
+        """Directories holding the followed files themselves (a symlink's target may lie elsewhere):
+        their writes are reported there."""
+        return {os.path.dirname(t.real_path) for t in self.files.values() if t.real_path}
 
     def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
         tailed.close()

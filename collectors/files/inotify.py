@@ -1,9 +1,14 @@
 """Linux inotify through ctypes, read from the event loop without blocking it.
 
-Directory events (create, move, delete) wake the collector at once, so a file created and
-rotated between two rescans is still opened while it is at its path; the periodic rescan stays
+Directory events (create, move, delete) wake the collector at once (within REARM_SECONDS), so a
+file created and rotated between two rescans is still opened while it is at its path; the periodic rescan stays
 the safety net (queue overflow, watch limits, non-Linux systems). Only "something changed" is
 reported: the collector rescans, which is cheap and leaves no event-ordering subtleties.
+Writes (IN_MODIFY, which a directory watch reports with the file's name; a truncation too) trigger
+no rescan and wake the loop at most every REARM_SECONDS: their paths are gathered, and the next
+read pass reads only those files instead of looking at every followed file (`take_modified`).
+After a queue overflow, or while a directory could not be watched, `take_modified` answers None:
+the pass must look at every file.
 One inotify instance serves every directory (syslog-ng's instance per directory ran out at 128).
 """
 
@@ -29,16 +34,25 @@ IN_Q_OVERFLOW = 0x00004000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 DIR_EVENTS = IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_ATTRIB
+WATCHED_EVENTS = DIR_EVENTS | IN_MODIFY
+REARM_SECONDS = 0.05  # after a wake for writes only, how long the loop is not woken by events
 
 
 class DirectoryWatcher:
-    """Watches directories; `changed` is set whenever one of them gained, lost or renamed an entry."""
+    """Watches directories; `changed` is set whenever one of them gained, lost or renamed an entry,
+    and the files written in them since the last `take_modified` are remembered."""
 
     def __init__(self) -> None:
         self.changed = asyncio.Event()
         self.errors = 0
         self._fd = -1
         self._watched: dict[str, int] = {}
+        self._directories: dict[int, str] = {}  # watch descriptor -> directory (real path)
+        self._modified: set[str] = set()
+        self._overflowed = False
+        self._unwatched: set[str] = set()  # directories the last `watch` could not watch
+        self._armed = False  # the loop wakes for events
+        self._rearm: asyncio.TimerHandle | None = None
         self._libc: ctypes.CDLL | None = None
         name = ctypes.util.find_library("c")
         if name is None:
@@ -52,7 +66,23 @@ class DirectoryWatcher:
                         os.strerror(ctypes.get_errno()))
             return
         self._libc, self._fd = libc, fd
-        asyncio.get_running_loop().add_reader(fd, self._drain)
+        self._loop = asyncio.get_running_loop()
+        self._arm()
+
+    def _arm(self) -> None:
+        self._rearm = None
+        if self._fd >= 0 and not self._armed:
+            self._loop.add_reader(self._fd, self._wake)
+            self._armed = True
+
+    def _wake(self) -> None:
+        """The loop woke for events. If they were only writes, stop listening for REARM_SECONDS: on a
+        busy node every write would wake the loop, and writes are only needed at the next pass (which
+        drains them itself); an entry change then waits at most that long."""
+        if not self._drain() and self._armed:
+            self._loop.remove_reader(self._fd)
+            self._armed = False
+            self._rearm = self._loop.call_later(REARM_SECONDS, self._arm)
 
     @property
     def active(self) -> bool:
@@ -62,45 +92,83 @@ class DirectoryWatcher:
         """Watch exactly `directories` (adds new ones, forgets the rest)."""
         if self._libc is None:
             return
+        self._unwatched = set()
         for gone in set(self._watched) - directories:
-            self._libc.inotify_rm_watch(self._fd, self._watched.pop(gone))
+            wd = self._watched.pop(gone)
+            self._libc.inotify_rm_watch(self._fd, wd)
+            if wd not in self._watched.values():  # two spellings of one directory share a descriptor
+                self._directories.pop(wd, None)
         for directory in directories - set(self._watched):
-            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(directory), DIR_EVENTS))
+            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(directory), WATCHED_EVENTS))
             if wd < 0:
                 err = ctypes.get_errno()
                 if err != errno.ENOENT:
                     self.errors += 1
+                    self._unwatched.add(directory)
                     log.warning("cannot watch %s (%s); the rescan still finds its files", directory,
                                 os.strerror(err))
                 continue
             self._watched[directory] = wd
+            self._directories[wd] = os.path.realpath(directory)
 
-    def _drain(self) -> None:
+    def take_modified(self) -> set[str] | None:
+        """Real paths of the files written (or truncated) in watched directories since the last call;
+        None when that is not known for every followed file (inotify inactive, a queue overflow, a
+        directory that could not be watched): then every file must be looked at."""
+        if self._fd < 0:
+            return None
+        self._drain()  # events of writes made up to now, not only those the loop got round to
+        modified, self._modified = self._modified, set()
+        if self._overflowed or self._unwatched:
+            self._overflowed = False
+            return None
+        return modified
+
+    def _drain(self) -> bool:
+        entries = False
         try:
             while True:
                 data = os.read(self._fd, 64 * 1024)
                 if not data:
                     break
-                if _overflowed(data):
-                    self.errors += 1
+                entries |= self._parse(data)
         except BlockingIOError:
             pass
-        self.changed.set()
+        if entries:
+            self.changed.set()
+        return entries
+
+    def _parse(self, data: bytes) -> bool:
+        """Remember written files; True if an event other than a write came (an entry changed, an
+        overflow, a watch removed). struct inotify_event: wd, mask, cookie, len, name (NUL-padded)."""
+        entries = False
+        offset, end = 0, len(data)
+        directories, modified = self._directories, self._modified
+        while offset + 16 <= end:
+            wd = int.from_bytes(data[offset:offset + 4], "little", signed=True)
+            mask = int.from_bytes(data[offset + 4:offset + 8], "little")
+            size = int.from_bytes(data[offset + 12:offset + 16], "little")
+            if mask == IN_MODIFY and size:
+                directory = directories.get(wd)
+                if directory is not None:
+                    name = data[offset + 16:offset + 16 + size].rstrip(b"\0")
+                    modified.add(os.path.join(directory, os.fsdecode(name)))
+            else:
+                entries = True
+                if mask & IN_Q_OVERFLOW:
+                    self.errors += 1
+                    self._overflowed = True
+            offset += 16 + size
+        return entries
 
     def close(self) -> None:
         if self._fd >= 0:
-            asyncio.get_running_loop().remove_reader(self._fd)
+            if self._armed:
+                self._loop.remove_reader(self._fd)
+            if self._rearm is not None:
+                self._rearm.cancel()
             os.close(self._fd)
             self._fd = -1
+            self._libc = None
             self._watched.clear()
-
-
-def _overflowed(data: bytes) -> bool:
-    """True if the event buffer holds IN_Q_OVERFLOW (struct inotify_event: wd, mask, cookie, len, name)."""
-    offset = 0
-    while offset + 16 <= len(data):
-        mask = int.from_bytes(data[offset + 4:offset + 8], "little")
-        if mask & IN_Q_OVERFLOW:
-            return True
-        offset += 16 + int.from_bytes(data[offset + 12:offset + 16], "little")
-    return False
+            self._directories.clear()

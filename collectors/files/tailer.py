@@ -70,10 +70,16 @@ class TailedFile:
     identity: str = ""  # a copytruncate copy: the stream id of the file it is a copy of
     joiner: MultilineJoiner | None = None  # multiline records (collectors/multiline.py), if a rule applies
     _resumes: dict[int, int] = field(default_factory=dict)  # position -> first byte, of the last lines returned
+    real_path: str = ""  # symlinks resolved: where inotify reports its writes (collectors/files/inotify.py)
+    needs_read: bool = True  # look at it in the next pass though no write was reported (new, backlog, rewound)
+    lag_reported: int = -1  # the lag_bytes last set for it (a gauge set only when it changes)
+    _stream_id: str = ""  # stream_id, kept: it is looked up for every file in every pass
 
     @property
     def stream_id(self) -> str:
-        return self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
+        if not self._stream_id:
+            self._stream_id = self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
+        return self._stream_id
 
     @property
     def safe_offset(self) -> int:
@@ -144,6 +150,7 @@ class TailedFile:
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
+        self._stream_id = ""
         self.read_offset = 0
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()
@@ -157,6 +164,7 @@ class TailedFile:
         """Read up to `budget` new bytes and return the complete lines they finish."""
         if not self.fingerprint:
             self.fingerprint = fingerprint(self.fd) or ""
+            self._stream_id = ""
             if not self.fingerprint:
                 return []  # the new generation has no complete first line yet
         self._resumes = {}
@@ -238,6 +246,7 @@ class TailedFile:
     def rewind(self, offset: int) -> None:
         """Read again from `offset` (a line start): used when a send failed after retries."""
         self.read_offset = offset
+        self.needs_read = True
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()
 

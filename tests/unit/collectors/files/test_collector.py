@@ -7,11 +7,14 @@ by chance on the real one (tests/integration/collectors/test_file_crashes.py run
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
+from typing import Any
 
-from collectors.files.collector import FileCollector
+from collectors.files.collector import PASS_BYTES, FileCollector
 from collectors.files.discovery import discover
 from collectors.files.metrics import FileMetrics
+from collectors.files.tailer import TailedFile
 from core.models import RawChunk
 from core.settings import CollectorSettings, load_settings
 from kafka_io.publisher import ChunkAck
@@ -94,4 +97,61 @@ async def test_acks_that_arrived_while_the_loop_was_blocked_are_checked_too(tmp_
     collector.settle_acks()
     (tailed,) = collector.files.values()
     assert collector.checkpoints[tailed.stream_id]["offset"] == publisher.chunks[1].lines[0][0]
+    collector.close()
+
+
+def follow_three(tmp_path: Path) -> tuple[list[Path], CollectorSettings, FakePublisher, FileCollector]:
+    """A collector following three pod logs (one line each, read by a first full pass)."""
+    paths = [tmp_path / "pods" / f"ns_pod-{n}_uid" / "app" / "0.log" for n in range(3)]
+    for path in paths:
+        path.parent.mkdir(parents=True)
+        write(path, 0, 1)
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt")}).collector
+    publisher = FakePublisher()
+    return paths, settings, publisher, FileCollector(settings, publisher, FileMetrics())
+
+
+def published_paths(publisher: FakePublisher, since: int) -> list[str]:
+    return [chunk.source["path"] for chunk in publisher.chunks[since:]]
+
+
+async def test_a_pass_given_the_modified_paths_looks_only_at_those_files(tmp_path: Path, monkeypatch: Any) -> None:
+    paths, settings, publisher, collector = follow_three(tmp_path)
+    collector.apply_scan(discover(settings.paths, []))
+    await collector.pump(set())  # new files are read without being reported written
+    assert sorted(published_paths(publisher, 0)) == sorted(map(str, paths))
+    looked_at: list[str] = []
+    size = TailedFile.size
+    monkeypatch.setattr(TailedFile, "size", lambda self: looked_at.append(str(self.path)) or size(self))
+
+    write(paths[1], 1, 2)
+    write(paths[2], 1, 2)  # written too, but not reported: this pass leaves it alone
+    sent = len(publisher.chunks)
+    assert await collector.pump({os.path.realpath(paths[1])}) > 0
+    assert set(looked_at) == {str(paths[1])} and published_paths(publisher, sent) == [str(paths[1])]
+    looked_at.clear()
+    assert await collector.pump(set()) == 0 and looked_at == []
+
+    sent = len(publisher.chunks)
+    assert await collector.pump() > 0  # a full pass (inotify not vouching) looks at every file
+    assert set(looked_at) == set(map(str, paths))
+    assert published_paths(publisher, sent) == [str(paths[2])]
+    collector.close()
+
+
+async def test_a_backlog_and_a_rewind_are_read_on_without_a_reported_write(tmp_path: Path) -> None:
+    path, settings, publisher, collector = start(tmp_path)
+    count = PASS_BYTES // 40  # lines of about 50 bytes: more than one pass reads of a file
+    write(path, 0, count)
+    collector.apply_scan(discover(settings.paths, []))
+    await collector.pump(set())
+    read = sum(len(chunk.lines) for chunk in publisher.chunks)
+    assert 0 < read < count
+    await collector.pump(set())
+    assert sum(len(chunk.lines) for chunk in publisher.chunks) == count
+    assert await collector.pump(set()) == 0
+    (tailed,) = collector.files.values()
+    tailed.rewind(0)  # as after a failed send
+    assert await collector.pump(set()) > 0
     collector.close()

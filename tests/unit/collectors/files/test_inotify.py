@@ -6,7 +6,10 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from collectors.files.inotify import DirectoryWatcher
+from tests.support.polling import wait_for
 
 
 async def test_create_and_rename_wake_the_watcher(tmp_path: Path) -> None:
@@ -28,3 +31,59 @@ async def test_create_and_rename_wake_the_watcher(tmp_path: Path) -> None:
         assert not watcher.changed.is_set()
     finally:
         watcher.close()
+
+
+async def test_writes_and_truncations_are_reported_by_real_path_without_a_wake(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (tmp_path / "link").symlink_to(logs)  # watched under another spelling: reported by the real path
+    written, truncated, quiet = logs / "a.log", logs / "b.log", logs / "c.log"
+    for path in (written, truncated, quiet):
+        path.write_bytes(b"x\n")
+    watcher = DirectoryWatcher()
+    try:
+        watcher.watch({str(tmp_path / "link")})
+        assert watcher.take_modified() == set()
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        os.truncate(truncated, 0)
+        assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(truncated)}
+        assert not watcher.changed.is_set()  # writes do not trigger a rescan
+        assert watcher.take_modified() == set()
+
+        with open(written, "ab") as handle:  # the loop wakes for it, then stops listening for a moment
+            handle.write(b"more\n")
+        await wait_for(lambda: not watcher._armed, what="the wake for a write", timeout=10, interval=0.001)
+        (logs / "new.log").write_bytes(b"y\n")  # an entry change still wakes the loop, a little later
+        await asyncio.wait_for(watcher.changed.wait(), 10)
+        assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(logs / "new.log")}
+    finally:
+        watcher.close()
+    assert watcher.take_modified() is None  # inactive: every file must be looked at
+
+
+async def test_a_queue_overflow_or_an_unwatchable_directory_means_look_at_every_file(tmp_path: Path) -> None:
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if limit > 200_000:
+        pytest.skip(f"max_queued_events is {limit}: overflowing it takes too long")
+    files = [os.open(tmp_path / f"{n}.log", os.O_WRONLY | os.O_CREAT) for n in range(2)]
+    watcher = DirectoryWatcher()
+    try:
+        watcher.watch({str(tmp_path)})
+        assert watcher.take_modified() == set()
+        for n in range(limit + 10):  # alternating files: the kernel merges no event into the last one
+            os.write(files[n % 2], b"x\n")
+        assert watcher.take_modified() is None
+        assert watcher.errors == 1 and watcher.changed.is_set()  # the overflow also asks for a rescan
+        assert watcher.take_modified() == set()  # reported once
+
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+        watcher.watch({str(tmp_path), str(plain / "sub")})  # ENOTDIR: an error, unlike a vanished directory
+        assert watcher.take_modified() is None and watcher.errors == 2
+        watcher.watch({str(tmp_path)})
+        assert watcher.take_modified() == set()
+    finally:
+        watcher.close()
+        for fd in files:
+            os.close(fd)
