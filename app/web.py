@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.drain_runner import DrainRunner
 from agents.sink_health import SinkState
+from app import heartbeat_metrics
 from app.faust_app import recovery_completed
 from app.pipeline_watch import PipelineWatch
 from app.stats import RateHistory, snapshot
@@ -106,6 +107,7 @@ def register(app: faust.App, settings: Settings, runners: dict[str, DrainRunner]
 
     watch = PipelineWatch(settings)
     if settings.heartbeats.enabled:
+        heartbeat_metrics.install(lambda: watch.follower.view)
 
         @app.task
         async def follow_pipeline() -> None:

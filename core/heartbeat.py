@@ -19,6 +19,7 @@ FORMAT = 1
 # Pipeline order of component kinds, for views that list stages the way lines flow.
 KIND_ORDER = ("file-collector", "pod-collector", "intake", "worker", "drain")
 MISSING_AFTER_BEATS = 3  # a component silent for this many of its intervals is shown as missing
+FORGET_AFTER = 6 * 3600.0  # seconds; the default of `heartbeats.forget_after`
 
 
 class HeartbeatError(ValueError):
@@ -91,6 +92,8 @@ class PipelineView:
 
     components: dict[str, Heartbeat] = field(default_factory=dict)
     refused: int = 0  # records that were not heartbeats
+    # a component silent this long is dropped (gone for good: a node removed, a port changed)
+    forget_after: float = FORGET_AFTER
 
     def fold(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:  # a tombstone: the component was removed for good
@@ -107,7 +110,10 @@ class PipelineView:
             self.components[beat.id] = beat
 
     def current(self, now: float) -> list[Heartbeat]:
-        """Components in pipeline order (then by id); silent ones marked `missing`."""
+        """Components in pipeline order (then by id); silent ones marked `missing`, and those silent for
+        more than `forget_after` dropped."""
+        for gone in [key for key, latest in self.components.items() if now - latest.at > self.forget_after]:
+            del self.components[gone]
         out = []
         for latest in self.components.values():
             silent = now - latest.at > MISSING_AFTER_BEATS * latest.interval

@@ -608,6 +608,8 @@ class HeartbeatSettings(Group):
 
     enabled: bool = True
     interval: Interval = Field(5.0, le=300.0)  # seconds between beats; silent for 3 intervals shows as missing
+    # a component silent this long is dropped from every view and from the heartbeat age gauges (its alert ends)
+    forget_after: Interval = 6 * 3600.0
 
 
 class Settings(BaseSettings):

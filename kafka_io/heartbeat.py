@@ -110,9 +110,9 @@ def start_heartbeat(settings: Settings, recipe: Recipe, registry: CollectorRegis
     return task
 
 
-def component_id(kind: str, port: int) -> str:
-    """Stable across restarts (the compaction key): kind, host, and the port that sets it apart on the host."""
-    return f"{kind}-{host_name()}-{port}"
+def component_id(kind: str, port: int, host: str | None = None) -> str:
+    """Stable across restarts (the compaction key): kind, host (or node), and the port that sets it apart there."""
+    return f"{kind}-{host or host_name()}-{port}"
 
 
 class PipelineFollower:
@@ -120,7 +120,7 @@ class PipelineFollower:
 
     def __init__(self, settings: Settings, view: PipelineView | None = None) -> None:
         self.settings = settings
-        self.view = view if view is not None else PipelineView()
+        self.view = view if view is not None else PipelineView(forget_after=settings.heartbeats.forget_after)
         self._consumer: AIOKafkaConsumer | None = None
         self._partition: TopicPartition | None = None
 

@@ -55,7 +55,9 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
-    start_heartbeat(settings, FILE_COLLECTOR, metrics.registry, component_id("file-collector", cfg.metrics_port), stop)
+    # named after the node (not the pod), so a collector re-created on its node keeps its heartbeat id
+    start_heartbeat(settings, FILE_COLLECTOR, metrics.registry,
+                    component_id("file-collector", cfg.metrics_port, cfg.node_name), stop)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
     batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)
