@@ -1,6 +1,7 @@
 """A real Prometheus (Debian `prometheus`) scrapes a real worker and file collector with Logweave's
 alert rules loaded: the breaker alert fires while the etcd sink's server is down and clears once it
-is up; the component alert fires when the collector stops; every dashboard query returns data.
+is up; the heartbeat alert fires when the collector is killed (-9) and clears once it is back; a
+clean stop fires the component alert but not the heartbeat one; every dashboard query returns data.
 
 The rules are the shipped ones with every `for:` shortened to 0s, so the test waits seconds rather
 than minutes; the expressions are unchanged.
@@ -8,6 +9,7 @@ than minutes; the expressions are unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -83,13 +85,15 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
     worker = await make_worker({"LOGWEAVE_SINKS__ETCD__SERVERS": etcd.url, "LOGWEAVE_TRACES__GAP": "1s",
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "2",
-                                "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "1s"}, sinks=("file", "etcd")).start()
+                                "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "1s",
+                                "LOGWEAVE_HEARTBEATS__INTERVAL": "2s"}, sinks=("file", "etcd")).start()
     pods = tmp_path / "pods" / "ns_pod_0000" / "app"
     pods.mkdir(parents=True)
     (pods / "0.log").write_text("2025-06-10T08:25:41.630702460Z stdout F {\"traceId\":\"c1\",\"msg\":\"hi\"}\n")
     collector_port = free_port()
     collector = file_collector(tmp_path, {**worker.env, "LOGWEAVE_COLLECTOR__METRICS_PORT": str(collector_port),
-                                          "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "ckpt")},
+                                          "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+                                          "LOGWEAVE_COLLECTOR__NODE_NAME": "node-a"},
                                [str(tmp_path / "pods" / "*" / "*" / "*.log")]).start()
     prometheus = Prometheus(tmp_path, {"logweave-worker": f"127.0.0.1:{worker.web_port}",
                                        "logweave-file-collector": f"127.0.0.1:{collector_port}"})
@@ -121,11 +125,31 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
             await wait_for(lambda e=expr: prometheus.get("/api/v1/query", query=e)["result"], timeout=60,
                            what=f"data for the dashboard panel {panel['title']!r}: {expr}")
 
+        # killed: no `stopped` beat, so the workers' view of the heartbeat topic says it is missing
+        collector_id = f"file-collector-node-a-{collector_port}"
+        age = f'logweave_component_heartbeat_age_seconds{{component="{collector_id}", kind="file-collector"}}'
+        await wait_for(lambda: prometheus.get("/api/v1/query", query=age)["result"], timeout=60,
+                       what="the collector's heartbeat age, scraped from the worker")
+        assert "LogweaveHeartbeatMissing" not in prometheus.firing()
+        collector.kill()
+        missing = await wait_for(lambda: prometheus.firing().get("LogweaveHeartbeatMissing"), timeout=60,
+                                 what="the heartbeat alert for the killed collector", last_seen=prometheus.firing)
+        assert [(labels["component"], labels["kind"]) for labels in missing] == [(collector_id, "file-collector")]
+        collector.start()  # the same node and port: the same component id, so its alert clears
+        await wait_for(lambda: "LogweaveHeartbeatMissing" not in prometheus.firing(), timeout=60,
+                       what="the heartbeat alert to clear once the collector is back", last_seen=prometheus.firing)
+
+        # a clean stop: nothing to scrape (the component alert), but a `stopped` beat (no heartbeat alert)
+        wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
         assert "LogweaveComponentDown" not in prometheus.firing()
         collector.stop()
         down = await wait_for(lambda: prometheus.firing().get("LogweaveComponentDown"), timeout=60,
                               what="the component alert for the stopped collector")
         assert [labels["job"] for labels in down] == ["logweave-file-collector"]
+        await wait_for(lambda: collector_id.encode() not in worker.get("/metrics")[1], timeout=30,
+                       what="the stopped collector's heartbeat age gone from the worker's /metrics")
+        await asyncio.sleep(8)  # past three 2 s intervals, with scrapes and evaluations every second
+        assert "LogweaveHeartbeatMissing" not in prometheus.firing()
     finally:
         collector.stop()
         prometheus.stop()

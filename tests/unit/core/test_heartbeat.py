@@ -67,3 +67,14 @@ def test_summary_sums_running_stages_and_dead_letters_across_components() -> Non
     assert summary["dead_letters"]["not_json"]["example"] == "old example"
     assert summary["sinks"][0]["name"] == "file" and summary["sinks"][0]["component"] == "w1/file"
     orjson.dumps(summary)  # what --json prints
+
+
+def test_a_component_silent_past_forget_after_is_dropped_and_one_that_beats_again_stays() -> None:
+    view = PipelineView(forget_after=3600.0)
+    view.fold(b"gone", beat("intake", "gone", at=100.0).encode())
+    view.fold(b"back", beat("file-collector", "back", at=100.0).encode())
+    assert {b.id: b.state for b in view.current(now=3650.0)} == {"gone": "missing", "back": "missing"}
+    view.fold(b"back", beat("file-collector", "back", at=3650.5).encode())  # restarted under the same id
+    assert {b.id: b.state for b in view.current(now=3660.0)} == {"gone": "missing", "back": "running"}
+    assert [b.id for b in view.current(now=3701.0)] == ["back"]
+    assert "gone" not in view.components  # dropped, not only hidden
