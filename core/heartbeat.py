@@ -128,7 +128,8 @@ class PipelineView:
         dead: dict[str, dict[str, Any]] = {}
         for beat in beats:
             for reason, figure in beat.dead_letters.items():
-                entry = dead.setdefault(reason, {"count": 0, "example": None, "components": []})
+                entry = dead.setdefault(dead_letter_key(beat.kind, reason), {"count": 0, "example": None,
+                                                                            "components": []})
                 entry["count"] += figure.count
                 entry["example"] = figure.example or entry["example"]
                 entry["components"].append(beat.id)
@@ -147,6 +148,13 @@ class PipelineView:
             "dead_letters": dead,
             "refused_records": self.refused,
         }
+
+
+def dead_letter_key(kind: str, reason: str) -> str:
+    """How a reason is listed across the pipeline: a worker's and a drain's as they are (lines in
+    logs.deadletter), another kind's after it (`intake: not_json`, records the intake refused), so
+    the same reason name in two stages is not summed into one row."""
+    return reason if kind in ("worker", "drain") else f"{kind}: {reason}"
 
 
 class PipelineHistory:

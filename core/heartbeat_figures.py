@@ -18,21 +18,29 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import CollectorRegistry
 
 from core.heartbeat import DeadLetterFigure, Heartbeat
+from core.redact import mask_text
 
 Labels = dict[str, str]
 Match = Callable[[Labels], bool]
 EXAMPLE_CHARS = 300
+INTAKE_EXAMPLES = "intake:"  # the intake's examples, apart from a worker's of the same reason in one process
 _examples: dict[str, str] = {}
 
 
 def note_dead_letter(reason: str, line: str | bytes) -> None:
-    """Keep `line` as the latest example of `reason` for this process's next heartbeat."""
-    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-    _examples[reason] = text[:EXAMPLE_CHARS]
+    """Keep `line` as the latest example of `reason` for this process's next heartbeat.
+
+    Kept at twice the length shown, so a secret that straddles the cut is still recognised (and
+    masked) when the example is read; masking waits for the read, once per beat, not per line."""
+    kept = line[:2 * EXAMPLE_CHARS * 4]  # at most 4 bytes a character
+    text = kept.decode("utf-8", "replace") if isinstance(kept, bytes) else kept
+    _examples[reason] = text[:2 * EXAMPLE_CHARS]
 
 
 def latest_example(reason: str) -> str | None:
-    return _examples.get(reason)
+    """The latest example of `reason`, secrets masked (core/redact.py) and cut to EXAMPLE_CHARS."""
+    text = _examples.get(reason)
+    return None if text is None else mask_text(text)[:EXAMPLE_CHARS]
 
 
 def _any(labels: Labels) -> bool:
@@ -64,6 +72,7 @@ class Recipe:
     dead_letters: tuple[str, str] | None = None  # (counter sample name, reason label)
     gauges: dict[str, Sample] = field(default_factory=dict)  # figures sent as they are
     counters_per_minute: dict[str, Sample] = field(default_factory=dict)  # figures sent as rates per minute
+    example_prefix: str = ""  # a dead letter's example is noted under this prefix + its reason
 
 
 def registry_values(registry: CollectorRegistry) -> dict[str, list[tuple[Labels, float]]]:
@@ -124,7 +133,7 @@ class FigureReader:
             name, label = r.dead_letters
             for labels, value in values.get(name, []):
                 reason = labels.get(label, "unknown")
-                figure = dead.setdefault(reason, DeadLetterFigure(0, latest_example(reason)))
+                figure = dead.setdefault(reason, DeadLetterFigure(0, latest_example(r.example_prefix + reason)))
                 figure.count += int(value)
         figures = {name: sample.read(values) for name, sample in r.gauges.items()}
         figures.update({f"{name}_per_minute": rates[f"minute:{name}"] * 60 for name in r.counters_per_minute})
@@ -145,7 +154,7 @@ POD_COLLECTOR = Recipe("pod-collector", Sample("logweave_pod_collector_lines_pub
                        gauges={"streams": Sample("logweave_pod_collector_streams_open")})
 INTAKE = Recipe("intake", Sample("logweave_intake_lines_total"), Sample("logweave_intake_lines_total"),
                 dead_letters=("logweave_intake_rejections_total", "reason"),
-                gauges={"connections": Sample("logweave_intake_connections")})
+                gauges={"connections": Sample("logweave_intake_connections")}, example_prefix=INTAKE_EXAMPLES)
 
 
 def _stage_topic(labels: Labels) -> bool:

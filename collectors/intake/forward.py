@@ -27,7 +27,7 @@ from collectors.intake.delivery import BrokerUnavailable, Overloaded
 from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, Entry, decode_message, unpacker
 from collectors.intake.limits import CorruptBody, LimitExceeded
-from collectors.intake.lines import RequestLines, build_chunk, dumped_objects, intake_source, stream_id
+from collectors.intake.lines import RequestLines, build_chunk, dumped_objects, intake_source, shown_record, stream_id
 from collectors.intake.linger_stream import LingerStream
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,12 @@ def careful_entry_lines(entries: list[Entry], first: int, max_line_bytes: int, o
     """Record by record: the reference for entry_lines' bulk path."""
     for index, (time_ns, record) in enumerate(entries, first):
         if not isinstance(record, dict):
-            out.reject(index, "not_object", "record is not a map")
+            out.reject(index, "not_object", "record is not a map", shown_record(record))
             continue
         try:
             text = orjson.dumps(record, default=_json_default)
         except TypeError as exc:  # e.g. a map key that is not a string
-            out.reject(index, "not_json", f"cannot be written as JSON ({exc})")
+            out.reject(index, "not_json", f"cannot be written as JSON ({exc})", shown_record(record))
             continue
         out.add_text(index, text, max_line_bytes, time_ns)
 
@@ -138,7 +138,7 @@ class ForwardConnection:
         try:
             tag, entries, option = decode_message(message, cfg.max_decoded_bytes)
         except (BadMessage, CorruptBody, LimitExceeded, ValueError) as exc:
-            self.ctx.metrics.reject(PROTOCOL, "bad_message")
+            self.ctx.metrics.reject(PROTOCOL, "bad_message", example=f"unreadable message: {exc}")
             log.warning("forward: unreadable message (%s); closing the connection", exc)
             return False
         chunk_id = option.get("chunk")
@@ -170,8 +170,7 @@ class ForwardConnection:
         return True
 
     def _count(self, lines: RequestLines) -> None:
-        for reason, count in Counter(r.reason for r in lines.rejections).items():
-            self.ctx.metrics.reject(PROTOCOL, reason, count)
+        self.ctx.metrics.reject_records(PROTOCOL, lines.rejections)
 
     def _source(self, tag: str) -> dict[str, Any]:
         return intake_source(PROTOCOL, self.caller.tenant, tag=tag)

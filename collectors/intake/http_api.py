@@ -51,17 +51,17 @@ async def _post_logs(request: web.Request, ctx: IntakeContext) -> web.Response:
             raise Refused(error(429, f"tenant {caller.tenant!r} is over its rate limit "
                                      f"({caller.rate_lines:g} lines/s)", retry_after=wait), "rate_limited")
     except Refused as refused:
-        ctx.metrics.reject(PROTOCOL, refused.reason)
+        ctx.metrics.reject(PROTOCOL, refused.reason, example=refused.response.text)  # what the client was told
         return refused.response
-    for rejection in parsed.rejections:
-        ctx.metrics.reject(PROTOCOL, rejection.reason)
+    ctx.metrics.reject_records(PROTOCOL, parsed.rejections)
     if parsed.lines:
         sid = stream_id(PROTOCOL, caller.tenant, request_key)
         chunk = build_chunk(intake_source(PROTOCOL, caller.tenant), sid, parsed.lines)
         try:
             await ctx.delivery.store([chunk], PROTOCOL)
         except (BrokerUnavailable, Overloaded) as exc:
-            ctx.metrics.reject(PROTOCOL, "unavailable" if isinstance(exc, BrokerUnavailable) else "overloaded")
+            ctx.metrics.reject(PROTOCOL, "unavailable" if isinstance(exc, BrokerUnavailable) else "overloaded",
+                               example=str(exc))
             return error(503, f"{exc}; nothing of this request was acknowledged, retry it", cfg.retry_after)
     accepted, rejected = len(parsed.lines), len(parsed.rejections)
     if rejected:

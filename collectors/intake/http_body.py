@@ -45,14 +45,14 @@ def parse_body(body: bytes, content_type: str, max_records: int, max_line_bytes:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             if head == b"[":
-                out.reject(0, "not_json", f"body is not a valid JSON array ({exc})")
+                out.reject(0, "not_json", f"body is not a valid JSON array ({exc})", body)
                 return out
         else:
             records = doc.get("logs", doc) if isinstance(doc, dict) else doc
             if isinstance(records, dict):
                 records = [records]
             if not isinstance(records, list):
-                out.reject(0, "not_object", f"\"logs\" must be an array (got {type_name(records)})")
+                out.reject(0, "not_object", f"\"logs\" must be an array (got {type_name(records)})", body)
                 return out
             if len(records) > max_records:
                 raise _too_many(len(records), max_records)
@@ -119,10 +119,10 @@ def careful_ndjson(rows: list[bytes], out: RequestLines, max_records: int, max_l
         try:
             record = orjson.loads(row)
         except orjson.JSONDecodeError as exc:
-            out.reject(index, "not_json", f"not valid JSON ({exc})")
+            out.reject(index, "not_json", f"not valid JSON ({exc})", row)
             continue
         if isinstance(record, dict):
             out.add_text(index, row, max_line_bytes, received_ns)
         else:
-            out.reject(index, "not_object", f"not a JSON object (got {type_name(record)})")
+            out.reject(index, "not_object", f"not a JSON object (got {type_name(record)})", row)
     return out

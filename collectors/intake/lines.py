@@ -24,14 +24,22 @@ from core.models import RawChunk, RawLine, make_raw_line
 _REQUEST_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
+EXAMPLE_BYTES = 2400  # of a bad record kept as its example (the heartbeat shows less, core/heartbeat_figures.py)
+
+
 @dataclass(slots=True)
 class Rejection:
     index: int
     reason: str  # metric label: not_object, not_json, line_too_long, ...
     detail: str
+    record: bytes | None = None  # the bad record as received (its first EXAMPLE_BYTES), when there is one
 
     def describe(self) -> str:
         return f"record {self.index}: {self.detail}"
+
+    def shown(self) -> str | bytes:
+        """The example the heartbeat carries: the record itself, else what was wrong with it."""
+        return self.record if self.record is not None else self.describe()
 
 
 @dataclass(slots=True)
@@ -42,24 +50,25 @@ class RequestLines:
     rejections: list[Rejection] = field(default_factory=list)
     size: int = 0
 
-    def reject(self, index: int, reason: str, detail: str) -> None:
-        self.rejections.append(Rejection(index, reason, detail))
+    def reject(self, index: int, reason: str, detail: str, record: bytes | None = None) -> None:
+        self.rejections.append(Rejection(index, reason, detail, None if record is None else record[:EXAMPLE_BYTES]))
 
     def add_text(self, index: int, text: bytes, max_line_bytes: int, received_ns: int) -> None:
         if len(text) > max_line_bytes:
-            self.reject(index, "line_too_long", f"{len(text)} bytes is over intake.max_line_bytes ({max_line_bytes})")
+            self.reject(index, "line_too_long", f"{len(text)} bytes is over intake.max_line_bytes ({max_line_bytes})",
+                        text)
             return
         self.lines.append(make_raw_line(index, text, "", received_ns))
         self.size += len(text)
 
     def add_record(self, index: int, record: Any, max_line_bytes: int, received_ns: int) -> None:
         if not isinstance(record, dict):
-            self.reject(index, "not_object", f"not a JSON object (got {type_name(record)})")
+            self.reject(index, "not_object", f"not a JSON object (got {type_name(record)})", shown_record(record))
             return
         try:
             text = orjson.dumps(record)
         except TypeError as exc:
-            self.reject(index, "not_json", f"cannot be written as JSON ({exc})")
+            self.reject(index, "not_json", f"cannot be written as JSON ({exc})", shown_record(record))
             return
         self.add_text(index, text, max_line_bytes, received_ns)
 
@@ -78,6 +87,14 @@ def dumped_objects(records: list[Any], max_line_bytes: int) -> list[bytes] | Non
     except TypeError:  # bytes, extension types, non-string keys, integers past 64 bits
         return None
     return texts if max(map(len, texts)) <= max_line_bytes else None
+
+
+def shown_record(record: Any) -> bytes:
+    """A decoded record that could not be stored, as text for its example: JSON where it can be."""
+    try:
+        return orjson.dumps(record, default=repr)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. keys that are not strings
+        return repr(record)[:EXAMPLE_BYTES].encode("utf-8", "replace")
 
 
 def type_name(value: Any) -> str:

@@ -1,12 +1,18 @@
 """Every metric of the intake in one place, in a registry of its own (served at /metrics).
 
 Labels are the same everywhere: `protocol` (http, forward, otlp_grpc, otlp_http) and, for
-rejections, a short machine-readable `reason`.
+rejections, a short machine-readable `reason`. A rejection may come with an example (the bad
+record, or what the client was told), which the intake's heartbeat shows beside the reason's count.
 """
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from collectors.intake.lines import Rejection
+from core.heartbeat_figures import INTAKE_EXAMPLES, note_dead_letter
 
 
 class IntakeMetrics:
@@ -25,8 +31,16 @@ class IntakeMetrics:
                                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
         self.connections = Gauge("logweave_intake_connections", "Open TCP connections", ["protocol"], registry=r)
 
-    def reject(self, protocol: str, reason: str, count: int = 1) -> None:
+    def reject(self, protocol: str, reason: str, count: int = 1, example: str | bytes | None = None) -> None:
         self.rejections.labels(protocol, reason).inc(count)
+        if example is not None:
+            note_dead_letter(INTAKE_EXAMPLES + reason, example)
+
+    def reject_records(self, protocol: str, rejections: list[Rejection]) -> None:
+        """Count a request's bad records by reason; the last of each reason is its example."""
+        last = {rejection.reason: rejection for rejection in rejections}
+        for reason, count in Tally(rejection.reason for rejection in rejections).items():
+            self.reject(protocol, reason, count, last[reason].shown())
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and the bench read figures this way)."""

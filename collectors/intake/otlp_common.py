@@ -31,8 +31,7 @@ async def export(ctx: IntakeContext, caller: Caller, request: ExportLogsServiceR
                  protocol: str) -> ExportLogsServiceResponse:
     """Store the request's valid records (raises RateLimited, BrokerUnavailable, Overloaded)."""
     mapped = map_request(request, raw, protocol, caller.tenant, ctx.settings.max_line_bytes, time.time_ns())
-    for reason in mapped.reasons:
-        ctx.metrics.reject(protocol, reason)
+    ctx.metrics.reject_records(protocol, mapped.rejections)
     if mapped.lines:
         wait = ctx.rate_wait(caller, mapped.lines)
         if wait:

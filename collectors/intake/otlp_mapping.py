@@ -24,7 +24,7 @@ import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from collectors.intake.lines import RequestLines, intake_source, stream_id
+from collectors.intake.lines import Rejection, RequestLines, intake_source, stream_id
 from core.models import RawChunk
 
 _K8S_SOURCE = {"k8s.namespace.name": "namespace", "k8s.pod.name": "pod", "k8s.pod.uid": "pod_uid",
@@ -75,7 +75,7 @@ class MappedRequest:
     chunks: list[RawChunk] = field(default_factory=list)
     rejected: int = 0
     first_error: str = ""
-    reasons: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -146,7 +146,7 @@ def map_request(request: ExportLogsServiceRequest, raw: bytes, protocol: str, te
                                    record.time_unix_nano or record.observed_time_unix_nano or received_ns)
                 index += 1
         for rejection in lines.rejections:
-            out.reasons.append(rejection.reason)
+            out.rejections.append(rejection)
             if not out.first_error:
                 out.first_error = f"resource {r_index} {rejection.describe()}"
         out.rejected += len(lines.rejections)

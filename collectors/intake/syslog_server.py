@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from collectors.intake.context import IntakeContext
-from collectors.intake.lines import intake_source, stream_id
+from collectors.intake.lines import EXAMPLE_BYTES, intake_source, stream_id
 from collectors.intake.linger_stream import LingerStream
 from collectors.intake.syslog_frames import FrameSplitter
 from collectors.intake.syslog_parse import NotSyslog, parse_syslog
@@ -37,10 +37,10 @@ def syslog_line(ctx: IntakeContext, position: int, data: bytes) -> RawLine | Non
     try:
         text, time_ns = parse_syslog(data, now)
     except NotSyslog:
-        ctx.metrics.reject(PROTOCOL, "not_syslog")
+        ctx.metrics.reject(PROTOCOL, "not_syslog", example=data)  # stored all the same, as {"msg": ...}
         text, time_ns = orjson.dumps({"msg": data.decode("utf-8", "replace").rstrip("\r\n")}), now
     if len(text) > ctx.settings.max_line_bytes:
-        ctx.metrics.reject(PROTOCOL, "line_too_long")
+        ctx.metrics.reject(PROTOCOL, "line_too_long", example=text[:EXAMPLE_BYTES])
         return None
     return make_raw_line(position, text, "", time_ns)
 
@@ -164,7 +164,7 @@ class SyslogServer:
                 await self._store(stream, splitter.feed(data), source, peer)
             await stream.flush()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError, ssl.SSLError) as exc:
-            self.ctx.metrics.reject(PROTOCOL, "bad_frame")
+            self.ctx.metrics.reject(PROTOCOL, "bad_frame", example=f"syslog connection closed: {exc}")
             log.warning("syslog connection closed: %s", exc)
         finally:
             self.connections.pop(reader, None)

@@ -63,13 +63,16 @@ class RunningIntake:
 
 
 @contextlib.asynccontextmanager
-async def running_intake(broker: EmbeddedBroker, **intake: Any) -> AsyncIterator[RunningIntake]:
-    """An intake on free ports (HTTP always; others when their port is given as `True`)."""
+async def running_intake(broker: EmbeddedBroker, heartbeat_interval: float = 5.0,
+                         **intake: Any) -> AsyncIterator[RunningIntake]:
+    """An intake on free ports (HTTP always; others when their port is given as `True`), beating to the
+    heartbeat topic of its own prefix every `heartbeat_interval` seconds."""
     ports = {name: (free_port() if intake.pop(name, False) else 0)
              for name in ("forward_port", "otlp_grpc_port", "otlp_http_port", "syslog_port", "syslog_tls_port")}
     config = {"http_port": free_port(), "ack_timeout": 5, **ports, **intake}
     settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap, "partitions": 1,
-                                                "topic_prefix": f"t{next(_PREFIXES)}."}, intake=config)
+                                                "topic_prefix": f"t{next(_PREFIXES)}."}, intake=config,
+                             heartbeats={"interval": heartbeat_interval})
     metrics = IntakeMetrics()
     stop = asyncio.Event()
     task = asyncio.create_task(run_intake(settings, stop, metrics))

@@ -78,3 +78,12 @@ def test_a_component_silent_past_forget_after_is_dropped_and_one_that_beats_agai
     assert {b.id: b.state for b in view.current(now=3660.0)} == {"gone": "missing", "back": "running"}
     assert [b.id for b in view.current(now=3701.0)] == ["back"]
     assert "gone" not in view.components  # dropped, not only hidden
+
+
+def test_the_intake_refusals_are_listed_apart_from_the_workers_dead_letters_of_the_same_reason() -> None:
+    view = PipelineView()
+    view.fold(b"w1", beat("worker", "w1", dead_letters={"not_json": DeadLetterFigure(2, "a raw line")}).encode())
+    view.fold(b"i1", beat("intake", "i1", dead_letters={"not_json": DeadLetterFigure(4, "{bad record")}).encode())
+    dead = view.summary(now=101.0)["dead_letters"]
+    assert dead["not_json"] == {"count": 2, "example": "a raw line", "components": ["w1"]}
+    assert dead["intake: not_json"] == {"count": 4, "example": "{bad record", "components": ["i1"]}

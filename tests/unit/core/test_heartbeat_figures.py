@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from core.heartbeat_figures import INTAKE, FigureReader, catch_up_seconds, note_dead_letter, worker_recipe
+from core.heartbeat_figures import (
+    EXAMPLE_CHARS,
+    INTAKE,
+    INTAKE_EXAMPLES,
+    FigureReader,
+    catch_up_seconds,
+    latest_example,
+    note_dead_letter,
+    worker_recipe,
+)
+from core.redact import MASK
 
 
 def test_rates_are_counter_deltas_over_time_and_dead_letters_carry_the_latest_example() -> None:
@@ -18,7 +28,7 @@ def test_rates_are_counter_deltas_over_time_and_dead_letters_carry_the_latest_ex
     lines.labels("http").inc(50)
     lines.labels("forward").inc(50)
     rejected.labels("http", "too_large").inc(2)
-    note_dead_letter("too_large", "x" * 1000)
+    note_dead_letter(INTAKE_EXAMPLES + "too_large", "x" * 1000)  # the intake notes its examples apart
     second = reader.beat(now=1010.0)
     assert second.lines_in_per_s == 10.0 and second.lines_out_per_s == 10.0
     assert second.dead_letters["too_large"].count == 2
@@ -49,3 +59,17 @@ def test_catch_up_is_unknown_when_nothing_moves() -> None:
     assert catch_up_seconds(0, 0.0) == 0.0
     assert catch_up_seconds(10, 0.0) is None
     assert catch_up_seconds(10, 5.0) == 2.0
+
+
+def test_an_example_has_its_secrets_masked_even_where_the_cut_falls_inside_one() -> None:
+    note_dead_letter("with_secret", b'{"msg":"login","password":"hunter2","db":"postgres://app:s3cret@db:5432/x"}')
+    shown = latest_example("with_secret")
+    assert shown is not None and "hunter2" not in shown and "s3cret" not in shown and MASK in shown
+    assert '"msg":"login"' in shown  # the rest stays readable
+    # a URL whose password runs across the cut: masked before cutting, so no prefix of it is shown
+    line = "x" * (EXAMPLE_CHARS - 20) + " postgres://app:topsecretvalue@db/x"
+    assert line[:EXAMPLE_CHARS].endswith("app:tops")  # cut first, then masked, "tops" would show
+    note_dead_letter("at_the_cut", line)
+    cut = latest_example("at_the_cut")
+    assert cut is not None and len(cut) == EXAMPLE_CHARS and "tops" not in cut and cut.endswith("app:****")
+    assert latest_example("never noted") is None

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import os
 import signal
+import time
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,9 @@ import orjson
 import zstandard
 
 from commands.broker import EmbeddedBroker
+from core.heartbeat import DeadLetterFigure, PipelineView
+from core.heartbeat_figures import host_name
+from kafka_io.heartbeat import read_pipeline
 from tests.support.intake import running_intake
 from tests.support.polling import wait_for
 
@@ -84,6 +88,30 @@ async def test_bad_records_are_named_and_the_valid_ones_still_stored(intake_brok
         assert sorted(orjson.loads(line[1])["msg"] for _, line in seen) == ["ok-0", "ok-3", "ok-4"]
         assert intake.metric("logweave_intake_rejections_total", protocol="http", reason="not_json") == 1
         assert intake.metric("logweave_intake_rejections_total", protocol="http", reason="line_too_long") == 1
+
+
+async def test_refusals_reach_the_heartbeat_by_reason_with_a_masked_example(intake_broker: EmbeddedBroker) -> None:
+    secret_row = b'{"msg": "login", "password": "hunter2", oops}'
+    long_row = b'{"msg": "' + b"x" * 100 + b'"}'
+    async with running_intake(intake_broker, max_line_bytes=64, max_records=3, heartbeat_interval=0.5) as intake:
+        status, _, answer = await post(intake.url, b'{"msg": "ok"}\n' + secret_row + b"\n" + long_row + b"\n")
+        assert (status, answer["accepted"], answer["rejected"]) == (400, 1, 2)
+        status, _, _ = await post(intake.url, b'{"msg": "one too many"}\n' * 4)
+        assert status == 413
+
+        async def beat_with_every_reason() -> PipelineView | None:
+            view = await read_pipeline(intake.settings)
+            beat = view.components.get(f"intake-{host_name()}-{intake.settings.intake.http_port}")
+            wanted = {"not_json", "line_too_long", "too_many_records"}
+            return view if beat is not None and wanted <= beat.dead_letters.keys() else None
+
+        view = await wait_for(beat_with_every_reason, timeout=30, what="the intake's heartbeat with its refusals")
+    dead = next(iter(view.components.values())).dead_letters
+    assert dead["not_json"] == DeadLetterFigure(1, '{"msg": "login", "password": "********", oops}')
+    assert dead["line_too_long"] == DeadLetterFigure(1, long_row.decode())
+    assert dead["too_many_records"] == DeadLetterFigure(1, '{"error": "4 records is over intake.max_records (3)"}')
+    shown = view.summary(time.time())["dead_letters"]  # what the stats page and `logweave status` list
+    assert shown["intake: not_json"]["example"] == dead["not_json"].example
 
 
 async def test_tokens_name_the_tenant_and_wrong_tokens_are_refused(intake_broker: EmbeddedBroker) -> None:
