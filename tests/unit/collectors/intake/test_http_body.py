@@ -9,7 +9,7 @@ import pytest
 
 from collectors.intake.http_body import all_objects, careful_ndjson, parse_body
 from collectors.intake.limits import LimitExceeded
-from collectors.intake.lines import RequestLines, request_id
+from collectors.intake.lines import EXAMPLE_BYTES, RequestLines, request_id
 
 
 def texts(body: bytes, content_type: str = "application/json") -> list[tuple[int, str]]:
@@ -110,3 +110,14 @@ def test_bulk_and_record_by_record_arrays_agree() -> None:
             reference.add_record(index, record, 200, 9)
         assert bulk.lines == reference.lines and bulk.size == reference.size, body[:120]
         assert [(r.index, r.reason) for r in bulk.rejections] == [(r.index, r.reason) for r in reference.rejections]
+
+
+def test_each_bad_record_keeps_itself_as_the_example_and_a_whole_body_keeps_its_head() -> None:
+    parsed = parse_body(b'{"a": 1}\n{"b": oops}\n[1, 2]\n{"c": "' + b"x" * 200 + b'"}\n', "application/x-ndjson",
+                        10, 100, 1)
+    assert [(r.reason, r.shown()) for r in parsed.rejections] == [
+        ("not_json", b'{"b": oops}'), ("not_object", b"[1, 2]"), ("line_too_long", b'{"c": "' + b"x" * 200 + b'"}')]
+    parsed = parse_body(b'[{"a":1}, 3, "text"]', "", 10, 100, 1)
+    assert [r.shown() for r in parsed.rejections] == [b"3", b'"text"']  # as JSON, the way the client sent them
+    broken = parse_body(b"[1, 2" + b" " * 5000, "", 10, 100, 1).rejections[0]
+    assert broken.shown() == (b"[1, 2" + b" " * 5000)[:EXAMPLE_BYTES]  # the head of the body, not all of it
