@@ -1,22 +1,29 @@
-"""The stats page in a real headless Chromium during a pipeline run: figures match /metrics.
+"""The stats page in a real headless Chromium during a pipeline run: figures match /metrics, and the
+intake's refused records are listed with a masked example.
 
 Saves a screenshot as a test artifact (test-artifacts/stats-page.png).
 """
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from commands.broker import free_port
 from tests.integration.worker.test_grouping import BASE, doc
 from tests.support.polling import wait_for
+from tests.support.processes import intake, wait_http_ok
 from tests.support.worker_harness import WorkerHarness
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -77,3 +84,34 @@ async def test_stats_page_shows_the_metrics(make_worker: Callable[..., WorkerHar
     shot = ARTIFACTS / "stats-page.png"
     render(url, f"--screenshot={shot}", "--window-size=1200,900")
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+async def test_the_page_shows_the_intakes_refused_records_with_a_masked_example(
+        make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
+    worker = await make_worker({"LOGWEAVE_HEARTBEATS__INTERVAL": "1s"}).start()
+    port = free_port()
+    env = {**worker.env, "LOGWEAVE_INTAKE__HTTP_PORT": str(port),
+           **{f"LOGWEAVE_INTAKE__{name}_PORT": "0" for name in ("FORWARD", "OTLP_GRPC", "OTLP_HTTP", "SYSLOG")}}
+    process = intake(tmp_path, env).start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30, process)
+        body = b'{"msg": "fine"}\n{"msg": "login", "password": "hunter2", oops}\n'
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/logs", data=body, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)  # loopback only
+        assert answer.value.code == 400
+
+        def refusal_in_view() -> dict[str, Any] | None:
+            dead = orjson.loads(worker.get("/api/pipeline")[1])["summary"]["dead_letters"]
+            return dead.get("intake: not_json")
+
+        entry = await wait_for(refusal_in_view, timeout=60, what="the intake's refusal in the worker's pipeline view")
+        url = f"http://127.0.0.1:{worker.web_port}/"
+        dom = render(url, "--dump-dom").stdout
+    finally:
+        process.stop()
+    assert entry["example"] == '{"msg": "login", "password": "********", oops}'
+    examples = {html.unescape(reason): html.unescape(text)
+                for reason, text in re.findall(r'data-example="([^"]+)">([^<]*)<', dom)}
+    assert examples["intake: not_json"] == '{"msg": "login", "password": "********", oops}', examples
+    assert "hunter2" not in dom
