@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 class PipelineWatch:
     def __init__(self, settings: Settings, refresh: float = 2.0) -> None:
-        self.settings, self.refresh = settings, refresh
+        # never slower than the beats: an age read from the view stays under two intervals for a component
+        # that beats, well inside the heartbeat alert's three (app/heartbeat_metrics.py)
+        self.settings, self.refresh = settings, min(refresh, settings.heartbeats.interval)
         self.follower = PipelineFollower(settings)
         self.history = PipelineHistory()
 
