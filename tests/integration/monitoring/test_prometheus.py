@@ -9,13 +9,15 @@ than minutes; the expressions are unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 import shutil
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,13 @@ class Prometheus:
             if alert["state"] == "firing":
                 out.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
         return out
+
+    def last_evaluation(self, alert: str) -> float:
+        """When the rule of `alert` was last evaluated (epoch seconds)."""
+        rule = next(rule for group in self.get("/api/v1/rules")["groups"] for rule in group["rules"]
+                    if rule["name"] == alert)
+        stamp = re.sub(r"(\.\d{6})\d+", r"\1", rule["lastEvaluation"]).replace("Z", "+00:00")
+        return datetime.fromisoformat(stamp).timestamp()
 
     def stop(self) -> None:
         self.process.kill()
@@ -143,12 +152,16 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
         assert "LogweaveComponentDown" not in prometheus.firing()
         collector.stop()
+        stopped_at = time.time()
         down = await wait_for(lambda: prometheus.firing().get("LogweaveComponentDown"), timeout=60,
                               what="the component alert for the stopped collector")
         assert [labels["job"] for labels in down] == ["logweave-file-collector"]
         await wait_for(lambda: collector_id.encode() not in worker.get("/metrics")[1], timeout=30,
                        what="the stopped collector's heartbeat age gone from the worker's /metrics")
-        await asyncio.sleep(8)  # past three 2 s intervals, with scrapes and evaluations every second
+        # evaluated when a silent collector would be missing (three 2 s intervals, a scrape): still quiet
+        await wait_for(lambda: prometheus.last_evaluation("LogweaveHeartbeatMissing") > stopped_at + 3 * 2 + 2,
+                       timeout=30, what="the heartbeat rule evaluated past three intervals after the stop")
+        assert not prometheus.get("/api/v1/query", query=age)["result"]
         assert "LogweaveHeartbeatMissing" not in prometheus.firing()
     finally:
         collector.stop()
