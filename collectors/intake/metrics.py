@@ -38,6 +38,8 @@ class IntakeMetrics:
 
     def reject_records(self, protocol: str, rejections: list[Rejection]) -> None:
         """Count a request's bad records by reason; the last of each reason is its example."""
+        if not rejections:  # the common request: nothing to count
+            return
         last = {rejection.reason: rejection for rejection in rejections}
         for reason, count in Tally(rejection.reason for rejection in rejections).items():
             self.reject(protocol, reason, count, last[reason].shown())
