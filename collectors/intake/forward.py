@@ -26,8 +26,7 @@ from collectors.intake.context import IntakeContext
 from collectors.intake.delivery import BrokerUnavailable, Overloaded
 from collectors.intake.forward_handshake import Handshake
 from collectors.intake.forward_messages import BadMessage, Entry, decode_message, unpacker
-from collectors.intake.limits import CorruptBody, LimitExceeded
-from collectors.intake.limits import decode_body
+from collectors.intake.limits import CorruptBody, LimitExceeded, decode_body
 from collectors.intake.lines import RequestLines, build_chunk, dumped_objects, intake_source, stream_id
 from collectors.intake.linger_stream import LingerStream
 from core.native import native_module
