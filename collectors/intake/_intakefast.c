@@ -717,7 +717,86 @@ static PyObject *syslog_lines(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---------- syslog framing ---------- */
+
+PyDoc_STRVAR(split_frames_doc,
+"split_frames(buffer, max_bytes) -> (frames, consumed)\n\n"
+"The whole frames at the start of `buffer` and how many bytes they took: FrameSplitter._split\n"
+"(collectors/intake/syslog_frames.py), with the same ValueErrors.");
+
+static PyObject *split_frames(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &max_bytes)) return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t at = 0, end = view.len;
+    PyObject *frames = PyList_New(0);
+    const char *error = NULL;
+    char message[160];
+    while (frames != NULL && at < end) {
+        unsigned char first = buf[at];
+        Py_ssize_t start, stop, next;
+        if (first == 10 || first == 13) { at++; continue; }
+        if (first >= '0' && first <= '9') {
+            Py_ssize_t limit = at + 11 < end ? at + 11 : end, space = -1;
+            for (Py_ssize_t i = at; i < limit; i++)
+                if (buf[i] == ' ') { space = i; break; }
+            if (space < 0) {
+                if (end - at > 10) error = "an octet-counted frame has no space after its length";
+                break;
+            }
+            long long length = 0;
+            for (Py_ssize_t i = at; i < space; i++) {
+                if (buf[i] < '0' || buf[i] > '9') {
+                    PyObject *digits = PyBytes_FromStringAndSize((const char *)buf + at, space - at < 20 ? space - at : 20);
+                    if (digits != NULL) {
+                        PyErr_Format(PyExc_ValueError, "octet count %R is not a number", digits);
+                        Py_DECREF(digits);
+                    }
+                    Py_CLEAR(frames);
+                    break;
+                }
+                length = length * 10 + (buf[i] - '0');
+            }
+            if (frames == NULL) break;
+            if (length > max_bytes) {
+                snprintf(message, sizeof message, "octet-counted frame of %lld bytes is over intake.max_line_bytes",
+                         length);
+                error = message;
+                break;
+            }
+            start = space + 1;
+            stop = next = start + (Py_ssize_t)length;
+            if (stop > end) break;
+        } else {
+            const unsigned char *newline = memchr(buf + at, '\n', (size_t)(end - at));
+            if (newline == NULL) {
+                if (end - at > max_bytes) error = "a line is over intake.max_line_bytes without LF";
+                break;
+            }
+            start = at;
+            stop = next = newline - buf + 1;
+        }
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)buf + start, stop - start);
+        if (frame == NULL || PyList_Append(frames, frame) < 0) {
+            Py_XDECREF(frame);
+            Py_CLEAR(frames);
+            break;
+        }
+        Py_DECREF(frame);
+        at = next;
+    }
+    PyBuffer_Release(&view);
+    if (error != NULL) {
+        PyErr_SetString(PyExc_ValueError, error);
+        Py_CLEAR(frames);
+    }
+    if (frames == NULL) return NULL;
+    return Py_BuildValue("(Nn)", frames, at);
+}
+
 static PyMethodDef methods[] = {
+    {"split_frames", split_frames, METH_VARARGS, split_frames_doc},
     {"forward_lines", forward_lines, METH_VARARGS, forward_lines_doc},
     {"syslog_lines", syslog_lines, METH_VARARGS, syslog_lines_doc},
     {NULL, NULL, 0, NULL},

@@ -227,3 +227,30 @@ def test_forward_messages_it_cannot_convert_go_to_the_reference() -> None:
     truncated[1] = truncated[1][:-1]
     assert packed_lines(truncated, 0, 1 << 30, 1 << 20) is None
     assert packed_lines(["t", [[1, {"a": 1}]], {}], 0, 1 << 30, 1 << 20) is None  # Forward mode
+
+
+# ---------- syslog framing ----------
+
+_PIECE = st.one_of(
+    st.binary(max_size=30).map(lambda m: b"%d %s" % (len(m), m)),  # octet counted
+    st.binary(max_size=30).map(lambda m: m.replace(b"\n", b"") + b"\n"),  # LF framed
+    st.sampled_from([b"\n", b"\r\n", b"12345678901 x", b"1a3 xyz", b"99 short", b"5 ab", b"no newline",
+                     b"0 ", b"007 abcdefg"]))
+
+
+def split_both(splitter: FrameSplitter, buf: bytes) -> tuple[object, object]:
+    def run(split: Any) -> object:
+        try:
+            return split()
+        except ValueError as exc:
+            return ("ValueError", str(exc))
+    return run(lambda: fast.split_frames(buf, splitter.max_bytes)), run(lambda: splitter._split(buf))
+
+
+@SOME
+@given(st.lists(_PIECE, max_size=12), st.sampled_from([20, 1 << 20]))
+def test_split_frames_is_the_reference(pieces: list[bytes], max_bytes: int) -> None:
+    buf = b"".join(pieces)
+    for cut in (len(buf), len(buf) // 2, len(buf) // 3):
+        got, want = split_both(FrameSplitter(max_bytes), buf[:cut])
+        assert got == want
