@@ -30,10 +30,13 @@ from collectors.intake.syslog_parse import NotSyslog, parse_syslog
 from collectors.intake.syslog_server import syslog_line, syslog_lines
 from core.intake_settings import IntakeSettings
 from core.models import RawLine
+from core.native import native_module
 from tests.bench.bench_intake import forward_message
 from tests.bench.intake_syslog import syslog_frames
 
 fast = pytest.importorskip("collectors.intake._intakefast", reason="C extension not built (pure-Python install)")
+if native_module("intake_lines") is None:
+    pytest.skip("LOGWEAVE_PURE=1: the intake runs its Python paths", allow_module_level=True)
 NOW = 1_764_669_600_123_456_789  # 2025-12-02T10:00:00.123456789Z
 SOME = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
