@@ -59,16 +59,19 @@ static int out_put(Out *o, const char *s, Py_ssize_t n) {
 
 #define PUTS(o, lit) out_put((o), (lit), (Py_ssize_t)(sizeof(lit) - 1))
 
-static int out_int(Out *o, long long v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", v);
-    return out_put(o, tmp, n);
+static int out_uint(Out *o, unsigned long long v) {
+    char tmp[24], *w = tmp + sizeof tmp;
+    do {
+        *--w = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return out_put(o, w, tmp + sizeof tmp - w);
 }
 
-static int out_uint(Out *o, unsigned long long v) {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%llu", v);
-    return out_put(o, tmp, n);
+static int out_int(Out *o, long long v) {
+    if (v >= 0) return out_uint(o, (unsigned long long)v);
+    if (out_put(o, "-", 1) < 0) return -1;
+    return out_uint(o, 0ULL - (unsigned long long)v);
 }
 
 /* `s` (valid UTF-8) as a JSON string the way orjson writes it: only '"', '\\' and control
@@ -79,9 +82,17 @@ static int out_string(Out *o, const unsigned char *s, Py_ssize_t n) {
     char *w = o->buf + o->len;
     *w++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\') run++;
+        if (run > i) { /* a run of ASCII that needs no escape */
+            memcpy(w, s + i, (size_t)(run - i));
+            w += run - i;
+            i = run;
+            if (i == n) break;
+        }
         unsigned char c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            if (c >= 0x80) o->wide = 1;
+        if (c >= 0x80) {
+            o->wide = 1;
             *w++ = (char)c;
             continue;
         }
@@ -112,6 +123,13 @@ static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
     Py_ssize_t i = 0;
     int wide = 0;
     while (i < n) {
+        while (i + 8 <= n) { /* ASCII eight bytes at a time */
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= n) break;
         unsigned char c = s[i];
         if (c < 0x80) { i++; continue; }
         int more;
