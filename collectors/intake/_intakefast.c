@@ -74,6 +74,12 @@ static int out_int(Out *o, long long v) {
     return out_uint(o, 0ULL - (unsigned long long)v);
 }
 
+static unsigned char PLAIN[256]; /* ASCII that a JSON string holds as is (set up at import) */
+
+static void plain_init(void) {
+    for (int c = 0x20; c < 0x80; c++) PLAIN[c] = c != '"' && c != '\\';
+}
+
 /* `s` (valid UTF-8) as a JSON string the way orjson writes it: only '"', '\\' and control
  * characters escaped, short escapes where JSON has them, else \u00xx. */
 static int out_string(Out *o, const unsigned char *s, Py_ssize_t n) {
@@ -83,7 +89,7 @@ static int out_string(Out *o, const unsigned char *s, Py_ssize_t n) {
     *w++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t run = i;
-        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\') run++;
+        while (run < n && PLAIN[s[run]]) run++;
         if (run > i) { /* a run of ASCII that needs no escape */
             memcpy(w, s + i, (size_t)(run - i));
             w += run - i;
@@ -824,4 +830,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_intakefast",
                                     "The intake's per-line work in C (see core/native.py).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__intakefast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__intakefast(void) {
+    plain_init();
+    return PyModule_Create(&module);
+}
