@@ -40,8 +40,15 @@ def native_module(name: str) -> ModuleType | None:
     return loaded
 
 
-def native_status() -> dict[str, str]:
-    """Per loop, `c` or `python (why)`: what this process runs."""
-    for name in EXTENSIONS:
-        native_module(name)
-    return dict(_status)
+def native_path(name: str) -> str:
+    """`c` or `python (why)`: what this process runs for the loop `name`."""
+    native_module(name)
+    return _status[name]
+
+
+WORKER_LOOPS = ("line_scan", "trace_fold")  # what the worker's /readyz and stats page report
+
+
+def native_status(names: tuple[str, ...] = WORKER_LOOPS) -> dict[str, str]:
+    """Per loop of `names`, `c` or `python (why)`: what this process runs."""
+    return {name: native_path(name) for name in names}
