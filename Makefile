@@ -107,7 +107,7 @@ test: install system-deps test-clients
 # The parse and group stages once more on their Python reference paths (what an install without a
 # C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py).
 test-pure: install
-	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables $(PYTEST_ARGS)
+	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake $(PYTEST_ARGS)
 
 # The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
 # depends on this machine's speed fails here.

@@ -1,7 +1,8 @@
 """Only the optional C extensions live here; everything else is in pyproject.toml.
 
 agents/_linescan.c is the parse stage's per-line loop (agents/line_parser.py), tables/_tracefold.c
-the group stage's (tables/trace_state.py). Both are optional: without a C compiler and the Python
+the group stage's (tables/trace_state.py), collectors/intake/_intakefast.c the intake's (Fluent forward
+records and RFC 5424 syslog frames to raw lines). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -13,4 +14,6 @@ FLAGS = ["-O2", "-std=c11"]
 setup(ext_modules=[
     Extension("agents._linescan", ["agents/_linescan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("tables._tracefold", ["tables/_tracefold.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], extra_compile_args=FLAGS,
+              optional=True),
 ])

@@ -1,6 +1,7 @@
 """Which per-line loops run in C and which in their Python reference, decided once per process.
 
-The parse scan (agents/_linescan.c) and the group fold (tables/_tracefold.c) are optional: an
+The parse scan (agents/_linescan.c), the group fold (tables/_tracefold.c) and the intake's record and
+frame conversion (collectors/intake/_intakefast.c) are optional: an
 install without a C compiler skips them, and `LOGWEAVE_PURE=1` turns them off at run time (to
 compare, or to rule them out when chasing a bug). Callers ask here instead of importing the
 extension themselves, so the stats page and `/readyz` can say which path is active and why.
@@ -14,7 +15,8 @@ from functools import cache
 from types import ModuleType
 
 PURE_ENV = "LOGWEAVE_PURE"
-EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold"}
+EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold",
+              "intake_lines": "collectors.intake._intakefast"}
 _status: dict[str, str] = {}
 
 
@@ -38,8 +40,15 @@ def native_module(name: str) -> ModuleType | None:
     return loaded
 
 
-def native_status() -> dict[str, str]:
-    """Per loop, `c` or `python (why)`: what this process runs."""
-    for name in EXTENSIONS:
-        native_module(name)
-    return dict(_status)
+def native_path(name: str) -> str:
+    """`c` or `python (why)`: what this process runs for the loop `name`."""
+    native_module(name)
+    return _status[name]
+
+
+WORKER_LOOPS = ("line_scan", "trace_fold")  # what the worker's /readyz and stats page report
+
+
+def native_status(names: tuple[str, ...] = WORKER_LOOPS) -> dict[str, str]:
+    """Per loop of `names`, `c` or `python (why)`: what this process runs."""
+    return {name: native_path(name) for name in names}

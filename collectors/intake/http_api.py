@@ -21,6 +21,7 @@ from collectors.intake.http_body import parse_body
 from collectors.intake.http_request import Refused, caller_of, error, per_client_limit, read_body
 from collectors.intake.limits import LimitExceeded
 from collectors.intake.lines import build_chunk, intake_source, request_id, stream_id
+from core.native import native_path
 
 PROTOCOL = "http"
 CONTEXT: web.AppKey[IntakeContext] = web.AppKey("intake", IntakeContext)
@@ -82,7 +83,7 @@ async def readyz(request: web.Request) -> web.Response:
                                  status=503)
     if ctx.delivery.full:
         return web.json_response({"status": "buffer full"}, status=503)
-    return web.json_response({"status": "ready"})
+    return web.json_response({"status": "ready", "native": native_path("intake_lines")})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -16,9 +16,11 @@ from types import ModuleType
 def native_modules(sanitized: Path | None) -> dict[str, ModuleType]:
     if sanitized is None:
         from agents import _linescan
+        from collectors.intake import _intakefast
         from tables import _tracefold
 
-        return {"agents._linescan": _linescan, "tables._tracefold": _tracefold}
+        return {"agents._linescan": _linescan, "tables._tracefold": _tracefold,
+                "collectors.intake._intakefast": _intakefast}
     from tests.fuzz.sanitized import SOURCES, library_path, load
 
     return {name: load(name, library_path(name, sanitized)) for name in SOURCES}
@@ -35,9 +37,9 @@ def main() -> int:
     import atheris
 
     with atheris.instrument_imports(include=["agents", "tables", "collectors", "core"]):
-        from tests.fuzz.targets import TARGETS, seeds
+        from tests.fuzz.targets import NATIVE_OF, TARGETS, seeds
     natives = native_modules(args.sanitized)
-    native = natives["tables._tracefold"] if args.target == "tracefold" else natives["agents._linescan"]
+    native = natives[NATIVE_OF.get(args.target, "agents._linescan")]
     target = TARGETS[args.target]
 
     def one_input(data: bytes) -> None:

@@ -12,6 +12,8 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
   exception.
 - `chunks`: RawChunk/ParsedChunk.decode on arbitrary records (plain, lz4, zstd): a chunk or
   ChunkFormatError; a raw chunk that decodes must then parse (lines it cannot use become dead letters).
+- `intake`: the intake's C conversion (collectors/intake/_intakefast.c) on arbitrary bytes as syslog
+  framing, syslog frames and PackedForward entries; where it answers, it must equal the reference.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+import msgpack
+import orjson
+
 import tables.trace_state as trace_state_module
 from agents.line_parser import _EXACT_LEVELS, LineParser
 from collectors.files import formats
+from collectors.intake.forward import entry_lines
+from collectors.intake.forward_messages import decode_message
+from collectors.intake.lines import RequestLines
+from collectors.intake.syslog_frames import FrameSplitter
+from collectors.intake.syslog_parse import parse_syslog
 from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.models import ParsedChunk, RawBatch, RawChunk, decode_raw_chunks
@@ -245,10 +255,49 @@ def chunks(data: bytes, native: ModuleType | None = None) -> None:
         ParsedChunk.decode(record)
 
 
+def _normal(text: str | bytes) -> bytes:
+    return orjson.dumps(orjson.loads(text))
+
+
+def intake(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    mode, limit, first = r.int(0, 2), r.pick([16, 300, 1 << 20]), r.int(0, 1000)
+    rest = data[r.at:]
+    if mode == 0:
+        def split(run: Callable[[], Any]) -> Any:
+            try:
+                return run()
+            except ValueError as exc:
+                return str(exc)
+        splitter = FrameSplitter(limit)
+        assert split(lambda: native.split_frames(rest, limit)) == split(lambda: splitter._split(rest))
+    elif mode == 1:
+        frames = rest.split(b"\x00\x01")
+        now = 1_764_669_600_123_456_789
+        for index, (frame, line) in enumerate(zip(frames, native.syslog_lines(frames, first, now, limit),
+                                                  strict=True), first):
+            if line is not None:
+                text, time_ns = parse_syslog(frame, now)
+                assert len(text) <= limit and [line[0], line[2], line[3], line[4]] == [index, "", time_ns, 0]
+                assert _normal(line[1]) == _normal(text)
+    else:
+        found = native.forward_lines(rest, first, limit)
+        if found is not None:
+            lines, size = found
+            _, entries, _ = decode_message(["t", rest, {}], 1 << 30)
+            want = RequestLines()
+            entry_lines(entries, first, limit, want)
+            assert not want.rejections and len(want.lines) == len(lines)
+            assert size == sum(len(line[1].encode()) for line in lines)
+            for got, line in zip(lines, want.lines, strict=True):
+                assert got[0] == line[0] and got[3] == line[3] and _normal(got[1]) == _normal(line[1])
+
+
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
     "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "formats": formats_target,
-    "chunks": chunks,
+    "chunks": chunks, "intake": intake,
 }
+NATIVE_OF = {"tracefold": "tables._tracefold", "intake": "collectors.intake._intakefast"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:
@@ -260,3 +309,8 @@ def seeds() -> Iterator[bytes]:
     yield RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t","time":1733133600}', "stdout", 0, 0]]).encode()
     yield RawBatch(1, [RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t"}', "stdout", 0, 0]]),
                        RawChunk({"kind": "pod-api"}, "p", 1, [[5, "{}", "", 0, 0]])]).encode()
+    frame = b'<134>1 2026-12-02T10:00:00.5Z h app 42 - - {"traceId":"t","n":[1,2.5,null]}'
+    yield b"\x00\x01\x00" + b"%d %s\n" % (len(frame), frame) + b"<13>1 - h a - - - plain\n"
+    yield b"\x01\x01\x00" + frame + b"\x00\x01<13>1 - - - - - [x@1 k=\"v\"] sd"
+    yield b"\x02\x02\x00" + msgpack.packb([1, {"log": "caf\u00e9", "n": -3, "f": 0.5, "a": [True, None, {}]}]) + \
+        msgpack.packb([msgpack.ExtType(0, struct.pack(">II", 1_764_669_600, 5)), {"k": "v"}])

@@ -18,6 +18,7 @@ import zstandard
 from commands.broker import EmbeddedBroker
 from core.heartbeat import DeadLetterFigure, PipelineView
 from core.heartbeat_figures import host_name
+from core.native import native_path
 from kafka_io.heartbeat import read_pipeline
 from tests.support.intake import running_intake
 from tests.support.polling import wait_for
@@ -248,6 +249,8 @@ async def test_an_idle_intake_is_not_ready_while_the_broker_does_not_answer(inta
 
     async with running_intake(intake_broker, broker_probe_interval=0.5) as intake:
         assert await readyz() == 200
+        async with aiohttp.ClientSession() as session, session.get(intake.url + "/readyz") as response:
+            assert (await response.json())["native"] == native_path("intake_lines")  # which conversion runs
         os.kill(intake_broker.process.pid, signal.SIGSTOP)
         try:
             await wait_for(lambda: _is(readyz(), 503), timeout=30, what="/readyz 503 while the broker is frozen")
