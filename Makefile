@@ -105,7 +105,7 @@ test: install system-deps test-clients
 	$(MAKE) --no-print-directory test-pure
 
 # The parse and group stages once more on their Python reference paths (what an install without a
-# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py).
+# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), and the intake's Python decoders.
 test-pure: install
 	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake $(PYTEST_ARGS)
 
