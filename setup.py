@@ -1,7 +1,8 @@
 """Only the optional C extensions live here; everything else is in pyproject.toml.
 
 agents/_linescan.c is the parse stage's per-line loop (agents/line_parser.py), tables/_tracefold.c
-the group stage's (tables/trace_state.py). Both are optional: without a C compiler and the Python
+the group stage's (tables/trace_state.py), agents/_fieldscan.c reads a number from a line for metrics
+from logs (agents/log_metrics.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -13,4 +14,5 @@ FLAGS = ["-O2", "-std=c11"]
 setup(ext_modules=[
     Extension("agents._linescan", ["agents/_linescan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("tables._tracefold", ["tables/_tracefold.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
 ])

@@ -5,14 +5,18 @@ by the one worker owning the line's `logs.parsed` partition, after replays were 
 marks), with the line's level, service and source at hand. So each worker counts only its own
 partitions' lines and `sum without (instance)` over the workers is the pipeline's total.
 
-Cost: the rules are checked per line on what the parsed line carries (level, service, source); the
-line's text is decoded once, and only for a line a rule needs fields of, and a histogram's field is
-looked for in the text before the text is decoded.
+Cost (the rules run for every line): each rule runs its own loop over a chunk's lines; the level
+threshold is checked inline, label values of the line are taken with one C call and those of its
+source once per source; a histogram's number is read from the text in C (agents/_fieldscan.c) and
+the line's text is decoded only when that cannot tell, or a rule needs fields: once per line,
+whichever rules need it.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -21,10 +25,10 @@ from agents.line_filter import LineFilter
 from core.log_metric_series import LogMetricsCollector, MetricShape, SeriesStore
 from core.log_metric_settings import LogMetricRule, LogMetricSettings
 from core.metrics import LOG_METRICS
-from core.models import P_LEVEL, P_SERVICE, P_SRC, P_STREAM, P_TEXT
+from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_STREAM, P_TEXT
+from core.native import native_module
 
 MAX_LABEL_CHARS = 128
-LabelValue = Callable[[list[Any], list[dict[str, Any]], dict[str, Any]], str]  # (line, sources, document)
 _LINE_POSITIONS = {"level": P_LEVEL, "service": P_SERVICE, "stream": P_STREAM}
 
 
@@ -38,41 +42,117 @@ def _text(value: Any) -> str:
     return (str(value) if isinstance(value, int | float) else orjson.dumps(value).decode())[:MAX_LABEL_CHARS]
 
 
-def label_value(source: str) -> tuple[LabelValue, bool]:
-    """How a label's value is read (core/log_metric_settings.py label_source_problem), and whether it
-    needs the line's decoded document."""
-    if source in _LINE_POSITIONS:
-        at = _LINE_POSITIONS[source]
-        return (lambda line, sources, doc: _text(line[at])), False
-    kind, _, rest = source.partition(".")
-    if kind == "field":
-        return (lambda line, sources, doc: _text(doc.get(rest))), True
-    path = rest.split(".")
+def _source_value(source: dict[str, Any], path: list[str]) -> str:
+    node: Any = source
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return _text(node)
 
-    def from_source(line: list[Any], sources: list[dict[str, Any]], doc: dict[str, Any]) -> str:
-        node: Any = sources[line[P_SRC]] if 0 <= line[P_SRC] < len(sources) else None
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        return _text(node)
-    return from_source, False
+
+MISSING, NOT_A_NUMBER = "missing", "not_a_number"  # why a histogram skipped a line
+
+
+def reference_number(doc: dict[str, Any], field: str) -> float | bool | None:
+    """The number under `field` of decoded line `doc`: what agents/_fieldscan.c `top_number` answers
+    (None: missing or null, False: not a number), without its True (not sure)."""
+    found = doc.get(field)
+    if type(found) is int or type(found) is float:
+        return float(found)
+    return None if found is None else False
 
 
 class CompiledMetric:
-    """One rule: its filter, how its label values are read, and its store."""
+    """One rule: its filter, how its label values are read, and its store.
+
+    Labels are read in three groups, in this order (the order of the store's label names): from the
+    parsed line (level, service, stream: one C `itemgetter`), from the line's source (worked out once
+    per source of a chunk) and from the line's fields (the decoded document).
+    """
 
     def __init__(self, rule: LogMetricRule, max_series: int, collector: LogMetricsCollector) -> None:
         self.name = rule.name
         self.filter = LineFilter(rule.match)
-        readers = [label_value(source) for source in rule.labels.values()]
-        self.values = [reader for reader, _ in readers]
+        flt = self.filter
+        # the level threshold alone (the common filter) is checked inline; anything else by the filter
+        self.min_rank = flt.min_rank if flt.min_rank is not None else -1
+        self.other_predicates = not flt.everything and not (
+            flt.services is None and flt.namespaces is None and not flt.labels and not flt.needs_document)
+        by_line = [(label, _LINE_POSITIONS[src]) for label, src in rule.labels.items() if src in _LINE_POSITIONS]
+        by_source = [(label, src.split(".")[1:]) for label, src in rule.labels.items() if src.startswith("source.")]
+        by_field = [(label, src.split(".", 1)[1]) for label, src in rule.labels.items() if src.startswith("field.")]
+        self.line_key: Callable[[list[Any]], tuple[str, ...]] | None = _tuple_getter([at for _, at in by_line])
+        self.source_paths = [path for _, path in by_source]
+        self.fields = [field for _, field in by_field]
         self.field = rule.field  # histograms
-        self.needle = orjson.dumps(rule.field).decode() if rule.field else ""  # '"duration_ms"' in the text
-        self.needs_document = self.filter.needs_document or any(needs for _, needs in readers) or bool(rule.field)
+        scan = native_module("field_scan")
+        self.top_number: Callable[[str, str], float | bool | None] | None = scan.top_number if scan else None
+        self.needs_document = flt.needs_document or bool(self.fields)
+        labels = tuple(label for label, _ in [*by_line, *by_source, *by_field])
         self.store: SeriesStore = collector.store(MetricShape(
-            rule.name, rule.type, rule.help, tuple(rule.labels), tuple(rule.buckets), rule.max_series or max_series))
+            rule.name, rule.type, rule.help, labels, tuple(rule.buckets), rule.max_series or max_series))
 
-    def key(self, line: list[Any], sources: list[dict[str, Any]], doc: dict[str, Any]) -> tuple[str, ...]:
-        return tuple([value(line, sources, doc) for value in self.values])
+    def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
+        """Count or observe the lines of a chunk this rule takes."""
+        flt, ranks, min_rank, others = self.filter, LEVEL_RANK, self.min_rank, self.other_predicates
+        line_key, fields, field, top_number = self.line_key, self.fields, self.field, self.top_number
+        by_source = [tuple(_source_value(src, path) for path in self.source_paths) for src in sources] \
+            if self.source_paths else None
+        store = self.store
+        count, skip, histograms, bounds = store.count, store.skip, store.histograms, store.bounds
+        for n, line in enumerate(lines):
+            if min_rank >= 0 and ranks.get(line[P_LEVEL], -1) < min_rank:
+                continue
+            if others:
+                if not flt.line_matches(line, sources):
+                    continue
+                if flt.needs_document and not flt.document_matches(docs.get(n, line)):
+                    continue
+            key = line_key(line) if line_key is not None else ()
+            if by_source is not None:
+                key += by_source[line[P_SRC]]
+            if fields:
+                doc = docs.get(n, line)
+                key += tuple([_text(doc.get(name)) for name in fields])
+            if field is None:
+                count(key)
+                continue
+            found = top_number(line[P_TEXT], field) if top_number is not None else True  # agents/_fieldscan.c
+            if found is True:  # not sure (or no C scan): decode
+                found = reference_number(docs.get(n, line), field)
+            if type(found) is float:
+                series = histograms.get(key)
+                if series is None:
+                    series = store.series(key)
+                series[bisect_left(bounds, found)] += 1
+                series[-1] += found
+            else:
+                skip(MISSING if found is None else NOT_A_NUMBER)
+
+
+def _tuple_getter(positions: list[int]) -> Callable[[list[Any]], tuple[str, ...]] | None:
+    if not positions:
+        return None
+    if len(positions) == 1:
+        at = positions[0]
+        return lambda line: (line[at],)
+    return itemgetter(*positions)
+
+
+class Documents:
+    """The decoded documents of a chunk's lines, decoded at most once, when a rule needs one."""
+
+    def __init__(self) -> None:
+        self.decoded: dict[int, dict[str, Any]] = {}
+
+    def get(self, n: int, line: list[Any]) -> dict[str, Any]:
+        doc = self.decoded.get(n)
+        if doc is None:
+            try:
+                found = orjson.loads(line[P_TEXT])
+            except orjson.JSONDecodeError:
+                found = None
+            doc = self.decoded[n] = found if type(found) is dict else {}
+        return doc
 
 
 class LogMetrics:
@@ -85,35 +165,9 @@ class LogMetrics:
         return [rule.store for rule in self.rules]
 
     def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> None:
-        rules, loads = self.rules, orjson.loads
-        no_doc: dict[str, Any] = {}
-        for line in lines:
-            doc: dict[str, Any] | None = None
-            for rule in rules:
-                flt = rule.filter
-                if not flt.everything and not flt.line_matches(line, sources):
-                    continue
-                store = rule.store
-                if rule.needs_document:
-                    if rule.needle and rule.needle not in line[P_TEXT] and not flt.needs_document:
-                        store.skip("missing")  # the field cannot be in the line
-                        continue
-                    if doc is None:
-                        try:
-                            found = loads(line[P_TEXT])
-                        except orjson.JSONDecodeError:
-                            found = None
-                        doc = found if type(found) is dict else no_doc
-                    if flt.needs_document and not flt.document_matches(doc):
-                        continue
-                    if rule.field is not None:
-                        value = doc.get(rule.field)
-                        if type(value) is int or type(value) is float:
-                            store.observe(rule.key(line, sources, doc), value)
-                        else:
-                            store.skip("missing" if value is None else "not_a_number")
-                        continue
-                store.count(rule.key(line, sources, doc if doc is not None else no_doc))
+        docs = Documents()
+        for rule in self.rules:
+            rule.observe(lines, sources, docs)
 
 
 def log_metrics_for(settings: LogMetricSettings) -> LogMetrics | None:

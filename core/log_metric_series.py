@@ -48,7 +48,7 @@ class SeriesStore:
         self.folded = 0
         self.skipped: dict[str, int] = {}  # reason -> lines
         self._other = (OTHER,) * len(shape.labels)
-        self._bounds = list(shape.buckets)
+        self.bounds = list(shape.buckets)
 
     def _admit(self, key: tuple[str, ...], held: int) -> tuple[str, ...]:
         """`key`, or the `other` series when the metric holds `max_series` series already."""
@@ -68,14 +68,19 @@ class SeriesStore:
             key = self._admit(key, len(counts))
             counts[key] = counts.get(key, 0) + 1
 
+    def series(self, key: tuple[str, ...]) -> list[float]:
+        """The histogram series of a key not held yet: a new one, or `other`'s past max_series."""
+        key = self._admit(key, len(self.histograms))
+        series = self.histograms.get(key)
+        if series is None:
+            series = self.histograms[key] = [0.0] * (len(self.bounds) + 2)  # per bucket, +Inf, then the sum
+        return series
+
     def observe(self, key: tuple[str, ...], value: float) -> None:
         series = self.histograms.get(key)
         if series is None:
-            key = self._admit(key, len(self.histograms))
-            series = self.histograms.get(key)
-            if series is None:
-                series = self.histograms[key] = [0.0] * (len(self._bounds) + 2)  # buckets, +Inf, sum
-        series[bisect.bisect_left(self._bounds, value)] += 1
+            series = self.series(key)
+        series[bisect.bisect_left(self.bounds, value)] += 1
         series[-1] += value
 
     def skip(self, reason: str) -> None:

@@ -1,0 +1,3 @@
+"""Types of the C extension agents/_fieldscan.c (a number under a top-level key of a JSON object)."""
+
+def top_number(text: str, key: str) -> float | bool | None: ...
