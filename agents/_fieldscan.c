@@ -128,7 +128,12 @@ static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (c.p >= c.end || *c.p != '{') goto unsure;
     c.p++;
     skip_ws(&c);
-    if (c.p < c.end && *c.p == '}') goto done;
+    if (c.p < c.end && *c.p == '}') {
+        c.p++;
+        skip_ws(&c);
+        if (c.p != c.end) goto unsure;
+        goto done;
+    }
     for (;;) {
         if (c.p >= c.end || *c.p != '"') goto unsure;
         const char *name = c.p + 1;
@@ -154,6 +159,9 @@ static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t na
         if (c.p < c.end && *c.p == '}') break;
         goto unsure;
     }
+    c.p++;
+    skip_ws(&c);
+    if (c.p != c.end) goto unsure;  /* text after the object */
 done:
     if (result == NUMBER) return PyFloat_FromDouble(number);
     if (result == OTHER) Py_RETURN_FALSE;

@@ -97,7 +97,7 @@ class SeriesStore:
             return counter
         histogram = HistogramMetricFamily(shape.name, shape.help or f"Log field observed by rule {shape.name}",
                                           labels=labels)
-        bounds = [*(_bound(b) for b in shape.buckets), "+Inf"]
+        bounds = [*(repr(float(b)) for b in shape.buckets), "+Inf"]  # le as prometheus_client writes it: 10.0
         for key, series in list(self.histograms.items()):
             cumulative, running = [], 0.0
             for bound, count in zip(bounds, series, strict=False):
@@ -105,10 +105,6 @@ class SeriesStore:
                 cumulative.append((bound, running))
             histogram.add_metric(list(key), cumulative, series[-1])
         return histogram
-
-
-def _bound(value: float) -> str:
-    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
 
 
 class LogMetricsCollector(Collector):

@@ -17,11 +17,13 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents.line_parser import LineParser
 from agents.log_metrics import LogMetrics
@@ -70,11 +72,24 @@ def in_process(lines: int, chunk: int = 1000) -> tuple[float, float]:
     return parse_cpu / lines * 100_000, observe_cpu / lines * 100_000
 
 
+def counted(port: int, lines: int) -> None:
+    """The worker's rules counted every error line and observed every line's duration."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    errors = sum(s.value for s in samples if s.name == "logweave_log_errors_total")
+    observed = sum(s.value for s in samples if s.name == "logweave_log_duration_ms_count")
+    expected = (lines + 19) // 20
+    if errors != expected or observed != lines:
+        raise SystemExit(f"the rules counted {errors} errors (expected {expected}) and {observed} durations "
+                         f"(expected {lines})")
+
+
 async def worker_run(workdir: Path, lines: int, chunk: int, with_rules: bool) -> Row:
     broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
     try:
         row = await throughput(workdir, broker.bootstrap, lines, chunk, RULES_ENV if with_rules else None,
-                               make=make_metric_doc)
+                               make=make_metric_doc, check=(lambda port: counted(port, lines)) if with_rules else None)
     finally:
         broker.stop(kill=True)
     row.name = f"worker parse + group + route, {'1 counter + 1 histogram rule' if with_rules else 'no metric rules'}"
@@ -103,8 +118,10 @@ async def main() -> None:
     print(table(rows))
     without = sum(r.cpu for r in rows[0::2]) / sum(r.lines for r in rows[0::2]) * 100_000
     with_ = sum(r.cpu for r in rows[1::2]) / sum(r.lines for r in rows[1::2]) * 100_000
-    print(f"\nworker CPU s/100K: without rules {without:.3f}, with {with_:.3f}: {with_ / without - 1:+.1%}; "
-          f"load after: {os.getloadavg()}")
+    pairs = sorted(b.cpu_per_100k / a.cpu_per_100k - 1 for a, b in zip(rows[0::2], rows[1::2], strict=True))
+    print(f"\nworker CPU s/100K: without rules {without:.3f}, with {with_:.3f}: {with_ / without - 1:+.1%} "
+          f"(per round: {', '.join(f'{p:+.1%}' for p in pairs)}); the rules' own work in process: "
+          f"{observe_cpu / without:.1%} of the worker's CPU without them; load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

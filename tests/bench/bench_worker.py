@@ -156,7 +156,8 @@ def routed(port: int) -> float:
 
 
 async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extra_env: dict[str, str] | None = None,
-                     make: Callable[[int, int], bytes] = make_doc) -> Row:
+                     make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None) -> Row:
+    """The worker's run; `check(web_port)` before it stops (what its /metrics say)."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h", **(extra_env or {})}
@@ -166,8 +167,11 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extr
     proc = worker(workdir, env, port, name="bench-worker").start()
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
-        return await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
-                                "10 lines per trace")
+        row = await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
+                               "10 lines per trace")
+        if check is not None:
+            check(port)
+        return row
     finally:
         proc.stop()
 
