@@ -74,5 +74,5 @@ def test_two_rules_naming_one_metric_family_are_refused() -> None:
 
 
 def test_group_max_series_bounded() -> None:
-    with pytest.raises(ConfigError, match="log_metrics.max_series"):
+    with pytest.raises(ConfigError, match=r"log_metrics\.max_series"):
         load_settings(environ={}, log_metrics={"max_series": 100_000})
