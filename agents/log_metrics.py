@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 
 from agents.line_filter import LineFilter
-from core.log_metric_series import LogMetricsCollector, MetricShape, SeriesStore
+from core.log_metric_series import MAX_VALUE_CHARS, LogMetricsCollector, MetricShape, SeriesStore
 from core.log_metric_settings import LogMetricRule, LogMetricSettings
 from core.metrics import LOG_METRICS
 from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_STREAM, P_TEXT
 from core.native import native_module
 
-MAX_LABEL_CHARS = 128
+MAX_LABEL_CHARS = MAX_VALUE_CHARS
 _LINE_POSITIONS = {"level": P_LEVEL, "service": P_SERVICE, "stream": P_STREAM}
 
 

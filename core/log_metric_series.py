@@ -16,6 +16,7 @@ import bisect
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 FOLDED_NAME = "logweave_log_metric_folded_total"
 SKIPPED_NAME = "logweave_log_metric_skipped_total"
 OTHER = "other"
+MAX_VALUE_CHARS = 128  # label values are cut to this length
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +52,12 @@ class SeriesStore:
         self._other = (OTHER,) * len(shape.labels)
         self.bounds = list(shape.buckets)
 
-    def _admit(self, key: tuple[str, ...], held: int) -> tuple[str, ...]:
-        """`key`, or the `other` series when the metric holds `max_series` series already."""
-        if held < self.shape.max_series or key == self._other:
+    def _admit(self, key: tuple[str, ...], held: dict[tuple[str, ...], Any]) -> tuple[str, ...]:
+        """The series a key not held yet goes to: itself (values cut to MAX_VALUE_CHARS), or `other` when
+        the metric holds `max_series` series already."""
+        if any(len(value) > MAX_VALUE_CHARS for value in key):
+            key = tuple(value[:MAX_VALUE_CHARS] for value in key)
+        if key in held or len(held) < self.shape.max_series or key == self._other:
             return key
         if not self.folded:
             log.warning("metric %s reached max_series=%d on this worker: further label value combinations are "
@@ -65,12 +70,12 @@ class SeriesStore:
         if key in counts:
             counts[key] += 1
         else:
-            key = self._admit(key, len(counts))
+            key = self._admit(key, counts)
             counts[key] = counts.get(key, 0) + 1
 
     def series(self, key: tuple[str, ...]) -> list[float]:
         """The histogram series of a key not held yet: a new one, or `other`'s past max_series."""
-        key = self._admit(key, len(self.histograms))
+        key = self._admit(key, self.histograms)
         series = self.histograms.get(key)
         if series is None:
             series = self.histograms[key] = [0.0] * (len(self.bounds) + 2)  # per bucket, +Inf, then the sum

@@ -82,10 +82,13 @@ def test_series_past_the_bound_fold_into_other(field_reader: str) -> None:
 
 def test_label_values_are_bounded_in_length() -> None:
     rule = {"name": "logweave_log_routes_total", "type": "counter", "labels": ["field.route", "field.n"]}
+    rule = {**rule, "labels": ["field.route", "field.n", "service"]}
     metrics, collector = build(rule)
-    metrics.observe([line("info", "x", {"route": "r" * 500, "n": [1, True]})], SOURCES)
-    ((route, n),) = collector.stores["logweave_log_routes_total"].counts
-    assert route == "r" * log_metrics.MAX_LABEL_CHARS and n == "[1,true]"
+    long_service = "s" * 300
+    metrics.observe([line("info", long_service, {"route": "r" * 500, "n": [1, True]})] * 2, SOURCES)
+    store = collector.stores["logweave_log_routes_total"]
+    assert store.shape.labels == ("service", "route", "n")  # from the line, its source, its fields
+    assert store.counts == {("s" * log_metrics.MAX_LABEL_CHARS, "r" * log_metrics.MAX_LABEL_CHARS, "[1,true]"): 2}
 
 
 def test_no_rules_no_work() -> None:
