@@ -7,6 +7,8 @@
  * top_number(text, key) -> float (the number), None (no such key, or null), False (the value is a
  * string, boolean, object or array), True (not sure: a key with escapes, a malformed text, a number
  * out of range: the caller decodes the line). Duplicate keys: the last wins, as in orjson.
+ * The text is a line the parse stage accepted as a JSON object: the top level is checked, nested
+ * values and the insides of strings are skipped, not validated.
  * The Python reference is agents/log_metrics.py `reference_number`; tests/unit/agents/
  * test_fieldscan.py compares the two on generated documents.
  */

@@ -6,10 +6,10 @@ marks), with the line's level, service and source at hand. So each worker counts
 partitions' lines and `sum without (instance)` over the workers is the pipeline's total.
 
 Cost (the rules run for every line): each rule runs its own loop over a chunk's lines; the level
-threshold is checked inline, label values of the line are taken with one C call and those of its
-source once per source; a histogram's number is read from the text in C (agents/_fieldscan.c) and
-the line's text is decoded only when that cannot tell, or a rule needs fields: once per line,
-whichever rules need it.
+threshold is checked inline; a line's raw key (its label values and source index) is taken with one
+C call and turned into label values once per distinct key and chunk; a histogram's number is read
+from the text in C (agents/_fieldscan.c); the line's text is decoded only when that cannot tell, or a
+rule needs fields: once per line, whichever rules need it.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class CompiledMetric:
     """One rule: its filter, how its label values are read, and its store.
 
     Labels are read in three groups, in this order (the order of the store's label names): from the
-    parsed line (level, service, stream: one C `itemgetter`), from the line's source (worked out once
-    per source of a chunk) and from the line's fields (the decoded document).
+    parsed line (level, service, stream) and its source, both taken with one C `itemgetter` of the
+    line (the source by its index in the chunk), then from the line's fields (the decoded document).
+    A chunk's lines are first counted by that raw key; each distinct key is turned into label values
+    once per chunk.
     """
 
     def __init__(self, rule: LogMetricRule, max_series: int, collector: LogMetricsCollector) -> None:
@@ -80,25 +82,40 @@ class CompiledMetric:
         by_line = [(label, _LINE_POSITIONS[src]) for label, src in rule.labels.items() if src in _LINE_POSITIONS]
         by_source = [(label, src.split(".")[1:]) for label, src in rule.labels.items() if src.startswith("source.")]
         by_field = [(label, src.split(".", 1)[1]) for label, src in rule.labels.items() if src.startswith("field.")]
-        self.line_key: Callable[[list[Any]], tuple[str, ...]] | None = _tuple_getter([at for _, at in by_line])
+        self.line_labels = len(by_line)
+        positions = [at for _, at in by_line] + ([P_SRC] if by_source else [])
+        self.raw_key: Callable[[list[Any]], Any] | None = itemgetter(*positions) if positions else None
+        self.single = len(positions) == 1  # itemgetter of one position gives the value, not a tuple
         self.source_paths = [path for _, path in by_source]
         self.fields = [field for _, field in by_field]
         self.field = rule.field  # histograms
         scan = native_module("field_scan")
         self.top_number: Callable[[str, str], float | bool | None] | None = scan.top_number if scan else None
-        self.needs_document = flt.needs_document or bool(self.fields)
         labels = tuple(label for label, _ in [*by_line, *by_source, *by_field])
         self.store: SeriesStore = collector.store(MetricShape(
             rule.name, rule.type, rule.help, labels, tuple(rule.buckets), rule.max_series or max_series))
 
+    def labels_of(self, raw: Any, sources: list[dict[str, Any]]) -> tuple[str, ...]:
+        """The label values of a raw key (line values, source index, then field values)."""
+        fields: tuple[str, ...] = ()
+        if self.fields:
+            raw, fields = raw
+        values = (raw,) if self.single else tuple(raw)
+        if not self.source_paths:
+            return tuple(_text(v) for v in values) + fields
+        src = values[-1]
+        source = sources[src] if type(src) is int and 0 <= src < len(sources) else {}
+        return tuple(_text(v) for v in values[:-1]) + tuple(_source_value(source, path)
+                                                            for path in self.source_paths) + fields
+
     def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
         """Count or observe the lines of a chunk this rule takes."""
         flt, ranks, min_rank, others = self.filter, LEVEL_RANK, self.min_rank, self.other_predicates
-        line_key, fields, field, top_number = self.line_key, self.fields, self.field, self.top_number
-        by_source = [tuple(_source_value(src, path) for path in self.source_paths) for src in sources] \
-            if self.source_paths else None
+        raw_key, fields, field, top_number = self.raw_key, self.fields, self.field, self.top_number
+        counts: dict[Any, int] = {}  # raw key -> lines (counters)
+        series_of: dict[Any, list[float]] = {}  # raw key -> the store's series (histograms)
         store = self.store
-        count, skip, histograms, bounds = store.count, store.skip, store.histograms, store.bounds
+        skipped, bounds, other, folded = store.skipped, store.bounds, None, 0
         for n, line in enumerate(lines):
             if min_rank >= 0 and ranks.get(line[P_LEVEL], -1) < min_rank:
                 continue
@@ -107,35 +124,33 @@ class CompiledMetric:
                     continue
                 if flt.needs_document and not flt.document_matches(docs.get(n, line)):
                     continue
-            key = line_key(line) if line_key is not None else ()
-            if by_source is not None:
-                key += by_source[line[P_SRC]]
+            key = raw_key(line) if raw_key is not None else ()
             if fields:
                 doc = docs.get(n, line)
-                key += tuple([_text(doc.get(name)) for name in fields])
+                key = (key, tuple([_text(doc.get(name)) for name in fields]))
             if field is None:
-                count(key)
+                counts[key] = counts.get(key, 0) + 1
                 continue
             found = top_number(line[P_TEXT], field) if top_number is not None else True  # agents/_fieldscan.c
             if found is True:  # not sure (or no C scan): decode
                 found = reference_number(docs.get(n, line), field)
             if type(found) is float:
-                series = histograms.get(key)
+                series = series_of.get(key)
                 if series is None:
-                    series = store.series(key)
+                    series, past_bound = store.series(self.labels_of(key, sources))
+                    series_of[key] = series
+                    if past_bound:
+                        other = series
+                if series is other:
+                    folded += 1
                 series[bisect_left(bounds, found)] += 1
                 series[-1] += found
             else:
-                skip(MISSING if found is None else NOT_A_NUMBER)
-
-
-def _tuple_getter(positions: list[int]) -> Callable[[list[Any]], tuple[str, ...]] | None:
-    if not positions:
-        return None
-    if len(positions) == 1:
-        at = positions[0]
-        return lambda line: (line[at],)
-    return itemgetter(*positions)
+                reason = MISSING if found is None else NOT_A_NUMBER
+                skipped[reason] = skipped.get(reason, 0) + 1
+        for key, lines_counted in counts.items():
+            store.count(self.labels_of(key, sources), lines_counted)
+        store.fold(folded)
 
 
 class Documents:

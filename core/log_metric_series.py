@@ -52,39 +52,53 @@ class SeriesStore:
         self._other = (OTHER,) * len(shape.labels)
         self.bounds = list(shape.buckets)
 
-    def _admit(self, key: tuple[str, ...], held: dict[tuple[str, ...], Any]) -> tuple[str, ...]:
-        """The series a key not held yet goes to: itself (values cut to MAX_VALUE_CHARS), or `other` when
+    def _admit(self, key: tuple[str, ...], held: dict[tuple[str, ...], Any]) -> tuple[tuple[str, ...], bool]:
+        """The series a key goes to, values cut to MAX_VALUE_CHARS: its own, or `other` (True: folded) when
         the metric holds `max_series` series already."""
         if any(len(value) > MAX_VALUE_CHARS for value in key):
             key = tuple(value[:MAX_VALUE_CHARS] for value in key)
         if key in held or len(held) < self.shape.max_series or key == self._other:
-            return key
+            return key, False
+        return self._other, True
+
+    def _fold(self, lines: int) -> None:
         if not self.folded:
             log.warning("metric %s reached max_series=%d on this worker: further label value combinations are "
                         "counted under %r (and in %s)", self.shape.name, self.shape.max_series, OTHER, FOLDED_NAME)
-        self.folded += 1
-        return self._other
+        self.folded += lines
 
-    def count(self, key: tuple[str, ...]) -> None:
+    def count(self, key: tuple[str, ...], lines: int = 1) -> None:
+        """`lines` more lines in the counter series of `key`."""
         counts = self.counts
         if key in counts:
-            counts[key] += 1
-        else:
-            key = self._admit(key, counts)
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] += lines
+            return
+        key, folded = self._admit(key, counts)
+        if folded:
+            self._fold(lines)
+        counts[key] = counts.get(key, 0) + lines
 
-    def series(self, key: tuple[str, ...]) -> list[float]:
-        """The histogram series of a key not held yet: a new one, or `other`'s past max_series."""
-        key = self._admit(key, self.histograms)
+    def series(self, key: tuple[str, ...]) -> tuple[list[float], bool]:
+        """The histogram series of `key` ([count per bucket..., +Inf, sum]), and whether it is `other`'s
+        for a key past max_series (the caller then counts its lines with `fold`)."""
+        series = self.histograms.get(key)
+        if series is not None:
+            return series, False
+        key, folded = self._admit(key, self.histograms)
         series = self.histograms.get(key)
         if series is None:
-            series = self.histograms[key] = [0.0] * (len(self.bounds) + 2)  # per bucket, +Inf, then the sum
-        return series
+            series = self.histograms[key] = [0.0] * (len(self.bounds) + 2)
+        return series, folded
+
+    def fold(self, lines: int) -> None:
+        """`lines` observed in `other`'s series for keys past max_series."""
+        if lines:
+            self._fold(lines)
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        series = self.histograms.get(key)
-        if series is None:
-            series = self.series(key)
+        series, folded = self.series(key)
+        if folded:
+            self._fold(1)
         series[bisect.bisect_left(self.bounds, value)] += 1
         series[-1] += value
 
