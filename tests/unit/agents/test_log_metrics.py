@@ -93,3 +93,12 @@ def test_label_values_are_bounded_in_length() -> None:
 
 def test_no_rules_no_work() -> None:
     assert log_metrics_for(LogMetricSettings()) is None
+
+
+def test_histogram_lines_past_the_bound_are_observed_under_other_and_counted(field_reader: str) -> None:
+    metrics, collector = build({**DURATION, "max_series": 1})
+    metrics.observe(LINES, SOURCES)
+    metrics.observe(LINES, SOURCES)
+    store = collector.stores["logweave_log_duration_ms"]
+    assert store.histograms == {("/a",): [2, 2, 0, 111.0], ("other",): [0, 0, 2, 1000.0]}
+    assert store.folded == 2
