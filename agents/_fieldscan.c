@@ -1,4 +1,5 @@
-/* The number under one top-level key of a JSON object, without decoding the object.
+/* The number under one top-level key of a JSON object, without decoding the object; and a histogram
+ * rule's pass over a chunk's lines with it.
  *
  * Metrics from logs (agents/log_metrics.py) observe a numeric field of every line a histogram rule
  * takes; decoding each line with orjson for one field cost more than the rest of the rule. This
@@ -112,45 +113,34 @@ static int value(Cursor *c, int want, double *out) {
     return NUMBER;
 }
 
-static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "top_number(text, key) takes two str");
-        return NULL;
-    }
-    PyObject *text_obj = args[0], *key_obj = args[1];
-    Py_ssize_t text_len, key_len;
-    const char *text = PyUnicode_AsUTF8AndSize(text_obj, &text_len);
-    if (text == NULL) return NULL;
-    const char *key = PyUnicode_AsUTF8AndSize(key_obj, &key_len);
-    if (key == NULL) return NULL;
+/* The top-level value under `key` of JSON object text: NUMBER (*number set), MISSING, OTHER or UNSURE. */
+static int scan_number(const char *text, Py_ssize_t text_len, const char *key, Py_ssize_t key_len, double *number) {
     Cursor c = {text, text + text_len};
     int result = MISSING;
-    double number = 0.0;
     skip_ws(&c);
-    if (c.p >= c.end || *c.p != '{') goto unsure;
+    if (c.p >= c.end || *c.p != '{') return UNSURE;
     c.p++;
     skip_ws(&c);
     if (c.p < c.end && *c.p == '}') {
         c.p++;
         skip_ws(&c);
-        if (c.p != c.end) goto unsure;
-        goto done;
+        return c.p == c.end ? MISSING : UNSURE;
     }
     for (;;) {
-        if (c.p >= c.end || *c.p != '"') goto unsure;
+        if (c.p >= c.end || *c.p != '"') return UNSURE;
         const char *name = c.p + 1;
         int escaped = 0;
-        if (!skip_string(&c, &escaped)) goto unsure;
+        if (!skip_string(&c, &escaped)) return UNSURE;
+        if (escaped) return UNSURE;  /* the key's text needs decoding to compare */
         Py_ssize_t name_len = (c.p - 1) - name;
-        int match = !escaped && name_len == key_len && memcmp(name, key, (size_t)key_len) == 0;
-        if (escaped) goto unsure;  /* the key's text needs decoding to compare */
+        int match = name_len == key_len && memcmp(name, key, (size_t)key_len) == 0;
         skip_ws(&c);
-        if (c.p >= c.end || *c.p != ':') goto unsure;
+        if (c.p >= c.end || *c.p != ':') return UNSURE;
         c.p++;
         skip_ws(&c);
-        if (c.p >= c.end) goto unsure;
-        int found = value(&c, match, &number);
-        if (found == UNSURE) goto unsure;
+        if (c.p >= c.end) return UNSURE;
+        int found = value(&c, match, number);
+        if (found == UNSURE) return UNSURE;
         if (match) result = found;
         skip_ws(&c);
         if (c.p < c.end && *c.p == ',') {
@@ -159,24 +149,142 @@ static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t na
             continue;
         }
         if (c.p < c.end && *c.p == '}') break;
-        goto unsure;
+        return UNSURE;
     }
     c.p++;
     skip_ws(&c);
-    if (c.p != c.end) goto unsure;  /* text after the object */
-done:
-    if (result == NUMBER) return PyFloat_FromDouble(number);
-    if (result == OTHER) Py_RETURN_FALSE;
-    Py_RETURN_NONE;
-unsure:
-    Py_RETURN_TRUE;
+    return c.p == c.end ? result : UNSURE;  /* nothing may follow the object */
 }
+
+static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "top_number(text, key) takes two str");
+        return NULL;
+    }
+    Py_ssize_t text_len, key_len;
+    const char *text = PyUnicode_AsUTF8AndSize(args[0], &text_len);
+    if (text == NULL) return NULL;
+    const char *key = PyUnicode_AsUTF8AndSize(args[1], &key_len);
+    if (key == NULL) return NULL;
+    double number = 0.0;
+    switch (scan_number(text, text_len, key, key_len, &number)) {
+        case NUMBER: return PyFloat_FromDouble(number);
+        case OTHER: Py_RETURN_FALSE;
+        case MISSING: Py_RETURN_NONE;
+        default: Py_RETURN_TRUE;
+    }
+}
+
+/* histogram(lines, text_at, field, bounds, keys, skip, series_of, new_series) -> (missing, not_a_number, unsure)
+ *
+ * For each line i whose keys[i] is not `skip`: the number under `field` of lines[i][text_at] goes to the
+ * series series_of[keys[i]] (new_series(keys[i]) makes a missing one and puts it there): a list of
+ * len(bounds) + 2 floats, one per bucket (a value goes to the first bound >= it), +Inf, then the sum.
+ * Returns how many lines had no such field (or null), a value that is not a number, and the indexes
+ * of the lines to decode (top_number's True). The Python reference is CompiledMetric.observe.
+ */
+static int add_to(PyObject *series, Py_ssize_t at, double value) {
+    PyObject *old = PyList_GET_ITEM(series, at);
+    if (!PyFloat_CheckExact(old)) {
+        PyErr_SetString(PyExc_TypeError, "histogram series hold floats");
+        return -1;
+    }
+    PyObject *new = PyFloat_FromDouble(PyFloat_AS_DOUBLE(old) + value);
+    if (new == NULL) return -1;
+    PyList_SET_ITEM(series, at, new);
+    Py_DECREF(old);
+    return 0;
+}
+
+static PyObject *histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "histogram() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *lines = args[0], *field = args[2], *bounds_obj = args[3], *keys = args[4], *skip = args[5];
+    PyObject *series_of = args[6], *new_series = args[7];
+    Py_ssize_t text_at = PyLong_AsSsize_t(args[1]);
+    if (text_at == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_Check(lines) || !PyUnicode_Check(field) || !PyList_Check(bounds_obj) || !PyList_Check(keys)
+            || !PyDict_Check(series_of) || PyList_GET_SIZE(keys) != PyList_GET_SIZE(lines) || text_at < 0) {
+        PyErr_SetString(PyExc_TypeError, "histogram(lines, text_at, field, bounds, keys, skip, series_of, new_series)");
+        return NULL;
+    }
+    Py_ssize_t nbounds = PyList_GET_SIZE(bounds_obj);
+    if (nbounds > 64) {
+        PyErr_SetString(PyExc_ValueError, "at most 64 bucket bounds");
+        return NULL;
+    }
+    double bounds[64];
+    for (Py_ssize_t b = 0; b < nbounds; b++) {
+        bounds[b] = PyFloat_AsDouble(PyList_GET_ITEM(bounds_obj, b));
+        if (bounds[b] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    Py_ssize_t key_len;
+    const char *key = PyUnicode_AsUTF8AndSize(field, &key_len);
+    if (key == NULL) return NULL;
+    PyObject *unsure = PyList_New(0);
+    if (unsure == NULL) return NULL;
+    Py_ssize_t missing = 0, other = 0, n = PyList_GET_SIZE(lines);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *raw_key = PyList_GET_ITEM(keys, i);
+        if (raw_key == skip) continue;
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        PyObject *text = PyList_Check(line) && text_at < PyList_GET_SIZE(line) ? PyList_GET_ITEM(line, text_at) : NULL;
+        double number = 0.0;
+        int found = UNSURE;
+        if (text != NULL && PyUnicode_Check(text)) {
+            Py_ssize_t text_len;
+            const char *data = PyUnicode_AsUTF8AndSize(text, &text_len);
+            if (data == NULL) goto error;
+            found = scan_number(data, text_len, key, key_len, &number);
+        }
+        if (found == MISSING) { missing++; continue; }
+        if (found == OTHER) { other++; continue; }
+        if (found == UNSURE) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(unsure, index) < 0) { Py_XDECREF(index); goto error; }
+            Py_DECREF(index);
+            continue;
+        }
+        PyObject *series = PyDict_GetItemWithError(series_of, raw_key);  /* borrowed */
+        if (series == NULL) {
+            if (PyErr_Occurred()) goto error;
+            PyObject *made = PyObject_CallOneArg(new_series, raw_key);
+            if (made == NULL) goto error;
+            Py_DECREF(made);  /* new_series put it in series_of, which holds it */
+            series = PyDict_GetItemWithError(series_of, raw_key);
+            if (series == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "new_series did not add the series");
+                goto error;
+            }
+        }
+        if (!PyList_Check(series) || PyList_GET_SIZE(series) != nbounds + 2) {
+            PyErr_SetString(PyExc_TypeError, "a histogram series is a list of len(bounds) + 2 floats");
+            goto error;
+        }
+        Py_ssize_t lo = 0, hi = nbounds;  /* the first bound >= number (bisect_left) */
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (bounds[mid] < number) lo = mid + 1; else hi = mid;
+        }
+        if (add_to(series, lo, 1.0) < 0 || add_to(series, nbounds + 1, number) < 0) goto error;
+    }
+    return Py_BuildValue("nnN", missing, other, unsure);
+error:
+    Py_DECREF(unsure);
+    return NULL;
+}
+
+PyDoc_STRVAR(histogram_doc, "histogram(lines, text_at, field, bounds, keys, skip, series_of, new_series) -> "
+             "(missing, not_a_number, unsure indexes): a histogram rule's pass over a chunk's lines");
 
 PyDoc_STRVAR(top_number_doc, "top_number(text, key) -> float | None | False | True: the number under a "
              "top-level key of JSON object text (None: missing or null, False: not a number, True: decode it)");
 
 static PyMethodDef methods[] = {
     {"top_number", (PyCFunction)(void (*)(void))top_number, METH_FASTCALL, top_number_doc},
+    {"histogram", (PyCFunction)(void (*)(void))histogram, METH_FASTCALL, histogram_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -91,6 +91,9 @@ class CompiledMetric:
         self.field = rule.field  # histograms
         scan = native_module("field_scan")
         self.top_number: Callable[[str, str], float | bool | None] | None = scan.top_number if scan else None
+        # a histogram whose lines are chosen by level at most, labelled by the line and its source: a C pass
+        self.c_histogram = scan.histogram if scan and rule.field and not self.other_predicates and not by_field \
+            else None
         labels = tuple(label for label, _ in [*by_line, *by_source, *by_field])
         self.store: SeriesStore = collector.store(MetricShape(
             rule.name, rule.type, rule.help, labels, tuple(rule.buckets), rule.max_series or max_series))
@@ -110,6 +113,9 @@ class CompiledMetric:
 
     def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
         """Count or observe the lines of a chunk this rule takes."""
+        if self.c_histogram is not None:
+            self._observe_in_c(lines, sources, docs)
+            return
         flt, ranks, min_rank, others = self.filter, LEVEL_RANK, self.min_rank, self.other_predicates
         raw_key, fields, field, top_number = self.raw_key, self.fields, self.field, self.top_number
         counts: dict[Any, int] = {}  # raw key -> lines (counters)
@@ -151,6 +157,54 @@ class CompiledMetric:
         for key, lines_counted in counts.items():
             store.count(self.labels_of(key, sources), lines_counted)
         store.fold(folded)
+
+
+    def _observe_in_c(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
+        """`observe` for a histogram, its per-line loop in C (agents/_fieldscan.c `histogram`)."""
+        assert self.c_histogram is not None and self.field is not None
+        raw_key, min_rank, store, field = self.raw_key, self.min_rank, self.store, self.field
+        if min_rank < 0:
+            keys = list(map(raw_key, lines)) if raw_key is not None else [()] * len(lines)
+        else:
+            ranks = LEVEL_RANK
+            keys = [(raw_key(line) if raw_key is not None else ()) if ranks.get(line[P_LEVEL], -1) >= min_rank
+                    else _SKIP for line in lines]
+        series_of: dict[Any, list[float]] = {}
+        past_bound: list[list[float]] = []  # scratch series of keys past max_series, added to `other` after
+
+        def new_series(key: Any) -> list[float]:
+            series, folded = store.series(self.labels_of(key, sources))
+            if folded:
+                series = [0.0] * len(series)
+                past_bound.append(series)
+            series_of[key] = series
+            return series
+
+        missing, not_a_number, unsure = self.c_histogram(lines, P_TEXT, field, store.bounds, keys, _SKIP, series_of,
+                                                         new_series)
+        for n in unsure:  # decoded: the reference answer
+            found = reference_number(docs.get(n, lines[n]), field)
+            if type(found) is float:
+                series = series_of.get(keys[n]) or new_series(keys[n])
+                series[bisect_left(store.bounds, found)] += 1
+                series[-1] += found
+            elif found is None:
+                missing += 1
+            else:
+                not_a_number += 1
+        if past_bound:
+            other, _ = store.series(store.other_key)
+            for scratch in past_bound:
+                store.fold(int(sum(scratch[:-1])))
+                for at, value in enumerate(scratch):
+                    other[at] += value
+        skipped = store.skipped
+        for reason, lines_skipped in ((MISSING, missing), (NOT_A_NUMBER, not_a_number)):
+            if lines_skipped:
+                skipped[reason] = skipped.get(reason, 0) + lines_skipped
+
+
+_SKIP = object()  # a line the rule does not take
 
 
 class Documents:

@@ -49,7 +49,7 @@ class SeriesStore:
         self.histograms: dict[tuple[str, ...], list[float]] = {}
         self.folded = 0
         self.skipped: dict[str, int] = {}  # reason -> lines
-        self._other = (OTHER,) * len(shape.labels)
+        self.other_key = (OTHER,) * len(shape.labels)
         self.bounds = list(shape.buckets)
 
     def _admit(self, key: tuple[str, ...], held: dict[tuple[str, ...], Any]) -> tuple[tuple[str, ...], bool]:
@@ -57,9 +57,9 @@ class SeriesStore:
         the metric holds `max_series` series already."""
         if any(len(value) > MAX_VALUE_CHARS for value in key):
             key = tuple(value[:MAX_VALUE_CHARS] for value in key)
-        if key in held or len(held) < self.shape.max_series or key == self._other:
+        if key in held or len(held) < self.shape.max_series or key == self.other_key:
             return key, False
-        return self._other, True
+        return self.other_key, True
 
     def _fold(self, lines: int) -> None:
         if not self.folded:
