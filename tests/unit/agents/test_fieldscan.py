@@ -81,3 +81,29 @@ def test_unsure_when_decoding_must_tell(text: str) -> None:
 def test_only_text_is_taken() -> None:
     with pytest.raises(TypeError):
         _fieldscan.top_number(b"{}", KEY)  # type: ignore[arg-type]
+
+
+def test_the_histogram_pass_buckets_skips_and_leaves_unsure_lines_to_the_caller() -> None:
+    skip = object()
+    texts = ['{"duration_ms":5}', '{"duration_ms":10}', '{"duration_ms":11.5}', '{"x":1}', '{"duration_ms":"a"}',
+             '{"duration\\u005fms":3}', '{"duration_ms":1}']
+    lines = [[0, "s", n, 0, "t", "info", "svc", text, "stdout"] for n, text in enumerate(texts)]
+    series_of: dict[object, list[float]] = {}
+
+    def new_series(key: object) -> list[float]:
+        series_of[key] = [0.0, 0.0, 0.0]
+        return series_of[key]
+
+    keys: list[object] = ["a", "a", "b", "a", "a", "a", skip]
+    assert _fieldscan.histogram(lines, 7, KEY, [10.0], keys, skip, series_of, new_series) == (1, 1, [5])
+    assert series_of == {"a": [2.0, 0.0, 15.0], "b": [0.0, 1.0, 11.5]}
+
+
+def test_the_histogram_pass_refuses_what_is_not_a_series() -> None:
+    lines = [[0, "s", 0, 0, "t", "info", "svc", '{"duration_ms":1}', "stdout"]]
+    with pytest.raises(TypeError, match="len"):
+        _fieldscan.histogram(lines, 7, KEY, [10.0], ["a"], None, {"a": [0.0]}, list)
+    with pytest.raises(KeyError, match="new_series did not add"):
+        _fieldscan.histogram(lines, 7, KEY, [10.0], ["a"], None, {}, lambda key: [0.0, 0.0, 0.0])
+    with pytest.raises(TypeError):
+        _fieldscan.histogram(lines, 7, KEY, [10.0], [], None, {}, list)  # one key per line
