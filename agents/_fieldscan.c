@@ -182,6 +182,7 @@ static PyObject *top_number(PyObject *self, PyObject *const *args, Py_ssize_t na
  * len(bounds) + 2 floats, one per bucket (a value goes to the first bound >= it), +Inf, then the sum.
  * Returns how many lines had no such field (or null), a value that is not a number, and the indexes
  * of the lines to decode (top_number's True). The Python reference is CompiledMetric.observe.
+ * new_series may not change `lines` or `keys` (RuntimeError).
  */
 static int add_to(PyObject *series, Py_ssize_t at, double value) {
     PyObject *old = PyList_GET_ITEM(series, at);
@@ -250,12 +251,18 @@ static PyObject *histogram(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyObject *series = PyDict_GetItemWithError(series_of, raw_key);  /* borrowed */
         if (series == NULL) {
             if (PyErr_Occurred()) goto error;
+            Py_INCREF(raw_key);  /* the callback may drop it from `keys` */
             PyObject *made = PyObject_CallOneArg(new_series, raw_key);
-            if (made == NULL) goto error;
+            if (made == NULL) { Py_DECREF(raw_key); goto error; }
             Py_DECREF(made);  /* new_series put it in series_of, which holds it */
             series = PyDict_GetItemWithError(series_of, raw_key);
+            Py_DECREF(raw_key);
             if (series == NULL) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "new_series did not add the series");
+                goto error;
+            }
+            if (PyList_GET_SIZE(lines) != n || PyList_GET_SIZE(keys) != n) {
+                PyErr_SetString(PyExc_RuntimeError, "new_series changed the lines or keys");
                 goto error;
             }
         }

@@ -15,10 +15,10 @@ from types import ModuleType
 
 def native_modules(sanitized: Path | None) -> dict[str, ModuleType]:
     if sanitized is None:
-        from agents import _linescan
+        from agents import _fieldscan, _linescan
         from tables import _tracefold
 
-        return {"agents._linescan": _linescan, "tables._tracefold": _tracefold}
+        return {"agents._linescan": _linescan, "tables._tracefold": _tracefold, "agents._fieldscan": _fieldscan}
     from tests.fuzz.sanitized import SOURCES, library_path, load
 
     return {name: load(name, library_path(name, sanitized)) for name in SOURCES}
@@ -35,9 +35,9 @@ def main() -> int:
     import atheris
 
     with atheris.instrument_imports(include=["agents", "tables", "collectors", "core"]):
-        from tests.fuzz.targets import TARGETS, seeds
+        from tests.fuzz.targets import NATIVE, TARGETS, seeds
     natives = native_modules(args.sanitized)
-    native = natives["tables._tracefold"] if args.target == "tracefold" else natives["agents._linescan"]
+    native = natives[NATIVE.get(args.target, "agents._linescan")]
     target = TARGETS[args.target]
 
     def one_input(data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Builds the two C extensions with AddressSanitizer and UndefinedBehaviorSanitizer for `make fuzz`.
+"""Builds the C extensions with AddressSanitizer and UndefinedBehaviorSanitizer for `make fuzz`.
 
 The installed extensions are built -O2 without checks; a fuzz run loads these instead (by path, in
 place of `agents._linescan` and `tables._tracefold`) in a Python started with a sanitizer runtime
@@ -19,7 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = {"agents._linescan": ROOT / "agents" / "_linescan.c", "tables._tracefold": ROOT / "tables" / "_tracefold.c"}
+SOURCES = {"agents._linescan": ROOT / "agents" / "_linescan.c", "tables._tracefold": ROOT / "tables" / "_tracefold.c",
+           "agents._fieldscan": ROOT / "agents" / "_fieldscan.c"}
 FLAGS = ["-fPIC", "-O1", "-g", "-std=c11", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all",
          "-fsanitize=address,undefined"]
 
@@ -29,7 +30,7 @@ def library_path(module: str, out_dir: Path) -> Path:
 
 
 def build(out_dir: Path, compiler: str = "gcc") -> dict[str, Path]:
-    """Compile both extensions with the sanitizers into `out_dir`; returns module name -> .so path."""
+    """Compile the extensions with the sanitizers into `out_dir`; returns module name -> .so path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     include = sysconfig.get_paths()["include"]
     built = {}

@@ -6,18 +6,18 @@ this smoke keeps the targets themselves working and catches what shows up at onc
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents import _linescan
-from tables import _tracefold
-from tests.fuzz.targets import TARGETS, seeds
+from tests.fuzz.targets import NATIVE, TARGETS, seeds
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_target_runs_clean_on_its_seeds_and_generated_inputs(name: str) -> None:
-    native = _tracefold if name == "tracefold" else _linescan
+    native = importlib.import_module(NATIVE.get(name, "agents._linescan"))
     target = TARGETS[name]
     for seed in seeds():
         target(seed, native)

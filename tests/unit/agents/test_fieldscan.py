@@ -107,3 +107,16 @@ def test_the_histogram_pass_refuses_what_is_not_a_series() -> None:
         _fieldscan.histogram(lines, 7, KEY, [10.0], ["a"], None, {}, lambda key: [0.0, 0.0, 0.0])
     with pytest.raises(TypeError):
         _fieldscan.histogram(lines, 7, KEY, [10.0], [], None, {}, list)  # one key per line
+
+
+def test_a_callback_that_changes_the_lines_stops_the_pass() -> None:
+    lines: list[list[object]] = [[0, "s", n, 0, "t", "info", "svc", '{"duration_ms":1}', "stdout"] for n in range(3)]
+    series_of: dict[object, list[float]] = {}
+
+    def clearing(key: object) -> list[float]:
+        lines.clear()
+        series_of[key] = [0.0, 0.0, 0.0]
+        return series_of[key]
+
+    with pytest.raises(RuntimeError, match="changed the lines"):
+        _fieldscan.histogram(lines, 7, KEY, [10.0], ["a", "b", "c"], None, series_of, clearing)
