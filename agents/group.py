@@ -13,6 +13,7 @@ from agents.backlog import SourceProgress
 from agents.batching import Linger, nothing_waiting
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
+from agents.log_metrics import LogMetrics, log_metrics_for
 from agents.routing import Router
 from agents.stage import StageContext
 from core import topics
@@ -41,6 +42,7 @@ def register(ctx: StageContext) -> TraceGrouper:
     live = ctx.rules
     router = live.router if live is not None else Router(settings.routing, settings.sinks.enabled)
     grouper = TraceGrouper(table, router, settings, send_to_sink, send_closed)
+    grouper.log_metrics = live.metrics_at(None) if live is not None else log_metrics_for(settings.log_metrics)
 
     @app.agent(channels.parsed(), name="group")
     async def group(stream: Any) -> None:
@@ -49,7 +51,8 @@ def register(ctx: StageContext) -> TraceGrouper:
         update (a trace summary missing lines) although its lines reached the sinks."""
         # the rules version in effect when a chunk was collected, as on every worker (docs/rules.md)
         router_for = (lambda chunk: live.router_at(chunk.collected_ns)) if live is not None else None
-        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for)
+        metrics_for = (lambda chunk: live.metrics_at(chunk.collected_ns)) if live is not None else None
+        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for, metrics_for)
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         lingering = asyncio.ensure_future(linger.run())
@@ -124,9 +127,11 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     """
 
     def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
-                 router_for: Callable[[ParsedChunk], Router] | None = None) -> None:
+                 router_for: Callable[[ParsedChunk], Router] | None = None,
+                 metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
         self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
+        self.metrics_for = metrics_for  # and the metric rules it is counted by (the same version)
         self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
         self.lines = 0
         self.linger: Linger | None = None
@@ -151,6 +156,8 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:
         if self.router_for is not None:  # a run never spans two rules versions (runs())
             self.grouper.router = self.router_for(run[0][1])
+        if self.metrics_for is not None:
+            self.grouper.log_metrics = self.metrics_for(run[0][1])
         if len(run) == 1:
             event, chunk = run[0]
             self.grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)

@@ -18,6 +18,7 @@ from typing import Any
 from agents.forwarding import forward
 from agents.held_lines import HeldLines
 from agents.idle_clock import IdleClock
+from agents.log_metrics import LogMetrics
 from agents.routing import Router
 from core.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
 from core.models import join_closed_traces
@@ -58,6 +59,7 @@ class TraceGrouper:
         self._marks_swept: dict[int, float] = {}
         self.already_sent: dict[int, set[str]] = {}  # close ids found in traces.closed after a rebalance
         self.idle = IdleClock(int(2 * settings.traces.close_check_interval * 1e9))
+        self.log_metrics: LogMetrics | None = None  # metrics from logs of the rules in effect (agents/group.py)
 
     @property
     def router(self) -> Router:
@@ -89,6 +91,8 @@ class TraceGrouper:
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
         if len(fresh_all) < len(lines):
             DUPLICATES.labels("group").inc(len(lines) - len(fresh_all))
+        if self.log_metrics is not None:  # each fresh line once, by this partition's one owner
+            self.log_metrics.observe(fresh_all, sources)
         routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
         early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
         clock = max_time = self.clock(partition)

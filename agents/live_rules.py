@@ -39,9 +39,10 @@ from typing import Any, cast
 import orjson
 
 from agents.line_parser import LineParser
+from agents.log_metrics import LogMetrics, log_metrics_for
 from agents.routing import Router
 from core.errors import ConfigError
-from core.metrics import RULES_LATE, RULES_REFUSED, RULES_VERSION
+from core.metrics import LOG_METRICS, RULES_LATE, RULES_REFUSED, RULES_VERSION
 from core.models import DeadLetter, ParsedChunk, RawChunk
 from core.rules import decode_record
 from core.settings import Settings
@@ -59,6 +60,7 @@ class Version:
     effective_from_ns: int  # collection time from which it applies (STARTUP: -1, always)
     parser: LineParser
     router: Router
+    metrics: LogMetrics | None  # metrics from logs (agents/log_metrics.py); None: no rules
 
 
 class VersionedParser:
@@ -85,8 +87,8 @@ class LiveRules:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.versions = [Version(STARTUP, -1, LineParser(settings.parse),
-                                 Router(settings.routing, settings.sinks.enabled))]
+        router, metrics = Router(settings.routing, settings.sinks.enabled), log_metrics_for(settings.log_metrics)
+        self.versions = [Version(STARTUP, -1, LineParser(settings.parse), router, metrics)]
         self._starts = [-1]  # effective_from_ns of each version, for bisect
         self.newest_point = -1  # the latest collection time a chunk was parsed or routed at
         # the parse stage calls only parse_chunk, which VersionedParser has: it stands in for a LineParser
@@ -128,6 +130,9 @@ class LiveRules:
     def router_at(self, point: int | None) -> Router:
         return self.at(point).router
 
+    def metrics_at(self, point: int | None) -> LogMetrics | None:
+        return self.at(point).metrics
+
     def on_switch(self, listener: Callable[[LiveRules], None]) -> None:
         """`listener(self)` after every version taken."""
         self._listeners.append(listener)
@@ -142,6 +147,7 @@ class LiveRules:
             merged = document.merged(self.settings)
             parser = LineParser(merged.parse)
             router = Router(merged.routing, merged.sinks.enabled)
+            metrics = log_metrics_for(merged.log_metrics)
         except (ConfigError, ValueError) as exc:
             why = str(exc).splitlines()[0]
             self.refused = [*self.refused[-9:], (_version_of(value), why)]
@@ -157,7 +163,7 @@ class LiveRules:
             log.warning("rules version %s arrived after chunks collected past its effective point were handled "
                         "(%.1f s late); it applies from the next chunk on (raise `rules publish --switch-after`)",
                         version, (self.newest_point - effective) / 1e9)
-        self._add(Version(version, max(effective, 0), parser, router))
+        self._add(Version(version, max(effective, 0), parser, router, metrics))
         log.info("rules version %s takes effect for chunks collected from %s", version,
                  time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(effective / 1e9)))
         for listener in self._listeners:
@@ -172,6 +178,7 @@ class LiveRules:
         self.versions = [*kept, version][-MAX_VERSIONS:]
         self._starts = [v.effective_from_ns for v in self.versions]
         self._starts[0] = -1  # the oldest held applies to anything older
+        LOG_METRICS.retain(store for v in self.versions if v.metrics is not None for store in v.metrics.stores())
 
 
 async def follow(settings: Settings, rules: LiveRules, report_every: float = 1.0) -> None:

@@ -7,33 +7,26 @@ lines until it closes and forward them all if any line of the trace matched.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import orjson
-
+from agents.line_filter import LineFilter
 from agents.transforms import Transformer, transformer_for
-from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT
+from core.models import LEVEL_RANK
 from core.settings import RouteRule, RoutingSettings
 
 Delivery = tuple[str, list[Any]]  # (sink name, the line as the rule sends it)
 
 
 class CompiledRule:
-    """A RouteRule with its regexes compiled and its threshold ranked."""
+    """A RouteRule with its predicates compiled (agents/line_filter.py) and its transforms."""
 
     def __init__(self, rule: RouteRule, enabled: list[str]) -> None:
         self.rule = rule
         self.name = rule.name
         self.mode = rule.mode
         self.sinks = tuple(s for s in rule.sinks if s in enabled)
-        self.min_rank = LEVEL_RANK.get(rule.level_at_least.lower(), 0) if rule.level_at_least else None
-        self.services = frozenset(rule.service) if rule.service else None
-        self.namespaces = frozenset(rule.namespace) if rule.namespace else None
-        self.labels = dict(rule.labels)
-        self.fields = dict(rule.fields)
-        self.regex = {k: re.compile(v) for k, v in rule.regex.items()}
-        self.needs_document = bool(self.fields or self.regex)
+        self.filter = LineFilter(rule)
+        self.matches = self.filter.matches
         self.transformer: Transformer | None = transformer_for(rule.name, rule.transforms)
 
     def deliveries(self, line: list[Any], sources: list[dict[str, Any]], trace_errors: bool | None,
@@ -48,40 +41,17 @@ class CompiledRule:
         taken.update(sinks)
         out.extend((sink, entry) for sink in sinks)
 
-    def matches(self, line: list[Any], sources: list[dict[str, Any]]) -> bool:
-        if self.min_rank is not None and LEVEL_RANK.get(line[P_LEVEL], -1) < self.min_rank:
-            return False
-        if self.services is not None and line[P_SERVICE] not in self.services:
-            return False
-        if self.namespaces is not None or self.labels:
-            src = sources[line[P_SRC]]
-            if self.namespaces is not None and src.get("namespace") not in self.namespaces:
-                return False
-            labels = src.get("labels") or {}
-            if any(labels.get(k) != v for k, v in self.labels.items()):
-                return False
-        if self.needs_document:
-            doc = orjson.loads(line[P_TEXT])
-            if any(str(doc.get(k)) != v for k, v in self.fields.items()):
-                return False
-            if any(k not in doc or not pattern.search(str(doc[k])) for k, pattern in self.regex.items()):
-                return False
-        return True
-
 
 def validate_rules(routing: RoutingSettings) -> None:
     """Raise ValueError naming the rule if a regex or level does not compile."""
     for rule in routing.rules:
-        for field, pattern in rule.regex.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"routing rule {rule.name!r}: regex for {field!r} is invalid: {exc}") from None
-        for setting, level in (("level_at_least", rule.level_at_least),
-                               ("transforms.drop_below", rule.transforms.drop_below)):
-            if level and level.lower() not in LEVEL_RANK:
-                raise ValueError(f"routing rule {rule.name!r}: {setting} {level!r} is not one of "
-                                 f"{', '.join(LEVEL_RANK)}")
+        problem = rule.problem()
+        if problem is not None:
+            raise ValueError(f"routing rule {rule.name!r}: {problem}")
+        level = rule.transforms.drop_below
+        if level and level.lower() not in LEVEL_RANK:
+            raise ValueError(f"routing rule {rule.name!r}: transforms.drop_below {level!r} is not one of "
+                             f"{', '.join(LEVEL_RANK)}")
 
 
 class Router:

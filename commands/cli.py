@@ -400,10 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse_test.add_argument("file", help="sample lines, one per line")
     parse_test.set_defaults(func=cmd_parse_test)
 
-    rules = sub.add_parser("rules", help="validate live rules (parsers, routing) and publish them to every worker")
+    rules = sub.add_parser("rules", help="validate live rules (parsers, routing, metrics from logs) and publish them "
+                                         "to every worker")
     rules.add_argument("action", choices=["check", "publish", "watch"],
                        help="check: validate only; publish: once; watch: on SIGHUP and on every change of FILE")
-    rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched) and `routing` (rules)")
+    rules.add_argument("file", help="YAML with `parse` (parsers, sources, unmatched), `routing` (rules), "
+                                    "`log_metrics` (rules, max_series) and/or `multiline` (rules)")
     rules.add_argument("--switch-after", type=_positive_seconds, default=10.0, metavar="SECONDS",
                        help="every worker applies a published version to chunks collected from this many seconds "
                             "after publishing on (default 10; docs/rules.md)")

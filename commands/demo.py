@@ -64,7 +64,7 @@ async def run_demo(root: Path, rate: float, pods: int = 10, duration: float | No
                     content = orjson.dumps({
                         "time": rfc3339_nano(now), "level": rng.choice(LEVELS), "traceId": trace,
                         "service": SERVICES[pod_index % len(SERVICES)], "msg": f"step {step} of request",
-                        "latency_ms": rng.randint(1, 900),
+                        "duration_ms": rng.randint(1, 900),
                     }).decode()
                 files[pod_index].write(cri_line(now, content))
                 written += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from core.settings import Settings
 
 BIN = Path(sys.executable).parent
+DEV_RULES = Path(__file__).resolve().parents[1] / "deploy" / "dev-rules.yaml"  # in a checkout: `make run`
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def parts(settings: Settings, ports: Ports, verbose: bool = False) -> list[Part]
         stack.append(Part("postgres", postgres,
                           infrastructure=True, ready_line="logweave postgres: serving", stop_grace=60.0))
     stack.append(Part("prepare", _logweave("prepare"), one_shot=True))
+    if DEV_RULES.exists():  # the live rules (metrics from logs): edits of the file reach the worker while it runs
+        stack.append(Part("rules", _logweave("rules", "watch", str(DEV_RULES), "--switch-after", "2")))
     worker_level = "info" if verbose else "warn"  # faust's banner and tables only when asked
     stack.append(Part("worker", [str(BIN / "faust"), "-A", "app", "worker", "-l", worker_level,
                                  "--web-port", str(ports.worker)],

@@ -6,7 +6,9 @@ on consistent names. Collectors run in their own processes and define theirs bes
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from core.log_metric_series import LogMetricsCollector
 
 LINES = Counter("logweave_lines_total", "Lines seen per pipeline stage", ["stage"])
 CHUNKS = Counter("logweave_chunks_total", "Chunk records consumed per stage", ["stage"])
@@ -44,3 +46,7 @@ RULES_VERSION = Gauge("logweave_rules_version_info", "The live rules version thi
 RULES_LATE = Counter("logweave_rules_late_total",
                      "Rules versions read after chunks collected past their effective point were handled")
 RULES_REFUSED = Counter("logweave_rules_refused_total", "Published rules versions this worker refused")
+# metrics from logs (docs/metrics-from-logs.md): the rules name them, all under `logweave_log_`, with
+# logweave_log_metric_folded_total{metric} and logweave_log_metric_skipped_total{metric,reason} beside them
+LOG_METRICS = LogMetricsCollector()
+REGISTRY.register(LOG_METRICS)

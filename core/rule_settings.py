@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from core.durations import ByteSize, Duration
+from core.models import LEVEL_RANK
 from core.settings_group import Group
 
 
@@ -128,3 +129,25 @@ class Transforms(Group):
             except re.error as exc:
                 raise ValueError(f"drop_matching {pattern!r} is invalid: {exc}") from None
         return patterns
+
+
+class LineMatch(Group):
+    """Which lines a rule takes: every predicate given must match (routing rules, log metric rules)."""
+
+    level_at_least: str | None = None
+    service: list[str] | None = None
+    namespace: list[str] | None = None
+    labels: dict[str, str] = {}  # the source's labels (pod labels)
+    fields: dict[str, str] = {}  # top-level field -> exact value (compared as text)
+    regex: dict[str, str] = {}  # top-level field -> regex searched in its value
+
+    def problem(self) -> str | None:
+        """The first predicate that cannot work (a regex that does not compile, an unknown level), or None."""
+        for field, pattern in self.regex.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"regex for {field!r} is invalid: {exc}"
+        if self.level_at_least and self.level_at_least.lower() not in LEVEL_RANK:
+            return f"level_at_least {self.level_at_least!r} is not one of {', '.join(LEVEL_RANK)}"
+        return None

@@ -1,5 +1,5 @@
-"""Rules that can change while workers and collectors run: parsers, routing (with its transforms) and the
-collectors' multiline rules, as one document.
+"""Rules that can change while workers and collectors run: parsers, routing (with its transforms), metrics
+from logs and the collectors' multiline rules, as one document.
 
 They live in a file (a ConfigMap); `logweave rules watch FILE` validates each new version and publishes
 it to the compacted `config.rules` topic, from which every worker takes it (agents/live_rules.py).
@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import ConfigError
+from core.log_metric_settings import LogMetricSettings
 from core.rule_settings import MultilineSettings, ParserDef, ParserSource
 from core.settings import ParseSettings, RoutingSettings, Settings
 from core.settings_group import Group
@@ -34,22 +35,25 @@ class RulesDocument(Group):
     version: str = ""
     parse: ParseRules = ParseRules()
     routing: RoutingSettings = RoutingSettings()
+    log_metrics: LogMetricSettings = LogMetricSettings()  # docs/metrics-from-logs.md
     multiline: MultilineSettings | None = None  # the collectors' rules; absent: each keeps its own settings
 
     def name(self) -> str:
         """The version's name: the one given, else the first 12 hex digits of the content's hash."""
         if self.version:
             return self.version
-        content = orjson.dumps(self.model_dump(mode="json", exclude={"version"}), option=orjson.OPT_SORT_KEYS)
+        # without metric rules, the same name as before they existed
+        exclude = {"version"} | ({"log_metrics"} if self.log_metrics == LogMetricSettings() else set())
+        content = orjson.dumps(self.model_dump(mode="json", exclude=exclude), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(content).hexdigest()[:12]
 
     def merged(self, settings: Settings) -> Settings:
-        """`settings` with these rules in place of its parse rules and routing (validated again)."""
+        """`settings` with these rules in place of its parse rules, routing and metric rules (validated again)."""
         try:
             parse = ParseSettings(**{**settings.parse.model_dump(), **self.parse.model_dump()})
         except ValidationError as exc:
             raise ConfigError(f"parse.{_first_error(exc)}") from None
-        return settings.model_copy(update={"parse": parse, "routing": self.routing})
+        return settings.model_copy(update={"parse": parse, "routing": self.routing, "log_metrics": self.log_metrics})
 
     def encode(self, effective_from_ns: int | None = None) -> bytes:
         """The rules record; `effective_from_ns` (ns since the epoch) is the collection time from which every
@@ -92,7 +96,8 @@ def load_rules_file(path: Path) -> RulesDocument:
     except yaml.YAMLError as exc:
         raise ConfigError(f"rules file {path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"rules file {path}: expected a mapping with `parse` and/or `routing`")
+        raise ConfigError(f"rules file {path}: expected a mapping with `parse`, `routing`, `log_metrics` "
+                          f"and/or `multiline`")
     try:
         return RulesDocument(**data)
     except ValidationError as exc:

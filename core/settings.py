@@ -36,9 +36,10 @@ from core.durations import ByteSize, Duration, Interval, PositiveSize
 from core.errors import ConfigError
 from core.intake_settings import IntakeSettings
 from core.kafka_security import KafkaSecuritySettings
+from core.log_metric_settings import LogMetricSettings
 from core.parser_names import BUILTIN_PARSERS
 from core.redact import mask_text
-from core.rule_settings import MultilineSettings, ParserDef, ParserSource, Transforms
+from core.rule_settings import LineMatch, MultilineSettings, ParserDef, ParserSource, Transforms
 from core.settings_group import Group as Group  # re-exported: the base of every settings group
 from core.sink_registry import check_sink_names, plugin_entry_points, plugin_settings_model, sink_names
 
@@ -231,18 +232,12 @@ class TraceSettings(Group):
         return "release" if value == "forward" else value  # the name before release sent held lines too
 
 
-class RouteRule(Group):
+class RouteRule(LineMatch):
     """A routing rule: every predicate given must match; `mode` picks per-line or whole-trace."""
 
     name: str
     sinks: list[str]
     mode: Literal["line", "trace"] = "line"
-    level_at_least: str | None = None
-    service: list[str] | None = None
-    namespace: list[str] | None = None
-    labels: dict[str, str] = {}
-    fields: dict[str, str] = {}
-    regex: dict[str, str] = {}
     transforms: Transforms = Transforms()
 
     @field_validator("sinks")
@@ -625,6 +620,7 @@ class Settings(BaseSettings):
     multiline: MultilineSettings = MultilineSettings()
     traces: TraceSettings = TraceSettings()
     routing: RoutingSettings = RoutingSettings()
+    log_metrics: LogMetricSettings = LogMetricSettings()
     sinks: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
     intake: IntakeSettings = IntakeSettings()

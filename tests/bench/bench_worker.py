@@ -59,12 +59,13 @@ def make_doc(n: int, ts_ns: int) -> bytes:
                          "user": "u-12345", "path": "/api/v1/cart/items"})
 
 
-async def preload(bootstrap: str, lines: int, topic: str = "logs.raw", chunk: int = 1000) -> None:
+async def preload(bootstrap: str, lines: int, topic: str = "logs.raw", chunk: int = 1000,
+                  make: Callable[[int, int], bytes] = make_doc) -> None:
     publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), topic, 256 << 20, create_topics=[])
     await publisher.start()
     acks = []
     for start in range(0, lines, chunk):
-        raw = [make_raw_line(n * 300, make_doc(n, 1_749_543_941_000_000_000 + n), "stdout")
+        raw = [make_raw_line(n * 300, make(n, 1_749_543_941_000_000_000 + n), "stdout")
                for n in range(start, min(start + chunk, lines))]
         acks.append(await publisher.publish(RawChunk({"kind": "file", "pod": f"p{start % 16}"},
                                                      f"file:1:{start % 16}:bench:0", time.time_ns(), raw)))
@@ -154,18 +155,23 @@ def routed(port: int) -> float:
     return 0.0
 
 
-async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extra_env: dict[str, str] | None = None,
+                     make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None) -> Row:
+    """The worker's run; `check(web_port)` before it stops (what its /metrics say)."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
-           "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
+           "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h", **(extra_env or {})}
     await prepare_worker_topics(load_settings(environ=env))
-    await preload(bootstrap, lines, chunk=chunk)
+    await preload(bootstrap, lines, chunk=chunk, make=make)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
-        return await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
-                                "10 lines per trace")
+        row = await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
+                               "10 lines per trace")
+        if check is not None:
+            check(port)
+        return row
     finally:
         proc.stop()
 

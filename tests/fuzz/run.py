@@ -15,12 +15,12 @@ from types import ModuleType
 
 def native_modules(sanitized: Path | None) -> dict[str, ModuleType]:
     if sanitized is None:
-        from agents import _linescan
+        from agents import _fieldscan, _linescan
         from collectors.intake import _intakefast
         from tables import _tracefold
 
         return {"agents._linescan": _linescan, "tables._tracefold": _tracefold,
-                "collectors.intake._intakefast": _intakefast}
+                "collectors.intake._intakefast": _intakefast, "agents._fieldscan": _fieldscan}
     from tests.fuzz.sanitized import SOURCES, library_path, load
 
     return {name: load(name, library_path(name, sanitized)) for name in SOURCES}

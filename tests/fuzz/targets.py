@@ -14,6 +14,9 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
   ChunkFormatError; a raw chunk that decodes must then parse (lines it cannot use become dead letters).
 - `intake`: the intake's C conversion (collectors/intake/_intakefast.c) on arbitrary bytes as syslog
   framing, syslog frames and PackedForward entries; where it answers, it must equal the reference.
+- `fieldscan`: the metric rules' C field reader on lines of any shape: where it answers for a line
+  orjson decodes, it answers as the decoded line does; its histogram pass on hostile lines, keys and
+  series (a callback that clears the lines) raises at most a Python exception.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import orjson
 
 import tables.trace_state as trace_state_module
 from agents.line_parser import _EXACT_LEVELS, LineParser
+from agents.log_metrics import reference_number
 from collectors.files import formats
 from collectors.intake.forward import entry_lines
 from collectors.intake.forward_messages import decode_message
@@ -291,13 +295,49 @@ def intake(data: bytes, native: ModuleType) -> None:
             assert size == sum(len(line[1].encode()) for line in lines)
             for got, line in zip(lines, want.lines, strict=True):
                 assert got[0] == line[0] and got[3] == line[3] and _normal(got[1]) == _normal(line[1])
+def fieldscan(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    field = r.pick(["traceId", "time", "level", "a", "trace"])  # keys json_line writes
+    texts = [json_line(r) for _ in range(r.int(0, 8))]
+    for text in texts:
+        found = native.top_number(text, field)
+        if found is True:
+            continue
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue  # the reader takes lines the parse stage accepted; on others it need only not crash
+        assert type(doc) is dict and found == reference_number(doc, field), (text, found)
+    lines: list[Any] = [[0, "s", n, 0, "t", "info", "svc", text, "stdout"] if r.byte() < 230
+                        else r.pick([None, [], [0] * 8, [0] * 7 + [5], "x"]) for n, text in enumerate(texts)]
+    skip = object()
+    keys = [r.pick([skip, "a", "b", ("c", 1), None]) for _ in lines]
+    if r.byte() < 16:
+        keys = keys[: r.int(0, len(keys))]
+    bounds = [float(b) for b in sorted({r.int(-5, 50) for _ in range(r.int(0, 4))})]
+    series_of: dict[Any, Any] = {}
+    if r.byte() < 40:
+        series_of["a"] = r.pick([[0.0] * (len(bounds) + 2), [0.0], ["x"] * (len(bounds) + 2), "x"])
+    misbehave = r.byte()
+
+    def new_series(key: Any) -> Any:
+        if misbehave < 20:
+            return None  # puts nothing in series_of
+        if misbehave < 40:
+            lines.clear()
+        series_of[key] = [0.0] * (len(bounds) + 2)
+        return series_of[key]
+
+    with contextlib.suppress(TypeError, KeyError, ValueError, RuntimeError):  # refused cleanly is fine
+        native.histogram(lines, r.pick([7, 0, 20, -1]), field, bounds, keys, skip, series_of, new_series)
 
 
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
     "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "formats": formats_target,
-    "chunks": chunks, "intake": intake,
+    "chunks": chunks, "intake": intake, "fieldscan": fieldscan,
 }
-NATIVE_OF = {"tracefold": "tables._tracefold", "intake": "collectors.intake._intakefast"}  # else agents._linescan
+NATIVE_OF = {"tracefold": "tables._tracefold", "intake": "collectors.intake._intakefast",
+             "fieldscan": "agents._fieldscan"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:

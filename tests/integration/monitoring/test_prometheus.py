@@ -1,7 +1,9 @@
 """A real Prometheus (Debian `prometheus`) scrapes a real worker and file collector with Logweave's
 alert rules loaded: the breaker alert fires while the etcd sink's server is down and clears once it
 is up; the heartbeat alert fires when the collector is killed (-9) and clears once it is back; a
-clean stop fires the component alert but not the heartbeat one; every dashboard query returns data.
+clean stop fires the component alert but not the heartbeat one; every dashboard query returns data (the
+worker runs the example metric rules of deploy/dev-rules.yaml, so the log metric panels have data).
+Scraping two workers, the log metrics summed over instances are exactly the matching lines fed.
 
 The rules are the shipped ones with every `for:` shortened to 0s, so the test waits seconds rather
 than minutes; the expressions are unchanged.
@@ -9,6 +11,7 @@ than minutes; the expressions are unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -16,7 +19,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ import pytest
 import yaml
 
 from commands.broker import EmbeddedBroker, free_port
-from tests.integration.worker.test_grouping import BASE, doc
+from tests.integration.worker.test_grouping import BASE, NO_IDLE_CLOSE, doc
+from tests.support.log_metric_traffic import samples, traffic
 from tests.support.polling import wait_for
 from tests.support.processes import file_collector, wait_http_ok
 from tests.support.servers import Server, etcd_server
@@ -36,7 +40,7 @@ MONITORING = ROOT / "deploy" / "monitoring"
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, targets: Mapping[str, str | list[str]]) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus is not installed: `make test` installs it with apt-get (package prometheus)")
@@ -47,8 +51,8 @@ class Prometheus:
         (workdir / "rules.yaml").write_text(yaml.safe_dump(rules))
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
                   "rule_files": [str(workdir / "rules.yaml")],
-                  "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}
-                                     for job, target in targets.items()]}
+                  "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target] if isinstance(
+                      target, str) else target}]} for job, target in targets.items()]}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,6 +86,18 @@ class Prometheus:
         self.process.wait()
 
 
+def example_metric_rules() -> dict[str, str]:
+    """The worker setting carrying the example metric rules `make run` uses (deploy/dev-rules.yaml)."""
+    rules = yaml.safe_load((ROOT / "deploy" / "dev-rules.yaml").read_text())["log_metrics"]["rules"]
+    return {"LOGWEAVE_LOG_METRICS__RULES": yaml.safe_dump(rules, default_flow_style=True, width=100_000).strip()}
+
+
+def service_doc(n: int) -> dict[str, Any]:
+    """A line for every panel: a service, a duration, and one error in ten."""
+    return {**doc(f"t{n % 5}", BASE + n, n, "error" if n % 10 == 0 else "info"), "service": "checkout",
+            "duration_ms": n * 10}
+
+
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[Server]:
     server = etcd_server(tmp_path).start()
@@ -95,7 +111,8 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "2",
                                 "LOGWEAVE_SINKS__RETRY__BREAKER_RESET": "1s",
-                                "LOGWEAVE_HEARTBEATS__INTERVAL": "2s"}, sinks=("file", "etcd")).start()
+                                "LOGWEAVE_HEARTBEATS__INTERVAL": "2s", **example_metric_rules()},
+                               sinks=("file", "etcd")).start()
     pods = tmp_path / "pods" / "ns_pod_0000" / "app"
     pods.mkdir(parents=True)
     (pods / "0.log").write_text("2025-06-10T08:25:41.630702460Z stdout F {\"traceId\":\"c1\",\"msg\":\"hi\"}\n")
@@ -110,8 +127,8 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
         wait_http_ok(f"{prometheus.url}/-/ready", 60)
         # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
-        await worker.feed([doc(f"t{i % 5}", BASE + i, i) for i in range(50)] + [b"not json"], stream="a")
-        await worker.feed([doc(f"t{i % 5}", BASE + i, i) for i in range(50)], stream="a", resend_from=0)
+        await worker.feed([service_doc(i) for i in range(50)] + [b"not json"], stream="a")
+        await worker.feed([service_doc(i) for i in range(50)], stream="a", resend_from=0)
         # 50 lines fed here and the collector's one: each written once, the replayed chunk skipped
         await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 51.0' in worker.get("/metrics")[1],
                        timeout=60, what="51 lines written to etcd",
@@ -166,3 +183,44 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
     finally:
         collector.stop()
         prometheus.stop()
+
+
+async def test_two_workers_log_metrics_summed_over_instances_are_the_lines_fed(broker: EmbeddedBroker,
+                                                                              tmp_path: Path) -> None:
+    workers = [WorkerHarness(broker, tmp_path / name, {"LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / name / "data"),
+                                                       **NO_IDLE_CLOSE, **example_metric_rules()})
+               for name in ("a", "b")]
+    for worker in workers:
+        worker.workdir.mkdir()
+    prometheus = Prometheus(tmp_path, {"logweave-worker": [f"127.0.0.1:{w.web_port}" for w in workers]})
+    try:
+        for worker in workers:  # launched together: one group join, partitions split between them
+            await worker.launch()
+        for worker in workers:
+            await worker.ready()
+        wait_http_ok(f"{prometheus.url}/-/ready", 60)
+        chunks, expected = traffic(streams=12, per_stream=30, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        await asyncio.gather(*[workers[0].feed(c.docs, stream=c.stream, source=c.source) for c in chunks])
+        await workers[0].wait_until_quiet()
+        grouped = [sum(v for name, labels, v in samples(w.get("/metrics")[1].decode())
+                       if name == "logweave_lines_total" and labels["stage"] == "grouped") for w in workers]
+        assert all(count > 0 for count in grouped), f"one worker grouped nothing, so two were not shown: {grouped}"
+
+        def errors() -> dict[tuple[str, str], int]:
+            result = prometheus.get("/api/v1/query", query="sum without (instance) (logweave_log_errors_total)")
+            return {(r["metric"]["service"], r["metric"]["namespace"]): int(float(r["value"][1]))
+                    for r in result["result"]}
+
+        def observed() -> int:
+            result = prometheus.get("/api/v1/query", query="sum(logweave_log_duration_ms_count)")["result"]
+            return int(float(result[0]["value"][1])) if result else -1
+
+        await wait_for(lambda: errors() == dict(expected.errors) and observed() == expected.observed, timeout=60,
+                       what="Prometheus's sums over both workers to equal the lines fed",
+                       last_seen=lambda: (errors(), observed(), dict(expected.errors), expected.observed))
+        instances = prometheus.get("/api/v1/query", query="count by (instance) (logweave_log_errors_total)")["result"]
+        assert len(instances) == 2  # both workers counted some: each its own partitions' lines
+    finally:
+        prometheus.stop()
+        for worker in workers:
+            await worker.close()

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 from agents.grouper import TraceGrouper, closed_upto
+from agents.log_metrics import LogMetrics
 from agents.routing import Router
 from core.codec import compressor
+from core.log_metric_series import LogMetricsCollector
+from core.log_metric_settings import LogMetricSettings
 from core.models import ParsedChunk, decode_closed_traces
 from core.settings import Settings
 from tables.deadline_index import DeadlineIndex
@@ -233,3 +236,16 @@ def test_drop_stays_an_explicit_choice() -> None:
 
 def test_forward_is_read_as_release() -> None:
     assert Settings(traces={"held_overflow": "forward"}).traces.held_overflow == "release"
+
+
+def test_log_metrics_count_each_fresh_line_once() -> None:
+    """A replayed chunk (a parse stage redoing records after a crash) is not counted again."""
+    collector = LogMetricsCollector()
+    grouper, _, _ = make(MemoryTraceTable())
+    grouper.log_metrics = LogMetrics(LogMetricSettings(rules=[
+        {"name": "logweave_log_errors_total", "type": "counter", "match": {"level_at_least": "error"},
+         "labels": ["service"]}]), collector)
+    chunk = [line(1, "a", 10 * S, "error"), line(2, "a", 11 * S)]
+    grouper.process_chunk(0, SOURCES, chunk)
+    grouper.process_chunk(0, SOURCES, chunk + [line(3, "b", 12 * S, "fatal")])
+    assert collector.stores["logweave_log_errors_total"].counts == {("svc",): 2}

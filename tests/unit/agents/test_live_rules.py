@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from agents.live_rules import STARTUP, LiveRules
 from commands.rules import validated
 from core.errors import ConfigError
-from core.metrics import RULES_LATE
+from core.metrics import LOG_METRICS, RULES_LATE
 from core.models import P_TRACE, ParsedChunk, RawChunk
 from core.rules import RulesDocument, decode_rules, load_rules_file
 from core.settings import Settings
@@ -150,3 +151,46 @@ def test_a_collector_clock_far_ahead_does_not_make_later_versions_late() -> None
     parse_one(rules, NGINX, time.time_ns() + 86_400 * 10**9)  # a collector a day ahead
     assert rules.apply(tagged("v1").encode(time.time_ns() + 3600 * 10**9))
     assert rules.late == []
+
+
+METRICS = {"log_metrics": {"rules": [{"name": "logweave_log_errors_total", "type": "counter",
+                                      "match": {"level_at_least": "error"}, "labels": ["service"]}]}}
+
+
+def test_metric_rules_switch_with_the_version_and_keep_counting_when_unchanged() -> None:
+    rules = LiveRules(Settings())
+    assert rules.metrics_at(None) is None  # no rules: the group stage does nothing for them
+    start = time.time_ns()
+    assert rules.apply(record({**V1, **METRICS, "version": "m1"}), now_ns=start)
+    first = rules.metrics_at(None)
+    assert first is not None and LOG_METRICS.stores["logweave_log_errors_total"] is first.rules[0].store
+    assert rules.metrics_at(start - 1) is None  # a chunk collected before the switch: the old version's rules
+    assert rules.apply(record({**V1, **METRICS, "version": "m2"}))
+    second = rules.metrics_at(None)
+    assert second is not None and second.rules[0].store is first.rules[0].store  # the same metric goes on
+    assert rules.apply(record({**V1, "version": "m3"}))
+    assert rules.metrics_at(None) is None
+    assert "logweave_log_errors_total" in LOG_METRICS.stores  # versions m1, m2 are still held for backlogs
+    for n in range(8):
+        assert rules.apply(record({**V1, "version": f"later{n}"}))
+    assert "logweave_log_errors_total" not in LOG_METRICS.stores  # no version held has it: off /metrics
+
+
+def test_a_bad_metric_rule_is_refused_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    rules = LiveRules(Settings())
+    bad = {**V1, "version": "bad", "log_metrics": {"rules": [{"name": "errors_total", "type": "counter"}]}}
+    assert not rules.apply(orjson.dumps({"v": 1, "version": "bad", "rules": bad}))
+    version, why = rules.refused[-1]
+    assert version == "bad" and "log_metrics.rules.0.name" in why and "logweave_log_" in why and "\n" not in why
+    with pytest.raises(ConfigError, match=r"log_metrics.rules.0.buckets: .*strictly increasing"):
+        decode_rules(orjson.dumps({"v": 1, "rules": {"log_metrics": {"rules": [
+            {"name": "logweave_log_d", "type": "histogram", "field": "d", "buckets": [2, 1]}]}}}))
+
+
+def test_a_document_without_metric_rules_keeps_its_version_name() -> None:
+    """Documents written before metric rules existed hash to the same name."""
+    plain = RulesDocument(**{k: v for k, v in V1.items() if k != "version"})
+    content = orjson.dumps(plain.model_dump(mode="json", exclude={"version", "log_metrics"}),
+                           option=orjson.OPT_SORT_KEYS)
+    assert plain.name() == hashlib.sha256(content).hexdigest()[:12]
+    assert RulesDocument(**{**plain.model_dump(), **METRICS}).name() != plain.name()

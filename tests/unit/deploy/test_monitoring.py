@@ -32,8 +32,16 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, cwd=HERE / "monitoring")
 
 
+def example_log_metrics() -> set[str]:
+    """The metrics from logs the shipped example rules define (deploy/dev-rules.yaml, the dashboard's
+    log panels and docs/metrics-from-logs.md use them)."""
+    rules = yaml.safe_load((ROOT / "deploy" / "dev-rules.yaml").read_text())["log_metrics"]["rules"]
+    return {rule["name"] for rule in rules}
+
+
 def exported_metrics() -> set[str]:
-    """Every `logweave_*` metric name defined in the code, with the suffixes Prometheus adds."""
+    """Every `logweave_*` metric name defined in the code or the example metric rules, with the suffixes
+    Prometheus adds."""
     names: set[str] = set()
     for package in SOURCES:
         for source in (ROOT / package).rglob("*.py"):
@@ -44,6 +52,8 @@ def exported_metrics() -> set[str]:
                 found += [prefix[1] + name for name in re.findall(r'\(p \+ "([a-z0-9_]+)"', text)]
             for name in found:
                 names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    for name in example_log_metrics():
+        names |= {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     return names
 
 
