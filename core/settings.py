@@ -580,6 +580,9 @@ class ApiSettings(Group):
     default_window: Duration = Field(3600.0, gt=0)  # /query without `from`: the last hour before `to`
     max_window: Duration = Field(31 * 86400.0, gt=0)  # widest from..to a query may ask for
     statement_timeout: Duration = Field(10.0, gt=0)  # bounds any one query on the store
+    # PostgreSQL's effective_io_concurrency on the API's connections: table pages a bitmap heap scan
+    # asks the kernel for ahead (0 for a server without posix_fadvise, such as macOS)
+    io_concurrency: int = Field(32, ge=0, le=1000)
     max_limit: int = Field(1000, ge=1, le=10_000)
     max_trace_lines: int = Field(10_000, ge=1, le=100_000)
     tail_sink: str = ""  # sink topic /tail reads (sink.<name>); empty: the backend's sink

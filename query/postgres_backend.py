@@ -1,9 +1,9 @@
 """Queries over the PostgreSQL store (sinks/postgres.py): lines by keyset page, traces, summaries.
 
 Every query names a time range on `logs.time` (the partition key), so PostgreSQL prunes to the day
-partitions involved and uses the (service, time), (level, time) or time indexes; text search uses
-the GIN index on to_tsvector('simple', message). `statement_timeout` is set on every connection, so
-even a query the indexes cannot help stops at api.statement_timeout.
+partitions involved and uses the (service, level, time, line_id), (service, time), (level, time) or
+time indexes; text search uses the GIN index on to_tsvector('simple', message). `statement_timeout`
+is set on every connection, so even a query the indexes cannot help stops at api.statement_timeout.
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ class _Where:
         return " AND ".join(self.clauses) or "true"
 
 
+def keys_first(query: LogQuery) -> bool:
+    """Whether the page's lines can be found from the (service, level, time, line_id) index alone:
+    one service at one level, no other filter (the most common search, and the one whose lines are
+    scattered thinnest over the table: one table page per line)."""
+    return (len(query.service) == 1 and len(query.level) == 1 and not (query.namespace or query.pod)
+            and query.trace_id is None and not query.text)
+
+
 def search_sql(query: LogQuery) -> tuple[str, list[Any]]:
     where = _Where()
     where.add("time >= {0} AND time < {1}", to_datetime(query.from_ns), to_datetime(query.to_ns))
@@ -94,10 +102,32 @@ def search_sql(query: LogQuery) -> tuple[str, list[Any]]:
     if query.cursor is not None:
         where.add(f"(time, line_id) {'<' if query.descending else '>'} ({{0}}, {{1}})",
                   to_datetime(query.cursor.time_ns), query.cursor.line_id)
+    order = f"ORDER BY time {direction}, line_id {direction}"
+    if keys_first(query):
+        return _keys_first_sql(query, where, order)
     where.args.extend([query.limit + 1, query.offset])
     n = len(where.args)
-    sql = (f"SELECT {COLUMNS} FROM logs WHERE {where.sql()} ORDER BY time {direction}, line_id {direction} "
-           f"LIMIT ${n - 1} OFFSET ${n}")
+    return f"SELECT {COLUMNS} FROM logs WHERE {where.sql()} {order} LIMIT ${n - 1} OFFSET ${n}", where.args
+
+
+def _keys_first_sql(query: LogQuery, where: _Where, order: str) -> tuple[str, list[Any]]:
+    """The page in two steps of one statement. First the time of the page's last line (the
+    offset + limit + 1st) from an index-only scan of (service, level, time, line_id); then the lines
+    from that time on, read by a bitmap heap scan, which fetches their scattered table pages ahead
+    (effective_io_concurrency, set on the API's connections) where an index scan in time order would
+    wait for each page in turn; then the page is sorted. Lines sharing the boundary time all come
+    back from the second step, and the sort and LIMIT keep the right ones. When the range holds
+    fewer lines the bound is the range's own edge. The CTE is MATERIALIZED so that the planner does
+    not fold the step back into an ordered index scan."""
+    conditions = where.sql()
+    where.args.extend([query.offset + query.limit, query.limit + 1, query.offset])
+    n = len(where.args)
+    first, last = (">=", "$1") if query.descending else ("<=", "$2")
+    bound = (f"SELECT time FROM logs WHERE {conditions} ORDER BY time {'DESC' if query.descending else 'ASC'} "
+             f"LIMIT 1 OFFSET ${n - 2}")
+    sql = (f"WITH page AS MATERIALIZED (SELECT {COLUMNS} FROM logs WHERE {conditions} "
+           f"AND time {first} coalesce(({bound}), {last})) "
+           f"SELECT {COLUMNS} FROM page {order} LIMIT ${n - 1} OFFSET ${n}")
     return sql, where.args
 
 
@@ -121,11 +151,13 @@ class PostgresBackend(Backend):
         pg = self.settings.sinks.postgres
         dsn, password = await asyncio.to_thread(lambda: (pg.resolved_dsn(), pg.resolved_password()))
         timeout_ms = str(int(self.settings.api.statement_timeout * 1000))
+        io_concurrency = str(self.settings.api.io_concurrency)  # read ahead in bitmap heap scans (search_sql)
         try:
             self._pool = await asyncpg.create_pool(dsn, password=password, min_size=1, max_size=pg.pool_size,
                                                    timeout=pg.connect_timeout, reset=_keep_session,
                                                    server_settings={"statement_timeout": timeout_ms,
-                                                                    "default_transaction_read_only": "on"})
+                                                                    "default_transaction_read_only": "on",
+                                                                    "effective_io_concurrency": io_concurrency})
         except (TimeoutError, OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
             raise RetriableError(f"PostgreSQL is not reachable: {exc}") from exc
 

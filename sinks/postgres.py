@@ -15,6 +15,7 @@ breaker pauses); other server errors are the configuration's fault (PermanentErr
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,8 +26,9 @@ from core.errors import PermanentError, RetriableError
 from core.models import MESSAGE_FIELDS
 from core.settings import PostgresSinkSettings, Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
-from sinks.postgres_schema import create_partitions, day_of, existing_days, maintain, migrate
+from sinks.postgres_schema import create_partitions, day_of, existing_days, maintain, migrate, vacuum_closed_days
 
+log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STAGED_AFTER_CONFLICT = 20  # batches written through staging after a direct COPY met stored lines
 LOG_COLUMNS = ("time", "line_id", "trace_id", "service", "level", "message", "namespace", "pod", "container", "node",
@@ -82,6 +84,7 @@ class PostgresSink(Sink):
         self._pool: Any = None
         self._days: set[Any] = set()
         self._maintained = 0.0
+        self._vacuum: asyncio.Task[None] | None = None
         self._staged_after_conflict = 0
 
     @classmethod
@@ -113,6 +116,10 @@ class PostgresSink(Sink):
                                  "check sinks.postgres.dsn and the role's rights") from exc
 
     async def stop(self) -> None:
+        if self._vacuum is not None:
+            self._vacuum.cancel()
+            await asyncio.gather(self._vacuum, return_exceptions=True)
+            self._vacuum = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -121,6 +128,16 @@ class PostgresSink(Sink):
         await maintain(conn, self.settings.retention, self.settings.partitions_ahead)
         self._days = await existing_days(conn)
         self._maintained = time.monotonic()
+        if self._vacuum is None or self._vacuum.done():
+            self._vacuum = asyncio.create_task(self._vacuum_closed_days())
+
+    async def _vacuum_closed_days(self) -> None:
+        """Beside the drain, on a connection of its own: a VACUUM of a large day takes long."""
+        try:
+            async with self._pool.acquire() as conn:
+                await vacuum_closed_days(conn)
+        except Exception as exc:  # the next maintenance tries again
+            log.warning("postgres store: vacuum of closed days failed: %s", exc)
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         rows = [row_of(line, self.reserved_key) for line in batch.lines]

@@ -103,3 +103,41 @@ async def maintain(conn: Any, retention_s: float, ahead: int, now: datetime | No
     if dropped:
         log.info("postgres store: retention dropped %s", ", ".join(dropped))
     return dropped
+
+
+async def days_to_vacuum(conn: Any, now: datetime | None = None) -> list[str]:
+    """Day partitions whose day has ended and that no VACUUM has gone over since, or that took lines
+    since their last one (a replay, or counters lost in a crash: PostgreSQL forgets them then)."""
+    rows = await conn.fetch(
+        "SELECT c.relname, greatest(s.last_vacuum, s.last_autovacuum) AS vacuumed, "
+        "coalesce(s.n_ins_since_vacuum, 0) AS inserted "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+        "WHERE i.inhparent = 'logs'::regclass")
+    today = (now or datetime.now(UTC)).date()
+    due = []
+    for row in rows:
+        name: str = row["relname"]
+        if not name.startswith(PARTITION_PREFIX):
+            continue
+        day = datetime.strptime(name.removeprefix(PARTITION_PREFIX), "%Y%m%d").date()
+        ended = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        if day < today and (row["inserted"] > 0 or row["vacuumed"] is None or row["vacuumed"] < ended):
+            due.append(name)
+    return sorted(due)
+
+
+async def vacuum_closed_days(conn: Any, now: datetime | None = None) -> list[str]:
+    """VACUUM each closed day partition once (days_to_vacuum). Autovacuum goes over a partition only
+    each time a fifth of it is new, so the last hours of a day can stay unvisited for good; until a
+    VACUUM marks their table pages all-visible, the API's index-only scans (one service at one level,
+    query/postgres_backend.py) must read every line's table page to check it is visible. Returns the
+    partitions vacuumed. The table only (INDEX_CLEANUP OFF): a GIN index's cleanup reads the whole
+    index, and autovacuum keeps the indexes as it does anyway. Still long on a large day: the sink
+    runs it beside the drain, never in a batch."""
+    done = []
+    for name in await days_to_vacuum(conn, now):
+        await conn.execute(f"VACUUM (INDEX_CLEANUP OFF, SKIP_LOCKED) {name}")
+        done.append(name)
+    if done:
+        log.info("postgres store: vacuumed the closed day partitions %s", ", ".join(done))
+    return done

@@ -155,7 +155,8 @@ async def _at_least(count: Any, wanted: int) -> bool:
 async def test_migrations_apply_once_and_retention_drops_whole_days(postgres_dsn: str) -> None:
     conn = await asyncpg.connect(postgres_dsn)
     try:
-        assert await migrate(conn) == ["0001_logs_and_traces.sql", "0002_service_level_time.sql"]
+        assert await migrate(conn) == ["0001_logs_and_traces.sql", "0002_service_level_time.sql",
+                                      "0003_service_level_time_line_id.sql"]
         assert await migrate(conn) == []
         now = datetime(2025, 6, 20, 12, tzinfo=UTC)
         await maintain(conn, 0, 2, now=now)
@@ -179,7 +180,7 @@ async def test_concurrent_prepares_migrate_once(postgres_dsn: str) -> None:
     try:
         results = await asyncio.gather(*(migrate(conn) for conn in conns))
         assert sorted(name for applied in results for name in applied) == \
-            ["0001_logs_and_traces.sql", "0002_service_level_time.sql"]
+            ["0001_logs_and_traces.sql", "0002_service_level_time.sql", "0003_service_level_time_line_id.sql"]
     finally:
         for conn in conns:
             await conn.close()
