@@ -30,6 +30,7 @@ from collectors.files.discovery import Found, Scan
 from collectors.files.formats import DETECT_LINES, detect_format
 from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
+from collectors.files.rotation_joins import RotationJoins
 from collectors.files.tailer import TailedFile, fingerprint
 from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
@@ -66,6 +67,7 @@ class FileCollector:
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
         self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
+        self.joins = RotationJoins(self)  # multiline records continued in the file that replaced theirs
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
@@ -131,8 +133,12 @@ class FileCollector:
         source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
-                            self.settings.max_line_bytes, identity=identity, real_path=os.path.realpath(found.path))
-        rule = rule_for(self.multiline_rules, source)
+                            self.settings.max_line_bytes, identity=identity, real_path=os.path.realpath(found.path),
+                            origin=found.origin or found.path)
+        if saved is not None and "lead" in saved[1]:  # the lines a predecessor's record took (rotation_joins.py)
+            tailed.lead_end = int(str(saved[1]["lead"]))
+            tailed.read_offset = max(tailed.read_offset, tailed.lead_end)
+        rule = rule_for(self.multiline_rules, tailed.rule_source)
         if rule is not None:
             tailed.joiner = MultilineJoiner(rule)
         if found.rotated:
@@ -179,6 +185,9 @@ class FileCollector:
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
         """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
+        if self.joins.blocked(tailed):  # the file it replaced may still hand it an open record
+            tailed.needs_read = True
+            return 0
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
@@ -200,6 +209,8 @@ class FileCollector:
         due = tailed.flush_due()  # multiline records idle for their flush timeout
         if due:
             await self._publish(tailed, due)
+        if at_end and tailed.rotated_at is not None:
+            await self.joins.extend(tailed, now)  # its open record may continue in the file that replaced it
         read = max(tailed.read_offset - start, 0)
         metrics = self.metrics
         if read:
@@ -216,7 +227,8 @@ class FileCollector:
             metrics.lag_bytes.labels(str(tailed.path)).set(lag)
             tailed.lag_reported = lag
         if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
-                and tailed.read_offset >= size):
+                and tailed.read_offset >= size and tailed.handoff is None):
+            tailed.handed_over = True  # nothing continues its records any more
             unfinished = tailed.flush_pending()
             if unfinished:  # a rotated file ending in a partial line: send what there is
                 await self._publish(tailed, unfinished)
@@ -280,9 +292,11 @@ class FileCollector:
                 stored.append((fut.result(), before))
                 entry = self.checkpoints[sid] = {
                     "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
-                    "path": str(tailed.path) if tailed else entry.get("path", "")}
+                    "path": str(tailed.path) if tailed else entry.get("path", ""),
+                    **({"lead": entry["lead"]} if "lead" in entry else {})}
             if not pending and tailed is None:
                 del self.acks[sid]
+        self.joins.raise_floors()  # in the same save as the acknowledged joined records
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
         if self.publisher.recoveries != self.recoveries_seen:
             self.recoveries_seen = self.publisher.recoveries

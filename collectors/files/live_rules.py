@@ -23,7 +23,7 @@ def collector_rules(collector: FileCollector) -> LiveMultilineRules:
     async def switch(rules: list[MultilineRule]) -> None:
         collector.multiline_rules = rules
         for tailed in list(collector.files.values()):
-            rule = rule_for(rules, tailed.source)
+            rule = rule_for(rules, tailed.rule_source)
             if rule is None:
                 if tailed.joiner is not None:
                     released = tailed.release_joiner()

@@ -14,11 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectors.files.formats import PARSERS, Format, detect_format
 from collectors.multiline import MultilineJoiner
 from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
+
+if TYPE_CHECKING:
+    from collectors.files.rotation_joins import Handoff
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
@@ -74,12 +77,27 @@ class TailedFile:
     needs_read: bool = True  # look at it in the next pass though no write was reported (new, backlog, rewound)
     lag_reported: int = -1  # the lag_bytes last set for it (a gauge set only when it changes)
     _stream_id: str = ""  # stream_id, kept: it is looked up for every file in every pass
+    origin: str = ""  # the path it was written under (a rotated file: the path it was rotated from)
+    lead_end: int | None = None  # where its own lines begin after those its predecessor's record took
+    handed_over: bool = False  # rotated and read to its end: its open records took the successor's lines
+    handoff: Handoff | None = None  # taking them now (collectors/files/rotation_joins.py)
 
     @property
     def stream_id(self) -> str:
         if not self._stream_id:
             self._stream_id = self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
         return self._stream_id
+
+    @property
+    def rule_source(self) -> dict[str, Any]:
+        """What multiline rules are chosen by: a rotated file is matched as the path it was written under."""
+        return {**self.source, "path": self.origin} if self.origin and self.origin != self.source.get("path") \
+            else self.source
+
+    @property
+    def read_whole(self) -> bool:
+        """No partial line is waiting for its end."""
+        return not self._pending and not self._leftover and self._discard_from is None
 
     @property
     def safe_offset(self) -> int:
@@ -244,8 +262,10 @@ class TailedFile:
         return out
 
     def rewind(self, offset: int) -> None:
-        """Read again from `offset` (a line start): used when a send failed after retries."""
-        self.read_offset = offset
+        """Read again from `offset` (a line start): used when a send failed after retries. Never before
+        the lines a predecessor's record took (rotation_joins.py): its record is read again with them."""
+        self.read_offset = max(offset, self.lead_end or 0)
+        self.handed_over, self.handoff = False, None
         self.needs_read = True
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()
