@@ -185,12 +185,12 @@ class FileCollector:
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
         """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
-        if self.joins.blocked(tailed):  # the file it replaced may still hand it an open record
-            tailed.needs_read = True
-            return 0
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+        if self.joins.blocked(tailed, now):  # the file it replaced may still hand it an open record
+            tailed.needs_read = True
+            return 0
         start = tailed.read_offset
         truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
         tailed.needs_read = at_end = False

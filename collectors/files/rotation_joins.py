@@ -1,6 +1,10 @@
 """Multiline records continued across a rename rotation: `0.log` renamed while a stack trace is open in
 it, its continuation lines at the start of the new `0.log`.
 
+The same holds for copytruncate, where the "old file" is the copy (`app.log.1`) read on under the
+original's stream id, and the "new file" the truncated original: truncated with a record open, the
+original waits (at most `rotated_grace`) for its copy to be found and read to its end.
+
 Files are separate streams with their own positions and checkpoints, so the joined record belongs to
 the old (rotated) file: it keeps the old file's stream id and the position of its first line there,
 and the new file's leading lines that continue it (by the rule's detectors and patterns, per stream)
@@ -74,15 +78,20 @@ class RotationJoins:
         later = [(order, t) for t in self._same_origin(rotated) if (order := _order(t)) > mine]
         return min(later, key=lambda item: item[0])[1] if later else None
 
-    def blocked(self, tailed: TailedFile) -> bool:
-        """Whether `tailed` waits before its first read: the file it replaced may hand it an open record."""
+    def blocked(self, tailed: TailedFile, now: float) -> bool:
+        """Whether `tailed` waits before its first read: the file it replaced may hand it an open record
+        (copytruncate: the copy of its previous content, until it is found or `rotated_grace` passed)."""
         if tailed.lead_end is not None or tailed.read_offset != 0:
             return False
         mine = _order(tailed)
         earlier = [(order, t) for t in self._same_origin(tailed)
                    if t.rotated_at is not None and (order := _order(t)) < mine]
         if not earlier:
+            if tailed.awaiting_copy is not None and now - tailed.awaiting_copy < self.collector.settings.rotated_grace:
+                return True
+            tailed.awaiting_copy = None
             return False
+        tailed.awaiting_copy = None
         previous = max(earlier, key=lambda item: item[0])[1]
         return previous.joiner is not None and not previous.handed_over
 
@@ -97,7 +106,7 @@ class RotationJoins:
             await self._finish(rotated, rotated.handoff.taken_to if rotated.handoff else 0)
             return
         successor = self.successor(rotated)
-        if successor is None or not successor.fingerprint or successor.joiner is None:
+        if successor is None or not successor.take_fingerprint() or successor.joiner is None:
             return  # none yet (or one that joins nothing): the grace period or the flush timeout closes it
         if successor.lead_end is None and successor.read_offset != 0:
             await self._finish(rotated, 0)  # it read its first lines as its own already: nothing to take

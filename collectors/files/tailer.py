@@ -81,6 +81,7 @@ class TailedFile:
     lead_end: int | None = None  # where its own lines begin after those its predecessor's record took
     handed_over: bool = False  # rotated and read to its end: its open records took the successor's lines
     handoff: Handoff | None = None  # taking them now (collectors/files/rotation_joins.py)
+    awaiting_copy: float | None = None  # truncated with a record open: when (its copy may continue it)
 
     @property
     def stream_id(self) -> str:
@@ -165,6 +166,8 @@ class TailedFile:
         if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
             return False
         self.truncated_at = self.safe_offset
+        self.awaiting_copy = time.monotonic() if self.joiner is not None and self.joiner.open else None
+        self.lead_end, self.handed_over, self.handoff = None, False, None
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
@@ -178,13 +181,17 @@ class TailedFile:
         if self.joiner is not None:
             self.joiner = MultilineJoiner(self.joiner.rule)
 
-    def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
-        """Read up to `budget` new bytes and return the complete lines they finish."""
+    def take_fingerprint(self) -> str:
+        """Its fingerprint, taken from the first line once a new generation has a complete one ("" until)."""
         if not self.fingerprint:
             self.fingerprint = fingerprint(self.fd) or ""
             self._stream_id = ""
-            if not self.fingerprint:
-                return []  # the new generation has no complete first line yet
+        return self.fingerprint
+
+    def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
+        """Read up to `budget` new bytes and return the complete lines they finish."""
+        if not self.take_fingerprint():
+            return []  # the new generation has no complete first line yet
         self._resumes = {}
         base = self.read_offset - len(self._leftover)
         data = os.pread(self.fd, budget, self.read_offset)

@@ -1,6 +1,8 @@
 """Multiline records across rotation, with real files, a real rename (kubelet: 0.log renamed to 0.log.<time>,
 a new 0.log) and a real collector and broker.
 
+The same with logrotate's copytruncate (`app.log` copied to `app.log.1`, then truncated): the record
+keeps the original's stream id (the copy is read on under it) and takes the truncated file's frames.
 A stack trace whose first lines are in the old file and whose `\\tat ...` frames start the new one is
 one record: the old file's stream id and the position of its first line there, every line in order.
 The new file's own lines start after the frames it handed over. The flush timeout still applies: a
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -39,8 +43,8 @@ def append(path: Path, *contents: bytes) -> None:
         handle.write(b"".join(cri(content) for content in contents))
 
 
-def java_settings(broker: EmbeddedBroker, tmp_path: Path, flush_timeout: float) -> Settings:
-    settings = collector_settings(broker, tmp_path, rotated_grace=0.5)
+def java_settings(broker: EmbeddedBroker, tmp_path: Path, flush_timeout: float, **collector: Any) -> Settings:
+    settings = collector_settings(broker, tmp_path, **{"rotated_grace": 0.5, **collector})
     return settings.model_copy(update={"multiline": MultilineSettings(
         rules=[MultilineRule(detectors=["java"], flush_timeout=flush_timeout)])})
 
@@ -89,3 +93,25 @@ async def test_the_flush_timeout_still_closes_a_record_before_the_new_file_conti
         append(path, *TRACE[3:], b'{"msg":"after"}')
         lines = await wait_for_lines(settings, 3, timeout=60)
     assert sorted(ln.data for ln in lines) == sorted([b"\n".join(TRACE[:3]), b"\n".join(TRACE[3:]), b'{"msg":"after"}'])
+
+
+async def test_copytruncate_in_the_middle_of_a_record(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    path = tmp_path / "app" / "app.log"
+    path.parent.mkdir()
+    settings = java_settings(broker, tmp_path, flush_timeout=600, paths=[str(tmp_path / "app" / "*.log")],
+                             format="cri", rotated_grace=2.0)
+    append(path, b'{"msg":"before"}', *TRACE[:3])
+    async with running_collector(settings):
+        first = await wait_for_lines(settings, 1, timeout=60)
+        shutil.copyfile(path, path.with_name("app.log.1"))  # what logrotate's copytruncate does
+        os.truncate(path, 0)
+        append(path, *TRACE[3:], b'{"msg":"after"}', b'{"msg":"last"}')
+        await wait_for_lines(settings, 3, timeout=60)
+        await asyncio.sleep(1.0)
+        lines = await wait_for_lines(settings, 3, timeout=60)
+    streams = by_stream(lines)
+    assert len(lines) == 3, [(ln.stream_id, ln.position, ln.data[:20]) for ln in lines]
+    old = streams[first[0].stream_id]
+    assert [ln.data for ln in old] == [b'{"msg":"before"}', b"\n".join(TRACE)]
+    new = next(group for sid, group in streams.items() if sid != first[0].stream_id)
+    assert [(ln.position, ln.data) for ln in new] == [(sum(len(cri(line)) for line in TRACE[3:]), b'{"msg":"after"}')]
