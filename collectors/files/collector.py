@@ -290,10 +290,8 @@ class FileCollector:
                 before = int(str(entry.get("offset", 0)))
                 stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
                 stored.append((fut.result(), before))
-                entry = self.checkpoints[sid] = {
-                    "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
-                    "path": str(tailed.path) if tailed else entry.get("path", ""),
-                    **({"lead": entry["lead"]} if "lead" in entry else {})}
+                entry = self.checkpoints[sid] = tailed.checkpoint(offset) if tailed else {
+                    "generation": 0, "path": "", **entry, "offset": offset}
             if not pending and tailed is None:
                 del self.acks[sid]
         self.joins.raise_floors()  # in the same save as the acknowledged joined records
@@ -330,9 +328,9 @@ class FileCollector:
             self.acks.pop(tailed.stream_id, None)
             self.publisher.discard(tailed.stream_id)
             stored.clear()
-            tailed.rewind(restart)
-            self.checkpoints[tailed.stream_id] = {"offset": restart, "generation": tailed.generation,
-                                                  "path": str(tailed.path)}
+            tailed.rewind(restart)  # never before the lines a predecessor's record took
+            restart = tailed.read_offset
+            self.checkpoints[tailed.stream_id] = tailed.checkpoint(restart)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""

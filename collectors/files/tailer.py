@@ -112,6 +112,13 @@ class TailedFile:
             starts.append(held)
         return min(starts) if starts else self.read_offset
 
+    def checkpoint(self, offset: int) -> dict[str, object]:
+        """Its checkpoint entry at `offset`, with the lines a predecessor's record took (rotation_joins.py)."""
+        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": str(self.path)}
+        if self.lead_end is not None:
+            entry["lead"] = self.lead_end
+        return entry
+
     def resume_at(self, position: int) -> int:
         """Where to start reading to get the line at `position` (of the lines last returned) again whole:
         a merged partial line or a joined record begins before its position."""
