@@ -14,6 +14,8 @@ every file in a record gets its ack future, with the offset to resume that file 
 When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
 after a sequence error), each file is rewound to before its first lost chunk, found among the
 recently acknowledged chunks remembered with the Kafka offsets they were stored at.
+A multiline record open when its file is rotated continues in the file that replaced it, with
+checkpoints of both that never split it (collectors/files/rotation_joins.py).
 """
 
 from __future__ import annotations
