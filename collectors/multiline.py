@@ -197,14 +197,7 @@ class MultilineJoiner:
         if (texts is not None and len(texts) >= rule.max_lines) or record[_SIZE] + len(text) >= rule.max_bytes \
                 or not rule.joins(text, record[_BLOCK] or rule.stateless_block):
             return False
-        if texts is None:
-            record[_TEXTS] = [record[_RAW][1], text]
-        else:
-            texts.append(text)
-        record[_SIZE] += len(text) + 1
-        record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
-        record[_SEEN] = now
-        self.joined_lines += 1
+        self.push_into([raw], {}, now, [], {})  # it joins: nothing closes
         return True
 
     def flush_due(self, now: float) -> list[Emitted]:

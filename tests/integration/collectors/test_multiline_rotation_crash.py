@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +22,10 @@ import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import collector_settings, cri, pod_log, read_lines, wait_for_lines
-from tests.integration.collectors.file_process import collector_process
-from tests.support.polling import wait_for, wait_for_sync
+from tests.integration.collectors.file_process import collector_process, killer
+from tests.integration.collectors.file_writers import rotate_file
+from tests.integration.collectors.test_multiline_crash import check_records
+from tests.support.polling import wait_for
 from tests.support.processes import ManagedProcess
 
 TRACE = ["java.lang.IllegalStateException: card declined for order {n}",
@@ -65,7 +65,8 @@ class SplittingWriter(threading.Thread):
             lines = record(n)
             if n and n % self.every == 0:
                 self.append(lines[:SPLIT])
-                self.rotate()
+                self.rotations += 1
+                rotate_file(self.path, self.rotations, self.mode, self.during)
                 self.during(self.rotations, "rotated")
                 self.append(lines[SPLIT:])
                 self.during(self.rotations, "continued")
@@ -73,16 +74,6 @@ class SplittingWriter(threading.Thread):
                 self.append(lines)
             if n % 3 == 0:
                 self.stop.wait(0.01)
-
-    def rotate(self) -> None:
-        self.rotations += 1
-        rotated = self.path.with_name(f"{self.path.name}.{self.rotations:06d}")
-        if self.mode == "rename":
-            os.rename(self.path, rotated)
-        else:
-            shutil.copyfile(self.path, rotated)
-            self.during(self.rotations, "copied")
-            os.truncate(self.path, 0)
 
 
 @pytest.mark.parametrize("mode", ["rename", "copytruncate"])
@@ -102,19 +93,7 @@ async def test_kill_9_at_rotations_inside_records(broker: EmbeddedBroker, tmp_pa
     # after "rotated": no file matches the collector's glob until the writer creates the new one)
     kills = {(1, "rotated"): False, (2, "continued"): True,
              (4, "copied" if mode == "copytruncate" else "rotated"): False, (5, "continued"): True}
-
-    def following() -> int:
-        return log_path.read_text().count("INFO collectors.files.collector: following")
-
-    def during(rotation: int, step: str) -> None:  # the writer's thread, in the middle of a rotation
-        if (rotation, step) not in kills:
-            return
-        procs[-1].kill()
-        before = following()
-        procs.append(start())
-        if kills[(rotation, step)]:
-            wait_for_sync(lambda: following() > before, what="the restarted collector to follow the files",
-                          last_seen=following)
+    during = killer(procs, start, log_path, kills)
 
     writer = SplittingWriter(path, 1, total, every, mode, during)
     # the first record, then the first checkpoint: a killed first start skips files rotated before it
@@ -134,18 +113,5 @@ async def test_kill_9_at_rotations_inside_records(broker: EmbeddedBroker, tmp_pa
         if procs[-1].alive():
             procs[-1].kill()
     assert len(procs) == 5 and writer.rotations == total // every
-    lines = await read_lines(settings)
-    seen: dict[tuple[str, int], bytes] = {}
-    for line in lines:
-        assert seen.setdefault((line.stream_id, line.position), line.data) == line.data, \
-            "a record re-sent after a kill differs from the first send"
-    heads = [data.split(b"\n", 1)[0] for data in seen.values()]
-    cut = [(sid[-30:], pos, data[:60]) for (sid, pos), data in seen.items() if not data.startswith(b"{")]
-    assert not cut, f"records cut at a rotation or a checkpoint: their tail arrived alone, e.g. {cut[:2]}"
-    records = {orjson.loads(head)["seq"]: data.decode() for head, data in zip(heads, seen.values(), strict=True)}
-    missing = sorted(set(range(total)) - set(records))
-    assert not missing, f"records missing: {missing[:10]} ({len(missing)})"
-    assert len(seen) == total
-    broken = [n for n, text in records.items() if text != "\n".join(record(n))]
-    assert not broken, f"records not whole: {broken[:5]}"
-    print(f"{mode}: {total} records, {len(lines) - len(seen)} re-sent after {len(procs) - 1} kills")
+    resent = check_records(await read_lines(settings), total, record)
+    print(f"{mode}: {total} records, {resent} re-sent after {len(procs) - 1} kills")
