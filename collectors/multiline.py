@@ -187,6 +187,19 @@ class MultilineJoiner:
                 self._release_into(out, out_resumes)
         self.joined_lines += joined
 
+    def continue_open(self, raw: RawLine, now: float) -> bool:
+        """Append `raw` to its stream's open record if it continues it (the next file of a rotated one:
+        collectors/files/rotation_joins.py); False, and nothing changed, if it would start a record."""
+        record = self.open.get(raw[2])
+        if record is None or raw[4] & FLAG_BASE64:
+            return False
+        rule, text, texts = self.rule, raw[1], record[_TEXTS]
+        if (texts is not None and len(texts) >= rule.max_lines) or record[_SIZE] + len(text) >= rule.max_bytes \
+                or not rule.joins(text, record[_BLOCK] or rule.stateless_block):
+            return False
+        self.push_into([raw], {}, now, [], {})  # it joins: nothing closes
+        return True
+
     def flush_due(self, now: float) -> list[Emitted]:
         """Close records idle for `flush_timeout`; return what is ready."""
         for record in [r for r in self.open.values() if now - r[_SEEN] >= self.rule.timeout]:

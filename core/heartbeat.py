@@ -57,6 +57,7 @@ class Heartbeat:
     dead_letters: dict[str, DeadLetterFigure] = field(default_factory=dict)
     sink: SinkFigure | None = None
     figures: dict[str, float] = field(default_factory=dict)  # kind-specific (open traces, closes per minute)
+    rules_version: str | None = None  # the live rules version it runs (collectors and workers follow config.rules)
 
     def encode(self) -> bytes:
         return orjson.dumps({"format": FORMAT, **asdict(self)})

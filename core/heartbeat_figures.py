@@ -73,6 +73,7 @@ class Recipe:
     gauges: dict[str, Sample] = field(default_factory=dict)  # figures sent as they are
     counters_per_minute: dict[str, Sample] = field(default_factory=dict)  # figures sent as rates per minute
     example_prefix: str = ""  # a dead letter's example is noted under this prefix + its reason
+    rules_version: str | None = None  # an info gauge whose `version` label set to 1 is the rules version run
 
 
 def registry_values(registry: CollectorRegistry) -> dict[str, list[tuple[Labels, float]]]:
@@ -137,21 +138,24 @@ class FigureReader:
                 figure.count += int(value)
         figures = {name: sample.read(values) for name, sample in r.gauges.items()}
         figures.update({f"{name}_per_minute": rates[f"minute:{name}"] * 60 for name in r.counters_per_minute})
+        running = [labels.get("version") for labels, value in values.get(r.rules_version or "", []) if value == 1]
         return Heartbeat(
             kind=r.kind, id=self.component_id, host=self.host, version=self.version, state=state, at=now,
             interval=self.interval, lines_in_per_s=rates["in"], lines_out_per_s=out_rate,
             stages={name: rates[f"stage:{name}"] for name in r.stages}, lag=lag,
             lag_seconds=catch_up_seconds(lag, out_rate),
-            dead_letters=dead, figures=figures)
+            dead_letters=dead, figures=figures, rules_version=running[0] if running else None)
 
 
 FILE_COLLECTOR = Recipe("file-collector", Sample("logweave_file_collector_lines_read_total"),
                         Sample("logweave_file_collector_lines_published_total"),
                         gauges={"files": Sample("logweave_file_collector_files_tracked"),
-                                "unread_bytes": Sample("logweave_file_collector_lag_bytes")})
+                                "unread_bytes": Sample("logweave_file_collector_lag_bytes")},
+                        rules_version="logweave_file_collector_rules_version_info")
 POD_COLLECTOR = Recipe("pod-collector", Sample("logweave_pod_collector_lines_published_total"),
                        Sample("logweave_pod_collector_lines_published_total"),
-                       gauges={"streams": Sample("logweave_pod_collector_streams_open")})
+                       gauges={"streams": Sample("logweave_pod_collector_streams_open")},
+                       rules_version="logweave_pod_collector_rules_version_info")
 INTAKE = Recipe("intake", Sample("logweave_intake_lines_total"), Sample("logweave_intake_lines_total"),
                 dead_letters=("logweave_intake_rejections_total", "reason"),
                 gauges={"connections": Sample("logweave_intake_connections")}, example_prefix=INTAKE_EXAMPLES)
@@ -170,7 +174,8 @@ def worker_recipe() -> Recipe:
                   lag=Sample("logweave_consumer_lag", _stage_topic),
                   dead_letters=("logweave_dead_letters_total", "reason"),
                   gauges={"open_traces": Sample("logweave_open_traces")},
-                  counters_per_minute={"traces_closed": Sample("logweave_traces_closed_total")})
+                  counters_per_minute={"traces_closed": Sample("logweave_traces_closed_total")},
+                  rules_version="logweave_rules_version_info")
 
 
 def drain_recipe(sink: str, sink_topic: str) -> Recipe:

@@ -14,6 +14,8 @@ every file in a record gets its ack future, with the offset to resume that file 
 When the broker turns out to have lost chunks it had acknowledged (the publisher replaced its producer
 after a sequence error), each file is rewound to before its first lost chunk, found among the
 recently acknowledged chunks remembered with the Kafka offsets they were stored at.
+A multiline record open when its file is rotated continues in the file that replaced it, with
+checkpoints of both that never split it (collectors/files/rotation_joins.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collectors.files.discovery import Found, Scan
 from collectors.files.formats import DETECT_LINES, detect_format
 from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
+from collectors.files.rotation_joins import RotationJoins
 from collectors.files.tailer import TailedFile, fingerprint
 from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
@@ -66,6 +69,7 @@ class FileCollector:
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
         self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
+        self.joins = RotationJoins(self)  # multiline records continued in the file that replaced theirs
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
@@ -131,8 +135,12 @@ class FileCollector:
         source = {"kind": "file", "node": self.settings.node_name, "path": found.path, "format": fmt,
                   **kubernetes_metadata(Path(found.path))}
         tailed = TailedFile(Path(found.path), fd, key[0], key[1], mark, generation, offset, fmt, source,
-                            self.settings.max_line_bytes, identity=identity, real_path=os.path.realpath(found.path))
-        rule = rule_for(self.multiline_rules, source)
+                            self.settings.max_line_bytes, identity=identity, real_path=os.path.realpath(found.path),
+                            origin=found.origin or found.path)
+        if saved is not None and "lead" in saved[1]:  # the lines a predecessor's record took (rotation_joins.py)
+            tailed.lead_end = int(str(saved[1]["lead"]))
+            tailed.read_offset = max(tailed.read_offset, tailed.lead_end)
+        rule = rule_for(self.multiline_rules, tailed.rule_source)
         if rule is not None:
             tailed.joiner = MultilineJoiner(rule)
         if found.rotated:
@@ -182,6 +190,9 @@ class FileCollector:
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+        if self.joins.blocked(tailed, now):  # the file it replaced may still hand it an open record
+            tailed.needs_read = True
+            return 0
         start = tailed.read_offset
         truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
         tailed.needs_read = at_end = False
@@ -200,6 +211,8 @@ class FileCollector:
         due = tailed.flush_due()  # multiline records idle for their flush timeout
         if due:
             await self._publish(tailed, due)
+        if at_end and tailed.rotated_at is not None:
+            await self.joins.extend(tailed, now)  # its open record may continue in the file that replaced it
         read = max(tailed.read_offset - start, 0)
         metrics = self.metrics
         if read:
@@ -216,7 +229,8 @@ class FileCollector:
             metrics.lag_bytes.labels(str(tailed.path)).set(lag)
             tailed.lag_reported = lag
         if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
-                and tailed.read_offset >= size):
+                and tailed.read_offset >= size and tailed.handoff is None):
+            tailed.handed_over = True  # nothing continues its records any more
             unfinished = tailed.flush_pending()
             if unfinished:  # a rotated file ending in a partial line: send what there is
                 await self._publish(tailed, unfinished)
@@ -278,11 +292,11 @@ class FileCollector:
                 before = int(str(entry.get("offset", 0)))
                 stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
                 stored.append((fut.result(), before))
-                entry = self.checkpoints[sid] = {
-                    "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
-                    "path": str(tailed.path) if tailed else entry.get("path", "")}
+                entry = self.checkpoints[sid] = tailed.checkpoint(offset) if tailed else {
+                    "generation": 0, "path": "", **entry, "offset": offset}
             if not pending and tailed is None:
                 del self.acks[sid]
+        self.joins.raise_floors()  # in the same save as the acknowledged joined records
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
         if self.publisher.recoveries != self.recoveries_seen:
             self.recoveries_seen = self.publisher.recoveries
@@ -316,9 +330,9 @@ class FileCollector:
             self.acks.pop(tailed.stream_id, None)
             self.publisher.discard(tailed.stream_id)
             stored.clear()
-            tailed.rewind(restart)
-            self.checkpoints[tailed.stream_id] = {"offset": restart, "generation": tailed.generation,
-                                                  "path": str(tailed.path)}
+            tailed.rewind(restart)  # never before the lines a predecessor's record took
+            restart = tailed.read_offset
+            self.checkpoints[tailed.stream_id] = tailed.checkpoint(restart)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Checkpoints worth keeping: followed files, and rotated files still on disk (read or skipped)."""

@@ -27,6 +27,7 @@ class Found:
     path: str
     st: os.stat_result
     rotated: bool = False
+    origin: str = ""  # the matching path a rotated sibling was rotated from (multiline joins follow it)
 
 
 @dataclass
@@ -87,5 +88,5 @@ def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0
                 seen.add(sibling)
                 sst = _regular(sibling)
                 if sst is not None and (not ignore_older or now - sst.st_mtime <= ignore_older):
-                    scan.files.append(Found(sibling, sst, rotated=True))
+                    scan.files.append(Found(sibling, sst, rotated=True, origin=name))
     return scan

@@ -27,8 +27,9 @@ from prometheus_client import start_http_server
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
-from collectors.files.live_rules import CollectorRules
+from collectors.files.live_rules import collector_rules
 from collectors.files.metrics import FileMetrics
+from collectors.live_rules import LiveMultilineRules
 from core.heartbeat_figures import FILE_COLLECTOR
 from core.settings import CollectorSettings, Settings
 from core.topics import RAW
@@ -62,7 +63,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     await publisher.start()
     batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)
     collector = FileCollector(cfg, batcher, metrics, settings.multiline)
-    rules = CollectorRules(collector)
+    rules = collector_rules(collector)
     follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
     watcher = DirectoryWatcher()
     work = asyncio.create_task(_follow(collector, watcher, settings, stop, rules))
@@ -102,7 +103,7 @@ def pass_interval(cfg: CollectorSettings) -> float:
 
 
 async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings: Settings,
-                  stop: asyncio.Event, rules: CollectorRules | None = None) -> None:
+                  stop: asyncio.Event, rules: LiveMultilineRules | None = None) -> None:
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = last_full = 0.0
     warned_no_match = -float("inf")

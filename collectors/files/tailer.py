@@ -14,11 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectors.files.formats import PARSERS, Format, detect_format
 from collectors.multiline import MultilineJoiner
 from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
+
+if TYPE_CHECKING:
+    from collectors.files.rotation_joins import Handoff
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
@@ -74,12 +77,28 @@ class TailedFile:
     needs_read: bool = True  # look at it in the next pass though no write was reported (new, backlog, rewound)
     lag_reported: int = -1  # the lag_bytes last set for it (a gauge set only when it changes)
     _stream_id: str = ""  # stream_id, kept: it is looked up for every file in every pass
+    origin: str = ""  # the path it was written under (a rotated file: the path it was rotated from)
+    lead_end: int | None = None  # where its own lines begin after those its predecessor's record took
+    handed_over: bool = False  # rotated and read to its end: its open records took the successor's lines
+    handoff: Handoff | None = None  # taking them now (collectors/files/rotation_joins.py)
+    awaiting_copy: float | None = None  # truncated with a record open: when (its copy may continue it)
 
     @property
     def stream_id(self) -> str:
         if not self._stream_id:
             self._stream_id = self.identity or f"file:{self.dev}:{self.ino}:{self.fingerprint}:{self.generation}"
         return self._stream_id
+
+    @property
+    def rule_source(self) -> dict[str, Any]:
+        """What multiline rules are chosen by: a rotated file is matched as the path it was written under."""
+        return {**self.source, "path": self.origin} if self.origin and self.origin != self.source.get("path") \
+            else self.source
+
+    @property
+    def read_whole(self) -> bool:
+        """No partial line is waiting for its end."""
+        return not self._pending and not self._leftover and self._discard_from is None
 
     @property
     def safe_offset(self) -> int:
@@ -92,6 +111,13 @@ class TailedFile:
         if held is not None:
             starts.append(held)
         return min(starts) if starts else self.read_offset
+
+    def checkpoint(self, offset: int) -> dict[str, object]:
+        """Its checkpoint entry at `offset`, with the lines a predecessor's record took (rotation_joins.py)."""
+        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": str(self.path)}
+        if self.lead_end is not None:
+            entry["lead"] = self.lead_end
+        return entry
 
     def resume_at(self, position: int) -> int:
         """Where to start reading to get the line at `position` (of the lines last returned) again whole:
@@ -147,6 +173,8 @@ class TailedFile:
         if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
             return False
         self.truncated_at = self.safe_offset
+        self.awaiting_copy = time.monotonic() if self.joiner is not None and self.joiner.open else None
+        self.lead_end, self.handed_over, self.handoff = None, False, None
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
         self.generation += 1
@@ -160,13 +188,17 @@ class TailedFile:
         if self.joiner is not None:
             self.joiner = MultilineJoiner(self.joiner.rule)
 
-    def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
-        """Read up to `budget` new bytes and return the complete lines they finish."""
+    def take_fingerprint(self) -> str:
+        """Its fingerprint, taken from the first line once a new generation has a complete one ("" until)."""
         if not self.fingerprint:
             self.fingerprint = fingerprint(self.fd) or ""
             self._stream_id = ""
-            if not self.fingerprint:
-                return []  # the new generation has no complete first line yet
+        return self.fingerprint
+
+    def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
+        """Read up to `budget` new bytes and return the complete lines they finish."""
+        if not self.take_fingerprint():
+            return []  # the new generation has no complete first line yet
         self._resumes = {}
         base = self.read_offset - len(self._leftover)
         data = os.pread(self.fd, budget, self.read_offset)
@@ -244,8 +276,10 @@ class TailedFile:
         return out
 
     def rewind(self, offset: int) -> None:
-        """Read again from `offset` (a line start): used when a send failed after retries."""
-        self.read_offset = offset
+        """Read again from `offset` (a line start): used when a send failed after retries. Never before
+        the lines a predecessor's record took (rotation_joins.py): its record is read again with them."""
+        self.read_offset = max(offset, self.lead_end or 0)
+        self.handed_over, self.handoff = False, None
         self.needs_read = True
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()

@@ -29,6 +29,10 @@ class PodMetrics:
                                       "Chunks Kafka did not acknowledge", registry=r)
         self.watch_restarts = Counter("logweave_pod_collector_watch_restarts",
                                       "Pod watches restarted, by reason", ["reason"], registry=r)
+        self.rules_version = Gauge("logweave_pod_collector_rules_version_info",
+                                   "The live rules version this collector runs (value 1)", ["version"], registry=r)
+        self.rules_refused = Counter("logweave_pod_collector_rules_refused", "Published rules versions refused",
+                                     registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and the bench read figures this way)."""

@@ -1,7 +1,8 @@
 """The pod collector process: settings in, chunks on `logs.raw` out, until told to stop.
 
 Wires the publisher (Kafka, acks=all, in-flight budget), the position store (logs.positions), the
-API client, one watcher per namespace scope, the stream supervisor and the metrics endpoint; shuts
+API client, one watcher per namespace scope, the stream supervisor, the live multiline rules (the
+`config.rules` topic, collectors/live_rules.py) and the metrics endpoint; shuts
 down in the order that loses nothing: stop watching, let every stream publish what it read, flush the
 producer, then save the acknowledged positions.
 """
@@ -15,6 +16,7 @@ import signal
 
 from prometheus_client import start_http_server
 
+from collectors.live_rules import LiveMultilineRules
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.position_store import PositionStore
@@ -28,6 +30,7 @@ from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkPublisher
+from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
         watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))
+        # multiline rules published to config.rules: each stream switches at its next chunk boundary
+        rules = LiveMultilineRules(supervisor.switch_rules, metrics.rules_version, metrics.rules_refused)
+        watch_tasks.append(asyncio.create_task(follow_rules_forever(settings, rules.offer, stop), name="rules"))
+        watch_tasks.append(asyncio.create_task(rules.apply_as_offered(stop), name="rules switch"))
         log.info("pod collector watching %s with selector %r", ", ".join(w.scope for w in watchers), cfg.selector)
         await stop.wait()
     finally:

@@ -87,6 +87,7 @@ class LogStreamer:
         self.target = target
         # multiline records (collectors/multiline.py): lines of an open record stay here across reconnects
         self._joiner = MultilineJoiner(multiline) if multiline is not None else None
+        self._next_rule: tuple[CompiledRule | None] | None = None  # a rule to switch to at the next chunk boundary
         # (position, ts) of the lines read while joining, until a sent chunk covers them (see _last_line_sent)
         self._read_lines: deque[tuple[int, int]] = deque()
         self.cursor = cursor
@@ -202,6 +203,8 @@ class LogStreamer:
                 if not data or self._rewound:
                     break
                 backoff.reset()
+                if self._next_rule is not None:
+                    await self._switch_rule()
                 self._take(splitter.feed(data))
                 if self._batcher.full:
                     await self._flush()
@@ -216,6 +219,23 @@ class LogStreamer:
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
+
+    def use_rule(self, rule: CompiledRule | None) -> None:
+        """Join by `rule` (None: do not join) from the next chunk boundary on: the lines read before the
+        switch are sent as the old rule joined them, the lines read after it are joined by the new one."""
+        self._next_rule = (rule,)
+
+    async def _switch_rule(self) -> None:
+        assert self._next_rule is not None
+        (rule,), self._next_rule = self._next_rule, None
+        if rule is None:
+            self._join_due(everything=True)  # no rule any more: the open record is complete
+            self._joiner = None
+        elif self._joiner is not None:
+            self._joiner.rule = rule  # an open record continues under the new rule
+        else:
+            self._joiner = MultilineJoiner(rule)
+        await self._flush()  # the chunk boundary: nothing the new rule joined shares a chunk with the old
 
     def _take(self, lines: list[tuple[bytes, bool]]) -> None:
         """Turn `<timestamp> <content>` lines into raw line entries, dropping already published ones."""
@@ -268,7 +288,7 @@ class LogStreamer:
             return
         lines, size = self._batcher.take()
         epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
-        if self._joiner is not None:
+        if self._joiner is not None or self._read_lines:
             position, ts = self._last_line_sent(position, ts)
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
@@ -286,9 +306,10 @@ class LogStreamer:
         their own: every line read before the earliest record still held is in this chunk or before it."""
         held = self._joiner.min_resume if self._joiner is not None else None
         read = self._read_lines
+        last = position, ts  # lines read after joining stopped (a rules switch) are not in `read`
         while read and (held is None or read[0][0] < held):
             position, ts = read.popleft()
-        return position, ts
+        return max((position, ts), last) if held is None else (position, ts)
 
     def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
                position: int) -> None:
@@ -318,7 +339,7 @@ class LogStreamer:
         self._sink.discard(self.target.stream_id)  # lines gathered with other streams' but not sent yet
         if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
             self._joiner = MultilineJoiner(self._joiner.rule)
-            self._read_lines.clear()
+        self._read_lines.clear()
         if self._resp is not None:
             self._resp.close()
         return True

@@ -27,7 +27,7 @@ from collectors.pods.position_store import PositionStore
 from collectors.pods.positions import StreamCursor
 from collectors.pods.selectors import LabelSelector
 from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
-from core.rule_settings import MultilineSettings
+from core.rule_settings import MultilineRule, MultilineSettings
 from core.settings import PodCollectorSettings
 from kafka_io.partition_batcher import ChunkSink
 
@@ -198,6 +198,13 @@ class StreamSupervisor:
             if self._positions is not None:
                 self._positions.forget(sid)
         self._reentered.pop(uid, None)
+
+    async def switch_rules(self, rules: list[MultilineRule]) -> None:
+        """A new rules version (collectors/live_rules.py): streams started from now on take their rule from
+        it, and every running stream switches at its next chunk boundary."""
+        self._multiline = rules
+        for streamer in self.streamers.values():
+            streamer.use_rule(rule_for(rules, streamer.target.source))
 
     async def watch_recoveries(self, interval: float = 1.0) -> None:
         """Streams that sent nothing since the publisher replaced its producer learn of it here, so

@@ -4,11 +4,13 @@ configured from a Settings object through its environment variables."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from core.settings import Settings
+from tests.support.polling import wait_for_sync
 from tests.support.processes import ManagedProcess, base_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,3 +30,25 @@ def collector_process(settings: Settings, log_path: Path) -> ManagedProcess:
            "LOGWEAVE_COLLECTOR__SHUTDOWN_TIMEOUT": str(cfg.shutdown_timeout),
            "LOGWEAVE_COLLECTOR__LINGER": str(cfg.linger)}
     return ManagedProcess("collector", [sys.executable, "-m", "collectors.files"], base_env(env), log_path, ROOT)
+
+
+def killer(procs: list[ManagedProcess], start: Callable[[], ManagedProcess], log_path: Path,
+           kills: dict[tuple[int, str], bool]) -> Callable[[int, str], None]:
+    """A writer's `during(rotation, step)` that SIGKILLs the last collector in `procs` at the steps in `kills`
+    and starts another (appended to `procs`); where `kills` says True, the writer then waits until the
+    new collector follows the files."""
+
+    def following() -> int:
+        return log_path.read_text().count("INFO collectors.files.collector: following")
+
+    def during(rotation: int, step: str) -> None:  # the writer's thread, in the middle of a rotation
+        if (rotation, step) not in kills:
+            return
+        procs[-1].kill()
+        before = following()
+        procs.append(start())
+        if kills[(rotation, step)]:
+            wait_for_sync(lambda: following() > before, what="the restarted collector to follow the files",
+                          last_seen=following)
+
+    return during

@@ -55,11 +55,17 @@ class RotatingWriter(threading.Thread):
 
     def rotate(self) -> None:
         self.rotations += 1
-        rotated = self.path.with_name(f"{self.path.name}.{self.rotations:06d}")
-        if self.mode == "rename":
-            os.rename(self.path, rotated)
-        else:
-            shutil.copyfile(self.path, rotated)
-            self.during(self.rotations, "copied")
-            os.truncate(self.path, 0)
-            self.during(self.rotations, "truncated")
+        rotate_file(self.path, self.rotations, self.mode, self.during)
+
+
+def rotate_file(path: Path, number: int, mode: str, during: Callable[[int, str], None]) -> None:
+    """Rotate `path` to `<path>.<number>`: by "rename" (kubelet), or by "copytruncate" (logrotate), calling
+    `during(number, "copied")` between the copy and the truncation and `during(number, "truncated")` after."""
+    rotated = path.with_name(f"{path.name}.{number:06d}")
+    if mode == "rename":
+        os.rename(path, rotated)
+    else:
+        shutil.copyfile(path, rotated)
+        during(number, "copied")
+        os.truncate(path, 0)
+        during(number, "truncated")

@@ -10,9 +10,9 @@ import orjson
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import Line, collector_settings, pod_log, read_lines, wait_for_lines
-from tests.integration.collectors.file_process import collector_process
+from tests.integration.collectors.file_process import collector_process, killer
 from tests.integration.collectors.file_writers import RotatingWriter, write_lines
-from tests.support.polling import wait_for, wait_for_sync
+from tests.support.polling import wait_for
 
 
 def bytes_read(pid: int) -> int:
@@ -85,18 +85,7 @@ async def test_kill_9_mid_copytruncate_sends_each_line_under_one_identity(broker
     # (rotation, step) -> whether the writer waits until the restarted collector follows the files
     kills = {(1, "copied"): True, (2, "truncated"): False, (3, "copied"): False, (5, "truncated"): True}
 
-    def following() -> int:
-        return log_path.read_text().count("INFO collectors.files.collector: following")
-
-    def during(rotation: int, step: str) -> None:  # the writer's thread, in the middle of a rotation
-        if (rotation, step) not in kills:
-            return
-        procs[-1].kill()
-        before = following()
-        procs.append(collector_process(settings, log_path).start())
-        if kills[(rotation, step)]:
-            wait_for_sync(lambda: following() > before, what="the restarted collector to follow the files",
-                          last_seen=following)
+    during = killer(procs, lambda: collector_process(settings, log_path).start(), log_path, kills)
 
     total = 19_000
     writer = RotatingWriter(path, total, rate=3_000, rotate_every=3_000, mode="copytruncate", during=during,

@@ -87,3 +87,30 @@ async def test_without_joining_the_last_line_sent_is_acknowledged() -> None:
     await asyncio.sleep(0)
     assert [raw[1] for raw in sink.chunks[0].lines] == ["a", "b"]
     assert streamer.cursor.acked_ts_ns == BASE_NS + 2 * 1_000_000_000
+
+
+async def test_a_rule_switch_takes_effect_at_a_chunk_boundary() -> None:
+    java = [b"ERROR charge failed", b"java.lang.IllegalStateException: declined",
+            b"\tat com.example.Pay.charge(Pay.java:4)"]
+    streamer, sink, _ = await stream_of(None)
+    streamer._take([timestamped(1 + i, t) for i, t in enumerate(java)])  # read before the switch: no rule
+    streamer.use_rule(CompiledRule(MultilineRule(detectors=["java"])))
+    await streamer._switch_rule()  # what the follow loop does before taking the next data
+    assert [[raw[1] for raw in chunk.lines] for chunk in sink.chunks] == [[t.decode() for t in java]], \
+        "the lines read before the switch went out as one chunk, as the old rule left them"
+    streamer._take([timestamped(10 + i, t) for i, t in enumerate(java)] + [timestamped(20, b"INFO next")])
+    await streamer._flush()
+    assert [raw[1] for raw in sink.chunks[1].lines] == [b"\n".join(java).decode()]
+
+
+async def test_switching_joining_off_sends_the_open_record_and_acknowledges_every_line_read() -> None:
+    streamer, sink, _ = await stream_of(MultilineRule(detectors=["python"]))
+    streamer._take([timestamped(1 + i, t) for i, t in enumerate(TRACEBACK)])  # the traceback stays open
+    streamer.use_rule(None)
+    await streamer._switch_rule()
+    streamer._take([timestamped(10, b"INFO:shop:recovered"), timestamped(11, b"INFO:shop:idle")])
+    await streamer._flush()
+    await asyncio.sleep(0)
+    sent = [raw[1] for chunk in sink.chunks for raw in chunk.lines]
+    assert sent == ["\n".join(t.decode() for t in TRACEBACK), "INFO:shop:recovered", "INFO:shop:idle"]
+    assert streamer.cursor.acked_ts_ns == BASE_NS + 11 * 1_000_000_000, "acknowledged at the last line sent"

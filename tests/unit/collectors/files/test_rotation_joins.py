@@ -1,0 +1,106 @@
+"""A multiline record open at a rename rotation takes the new file's leading continuation lines, in real
+files; the new file's checkpoint passes those lines only in the save that holds the record's
+acknowledgement, and a collector restarted before it reads the same record again (same stream id and
+position) while the new file's own lines are not read twice.
+
+The publisher is the stand-in of test_collector.py (acks settled by the test): under test are the
+collector's reading, joining and checkpoints, not Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kafka_io.publisher import ChunkAck
+from tests.unit.collectors.files.test_multiline_files import JAVA, collector_for, cri, lines_of, pump
+
+WHOLE = "\n".join(j.decode() for j in JAVA)
+
+
+def write(path: Path, *texts: bytes) -> int:
+    data = b"".join(cri(b"stdout", t) for t in texts)
+    with open(path, "ab") as handle:
+        handle.write(data)
+    return len(data)
+
+
+async def test_the_new_files_frames_join_the_old_files_record(tmp_path: Path) -> None:
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    head = write(path, b"INFO started", *JAVA[:2])
+    await pump(collector)
+    assert [line[1] for line in lines_of(publisher)] == ["INFO started"]
+    (old,) = collector.files.values()
+    os.rename(path, path.with_name("0.log.20261203-061500"))
+    lead = write(path, *JAVA[2:])
+    write(path, b"INFO next", b"INFO open")
+    await pump(collector)  # the scan sees the rotation and the new file; the old one is read to its end
+    await collector.pump()
+    (new,) = [t for t in collector.files.values() if t is not old]
+    got = [(chunk.stream_id, line[0], line[1]) for chunk in publisher.chunks for line in chunk.lines]
+    first = len(cri(b"stdout", b"INFO started"))
+    assert got == [(old.stream_id, 0, "INFO started"), (old.stream_id, first, WHOLE),
+                   (new.stream_id, lead, "INFO next")]
+    assert head == first + len(cri(b"stdout", JAVA[0])) + len(cri(b"stdout", JAVA[1]))
+    assert collector.checkpoints[new.stream_id]["lead"] == lead
+    publisher.acks[0].set_result(ChunkAck(0, 1))  # "INFO started"
+    publisher.acks[-1].set_result(ChunkAck(0, 3))  # the new file's own line, acknowledged before the record
+    collector.settle_acks()
+    assert collector.checkpoints[old.stream_id]["offset"] == first, "held at the record's start"
+    publisher.acks[1].set_result(ChunkAck(0, 2))
+    collector.settle_acks()
+    assert collector.checkpoints[old.stream_id]["offset"] == head
+    assert int(str(collector.checkpoints[new.stream_id]["offset"])) > lead
+    collector.close()
+
+
+async def test_a_restart_before_the_acknowledgement_reads_the_same_record(tmp_path: Path) -> None:
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    write(path, b"INFO started", *JAVA[:2])
+    await pump(collector)
+    publisher.acks[0].set_result(ChunkAck(0, 1))
+    os.rename(path, path.with_name("0.log.20261203-061500"))
+    lead = write(path, *JAVA[2:])
+    write(path, b"INFO next", b"INFO open")
+    await pump(collector)
+    await collector.pump()
+    publisher.acks[-1].set_result(ChunkAck(0, 3))  # "INFO next" acknowledged, the joined record not
+    await collector.save_checkpoint()
+    first_send = [(chunk.stream_id, line[0], line[1]) for chunk in publisher.chunks for line in chunk.lines]
+    collector.close()  # killed here
+
+    _path, restarted, collector2 = collector_for(tmp_path, flush_timeout=600)
+    await pump(collector2)
+    await collector2.pump()
+    again = [(chunk.stream_id, line[0], line[1]) for chunk in restarted.chunks for line in chunk.lines]
+    assert again == [first_send[1]], "the record again, whole, under the same identity; nothing else re-sent"
+    (new,) = [t for t in collector2.files.values() if t.rotated_at is None]
+    assert new.read_offset > lead and new.lead_end == lead
+    collector2.close()
+
+
+async def test_the_records_acknowledgement_moves_the_new_files_checkpoint_past_its_frames(tmp_path: Path) -> None:
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    write(path, b"INFO started", *JAVA[:2])
+    await pump(collector)
+    os.rename(path, path.with_name("0.log.20261203-061500"))
+    lead = write(path, *JAVA[2:])
+    write(path, b"INFO open")  # the new file's first own record stays open: nothing of its own is sent
+    await pump(collector)
+    await collector.pump()
+    (new,) = [t for t in collector.files.values() if t.rotated_at is None]
+    assert collector.checkpoints[new.stream_id]["offset"] == 0
+    for ack in publisher.acks:
+        ack.set_result(ChunkAck(0, 1))
+    collector.settle_acks()  # the joined record acknowledged: in the same save, the frames are behind
+    assert collector.checkpoints[new.stream_id]["offset"] == lead
+    await collector.save_checkpoint()
+    collector.close()
+
+    with open(path, "ab") as handle:
+        handle.write(cri(b"stdout", b"INFO closing"))
+    _path, restarted, collector2 = collector_for(tmp_path, flush_timeout=600)
+    await pump(collector2)
+    assert [(line[0], line[1]) for line in lines_of(restarted)] == [(lead, "INFO open")], \
+        "the old file is done; the new one resumes after the frames it handed over"
+    collector2.close()
