@@ -192,7 +192,8 @@ def routed(port: int) -> float:
     return 0.0
 
 
-async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, profile: Path | None = None) -> Row:
+    """The worker's bulk row; with `profile`, py-spy samples it from readiness until it is stopped."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
@@ -200,19 +201,24 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int) -> R
     await preload(bootstrap, lines, chunk=chunk)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
+    spy: subprocess.Popen[bytes] | None = None
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        spy = profiler(proc.pid, 900, profile) if profile is not None else None
         return await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
                                 "10 lines per trace")
     finally:
         proc.stop()
+        if spy is not None and profile is not None:  # py-spy ends with the process and writes its file
+            spy.wait(timeout=60)
+            print(top_frames(profile, 25))
 
 
 MEASURES = ("limit", "floor", "worker", "quixstreams")
 
 
-async def throughput_round(workdir: Path, lines: int, chunk: int,
-                           measures: tuple[str, ...] = MEASURES) -> dict[str, Row]:
+async def throughput_round(workdir: Path, lines: int, chunk: int, measures: tuple[str, ...] = MEASURES,
+                           profile: Path | None = None) -> dict[str, Row]:
     """The limit, the faust floor, the worker and the quixstreams peer, one after another, each on a
     fresh broker (`measures` picks some of them).
 
@@ -224,7 +230,7 @@ async def throughput_round(workdir: Path, lines: int, chunk: int,
     runs: dict[str, Callable[[str], Awaitable[Row]]] = {
         "limit": lambda bootstrap: raw_limit(bootstrap, lines, chunk),
         "floor": lambda bootstrap: faust_floor(workdir, bootstrap, lines, chunk),
-        "worker": lambda bootstrap: throughput(workdir, bootstrap, lines, chunk),
+        "worker": lambda bootstrap: throughput(workdir, bootstrap, lines, chunk, profile),
         "quixstreams": lambda bootstrap: quixstreams_peer(workdir, bootstrap, lines, chunk)}
     for n, name in enumerate(measures):
         broker = EmbeddedBroker(workdir / f"broker{n}", free_port()).start(log_path=workdir / f"broker{n}.log")
@@ -423,7 +429,8 @@ async def main() -> None:
     parser.add_argument("--streams-per-record", type=int, default=1,
                         help="small-record mode: streams gathered in one record (version 2), as collectors do")
     parser.add_argument("--live-rate", type=int, default=4_000, help="lines/s offered in the small-record mode")
-    parser.add_argument("--profile", action="store_true", help="small-record mode: py-spy the worker, print top frames")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker (bulk: in the first round), print its top frames; pip install py-spy")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
     args = parser.parse_args()
     unknown = set(args.measures) - set(MEASURES)
@@ -440,8 +447,9 @@ async def main() -> None:
         out.write_text(json.dumps(found, indent=2))
         return
     measures = tuple(args.measures)
-    rounds = [await throughput_round(workdir / f"round{n}", args.lines, args.chunk, measures)
-              for n in range(args.rounds)]
+    profile = args.out.with_suffix(".profile.txt") if args.profile else None
+    rounds = [await throughput_round(workdir / f"round{n}", args.lines, args.chunk, measures,
+                                     profile if n == 0 else None) for n in range(args.rounds)]
     median = sorted(rounds, key=lambda found: found["worker"].rate)[len(rounds) // 2]
     row = median["worker"]
     row.note = f"median of {len(rounds)} rounds: " + ", ".join(f"{found['worker'].rate:,.0f}" for found in rounds)
