@@ -134,12 +134,16 @@ build: install
 	$(BIN)/pip install --quiet build
 	$(BIN)/python -m build --outdir dist .
 
+# The worker's quixstreams peer runs from its own venv (it pins pydantic below the runtime lock).
+QUIX_VENV := .venv-quixstreams
 bench: install system-deps
 	$(BIN)/pip install -q -e '.[test,bench]'
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q -r tests/bench/quixstreams-peer.txt
 	$(BIN)/python -m tests.bench.run_all --out bench/results.json
 
 soak: install
 	$(BIN)/python -m tests.bench.soak --minutes 30
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache build dist
+	rm -rf var .pytest_cache .mypy_cache build dist $(QUIX_VENV)

@@ -6,6 +6,9 @@ Run: `python -m tests.bench.bench_worker --lines 1000000 --out bench/worker.json
    Floor: faust with the worker's two hops and no per-line work (tests/bench/faust_floor_app.py).
 2. Throughput: 1M lines (10 per trace) preloaded into logs.raw; one worker running the parse and
    group stages (drains off) routes them all to sink.file; lines/s, CPU s per 100K, peak RSS.
+   Peer: quixstreams (tests/bench/quixstreams_peer.py, its own venv) doing the same two hops on the
+   same preloaded chunks with RocksDB state, one state update per trace per chunk; its row says
+   what it leaves out, and the worker's rate and CPU per line are printed as ratios to it.
    Steps 1 and 2 run as a round, each on a fresh broker, `--rounds` times (3): this machine's speed
    varies by a third from minute to minute, so the round with the median worker rate is reported,
    with its own limit and floor, and every round is printed.
@@ -131,6 +134,41 @@ async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int) -> 
         proc.stop()
 
 
+QUIX_PYTHON = Path(__file__).resolve().parents[2] / ".venv-quixstreams" / "bin" / "python"
+QUIX_NOTE = ("peer; does not: dead-letter, parse times, normalize level/service, dedupe lines, "
+             "window or close traces, apply routing rules")
+
+
+async def quixstreams_peer(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+    """quixstreams doing the same two hops with RocksDB state (tests/bench/quixstreams_peer.py), own venv."""
+    if not QUIX_PYTHON.exists():
+        raise RuntimeError(f"no {QUIX_PYTHON}: `make bench` makes it (pip install -r tests/bench/quixstreams-peer.txt)")
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), ["logs.raw"])
+    await preload(bootstrap, lines, chunk=chunk)
+    progress = workdir / "quixstreams.progress"
+    argv = [str(QUIX_PYTHON), "-m", "tests.bench.quixstreams_peer", "--broker", bootstrap, "--input", "logs.raw",
+            "--state-dir", str(workdir / "quixstreams-state"), "--progress", str(progress)]
+    env = base_env({"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONWARNINGS": "ignore"})
+    proc = ManagedProcess("quixstreams-peer", argv, env, workdir / "quixstreams-peer.log", workdir).start()
+
+    def done() -> float:
+        try:
+            text = progress.read_text().split()
+        except FileNotFoundError:
+            return 0.0
+        return float(text[0]) + float(text[1]) if text else 0.0
+
+    try:
+        started = time.perf_counter()
+        while done() == 0:  # topics, the changelog and the consumer group come first
+            if not proc.alive() or time.perf_counter() - started > 90:
+                raise RuntimeError(f"quixstreams peer routed nothing: {proc.log_tail(20)}")
+            await asyncio.sleep(0.05)
+        return await time_until(proc, done, lines, 600, "quixstreams parse+state+route (1 process)", QUIX_NOTE)
+    finally:
+        proc.stop()
+
+
 async def time_until(proc: ManagedProcess, done_lines: Callable[[], float], lines: int, limit_s: float,
                      name: str, note: str) -> Row:
     """Time `proc` (wall and CPU) from now until `done_lines()` reaches `lines`; its row with peak RSS.
@@ -156,8 +194,10 @@ def routed(port: int) -> float:
 
 
 async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extra_env: dict[str, str] | None = None,
-                     make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None) -> Row:
-    """The worker's run; `check(web_port)` before it stops (what its /metrics say)."""
+                     make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None,
+                     profile: Path | None = None) -> Row:
+    """The worker's bulk row; `check(web_port)` before it stops (what its /metrics say); with `profile`,
+    py-spy samples it from readiness until it is stopped."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h", **(extra_env or {})}
@@ -165,8 +205,10 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extr
     await preload(bootstrap, lines, chunk=chunk, make=make)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
+    spy: subprocess.Popen[bytes] | None = None
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        spy = profiler(proc.pid, 900, profile) if profile is not None else None
         row = await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
                                "10 lines per trace")
         if check is not None:
@@ -174,27 +216,36 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extr
         return row
     finally:
         proc.stop()
+        if spy is not None and profile is not None:  # py-spy ends with the process and writes its file
+            spy.wait(timeout=60)
+            print(top_frames(profile, 25))
 
 
-async def throughput_round(workdir: Path, lines: int, chunk: int) -> tuple[Row, Row, Row]:
-    """The limit, the faust floor and the worker, one after another, each on a fresh broker.
+MEASURES = ("limit", "floor", "worker", "quixstreams")
+
+
+async def throughput_round(workdir: Path, lines: int, chunk: int, measures: tuple[str, ...] = MEASURES,
+                           profile: Path | None = None) -> dict[str, Row]:
+    """The limit, the faust floor, the worker and the quixstreams peer, one after another, each on a
+    fresh broker (`measures` picks some of them).
 
     A broker's own CPU grows with what it holds (noida-db re-writes a snapshot of it), and on two
     cores it competes with the process measured: the third run on one broker would carry the
     first two runs' data."""
     workdir.mkdir(parents=True)
-    found: list[Row] = []
-    measures: list[Callable[[str], Awaitable[Row]]] = [
-        lambda bootstrap: raw_limit(bootstrap, lines, chunk),
-        lambda bootstrap: faust_floor(workdir, bootstrap, lines, chunk),
-        lambda bootstrap: throughput(workdir, bootstrap, lines, chunk)]
-    for n, measure in enumerate(measures):
+    found: dict[str, Row] = {}
+    runs: dict[str, Callable[[str], Awaitable[Row]]] = {
+        "limit": lambda bootstrap: raw_limit(bootstrap, lines, chunk),
+        "floor": lambda bootstrap: faust_floor(workdir, bootstrap, lines, chunk),
+        "worker": lambda bootstrap: throughput(workdir, bootstrap, lines, chunk, profile=profile),
+        "quixstreams": lambda bootstrap: quixstreams_peer(workdir, bootstrap, lines, chunk)}
+    for n, name in enumerate(measures):
         broker = EmbeddedBroker(workdir / f"broker{n}", free_port()).start(log_path=workdir / f"broker{n}.log")
         try:
-            found.append(await measure(broker.bootstrap))
+            found[name] = await runs[name](broker.bootstrap)
         finally:
             broker.stop(kill=True)
-    return found[0], found[1], found[2]
+    return found
 
 
 async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess, int]:
@@ -368,12 +419,16 @@ async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, An
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--rates", type=lambda text: [int(r) for r in text.split(",")],
-                        default=[10_000, 20_000, 50_000], help="offered loads for the latency runs, lines/s")
+    parser.add_argument("--rates", type=lambda text: [int(r) for r in text.split(",") if r],
+                        default=[10_000, 20_000, 50_000],
+                        help="offered loads for the latency runs, lines/s ('' for none)")
+    parser.add_argument("--measures", type=lambda text: [m for m in text.split(",") if m], default=list(MEASURES),
+                        help=f"rows of each throughput round, from {','.join(MEASURES)} (worker is always needed)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each latency run")
     parser.add_argument("--chunk", type=int, default=1000, help="lines per raw chunk (collector.chunk_lines)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="throughput rounds of the limit, the faust floor and the worker, each on a fresh broker; "
+                        help="throughput rounds of the limit, the faust floor, the worker and quixstreams, each on a "
+                             "fresh broker; "
                              "the round with the median worker rate is reported (machines vary run to run)")
     parser.add_argument("--lines-per-record", type=int, default=None,
                         help="run the small-record live mode instead: records of this many lines (e.g. 3)")
@@ -381,9 +436,13 @@ async def main() -> None:
     parser.add_argument("--streams-per-record", type=int, default=1,
                         help="small-record mode: streams gathered in one record (version 2), as collectors do")
     parser.add_argument("--live-rate", type=int, default=4_000, help="lines/s offered in the small-record mode")
-    parser.add_argument("--profile", action="store_true", help="small-record mode: py-spy the worker, print top frames")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker (bulk: in the first round), print its top frames; pip install py-spy")
     parser.add_argument("--out", type=Path, default=Path("bench/worker.json"))
     args = parser.parse_args()
+    unknown = set(args.measures) - set(MEASURES)
+    if unknown or "worker" not in args.measures:
+        parser.error(f"--measures: pick from {','.join(MEASURES)}, worker included (got {','.join(args.measures)})")
     workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-worker-"))
     if args.lines_per_record is not None:
         try:
@@ -394,9 +453,49 @@ async def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(found, indent=2))
         return
-    rounds = [await throughput_round(workdir / f"round{n}", args.lines, args.chunk) for n in range(args.rounds)]
-    limit, floor, row = sorted(rounds, key=lambda found: found[2].rate)[len(rounds) // 2]
-    row.note = f"median of {len(rounds)} rounds: " + ", ".join(f"{found[2].rate:,.0f}" for found in rounds)
+    measures = tuple(args.measures)
+    profile = args.out.with_suffix(".profile.txt") if args.profile else None
+    rounds = [await throughput_round(workdir / f"round{n}", args.lines, args.chunk, measures,
+                                     profile if n == 0 else None) for n in range(args.rounds)]
+    median = sorted(rounds, key=lambda found: found["worker"].rate)[len(rounds) // 2]
+    row = median["worker"]
+    row.note = f"median of {len(rounds)} rounds: " + ", ".join(f"{found['worker'].rate:,.0f}" for found in rounds)
+    lats: list[dict[str, Any]] = []
+    try:
+        if args.rates:
+            lats = await latency_runs(workdir, args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace, "
+          f"{args.chunk:,}-line raw chunks\n")
+    for n, found in enumerate(rounds, 1):
+        print(f"round {n}: " + "; ".join(f"{name} {found[name].rate:,.0f} lines/s at "
+                                          f"{found[name].cpu_per_100k:.2f} CPU s/100K" for name in measures))
+    print(f"\nthe round with the median worker rate:\n{table(list(median.values()))}")
+    ratios = same_run_ratios(median)
+    print("\n" + "; ".join(f"{name}: {ratio:.2f}" for name, ratio in ratios.items()))
+    for lat in lats:
+        print(f"latency collection -> sink topic {describe(lat)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [found.as_dict() for found in median.values()],
+                                    "rounds": [[found.as_dict() for found in round_rows.values()]
+                                               for round_rows in rounds],
+                                    **ratios, "latency": lats}, indent=2))
+
+
+def same_run_ratios(found: dict[str, Row]) -> dict[str, float]:
+    """The worker's rate over each other row's of the same round; against quixstreams also its CPU per line."""
+    worker_row = found["worker"]
+    ratios = {f"worker_vs_{key}": round(worker_row.rate / found[name].rate, 3)
+              for name, key in (("limit", "limit"), ("floor", "faust_floor"), ("quixstreams", "quixstreams"))
+              if name in found}
+    if "quixstreams" in found:
+        ratios["worker_cpu_vs_quixstreams_cpu"] = round(worker_row.cpu_per_100k / found["quixstreams"].cpu_per_100k, 3)
+    return ratios
+
+
+async def latency_runs(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each offered load of `args.rates` in turn through one worker on a fresh broker."""
     broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
     try:
         lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
@@ -410,23 +509,7 @@ async def main() -> None:
             lat_worker.stop()
     finally:
         broker.stop(kill=True)
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace, "
-          f"{args.chunk:,}-line raw chunks\n")
-    for n, (round_limit, round_floor, round_row) in enumerate(rounds, 1):
-        print(f"round {n}: worker {round_row.rate:,.0f} lines/s at {round_row.cpu_per_100k:.2f} CPU s/100K; "
-              f"limit {round_limit.rate:,.0f}; faust floor {round_floor.rate:,.0f} at "
-              f"{round_floor.cpu_per_100k:.2f} CPU s/100K")
-    print(f"\nthe round with the median worker rate:\n{table([limit, floor, row])}")
-    print(f"\nworker / limit: {row.rate / limit.rate:.2f}; worker / faust floor: {row.rate / floor.rate:.2f}")
-    for lat in lats:
-        print(f"latency collection -> sink topic {describe(lat)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [limit.as_dict(), floor.as_dict(), row.as_dict()],
-                                    "rounds": [[found.as_dict() for found in round_rows] for round_rows in rounds],
-                                    "worker_vs_limit": round(row.rate / limit.rate, 3),
-                                    "worker_vs_faust_floor": round(row.rate / floor.rate, 3),
-                                    "latency": lats}, indent=2))
+    return lats
 
 
 if __name__ == "__main__":

@@ -86,7 +86,14 @@ def pod_collector_rows(result: dict[str, Any]) -> list[StageRow]:
     return [_stage(find(rows, "pod collector"), f"pod collector, {result.get('pods', '?')} pods", slower, name)]
 
 
+QUIXSTREAMS_PEER = ("quixstreams peer, same two hops, RocksDB state, one update per trace per chunk; does not "
+                    "dead-letter, parse times, normalize level/service, dedupe lines, window or close traces, "
+                    "or apply routing rules")
+
+
 def worker_rows(result: dict[str, Any]) -> list[StageRow]:
+    """The worker beside the bare limit; beside the faust floor and the quixstreams peer of the same round
+    when they ran. The peer also gets a row of its own for its CPU and memory."""
     rows = result["rows"]
     worker = find(rows, "worker")
     out = [_stage(worker, "worker parse + group + route (1 process)", find(rows, "raw aiokafka"),
@@ -94,6 +101,10 @@ def worker_rows(result: dict[str, Any]) -> list[StageRow]:
     if any(str(row.get("name", "")).startswith("faust floor") for row in rows):
         out.append(_stage(worker, "- the same worker run, beside the faust floor", find(rows, "faust floor"),
                           "faust, same two hops, records forwarded untouched (no decode, no table)"))
+    if any(str(row.get("name", "")).startswith("quixstreams") for row in rows):
+        peer = find(rows, "quixstreams")
+        out.append(_stage(worker, "- the same worker run, beside quixstreams (peer)", peer, QUIXSTREAMS_PEER))
+        out.append(_stage(peer, f"- {QUIXSTREAMS_PEER}"))
     return out
 
 
@@ -216,7 +227,8 @@ def markdown(results: dict[str, Any]) -> str:
     """The machine/date line, the throughput table and the latency table."""
     lines = [f"Latest run: {results.get('date', 'date unknown')}, {results.get('machine', 'machine unknown')}; "
              "embedded broker noida-db, lines of ~250 bytes. Each limit is measured in the same run on the same "
-             "broker (the worker's limit, floor and worker: in one round, each on a fresh broker; of three rounds, "
+             "broker (the worker's limit, floor, worker and quixstreams peer: in one round, each on a fresh broker; "
+             "of three rounds, "
              "the one with the median worker rate); ratio = stage / limit.", "",
              "| stage | lines/s | same-run limit | limit lines/s | ratio | CPU s / 100K lines | peak RSS |",
              "|---|---:|---|---:|---:|---:|---:|"]

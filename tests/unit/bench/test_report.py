@@ -79,6 +79,18 @@ def test_worker_also_beside_the_faust_floor_when_measured() -> None:
         "51,000", "faust, same two hops, records forwarded untouched (no decode, no table)", "160,000", "0.32"]
 
 
+def test_worker_beside_the_quixstreams_peer_which_says_what_it_leaves_out() -> None:
+    data = results()
+    data["worker"]["rows"].append(row("quixstreams parse+state+route (1 process)", 85_000, 0.39, 127.0))
+    text = markdown(data)
+    beside = table_row(text, "- the same worker run, beside quixstreams (peer)")
+    assert [beside[1], beside[3], beside[4], beside[5]] == ["51,000", "85,000", "0.60", "1.800"]
+    assert "does not dead-letter" in beside[2] and "window or close traces" in beside[2]
+    peer = table_row(text, "- quixstreams peer")
+    assert peer[1:] == ["85,000", "-", "-", "-", "0.390", "127 MiB"]
+    assert "routing rules" in peer[0]
+
+
 def test_latency_rows_per_offered_load() -> None:
     text = markdown(results())
     assert table_row(text, "at 10,000 lines/s") == ["at 10,000 lines/s", "10,000", "9,999", "9,950", "35 ms",
