@@ -167,7 +167,10 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
 
         # a clean stop: nothing to scrape (the component alert), but a `stopped` beat (no heartbeat alert)
         wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
-        assert "LogweaveComponentDown" not in prometheus.firing()
+        # the kill fired the component alert too; it clears once Prometheus has scraped the collector again
+        await wait_for(lambda: "LogweaveComponentDown" not in prometheus.firing(), timeout=60,
+                       what="the component alert to clear once the restarted collector is scraped",
+                       last_seen=prometheus.firing)
         collector.stop()
         stopped_at = time.time()
         down = await wait_for(lambda: prometheus.firing().get("LogweaveComponentDown"), timeout=60,
