@@ -346,6 +346,8 @@ class ObjectStoreSinkSettings(Group):
     flush_bytes: PositiveSize = 8 * 1024 * 1024
     flush_age: Interval = 60.0
     max_future_skew: Duration = 86400.0  # lines timed further ahead of the clock are dead-lettered
+    # gzip level of data objects: 1 deflates ~2x faster than 5 for ~8% larger objects (docs/sinks.md)
+    compression_level: int = Field(1, ge=1, le=9)
 
 
 class S3SinkSettings(ObjectStoreSinkSettings):
