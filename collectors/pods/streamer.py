@@ -40,7 +40,6 @@ from kafka_io.publisher import ChunkAck
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
 STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
-_READ_BYTES = 64 * 1024  # at most this much is taken from a response before the budget is checked again
 
 
 class InstanceStatus(Enum):
@@ -179,6 +178,7 @@ class LogStreamer:
         self._tail = None  # this response replays the previous one's unfinished line
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
+        read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
         self._resp = resp
         try:
             while True:
@@ -191,10 +191,10 @@ class LogStreamer:
                 if self._joiner is not None and self._joiner.open:
                     wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                 if wait is None:
-                    data = await content.read(_READ_BYTES)
+                    data = await content.read(read_bytes)
                 else:
                     try:
-                        data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
+                        data = await asyncio.wait_for(content.read(read_bytes), wait)
                     except TimeoutError:
                         self._join_due()
                         await self._flush()
@@ -203,6 +203,7 @@ class LogStreamer:
                     break
                 backoff.reset()
                 self._take(splitter.feed(data))
+                del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
                 if self._batcher.full:
                     await self._flush()
         except (aiohttp.ClientError, OSError):
