@@ -319,8 +319,9 @@ async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[d
             add("s3 (moto_server)", sink_row, await s3_limit(server.url, batches),
                 "20K-line objects; limit: put_object of pre-compressed bodies")
             level = s3.settings.compression_level
-            add("s3 (moto_server), limit compressing", sink_row, await s3_limit(server.url, batches, level),
+            add("s3 (moto_server), beside a compressing client", sink_row, await s3_limit(server.url, batches, level),
                 f"same sink run; limit: gzip level {level} in-process then put_object (no state/list requests)")
+            rows[-1]["limit"] = f"same client, gzip level {level} in the same process, then put_object"
         finally:
             server.stop()
 
