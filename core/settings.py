@@ -148,14 +148,17 @@ class PodCollectorSettings(Group):
     label_keys: list[str] = ["app"]
     include_init_containers: bool = False
     max_streams: int = Field(500, ge=1)
-    buffer_bytes: PositiveSize = 32 * 1024 * 1024  # Kafka in-flight budget (ChunkPublisher)
-    pending_bytes: PositiveSize = 16 * 1024 * 1024  # lines read but not yet handed to the publisher, all streams
+    # Kafka in-flight budget (ChunkPublisher) and lines read but not yet handed to it (all streams): 8 and 4 MiB
+    # keep 200 pods under ~130 MiB; larger budgets bought no throughput in tests/bench/bench_pod_collector.py
+    buffer_bytes: PositiveSize = 8 * 1024 * 1024
+    pending_bytes: PositiveSize = 4 * 1024 * 1024
     chunk_lines: int = Field(1000, ge=1)
     chunk_bytes: PositiveSize = 256 * 1024
     # lines of all streams bound for one logs.raw partition wait up to this long to share one record
     flush_interval: Interval = 0.2
     max_line_bytes: PositiveSize = 1024 * 1024
-    read_bufsize: PositiveSize = 64 * 1024  # aiohttp read buffer per connection (bounds memory per stream)
+    # bytes per socket read and aiohttp buffer bound per followed log (paused past twice this): memory per stream
+    read_bufsize: PositiveSize = 16 * 1024
     watch_timeout: Interval = 300.0  # server-side timeoutSeconds of one watch request
     backoff_initial: Interval = 0.5
     backoff_max: Interval = 30.0
@@ -341,6 +344,8 @@ class ObjectStoreSinkSettings(Group):
     flush_bytes: PositiveSize = 8 * 1024 * 1024
     flush_age: Interval = 60.0
     max_future_skew: Duration = 86400.0  # lines timed further ahead of the clock are dead-lettered
+    # gzip level of data objects: 1 deflates ~2x faster than 5 for ~8% larger objects (docs/sinks.md)
+    compression_level: int = Field(1, ge=1, le=9)
 
 
 class S3SinkSettings(ObjectStoreSinkSettings):

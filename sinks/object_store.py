@@ -34,7 +34,6 @@ from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from sinks.stream_marks import unseen
 
 T = TypeVar("T")
-GZIP_LEVEL = 5
 COMPRESS_PIECE = 1 << 20  # bytes deflated per thread task; the pieces join into one gzip member
 KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
 NDJSON = "application/x-ndjson"
@@ -79,8 +78,8 @@ def ndjson(lines: list[SinkLine]) -> bytes:
     return b"\n".join(documents)
 
 
-def _deflate_piece(piece: memoryview, last: bool) -> bytes:
-    deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+def _deflate_piece(piece: memoryview, last: bool, level: int) -> bytes:
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     return deflate.compress(piece) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
@@ -90,7 +89,7 @@ def _compressor_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="gzip")
 
 
-async def gzip_parallel(data: bytes) -> bytes:
+async def gzip_parallel(data: bytes, level: int) -> bytes:
     """`data` as one gzip member (RFC 1952), deflated in 1 MiB pieces on a thread pool, as pigz does: each
     piece ends on a byte boundary (a sync flush), so the pieces concatenate into one deflate stream that
     any gzip reader reads; zlib releases the GIL while it deflates. Nothing runs on the event loop."""
@@ -98,7 +97,8 @@ async def gzip_parallel(data: bytes) -> bytes:
     pool = _compressor_pool()
     view = memoryview(data)
     starts = range(0, max(len(data), 1), COMPRESS_PIECE)
-    pieces = [loop.run_in_executor(pool, _deflate_piece, view[start:start + COMPRESS_PIECE], start == starts[-1])
+    pieces = [loop.run_in_executor(pool, _deflate_piece, view[start:start + COMPRESS_PIECE], start == starts[-1],
+                                    level)
               for start in starts]
     crc = loop.run_in_executor(pool, zlib.crc32, view)
     deflated = await asyncio.gather(*pieces)
@@ -122,11 +122,12 @@ class ObjectStoreSink(Sink):
         so its object is known before the state says so), put the object, then move the state."""
         if not batch.lines:
             return WriteResult()
+        level = self.settings.compression_level
         max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
         good_guess, _ = split_by_event_time(batch.lines, max_future_ns)
         guess_key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good_guess)) \
             if good_guess else None
-        body_guess = asyncio.ensure_future(gzip_parallel(ndjson(good_guess))) if good_guess else None
+        body_guess = asyncio.ensure_future(gzip_parallel(ndjson(good_guess), level)) if good_guess else None
         siblings_guess = asyncio.ensure_future(self._store(self._list(sibling_prefix(guess_key)))) \
             if guess_key else None
         try:
@@ -138,7 +139,7 @@ class ObjectStoreSink(Sink):
             if good:
                 key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good))
                 guessed = len(good) == len(good_guess) and body_guess is not None and siblings_guess is not None
-                body = await body_guess if guessed else await gzip_parallel(ndjson(good))  # type: ignore[misc]
+                body = await body_guess if guessed else await gzip_parallel(ndjson(good), level)  # type: ignore[misc]
                 await self._store(self._put(key, body))
                 found = await siblings_guess if guessed else await self._store(  # type: ignore[misc]
                     self._list(sibling_prefix(key)))

@@ -37,9 +37,10 @@ class ApiStatusError(RetriableError):
 class KubeClient:
     """List, watch, get and follow-log calls over one kubernetes-asyncio ApiClient."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, read_bytes: int = 64 * 1024) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
+        self.read_bytes = read_bytes  # most bytes one socket read of a log response takes
 
     @classmethod
     async def create(cls, cfg: PodCollectorSettings) -> KubeClient:
@@ -63,7 +64,7 @@ class KubeClient:
         session = api.rest_client.pool_manager
         if hasattr(session, "_read_bufsize"):
             session._read_bufsize = cfg.read_bufsize
-        return cls(api)
+        return cls(api, cfg.read_bufsize)
 
     async def close(self) -> None:
         await self.api.close()
@@ -124,7 +125,18 @@ class KubeClient:
             header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
             _preload_content=False, _request_timeout=_CONNECT)
         await _check(resp)
+        _bound_socket_reads(resp, self.read_bytes)
         return resp
+
+
+def _bound_socket_reads(resp: aiohttp.ClientResponse, size: int) -> None:
+    """Make the response's transport take at most `size` bytes per socket read. asyncio reads up to
+    256 KiB at once, and aiohttp pauses a connection only after its buffer passed the high-water mark,
+    so with hundreds of followed logs starting at once each one could hold ~400 KiB: most of the
+    collector's memory. The kernel keeps what is not read yet, and TCP slows the sender."""
+    transport = resp.connection.transport if resp.connection is not None else None
+    if transport is not None and hasattr(transport, "max_size"):
+        transport.max_size = size
 
 
 def _selectors(label_selector: str, field_selector: str) -> dict[str, Any]:

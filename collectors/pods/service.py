@@ -23,6 +23,7 @@ from collectors.pods.position_store import PositionStore
 from collectors.pods.selectors import LabelSelector, namespace_scopes
 from collectors.pods.supervisor import StreamSupervisor
 from collectors.pods.watcher import PodWatcher
+from core.gc_tuning import tune_garbage_collector
 from core.heartbeat_figures import POD_COLLECTOR
 from core.settings import Settings
 from core.topics import POSITIONS, RAW
@@ -61,6 +62,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     try:
         await publisher.start()
         await positions.start()
+        tune_garbage_collector()  # each line read is a list until its chunk is sent: collect in larger batches
         supervisor = StreamSupervisor(client, batcher, cfg, metrics, positions, settings.multiline)
         watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
         watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
-from collectors.pods.timestamps import TimestampError, TimestampParser
+from collectors.pods.timestamps import SCALE, TimestampError, TimestampParser
 from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from core.settings import PodCollectorSettings
 from kafka_io.partition_batcher import ChunkSink
@@ -39,8 +40,9 @@ from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
+# a whole line as the kubelet writes it with timestamps=true: RFC3339Nano in UTC, one space, the content
+_KUBELET_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z ([^\n]*)\n", re.MULTILINE)
 STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
-_READ_BYTES = 64 * 1024  # at most this much is taken from a response before the budget is checked again
 
 
 class InstanceStatus(Enum):
@@ -180,6 +182,7 @@ class LogStreamer:
         self._tail = None  # this response replays the previous one's unfinished line
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
+        read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
         self._resp = resp
         try:
             while True:
@@ -192,10 +195,11 @@ class LogStreamer:
                 if self._joiner is not None and self._joiner.open:
                     wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                 if wait is None:
-                    data = await content.read(_READ_BYTES)
+                    data = await content.read(read_bytes)
                 else:
                     try:
-                        data = await asyncio.wait_for(content.read(_READ_BYTES), wait)
+                        async with asyncio.timeout(wait):  # no task per read, unlike wait_for
+                            data = await content.read(read_bytes)
                     except TimeoutError:
                         self._join_due()
                         await self._flush()
@@ -205,7 +209,13 @@ class LogStreamer:
                 backoff.reset()
                 if self._next_rule is not None:
                     await self._switch_rule()
-                self._take(splitter.feed(data))
+                lines, block = splitter.feed_block(data)
+                del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
+                if lines:
+                    self._take(lines)
+                if block:
+                    self._take_block(block)
+                del block
                 if self._batcher.full:
                     await self._flush()
         except (aiohttp.ClientError, OSError):
@@ -259,6 +269,38 @@ class LogStreamer:
                 entries.append([position, content.decode(), "", ts, FLAG_TRUNCATED if truncated else 0])
             except UnicodeDecodeError:
                 entries.append(make_raw_line(position, content, "", ts, FLAG_TRUNCATED if truncated else 0))
+        self._hand_over(entries, size, duplicates)
+
+    def _take_block(self, block: bytes) -> None:
+        """`_take` for a block of whole lines (none over the limit) without a bytes object or tuple per
+        line: one regular-expression pass splits the kubelet's lines; any other shape goes through `_take`."""
+        rows = _KUBELET_LINE.findall(block)
+        if len(rows) != block.count(b"\n"):
+            self._take([(line, False) for line in block.split(b"\n")[:-1]])
+            return
+        second = self._parser.second_ns
+        try:
+            stamps = [second(head) + (int(frac) * SCALE[len(frac)] if frac else 0) for head, frac, _ in rows]
+        except TimestampError:  # a date that is no date: the careful path keeps the line in order
+            self._take([(line, False) for line in block.split(b"\n")[:-1]])
+            return
+        accept = self.cursor.accept
+        entries: list[RawLine] = []
+        size = duplicates = 0
+        for ts, (_, _, content) in zip(stamps, rows, strict=True):
+            position = accept(ts)
+            if position is None:
+                duplicates += 1
+                continue
+            size += len(content)
+            try:
+                entries.append([position, content.decode(), "", ts, 0])
+            except UnicodeDecodeError:
+                entries.append(make_raw_line(position, content, "", ts))
+        self._hand_over(entries, size, duplicates)
+
+    def _hand_over(self, entries: list[RawLine], size: int, duplicates: int) -> None:
+        """Lines taken from the response to the multiline joiner (when configured) and the batch."""
         if self._joiner is not None:
             self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]

@@ -37,8 +37,16 @@ class TimestampParser:
                 return self._second_ns + int(digits) * _SCALE[len(digits)]
         return _parse_general(text)
 
+    def second_ns(self, head: bytes) -> int:
+        """Nanoseconds of `YYYY-MM-DDTHH:MM:SS` in UTC (the last one cached); TimestampError if invalid."""
+        if head != self._second_text:
+            self._second_ns = _second_ns(head, b"Z", head)
+            self._second_text = head
+        return self._second_ns
+
 
 _SCALE: list[int] = [10 ** (9 - n) for n in range(10)]
+SCALE = _SCALE  # nanoseconds per unit of a fraction with n digits
 
 
 def _parse_general(text: bytes) -> int:

@@ -161,8 +161,11 @@ def parser_rows(result: dict[str, Any]) -> list[StageRow]:
     return out
 
 
+PREBUILT = "same client, pre-built bulk requests"  # the limit of every sink row that names no other
+
+
 def sink_rows(result: dict[str, Any]) -> list[StageRow]:
-    return [StageRow(f"sink {row['name']}", row["lines_per_s"], "same client, pre-built bulk requests",
+    return [StageRow(f"sink {row['name']}", row["lines_per_s"], row.get("limit", PREBUILT),
                      row["limit_lines_per_s"], row["cpu_s_per_100k"]) for row in result["sinks"]]
 
 

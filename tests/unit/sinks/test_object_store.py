@@ -8,7 +8,9 @@ import os
 import zlib
 
 import pytest
+from pydantic import ValidationError
 
+from core.settings import S3SinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.object_store import COMPRESS_PIECE, gzip_parallel, ndjson, object_key, sibling_prefix
 
@@ -29,10 +31,11 @@ def test_parts_of_one_record_get_their_own_keys_and_siblings() -> None:
     assert object_key("p", longer_retry).startswith(sibling_prefix(object_key("p", tail)))
 
 
+@pytest.mark.parametrize("level", [1, 9])
 @pytest.mark.parametrize("size", [0, 1, COMPRESS_PIECE, COMPRESS_PIECE + 1, 3 * COMPRESS_PIECE + 12345])
-async def test_objects_compressed_in_parallel_pieces_are_one_standard_gzip_member(size: int) -> None:
+async def test_objects_compressed_in_parallel_pieces_are_one_standard_gzip_member(size: int, level: int) -> None:
     data = (os.urandom(size // 3) + b'{"msg":"ok"}\n' * (size // 13 + 1))[:size]
-    body = await gzip_parallel(data)
+    body = await gzip_parallel(data, level)
     assert gzip.decompress(body) == data
     reader = zlib.decompressobj(16 + zlib.MAX_WBITS)  # what an HTTP client decoding gzip reads: one member
     assert reader.decompress(body) == data
@@ -41,6 +44,17 @@ async def test_objects_compressed_in_parallel_pieces_are_one_standard_gzip_membe
     broken[-8] ^= 1  # the CRC of the whole data, checked by every reader
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(bytes(broken))
+
+
+async def test_compression_level_is_the_settings_and_trades_size_for_speed() -> None:
+    data = b"".join(b'{"n":%d,"msg":"request %d done","level":"info"}\n' % (n, n * 7919 % 10007)
+                    for n in range(100_000))
+    fast, small = await gzip_parallel(data, 1), await gzip_parallel(data, 9)
+    assert gzip.decompress(fast) == gzip.decompress(small) == data
+    assert len(small) < len(fast)
+    assert S3SinkSettings().compression_level == 1
+    with pytest.raises(ValidationError):
+        S3SinkSettings(compression_level=10)
 
 
 def test_ndjson_ends_every_document_with_a_newline() -> None:

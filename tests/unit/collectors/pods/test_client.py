@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from collectors.pods.client import KubeClient
 from core.errors import ConfigError
@@ -36,3 +37,36 @@ async def test_kubeconfig_context_is_used(tmp_path: Path) -> None:
         assert client.api.configuration.connection_pool_maxsize >= 300
     finally:
         await client.close()
+
+
+async def test_log_responses_take_at_most_read_bufsize_per_socket_read(tmp_path: Path) -> None:
+    """asyncio reads 256 KiB per recv by default: with hundreds of logs starting at once that, not the
+    lines, was most of the collector's memory."""
+    body = b"".join(b"2025-06-10T08:25:41.000000000Z line %d\n" % n for n in range(50_000))
+
+    async def log(request: web.Request) -> web.Response:
+        assert request.query["follow"] == "true" and request.query["container"] == "c"
+        return web.Response(body=body, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/ns/pods/p/log", log)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        f"clusters:\n- name: a\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\n"
+        "users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: a, user: u}\n")
+    client = await KubeClient.create(PodCollectorSettings(kubeconfig=path, read_bufsize=8192))
+    try:
+        resp = await client.open_log("ns", "p", "c", None, previous=False)
+        assert resp.connection is not None and resp.connection.transport is not None
+        assert resp.connection.transport.max_size == 8192  # type: ignore[attr-defined]
+        assert await resp.read() == body
+        resp.release()
+    finally:
+        await client.close()
+        await runner.cleanup()

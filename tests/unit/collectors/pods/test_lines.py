@@ -51,3 +51,23 @@ def test_any_chunking_yields_the_same_lines(lines: list[bytes], sizes: list[int]
         i += 1
     assert out == lines
     assert splitter.remainder == b"tail"
+
+
+@given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+       st.lists(st.integers(min_value=1, max_value=90), min_size=1, max_size=50))
+def test_blocks_hold_the_same_lines_in_the_same_order_as_feed(lines: list[bytes], sizes: list[int]) -> None:
+    data = b"".join(line + b"\n" for line in lines) + b"tail"
+    by_feed, by_block = LineSplitter(20), LineSplitter(20)  # lines and reads both over and under the limit
+    expected: list[tuple[bytes, bool]] = []
+    got: list[tuple[bytes, bool]] = []
+    start, i = 0, 0
+    while start < len(data):
+        piece = data[start:start + sizes[i % len(sizes)]]
+        expected += by_feed.feed(piece)
+        head, block = by_block.feed_block(piece)
+        assert not block or block.endswith(b"\n")
+        got += head + [(line, False) for line in block.split(b"\n")[:-1]]
+        start += len(piece)
+        i += 1
+    assert got == expected
+    assert (by_block.remainder, by_block.remainder_truncated) == (by_feed.remainder, by_feed.remainder_truncated)
