@@ -98,13 +98,13 @@ def _pause_of(fetcher: Any) -> IdlePause:
 
 
 def _register(fetcher: Any, assignment: Any) -> None:
-    """Note the fetcher's loop and assignment, for wake-ups (once per assignment)."""
-    if getattr(fetcher, "_logweave_assignment", None) is assignment:
-        return
-    _pause_of(fetcher)
-    fetcher._logweave_loop = asyncio.get_running_loop()
-    fetcher._logweave_assignment = assignment
-    _FETCHERS.add(fetcher)
+    """Note the fetcher's loop and the topics it fetches, for wake-ups (before each fetch: a paused
+    partition, like a worker's own changelog after recovery, is assigned but not fetched)."""
+    fetcher._logweave_topics = frozenset(tp.topic for tp in assignment.tps if not assignment.state_value(tp).paused)
+    if getattr(fetcher, "_logweave_loop", None) is None:
+        _pause_of(fetcher)
+        fetcher._logweave_loop = asyncio.get_running_loop()
+        _FETCHERS.add(fetcher)
 
 
 async def _pause(fetcher: Any, seconds: float) -> None:
@@ -128,19 +128,13 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 def records_landed(topic: str) -> None:
     """Records were acknowledged on `topic`: wake this process's fetchers that fetch it (any thread)."""
     for fetcher in list(_FETCHERS):
-        if fetcher._logweave_wake_pending or not _fetches(fetcher._logweave_assignment, topic):
+        if fetcher._logweave_wake_pending or topic not in fetcher._logweave_topics:
             continue
         fetcher._logweave_wake_pending = True  # one wake-up in flight per fetcher
         try:
             fetcher._logweave_loop.call_soon_threadsafe(_wake, fetcher)
         except RuntimeError:  # its loop is closed: the consumer stopped
             _FETCHERS.discard(fetcher)
-
-
-def _fetches(assignment: Any, topic: str) -> bool:
-    """Whether `assignment` fetches a partition of `topic` (a paused one, like a worker's own changelog
-    after recovery, is assigned but not fetched)."""
-    return any(tp.topic == topic and not assignment.state_value(tp).paused for tp in assignment.tps)
 
 
 def pace_idle_fetches(consumer: Any, cap: float) -> None:
