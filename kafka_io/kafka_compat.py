@@ -9,9 +9,10 @@ doubles with each empty answer up to its cap, so an idle consumer sleeps.
 Most records a worker's stages read are written by the same worker a moment before (parse ->
 logs.parsed -> group -> sink topics -> drains). Polling for them cost the live 200 pods x 20
 lines/s row about five empty fetches per collector linger, each a Python-encoded request over
-every assigned partition, and up to a pause of latency per hop. So when this process's producer has a batch acknowledged on a topic one
-of its consumers fetches, that consumer's pause ends at once (`records_landed`), and an ack that
-came while a fetch was in flight makes the next pause the shortest. The pause then mostly paces
+every assigned partition, and up to a pause of latency per hop. So when this process's producer
+has a batch acknowledged on a topic one of its consumers fetches, that consumer's pause ends at
+once (`records_landed`), and an ack that came while a fetch was in flight makes the next pause the
+shortest. The pause then mostly paces
 records written by other processes (collectors, other workers), at most `cap` late. Consumers that
 follow slow topics (rules, heartbeats) pause longer (`pace_idle_fetches`).
 On a real Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there
