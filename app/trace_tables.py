@@ -9,6 +9,7 @@ import faust
 from app.faust_app import get_app, get_settings
 from core import topics
 from core.codec import compressor
+from tables.read_cache import ReadCache
 from tables.trace_table import TraceWindowTable
 
 
@@ -36,5 +37,6 @@ def trace_table() -> TraceWindowTable:
         help="Open traces keyed by trace id, with their deadline index",
     )
     table.compress = compressor(settings.kafka.payload_codec)
+    table.cache = ReadCache(int(settings.worker.table_read_cache))
     app.tables.add(table)
     return table

@@ -550,6 +550,9 @@ class WorkerSettings(Group):
     # worker's memory creep up for hours; these bound it.
     rocksdb_block_cache: PositiveSize = 32 * 1024 * 1024
     rocksdb_write_buffer: PositiveSize = 16 * 1024 * 1024
+    # The trace table's recent values kept in memory (tables/read_cache.py): each stream's mark and each
+    # open trace are read many times a second on a node of slow writers; past this size it is refilled.
+    table_read_cache: PositiveSize = 32 * 1024 * 1024
     # Stages this worker runs. A worker group with fewer stages needs its own app_id (consumer group):
     # e.g. dedicated drain workers scale apart from the stream workers.
     stages: list[Literal["parse", "group", "drain"]] = ["parse", "group", "drain"]

@@ -23,10 +23,12 @@ from core.settings import Settings
 from core.topics import HEARTBEATS
 from kafka_io.client_options import client_options
 from kafka_io.connect import started
+from kafka_io.kafka_compat import pace_idle_fetches
 from kafka_io.range_reader import range_consumer
 from kafka_io.topic_admin import ensure_single_partition_compacted
 
 log = logging.getLogger(__name__)
+FOLLOW_PAUSE = 0.5  # seconds a follower's empty fetches pause at most: beats come every few seconds
 WARN_AFTER_FAILURES = 3
 _running: set[asyncio.Task[None]] = set()  # publisher tasks, referenced so they are not collected
 
@@ -127,6 +129,7 @@ class PipelineFollower:
     async def start(self, timeout: float = 10.0) -> None:
         name = await ensure_heartbeat_topic(self.settings, timeout=timeout)
         self._consumer = await started(range_consumer(self.settings), self.settings.kafka)
+        pace_idle_fetches(self._consumer, FOLLOW_PAUSE)
         self._partition = TopicPartition(name, 0)
         self._consumer.assign([self._partition])
         await self._consumer.seek_to_beginning(self._partition)

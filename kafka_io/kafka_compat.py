@@ -1,48 +1,156 @@
-"""Keeps idle consumers idle on brokers that answer empty fetches at once.
+"""Keeps idle consumers idle on brokers that answer empty fetches at once, and wakes them for new data.
 
 A Kafka broker holds a fetch until data arrives or `fetch.max.wait.ms` passes; the embedded
 broker (noida-db) answers an empty fetch immediately, and aiokafka then re-fetches in a tight loop:
 an idle worker burned a whole core. After an empty fetch answered faster than the pause below,
 aiokafka's fetcher now waits out the rest of the pause. The pause starts short after data and
-doubles with each empty answer up to its cap: a stage reading what the previous stage is writing
-right now (logs.parsed behind parse) is not stalled, and an idle consumer still sleeps. On a real
-Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there.
+doubles with each empty answer up to its cap, so an idle consumer sleeps.
+
+Most records a worker's stages read are written by the same worker a moment before (parse ->
+logs.parsed -> group -> sink topics -> drains). Polling for them cost the live 200 pods x 20
+lines/s row about five empty fetches per collector linger, each a Python-encoded request over
+every assigned partition, and up to a pause of latency per hop. So when this process's producer
+has a batch acknowledged on a topic one of its consumers fetches, that consumer's pause ends at
+once (`records_landed`), and an ack that came while a fetch was in flight makes the next pause the
+shortest. The pause then mostly paces
+records written by other processes (collectors, other workers), at most `cap` late. Consumers that
+follow slow topics (rules, heartbeats) pause longer (`pace_idle_fetches`).
+On a real Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there
+except that a pausing fetcher is woken sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.producer.message_accumulator import MessageBatch
 
-IDLE_FETCH_PAUSE = 0.05  # seconds: the cap
-FIRST_IDLE_PAUSE = 0.01  # seconds, after a fetch with data (2 ms: ~15% more worker CPU in the live 200x20 row)
+IDLE_FETCH_PAUSE = 0.1  # seconds: the cap (what records from other processes may wait at most)
+FIRST_IDLE_PAUSE = 0.02  # seconds, after a fetch with data or a wake-up
 _PATCHED = "_logweave_idle_pause"
+_FETCHERS: weakref.WeakSet[Any] = weakref.WeakSet()  # this process's fetchers, each with its loop
+
+
+class IdlePause:
+    """How long one fetcher pauses after an answer: nothing after data, then FIRST_IDLE_PAUSE doubling
+    with each empty answer up to `cap`; a wake-up (records landed) starts the doubling over."""
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.next = FIRST_IDLE_PAUSE
+        self.fetches = self.empty = 0  # answers seen, and how many were empty (for diagnosis)
+
+    def after(self, has_data: bool) -> float:
+        """Seconds to pause after an answer (less the time the answer took)."""
+        self.fetches += 1
+        if has_data:
+            self.next = FIRST_IDLE_PAUSE
+            return 0.0
+        self.empty += 1
+        current = min(self.next, self.cap)
+        self.next = current * 2
+        return current
+
+    def woken(self) -> None:
+        self.next = FIRST_IDLE_PAUSE
 
 
 def install_idle_fetch_pause(pause: float = IDLE_FETCH_PAUSE) -> None:
-    """Patch aiokafka's Fetcher once per process (idempotent)."""
+    """Patch aiokafka's Fetcher (and the producer's batch acks, for wake-ups) once per process (idempotent)."""
+    Fetcher._logweave_default_cap = pause  # type: ignore[attr-defined]
     if getattr(Fetcher, _PATCHED, False):
         return
     original = Fetcher._proc_fetch_request
 
     async def _proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> Any:
         started = time.monotonic()
+        _register(self, assignment)
         has_data = await original(self, assignment, node_id, request)
-        if has_data:
-            self._logweave_next_pause = FIRST_IDLE_PAUSE
-        else:
-            current = min(getattr(self, "_logweave_next_pause", FIRST_IDLE_PAUSE), pause)
-            self._logweave_next_pause = current * 2
-            remaining = current - (time.monotonic() - started)
-            if remaining > 0:
-                try:
-                    await asyncio.sleep(remaining)
-                except asyncio.CancelledError:  # close() or unassignment, as aiokafka expects
-                    return False
+        remaining = _pause_of(self).after(has_data) - (time.monotonic() - started)
+        if remaining > 0:
+            try:
+                await _pause(self, remaining)
+            except asyncio.CancelledError:  # close() or unassignment, as aiokafka expects
+                return False
         return has_data
 
+    original_done = MessageBatch.done
+
+    def done(self: Any, base_offset: Any, *args: Any, **kwargs: Any) -> None:
+        original_done(self, base_offset, *args, **kwargs)
+        records_landed(self._tp.topic)
+
     Fetcher._proc_fetch_request = _proc_fetch_request  # type: ignore[method-assign]
+    MessageBatch.done = done  # type: ignore[method-assign]
     setattr(Fetcher, _PATCHED, True)
+
+
+def _pause_of(fetcher: Any) -> IdlePause:
+    pause: IdlePause | None = getattr(fetcher, "_logweave_pause", None)
+    if pause is None:
+        pause = fetcher._logweave_pause = IdlePause(getattr(fetcher, "_logweave_default_cap", IDLE_FETCH_PAUSE))
+        fetcher._logweave_waiters = set()
+        fetcher._logweave_wake_pending = False
+    return pause
+
+
+def _register(fetcher: Any, assignment: Any) -> None:
+    """Note the fetcher's loop and the topics it fetches, for wake-ups (before each fetch: a paused
+    partition, like a worker's own changelog after recovery, is assigned but not fetched)."""
+    fetcher._logweave_topics = frozenset(tp.topic for tp in assignment.tps if not assignment.state_value(tp).paused)
+    if getattr(fetcher, "_logweave_loop", None) is None:
+        _pause_of(fetcher)
+        fetcher._logweave_loop = asyncio.get_running_loop()
+        _FETCHERS.add(fetcher)
+
+
+async def _pause(fetcher: Any, seconds: float) -> None:
+    """Sleep `seconds`, or less when `records_landed` wakes the fetcher."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    fetcher._logweave_waiters.add(waiter)
+    timer = loop.call_later(seconds, _resolve, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        fetcher._logweave_waiters.discard(waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def records_landed(topic: str) -> None:
+    """Records were acknowledged on `topic`: wake this process's fetchers that fetch it (any thread)."""
+    for fetcher in list(_FETCHERS):
+        if fetcher._logweave_wake_pending or topic not in fetcher._logweave_topics:
+            continue
+        fetcher._logweave_wake_pending = True  # one wake-up in flight per fetcher
+        try:
+            fetcher._logweave_loop.call_soon_threadsafe(_wake, fetcher)
+        except RuntimeError:  # its loop is closed: the consumer stopped
+            _FETCHERS.discard(fetcher)
+
+
+def pace_idle_fetches(consumer: Any, cap: float) -> None:
+    """Let a started consumer that follows a slow topic (rules, heartbeats) pause up to `cap` seconds."""
+    _pause_of(consumer._fetcher).cap = cap
+
+
+def idle_pause(consumer: Any) -> IdlePause:
+    """The pause state of a started consumer's fetcher (its counts show how often it fetched)."""
+    return _pause_of(consumer._fetcher)
+
+
+def _wake(fetcher: Any) -> None:
+    """In the fetcher's loop: end its pause; a fetch in flight pauses only FIRST_IDLE_PAUSE if empty."""
+    fetcher._logweave_wake_pending = False
+    _pause_of(fetcher).woken()
+    for waiter in list(fetcher._logweave_waiters):
+        _resolve(waiter)

@@ -17,6 +17,7 @@ from core.settings import Settings
 from core.topics import RULES
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
+from kafka_io.kafka_compat import pace_idle_fetches
 from kafka_io.range_reader import range_consumer
 from kafka_io.topic_admin import TopicMissing, ensure_single_partition_compacted
 
@@ -56,6 +57,7 @@ async def follow_rules(settings: Settings, apply: Callable[[bytes], object], sto
     created here: `logweave prepare` does, like every other topic (RulesTopicMissing until then)."""
     name = await ensure_rules_topic(settings, create=False)
     consumer = await started(range_consumer(settings), settings.kafka)
+    pace_idle_fetches(consumer, poll)  # rules switch seconds ahead (--switch-after): no need to poll 20 times a second
     try:
         partition = TopicPartition(name, 0)
         consumer.assign([partition])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -129,7 +129,7 @@ class FileSink(Sink):
         position = PartitionPosition(position.segment, position.size + len(payload), last.offset, last.index, marks)
         temp = directory / "position.json.tmp"
         with open(temp, "wb") as handle:
-            handle.write(orjson.dumps(asdict(position)))
+            handle.write(orjson.dumps(position))  # orjson writes the dataclass itself: asdict deep-copied every mark
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")

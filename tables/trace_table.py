@@ -28,6 +28,7 @@ from faust.types import EventT
 from core.codec import decompress
 from tables import changelog_frames
 from tables.deadline_index import DeadlineIndex
+from tables.read_cache import ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ CLOCK_KEY = b"\x00clock"
 HELD_KEY = b"\x00held"
 CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summary whose close is stored
 
+
+DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (app/trace_tables.py)
 
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
 
@@ -67,6 +70,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self.compress: Callable[[bytes], bytes] = lambda data: data
         self.deadline_indexes: dict[int, DeadlineIndex] = {}  # filled by the group stage, per partition
         self.tail_checked: set[int] = set()  # partitions whose traces.closed tail was read since a rebalance
+        self.cache = ReadCache(DEFAULT_READ_CACHE_BYTES)  # what RocksDB holds for recent keys (tables/read_cache.py)
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
@@ -76,7 +80,11 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         staged = self._staged.get(partition)
         if staged is not None and key in staged:
             return staged[key]
+        cached = self.cache.values(partition)
+        if key in cached:
+            return cached[key]
         value: bytes | None = self.db(partition).get(key)
+        self.cache.remember(partition, key, value)
         return value
 
     def lookup(self, key: bytes) -> bytes | None:
@@ -159,6 +167,9 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             else:
                 batch.put(key, value)
         self.db(partition).write(batch)
+        remember = self.cache.remember
+        for key, value in updates.items():
+            remember(partition, key, value)
         self.send_changelog(partition, CHANGELOG_KEY, self.compress(changelog_frames.pack(updates)),
                             key_serializer="raw", value_serializer="raw")
         staged = self._staged.get(partition)
@@ -183,6 +194,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
                     target.delete(key)
                 else:
                     target.put(key, value)
+        self.cache.forget(batches)  # written past `_persist`: what the cache held may be stale
         for partition, write_batch in batches.items():
             self.db(partition).write(write_batch)
         for tp, offset in offsets.items():
@@ -192,6 +204,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         for partition in partitions:
             self._staged.pop(partition, None)
             self._pending.pop(partition, None)
+            self.cache.forget([partition])
             self.deadline_indexes.pop(partition, None)
             self.tail_checked.discard(partition)
 
@@ -201,4 +214,5 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self.deadline_indexes.clear()
         self.tail_checked.clear()
+        self.cache.clear()  # roles may have changed (standby <-> active): start from the store
         self.forget_staged({tp.partition for tp in revoked})

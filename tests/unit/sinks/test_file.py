@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
+
 from core.settings import FileSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.file import FileSink
@@ -88,3 +90,15 @@ async def test_writers_sharing_a_directory_write_each_line_once(tmp_path: Path) 
     await asyncio.gather(write_in_order(drain, 7), write_in_order(replay, 13))
     lines = read_all(tmp_path)
     assert len(lines) == len(set(lines)) == 2 * 220
+
+
+async def test_the_position_file_records_segment_size_last_line_and_stream_marks(tmp_path: Path) -> None:
+    sink = FileSink(FileSinkSettings(directory=tmp_path), 1000, 1 << 20, 1.0)
+    await sink.start()
+    lines = [SinkLine(f"{stream}-{position:x}", "t", 0, "info", "svc", b'{"p":%d}' % position, 7, index)
+             for index, (stream, position) in enumerate([("aa", 1), ("bb", 5), ("aa", 2)])]
+    await sink.write_batch(SinkBatch("sink.file", 0, lines))
+    position = orjson.loads((tmp_path / "sink.file-0" / "position.json").read_bytes())
+    size = (tmp_path / "sink.file-0" / position["segment"]).stat().st_size
+    assert position == {"segment": f"{7:019d}.ndjson", "size": size, "offset": 7, "index": 2,
+                        "streams": {"aa": 2, "bb": 5}}

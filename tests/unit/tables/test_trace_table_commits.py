@@ -11,6 +11,7 @@ import asyncio
 from collections import defaultdict, deque
 from typing import Any
 
+from tables.read_cache import ReadCache
 from tables.trace_table import TraceWindowTable
 
 
@@ -18,6 +19,7 @@ def gate() -> tuple[TraceWindowTable, list[dict[bytes, bytes | None]]]:
     table = object.__new__(TraceWindowTable)
     table._staged = defaultdict(dict)
     table._pending = defaultdict(deque)
+    table.cache = ReadCache(1 << 20)
     persisted: list[dict[bytes, bytes | None]] = []
     table._persist = lambda partition, updates: persisted.append(dict(updates))  # type: ignore[method-assign]
     return table, persisted
