@@ -41,6 +41,7 @@ from kafka_io.publisher import ChunkAck
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
 PASS_BYTES = 4 * 1024 * 1024  # read at most this much of one file per pass (fairness across files)
+CHECKPOINT_REFRESH = 60.0  # seconds: an unchanged checkpoint file is still rewritten this often
 STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those a broker lost
 
 
@@ -66,6 +67,10 @@ class FileCollector:
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
         self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
+        self.real_paths: dict[str, int] = {}  # followed files by real path (a rotated one keeps its old) -> count
+        self.saved: dict[str, dict[str, object]] = {}  # what the checkpoint file holds (as this process wrote it)
+        self.saved_at = -float("inf")
+        self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
@@ -138,6 +143,7 @@ class FileCollector:
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
+        self.real_paths[tailed.real_path] = self.real_paths.get(tailed.real_path, 0) + 1
         # nothing before the start offset is ours to send: a failed send rewinds no further than this
         self.checkpoints.setdefault(tailed.stream_id, {"offset": offset, "generation": generation,
                                                        "path": found.path})
@@ -163,7 +169,7 @@ class FileCollector:
         it (the real paths inotify saw written or truncated since the last pass) it reads only those,
         the files that left a backlog or were rewound, new ones, and rotated ones being finished; the
         others only get their due multiline flushes (their size, so their lag, is unchanged)."""
-        total = 0
+        total = self.lines_in_pass = 0
         now = time.monotonic()
         for key, tailed in list(self.files.items()):
             if (modified is not None and not tailed.needs_read and tailed.rotated_at is None
@@ -174,6 +180,10 @@ class FileCollector:
                         await self._publish(tailed, due)
                 continue
             total += await self._pump_file(key, tailed, now)
+        if total:  # counted once per pass: a pass reads hundreds of files on a busy node
+            self.metrics.bytes_read.inc(total)
+        if self.lines_in_pass:
+            self.metrics.lines_read.inc(self.lines_in_pass)
         self.metrics.files_tracked.set(len(self.files))
         return total
 
@@ -192,18 +202,16 @@ class FileCollector:
             before = tailed.read_offset
             lines = tailed.read_lines()
             if lines:
-                self.metrics.lines_read.inc(len(lines))
+                self.lines_in_pass += len(lines)
                 await self._publish(tailed, lines)
-            if tailed.read_offset == before:
-                at_end = bool(tailed.fingerprint)  # read to the size the file had just now
+            if tailed.at_end or tailed.read_offset == before:
+                at_end = tailed.at_end  # read to the size the file had just now
                 break
         due = tailed.flush_due()  # multiline records idle for their flush timeout
         if due:
             await self._publish(tailed, due)
         read = max(tailed.read_offset - start, 0)
         metrics = self.metrics
-        if read:
-            metrics.bytes_read.inc(read)
         if tailed.lines_truncated != truncated:
             metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
         if tailed.lines_bad_time != bad_time:
@@ -229,9 +237,18 @@ class FileCollector:
         their writes are reported there."""
         return {os.path.dirname(t.real_path) for t in self.files.values() if t.real_path}
 
+    def untracked(self, modified: set[str]) -> bool:
+        """Whether a file written (real paths, as inotify reports them) is one not followed: a file that
+        had no complete first line yet at the last scan, or one the globs do not match."""
+        real_paths = self.real_paths
+        return any(path not in real_paths for path in modified)
+
     def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
         tailed.close()
         del self.files[key]
+        left = self.real_paths.pop(tailed.real_path, 1) - 1
+        if left:
+            self.real_paths[tailed.real_path] = left
         self.acks.pop(tailed.stream_id, None)
         self.stored.pop(tailed.stream_id, None)
         self.finished[key] = size
@@ -329,9 +346,17 @@ class FileCollector:
         return {sid: c for sid, c in self.checkpoints.items()
                 if sid in live or sid.rsplit(":", 2)[0] + ":" in keep_prefix}
 
-    async def save_checkpoint(self) -> None:
+    async def save_checkpoint(self, only_if_changed: bool = False) -> None:
+        """Write the checkpoints. `only_if_changed` (the periodic save) skips a write that would store
+        what the file holds already, unless the file is CHECKPOINT_REFRESH old (its age tells a restart
+        when the collector last ran)."""
         entries = self.snapshot()
+        now = time.monotonic()
+        if only_if_changed and entries == self.saved and now - self.saved_at < CHECKPOINT_REFRESH:
+            self.metrics.checkpoint_age.set(0)
+            return
         await asyncio.to_thread(self.store.save, entries)
+        self.saved, self.saved_at = {sid: dict(entry) for sid, entry in entries.items()}, now
         self.persisted = set(entries)
         self.metrics.checkpoint_age.set(0)
 
@@ -339,3 +364,4 @@ class FileCollector:
         for tailed in self.files.values():
             tailed.close()
         self.files.clear()
+        self.real_paths.clear()

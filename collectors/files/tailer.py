@@ -24,13 +24,23 @@ READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
 
 
-def fingerprint(fd: int) -> str | None:
-    """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
+def first_line(fd: int) -> bytes | None:
+    """The first line, newline included (at most 256 bytes), or None while the file has none complete."""
     head = os.pread(fd, FINGERPRINT_BYTES, 0)
     end = head.find(b"\n")
     if end < 0 and len(head) < FINGERPRINT_BYTES:
         return None
-    return hashlib.blake2b(head if end < 0 else head[: end + 1], digest_size=8).hexdigest()
+    return head if end < 0 else head[: end + 1]
+
+
+def hash_line(head: bytes) -> str:
+    return hashlib.blake2b(head, digest_size=8).hexdigest()
+
+
+def fingerprint(fd: int) -> str | None:
+    """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
+    head = first_line(fd)
+    return None if head is None else hash_line(head)
 
 
 @dataclass
@@ -74,6 +84,8 @@ class TailedFile:
     needs_read: bool = True  # look at it in the next pass though no write was reported (new, backlog, rewound)
     lag_reported: int = -1  # the lag_bytes last set for it (a gauge set only when it changes)
     _stream_id: str = ""  # stream_id, kept: it is looked up for every file in every pass
+    _head: bytes = b""  # the first line the fingerprint hashes, kept: comparing it is cheaper than hashing
+    at_end: bool = False  # the last read_lines read to the end the file had then (a short read)
 
     @property
     def stream_id(self) -> str:
@@ -144,11 +156,12 @@ class TailedFile:
         size = self.size()
         if size == self.read_offset or not self.fingerprint:
             return False
-        if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
+        if size > self.read_offset and self._same_head():
             return False
         self.truncated_at = self.safe_offset
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
+        self._head = b""
         self.generation += 1
         self._stream_id = ""
         self.read_offset = 0
@@ -156,20 +169,34 @@ class TailedFile:
         self._reset_joiner()
         return True
 
+    def _same_head(self) -> bool:
+        """The file still begins with the first line its fingerprint was taken from."""
+        if not self._head:
+            head = first_line(self.fd)
+            if head is None or hash_line(head) != self.fingerprint:
+                return False
+            self._head = head
+            return True
+        return os.pread(self.fd, len(self._head), 0) == self._head
+
     def _reset_joiner(self) -> None:
         if self.joiner is not None:
             self.joiner = MultilineJoiner(self.joiner.rule)
 
     def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
-        """Read up to `budget` new bytes and return the complete lines they finish."""
+        """Read up to `budget` new bytes and return the complete lines they finish. `at_end` tells
+        whether the read reached the end of the file (a short read: no need to ask again now)."""
+        self.at_end = False
         if not self.fingerprint:
-            self.fingerprint = fingerprint(self.fd) or ""
+            head = first_line(self.fd)
+            self._head, self.fingerprint = (b"", "") if head is None else (head, hash_line(head))
             self._stream_id = ""
             if not self.fingerprint:
                 return []  # the new generation has no complete first line yet
         self._resumes = {}
         base = self.read_offset - len(self._leftover)
         data = os.pread(self.fd, budget, self.read_offset)
+        self.at_end = len(data) < budget
         if not data:
             return []
         self.read_offset += len(data)
