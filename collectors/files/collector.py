@@ -268,6 +268,10 @@ class FileCollector:
             # truncation then finds the generation it published under (and its copy's content), and
             # cannot give those lines a second identity. One save covers every file tracked so far.
             await self.save_checkpoint()
+        if len(lines) <= max_lines and sum(len(line[1]) for line in lines) + 48 * len(lines) <= max_bytes:
+            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines)  # the usual case: one chunk
+            pending.append((await self.publisher.publish(chunk), tailed.safe_offset, len(lines)))
+            return
         start = 0
         while start < len(lines):
             stop, size = start, 0
@@ -282,28 +286,45 @@ class FileCollector:
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
         following = {t.stream_id: t for t in self.files.values()}
+        published = 0
         for sid, pending in list(self.acks.items()):  # a truncated generation's acks too (copytruncate)
+            if pending and not pending[0][0].done():
+                continue  # the usual case on a busy node: nothing acknowledged since the last pass
             tailed = following.get(sid)
             entry = self.checkpoints.get(sid, {})
+            offset = int(str(entry.get("offset", 0)))
+            moved = False
+            stored: deque[tuple[ChunkAck, int]] | None = None
             while pending and pending[0][0].done():
-                fut, offset, count = pending.popleft()
+                fut, resume, count = pending.popleft()
                 if fut.cancelled() or fut.exception() is not None:
-                    self._send_failed(sid, tailed, int(str(entry.get("offset", 0))))
+                    if moved:
+                        self._advance(sid, tailed, entry, offset)
+                        moved = False
+                    self._send_failed(sid, tailed, offset)
                     pending.clear()
                     break
-                self.metrics.lines_published.inc(count)
-                before = int(str(entry.get("offset", 0)))
-                stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
-                stored.append((fut.result(), before))
-                entry = self.checkpoints[sid] = {
-                    "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
-                    "path": str(tailed.path) if tailed else entry.get("path", "")}
+                published += count
+                if stored is None:
+                    stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
+                stored.append((fut.result(), offset))  # the chunk, and the checkpoint before it
+                offset, moved = resume, True
+            if moved:
+                self._advance(sid, tailed, entry, offset)
             if not pending and tailed is None:
                 del self.acks[sid]
+        if published:
+            self.metrics.lines_published.inc(published)
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
         if self.publisher.recoveries != self.recoveries_seen:
             self.recoveries_seen = self.publisher.recoveries
             self._resend_lost()
+
+    def _advance(self, sid: str, tailed: TailedFile | None, entry: dict[str, object], offset: int) -> None:
+        """The checkpoint of `sid`, after its acknowledged chunks, is `offset`."""
+        self.checkpoints[sid] = {
+            "offset": offset, "generation": tailed.generation if tailed else entry.get("generation", 0),
+            "path": str(tailed.path) if tailed else entry.get("path", "")}
 
     def _send_failed(self, sid: str, tailed: TailedFile | None, restart: int) -> None:
         """Read again from the last acknowledged offset: in the file followed as `sid`, or, for a
