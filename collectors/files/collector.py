@@ -171,13 +171,18 @@ class FileCollector:
         others only get their due multiline flushes (their size, so their lag, is unchanged)."""
         total = self.lines_in_pass = 0
         now = time.monotonic()
-        for key, tailed in list(self.files.items()):
+        if modified is None:
+            visit = list(self.files.items())
+        else:  # a node's many quiet files cost one test each
+            visit = [(key, tailed) for key, tailed in self.files.items()
+                     if tailed.real_path in modified or tailed.needs_read or tailed.rotated_at is not None
+                     or (tailed.joiner is not None and tailed.joiner.holding)]
+        for key, tailed in visit:
             if (modified is not None and not tailed.needs_read and tailed.rotated_at is None
                     and tailed.real_path not in modified):
-                if tailed.joiner is not None and tailed.joiner.holding:
-                    due = tailed.flush_due()  # multiline records idle for their flush timeout
-                    if due:
-                        await self._publish(tailed, due)
+                due = tailed.flush_due()  # multiline records idle for their flush timeout
+                if due:
+                    await self._publish(tailed, due)
                 continue
             total += await self._pump_file(key, tailed, now)
         if total:  # counted once per pass: a pass reads hundreds of files on a busy node
@@ -207,9 +212,10 @@ class FileCollector:
             if tailed.at_end or tailed.read_offset == before:
                 at_end = tailed.at_end  # read to the size the file had just now
                 break
-        due = tailed.flush_due()  # multiline records idle for their flush timeout
-        if due:
-            await self._publish(tailed, due)
+        if tailed.joiner is not None:
+            due = tailed.flush_due()  # multiline records idle for their flush timeout
+            if due:
+                await self._publish(tailed, due)
         read = max(tailed.read_offset - start, 0)
         metrics = self.metrics
         if tailed.lines_truncated != truncated:
@@ -259,7 +265,6 @@ class FileCollector:
     async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
         """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
         max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
-        pending = self.acks.setdefault(tailed.stream_id, deque())
         if tailed.generation and tailed.stream_id not in self.checkpoints:  # a restart must find this generation
             self.checkpoints[tailed.stream_id] = {"offset": 0, "generation": tailed.generation,
                                                   "path": str(tailed.path)}
@@ -268,6 +273,9 @@ class FileCollector:
             # truncation then finds the generation it published under (and its copy's content), and
             # cannot give those lines a second identity. One save covers every file tracked so far.
             await self.save_checkpoint()
+        pending = self.acks.get(tailed.stream_id)  # after the save: it drops streams with nothing in flight
+        if pending is None:
+            pending = self.acks[tailed.stream_id] = deque()
         if len(lines) <= max_lines and sum(len(line[1]) for line in lines) + 48 * len(lines) <= max_bytes:
             chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines)  # the usual case: one chunk
             pending.append((await self.publisher.publish(chunk), tailed.safe_offset, len(lines)))
@@ -285,11 +293,13 @@ class FileCollector:
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
-        following = {t.stream_id: t for t in self.files.values()}
+        following: dict[str, TailedFile] | None = None
         published = 0
         for sid, pending in list(self.acks.items()):  # a truncated generation's acks too (copytruncate)
             if pending and not pending[0][0].done():
                 continue  # the usual case on a busy node: nothing acknowledged since the last pass
+            if following is None:
+                following = {t.stream_id: t for t in self.files.values()}
             tailed = following.get(sid)
             entry = self.checkpoints.get(sid, {})
             offset = int(str(entry.get("offset", 0)))
@@ -311,8 +321,8 @@ class FileCollector:
                 offset, moved = resume, True
             if moved:
                 self._advance(sid, tailed, entry, offset)
-            if not pending and tailed is None:
-                del self.acks[sid]
+            if not pending:
+                del self.acks[sid]  # only streams with chunks in flight are kept: a pass looks at no other
         if published:
             self.metrics.lines_published.inc(published)
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile

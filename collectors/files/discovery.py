@@ -47,6 +47,19 @@ def _regular(name: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _siblings(base: str, listings: dict[str, list[str]]) -> list[str]:
+    """What `glob(escape(base) + ".*")` finds (`base.<anything>`), each directory listed once per scan."""
+    directory, stem = os.path.split(base)
+    names = listings.get(directory)
+    if names is None:
+        try:
+            names = listings[directory] = os.listdir(directory or os.curdir)
+        except OSError:
+            names = listings[directory] = []
+    prefix = stem + "."
+    return [os.path.join(directory, name) for name in names if name.startswith(prefix)]
+
+
 def watch_directories(pattern: str) -> set[str]:
     """The fixed root of `pattern` and every directory its wildcard levels match."""
     parts = pattern.split(os.sep)
@@ -68,6 +81,7 @@ def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0
     now = time.time()
     scan = Scan()
     seen: set[str] = set()
+    listings: dict[str, list[str]] = {}
     for pattern in includes:
         scan.directories |= watch_directories(pattern)
         for name in glob.iglob(pattern, recursive=True):
@@ -81,7 +95,7 @@ def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0
             if not ignore_older or now - st.st_mtime <= ignore_older:
                 scan.files.append(Found(name, st))
             base = os.path.realpath(name) if os.path.islink(name) else name
-            for sibling in glob.iglob(glob.escape(base) + ".*"):
+            for sibling in _siblings(base, listings):
                 if sibling in seen or sibling.endswith(COMPRESSED) or _excluded(sibling, excludes):
                     continue
                 seen.add(sibling)
