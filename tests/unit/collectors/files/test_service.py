@@ -21,9 +21,9 @@ from collectors.files.metrics import FileMetrics
 from collectors.files.service import _follow
 from collectors.files.tailer import TailedFile
 from core.settings import load_settings
-from tests.support.polling import wait_for
 from kafka_io.publisher import ChunkAck
-from tests.unit.collectors.files.test_collector import TIME, FakePublisher, start, write
+from tests.support.polling import wait_for
+from tests.unit.collectors.files.test_collector import FakePublisher, start, write
 
 
 def test_importing_the_file_collector_loads_no_faust() -> None:
