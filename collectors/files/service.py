@@ -1,15 +1,19 @@
 """The file collector process: the loop tying discovery, reading, publishing and checkpoints.
 
 `run_file_collector` is what `logweave collect files` and `python -m collectors.files` call. It
-rescans on inotify events (after a short pause, so a burst of them costs one scan) and every
-`rescan_interval` (warning every `no_match_warning_interval` while the globs match nothing), reads
-every file in bounded slices (a file read never blocks the loop for long), saves checkpoints every
-`checkpoint_interval`, and on stop flushes in-flight chunks and saves the checkpoint within
-`shutdown_timeout`. Reading is paced: one pass over all files, then a pause (at most
-`flush_interval`, at most half the `linger`) unless a pass read a record's worth, so a node's many
-slowly written files share records (kafka_io/partition_batcher.py) instead of each write costing one.
+rescans (after a short pause, so a burst of events costs one scan) when inotify reports an entry
+created, renamed or deleted, when a file nobody follows is written (one without a complete line at
+its scan; at most every `rescan_interval`), and every `inotify_rescan_interval` as a safety net;
+without inotify, or while it cannot vouch for every directory, every `rescan_interval` (warning every
+`no_match_warning_interval` while the globs match nothing). It reads every file in bounded slices (a
+file read never blocks the loop for long), saves checkpoints every `checkpoint_interval` when they
+changed, and on stop flushes in-flight chunks and saves the checkpoint within `shutdown_timeout`.
+Reading is paced: one pass over the files, then a pause (one `linger`, at most `flush_interval`)
+unless a pass read a record's worth; before the pause the pass's records are sent, as no later pass
+adds to them before their linger. So a node's many slowly written files share records
+(kafka_io/partition_batcher.py) instead of each write costing one, and a line waits about one linger.
 A pass reads only the files inotify saw written (collectors/files/inotify.py), so a node's thousand
-quiet files cost nothing between their writes; every `rescan_interval`, and in every pass while
+quiet files cost nothing between their writes; with every safety rescan, and in every pass while
 inotify cannot vouch for every file (unavailable, overflowed, a directory not watched), a pass
 looks at every file, so no line depends on inotify.
 """
