@@ -307,7 +307,9 @@ class FileCollector:
             stored: deque[tuple[ChunkAck, int]] | None = None
             while pending and pending[0][0].done():
                 fut, resume, count = pending.popleft()
-                if fut.cancelled() or fut.exception() is not None:
+                try:
+                    ack = fut.result()
+                except BaseException:  # the send failed (its error is stored in the future), or was given up
                     if moved:
                         self._advance(sid, tailed, entry, offset)
                         moved = False
@@ -317,8 +319,9 @@ class FileCollector:
                 published += count
                 if stored is None:
                     stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
-                stored.append((fut.result(), offset))  # the chunk, and the checkpoint before it
-                offset, moved = resume, True
+                stored.append((ack, offset))  # the chunk, and the checkpoint before it
+                offset = resume
+                moved = True
             if moved:
                 self._advance(sid, tailed, entry, offset)
             if not pending:
