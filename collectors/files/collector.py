@@ -75,11 +75,15 @@ class FileCollector:
         self.saved: dict[str, dict[str, object]] = {}  # what the checkpoint file holds (as this process wrote it)
         self.saved_at = -float("inf")
         self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
+        # copytruncate: a file truncated since the last scan, whose copy that scan may have left undecided
+        self.truncated_since_scan = False
+        self.copy_awaited_until = -float("inf")  # while a truncated file with a record open may wait for its copy
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
         now = time.monotonic()
         self.seen = set()
+        self.truncated_since_scan = False
         for found in sorted(scan.files, key=lambda f: f.rotated):  # originals before their copies
             key = (found.st.st_dev, found.st.st_ino)
             self.seen.add(key)
@@ -205,6 +209,9 @@ class FileCollector:
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+            self.truncated_since_scan = True  # its copy is decided at a scan, and no entry event comes now
+            if tailed.awaiting_copy is not None:
+                self.copy_awaited_until = tailed.awaiting_copy + self.settings.rotated_grace
         if self.joins.blocked(tailed, now):  # the file it replaced may still hand it an open record
             tailed.needs_read = True
             return 0
@@ -256,6 +263,17 @@ class FileCollector:
         """Directories holding the followed files themselves (a symlink's target may lie elsewhere):
         their writes are reported there."""
         return {os.path.dirname(t.real_path) for t in self.files.values() if t.real_path}
+
+    def wants_rescan(self, now: float) -> bool:
+        """Whether copytruncate needs a scan that inotify's entry events do not ask for. The copy
+        (`app.log.1`) is created before its original is truncated, so the scan its creation triggers
+        leaves it undecided (collector._copy_of: "wait"); the truncation, seen by a read, comes as a
+        mere write. So: a scan after every truncation, and while a file truncated with a multiline
+        record open still waits for its copy (rotation_joins.RotationJoins.blocked, at most
+        `rotated_grace`)."""
+        if self.truncated_since_scan:
+            return True
+        return now < self.copy_awaited_until and any(t.awaiting_copy is not None for t in self.files.values())
 
     def untracked(self, modified: set[str]) -> bool:
         """Whether a file written (real paths, as inotify reports them) is one not followed: a file that

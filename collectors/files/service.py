@@ -3,7 +3,10 @@
 `run_file_collector` is what `logweave collect files` and `python -m collectors.files` call. It
 rescans (after a short pause, so a burst of events costs one scan) when inotify reports an entry
 created, renamed or deleted, when a file nobody follows is written (one without a complete line at
-its scan; at most every `rescan_interval`), and every `inotify_rescan_interval` as a safety net;
+its scan; at most every `rescan_interval`), after a file was truncated and in every pass while a
+file truncated with a multiline record open waits for its copy (copytruncate: the copy appeared
+before the truncation, so the scan its creation triggered could not decide it; FileCollector.wants_rescan),
+and every `inotify_rescan_interval` as a safety net;
 without inotify, or while it cannot vouch for every directory, every `rescan_interval` (warning every
 `no_match_warning_interval` while the globs match nothing). It reads every file in bounded slices (a
 file read never blocks the loop for long), saves checkpoints every `checkpoint_interval` when they
@@ -134,7 +137,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
         unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
         if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher)
-                or (unknown_written and now - last_scan >= cfg.rescan_interval)):
+                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
             unknown_written = False
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)

@@ -7,6 +7,8 @@ which real files the loop reads, not Kafka."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -151,6 +153,35 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
     finally:
         watcher.close()
     assert len(scans) == 2
+
+
+
+async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan(tmp_path: Path,
+                                                                                 monkeypatch: Any) -> None:
+    """The copy (`0.log.1`) is created, so scanned, before its original is truncated: that scan cannot
+    take it as a copy yet. The truncation, a mere write to inotify, brings the scan that does: the
+    lines written just before the copy (read from it, under the original's stream) do not wait an hour."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 3)
+
+    async def copytruncate(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+        write(pod / "0.log", 3, 1)  # the loop sleeps through a write: the copy holds this line unread
+        shutil.copyfile(pod / "0.log", pod / "0.log.1")
+        os.truncate(pod / "0.log", 0)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the copy's unread line published", timeout=5)
+
+    watcher = DirectoryWatcher()
+    try:
+        publisher, _, _ = await run_loop(tmp_path, watcher, monkeypatch, {
+            "rescan_interval": "1h", "inotify_rescan_interval": "1h", "flush_interval": "0.5s"}, copytruncate)
+    finally:
+        watcher.close()
+    first, copied = publisher.chunks
+    assert copied.stream_id == first.stream_id and copied.source["path"].endswith("0.log.1")
+    size = (pod / "0.log.1").stat().st_size  # four lines of one length
+    assert [(line[0], line[1]) for line in copied.lines] == [(size // 4 * 3, "line 3")]
 
 
 async def test_a_pass_that_read_lines_sends_them_when_the_loop_waits(tmp_path: Path, monkeypatch: Any) -> None:
