@@ -126,6 +126,10 @@ class CollectorSettings(Group):
     # (docs/chunk-format.md): more lines per record for the worker, this much more latency; 0 sends every pass
     linger: Duration = 0.2
     rescan_interval: Interval = 1.0
+    # while inotify watches every directory (it reports new, renamed and deleted files at once), the
+    # rescan and a pass looking at every file, as a safety net, run only this often (never more often
+    # than rescan_interval)
+    inotify_rescan_interval: Interval = 10.0
     checkpoint_dir: Path = Path("var/checkpoints")
     checkpoint_interval: Interval = 2.0
     buffer_bytes: PositiveSize = 32 * 1024 * 1024

@@ -98,7 +98,7 @@ class PartitionBatcher:
         if not chunk.lines:
             raise ValueError("an empty chunk has nothing to publish")
         self.start()
-        size = sum(len(line[1]) for line in chunk.lines) + LINE_OVERHEAD * len(chunk.lines)
+        size = sum([len(line[1]) for line in chunk.lines]) + LINE_OVERHEAD * len(chunk.lines)
         partition = self.publisher.partition_for(chunk.stream_id)
         batch = self._open.get(partition)
         if batch is not None and batch.lines and (batch.lines + len(chunk.lines) > self.max_lines
@@ -124,7 +124,8 @@ class PartitionBatcher:
         ack_future = batch.ack
         if batch.lines >= self.max_lines or batch.bytes >= self.max_bytes:
             self._close(partition)
-        await self._room.wait()
+        if not self._room.is_set():  # a coroutine less per chunk while there is room (the usual case)
+            await self._room.wait()
         return ack_future
 
     def flush(self) -> None:

@@ -44,6 +44,7 @@ from kafka_io.publisher import ChunkAck
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
 PASS_BYTES = 4 * 1024 * 1024  # read at most this much of one file per pass (fairness across files)
+CHECKPOINT_REFRESH = 60.0  # seconds: an unchanged checkpoint file is still rewritten this often
 STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those a broker lost
 
 
@@ -70,11 +71,19 @@ class FileCollector:
         self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
         self.joins = RotationJoins(self)  # multiline records continued in the file that replaced theirs
+        self.real_paths: dict[str, int] = {}  # followed files by real path (a rotated one keeps its old) -> count
+        self.saved: dict[str, dict[str, object]] = {}  # what the checkpoint file holds (as this process wrote it)
+        self.saved_at = -float("inf")
+        self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
+        # copytruncate: a file truncated since the last scan, whose copy that scan may have left undecided
+        self.truncated_since_scan = False
+        self.copy_awaited_until = -float("inf")  # while a truncated file with a record open may wait for its copy
 
     # -- discovery --------------------------------------------------------------------------
     def apply_scan(self, scan: Scan) -> None:
         now = time.monotonic()
         self.seen = set()
+        self.truncated_since_scan = False
         for found in sorted(scan.files, key=lambda f: f.rotated):  # originals before their copies
             key = (found.st.st_dev, found.st.st_ino)
             self.seen.add(key)
@@ -146,6 +155,7 @@ class FileCollector:
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
+        self.real_paths[tailed.real_path] = self.real_paths.get(tailed.real_path, 0) + 1
         # nothing before the start offset is ours to send: a failed send rewinds no further than this
         self.checkpoints.setdefault(tailed.stream_id, {"offset": offset, "generation": generation,
                                                        "path": found.path})
@@ -171,17 +181,26 @@ class FileCollector:
         it (the real paths inotify saw written or truncated since the last pass) it reads only those,
         the files that left a backlog or were rewound, new ones, and rotated ones being finished; the
         others only get their due multiline flushes (their size, so their lag, is unchanged)."""
-        total = 0
+        total = self.lines_in_pass = 0
         now = time.monotonic()
-        for key, tailed in list(self.files.items()):
+        if modified is None:
+            visit = list(self.files.items())
+        else:  # a node's many quiet files cost one test each
+            visit = [(key, tailed) for key, tailed in self.files.items()
+                     if tailed.real_path in modified or tailed.needs_read or tailed.rotated_at is not None
+                     or (tailed.joiner is not None and tailed.joiner.holding)]
+        for key, tailed in visit:
             if (modified is not None and not tailed.needs_read and tailed.rotated_at is None
                     and tailed.real_path not in modified):
-                if tailed.joiner is not None and tailed.joiner.holding:
-                    due = tailed.flush_due()  # multiline records idle for their flush timeout
-                    if due:
-                        await self._publish(tailed, due)
+                due = tailed.flush_due()  # multiline records idle for their flush timeout
+                if due:
+                    await self._publish(tailed, due)
                 continue
             total += await self._pump_file(key, tailed, now)
+        if total:  # counted once per pass: a pass reads hundreds of files on a busy node
+            self.metrics.bytes_read.inc(total)
+        if self.lines_in_pass:
+            self.metrics.lines_read.inc(self.lines_in_pass)
         self.metrics.files_tracked.set(len(self.files))
         return total
 
@@ -190,6 +209,9 @@ class FileCollector:
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
+            self.truncated_since_scan = True  # its copy is decided at a scan, and no entry event comes now
+            if tailed.awaiting_copy is not None:
+                self.copy_awaited_until = tailed.awaiting_copy + self.settings.rotated_grace
         if self.joins.blocked(tailed, now):  # the file it replaced may still hand it an open record
             tailed.needs_read = True
             return 0
@@ -203,20 +225,19 @@ class FileCollector:
             before = tailed.read_offset
             lines = tailed.read_lines()
             if lines:
-                self.metrics.lines_read.inc(len(lines))
+                self.lines_in_pass += len(lines)
                 await self._publish(tailed, lines)
-            if tailed.read_offset == before:
-                at_end = bool(tailed.fingerprint)  # read to the size the file had just now
+            if tailed.at_end or tailed.read_offset == before:
+                at_end = tailed.at_end  # read to the size the file had just now
                 break
-        due = tailed.flush_due()  # multiline records idle for their flush timeout
-        if due:
-            await self._publish(tailed, due)
+        if tailed.joiner is not None:
+            due = tailed.flush_due()  # multiline records idle for their flush timeout
+            if due:
+                await self._publish(tailed, due)
         if at_end and tailed.rotated_at is not None:
             await self.joins.extend(tailed, now)  # its open record may continue in the file that replaced it
         read = max(tailed.read_offset - start, 0)
         metrics = self.metrics
-        if read:
-            metrics.bytes_read.inc(read)
         if tailed.lines_truncated != truncated:
             metrics.lines_truncated.inc(tailed.lines_truncated - truncated)
         if tailed.lines_bad_time != bad_time:
@@ -243,9 +264,29 @@ class FileCollector:
         their writes are reported there."""
         return {os.path.dirname(t.real_path) for t in self.files.values() if t.real_path}
 
+    def wants_rescan(self, now: float) -> bool:
+        """Whether copytruncate needs a scan that inotify's entry events do not ask for. The copy
+        (`app.log.1`) is created before its original is truncated, so the scan its creation triggers
+        leaves it undecided (collector._copy_of: "wait"); the truncation, seen by a read, comes as a
+        mere write. So: a scan after every truncation, and while a file truncated with a multiline
+        record open still waits for its copy (rotation_joins.RotationJoins.blocked, at most
+        `rotated_grace`)."""
+        if self.truncated_since_scan:
+            return True
+        return now < self.copy_awaited_until and any(t.awaiting_copy is not None for t in self.files.values())
+
+    def untracked(self, modified: set[str]) -> bool:
+        """Whether a file written (real paths, as inotify reports them) is one not followed: a file that
+        had no complete first line yet at the last scan, or one the globs do not match."""
+        real_paths = self.real_paths
+        return any(path not in real_paths for path in modified)
+
     def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
         tailed.close()
         del self.files[key]
+        left = self.real_paths.pop(tailed.real_path, 1) - 1
+        if left:
+            self.real_paths[tailed.real_path] = left
         self.acks.pop(tailed.stream_id, None)
         self.stored.pop(tailed.stream_id, None)
         self.finished[key] = size
@@ -256,7 +297,6 @@ class FileCollector:
     async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
         """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
         max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
-        pending = self.acks.setdefault(tailed.stream_id, deque())
         if tailed.generation and tailed.stream_id not in self.checkpoints:  # a restart must find this generation
             self.checkpoints[tailed.stream_id] = {"offset": 0, "generation": tailed.generation,
                                                   "path": str(tailed.path)}
@@ -265,6 +305,13 @@ class FileCollector:
             # truncation then finds the generation it published under (and its copy's content), and
             # cannot give those lines a second identity. One save covers every file tracked so far.
             await self.save_checkpoint()
+        pending = self.acks.get(tailed.stream_id)  # after the save: it drops streams with nothing in flight
+        if pending is None:
+            pending = self.acks[tailed.stream_id] = deque()
+        if len(lines) <= max_lines and sum(len(line[1]) for line in lines) + 48 * len(lines) <= max_bytes:
+            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines)  # the usual case: one chunk
+            pending.append((await self.publisher.publish(chunk), tailed.safe_offset, len(lines)))
+            return
         start = 0
         while start < len(lines):
             stop, size = start, 0
@@ -278,29 +325,51 @@ class FileCollector:
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
-        following = {t.stream_id: t for t in self.files.values()}
+        following: dict[str, TailedFile] | None = None
+        published = 0
         for sid, pending in list(self.acks.items()):  # a truncated generation's acks too (copytruncate)
+            if pending and not pending[0][0].done():
+                continue  # the usual case on a busy node: nothing acknowledged since the last pass
+            if following is None:
+                following = {t.stream_id: t for t in self.files.values()}
             tailed = following.get(sid)
             entry = self.checkpoints.get(sid, {})
+            offset = int(str(entry.get("offset", 0)))
+            moved = False
+            stored: deque[tuple[ChunkAck, int]] | None = None
             while pending and pending[0][0].done():
-                fut, offset, count = pending.popleft()
-                if fut.cancelled() or fut.exception() is not None:
-                    self._send_failed(sid, tailed, int(str(entry.get("offset", 0))))
+                fut, resume, count = pending.popleft()
+                try:
+                    ack = fut.result()
+                except BaseException:  # the send failed (its error is stored in the future), or was given up
+                    if moved:
+                        self._advance(sid, tailed, entry, offset)
+                        moved = False
+                    self._send_failed(sid, tailed, offset)
                     pending.clear()
                     break
-                self.metrics.lines_published.inc(count)
-                before = int(str(entry.get("offset", 0)))
-                stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
-                stored.append((fut.result(), before))
-                entry = self.checkpoints[sid] = tailed.checkpoint(offset) if tailed else {
-                    "generation": 0, "path": "", **entry, "offset": offset}
-            if not pending and tailed is None:
-                del self.acks[sid]
+                published += count
+                if stored is None:
+                    stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
+                stored.append((ack, offset))  # the chunk, and the checkpoint before it
+                offset = resume
+                moved = True
+            if moved:
+                self._advance(sid, tailed, entry, offset)
+            if not pending:
+                del self.acks[sid]  # only streams with chunks in flight are kept: a pass looks at no other
+        if published:
+            self.metrics.lines_published.inc(published)
         self.joins.raise_floors()  # in the same save as the acknowledged joined records
         # after the acks that arrived before it: the loop may have been blocked in `publish` meanwhile
         if self.publisher.recoveries != self.recoveries_seen:
             self.recoveries_seen = self.publisher.recoveries
             self._resend_lost()
+
+    def _advance(self, sid: str, tailed: TailedFile | None, entry: dict[str, object], offset: int) -> None:
+        """The checkpoint of `sid`, after its acknowledged chunks, is `offset`."""
+        self.checkpoints[sid] = tailed.checkpoint(offset) if tailed else {
+            "generation": 0, "path": "", **entry, "offset": offset}
 
     def _send_failed(self, sid: str, tailed: TailedFile | None, restart: int) -> None:
         """Read again from the last acknowledged offset: in the file followed as `sid`, or, for a
@@ -343,9 +412,17 @@ class FileCollector:
         return {sid: c for sid, c in self.checkpoints.items()
                 if sid in live or sid.rsplit(":", 2)[0] + ":" in keep_prefix}
 
-    async def save_checkpoint(self) -> None:
+    async def save_checkpoint(self, only_if_changed: bool = False) -> None:
+        """Write the checkpoints. `only_if_changed` (the periodic save) skips a write that would store
+        what the file holds already, unless the file is CHECKPOINT_REFRESH old (its age tells a restart
+        when the collector last ran)."""
         entries = self.snapshot()
+        now = time.monotonic()
+        if only_if_changed and entries == self.saved and now - self.saved_at < CHECKPOINT_REFRESH:
+            self.metrics.checkpoint_age.set(0)
+            return
         await asyncio.to_thread(self.store.save, entries)
+        self.saved, self.saved_at = {sid: dict(entry) for sid, entry in entries.items()}, now
         self.persisted = set(entries)
         self.metrics.checkpoint_age.set(0)
 
@@ -353,3 +430,4 @@ class FileCollector:
         for tailed in self.files.values():
             tailed.close()
         self.files.clear()
+        self.real_paths.clear()

@@ -15,6 +15,7 @@ import glob
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
@@ -48,6 +49,19 @@ def _regular(name: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _siblings(base: str, listings: dict[str, list[str]]) -> list[str]:
+    """What `glob(escape(base) + ".*")` finds (`base.<anything>`), each directory listed once per scan."""
+    directory, stem = os.path.split(base)
+    names = listings.get(directory)
+    if names is None:
+        try:
+            names = listings[directory] = os.listdir(directory or os.curdir)
+        except OSError:
+            names = listings[directory] = []
+    prefix = stem + "."
+    return [os.path.join(directory, name) for name in names if name.startswith(prefix)]
+
+
 def watch_directories(pattern: str) -> set[str]:
     """The fixed root of `pattern` and every directory its wildcard levels match."""
     parts = pattern.split(os.sep)
@@ -64,14 +78,76 @@ def watch_directories(pattern: str) -> set[str]:
     return found
 
 
+def walk(pattern: str, listings: dict[str, list[str]]) -> tuple[list[str], set[str]] | None:
+    """What `glob(pattern)` and `watch_directories(pattern)` give, in one walk that lists each directory
+    once (the two globs and a sibling glob per file listed a node's pod directories four times); the
+    last level's listings are left in `listings` for the rotated siblings. None for a pattern it does
+    not take (relative, or with `**`): glob then does it."""
+    parts = pattern.split(os.sep)
+    if not os.path.isabs(pattern) or "**" in pattern:
+        return None
+    fixed = 0
+    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    root = os.sep.join(parts[:fixed]) or os.sep
+    level = [root] if os.path.isdir(root) else []
+    directories = set(level)
+    for index in range(fixed, len(parts)):
+        part, last = parts[index], index == len(parts) - 1
+        found: list[str] = []
+        for directory in level:
+            if not glob.has_magic(part):
+                path = os.path.join(directory, part)
+                if os.path.isdir(path) if not last else os.path.lexists(path):
+                    found.append(path)
+                continue
+            names = _names(directory, part, last, listings)
+            found.extend(os.path.join(directory, name) for name in names)
+        if last:
+            return found, directories
+        level = found
+        directories.update(found)
+    return [], directories
+
+
+def _names(directory: str, part: str, last: bool, listings: dict[str, list[str]]) -> list[str]:
+    """Names in `directory` matching the wildcard `part` as glob matches them (a leading dot only by a
+    pattern starting with one); only directories unless `last`."""
+    try:
+        with os.scandir(directory) as entries:
+            if last:
+                names = listings[directory] = [entry.name for entry in entries]
+            else:
+                names = [entry.name for entry in entries if _is_dir(entry)]
+    except OSError:
+        return []
+    if not part.startswith("."):
+        names = [name for name in names if not name.startswith(".")]
+    return fnmatch.filter(names, part)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0) -> Scan:
     """Regular files matching an include and no exclude, their rotated siblings, and directories to watch."""
     now = time.time()
     scan = Scan()
     seen: set[str] = set()
+    listings: dict[str, list[str]] = {}
     for pattern in includes:
-        scan.directories |= watch_directories(pattern)
-        for name in glob.iglob(pattern, recursive=True):
+        walked = walk(pattern, listings)
+        if walked is None:
+            scan.directories |= watch_directories(pattern)
+            names: Iterable[str] = glob.iglob(pattern, recursive=True)
+        else:
+            names, directories = walked
+            scan.directories |= directories
+        for name in names:
             if name in seen or _excluded(name, excludes):
                 continue
             seen.add(name)
@@ -82,7 +158,7 @@ def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0
             if not ignore_older or now - st.st_mtime <= ignore_older:
                 scan.files.append(Found(name, st))
             base = os.path.realpath(name) if os.path.islink(name) else name
-            for sibling in glob.iglob(glob.escape(base) + ".*"):
+            for sibling in _siblings(base, listings):
                 if sibling in seen or sibling.endswith(COMPRESSED) or _excluded(sibling, excludes):
                     continue
                 seen.add(sibling)

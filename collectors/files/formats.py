@@ -26,12 +26,17 @@ Parsed = tuple[int, str, bool, bytes, int]
 DETECT_LINES = 16  # lines a format is decided from
 
 
-_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
+CRI_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
 _seconds: dict[bytes, int] = {}
 
 
 def cri_time_ns(stamp: bytes) -> int:
     """Nanoseconds of a CRI timestamp; the second (`YYYY-MM-DDTHH:MM:SS`) is parsed once and cached."""
+    if len(stamp) == 30 and stamp[29] == 0x5A and stamp[19] == 0x2E:  # the usual `...SS.nnnnnnnnnZ`
+        base = _seconds.get(stamp[:19])
+        fraction = stamp[20:29]
+        if base is not None and fraction.isdigit():
+            return base + int(fraction)
     if len(stamp) >= 20 and stamp[-1] == 0x5A:  # ...Z
         base = _seconds.get(stamp[:19])
         if base is None:
@@ -53,7 +58,7 @@ def parse_cri(line: bytes) -> Parsed | None:
     parts = line.split(b" ", 3)
     if len(parts) < 3:
         return None
-    stream = _STREAMS.get(parts[1])
+    stream = CRI_STREAMS.get(parts[1])
     tag = parts[2]
     if stream is None or (tag != b"F" and tag != b"P"):
         return None

@@ -20,6 +20,7 @@ import ctypes.util
 import errno
 import logging
 import os
+import struct
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ IN_CLOEXEC = 0o2000000
 DIR_EVENTS = IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_ATTRIB
 WATCHED_EVENTS = DIR_EVENTS | IN_MODIFY
 REARM_SECONDS = 0.05  # after a wake for writes only, how long the loop is not woken by events
+PATHS_KEPT = 65536  # written files' paths remembered by (watch, name)
+_EVENT = struct.Struct("iIII")  # struct inotify_event without its name: wd, mask, cookie, len
 
 
 class DirectoryWatcher:
@@ -49,6 +52,7 @@ class DirectoryWatcher:
         self._watched: dict[str, int] = {}
         self._directories: dict[int, str] = {}  # watch descriptor -> directory (real path)
         self._modified: set[str] = set()
+        self._paths: dict[tuple[int, bytes], str] = {}  # (watch descriptor, raw name) -> real path
         self._overflowed = False
         self._unwatched: set[str] = set()  # directories the last `watch` could not watch
         self._armed = False  # the loop wakes for events
@@ -88,12 +92,18 @@ class DirectoryWatcher:
     def active(self) -> bool:
         return self._fd >= 0
 
+    @property
+    def complete(self) -> bool:
+        """Active and watching every directory it was asked to: entries and writes are all reported."""
+        return self._fd >= 0 and not self._unwatched
+
     def watch(self, directories: set[str]) -> None:
         """Watch exactly `directories` (adds new ones, forgets the rest)."""
         if self._libc is None:
             return
         self._unwatched = set()
         for gone in set(self._watched) - directories:
+            self._paths.clear()  # its watch descriptor may be given to another directory
             wd = self._watched.pop(gone)
             self._libc.inotify_rm_watch(self._fd, wd)
             if wd not in self._watched.values():  # two spellings of one directory share a descriptor
@@ -140,25 +150,32 @@ class DirectoryWatcher:
 
     def _parse(self, data: bytes) -> bool:
         """Remember written files; True if an event other than a write came (an entry changed, an
-        overflow, a watch removed). struct inotify_event: wd, mask, cookie, len, name (NUL-padded)."""
+        overflow, a watch removed). struct inotify_event: wd, mask, cookie, len, name (NUL-padded).
+        A busy node writes thousands of lines a second, each an event: a written file's path is looked
+        up by (watch, raw name) rather than built again."""
         entries = False
         offset, end = 0, len(data)
-        directories, modified = self._directories, self._modified
+        directories, modified, paths = self._directories, self._modified, self._paths
+        unpack = _EVENT.unpack_from
         while offset + 16 <= end:
-            wd = int.from_bytes(data[offset:offset + 4], "little", signed=True)
-            mask = int.from_bytes(data[offset + 4:offset + 8], "little")
-            size = int.from_bytes(data[offset + 12:offset + 16], "little")
+            wd, mask, _cookie, size = unpack(data, offset)
+            start, offset = offset + 16, offset + 16 + size
             if mask == IN_MODIFY and size:
-                directory = directories.get(wd)
-                if directory is not None:
-                    name = data[offset + 16:offset + 16 + size].rstrip(b"\0")
-                    modified.add(os.path.join(directory, os.fsdecode(name)))
+                key = (wd, data[start:offset])
+                path = paths.get(key)
+                if path is None:
+                    directory = directories.get(wd)
+                    if directory is None:
+                        continue
+                    if len(paths) >= PATHS_KEPT:
+                        paths.clear()
+                    path = paths[key] = os.path.join(directory, os.fsdecode(key[1].rstrip(b"\0")))
+                modified.add(path)
             else:
                 entries = True
                 if mask & IN_Q_OVERFLOW:
                     self.errors += 1
                     self._overflowed = True
-            offset += 16 + size
         return entries
 
     def close(self) -> None:

@@ -1,15 +1,22 @@
 """The file collector process: the loop tying discovery, reading, publishing and checkpoints.
 
 `run_file_collector` is what `logweave collect files` and `python -m collectors.files` call. It
-rescans on inotify events (after a short pause, so a burst of them costs one scan) and every
-`rescan_interval` (warning every `no_match_warning_interval` while the globs match nothing), reads
-every file in bounded slices (a file read never blocks the loop for long), saves checkpoints every
-`checkpoint_interval`, and on stop flushes in-flight chunks and saves the checkpoint within
-`shutdown_timeout`. Reading is paced: one pass over all files, then a pause (at most
-`flush_interval`, at most half the `linger`) unless a pass read a record's worth, so a node's many
-slowly written files share records (kafka_io/partition_batcher.py) instead of each write costing one.
+rescans (after a short pause, so a burst of events costs one scan) when inotify reports an entry
+created, renamed or deleted, when a file nobody follows is written (one without a complete line at
+its scan; at most every `rescan_interval`), after a file was truncated and in every pass while a
+file truncated with a multiline record open waits for its copy (copytruncate: the copy appeared
+before the truncation, so the scan its creation triggered could not decide it; FileCollector.wants_rescan),
+and every `inotify_rescan_interval` as a safety net;
+without inotify, or while it cannot vouch for every directory, every `rescan_interval` (warning every
+`no_match_warning_interval` while the globs match nothing). It reads every file in bounded slices (a
+file read never blocks the loop for long), saves checkpoints every `checkpoint_interval` when they
+changed, and on stop flushes in-flight chunks and saves the checkpoint within `shutdown_timeout`.
+Reading is paced: one pass over the files, then a pause (one `linger`, at most `flush_interval`)
+unless a pass read a record's worth; before the pause the pass's records are sent, as no later pass
+adds to them before their linger. So a node's many slowly written files share records
+(kafka_io/partition_batcher.py) instead of each write costing one, and a line waits about one linger.
 A pass reads only the files inotify saw written (collectors/files/inotify.py), so a node's thousand
-quiet files cost nothing between their writes; every `rescan_interval`, and in every pass while
+quiet files cost nothing between their writes; with every safety rescan, and in every pass while
 inotify cannot vouch for every file (unavailable, overflowed, a directory not watched), a pass
 looks at every file, so no line depends on inotify.
 """
@@ -21,6 +28,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 
 from prometheus_client import start_http_server
 
@@ -41,6 +49,7 @@ from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.02  # after an inotify wake, let the burst it belongs to finish before rescanning
+RULES_FETCH_PAUSE = 0.5  # seconds between the rules follower's empty fetches (kafka_io/kafka_compat.py)
 
 
 async def run_file_collector(settings: Settings, stop: asyncio.Event | None = None,
@@ -52,7 +61,9 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     cfg = settings.collector
-    install_idle_fetch_pause()  # the rules follower's consumer: no tight fetch loop on a broker answering at once
+    # the rules follower's consumer: no tight fetch loop on a broker answering at once; a rules version
+    # may take effect up to RULES_FETCH_PAUSE later (a real Kafka holds an empty fetch 0.5 s anyway)
+    install_idle_fetch_pause(RULES_FETCH_PAUSE)
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)
@@ -66,7 +77,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     rules = collector_rules(collector)
     follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
     watcher = DirectoryWatcher()
-    work = asyncio.create_task(_follow(collector, watcher, settings, stop, rules))
+    work = asyncio.create_task(_follow(collector, watcher, settings, stop, rules, batcher.flush))
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -97,22 +108,38 @@ async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:
 
 
 def pass_interval(cfg: CollectorSettings) -> float:
-    """Pause between read passes that found no backlog: the linger gathers lines into records, so read
-    at least twice per linger, and never less often than `flush_interval`."""
-    return min(cfg.flush_interval, cfg.linger / 2)
+    """Pause between read passes that found no backlog: one linger (a pass's lines are sent at its end,
+    so a line waits at most about one linger), and never less often than `flush_interval`."""
+    return min(cfg.flush_interval, cfg.linger)
+
+
+def rescan_interval(cfg: CollectorSettings, watcher: DirectoryWatcher) -> float:
+    """How often to rescan and look at every file: `inotify_rescan_interval` while inotify watches every
+    directory (it reports entries and writes at once), else `rescan_interval`."""
+    if watcher.complete:
+        return max(cfg.rescan_interval, cfg.inotify_rescan_interval)
+    return cfg.rescan_interval
 
 
 async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings: Settings,
-                  stop: asyncio.Event, rules: LiveMultilineRules | None = None) -> None:
+                  stop: asyncio.Event, rules: LiveMultilineRules | None = None,
+                  flush: Callable[[], None] | None = None) -> None:
+    """The read loop. `flush` sends the records gathered so far (PartitionBatcher.flush): called when a
+    pass read lines and the loop is about to wait, as no further pass adds to them before their linger."""
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = last_full = 0.0
     warned_no_match = -float("inf")
     errors_seen = 0
     pause = pass_interval(cfg)
+    unknown_written = False  # a file not followed was written since the last scan
     while not stop.is_set():
         now = time.monotonic()
-        if watcher.changed.is_set() or now - last_scan >= cfg.rescan_interval:
+        modified = watcher.take_modified()  # taken before any read: a later write is reported again
+        unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
+        if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher)
+                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
+            unknown_written = False
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)
             collector.apply_scan(scan)
             watcher.watch(scan.directories | collector.watch_directories())
@@ -128,17 +155,18 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             errors_seen = watcher.errors
         if rules is not None:
             await rules.apply_pending()  # a new rules version takes effect between read passes
-        modified = watcher.take_modified()  # taken before any read: a later write is reported again
-        if modified is None or now - last_full >= cfg.rescan_interval:
+        if modified is None or now - last_full >= rescan_interval(cfg, watcher):
             modified, last_full = None, now
         read = await collector.pump(modified)
         collector.settle_acks()
         if now - last_checkpoint >= cfg.checkpoint_interval:
-            await collector.save_checkpoint()
+            await collector.save_checkpoint(only_if_changed=True)
             last_checkpoint = now
         metrics.checkpoint_age.set(time.monotonic() - last_checkpoint)
         if read >= cfg.chunk_bytes:  # a backlog: read on at once
             continue
+        if read and flush is not None:
+            flush()
         left = (cfg.flush_interval if not read else pause) - (time.monotonic() - now)
         if left > 0 and not watcher.changed.is_set():
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(watcher.changed.wait())]

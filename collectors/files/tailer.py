@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collectors.files.formats import PARSERS, Format, detect_format
+from collectors.files.formats import CRI_STREAMS, PARSERS, Format, cri_time_ns, detect_format
 from collectors.multiline import MultilineJoiner
 from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
 
@@ -27,13 +27,23 @@ READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
 
 
-def fingerprint(fd: int) -> str | None:
-    """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
+def first_line(fd: int) -> bytes | None:
+    """The first line, newline included (at most 256 bytes), or None while the file has none complete."""
     head = os.pread(fd, FINGERPRINT_BYTES, 0)
     end = head.find(b"\n")
     if end < 0 and len(head) < FINGERPRINT_BYTES:
         return None
-    return hashlib.blake2b(head if end < 0 else head[: end + 1], digest_size=8).hexdigest()
+    return head if end < 0 else head[: end + 1]
+
+
+def hash_line(head: bytes) -> str:
+    return hashlib.blake2b(head, digest_size=8).hexdigest()
+
+
+def fingerprint(fd: int) -> str | None:
+    """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
+    head = first_line(fd)
+    return None if head is None else hash_line(head)
 
 
 @dataclass
@@ -82,6 +92,9 @@ class TailedFile:
     handed_over: bool = False  # rotated and read to its end: its open records took the successor's lines
     handoff: Handoff | None = None  # taking them now (collectors/files/rotation_joins.py)
     awaiting_copy: float | None = None  # truncated with a record open: when (its copy may continue it)
+    _head: bytes = b""  # the first line the fingerprint hashes, kept: comparing it is cheaper than hashing
+    at_end: bool = False  # the last read_lines read to the end the file had when its size was last taken
+    size_seen: int = 0  # the file's size when last taken (fstat): reads ask for no more than what is there
 
     @property
     def stream_id(self) -> str:
@@ -167,22 +180,33 @@ class TailedFile:
     def check_truncation(self) -> bool:
         """copytruncate: the file shrank below what was read, or (when it regrew before we looked)
         its first line changed; start a new generation at 0. Checked before every read of new data."""
-        size = self.size()
+        size = self.size_seen = self.size()
         if size == self.read_offset or not self.fingerprint:
             return False
-        if size > self.read_offset and fingerprint(self.fd) == self.fingerprint:
+        if size > self.read_offset and self._same_head():
             return False
         self.truncated_at = self.safe_offset
         self.awaiting_copy = time.monotonic() if self.joiner is not None and self.joiner.open else None
         self.lead_end, self.handed_over, self.handoff = None, False, None
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
+        self._head = b""
         self.generation += 1
         self._stream_id = ""
         self.read_offset = 0
         self._leftover, self._discard_from, self._pending = b"", None, {}
         self._reset_joiner()
         return True
+
+    def _same_head(self) -> bool:
+        """The file still begins with the first line its fingerprint was taken from."""
+        if not self._head:
+            head = first_line(self.fd)
+            if head is None or hash_line(head) != self.fingerprint:
+                return False
+            self._head = head
+            return True
+        return os.pread(self.fd, len(self._head), 0) == self._head
 
     def _reset_joiner(self) -> None:
         if self.joiner is not None:
@@ -191,17 +215,30 @@ class TailedFile:
     def take_fingerprint(self) -> str:
         """Its fingerprint, taken from the first line once a new generation has a complete one ("" until)."""
         if not self.fingerprint:
-            self.fingerprint = fingerprint(self.fd) or ""
+            head = first_line(self.fd)
+            self._head, self.fingerprint = (b"", "") if head is None else (head, hash_line(head))
             self._stream_id = ""
         return self.fingerprint
 
     def read_lines(self, budget: int = READ_SIZE) -> list[RawLine]:
-        """Read up to `budget` new bytes and return the complete lines they finish."""
+        """Read up to `budget` new bytes and return the complete lines they finish. `at_end` tells
+        whether the read reached the end of the file as of its last size taken (no need to ask again
+        now). It asks for what the file holds, not for `budget`: a 1 MiB buffer for a few hundred
+        new bytes cost ten times the read."""
+        self.at_end = False
         if not self.take_fingerprint():
             return []  # the new generation has no complete first line yet
         self._resumes = {}
         base = self.read_offset - len(self._leftover)
-        data = os.pread(self.fd, budget, self.read_offset)
+        want = min(budget, self.size_seen - self.read_offset)
+        if want <= 0:
+            self.size_seen = self.size()  # read to the size seen last: the file may have grown since
+            want = min(budget, self.size_seen - self.read_offset)
+            if want <= 0:
+                self.at_end = True
+                return []
+        data = os.pread(self.fd, want, self.read_offset)
+        self.at_end = len(data) < want or self.read_offset + len(data) >= self.size_seen
         if not data:
             return []
         self.read_offset += len(data)
@@ -214,10 +251,13 @@ class TailedFile:
             self._discard_from = None  # the rest of an over-long line ends here
             start = len(pieces[0]) + 1
             pieces = pieces[1:]
-        emit = self._emit
-        for line in pieces:
-            emit(line, base + start, out)
-            start += len(line) + 1
+        if self.fmt == "cri":
+            start = self._cri_lines(pieces, base + start, out) - base
+        else:
+            emit = self._emit
+            for line in pieces:
+                emit(line, base + start, out)
+                start += len(line) + 1
         self._leftover = b""
         if self._discard_from is None:
             if len(rest) > self.max_line_bytes:
@@ -226,6 +266,30 @@ class TailedFile:
             else:
                 self._leftover = rest
         return self._joined(out, time.monotonic()) if self.joiner is not None else out
+
+    def _cri_lines(self, pieces: list[bytes], offset: int, out: list[RawLine]) -> int:
+        """`_emit` for each line of a CRI file, the common line (a full `F` line of stdout or stderr, a
+        timestamp that parses, UTF-8 content within max_line_bytes, no partial line of the file
+        pending) built here without the general path's steps: the same entries. Returns the offset
+        after the last line."""
+        emit, pending, streams, room = self._emit, self._pending, CRI_STREAMS, self.max_line_bytes
+        append = out.append
+        for line in pieces:
+            parts = line.split(b" ", 3)
+            if (not pending and len(parts) == 4 and parts[2] == b"F" and len(parts[3]) <= room
+                    and not line.endswith(b"\r")):
+                stream = streams.get(parts[1])
+                source_ns = cri_time_ns(parts[0]) if stream is not None else 0
+                if source_ns:
+                    try:
+                        append([offset, parts[3].decode(), stream, source_ns, 0])
+                        offset += len(line) + 1
+                        continue
+                    except UnicodeDecodeError:
+                        pass
+            emit(line, offset, out)
+            offset += len(line) + 1
+        return offset
 
     def _emit(self, line: bytes, offset: int, out: list[RawLine], truncated: bool = False) -> None:
         if line.endswith(b"\r"):

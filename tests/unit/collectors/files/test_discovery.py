@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from pathlib import Path
 
-from collectors.files.discovery import discover, watch_directories
+from collectors.files.discovery import discover, walk, watch_directories
 from collectors.files.kube_paths import kubernetes_metadata
 
 
@@ -46,3 +47,32 @@ def test_container_symlinks_resolve_to_pod_metadata(tmp_path: Path) -> None:
     assert kubernetes_metadata(link) == {"namespace": "shop", "pod": "web-7d9", "container": "nginx", "restart": 3,
                                          "pod_uid": "0a1b2c3d-aaaa-bbbb-cccc-123456789abc"}
     assert kubernetes_metadata(tmp_path / "plain.log") == {}
+
+
+def test_the_walk_finds_what_glob_finds(tmp_path: Path) -> None:
+    """discover walks absolute patterns itself (each directory listed once); glob is the reference."""
+    make(tmp_path / "pods" / "ns_a_1" / "app" / "0.log")
+    make(tmp_path / "pods" / "ns_a_1" / "app" / ".hidden.log")
+    make(tmp_path / "pods" / "ns_a_1" / "app" / "0.log.20250610-082541")
+    make(tmp_path / "pods" / "ns_b_2" / "web" / "1.log")
+    make(tmp_path / "pods" / "ns_b_2" / "web" / "notes.txt")
+    make(tmp_path / "pods" / ".ns_hidden_3" / "app" / "0.log")
+    make(tmp_path / "pods" / "ns_c_4" / "app")  # a file where a directory would be
+    (tmp_path / "pods" / "ns_d_5").mkdir()
+    (tmp_path / "pods" / "ns_d_5" / "app").symlink_to(tmp_path / "pods" / "ns_b_2" / "web")
+    (tmp_path / "pods" / "ns_e_6").symlink_to(tmp_path / "missing")
+    patterns = [str(tmp_path / "pods" / "*" / "*" / "*.log"), str(tmp_path / "pods" / "*" / "app" / "*.log"),
+                str(tmp_path / "pods" / ".*" / "*" / "*.log"), str(tmp_path / "pods" / "ns_[ab]_?" / "*" / "[0-9].log"),
+                str(tmp_path / "pods" / "ns_a_1" / "app" / "0.log"), str(tmp_path / "pods" / "*" / "*" / ".*"),
+                str(tmp_path / "none" / "*" / "*.log"), str(tmp_path / "pods" / "*")]
+    for pattern in patterns:
+        walked = walk(pattern, {})
+        assert walked is not None
+        files, directories = walked
+        assert sorted(files) == sorted(glob.glob(pattern)), pattern
+        assert directories == watch_directories(pattern), pattern
+    assert walk(str(tmp_path / "pods" / "**" / "*.log"), {}) is None  # recursive: glob does it
+    assert walk("pods/*/*/*.log", {}) is None  # relative: glob does it
+    found = {Path(f.path).relative_to(tmp_path).as_posix() for f in discover(patterns[:1], []).files}
+    assert found == {"pods/ns_a_1/app/0.log", "pods/ns_a_1/app/0.log.20250610-082541", "pods/ns_b_2/web/1.log",
+                     "pods/ns_d_5/app/1.log"}

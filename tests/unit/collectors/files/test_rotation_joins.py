@@ -10,6 +10,8 @@ collector's reading, joining and checkpoints, not Kafka.
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 from kafka_io.publisher import ChunkAck
@@ -104,3 +106,42 @@ async def test_the_records_acknowledgement_moves_the_new_files_checkpoint_past_i
     assert [(line[0], line[1]) for line in lines_of(restarted)] == [(lead, "INFO open")], \
         "the old file is done; the new one resumes after the frames it handed over"
     collector2.close()
+
+
+async def test_a_truncation_with_a_record_open_asks_for_scans_until_the_copy_is_found(tmp_path: Path) -> None:
+    """copytruncate: the scan the copy's creation brought left it undecided (its original still held the
+    same content); the truncation is seen by a read, and no entry event follows it. The collector asks
+    for a scan at once, and then while the truncated file waits for its copy (at most rotated_grace)."""
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    first = write(path, b"INFO started")
+    write(path, *JAVA[:2])
+    await pump(collector)
+    (original,) = collector.files.values()
+    assert not collector.wants_rescan(time.monotonic())
+    shutil.copyfile(path, path.with_name("0.log.1"))
+    await pump(collector)  # the scan of the copy's creation: not truncated yet, so not followed yet
+    assert list(collector.files.values()) == [original]
+    os.truncate(path, 0)
+    write(path, *JAVA[2:], b"INFO next")
+    await collector.pump()  # the truncation: a record is open, the new generation waits for the copy
+    assert original.awaiting_copy is not None and collector.wants_rescan(time.monotonic())
+    await pump(collector)  # the rescan asked for finds the copy, and this pass reads it
+    assert len(collector.files) == 2 and original.awaiting_copy is None
+    assert not collector.wants_rescan(time.monotonic())
+    assert [(chunk.stream_id, line[0], line[1]) for chunk in publisher.chunks for line in chunk.lines][:2] == [
+        (original.previous_stream_id, 0, "INFO started"), (original.previous_stream_id, first, WHOLE)]
+    collector.close()
+
+
+async def test_a_truncated_file_waits_for_a_copy_no_longer_than_the_grace(tmp_path: Path) -> None:
+    path, _publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    write(path, b"INFO started", *JAVA[:2])
+    await pump(collector)
+    os.truncate(path, 0)  # truncated with a record open, and no copy made
+    write(path, *JAVA[2:])
+    await collector.pump()
+    await pump(collector)
+    now = time.monotonic()
+    assert collector.wants_rescan(now), "the copy may still come within rotated_grace"
+    assert not collector.wants_rescan(now + collector.settings.rotated_grace)
+    collector.close()

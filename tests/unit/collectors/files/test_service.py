@@ -7,19 +7,25 @@ which real files the loop reads, not Kafka."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from collectors.files.collector import FileCollector
+from collectors.files import service
+from collectors.files.collector import CHECKPOINT_REFRESH, FileCollector
+from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.metrics import FileMetrics
 from collectors.files.service import _follow
 from collectors.files.tailer import TailedFile
 from core.settings import load_settings
+from kafka_io.publisher import ChunkAck
 from tests.support.polling import wait_for
-from tests.unit.collectors.files.test_collector import FakePublisher, write
+from tests.unit.collectors.files.test_collector import FakePublisher, start, write
 
 
 def test_importing_the_file_collector_loads_no_faust() -> None:
@@ -76,3 +82,152 @@ async def test_without_inotify_every_file_is_still_read(tmp_path: Path, monkeypa
     watcher.close()  # as on a system without inotify
     looked_at, written = await follow_for_a_while(tmp_path, watcher, monkeypatch)
     assert written in looked_at and len(set(looked_at)) == 3  # every pass looks at every file
+
+
+async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, collector_cfg: dict[str, Any],
+                   during: Any) -> tuple[FakePublisher, list[float], list[int]]:
+    """Run the read loop over one pod directory under `tmp_path` while `during(publisher)` runs; the
+    publisher, the times of the rescans and the lines read by each pass after which `flush` was called."""
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt"), **collector_cfg})
+    publisher = FakePublisher()
+    collector = FileCollector(settings.collector, publisher, FileMetrics())
+    scans: list[float] = []
+    monkeypatch.setattr(service, "discover", lambda *args: scans.append(time.monotonic()) or discover(*args))
+    flushed: list[int] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow(collector, watcher, settings, stop, None,
+                                       lambda: flushed.append(sum(len(c.lines) for c in publisher.chunks))))
+    try:
+        await during(publisher)
+    finally:
+        stop.set()
+        await task
+        collector.close()
+    return publisher, scans, flushed
+
+
+async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval(tmp_path: Path,
+                                                                                 monkeypatch: Any) -> None:
+    """No entry changes, no rescan: globbing a node's thousand pods every second was a quarter of the CPU.
+    A new file is still found at once (its directory's event), and without inotify the rescan is periodic."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 1)
+
+    async def new_file_later(publisher: FakePublisher) -> None:
+        await asyncio.sleep(1.0)
+        write(pod / "1.log", 0, 1)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's line published", timeout=10)
+
+    cfg = {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}
+    watcher = DirectoryWatcher()
+    try:
+        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, cfg, new_file_later)
+    finally:
+        watcher.close()
+    assert 2 <= len(scans) <= 3  # the first scan, the new file's (a rename may be reported in two reads)
+    assert scans[1] - scans[0] >= 0.9
+    closed = DirectoryWatcher()
+    closed.close()  # as on a system without inotify
+    _, scans, _ = await run_loop(tmp_path / "again", closed, monkeypatch, cfg, lambda p: asyncio.sleep(1.0))
+    assert len(scans) >= 5  # every rescan_interval
+
+
+async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path, monkeypatch: Any) -> None:
+    """A file without a complete line is not followed yet; its first write (an event for a file no one
+    follows) brings a rescan within rescan_interval, not after the long inotify interval."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    (pod / "0.log").touch()
+
+    async def write_later(publisher: FakePublisher) -> None:
+        await asyncio.sleep(0.5)
+        write(pod / "0.log", 0, 1)
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the line published", timeout=5)
+
+    watcher = DirectoryWatcher()
+    try:
+        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, {
+            "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later)
+    finally:
+        watcher.close()
+    assert len(scans) == 2
+
+
+
+async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan(tmp_path: Path,
+                                                                                 monkeypatch: Any) -> None:
+    """The copy (`0.log.1`) is created, so scanned, before its original is truncated: that scan cannot
+    take it as a copy yet. The truncation, a mere write to inotify, brings the scan that does: the
+    lines written just before the copy (read from it, under the original's stream) do not wait an hour."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 3)
+
+    async def copytruncate(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+        write(pod / "0.log", 3, 1)  # the loop sleeps through a write: the copy holds this line unread
+        shutil.copyfile(pod / "0.log", pod / "0.log.1")
+        os.truncate(pod / "0.log", 0)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the copy's unread line published", timeout=5)
+
+    watcher = DirectoryWatcher()
+    try:
+        publisher, _, _ = await run_loop(tmp_path, watcher, monkeypatch, {
+            "rescan_interval": "1h", "inotify_rescan_interval": "1h", "flush_interval": "0.5s"}, copytruncate)
+    finally:
+        watcher.close()
+    first, copied = publisher.chunks
+    assert copied.stream_id == first.stream_id and copied.source["path"].endswith("0.log.1")
+    size = (pod / "0.log.1").stat().st_size  # four lines of one length
+    assert [(line[0], line[1]) for line in copied.lines] == [(size // 4 * 3, "line 3")]
+
+
+async def test_a_pass_that_read_lines_sends_them_when_the_loop_waits(tmp_path: Path, monkeypatch: Any) -> None:
+    """The loop reads once per linger and then flushes the batcher: a line waits about one linger, not a
+    pass interval and then a linger; an idle pass flushes nothing."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 3)
+
+    async def write_twice(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+        await asyncio.sleep(1.0)  # idle passes
+        write(pod / "0.log", 3, 2)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the later lines published", timeout=5)
+        await asyncio.sleep(0.3)
+
+    watcher = DirectoryWatcher()
+    try:
+        publisher, _, flushed = await run_loop(tmp_path, watcher, monkeypatch,
+                                               {"linger": "0.1s", "flush_interval": "0.1s"}, write_twice)
+    finally:
+        watcher.close()
+    assert flushed == [3, 5]
+    assert [len(chunk.lines) for chunk in publisher.chunks] == [3, 2]
+
+
+async def test_an_unchanged_checkpoint_is_not_written_again(tmp_path: Path, monkeypatch: Any) -> None:
+    path, settings, publisher, collector = start(tmp_path)
+    write(path, 0, 2)
+    first = path.stat().st_size
+    collector.apply_scan(discover(settings.paths, []))
+    await collector.pump()
+    publisher.acks[0].set_result(ChunkAck(0, 7))
+    saves: list[int] = []
+    save = collector.store.save
+    monkeypatch.setattr(collector.store, "save",
+                        lambda entries: saves.append(int(str(next(iter(entries.values()))["offset"]))) or save(entries))
+    await collector.save_checkpoint(only_if_changed=True)  # the ack moved the checkpoint
+    await collector.save_checkpoint(only_if_changed=True)
+    await collector.save_checkpoint()  # a save that is asked for is always written
+    write(path, 2, 1)
+    await collector.pump()
+    publisher.acks[1].set_result(ChunkAck(0, 8))
+    await collector.save_checkpoint(only_if_changed=True)
+    assert saves == [first, first, path.stat().st_size]
+    monkeypatch.setattr(collector, "saved_at", collector.saved_at - CHECKPOINT_REFRESH)
+    await collector.save_checkpoint(only_if_changed=True)  # unchanged, but the file's age tells when we ran
+    assert len(saves) == 4
+    collector.close()

@@ -107,3 +107,40 @@ def test_unfinished_partial_is_flushed_after_the_last_line(tmp_path: Path) -> No
     (flushed,) = tail.flush_pending()
     assert flushed[1] == "never finished" and flushed[0] > done[0]
     assert tail.safe_offset == log.stat().st_size and tail.flush_pending() == []
+
+
+def test_the_cri_fast_path_gives_what_the_general_path_gives(tmp_path: Path) -> None:
+    """read_lines builds common CRI lines itself; every kind of line must come out as `_emit` makes it."""
+    lines = [b"2025-06-10T08:25:41.000000001Z stdout F plain full line",
+             b"2025-06-10T08:25:41.5Z stderr F short fraction",
+             b"2025-06-10T08:25:41Z stdout F no fraction",
+             b"2025-06-10T08:25:41.000000002Z stdout P first half ",
+             b"2025-06-10T08:25:41.000000003Z stderr F other stream while stdout is partial",
+             b"2025-06-10T08:25:41.000000004Z stdout F second half",
+             b"2025-06-10T08:25:41.000000005Z stdout F crlf ending\r",
+             b"2025-06-10T08:25:41.000000006Z stdout F \xff\xfe not utf-8",
+             b"not-a-time stdout F bad timestamp",
+             b"2025-06-10T08:25:41.000000007Z stdlog F unknown stream",
+             b"2025-06-10T08:25:41.000000008Z stdout X unknown tag",
+             b"2025-06-10T08:25:41.000000009Z stdout F",
+             b"2025-06-10T08:25:41.000000010Z stdout F " + b"x" * 40,
+             b"no prefix at all",
+             b"",
+             b"2025-06-10T08:25:41.000000011Z stdout F caf\xc3\xa9 {\"json\": true}"]
+    fast = open_tail(_write(tmp_path / "fast.log", lines), max_line=32, fmt="cri")
+    general = open_tail(_write(tmp_path / "general.log", lines), max_line=32, fmt="cri")
+    expected: list[object] = []
+    offset = 0
+    for line in lines:
+        general._emit(line, offset, expected)  # type: ignore[arg-type]
+        offset += len(line) + 1
+    got = fast.read_lines()
+    assert got == expected
+    assert len(got) >= 12 and any(entry[4] for entry in got)  # both paths were really taken
+    assert (fast.lines_truncated, fast.lines_bad_time, fast.lines_bad_prefix) == (
+        general.lines_truncated, general.lines_bad_time, general.lines_bad_prefix)
+
+
+def _write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
