@@ -13,6 +13,13 @@ open), so positions still strictly increase within the stream. `min_resume` - wh
 record not yet sent began - bounds the collector's checkpoint, so a checkpoint never falls inside
 a joined record: after a crash the record is read again whole and keeps its position (dedupe holds).
 A record cut by `flush_timeout` is the exception: read again at full speed it may join further.
+
+Speed: every line a collector reads goes through `push_into`. For a rule without state (the `java`
+detector, `start` and `continuation` patterns) and a batch of one stream, the lines that could continue
+a record are found for the whole batch in C (`map` of the compiled patterns), and the lines between
+them - records of one line - are passed on as slices, so Python runs once per continuation line, not
+once per line. Other batches take the general per-line loop; both decide the same way (a differential
+test in tests/unit/collectors/test_multiline_batch.py checks it).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import fnmatch
 import heapq
 import re
 from collections.abc import Callable
+from itertools import compress, count
+from operator import itemgetter, not_
 from typing import Any
 
 from collectors.multiline_detectors import JAVA_CONTINUATION, Block, continues
@@ -42,6 +51,7 @@ class CompiledRule:
         self.stateful = bool(self.detectors & {"python", "go", "nodejs"})
         self.stateless_block = Block()  # java keeps no state: one shared block
         self.quick = self._quick()
+        self.batch_hits = self._batch_hits()
 
     def _quick(self) -> Callable[[str], object] | None:
         """For a rule with one stateless test (java alone, a continuation or a start pattern alone): that
@@ -57,6 +67,23 @@ class CompiledRule:
         start = self.start
         assert start is not None
         return lambda text: start.match(text) is None
+
+    def _batch_hits(self) -> Callable[[list[str]], list[int]] | None:
+        """For a rule without state (every rule but the python, go and nodejs detectors): the indexes, in
+        order, of the texts that continue an open record (`joins` true), found with C loops only."""
+        if self.stateful:
+            return None
+        continuing = [match for match in (JAVA_CONTINUATION.match if self.detectors else None,
+                                          self.continuation.match if self.continuation is not None else None)
+                      if match is not None]
+        start = self.start.match if self.start is not None else None
+
+        def hits(texts: list[str]) -> list[int]:
+            found = [list(compress(count(), map(match, texts))) for match in continuing]
+            if start is not None:
+                found.append(list(compress(count(), map(not_, map(start, texts)))))
+            return found[0] if len(found) == 1 else sorted(set().union(*found))
+        return hits
 
     def applies_to(self, source: dict[str, Any]) -> bool:
         rule = self.rule
@@ -109,6 +136,17 @@ def _closed_raw(record: list[Any]) -> RawLine:
     return [first[0], first[1] if texts is None else "\n".join(texts), first[2], first[3], record[_FLAGS]]
 
 
+_TEXT, _STREAM, _LINE_FLAGS = itemgetter(1), itemgetter(2), itemgetter(4)
+
+
+def _emit(record: list[Any], append: Callable[[RawLine], None], out_resumes: dict[int, int]) -> None:
+    """Pass a closed record on (nothing before it is held)."""
+    done = record[_RAW] if record[_TEXTS] is None and record[_FLAGS] == record[_RAW][4] else _closed_raw(record)
+    append(done)
+    if record[_RESUME] != done[0]:
+        out_resumes[done[0]] = record[_RESUME]
+
+
 def _with_resumes(out: list[RawLine], resumes: dict[int, int]) -> list[Emitted]:
     emitted: list[Emitted] = []
     for raw in out:
@@ -142,9 +180,13 @@ class MultilineJoiner:
         """`push_many` appending the ready records to `out`, and their resume offsets, where they differ
         from their positions, to `out_resumes`.
 
-        One loop with the per-line work inlined: this runs for every line a collector reads. A line
-        that starts a record costs a dict lookup, the rule's test and a 7-item list.
+        A batch of one stream under a rule without state takes `_push_batch`; others one loop with the
+        per-line work inlined, where a line that starts a record costs a dict lookup, the rule's test and
+        a 7-item list.
         """
+        if self.rule.batch_hits is not None and not resumes and not self._closed and lines \
+                and self._push_batch(lines, now, out, out_resumes):
+            return
         rule, opened, closed = self.rule, self.open, self._closed
         max_lines, max_bytes, joins, stateless, quick = (rule.max_lines, rule.max_bytes, rule.joins,
                                                          rule.stateless_block, rule.quick)
@@ -186,6 +228,63 @@ class MultilineJoiner:
             if closed:
                 self._release_into(out, out_resumes)
         self.joined_lines += joined
+
+    def _push_batch(self, lines: list[RawLine], now: float, out: list[RawLine], out_resumes: dict[int, int]) -> bool:
+        """`push_into` for lines of one stream, none undecodable, under a rule without state, nothing closed
+        and held, and no resume offsets (the general loop's decisions, made for the whole batch at once):
+        False, and nothing done, for other batches.
+
+        Only the lines that may continue a record (`hits`) and the line before each run of them are
+        looked at in Python; the lines between them are records of one line, passed on as they are."""
+        streams = set(map(_STREAM, lines))
+        if len(streams) != 1:
+            return False
+        stream = streams.pop()
+        opened = self.open
+        if len(opened) > (stream in opened) or any(flags & FLAG_BASE64 for flags in set(map(_LINE_FLAGS, lines))):
+            return False
+        rule = self.rule
+        assert rule.batch_hits is not None
+        max_lines, max_bytes, append = rule.max_lines, rule.max_bytes, out.append
+        record = opened.pop(stream, None)
+        joined = done_to = 0  # lines[:done_to] are taken (joined, passed on, or the open record's first)
+        for hit in rule.batch_hits(list(map(_TEXT, lines))):
+            if hit > done_to:  # lines[done_to:hit] start records; the last of them is open when `hit` comes
+                if record is not None:
+                    _emit(record, append, out_resumes)
+                if hit - 1 > done_to:
+                    out.extend(lines[done_to:hit - 1])
+                first = lines[hit - 1]
+                record = [first, first[0], now, None, len(first[1]), first[4], None]
+            raw = lines[hit]
+            done_to = hit + 1
+            if record is None:  # the batch's first line, nothing open: it starts a record
+                record = [raw, raw[0], now, None, len(raw[1]), raw[4], None]
+                continue
+            text: str = raw[1]
+            texts = record[_TEXTS]
+            if (texts is None or len(texts) < max_lines) and record[_SIZE] + len(text) < max_bytes:
+                if texts is None:
+                    record[_TEXTS] = [record[_RAW][1], text]
+                else:
+                    texts.append(text)
+                record[_SIZE] += len(text) + 1
+                record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
+                joined += 1
+            else:
+                _emit(record, append, out_resumes)
+                record = [raw, raw[0], now, None, len(text), raw[4], None]
+        if done_to < len(lines):
+            if record is not None:
+                _emit(record, append, out_resumes)
+            out.extend(lines[done_to:-1])
+            last = lines[-1]
+            record = [last, last[0], now, None, len(last[1]), last[4], None]
+        assert record is not None
+        record[_SEEN] = now
+        opened[stream] = record
+        self.joined_lines += joined
+        return True
 
     def continue_open(self, raw: RawLine, now: float) -> bool:
         """Append `raw` to its stream's open record if it continues it (the next file of a rotated one:
