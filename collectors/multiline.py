@@ -15,10 +15,11 @@ a joined record: after a crash the record is read again whole and keeps its posi
 A record cut by `flush_timeout` is the exception: read again at full speed it may join further.
 
 Speed: every line a collector reads goes through `push_into`. For a rule without state (the `java`
-detector, `start` and `continuation` patterns) and a batch of one stream, the lines that could continue
-a record are found for the whole batch in C (`map` of the compiled patterns), and the lines between
-them - records of one line - are passed on as slices, so Python runs once per continuation line, not
-once per line. Other batches take the general per-line loop; both decide the same way (a differential
+detector, `start` and `continuation` patterns) and a batch of one stream, whether each line could
+continue a record is found for the whole batch in C (`map` of the compiled patterns into one byte per
+line), the runs of continuation lines by one regex over those bytes, and the lines between runs -
+records of one line - are passed on as slices: Python runs once per run, not once per line. Other
+batches take the general per-line loop; both decide the same way (a differential
 test in tests/unit/collectors/test_multiline_batch.py checks it).
 """
 
@@ -27,9 +28,9 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import re
-from collections.abc import Callable
-from itertools import compress, count
-from operator import itemgetter, not_
+from collections.abc import Callable, Iterator
+from functools import reduce
+from operator import itemgetter, not_, or_, truth
 from typing import Any
 
 from collectors.multiline_detectors import JAVA_CONTINUATION, Block, continues
@@ -51,7 +52,7 @@ class CompiledRule:
         self.stateful = bool(self.detectors & {"python", "go", "nodejs"})
         self.stateless_block = Block()  # java keeps no state: one shared block
         self.quick = self._quick()
-        self.batch_hits = self._batch_hits()
+        self.batch_marks = self._batch_marks()
 
     def _quick(self) -> Callable[[str], object] | None:
         """For a rule with one stateless test (java alone, a continuation or a start pattern alone): that
@@ -68,22 +69,21 @@ class CompiledRule:
         assert start is not None
         return lambda text: start.match(text) is None
 
-    def _batch_hits(self) -> Callable[[list[str]], list[int]] | None:
-        """For a rule without state (every rule but the python, go and nodejs detectors): the indexes, in
-        order, of the texts that continue an open record (`joins` true), found with C loops only."""
+    def _batch_marks(self) -> Callable[[list[str]], bytes] | None:
+        """For a rule without state (every rule but the python, go and nodejs detectors): one byte per
+        text, 1 where it continues an open record (`joins` true), made with C loops only."""
         if self.stateful:
             return None
-        continuing = [match for match in (JAVA_CONTINUATION.match if self.detectors else None,
-                                          self.continuation.match if self.continuation is not None else None)
-                      if match is not None]
-        start = self.start.match if self.start is not None else None
-
-        def hits(texts: list[str]) -> list[int]:
-            found = [list(compress(count(), map(match, texts))) for match in continuing]
-            if start is not None:
-                found.append(list(compress(count(), map(not_, map(start, texts)))))
-            return found[0] if len(found) == 1 else sorted(set().union(*found))
-        return hits
+        tests = [_matching(match) for match in (JAVA_CONTINUATION.match if self.detectors else None,
+                                                self.continuation.match if self.continuation is not None else None)
+                 if match is not None]
+        if self.start is not None:
+            start = self.start.match
+            tests.append(lambda texts: map(not_, map(start, texts)))
+        if len(tests) == 1:
+            only = tests[0]
+            return lambda texts: bytes(only(texts))
+        return lambda texts: bytes(map(any, zip(*(test(texts) for test in tests), strict=True)))
 
     def applies_to(self, source: dict[str, Any]) -> bool:
         rule = self.rule
@@ -112,6 +112,10 @@ class CompiledRule:
         return self.start is not None and self.start.match(text) is None
 
 
+def _matching(match: Callable[[str], object]) -> Callable[[list[str]], Iterator[bool]]:
+    return lambda texts: map(truth, map(match, texts))
+
+
 def rule_for(rules: list[MultilineRule], source: dict[str, Any]) -> CompiledRule | None:
     """The first rule that applies to `source`, compiled, or None."""
     for rule in rules:
@@ -137,6 +141,7 @@ def _closed_raw(record: list[Any]) -> RawLine:
 
 
 _TEXT, _STREAM, _LINE_FLAGS = itemgetter(1), itemgetter(2), itemgetter(4)
+_RUNS = re.compile(b"\x01+").finditer  # runs of continuation lines in a batch's marks
 
 
 def _emit(record: list[Any], append: Callable[[RawLine], None], out_resumes: dict[int, int]) -> None:
@@ -184,7 +189,7 @@ class MultilineJoiner:
         per-line work inlined, where a line that starts a record costs a dict lookup, the rule's test and
         a 7-item list.
         """
-        if self.rule.batch_hits is not None and not resumes and not self._closed and lines \
+        if self.rule.batch_marks is not None and not resumes and not self._closed and lines \
                 and self._push_batch(lines, now, out, out_resumes):
             return
         rule, opened, closed = self.rule, self.open, self._closed
@@ -234,8 +239,9 @@ class MultilineJoiner:
         and held, and no resume offsets (the general loop's decisions, made for the whole batch at once):
         False, and nothing done, for other batches.
 
-        Only the lines that may continue a record (`hits`) and the line before each run of them are
-        looked at in Python; the lines between them are records of one line, passed on as they are."""
+        Python runs once per run of continuation lines (found by one regex over the batch's marks): the
+        line before a run starts a record and the run joins it whole while it fits; the lines between
+        runs are records of one line, passed on as they are."""
         streams = set(map(_STREAM, lines))
         if len(streams) != 1:
             return False
@@ -244,36 +250,51 @@ class MultilineJoiner:
         if len(opened) > (stream in opened) or any(flags & FLAG_BASE64 for flags in set(map(_LINE_FLAGS, lines))):
             return False
         rule = self.rule
-        assert rule.batch_hits is not None
+        assert rule.batch_marks is not None
         max_lines, max_bytes, append = rule.max_lines, rule.max_bytes, out.append
+        texts = list(map(_TEXT, lines))
         record = opened.pop(stream, None)
         joined = done_to = 0  # lines[:done_to] are taken (joined, passed on, or the open record's first)
-        for hit in rule.batch_hits(list(map(_TEXT, lines))):
-            if hit > done_to:  # lines[done_to:hit] start records; the last of them is open when `hit` comes
+        for run in _RUNS(rule.batch_marks(texts)):
+            begin, end = run.span()  # lines[begin:end] continue the record open before them
+            if begin > done_to:  # lines[done_to:begin] start records; the last of them is open when the run comes
                 if record is not None:
                     _emit(record, append, out_resumes)
-                if hit - 1 > done_to:
-                    out.extend(lines[done_to:hit - 1])
-                first = lines[hit - 1]
+                if begin - 1 > done_to:
+                    out.extend(lines[done_to:begin - 1])
+                first = lines[begin - 1]
                 record = [first, first[0], now, None, len(first[1]), first[4], None]
-            raw = lines[hit]
-            done_to = hit + 1
-            if record is None:  # the batch's first line, nothing open: it starts a record
-                record = [raw, raw[0], now, None, len(raw[1]), raw[4], None]
-                continue
-            text: str = raw[1]
-            texts = record[_TEXTS]
-            if (texts is None or len(texts) < max_lines) and record[_SIZE] + len(text) < max_bytes:
-                if texts is None:
-                    record[_TEXTS] = [record[_RAW][1], text]
+            elif record is None:  # the batch's first line, nothing open: it starts a record
+                first = lines[begin]
+                record = [first, first[0], now, None, len(first[1]), first[4], None]
+                begin += 1
+            done_to = end
+            part = texts[begin:end]
+            have = record[_TEXTS]
+            size = record[_SIZE] + sum(map(len, part)) + len(part)
+            if (1 if have is None else len(have)) + len(part) <= max_lines and size - 1 < max_bytes:
+                if have is None:  # the whole run joins (each line's checks hold as the last one's does)
+                    record[_TEXTS] = [record[_RAW][1], *part]
                 else:
-                    texts.append(text)
-                record[_SIZE] += len(text) + 1
-                record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
-                joined += 1
-            else:
-                _emit(record, append, out_resumes)
-                record = [raw, raw[0], now, None, len(text), raw[4], None]
+                    have.extend(part)
+                record[_SIZE] = size
+                record[_FLAGS] |= reduce(or_, map(_LINE_FLAGS, lines[begin:end]), 0) & FLAG_TRUNCATED
+                joined += len(part)
+                continue
+            for raw in lines[begin:end]:  # a limit falls inside the run: line by line
+                text: str = raw[1]
+                have = record[_TEXTS]
+                if (have is None or len(have) < max_lines) and record[_SIZE] + len(text) < max_bytes:
+                    if have is None:
+                        record[_TEXTS] = [record[_RAW][1], text]
+                    else:
+                        have.append(text)
+                    record[_SIZE] += len(text) + 1
+                    record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
+                    joined += 1
+                else:
+                    _emit(record, append, out_resumes)
+                    record = [raw, raw[0], now, None, len(text), raw[4], None]
         if done_to < len(lines):
             if record is not None:
                 _emit(record, append, out_resumes)

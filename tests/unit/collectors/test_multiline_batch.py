@@ -3,7 +3,7 @@ lookaheads change no decision.
 
 `MultilineJoiner.push_into` takes one-stream batches under a stateless rule through `_push_batch`
 (decisions for the whole batch in C, single-line records passed on as slices). A rule whose
-`batch_hits` is None always takes the per-line loop - the reference here. Both joiners get the same
+`batch_marks` is None always takes the per-line loop - the reference here. Both joiners get the same
 lines in the same batches (the runtimes' corpora, JSON lines and generated ones, one or two streams,
 truncated and undecodable lines, merged partial lines with resume offsets, tight limits) and must
 return the same records, resume offsets, held positions and counts after every batch.
@@ -57,8 +57,8 @@ class Counted(MultilineJoiner):
 def joiners(rule: dict[str, Any]) -> tuple[Counted, MultilineJoiner]:
     batched = CompiledRule(MultilineRule(**rule))
     reference = CompiledRule(MultilineRule(**rule))
-    assert batched.batch_hits is not None
-    reference.batch_hits = None
+    assert batched.batch_marks is not None
+    reference.batch_marks = None
     return Counted(batched), MultilineJoiner(reference)
 
 
