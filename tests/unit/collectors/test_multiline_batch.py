@@ -11,6 +11,7 @@ return the same records, resume offsets, held positions and counts after every b
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,13 @@ def test_first_character_lookaheads_on_every_first_character() -> None:
             for compiled, first in ((_JAVA, JAVA_FIRST), (_NODE, NODE_FIRST)):
                 without = re.compile(compiled.pattern.replace(first, "", 1))
                 assert bool(compiled.match(text)) == bool(without.match(text)), repr(text)
+
+
+def test_byte_and_line_limits_at_their_edges() -> None:
+    for first, frames in itertools.product(range(100, 130), (8, 9, 10)):  # max_bytes (1024) within a run or at its end
+        rows = [(JSON, "stdout", 0), ("E" * first, "stdout", 0), *[("\t" + "x" * 99, "stdout", 0)] * frames,
+                (JSON, "stdout", 0)]
+        for max_lines in (8, 9, 10, 11, 500):
+            rule = {"detectors": ["java"], "max_lines": max_lines, "max_bytes": 1024}
+            assert run_both(rule, rows, [])
+            assert run_both(rule, rows, [1])
