@@ -134,22 +134,18 @@ _RAW, _RESUME, _SEEN, _TEXTS, _SIZE, _FLAGS, _BLOCK = range(7)
 def _closed_raw(record: list[Any]) -> RawLine:
     """The raw line of a closed record: its first line itself while nothing joined it."""
     first: RawLine = record[_RAW]
-    texts = record[_TEXTS]
-    if texts is None and record[_FLAGS] == first[4]:
+    if record[_TEXTS] is None and record[_FLAGS] == first[4]:
         return first
-    return [first[0], first[1] if texts is None else "\n".join(texts), first[2], first[3], record[_FLAGS]]
+    return _joined_raw(first, record[_TEXTS], record[_FLAGS])
 
 
 _TEXT, _STREAM, _LINE_FLAGS = itemgetter(1), itemgetter(2), itemgetter(4)
 _RUNS = re.compile(b"\x01+").finditer  # runs of continuation lines in a batch's marks
 
 
-def _emit(record: list[Any], append: Callable[[RawLine], None], out_resumes: dict[int, int]) -> None:
-    """Pass a closed record on (nothing before it is held)."""
-    done = record[_RAW] if record[_TEXTS] is None and record[_FLAGS] == record[_RAW][4] else _closed_raw(record)
-    append(done)
-    if record[_RESUME] != done[0]:
-        out_resumes[done[0]] = record[_RESUME]
+def _joined_raw(first: RawLine, texts: list[str] | None, flags: int) -> RawLine:
+    """The raw line of a closed record with lines joined to `first` (or only flags changed)."""
+    return [first[0], first[1] if texts is None else "\n".join(texts), first[2], first[3], flags]
 
 
 def _with_resumes(out: list[RawLine], resumes: dict[int, int]) -> list[Emitted]:
@@ -252,58 +248,75 @@ class MultilineJoiner:
         rule = self.rule
         assert rule.batch_marks is not None
         max_lines, max_bytes, append = rule.max_lines, rule.max_bytes, out.append
-        texts = list(map(_TEXT, lines))
+        # the open record in locals (a list only while it is left open): first line, resume offset, texts
+        # (None while it is one line), size, flags
+        first: RawLine | None = None
+        resume = size = flags = 0
+        texts: list[str] | None = None
         record = opened.pop(stream, None)
+        if record is not None:
+            first, resume, texts, size, flags = (record[_RAW], record[_RESUME], record[_TEXTS], record[_SIZE],
+                                                 record[_FLAGS])
         joined = done_to = 0  # lines[:done_to] are taken (joined, passed on, or the open record's first)
-        for run in _RUNS(rule.batch_marks(texts)):
+        for run in _RUNS(rule.batch_marks(list(map(_TEXT, lines)))):
             begin, end = run.span()  # lines[begin:end] continue the record open before them
             if begin > done_to:  # lines[done_to:begin] start records; the last of them is open when the run comes
-                if record is not None:
-                    _emit(record, append, out_resumes)
+                if first is not None:
+                    if texts is None and flags == first[4]:
+                        append(first)
+                    else:
+                        append(_joined_raw(first, texts, flags))
+                    if resume != first[0]:
+                        out_resumes[first[0]] = resume
                 if begin - 1 > done_to:
                     out.extend(lines[done_to:begin - 1])
                 first = lines[begin - 1]
-                record = [first, first[0], now, None, len(first[1]), first[4], None]
-            elif record is None:  # the batch's first line, nothing open: it starts a record
+                resume, texts, size, flags = first[0], None, len(first[1]), first[4]
+            elif first is None:  # the batch's first line, nothing open: it starts a record
                 first = lines[begin]
-                record = [first, first[0], now, None, len(first[1]), first[4], None]
+                resume, texts, size, flags = first[0], None, len(first[1]), first[4]
                 begin += 1
             done_to = end
-            part = texts[begin:end]
-            have = record[_TEXTS]
-            size = record[_SIZE] + sum(map(len, part)) + len(part)
-            if (1 if have is None else len(have)) + len(part) <= max_lines and size - 1 < max_bytes:
-                if have is None:  # the whole run joins (each line's checks hold as the last one's does)
-                    record[_TEXTS] = [record[_RAW][1], *part]
+            if begin == end:
+                continue
+            run_lines = lines[begin:end]
+            part = list(map(_TEXT, run_lines))
+            grown = size + sum(map(len, part)) + len(part)
+            if (1 if texts is None else len(texts)) + len(part) <= max_lines and grown - 1 < max_bytes:
+                if texts is None:  # the whole run joins (each line's checks hold as the last one's does)
+                    texts = [first[1], *part]
                 else:
-                    have.extend(part)
-                record[_SIZE] = size
-                record[_FLAGS] |= reduce(or_, map(_LINE_FLAGS, lines[begin:end]), 0) & FLAG_TRUNCATED
+                    texts.extend(part)
+                size = grown
+                flags |= reduce(or_, map(_LINE_FLAGS, run_lines), 0) & FLAG_TRUNCATED
                 joined += len(part)
                 continue
-            for raw in lines[begin:end]:  # a limit falls inside the run: line by line
+            for raw in run_lines:  # a limit falls inside the run: line by line
                 text: str = raw[1]
-                have = record[_TEXTS]
-                if (have is None or len(have) < max_lines) and record[_SIZE] + len(text) < max_bytes:
-                    if have is None:
-                        record[_TEXTS] = [record[_RAW][1], text]
+                if (texts is None or len(texts) < max_lines) and size + len(text) < max_bytes:
+                    if texts is None:
+                        texts = [first[1], text]
                     else:
-                        have.append(text)
-                    record[_SIZE] += len(text) + 1
-                    record[_FLAGS] |= raw[4] & FLAG_TRUNCATED
+                        texts.append(text)
+                    size += len(text) + 1
+                    flags |= raw[4] & FLAG_TRUNCATED
                     joined += 1
                 else:
-                    _emit(record, append, out_resumes)
-                    record = [raw, raw[0], now, None, len(text), raw[4], None]
+                    append(first if texts is None and flags == first[4] else _joined_raw(first, texts, flags))
+                    if resume != first[0]:
+                        out_resumes[first[0]] = resume
+                    first = raw
+                    resume, texts, size, flags = raw[0], None, len(text), raw[4]
         if done_to < len(lines):
-            if record is not None:
-                _emit(record, append, out_resumes)
+            if first is not None:
+                append(first if texts is None and flags == first[4] else _joined_raw(first, texts, flags))
+                if resume != first[0]:
+                    out_resumes[first[0]] = resume
             out.extend(lines[done_to:-1])
-            last = lines[-1]
-            record = [last, last[0], now, None, len(last[1]), last[4], None]
-        assert record is not None
-        record[_SEEN] = now
-        opened[stream] = record
+            first = lines[-1]
+            resume, texts, size, flags = first[0], None, len(first[1]), first[4]
+        assert first is not None
+        opened[stream] = [first, resume, now, texts, size, flags, None]
         self.joined_lines += joined
         return True
 
