@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import reduce
 from operator import itemgetter, not_, or_, truth
 from typing import Any
@@ -69,9 +69,9 @@ class CompiledRule:
         assert start is not None
         return lambda text: start.match(text) is None
 
-    def _batch_marks(self) -> Callable[[list[str]], bytes] | None:
+    def _batch_marks(self) -> Callable[[list[RawLine]], bytes] | None:
         """For a rule without state (every rule but the python, go and nodejs detectors): one byte per
-        text, 1 where it continues an open record (`joins` true), made with C loops only."""
+        line, 1 where its text continues an open record (`joins` true), made with C loops only."""
         if self.stateful:
             return None
         tests = [_matching(match) for match in (JAVA_CONTINUATION.match if self.detectors else None,
@@ -82,8 +82,12 @@ class CompiledRule:
             tests.append(lambda texts: map(not_, map(start, texts)))
         if len(tests) == 1:
             only = tests[0]
-            return lambda texts: bytes(only(texts))
-        return lambda texts: bytes(map(any, zip(*(test(texts) for test in tests), strict=True)))
+            return lambda lines: bytes(only(map(_TEXT, lines)))
+
+        def marks(lines: list[RawLine]) -> bytes:
+            texts = list(map(_TEXT, lines))
+            return bytes(map(any, zip(*(test(texts) for test in tests), strict=True)))
+        return marks
 
     def applies_to(self, source: dict[str, Any]) -> bool:
         rule = self.rule
@@ -112,7 +116,7 @@ class CompiledRule:
         return self.start is not None and self.start.match(text) is None
 
 
-def _matching(match: Callable[[str], object]) -> Callable[[list[str]], Iterator[bool]]:
+def _matching(match: Callable[[str], object]) -> Callable[[Iterable[str]], Iterator[bool]]:
     return lambda texts: map(truth, map(match, texts))
 
 
@@ -243,8 +247,10 @@ class MultilineJoiner:
             return False
         stream = streams.pop()
         opened = self.open
-        if len(opened) > (stream in opened) or any(flags & FLAG_BASE64 for flags in set(map(_LINE_FLAGS, lines))):
+        flag_values = set(map(_LINE_FLAGS, lines))
+        if len(opened) > (stream in opened) or any(flags & FLAG_BASE64 for flags in flag_values):
             return False
+        truncated = any(flags & FLAG_TRUNCATED for flags in flag_values)
         rule = self.rule
         assert rule.batch_marks is not None
         max_lines, max_bytes, append = rule.max_lines, rule.max_bytes, out.append
@@ -258,7 +264,7 @@ class MultilineJoiner:
             first, resume, texts, size, flags = (record[_RAW], record[_RESUME], record[_TEXTS], record[_SIZE],
                                                  record[_FLAGS])
         joined = done_to = 0  # lines[:done_to] are taken (joined, passed on, or the open record's first)
-        for run in _RUNS(rule.batch_marks(list(map(_TEXT, lines)))):
+        for run in _RUNS(rule.batch_marks(lines)):
             begin, end = run.span()  # lines[begin:end] continue the record open before them
             if begin > done_to:  # lines[done_to:begin] start records; the last of them is open when the run comes
                 if first is not None:
@@ -288,7 +294,8 @@ class MultilineJoiner:
                 else:
                     texts.extend(part)
                 size = grown
-                flags |= reduce(or_, map(_LINE_FLAGS, run_lines), 0) & FLAG_TRUNCATED
+                if truncated:
+                    flags |= reduce(or_, map(_LINE_FLAGS, run_lines), 0) & FLAG_TRUNCATED
                 joined += len(part)
                 continue
             for raw in run_lines:  # a limit falls inside the run: line by line

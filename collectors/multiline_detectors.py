@@ -19,10 +19,11 @@ import re
 
 # A line can only match if its first character can begin one of the alternatives: the lookahead fails a
 # JSON line (`{`) or `2025-06-10 INFO ...` at once instead of trying every alternative (twice as fast
-# for them; tests/unit/collectors/test_multiline_batch.py checks the decisions do not change).
+# for them), and a tab, which most frames begin with, is tried first (only whether it matches is used;
+# tests/unit/collectors/test_multiline_batch.py checks the decisions are those of the plain alternation).
 JAVA_FIRST = r"(?=[\sCSa-z_$])"
-_JAVA = re.compile(r"^" + JAVA_FIRST + r"(?:\s+at |\s*Caused by: |\s+\.\.\. \d+ (?:more|common frames omitted)"
-                   r"|\s*Suppressed: |\t|(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$))")
+_JAVA = re.compile(r"^" + JAVA_FIRST + r"(?:\t|\s+at |\s*Caused by: |\s+\.\.\. \d+ (?:more|common frames omitted)"
+                   r"|\s*Suppressed: |(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$))")
 JAVA_CONTINUATION = _JAVA  # the java detector alone keeps no state: one C call (collectors/multiline.py)
 _PY_START = "Traceback (most recent call last):"
 _PY_CHAIN = ("During handling of the above exception, another exception occurred:",
