@@ -75,7 +75,7 @@ def run_both(rule: dict[str, Any], rows: list[tuple[str, str, int]], cuts: list[
     """Feed `rows` to both joiners in batches ending at `cuts`; compare after every batch. Returns the
     number of batches the batch path took."""
     batched, reference = joiners(rule)
-    raws = [[10 * n, text, stream, n, flags] for n, (text, stream, flags) in enumerate(rows)]
+    raws: list[list[Any]] = [[10 * n, text, stream, n, flags] for n, (text, stream, flags) in enumerate(rows)]
     resumes = {raw[0]: raw[0] - 3 for n, raw in enumerate(raws) if partial_every and n % partial_every == 1}
     bounds = sorted({c for c in cuts if 0 < c < len(raws)} | {len(raws)})
     start = 0
