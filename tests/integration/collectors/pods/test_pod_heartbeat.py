@@ -66,7 +66,7 @@ async def test_the_heartbeat_shows_lines_read_waiting_for_a_frozen_broker(broker
     pods = pod_settings(broker, kube, tmp_path).pods.model_dump()
     settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap, "partitions": 1},
                              heartbeats={"interval": INTERVAL}, pods=pods)
-    pod = kube.add_pod("web-1", {"app": "shop"})
+    pod = kube.add_pod("web-1", {"app": "snowplow"})
     async with running_collector(settings) as run:
         await wait_for(lambda: kube.followers.get(("web-1", "app"), 0) == 1, what="web-1 followed")
         kube.log(pod, "app", [f"before {i}" for i in range(100)])
