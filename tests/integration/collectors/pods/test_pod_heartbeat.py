@@ -67,6 +67,8 @@ async def test_the_heartbeat_shows_lines_read_waiting_for_a_frozen_broker(broker
     settings = load_settings(environ={}, kafka={"brokers": broker.bootstrap, "partitions": 1},
                              heartbeats={"interval": INTERVAL}, pods=pods)
     pod = kube.add_pod("web-1", {"app": "snowplow"})
+    assert broker.process is not None
+    broker_pid = broker.process.pid
     async with running_collector(settings) as run:
         await wait_for(lambda: kube.followers.get(("web-1", "app"), 0) == 1, what="web-1 followed")
         kube.log(pod, "app", [f"before {i}" for i in range(100)])
@@ -75,7 +77,7 @@ async def test_the_heartbeat_shows_lines_read_waiting_for_a_frozen_broker(broker
             # frozen right after a beat: the next one is computed (and held) while the broker is frozen
             await wait_for(lambda: beats and beats[-1].at > time.time() - INTERVAL / 4 and
                            beats[-1].lines_in_per_s == 0, timeout=30, what="a fresh beat after a quiet interval")
-            os.kill(broker.process.pid, signal.SIGSTOP)
+            os.kill(broker_pid, signal.SIGSTOP)
             frozen_at, first = time.time(), len(beats) - 1
             try:
                 for step in range(30):  # lines keep coming while Kafka is away
@@ -84,7 +86,7 @@ async def test_the_heartbeat_shows_lines_read_waiting_for_a_frozen_broker(broker
                 assert run.value(READ) == 400, "lines are read from the API while Kafka is away"
                 assert run.value(PUBLISHED) == 100
             finally:
-                os.kill(broker.process.pid, signal.SIGCONT)
+                os.kill(broker_pid, signal.SIGCONT)
             thawed_at = time.time()
             await wait_for(lambda: run.value(PUBLISHED) == 400, what="every line read acknowledged after the thaw")
             caught_up = time.time()
