@@ -147,16 +147,19 @@ class FigureReader:
             dead_letters=dead, figures=figures, rules_version=running[0] if running else None)
 
 
+# A collector's or the intake's lines in are the lines it took in (read, received), counted before Kafka
+# acknowledges them; lines out are those Kafka acknowledged. In above out is what waits for Kafka (or,
+# for the pod collector, duplicates dropped on a reconnect and lines joined into multiline records).
 FILE_COLLECTOR = Recipe("file-collector", Sample("logweave_file_collector_lines_read_total"),
                         Sample("logweave_file_collector_lines_published_total"),
                         gauges={"files": Sample("logweave_file_collector_files_tracked"),
                                 "unread_bytes": Sample("logweave_file_collector_lag_bytes")},
                         rules_version="logweave_file_collector_rules_version_info")
-POD_COLLECTOR = Recipe("pod-collector", Sample("logweave_pod_collector_lines_published_total"),
+POD_COLLECTOR = Recipe("pod-collector", Sample("logweave_pod_collector_lines_read_total"),
                        Sample("logweave_pod_collector_lines_published_total"),
                        gauges={"streams": Sample("logweave_pod_collector_streams_open")},
                        rules_version="logweave_pod_collector_rules_version_info")
-INTAKE = Recipe("intake", Sample("logweave_intake_lines_total"), Sample("logweave_intake_lines_total"),
+INTAKE = Recipe("intake", Sample("logweave_intake_lines_received_total"), Sample("logweave_intake_lines_total"),
                 dead_letters=("logweave_intake_rejections_total", "reason"),
                 gauges={"connections": Sample("logweave_intake_connections")}, example_prefix=INTAKE_EXAMPLES)
 

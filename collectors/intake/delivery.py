@@ -52,6 +52,8 @@ class Delivery:
         """Return once Kafka acknowledged every chunk; raise BrokerUnavailable or Overloaded otherwise."""
         if not chunks:
             return
+        count = sum(len(c.lines) for c in chunks)
+        self.metrics.lines_received.labels(protocol).inc(count)  # the heartbeat's lines in
         if not self.started:
             raise BrokerUnavailable("the intake is not connected to Kafka yet")
         if self.full:
@@ -71,7 +73,7 @@ class Delivery:
             raise BrokerUnavailable(f"Kafka refused the chunk: {exc}") from None
         self.broker_ok, self._last_answer = True, time.monotonic()
         self.metrics.ack_latency.labels(protocol).observe(time.monotonic() - began)
-        self.metrics.lines.labels(protocol).inc(sum(len(c.lines) for c in chunks))
+        self.metrics.lines.labels(protocol).inc(count)
 
     async def watch_broker(self, interval: float) -> None:
         """Forever: when no ack came for `interval`, ask the producer's connection whether Kafka answers

@@ -21,6 +21,10 @@ class IntakeMetrics:
         r = self.registry
         self.requests = Counter("logweave_intake_requests", "Requests (HTTP, OTLP) or messages (forward) "
                                 "answered, by protocol and outcome", ["protocol", "outcome"], registry=r)
+        self.lines_received = Counter("logweave_intake_lines_received",
+                                      "Lines of accepted records handed to Kafka, before its ack (a request "
+                                      "refused for a busy or absent broker counts again when retried)",
+                                      ["protocol"], registry=r)
         self.lines = Counter("logweave_intake_lines", "Lines acknowledged by Kafka", ["protocol"], registry=r)
         self.bytes = Counter("logweave_intake_bytes", "Payload bytes received (as sent, before decompression)",
                              ["protocol"], registry=r)

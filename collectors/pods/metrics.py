@@ -19,6 +19,10 @@ class PodMetrics:
                                      "Log streams waiting for a slot (max_streams reached)", registry=r)
         self.reconnects = Counter("logweave_pod_collector_stream_reconnects",
                                   "Log streams reopened after they broke or ended", registry=r)
+        self.lines_read = Counter("logweave_pod_collector_lines_read",
+                                  "Lines read from the log streams (before dropping duplicates and joining "
+                                  "multiline records; read again after a chunk Kafka did not acknowledge)",
+                                  registry=r)
         self.lines = Counter("logweave_pod_collector_lines_published",
                              "Lines acknowledged by Kafka", registry=r)
         self.bytes = Counter("logweave_pod_collector_bytes_published",

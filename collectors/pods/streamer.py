@@ -300,7 +300,9 @@ class LogStreamer:
         self._hand_over(entries, size, duplicates)
 
     def _hand_over(self, entries: list[RawLine], size: int, duplicates: int) -> None:
-        """Lines taken from the response to the multiline joiner (when configured) and the batch."""
+        """Lines taken from the response to the multiline joiner (when configured) and the batch; counted
+        as read here, duplicates included, before joining (the heartbeat's lines in)."""
+        self._metrics.lines_read.inc(len(entries) + duplicates)
         if self._joiner is not None:
             self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]

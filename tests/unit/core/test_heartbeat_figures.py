@@ -19,12 +19,16 @@ from core.redact import MASK
 
 def test_rates_are_counter_deltas_over_time_and_dead_letters_carry_the_latest_example() -> None:
     registry = CollectorRegistry()
+    received = Counter("logweave_intake_lines_received", "", ["protocol"], registry=registry)
     lines = Counter("logweave_intake_lines", "", ["protocol"], registry=registry)
     rejected = Counter("logweave_intake_rejections", "", ["protocol", "reason"], registry=registry)
     reader = FigureReader(INTAKE, registry, "intake-h-8080", interval=5.0)
+    received.labels("http").inc(100)
     lines.labels("http").inc(100)
     first = reader.beat(now=1000.0)
     assert first.lines_in_per_s == 0.0  # one read: no rate yet
+    received.labels("http").inc(50)
+    received.labels("forward").inc(50)
     lines.labels("http").inc(50)
     lines.labels("forward").inc(50)
     rejected.labels("http", "too_large").inc(2)

@@ -103,6 +103,9 @@ async def test_no_ack_while_kafka_is_away_and_the_resent_chunk_is_one_stream(int
         assert msgpack.unpackb(await asyncio.wait_for(reader.read(100), 30)) == {"ack": "chunk-7"}
         writer.close()
         seen = await intake.wait_lines(5)
+        # the heartbeat's lines in count the refused attempt and the resend; lines out only what was acknowledged
+        assert intake.metric("logweave_intake_lines_received_total", protocol="forward") == 10
+        assert intake.metric("logweave_intake_lines_total", protocol="forward") == 5
     assert {chunk.stream_id for chunk, _ in seen} == {"intake:forward:anonymous:chunk:chunk-7"}
     assert sorted({line[0] for _, line in seen}) == [0, 1, 2, 3, 4]
 

@@ -48,6 +48,8 @@ async def test_a_block_yields_what_line_by_line_yields(lines: list[bytes]) -> No
     assert by_block._batcher.bytes == by_line._batcher.bytes
     assert by_block.cursor.last_position == by_line.cursor.last_position
     assert by_block._metrics.duplicates._value.get() == by_line._metrics.duplicates._value.get()
+    for read in (by_line, by_block):  # every line taken counts as read, replayed ones too, once
+        assert read._metrics.value("logweave_pod_collector_lines_read_total") == 2 * len(lines)
     if set(lines) <= set(KUBELET):  # lines the kubelet wrote are each published once, whatever replays
         assert len(by_block._batcher.lines) == len(lines)
         assert by_block._metrics.duplicates._value.get() == len(lines)

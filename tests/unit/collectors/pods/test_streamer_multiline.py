@@ -77,6 +77,9 @@ async def test_a_joined_record_is_acknowledged_at_its_last_line() -> None:
     assert streamer.cursor.acked_ts_ns == last_traceback_line, "acknowledged at the record's first line"
     assert acknowledged[-1][0] == last_traceback_line
     assert streamer.cursor.acked_position == last_traceback_line // 1000 * 1000
+    figure = streamer._metrics.value
+    assert figure("logweave_pod_collector_lines_read_total") == 6, "each line read counts, before joining"
+    assert figure("logweave_pod_collector_lines_published_total") == 2, "records sent: the open one waits"
 
 
 async def test_without_joining_the_last_line_sent_is_acknowledged() -> None:
