@@ -68,11 +68,12 @@ async def test_the_broker_drops_what_exceeds_the_byte_bound(shared_broker: Embed
             await producer.send_and_wait(raw, b"x" * 100_000)
         partition = TopicPartition(raw, 0)
 
-        async def first_kept() -> int:
-            return (await consumer.beginning_offsets([partition]))[partition]
+        async def within_bound() -> bool:  # at most the bound plus one 1 MiB segment: about 52 records, not 100
+            return 100 - (await consumer.beginning_offsets([partition]))[partition] <= 55
 
-        kept_from = await wait_for(first_kept, timeout=60, what="the broker to drop records beyond 4 MiB")
-        assert 100 - kept_from <= 55  # at most the bound plus one 1 MiB segment: about 52 records, not 100
+        # the broker's retention pass may drop the old segments over more than one run (and late on a busy
+        # machine): wait for the bound itself, not for the first drop
+        await wait_for(within_bound, timeout=90, what="the broker to keep at most 55 of 100 records (4 MiB)")
     finally:
         await producer.stop()
         await consumer.stop()
