@@ -57,7 +57,7 @@ def register(ctx: StageContext) -> TraceGrouper:
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         lingering = asyncio.ensure_future(linger.run())
-        waiting = nothing_waiting(stream)
+        waiting = batch.idle = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 batch.add(event)
@@ -132,7 +132,8 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
                  metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None,
                  sent: Callable[[], None] | None = None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
-        self.sent = sent  # called after a flush's sends (ends the producer's linger once they are in it)
+        self.sent = sent  # called after a flush's sends when no record waits (ends the producer's linger)
+        self.idle: Callable[[], bool] = lambda: True  # no further logs.parsed record waits (set by the agent)
         self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
         self.metrics_for = metrics_for  # and the metric rules it is counted by (the same version)
         self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
@@ -155,7 +156,7 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         for partition, items in pending.items():
             for run in runs(items, self.router_for):
                 self._apply(partition, run)
-        if pending and self.sent is not None:
+        if pending and self.sent is not None and self.idle():  # under a backlog the next flush comes soon
             self.sent()
 
     def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:

@@ -71,11 +71,12 @@ class ParseStage:
         self.acks = InOrderAcks("parse", progress)
         self.linger = Linger(settings.linger, self.flush)
         self._sending = asyncio.Lock()  # sends go out one flush after another: per-partition order
-        self.sent = sent  # called once a flush's records are all sent (ends the producer's linger)
+        self.sent = sent  # called once a flush's records are all sent and no record waits (ends the linger)
+        self.idle: Callable[[], bool] = lambda: True  # no further input record waits (set by run)
 
     async def run(self, stream: Any) -> None:
         lingering = asyncio.ensure_future(self.linger.run())
-        waiting = nothing_waiting(stream)
+        waiting = self.idle = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 self.add(event.value)
@@ -126,8 +127,8 @@ class ParseStage:
                     note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
                 outputs.append(await self.dead_topic.send(value=self.compress(encode_dead_letters(items)),
                                                           key=stream_id.encode() if stream_id else None))
-            if outputs and self.sent is not None:
-                self.sent()
+            if outputs and self.sent is not None and self.idle():  # under a backlog the next flush comes soon:
+                self.sent()  # its records may share the produce requests still lingering
             self.acks.add(events, outputs)
 
     async def _send(self, partition: int, chunk: Any) -> asyncio.Future[Any]:
