@@ -11,6 +11,8 @@ Two rules keep that at-least-once:
   lines still wait in a batch is not caught up.
 
 `Linger` flushes a batch that waited long enough although no new record came to fill it.
+`SendNow` then ends the producer's own linger (`kafka.linger`) once a flush's records are all in
+it: they share produce requests, and no hop waits out the linger after its burst is complete.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from agents.backlog import SourceProgress
+from kafka_io.kafka_compat import end_linger
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +137,40 @@ class Linger:
                 except Exception:  # its records stay unacked: re-read after a restart, never lost
                     log.exception("flushing a lingering batch failed")
                     self.flushed()
+
+
+class SendNow:
+    """Ends the app producer's linger once a stage's burst of sends is in it (`end_linger`).
+
+    `now()` after sends that were awaited (they are in the producer); `after_buffer()` after
+    `send_soon` calls, which faust's buffer task hands to the producer a moment later.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._task: asyncio.Future[None] | None = None
+        self._again = False
+
+    def now(self) -> None:
+        producer = getattr(self.app.producer, "_producer", None)  # None until the producer started
+        if producer is not None:
+            end_linger(producer)
+
+    def after_buffer(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True  # the running task goes round once more for these sends
+            return
+        self._task = asyncio.ensure_future(self._after_buffer())
+
+    async def _after_buffer(self) -> None:
+        buffer = self.app.producer.buffer
+        while True:
+            self._again = False
+            try:
+                await buffer.flush()  # until faust's buffer task took every message
+            except RuntimeError:  # the producer is stopping: it flushes what it holds itself
+                return
+            await asyncio.sleep(0)  # the message it took last is appended within its step
+            self.now()
+            if not self._again:
+                return

@@ -10,7 +10,7 @@ from typing import Any
 from faust.types import TP
 
 from agents.backlog import SourceProgress
-from agents.batching import Linger, nothing_waiting
+from agents.batching import Linger, SendNow, nothing_waiting
 from agents.closed_tail import close_ids_after
 from agents.grouper import TraceGrouper
 from agents.log_metrics import LogMetrics, log_metrics_for
@@ -52,11 +52,12 @@ def register(ctx: StageContext) -> TraceGrouper:
         # the rules version in effect when a chunk was collected, as on every worker (docs/rules.md)
         router_for = (lambda chunk: live.router_at(chunk.collected_ns)) if live is not None else None
         metrics_for = (lambda chunk: live.metrics_at(chunk.collected_ns)) if live is not None else None
-        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for, metrics_for)
+        batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for, metrics_for,
+                           sent=SendNow(app).after_buffer)
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         lingering = asyncio.ensure_future(linger.run())
-        waiting = nothing_waiting(stream)
+        waiting = batch.idle = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 batch.add(event)
@@ -128,8 +129,11 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
 
     def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
                  router_for: Callable[[ParsedChunk], Router] | None = None,
-                 metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None) -> None:
+                 metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None,
+                 sent: Callable[[], None] | None = None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
+        self.sent = sent  # called after a flush's sends when no record waits (ends the producer's linger)
+        self.idle: Callable[[], bool] = lambda: True  # no further logs.parsed record waits (set by the agent)
         self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
         self.metrics_for = metrics_for  # and the metric rules it is counted by (the same version)
         self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
@@ -152,6 +156,8 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         for partition, items in pending.items():
             for run in runs(items, self.router_for):
                 self._apply(partition, run)
+        if pending and self.sent is not None and self.idle():  # under a backlog the next flush comes soon
+            self.sent()
 
     def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:
         if self.router_for is not None:  # a run never spans two rules versions (runs())

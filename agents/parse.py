@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from agents.backlog import SourceProgress
-from agents.batching import InOrderAcks, Linger, nothing_waiting
+from agents.batching import InOrderAcks, Linger, SendNow, nothing_waiting
 from agents.line_parser import LineParser
 from agents.parsed_merge import MergedChunks
 from agents.stage import StageContext
@@ -42,7 +42,8 @@ def register(ctx: StageContext) -> None:
         stage = ParseStage(parser, channels.parsed(), channels.deadletter(), settings.parse,
                            compress=compressor(settings.kafka.payload_codec), partitions=settings.kafka.partitions,
                            limit_bytes=int(settings.kafka.max_message_bytes * 0.8), progress=ctx.progress,
-                           epoch_of=(lambda point: live.at(point).name) if live is not None else None)
+                           epoch_of=(lambda point: live.at(point).name) if live is not None else None,
+                           sent=SendNow(ctx.app).now)
         await stage.run(stream)
 
 
@@ -56,7 +57,8 @@ class ParseStage:
     def __init__(self, parser: LineParser | Callable[[], LineParser], parsed_topic: Any, dead_topic: Any,
                  settings: ParseSettings, *, compress: Callable[[bytes], bytes], partitions: int, limit_bytes: int,
                  progress: SourceProgress | None = None,
-                 epoch_of: Callable[[int | None], Hashable] | None = None) -> None:
+                 epoch_of: Callable[[int | None], Hashable] | None = None,
+                 sent: Callable[[], None] | None = None) -> None:
         self.parser_of: Callable[[], LineParser] = (lambda: parser) if isinstance(parser, LineParser) else parser
         self.parsed_topic, self.dead_topic = parsed_topic, dead_topic
         self.compress, self.partitions = compress, partitions
@@ -69,10 +71,12 @@ class ParseStage:
         self.acks = InOrderAcks("parse", progress)
         self.linger = Linger(settings.linger, self.flush)
         self._sending = asyncio.Lock()  # sends go out one flush after another: per-partition order
+        self.sent = sent  # called once a flush's records are all sent and no record waits (ends the linger)
+        self.idle: Callable[[], bool] = lambda: True  # no further input record waits (set by run)
 
     async def run(self, stream: Any) -> None:
         lingering = asyncio.ensure_future(self.linger.run())
-        waiting = nothing_waiting(stream)
+        waiting = self.idle = nothing_waiting(stream)
         try:
             async for event in stream.noack().events():
                 self.add(event.value)
@@ -123,6 +127,8 @@ class ParseStage:
                     note_dead_letter(item.reason, item.text)  # the latest example in this worker's heartbeat
                 outputs.append(await self.dead_topic.send(value=self.compress(encode_dead_letters(items)),
                                                           key=stream_id.encode() if stream_id else None))
+            if outputs and self.sent is not None and self.idle():  # under a backlog the next flush comes soon:
+                self.sent()  # its records may share the produce requests still lingering
             self.acks.add(events, outputs)
 
     async def _send(self, partition: int, chunk: Any) -> asyncio.Future[Any]:

@@ -17,6 +17,11 @@ records written by other processes (collectors, other workers), at most `cap` la
 follow slow topics (rules, heartbeats) pause longer (`pace_idle_fetches`).
 On a real Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there
 except that a pausing fetcher is woken sooner.
+
+The producer's `kafka.linger` lets records sent together share a batch and a produce request. A
+stage that sends a whole burst at once (parse's flush: one chunk per partition) knows when the
+burst is complete: `end_linger` sends what the producer holds at once instead of letting it wait
+out the linger, which otherwise added up to `kafka.linger` of latency at every hop.
 """
 
 from __future__ import annotations
@@ -136,6 +141,20 @@ def records_landed(topic: str) -> None:
             fetcher._logweave_loop.call_soon_threadsafe(_wake, fetcher)
         except RuntimeError:  # its loop is closed: the consumer stopped
             _FETCHERS.discard(fetcher)
+
+
+def end_linger(producer: Any) -> None:
+    """Send the batches an AIOKafkaProducer holds now, without waiting out their linger.
+
+    Records appended later start new batches; what the batches hold is unchanged, so order and
+    acks are too (aiokafka's own flush before a transaction commit does the same)."""
+    accumulator = producer._message_accumulator
+    for batches in accumulator._batches.values():
+        for batch in batches:
+            batch._builder.close()
+    waiter = accumulator._waiter_future
+    if not waiter.done():
+        waiter.set_result(None)  # the sender task drains the now-ready batches
 
 
 def pace_idle_fetches(consumer: Any, cap: float) -> None:

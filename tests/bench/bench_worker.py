@@ -45,13 +45,14 @@ from commands.broker import EmbeddedBroker, free_port
 from core.codec import compressor, decompress
 from core.models import P_TIME, ParsedChunk, RawBatch, RawChunk, make_raw_line, trace_partition
 from core.settings import KafkaSettings, load_settings
-from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.kafka_compat import install_idle_fetch_pause, pace_idle_fetches
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
 PARTITIONS = 4
+MEASURE_PAUSE = 0.005  # seconds: the latency consumer's longest pause between empty fetches (its error)
 
 
 def make_doc(n: int, ts_ns: int) -> bytes:
@@ -273,9 +274,11 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     With `worker_pid`, the worker's CPU seconds per 100K lines delivered (feed start to the last
     arrival) and the lines it was behind when the feed stopped (end lag) are reported too.
     """
+    install_idle_fetch_pause()  # unpaced, this consumer re-fetches in a tight loop and takes a core from the worker
     consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=None)
     await consumer.start()
+    pace_idle_fetches(consumer, MEASURE_PAUSE)  # nothing wakes it: a short cap, or it adds up to 0.1 s to each delay
     publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), "lat.logs.raw", 64 << 20, create_topics=[])
     await publisher.start()
     delays: list[float] = []
@@ -502,7 +505,7 @@ async def latency_runs(workdir: Path, args: argparse.Namespace) -> list[dict[str
         try:
             lats, first = [], args.lines * 2
             for rate in args.rates:
-                lats.append(await latency(broker.bootstrap, rate, args.seconds, first))
+                lats.append(await latency(broker.bootstrap, rate, args.seconds, first, worker_pid=lat_worker.pid))
                 first += int(rate * args.seconds)
                 await asyncio.sleep(2)
         finally:

@@ -110,3 +110,29 @@ async def test_a_payload_that_is_no_chunk_is_dead_lettered_and_acked_after_it() 
     dead.sent[0][2].set_result(None)
     await asyncio.sleep(0)
     assert event.acked
+
+
+async def test_a_flush_ends_the_producer_linger_once_after_all_its_sends() -> None:
+    parsed, dead, progress = Topic(), Topic(), SourceProgress()
+    sends_seen: list[tuple[int, int]] = []  # (records sent to logs.parsed, to the dead letters) at each call
+    parse = ParseStage(LineParser(ParseSettings()), parsed, dead, ParseSettings(), compress=lambda data: data,
+                       partitions=4, limit_bytes=800_000, progress=progress,
+                       sent=lambda: sends_seen.append((len(parsed.sent), len(dead.sent))))
+    await take(parse, [record(f"s{n}", n * 3) for n in range(40)] + [record("bad", 0, 2, bad=True)])
+    assert sends_seen == [(4, 1)], "one call, after the four chunks and the dead letters"
+    await parse.flush()  # nothing taken: nothing sent, nothing to end
+    assert sends_seen == [(4, 1)]
+
+
+async def test_under_a_backlog_a_flush_leaves_the_linger_to_gather_the_next_flush() -> None:
+    parsed, dead, progress = Topic(), Topic(), SourceProgress()
+    calls: list[int] = []
+    parse = ParseStage(LineParser(ParseSettings()), parsed, dead, ParseSettings(), compress=lambda data: data,
+                       partitions=4, limit_bytes=800_000, progress=progress, sent=lambda: calls.append(1))
+    backlog = [True]
+    parse.idle = lambda: not backlog[0]
+    await take(parse, [record("s", 0)])
+    assert parsed.sent and calls == [], "records wait: the producer keeps lingering"
+    backlog[0] = False
+    await take(parse, [record("s", 3)])
+    assert calls == [1]
