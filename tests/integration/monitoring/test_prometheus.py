@@ -45,7 +45,8 @@ MONITORING = ROOT / "deploy" / "monitoring"
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: Mapping[str, str | list[str]]) -> None:
+    def __init__(self, workdir: Path, targets: Mapping[str, str | list[str]],
+                 scrape_configs: list[dict[str, Any]] | None = None) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus is not installed: `make test` installs it with apt-get (package prometheus)")
@@ -57,7 +58,7 @@ class Prometheus:
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
                   "rule_files": [str(workdir / "rules.yaml")],
                   "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target] if isinstance(
-                      target, str) else target}]} for job, target in targets.items()]}
+                      target, str) else target}]} for job, target in targets.items()] + (scrape_configs or [])}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -106,6 +107,36 @@ def service_doc(n: int) -> dict[str, Any]:
 TOKEN = "token-of-the-shop"
 
 
+def scraped_workloads() -> set[str]:
+    """The `app.kubernetes.io/name` of every workload in deploy/k8s annotated for scraping."""
+    names = set()
+    for path in (ROOT / "deploy" / "k8s").rglob("*.yaml"):
+        for manifest in yaml.safe_load_all(path.read_text()):
+            template = (manifest or {}).get("spec", {}).get("template", {}).get("metadata", {})
+            if template.get("annotations", {}).get("prometheus.io/scrape") == "true":
+                names.add(template["labels"]["app.kubernetes.io/name"])
+    return names
+
+
+def kubernetes_scrape_job(ports: Mapping[str, int]) -> dict[str, Any]:
+    """The shipped scrape job (deploy/monitoring/prometheus-scrape.yaml), its pod discovery (not built into
+    Debian's Prometheus) replaced by static targets with the metadata Kubernetes gives the pods of deploy/k8s:
+    its relabelling names each job and finds each port. A pod of another application is dropped."""
+    job = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())["scrape_configs"][0]
+    del job["kubernetes_sd_configs"]
+
+    def pod(name: str, port: int, part_of: str = "logweave") -> dict[str, Any]:
+        meta = "__meta_kubernetes_pod_"
+        return {"targets": ["127.0.0.1"], "labels": {
+            f"{meta}annotation_prometheus_io_scrape": "true", f"{meta}annotation_prometheus_io_port": str(port),
+            f"{meta}label_app_kubernetes_io_name": name, f"{meta}label_app_kubernetes_io_part_of": part_of,
+            f"{meta}name": f"{name}-0", "__meta_kubernetes_namespace": "logweave"}}
+
+    job["static_configs"] = [pod(name, port) for name, port in ports.items()] + [
+        pod("logweave-elsewhere", free_port(), part_of="another-app")]
+    return job
+
+
 def intake_and_pod_collector(tmp_path: Path, env: Mapping[str, str], kube: FakeKubeApi, intake_port: int,
                              pods_port: int) -> tuple[ManagedProcess, ManagedProcess]:
     """`logweave intake` (HTTP with a bearer token only) and `logweave collect pods` on `kube`, both on the
@@ -147,9 +178,11 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
     kube.log(kube.add_pod("web-1"), "app", [json.dumps(doc("p1", BASE, 0))])  # the pod collector's line
     intake_port, pods_port = free_port(), free_port()
     intake_process, pods_process = intake_and_pod_collector(tmp_path, worker.env, kube, intake_port, pods_port)
+    # scraped as on Kubernetes: the job is the pod's app.kubernetes.io/name
     ports = {"logweave-worker": worker.web_port, "logweave-file-collector": collector_port,
              "logweave-intake": intake_port, "logweave-pod-collector": pods_port}
-    prometheus = Prometheus(tmp_path, {job: f"127.0.0.1:{port}" for job, port in ports.items()})
+    assert set(ports) == scraped_workloads()
+    prometheus = Prometheus(tmp_path, {}, [kubernetes_scrape_job(ports)])
     try:
         for url, process in ((f"http://127.0.0.1:{collector_port}/metrics", collector),
                              (f"http://127.0.0.1:{intake_port}/readyz", intake_process),
@@ -161,8 +194,8 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         status, _, answer = await post(f"http://127.0.0.1:{intake_port}", body, {
             "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"})
         assert (status, answer["accepted"], answer["rejected"]) == (400, 2, 1), answer
-        await wait_for(lambda: {r["metric"]["job"] for r in prometheus.get("/api/v1/query", query="up == 1")["result"]}
-                       >= set(ports), timeout=30, what="every component scraped (up == 1)",
+        await wait_for(lambda: {r["metric"]["job"]: r["value"][1] for r in prometheus.get("/api/v1/query", query="up")[
+            "result"]} == dict.fromkeys(ports, "1"), timeout=30, what="every component scraped (up == 1), no other",
                        last_seen=lambda: prometheus.get("/api/v1/query", query="up")["result"])
         # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
         await worker.feed([service_doc(i) for i in range(50)] + [b"not json"], stream="a")
