@@ -39,6 +39,7 @@ from tests.support.polling import wait_for
 from tests.support.processes import ManagedProcess, file_collector, intake, pod_collector, wait_http_ok
 from tests.support.servers import Server, etcd_server
 from tests.support.worker_harness import WorkerHarness
+from tests.unit.deploy.test_monitoring import scraped_pod_templates
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -107,22 +108,11 @@ def service_doc(n: int) -> dict[str, Any]:
 TOKEN = "token-of-the-shop"
 
 
-def scraped_workloads() -> set[str]:
-    """The `app.kubernetes.io/name` of every workload in deploy/k8s annotated for scraping."""
-    names = set()
-    for path in (ROOT / "deploy" / "k8s").rglob("*.yaml"):
-        for manifest in yaml.safe_load_all(path.read_text()):
-            template = (manifest or {}).get("spec", {}).get("template", {}).get("metadata", {})
-            if template.get("annotations", {}).get("prometheus.io/scrape") == "true":
-                names.add(template["labels"]["app.kubernetes.io/name"])
-    return names
-
-
 def kubernetes_scrape_job(ports: Mapping[str, int]) -> dict[str, Any]:
     """The shipped scrape job (deploy/monitoring/prometheus-scrape.yaml), its pod discovery (not built into
     Debian's Prometheus) replaced by static targets with the metadata Kubernetes gives the pods of deploy/k8s:
     its relabelling names each job and finds each port. A pod of another application is dropped."""
-    job = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())["scrape_configs"][0]
+    job: dict[str, Any] = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())["scrape_configs"][0]
     del job["kubernetes_sd_configs"]
 
     def pod(name: str, port: int, part_of: str = "logweave") -> dict[str, Any]:
@@ -181,7 +171,7 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
     # scraped as on Kubernetes: the job is the pod's app.kubernetes.io/name
     ports = {"logweave-worker": worker.web_port, "logweave-file-collector": collector_port,
              "logweave-intake": intake_port, "logweave-pod-collector": pods_port}
-    assert set(ports) == scraped_workloads()
+    assert set(ports) == set(scraped_pod_templates())
     prometheus = Prometheus(tmp_path, {}, [kubernetes_scrape_job(ports)])
     try:
         for url, process in ((f"http://127.0.0.1:{collector_port}/metrics", collector),
