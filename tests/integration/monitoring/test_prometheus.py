@@ -184,9 +184,13 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         status, _, answer = await post(f"http://127.0.0.1:{intake_port}", body, {
             "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"})
         assert (status, answer["accepted"], answer["rejected"]) == (400, 2, 1), answer
-        await wait_for(lambda: {r["metric"]["job"]: r["value"][1] for r in prometheus.get("/api/v1/query", query="up")[
-            "result"]} == dict.fromkeys(ports, "1"), timeout=30, what="every component scraped (up == 1), no other",
-                       last_seen=lambda: prometheus.get("/api/v1/query", query="up")["result"])
+
+        def up() -> dict[str | None, str]:
+            result = prometheus.get("/api/v1/query", query="up")["result"]
+            return {r["metric"].get("job"): r["value"][1] for r in result}
+
+        await wait_for(lambda: up() == dict.fromkeys(ports, "1"), timeout=30, last_seen=up,
+                       what="every component scraped (up == 1), no other")
         # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
         await worker.feed([service_doc(i) for i in range(50)] + [b"not json"], stream="a")
         await worker.feed([service_doc(i) for i in range(50)], stream="a", resend_from=0)
