@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Kafka-protocol broker (noida-db) and real worker processes on it."""
+"""Shared fixtures: a real Kafka-protocol broker (noida-db), real worker processes on it, and the Kubernetes
+API test server the pod collector reads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.support.kafka import start_broker
+from tests.support.kube_api import FakeKubeApi
 from tests.support.postgres import postgres_dsn, postgres_server
 from tests.support.worker_harness import WorkerHarness
 
@@ -26,6 +28,16 @@ def _disjoint_port_range() -> None:
 _disjoint_port_range()
 
 __all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[FakeKubeApi]:
+    """The Kubernetes API test server (tests/support/kube_api.py), on a free port of its own."""
+    api = await FakeKubeApi().start()
+    try:
+        yield api
+    finally:
+        await api.stop()
 
 
 @pytest.fixture

@@ -95,6 +95,11 @@ def intake(workdir: Path, env: dict[str, str], name: str = "intake") -> ManagedP
     return ManagedProcess(name, [str(VENV_BIN / "logweave"), "intake"], base_env(env), workdir / f"{name}.log", workdir)
 
 
+def pod_collector(workdir: Path, env: dict[str, str], name: str = "pod-collector") -> ManagedProcess:
+    argv = [str(VENV_BIN / "logweave"), "collect", "pods"]
+    return ManagedProcess(name, argv, base_env(env), workdir / f"{name}.log", workdir)
+
+
 def wait_http_ok(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

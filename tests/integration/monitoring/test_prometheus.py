@@ -1,9 +1,11 @@
-"""A real Prometheus (Debian `prometheus`) scrapes a real worker and file collector with Logweave's
-alert rules loaded: the breaker alert fires while the etcd sink's server is down and clears once it
-is up; the heartbeat alert fires when the collector is killed (-9) and clears once it is back; a
-clean stop fires the component alert but not the heartbeat one; every dashboard query returns data (the
-worker runs the example metric rules of deploy/dev-rules.yaml, so the log metric panels have data).
-Scraping two workers, the log metrics summed over instances are exactly the matching lines fed.
+"""A real Prometheus (Debian `prometheus`) scrapes every component of a running pipeline (a worker, a
+file collector, an intake and a pod collector, the last reading the Kubernetes API test server), each
+as its own process, with Logweave's alert rules loaded: every component is scraped (`up == 1`); the
+breaker alert fires while the etcd sink's server is down and clears once it is up; the heartbeat
+alert fires when the collector is killed (-9) and clears once it is back; a clean stop fires the
+component alert but not the heartbeat one; every dashboard query returns data (the worker runs the
+example metric rules of deploy/dev-rules.yaml, so the log metric panels have data). Scraping two
+workers, the log metrics summed over instances are exactly the matching lines fed.
 
 The rules are the shipped ones with every `for:` shortened to 0s, so the test waits seconds rather
 than minutes; the expressions are unchanged.
@@ -12,6 +14,7 @@ than minutes; the expressions are unchanged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -28,19 +31,23 @@ import pytest
 import yaml
 
 from commands.broker import EmbeddedBroker, free_port
+from tests.integration.collectors.intake.test_http import post
 from tests.integration.worker.test_grouping import BASE, NO_IDLE_CLOSE, doc
+from tests.support.kube_api import FakeKubeApi
 from tests.support.log_metric_traffic import samples, traffic
 from tests.support.polling import wait_for
-from tests.support.processes import file_collector, wait_http_ok
+from tests.support.processes import ManagedProcess, file_collector, intake, pod_collector, wait_http_ok
 from tests.support.servers import Server, etcd_server
 from tests.support.worker_harness import WorkerHarness
+from tests.unit.deploy.test_monitoring import scraped_pod_templates
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "deploy" / "monitoring"
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: Mapping[str, str | list[str]]) -> None:
+    def __init__(self, workdir: Path, targets: Mapping[str, str | list[str]],
+                 scrape_configs: list[dict[str, Any]] | None = None) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus is not installed: `make test` installs it with apt-get (package prometheus)")
@@ -52,7 +59,7 @@ class Prometheus:
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
                   "rule_files": [str(workdir / "rules.yaml")],
                   "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target] if isinstance(
-                      target, str) else target}]} for job, target in targets.items()]}
+                      target, str) else target}]} for job, target in targets.items()] + (scrape_configs or [])}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -98,6 +105,42 @@ def service_doc(n: int) -> dict[str, Any]:
             "duration_ms": n * 10}
 
 
+TOKEN = "token-of-the-shop"
+
+
+def kubernetes_scrape_job(ports: Mapping[str, int]) -> dict[str, Any]:
+    """The shipped scrape job (deploy/monitoring/prometheus-scrape.yaml), its pod discovery (not built into
+    Debian's Prometheus) replaced by static targets with the metadata Kubernetes gives the pods of deploy/k8s:
+    its relabelling names each job and finds each port. A pod of another application is dropped."""
+    job: dict[str, Any] = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())["scrape_configs"][0]
+    del job["kubernetes_sd_configs"]
+
+    def pod(name: str, port: int, part_of: str = "logweave") -> dict[str, Any]:
+        meta = "__meta_kubernetes_pod_"
+        return {"targets": ["127.0.0.1"], "labels": {
+            f"{meta}annotation_prometheus_io_scrape": "true", f"{meta}annotation_prometheus_io_port": str(port),
+            f"{meta}label_app_kubernetes_io_name": name, f"{meta}label_app_kubernetes_io_part_of": part_of,
+            f"{meta}name": f"{name}-0", "__meta_kubernetes_namespace": "logweave"}}
+
+    job["static_configs"] = [pod(name, port) for name, port in ports.items()] + [
+        pod("logweave-elsewhere", free_port(), part_of="another-app")]
+    return job
+
+
+def intake_and_pod_collector(tmp_path: Path, env: Mapping[str, str], kube: FakeKubeApi, intake_port: int,
+                             pods_port: int) -> tuple[ManagedProcess, ManagedProcess]:
+    """`logweave intake` (HTTP with a bearer token only) and `logweave collect pods` on `kube`, both on the
+    pipeline of `env` (a worker's settings)."""
+    tenants = [{"name": "shop", "token_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]}]
+    intake_process = intake(tmp_path, {**env, "LOGWEAVE_INTAKE__HTTP_PORT": str(intake_port),
+                                       "LOGWEAVE_INTAKE__TENANTS": json.dumps(tenants)}).start()
+    pods_process = pod_collector(tmp_path, {
+        **env, "LOGWEAVE_PODS__KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig")),
+        "LOGWEAVE_PODS__CONFIG_MODE": "kubeconfig", "LOGWEAVE_PODS__METRICS_PORT": str(pods_port),
+        "LOGWEAVE_PODS__FLUSH_INTERVAL": "0.05", "LOGWEAVE_PODS__BACKOFF_MAX": "1s"}).start()
+    return intake_process, pods_process
+
+
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[Server]:
     server = etcd_server(tmp_path).start()
@@ -106,7 +149,8 @@ def etcd(tmp_path: Path) -> Iterator[Server]:
 
 
 async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data(
-        broker: EmbeddedBroker, make_worker: Callable[..., WorkerHarness], etcd: Server, tmp_path: Path) -> None:
+        broker: EmbeddedBroker, make_worker: Callable[..., WorkerHarness], etcd: Server, kube: FakeKubeApi,
+        tmp_path: Path) -> None:
     worker = await make_worker({"LOGWEAVE_SINKS__ETCD__SERVERS": etcd.url, "LOGWEAVE_TRACES__GAP": "1s",
                                 "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                                 "LOGWEAVE_SINKS__RETRY__BREAKER_FAILURES": "2",
@@ -121,17 +165,39 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
                                           "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(tmp_path / "ckpt"),
                                           "LOGWEAVE_COLLECTOR__NODE_NAME": "node-a"},
                                [str(tmp_path / "pods" / "*" / "*" / "*.log")]).start()
-    prometheus = Prometheus(tmp_path, {"logweave-worker": f"127.0.0.1:{worker.web_port}",
-                                       "logweave-file-collector": f"127.0.0.1:{collector_port}"})
+    kube.log(kube.add_pod("web-1"), "app", [json.dumps(doc("p1", BASE, 0))])  # the pod collector's line
+    intake_port, pods_port = free_port(), free_port()
+    intake_process, pods_process = intake_and_pod_collector(tmp_path, worker.env, kube, intake_port, pods_port)
+    # scraped as on Kubernetes: the job is the pod's app.kubernetes.io/name
+    ports = {"logweave-worker": worker.web_port, "logweave-file-collector": collector_port,
+             "logweave-intake": intake_port, "logweave-pod-collector": pods_port}
+    assert set(ports) == set(scraped_pod_templates())
+    prometheus = Prometheus(tmp_path, {}, [kubernetes_scrape_job(ports)])
     try:
-        wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
-        wait_http_ok(f"{prometheus.url}/-/ready", 60)
+        for url, process in ((f"http://127.0.0.1:{collector_port}/metrics", collector),
+                             (f"http://127.0.0.1:{intake_port}/readyz", intake_process),
+                             (f"http://127.0.0.1:{pods_port}/metrics", pods_process),
+                             (f"{prometheus.url}/-/ready", None)):
+            await asyncio.to_thread(wait_http_ok, url, 60, process)  # the loop serves the Kubernetes API meanwhile
+        # two lines stored and one refused (a rejection by reason): 400, naming the bad record
+        body = b"".join(json.dumps(doc(f"i{n}", BASE + n, n)).encode() + b"\n" for n in range(2)) + b"{not json\n"
+        status, _, answer = await post(f"http://127.0.0.1:{intake_port}", body, {
+            "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"})
+        assert (status, answer["accepted"], answer["rejected"]) == (400, 2, 1), answer
+
+        def up() -> dict[str | None, str]:
+            result = prometheus.get("/api/v1/query", query="up")["result"]
+            return {r["metric"].get("job"): r["value"][1] for r in result}
+
+        await wait_for(lambda: up() == dict.fromkeys(ports, "1"), timeout=30, last_seen=up,
+                       what="every component scraped (up == 1), no other")
         # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
         await worker.feed([service_doc(i) for i in range(50)] + [b"not json"], stream="a")
         await worker.feed([service_doc(i) for i in range(50)], stream="a", resend_from=0)
-        # 50 lines fed here and the collector's one: each written once, the replayed chunk skipped
-        await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 51.0' in worker.get("/metrics")[1],
-                       timeout=60, what="51 lines written to etcd",
+        # 50 lines fed here, the file collector's one, the pod's one and the intake's two: each written once,
+        # the replayed chunk skipped
+        await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 54.0' in worker.get("/metrics")[1],
+                       timeout=60, what="54 lines written to etcd",
                        last_seen=lambda: [ln for ln in worker.get("/metrics")[1].decode().splitlines()
                                           if ln.startswith("logweave_sink_lines_written_total")])
         etcd.stop()  # the sink's server goes away; writes fail and its breaker opens
@@ -150,6 +216,10 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
             expr = panel["targets"][0]["expr"]
             await wait_for(lambda e=expr: prometheus.get("/api/v1/query", query=e)["result"], timeout=60,
                            what=f"data for the dashboard panel {panel['title']!r}: {expr}")
+            # a panel showing two series side by side (`label_replace(..., "state", "read", ...) or ...`): both
+            if states := set(re.findall(r'"state", "([a-z]+)"', expr)):
+                result = prometheus.get("/api/v1/query", query=expr)["result"]
+                assert {r["metric"]["state"] for r in result} == states, (panel["title"], result)
 
         # killed: no `stopped` beat, so the workers' view of the heartbeat topic says it is missing
         collector_id = f"file-collector-node-a-{collector_port}"
@@ -184,7 +254,8 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         assert not prometheus.get("/api/v1/query", query=age)["result"]
         assert "LogweaveHeartbeatMissing" not in prometheus.firing()
     finally:
-        collector.stop()
+        for process in (collector, intake_process, pods_process):
+            process.stop()
         prometheus.stop()
 
 

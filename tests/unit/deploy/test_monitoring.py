@@ -3,8 +3,9 @@
 promtool (Debian `prometheus`, installed by `make test`) checks the rules and runs their unit tests
 (alerts_test.yaml: each alert fires on its fault's series and stays silent on healthy ones); every
 metric the rules and the dashboard use is one Logweave exports; the PrometheusRule carries the same
-groups as the plain rules file. A running Prometheus scraping a real worker is in
-tests/integration/monitoring.
+groups as the plain rules file; the Kubernetes scrape config names a job after each annotated workload
+of deploy/k8s, and the component alert covers them all. A running Prometheus scraping every component is
+in tests/integration/monitoring.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -66,6 +68,17 @@ def dashboard_exprs() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
 
 
+def scraped_pod_templates() -> dict[str, dict[str, Any]]:
+    """The pod template of every workload in deploy/k8s annotated for scraping, by its app.kubernetes.io/name."""
+    templates = {}
+    for path in (ROOT / "deploy" / "k8s").rglob("*.yaml"):
+        for manifest in yaml.safe_load_all(path.read_text()):
+            template = (manifest or {}).get("spec", {}).get("template", {})
+            if template.get("metadata", {}).get("annotations", {}).get("prometheus.io/scrape") == "true":
+                templates[template["metadata"]["labels"]["app.kubernetes.io/name"]] = template
+    return templates
+
+
 def rule_exprs() -> list[str]:
     return [rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
@@ -113,3 +126,21 @@ def test_the_dashboard_is_grafana_json_with_one_query_per_panel() -> None:
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
         assert panel["title"] and len(panel["targets"]) == 1 and panel["datasource"]["uid"] == "${datasource}"
+
+
+def test_every_scraped_workload_gets_a_job_the_component_alert_covers() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus-scrape.yaml").read_text())
+    assert config["rule_files"] == ["logweave-alerts.yaml"] and (MONITORING / "logweave-alerts.yaml").exists()
+    relabel = config["scrape_configs"][0]["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "target_label": "job"} in relabel
+    down = next(rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+                if rule.get("alert") == "LogweaveComponentDown")
+    jobs = re.fullmatch(r'up\{job=~"([^"]+)"\} == 0', down)
+    assert jobs, down
+    templates = scraped_pod_templates()
+    assert set(templates) == {"logweave-worker", "logweave-file-collector", "logweave-pod-collector", "logweave-intake"}
+    for name, template in templates.items():
+        assert re.fullmatch(jobs[1], name), f"{name}: its job is not covered by {down!r}"
+        assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "logweave", name
+        ports = [port["containerPort"] for container in template["spec"]["containers"] for port in container["ports"]]
+        assert int(template["metadata"]["annotations"]["prometheus.io/port"]) in ports, name

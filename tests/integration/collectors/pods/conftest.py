@@ -1,4 +1,5 @@
-"""Fixtures for the pod collector against the Kubernetes API test server and a real broker."""
+"""Helpers for the pod collector against the Kubernetes API test server (the `kube` fixture, tests/conftest.py)
+and a real broker."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.service import run_pod_collector
 from commands.broker import EmbeddedBroker
@@ -19,15 +18,6 @@ from core.settings import Settings, load_settings
 from tests.support.kafka import read_topic
 from tests.support.kube_api import FakeKubeApi
 from tests.support.polling import wait_for
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[FakeKubeApi]:
-    api = await FakeKubeApi().start()
-    try:
-        yield api
-    finally:
-        await api.stop()
 
 
 def pod_settings(broker: EmbeddedBroker, kube: FakeKubeApi, tmp_path: Path, **pods: Any) -> Settings:
