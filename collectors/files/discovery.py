@@ -35,6 +35,7 @@ class Found:
 class Scan:
     files: list[Found] = field(default_factory=list)
     directories: set[str] = field(default_factory=set)
+    missing_roots: set[str] = field(default_factory=set)  # fixed roots of patterns not there (yet): unwatched
 
 
 def _excluded(name: str, excludes: list[str]) -> bool:
@@ -62,13 +63,18 @@ def _siblings(base: str, listings: dict[str, list[str]]) -> list[str]:
     return [os.path.join(directory, name) for name in names if name.startswith(prefix)]
 
 
-def watch_directories(pattern: str) -> set[str]:
-    """The fixed root of `pattern` and every directory its wildcard levels match."""
-    parts = pattern.split(os.sep)
+def fixed_root(parts: list[str]) -> tuple[int, str]:
+    """How many leading parts of a split pattern have no wildcard, and the directory they name."""
     fixed = 0
     while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
         fixed += 1
-    root = os.sep.join(parts[:fixed]) or os.sep
+    return fixed, os.sep.join(parts[:fixed]) or os.sep
+
+
+def watch_directories(pattern: str) -> set[str]:
+    """The fixed root of `pattern` and every directory its wildcard levels match."""
+    parts = pattern.split(os.sep)
+    fixed, root = fixed_root(parts)
     found = {root} if os.path.isdir(root) else set()
     for level in range(fixed + 1, len(parts)):
         sub = os.sep.join(parts[:level])
@@ -86,10 +92,7 @@ def walk(pattern: str, listings: dict[str, list[str]]) -> tuple[list[str], set[s
     parts = pattern.split(os.sep)
     if not os.path.isabs(pattern) or "**" in pattern:
         return None
-    fixed = 0
-    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
-        fixed += 1
-    root = os.sep.join(parts[:fixed]) or os.sep
+    fixed, root = fixed_root(parts)
     level = [root] if os.path.isdir(root) else []
     directories = set(level)
     for index in range(fixed, len(parts)):
@@ -140,6 +143,9 @@ def discover(includes: list[str], excludes: list[str], ignore_older: float = 0.0
     seen: set[str] = set()
     listings: dict[str, list[str]] = {}
     for pattern in includes:
+        root = fixed_root(pattern.split(os.sep))[1]
+        if not os.path.isdir(root):
+            scan.missing_roots.add(root)  # nothing there to watch: its creation raises no event
         walked = walk(pattern, listings)
         if walked is None:
             scan.directories |= watch_directories(pattern)

@@ -113,10 +113,12 @@ def pass_interval(cfg: CollectorSettings) -> float:
     return min(cfg.flush_interval, cfg.linger)
 
 
-def rescan_interval(cfg: CollectorSettings, watcher: DirectoryWatcher) -> float:
+def rescan_interval(cfg: CollectorSettings, watcher: DirectoryWatcher, missing_roots: bool = False) -> float:
     """How often to rescan and look at every file: `inotify_rescan_interval` while inotify watches every
-    directory (it reports entries and writes at once), else `rescan_interval`."""
-    if watcher.complete:
+    directory (it reports entries and writes at once), else `rescan_interval`. A pattern whose fixed root
+    is not there yet (a node's /var/log/pods before its first pod) has nothing to watch, so no event
+    would tell its creation: rescan at `rescan_interval` until it is there."""
+    if watcher.complete and not missing_roots:
         return max(cfg.rescan_interval, cfg.inotify_rescan_interval)
     return cfg.rescan_interval
 
@@ -128,6 +130,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
     pass read lines and the loop is about to wait, as no further pass adds to them before their linger."""
     cfg, metrics = settings.collector, collector.metrics
     last_scan = last_checkpoint = last_full = 0.0
+    missing_roots = True  # until a scan says otherwise
     warned_no_match = -float("inf")
     errors_seen = 0
     pause = pass_interval(cfg)
@@ -136,11 +139,12 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
         now = time.monotonic()
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
         unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
-        if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher)
+        if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher, missing_roots)
                 or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
             unknown_written = False
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)
+            missing_roots = bool(scan.missing_roots)
             collector.apply_scan(scan)
             watcher.watch(scan.directories | collector.watch_directories())
             last_scan = now
@@ -155,7 +159,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             errors_seen = watcher.errors
         if rules is not None:
             await rules.apply_pending()  # a new rules version takes effect between read passes
-        if modified is None or now - last_full >= rescan_interval(cfg, watcher):
+        if modified is None or now - last_full >= rescan_interval(cfg, watcher, missing_roots):
             modified, last_full = None, now
         read = await collector.pump(modified)
         collector.settle_acks()

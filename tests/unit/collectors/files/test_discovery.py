@@ -76,3 +76,11 @@ def test_the_walk_finds_what_glob_finds(tmp_path: Path) -> None:
     found = {Path(f.path).relative_to(tmp_path).as_posix() for f in discover(patterns[:1], []).files}
     assert found == {"pods/ns_a_1/app/0.log", "pods/ns_a_1/app/0.log.20250610-082541", "pods/ns_b_2/web/1.log",
                      "pods/ns_d_5/app/1.log"}
+
+
+def test_a_pattern_whose_fixed_root_is_missing_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "there").mkdir()
+    scan = discover([str(tmp_path / "there" / "*.log"), str(tmp_path / "later" / "*" / "*.log")], [])
+    assert scan.missing_roots == {str(tmp_path / "later")}
+    (tmp_path / "later").mkdir()
+    assert discover([str(tmp_path / "later" / "*" / "*.log")], []).missing_roots == set()

@@ -134,6 +134,27 @@ async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval
     assert len(scans) >= 5  # every rescan_interval
 
 
+async def test_a_pattern_root_not_there_yet_is_rescanned_at_the_short_interval(tmp_path: Path,
+                                                                               monkeypatch: Any) -> None:
+    """A node before its first pod has no /var/log/pods: nothing to watch, so no event would tell its
+    creation. Until the root is there the rescan runs every rescan_interval, not the inotify interval."""
+
+    async def pods_later(publisher: FakePublisher) -> None:
+        await asyncio.sleep(0.6)
+        pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+        pod.mkdir(parents=True)
+        write(pod / "0.log", 0, 1)
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first pod's line published", timeout=5)
+
+    watcher = DirectoryWatcher()
+    try:
+        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, {
+            "rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, pods_later)
+    finally:
+        watcher.close()
+    assert len(scans) >= 4  # every rescan_interval while the root is missing, then the one that found the file
+
+
 async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path, monkeypatch: Any) -> None:
     """A file without a complete line is not followed yet; its first write (an event for a file no one
     follows) brings a rescan within rescan_interval, not after the long inotify interval."""
