@@ -1,14 +1,21 @@
 """A real Prometheus (Debian `prometheus`) scrapes every component of a running pipeline (a worker, a
 file collector, an intake and a pod collector, the last reading the Kubernetes API test server), each
 as its own process, with Logweave's alert rules loaded: every component is scraped (`up == 1`); the
-breaker alert fires while the etcd sink's server is down and clears once it is up; the heartbeat
-alert fires when the collector is killed (-9) and clears once it is back; a clean stop fires the
-component alert but not the heartbeat one; every dashboard query returns data (the worker runs the
-example metric rules of deploy/dev-rules.yaml, so the log metric panels have data). Scraping two
-workers, the log metrics summed over instances are exactly the matching lines fed.
+stalled-sink alert fires while the etcd sink's server is down from the start (lag, nothing ever
+written) and clears once it is up and the backlog written; the breaker alert fires while it is
+stopped again and clears once it is back; a burst of not-JSON lines fires the dead-letter rate
+alert with its stage and reason; the heartbeat alert fires when the collector is killed (-9) and
+clears once it is back; a clean stop fires the component alert but not the heartbeat one; every
+dashboard query returns data (the worker runs the example metric rules of deploy/dev-rules.yaml, so
+the log metric panels have data). Scraping two workers, the log metrics summed over instances are
+exactly the matching lines fed, and one killed worker fires the component and heartbeat alerts,
+which clear once it is restarted.
 
 The rules are the shipped ones with every `for:` shortened to 0s, so the test waits seconds rather
-than minutes; the expressions are unchanged.
+than minutes; the expressions are unchanged. Hence what is not waited for: the dead-letter alert
+clears only once the burst leaves its 5 min `rate` window, and a sink that wrote before its server
+went away is stalled only after 5 min without writes (so the stalled alert is caused with a sink
+that never reached its server).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.worker_start import member_id
 from commands.broker import EmbeddedBroker, free_port
 from tests.integration.collectors.intake.test_http import post
 from tests.integration.worker.test_grouping import BASE, NO_IDLE_CLOSE, doc
@@ -143,7 +151,8 @@ def intake_and_pod_collector(tmp_path: Path, env: Mapping[str, str], kube: FakeK
 
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[Server]:
-    server = etcd_server(tmp_path).start()
+    """An etcd server, not started: the test starts it."""
+    server = etcd_server(tmp_path)
     yield server
     server.stop()
 
@@ -194,22 +203,39 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         # traffic that touches every panel: lines, a dead letter, a replayed (duplicate) chunk, closes
         await worker.feed([service_doc(i) for i in range(50)] + [b"not json"], stream="a")
         await worker.feed([service_doc(i) for i in range(50)], stream="a", resend_from=0)
+
+        # the etcd sink's server is down from the start: its topic holds records while it never wrote a line,
+        # so the stalled alert's `rate(written[5m])` is 0 at once (a sink that wrote would take five minutes)
+        stalled = await wait_for(lambda: prometheus.firing().get("LogweaveSinkStalled"), timeout=60,
+                                 what="the stalled alert for the never-reached etcd sink", last_seen=prometheus.firing)
+        assert [labels["sink"] for labels in stalled] == ["etcd"]  # the file sink writes
+
+        etcd.start()
         # 50 lines fed here, the file collector's one, the pod's one and the intake's two: each written once,
         # the replayed chunk skipped
         await wait_for(lambda: b'logweave_sink_lines_written_total{sink="etcd"} 54.0' in worker.get("/metrics")[1],
                        timeout=60, what="54 lines written to etcd",
                        last_seen=lambda: [ln for ln in worker.get("/metrics")[1].decode().splitlines()
                                           if ln.startswith("logweave_sink_lines_written_total")])
+        await wait_for(lambda: "LogweaveSinkStalled" not in prometheus.firing(), timeout=60,
+                       what="the stalled alert to clear once etcd is up and the backlog written",
+                       last_seen=prometheus.firing)
+
         etcd.stop()  # the sink's server goes away; writes fail and its breaker opens
         await worker.feed([doc(f"u{i % 5}", BASE + i, i) for i in range(20)], stream="b")
-
         await wait_for(lambda: "LogweaveSinkBreakerOpen" in prometheus.firing(), timeout=90,
                        what="the breaker alert for the unreachable etcd sink", last_seen=prometheus.firing)
         assert [labels["sink"] for labels in prometheus.firing()["LogweaveSinkBreakerOpen"]] == ["etcd"]
-
         etcd.start()  # back, with its data directory
         await wait_for(lambda: "LogweaveSinkBreakerOpen" not in prometheus.firing(), timeout=90,
                        what="the breaker alert to clear once etcd is up", last_seen=prometheus.firing)
+
+        # a burst of bad lines: more than 1 dead letter/s over the 5 m window (the single one above is not)
+        assert "LogweaveDeadLetterRate" not in prometheus.firing()
+        await worker.feed([b"not json"] * 600, stream="c")
+        dead = await wait_for(lambda: prometheus.firing().get("LogweaveDeadLetterRate"), timeout=30,
+                              what="the dead-letter rate alert after 600 bad lines", last_seen=prometheus.firing)
+        assert [(labels["stage"], labels["reason"]) for labels in dead] == [("parse", "not_json")]
 
         dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
         for panel in dashboard["panels"]:
@@ -259,9 +285,14 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         prometheus.stop()
 
 
-async def test_two_workers_log_metrics_summed_over_instances_are_the_lines_fed(broker: EmbeddedBroker,
-                                                                              tmp_path: Path) -> None:
+async def test_two_workers_log_metrics_summed_and_a_killed_worker_fires_both_alerts(broker: EmbeddedBroker,
+                                                                                    tmp_path: Path) -> None:
+    """Two workers scraped: the log metrics summed over instances are exactly the lines fed. One killed (-9):
+    the component alert fires for its target and, the other worker following the heartbeat topic, the
+    heartbeat alert for its member id and its drain; restarted, both clear. (With a single worker, nobody is
+    left to export the dead worker's heartbeat age: only the component alert sees it; docs/operations.md.)"""
     workers = [WorkerHarness(broker, tmp_path / name, {"LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / name / "data"),
+                                                       "LOGWEAVE_HEARTBEATS__INTERVAL": "2s",
                                                        **NO_IDLE_CLOSE, **example_metric_rules()})
                for name in ("a", "b")]
     for worker in workers:
@@ -294,6 +325,29 @@ async def test_two_workers_log_metrics_summed_over_instances_are_the_lines_fed(b
                        last_seen=lambda: (errors(), observed(), dict(expected.errors), expected.observed))
         instances = prometheus.get("/api/v1/query", query="count by (instance) (logweave_log_errors_total)")["result"]
         assert len(instances) == 2  # both workers counted some: each its own partitions' lines
+
+        victim, survivor = workers[1], workers[0]
+        victim_id = member_id(victim.settings, victim.web_port)  # its heartbeat id; its drain's is `<id>/<sink>`
+        await wait_for(lambda: f'component="{victim_id}"'.encode() in survivor.get("/metrics")[1], timeout=30,
+                       what=f"the other worker exporting the heartbeat age of {victim_id}",
+                       last_seen=lambda: [ln for ln in survivor.get("/metrics")[1].decode().splitlines()
+                                          if ln.startswith("logweave_component_heartbeat_age_seconds")])
+        assert not {"LogweaveComponentDown", "LogweaveHeartbeatMissing"} & set(prometheus.firing())
+        victim.stop(kill=True)  # no `stopped` beat
+        down = await wait_for(lambda: prometheus.firing().get("LogweaveComponentDown"), timeout=30,
+                              what="the component alert for the killed worker", last_seen=prometheus.firing)
+        assert [(labels["job"], labels["instance"]) for labels in down] == [
+            ("logweave-worker", f"127.0.0.1:{victim.web_port}")]
+        def missing() -> list[tuple[str, str]]:
+            return sorted((labels["component"], labels["kind"])
+                          for labels in prometheus.firing().get("LogweaveHeartbeatMissing", []))
+
+        # the worker and its drain (the file sink) beat separately; nothing else is missing
+        await wait_for(lambda: missing() == [(victim_id, "worker"), (f"{victim_id}/file", "drain")], timeout=30,
+                       what="the heartbeat alert for the killed worker and its drain", last_seen=missing)
+        await victim.start()  # the same web port: the same member id
+        await wait_for(lambda: not {"LogweaveComponentDown", "LogweaveHeartbeatMissing"} & set(prometheus.firing()),
+                       timeout=30, what="both alerts to clear once the worker is back", last_seen=prometheus.firing)
     finally:
         prometheus.stop()
         for worker in workers:
