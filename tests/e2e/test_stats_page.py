@@ -23,7 +23,7 @@ import pytest
 from commands.broker import free_port
 from tests.integration.worker.test_grouping import BASE, doc
 from tests.support.polling import wait_for
-from tests.support.processes import intake, wait_http_ok
+from tests.support.processes import INTAKE_HTTP_ONLY, intake, wait_http_ok
 from tests.support.worker_harness import WorkerHarness
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -90,8 +90,7 @@ async def test_the_page_shows_the_intakes_refused_records_with_a_masked_example(
         make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
     worker = await make_worker({"LOGWEAVE_HEARTBEATS__INTERVAL": "1s"}).start()
     port = free_port()
-    env = {**worker.env, "LOGWEAVE_INTAKE__HTTP_PORT": str(port),
-           **{f"LOGWEAVE_INTAKE__{name}_PORT": "0" for name in ("FORWARD", "OTLP_GRPC", "OTLP_HTTP", "SYSLOG")}}
+    env = {**worker.env, "LOGWEAVE_INTAKE__HTTP_PORT": str(port), **INTAKE_HTTP_ONLY}
     process = intake(tmp_path, env).start()
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30, process)

@@ -91,6 +91,11 @@ def file_collector(workdir: Path, env: dict[str, str], globs: list[str], name: s
     return ManagedProcess(name, argv, base_env(env), workdir / f"{name}.log", workdir)
 
 
+# an intake with HTTP only: the other protocols' default ports (24224, 4317, 4318, 5514) are fixed, so a
+# test never binds them (another test, or a `make run` on the machine, may hold them)
+INTAKE_HTTP_ONLY = {f"LOGWEAVE_INTAKE__{name}_PORT": "0" for name in ("FORWARD", "OTLP_GRPC", "OTLP_HTTP", "SYSLOG")}
+
+
 def intake(workdir: Path, env: dict[str, str], name: str = "intake") -> ManagedProcess:
     return ManagedProcess(name, [str(VENV_BIN / "logweave"), "intake"], base_env(env), workdir / f"{name}.log", workdir)
 

@@ -44,7 +44,14 @@ from tests.integration.worker.test_grouping import BASE, NO_IDLE_CLOSE, doc
 from tests.support.kube_api import FakeKubeApi
 from tests.support.log_metric_traffic import samples, traffic
 from tests.support.polling import wait_for
-from tests.support.processes import ManagedProcess, file_collector, intake, pod_collector, wait_http_ok
+from tests.support.processes import (
+    INTAKE_HTTP_ONLY,
+    ManagedProcess,
+    file_collector,
+    intake,
+    pod_collector,
+    wait_http_ok,
+)
 from tests.support.servers import Server, etcd_server
 from tests.support.worker_harness import WorkerHarness
 from tests.unit.deploy.test_monitoring import scraped_pod_templates
@@ -140,7 +147,7 @@ def intake_and_pod_collector(tmp_path: Path, env: Mapping[str, str], kube: FakeK
     """`logweave intake` (HTTP with a bearer token only) and `logweave collect pods` on `kube`, both on the
     pipeline of `env` (a worker's settings)."""
     tenants = [{"name": "shop", "token_sha256": [hashlib.sha256(TOKEN.encode()).hexdigest()]}]
-    intake_process = intake(tmp_path, {**env, "LOGWEAVE_INTAKE__HTTP_PORT": str(intake_port),
+    intake_process = intake(tmp_path, {**env, "LOGWEAVE_INTAKE__HTTP_PORT": str(intake_port), **INTAKE_HTTP_ONLY,
                                        "LOGWEAVE_INTAKE__TENANTS": json.dumps(tenants)}).start()
     pods_process = pod_collector(tmp_path, {
         **env, "LOGWEAVE_PODS__KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig")),
