@@ -45,7 +45,8 @@ async def test_python_fluent_logger_sync_and_async_senders(intake_broker: Embedd
     for chunk, line in seen:
         assert chunk.stream_id.startswith("intake:forward:anonymous:conn-")
         assert before <= line[3] <= time.time_ns()
-    sync_doc = next(orjson.loads(str(line[1])) for _, line in seen if "sync-0" in str(line[1]))
+    docs = [orjson.loads(str(line[1])) for _, line in seen]
+    sync_doc = next(doc for doc in docs if doc["msg"] == "sync-0")  # not "async-0", which has no bytes field
     assert sync_doc["raw"] == "bytes"
 
 
