@@ -107,6 +107,16 @@ async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, 
     return publisher, scans, flushed
 
 
+async def run_with_inotify(tmp_path: Path, monkeypatch: Any, collector_cfg: dict[str, Any],
+                           during: Any) -> tuple[FakePublisher, list[float], list[int]]:
+    """`run_loop` with a real inotify watcher, closed afterwards."""
+    watcher = DirectoryWatcher()
+    try:
+        return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during)
+    finally:
+        watcher.close()
+
+
 async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval(tmp_path: Path,
                                                                                  monkeypatch: Any) -> None:
     """No entry changes, no rescan: globbing a node's thousand pods every second was a quarter of the CPU.
@@ -121,11 +131,7 @@ async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval
         await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's line published", timeout=10)
 
     cfg = {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}
-    watcher = DirectoryWatcher()
-    try:
-        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, cfg, new_file_later)
-    finally:
-        watcher.close()
+    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later)
     assert 2 <= len(scans) <= 3  # the first scan, the new file's (a rename may be reported in two reads)
     assert scans[1] - scans[0] >= 0.9
     closed = DirectoryWatcher()
@@ -146,12 +152,8 @@ async def test_a_pattern_root_not_there_yet_is_rescanned_at_the_short_interval(t
         write(pod / "0.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 1, what="the first pod's line published", timeout=5)
 
-    watcher = DirectoryWatcher()
-    try:
-        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, {
-            "rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, pods_later)
-    finally:
-        watcher.close()
+    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
+        "rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, pods_later)
     assert len(scans) >= 4  # every rescan_interval while the root is missing, then the one that found the file
 
 
@@ -167,12 +169,8 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
         write(pod / "0.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 1, what="the line published", timeout=5)
 
-    watcher = DirectoryWatcher()
-    try:
-        _, scans, _ = await run_loop(tmp_path, watcher, monkeypatch, {
-            "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later)
-    finally:
-        watcher.close()
+    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
+        "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later)
     assert len(scans) == 2
 
 
@@ -193,12 +191,8 @@ async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan
         os.truncate(pod / "0.log", 0)
         await wait_for(lambda: len(publisher.chunks) == 2, what="the copy's unread line published", timeout=5)
 
-    watcher = DirectoryWatcher()
-    try:
-        publisher, _, _ = await run_loop(tmp_path, watcher, monkeypatch, {
-            "rescan_interval": "1h", "inotify_rescan_interval": "1h", "flush_interval": "0.5s"}, copytruncate)
-    finally:
-        watcher.close()
+    publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, {
+        "rescan_interval": "1h", "inotify_rescan_interval": "1h", "flush_interval": "0.5s"}, copytruncate)
     first, copied = publisher.chunks
     assert copied.stream_id == first.stream_id and copied.source["path"].endswith("0.log.1")
     size = (pod / "0.log.1").stat().st_size  # four lines of one length
@@ -219,12 +213,8 @@ async def test_a_pass_that_read_lines_sends_them_when_the_loop_waits(tmp_path: P
         await wait_for(lambda: len(publisher.chunks) == 2, what="the later lines published", timeout=5)
         await asyncio.sleep(0.3)
 
-    watcher = DirectoryWatcher()
-    try:
-        publisher, _, flushed = await run_loop(tmp_path, watcher, monkeypatch,
-                                               {"linger": "0.1s", "flush_interval": "0.1s"}, write_twice)
-    finally:
-        watcher.close()
+    publisher, _, flushed = await run_with_inotify(tmp_path, monkeypatch, {"linger": "0.1s", "flush_interval": "0.1s"},
+                                                   write_twice)
     assert flushed == [3, 5]
     assert [len(chunk.lines) for chunk in publisher.chunks] == [3, 2]
 
