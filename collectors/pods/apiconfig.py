@@ -24,8 +24,16 @@ from typing import Any
 
 import yaml
 
-from collectors.pods.credentials import (BasicAuth, CredentialError, Credentials, ExecPlugin, NoCredentials,
-                                         StaticToken, TokenFile, load_client_cert)
+from collectors.pods.credentials import (
+    BasicAuth,
+    CredentialError,
+    Credentials,
+    ExecPlugin,
+    NoCredentials,
+    StaticToken,
+    TokenFile,
+    load_client_cert,
+)
 from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
