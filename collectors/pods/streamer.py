@@ -114,9 +114,11 @@ class LogStreamer:
         ended_retries = 0
         seen_tail: tuple[bytes, bool] | None = None
         try:
-            # The log endpoint serves whichever instance is current: before every (re)connect ask the
-            # API, not the possibly lagging watch, whether ours still is, or we could read the next one's.
-            status = await self._fresh_status()
+            # The log endpoint serves whichever instance is current. The first connect goes by the watch,
+            # which just delivered the pod: `_follow_once` asks the API again after opening, and restart
+            # counts only grow, so a lagging watch costs a reopen, never another instance's lines. Before
+            # every reconnect the API is asked first (below): by then the watch may lag by much more.
+            status = self._status()
             while True:
                 if status in _ENDED:  # its log is gone or can no longer be told from another instance's
                     await self._publish_tail(confirmed=self._tail == seen_tail)
