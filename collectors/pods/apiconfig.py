@@ -107,9 +107,9 @@ def load_kubeconfig(paths: list[Path], context: str | None = None) -> ApiConfig:
     credentials = _credentials(user, user_dir, context_ssl)
     if "auth-provider" in user and isinstance(credentials, NoCredentials):
         provider = (user.get("auth-provider") or {}).get("name", "?")
-        raise ApiConfigError(f"user {ctx['user']!r} uses auth-provider {provider!r}, which kubectl no longer "
-                             "supports either: use an exec credential plugin (e.g. kubelogin, "
-                             "gke-gcloud-auth-plugin) or a token")
+        raise ApiConfigError(f"user {ctx['user']!r} uses auth-provider {provider!r}, which the collector does not "
+                             "support (kubectl dropped gcp and azure in 1.26): use an exec credential plugin "
+                             "(kubelogin for oidc and azure, gke-gcloud-auth-plugin for gcp) or a token")
     return ApiConfig(server, context_ssl, credentials, cluster.get("tls-server-name") or None,
                      cluster.get("proxy-url") or None)
 
