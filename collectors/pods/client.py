@@ -1,29 +1,29 @@
-"""The Kubernetes API client: configuration loading and the three calls the collector makes.
+"""The Kubernetes API client: the four calls the collector makes, over one aiohttp session.
 
-kubernetes-asyncio does configuration (in-cluster service account, kubeconfig file and context,
-token refresh, TLS) and the HTTP session. Responses are read raw (`_preload_content=False`):
-watch events and logs are streams that must be split by the collector, and pod objects stay JSON.
-The log call goes through `call_api` because the generated `read_namespaced_pod_log` has no
-`sinceTime`, which resuming needs. Each connection's read buffer is kept small (the library sets
-2 MiB for large watch events; we split lines ourselves), so memory stays bounded per stream.
+Configuration and credentials come from collectors/pods/apiconfig.py (in-cluster service account or
+kubeconfig); a generated client library would cost more memory than the collector's own work (~36 MiB
+for kubernetes-asyncio's import alone) for four paths. Responses are read raw: watch events and logs
+are streams that the collector splits itself, and pod objects stay JSON. Each connection's read buffer
+is kept small (`read_bufsize`), so memory stays bounded per stream. A 401 makes the credentials
+refresh (a rotated service-account token, an expired exec credential) and the request is sent once more.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 
+from collectors.pods import apiconfig
+from collectors.pods.credentials import CredentialError
 from collectors.pods.lines import LineSplitter
-from core.errors import ConfigError, PermanentError, RetriableError
+from core.errors import PermanentError, RetriableError
 from core.settings import PodCollectorSettings
 
-_CONNECT = aiohttp.ClientTimeout(sock_connect=15)
+_CONNECT = aiohttp.ClientTimeout(total=None, sock_connect=15)  # a followed log has no end
+_CALL = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120)  # list and get
 
 
 class ApiStatusError(RetriableError):
@@ -35,55 +35,53 @@ class ApiStatusError(RetriableError):
 
 
 class KubeClient:
-    """List, watch, get and follow-log calls over one kubernetes-asyncio ApiClient."""
+    """List, watch, get and follow-log calls to one API server."""
 
-    def __init__(self, api: k8s.ApiClient, read_bytes: int = 64 * 1024) -> None:
-        self.api = api
-        self.core = k8s.CoreV1Api(api)
+    def __init__(self, config: apiconfig.ApiConfig, max_connections: int, read_bytes: int = 64 * 1024) -> None:
+        self.config = config
         self.read_bytes = read_bytes  # most bytes one socket read of a log response takes
+        connector = aiohttp.TCPConnector(limit=max_connections, ssl=config.ssl)
+        self.session = aiohttp.ClientSession(connector=connector, read_bufsize=read_bytes, auto_decompress=False)
+        self._extra: dict[str, Any] = {}
+        if config.tls_server_name:
+            self._extra["server_hostname"] = config.tls_server_name
+        if config.proxy:
+            self._extra["proxy"] = config.proxy
 
     @classmethod
     async def create(cls, cfg: PodCollectorSettings) -> KubeClient:
-        configuration = k8s.Configuration()
-        in_cluster = cfg.config_mode == "in-cluster" or (
-            cfg.config_mode == "auto" and cfg.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ)
-        try:
-            if in_cluster:
-                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            else:
-                await k8s_config.load_kube_config(
-                    config_file=str(cfg.kubeconfig) if cfg.kubeconfig else None, context=cfg.context,
-                    client_configuration=configuration, persist_config=False)
-        except (k8s_config.ConfigException, OSError) as exc:
-            where = ("the in-cluster service account" if in_cluster
-                     else f"kubeconfig {cfg.kubeconfig or '~/.kube/config'}")
-            raise ConfigError(f"cannot load Kubernetes API configuration from {where}: {exc}; set "
-                              "LOGWEAVE_PODS__KUBECONFIG / __CONTEXT or run in a pod with a service account") from exc
-        configuration.connection_pool_maxsize = cfg.max_streams + 16  # every follow holds a connection
-        api = k8s.ApiClient(configuration)
-        session = api.rest_client.pool_manager
-        if hasattr(session, "_read_bufsize"):
-            session._read_bufsize = cfg.read_bufsize
-        return cls(api, cfg.read_bufsize)
+        config, _ = apiconfig.load(cfg.kubeconfig, cfg.context, cfg.config_mode)
+        return cls(config, cfg.max_streams + 16, cfg.read_bufsize)  # every follow holds a connection
 
     async def close(self) -> None:
-        await self.api.close()
+        await self.session.close()
+
+    async def _get(self, path: str, params: Mapping[str, str] | list[tuple[str, str]],
+                   timeout: aiohttp.ClientTimeout, accept: str = "application/json") -> aiohttp.ClientResponse:
+        """A GET with fresh credentials; after a 401 the credentials are refreshed and it is sent once more."""
+        url = self.config.server + path
+        for attempt in (0, 1):
+            try:
+                headers = {"Accept": accept, **await self.config.credentials.headers()}
+            except CredentialError as exc:
+                raise PermanentError(f"Kubernetes API credentials: {exc}") from exc
+            resp = await self.session.get(url, params=params, headers=headers, timeout=timeout, **self._extra)
+            if resp.status == 401 and attempt == 0 and self.config.credentials.invalidate():
+                resp.release()
+                continue
+            return resp
+        raise AssertionError("unreachable")
 
     async def list_pods(self, namespace: str | None, label_selector: str,
                         field_selector: str) -> tuple[list[dict[str, Any]], str]:
         """Every pod in scope and the list's resourceVersion (where a watch starts)."""
-        kwargs = _selectors(label_selector, field_selector)
-        if namespace is None:
-            raw = await self.core.list_pod_for_all_namespaces(_preload_content=False, **kwargs)
-        else:
-            raw = await self.core.list_namespaced_pod(namespace, _preload_content=False, **kwargs)
-        doc = await _json(cast(aiohttp.ClientResponse, raw))
+        params = _selectors(label_selector, field_selector)
+        doc = await _json(await self._get(_pods_path(namespace), params, _CALL))
         return list(doc.get("items") or []), str((doc.get("metadata") or {}).get("resourceVersion", ""))
 
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The pod as it is now, or None if it no longer exists."""
-        resp = cast(aiohttp.ClientResponse,
-                    await self.core.read_namespaced_pod(name, namespace, _preload_content=False))
+        resp = await self._get(f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(name)}", {}, _CALL)
         if resp.status == 404:
             resp.release()
             return None
@@ -92,15 +90,11 @@ class KubeClient:
     async def watch_pods(self, namespace: str | None, label_selector: str, field_selector: str,
                          resource_version: str, timeout_seconds: int) -> AsyncIterator[dict[str, Any]]:
         """Watch events (`{"type", "object"}`) from `resource_version` until the server ends the watch."""
-        kwargs = _selectors(label_selector, field_selector)
-        kwargs.update(watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
-                      timeout_seconds=timeout_seconds, _preload_content=False,
-                      _request_timeout=aiohttp.ClientTimeout(sock_connect=15, sock_read=timeout_seconds + 60))
-        if namespace is None:
-            raw = await self.core.list_pod_for_all_namespaces(**kwargs)
-        else:
-            raw = await self.core.list_namespaced_pod(namespace, **kwargs)
-        resp = cast(aiohttp.ClientResponse, raw)
+        params = _selectors(label_selector, field_selector)
+        params.update(watch="true", resourceVersion=resource_version, allowWatchBookmarks="true",
+                      timeoutSeconds=str(timeout_seconds))
+        resp = await self._get(_pods_path(namespace), params,
+                               aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=timeout_seconds + 60))
         await _check(resp)
         splitter = LineSplitter(64 * 1024 * 1024)
         try:
@@ -119,14 +113,22 @@ class KubeClient:
             query.append(("sinceTime", since_time))
         if previous:
             query.append(("previous", "true"))
-        resp: aiohttp.ClientResponse = await self.api.call_api(
-            "/api/v1/namespaces/{namespace}/pods/{name}/log", "GET",
-            path_params={"namespace": namespace, "name": pod}, query_params=query,
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
-            _preload_content=False, _request_timeout=_CONNECT)
+        resp = await self._get(f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(pod)}/log", query,
+                               _CONNECT, accept="text/plain")
         await _check(resp)
         _bound_socket_reads(resp, self.read_bytes)
         return resp
+
+
+def _pods_path(namespace: str | None) -> str:
+    return "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{_segment(namespace)}/pods"
+
+
+def _segment(name: str) -> str:
+    """A path segment: Kubernetes names are DNS labels; anything else would change the path, so refuse it."""
+    if not name or "/" in name or name in (".", "..") or any(c in name for c in "?#%"):
+        raise ApiStatusError(400, f"not a valid object name: {name!r}")
+    return name
 
 
 def _bound_socket_reads(resp: aiohttp.ClientResponse, size: int) -> None:
@@ -139,12 +141,12 @@ def _bound_socket_reads(resp: aiohttp.ClientResponse, size: int) -> None:
         transport.max_size = size
 
 
-def _selectors(label_selector: str, field_selector: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _selectors(label_selector: str, field_selector: str) -> dict[str, str]:
+    out: dict[str, str] = {}
     if label_selector:
-        out["label_selector"] = label_selector
+        out["labelSelector"] = label_selector
     if field_selector:
-        out["field_selector"] = field_selector
+        out["fieldSelector"] = field_selector
     return out
 
 

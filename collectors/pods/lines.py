@@ -55,27 +55,35 @@ class LineSplitter:
         return out
 
     def feed_block(self, data: bytes) -> tuple[list[tuple[bytes, bool]], bytes]:
-        """The same lines as `feed`, most of them as one block: (lines completing the unfinished one,
-        or every line when one could be over the limit; then whole lines as a block of bytes ending
-        with a newline, possibly empty). Lines come in that order: the list first, then the block.
+        """The same lines as `feed`, most of them as one block: (the line completing the unfinished one
+        when it is over the limit, or every line when one could be; then whole lines as a block of bytes
+        ending with a newline, possibly empty, led by the completed unfinished line when within the
+        limit). Lines come in that order: the list first, then the block.
         The block spares a bytes object and a tuple per line: a stream's reads are mostly whole lines."""
         if len(data) > self._max:
             return self.feed(data), b""
         head: list[tuple[bytes, bool]] = []
         start = 0
+        prefix = b""
         if self._partial or self._truncated:
             first = data.find(b"\n")
             if first < 0:
                 self._keep(data, 0, len(data))
                 return head, b""
-            head = self.feed(data[:first + 1])
-            start = first + 1
+            if self._truncated or len(self._partial) + first > self._max:
+                head = self.feed(data[:first + 1])
+                start = first + 1
+            else:  # the unfinished line, completed, leads the block: reads seldom end on a newline
+                prefix = bytes(self._partial)
+                self.reset()
         end = data.rfind(b"\n", start)
         if end < 0:
             self._keep(data, start, len(data))
             return head, b""
         if end + 1 < len(data):
             self._keep(data, end + 1, len(data))
+        if prefix:
+            return head, prefix + data[:end + 1]
         return head, data[start:end + 1] if start or end + 1 < len(data) else data
 
     def _keep(self, data: bytes, start: int, end: int) -> None:

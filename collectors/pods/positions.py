@@ -68,6 +68,17 @@ class StreamCursor:
         points = [t for t in (self.last_ts_ns, self.skip_before_ns or None) if t is not None]
         return format_since_time(max(points)) if points else None
 
+    def scan_state(self) -> tuple[int, int, int, int]:
+        """(microsecond clock, index in it, last position, skip_before_ns): what a block scan starts from
+        (blockscan.py applies `accept`'s rules to a whole block at once)."""
+        return self._clock_us, self._index, self.last_position, self.skip_before_ns
+
+    def advance(self, clock_us: int, index: int, last_position: int, last_ts_ns: int | None) -> None:
+        """The state after a block scan; `last_ts_ns` None: no line was accepted."""
+        self._clock_us, self._index, self.last_position = clock_us, index, last_position
+        if last_ts_ns is not None:
+            self.last_ts_ns = last_ts_ns
+
     def accept(self, ts_ns: int) -> int | None:
         """The position of a line with this timestamp, or None if it was already published."""
         us = ts_ns // 1000

@@ -25,6 +25,7 @@ from collectors.pods.supervisor import StreamSupervisor
 from collectors.pods.watcher import PodWatcher
 from core.gc_tuning import tune_garbage_collector
 from core.heartbeat_figures import POD_COLLECTOR
+from core.native import native_path
 from core.settings import Settings
 from core.topics import POSITIONS, RAW
 from kafka_io.heartbeat import component_id, start_heartbeat
@@ -71,7 +72,8 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         rules = LiveMultilineRules(supervisor.switch_rules, metrics.rules_version, metrics.rules_refused)
         watch_tasks.append(asyncio.create_task(follow_rules_forever(settings, rules.offer, stop), name="rules"))
         watch_tasks.append(asyncio.create_task(rules.apply_as_offered(stop), name="rules switch"))
-        log.info("pod collector watching %s with selector %r", ", ".join(w.scope for w in watchers), cfg.selector)
+        log.info("pod collector watching %s with selector %r (line scan: %s)", ", ".join(w.scope for w in watchers),
+                 cfg.selector, native_path("pod_lines"))
         await stop.wait()
     finally:
         for task in watch_tasks:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -28,11 +27,12 @@ import aiohttp
 from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
+from collectors.pods.blockscan import take_block
 from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
-from collectors.pods.timestamps import SCALE, TimestampError, TimestampParser
+from collectors.pods.timestamps import TimestampError, TimestampParser
 from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from core.settings import PodCollectorSettings
 from kafka_io.partition_batcher import ChunkSink
@@ -40,8 +40,6 @@ from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
-# a whole line as the kubelet writes it with timestamps=true: RFC3339Nano in UTC, one space, the content
-_KUBELET_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z ([^\n]*)\n", re.MULTILINE)
 STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
 
 
@@ -116,9 +114,11 @@ class LogStreamer:
         ended_retries = 0
         seen_tail: tuple[bytes, bool] | None = None
         try:
-            # The log endpoint serves whichever instance is current: before every (re)connect ask the
-            # API, not the possibly lagging watch, whether ours still is, or we could read the next one's.
-            status = await self._fresh_status()
+            # The log endpoint serves whichever instance is current. The first connect goes by the watch,
+            # which just delivered the pod: `_follow_once` asks the API again after opening, and restart
+            # counts only grow, so a lagging watch costs a reopen, never another instance's lines. Before
+            # every reconnect the API is asked first (below): by then the watch may lag by much more.
+            status = self._status()
             while True:
                 if status in _ENDED:  # its log is gone or can no longer be told from another instance's
                     await self._publish_tail(confirmed=self._tail == seen_tail)
@@ -272,32 +272,13 @@ class LogStreamer:
         self._hand_over(entries, size, duplicates)
 
     def _take_block(self, block: bytes) -> None:
-        """`_take` for a block of whole lines (none over the limit) without a bytes object or tuple per
-        line: one regular-expression pass splits the kubelet's lines; any other shape goes through `_take`."""
-        rows = _KUBELET_LINE.findall(block)
-        if len(rows) != block.count(b"\n"):
+        """`_take` for a block of whole lines (none over the limit) in one pass, without a bytes object or
+        tuple per line (blockscan.py); any other shape goes through `_take`, line by line."""
+        taken = take_block(block, self._parser, self.cursor)
+        if taken is None:
             self._take([(line, False) for line in block.split(b"\n")[:-1]])
             return
-        second = self._parser.second_ns
-        try:
-            stamps = [second(head) + (int(frac) * SCALE[len(frac)] if frac else 0) for head, frac, _ in rows]
-        except TimestampError:  # a date that is no date: the careful path keeps the line in order
-            self._take([(line, False) for line in block.split(b"\n")[:-1]])
-            return
-        accept = self.cursor.accept
-        entries: list[RawLine] = []
-        size = duplicates = 0
-        for ts, (_, _, content) in zip(stamps, rows, strict=True):
-            position = accept(ts)
-            if position is None:
-                duplicates += 1
-                continue
-            size += len(content)
-            try:
-                entries.append([position, content.decode(), "", ts, 0])
-            except UnicodeDecodeError:
-                entries.append(make_raw_line(position, content, "", ts))
-        self._hand_over(entries, size, duplicates)
+        self._hand_over(*taken)
 
     def _hand_over(self, entries: list[RawLine], size: int, duplicates: int) -> None:
         """Lines taken from the response to the multiline joiner (when configured) and the batch; counted

@@ -65,7 +65,8 @@ def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, a
     port = free_port()
     env = base_env({"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__PARTITIONS": "4",
                     "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig), "LOGWEAVE_PODS__METRICS_PORT": str(port),
-                    "NAMESPACE": "demo-system", "SELECTOR": "app=snowplow"})
+                    "NAMESPACE": "demo-system", "SELECTOR": "app=snowplow",
+                    **dict(item.split("=", 1) for item in args.env)})
     proc = ManagedProcess("pod-collector", [sys.executable, "-m", "collectors.pods"], env,
                           workdir / "pod-collector.log", ROOT).start()
     server_cpu0 = sum(cpu_seconds(p) for p in tree_pids(server.pid))
@@ -142,6 +143,8 @@ def main() -> None:
     parser.add_argument("--max-piece", type=int, default=0, help="server splits writes into pieces up to N bytes")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", default="")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the collector, e.g. LOGWEAVE_PODS__READ_BUFSIZE=32768 (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
         workdir = Path(tmp)

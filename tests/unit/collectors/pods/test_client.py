@@ -33,8 +33,8 @@ async def test_kubeconfig_context_is_used(tmp_path: Path) -> None:
         "contexts:\n- name: a\n  context: {cluster: a, user: u}\n- name: b\n  context: {cluster: b, user: u}\n")
     client = await KubeClient.create(PodCollectorSettings(kubeconfig=path, context="b", max_streams=300))
     try:
-        assert client.api.configuration.host == "http://127.0.0.1:2"
-        assert client.api.configuration.connection_pool_maxsize >= 300
+        assert client.config.server == "http://127.0.0.1:2"
+        assert client.session.connector is not None and client.session.connector.limit >= 300
     finally:
         await client.close()
 

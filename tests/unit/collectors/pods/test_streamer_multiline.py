@@ -117,3 +117,33 @@ async def test_switching_joining_off_sends_the_open_record_and_acknowledges_ever
     sent = [raw[1] for chunk in sink.chunks for raw in chunk.lines]
     assert sent == ["\n".join(t.decode() for t in TRACEBACK), "INFO:shop:recovered", "INFO:shop:idle"]
     assert streamer.cursor.acked_ts_ns == BASE_NS + 11 * 1_000_000_000, "acknowledged at the last line sent"
+
+
+async def test_a_stale_watch_at_the_first_connect_never_reads_the_next_instance(tmp_path: Any) -> None:
+    """The first connect goes by the watch's status without asking the API first; when the watch lags
+    behind a restart, the check after opening sends the streamer to the previous instance's log."""
+    from collectors.pods.apiconfig import load_kubeconfig
+    from collectors.pods.client import KubeClient
+    from tests.support.kube_api import FakeKubeApi
+
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    try:
+        pod = api.add_pod("p", containers=("app",))
+        api.log(pod, "app", ["first instance 1", "first instance 2"])
+        api.restart(pod, "app")
+        api.log(pod, "app", ["second instance"])
+        sink = AckingSink()
+
+        async def verify() -> InstanceStatus:  # what the supervisor asks the API: restarted once since
+            return InstanceStatus.REPLACED if pod.containers["app"].restart_count >= 1 else InstanceStatus.LIVE
+
+        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                               StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,  # the stale watch
+                               PodCollectorSettings(), PendingBudget(1 << 20), PodMetrics())
+        await asyncio.wait_for(streamer.run(), 30)
+        assert [raw[1] for chunk in sink.chunks for raw in chunk.lines] == ["first instance 1", "first instance 2"]
+        assert api.requests["log"] == 2  # the current log opened by the stale status, dropped unread
+    finally:
+        await client.close()
+        await api.stop()
