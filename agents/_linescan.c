@@ -223,21 +223,44 @@ typedef struct {
     Py_ssize_t len;
 } Found;
 
-/* Which keys could be a field name or a watched key: per first byte, a bit per key length (63 for 63 and
- * longer). A key whose bit is clear is none of them, and the name loops below are skipped for it. */
-typedef uint64_t KeyFilter[256];
+/* Every field name and watched key, grouped by first byte: a key is compared only with the names that
+ * start as it does (a few, instead of all of them). Within a group the names keep their order. */
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    int field;
+    int index; /* the alias's place in its field's names, or -1 for a watched key */
+} Candidate;
 
-static void key_filter_add(KeyFilter filter, const char *name, Py_ssize_t len) {
-    filter[len > 0 ? (unsigned char)name[0] : 0] |= 1ULL << (len < 63 ? len : 63);
-}
+typedef struct {
+    uint16_t start[257]; /* the candidates starting with byte b are at [start[b], start[b + 1]) */
+    Candidate candidate[N_FIELDS * (MAX_NAMES + MAX_WATCH)];
+} KeyIndex;
 
-static int key_filter_may(const KeyFilter filter, const char *key, Py_ssize_t len) {
-    return (int)((filter[len > 0 ? (unsigned char)key[0] : 0] >> (len < 63 ? len : 63)) & 1);
+static unsigned char first_byte(const char *name, Py_ssize_t len) { return len > 0 ? (unsigned char)name[0] : 0; }
+
+static void key_index_build(KeyIndex *index, Names names[N_FIELDS]) {
+    memset(index->start, 0, sizeof index->start);
+    for (int f = 0; f < N_FIELDS; f++) {
+        for (int i = 0; i < names[f].watch_count; i++)
+            index->start[first_byte(names[f].watch[i], names[f].watch_len[i]) + 1]++;
+        for (int i = 0; i < names[f].count; i++) index->start[first_byte(names[f].name[i], names[f].len[i]) + 1]++;
+    }
+    for (int b = 0; b < 256; b++) index->start[b + 1] += index->start[b];
+    uint16_t next[256];
+    memcpy(next, index->start, sizeof next);
+    for (int f = 0; f < N_FIELDS; f++) {
+        for (int i = 0; i < names[f].watch_count; i++)
+            index->candidate[next[first_byte(names[f].watch[i], names[f].watch_len[i])]++] =
+                (Candidate){names[f].watch[i], names[f].watch_len[i], f, -1};
+        for (int i = 0; i < names[f].count; i++)
+            index->candidate[next[first_byte(names[f].name[i], names[f].len[i])]++] =
+                (Candidate){names[f].name[i], names[f].len[i], f, i};
+    }
 }
 
 /* Scan a line that starts with '{' and ends with '}'. 0: valid, fields recorded; -1: not sure. */
-static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], const KeyFilter filter,
-                     Found found[N_FIELDS]) {
+static int scan_line(const char *buf, Py_ssize_t size, const KeyIndex *index, Found found[N_FIELDS]) {
     Cursor c = {buf + 1, buf + size};
     for (int f = 0; f < N_FIELDS; f++) found[f].alias = -1, found[f].dup = 0, found[f].watched = 0;
     skip_ws(&c);
@@ -248,7 +271,6 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], co
         const char *key = c.p + 1;
         if (scan_string(&c, &escaped) < 0 || escaped) return -1; /* an escaped key may spell a field name */
         Py_ssize_t key_len = c.p - 1 - key;
-        int may_name = key_filter_may(filter, key, key_len);
         skip_ws(&c);
         if (c.p >= c.end || *c.p != ':') return -1;
         c.p++;
@@ -268,22 +290,22 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], co
                     if (digit[i] < '0' || digit[i] > '9') kind = K_OTHER;
             }
         }
-        for (int f = 0; f < N_FIELDS && may_name; f++) {
-            for (int i = 0; i < names[f].watch_count; i++)
-                if (names[f].watch_len[i] == key_len && names[f].watch[i][0] == key[0] &&
-                    memcmp(names[f].watch[i], key, (size_t)key_len) == 0)
-                    found[f].watched = 1;
-            for (int i = 0; i < names[f].count; i++) {
-                if (names[f].len[i] == key_len && names[f].name[i][0] == key[0] &&
-                    memcmp(names[f].name[i], key, (size_t)key_len) == 0) {
-                    if (found[f].alias == i) found[f].dup = 1;
-                    if (found[f].alias < 0 || i < found[f].alias || found[f].alias == i) {
-                        found[f].alias = i;
-                        found[f].kind = kind;
-                        found[f].start = kind == K_STRING ? value + 1 : value;
-                        found[f].len = kind == K_STRING ? (c.p - 1) - (value + 1) : c.p - value;
-                    }
-                }
+        unsigned char first = first_byte(key, key_len);
+        for (int k = index->start[first]; k < index->start[first + 1]; k++) {
+            const Candidate *name = &index->candidate[k];
+            if (name->len != key_len || memcmp(name->name, key, (size_t)key_len) != 0) continue;
+            Found *field = &found[name->field];
+            int i = name->index;
+            if (i < 0) {
+                field->watched = 1;
+                continue;
+            }
+            if (field->alias == i) field->dup = 1;
+            if (field->alias < 0 || i < field->alias || field->alias == i) {
+                field->alias = i;
+                field->kind = kind;
+                field->start = kind == K_STRING ? value + 1 : value;
+                field->len = kind == K_STRING ? (c.p - 1) - (value + 1) : c.p - value;
             }
         }
         skip_ws(&c);
@@ -299,7 +321,7 @@ static int scan_line(const char *buf, Py_ssize_t size, Names names[N_FIELDS], co
 }
 
 /* K_STRING or K_INT: the first name's value in start and len; K_NONE: absent everywhere; -1: not sure. */
-static int resolve(const Names *names, const Found *found, const char **start, Py_ssize_t *len) {
+static int resolve(const Found *found, const char **start, Py_ssize_t *len) {
     if (found->dup) return -1;
     if (found->alias == 0) {
         if (found->kind != K_STRING && found->kind != K_INT) return -1;
@@ -308,7 +330,6 @@ static int resolve(const Names *names, const Found *found, const char **start, P
         return found->kind;
     }
     if (found->alias > 0 || found->watched) return -1;
-    (void)names;
     return K_NONE;
 }
 
@@ -488,7 +509,7 @@ static int place(PyObject *out, PyObject *entry, PyObject *sid, long partitions,
 }
 
 /* The parsed entry for a line the scan understood, or NULL with *sure = 0 to ask the reference. */
-static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], const KeyFilter filter, PyObject *levels, Py_ssize_t max_bytes,
+static PyObject *fast_entry(PyObject *raw, const KeyIndex *index, PyObject *levels, Py_ssize_t max_bytes,
                             long long fallback_ns, PyObject *sid, int rfc_fast, long long epoch_unit, PyObject *zero,
                             PyObject *empty, Repeats *repeats, int *sure) {
     *sure = 0;
@@ -508,12 +529,12 @@ static PyObject *fast_entry(PyObject *raw, Names names[N_FIELDS], const KeyFilte
     }
     if (size < 2 || size > max_bytes || buf[0] != '{' || buf[size - 1] != '}') return NULL;
     Found found[N_FIELDS];
-    if (scan_line(buf, size, names, filter, found) < 0) return NULL;
+    if (scan_line(buf, size, index, found) < 0) return NULL;
     const char *value[N_FIELDS] = {0};
     Py_ssize_t value_len[N_FIELDS] = {0};
     int present[N_FIELDS];
     for (int f = 0; f < N_FIELDS; f++) {
-        present[f] = resolve(&names[f], &found[f], &value[f], &value_len[f]);
+        present[f] = resolve(&found[f], &value[f], &value_len[f]);
         if (present[f] < 0) return NULL;
     }
     if (present[F_TRACE] != K_STRING || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return NULL;
@@ -640,11 +661,8 @@ static PyObject *split(PyObject *self, PyObject *args) {
                         n->watch_len[n->watch_count++] = k;
                     }
     }
-    KeyFilter filter = {0};
-    for (int f = 0; f < N_FIELDS; f++) {
-        for (int i = 0; i < names[f].count; i++) key_filter_add(filter, names[f].name[i], names[f].len[i]);
-        for (int i = 0; i < names[f].watch_count; i++) key_filter_add(filter, names[f].watch[i], names[f].watch_len[i]);
-    }
+    KeyIndex index;
+    key_index_build(&index, names);
     out = PyDict_New(), zero = PyLong_FromLong(0), empty = PyUnicode_New(0, 0);
     if (!out || !zero || !empty) goto fail;
     Py_ssize_t count = PyList_GET_SIZE(lines);
@@ -652,7 +670,7 @@ static PyObject *split(PyObject *self, PyObject *args) {
         PyObject *raw = PyList_GET_ITEM(lines, i);
         Py_INCREF(raw); /* `slow` may run arbitrary code */
         int sure;
-        PyObject *entry = fast_entry(raw, names, filter, levels, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, zero,
+        PyObject *entry = fast_entry(raw, &index, levels, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, zero,
                                      empty, &repeats, &sure);
         if (!entry && sure) {
             Py_DECREF(raw);
