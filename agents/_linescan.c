@@ -12,6 +12,10 @@
  * an unusual time - goes to the Python `slow` callback, in input order,
  * which either returns the parsed entry or records a dead letter and returns None. The differential
  * test tests/unit/agents/test_linescan.py holds the two paths equal on generated lines.
+ *
+ * Per line it costs ~0.35 us on the benchmark's 250-byte lines (0.7 before #19): strings are skipped
+ * eight bytes at a time, a key is compared only with the field names sharing its first byte, and a
+ * trace id or service repeating the previous line's reuses its str (and a repeated trace its partition).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
