@@ -242,12 +242,14 @@ def test_string_stops_at_every_word_offset(offset: int, stop: str) -> None:
 
 # Consecutive lines repeating a trace id or service reuse the previous line's objects and partition:
 # whatever the order of repeats, breaks and untraced lines, the entries and their partitions are the reference's.
-pooled_lines = st.builds(
-    lambda trace, service, level, pos: [pos, json.dumps({k: v for k, v in (("traceId", trace), ("service", service),
-                                                                           ("level", level)) if v is not None},
-                                                        ensure_ascii=False), "stdout", 0, 0],
-    st.sampled_from(["a", "a", "b", "ab", "\u00e9", "", None, 7]), st.sampled_from(["s", "s", "t", "\u00e9t", "", None]),
-    st.sampled_from(["info", "warn", None]), st.integers(0, 100))
+def pooled_line(trace: object, service: object, level: object, pos: int) -> list[Any]:
+    fields = {"traceId": trace, "service": service, "level": level}
+    return [pos, json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False), "stdout", 0, 0]
+
+
+pooled_lines = st.builds(pooled_line, st.sampled_from(["a", "a", "b", "ab", "\u00e9", "", None, 7]),
+                         st.sampled_from(["s", "s", "t", "\u00e9t", "", None]), st.sampled_from(["info", "warn", None]),
+                         st.integers(0, 100))
 
 
 @settings(max_examples=int(os.environ.get("LINESCAN_EXAMPLES", "600")), deadline=None,
