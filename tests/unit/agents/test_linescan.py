@@ -223,3 +223,49 @@ def test_more_aliases_than_the_scan_takes_leave_lines_to_the_reference() -> None
                                   [2, '{"traceId":"u"}', "stdout", 0, 0]])
     fast, ref = both(chunk, parse)
     assert fast == ref and sum(len(lines) for _, lines in fast[0].values()) == 2
+
+
+# The scan skips plain string bytes eight at a time: a stop byte (quote, backslash, control character)
+# or a multi-byte character at any offset of a word must be found exactly where the reference finds it.
+@pytest.mark.parametrize("offset", range(18))
+@pytest.mark.parametrize("stop", ['\\"', "\\\\", "\\n", "\\u00e9", "\u00e9", "\u20ac", "\U0001f600", "\x7f", "\x01",
+                                  '"', "\\"])
+def test_string_stops_at_every_word_offset(offset: int, stop: str) -> None:
+    body = "a" * offset + stop + "b" * (17 - offset)
+    texts = [f'{{"traceId":"t{body}","msg":"{body}","service":"s{body}","level":"info"}}',
+             f'{{"m{body}":1,"traceId":"t","time":"2025-06-10T08:25:41.5Z"}}',
+             f'{{"traceId":"{body}"}}']
+    chunk = RawChunk({}, "s", 5, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)])
+    fast, ref = both(chunk, ParseSettings())
+    assert fast == ref
+
+
+# Consecutive lines repeating a trace id or service reuse the previous line's objects and partition:
+# whatever the order of repeats, breaks and untraced lines, the entries and their partitions are the reference's.
+def pooled_line(trace: object, service: object, level: object, pos: int) -> list[Any]:
+    fields = {"traceId": trace, "service": service, "level": level}
+    return [pos, json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False), "stdout", 0, 0]
+
+
+pooled_lines = st.builds(pooled_line, st.sampled_from(["a", "a", "b", "ab", "\u00e9", "", None, 7]),
+                         st.sampled_from(["s", "s", "t", "\u00e9t", "", None]), st.sampled_from(["info", "warn", None]),
+                         st.integers(0, 100))
+
+
+@settings(max_examples=int(os.environ.get("LINESCAN_EXAMPLES", "600")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(pooled_lines, min_size=1, max_size=20), st.sampled_from(["deadletter", "pass"]), st.integers(1, 5))
+def test_repeated_traces_and_services_equal_reference(lines: list[list[Any]], untraced: str, partitions: int) -> None:
+    chunk = RawChunk({}, "stream-x", 5, lines)
+    fast, ref = both(chunk, ParseSettings(untraced=untraced), partitions)
+    assert fast == ref
+
+
+@pytest.mark.parametrize("key", ["traceID", "tracEId", "traceIx", "xraceId", "t", "", "levels", "leve", "servicE"])
+def test_keys_near_field_names_equal_reference(key: str) -> None:
+    """Keys sharing a field name's first byte or length are compared in full, never taken for it."""
+    texts = [json.dumps({key: "k", "traceId": "a", "level": "warn", "service": "s"}),
+             json.dumps({"traceId": "a", key: "k"}), json.dumps({key: "k"})]
+    chunk = RawChunk({}, "s", 5, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)])
+    fast, ref = both(chunk, ParseSettings(untraced="pass"))
+    assert fast == ref
