@@ -213,7 +213,11 @@ class ObjectStoreSink(Sink):
         fresh = unseen(after, marks)
         if not fresh:
             return WriteResult(), known
-        good, refused = split_by_event_time(fresh, max_future_ns)
+        refused: list[ItemFailure] = []
+        if len(fresh) == len(good_guess) == len(batch.lines):  # the common batch: all new, all timed well
+            good = fresh
+        else:
+            good, refused = split_by_event_time(fresh, max_future_ns)
         key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good)) if good else None
         last = fresh[-1]
         state: dict[str, Any] = {"offset": last.offset, "index": last.index, "streams": marks}
