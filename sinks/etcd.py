@@ -12,14 +12,11 @@ bucket of event time (`lease_bucket`), never one lease per key; each lease is gr
 handles endpoint lists, TLS (CA, client certificate) and user/password tokens, while the asyncio
 gRPC client `aetcd` takes one host and no TLS options at all. Transactions stay within etcd's limits
 (128 operations, 1.5 MiB per request); a line that alone exceeds the request limit is dead-lettered.
-Re-writing a key with the same value is harmless, so retries and replays are idempotent. A batch's
-transactions go up PARALLEL_TXNS at a time (each line is put once per batch, so their order does not
-matter): the next one is on the wire while etcd applies the last, instead of one round trip after another.
+Re-writing a key with the same value is harmless, so retries and replays are idempotent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import ssl
@@ -39,7 +36,6 @@ MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024
 REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
 MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
-PARALLEL_TXNS = 2  # transactions of one batch in flight at once
 
 
 log = logging.getLogger(__name__)
@@ -141,7 +137,6 @@ class EtcdSink(Sink):
         self._endpoint = 0
         self._token: str | None = None
         self._leases: dict[int, int] = {}
-        self._granting = asyncio.Lock()  # one grant per bucket when transactions run at once
         self._encoded: tuple[SinkBatch, list[EncodedTxn], list[SinkLine]] | None = None  # the batch in progress
 
     @classmethod
@@ -194,23 +189,17 @@ class EtcdSink(Sink):
         result = WriteResult(permanent=[
             ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
                         f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
-        bound = asyncio.Semaphore(PARALLEL_TXNS)
-
-        async def write(txn: EncodedTxn) -> None:
-            async with bound:
-                try:
-                    await self._write_txn(txn)
-                except PermanentError as exc:
-                    if "lease not found" not in str(exc):
-                        raise
-                    self._leases.clear()  # expired or revoked behind our back: grant again, once
-                    await self._write_txn(txn)
-                txn.written = True  # a retry of the batch skips it
-
-        outcomes = await asyncio.gather(*(write(txn) for txn in txns if not txn.written), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        for txn in txns:
+            if txn.written:
+                continue
+            try:
+                await self._write_txn(txn)
+            except PermanentError as exc:
+                if "lease not found" not in str(exc):
+                    raise
+                self._leases.clear()  # expired or revoked behind our back: grant again, once
+                await self._write_txn(txn)
+            txn.written = True
         self._encoded = None
         return result
 
@@ -230,12 +219,7 @@ class EtcdSink(Sink):
 
     async def _lease_for_bucket(self, bucket: int) -> int:
         lease = self._leases.get(bucket)
-        if lease is not None:
-            return lease
-        async with self._granting:
-            lease = self._leases.get(bucket)
-            if lease is not None:  # granted meanwhile for another transaction
-                return lease
+        if lease is None:
             ttl = int(self.settings.ttl + self.settings.lease_bucket)
             reply = await self._call("/v3/lease/grant", {"TTL": str(ttl)})
             lease = int(reply["ID"])
