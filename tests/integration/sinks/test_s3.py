@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -19,9 +18,8 @@ from core.errors import PermanentError, RetriableError
 from core.settings import S3SinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.s3 import S3Sink, object_key
-from tests.support.polling import wait_for
 from tests.support.servers import Server, moto_server
-from tests.support.sink_stack import publish_sink_records
+from tests.support.sink_stack import kill_mid_upload_every_line_once
 from tests.support.worker_harness import WorkerHarness
 
 BASE_NS = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
@@ -327,20 +325,15 @@ async def test_worker_killed_mid_upload_every_line_once(s3_server: Server, clien
     """A drain-only worker uploading a steady stream of multipart objects (with their state objects beside
     them) is killed with SIGKILL, then restarted under the same static member id with another flush size,
     so the re-delivered records are cut into objects other than the first run's."""
-    total, per_chunk = 40_000, 200
     worker = make_worker({"LOGWEAVE_WORKER__STAGES": "drain", "LOGWEAVE_SINKS__S3__ENDPOINT_URL": s3_server.url,
                           "LOGWEAVE_SINKS__S3__BUCKET": "logs-test", "LOGWEAVE_SINKS__S3__PREFIX": "lw",
                           "LOGWEAVE_SINKS__S3__PATH_STYLE": "true", "LOGWEAVE_SINKS__S3__CREATE_BUCKET": "true",
                           "LOGWEAVE_SINKS__S3__MULTIPART_THRESHOLD": "1KiB",
                           "LOGWEAVE_SINKS__S3__FLUSH_BYTES": "256KiB", "LOGWEAVE_SINKS__S3__FLUSH_AGE": "0.2s"},
                          sinks=("s3",))
-    await worker.start()
-    await publish_sink_records(worker.broker.bootstrap, "sink.s3", total, per_chunk)
-    seen: Counter[int] = Counter()
 
-    async def progressed(goal: int) -> bool:
-        nonlocal seen
-        seen = Counter()
+    async def stored() -> Counter[int]:
+        seen: Counter[int] = Counter()
         listing = client.get_paginator("list_objects_v2").paginate(Bucket="logs-test", Prefix="lw/dt=")
         async for page in listing:
             for item in page.get("Contents", []):
@@ -350,18 +343,6 @@ async def test_worker_killed_mid_upload_every_line_once(s3_server: Server, clien
                     continue
                 async with reply["Body"] as body:
                     seen.update(orjson.loads(line)["n"] for line in gzip.decompress(await body.read()).splitlines())
-        return len(seen) >= goal
+        return seen
 
-    await wait_for(lambda: progressed(total // 5), timeout=120, what="a fifth of the lines in S3 objects",
-                   interval=0.2, last_seen=lambda: len(seen))
-    worker.stop(kill=True)
-    killed_at = len(seen)
-    worker.overrides["LOGWEAVE_SINKS__S3__FLUSH_BYTES"] = "400KiB"
-    await worker.start()
-    started = time.monotonic()
-    await wait_for(lambda: progressed(total), timeout=180, what="every line in S3 after the restart",
-                   interval=0.5, last_seen=lambda: len(seen))
-    duplicates = {n: c for n, c in seen.items() if c > 1}
-    assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
-    assert set(seen) == set(range(total)) and killed_at < total
-    print(f"killed at {killed_at} lines; the rest took {time.monotonic() - started:.1f}s after the restart")
+    await kill_mid_upload_every_line_once(worker, "sink.s3", "LOGWEAVE_SINKS__S3__FLUSH_BYTES", stored)
