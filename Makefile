@@ -22,7 +22,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 # The runtime set comes from requirements.lock, hashes checked (as in the image); then the project
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
-	  collectors/pods/_podscan.c \
+	  collectors/pods/_podscan.c sinks/_marks.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -111,7 +111,7 @@ test: install system-deps test-clients
 # and the pod collector's Python block scan.
 test-pure: install
 	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
-	  tests/unit/collectors/pods $(PYTEST_ARGS)
+	  tests/unit/collectors/pods tests/unit/sinks $(PYTEST_ARGS)
 
 # The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
 # depends on this machine's speed fails here.

@@ -4,7 +4,8 @@ agents/_linescan.c is the parse stage's per-line loop (agents/line_parser.py), t
 the group stage's (tables/trace_state.py), collectors/intake/_intakefast.c the intake's (Fluent forward
 records and RFC 5424 syslog frames to raw lines), agents/_fieldscan.c reads a number from a line for
 metrics from logs (agents/log_metrics.py), collectors/pods/_podscan.c turns the pod collector's read
-blocks into raw lines (collectors/pods/blockscan.py). All are optional: without a C compiler and the Python
+blocks into raw lines (collectors/pods/blockscan.py), sinks/_marks.c is the appending sinks' per-stream
+marks check (sinks/stream_marks.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -20,4 +21,5 @@ setup(ext_modules=[
               optional=True),
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("sinks._marks", ["sinks/_marks.c"], extra_compile_args=FLAGS, optional=True),
 ])

@@ -5,7 +5,9 @@ the same as S3's. Objects larger than `resumable_threshold` go up as resumable u
 `resumable_chunk`: after a chunk lost to a dropped connection, a timeout or a refused range, the
 upload goes on from the byte the server reports it holds (a status query), not from the start. An
 upload cut off by a crash leaves no object, and the drain's retry starts a new session. Smaller
-objects, and the state objects, go up as multipart uploads carrying their metadata.
+objects, and the state objects, go up as multipart uploads carrying their metadata. State objects are
+written on condition of the generation last seen (`ifGenerationMatch`, 0 for the first), which fences
+two workers writing one partition during a rebalance (gcp-storage-emulator ignores the condition).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from gcloud.aio.storage import Storage
 
 from core.errors import PermanentError, RetriableError
 from core.settings import GcsSinkSettings, Settings
-from sinks.object_store import NDJSON, ObjectStoreSink
+from sinks.object_store import NDJSON, ObjectStoreSink, StateConflict
 
 REFUSED = {400, 401, 403}  # credentials, permissions, bad names: an operator must act
 RESUME_ATTEMPTS = 5  # lost chunks resumed per object before the batch is retried from the start
@@ -66,6 +68,7 @@ class GcsSink(ObjectStoreSink):
                                                                  message=await reply.text()))
 
     async def stop(self) -> None:
+        self._positions.clear()
         http, self._http, self._storage = self._http, None, None
         if http is not None:
             await http.close()
@@ -135,17 +138,36 @@ class GcsSink(ObjectStoreSink):
                 reply.raise_for_status()
             return _held_bytes(reply.headers.get("Range"))
 
-    async def _put_state(self, key: str, body: bytes) -> None:
+    async def _put_state(self, key: str, body: bytes, version: str | None) -> str | None:
         # with metadata the client sends a multipart upload (a simple upload of JSON trips some emulators)
-        await self._client().upload(self.settings.bucket, key, body, content_type="application/json",
-                                    metadata={"cacheControl": "no-store"}, force_resumable_upload=False)
-
-    async def _get(self, key: str) -> bytes | None:
         try:
-            return await self._client().download(self.settings.bucket, key)
+            reply = await self._client().upload(self.settings.bucket, key, body, content_type="application/json",
+                                                metadata={"cacheControl": "no-store"}, force_resumable_upload=False,
+                                                parameters={"ifGenerationMatch": version or "0"})
+        except aiohttp.ClientResponseError as exc:
+            if exc.status == 412:
+                raise StateConflict(f"{exc.status} {exc.message}") from exc
+            raise
+        generation = reply.get("generation")
+        return str(generation) if generation is not None else None
+
+    async def _get_state(self, key: str) -> tuple[bytes, str | None] | None:
+        try:
+            generation = (await self._client().download_metadata(self.settings.bucket, key)).get("generation")
+            return await self._client().download(self.settings.bucket, key), \
+                str(generation) if generation is not None else None
         except aiohttp.ClientResponseError as exc:
             if exc.status == 404:
                 return None
+            raise
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._client().download_metadata(self.settings.bucket, key)
+            return True
+        except aiohttp.ClientResponseError as exc:
+            if exc.status == 404:
+                return False
             raise
 
     async def _list(self, prefix: str) -> list[str]:

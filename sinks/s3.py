@@ -2,7 +2,10 @@
 
 The object layout, state object and crash rules are the object-store base's (sinks/object_store.py);
 this module only puts, gets, lists and deletes objects through S3's API. Large objects go up as
-multipart uploads, up to PARALLEL_PARTS parts at once.
+multipart uploads, up to PARALLEL_PARTS parts at once; one cut off by a crash is aborted when the state
+is next read. The state object is written with S3's conditional writes (If-Match on the ETag last seen,
+If-None-Match: * for the first), which fence two workers writing one partition during a rebalance; an
+S3 API that ignores those headers leaves the last writer's state, as before they existed.
 
 Storage hygiene (docs/security.md): every object, the state object and multipart uploads included,
 is written with the configured server-side encryption (SSE-S3 or SSE-KMS with a key id); a missing
@@ -21,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import PermanentError, RetriableError
 from core.redact import mask_text
 from core.settings import S3SinkSettings, Settings
-from sinks.object_store import NDJSON, ObjectStoreSink, object_key, sibling_prefix, split_by_event_time
+from sinks.object_store import NDJSON, ObjectStoreSink, StateConflict, object_key, sibling_prefix, split_by_event_time
 
 __all__ = ["S3Sink", "object_key", "sibling_prefix", "split_by_event_time"]
 MIN_PART = 5 * 1024 * 1024
@@ -70,21 +73,39 @@ class S3Sink(ObjectStoreSink):
             raise RetriableError(mask_text(f"S3 endpoint {s.endpoint_url or 'AWS'} unreachable: {exc}")) from exc
 
     async def stop(self) -> None:
+        self._positions.clear()
         if self._context is not None:
             await self._context.__aexit__(None, None, None)
             self._context = self._client = None
 
     # -- the store -------------------------------------------------------------------------------
-    async def _get(self, key: str) -> bytes | None:
+    async def _get_state(self, key: str) -> tuple[bytes, str | None] | None:
         try:
             reply = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
             async with reply["Body"] as body:
                 data: bytes = await body.read()
-                return data
+                return data, reply.get("ETag")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            if _code(exc) not in ("NoSuchKey", "404"):
                 raise
             return None
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._client.head_object(Bucket=self.settings.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchKey", "404", "NotFound"):
+                raise
+            return False
+
+    async def _abandon(self, key: str) -> None:
+        """Abort the unfinished multipart uploads of `key` (a crash mid-upload leaves its parts billed)."""
+        listing = await self._client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=key)
+        for upload in listing.get("Uploads", []):
+            if upload["Key"] == key:
+                await self._client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key,
+                                                          UploadId=upload["UploadId"])
 
     def _encryption(self) -> dict[str, str]:
         """The server-side encryption arguments of every put and multipart upload."""
@@ -96,9 +117,18 @@ class S3Sink(ObjectStoreSink):
             extra["SSEKMSKeyId"] = s.sse_kms_key_id
         return extra
 
-    async def _put_state(self, key: str, body: bytes) -> None:
-        await self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType="application/json",
-                                      **self._encryption())
+    async def _put_state(self, key: str, body: bytes, version: str | None) -> str | None:
+        condition = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
+        try:
+            reply = await self._client.put_object(Bucket=self.settings.bucket, Key=key, Body=body,
+                                                  ContentType="application/json", **condition, **self._encryption())
+        except ClientError as exc:
+            # 412: not at that version; 409: a concurrent conditional write won; 404: If-Match on a deleted state
+            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404", "412", "409"):
+                raise StateConflict(_code(exc)) from exc
+            raise
+        etag: str | None = reply.get("ETag")
+        return etag
 
     async def _put(self, key: str, body: bytes) -> None:
         s = self.settings
@@ -140,9 +170,14 @@ class S3Sink(ObjectStoreSink):
     @staticmethod
     def _classify(exc: Exception) -> Exception:
         if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = _code(exc)
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if status in (403, 400) or code in ("AccessDenied", "InvalidAccessKeyId", "NoSuchBucket",
                                                 "SignatureDoesNotMatch", "InvalidBucketName"):
                 return PermanentError(f"S3 refused the write ({code}): fix credentials or bucket settings")
         return RetriableError(mask_text(f"S3 write failed, will retry: {exc}"))
+
+
+def _code(exc: ClientError) -> str:
+    code: str = exc.response.get("Error", {}).get("Code", "")
+    return code

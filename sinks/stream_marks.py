@@ -5,11 +5,17 @@ worker dies before its state is durable, and the re-processed chunk is forwarded
 upsert by line id (etcd, Elasticsearch) absorb that; sinks that append (files, S3 objects) keep these
 marks beside their own position and skip lines at or below them. Lines of one source stream reach
 one sink-topic partition in stream order, so one mark per stream suffices.
+
+`unseen` runs once per delivered line, so its loop is in C (sinks/_marks.c) when this process runs the
+C loops (core/native.py); `unseen_reference` is the Python reference it is tested against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.models import parse_line_id
+from core.native import native_module
 from sinks.base import SinkLine
 
 
@@ -19,9 +25,21 @@ def stream_position(line: SinkLine) -> tuple[str, int]:
 
 
 def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
-    """Lines above their stream's mark; `marks` is advanced to the lines returned.
+    """Lines above their stream's mark; `marks` is advanced to the lines returned."""
+    native = _native_unseen()
+    if native is not None:
+        return native(lines, marks)
+    return unseen_reference(lines, marks)
 
-    The line id is read inline (as `parse_line_id` reads it): this runs once per delivered line."""
+
+def _native_unseen() -> Callable[[list[SinkLine], dict[str, int]], list[SinkLine]] | None:
+    module = native_module("stream_marks")
+    found: Callable[[list[SinkLine], dict[str, int]], list[SinkLine]] | None = getattr(module, "unseen", None)
+    return found
+
+
+def unseen_reference(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
+    """The Python reference of `unseen`. The line id is read inline (as `parse_line_id` reads it)."""
     out: list[SinkLine] = []
     append = out.append
     for line in lines:

@@ -47,6 +47,7 @@ from sinks.elasticsearch import ElasticsearchSink
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, line_key
 from sinks.gcs import GcsSink
 from sinks.kafka import LINE_ID_HEADER, KafkaSink
+from sinks.object_store import deflater
 from sinks.postgres import PostgresSink, row_of
 from sinks.postgres_schema import create_partitions, day_of
 from sinks.s3 import S3Sink
@@ -119,14 +120,16 @@ async def search_limit(sink: ElasticsearchSink, batches: list[SinkBatch]) -> dic
 
 
 async def s3_limit(url: str, batches: list[SinkBatch], compress_level: int | None = None) -> dict[str, float]:
-    """put_object of pre-compressed bodies; with `compress_level`, each body is gzipped at that level inside
-    the timed loop instead (one thread, this process), the same client's floor for a compressing writer."""
+    """put_object of pre-compressed bodies; with `compress_level`, each body is gzipped inside the timed loop
+    instead (one thread, this process) by the deflater and level the sink uses for that setting (ISA-L or
+    zlib, sinks.object_store.deflater), the same client's floor for a compressing writer."""
     raw = [b"".join(x.document + b"\n" for x in batch.lines) for batch in batches]
     bodies = [gzip.compress(data, 5) for data in raw] if compress_level is None else raw
+    module, level = deflater(compress_level or 1)
     async with get_session().create_client("s3", endpoint_url=url, region_name="us-east-1") as client:
         async def run() -> None:
             for n, prepared in enumerate(bodies):
-                body = prepared if compress_level is None else gzip.compress(prepared, compress_level)
+                body = prepared if compress_level is None else module.compress(prepared, level, wbits=31)
                 await client.put_object(Bucket="bench", Key=f"raw/{n}.ndjson.gz", Body=body)
         return await timed(sum(len(b.lines) for b in batches), run)
 

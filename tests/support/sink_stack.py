@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import gzip
 import os
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,35 @@ async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk
                                          partition=number % partitions)
     finally:
         await producer.stop()
+
+
+async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, flush_setting: str,
+                                          lines_stored: Callable[[], Awaitable[Counter[int]]],
+                                          total: int = 40_000, per_chunk: int = 200) -> None:
+    # records of 200 lines (~60 KB): objects hold whole records (the flush sizes are above one)
+    """Pre-built input on `topic` for a drain-only `worker` writing objects; the worker is killed with
+    SIGKILL once a fifth of the lines are stored, then restarted under the same static member id with
+    `flush_setting` (an env key) at 400KiB, so the re-delivered records are cut into other objects than
+    the first run's. Every line must then be stored exactly once (`lines_stored`: the `n` of each stored line)."""
+    await worker.start()
+    await publish_sink_records(worker.broker.bootstrap, topic, total, per_chunk)
+    seen: Counter[int] = Counter()
+
+    async def progressed(goal: int) -> bool:
+        nonlocal seen
+        seen = await lines_stored()
+        return len(seen) >= goal
+
+    await wait_for(lambda: progressed(total // 5), timeout=120, what=f"a fifth of the lines from {topic}",
+                   interval=0.2, last_seen=lambda: len(seen))
+    worker.stop(kill=True)
+    killed_at = len(seen)
+    worker.overrides[flush_setting] = "400KiB"
+    await worker.start()
+    started = time.monotonic()
+    await wait_for(lambda: progressed(total), timeout=180, what=f"every line from {topic} after the restart",
+                   interval=0.5, last_seen=lambda: len(seen))
+    duplicates = {n: c for n, c in seen.items() if c > 1}
+    assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
+    assert set(seen) == set(range(total)) and killed_at < total
+    print(f"killed at {killed_at} lines; the rest took {time.monotonic() - started:.1f}s after the restart")

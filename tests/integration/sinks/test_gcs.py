@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -24,9 +23,8 @@ from core.settings import GcsSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.gcs import GcsSink
 from sinks.object_store import object_key
-from tests.support.polling import wait_for
 from tests.support.servers import Server, gcs_emulator
-from tests.support.sink_stack import publish_sink_records
+from tests.support.sink_stack import kill_mid_upload_every_line_once
 from tests.support.worker_harness import WorkerHarness
 
 BASE_NS = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
@@ -221,34 +219,16 @@ async def test_worker_killed_mid_upload_every_line_once(emulator: Server, storag
     """A drain-only worker (input pre-built on sink.gcs) uploading a steady stream of objects is
     killed with SIGKILL, then restarted under the same static member id with another flush size,
     so the re-delivered records are cut into objects other than the first run's."""
-    total, per_chunk = 40_000, 200  # records of ~60 KB: objects hold whole records (the flush size is above one)
     worker = make_worker({"LOGWEAVE_WORKER__STAGES": "drain", "LOGWEAVE_SINKS__GCS__ENDPOINT_URL": emulator.url,
                           "LOGWEAVE_SINKS__GCS__BUCKET": "gcs-kill", "LOGWEAVE_SINKS__GCS__PREFIX": "lw",
                           "LOGWEAVE_SINKS__GCS__PROJECT": "logweave-test",
                           "LOGWEAVE_SINKS__GCS__FLUSH_BYTES": "256KiB", "LOGWEAVE_SINKS__GCS__FLUSH_AGE": "0.2s"},
                          sinks=("gcs",))
-    await worker.start()
-    await publish_sink_records(worker.broker.bootstrap, "sink.gcs", total, per_chunk)
-    seen: Counter[int] = Counter()
 
-    async def progressed(goal: int) -> bool:
-        nonlocal seen
-        seen = Counter(d["n"] for d in await all_lines(storage, "gcs-kill"))
-        return len(seen) >= goal
+    async def stored() -> Counter[int]:
+        return Counter(d["n"] for d in await all_lines(storage, "gcs-kill"))
 
-    await wait_for(lambda: progressed(total // 5), timeout=120, what="a fifth of the lines in GCS objects",
-                   interval=0.2, last_seen=lambda: len(seen))
-    worker.stop(kill=True)
-    killed_at = len(seen)
-    worker.overrides["LOGWEAVE_SINKS__GCS__FLUSH_BYTES"] = "400KiB"
-    await worker.start()
-    started = time.monotonic()
-    await wait_for(lambda: progressed(total), timeout=180, what="every line in GCS after the restart",
-                   interval=0.5, last_seen=lambda: len(seen))
-    duplicates = {n: c for n, c in seen.items() if c > 1}
-    assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
-    assert set(seen) == set(range(total)) and killed_at < total
-    print(f"killed at {killed_at} lines; the rest took {time.monotonic() - started:.1f}s after the restart")
+    await kill_mid_upload_every_line_once(worker, "sink.gcs", "LOGWEAVE_SINKS__GCS__FLUSH_BYTES", stored)
 
 
 async def test_a_record_split_across_batches_keeps_every_line(emulator: Server, storage: Storage) -> None:

@@ -1,0 +1,3 @@
+from sinks.base import SinkLine
+
+def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]: ...
