@@ -1,6 +1,6 @@
 """The pod collector re-sends what Kafka did not acknowledge, and a restart resumes from logs.positions.
 
-Against the Kubernetes API test server (real API paths, real kubernetes-asyncio client) and the real
+Against the Kubernetes API test server (real API paths, the collector's own HTTP client) and the real
 broker. The re-send test puts a stand-in in front of the real publisher that refuses a few chunks (a
 failed future, as aiokafka gives after its own retries), because making a real broker fail a send,
 rather than delay it, takes aiokafka's 30 s request timeout; every other chunk goes to the broker.
