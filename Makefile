@@ -22,6 +22,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 # The runtime set comes from requirements.lock, hashes checked (as in the image); then the project
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
+	  sinks/_segment.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
