@@ -150,16 +150,17 @@ def packed_record(record: SinkRecord, reserved_key: str, splice: SpliceChunk | N
     """The record's lines packed for a sink with `takes_packed` (sinks/packed.py): straight from its bytes
     in C when it can, else from the SinkLines of `chunk_sink_lines` through the Python reference.
     `digests` caches stream digests by stream id across records."""
+    empty = PackedRecord(record.offset, b"", b"")  # a record without lines (its order is of no matter)
     raw = raw_chunk(record) if splice is not None else None
     if raw is not None:
         found = raw.scan.pack_lines_raw(raw.payload, raw.lines_start, raw.lines_end, raw.sources, reserved_key,
                                         {} if digests is None else digests, stream_digest)
         if found is not None:
             documents, table, streams = found
-            return PackedRecord(record.offset, documents, table, streams, raw.ordered)
+            return PackedRecord(record.offset, documents, table, streams, raw.ordered) if table else empty
     lines, _ = chunk_sink_lines(record, reserved_key, splice)
     packed = pack_sink_lines(lines)  # one record's lines: one run, or none
-    return packed[0] if packed else PackedRecord(record.offset, b"", b"")
+    return packed[0] if packed else empty
 
 
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:

@@ -25,7 +25,7 @@ import orjson
 
 from core.settings import FileSinkSettings, Settings
 from sinks.base import Sink, SinkBatch, WriteResult
-from sinks.packed import pack_sink_lines, native_select, select_lines
+from sinks.packed import native_select, pack_sink_lines, select_lines
 
 IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024  # buffers one writev takes
 
