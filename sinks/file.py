@@ -106,19 +106,25 @@ class FileSink(Sink):
         after = (position.offset, position.index) if position is not None else (-1, -1)
         records = [*pack_sink_lines(batch.lines), *batch.packed] if batch.lines else batch.packed
         pieces: list[bytes] = []
-        last = (-1, -1)
+        segment, last = "", (-1, -1)
         for record in records:  # in (offset, index) order: skipped lines are a replay's or an upstream re-send's
             data, kept, last_index = select_lines(record, after, marks, self._select)
             if kept:
+                segment = segment if pieces else f"{record.offset:019d}.ndjson"  # named by its first line's offset
                 pieces.append(data)
                 last = (record.offset, last_index)
         if not pieces:
             return
-        if position is None or position.size >= self.settings.rotate_bytes:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if position is None or (position.size >= self.settings.rotate_bytes and segment != position.segment):
             carried = position.streams if position else {}
-            position = PartitionPosition(f"{next(r.offset for r in records):019d}.ndjson", 0, -1, -1, carried)
+            position = PartitionPosition(segment, 0, -1, -1, carried)
+            # Every recorded segment is named by an offset at or below the position's: a segment of this
+            # name holds at most an append whose position update never happened (a crash, a full disk),
+            # this batch's first lines again. Start it afresh.
+            flags |= os.O_TRUNC
         size = sum(len(piece) for piece in pieces)
-        fd = os.open(directory / position.segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(directory / position.segment, flags, 0o644)
         try:
             write_all(fd, pieces)  # the batch's segment bytes, by one writev
             os.fsync(fd)

@@ -202,3 +202,39 @@ def test_short_writes_are_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     finally:
         os.close(fd)
     assert path.read_bytes() == b"0123456789\nabc\n" + b"xyz" * 7
+
+
+@pytest.mark.parametrize(("rotate_bytes", "before"), [(1 << 20, 2), (10, 2), (1 << 20, 0)],
+                         ids=["same segment", "new segment", "first segment"])
+async def test_a_batch_retried_after_a_failed_position_update_is_written_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rotate_bytes: int, before: int) -> None:
+    """The append went through, the position file did not: the retry (or the next worker) must cut the
+    unrecorded bytes off, in the segment the position names and in a segment it had just begun."""
+    sink = FileSink(FileSinkSettings(directory=tmp_path, rotate_bytes=rotate_bytes), 1000, 1 << 20, 1.0)
+    if before:
+        await sink.write_batch(batch(range(0, before)))
+    real = os.replace
+
+    def fail_once(src: Any, dst: Any) -> None:
+        monkeypatch.setattr(file_sink.os, "replace", real)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(file_sink.os, "replace", fail_once)
+    with pytest.raises(OSError):
+        await sink.write_batch(batch(range(before, 4)))
+    await sink.write_batch(batch(range(before, 4)))
+    lines = read_all(tmp_path)
+    assert len(lines) == len(set(lines)) == 8
+
+
+async def test_a_record_split_across_batches_stays_in_its_segment_past_the_rotation_size(tmp_path: Path) -> None:
+    """The next batch begins inside the record the last one ended in: its segment is already named by that
+    offset and holds recorded lines, so it is appended to, never started afresh."""
+    sink = FileSink(FileSinkSettings(directory=tmp_path, rotate_bytes=10), 1000, 1 << 20, 1.0)
+    lines = batch(range(5, 6), per_record=4).lines
+    await sink.write_batch(SinkBatch("sink.file", 0, lines[:2]))
+    await sink.write_batch(SinkBatch("sink.file", 0, lines[2:]))
+    await sink.write_batch(batch(range(6, 7)))
+    assert read_all(tmp_path) == [b'{"o":5,"i":%d}' % i for i in range(4)] + [b'{"o":6,"i":0}', b'{"o":6,"i":1}']
+    assert sorted(p.name for p in (tmp_path / "sink.file-0").glob("*.ndjson")) == [f"{5:019d}.ndjson",
+                                                                                   f"{6:019d}.ndjson"]
