@@ -107,9 +107,11 @@ test: install system-deps test-clients
 	$(MAKE) --no-print-directory test-pure
 
 # The parse and group stages once more on their Python reference paths (what an install without a
-# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), and the intake's Python decoders.
+# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders and
+# the file sink's line selection.
 test-pure: install
-	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake $(PYTEST_ARGS)
+	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
+	  tests/unit/sinks/test_file.py tests/unit/sinks/test_packed.py $(PYTEST_ARGS)
 
 # The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
 # depends on this machine's speed fails here.

@@ -735,11 +735,17 @@ static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or low
     char digits[24];
     int n = sizeof digits;
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    unsigned base = base16 ? 16 : 10;
-    do {
-        digits[--n] = hex[u % base];
-        u /= base;
-    } while (u);
+    if (base16) { /* constant bases: shifts and a multiply instead of a division per digit */
+        do {
+            digits[--n] = hex[u & 15];
+            u >>= 4;
+        } while (u);
+    } else {
+        do {
+            digits[--n] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+    }
     if (v < 0) digits[--n] = '-';
     return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
 }
@@ -961,7 +967,7 @@ static const char *canonical_string(const char *p, const char *end, int *escaped
     p++;
     *escaped = 0;
     while (p < end) {
-        while (p < end && plain_ascii[(unsigned char)*p]) p++; /* the common bytes, one test each */
+        while (p < end && plain_ascii[(unsigned char)*p]) p++;
         if (p >= end) return NULL;
         unsigned char c = (unsigned char)*p;
         if (c == '"') return p + 1;
@@ -1143,20 +1149,18 @@ static PyObject *literal_str(Literal *last, const char *at, const char *end, int
 
 #define RAW_FIELDS 9
 
-/* One line of a sink record as read: where its fields are in the record, and its document's parts. */
+/* One line of a sink record as read: where its fields are in the record, and its document. */
 typedef struct {
     const char *at[RAW_FIELDS], *after[RAW_FIELDS]; /* each field's literal, quotes included */
     int escaped[RAW_FIELDS];
     long long src, pos, time_ns;
-    Py_ssize_t body; /* bytes of the text before its closing brace and the white space before it */
-    int comma;       /* the object has members: the reserved key follows a comma */
-    Py_ssize_t lid_at, lid_end; /* the line id, inside the reader's meta */
+    Py_ssize_t lid_at, lid_end; /* the line id, from the document's start */
     Py_ssize_t size;            /* the document's bytes */
 } RawLine;
 
 /* What reading one record's lines keeps from line to line: buffers, and the digest of the last stream. */
 typedef struct {
-    Buf meta, text, scratch; /* the line's metadata object, its unescaped text, unescaping room */
+    Buf doc, scratch; /* one document (for sink_lines_raw), unescaping room */
     Literal sid_seen;
     PyObject *digest; /* of sid_seen (owned) */
     const char *key;
@@ -1167,14 +1171,14 @@ typedef struct {
 static void raw_reader_free(RawReader *r) {
     Py_XDECREF(r->digest);
     Py_XDECREF(r->sid_seen.value);
-    PyMem_Free(r->meta.data);
-    PyMem_Free(r->text.data);
+    PyMem_Free(r->doc.data);
     PyMem_Free(r->scratch.data);
 }
 
-/* Reads the line at *pp (its `[`) and leaves *pp after its `]`, the line's metadata object in r->meta and
- * its text in r->text. 1: read; 0: not sure (the record goes the reference way); -1: an error is set. */
-static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l) {
+/* Reads the line at *pp (its `[`), leaves *pp after its `]` and appends the line's document to `out`: the
+ * text unescaped, then the reserved key and the metadata object, written where they end up (no copy).
+ * 1: read; 0: not sure (the record goes the reference way); -1: an error is set. */
+static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, Buf *out) {
     const char *p = *pp;
     memset(l->escaped, 0, sizeof l->escaped);
     l->src = l->pos = l->time_ns = 0;
@@ -1191,24 +1195,6 @@ static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l) 
         if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) return 0;
     }
     if (l->src < 0 || l->src >= PyList_GET_SIZE(r->sources) || l->pos < 0) return 0;
-
-    /* the text, unescaped: what the reference splices into */
-    r->text.len = 0;
-    if (unescape_into(&r->text, l->at[7] + 1, l->after[7] - 1) < 0) return -1;
-    const char *t = r->text.data, *key = r->key;
-    Py_ssize_t tlen = r->text.len, klen = r->klen;
-    if (tlen < 2 || t[tlen - 1] != '}') return 0;
-    for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
-        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
-            memcmp(hit + 1, key, (size_t)klen) == 0)
-            return 0;
-    }
-    Py_ssize_t body = tlen - 1;
-    while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
-    if (body == 0 || (unsigned char)t[body - 1] >= 0x80) return 0;
-    l->body = body;
-    l->comma = t[body - 1] != '{';
-
     const char *const *at = l->at, *const *after = l->after;
     Py_ssize_t sid_len = after[1] - at[1];
     if (r->digest == NULL || r->sid_seen.len != sid_len || memcmp(r->sid_seen.at, at[1], (size_t)sid_len) != 0) {
@@ -1226,42 +1212,46 @@ static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l) 
         PyErr_Clear();
         return 0;
     }
-    Buf *meta = &r->meta;
-    meta->len = 0;
-    if (buf_put(meta, "{\"sid\":", 7) < 0 || buf_put(meta, at[1], sid_len) < 0 || buf_put(meta, ",\"pos\":", 7) < 0 ||
-        buf_put(meta, at[2], after[2] - at[2]) < 0 || buf_put(meta, ",\"lid\":\"", 8) < 0)
+
+    /* the text, unescaped: what the reference splices into */
+    Py_ssize_t start = out->len;
+    if (unescape_into(out, at[7] + 1, after[7] - 1) < 0) return -1;
+    const char *t = out->data + start, *key = r->key;
+    Py_ssize_t tlen = out->len - start, klen = r->klen;
+    int sure = tlen >= 2 && t[tlen - 1] == '}';
+    for (const char *hit = t; sure && (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
+        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
+            memcmp(hit + 1, key, (size_t)klen) == 0)
+            sure = 0;
+    }
+    Py_ssize_t body = tlen - 1;
+    while (sure && body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
+    if (!sure || body == 0 || (unsigned char)t[body - 1] >= 0x80) {
+        out->len = start;
+        return 0;
+    }
+    int comma = t[body - 1] != '{';
+    out->len = start + body;
+    if ((comma && buf_put(out, ",", 1) < 0) || buf_put(out, "\"", 1) < 0 || buf_put(out, key, klen) < 0 ||
+        buf_put(out, "\":{\"sid\":", 9) < 0 || buf_put(out, at[1], sid_len) < 0 || buf_put(out, ",\"pos\":", 7) < 0 ||
+        buf_put(out, at[2], after[2] - at[2]) < 0 || buf_put(out, ",\"lid\":\"", 8) < 0)
         return -1;
-    l->lid_at = meta->len;
-    if (buf_put(meta, d, dlen) < 0 || buf_put(meta, "-", 1) < 0 || put_int(meta, l->pos, 1) < 0) return -1;
-    l->lid_end = meta->len;
-    if (buf_put(meta, "\",\"time_ns\":", 12) < 0 || buf_put(meta, at[3], after[3] - at[3]) < 0 ||
-        buf_put(meta, ",\"trace\":", 9) < 0 || buf_put(meta, at[4], after[4] - at[4]) < 0 ||
-        buf_put(meta, ",\"level\":", 9) < 0 || buf_put(meta, at[5], after[5] - at[5]) < 0 ||
-        buf_put(meta, ",\"service\":", 11) < 0 || buf_put(meta, at[6], after[6] - at[6]) < 0 ||
-        buf_put(meta, ",\"stream\":", 10) < 0 || buf_put(meta, at[8], after[8] - at[8]) < 0 ||
-        buf_put(meta, ",\"source\":", 10) < 0)
+    l->lid_at = out->len - start;
+    if (buf_put(out, d, dlen) < 0 || buf_put(out, "-", 1) < 0 || put_int(out, l->pos, 1) < 0) return -1;
+    l->lid_end = out->len - start;
+    if (buf_put(out, "\",\"time_ns\":", 12) < 0 || buf_put(out, at[3], after[3] - at[3]) < 0 ||
+        buf_put(out, ",\"trace\":", 9) < 0 || buf_put(out, at[4], after[4] - at[4]) < 0 ||
+        buf_put(out, ",\"level\":", 9) < 0 || buf_put(out, at[5], after[5] - at[5]) < 0 ||
+        buf_put(out, ",\"service\":", 11) < 0 || buf_put(out, at[6], after[6] - at[6]) < 0 ||
+        buf_put(out, ",\"stream\":", 10) < 0 || buf_put(out, at[8], after[8] - at[8]) < 0 ||
+        buf_put(out, ",\"source\":", 10) < 0)
         return -1;
     PyObject *source = PyList_GET_ITEM(r->sources, l->src);
-    if (buf_put(meta, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(meta, "}", 1) < 0)
+    if (buf_put(out, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(out, "}}", 2) < 0)
         return -1;
-    l->size = body + l->comma + klen + 3 + meta->len + 1;
+    l->size = out->len - start;
     *pp = p;
     return 1;
-}
-
-/* Writes the document of the line just read (l->size bytes) at o. */
-static void raw_document(const RawReader *r, const RawLine *l, char *o) {
-    memcpy(o, r->text.data, (size_t)l->body);
-    o += l->body;
-    if (l->comma) *o++ = ',';
-    *o++ = '"';
-    memcpy(o, r->key, (size_t)r->klen);
-    o += r->klen;
-    *o++ = '"';
-    *o++ = ':';
-    memcpy(o, r->meta.data, (size_t)r->meta.len);
-    o += r->meta.len;
-    *o = '}';
 }
 
 /* Readies `r` for a record's lines; 0 when the record must go the reference way (no exception set). */
@@ -1327,13 +1317,13 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
     }
     for (Py_ssize_t index = 0;; index++) {
         RawLine l;
-        int got = raw_line(&r, &p, end, &l);
+        r.doc.len = 0;
+        int got = raw_line(&r, &p, end, &l, &r.doc);
         if (got < 0) goto done;
         if (got == 0) goto unsure;
         PyObject *values[SL_FIELDS] = {NULL};
-        values[SL_DOCUMENT] = PyBytes_FromStringAndSize(NULL, l.size);
-        if (values[SL_DOCUMENT] != NULL) raw_document(&r, &l, PyBytes_AS_STRING(values[SL_DOCUMENT]));
-        values[SL_LINE_ID] = PyUnicode_DecodeASCII(r.meta.data + l.lid_at, l.lid_end - l.lid_at, NULL);
+        values[SL_DOCUMENT] = PyBytes_FromStringAndSize(r.doc.data, l.size);
+        values[SL_LINE_ID] = PyUnicode_DecodeASCII(r.doc.data + l.lid_at, l.lid_end - l.lid_at, NULL);
         values[SL_TRACE_ID] = literal_str(&trace_seen, l.at[4], l.after[4], l.escaped[4], &r.scratch);
         values[SL_TIME_NS] = PyLong_FromLongLong(l.time_ns);
         values[SL_LEVEL] = literal_str(&level_seen, l.at[5], l.after[5], l.escaped[5], &r.scratch);
@@ -1419,7 +1409,7 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
     }
     for (;;) {
         RawLine l;
-        int got = raw_line(&r, &p, end, &l);
+        int got = raw_line(&r, &p, end, &l, &docs);
         if (got < 0) goto done;
         if (got == 0) goto unsure;
         if (r.digest != last_digest) {
@@ -1436,10 +1426,7 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
             }
             last_digest = r.digest;
         }
-        if (buf_reserve(&docs, l.size + 1) < 0) goto done;
-        raw_document(&r, &l, docs.data + docs.len);
-        docs.len += l.size;
-        docs.data[docs.len++] = '\n';
+        if (buf_put(&docs, "\n", 1) < 0) goto done;
         int64_t entry[3] = {(int64_t)docs.len, (int64_t)l.pos, ref};
         if (buf_put(&entries, (const char *)entry, (Py_ssize_t)sizeof entry) < 0) goto done;
         int next = raw_next(&p, end);

@@ -253,3 +253,22 @@ CT_TAILS = ['],"ct":1}', '],"ct":-1}', '],"unordered":true,"ct":12}', '],"ct":1.
 def test_fields_after_the_lines_are_read_like_the_reference(tail: str) -> None:
     fast, ref = both_raw(raw_record(HEAD + LINE + tail))
     assert fast == ref
+
+
+@pytest.mark.parametrize("special", ['\\"', "\\\\", "\\u0001", "\\n", "é", "\x7f", "\U0001f600", " ", "~"])
+def test_a_special_character_at_any_place_in_an_eight_byte_block_is_read_like_the_reference(special: str) -> None:
+    """The raw reader skips plain bytes eight at a time: a character it must look at, wherever it falls."""
+    for at in range(0, 20):
+        text = ("x" * at + special + "y" * (19 - at)).replace('"', '\\"')
+        body = HEAD + LINE.replace('{\\"m\\":\\"ok\\"}', '{\\"m\\":\\"' + text + '\\"}').replace(
+            "checkout", "c" * at + special.replace("\\n", "") + "d") + "]}"
+        fast, ref = both_raw(raw_record(body))
+        assert fast == ref, at
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3", b"\x01", b"\x80"], ids=repr)
+def test_an_invalid_byte_at_any_place_in_an_eight_byte_block_is_read_like_the_reference(bad: bytes) -> None:
+    for at in range(0, 20):
+        body = (HEAD + LINE + "]}").encode().replace(b"checkout", b"c" * at + bad + b"d" * (19 - at))
+        fast, ref = both_raw(raw_record(body))
+        assert fast == ref, at
