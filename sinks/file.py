@@ -11,6 +11,12 @@ under different offsets (a worker crash upstream) is written once.
 Every batch takes an exclusive lock on its partition directory (flock on `.lock`) and reads the
 position file afresh under it, so any number of writers may share the directory: a drain and a
 `logweave replay`, or workers on one host whose partitions move between them at a rebalance.
+
+The drain hands whole records packed (sinks/packed.py: each record's documents in one buffer, no
+object per line); the lines to append are picked per record in C when built (sinks/_segment.c), a
+record kept whole is appended from its own buffer, and a batch is one writev, one fsync of the
+segment and one of the position file, whatever its size (hence `sinks.file.batch_lines` and
+`batch_bytes`, far above the network sinks' batches).
 """
 
 from __future__ import annotations
