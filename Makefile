@@ -22,7 +22,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 # The runtime set comes from requirements.lock, hashes checked (as in the image); then the project
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
-	  collectors/pods/_podscan.c sinks/_marks.c \
+	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -108,7 +108,7 @@ test: install system-deps test-clients
 
 # The parse and group stages once more on their Python reference paths (what an install without a
 # C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders
-# and the pod collector's Python block scan.
+# the pod collector's Python block scan and the sinks' marks and the file sink's line selection.
 test-pure: install
 	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
 	  tests/unit/collectors/pods tests/unit/sinks $(PYTEST_ARGS)

@@ -5,7 +5,8 @@ the group stage's (tables/trace_state.py), collectors/intake/_intakefast.c the i
 records and RFC 5424 syslog frames to raw lines), agents/_fieldscan.c reads a number from a line for
 metrics from logs (agents/log_metrics.py), collectors/pods/_podscan.c turns the pod collector's read
 blocks into raw lines (collectors/pods/blockscan.py), sinks/_marks.c is the appending sinks' per-stream
-marks check (sinks/stream_marks.py). All are optional: without a C compiler and the Python
+marks check (sinks/stream_marks.py), sinks/_segment.c picks the lines the file sink appends
+(sinks/packed.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -22,4 +23,5 @@ setup(ext_modules=[
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("sinks._marks", ["sinks/_marks.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("sinks._segment", ["sinks/_segment.c"], extra_compile_args=FLAGS, optional=True),
 ])

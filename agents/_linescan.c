@@ -844,11 +844,17 @@ static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or low
     char digits[24];
     int n = sizeof digits;
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    unsigned base = base16 ? 16 : 10;
-    do {
-        digits[--n] = hex[u % base];
-        u /= base;
-    } while (u);
+    if (base16) { /* constant bases: shifts and a multiply instead of a division per digit */
+        do {
+            digits[--n] = hex[u & 15];
+            u >>= 4;
+        } while (u);
+    } else {
+        do {
+            digits[--n] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+    }
     if (v < 0) digits[--n] = '-';
     return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
 }
@@ -1070,7 +1076,7 @@ static const char *canonical_string(const char *p, const char *end, int *escaped
     p++;
     *escaped = 0;
     while (p < end) {
-        while (p < end && plain_ascii[(unsigned char)*p]) p++; /* the common bytes, one test each */
+        while (p < end && plain_ascii[(unsigned char)*p]) p++;
         if (p >= end) return NULL;
         unsigned char c = (unsigned char)*p;
         if (c == '"') return p + 1;
@@ -1182,23 +1188,34 @@ static int expect(const char **p, const char *end, const char *text, Py_ssize_t 
 PyDoc_STRVAR(chunk_layout_doc, "chunk_layout(data) -> (srcs_start, srcs_end, lines_start, lines_end, unordered) or None:\n"
                                "where the parts of a parsed chunk written by orjson are (lines_end: after its `]`).");
 
+/* The record's fields after the lines are `"unordered":true` (unordered chunks) and `"ct":<int>` (the
+ * collection time, which the drain does not need), in that order, each optional: the group stage
+ * forwards logs.parsed records as it received them, and those carry `ct`. */
 static PyObject *chunk_layout(PyObject *self, PyObject *args) {
     static const char head[] = "{\"v\":1,\"t\":\"parsed\",\"srcs\":";
-    static const char tail[] = ",\"unordered\":true}";
+    static const char tail[] = ",\"unordered\":true";
+    static const char ct_key[] = ",\"ct\":";
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*:chunk_layout", &view)) return NULL;
     const char *base = view.buf, *p = base, *end = base + view.len;
     PyObject *out = NULL;
     Py_ssize_t head_len = (Py_ssize_t)sizeof head - 1, tail_len = (Py_ssize_t)sizeof tail - 1;
+    Py_ssize_t ct_len = (Py_ssize_t)sizeof ct_key - 1;
     if (expect(&p, end, head, head_len) && p < end && *p == '[') {
         Cursor c = {p, end};
         if (scan_value(&c, 0) == 0) {
             const char *srcs_end = c.p;
             p = c.p;
-            if (expect(&p, end, ",\"lines\":", 9) && p < end && *p == '[') {
-                int unordered = end - p > tail_len && memcmp(end - tail_len, tail, (size_t)tail_len) == 0;
-                const char *lines_end = unordered ? end - tail_len : end - 1; /* after the lines' `]` */
-                if (lines_end - p >= 2 && lines_end[-1] == ']' && (unordered || *lines_end == '}'))
+            if (expect(&p, end, ",\"lines\":", 9) && p < end && *p == '[' && end - p >= 3 && end[-1] == '}') {
+                const char *stop = end - 1; /* where the fields after the lines end */
+                const char *digit = stop;
+                while (digit > p && digit[-1] >= '0' && digit[-1] <= '9') digit--;
+                if (digit < stop && digit > p && digit[-1] == '-') digit--;
+                if (digit < stop && digit - p > ct_len && memcmp(digit - ct_len, ct_key, (size_t)ct_len) == 0)
+                    stop = digit - ct_len;
+                int unordered = stop - p > tail_len && memcmp(stop - tail_len, tail, (size_t)tail_len) == 0;
+                const char *lines_end = unordered ? stop - tail_len : stop; /* after the lines' `]` */
+                if (lines_end - p >= 2 && lines_end[-1] == ']')
                     out = Py_BuildValue("(nnnnO)", head_len, (Py_ssize_t)(srcs_end - base), (Py_ssize_t)(p - base),
                                         (Py_ssize_t)(lines_end - base), unordered ? Py_True : Py_False);
             }
@@ -1240,6 +1257,141 @@ static PyObject *literal_str(Literal *last, const char *at, const char *end, int
 }
 
 #define RAW_FIELDS 9
+
+/* One line of a sink record as read: where its fields are in the record, and its document. */
+typedef struct {
+    const char *at[RAW_FIELDS], *after[RAW_FIELDS]; /* each field's literal, quotes included */
+    int escaped[RAW_FIELDS];
+    long long src, pos, time_ns;
+    Py_ssize_t lid_at, lid_end; /* the line id, from the document's start */
+    Py_ssize_t size;            /* the document's bytes */
+} RawLine;
+
+/* What reading one record's lines keeps from line to line: buffers, and the digest of the last stream. */
+typedef struct {
+    Buf doc, scratch; /* one document (for sink_lines_raw), unescaping room */
+    Literal sid_seen;
+    PyObject *digest; /* of sid_seen (owned) */
+    const char *key;
+    Py_ssize_t klen;
+    PyObject *sources, *digests, *digest_of;
+} RawReader;
+
+static void raw_reader_free(RawReader *r) {
+    Py_XDECREF(r->digest);
+    Py_XDECREF(r->sid_seen.value);
+    PyMem_Free(r->doc.data);
+    PyMem_Free(r->scratch.data);
+}
+
+/* Reads the line at *pp (its `[`), leaves *pp after its `]` and appends the line's document to `out`: the
+ * text unescaped, then the reserved key and the metadata object, written where they end up (no copy).
+ * 1: read; 0: not sure (the record goes the reference way); -1: an error is set. */
+static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, Buf *out) {
+    const char *p = *pp;
+    memset(l->escaped, 0, sizeof l->escaped);
+    l->src = l->pos = l->time_ns = 0;
+    if (p >= end || *p++ != '[') return 0;
+    for (int f = 0; f < RAW_FIELDS; f++) {
+        l->at[f] = p;
+        if (f == 0 || f == 2 || f == 3) {
+            p = canonical_int(p, end, f == 0 ? &l->src : f == 2 ? &l->pos : &l->time_ns);
+        } else {
+            p = canonical_string(p, end, &l->escaped[f]);
+        }
+        if (p == NULL || p >= end) return 0;
+        l->after[f] = p;
+        if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) return 0;
+    }
+    if (l->src < 0 || l->src >= PyList_GET_SIZE(r->sources) || l->pos < 0) return 0;
+    const char *const *at = l->at, *const *after = l->after;
+    Py_ssize_t sid_len = after[1] - at[1];
+    if (r->digest == NULL || r->sid_seen.len != sid_len || memcmp(r->sid_seen.at, at[1], (size_t)sid_len) != 0) {
+        PyObject *sid = literal_str(&r->sid_seen, at[1], after[1], l->escaped[1], &r->scratch);
+        if (sid == NULL) return -1;
+        PyObject *found = stream_digest_of(r->digests, r->digest_of, sid);
+        Py_DECREF(sid);
+        if (found == NULL) return -1;
+        Py_INCREF(found);
+        Py_XSETREF(r->digest, found);
+    }
+    Py_ssize_t dlen;
+    const char *d = PyUnicode_CheckExact(r->digest) ? PyUnicode_AsUTF8AndSize(r->digest, &dlen) : NULL;
+    if (d == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+
+    /* the text, unescaped: what the reference splices into */
+    Py_ssize_t start = out->len;
+    if (unescape_into(out, at[7] + 1, after[7] - 1) < 0) return -1;
+    const char *t = out->data + start, *key = r->key;
+    Py_ssize_t tlen = out->len - start, klen = r->klen;
+    int sure = tlen >= 2 && t[tlen - 1] == '}';
+    for (const char *hit = t; sure && (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
+        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
+            memcmp(hit + 1, key, (size_t)klen) == 0)
+            sure = 0;
+    }
+    Py_ssize_t body = tlen - 1;
+    while (sure && body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
+    if (!sure || body == 0 || (unsigned char)t[body - 1] >= 0x80) {
+        out->len = start;
+        return 0;
+    }
+    int comma = t[body - 1] != '{';
+    out->len = start + body;
+    if ((comma && buf_put(out, ",", 1) < 0) || buf_put(out, "\"", 1) < 0 || buf_put(out, key, klen) < 0 ||
+        buf_put(out, "\":{\"sid\":", 9) < 0 || buf_put(out, at[1], sid_len) < 0 || buf_put(out, ",\"pos\":", 7) < 0 ||
+        buf_put(out, at[2], after[2] - at[2]) < 0 || buf_put(out, ",\"lid\":\"", 8) < 0)
+        return -1;
+    l->lid_at = out->len - start;
+    if (buf_put(out, d, dlen) < 0 || buf_put(out, "-", 1) < 0 || put_int(out, l->pos, 1) < 0) return -1;
+    l->lid_end = out->len - start;
+    if (buf_put(out, "\",\"time_ns\":", 12) < 0 || buf_put(out, at[3], after[3] - at[3]) < 0 ||
+        buf_put(out, ",\"trace\":", 9) < 0 || buf_put(out, at[4], after[4] - at[4]) < 0 ||
+        buf_put(out, ",\"level\":", 9) < 0 || buf_put(out, at[5], after[5] - at[5]) < 0 ||
+        buf_put(out, ",\"service\":", 11) < 0 || buf_put(out, at[6], after[6] - at[6]) < 0 ||
+        buf_put(out, ",\"stream\":", 10) < 0 || buf_put(out, at[8], after[8] - at[8]) < 0 ||
+        buf_put(out, ",\"source\":", 10) < 0)
+        return -1;
+    PyObject *source = PyList_GET_ITEM(r->sources, l->src);
+    if (buf_put(out, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(out, "}}", 2) < 0)
+        return -1;
+    l->size = out->len - start;
+    *pp = p;
+    return 1;
+}
+
+/* Readies `r` for a record's lines; 0 when the record must go the reference way (no exception set). */
+static int raw_reader_init(RawReader *r, PyObject *key_obj, PyObject *sources, PyObject *digests, PyObject *digest_of,
+                           Py_buffer *view, Py_ssize_t lines_start, Py_ssize_t lines_end) {
+    memset(r, 0, sizeof *r);
+    r->sources = sources;
+    r->digests = digests;
+    r->digest_of = digest_of;
+    r->key = PyUnicode_AsUTF8AndSize(key_obj, &r->klen);
+    if (r->key == NULL || lines_start < 0 || lines_end > view->len || lines_end - lines_start < 2) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sources); i++) {
+        if (!PyBytes_CheckExact(PyList_GET_ITEM(sources, i))) return 0;
+    }
+    return 1;
+}
+
+/* After a line: 1 another follows (*pp moved past the comma), 0 the lines ended, -1 not sure. */
+static int raw_next(const char **pp, const char *end) {
+    const char *p = *pp;
+    if (p >= end) return -1;
+    if (*p == ',') {
+        *pp = p + 1;
+        return 1;
+    }
+    return *p == ']' && p + 1 == end ? 0 : -1;
+}
+
 PyDoc_STRVAR(sink_lines_raw_doc,
              "sink_lines_raw(data, lines_start, lines_end, sources, reserved_key, digests, digest_of, line_type,\n"
              "offset, ordered) -> (list of line_type, total document bytes), or None when the record must be\n"
@@ -1255,23 +1407,17 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
                           &PyLong_Type, &offset, &ordered_flag))
         return NULL;
     PyObject *out = NULL, *result = NULL;
-    Buf meta = {NULL, 0, 0}, text = {NULL, 0, 0}, scratch = {NULL, 0, 0};
-    Literal sid_seen = {NULL, 0, NULL}, trace_seen = {NULL, 0, NULL}, level_seen = {NULL, 0, NULL},
-            service_seen = {NULL, 0, NULL};
-    PyObject *digest = NULL; /* of sid_seen */
+    RawReader r;
+    Literal trace_seen = {NULL, 0, NULL}, level_seen = {NULL, 0, NULL}, service_seen = {NULL, 0, NULL};
     PyTypeObject *type = (PyTypeObject *)line_type;
     PyObject *ordered = ordered_flag ? Py_True : Py_False;
-    Py_ssize_t klen;
-    const char *key = PyUnicode_AsUTF8AndSize(key_obj, &klen);
-    if (key == NULL || lines_start < 0 || lines_end > view.len || lines_end - lines_start < 2 || !find_slots(type)) {
+    if (!raw_reader_init(&r, key_obj, sources, digests, digest_of, &view, lines_start, lines_end)) goto unsure;
+    if (!find_slots(type)) {
         PyErr_Clear();
         goto unsure;
     }
     const char *p = (const char *)view.buf + lines_start, *end = (const char *)view.buf + lines_end;
-    Py_ssize_t nsrc = PyList_GET_SIZE(sources), total = 0;
-    for (Py_ssize_t i = 0; i < nsrc; i++) {
-        if (!PyBytes_CheckExact(PyList_GET_ITEM(sources, i))) goto unsure;
-    }
+    Py_ssize_t total = 0;
     if ((out = PyList_New(0)) == NULL) goto done;
     if (*p++ != '[') goto unsure;
     if (*p == ']') {
@@ -1279,98 +1425,18 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
         goto finished;
     }
     for (Py_ssize_t index = 0;; index++) {
-        const char *at[RAW_FIELDS], *after[RAW_FIELDS];
-        int escaped[RAW_FIELDS] = {0};
-        long long src = 0, pos = 0, time_ns = 0;
-        if (p >= end || *p++ != '[') goto unsure;
-        for (int f = 0; f < RAW_FIELDS; f++) {
-            at[f] = p;
-            if (f == 0 || f == 2 || f == 3) {
-                long long *target = f == 0 ? &src : f == 2 ? &pos : &time_ns;
-                p = canonical_int(p, end, target);
-            } else {
-                p = canonical_string(p, end, &escaped[f]);
-            }
-            if (p == NULL || p >= end) goto unsure;
-            after[f] = p;
-            if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) goto unsure;
-        }
-        if (src < 0 || src >= nsrc || pos < 0) goto unsure;
-
-        /* the text, unescaped: what the reference splices into */
-        text.len = 0;
-        if (unescape_into(&text, at[7] + 1, after[7] - 1) < 0) goto done;
-        const char *t = text.data;
-        Py_ssize_t tlen = text.len;
-        if (tlen < 2 || t[tlen - 1] != '}') goto unsure;
-        for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
-            if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
-                memcmp(hit + 1, key, (size_t)klen) == 0)
-                goto unsure;
-        }
-        Py_ssize_t body = tlen - 1;
-        while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
-        if (body == 0 || (unsigned char)t[body - 1] >= 0x80) goto unsure;
-        int comma = t[body - 1] != '{';
-
-        Py_ssize_t sid_len = after[1] - at[1];
-        if (digest == NULL || sid_seen.len != sid_len || memcmp(sid_seen.at, at[1], (size_t)sid_len) != 0) {
-            PyObject *sid = literal_str(&sid_seen, at[1], after[1], escaped[1], &scratch);
-            if (sid == NULL) goto done;
-            PyObject *found = stream_digest_of(digests, digest_of, sid);
-            Py_DECREF(sid);
-            if (found == NULL) goto done;
-            Py_INCREF(found);
-            Py_XSETREF(digest, found);
-        }
-        Py_ssize_t dlen;
-        const char *d = PyUnicode_CheckExact(digest) ? PyUnicode_AsUTF8AndSize(digest, &dlen) : NULL;
-        if (d == NULL) {
-            PyErr_Clear();
-            goto unsure;
-        }
-        meta.len = 0;
-        Py_ssize_t lid_at, lid_end;
-        if (buf_put(&meta, "{\"sid\":", 7) < 0 || buf_put(&meta, at[1], sid_len) < 0 ||
-            buf_put(&meta, ",\"pos\":", 7) < 0 || buf_put(&meta, at[2], after[2] - at[2]) < 0 ||
-            buf_put(&meta, ",\"lid\":\"", 8) < 0)
-            goto done;
-        lid_at = meta.len;
-        if (buf_put(&meta, d, dlen) < 0 || buf_put(&meta, "-", 1) < 0 || put_int(&meta, pos, 1) < 0) goto done;
-        lid_end = meta.len;
-        if (buf_put(&meta, "\",\"time_ns\":", 12) < 0 || buf_put(&meta, at[3], after[3] - at[3]) < 0 ||
-            buf_put(&meta, ",\"trace\":", 9) < 0 || buf_put(&meta, at[4], after[4] - at[4]) < 0 ||
-            buf_put(&meta, ",\"level\":", 9) < 0 || buf_put(&meta, at[5], after[5] - at[5]) < 0 ||
-            buf_put(&meta, ",\"service\":", 11) < 0 || buf_put(&meta, at[6], after[6] - at[6]) < 0 ||
-            buf_put(&meta, ",\"stream\":", 10) < 0 || buf_put(&meta, at[8], after[8] - at[8]) < 0 ||
-            buf_put(&meta, ",\"source\":", 10) < 0)
-            goto done;
-        PyObject *source = PyList_GET_ITEM(sources, src);
-        if (buf_put(&meta, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(&meta, "}", 1) < 0)
-            goto done;
-
-        Py_ssize_t size = body + comma + klen + 3 + meta.len + 1;
+        RawLine l;
+        r.doc.len = 0;
+        int got = raw_line(&r, &p, end, &l, &r.doc);
+        if (got < 0) goto done;
+        if (got == 0) goto unsure;
         PyObject *values[SL_FIELDS] = {NULL};
-        values[SL_DOCUMENT] = PyBytes_FromStringAndSize(NULL, size);
-        if (values[SL_DOCUMENT] != NULL) {
-            char *o = PyBytes_AS_STRING(values[SL_DOCUMENT]);
-            memcpy(o, t, (size_t)body);
-            o += body;
-            if (comma) *o++ = ',';
-            *o++ = '"';
-            memcpy(o, key, (size_t)klen);
-            o += klen;
-            *o++ = '"';
-            *o++ = ':';
-            memcpy(o, meta.data, (size_t)meta.len);
-            o += meta.len;
-            *o = '}';
-        }
-        values[SL_LINE_ID] = PyUnicode_DecodeASCII(meta.data + lid_at, lid_end - lid_at, NULL);
-        values[SL_TRACE_ID] = literal_str(&trace_seen, at[4], after[4], escaped[4], &scratch);
-        values[SL_TIME_NS] = PyLong_FromLongLong(time_ns);
-        values[SL_LEVEL] = literal_str(&level_seen, at[5], after[5], escaped[5], &scratch);
-        values[SL_SERVICE] = literal_str(&service_seen, at[6], after[6], escaped[6], &scratch);
+        values[SL_DOCUMENT] = PyBytes_FromStringAndSize(r.doc.data, l.size);
+        values[SL_LINE_ID] = PyUnicode_DecodeASCII(r.doc.data + l.lid_at, l.lid_end - l.lid_at, NULL);
+        values[SL_TRACE_ID] = literal_str(&trace_seen, l.at[4], l.after[4], l.escaped[4], &r.scratch);
+        values[SL_TIME_NS] = PyLong_FromLongLong(l.time_ns);
+        values[SL_LEVEL] = literal_str(&level_seen, l.at[5], l.after[5], l.escaped[5], &r.scratch);
+        values[SL_SERVICE] = literal_str(&service_seen, l.at[6], l.after[6], l.escaped[6], &r.scratch);
         values[SL_OFFSET] = Py_NewRef(offset);
         values[SL_INDEX] = PyLong_FromSsize_t(index);
         values[SL_ORDERED] = Py_NewRef(ordered);
@@ -1394,14 +1460,10 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
         int appended = PyList_Append(out, made);
         Py_DECREF(made);
         if (appended < 0) goto done;
-        total += size;
-        if (p >= end) goto unsure;
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        if (*p == ']' && p + 1 == end) break;
-        goto unsure;
+        total += l.size;
+        int next = raw_next(&p, end);
+        if (next < 0) goto unsure;
+        if (next == 0) break;
     }
 finished:
     result = Py_BuildValue("(On)", out, total);
@@ -1410,14 +1472,91 @@ unsure:
     result = Py_NewRef(Py_None);
 done:
     Py_XDECREF(out);
-    Py_XDECREF(digest);
-    Py_XDECREF(sid_seen.value);
     Py_XDECREF(trace_seen.value);
     Py_XDECREF(level_seen.value);
     Py_XDECREF(service_seen.value);
-    PyMem_Free(meta.data);
-    PyMem_Free(text.data);
-    PyMem_Free(scratch.data);
+    raw_reader_free(&r);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* ---- The file sink's form of a sink record: one buffer of documents and a table, no object per line ----
+ *
+ * Why: the file sink appends documents; a SinkLine per line (a str line id, an int index, a bytes
+ * document and the rest) cost more than the splice itself, and the sink then joined the documents again.
+ * This writes the record's documents straight into one buffer, each followed by a newline, and per line
+ * one table entry of three native int64 (PACK_ENTRY): where its document ends in the buffer, its stream
+ * position, and its stream's index in `streams` (the digests, in order of first use), which is what the
+ * file sink's position and stream marks need (sinks/packed.py reads the table; its Python reference
+ * `pack_sink_lines` builds the same from the reference's SinkLines, and tests/unit/agents/test_sink_pack.py
+ * holds the two equal).
+ */
+
+PyDoc_STRVAR(pack_lines_raw_doc,
+             "pack_lines_raw(data, lines_start, lines_end, sources, reserved_key, digests, digest_of)\n"
+             "-> (documents, table, streams), or None when the record must be decoded and spliced the reference way.");
+
+static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t lines_start, lines_end;
+    PyObject *sources, *key_obj, *digests, *digest_of;
+    if (!PyArg_ParseTuple(args, "y*nnO!UO!O:pack_lines_raw", &view, &lines_start, &lines_end, &PyList_Type, &sources,
+                          &key_obj, &PyDict_Type, &digests, &digest_of))
+        return NULL;
+    PyObject *result = NULL, *streams = NULL, *refs = NULL, *documents = NULL, *table = NULL;
+    PyObject *last_digest = NULL; /* borrowed; `refs` keeps every digest seen alive, so no address is reused */
+    int64_t ref = -1;
+    Buf docs = {NULL, 0, 0}, entries = {NULL, 0, 0};
+    RawReader r;
+    if (!raw_reader_init(&r, key_obj, sources, digests, digest_of, &view, lines_start, lines_end)) goto unsure;
+    const char *p = (const char *)view.buf + lines_start, *end = (const char *)view.buf + lines_end;
+    if ((streams = PyList_New(0)) == NULL || (refs = PyDict_New()) == NULL) goto done;
+    if (*p++ != '[') goto unsure;
+    if (*p == ']') {
+        if (p + 1 != end) goto unsure;
+        goto finished;
+    }
+    for (;;) {
+        RawLine l;
+        int got = raw_line(&r, &p, end, &l, &docs);
+        if (got < 0) goto done;
+        if (got == 0) goto unsure;
+        if (r.digest != last_digest) {
+            PyObject *known = PyDict_GetItemWithError(refs, r.digest);
+            if (known != NULL) {
+                ref = PyLong_AsLongLong(known);
+            } else {
+                if (PyErr_Occurred()) goto done;
+                ref = PyList_GET_SIZE(streams);
+                PyObject *number = PyLong_FromLongLong(ref);
+                int stored = number == NULL ? -1 : PyDict_SetItem(refs, r.digest, number);
+                Py_XDECREF(number);
+                if (stored < 0 || PyList_Append(streams, r.digest) < 0) goto done;
+            }
+            last_digest = r.digest;
+        }
+        if (buf_put(&docs, "\n", 1) < 0) goto done;
+        int64_t entry[3] = {(int64_t)docs.len, (int64_t)l.pos, ref};
+        if (buf_put(&entries, (const char *)entry, (Py_ssize_t)sizeof entry) < 0) goto done;
+        int next = raw_next(&p, end);
+        if (next < 0) goto unsure;
+        if (next == 0) break;
+    }
+finished:
+    documents = PyBytes_FromStringAndSize(docs.data ? docs.data : "", docs.len);
+    table = documents ? PyBytes_FromStringAndSize(entries.data ? entries.data : "", entries.len) : NULL;
+    if (table != NULL) result = PyTuple_Pack(3, documents, table, streams);
+    goto done;
+unsure:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(documents);
+    Py_XDECREF(table);
+    Py_XDECREF(streams);
+    Py_XDECREF(refs);
+    PyMem_Free(docs.data);
+    PyMem_Free(entries.data);
+    raw_reader_free(&r);
     PyBuffer_Release(&view);
     return result;
 }
@@ -1427,6 +1566,7 @@ static PyMethodDef methods[] = {
     {"sink_lines", sink_lines, METH_VARARGS, sink_lines_doc},
     {"chunk_layout", chunk_layout, METH_VARARGS, chunk_layout_doc},
     {"sink_lines_raw", sink_lines_raw, METH_VARARGS, sink_lines_raw_doc},
+    {"pack_lines_raw", pack_lines_raw, METH_VARARGS, pack_lines_raw_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ from core.native import native_module
 from core.redact import install_log_redaction
 from core.settings import Settings
 from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
+from sinks.packed import PackedRecord, pack_sink_lines
 
 log = logging.getLogger(__name__)
 DeadLetterSender = Callable[[list[DeadLetter]], Awaitable[None]]
@@ -97,12 +98,24 @@ def native_splice() -> SpliceChunk | None:
     return splice
 
 
-def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine], int] | None:
-    """The lines read by the C splice straight from the record's bytes as the group stage encoded them,
-    without decoding the chunk into Python objects; None when the record is not exactly of that shape
-    (the caller decodes and splices it the reference way, which also reports a broken record)."""
+@dataclass(slots=True)
+class RawChunk:
+    """Where a sink record's parts are, as the group stage encoded them (agents/_linescan.c, chunk_layout)."""
+
+    scan: Any  # the C module
+    payload: bytes  # the record's chunk, decompressed
+    lines_start: int
+    lines_end: int
+    sources: list[bytes]  # each source as orjson writes it
+    ordered: bool
+
+
+def raw_chunk(record: SinkRecord) -> RawChunk | None:
+    """The record's layout for the C splice reading its bytes, without decoding the chunk into Python
+    objects; None without the C loops or when the record is not exactly of that shape (the caller decodes
+    and splices it the reference way, which also reports a broken record)."""
     module = native_module("line_scan")
-    if module is None or not hasattr(module, "sink_lines_raw"):
+    if module is None or not hasattr(module, "pack_lines_raw"):
         return None
     try:
         payload = decompress(record.value)
@@ -117,10 +130,37 @@ def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine
         encoded = [orjson.dumps(src) for src in sources]
     except (orjson.JSONDecodeError, TypeError):
         return None
-    found: tuple[list[SinkLine], int] | None = module.sink_lines_raw(
-        payload, lines_start, lines_end, encoded, reserved_key, {}, stream_digest, SinkLine, record.offset,
-        not unordered)
+    return RawChunk(module, payload, lines_start, lines_end, encoded, not unordered)
+
+
+def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine], int] | None:
+    """The lines read by the C splice straight from the record's bytes as the group stage encoded them;
+    None when the reference must make them (raw_chunk)."""
+    raw = raw_chunk(record)
+    if raw is None:
+        return None
+    found: tuple[list[SinkLine], int] | None = raw.scan.sink_lines_raw(
+        raw.payload, raw.lines_start, raw.lines_end, raw.sources, reserved_key, {}, stream_digest, SinkLine,
+        record.offset, raw.ordered)
     return found
+
+
+def packed_record(record: SinkRecord, reserved_key: str, splice: SpliceChunk | None,
+                  digests: dict[str, str] | None = None) -> PackedRecord:
+    """The record's lines packed for a sink with `takes_packed` (sinks/packed.py): straight from its bytes
+    in C when it can, else from the SinkLines of `chunk_sink_lines` through the Python reference.
+    `digests` caches stream digests by stream id across records."""
+    empty = PackedRecord(record.offset, b"", b"")  # a record without lines (its order is of no matter)
+    raw = raw_chunk(record) if splice is not None else None
+    if raw is not None:
+        found = raw.scan.pack_lines_raw(raw.payload, raw.lines_start, raw.lines_end, raw.sources, reserved_key,
+                                        {} if digests is None else digests, stream_digest)
+        if found is not None:
+            documents, table, streams = found
+            return PackedRecord(record.offset, documents, table, streams, raw.ordered) if table else empty
+    lines, _ = chunk_sink_lines(record, reserved_key, splice)
+    packed = pack_sink_lines(lines)  # one record's lines: one run, or none
+    return packed[0] if packed else empty
 
 
 def to_sink_lines(record: SinkRecord, reserved_key: str) -> list[SinkLine]:
@@ -161,6 +201,7 @@ class DrainRunner:
         self.retry = settings.sinks.retry
         self.reserved_key = settings.parse.reserved_key
         self._splice = native_splice()
+        self._digests: dict[str, str] = {}  # stream digests by stream id, for packed records
         self.max_lines, self.max_bytes, self.max_wait = sink.batch_limits()
         self.breaker = CircuitBreaker(self.retry.breaker_failures, self.retry.breaker_reset)
         self.dead_letter = dead_letter
@@ -218,8 +259,16 @@ class DrainRunner:
         self.health.pending(min(stamps) if stamps else None)
         if not self.started:
             await self.start_soon()
+        in_order = sorted(records, key=lambda r: (r.partition, r.offset))
+        if self.sink.takes_packed:
+            count = 0
+            for batch in self._packed_batches(in_order):  # each packed only when the one before is written
+                await self._write_until_done(batch)
+                count += batch.line_count
+            self.health.pending(None)
+            return count
         by_partition: dict[int, list[tuple[list[SinkLine], int]]] = defaultdict(list)
-        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        for record in in_order:
             by_partition[record.partition].append(chunk_sink_lines(record, self.reserved_key, self._splice))
         for partition, chunks in by_partition.items():
             for batch in self._batches(partition, chunks):
@@ -277,9 +326,30 @@ class DrainRunner:
             batches.append(SinkBatch(self.topic, partition, current, size))
         return batches
 
+    def _packed_batches(self, records: list[SinkRecord]) -> Iterator[SinkBatch]:
+        """Whole records packed (sinks/packed.py), one partition per batch, up to the limits; a record
+        above them alone. Records are in (partition, offset) order."""
+        if len(self._digests) > 65_536:  # streams come and go; the cache only saves a hash per record
+            self._digests.clear()
+        current: list[PackedRecord] = []
+        lines = size = 0
+        partition = records[0].partition if records else 0
+        for record in records:
+            packed = packed_record(record, self.reserved_key, self._splice, self._digests)
+            if current and (record.partition != partition or lines + packed.count > self.max_lines
+                            or size + packed.size_bytes > self.max_bytes):
+                yield SinkBatch(self.topic, partition, [], size, current)
+                current, lines, size = [], 0, 0
+            partition = record.partition
+            current.append(packed)
+            lines += packed.count
+            size += packed.size_bytes
+        if current:
+            yield SinkBatch(self.topic, partition, [], size, current)
+
     async def _write_until_done(self, batch: SinkBatch) -> None:
         attempt = 0
-        while batch.lines:
+        while batch.lines or batch.packed:
             wait = self.breaker.wait_seconds()
             SINK_BREAKER.labels(self.name).set(self.breaker.state)
             if wait > 0:
@@ -296,6 +366,9 @@ class DrainRunner:
                 attempt += 1
                 continue
             SINK_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+            if batch.packed and (result.permanent or result.retry):
+                raise TypeError(f"sink {self.name} takes packed batches, so it must raise for the whole batch, "
+                                "not report failures per line")
             if result.permanent:
                 await self._dead_letter(result.permanent)
             if result.permanent or result.retry:
@@ -304,7 +377,7 @@ class DrainRunner:
                 SINK_LINES.labels(self.name).inc(len(written))
                 SINK_BYTES.labels(self.name).inc(sum(len(line.document) for line in written))
             else:
-                SINK_LINES.labels(self.name).inc(len(batch.lines))
+                SINK_LINES.labels(self.name).inc(batch.line_count)
                 SINK_BYTES.labels(self.name).inc(batch.size_bytes)
             SINK_BATCHES.labels(self.name).inc()
             if not result.retry:

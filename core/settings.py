@@ -267,6 +267,10 @@ class RetrySettings(Group):
 class FileSinkSettings(Group):
     directory: Path = Path("var/out")
     rotate_bytes: PositiveSize = 64 * 1024 * 1024
+    # One batch is one append, two fsyncs and one position-file update, whatever its size: the file sink
+    # takes far larger batches than the network sinks' `sinks.batch_size` / `batch_bytes` (docs/sinks.md).
+    batch_lines: int = Field(50_000, ge=1)
+    batch_bytes: PositiveSize = 16 * 1024 * 1024
 
 
 def _certificate_pair(cert_file: Path | None, key_file: Path | None, cert_name: str, key_name: str) -> None:

@@ -19,6 +19,7 @@ from core.settings import Group
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from sinks.packed import PackedRecord
 
 SettingsGroup = Group  # base for a plugin's settings model: unknown keys refused, `a,b` strings as lists
 
@@ -39,25 +40,32 @@ class SinkLine:
 
 @dataclass(slots=True)
 class SinkBatch:
-    """Lines from one sink-topic partition, in offset order."""
+    """Lines from one sink-topic partition, in offset order: as `lines`, or, for a sink with
+    `takes_packed`, as whole records in `packed` (sinks/packed.py) with `lines` empty."""
 
     topic: str
     partition: int
     lines: list[SinkLine]
     known_size: int = -1  # the documents' total size when the drain knows it already (-1: count it)
+    packed: list[PackedRecord] = field(default_factory=list)
 
     @property
     def first_offset(self) -> int:
-        return self.lines[0].offset
+        return self.lines[0].offset if self.lines else self.packed[0].offset
 
     @property
     def last_offset(self) -> int:
-        return self.lines[-1].offset
+        return self.lines[-1].offset if self.lines else self.packed[-1].offset
+
+    @property
+    def line_count(self) -> int:
+        return len(self.lines) + sum(record.count for record in self.packed)
 
     @property
     def size_bytes(self) -> int:
         if self.known_size < 0:
-            self.known_size = sum(len(line.document) for line in self.lines)
+            self.known_size = (sum(len(line.document) for line in self.lines)
+                               + sum(record.size_bytes for record in self.packed))
         return self.known_size
 
 
@@ -89,6 +97,9 @@ class Sink(ABC):
         """Build the sink from the effective settings; plugins get their validated `sinks.<name>` group."""
         return cls(settings.sinks.plugin(cls.name))  # type: ignore[call-arg]
     accepts_closed_traces: ClassVar[bool] = False  # True: the drain also feeds it traces.closed
+    # True: the drain hands whole records packed (SinkBatch.packed, sinks/packed.py) instead of a SinkLine
+    # per line; such a sink reports failures for the whole batch only (raises), never per line.
+    takes_packed: ClassVar[bool] = False
 
     @abstractmethod
     async def start(self) -> None:

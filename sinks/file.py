@@ -11,6 +11,12 @@ under different offsets (a worker crash upstream) is written once.
 Every batch takes an exclusive lock on its partition directory (flock on `.lock`) and reads the
 position file afresh under it, so any number of writers may share the directory: a drain and a
 `logweave replay`, or workers on one host whose partitions move between them at a rebalance.
+
+The drain hands whole records packed (sinks/packed.py: each record's documents in one buffer, no
+object per line); the lines to append are picked per record in C when built (sinks/_segment.c), a
+record kept whole is appended from its own buffer, and a batch is one writev, one fsync of the
+segment and one of the position file, whatever its size (hence `sinks.file.batch_lines` and
+`batch_bytes`, far above the network sinks' batches).
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from pathlib import Path
 import orjson
 
 from core.settings import FileSinkSettings, Settings
-from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
-from sinks.stream_marks import unseen
+from sinks.base import Sink, SinkBatch, WriteResult
+from sinks.packed import native_select, pack_sink_lines, select_lines
+
+IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024  # buffers one writev takes
 
 
 @dataclass(slots=True)
@@ -36,23 +44,22 @@ class PartitionPosition:
     index: int
     streams: dict[str, int] = field(default_factory=dict)
 
-    def covers(self, line: SinkLine) -> bool:
-        return (line.offset, line.index) <= (self.offset, self.index)
-
 
 class FileSink(Sink):
     """The embedded default sink."""
 
     name = "file"
+    takes_packed = True
 
     def __init__(self, settings: FileSinkSettings, batch_size: int, batch_bytes: int, batch_period: float) -> None:
         self.settings = settings
         self._limits = (batch_size, batch_bytes, batch_period)
+        self._select = native_select()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSink:
         s = settings.sinks
-        return cls(s.file, s.batch_size, s.batch_bytes, s.batch_period)
+        return cls(s.file, s.file.batch_lines, s.file.batch_bytes, s.batch_period)
 
     def batch_limits(self) -> tuple[int, int, float]:
         return self._limits
@@ -102,34 +109,51 @@ class FileSink(Sink):
     def _write_locked(self, directory: Path, batch: SinkBatch) -> None:
         position = self._load_position(directory)
         marks = dict(position.streams) if position is not None else {}
-        lines = batch.lines
-        if position is not None and lines and position.covers(lines[0]):
-            # a batch's lines are in (offset, index) order: only a replay starts at or below the position
-            lines = [line for line in lines if not position.covers(line)]
-        lines = unseen(lines, marks)
-        if not lines:
+        after = (position.offset, position.index) if position is not None else (-1, -1)
+        records = [*pack_sink_lines(batch.lines), *batch.packed] if batch.lines else batch.packed
+        pieces: list[bytes] = []
+        segment, last = "", (-1, -1)
+        for record in records:  # in (offset, index) order: skipped lines are a replay's or an upstream re-send's
+            data, kept, last_index = select_lines(record, after, marks, self._select)
+            if kept:
+                segment = segment if pieces else f"{record.offset:019d}.ndjson"  # named by its first line's offset
+                pieces.append(data)
+                last = (record.offset, last_index)
+        if not pieces:
             return
-        if position is None or position.size >= self.settings.rotate_bytes:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if position is None or (position.size >= self.settings.rotate_bytes and segment != position.segment):
             carried = position.streams if position else {}
-            position = PartitionPosition(f"{lines[0].offset:019d}.ndjson", 0, -1, -1, carried)
-        documents = [line.document for line in lines]
-        documents.append(b"")  # the last line's newline
-        payload = b"\n".join(documents)  # the batch's segment bytes, appended by one write
-        fd = os.open(directory / position.segment, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            position = PartitionPosition(segment, 0, -1, -1, carried)
+            # Every recorded segment is named by an offset at or below the position's: a segment of this
+            # name holds at most an append whose position update never happened (a crash, a full disk),
+            # this batch's first lines again. Start it afresh.
+            flags |= os.O_TRUNC
+        size = sum(len(piece) for piece in pieces)
+        fd = os.open(directory / position.segment, flags, 0o644)
         try:
-            written = os.write(fd, payload)
-            if written < len(payload):  # a short write (a full disk, a signal): the rest, then fsync
-                view = memoryview(payload)[written:]
-                while view:
-                    view = view[os.write(fd, view):]
+            write_all(fd, pieces)  # the batch's segment bytes, by one writev
             os.fsync(fd)
         finally:
             os.close(fd)
-        last = lines[-1]
-        position = PartitionPosition(position.segment, position.size + len(payload), last.offset, last.index, marks)
+        position = PartitionPosition(position.segment, position.size + size, last[0], last[1], marks)
         temp = directory / "position.json.tmp"
         with open(temp, "wb") as handle:
             handle.write(orjson.dumps(position))  # orjson writes the dataclass itself: asdict deep-copied every mark
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")
+
+
+def write_all(fd: int, pieces: list[bytes]) -> None:
+    """Append every piece: one writev when the kernel takes it all (a full disk or a signal may cut it short)."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    while views:
+        written = os.writev(fd, views[:IOV_MAX])
+        if written <= 0:
+            raise OSError(f"writev appended nothing of {sum(len(v) for v in views)} bytes")
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]

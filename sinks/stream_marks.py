@@ -24,6 +24,17 @@ def stream_position(line: SinkLine) -> tuple[str, int]:
     return parse_line_id(line.line_id)
 
 
+def stream_key(line_id: str) -> tuple[str, int] | None:
+    """(stream digest, position) of a Logweave line id, as `unseen` reads it; None for anything else."""
+    digest, sep, hex_position = line_id.rpartition("-")
+    if not sep or not digest:
+        return None
+    try:
+        return digest, int(hex_position, 16)
+    except ValueError:
+        return None
+
+
 def unseen(lines: list[SinkLine], marks: dict[str, int]) -> list[SinkLine]:
     """Lines above their stream's mark; `marks` is advanced to the lines returned."""
     native = _native_unseen()

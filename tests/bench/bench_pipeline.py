@@ -5,6 +5,9 @@ In the same run and on the same broker (noida-db, printed), it measures the raw 
 produce the same lines as 1,000-line chunks and consume them back, no processing. Then it writes
 CRI pod logs, starts the collector and one worker as real processes, and times until the file sink
 holds every line. Per process: CPU seconds per 100K lines and peak RSS (from /proc).
+Then the drain alone: a second worker running only the drain stage (its own consumer group) reads the
+sink topic the first one filled, records exactly as the group stage wrote them, into a second file
+sink directory; its row is the drain and file sink's share of the full path, beside its idle CPU.
 """
 
 from __future__ import annotations
@@ -135,6 +138,36 @@ async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker
         worker_proc.stop()
 
 
+async def drain_alone(workdir: Path, bootstrap: str, lines: int) -> Row:
+    """A drain-only worker (own consumer group) re-reading the sink topic the pipeline filled."""
+    out = workdir / "out-drain"
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker-drain"),
+           "LOGWEAVE_WORKER__APP_ID": "logweave-drain-bench", "LOGWEAVE_WORKER__STAGES": "drain",
+           "LOGWEAVE_SINKS__FILE__DIRECTORY": str(out)}
+    await prepare_worker_topics(load_settings(environ=env))  # its own changelog; the sink topic is there
+    port = free_port()
+    proc = worker(workdir, env, port, name="worker-drain").start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        cpu0, t0, before = cpu_seconds(proc.pid), time.perf_counter(), sink_line_count(out)
+        while (count := sink_line_count(out)) < lines:
+            if not proc.alive():
+                raise RuntimeError(f"the drain worker died:\n{proc.log_tail()}")
+            if time.perf_counter() - t0 > 600:
+                raise TimeoutError(f"the drain worker wrote {count} of {lines} lines in 600 s")
+            await asyncio.sleep(0.2)
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+        if count != lines:
+            raise RuntimeError(f"the drain worker wrote {count} lines of {lines}: a replay must add no duplicate")
+        idle0 = cpu_seconds(proc.pid)
+        await asyncio.sleep(5)
+        idle = (cpu_seconds(proc.pid) - idle0) / 5
+        return Row("  worker drain alone (sink topic re-read)", lines - before, elapsed, cpu,
+                   peak_rss_mib(proc.pid), f"idle {idle:.1%} of a core")
+    finally:
+        proc.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -147,6 +180,7 @@ async def main() -> None:
         assert broker.process is not None
         produce, consume = await raw_limit(broker.bootstrap, args.lines)
         rows = await pipeline(workdir, broker.bootstrap, args.lines, args.files, broker.process.pid)
+        rows.append(await drain_alone(workdir, broker.bootstrap, args.lines))
     finally:
         broker.stop(kill=True)
     all_rows = [produce, consume, *rows]

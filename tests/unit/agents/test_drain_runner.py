@@ -19,7 +19,7 @@ from agents.drain_runner import DrainRunner, SinkRecord, to_sink_lines
 from core.errors import PermanentError, RetriableError
 from core.models import DeadLetter, ParsedChunk, line_id
 from core.settings import Settings
-from sinks.base import ItemFailure, Sink, SinkBatch, WriteResult
+from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
 from tests.support.polling import wait_for
 
 Answer = Callable[[SinkBatch], WriteResult]
@@ -233,3 +233,55 @@ async def test_a_record_that_is_not_a_parsed_chunk_fails_loudly(bad: bytes) -> N
     with pytest.raises(ChunkFormatError):
         await runner.deliver([SinkRecord(0, 0, bad)])
 
+
+
+# -- sinks that take whole records packed (Sink.takes_packed, sinks/packed.py) ------------------------------
+class PackedSink(ScriptedSink):
+    takes_packed = True
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        assert not batch.lines, "a packed sink got lines"
+        self.attempts.append(SinkBatch(batch.topic, batch.partition, [], batch.known_size, list(batch.packed)))
+        answer: Answer | Exception | None = self.script.pop(0) if self.script else None
+        if isinstance(answer, Exception):
+            raise answer
+        result = answer(batch) if answer is not None else WriteResult()
+        self.written.extend(doc for record in batch.packed for doc in record.documents.split(b"\n")[:-1])
+        return result
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "reference"])
+async def test_a_packed_sink_gets_whole_records_in_offset_order_within_its_limits(
+        pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = PackedSink(limits=(8, 1 << 20, 0.1))
+    runner, dead = runner_for(sink)
+    if pure:
+        monkeypatch.setattr(runner, "_splice", None)
+    delivered = await runner.deliver([record(0, 2, range(10, 13)), record(1, 0, range(100, 110), stream="s2"),
+                                      record(0, 0, range(0, 5)), record(0, 1, range(5, 10))])
+    assert delivered == 23 and not dead.items
+    # partition 0: 5 + 5 > 8, so records 0 and 1 apart, then 5 + 3; partition 1: one record above the limit, alone
+    assert [(b.partition, [r.offset for r in b.packed], b.line_count) for b in sink.attempts] == \
+        [(0, [0], 5), (0, [1, 2], 8), (1, [0], 10)]
+    assert numbers(sink.written) == [*range(0, 13), *range(100, 110)]
+    assert sink.attempts[0].size_bytes == sum(len(doc) for doc in sink.written[:5])
+    reference = [x.document for x in to_sink_lines(record(0, 0, range(0, 5)), "logweave")]
+    assert sink.written[:5] == reference
+
+
+async def test_a_packed_batch_is_retried_whole_until_written() -> None:
+    sink = PackedSink()
+    sink.script = [RetriableError("disk full"), RetriableError("disk full")]
+    runner, dead = runner_for(sink)
+    assert await runner.deliver([record(0, 0, range(3)), record(0, 1, range(3, 5))]) == 5
+    assert len(sink.attempts) == 3 and [b.line_count for b in sink.attempts] == [5, 5, 5]
+    assert numbers(sink.written) == [0, 1, 2, 3, 4] and not dead.items
+
+
+async def test_a_packed_sink_reporting_failures_per_line_is_refused_loudly() -> None:
+    sink = PackedSink()
+    sink.script = [lambda batch: WriteResult(retry=[ItemFailure(SinkLine("x-1", "t", 0, "", "", b"{}", 0, 0),
+                                                                 "429", "slow down")])]
+    runner, _ = runner_for(sink)
+    with pytest.raises(TypeError, match="must raise for the whole batch"):
+        await runner.deliver([record(0, 0, range(2))])

@@ -232,3 +232,43 @@ def test_invalid_utf8_in_a_record_is_read_like_the_reference(bad: bytes) -> None
     for at in ("checkout", "stdout", '\\"ok'):
         fast, ref = both_raw(raw_record((HEAD + LINE + "]}").encode().replace(at.encode(), at.encode() + bad)))
         assert fast == ref
+
+
+def test_records_forwarded_with_their_collection_time_take_the_raw_path() -> None:
+    """The group stage forwards logs.parsed records as received, `ct` included: still no decoding."""
+    lines = [line('{"msg":"ok"}', pos=i) for i in range(3)]
+    for ordered in (True, False):
+        for collected in (1_749_543_941_000_000_000, 0, -7):
+            record = SinkRecord(1, 5, ParsedChunk([SOURCE], lines, ordered, collected).encode())
+            found = raw_sink_lines(record, "logweave")
+            assert found is not None, record.value[-40:]
+            assert ([fields(x) for x in found[0]], found[1]) == both_raw(record)[1]
+
+
+CT_TAILS = ['],"ct":1}', '],"ct":-1}', '],"unordered":true,"ct":12}', '],"ct":1.5}', '],"ct":"1"}', '],"ct":}',
+            '],"ct":-}', '],"ct":1,"unordered":true}', '],"ct":1 }', '],"xct":1}', '],"unordered":true,"ct":1,"ct":2}']
+
+
+@pytest.mark.parametrize("tail", CT_TAILS, ids=range(len(CT_TAILS)))
+def test_fields_after_the_lines_are_read_like_the_reference(tail: str) -> None:
+    fast, ref = both_raw(raw_record(HEAD + LINE + tail))
+    assert fast == ref
+
+
+@pytest.mark.parametrize("special", ['\\"', "\\\\", "\\u0001", "\\n", "é", "\x7f", "\U0001f600", " ", "~"])
+def test_a_special_character_anywhere_in_a_field_is_read_like_the_reference(special: str) -> None:
+    """A character the raw reader must look at (an escape, a control, non-ASCII), wherever it falls."""
+    for at in range(0, 20):
+        text = ("x" * at + special + "y" * (19 - at)).replace('"', '\\"')
+        body = HEAD + LINE.replace('{\\"m\\":\\"ok\\"}', '{\\"m\\":\\"' + text + '\\"}').replace(
+            "checkout", "c" * at + special.replace("\\n", "") + "d") + "]}"
+        fast, ref = both_raw(raw_record(body))
+        assert fast == ref, at
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3", b"\x01", b"\x80"], ids=repr)
+def test_an_invalid_byte_anywhere_in_a_field_is_read_like_the_reference(bad: bytes) -> None:
+    for at in range(0, 20):
+        body = (HEAD + LINE + "]}").encode().replace(b"checkout", b"c" * at + bad + b"d" * (19 - at))
+        fast, ref = both_raw(raw_record(body))
+        assert fast == ref, at

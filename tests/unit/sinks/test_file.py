@@ -1,13 +1,20 @@
-"""The file sink on real files: rotation by size, and no duplicate after retries, replays or a crash."""
+"""The file sink on real files: rotation by size, and no duplicate after retries, replays or a crash, for
+batches of lines and for whole records packed by the drain (the real DrainRunner in front)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
-from core.settings import FileSinkSettings
+import sinks.file as file_sink
+from agents.drain_runner import DrainRunner, SinkRecord, to_sink_lines
+from core.codec import compressor
+from core.models import ParsedChunk
+from core.settings import FileSinkSettings, Settings
 from sinks.base import SinkBatch, SinkLine
 from sinks.file import FileSink
 
@@ -102,3 +109,132 @@ async def test_the_position_file_records_segment_size_last_line_and_stream_marks
     size = (tmp_path / "sink.file-0" / position["segment"]).stat().st_size
     assert position == {"segment": f"{7:019d}.ndjson", "size": size, "offset": 7, "index": 2,
                         "streams": {"aa": 2, "bb": 5}}
+
+
+# -- whole records packed by the drain (sinks/packed.py) ---------------------------------------------------
+def sink_record(partition: int, offset: int, positions: range, stream: str = "s1") -> SinkRecord:
+    lines = [[0, stream, pos, 1_700_000_000_000_000_000 + pos, f"t{pos % 3}", "info", "web",
+              orjson.dumps({"n": pos}).decode(), "stdout"] for pos in positions]
+    return SinkRecord(partition, offset, compressor("lz4")(ParsedChunk([{"kind": "file"}], lines).encode()))
+
+
+def drain_runner(directory: Path, lines: int = 1000) -> DrainRunner:
+    async def no_dead_letters(items: Any) -> None:
+        raise AssertionError(f"dead letters from the file sink: {items}")
+
+    settings = Settings(sinks={"file": {"directory": str(directory), "batch_lines": lines}})
+    return DrainRunner(FileSink.from_settings(settings), settings, "sink.file", no_dead_letters)
+
+
+def numbers_in(directory: Path) -> list[int]:
+    return [orjson.loads(line)["n"] for line in read_all(directory)]
+
+
+async def test_packed_records_are_written_once_across_retries_replays_and_restarts(tmp_path: Path) -> None:
+    runner = drain_runner(tmp_path)
+    assert runner.sink.takes_packed
+    records = [sink_record(0, offset, range(offset * 10, offset * 10 + 10)) for offset in range(6)]
+    await runner.deliver(records[:3])
+    await runner.deliver(records[:3])  # redelivered after a lost ack
+    await runner.deliver(records[2:5])  # an overlapping replay
+    await drain_runner(tmp_path).deliver(records)  # a restarted worker from an older committed offset
+    assert numbers_in(tmp_path) == list(range(60))
+
+
+async def test_packed_and_line_batches_write_the_same_bytes(tmp_path: Path) -> None:
+    records = [sink_record(1, offset, range(offset * 3, offset * 3 + 3), stream=f"s{offset % 2}")
+               for offset in range(4)]
+    await drain_runner(tmp_path / "packed").deliver(records)
+    lines_sink = FileSink(FileSinkSettings(directory=tmp_path / "lines"), 1000, 1 << 20, 1.0)
+    await lines_sink.write_batch(SinkBatch("sink.file", 1, [x for r in records for x in to_sink_lines(r, "logweave")]))
+    for name in ("position.json", f"{0:019d}.ndjson"):
+        packed = (tmp_path / "packed" / "sink.file-1" / name).read_bytes()
+        assert packed == (tmp_path / "lines" / "sink.file-1" / name).read_bytes()
+
+
+async def test_a_re_sent_packed_record_is_skipped_by_its_stream_marks(tmp_path: Path) -> None:
+    runner = drain_runner(tmp_path)
+    await runner.deliver([sink_record(0, 0, range(0, 5)), sink_record(0, 1, range(5, 8))])
+    # the group stage re-forwards lines 3..9 under new offsets after a crash upstream
+    await runner.deliver([sink_record(0, 2, range(3, 10))])
+    assert numbers_in(tmp_path) == list(range(10))
+
+
+async def test_a_crashed_packed_append_is_truncated_before_the_next(tmp_path: Path) -> None:
+    runner = drain_runner(tmp_path)
+    await runner.deliver([sink_record(0, 0, range(0, 4))])
+    segment = next(tmp_path.rglob("*.ndjson"))
+    with open(segment, "ab") as handle:
+        handle.write(b'{"n":4}\n{"n":')  # an append whose position update never happened
+    await drain_runner(tmp_path).deliver([sink_record(0, 0, range(0, 4)), sink_record(0, 1, range(4, 6))])
+    assert numbers_in(tmp_path) == list(range(6))
+
+
+async def test_one_batch_is_one_writev_and_one_position_update(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = os.writev
+
+    def counting(fd: int, buffers: Any) -> int:
+        calls.append(len(buffers))
+        return real(fd, buffers)
+
+    monkeypatch.setattr(file_sink.os, "writev", counting)
+    runner = drain_runner(tmp_path, lines=25)
+    await runner.deliver([sink_record(0, offset, range(offset * 10, offset * 10 + 10)) for offset in range(5)])
+    # 5 records of 10 lines, 25 lines a batch: whole records, 2 + 2 + 1, one writev each with a buffer per record
+    assert calls == [2, 2, 1]
+    assert numbers_in(tmp_path) == list(range(50))
+    position = orjson.loads((tmp_path / "sink.file-0" / "position.json").read_bytes())
+    assert (position["offset"], position["index"]) == (4, 9)
+
+
+def test_short_writes_are_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.writev
+
+    def at_most_five_bytes(fd: int, buffers: Any) -> int:
+        return real(fd, [bytes(buffers[0])[:5]])
+
+    monkeypatch.setattr(file_sink.os, "writev", at_most_five_bytes)
+    path = tmp_path / "segment"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        file_sink.write_all(fd, [b"0123456789\n", b"", b"abc\n", b"xyz" * 7])
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"0123456789\nabc\n" + b"xyz" * 7
+
+
+@pytest.mark.parametrize(("rotate_bytes", "before"), [(1 << 20, 2), (10, 2), (1 << 20, 0)],
+                         ids=["same segment", "new segment", "first segment"])
+async def test_a_batch_retried_after_a_failed_position_update_is_written_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rotate_bytes: int, before: int) -> None:
+    """The append went through, the position file did not: the retry (or the next worker) must cut the
+    unrecorded bytes off, in the segment the position names and in a segment it had just begun."""
+    sink = FileSink(FileSinkSettings(directory=tmp_path, rotate_bytes=rotate_bytes), 1000, 1 << 20, 1.0)
+    if before:
+        await sink.write_batch(batch(range(0, before)))
+    real = os.replace
+
+    def fail_once(src: Any, dst: Any) -> None:
+        monkeypatch.setattr(file_sink.os, "replace", real)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(file_sink.os, "replace", fail_once)
+    with pytest.raises(OSError):
+        await sink.write_batch(batch(range(before, 4)))
+    await sink.write_batch(batch(range(before, 4)))
+    lines = read_all(tmp_path)
+    assert len(lines) == len(set(lines)) == 8
+
+
+async def test_a_record_split_across_batches_stays_in_its_segment_past_the_rotation_size(tmp_path: Path) -> None:
+    """The next batch begins inside the record the last one ended in: its segment is already named by that
+    offset and holds recorded lines, so it is appended to, never started afresh."""
+    sink = FileSink(FileSinkSettings(directory=tmp_path, rotate_bytes=10), 1000, 1 << 20, 1.0)
+    lines = batch(range(5, 6), per_record=4).lines
+    await sink.write_batch(SinkBatch("sink.file", 0, lines[:2]))
+    await sink.write_batch(SinkBatch("sink.file", 0, lines[2:]))
+    await sink.write_batch(batch(range(6, 7)))
+    assert read_all(tmp_path) == [b'{"o":5,"i":%d}' % i for i in range(4)] + [b'{"o":6,"i":0}', b'{"o":6,"i":1}']
+    assert sorted(p.name for p in (tmp_path / "sink.file-0").glob("*.ndjson")) == [f"{5:019d}.ndjson",
+                                                                                   f"{6:019d}.ndjson"]
