@@ -22,6 +22,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 # The runtime set comes from requirements.lock, hashes checked (as in the image); then the project
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
+	  collectors/files/_filescan.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -106,9 +107,11 @@ test: install system-deps test-clients
 	$(MAKE) --no-print-directory test-pure
 
 # The parse and group stages once more on their Python reference paths (what an install without a
-# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), and the intake's Python decoders.
+# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders and
+# the file collector's Python CRI line path.
 test-pure: install
-	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake $(PYTEST_ARGS)
+	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
+	  tests/unit/collectors/files $(PYTEST_ARGS)
 
 # The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
 # depends on this machine's speed fails here.

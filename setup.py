@@ -3,7 +3,8 @@
 agents/_linescan.c is the parse stage's per-line loop (agents/line_parser.py), tables/_tracefold.c
 the group stage's (tables/trace_state.py), collectors/intake/_intakefast.c the intake's (Fluent forward
 records and RFC 5424 syslog frames to raw lines), agents/_fieldscan.c reads a number from a line for
-metrics from logs (agents/log_metrics.py). All are optional: without a C compiler and the Python
+metrics from logs (agents/log_metrics.py), collectors/files/_filescan.c the file collector's CRI lines
+(collectors/files/tailer.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -18,4 +19,6 @@ setup(ext_modules=[
     Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], extra_compile_args=FLAGS,
               optional=True),
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], extra_compile_args=FLAGS,
+              optional=True),
 ])

@@ -1,8 +1,8 @@
 """Which per-line loops run in C and which in their Python reference, decided once per process.
 
 The parse scan (agents/_linescan.c), the group fold (tables/_tracefold.c), the metric rules' field
-reader (agents/_fieldscan.c) and the intake's record and frame conversion
-(collectors/intake/_intakefast.c) are optional: an
+reader (agents/_fieldscan.c), the intake's record and frame conversion (collectors/intake/_intakefast.c)
+and the file collector's CRI line scan (collectors/files/_filescan.c) are optional: an
 install without a C compiler skips them, and `LOGWEAVE_PURE=1` turns them off at run time (to
 compare, or to rule them out when chasing a bug). Callers ask here instead of importing the
 extension themselves, so the stats page and `/readyz` can say which path is active and why.
@@ -17,7 +17,8 @@ from types import ModuleType
 
 PURE_ENV = "LOGWEAVE_PURE"
 EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold", "field_scan": "agents._fieldscan",
-              "intake_lines": "collectors.intake._intakefast"}
+              "intake_lines": "collectors.intake._intakefast",
+              "file_scan": "collectors.files._filescan"}
 _status: dict[str, str] = {}
 
 
