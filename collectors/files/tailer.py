@@ -96,6 +96,7 @@ class TailedFile:
     _head: bytes = b""  # the first line the fingerprint hashes, kept: comparing it is cheaper than hashing
     at_end: bool = False  # the last read_lines read to the end the file had when its size was last taken
     size_seen: int = 0  # the file's size when last taken (fstat): reads ask for no more than what is there
+    _path_text: str = ""  # str(path), kept: every acknowledged chunk writes it into the checkpoint entry
 
     @property
     def stream_id(self) -> str:
@@ -116,6 +117,8 @@ class TailedFile:
 
     @property
     def safe_offset(self) -> int:
+        if not self._pending and not self._leftover and self._discard_from is None and self.joiner is None:
+            return self.read_offset  # the usual case: every line read was complete and is returned
         starts = [p.offset for p in self._pending.values()]
         if self._leftover:
             starts.append(self.read_offset - len(self._leftover))
@@ -128,7 +131,9 @@ class TailedFile:
 
     def checkpoint(self, offset: int) -> dict[str, object]:
         """Its checkpoint entry at `offset`, with the lines a predecessor's record took (rotation_joins.py)."""
-        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": str(self.path)}
+        if not self._path_text:
+            self._path_text = str(self.path)
+        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": self._path_text}
         if self.lead_end is not None:
             entry["lead"] = self.lead_end
         return entry
