@@ -352,7 +352,9 @@ class FileCollector:
                     break
                 published += count
                 if stored is None:
-                    stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
+                    stored = self.stored.get(sid)
+                    if stored is None:  # not setdefault: that would build a deque for every stream every pass
+                        stored = self.stored[sid] = deque(maxlen=STORED_CHUNKS)
                 stored.append((ack, offset))  # the chunk, and the checkpoint before it
                 offset = resume
                 moved = True
