@@ -23,6 +23,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
 	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c \
+	  collectors/files/_filescan.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -107,11 +108,11 @@ test: install system-deps test-clients
 	$(MAKE) --no-print-directory test-pure
 
 # The parse and group stages once more on their Python reference paths (what an install without a
-# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders
-# the pod collector's Python block scan and the sinks' marks and the file sink's line selection.
+# C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders,
+# the file collector's CRI line path, the pod collector's block scan, the sinks' marks and the file sink's line selection.
 test-pure: install
 	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
-	  tests/unit/collectors/pods tests/unit/sinks $(PYTEST_ARGS)
+	  tests/unit/collectors/files tests/unit/collectors/pods tests/unit/sinks $(PYTEST_ARGS)
 
 # The whole default suite three times in a row while stress-ng keeps both cores busy: a test that
 # depends on this machine's speed fails here.

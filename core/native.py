@@ -2,7 +2,8 @@
 
 The parse scan (agents/_linescan.c), the group fold (tables/_tracefold.c), the metric rules' field
 reader (agents/_fieldscan.c) and the intake's record and frame conversion
-(collectors/intake/_intakefast.c), the pod collector's block scan (collectors/pods/_podscan.c) and the sinks'
+(collectors/intake/_intakefast.c), the file collector's CRI line scan (collectors/files/_filescan.c), the pod
+collector's block scan (collectors/pods/_podscan.c) and the sinks'
 per-stream marks (sinks/_marks.c) and the file sink's line selection (sinks/_segment.c) are optional: an
 install without a C compiler skips them, and `LOGWEAVE_PURE=1` turns them off at run time (to
 compare, or to rule them out when chasing a bug). Callers ask here instead of importing the
@@ -20,7 +21,8 @@ PURE_ENV = "LOGWEAVE_PURE"
 EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold", "field_scan": "agents._fieldscan",
               "intake_lines": "collectors.intake._intakefast", "pod_lines": "collectors.pods._podscan",
               "stream_marks": "sinks._marks",
-              "segment_select": "sinks._segment"}
+              "segment_select": "sinks._segment",
+              "file_scan": "collectors.files._filescan"}
 _status: dict[str, str] = {}
 
 

@@ -700,6 +700,11 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# LOGWEAVE_ variables that are not settings: the config file's path, and the switch to the Python
+# reference paths that core/native.py reads (a process started with it must still load its settings)
+NOT_SETTINGS = frozenset({"LOGWEAVE_CONFIG", "LOGWEAVE_PURE"})
+
+
 def load_settings(
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -726,7 +731,7 @@ def load_settings(
     base = _merge(from_file, seed)
     nested: dict[str, Any] = {}
     for key, value in env.items():
-        if not key.startswith("LOGWEAVE_") or key == "LOGWEAVE_CONFIG":
+        if not key.startswith("LOGWEAVE_") or key in NOT_SETTINGS:
             continue
         parts = key.removeprefix("LOGWEAVE_").lower().split("__")
         node = nested
@@ -737,7 +742,7 @@ def load_settings(
             node = child
         node[parts[-1]] = value
     origins.add(nested, {tuple(k.removeprefix("LOGWEAVE_").lower().split("__")): k for k in env
-                         if k.startswith("LOGWEAVE_")})
+                         if k.startswith("LOGWEAVE_") and k not in NOT_SETTINGS})
     origins.add(overrides, "argument")
     try:
         settings = Settings(**_merge(_merge(base, nested), overrides))

@@ -297,19 +297,19 @@ class FileCollector:
     async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
         """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
         max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
-        if tailed.generation and tailed.stream_id not in self.checkpoints:  # a restart must find this generation
-            self.checkpoints[tailed.stream_id] = {"offset": 0, "generation": tailed.generation,
-                                                  "path": str(tailed.path)}
-        if tailed.stream_id not in self.persisted:
+        sid = tailed.stream_id
+        if tailed.generation and sid not in self.checkpoints:  # a restart must find this generation
+            self.checkpoints[sid] = {"offset": 0, "generation": tailed.generation, "path": str(tailed.path)}
+        if sid not in self.persisted:
             # A stream is on disk before its first line is sent: a collector killed right after a
             # truncation then finds the generation it published under (and its copy's content), and
             # cannot give those lines a second identity. One save covers every file tracked so far.
             await self.save_checkpoint()
-        pending = self.acks.get(tailed.stream_id)  # after the save: it drops streams with nothing in flight
+        pending = self.acks.get(sid)  # after the save: it drops streams with nothing in flight
         if pending is None:
-            pending = self.acks[tailed.stream_id] = deque()
-        if len(lines) <= max_lines and sum(len(line[1]) for line in lines) + 48 * len(lines) <= max_bytes:
-            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines)  # the usual case: one chunk
+            pending = self.acks[sid] = deque()
+        if len(lines) <= max_lines and sum([len(line[1]) for line in lines]) + 48 * len(lines) <= max_bytes:
+            chunk = RawChunk(tailed.source, sid, time.time_ns(), lines)  # the usual case: one chunk
             pending.append((await self.publisher.publish(chunk), tailed.safe_offset, len(lines)))
             return
         start = 0
@@ -334,7 +334,9 @@ class FileCollector:
                 following = {t.stream_id: t for t in self.files.values()}
             tailed = following.get(sid)
             entry = self.checkpoints.get(sid, {})
-            offset = int(str(entry.get("offset", 0)))
+            offset = entry.get("offset", 0)
+            if type(offset) is not int:
+                offset = int(str(offset))
             moved = False
             stored: deque[tuple[ChunkAck, int]] | None = None
             while pending and pending[0][0].done():
@@ -350,7 +352,9 @@ class FileCollector:
                     break
                 published += count
                 if stored is None:
-                    stored = self.stored.setdefault(sid, deque(maxlen=STORED_CHUNKS))
+                    stored = self.stored.get(sid)
+                    if stored is None:  # not setdefault: that would build a deque for every stream every pass
+                        stored = self.stored[sid] = deque(maxlen=STORED_CHUNKS)
                 stored.append((ack, offset))  # the chunk, and the checkpoint before it
                 offset = resume
                 moved = True

@@ -28,9 +28,18 @@ DETECT_LINES = 16  # lines a format is decided from
 
 CRI_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
 _seconds: dict[bytes, int] = {}
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
 
 
 def cri_time_ns(stamp: bytes) -> int:
+    """Nanoseconds of a CRI timestamp, 0 when it does not parse or lies outside the signed 64-bit range
+    that chunks carry (years 1678 to 2262: orjson refuses a larger integer, which failed the whole
+    record, and its re-read failed again)."""
+    ns = _cri_time_ns(stamp)
+    return ns if _MIN_NS <= ns <= _MAX_NS else 0
+
+
+def _cri_time_ns(stamp: bytes) -> int:
     """Nanoseconds of a CRI timestamp; the second (`YYYY-MM-DDTHH:MM:SS`) is parsed once and cached."""
     if len(stamp) == 30 and stamp[29] == 0x5A and stamp[19] == 0x2E:  # the usual `...SS.nnnnnnnnnZ`
         base = _seconds.get(stamp[:19])

@@ -39,6 +39,7 @@ from collectors.files.live_rules import collector_rules
 from collectors.files.metrics import FileMetrics
 from collectors.live_rules import LiveMultilineRules
 from core.heartbeat_figures import FILE_COLLECTOR
+from core.native import native_path
 from core.settings import CollectorSettings, Settings
 from core.topics import RAW
 from kafka_io.heartbeat import component_id, start_heartbeat
@@ -74,6 +75,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     await publisher.start()
     batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)
     collector = FileCollector(cfg, batcher, metrics, settings.multiline)
+    log.info("CRI lines are scanned by: %s", native_path("file_scan"))  # c, or python (why)
     rules = collector_rules(collector)
     follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
     watcher = DirectoryWatcher()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from collectors.files.formats import CRI_STREAMS, PARSERS, Format, cri_time_ns, detect_format
 from collectors.multiline import MultilineJoiner
 from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
+from core.native import native_module
 
 if TYPE_CHECKING:
     from collectors.files.rotation_joins import Handoff
@@ -95,6 +96,7 @@ class TailedFile:
     _head: bytes = b""  # the first line the fingerprint hashes, kept: comparing it is cheaper than hashing
     at_end: bool = False  # the last read_lines read to the end the file had when its size was last taken
     size_seen: int = 0  # the file's size when last taken (fstat): reads ask for no more than what is there
+    _path_text: str = ""  # str(path), kept: every acknowledged chunk writes it into the checkpoint entry
 
     @property
     def stream_id(self) -> str:
@@ -115,6 +117,8 @@ class TailedFile:
 
     @property
     def safe_offset(self) -> int:
+        if not self._pending and not self._leftover and self._discard_from is None and self.joiner is None:
+            return self.read_offset  # the usual case: every line read was complete and is returned
         starts = [p.offset for p in self._pending.values()]
         if self._leftover:
             starts.append(self.read_offset - len(self._leftover))
@@ -127,7 +131,9 @@ class TailedFile:
 
     def checkpoint(self, offset: int) -> dict[str, object]:
         """Its checkpoint entry at `offset`, with the lines a predecessor's record took (rotation_joins.py)."""
-        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": str(self.path)}
+        if not self._path_text:
+            self._path_text = str(self.path)
+        entry: dict[str, object] = {"offset": offset, "generation": self.generation, "path": self._path_text}
         if self.lead_end is not None:
             entry["lead"] = self.lead_end
         return entry
@@ -244,34 +250,51 @@ class TailedFile:
         self.read_offset += len(data)
         buffer = self._leftover + data if self._leftover else data
         out: list[RawLine] = []
-        pieces = buffer.split(b"\n")
-        rest = pieces.pop()
+        stop = buffer.rfind(b"\n") + 1  # just after the last complete line
         start = 0
-        if self._discard_from is not None and pieces:
+        if self._discard_from is not None and stop:
             self._discard_from = None  # the rest of an over-long line ends here
-            start = len(pieces[0]) + 1
-            pieces = pieces[1:]
-        if self.fmt == "cri":
-            start = self._cri_lines(pieces, base + start, out) - base
-        else:
-            emit = self._emit
-            for line in pieces:
-                emit(line, base + start, out)
-                start += len(line) + 1
+            start = buffer.index(b"\n") + 1
+        if start < stop:
+            if self.fmt == "cri":
+                self._cri_lines(buffer, start, stop, base, out)
+            else:
+                emit = self._emit
+                for line in buffer[start:stop - 1].split(b"\n"):
+                    emit(line, base + start, out)
+                    start += len(line) + 1
+        rest = buffer[stop:]
         self._leftover = b""
         if self._discard_from is None:
             if len(rest) > self.max_line_bytes:
-                self._emit(rest[: self.max_line_bytes], base + start, out, truncated=True)
-                self._discard_from = base + start
+                self._emit(rest[: self.max_line_bytes], base + stop, out, truncated=True)
+                self._discard_from = base + stop
             else:
                 self._leftover = rest
         return self._joined(out, time.monotonic()) if self.joiner is not None else out
 
-    def _cri_lines(self, pieces: list[bytes], offset: int, out: list[RawLine]) -> int:
-        """`_emit` for each line of a CRI file, the common line (a full `F` line of stdout or stderr, a
-        timestamp that parses, UTF-8 content within max_line_bytes, no partial line of the file
-        pending) built here without the general path's steps: the same entries. Returns the offset
-        after the last line."""
+    def _cri_lines(self, buffer: bytes, start: int, stop: int, base: int, out: list[RawLine]) -> None:
+        """`_emit` for each line of buffer[start:stop] (complete lines of a CRI file; `base` is the file
+        offset of buffer[0]). The common line (a full `F` line of stdout or stderr, a timestamp that
+        parses, UTF-8 content within max_line_bytes, no partial line of the file pending) is built
+        without the general path's steps, in C when the extension is there (collectors/files/_filescan.c,
+        which hands every other line back), else by `_cri_common`: the same entries."""
+        scan = native_module("file_scan")
+        if scan is None:
+            self._cri_common(buffer[start:stop - 1].split(b"\n"), base + start, out)
+            return
+        room, pending, emit = self.max_line_bytes, self._pending, self._emit
+        while start < stop:
+            if not pending:
+                start = scan.cri_lines(buffer, start, stop, base, room, "stdout", "stderr", out)
+                if start >= stop:
+                    return
+            end = buffer.index(b"\n", start)
+            emit(buffer[start:end], base + start, out)
+            start = end + 1
+
+    def _cri_common(self, pieces: list[bytes], offset: int, out: list[RawLine]) -> None:
+        """The Python path of `_cri_lines` over its lines, split (the reference of the C scan)."""
         emit, pending, streams, room = self._emit, self._pending, CRI_STREAMS, self.max_line_bytes
         append = out.append
         for line in pieces:
@@ -289,7 +312,6 @@ class TailedFile:
                         pass
             emit(line, offset, out)
             offset += len(line) + 1
-        return offset
 
     def _emit(self, line: bytes, offset: int, out: list[RawLine], truncated: bool = False) -> None:
         if line.endswith(b"\r"):

@@ -4,7 +4,10 @@ Run: `python -m tests.bench.bench_collector --out bench/collector.json` (`--line
 The collector runs as its own process (`python -m collectors.files`) pinned to one core; it is timed
 from its first published line until Kafka acknowledged the last one (read from its /metrics port).
 In the same run, on the same broker (noida-db, printed), the native limit: a confluent-kafka
-(librdkafka) producer publishing the same lines one message per line, pinned to the same core.
+(librdkafka) producer publishing the same lines one message per line, pinned to the same core; and
+the C shipper peer of issue #19: Debian's rsyslog (imfile -> omkafka, tests/bench/rsyslog_peer.py) on
+the same files, pinned to the same core, timed from its start until its topic holds every line. The
+peer sends each line as it is (no CRI parsing, no stream ids, positions or checkpoints of its own).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import orjson
 from commands.broker import EmbeddedBroker, free_port
 from tests.bench.bench_pipeline import write_pod_logs
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, scrape_metric, table
+from tests.bench.rsyslog_peer import start_rsyslog_shipper
 
 CORE = {0}
 PUBLISHED = "logweave_file_collector_lines_published_total"
@@ -98,6 +102,43 @@ print(json.dumps({{"acked": ts[0], "seconds": time.monotonic() - t0}}))
                _child_cpu(), _child_rss(), note="librdkafka, acks=all, same broker, same core")
 
 
+def run_rsyslog(bootstrap: str, root: Path, lines: int, files: int, workdir: Path) -> Row:
+    """rsyslogd (imfile -> omkafka, acks=all) shipping the same files, pinned to the same core (its
+    threads inherit the affinity it starts with); timed until the topic's end offsets hold every line."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic, partitions = f"bench.rsyslog{files}", 4
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(30)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-rsyslog-{os.getpid()}"})
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, CORE)
+    try:
+        shipper = start_rsyslog_shipper(workdir / f"rsyslog{files}", str(root / "*" / "*" / "*.log"), bootstrap,
+                                        topic)
+    finally:
+        os.sched_setaffinity(0, own)
+    try:
+        started = time.monotonic()
+        while True:
+            if not shipper.alive():
+                raise RuntimeError(f"rsyslogd exited: {shipper.log_tail()}")
+            stored = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                         for p in range(partitions))
+            if stored >= lines:
+                elapsed = time.monotonic() - started
+                cpu, rss = cpu_seconds(shipper.pid), peak_rss_mib(shipper.pid)
+                break
+            time.sleep(0.05)
+        return Row(f"rsyslog imfile -> omkafka, {files} file{'s' if files > 1 else ''}", lines, elapsed, cpu, rss,
+                   note="peer: one message per raw line, acks=all, same core")
+    finally:
+        shipper.stop()
+        consumer.close()
+
+
 _last_children = [0.0]
 
 
@@ -121,6 +162,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=Path("bench/collector.json"))
     parser.add_argument("--only", choices=["1", "100"], help="run one layout only")
+    parser.add_argument("--no-rsyslog", action="store_true", help="skip the rsyslog imfile -> omkafka peer")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-collector-"))
     broker = EmbeddedBroker(workdir / "broker", free_port()).start()
@@ -134,6 +176,9 @@ def main() -> int:
             print(f"wrote {args.lines:,} CRI lines, {size / args.lines:.0f} bytes each, in {files} file(s)", flush=True)
             rows.append(run_collector(broker.bootstrap, root, args.lines, f"f{files}.", workdir))
             _child_cpu()  # the collector's CPU is measured from /proc; reset the children baseline
+            if not args.no_rsyslog:
+                rows.append(run_rsyslog(broker.bootstrap, root, args.lines, files, workdir))
+                _child_cpu()
             if files == 1:
                 rows.append(run_confluent(broker.bootstrap, root, args.lines))
             shutil.rmtree(root)
@@ -149,6 +194,18 @@ def main() -> int:
         result["ratio_to_confluent"] = ratios
         for name, ratio in ratios.items():
             print(f"{name}: {ratio:.2f}x the confluent-kafka one-message-per-line rate")
+    peers = {}
+    for row in rows:
+        peer = next((r for r in rows if r.name.startswith("rsyslog") and r.name.endswith(row.name.split(", ")[-1])),
+                    None)
+        if row.name.startswith("collector") and peer is not None and peer.rate:
+            peers[row.name] = {"lines_per_s": round(row.rate / peer.rate, 2),
+                               "cpu_per_100k": round(row.cpu_per_100k / peer.cpu_per_100k, 2) if peer.cpu else None}
+            print(f"{row.name}: {row.rate / peer.rate:.2f}x rsyslog's lines/s at "
+                  f"{row.cpu_per_100k:.3f} vs {peer.cpu_per_100k:.3f} CPU s/100K, {row.rss_mib:.0f} vs "
+                  f"{peer.rss_mib:.0f} MiB")
+    if peers:
+        result["ratio_to_rsyslog"] = peers
     result["targets"] = {"lines_per_s": 150_000, "peak_rss_mib": 80}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -74,8 +74,18 @@ def collector_rows(result: dict[str, Any]) -> list[StageRow]:
     rows = result["rows"]
     native = find(rows, "confluent")
     name = "confluent-kafka (librdkafka) producer, one message per line"
-    return [_stage(find(rows, "collector, 1 file"), "file collector, 1 file", native, name),
-            _stage(find(rows, "collector, 100 files"), "file collector, 100 files", native, name)]
+    out = [_stage(find(rows, "collector, 1 file"), "file collector, 1 file", native, name),
+           _stage(find(rows, "collector, 100 files"), "file collector, 100 files", native, name)]
+    for files in ("1 file", "100 files"):  # the C shipper peer, when the run had rsyslog (issue #19: >= 1.2x)
+        peer = next((row for row in rows if str(row.get("name", "")) == f"rsyslog imfile -> omkafka, {files}"), None)
+        if peer is not None:
+            out.append(_stage(find(rows, f"collector, {files}"), f"- the same collector run ({files}), beside rsyslog",
+                              peer, RSYSLOG_PEER))
+    return out
+
+
+RSYSLOG_PEER = ("rsyslog imfile -> omkafka, same files, same core; one message per raw line, no CRI parsing, "
+                "stream ids, positions or ack-gated checkpoints")
 
 
 def pod_collector_rows(result: dict[str, Any]) -> list[StageRow]:

@@ -17,6 +17,9 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
 - `fieldscan`: the metric rules' C field reader on lines of any shape: where it answers for a line
   orjson decodes, it answers as the decoded line does; its histogram pass on hostile lines, keys and
   series (a callback that clears the lines) raises at most a Python exception.
+- `filescan`: the file collector's C scan of CRI lines (collectors/files/_filescan.c) on arbitrary
+  bytes, with lines built from CRI pieces, any line limit and sometimes hostile bounds: every line it
+  answers for is the reference's common line; bad bounds raise ValueError, nothing else.
 """
 
 from __future__ import annotations
@@ -332,12 +335,52 @@ def fieldscan(data: bytes, native: ModuleType) -> None:
         native.histogram(lines, r.pick([7, 0, 20, -1]), field, bounds, keys, skip, series_of, new_series)
 
 
+CRI_PIECES = [b"2026-12-02T10:00:00.123456789Z", b"2024-02-29T23:59:60.000000001Z", b"2023-02-29T00:00:00.000000000Z",
+              b"1970-01-01T00:00:00.000000000Z", b"2026-12-02T10:00:00Z", b" ", b"stdout", b"stderr", b"F", b"P",
+              b"\n", b"\r", b"\xff", b"\xc3\xa9", b"\xed\xa0\x80", b"{\"traceId\":\"t\"}", b"x" * 40]
+
+
+def common_cri_line(line: bytes, room: int) -> tuple[bytes, str, int] | None:
+    """What the file collector's Python path builds for a common CRI line (TailedFile._cri_common), or None."""
+    parts = line.split(b" ", 3)
+    if len(parts) != 4 or parts[2] != b"F" or len(parts[3]) > room or line.endswith(b"\r"):
+        return None
+    stream = formats.CRI_STREAMS.get(parts[1])
+    ns = formats.cri_time_ns(parts[0]) if stream is not None else 0
+    return (parts[3], stream, ns) if stream is not None and ns else None
+
+
+def filescan(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    room = r.int(0, 64)
+    buffer = r.bytes(300) + b"".join(r.pick(CRI_PIECES) for _ in range(r.int(0, 40))) + data[r.at:]
+    stop = buffer.rfind(b"\n") + 1
+    start = 0
+    if r.byte() > 235:  # bounds of any kind: refused with ValueError, or scanned
+        start, stop = r.int(-2, len(buffer) + 2), r.int(-2, len(buffer) + 2)
+    out: list[Any] = []
+    try:
+        at = native.cri_lines(buffer, start, stop, 7, room, "stdout", "stderr", out)
+    except ValueError:
+        assert not 0 <= start <= stop <= len(buffer)
+        return
+    assert start <= at <= stop and (at == start or buffer[at - 1] == 0x0A)
+    taken = buffer[start:at].split(b"\n")[:-1]
+    assert len(taken) == len(out)
+    position = start
+    for line, entry in zip(taken, out, strict=True):
+        common = common_cri_line(line, room)
+        assert common is not None, line
+        assert entry == [position + 7, common[0].decode(), common[1], common[2], 0], (line, entry)
+        position += len(line) + 1
+
+
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
     "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "formats": formats_target,
-    "chunks": chunks, "intake": intake, "fieldscan": fieldscan,
+    "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
 }
 NATIVE_OF = {"tracefold": "tables._tracefold", "intake": "collectors.intake._intakefast",
-             "fieldscan": "agents._fieldscan"}  # else agents._linescan
+             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:
@@ -350,6 +393,8 @@ def seeds() -> Iterator[bytes]:
     yield RawBatch(1, [RawChunk({"kind": "file"}, "s", 1, [[0, '{"traceId":"t"}', "stdout", 0, 0]]),
                        RawChunk({"kind": "pod-api"}, "p", 1, [[5, "{}", "", 0, 0]])]).encode()
     frame = b'<134>1 2026-12-02T10:00:00.5Z h app 42 - - {"traceId":"t","n":[1,2.5,null]}'
+    cri = b'2026-12-02T10:00:00.123456789Z stdout F {"traceId":"t"}\n2024-02-29T23:59:60.000000001Z stderr F x\n'
+    yield b"\x40" + len(cri).to_bytes(2, "big") + cri + b"\x00\x00"  # filescan: two lines the C scan builds
     yield b"\x00\x01\x00" + b"%d %s\n" % (len(frame), frame) + b"<13>1 - h a - - - plain\n"
     yield b"\x01\x01\x00" + frame + b"\x00\x01<13>1 - - - - - [x@1 k=\"v\"] sd"
     yield b"\x02\x02\x00" + msgpack.packb([1, {"log": "caf\u00e9", "n": -3, "f": 0.5, "a": [True, None, {}]}]) + \

@@ -71,7 +71,9 @@ class ManagedProcess:
 
 
 def base_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWEAVE_")}
+    # the test's own settings only; LOGWEAVE_PURE=1 (core/native.py) carries over, so a pure-path run
+    # of the tests runs its processes on the Python paths too
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWEAVE_") or k == "LOGWEAVE_PURE"}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

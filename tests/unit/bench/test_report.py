@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.report import END, START, markdown, replace_between_markers, stage_rows
+from tests.bench.report import END, RSYSLOG_PEER, START, markdown, replace_between_markers, stage_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -70,6 +70,14 @@ def test_each_stage_beside_its_same_run_limit_with_ratio_cpu_and_rss() -> None:
     assert table_row(text, "- embedded broker")[1:] == ["-", "-", "-", "-", "3.200", "2.0 GiB"]
     assert table_row(text, "sink etcd")[1:5] == ["15,000", "same client, pre-built bulk requests", "20,000", "0.75"]
     assert not any("faust floor" in line for line in text.splitlines())  # results from before the floor existed
+
+
+def test_file_collector_also_beside_rsyslog_when_measured() -> None:
+    data = results()
+    assert not any("beside rsyslog" in line for line in markdown(data).splitlines())
+    data["collector"]["rows"].append(row("rsyslog imfile -> omkafka, 100 files", 100_000, 0.25, 30.0))
+    got = table_row(markdown(data), "- the same collector run (100 files), beside rsyslog")
+    assert got[1:5] == ["150,000", RSYSLOG_PEER, "100,000", "1.50"] and got[5:] == ["0.500", "50 MiB"]
 
 
 def test_worker_also_beside_the_faust_floor_when_measured() -> None:

@@ -67,6 +67,11 @@ def test_invalid_values_give_one_line_naming_setting_value_and_allowed(environ: 
         assert fragment in message
 
 
+def test_the_pure_path_switch_is_not_taken_for_a_setting() -> None:
+    """LOGWEAVE_PURE=1 (core/native.py) turns the C loops off in any process; its settings still load."""
+    assert load_settings(environ={"LOGWEAVE_PURE": "1", "LOGWEAVE_KAFKA__PARTITIONS": "3"}).kafka.partitions == 3
+
+
 def test_bad_config_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sinks: [unclosed\n")

@@ -33,6 +33,15 @@ def test_cri_time_that_does_not_parse_is_kept_and_flagged() -> None:
     assert parse_line("cri", b"yesterday stdout F {}") == (0, "stdout", False, b"{}", FLAG_BAD_TIME)
 
 
+@pytest.mark.parametrize("stamp", [b"9999-12-31T23:59:59.000000000Z", b"2262-04-12T00:00:00Z",
+                                   b"1600-01-01T00:00:00.5Z"])
+def test_cri_time_outside_what_a_chunk_carries_is_flagged_not_sent(stamp: bytes) -> None:
+    """A time beyond signed 64-bit nanoseconds would make the whole record unencodable (and its re-read too)."""
+    parsed = parse_line("cri", stamp + b" stdout F {}")
+    assert parsed == (0, "stdout", False, b"{}", FLAG_BAD_TIME)
+    assert parse_line("cri", b"2262-04-11T23:47:16.854775807Z stdout F {}")[0] == (1 << 63) - 1  # the last one
+
+
 def test_docker_lines_and_split_lines() -> None:
     full = parse_docker(b'{"log":"hi\\n","stream":"stderr","time":"2025-06-10T08:25:41.5Z"}')
     assert full == (1749543941_500000000, "stderr", False, b"hi", 0)
