@@ -1,10 +1,10 @@
 """Which per-line loops run in C and which in their Python reference, decided once per process.
 
 The parse scan (agents/_linescan.c), the group fold (tables/_tracefold.c), the metric rules' field
-reader (agents/_fieldscan.c) and the intake's record and frame conversion
-(collectors/intake/_intakefast.c), the file collector's CRI line scan (collectors/files/_filescan.c), the pod
-collector's block scan (collectors/pods/_podscan.c) and the sinks'
-per-stream marks (sinks/_marks.c) and the file sink's line selection (sinks/_segment.c) are optional: an
+reader (agents/_fieldscan.c), the intake's record and frame conversion (collectors/intake/_intakefast.c),
+the file collector's CRI line scan (collectors/files/_filescan.c), the pod collector's block scan
+(collectors/pods/_podscan.c), the sinks' per-stream marks (sinks/_marks.c) and the file sink's line
+selection (sinks/_segment.c) are optional: an
 install without a C compiler skips them, and `LOGWEAVE_PURE=1` turns them off at run time (to
 compare, or to rule them out when chasing a bug). Callers ask here instead of importing the
 extension themselves, so the stats page and `/readyz` can say which path is active and why.
