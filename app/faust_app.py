@@ -16,7 +16,10 @@ from typing import Any, cast
 
 import faust
 from faust.web.base import Web
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
+from app.stream_flow import KeepQueuedOnResume
 from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
@@ -67,6 +70,11 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
     """faust's App with Logweave's start-up checks run before the consumer joins its group."""
 
     logweave_settings: Settings
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Stream flow control that keeps queued records when a running flow is resumed (app/stream_flow.py)."""
+        return KeepQueuedOnResume(loop=self.loop)
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
