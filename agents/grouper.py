@@ -219,8 +219,9 @@ class TraceGrouper:
         if now / 1e9 - self._marks_swept.get(partition, 0.0) < 60:
             return
         self._marks_swept[partition] = now / 1e9
-        db = self.table.db(partition)
-        marks = ((key, db[key]) for key in self.table.scan(partition, STREAM_PREFIX))
+        read = self.table.read  # a mark staged since its last persist is as fresh as its staged value
+        stored = ((key, read(partition, key)) for key in list(self.table.scan(partition, STREAM_PREFIX)))
+        marks = ((key, value) for key, value in stored if value is not None)
         for key in expired(marks, now // 1_000_000_000, self.traces.stream_retention):
             updates[key] = None
 

@@ -38,5 +38,7 @@ def trace_table() -> TraceWindowTable:
     )
     table.compress = compressor(settings.kafka.payload_codec)
     table.cache = ReadCache(int(settings.worker.table_read_cache))
+    table.persist_interval = float(settings.worker.table_persist_interval)
+    table.persist_bytes = int(settings.kafka.max_message_bytes * 0.5)  # one changelog record, before compression
     app.tables.add(table)
     return table

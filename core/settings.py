@@ -564,6 +564,10 @@ class WorkerSettings(Group):
     # as one, for up to group_linger or group_batch_lines lines (docs/architecture.md, "Lingers").
     group_linger: Duration = Field(0.01, le=5.0)
     group_batch_lines: int = Field(5000, ge=1)
+    # The group stage's table updates whose outputs are acked wait up to this long and are persisted
+    # together: one RocksDB write and one changelog record per partition, each key once (tables/trace_table.py).
+    # Its inputs are acked after that persist; 0 persists every update at once.
+    table_persist_interval: Duration = Field(0.5, ge=0, le=5.0)
 
     @field_validator("api_tokens")
     @classmethod
