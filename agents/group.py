@@ -23,6 +23,7 @@ from core.models import P_SRC, ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
 
 log = logging.getLogger(__name__)
+CHUNKS_IN = CHUNKS.labels("group")
 
 
 def register(ctx: StageContext) -> TraceGrouper:
@@ -144,7 +145,7 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         self.linger: Linger | None = None
 
     def add(self, event: Any) -> None:
-        CHUNKS.labels("group").inc()
+        CHUNKS_IN.inc()
         chunk = ParsedChunk.decode(event.value)
         self.pending.setdefault(event.message.partition, []).append((event, chunk))
         self.lines += len(chunk.lines)
