@@ -36,6 +36,7 @@ import rocksdict
 from faust.types import EventT
 
 from core.codec import decompress
+from core.metrics import TABLE_KEYS_PERSISTED, TABLE_PERSISTS
 from tables import changelog_frames
 from tables.deadline_index import DeadlineIndex
 from tables.read_cache import ReadCache
@@ -225,6 +226,8 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             else:
                 batch.put(key, value)
         self.db(partition).write(batch)
+        TABLE_PERSISTS.inc()
+        TABLE_KEYS_PERSISTED.inc(len(updates))
         remember = self.cache.remember
         for key, value in updates.items():
             remember(partition, key, value)
