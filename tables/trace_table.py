@@ -51,6 +51,11 @@ CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summ
 
 DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (app/trace_tables.py)
 
+# A persist waits at most this many bytes of updates (app/trace_tables.py caps it at half a message): at
+# high rates the partitions' persists stay small and spread out (~1 ms each) instead of holding the
+# event loop for all of an interval's updates at once.
+DEFAULT_PERSIST_BYTES = 128 * 1024
+
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
 
 
@@ -85,7 +90,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     _changelog_deleting = True
 
     persist_interval = 0.0  # seconds acked updates may wait to be persisted together; 0: at once
-    persist_bytes = 512 * 1024  # persist sooner once the waiting updates reach this size (one changelog record)
+    persist_bytes = DEFAULT_PERSIST_BYTES  # persist sooner once the waiting updates reach this size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
