@@ -51,10 +51,11 @@ CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summ
 
 DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (app/trace_tables.py)
 
-# A persist waits at most this many bytes of updates (app/trace_tables.py caps it at half a message): at
-# high rates the partitions' persists stay small and spread out (~1 ms each) instead of holding the
-# event loop for all of an interval's updates at once.
-DEFAULT_PERSIST_BYTES = 128 * 1024
+# A persist waits for at most this many bytes of updates (app/trace_tables.py caps it at half a message):
+# at high rates the partitions' persists stay small and spread out (a few ms each) instead of holding
+# the event loop for all of an interval's updates at once.
+DEFAULT_PERSIST_BYTES = 256 * 1024
+_FRAME_BYTES = 8  # a changelog frame's key and value lengths (tables/changelog_frames.py)
 
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
 
@@ -76,7 +77,7 @@ class _Ready:
     """Updates of a partition whose outputs are all acked, merged in order, waiting for the next persist."""
 
     updates: dict[bytes, bytes | None] = field(default_factory=dict)
-    size: int = 0  # bytes of keys and values merged (an overestimate when keys repeat)
+    size: int = 0  # bytes of the changelog record the merged updates make (before compression)
     persisted: list[Callable[[], object]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
 
@@ -192,16 +193,22 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     def _make_ready(self, partition: int, head: _PendingCommit) -> None:
         """Merge an acked update into the partition's next persist; persist now when pacing is off or
-        the merged updates are large, else within `persist_interval`."""
-        size = sum(len(key) + (len(value) if value is not None else 0) for key, value in head.updates.items())
+        the merged updates reached `persist_bytes`, else within `persist_interval`."""
         ready = self._ready.get(partition)
-        if ready is not None and ready.size + size > self.persist_bytes:
-            self.flush_ready(partition)
-            ready = None
         if ready is None:
             ready = self._ready[partition] = _Ready()
-        ready.updates.update(head.updates)
-        ready.size += size
+        merged, size = ready.updates, ready.size
+        for key, value in head.updates.items():  # the size of the record the persist will write
+            if key not in merged:
+                size += len(key) + _FRAME_BYTES
+            else:
+                old = merged[key]
+                if old is not None:
+                    size -= len(old)
+            if value is not None:
+                size += len(value)
+            merged[key] = value
+        ready.size = size
         ready.persisted.extend(head.persisted)
         if self.persist_interval <= 0 or ready.size >= self.persist_bytes:
             self.flush_ready(partition)

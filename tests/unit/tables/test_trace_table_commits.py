@@ -91,8 +91,21 @@ async def test_an_update_waits_behind_an_unacked_one_and_large_updates_persist_a
     assert persisted == []  # in order: the second waits for the first
     first.set_result(None)
     await asyncio.sleep(0)
-    # the first waited for company; the second pushed it over the bound: both out, in two persists
-    assert persisted == [{b"a": b"1"}, {b"b": b"x" * 200}]
+    # the first waited for company; the second took the merged record past the bound: out at once
+    assert persisted == [{b"a": b"1", b"b": b"x" * 200}]
+
+
+async def test_the_bound_counts_the_record_the_persist_writes_each_key_once() -> None:
+    table, persisted = gate()
+    table.persist_interval, table.persist_bytes = 10.0, 300
+    for n in range(5):  # the same trace rewritten: 5 x 100 bytes merged, one 100-byte value written
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        table.commit_when_acked(0, {b"t": bytes([n]) * 100}, [fut])
+        fut.set_result(None)
+        await asyncio.sleep(0)
+    assert persisted == []
+    table.flush_all_ready()
+    assert persisted == [{b"t": bytes([4]) * 100}]
 
 
 async def test_revoked_partitions_drop_their_waiting_updates_and_rebalance_stores_them_first() -> None:
