@@ -54,7 +54,7 @@ DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (
 # A persist waits for at most this many bytes of updates (app/trace_tables.py caps it at half a message):
 # at high rates the partitions' persists stay small and spread out (a few ms each) instead of holding
 # the event loop for all of an interval's updates at once.
-DEFAULT_PERSIST_BYTES = 256 * 1024
+DEFAULT_PERSIST_BYTES = 64 * 1024
 _FRAME_BYTES = 8  # a changelog frame's key and value lengths (tables/changelog_frames.py)
 
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
