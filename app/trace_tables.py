@@ -10,7 +10,7 @@ from app.faust_app import get_app, get_settings
 from core import topics
 from core.codec import compressor
 from tables.read_cache import ReadCache
-from tables.trace_table import DEFAULT_PERSIST_BYTES, TraceWindowTable
+from tables.trace_table import TraceWindowTable
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +40,6 @@ def trace_table() -> TraceWindowTable:
     table.cache = ReadCache(int(settings.worker.table_read_cache))
     table.persist_interval = float(settings.worker.table_persist_interval)
     # one changelog record (before compression), and a bound on how long one persist holds the event loop
-    table.persist_bytes = min(DEFAULT_PERSIST_BYTES, int(settings.kafka.max_message_bytes * 0.5))
+    table.persist_bytes = min(int(settings.worker.table_persist_bytes), int(settings.kafka.max_message_bytes * 0.5))
     app.tables.add(table)
     return table

@@ -51,9 +51,9 @@ CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summ
 
 DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (app/trace_tables.py)
 
-# A persist waits for at most this many bytes of updates (app/trace_tables.py caps it at half a message):
-# at high rates the partitions' persists stay small and spread out (a few ms each) instead of holding
-# the event loop for all of an interval's updates at once.
+# A persist waits for at most this many bytes of updates (worker.table_persist_bytes, capped at half a
+# message by app/trace_tables.py): at high rates the partitions' persists stay small and spread out
+# instead of holding the event loop for all of an interval's updates at once.
 DEFAULT_PERSIST_BYTES = 64 * 1024
 _FRAME_BYTES = 8  # a changelog frame's key and value lengths (tables/changelog_frames.py)
 
