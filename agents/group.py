@@ -23,6 +23,7 @@ from core.models import P_SRC, ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
 
 log = logging.getLogger(__name__)
+CHUNKS_IN = CHUNKS.labels("group")
 
 
 def register(ctx: StageContext) -> TraceGrouper:
@@ -123,8 +124,11 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
 
     Consecutive small chunks of a partition are applied as one (one table write, one changelog
     record and one record per sink instead of one each); lines keep their order, and their source
-    indexes move to the merged source list. Each record is acked, and the stage's progress advanced,
-    once the table update it took part in is persisted, which waits for its outputs' acks.
+    indexes move to the merged source list. Each record is acked once the table update it took part
+    in is persisted, which waits for its outputs' acks and the table's persist interval. The stage's
+    progress (what the idle clock asks: do lines wait to be applied?) advances once its lines are in
+    the trace states, staged: a crash before the persist re-applies them to the stored states, and
+    the idle clock resumes from the stored stamps (agents/idle_clock.py).
     """
 
     def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
@@ -141,7 +145,7 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         self.linger: Linger | None = None
 
     def add(self, event: Any) -> None:
-        CHUNKS.labels("group").inc()
+        CHUNKS_IN.inc()
         chunk = ParsedChunk.decode(event.value)
         self.pending.setdefault(event.message.partition, []).append((event, chunk))
         self.lines += len(chunk.lines)
@@ -170,7 +174,10 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         else:
             sources, lines = merge_chunks([chunk for _, chunk in run])
             self.grouper.process_chunk(partition, sources, lines)
-        self.grouper.table.after_persisted(partition, acker([event for event, _ in run], self.progress))
+        events = [event for event, _ in run]
+        for event in events:
+            self.progress.processed(event.message.tp, event.message.offset)
+        self.grouper.table.after_persisted(partition, acker(events))
 
 
 def runs(items: list[tuple[Any, ParsedChunk]],
@@ -213,9 +220,8 @@ def merge_chunks(chunks: list[ParsedChunk]) -> tuple[list[dict[str, Any]], list[
     return sources, lines
 
 
-def acker(events: list[Any], progress: SourceProgress) -> Callable[[], None]:
+def acker(events: list[Any]) -> Callable[[], None]:
     def ack() -> None:
         for event in events:
             event.ack()
-            progress.processed(event.message.tp, event.message.offset)
     return ack

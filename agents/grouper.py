@@ -38,6 +38,9 @@ from tables.trace_state import (
 )
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
 
+GROUP_DUPLICATES = DUPLICATES.labels("group")
+LINES_GROUPED, LINES_ROUTED = LINES.labels("grouped"), LINES.labels("routed")
+
 SendToSink = Callable[[str, bytes, int], Any]  # (sink name, chunk record, partition): plain or compressed
 SendClosed = Callable[[bytes, int], Any]
 
@@ -90,7 +93,7 @@ class TraceGrouper:
         updates: dict[bytes, bytes | None] = {}
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
         if len(fresh_all) < len(lines):
-            DUPLICATES.labels("group").inc(len(lines) - len(fresh_all))
+            GROUP_DUPLICATES.inc(len(lines) - len(fresh_all))
         if self.log_metrics is not None:  # each fresh line once, by this partition's one owner
             self.log_metrics.observe(fresh_all, sources)
         routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
@@ -122,8 +125,8 @@ class TraceGrouper:
         if early:
             outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
         self.table.commit_when_acked(partition, updates, outputs)
-        LINES.labels("grouped").inc(len(lines))
-        LINES.labels("routed").inc(count)
+        LINES_GROUPED.inc(len(lines))
+        LINES_ROUTED.inc(count)
         self._publish_open()
         return count
 
@@ -219,8 +222,9 @@ class TraceGrouper:
         if now / 1e9 - self._marks_swept.get(partition, 0.0) < 60:
             return
         self._marks_swept[partition] = now / 1e9
-        db = self.table.db(partition)
-        marks = ((key, db[key]) for key in self.table.scan(partition, STREAM_PREFIX))
+        read = self.table.read  # a mark staged since its last persist is as fresh as its staged value
+        stored = ((key, read(partition, key)) for key in list(self.table.scan(partition, STREAM_PREFIX)))
+        marks = ((key, value) for key, value in stored if value is not None)
         for key in expired(marks, now // 1_000_000_000, self.traces.stream_retention):
             updates[key] = None
 

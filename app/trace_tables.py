@@ -38,5 +38,8 @@ def trace_table() -> TraceWindowTable:
     )
     table.compress = compressor(settings.kafka.payload_codec)
     table.cache = ReadCache(int(settings.worker.table_read_cache))
+    table.persist_interval = float(settings.worker.table_persist_interval)
+    # one changelog record (before compression), and a bound on how long one persist holds the event loop
+    table.persist_bytes = min(int(settings.worker.table_persist_bytes), int(settings.kafka.max_message_bytes * 0.5))
     app.tables.add(table)
     return table

@@ -18,6 +18,9 @@ DUPLICATES = Counter("logweave_duplicate_lines_total", "Lines skipped as already
 HELD_LINES = Gauge("logweave_held_lines", "Lines held for whole-trace rules until their trace closes")
 HELD_OVERFLOW = Counter("logweave_held_overflow_total", "Lines not held because a hold bound was reached",
                         ["bound", "policy"])
+TABLE_PERSISTS = Counter("logweave_table_persists_total",
+                         "Trace table persists: one RocksDB write batch and one changelog record each")
+TABLE_KEYS_PERSISTED = Counter("logweave_table_keys_persisted_total", "Trace table keys written or deleted by persists")
 OPEN_TRACES = Gauge("logweave_open_traces", "Traces open in this worker's trace table")
 TRACES_CLOSED = Counter("logweave_traces_closed_total", "Traces closed, by cause", ["cause"])
 SINK_LINES = Counter("logweave_sink_lines_written_total", "Lines confirmed written by a sink", ["sink"])

@@ -568,6 +568,13 @@ class WorkerSettings(Group):
     # as one, for up to group_linger or group_batch_lines lines (docs/architecture.md, "Lingers").
     group_linger: Duration = Field(0.01, le=5.0)
     group_batch_lines: int = Field(5000, ge=1)
+    # The group stage's table updates whose outputs are acked wait up to this long and are persisted
+    # together: one RocksDB write and one changelog record per partition, each key once (tables/trace_table.py).
+    # Its inputs are acked after that persist; 0 persists every update at once.
+    table_persist_interval: Duration = Field(0.5, ge=0, le=5.0)
+    # ... or sooner, once they make a changelog record this large (capped at half of kafka.max_message_bytes):
+    # larger saves more writes of the same keys, and holds the event loop longer per persist at high rates.
+    table_persist_bytes: PositiveSize = 64 * 1024
 
     @field_validator("api_tokens")
     @classmethod

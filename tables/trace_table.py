@@ -11,10 +11,20 @@ could still be lost, so a crash re-processes the chunk and the dedupe positions 
 A write may add keys computed from its acked outputs (`finalize`): closes record how far their
 summaries reached in `traces.closed` (CLOSED_UPTO_KEY), so after a crash the summaries sent but
 not yet recorded are found there and not sent again (agents/closed_tail.py).
+
+Persisting is paced (`persist_interval`, worker.table_persist_interval): the updates whose outputs
+are acked wait up to that long and go out together, as one RocksDB write batch and one changelog
+record holding each key once (the latest value). A live node applies a few lines per stream many
+times a second, and every cycle rewrote the same stream marks and open traces and paid a changelog
+record: coalescing cuts the keys written and the records sent. Nothing is persisted before its
+outputs are acked, and inputs are acked only after the persist that holds their updates, so a
+crash in between re-processes those inputs exactly as it did when every cycle persisted at once
+(the window is longer, the outcome the same: marks not stored, lines applied again, sinks idempotent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +36,7 @@ import rocksdict
 from faust.types import EventT
 
 from core.codec import decompress
+from core.metrics import TABLE_KEYS_PERSISTED, TABLE_PERSISTS
 from tables import changelog_frames
 from tables.deadline_index import DeadlineIndex
 from tables.read_cache import ReadCache
@@ -39,6 +50,12 @@ CLOSED_UPTO_KEY = b"\x00closed_upto"  # traces.closed offset after the last summ
 
 
 DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024  # worker.table_read_cache sets it (app/trace_tables.py)
+
+# A persist waits for at most this many bytes of updates (worker.table_persist_bytes, capped at half a
+# message by app/trace_tables.py): at high rates the partitions' persists stay small and spread out
+# instead of holding the event loop for all of an interval's updates at once.
+DEFAULT_PERSIST_BYTES = 64 * 1024
+_FRAME_BYTES = 8  # a changelog frame's key and value lengths (tables/changelog_frames.py)
 
 FIRST_TRACE_KEY = b"\x01"  # bookkeeping keys (`\x00...`) sort below it, trace ids above
 
@@ -55,6 +72,16 @@ class _PendingCommit:
     persisted: list[Callable[[], object]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Ready:
+    """Updates of a partition whose outputs are all acked, merged in order, waiting for the next persist."""
+
+    updates: dict[bytes, bytes | None] = field(default_factory=dict)
+    size: int = 0  # bytes of the changelog record the merged updates make (before compression)
+    persisted: list[Callable[[], object]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
 class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     """A faust Table whose writes go through `commit_when_acked`, never per-key `__setitem__`."""
 
@@ -63,10 +90,14 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     _changelog_compacting = False
     _changelog_deleting = True
 
+    persist_interval = 0.0  # seconds acked updates may wait to be persisted together; 0: at once
+    persist_bytes = DEFAULT_PERSIST_BYTES  # persist sooner once the waiting updates reach this size
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._staged: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
         self._pending: dict[int, deque[_PendingCommit]] = defaultdict(deque)
+        self._ready: dict[int, _Ready] = {}
         self.compress: Callable[[bytes], bytes] = lambda data: data
         self.deadline_indexes: dict[int, DeadlineIndex] = {}  # filled by the group stage, per partition
         self.tail_checked: set[int] = set()  # partitions whose traces.closed tail was read since a rebalance
@@ -133,8 +164,11 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         is pending): the group agent acks its input chunk there, so Kafka never commits an offset
         past a chunk whose table update could still be lost."""
         queue = self._pending.get(partition)
+        ready = self._ready.get(partition)
         if queue:
             queue[-1].persisted.append(callback)
+        elif ready is not None:
+            ready.persisted.append(callback)
         else:
             callback()
 
@@ -155,9 +189,46 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             queue.popleft()
             if head.finalize is not None:
                 head.updates.update(head.finalize())
-            self._persist(partition, head.updates)
-            for callback in head.persisted:
-                callback()
+            self._make_ready(partition, head)
+
+    def _make_ready(self, partition: int, head: _PendingCommit) -> None:
+        """Merge an acked update into the partition's next persist; persist now when pacing is off or
+        the merged updates reached `persist_bytes`, else within `persist_interval`."""
+        ready = self._ready.get(partition)
+        if ready is None:
+            ready = self._ready[partition] = _Ready()
+        merged, size = ready.updates, ready.size
+        for key, value in head.updates.items():  # the size of the record the persist will write
+            if key not in merged:
+                size += len(key) + _FRAME_BYTES
+            else:
+                old = merged[key]
+                if old is not None:
+                    size -= len(old)
+            if value is not None:
+                size += len(value)
+            merged[key] = value
+        ready.size = size
+        ready.persisted.extend(head.persisted)
+        if self.persist_interval <= 0 or ready.size >= self.persist_bytes:
+            self.flush_ready(partition)
+        elif ready.timer is None:
+            ready.timer = asyncio.get_running_loop().call_later(self.persist_interval, self.flush_ready, partition)
+
+    def flush_ready(self, partition: int) -> None:
+        """Persist the partition's acked updates now, then ack the inputs that waited for them."""
+        ready = self._ready.pop(partition, None)
+        if ready is None:
+            return
+        if ready.timer is not None:
+            ready.timer.cancel()
+        self._persist(partition, ready.updates)
+        for callback in ready.persisted:
+            callback()
+
+    def flush_all_ready(self) -> None:
+        for partition in list(self._ready):
+            self.flush_ready(partition)
 
     def _persist(self, partition: int, updates: dict[bytes, bytes | None]) -> None:
         batch = rocksdict.WriteBatch(raw_mode=True)
@@ -167,6 +238,8 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             else:
                 batch.put(key, value)
         self.db(partition).write(batch)
+        TABLE_PERSISTS.inc()
+        TABLE_KEYS_PERSISTED.inc(len(updates))
         remember = self.cache.remember
         for key, value in updates.items():
             remember(partition, key, value)
@@ -204,13 +277,25 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         for partition in partitions:
             self._staged.pop(partition, None)
             self._pending.pop(partition, None)
+            ready = self._ready.pop(partition, None)
+            if ready is not None and ready.timer is not None:
+                ready.timer.cancel()
             self.cache.forget([partition])
             self.deadline_indexes.pop(partition, None)
             self.tail_checked.discard(partition)
 
+    async def on_stop(self) -> None:
+        """A clean stop stores the acked updates still waiting for their persist (before the store closes)."""
+        try:
+            self.flush_all_ready()
+        except Exception:  # their inputs stay unacked: re-processed after the restart, nothing lost
+            log.exception("persisting the trace table's acked updates at stop failed")
+        await super().on_stop()
+
     async def on_rebalance(self, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any],
                            generation_id: int = 0) -> None:
         """Any partition may have changed hands or roles: rebuild deadline indexes from the store."""
+        self.flush_all_ready()  # acked updates: stored while this worker still holds their partitions
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self.deadline_indexes.clear()
         self.tail_checked.clear()

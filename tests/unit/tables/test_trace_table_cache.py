@@ -23,6 +23,7 @@ def table_on(tmp_path: Path) -> tuple[TraceWindowTable, dict[int, Any], list[Any
     table = object.__new__(TraceWindowTable)
     table._staged = defaultdict(dict)
     table._pending = defaultdict(deque)
+    table._ready = {}
     table.cache = ReadCache(1 << 20)
     table.compress = lambda data: data
     table.deadline_indexes = {}

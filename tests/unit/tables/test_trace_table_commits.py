@@ -19,7 +19,9 @@ def gate() -> tuple[TraceWindowTable, list[dict[bytes, bytes | None]]]:
     table = object.__new__(TraceWindowTable)
     table._staged = defaultdict(dict)
     table._pending = defaultdict(deque)
+    table._ready = {}
     table.cache = ReadCache(1 << 20)
+    table.deadline_indexes, table.tail_checked = {}, set()
     persisted: list[dict[bytes, bytes | None]] = []
     table._persist = lambda partition, updates: persisted.append(dict(updates))  # type: ignore[method-assign]
     return table, persisted
@@ -56,3 +58,68 @@ async def test_a_failed_output_keeps_the_update_and_its_input_unacked() -> None:
     failed.set_exception(RuntimeError("broker gone"))
     await asyncio.sleep(0)
     assert persisted == [] and acked == []  # re-processed after a restart instead
+
+
+async def test_acked_updates_wait_for_the_cadence_and_persist_as_one() -> None:
+    table, persisted = gate()
+    table.persist_interval = 0.05
+    loop = asyncio.get_running_loop()
+    outputs = [loop.create_future() for _ in range(3)]
+    acked: list[str] = []
+    for n, fut in enumerate(outputs):
+        table.commit_when_acked(0, {b"\x00s1": b"%d:1" % n, b"t%d" % n: b"x"}, [fut])
+        table.after_persisted(0, lambda n=n: acked.append(f"chunk {n}"))
+        fut.set_result(None)
+        await asyncio.sleep(0)
+    assert persisted == [] and acked == []  # acked outputs, not yet persisted: inputs wait
+    table.after_persisted(0, lambda: acked.append("nothing pending, one waiting"))
+    assert acked == [] and table.read(0, b"\x00s1") == b"2:1"
+    await asyncio.sleep(0.1)
+    assert persisted == [{b"\x00s1": b"2:1", b"t0": b"x", b"t1": b"x", b"t2": b"x"}]  # each key once, the latest
+    assert acked == ["chunk 0", "chunk 1", "chunk 2", "nothing pending, one waiting"]
+
+
+async def test_an_update_waits_behind_an_unacked_one_and_large_updates_persist_at_once() -> None:
+    table, persisted = gate()
+    table.persist_interval, table.persist_bytes = 10.0, 100
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    table.commit_when_acked(0, {b"a": b"1"}, [first])
+    table.commit_when_acked(0, {b"b": b"x" * 200}, [second])
+    second.set_result(None)
+    await asyncio.sleep(0)
+    assert persisted == []  # in order: the second waits for the first
+    first.set_result(None)
+    await asyncio.sleep(0)
+    # the first waited for company; the second took the merged record past the bound: out at once
+    assert persisted == [{b"a": b"1", b"b": b"x" * 200}]
+
+
+async def test_the_bound_counts_the_record_the_persist_writes_each_key_once() -> None:
+    table, persisted = gate()
+    table.persist_interval, table.persist_bytes = 10.0, 300
+    for n in range(5):  # the same trace rewritten: 5 x 100 bytes merged, one 100-byte value written
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        table.commit_when_acked(0, {b"t": bytes([n]) * 100}, [fut])
+        fut.set_result(None)
+        await asyncio.sleep(0)
+    assert persisted == []
+    table.flush_all_ready()
+    assert persisted == [{b"t": bytes([4]) * 100}]
+
+
+async def test_revoked_partitions_drop_their_waiting_updates_and_rebalance_stores_them_first() -> None:
+    table, persisted = gate()
+    table.persist_interval = 0.05
+    loop = asyncio.get_running_loop()
+    acked: list[int] = []
+    for partition in (0, 1):
+        fut = loop.create_future()
+        table.commit_when_acked(partition, {b"k": b"%d" % partition}, [fut])
+        table.after_persisted(partition, lambda p=partition: acked.append(p))
+        fut.set_result(None)
+    await asyncio.sleep(0)
+    table.forget_staged([1])  # moved away without a rebalance callback: never persisted here, never acked
+    table.flush_all_ready()  # what on_rebalance and on_stop do before the store closes
+    await asyncio.sleep(0.1)
+    assert persisted == [{b"k": b"0"}] and acked == [0]
