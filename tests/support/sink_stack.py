@@ -3,6 +3,7 @@ helpers that feed a worker and count what every sink holds, per line number `n`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import os
@@ -211,14 +212,20 @@ def parsed_chunk(first: int, count: int, stream: str) -> bytes:
     return compressor("lz4")(ParsedChunk([src], rows).encode())
 
 
-async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk: int, partitions: int = 4) -> None:
-    """Pre-built input for a drain-only worker: `total` lines in records of `per_chunk`, round robin."""
+async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk: int, partitions: int = 4,
+                               pace: float = 0.0, published: list[int] | None = None) -> None:
+    """Pre-built input for a drain-only worker: `total` lines in records of `per_chunk`, round robin,
+    one record every `pace` seconds; `published` (if given) holds the count of lines acked so far."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for number, first in enumerate(range(0, total, per_chunk)):
             await producer.send_and_wait(topic, parsed_chunk(first, per_chunk, f"s{number % 8}"),
                                          partition=number % partitions)
+            if published is not None:
+                published[0] = first + per_chunk
+            if pace:
+                await asyncio.sleep(pace)
     finally:
         await producer.stop()
 
@@ -227,12 +234,19 @@ async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, flu
                                           lines_stored: Callable[[], Awaitable[Counter[int]]],
                                           total: int = 40_000, per_chunk: int = 200) -> None:
     # records of 200 lines (~60 KB): objects hold whole records (the flush sizes are above one)
-    """Pre-built input on `topic` for a drain-only `worker` writing objects; the worker is killed with
-    SIGKILL once a fifth of the lines are stored, then restarted under the same static member id with
-    `flush_setting` (an env key) at 400KiB, so the re-delivered records are cut into other objects than
-    the first run's. Every line must then be stored exactly once (`lines_stored`: the `n` of each stored line)."""
+    """A drain-only `worker` writing objects from `topic`, fed a steady stream of pre-built records
+    (about 6 s in all), is killed with SIGKILL once a fifth of the lines are stored, while lines it
+    was given are still unstored; the feed goes on while it is down. It is restarted under the same
+    static member id with `flush_setting` (an env key) at 400KiB, so the re-delivered records are cut
+    into other objects than the first run's. Every line must then be stored exactly once
+    (`lines_stored`: the `n` of each stored line).
+
+    The feed is paced rather than published up front: a sink faster than this test's polling of the
+    store would otherwise have stored everything before the kill, and the kill would test nothing."""
     await worker.start()
-    await publish_sink_records(worker.broker.bootstrap, topic, total, per_chunk)
+    published = [0]
+    feeding = asyncio.ensure_future(publish_sink_records(
+        worker.broker.bootstrap, topic, total, per_chunk, pace=6.0 * per_chunk / total, published=published))
     seen: Counter[int] = Counter()
 
     async def progressed(goal: int) -> bool:
@@ -240,16 +254,24 @@ async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, flu
         seen = await lines_stored()
         return len(seen) >= goal
 
-    await wait_for(lambda: progressed(total // 5), timeout=120, what=f"a fifth of the lines from {topic}",
-                   interval=0.2, last_seen=lambda: len(seen))
-    worker.stop(kill=True)
-    killed_at = len(seen)
-    worker.overrides[flush_setting] = "400KiB"
-    await worker.start()
-    started = time.monotonic()
+    try:
+        await wait_for(lambda: progressed(total // 5), timeout=120, what=f"a fifth of the lines from {topic}",
+                       interval=0.2, last_seen=lambda: len(seen))
+        fed_before_kill = published[0]
+        worker.stop(kill=True)
+        stored_at_kill = len(await lines_stored())  # nothing is written after the kill
+        assert stored_at_kill < fed_before_kill, (
+            f"the kill came after the worker had stored all {fed_before_kill} lines fed: nothing was in flight")
+        worker.overrides[flush_setting] = "400KiB"
+        await worker.start()
+        started = time.monotonic()
+        await feeding
+    finally:
+        feeding.cancel()
     await wait_for(lambda: progressed(total), timeout=180, what=f"every line from {topic} after the restart",
                    interval=0.5, last_seen=lambda: len(seen))
     duplicates = {n: c for n, c in seen.items() if c > 1}
     assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
-    assert set(seen) == set(range(total)) and killed_at < total
-    print(f"killed at {killed_at} lines; the rest took {time.monotonic() - started:.1f}s after the restart")
+    assert set(seen) == set(range(total))
+    print(f"killed at {stored_at_kill} lines stored of {fed_before_kill} fed; "
+          f"the rest took {time.monotonic() - started:.1f}s after the restart")
