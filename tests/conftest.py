@@ -21,8 +21,10 @@ def _disjoint_port_range() -> None:
     so two workers never race for the same port between choosing it and binding it."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    low = 20000 + (index % 4) * 3000
-    os.environ.setdefault("FREE_PORT_RANGE", f"{low}-{low + 2999}")
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    size = max(500, 12000 // workers)  # 20000-31999: below the kernel's ephemeral range (32768 up)
+    low = 20000 + (index % max(1, 12000 // size)) * size
+    os.environ.setdefault("FREE_PORT_RANGE", f"{low}-{low + size - 1}")
 
 
 _disjoint_port_range()
