@@ -16,6 +16,7 @@ from here too. The LogweaveHeartbeatMissing alert takes the smallest age over al
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -56,14 +57,16 @@ class HeartbeatAgeCollector(Collector):
         yield interval
 
 
-_installed: dict[int, HeartbeatAgeCollector] = {}
+# Keyed by the registry itself, weakly: an id() can be reused by a new registry once the old one is gone,
+# which then got no collector (seen when a test's registry took a collected one's address).
+_installed: weakref.WeakKeyDictionary[CollectorRegistry, HeartbeatAgeCollector] = weakref.WeakKeyDictionary()
 
 
 def install(view: Callable[[], PipelineView], registry: CollectorRegistry = REGISTRY) -> HeartbeatAgeCollector:
     """Export the gauges in `registry` (once per registry; a later call points them at the new view)."""
-    collector = _installed.get(id(registry))
+    collector = _installed.get(registry)
     if collector is None:
-        collector = _installed[id(registry)] = HeartbeatAgeCollector(view)
+        collector = _installed[registry] = HeartbeatAgeCollector(view)
         registry.register(collector)
     collector.view = view
     return collector

@@ -41,3 +41,14 @@ def test_install_once_per_registry_and_follow_the_newest_view() -> None:
     install(lambda: first, registry)
     install(lambda: second, registry)  # a second worker App in the same process: no duplicate error
     assert registry.get_sample_value(AGE, {"component": "w-h-6066", "kind": "worker"}) == 0.0
+
+
+def test_a_new_registry_gets_its_own_collector_even_at_a_collected_ones_address() -> None:
+    """install() once remembered registries by id(); a new registry at a freed one's address then got none."""
+    view = PipelineView()
+    view.fold(b"w", beat("worker", "w-h-1", at=1e18))
+    for _ in range(200):  # freed and new registries reuse addresses within a few rounds
+        registry = CollectorRegistry()
+        install(lambda: view, registry)
+        assert registry.get_sample_value(AGE, {"component": "w-h-1", "kind": "worker"}) == 0.0
+        del registry
