@@ -90,12 +90,24 @@ class HeartbeatPublisher:
         try:
             while not stop.is_set():
                 await self._try("running")
+                _end_if_cancelled()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.heartbeats.interval)
+                _end_if_cancelled()
         finally:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._try("stopped")), 3.0)
             await self._close()
+
+
+def _end_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop. Python 3.11's `asyncio.wait_for` returns
+    the result, dropping the cancel, when its awaitable finishes in the same turn as the cancel (CPython
+    gh-86296); aiokafka's connect and our TLS check use it. A heartbeat that lost the cancel asyncio.run
+    sends at exit beat on forever, and the process never ended (a collector refused by TLS hung)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def start_heartbeat(settings: Settings, recipe: Recipe, registry: CollectorRegistry, component_id: str,
