@@ -11,7 +11,11 @@ sits between the clients (or stunnel) and noida-db and
 - rewrites the broker address noida-db advertises in Metadata and FindCoordinator replies to
   `advertise` (the front's own port, or the TLS port of a stunnel in front of it). The address is
   replaced by one of the same length, so no frame size changes.
-Everything after the login is piped unchanged. It runs on its own event loop in a thread, so the
+- when given `sync_assignment`, replaces the member assignment in SyncGroup replies (v0-v3, the
+  versions aiokafka speaks) with those bytes, for the first `sync_rewrites_left` replies (None: all):
+  a test makes a group member receive an empty or a garbled assignment that no broker here sends
+  on demand.
+Everything else after the login is piped unchanged. It runs on its own event loop in a thread, so the
 processes under test (workers, collectors) can use it while the test's loop waits.
 """
 
@@ -25,8 +29,10 @@ import hmac
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
+API_SYNC_GROUP = 14
 API_METADATA, API_FIND_COORDINATOR, API_SASL_HANDSHAKE, API_API_VERSIONS, API_SASL_AUTHENTICATE = 3, 10, 17, 18, 36
 SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE = 58, 33, 34
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
@@ -105,6 +111,9 @@ class KafkaFront:
     logins: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, user) that succeeded
     refusals: list[str] = field(default_factory=list)
     rewrites: int = 0
+    sync_assignment: bytes | None = None  # replaces SyncGroup replies' member assignment
+    sync_rewrites_left: int | None = None  # how many replies to rewrite (None: every one)
+    sync_replies: list[tuple[float, bytes]] = field(default_factory=list)  # (monotonic time, the broker's)
 
     def start(self) -> KafkaFront:
         self._loop = asyncio.new_event_loop()
@@ -151,7 +160,7 @@ class KafkaFront:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
-        pending: dict[int, int] = {}  # correlation id -> api key of requests sent upstream
+        pending: dict[int, tuple[int, int]] = {}  # correlation id -> (api key, version) sent upstream
         replies = asyncio.ensure_future(self._pipe_replies(up_reader, writer, pending))
         try:
             authenticated, mechanism, scram = self.users is None, "", None
@@ -159,7 +168,7 @@ class KafkaFront:
                 frame = await _read_frame(reader)
                 api_key, version, correlation_id = struct.unpack(">hhi", frame[:8])
                 if authenticated or api_key == API_API_VERSIONS:
-                    pending[correlation_id] = api_key
+                    pending[correlation_id] = (api_key, version)
                     up_writer.write(struct.pack(">i", len(frame)) + frame)
                     await up_writer.drain()
                     continue
@@ -225,14 +234,28 @@ class KafkaFront:
                 return failed
         return f"Unsupported SASL mechanism {mechanism}"
 
+    def _rewrite_sync_group(self, frame: bytes, version: int) -> bytes:
+        """A SyncGroup reply (correlation id, [throttle,] error, assignment) with its assignment replaced."""
+        if self.sync_assignment is None or version > 3 or self.sync_rewrites_left == 0:
+            return frame
+        start = 4 + (4 if version >= 1 else 0) + 2  # correlation id, throttle time (v1+), error code
+        size = struct.unpack(">i", frame[start:start + 4])[0]
+        original = frame[start + 4:start + 4 + max(size, 0)]
+        if self.sync_rewrites_left is not None:
+            self.sync_rewrites_left -= 1
+        self.sync_replies.append((time.monotonic(), original))
+        return frame[:start] + _bytes(self.sync_assignment)
+
     async def _pipe_replies(self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            pending: dict[int, int]) -> None:
+                            pending: dict[int, tuple[int, int]]) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 frame = await _read_frame(up_reader)
-                api_key = pending.pop(struct.unpack(">i", frame[:4])[0], None)
+                api_key, version = pending.pop(struct.unpack(">i", frame[:4])[0], (None, 0))
                 if api_key in (API_METADATA, API_FIND_COORDINATOR):
                     frame = self._rewrite(frame)
+                elif api_key == API_SYNC_GROUP:
+                    frame = self._rewrite_sync_group(frame, version)
                 writer.write(struct.pack(">i", len(frame)) + frame)
                 await writer.drain()
         writer.close()
