@@ -95,7 +95,7 @@ async def test_a_member_given_an_empty_assignment_idles_then_takes_partitions(
                        last_seen=first.process.log_tail)
         await wait_for(lambda: "assigned this member nothing" in first.process.log_tail(200), timeout=30,  # type: ignore[union-attr]
                        what="the empty assignment taken", last_seen=first.process.log_tail)
-        assert front.sync_replies[0][1], "the broker's own reply was empty already"
+        assert front.sync_replies[0][2], "the broker's own reply was empty already"
         await first.ready(timeout=90)
         await second.start()
         assert first.process.alive(), first.process.log_tail()
