@@ -7,7 +7,9 @@ group coordination that dies ends the worker with one line so that its superviso
   user data, takes the empty user data as no active and no standby partitions instead of failing on it.
 - aiokafka's coordination task ends for good on an unexpected error (kafka_io/coordinator_watch.py),
   and faust never notices while it holds no partitions: the worker stayed up and unready, holding
-  its static member id. It now prints one line naming the cause and exits with EXIT_COORDINATION.
+  its static member id; a member that held partitions kept fetching them after the group had given
+  them to others (seen with plain aiokafka consumers: two members held the same three partitions).
+  It now prints one line naming the cause and exits with EXIT_COORDINATION.
   It exits at once rather than through faust's graceful stop: with the coordinator gone no offset can
   be committed anyway (commits need the group generation), so what was read since the last commit is
   read again by whoever gets the partitions, as after a SIGKILL (delivery is at-least-once and the

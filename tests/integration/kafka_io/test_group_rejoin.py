@@ -10,7 +10,7 @@ leader's plan has no entry for itself, and the broker answers its SyncGroup with
 error 0 (docs/testing.md). With `accept_empty_assignments` that is "no partitions", no group task
 dies, and every partition ends up held by exactly one member. `kafka.rebalance_timeout` is 12 s
 here, which bounds the broker's wait for the rejoin (60 s by default). The broker's slip is a race
-inside it (it slipped in 5 of 16 rounds here), so the scenario is repeated on a new group until the
+inside it (it slipped in 7 of 20 rounds here), so the scenario is repeated on a new group until the
 broker has sent an empty assignment, up to ROUNDS times; without the fix single-round runs of this
 test failed in 2 of 6.
 """
