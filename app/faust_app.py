@@ -19,12 +19,13 @@ from faust.web.base import Web
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.stream_flow import KeepQueuedOnResume
 from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
 from kafka_io.client_options import security_material
-from kafka_io.kafka_compat import install_idle_fetch_pause
+from kafka_io.kafka_compat import accept_empty_assignments, install_idle_fetch_pause
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        exit_when_coordination_dies()  # before the consumer starts and creates its coordinator
         # The web port faust was given on the command line is in the conf by now (not at create_app).
         member = member_id(self.logweave_settings, int(self.conf.web_port))
         self.conf.consumer_group_instance_id = member  # type: ignore[assignment]  # None turns it off
@@ -92,6 +94,7 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
 
 def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
+    accept_empty_assignments()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka
@@ -100,6 +103,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers],
         broker_credentials=broker_credentials(kafka),
         store="rocksdb://",
+        PartitionAssignor=EmptyAssignmentTolerantAssignor,
         datadir=str(settings.worker.data_dir),
         autodiscover=False,
         topic_partitions=kafka.partitions,

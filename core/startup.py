@@ -2,7 +2,9 @@
 
 The worker (faust CLI), the collectors, `logweave prepare`, replay and `check-config` all end this
 way, so an operator sees the same line whichever process met the bad setting or the silent broker.
-Exit status 2 means a setting is wrong, 3 that Kafka did not answer.
+Exit status 2 means a setting is wrong, 3 that Kafka did not answer. A worker that was running
+exits with 4 when its consumer group coordination died and it can no longer join its group
+(app/group_membership.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.redact import mask_text
 T = TypeVar("T")
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+EXIT_COORDINATION = 4
 FATAL_AT_START = (ConfigError, BrokerUnreachable)
 
 

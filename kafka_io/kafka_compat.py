@@ -22,6 +22,12 @@ The producer's `kafka.linger` lets records sent together share a batch and a pro
 stage that sends a whole burst at once (parse's flush: one chunk per partition) knows when the
 burst is complete: `end_linger` sends what the producer holds at once instead of letting it wait
 out the linger, which otherwise added up to `kafka.linger` of latency at every hop.
+
+A group member with no partitions may get a zero-length assignment from SyncGroup: Kafka's
+coordinator fills in an empty one for every member the leader's plan leaves out. aiokafka decodes
+the assignment as a struct and fails on zero bytes (`unpack requires a buffer of 2 bytes`), which
+kills its coordination task; `accept_empty_assignments` makes it read as "no partitions", as the
+Java client, librdkafka and kafkajs do.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import weakref
 from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.producer.message_accumulator import MessageBatch
 
 IDLE_FETCH_PAUSE = 0.1  # seconds: the cap (what records from other processes may wait at most)
@@ -92,6 +99,25 @@ def install_idle_fetch_pause(pause: float = IDLE_FETCH_PAUSE) -> None:
     Fetcher._proc_fetch_request = _proc_fetch_request  # type: ignore[method-assign]
     MessageBatch.done = done  # type: ignore[method-assign]
     setattr(Fetcher, _PATCHED, True)
+
+
+def accept_empty_assignments() -> None:
+    """Decode a zero-length consumer-protocol assignment as version 0, no partitions, no user data
+    (idempotent; any other bytes decode as before, a malformed non-empty one still fails)."""
+    if getattr(ConsumerProtocolMemberAssignment, _PATCHED, False):
+        return
+    original = ConsumerProtocolMemberAssignment.decode.__func__  # type: ignore[attr-defined]
+
+    def decode(cls: type[ConsumerProtocolMemberAssignment], data: Any) -> ConsumerProtocolMemberAssignment:
+        empty = len(data) == 0 if isinstance(data, bytes | bytearray | memoryview) else (
+            data.tell() == len(data.getbuffer()))
+        if empty:
+            return cls(0, [], b"")
+        result: ConsumerProtocolMemberAssignment = original(cls, data)
+        return result
+
+    ConsumerProtocolMemberAssignment.decode = classmethod(decode)  # type: ignore[method-assign,assignment]
+    setattr(ConsumerProtocolMemberAssignment, _PATCHED, True)
 
 
 def _pause_of(fetcher: Any) -> IdlePause:

@@ -11,7 +11,14 @@ sits between the clients (or stunnel) and noida-db and
 - rewrites the broker address noida-db advertises in Metadata and FindCoordinator replies to
   `advertise` (the front's own port, or the TLS port of a stunnel in front of it). The address is
   replaced by one of the same length, so no frame size changes.
-Everything after the login is piped unchanged. It runs on its own event loop in a thread, so the
+- when given `sync_assignment`, replaces the member assignment in SyncGroup replies (v0-v3, the
+  versions aiokafka speaks) with those bytes, for the first `sync_rewrites_left` replies (None: all):
+  a test makes a group member receive an empty or a garbled assignment that no broker here sends
+  on demand;
+- when given `hold_leader_sync`, holds the `hold_leader_sync_nth` SyncGroup request that carries the
+  group's plan (the leader's) for that many seconds before passing it on: a leader slowed past the
+  session timeout, as a busy machine makes it.
+Everything else after the login is piped unchanged. It runs on its own event loop in a thread, so the
 processes under test (workers, collectors) can use it while the test's loop waits.
 """
 
@@ -25,8 +32,10 @@ import hmac
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
+API_JOIN_GROUP, API_SYNC_GROUP = 11, 14
 API_METADATA, API_FIND_COORDINATOR, API_SASL_HANDSHAKE, API_API_VERSIONS, API_SASL_AUTHENTICATE = 3, 10, 17, 18, 36
 SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, ILLEGAL_SASL_STATE = 58, 33, 34
 SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
@@ -105,6 +114,15 @@ class KafkaFront:
     logins: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, user) that succeeded
     refusals: list[str] = field(default_factory=list)
     rewrites: int = 0
+    sync_assignment: bytes | None = None  # replaces SyncGroup replies' member assignment
+    sync_rewrites_left: int | None = None  # how many replies to rewrite (None: every one)
+    # SyncGroup replies as the broker sent them: (monotonic time, error code, assignment)
+    sync_replies: list[tuple[float, int, bytes]] = field(default_factory=list)
+    hold_leader_sync: float = 0.0  # seconds
+    hold_leader_sync_nth: int = 1  # which leader SyncGroup to hold (1: the first)
+    leader_syncs: list[float] = field(default_factory=list)  # monotonic times leader SyncGroups arrived
+    # JoinGroup v5 requests: (monotonic time, member id, group instance id)
+    joins: list[tuple[float, str, str | None]] = field(default_factory=list)
 
     def start(self) -> KafkaFront:
         self._loop = asyncio.new_event_loop()
@@ -151,7 +169,7 @@ class KafkaFront:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
-        pending: dict[int, int] = {}  # correlation id -> api key of requests sent upstream
+        pending: dict[int, tuple[int, int]] = {}  # correlation id -> (api key, version) sent upstream
         replies = asyncio.ensure_future(self._pipe_replies(up_reader, writer, pending))
         try:
             authenticated, mechanism, scram = self.users is None, "", None
@@ -159,7 +177,13 @@ class KafkaFront:
                 frame = await _read_frame(reader)
                 api_key, version, correlation_id = struct.unpack(">hhi", frame[:8])
                 if authenticated or api_key == API_API_VERSIONS:
-                    pending[correlation_id] = api_key
+                    if api_key == API_JOIN_GROUP and 5 <= version <= 5:
+                        self.joins.append((time.monotonic(), *self._joining(frame)))
+                    if api_key == API_SYNC_GROUP and self._carries_plan(frame, version):
+                        self.leader_syncs.append(time.monotonic())
+                        if self.hold_leader_sync and len(self.leader_syncs) == self.hold_leader_sync_nth:
+                            await asyncio.sleep(self.hold_leader_sync)
+                    pending[correlation_id] = (api_key, version)
                     up_writer.write(struct.pack(">i", len(frame)) + frame)
                     await up_writer.drain()
                     continue
@@ -225,14 +249,55 @@ class KafkaFront:
                 return failed
         return f"Unsupported SASL mechanism {mechanism}"
 
+    @staticmethod
+    def _joining(frame: bytes) -> tuple[str, str | None]:
+        """The member id and group instance id of a JoinGroup v5 request."""
+        client_id_len = struct.unpack(">h", frame[8:10])[0]
+        at = 10 + max(client_id_len, 0)
+        at += 2 + struct.unpack(">h", frame[at:at + 2])[0] + 8  # group id, session and rebalance timeouts
+        size = struct.unpack(">h", frame[at:at + 2])[0]
+        member = frame[at + 2:at + 2 + size].decode()
+        at += 2 + size
+        size = struct.unpack(">h", frame[at:at + 2])[0]
+        return member, (frame[at + 2:at + 2 + size].decode() if size >= 0 else None)
+
+    @staticmethod
+    def _carries_plan(frame: bytes, version: int) -> bool:
+        """Whether a SyncGroup request (v0-v3) carries assignments: the leader's."""
+        if version > 3:
+            return False
+        client_id_len = struct.unpack(">h", frame[8:10])[0]
+        at = 10 + max(client_id_len, 0)
+        at += 2 + struct.unpack(">h", frame[at:at + 2])[0] + 4  # group id, generation
+        at += 2 + struct.unpack(">h", frame[at:at + 2])[0]  # member id
+        if version >= 3:
+            at += 2 + max(struct.unpack(">h", frame[at:at + 2])[0], 0)  # group instance id (nullable)
+        return bool(struct.unpack(">i", frame[at:at + 4])[0] > 0)
+
+    def _rewrite_sync_group(self, frame: bytes, version: int) -> bytes:
+        """A SyncGroup reply (correlation id, [throttle,] error, assignment) with its assignment replaced."""
+        if version > 3:
+            return frame
+        start = 4 + (4 if version >= 1 else 0)  # correlation id, throttle time (v1+)
+        error, size = struct.unpack(">hi", frame[start:start + 6])
+        original = frame[start + 6:start + 6 + max(size, 0)]
+        self.sync_replies.append((time.monotonic(), error, original))
+        if self.sync_assignment is None or self.sync_rewrites_left == 0:
+            return frame
+        if self.sync_rewrites_left is not None:
+            self.sync_rewrites_left -= 1
+        return frame[:start + 2] + _bytes(self.sync_assignment)
+
     async def _pipe_replies(self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            pending: dict[int, int]) -> None:
+                            pending: dict[int, tuple[int, int]]) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 frame = await _read_frame(up_reader)
-                api_key = pending.pop(struct.unpack(">i", frame[:4])[0], None)
+                api_key, version = pending.pop(struct.unpack(">i", frame[:4])[0], (None, 0))
                 if api_key in (API_METADATA, API_FIND_COORDINATOR):
                     frame = self._rewrite(frame)
+                elif api_key == API_SYNC_GROUP:
+                    frame = self._rewrite_sync_group(frame, version)
                 writer.write(struct.pack(">i", len(frame)) + frame)
                 await writer.drain()
         writer.close()
