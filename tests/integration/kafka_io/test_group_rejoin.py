@@ -30,9 +30,6 @@ from kafka_io.kafka_compat import accept_empty_assignments
 from tests.support.kafka_front import KafkaFront
 
 PARTITIONS = 6
-
-
-PARTITIONS = 6
 ROUNDS = 3
 
 
