@@ -188,10 +188,12 @@ class LogStreamer:
         try:
             while True:
                 if self._budget.exceeded:
-                    if self._batcher.lines:
+                    if self._budget.holds_share(self._batcher.bytes):
                         await self._flush()
-                    else:
-                        await self._budget.wait_for_room()
+                    elif not await self._room_before_due():
+                        self._join_due()
+                        await self._flush()
+                        continue
                 # bytes already buffered are taken without a coroutine or a timer: under a backlog most
                 # reads find data waiting, and a due flush is checked again after this block anyway
                 data = content.read_nowait(read_bytes)  # b"" when nothing is buffered (or at the end)
@@ -233,6 +235,20 @@ class LogStreamer:
             return False
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
+        return True
+
+    async def _room_before_due(self) -> bool:
+        """Wait for room in the pending budget; False if this stream's pending lines fell due first
+        (they are flushed then: a stream holding less than its share waits for the others' flushes)."""
+        wait = self._batcher.seconds_left()
+        if wait is None:
+            await self._budget.wait_for_room()
+            return True
+        try:
+            async with asyncio.timeout(wait):
+                await self._budget.wait_for_room()
+        except TimeoutError:
+            return False
         return True
 
     def use_rule(self, rule: CompiledRule | None) -> None:
