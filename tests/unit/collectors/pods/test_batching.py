@@ -34,8 +34,9 @@ def test_a_spent_budget_makes_the_streams_holding_their_share_flush() -> None:
     small.add(make_raw_line(0, b"y" * 40), 40)
     assert budget.exceeded and (budget.holders, budget.held) == (2, 110)
     assert big.full and not small.full and not empty.full
-    lines, size = big.take()  # handed to the publisher: still counted in `used` until it accepted them
+    taken, size = big.take()  # handed to the publisher: still counted in `used` until it accepted them
     assert (budget.holders, budget.held, budget.used) == (1, 40, 110)
+    assert len(taken) == 1 and size == 70
     assert small.full  # now the only one holding lines
     budget.release(size)
     assert not budget.exceeded and not small.full
