@@ -161,8 +161,8 @@ class PodCollectorSettings(Group):
     # lines of all streams bound for one logs.raw partition wait up to this long to share one record
     flush_interval: Interval = 0.2
     max_line_bytes: PositiveSize = 1024 * 1024
-    # bytes per socket read and aiohttp buffer bound per followed log (paused past twice this): memory per stream
-    read_bufsize: PositiveSize = 16 * 1024
+    # bytes per socket read of a followed log; aiohttp pauses it past half of this: ~1.5x this per stream at most
+    read_bufsize: PositiveSize = 32 * 1024
     watch_timeout: Interval = 300.0  # server-side timeoutSeconds of one watch request
     backoff_initial: Interval = 0.5
     backoff_max: Interval = 30.0

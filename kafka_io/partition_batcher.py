@@ -91,14 +91,18 @@ class PartitionBatcher:
                 if not batch.ack.done():
                     batch.ack.cancel()
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+    async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
         """Add `chunk` to its partition's batch; the future resolves once Kafka acknowledged that batch.
+        `text_size`: the size of its lines' text (characters or UTF-8 bytes: it only sizes batches) when the
+        caller already counted it; else it is counted here, a pass over every line.
 
         Waits while closed batches are waiting for the publisher (backpressure)."""
         if not chunk.lines:
             raise ValueError("an empty chunk has nothing to publish")
         self.start()
-        size = sum([len(line[1]) for line in chunk.lines]) + LINE_OVERHEAD * len(chunk.lines)
+        if text_size is None:
+            text_size = sum([len(line[1]) for line in chunk.lines])
+        size = text_size + LINE_OVERHEAD * len(chunk.lines)
         partition = self.publisher.partition_for(chunk.stream_id)
         batch = self._open.get(partition)
         if batch is not None and batch.lines and (batch.lines + len(chunk.lines) > self.max_lines
@@ -210,7 +214,7 @@ class ChunkSink(Protocol):
     @property
     def recoveries(self) -> int: ...  # producers replaced after the broker lost acknowledged records
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
+    async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]: ...
 
     def lost(self, ack: ChunkAck) -> bool: ...
 

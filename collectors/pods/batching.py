@@ -2,7 +2,11 @@
 
 A chunk goes out when it holds `chunk_lines` lines or `chunk_bytes` bytes, when it is
 `flush_interval` old, or early when all streams together hold more than `pending_bytes` not yet
-accepted by the publisher (then streams with nothing pending wait before reading more).
+accepted by the publisher: then the streams holding at least their share of what the streams hold
+flush, and the others wait for room (at most until their lines are due) before reading more. Were
+every stream to flush whenever the budget is spent, as it is all along while hundreds of logs are
+read from behind, each read would become a chunk of its own, and the per-chunk work (publishing,
+acknowledging, checkpointing) would be paid every hundred lines.
 The publisher's own in-flight budget then bounds what waits for Kafka,
 and `publish` blocking is what pauses reading (backpressure): memory stays bounded end to end.
 """
@@ -22,11 +26,13 @@ class PendingBudget:
     streams with lines pending flush them: reading pauses instead of memory growing.
     """
 
-    __slots__ = ("_room", "gate", "limit", "used")
+    __slots__ = ("_room", "gate", "held", "holders", "limit", "used")
 
     def __init__(self, limit: int, publishers: int = 4) -> None:
         self.limit = limit
         self.used = 0
+        self.held = 0  # of `used`, the bytes still in streams' batchers (not yet taken for publishing)
+        self.holders = 0  # batchers holding lines
         self._room = asyncio.Event()
         self._room.set()
         # ChunkPublisher encodes a chunk before it waits for in-flight room: with hundreds of streams
@@ -37,6 +43,11 @@ class PendingBudget:
     @property
     def exceeded(self) -> bool:
         return self.used >= self.limit
+
+    def holds_share(self, held: int) -> bool:
+        """Whether a stream holding `held` bytes holds at least the average of the streams holding lines
+        (one always does: the largest)."""
+        return held > 0 and held * self.holders >= self.held
 
     def take(self, size: int) -> None:
         self.used += size
@@ -72,16 +83,19 @@ class ChunkBatcher:
     def extend(self, entries: list[RawLine], size: int) -> None:
         if not entries:
             return
+        budget = self._budget
         if not self.lines:
             self._since = time.monotonic()
+            budget.holders += 1
         self.lines.extend(entries)
         self.bytes += size
-        self._budget.take(size)
+        budget.held += size
+        budget.take(size)
 
     @property
     def full(self) -> bool:
         return (len(self.lines) >= self._max_lines or self.bytes >= self._max_bytes
-                or (self._budget.exceeded and bool(self.lines)))
+                or (self._budget.exceeded and self._budget.holds_share(self.bytes)))
 
     def seconds_left(self) -> float | None:
         """Seconds until the pending lines are due, or None when nothing is pending."""
@@ -92,5 +106,8 @@ class ChunkBatcher:
     def take(self) -> tuple[list[RawLine], int]:
         """The pending lines; the caller releases their bytes once the publisher accepted them."""
         lines, size = self.lines, self.bytes
+        if lines:
+            self._budget.holders -= 1
+            self._budget.held -= size
         self.lines, self.bytes = [], 0
         return lines, size

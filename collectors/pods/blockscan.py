@@ -16,7 +16,10 @@ entries for what they accept (tests/unit/collectors/pods/test_blockscan.py).
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from types import ModuleType
 
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import SCALE, TimestampError, TimestampParser
@@ -26,11 +29,24 @@ from core.native import native_module
 # a whole line as the kubelet writes it with timestamps=true: RFC3339Nano in UTC, one space, the content
 KUBELET_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z ([^\n]*)\n", re.MULTILINE | re.ASCII)
 _PER_US = 1000
+BlockLines = tuple[list[RawLine], int, int]  # entries not published before, their content bytes, duplicates
 
 
-def take_block(block: bytes, parser: TimestampParser, cursor: StreamCursor) -> tuple[list[RawLine], int, int] | None:
-    """`scan_block`, in C when it can."""
+def block_taker(parser: TimestampParser, cursor: StreamCursor) -> Callable[[bytes], BlockLines | None]:
+    """`take_block` for one stream, with the choice of C or Python made once: a followed log is read in
+    thousands of blocks, and finding the extension module again for each one cost as much as a short
+    block's scan."""
     fast = native_module("pod_lines")
+    if fast is None:
+        return functools.partial(scan_block, parser=parser, cursor=cursor)
+    return functools.partial(take_block, parser=parser, cursor=cursor, fast=fast)
+
+
+def take_block(block: bytes, parser: TimestampParser, cursor: StreamCursor,
+               fast: ModuleType | None = None) -> BlockLines | None:
+    """`scan_block`, in C when it can (`fast`: the extension module, when the caller looked it up)."""
+    if fast is None:
+        fast = native_module("pod_lines")
     if fast is not None:
         try:
             out = fast.scan(block, *cursor.scan_state())
@@ -43,7 +59,7 @@ def take_block(block: bytes, parser: TimestampParser, cursor: StreamCursor) -> t
     return scan_block(block, parser, cursor)
 
 
-def scan_block(block: bytes, parser: TimestampParser, cursor: StreamCursor) -> tuple[list[RawLine], int, int] | None:
+def scan_block(block: bytes, parser: TimestampParser, cursor: StreamCursor) -> BlockLines | None:
     """(entries not published before, their content bytes, duplicates dropped) of a block of whole
     lines ending with a newline, advancing the cursor; None (cursor untouched) if the block is not
     all kubelet lines in UTF-8."""

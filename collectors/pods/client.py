@@ -41,7 +41,11 @@ class KubeClient:
         self.config = config
         self.read_bytes = read_bytes  # most bytes one socket read of a log response takes
         connector = aiohttp.TCPConnector(limit=max_connections, ssl=config.ssl)
-        self.session = aiohttp.ClientSession(connector=connector, read_bufsize=read_bytes, auto_decompress=False)
+        # aiohttp pauses a connection once it buffers twice its read_bufsize: a quarter of a socket read
+        # pauses it after each read the stream has not taken yet, so a stream holds at most about 1.5
+        # socket reads, while each wake-up of the stream still takes a whole socket read
+        self.session = aiohttp.ClientSession(connector=connector, read_bufsize=max(1024, read_bytes // 4),
+                                             auto_decompress=False)
         self._extra: dict[str, Any] = {}
         if config.tls_server_name:
             self._extra["server_hostname"] = config.tls_server_name

@@ -87,8 +87,8 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         await client.close()
         if server is not None:
             server.shutdown()
-        log.info("pod collector stopped after publishing %d lines",
-                 int(metrics.value("logweave_pod_collector_lines_published_total")))
+        log.info("pod collector stopped after publishing %d lines (%d stream chunks in %d records)",
+                 int(metrics.value("logweave_pod_collector_lines_published_total")), batcher.chunks, batcher.records)
 
 
 async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:

@@ -27,7 +27,7 @@ import aiohttp
 from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget
-from collectors.pods.blockscan import take_block
+from collectors.pods.blockscan import block_taker
 from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
@@ -100,6 +100,7 @@ class LogStreamer:
         self._budget = budget
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
         self._parser = TimestampParser()
+        self._scan = block_taker(self._parser, cursor)  # C or Python, chosen once per stream
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
         self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
         self._resp: aiohttp.ClientResponse | None = None
@@ -187,23 +188,29 @@ class LogStreamer:
         try:
             while True:
                 if self._budget.exceeded:
-                    if self._batcher.lines:
+                    if self._budget.holds_share(self._batcher.bytes):
                         await self._flush()
-                    else:
-                        await self._budget.wait_for_room()
-                wait = self._batcher.seconds_left()
-                if self._joiner is not None and self._joiner.open:
-                    wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
-                if wait is None:
-                    data = await content.read(read_bytes)
-                else:
-                    try:
-                        async with asyncio.timeout(wait):  # no task per read, unlike wait_for
-                            data = await content.read(read_bytes)
-                    except TimeoutError:
+                    elif not await self._room_before_due():
                         self._join_due()
                         await self._flush()
                         continue
+                # bytes already buffered are taken without a coroutine or a timer: under a backlog most
+                # reads find data waiting, and a due flush is checked again after this block anyway
+                data = content.read_nowait(read_bytes)  # b"" when nothing is buffered (or at the end)
+                if not data:
+                    wait = self._batcher.seconds_left()
+                    if self._joiner is not None and self._joiner.open:
+                        wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
+                    if wait is None:
+                        data = await content.read(read_bytes)
+                    else:
+                        try:
+                            async with asyncio.timeout(wait):  # no task per read, unlike wait_for
+                                data = await content.read(read_bytes)
+                        except TimeoutError:
+                            self._join_due()
+                            await self._flush()
+                            continue
                 if not data or self._rewound:
                     break
                 backoff.reset()
@@ -228,6 +235,20 @@ class LogStreamer:
             return False
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
+        return True
+
+    async def _room_before_due(self) -> bool:
+        """Wait for room in the pending budget; False if this stream's pending lines fell due first
+        (they are flushed then: a stream holding less than its share waits for the others' flushes)."""
+        wait = self._batcher.seconds_left()
+        if wait is None:
+            await self._budget.wait_for_room()
+            return True
+        try:
+            async with asyncio.timeout(wait):
+                await self._budget.wait_for_room()
+        except TimeoutError:
+            return False
         return True
 
     def use_rule(self, rule: CompiledRule | None) -> None:
@@ -274,7 +295,7 @@ class LogStreamer:
     def _take_block(self, block: bytes) -> None:
         """`_take` for a block of whole lines (none over the limit) in one pass, without a bytes object or
         tuple per line (blockscan.py); any other shape goes through `_take`, line by line."""
-        taken = take_block(block, self._parser, self.cursor)
+        taken = self._scan(block)
         if taken is None:
             self._take([(line, False) for line in block.split(b"\n")[:-1]])
             return
@@ -318,7 +339,7 @@ class LogStreamer:
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
         try:
             async with self._budget.gate:
-                ack = await self._sink.publish(chunk)  # blocks while Kafka's in-flight budget is spent
+                ack = await self._sink.publish(chunk, size)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
         self._unacked.add(ack)

@@ -88,6 +88,8 @@ def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, a
         server_cpu = sum(cpu_seconds(p) for p in tree_pids(server.pid)) - server_cpu0
     finally:
         proc.stop()
+        if args.keep_log:
+            Path(args.keep_log).write_text(proc.log_path.read_text())
     collector = Row("pod collector -> Kafka (acks=all)", total, seconds, cpu, rss,
                     f"{int(peak_open)} streams open at peak, startup included")
     collector.server_cpu = server_cpu  # type: ignore[attr-defined]
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--max-piece", type=int, default=0, help="server splits writes into pieces up to N bytes")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", default="")
+    parser.add_argument("--keep-log", default="", help="copy the collector's log here")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the collector, e.g. LOGWEAVE_PODS__READ_BUFSIZE=32768 (repeatable)")
     args = parser.parse_args()

@@ -21,8 +21,27 @@ def test_full_by_lines_bytes_or_shared_budget() -> None:
     budget.release(size)
     a.add(make_raw_line(0, b"y" * 60), 60)
     assert a.full  # bytes
+    a.take()  # waiting for the publisher: counted in `used`, no longer held by a stream
     b.add(make_raw_line(0, b"z" * 45), 45)
-    assert budget.exceeded and b.full  # the shared budget makes every stream with lines flush
+    assert budget.exceeded and b.full  # the only stream holding lines holds all of them: it flushes
+
+
+def test_a_spent_budget_makes_the_streams_holding_their_share_flush() -> None:
+    """Not every stream with lines: each read would become a chunk of its own while the budget stays spent."""
+    budget = PendingBudget(100)
+    big, small, empty = (ChunkBatcher(budget, max_lines=1000, max_bytes=1000, interval=1.0) for _ in range(3))
+    big.add(make_raw_line(0, b"x" * 70), 70)
+    small.add(make_raw_line(0, b"y" * 40), 40)
+    assert budget.exceeded and (budget.holders, budget.held) == (2, 110)
+    assert big.full and not small.full and not empty.full
+    taken, size = big.take()  # handed to the publisher: still counted in `used` until it accepted them
+    assert (budget.holders, budget.held, budget.used) == (1, 40, 110)
+    assert len(taken) == 1 and size == 70
+    assert small.full  # now the only one holding lines
+    budget.release(size)
+    assert not budget.exceeded and not small.full
+    small.take()
+    assert (budget.holders, budget.held) == (0, 0) and not small.take()[0]
 
 
 async def test_readers_wait_for_room_until_bytes_are_released() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.pods.blockscan import scan_block, take_block
+from collectors.pods.blockscan import block_taker, scan_block, take_block
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampParser, format_rfc3339nano
 from core.native import native_module
@@ -93,3 +93,25 @@ def test_take_block_runs_the_c_scan_and_advances_the_cursor() -> None:
     assert [e[0] for e in entries] == [base * 1000, base * 1000 + 1] and size == 2 and duplicates == 0
     assert cursor.last_position == base * 1000 + 1 and cursor.last_ts_ns == base * 1000
     assert take_block(b"not a kubelet line\n", TimestampParser(), cursor) is None
+
+
+def test_block_taker_scans_successive_blocks_as_the_reference_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream's taker (chosen once: C here) and one chosen under LOGWEAVE_PURE=1 (the Python reference)
+    give the same entries and cursor over a stream's successive blocks, replays and a refused block included."""
+    blocks = [b"".join(f"{format_rfc3339nano(NOW + n * 700)} line {n}\n".encode() for n in range(start, start + 40))
+              for start in (0, 40, 20, 80)]  # the third replays lines already taken: duplicates
+    blocks.insert(2, b"no stamp here\n")
+    c_cursor, py_cursor = StreamCursor(), StreamCursor()
+    in_c = block_taker(TimestampParser(), c_cursor)
+    monkeypatch.setenv("LOGWEAVE_PURE", "1")
+    in_python = block_taker(TimestampParser(), py_cursor)
+    monkeypatch.delenv("LOGWEAVE_PURE")
+    results = []
+    for n, block in enumerate(blocks):
+        if n == 3:  # a reconnect replays from the last line's microsecond on
+            c_cursor.begin_connection()
+            py_cursor.begin_connection()
+        results.append(in_c(block))
+        assert results[-1] == in_python(block)
+        assert c_cursor.scan_state() == py_cursor.scan_state() and c_cursor.last_ts_ns == py_cursor.last_ts_ns
+    assert results[2] is None and results[3] == ([], 0, 40) and results[4] is not None and results[4][0]

@@ -33,7 +33,9 @@ class AckingSink:
     def __init__(self) -> None:
         self.chunks: list[RawChunk] = []
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+    async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
+        # the streamer counts its lines' text as it reads them (characters, or UTF-8 bytes: at least as many)
+        assert text_size is not None and text_size >= sum(len(line[1]) for line in chunk.lines)
         self.chunks.append(chunk)
         done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
         done.set_result(ChunkAck(0, len(self.chunks) - 1))
