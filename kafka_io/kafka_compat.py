@@ -12,7 +12,10 @@ lines/s row about five empty fetches per collector linger, each a Python-encoded
 every assigned partition, and up to a pause of latency per hop. So when this process's producer
 has a batch acknowledged on a topic one of its consumers fetches, that consumer's pause ends at
 once (`records_landed`), and an ack that came while a fetch was in flight makes the next pause the
-shortest. The pause then mostly paces
+shortest. Only a fetcher that is pausing needs its loop woken: an ack otherwise just counts on the
+fetcher (`_logweave_landed`), which the fetcher reads after its answer and again once its pause
+is set up, so no ack is missed and most acks cost no cross-thread call (the consumer runs in its
+own thread: each wake was a self-pipe write, a loop turn and a GIL hand-over). The pause then mostly paces
 records written by other processes (collectors, other workers), at most `cap` late. Consumers that
 follow slow topics (rules, heartbeats) pause longer (`pace_idle_fetches`).
 On a real Kafka an empty answer already took `fetch.max.wait.ms`, so nothing changes there
@@ -81,11 +84,16 @@ def install_idle_fetch_pause(pause: float = IDLE_FETCH_PAUSE) -> None:
     async def _proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> Any:
         started = time.monotonic()
         _register(self, assignment)
+        landed = self._logweave_landed  # acks counted from here on may be missing from this answer
         has_data = await original(self, assignment, node_id, request)
-        remaining = _pause_of(self).after(has_data) - (time.monotonic() - started)
+        pause = _pause_of(self)
+        seen = self._logweave_landed
+        if seen != landed:  # records landed while the fetch was in flight: the shortest pause
+            pause.woken()
+        remaining = pause.after(has_data) - (time.monotonic() - started)
         if remaining > 0:
             try:
-                await _pause(self, remaining)
+                await _pause(self, remaining, seen)
             except asyncio.CancelledError:  # close() or unassignment, as aiokafka expects
                 return False
         return has_data
@@ -126,6 +134,7 @@ def _pause_of(fetcher: Any) -> IdlePause:
         pause = fetcher._logweave_pause = IdlePause(getattr(fetcher, "_logweave_default_cap", IDLE_FETCH_PAUSE))
         fetcher._logweave_waiters = set()
         fetcher._logweave_wake_pending = False
+        fetcher._logweave_landed = 0  # acks on its topics so far (written by any thread, compared only)
     return pause
 
 
@@ -139,11 +148,17 @@ def _register(fetcher: Any, assignment: Any) -> None:
         _FETCHERS.add(fetcher)
 
 
-async def _pause(fetcher: Any, seconds: float) -> None:
-    """Sleep `seconds`, or less when `records_landed` wakes the fetcher."""
+async def _pause(fetcher: Any, seconds: float, seen: int) -> None:
+    """Sleep `seconds`, or less when `records_landed` wakes the fetcher; not at all when records
+    landed since the fetcher read `seen` (`records_landed` counts before it looks for a waiter, and
+    the waiter is added here before the count is read again: one of the two sees the other)."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
     fetcher._logweave_waiters.add(waiter)
+    if fetcher._logweave_landed != seen:
+        fetcher._logweave_waiters.discard(waiter)
+        _pause_of(fetcher).woken()
+        return
     timer = loop.call_later(seconds, _resolve, waiter)
     try:
         await waiter
@@ -158,9 +173,15 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 
 
 def records_landed(topic: str) -> None:
-    """Records were acknowledged on `topic`: wake this process's fetchers that fetch it (any thread)."""
+    """Records were acknowledged on `topic`: wake this process's fetchers that fetch it (any thread).
+
+    Each such fetcher counts the ack; only one pausing right now gets a wake-up (one in flight at
+    a time). A fetch in flight reads the count after its answer (`_proc_fetch_request`)."""
     for fetcher in list(_FETCHERS):
-        if fetcher._logweave_wake_pending or topic not in fetcher._logweave_topics:
+        if topic not in fetcher._logweave_topics:
+            continue
+        fetcher._logweave_landed += 1  # before looking for a waiter (see `_pause`)
+        if fetcher._logweave_wake_pending or not fetcher._logweave_waiters:
             continue
         fetcher._logweave_wake_pending = True  # one wake-up in flight per fetcher
         try:

@@ -8,6 +8,10 @@ restored from the changelog therefore still closes, which faust's own windows ne
 
 Two min-heaps (one per kind of deadline) with lazy deletion find the overdue traces in
 O(k log n); `due` holds each trace's current pair and decides which heap entries are still live.
+Each heap holds, for every trace, an entry at or before its current deadline. A deadline that
+moves later (every update moves the wall one: a new line resets the idle gap) pushes nothing: the
+earlier entry, when it comes up, is pushed again at the current deadline. A live node updates a
+trace several times within its first second, and pushing each move cost a push and a stale pop.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ class DeadlineIndex:
     def set(self, trace_id: str, wall_ns: int, event_ns: int) -> None:
         old = self.due.get(trace_id)
         self.due[trace_id] = (wall_ns, event_ns)
-        if old is None or old[0] != wall_ns:
+        if old is None or wall_ns < old[0]:  # a later deadline keeps the earlier entry (`_pop_due`)
             heapq.heappush(self._wall, (wall_ns, trace_id))
-        if old is None or old[1] != event_ns:
+        if old is None or event_ns < old[1]:
             heapq.heappush(self._event, (event_ns, trace_id))
 
     def discard(self, trace_id: str) -> None:
@@ -63,5 +67,9 @@ class DeadlineIndex:
         while heap and heap[0][0] <= limit:
             deadline, trace_id = heapq.heappop(heap)
             current = due.get(trace_id)
-            if current is not None and current[which] == deadline:
+            if current is None or current[which] < deadline:  # discarded, or moved earlier (pushed there)
+                continue
+            if current[which] <= limit:
                 causes.setdefault(trace_id, cause)
+            else:  # moved later since this entry was pushed: it comes up again at the current deadline
+                heapq.heappush(heap, (current[which], trace_id))

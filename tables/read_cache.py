@@ -51,6 +51,21 @@ class ReadCache:
             self.clear()
             self.drops += 1
 
+    def remember_all(self, partition: int, updates: dict[bytes, bytes | None]) -> None:
+        """`remember` each item in order: what a persist wrote (one call per persist, not per key)."""
+        values, size, limit = self.values(partition), self._bytes, self.limit_bytes
+        for key, value in updates.items():
+            if key in values:
+                old = values[key]
+                size -= len(key) + (len(old) if old is not None else 0) + ENTRY_OVERHEAD
+            values[key] = value
+            size += len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+            if size > limit:
+                self.clear()
+                self.drops += 1
+                values, size = self.values(partition), 0
+        self._bytes = size
+
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop what is known of `partitions` (they moved, or their store was written elsewhere)."""
         for partition in partitions:

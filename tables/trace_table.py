@@ -240,9 +240,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self.db(partition).write(batch)
         TABLE_PERSISTS.inc()
         TABLE_KEYS_PERSISTED.inc(len(updates))
-        remember = self.cache.remember
-        for key, value in updates.items():
-            remember(partition, key, value)
+        self.cache.remember_all(partition, updates)
         self.send_changelog(partition, CHANGELOG_KEY, self.compress(changelog_frames.pack(updates)),
                             key_serializer="raw", value_serializer="raw")
         staged = self._staged.get(partition)

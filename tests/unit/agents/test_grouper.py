@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
+import orjson
+
 from agents.grouper import TraceGrouper, closed_upto
 from agents.log_metrics import LogMetrics
 from agents.routing import Router
@@ -118,6 +120,57 @@ def test_restart_rebuilds_the_index_and_closes_restored_traces_once() -> None:
     assert restarted.close_overdue(0, now_ns=FAR) == 5
     assert restarted.close_overdue(0, now_ns=FAR) == 0
     assert sorted(summaries(closed)) == [f"t{i}" for i in range(1, 6)]
+
+
+class CountingTable(MemoryTraceTable):
+    """Counts the reads of trace keys (what would be RocksDB gets past the read cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace_reads: list[bytes] = []
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        if key >= FIRST_TRACE_KEY:
+            self.trace_reads.append(key)
+        return super().read(partition, key)
+
+
+def test_new_traces_are_not_read_from_the_store_and_known_ones_are() -> None:
+    table = CountingTable()
+    grouper, _, _ = make(table)
+    grouper.process_chunk(0, SOURCES, [line(1, "a", 10 * S), line(2, "b", 11 * S)])
+    assert table.trace_reads == []  # neither trace was in the index: both new, no read
+    grouper.process_chunk(0, SOURCES, [line(3, "a", 12 * S), line(4, "c", 13 * S)])
+    assert table.trace_reads == [b"a"]
+    restarted, _, closed = make(table)  # same store, empty memory: the index is rebuilt from the store
+    table.deadline_indexes.clear()
+    restarted.process_chunk(0, SOURCES, [line(5, "a", 14 * S), line(6, "b", 15 * S), line(7, "d", 16 * S)])
+    assert table.trace_reads == [b"a", b"a", b"b"]
+    assert restarted.close_overdue(0, now_ns=FAR) == 4
+    assert {trace: item["count"] for trace, item in summaries(closed).items()} == {"a": 3, "b": 2, "c": 1, "d": 1}
+
+
+def test_a_closed_trace_seen_again_starts_a_new_state() -> None:
+    table = CountingTable()
+    grouper, _, closed = make(table)
+    grouper.process_chunk(0, SOURCES, [line(1, "a", 10 * S), line(2, "a", 11 * S)])
+    assert grouper.close_overdue(0, now_ns=FAR) == 1
+    grouper.process_chunk(0, SOURCES, [line(3, "a", 12 * S)])
+    assert table.trace_reads == [b"a"]  # the close read it; the new line did not
+    assert grouper.close_overdue(0, now_ns=FAR) == 1
+    assert [item["count"] for record in closed for item in decode_closed_traces(record)] == [2, 1]
+
+
+def test_a_trace_id_with_a_nul_byte_is_always_read() -> None:
+    """The real table's `traces` skips keys holding a NUL byte (faust's own offset key has one), so
+    the rebuilt index misses such a trace: its stored state must still be read, not replaced."""
+    table = CountingTable()
+    grouper, _, _ = make(table)
+    grouper.process_chunk(0, SOURCES, [line(1, "x\x00y", 10 * S)])
+    table.deadline_indexes[0] = DeadlineIndex()  # rebuilt without it, as TraceWindowTable.traces does
+    grouper.process_chunk(0, SOURCES, [line(2, "x\x00y", 11 * S)])
+    assert table.trace_reads == [b"x\x00y", b"x\x00y"]
+    assert orjson.loads(table.db(0)[b"x\x00y"])["count"] == 2
 
 
 def test_summaries_sent_before_a_crash_are_not_sent_again() -> None:

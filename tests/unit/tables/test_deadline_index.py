@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tables.deadline_index import DeadlineIndex
 
 
@@ -33,3 +36,50 @@ def test_reported_once_even_when_both_deadlines_passed() -> None:
     index = DeadlineIndex([("a", 10, 10)])
     assert index.overdue(now_ns=100, watermark_ns=100) == {"a": "idle"}
     assert index.overdue(now_ns=200, watermark_ns=200) == {}
+
+
+def test_a_deadline_moved_earlier_is_reported_at_the_earlier_time() -> None:
+    index = DeadlineIndex()
+    index.set("a", 100, 1_000)
+    index.set("a", 40, 1_000)  # e.g. a late line with an earlier time: the longest-duration cap moved
+    assert index.overdue(now_ns=40, watermark_ns=0) == {"a": "idle"}
+    index.discard("a")
+    assert index.overdue(now_ns=200, watermark_ns=2_000) == {}
+
+
+def test_deadlines_moving_later_push_nothing() -> None:
+    """Every update of a live trace moves its deadlines later: the heaps keep one entry per trace
+    (they grew by one per update, each a push and later a stale pop)."""
+    index = DeadlineIndex()
+    for step in range(100):
+        index.set("a", 10 + step, 20 + step)
+    assert (len(index._wall), len(index._event)) == (1, 1)
+    assert index.overdue(now_ns=50, watermark_ns=50) == {}  # the early entries came up: pushed again
+    assert index.overdue(now_ns=109, watermark_ns=0) == {"a": "idle"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "set", "discard", "overdue"]), st.sampled_from("abcde"),
+                          st.integers(0, 60), st.integers(0, 60)), max_size=60))
+def test_reports_what_a_scan_of_the_current_deadlines_finds(ops: list[tuple[str, str, int, int]]) -> None:
+    """Against the definition: with the caller discarding what it is given (as the group stage
+    does), each overdue call reports exactly the traces whose current deadline passed, idle first."""
+    index, current = DeadlineIndex(), {}
+    now = watermark = 0
+    for op, trace_id, first, second in ops:
+        if op == "set":  # deadlines from just passed to a little ahead, moving either way
+            wall, event = now + first // 4 - 3, watermark + second // 4 - 3
+            index.set(trace_id, wall, event)
+            current[trace_id] = (wall, event)
+        elif op == "discard":
+            index.discard(trace_id)
+            current.pop(trace_id, None)
+        else:
+            now, watermark = now + first // 10, watermark + second // 10
+            expected = {t: "idle" if wall <= now else "event_time"
+                        for t, (wall, event) in current.items() if wall <= now or event <= watermark}
+            assert index.overdue(now, watermark) == expected
+            for t in expected:
+                index.discard(t)
+                del current[t]
+        assert len(index) == len(current)
