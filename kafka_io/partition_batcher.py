@@ -23,7 +23,7 @@ import time
 from collections import deque
 from typing import Protocol
 
-from core.models import RawBatch, RawChunk
+from core.models import RawBatch, RawChunk, WireLines, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,14 @@ class PartitionBatcher:
         """Add `chunk` to its partition's batch; the future resolves once Kafka acknowledged that batch.
 
         Waits while closed batches are waiting for the publisher (backpressure)."""
-        if not chunk.lines:
+        count = chunk.line_count
+        if not count:
             raise ValueError("an empty chunk has nothing to publish")
         self.start()
-        size = sum([len(line[1]) for line in chunk.lines]) + LINE_OVERHEAD * len(chunk.lines)
+        size = chunk.text_size() + LINE_OVERHEAD * count
         partition = self.publisher.partition_for(chunk.stream_id)
         batch = self._open.get(partition)
-        if batch is not None and batch.lines and (batch.lines + len(chunk.lines) > self.max_lines
+        if batch is not None and batch.lines and (batch.lines + count > self.max_lines
                                                   or batch.bytes + size > self.max_bytes):
             self._close(partition)
             batch = None
@@ -114,11 +115,16 @@ class PartitionBatcher:
             self._wake.set()  # a new deadline
         segment = batch.segments.get(chunk.stream_id)
         if segment is None:
-            batch.segments[chunk.stream_id] = RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns,
-                                                       list(chunk.lines))
-        else:
+            batch.segments[chunk.stream_id] = RawChunk(
+                chunk.source, chunk.stream_id, chunk.collected_ns, list(chunk.lines),
+                None if chunk.wire is None else WireLines(list(chunk.wire.pieces), chunk.wire.count, chunk.wire.size))
+        elif segment.wire is None and chunk.wire is None:
             segment.lines.extend(chunk.lines)
-        batch.lines += len(chunk.lines)
+        else:  # a stream's lines in both forms (a read of uncommon lines beside common ones): all encoded
+            if segment.wire is None:
+                segment.wire, segment.lines = wire_lines(segment.lines), []
+            segment.wire.extend(chunk.wire if chunk.wire is not None else wire_lines(chunk.lines))
+        batch.lines += count
         batch.bytes += size
         self.chunks += 1
         ack_future = batch.ack
@@ -139,7 +145,7 @@ class PartitionBatcher:
         for batch in list(self._open.values()) + list(self._closed):
             segment = batch.segments.pop(stream_id, None)
             if segment is not None:
-                batch.lines -= len(segment.lines)
+                batch.lines -= segment.line_count
 
     def _close(self, partition: int) -> None:
         batch = self._open.pop(partition)
