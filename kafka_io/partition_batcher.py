@@ -23,7 +23,7 @@ import time
 from collections import deque
 from typing import Protocol
 
-from core.models import RawBatch, RawChunk, WireLines, wire_lines
+from core.models import RawBatch, RawChunk, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,9 @@ class PartitionBatcher:
             batch = self._open[partition] = _Batch(partition, time.monotonic() + self.linger, chunk.collected_ns, ack)
             self._wake.set()  # a new deadline
         segment = batch.segments.get(chunk.stream_id)
-        if segment is None:
-            batch.segments[chunk.stream_id] = RawChunk(
-                chunk.source, chunk.stream_id, chunk.collected_ns, list(chunk.lines),
-                None if chunk.wire is None else WireLines(list(chunk.wire.pieces), chunk.wire.count, chunk.wire.size))
+        if segment is None:  # an encoded chunk is taken as it is (ChunkSink.publish): no copy per chunk
+            batch.segments[chunk.stream_id] = chunk if chunk.wire is not None else RawChunk(
+                chunk.source, chunk.stream_id, chunk.collected_ns, list(chunk.lines))
         elif segment.wire is None and chunk.wire is None:
             segment.lines.extend(chunk.lines)
         else:  # a stream's lines in both forms (a read of uncommon lines beside common ones): all encoded
@@ -216,7 +215,9 @@ class ChunkSink(Protocol):
     @property
     def recoveries(self) -> int: ...  # producers replaced after the broker lost acknowledged records
 
-    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]: ...
+    async def publish(self, chunk: RawChunk) -> asyncio.Future[ChunkAck]:
+        """Send `chunk`. A chunk of encoded lines (`wire`) is the sink's from then on: it may add the
+        stream's later lines to it, so the caller never touches it again."""
 
     def lost(self, ack: ChunkAck) -> bool: ...
 

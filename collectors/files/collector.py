@@ -347,7 +347,10 @@ class FileCollector:
                 await self._publish(tailed, lines, end)
                 continue
             self.lines_in_pass += lines.count
-            pending = await self._in_flight(tailed)
+            sid = tailed.stream_id
+            pending = self.acks.get(sid)  # the usual case: a stream known and in flight
+            if pending is None or sid not in self.persisted:
+                pending = await self._in_flight(tailed)
             chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), wire=lines)
             pending.append((await self.publisher.publish(chunk), end, lines.count))
 
