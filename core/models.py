@@ -106,6 +106,24 @@ class WireLines:
         return lines
 
 
+_SOURCES_KEPT = 65536
+_source_json: dict[int, tuple[dict[str, Any], bytes]] = {}  # id -> (the source, kept alive; its encoding)
+
+
+def source_json(source: dict[str, Any]) -> bytes:
+    """orjson's encoding of a segment's `source`, remembered for the very object: a file's source is
+    encoded in every record its lines go into. Only for sources never changed once their lines are
+    published (a file collector's: built once per file), as those with encoded lines are."""
+    hit = _source_json.get(id(source))
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    if len(_source_json) >= _SOURCES_KEPT:
+        _source_json.clear()
+    encoded = orjson.dumps(source)
+    _source_json[id(source)] = (source, encoded)
+    return encoded
+
+
 def wire_lines(lines: list[RawLine]) -> WireLines:
     """`lines` in their wire encoding (the reference of the C scan's)."""
     return WireLines([orjson.dumps(lines)[1:-1]] if lines else [], len(lines), sum([len(line[1]) for line in lines]))
@@ -180,9 +198,11 @@ class RawBatch:
                  "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in segments]}
             )
         dumps = orjson.dumps
-        parts = [b'{"src":%s,"sid":%s,"lines":[%s]}' % (
-            dumps(seg.source), dumps(seg.stream_id),
-            b",".join(seg.wire.pieces) if seg.wire is not None else dumps(seg.lines)[1:-1]) for seg in segments]
+        parts = [b'{"src":%s,"sid":%s,"lines":[%s]}' % (source_json(seg.source), dumps(seg.stream_id),
+                                                       b",".join(seg.wire.pieces))
+                 if seg.wire is not None else
+                 b'{"src":%s,"sid":%s,"lines":[%s]}' % (dumps(seg.source), dumps(seg.stream_id), dumps(seg.lines)[1:-1])
+                 for seg in segments]
         return b'{"v":%d,"t":"raw","ct":%d,"segs":[%s]}' % (RAW_BATCH_VERSION, self.collected_ns, b",".join(parts))
 
 

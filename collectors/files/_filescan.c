@@ -156,20 +156,43 @@ static PyObject *cri_lines(PyObject *self, PyObject *args) {
 }
 
 /* A growing output buffer for cri_wire. */
+#define STACK_OUT 16384 /* a live read's few lines fit on the stack: no allocation per read */
+
 typedef struct {
     char *data;
     Py_ssize_t used, size;
+    char *heap; /* data, once it outgrew the stack buffer */
 } Out;
 
 static int reserve(Out *out, Py_ssize_t more) {
     if (out->used + more <= out->size) return 1;
-    Py_ssize_t size = out->size ? out->size : 4096;
+    Py_ssize_t size = out->size * 2;
     while (size < out->used + more) size *= 2;
-    char *grown = PyMem_Realloc(out->data, (size_t)size);
+    char *grown = PyMem_Realloc(out->heap, (size_t)size);
     if (grown == NULL) return 0;
-    out->data = grown;
+    if (out->heap == NULL) memcpy(grown, out->data, (size_t)out->used);
+    out->data = out->heap = grown;
     out->size = size;
     return 1;
+}
+
+/* What a byte is to the escaper: 0 copied as it is, 1 escaped (`"`, `\`, control characters), 2 the
+ * lead of a multi-byte UTF-8 sequence (or not UTF-8 at all). */
+static unsigned char byte_class[256];
+
+static void init_byte_class(void) {
+    for (int c = 0; c < 256; c++) byte_class[c] = c < 0x20 || c == '"' || c == '\\' ? 1 : c >= 0x80 ? 2 : 0;
+}
+
+/* Whether any of the 8 bytes at `p` is not plain ASCII to copy: below 0x20, `"`, `\`, or 0x80 and up.
+ * (Each test is the classic "has a zero byte" word trick; exact as a yes or no.) */
+static inline int attention(const unsigned char *p) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t x, quote, backslash;
+    memcpy(&x, p, 8);
+    quote = x ^ (ones * '"');
+    backslash = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & highs ? 1 : 0;
 }
 
 /* `text` (`n` bytes) as the body of a JSON string, escaped as orjson escapes it (`"`, `\`, and the
@@ -182,54 +205,83 @@ static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out)
     char *w = out->data + out->used;
     Py_ssize_t chars = 0, i = 0;
     while (i < n) {
-        unsigned char c = text[i];
-        if (c >= 0x80) {
-            int more;
-            unsigned char low = 0x80, high = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF) {
-                more = 1;
-            } else if (c >= 0xE0 && c <= 0xEF) {
-                more = 2;
-                if (c == 0xE0) low = 0xA0;
-                if (c == 0xED) high = 0x9F;
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                more = 3;
-                if (c == 0xF0) low = 0x90;
-                if (c == 0xF4) high = 0x8F;
-            } else {
-                return -1;
+        Py_ssize_t end = n;
+        if (i + 8 <= n) {
+            if (!attention(text + i)) { /* eight plain bytes at a time */
+                memcpy(w, text + i, 8);
+                w += 8;
+                i += 8;
+                chars += 8;
+                continue;
             }
-            if (i + more >= n) return -1; /* cut short */
-            if (text[i + 1] < low || text[i + 1] > high) return -1;
-            for (int k = 2; k <= more; k++)
-                if (text[i + k] < 0x80 || text[i + k] > 0xBF) return -1;
-            memcpy(w, text + i, (size_t)more + 1);
-            w += more + 1;
-            i += more + 1;
-        } else if (c < 0x20) {
-            *w++ = '\\';
-            switch (c) {
-            case '\b': *w++ = 'b'; break;
-            case '\t': *w++ = 't'; break;
-            case '\n': *w++ = 'n'; break;
-            case '\f': *w++ = 'f'; break;
-            case '\r': *w++ = 'r'; break;
-            default:
-                *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
-            }
-            i++;
-        } else if (c == '"' || c == '\\') {
-            *w++ = '\\';
-            *w++ = (char)c;
-            i++;
-        } else {
-            *w++ = (char)c;
-            i++;
+            end = i + 8; /* byte by byte through these eight (a sequence may reach past them) */
         }
-        chars++;
+        while (i < end) {
+            unsigned char c = text[i];
+            if (byte_class[c] == 0) {
+                *w++ = (char)c;
+                i++;
+            } else if (c >= 0x80) {
+                int more;
+                unsigned char low = 0x80, high = 0xBF;
+                if (c >= 0xC2 && c <= 0xDF) {
+                    more = 1;
+                } else if (c >= 0xE0 && c <= 0xEF) {
+                    more = 2;
+                    if (c == 0xE0) low = 0xA0;
+                    if (c == 0xED) high = 0x9F;
+                } else if (c >= 0xF0 && c <= 0xF4) {
+                    more = 3;
+                    if (c == 0xF0) low = 0x90;
+                    if (c == 0xF4) high = 0x8F;
+                } else {
+                    return -1;
+                }
+                if (i + more >= n) return -1; /* cut short */
+                if (text[i + 1] < low || text[i + 1] > high) return -1;
+                for (int k = 2; k <= more; k++)
+                    if (text[i + k] < 0x80 || text[i + k] > 0xBF) return -1;
+                memcpy(w, text + i, (size_t)more + 1);
+                w += more + 1;
+                i += more + 1;
+            } else {
+                *w++ = '\\';
+                switch (c) {
+                case '"': *w++ = '"'; break;
+                case '\\': *w++ = '\\'; break;
+                case '\b': *w++ = 'b'; break;
+                case '\t': *w++ = 't'; break;
+                case '\n': *w++ = 'n'; break;
+                case '\f': *w++ = 'f'; break;
+                case '\r': *w++ = 'r'; break;
+                default:
+                    *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
+                }
+                i++;
+            }
+            chars++;
+        }
     }
     out->used = w - out->data;
     return chars;
+}
+
+/* `value` in decimal, as orjson writes an integer, appended to `out` (room reserved by the caller). */
+static void put_int(Out *out, long long value) {
+    char digits[24];
+    int n = 0;
+    unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (value < 0) out->data[out->used++] = '-';
+    while (n) out->data[out->used++] = digits[--n];
+}
+
+static void put(Out *out, const char *text, Py_ssize_t n) {
+    memcpy(out->data + out->used, text, (size_t)n);
+    out->used += n;
 }
 
 PyDoc_STRVAR(cri_wire_doc,
@@ -252,7 +304,8 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
     }
     const unsigned char *buf = view.buf;
     Py_ssize_t at = start, count = 0, chars = 0, budget = 0;
-    Out out = {NULL, 0, 0};
+    char stack[STACK_OUT];
+    Out out = {stack, 0, STACK_OUT, NULL};
     int failed = 0;
     while (at < stop && count < max_lines && (count == 0 || budget < max_bytes)) {
         const unsigned char *line = buf + at;
@@ -269,13 +322,20 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
             break;
         }
         Py_ssize_t mark = out.used;
-        out.used += sprintf(out.data + out.used, "%s[%zd,\"", count ? "," : "", base + at);
+        if (count)
+            put(&out, ",[", 2);
+        else
+            put(&out, "[", 1);
+        put_int(&out, (long long)(base + at));
+        put(&out, ",\"", 2);
         Py_ssize_t n = escape_utf8(line + 40, size, &out);
         if (n < 0) {
             out.used = mark; /* not UTF-8: the reference's line */
             break;
         }
-        out.used += sprintf(out.data + out.used, "\",\"%s\",%lld,0]", is_stderr ? "stderr" : "stdout", (long long)ns);
+        put(&out, is_stderr ? "\",\"stderr\"," : "\",\"stdout\",", 11);
+        put_int(&out, (long long)ns);
+        put(&out, ",0]", 3);
         count++;
         chars += n;
         budget += n + 48;
@@ -283,11 +343,11 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     if (failed) {
-        PyMem_Free(out.data);
+        PyMem_Free(out.heap);
         return PyErr_NoMemory();
     }
-    PyObject *data = PyBytes_FromStringAndSize(out.data ? out.data : "", out.used);
-    PyMem_Free(out.data);
+    PyObject *data = PyBytes_FromStringAndSize(out.data, out.used);
+    PyMem_Free(out.heap);
     if (data == NULL) return NULL;
     return Py_BuildValue("nNnn", at, data, count, chars);
 }
@@ -302,4 +362,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_filescan",
                                     "The file collector's per-line work on CRI files in C (see core/native.py).",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__filescan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__filescan(void) {
+    init_byte_class();
+    return PyModule_Create(&module);
+}

@@ -348,9 +348,12 @@ class FileCollector:
                 continue
             self.lines_in_pass += lines.count
             sid = tailed.stream_id
-            pending = self.acks.get(sid)  # the usual case: a stream known and in flight
+            pending = self.acks.get(sid)
             if pending is None or sid not in self.persisted:
-                pending = await self._in_flight(tailed)
+                if sid in self.persisted and sid in self.checkpoints:  # the usual case: known, none in flight
+                    pending = self.acks[sid] = deque()
+                else:
+                    pending = await self._in_flight(tailed)
             chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), wire=lines)
             pending.append((await self.publisher.publish(chunk), end, lines.count))
 
