@@ -82,6 +82,16 @@ static int common_prefix(const unsigned char *line, Py_ssize_t len, Py_ssize_t r
     return *ns != 0;
 }
 
+/* The line starting at buf[at] (before `stop`): its length without the newline if it is a common line
+ * (common_prefix), else -1 (also when no newline ends it before `stop`). */
+static Py_ssize_t next_common(const unsigned char *buf, Py_ssize_t at, Py_ssize_t stop, Py_ssize_t room,
+                              int *is_stderr, int64_t *ns) {
+    const unsigned char *newline = memchr(buf + at, '\n', (size_t)(stop - at));
+    if (newline == NULL) return -1;
+    Py_ssize_t len = newline - (buf + at);
+    return common_prefix(buf + at, len, room, is_stderr, ns) ? len : -1;
+}
+
 PyDoc_STRVAR(cri_lines_doc,
              "cri_lines(buffer, start, stop, base, room, stdout, stderr, out) -> int\n\n"
              "Append to `out` the raw line [base + line start, text, stream, time ns, 0] of each common CRI\n"
@@ -106,12 +116,10 @@ static PyObject *cri_lines(PyObject *self, PyObject *args) {
     int failed = 0;
     while (at < stop) {
         const unsigned char *line = buf + at;
-        const unsigned char *newline = memchr(line, '\n', (size_t)(stop - at));
-        if (newline == NULL) break;
-        Py_ssize_t len = newline - line;
         int is_stderr;
         int64_t ns;
-        if (!common_prefix(line, len, room, &is_stderr, &ns)) break;
+        Py_ssize_t len = next_common(buf, at, stop, room, &is_stderr, &ns);
+        if (len < 0) break;
         PyObject *stream = is_stderr ? out_stderr : out_stdout;
         Py_ssize_t size = len - 40;
         PyObject *text = PyUnicode_DecodeUTF8((const char *)line + 40, size, NULL);
@@ -309,12 +317,10 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
     int failed = 0;
     while (at < stop && count < max_lines && (count == 0 || budget < max_bytes)) {
         const unsigned char *line = buf + at;
-        const unsigned char *newline = memchr(line, '\n', (size_t)(stop - at));
-        if (newline == NULL) break;
-        Py_ssize_t len = newline - line;
         int is_stderr;
         int64_t ns;
-        if (!common_prefix(line, len, room, &is_stderr, &ns)) break;
+        Py_ssize_t len = next_common(buf, at, stop, room, &is_stderr, &ns);
+        if (len < 0) break;
         Py_ssize_t size = len - 40;
         /* `,[<position>,"<text>","stdout",<ns>,0]`: 1 + 1 + 20 + 2 + 6 * size + 11 + 20 + 3 bytes at most */
         if (!reserve(&out, 6 * size + 64)) {
