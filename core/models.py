@@ -106,22 +106,23 @@ class WireLines:
         return lines
 
 
-_SOURCES_KEPT = 65536
-_source_json: dict[int, tuple[dict[str, Any], bytes]] = {}  # id -> (the source, kept alive; its encoding)
+_HEADS_KEPT = 65536
+_segment_heads: dict[int, tuple[dict[str, Any], str, bytes]] = {}  # id(source) -> (source, stream id, head)
 
 
-def source_json(source: dict[str, Any]) -> bytes:
-    """orjson's encoding of a segment's `source`, remembered for the very object: a file's source is
-    encoded in every record its lines go into. Only for sources never changed once their lines are
-    published (a file collector's: built once per file), as those with encoded lines are."""
-    hit = _source_json.get(id(source))
-    if hit is not None and hit[0] is source:
-        return hit[1]
-    if len(_source_json) >= _SOURCES_KEPT:
-        _source_json.clear()
-    encoded = orjson.dumps(source)
-    _source_json[id(source)] = (source, encoded)
-    return encoded
+def segment_head(source: dict[str, Any], stream_id: str) -> bytes:
+    """`{"src":<source>,"sid":<stream id>,"lines":[` as orjson writes it, remembered for the very source
+    object: a file's segment head is written into every record its lines go into. Only for sources
+    never changed once their lines are published (a file collector's: built once per file), as those
+    with encoded lines are."""
+    hit = _segment_heads.get(id(source))
+    if hit is not None and hit[0] is source and hit[1] == stream_id:
+        return hit[2]
+    if len(_segment_heads) >= _HEADS_KEPT:
+        _segment_heads.clear()
+    head = b'{"src":%s,"sid":%s,"lines":[' % (orjson.dumps(source), orjson.dumps(stream_id))
+    _segment_heads[id(source)] = (source, stream_id, head)
+    return head
 
 
 def wire_lines(lines: list[RawLine]) -> WireLines:
@@ -198,8 +199,7 @@ class RawBatch:
                  "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in segments]}
             )
         dumps = orjson.dumps
-        parts = [b'{"src":%s,"sid":%s,"lines":[%s]}' % (source_json(seg.source), dumps(seg.stream_id),
-                                                       b",".join(seg.wire.pieces))
+        parts = [segment_head(seg.source, seg.stream_id) + b",".join(seg.wire.pieces) + b"]}"
                  if seg.wire is not None else
                  b'{"src":%s,"sid":%s,"lines":[%s]}' % (dumps(seg.source), dumps(seg.stream_id), dumps(seg.lines)[1:-1])
                  for seg in segments]
