@@ -142,3 +142,12 @@ def test_encoded_lines_make_the_record_orjson_makes(segments: list[Any], collect
         assert chunk.encode() == reference.encode()
         assert (chunk.line_count, chunk.text_size(), chunk.entries()) == (
             len(reference.lines), sum(len(line[1]) for line in reference.lines), reference.lines)
+
+
+def test_a_sources_remembered_segment_head_follows_its_stream_id() -> None:
+    """A truncated file keeps its source object and gets a new stream id (a new generation)."""
+    source = {"kind": "file", "path": "/var/log/pods/ns_pod_uid/app/0.log"}
+    lines = [[0, "a \"quoted\" line", "stdout", 1, 0]]
+    for sid in ("file:1:2:aa:0", "file:1:2:bb:1", "file:1:2:aa:0"):
+        wired = RawBatch(9, [RawChunk(source, sid, 9, wire=wire_lines(lines))]).encode()
+        assert wired == RawBatch(9, [RawChunk(source, sid, 9, lines)]).encode()
