@@ -83,15 +83,82 @@ def make_raw_line(position: int, data: bytes, stream: str = "", source_time_ns: 
 
 
 @dataclass(slots=True)
+class WireLines:
+    """Raw lines already in their wire encoding, so a record is a join of byte strings.
+
+    Each piece is the entries of some lines as orjson writes them, joined by commas: orjson's
+    encoding of their list without its brackets (`wire_lines`, the reference). The file collector's
+    C scan (collectors/files/_filescan.c) writes its common CRI lines this way, with no Python object
+    per line, and a record then costs no encoding of its lines."""
+
+    pieces: list[bytes]
+    count: int  # lines
+    size: int  # their texts' lengths in characters, summed: what chunk and batch budgets count
+
+    def extend(self, other: WireLines) -> None:
+        self.pieces.extend(other.pieces)
+        self.count += other.count
+        self.size += other.size
+
+    def decode(self) -> list[RawLine]:
+        """The entries themselves (splitting an oversize record, or a mixed segment's list form)."""
+        lines: list[RawLine] = orjson.loads(b"[%s]" % b",".join(self.pieces))
+        return lines
+
+
+_HEADS_KEPT = 65536
+_segment_heads: dict[int, tuple[dict[str, Any], str, bytes]] = {}  # id(source) -> (source, stream id, head)
+
+
+def segment_head(source: dict[str, Any], stream_id: str) -> bytes:
+    """`{"src":<source>,"sid":<stream id>,"lines":[` as orjson writes it, remembered for the very source
+    object: a file's segment head is written into every record its lines go into. Only for sources
+    never changed once their lines are published (a file collector's: built once per file), as those
+    with encoded lines are."""
+    hit = _segment_heads.get(id(source))
+    if hit is not None and hit[0] is source and hit[1] == stream_id:
+        return hit[2]
+    if len(_segment_heads) >= _HEADS_KEPT:
+        _segment_heads.clear()
+    head = b'{"src":%s,"sid":%s,"lines":[' % (orjson.dumps(source), orjson.dumps(stream_id))
+    _segment_heads[id(source)] = (source, stream_id, head)
+    return head
+
+
+def wire_lines(lines: list[RawLine]) -> WireLines:
+    """`lines` in their wire encoding (the reference of the C scan's)."""
+    return WireLines([orjson.dumps(lines)[1:-1]] if lines else [], len(lines), sum([len(line[1]) for line in lines]))
+
+
+@dataclass(slots=True)
 class RawChunk:
-    """A batch of lines from one source stream (one file generation, one container instance)."""
+    """A batch of lines from one source stream (one file generation, one container instance).
+
+    Its lines are `lines`, or, when `wire` is set, those (`lines` is then empty): already encoded."""
 
     source: dict[str, Any]
     stream_id: str
     collected_ns: int
     lines: list[RawLine] = field(default_factory=list)
+    wire: WireLines | None = None
+
+    @property
+    def line_count(self) -> int:
+        return self.wire.count if self.wire is not None else len(self.lines)
+
+    def text_size(self) -> int:
+        """Its lines' texts' lengths in characters, summed."""
+        return self.wire.size if self.wire is not None else sum([len(line[1]) for line in self.lines])
+
+    def entries(self) -> list[RawLine]:
+        """Its lines as entries, whichever form it holds them in."""
+        return self.wire.decode() if self.wire is not None else self.lines
 
     def encode(self) -> bytes:
+        if self.wire is not None:
+            return b'{"v":%d,"t":"raw","src":%s,"sid":%s,"ct":%d,"lines":[%s]}' % (
+                SCHEMA_VERSION, orjson.dumps(self.source), orjson.dumps(self.stream_id), self.collected_ns,
+                b",".join(self.wire.pieces))
         return orjson.dumps(
             {"v": SCHEMA_VERSION, "t": "raw", "src": self.source, "sid": self.stream_id,
              "ct": self.collected_ns, "lines": self.lines}
@@ -120,13 +187,23 @@ class RawBatch:
 
     @property
     def line_count(self) -> int:
-        return sum(len(seg.lines) for seg in self.segments)
+        return sum(seg.line_count for seg in self.segments)
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"v": RAW_BATCH_VERSION, "t": "raw", "ct": self.collected_ns,
-             "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in self.segments]}
-        )
+        """orjson's encoding of the record; segments holding `wire` lines are joined in, byte for byte
+        what orjson writes for their entries."""
+        segments = self.segments
+        if not any(seg.wire is not None for seg in segments):
+            return orjson.dumps(
+                {"v": RAW_BATCH_VERSION, "t": "raw", "ct": self.collected_ns,
+                 "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in segments]}
+            )
+        dumps = orjson.dumps
+        parts = [segment_head(seg.source, seg.stream_id) + b",".join(seg.wire.pieces) + b"]}"
+                 if seg.wire is not None else
+                 b'{"src":%s,"sid":%s,"lines":[%s]}' % (dumps(seg.source), dumps(seg.stream_id), dumps(seg.lines)[1:-1])
+                 for seg in segments]
+        return b'{"v":%d,"t":"raw","ct":%d,"segs":[%s]}' % (RAW_BATCH_VERSION, self.collected_ns, b",".join(parts))
 
 
 def decode_raw_chunks(data: bytes) -> list[RawChunk]:

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from typing import Protocol
 
-from core.models import RawBatch, RawChunk
+from core.models import RawBatch, RawChunk, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,14 @@ class PartitionBatcher:
         caller already counted it; else it is counted here, a pass over every line.
 
         Waits while closed batches are waiting for the publisher (backpressure)."""
-        if not chunk.lines:
+        count = chunk.line_count
+        if not count:
             raise ValueError("an empty chunk has nothing to publish")
         self.start()
-        if text_size is None:
-            text_size = sum([len(line[1]) for line in chunk.lines])
-        size = text_size + LINE_OVERHEAD * len(chunk.lines)
+        size = (chunk.text_size() if text_size is None else text_size) + LINE_OVERHEAD * count
         partition = self.publisher.partition_for(chunk.stream_id)
         batch = self._open.get(partition)
-        if batch is not None and batch.lines and (batch.lines + len(chunk.lines) > self.max_lines
+        if batch is not None and batch.lines and (batch.lines + count > self.max_lines
                                                   or batch.bytes + size > self.max_bytes):
             self._close(partition)
             batch = None
@@ -117,12 +116,16 @@ class PartitionBatcher:
             batch = self._open[partition] = _Batch(partition, time.monotonic() + self.linger, chunk.collected_ns, ack)
             self._wake.set()  # a new deadline
         segment = batch.segments.get(chunk.stream_id)
-        if segment is None:
-            batch.segments[chunk.stream_id] = RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns,
-                                                       list(chunk.lines))
-        else:
+        if segment is None:  # an encoded chunk is taken as it is (ChunkSink.publish): no copy per chunk
+            batch.segments[chunk.stream_id] = chunk if chunk.wire is not None else RawChunk(
+                chunk.source, chunk.stream_id, chunk.collected_ns, list(chunk.lines))
+        elif segment.wire is None and chunk.wire is None:
             segment.lines.extend(chunk.lines)
-        batch.lines += len(chunk.lines)
+        else:  # a stream's lines in both forms (a read of uncommon lines beside common ones): all encoded
+            if segment.wire is None:
+                segment.wire, segment.lines = wire_lines(segment.lines), []
+            segment.wire.extend(chunk.wire if chunk.wire is not None else wire_lines(chunk.lines))
+        batch.lines += count
         batch.bytes += size
         self.chunks += 1
         ack_future = batch.ack
@@ -143,7 +146,7 @@ class PartitionBatcher:
         for batch in list(self._open.values()) + list(self._closed):
             segment = batch.segments.pop(stream_id, None)
             if segment is not None:
-                batch.lines -= len(segment.lines)
+                batch.lines -= segment.line_count
 
     def _close(self, partition: int) -> None:
         batch = self._open.pop(partition)
@@ -214,7 +217,10 @@ class ChunkSink(Protocol):
     @property
     def recoveries(self) -> int: ...  # producers replaced after the broker lost acknowledged records
 
-    async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]: ...
+    async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
+        """Send `chunk` (`text_size`: its lines' text size when the caller counted it). A chunk of encoded
+        lines (`wire`) is the sink's from then on: it may add the stream's later lines to it, so the
+        caller never touches it again."""
 
     def lost(self, ack: ChunkAck) -> bool: ...
 

@@ -199,11 +199,12 @@ class ChunkPublisher:
     @staticmethod
     def encode_lines(chunk: RawChunk, limit: int, size: int) -> list[RawChunk]:
         """An oversize single-stream chunk as two halves, or its one line cut to fit."""
-        if len(chunk.lines) > 1:
-            half = len(chunk.lines) // 2
-            return [RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[:half]),
-                    RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, chunk.lines[half:])]
-        line = list(chunk.lines[0])
+        lines = chunk.entries()
+        if len(lines) > 1:
+            half = len(lines) // 2
+            return [RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, lines[:half]),
+                    RawChunk(chunk.source, chunk.stream_id, chunk.collected_ns, lines[half:])]
+        line = list(lines[0])
         overflow = size - limit
         line[1] = line[1][: max(0, len(line[1]) - overflow - 64)]
         line[4] |= FLAG_TRUNCATED

@@ -33,7 +33,7 @@ from collectors.files.formats import DETECT_LINES, detect_format
 from collectors.files.kube_paths import is_pod_log, kubernetes_metadata
 from collectors.files.metrics import FileMetrics
 from collectors.files.rotation_joins import RotationJoins
-from collectors.files.tailer import TailedFile, fingerprint
+from collectors.files.tailer import Block, TailedFile, fingerprint
 from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine
 from core.rule_settings import MultilineSettings
@@ -223,10 +223,15 @@ class FileCollector:
                 tailed.needs_read = True  # a backlog: read on at the next pass whether written or not
                 break
             before = tailed.read_offset
-            lines = tailed.read_lines()
-            if lines:
-                self.lines_in_pass += len(lines)
-                await self._publish(tailed, lines)
+            if tailed.reads_wire:  # common CRI lines come already encoded, in chunk-sized blocks
+                blocks = tailed.read_blocks(self.settings.chunk_lines, self.settings.chunk_bytes)
+                if blocks:
+                    await self._publish_blocks(tailed, blocks)
+            else:
+                lines = tailed.read_lines()
+                if lines:
+                    self.lines_in_pass += len(lines)
+                    await self._publish(tailed, lines)
             if tailed.at_end or tailed.read_offset == before:
                 at_end = tailed.at_end  # read to the size the file had just now
                 break
@@ -294,9 +299,8 @@ class FileCollector:
         self.metrics.lag_bytes.remove(str(tailed.path))
         log.info("released %s after reading it to the end", tailed.path)
 
-    async def _publish(self, tailed: TailedFile, lines: list[RawLine]) -> None:
-        """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order."""
-        max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
+    async def _in_flight(self, tailed: TailedFile) -> deque[tuple[asyncio.Future[ChunkAck], int, int]]:
+        """The acks awaited for `tailed`'s stream, which is made known first (a restart must find it)."""
         sid = tailed.stream_id
         if tailed.generation and sid not in self.checkpoints:  # a restart must find this generation
             self.checkpoints[sid] = {"offset": 0, "generation": tailed.generation, "path": str(tailed.path)}
@@ -308,9 +312,18 @@ class FileCollector:
         pending = self.acks.get(sid)  # after the save: it drops streams with nothing in flight
         if pending is None:
             pending = self.acks[sid] = deque()
+        return pending
+
+    async def _publish(self, tailed: TailedFile, lines: list[RawLine], end: int | None = None) -> None:
+        """Send `lines` as chunks bounded by chunk_lines and chunk_bytes; remember each ack in order.
+        `end` is where reading resumes after the last of them (default: the file's safe offset)."""
+        max_lines, max_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
+        pending = await self._in_flight(tailed)
+        sid = tailed.stream_id
         if len(lines) <= max_lines and sum([len(line[1]) for line in lines]) + 48 * len(lines) <= max_bytes:
             chunk = RawChunk(tailed.source, sid, time.time_ns(), lines)  # the usual case: one chunk
-            pending.append((await self.publisher.publish(chunk), tailed.safe_offset, len(lines)))
+            pending.append((await self.publisher.publish(chunk), tailed.safe_offset if end is None else end,
+                            len(lines)))
             return
         start = 0
         while start < len(lines):
@@ -318,10 +331,31 @@ class FileCollector:
             while stop < len(lines) and stop - start < max_lines and (size < max_bytes or stop == start):
                 size += len(lines[stop][1]) + 48
                 stop += 1
-            resume = tailed.safe_offset if stop >= len(lines) else tailed.resume_at(int(lines[stop][0]))
-            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), lines[start:stop])
+            resume = (tailed.safe_offset if end is None else end) if stop >= len(lines) \
+                else tailed.resume_at(int(lines[stop][0]))
+            chunk = RawChunk(tailed.source, sid, time.time_ns(), lines[start:stop])
             pending.append((await self.publisher.publish(chunk), resume, stop - start))
             start = stop
+
+    async def _publish_blocks(self, tailed: TailedFile, blocks: list[Block]) -> None:
+        """Send the blocks of one read (TailedFile.read_blocks) in order: an encoded block is one chunk
+        (the scan bounded it), entries go through `_publish`. A chunk resumes where the next block begins."""
+        for i, (lines, _) in enumerate(blocks):
+            end = blocks[i + 1].resume if i + 1 < len(blocks) else tailed.safe_offset
+            if isinstance(lines, list):
+                self.lines_in_pass += len(lines)
+                await self._publish(tailed, lines, end)
+                continue
+            self.lines_in_pass += lines.count
+            sid = tailed.stream_id
+            pending = self.acks.get(sid)
+            if pending is None or sid not in self.persisted:
+                if sid in self.persisted and sid in self.checkpoints:  # the usual case: known, none in flight
+                    pending = self.acks[sid] = deque()
+                else:
+                    pending = await self._in_flight(tailed)
+            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), wire=lines)
+            pending.append((await self.publisher.publish(chunk), end, lines.count))
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""

@@ -14,11 +14,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from collectors.files.formats import CRI_STREAMS, PARSERS, Format, cri_time_ns, detect_format
 from collectors.multiline import MultilineJoiner
-from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, make_raw_line
+from core.models import FLAG_BAD_PREFIX, FLAG_BAD_TIME, FLAG_TRUNCATED, RawLine, WireLines, make_raw_line
 from core.native import native_module
 
 if TYPE_CHECKING:
@@ -45,6 +45,14 @@ def fingerprint(fd: int) -> str | None:
     """Hash of the first line (up to 256 bytes), or None while the file has no complete first line."""
     head = first_line(fd)
     return None if head is None else hash_line(head)
+
+
+class Block(NamedTuple):
+    """Lines of one read (TailedFile.read_blocks): encoded, or entries; and where reading resumes to get
+    the first of them again."""
+
+    lines: WireLines | list[RawLine]
+    resume: int
 
 
 @dataclass
@@ -231,30 +239,11 @@ class TailedFile:
         whether the read reached the end of the file as of its last size taken (no need to ask again
         now). It asks for what the file holds, not for `budget`: a 1 MiB buffer for a few hundred
         new bytes cost ten times the read."""
-        self.at_end = False
-        if not self.take_fingerprint():
-            return []  # the new generation has no complete first line yet
-        self._resumes = {}
-        base = self.read_offset - len(self._leftover)
-        want = min(budget, self.size_seen - self.read_offset)
-        if want <= 0:
-            self.size_seen = self.size()  # read to the size seen last: the file may have grown since
-            want = min(budget, self.size_seen - self.read_offset)
-            if want <= 0:
-                self.at_end = True
-                return []
-        data = os.pread(self.fd, want, self.read_offset)
-        self.at_end = len(data) < want or self.read_offset + len(data) >= self.size_seen
-        if not data:
+        read = self._read(budget)
+        if read is None:
             return []
-        self.read_offset += len(data)
-        buffer = self._leftover + data if self._leftover else data
+        buffer, start, stop, base = read
         out: list[RawLine] = []
-        stop = buffer.rfind(b"\n") + 1  # just after the last complete line
-        start = 0
-        if self._discard_from is not None and stop:
-            self._discard_from = None  # the rest of an over-long line ends here
-            start = buffer.index(b"\n") + 1
         if start < stop:
             if self.fmt == "cri":
                 self._cri_lines(buffer, start, stop, base, out)
@@ -263,6 +252,76 @@ class TailedFile:
                 for line in buffer[start:stop - 1].split(b"\n"):
                     emit(line, base + start, out)
                     start += len(line) + 1
+        self._keep_rest(buffer, stop, base, out)
+        return self._joined(out, time.monotonic()) if self.joiner is not None else out
+
+    @property
+    def reads_wire(self) -> bool:
+        """Whether `read_blocks` serves it: a CRI file without a multiline rule, the C scan on."""
+        return self.fmt == "cri" and self.joiner is None and native_module("file_scan") is not None
+
+    def read_blocks(self, max_lines: int, max_bytes: int, budget: int = READ_SIZE) -> list[Block]:
+        """`read_lines` for a file that `reads_wire`, its lines in blocks: each run of common lines
+        already in the wire encoding (core.models.WireLines), at most one chunk's worth (`max_lines`,
+        `max_bytes`, as FileCollector._publish counts them), and the other lines as entries. Each block
+        comes with where reading must resume to get its first line again."""
+        read = self._read(budget)
+        if read is None:
+            return []
+        buffer, start, stop, base = read
+        scan = native_module("file_scan")
+        assert scan is not None, "read_blocks needs the C scan (reads_wire)"
+        blocks: list[Block] = []
+        entries: list[RawLine] = []
+        room, emit = self.max_line_bytes, self._emit
+        while start < stop:
+            if not self._pending:
+                at, data, count, size = scan.cri_wire(buffer, start, stop, base, room, max_lines, max_bytes)
+                if count:
+                    if entries:
+                        blocks.append(Block(entries, self.resume_at(entries[0][0])))
+                        entries = []
+                    blocks.append(Block(WireLines([data], count, size), base + start))
+                    start = at
+                    continue
+            end = buffer.index(b"\n", start)
+            emit(buffer[start:end], base + start, entries)
+            start = end + 1
+        self._keep_rest(buffer, stop, base, entries)
+        if entries:
+            blocks.append(Block(entries, self.resume_at(entries[0][0])))
+        return blocks
+
+    def _read(self, budget: int) -> tuple[bytes, int, int, int] | None:
+        """Read up to `budget` new bytes: (buffer, start, stop, base) with buffer[start:stop] the complete
+        lines to take (`base` the file offset of buffer[0]), or None when nothing was read."""
+        self.at_end = False
+        if not self.take_fingerprint():
+            return None  # the new generation has no complete first line yet
+        self._resumes = {}
+        base = self.read_offset - len(self._leftover)
+        want = min(budget, self.size_seen - self.read_offset)
+        if want <= 0:
+            self.size_seen = self.size()  # read to the size seen last: the file may have grown since
+            want = min(budget, self.size_seen - self.read_offset)
+            if want <= 0:
+                self.at_end = True
+                return None
+        data = os.pread(self.fd, want, self.read_offset)
+        self.at_end = len(data) < want or self.read_offset + len(data) >= self.size_seen
+        if not data:
+            return None
+        self.read_offset += len(data)
+        buffer = self._leftover + data if self._leftover else data
+        stop = buffer.rfind(b"\n") + 1  # just after the last complete line
+        start = 0
+        if self._discard_from is not None and stop:
+            self._discard_from = None  # the rest of an over-long line ends here
+            start = buffer.index(b"\n") + 1
+        return buffer, start, stop, base
+
+    def _keep_rest(self, buffer: bytes, stop: int, base: int, out: list[RawLine]) -> None:
+        """Keep the incomplete line after `stop` for the next read (an over-long one: its start, cut)."""
         rest = buffer[stop:]
         self._leftover = b""
         if self._discard_from is None:
@@ -271,7 +330,6 @@ class TailedFile:
                 self._discard_from = base + stop
             else:
                 self._leftover = rest
-        return self._joined(out, time.monotonic()) if self.joiner is not None else out
 
     def _cri_lines(self, buffer: bytes, start: int, stop: int, base: int, out: list[RawLine]) -> None:
         """`_emit` for each line of buffer[start:stop] (complete lines of a CRI file; `base` is the file

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.codec import compressor
 from core.errors import ChunkFormatError
@@ -16,6 +20,7 @@ from core.models import (
     make_raw_line,
     raw_line_bytes,
     splice_metadata,
+    wire_lines,
 )
 
 
@@ -107,3 +112,42 @@ def test_a_raw_chunk_of_the_wrong_shape_is_a_chunk_format_error(record: bytes) -
 def test_a_parsed_chunk_of_the_wrong_shape_is_a_chunk_format_error(record: bytes) -> None:
     with pytest.raises(ChunkFormatError):
         ParsedChunk.decode(record)
+
+
+entries = st.lists(st.builds(lambda pos, text, stream, ns, flags: [pos, text, stream, ns, flags],
+                             st.integers(0, 1 << 40), st.text(max_size=30), st.sampled_from(["stdout", "stderr", ""]),
+                             st.integers(-(1 << 63), (1 << 63) - 1), st.integers(0, 15)), max_size=6)
+sources = st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(sources, st.text(max_size=20), entries, st.booleans(), st.integers(1, 3)), min_size=1,
+                max_size=5), st.integers(-(1 << 63), (1 << 63) - 1))
+def test_encoded_lines_make_the_record_orjson_makes(segments: list[Any], collected: int) -> None:
+    """A record whose segments hold their lines encoded (WireLines, in any number of pieces) is byte for
+    byte the record of the same lines as entries, and decodes to them."""
+    plain, wired = [], []
+    for source, sid, lines, encode, pieces in segments:
+        plain.append(RawChunk(source, sid, collected, lines))
+        if encode and lines:
+            cut = len(lines) * (pieces - 1) // pieces
+            wire = wire_lines(lines[:cut])
+            wire.extend(wire_lines(lines[cut:]))
+            wired.append(RawChunk(source, sid, collected, wire=wire))
+        else:
+            wired.append(RawChunk(source, sid, collected, lines))
+    assert RawBatch(collected, wired).encode() == RawBatch(collected, plain).encode()
+    assert [c.entries() for c in decode_raw_chunks(RawBatch(collected, wired).encode())] == [c.lines for c in plain]
+    for chunk, reference in zip(wired, plain, strict=True):
+        assert chunk.encode() == reference.encode()
+        assert (chunk.line_count, chunk.text_size(), chunk.entries()) == (
+            len(reference.lines), sum(len(line[1]) for line in reference.lines), reference.lines)
+
+
+def test_a_sources_remembered_segment_head_follows_its_stream_id() -> None:
+    """A truncated file keeps its source object and gets a new stream id (a new generation)."""
+    source = {"kind": "file", "path": "/var/log/pods/ns_pod_uid/app/0.log"}
+    lines = [[0, "a \"quoted\" line", "stdout", 1, 0]]
+    for sid in ("file:1:2:aa:0", "file:1:2:bb:1", "file:1:2:aa:0"):
+        wired = RawBatch(9, [RawChunk(source, sid, 9, wire=wire_lines(lines))]).encode()
+        assert wired == RawBatch(9, [RawChunk(source, sid, 9, lines)]).encode()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from core.models import RawBatch, RawChunk, make_raw_line
+from core.models import RawBatch, RawChunk, make_raw_line, wire_lines
 from kafka_io.partition_batcher import PartitionBatcher
 from kafka_io.publisher import ChunkAck
 from tests.support.polling import wait_for
@@ -87,4 +87,22 @@ async def test_a_failed_record_fails_every_stream_and_discard_drops_unsent_lines
     batcher.discard("s0")  # s0 re-reads from its checkpoint: its later line must not go out first
     await wait_for(lambda: len(publisher.sent) == 2, timeout=10, what="the second record")
     assert lines_of(publisher.sent[1][1]) == {"s2": [9]} and second is also
+    await batcher.stop()
+
+
+async def test_a_streams_encoded_and_plain_chunks_share_its_segment_in_order() -> None:
+    """A file's read may give encoded lines (the C scan's) and entries (the Python path's) one after
+    the other: the segment holds them all in order, and the record is the one plain entries make."""
+    publisher, batcher = make()
+    first, second, third = chunk("s0", 0, 1), chunk("s0", 2), chunk("s0", 3, 4)
+    await batcher.publish(RawChunk(first.source, "s0", 1, wire=wire_lines(first.lines)))
+    await batcher.publish(second)
+    await batcher.publish(RawChunk(third.source, "s0", 1, wire=wire_lines(third.lines)))
+    await batcher.publish(chunk("s2", 7))
+    batcher.flush()
+    await wait_for(lambda: len(publisher.sent) == 1, timeout=10, what="one record")
+    (_, batch, _), = publisher.sent
+    assert batch.line_count == 6
+    expected = RawBatch(1, [RawChunk(first.source, "s0", 1, first.lines + second.lines + third.lines), chunk("s2", 7)])
+    assert batch.encode() == expected.encode()
     await batcher.stop()

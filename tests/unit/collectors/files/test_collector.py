@@ -66,7 +66,7 @@ async def test_acknowledged_chunks_the_broker_lost_are_read_again(tmp_path: Path
         write(path, n * 10, 10)
         collector.apply_scan(discover(settings.paths, []))
         await collector.pump()
-        starts.append(publisher.chunks[-1].lines[0][0])
+        starts.append(publisher.chunks[-1].entries()[0][0])
         publisher.acks[-1].set_result(ChunkAck(0, 100 + n))
     collector.settle_acks()
     (tailed,) = collector.files.values()
@@ -78,7 +78,7 @@ async def test_acknowledged_chunks_the_broker_lost_are_read_again(tmp_path: Path
     assert collector.checkpoints[tailed.stream_id]["offset"] == starts[2]
     await collector.pump()
     resent = publisher.chunks[-1]
-    assert [line[0] for line in resent.lines] == [line[0] for c in publisher.chunks[2:4] for line in c.lines]
+    assert [line[0] for line in resent.entries()] == [line[0] for c in publisher.chunks[2:4] for line in c.entries()]
     collector.close()
 
 
@@ -96,7 +96,7 @@ async def test_acks_that_arrived_while_the_loop_was_blocked_are_checked_too(tmp_
     publisher.recoveries, publisher.end_offsets = 1, {0: 6}
     collector.settle_acks()
     (tailed,) = collector.files.values()
-    assert collector.checkpoints[tailed.stream_id]["offset"] == publisher.chunks[1].lines[0][0]
+    assert collector.checkpoints[tailed.stream_id]["offset"] == publisher.chunks[1].entries()[0][0]
     collector.close()
 
 
@@ -146,10 +146,10 @@ async def test_a_backlog_and_a_rewind_are_read_on_without_a_reported_write(tmp_p
     write(path, 0, count)
     collector.apply_scan(discover(settings.paths, []))
     await collector.pump(set())
-    read = sum(len(chunk.lines) for chunk in publisher.chunks)
+    read = sum(len(chunk.entries()) for chunk in publisher.chunks)
     assert 0 < read < count
     await collector.pump(set())
-    assert sum(len(chunk.lines) for chunk in publisher.chunks) == count
+    assert sum(len(chunk.entries()) for chunk in publisher.chunks) == count
     assert await collector.pump(set()) == 0
     (tailed,) = collector.files.values()
     tailed.rewind(0)  # as after a failed send

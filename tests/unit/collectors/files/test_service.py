@@ -59,7 +59,7 @@ async def follow_for_a_while(tmp_path: Path, watcher: DirectoryWatcher, monkeypa
         await asyncio.sleep(0)
         looked_at.clear()
         write(paths[2], 1, 1)
-        await wait_for(lambda: any(chunk.lines[-1][0] > 0 for chunk in publisher.chunks), timeout=30,
+        await wait_for(lambda: any(chunk.entries()[-1][0] > 0 for chunk in publisher.chunks), timeout=30,
                        what="the appended line published")
     finally:
         stop.set()
@@ -97,7 +97,7 @@ async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, 
     flushed: list[int] = []
     stop = asyncio.Event()
     task = asyncio.create_task(_follow(collector, watcher, settings, stop, None,
-                                       lambda: flushed.append(sum(len(c.lines) for c in publisher.chunks))))
+                                       lambda: flushed.append(sum(len(c.entries()) for c in publisher.chunks))))
     try:
         await during(publisher)
     finally:
@@ -196,7 +196,7 @@ async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan
     first, copied = publisher.chunks
     assert copied.stream_id == first.stream_id and copied.source["path"].endswith("0.log.1")
     size = (pod / "0.log.1").stat().st_size  # four lines of one length
-    assert [(line[0], line[1]) for line in copied.lines] == [(size // 4 * 3, "line 3")]
+    assert [(line[0], line[1]) for line in copied.entries()] == [(size // 4 * 3, "line 3")]
 
 
 async def test_a_pass_that_read_lines_sends_them_when_the_loop_waits(tmp_path: Path, monkeypatch: Any) -> None:
@@ -216,7 +216,7 @@ async def test_a_pass_that_read_lines_sends_them_when_the_loop_waits(tmp_path: P
     publisher, _, flushed = await run_with_inotify(tmp_path, monkeypatch, {"linger": "0.1s", "flush_interval": "0.1s"},
                                                    write_twice)
     assert flushed == [3, 5]
-    assert [len(chunk.lines) for chunk in publisher.chunks] == [3, 2]
+    assert [len(chunk.entries()) for chunk in publisher.chunks] == [3, 2]
 
 
 async def test_an_unchanged_checkpoint_is_not_written_again(tmp_path: Path, monkeypatch: Any) -> None:

@@ -1,0 +1,209 @@
+"""The C scan's wire encoding (collectors/files/_filescan.c, cri_wire) against its Python reference.
+
+The file collector's common CRI lines leave the C scan already encoded (core.models.WireLines). What it
+publishes must be byte for byte what the Python path (`LOGWEAVE_PURE=1`: entries, encoded by orjson in
+RawBatch.encode) publishes: the same `logs.raw` records, for any lines (escapes, non-ASCII, invalid
+UTF-8, partial lines, lines cut by a read, over the limit) and any chunk limits; and each encoded block
+resumes where the Python path would resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collectors.files.collector import FileCollector
+from collectors.files.discovery import discover
+from collectors.files.metrics import FileMetrics
+from core.models import RawBatch, WireLines, wire_lines
+from core.settings import load_settings
+from kafka_io.partition_batcher import PartitionBatcher
+from kafka_io.publisher import ChunkAck
+from tests.unit.collectors.files.test_filescan import FIRST, follow, lines, python_path, scan
+
+pytest.importorskip("collectors.files._filescan", reason="C extension not built (pure-Python install)")
+
+STAMP = b"2025-06-10T08:25:41.000000001Z"
+# every character orjson escapes, and the ones it leaves alone (DEL, '/', non-ASCII up to 4 bytes)
+texts = st.one_of(st.text(max_size=60), st.text(alphabet="\"\\\x00\x01\x08\t\x0b\x0c\r\x1f\x7f/ é€😀", max_size=30))
+common_lines = st.builds(lambda stream, text: STAMP + b" " + stream + b" F " + text.replace("\n", " ").encode(),
+                         st.sampled_from([b"stdout", b"stderr"]), texts)
+any_lines = st.one_of(common_lines, lines)
+
+
+def limited(entries: list[Any], max_lines: int, max_bytes: int) -> list[Any]:
+    """The first chunk FileCollector._publish makes of `entries`."""
+    stop = size = 0
+    while stop < len(entries) and stop < max_lines and (size < max_bytes or stop == 0):
+        size += len(entries[stop][1]) + 48
+        stop += 1
+    return entries[:stop]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(any_lines, max_size=20), st.integers(1, 8), st.integers(1, 600), st.integers(0, 80))
+def test_the_scan_writes_what_orjson_writes_for_the_lines_it_takes(body: list[bytes], max_lines: int, max_bytes: int,
+                                                                   room: int) -> None:
+    buffer = b"".join(line + b"\n" for line in body)
+    assert scan is not None
+    entries: list[Any] = []
+    scan.cri_lines(buffer, 0, len(buffer), 7, room, "stdout", "stderr", entries)  # itself held to the Python path
+    taken = limited(entries, max_lines, max_bytes)
+    at, data, count, size = scan.cri_wire(buffer, 0, len(buffer), 7, room, max_lines, max_bytes)
+    reference = wire_lines(taken)
+    assert (data, count, size) == (b",".join(reference.pieces), reference.count, reference.size)
+    assert at == (buffer.index(b"\n", taken[-1][0] - 7) + 1 if taken else 0)  # after the last line taken
+    assert orjson.loads(b"[%s]" % data) == taken
+
+
+def test_the_scan_refuses_what_python_refuses_as_utf8() -> None:
+    assert scan is not None
+    for content in (b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80",
+                    b"\xc3", b"ok \xe2\x82", b"\x80", b"\xff"):
+        buffer = STAMP + b" stdout F " + content + b"\n"
+        assert scan.cri_wire(buffer, 0, len(buffer), 0, 1 << 20, 10, 1 << 20) == (0, b"", 0, 0), content
+    with pytest.raises(ValueError, match="within the buffer"):
+        scan.cri_wire(b"abc\n", 0, 5, 0, 10, 1, 1)
+
+
+def read_everything(path: Path, budgets: list[int], max_line: int, max_lines: int, max_bytes: int) -> list[Any]:
+    """Read after read: the blocks (decoded, their resumes) and where the file stands."""
+    tail = follow(path, max_line, False)
+    said: list[Any] = []
+    try:
+        assert tail.reads_wire
+        for budget in budgets + [1 << 20]:
+            blocks = tail.read_blocks(max_lines, max_bytes, budget)
+            for block in blocks:
+                if isinstance(block.lines, WireLines):
+                    assert 0 < block.lines.count <= max_lines
+                    assert block.lines.decode() == limited(block.lines.decode(), max_lines, max_bytes)
+            said.append(([(block.lines.decode() if isinstance(block.lines, WireLines) else block.lines, block.resume)
+                          for block in blocks], tail.safe_offset, tail.read_offset))
+    finally:
+        tail.close()
+    return said
+
+
+def read_python(path: Path, budgets: list[int], max_line: int) -> list[Any]:
+    tail = follow(path, max_line, False)
+    said: list[Any] = []
+    try:
+        with python_path():
+            for budget in budgets + [1 << 20]:
+                got = tail.read_lines(budget)
+                said.append((got, [tail.resume_at(line[0]) for line in got], tail.safe_offset, tail.read_offset))
+    finally:
+        tail.close()
+    return said
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(any_lines, max_size=25), st.booleans(), st.lists(st.integers(1, 400), max_size=5),
+       st.integers(16, 64), st.integers(1, 6), st.integers(1, 400))
+def test_blocks_hold_the_python_paths_lines_and_resumes(body: list[bytes], ends_whole: bool, budgets: list[int],
+                                                        max_line: int, max_lines: int, max_bytes: int) -> None:
+    data = FIRST + b"\n".join(body) + (b"\n" if ends_whole and body else b"")
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "0.log"
+        path.write_bytes(data)
+        got = read_everything(path, budgets, max_line, max_lines, max_bytes)
+        expected = read_python(path, budgets, max_line)
+    for (blocks, safe, offset), (entries, resumes, safe_py, offset_py) in zip(got, expected, strict=True):
+        assert [line for block, _ in blocks for line in block] == entries
+        assert (safe, offset) == (safe_py, offset_py)
+        at = 0
+        for block, resume in blocks:  # a block resumes where the Python path resumes its first line
+            assert resume == resumes[at]
+            at += len(block)
+
+
+class Recorder:
+    """A publisher that records each record's bytes and acknowledges it at once."""
+
+    recoveries = 0
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+
+    def partition_for(self, stream_id: str) -> int:
+        return 0
+
+    async def publish(self, batch: RawBatch, partition: int | None = None) -> asyncio.Future[ChunkAck]:
+        self.records.append(batch.encode())
+        ack: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
+        ack.set_result(ChunkAck(0, len(self.records)))
+        return ack
+
+    def lost(self, ack: ChunkAck) -> bool:
+        return False
+
+
+async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes: int) -> tuple[list[bytes], Any]:
+    """Run a FileCollector over one pod log written in `pieces`, every read of it a record: the records
+    and the checkpoint it ends with."""
+    settings_ = load_settings(environ={}, collector={"paths": [str(root / "pods" / "*" / "*" / "*.log")],
+                                                     "checkpoint_dir": str(root / "ckpt"), "max_line_bytes": 48,
+                                                     "chunk_lines": chunk_lines, "chunk_bytes": chunk_bytes}).collector
+    path = root / "pods" / "ns_pod_uid" / "app" / "0.log"
+    recorder = Recorder()
+    batcher = PartitionBatcher(recorder, 60.0, 10_000, 1 << 30)  # type: ignore[arg-type]
+    collector = FileCollector(settings_, batcher, FileMetrics())
+    try:
+        for piece in pieces:
+            with open(path, "ab") as handle:
+                handle.write(piece)
+            collector.apply_scan(discover(settings_.paths, []))
+            await collector.pump()
+            batcher.flush()
+            await batcher.stop()
+            collector.settle_acks()
+        (tailed,) = collector.files.values()
+        # the two runs' files differ in path and inode only: name them alike
+        records = [record.replace(tailed.stream_id.encode(), b"SID").replace(str(root).encode(), b"ROOT")
+                   for record in recorder.records]
+        return records, {**collector.checkpoints[tailed.stream_id], "path": ""}
+    finally:
+        collector.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(any_lines, min_size=1, max_size=25), st.lists(st.integers(0, 25), max_size=3), st.integers(1, 6),
+       st.integers(1, 2000))
+def test_the_collectors_records_are_byte_identical_to_the_python_paths(body: list[bytes], cuts: list[int],
+                                                                      chunk_lines: int, chunk_bytes: int) -> None:
+    data = FIRST + b"".join(line + b"\n" for line in body)
+    marks = sorted({0, len(data)} | {min(len(data), len(FIRST) + 40 * cut) for cut in cuts})
+    pieces = [data[a:b] for a, b in zip(marks, marks[1:], strict=False)]
+    results = []
+    for pure in (False, True):
+        with tempfile.TemporaryDirectory() as directory:
+            root = Path(directory)
+            (root / "pods" / "ns_pod_uid" / "app").mkdir(parents=True)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("collectors.files.collector.time.time_ns", lambda: 1_000_000)
+                if pure:
+                    patch.setattr("collectors.files.tailer.native_module", lambda name: None)
+                results.append(asyncio.run(collect(root, pieces, chunk_lines, chunk_bytes)))
+    (records, checkpoint), (records_py, checkpoint_py) = results
+    assert records == records_py
+    assert checkpoint == checkpoint_py
+
+
+def test_a_read_larger_than_the_scans_stack_buffer_is_encoded_whole() -> None:
+    """A bulk read: megabytes of lines with escapes and non-ASCII, past the scan's 16 KiB on the stack."""
+    text = b'{"n": %d, "msg": "caf\xc3\xa9 \\\\ \t \xf0\x9f\x98\x80 %s"}\n'
+    body = b"".join(STAMP + b" stderr F " + text % (n, b"q\"" * (n % 300)) for n in range(5000))
+    assert scan is not None
+    entries: list[Any] = []
+    assert scan.cri_lines(body, 0, len(body), 0, 1 << 20, "stdout", "stderr", entries) == len(body)
+    at, data, count, size = scan.cri_wire(body, 0, len(body), 0, 1 << 20, 10_000, 1 << 30)
+    reference = wire_lines(entries)
+    assert (at, data, count, size) == (len(body), reference.pieces[0], 5000, reference.size)
