@@ -22,6 +22,13 @@ the re-delivery starts at the same first line, so the new object shares that fir
 object written after a read of the state lists its siblings and deletes those with another last offset
 (the state names the listing as owed, so a crash before it makes the next read do it). In the steady state
 nothing is listed. Keys derive from offsets and the first line's event time, never from the wall clock.
+
+The drain hands whole records packed (`takes_packed`, sinks/packed.py: each record's documents in one
+buffer, a table of positions and each line's event time), as it does to the file sink. The lines to put are
+picked per record in C (sinks/_segment.c, the same position and marks rules), the event times are bounded
+in C, and the body is the records' own buffers joined: byte for byte the NDJSON the line path makes, with
+no object per line. A packed batch with an event time out of range is handed back (NeedsLines) before
+anything is written and comes again as SinkLines, so each such line keeps its own dead letter.
 """
 
 from __future__ import annotations
