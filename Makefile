@@ -110,7 +110,8 @@ test: install system-deps test-clients
 
 # The parse and group stages once more on their Python reference paths (what an install without a
 # C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders,
-# the file collector's CRI line path, the pod collector's block scan, the sinks' marks and the file sink's line selection.
+# the file collector's CRI line path, the pod collector's block scan, the sinks' marks and the file and object-store
+# sinks' line selection and event-time check (packed records).
 test-pure: install
 	LOGWEAVE_PURE=1 $(BIN)/python -m pytest -q tests/unit/agents tests/unit/tables tests/unit/collectors/intake \
 	  tests/unit/collectors/files tests/unit/collectors/pods tests/unit/sinks $(PYTEST_ARGS)

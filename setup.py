@@ -5,7 +5,7 @@ the group stage's (tables/trace_state.py), collectors/intake/_intakefast.c the i
 records and RFC 5424 syslog frames to raw lines), agents/_fieldscan.c reads a number from a line for
 metrics from logs (agents/log_metrics.py), collectors/pods/_podscan.c turns the pod collector's read
 blocks into raw lines (collectors/pods/blockscan.py), sinks/_marks.c is the appending sinks' per-stream
-marks check (sinks/stream_marks.py), sinks/_segment.c picks the lines the file sink appends
+marks check (sinks/stream_marks.py), sinks/_segment.c picks the lines the file and object-store sinks write
 (sinks/packed.py), collectors/files/_filescan.c the file collector's CRI lines
 (collectors/files/tailer.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python

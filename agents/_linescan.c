@@ -1487,14 +1487,16 @@ done:
  * This writes the record's documents straight into one buffer, each followed by a newline, and per line
  * one table entry of three native int64 (PACK_ENTRY): where its document ends in the buffer, its stream
  * position, and its stream's index in `streams` (the digests, in order of first use), which is what the
- * file sink's position and stream marks need (sinks/packed.py reads the table; its Python reference
+ * appending sinks' positions and stream marks need, and beside it each line's event time (int64), which
+ * the object-store sinks name objects by and bound (sinks/packed.py reads the table; its Python reference
  * `pack_sink_lines` builds the same from the reference's SinkLines, and tests/unit/agents/test_sink_pack.py
  * holds the two equal).
  */
 
 PyDoc_STRVAR(pack_lines_raw_doc,
              "pack_lines_raw(data, lines_start, lines_end, sources, reserved_key, digests, digest_of)\n"
-             "-> (documents, table, streams), or None when the record must be decoded and spliced the reference way.");
+             "-> (documents, table, streams, times), or None when the record must be decoded and spliced the reference way;\n"
+             "times: each line's event time as int64 (what the object-store sinks name objects by and check).");
 
 static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1503,10 +1505,10 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*nnO!UO!O:pack_lines_raw", &view, &lines_start, &lines_end, &PyList_Type, &sources,
                           &key_obj, &PyDict_Type, &digests, &digest_of))
         return NULL;
-    PyObject *result = NULL, *streams = NULL, *refs = NULL, *documents = NULL, *table = NULL;
+    PyObject *result = NULL, *streams = NULL, *refs = NULL, *documents = NULL, *table = NULL, *times = NULL;
     PyObject *last_digest = NULL; /* borrowed; `refs` keeps every digest seen alive, so no address is reused */
     int64_t ref = -1;
-    Buf docs = {NULL, 0, 0}, entries = {NULL, 0, 0};
+    Buf docs = {NULL, 0, 0}, entries = {NULL, 0, 0}, stamps = {NULL, 0, 0};
     RawReader r;
     if (!raw_reader_init(&r, key_obj, sources, digests, digest_of, &view, lines_start, lines_end)) goto unsure;
     const char *p = (const char *)view.buf + lines_start, *end = (const char *)view.buf + lines_end;
@@ -1538,6 +1540,8 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
         if (buf_put(&docs, "\n", 1) < 0) goto done;
         int64_t entry[3] = {(int64_t)docs.len, (int64_t)l.pos, ref};
         if (buf_put(&entries, (const char *)entry, (Py_ssize_t)sizeof entry) < 0) goto done;
+        int64_t stamp = (int64_t)l.time_ns;
+        if (buf_put(&stamps, (const char *)&stamp, (Py_ssize_t)sizeof stamp) < 0) goto done;
         int next = raw_next(&p, end);
         if (next < 0) goto unsure;
         if (next == 0) break;
@@ -1545,17 +1549,20 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
 finished:
     documents = PyBytes_FromStringAndSize(docs.data ? docs.data : "", docs.len);
     table = documents ? PyBytes_FromStringAndSize(entries.data ? entries.data : "", entries.len) : NULL;
-    if (table != NULL) result = PyTuple_Pack(3, documents, table, streams);
+    times = table ? PyBytes_FromStringAndSize(stamps.data ? stamps.data : "", stamps.len) : NULL;
+    if (times != NULL) result = PyTuple_Pack(4, documents, table, streams, times);
     goto done;
 unsure:
     result = Py_NewRef(Py_None);
 done:
     Py_XDECREF(documents);
     Py_XDECREF(table);
+    Py_XDECREF(times);
     Py_XDECREF(streams);
     Py_XDECREF(refs);
     PyMem_Free(docs.data);
     PyMem_Free(entries.data);
+    PyMem_Free(stamps.data);
     raw_reader_free(&r);
     PyBuffer_Release(&view);
     return result;

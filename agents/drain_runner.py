@@ -52,7 +52,7 @@ from core.models import (
 from core.native import native_module
 from core.redact import install_log_redaction
 from core.settings import Settings
-from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine
+from sinks.base import ItemFailure, NeedsLines, Sink, SinkBatch, SinkLine
 from sinks.packed import PackedRecord, pack_sink_lines
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,8 @@ def packed_record(record: SinkRecord, reserved_key: str, splice: SpliceChunk | N
         found = raw.scan.pack_lines_raw(raw.payload, raw.lines_start, raw.lines_end, raw.sources, reserved_key,
                                         {} if digests is None else digests, stream_digest)
         if found is not None:
-            documents, table, streams = found
-            return PackedRecord(record.offset, documents, table, streams, raw.ordered) if table else empty
+            documents, table, streams, times = found
+            return PackedRecord(record.offset, documents, table, streams, raw.ordered, 0, times) if table else empty
     lines, _ = chunk_sink_lines(record, reserved_key, splice)
     packed = pack_sink_lines(lines)  # one record's lines: one run, or none
     return packed[0] if packed else empty
@@ -262,8 +262,13 @@ class DrainRunner:
         in_order = sorted(records, key=lambda r: (r.partition, r.offset))
         if self.sink.takes_packed:
             count = 0
-            for batch in self._packed_batches(in_order):  # each packed only when the one before is written
-                await self._write_until_done(batch)
+            for batch, taken in self._packed_batches(in_order):  # each packed only when the one before is written
+                try:
+                    await self._write_until_done(batch)
+                except NeedsLines:  # a line the sink refuses alone: the same records as SinkLines
+                    chunks = [chunk_sink_lines(record, self.reserved_key, self._splice) for record in taken]
+                    for lines_batch in self._batches(batch.partition, chunks):
+                        await self._write_until_done(lines_batch)
                 count += batch.line_count
             self.health.pending(None)
             return count
@@ -326,26 +331,28 @@ class DrainRunner:
             batches.append(SinkBatch(self.topic, partition, current, size))
         return batches
 
-    def _packed_batches(self, records: list[SinkRecord]) -> Iterator[SinkBatch]:
+    def _packed_batches(self, records: list[SinkRecord]) -> Iterator[tuple[SinkBatch, list[SinkRecord]]]:
         """Whole records packed (sinks/packed.py), one partition per batch, up to the limits; a record
-        above them alone. Records are in (partition, offset) order."""
+        above them alone. Records are in (partition, offset) order; each batch comes with its records."""
         if len(self._digests) > 65_536:  # streams come and go; the cache only saves a hash per record
             self._digests.clear()
         current: list[PackedRecord] = []
+        taken: list[SinkRecord] = []
         lines = size = 0
         partition = records[0].partition if records else 0
         for record in records:
             packed = packed_record(record, self.reserved_key, self._splice, self._digests)
             if current and (record.partition != partition or lines + packed.count > self.max_lines
                             or size + packed.size_bytes > self.max_bytes):
-                yield SinkBatch(self.topic, partition, [], size, current)
-                current, lines, size = [], 0, 0
+                yield SinkBatch(self.topic, partition, [], size, current), taken
+                current, taken, lines, size = [], [], 0, 0
             partition = record.partition
             current.append(packed)
+            taken.append(record)
             lines += packed.count
             size += packed.size_bytes
         if current:
-            yield SinkBatch(self.topic, partition, [], size, current)
+            yield SinkBatch(self.topic, partition, [], size, current), taken
 
     async def _write_until_done(self, batch: SinkBatch) -> None:
         attempt = 0

@@ -1,4 +1,5 @@
-/* The file sink's per-line selection in C: which lines of a packed record it appends.
+/* The appending sinks' per-line selection in C: which lines of a packed record the file sink appends and an
+ * object-store sink puts in its next object, and the object stores' event-time bound (`times_within`).
  *
  * Why: a file segment is appended at most once per line, so the sink skips every line at or below its
  * partition's recorded position and, in ordered records, every line at or below its stream's mark
@@ -22,7 +23,7 @@ typedef struct {
 
 PyDoc_STRVAR(select_lines_doc,
              "select_lines(documents, table, streams, marks, ordered, offset, first_index, after_offset, after_index)\n"
-             "-> (kept documents, count kept, index of the last kept line or -1), or None when the reference must\n"
+             "-> (kept documents, count kept, index of the first and of the last kept line or -1), or None when the reference must\n"
              "decide (a mark that is not a 64-bit int); `marks` advanced for the lines kept.");
 
 static PyObject *select_lines(PyObject *self, PyObject *args) {
@@ -45,7 +46,7 @@ static PyObject *select_lines(PyObject *self, PyObject *args) {
     char *state = NULL; /* per stream: 0 mark not read yet, 1 read, 2 advanced */
     char *copy = NULL;  /* the kept documents, once a line is skipped */
     Py_ssize_t copied = 0, kept = 0;
-    long long last = -1;
+    long long first = -1, last = -1;
     PyObject *result = NULL;
     if (nstreams > 0) {
         mark = PyMem_Calloc((size_t)nstreams, sizeof *mark);
@@ -91,6 +92,7 @@ static PyObject *select_lines(PyObject *self, PyObject *args) {
         }
         if (keep) {
             kept++;
+            if (first < 0) first = index;
             last = index;
             if (copy != NULL) {
                 memcpy(copy + copied, docs + start, (size_t)(e.end - start));
@@ -118,7 +120,7 @@ static PyObject *select_lines(PyObject *self, PyObject *args) {
         if (stored < 0) goto done;
     }
     PyObject *data = copy == NULL ? Py_NewRef(documents) : PyBytes_FromStringAndSize(copy, copied);
-    if (data != NULL) result = Py_BuildValue("(NnL)", data, kept, last);
+    if (data != NULL) result = Py_BuildValue("(NnLL)", data, kept, first, last);
 done:
     PyMem_Free(mark);
     PyMem_Free(state);
@@ -126,12 +128,36 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(times_within_doc, "times_within(times, low, high) -> whether every int64 in `times` is within [low, high]");
+
+/* The object-store sinks' event-time bound over a packed record's times (sinks/packed.py, TIME per line). */
+static PyObject *times_within(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *times;
+    long long low, high;
+    if (!PyArg_ParseTuple(args, "O!LL:times_within", &PyBytes_Type, &times, &low, &high)) return NULL;
+    if (PyBytes_GET_SIZE(times) % (Py_ssize_t)sizeof(int64_t) != 0) {
+        PyErr_SetString(PyExc_ValueError, "packed times hold whole int64");
+        return NULL;
+    }
+    Py_ssize_t count = PyBytes_GET_SIZE(times) / (Py_ssize_t)sizeof(int64_t);
+    const char *raw = PyBytes_AS_STRING(times);
+    int inside = 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int64_t when;
+        memcpy(&when, raw + i * (Py_ssize_t)sizeof when, sizeof when);
+        inside &= when >= low && when <= high;
+    }
+    return PyBool_FromLong(inside);
+}
+
 static PyMethodDef methods[] = {
     {"select_lines", select_lines, METH_VARARGS, select_lines_doc},
+    {"times_within", times_within, METH_VARARGS, times_within_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_segment",
-                                    "The file sink's per-line selection in C (see sinks/packed.py).", -1, methods};
+                                    "The appending sinks' per-line selection in C (see sinks/packed.py).", -1, methods};
 
 PyMODINIT_FUNC PyInit__segment(void) { return PyModule_Create(&module); }

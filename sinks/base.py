@@ -69,6 +69,12 @@ class SinkBatch:
         return self.known_size
 
 
+class NeedsLines(Exception):
+    """Raised by a sink with `takes_packed`, before it writes anything, for a packed batch it cannot write
+    packed: a line it must refuse by itself (an object-store sink's out-of-range event time), which needs
+    a SinkLine for its dead letter. The drain hands the same records again as SinkLines (`lines`)."""
+
+
 @dataclass(slots=True)
 class ItemFailure:
     """A line the sink could not write, with a machine-readable reason and the server's words."""
@@ -98,7 +104,8 @@ class Sink(ABC):
         return cls(settings.sinks.plugin(cls.name))  # type: ignore[call-arg]
     accepts_closed_traces: ClassVar[bool] = False  # True: the drain also feeds it traces.closed
     # True: the drain hands whole records packed (SinkBatch.packed, sinks/packed.py) instead of a SinkLine
-    # per line; such a sink reports failures for the whole batch only (raises), never per line.
+    # per line; such a sink reports failures for the whole batch only (raises), never per line, or raises
+    # NeedsLines to get that batch as SinkLines, where it may report them per line.
     takes_packed: ClassVar[bool] = False
 
     @abstractmethod

@@ -114,7 +114,7 @@ class FileSink(Sink):
         pieces: list[bytes] = []
         segment, last = "", (-1, -1)
         for record in records:  # in (offset, index) order: skipped lines are a replay's or an upstream re-send's
-            data, kept, last_index = select_lines(record, after, marks, self._select)
+            data, kept, _, last_index = select_lines(record, after, marks, self._select)
             if kept:
                 segment = segment if pieces else f"{record.offset:019d}.ndjson"  # named by its first line's offset
                 pieces.append(data)

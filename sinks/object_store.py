@@ -22,6 +22,13 @@ the re-delivery starts at the same first line, so the new object shares that fir
 object written after a read of the state lists its siblings and deletes those with another last offset
 (the state names the listing as owed, so a crash before it makes the next read do it). In the steady state
 nothing is listed. Keys derive from offsets and the first line's event time, never from the wall clock.
+
+The drain hands whole records packed (`takes_packed`, sinks/packed.py: each record's documents in one
+buffer, a table of positions and each line's event time), as it does to the file sink. The lines to put are
+picked per record in C (sinks/_segment.c, the same position and marks rules), the event times are bounded
+in C, and the body is the records' own buffers joined: byte for byte the NDJSON the line path makes, with
+no object per line. A packed batch with an event time out of range is handed back (NeedsLines) before
+anything is written and comes again as SinkLines, so each such line keeps its own dead letter.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import struct
 import time
 import zlib
 from abc import abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,10 +53,12 @@ import orjson
 from core.errors import RetriableError
 from core.native import pure_requested
 from core.settings import ObjectStoreSinkSettings
-from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
+from sinks.base import ItemFailure, NeedsLines, Sink, SinkBatch, SinkLine, WriteResult
+from sinks.packed import INT64_MAX, TIME, PackedRecord, native_select, native_times_within, select_lines, times_within
 from sinks.stream_marks import unseen
 
 T = TypeVar("T")
+Write = Callable[["Position", "asyncio.Future[bytes] | None"], Awaitable[tuple[WriteResult, "Position"]]]
 COMPRESS_PIECE = 1 << 20  # bytes deflated per thread task by zlib; the pieces join into one gzip member
 ISAL_PIECE = 4 << 20  # ISA-L deflates 1 MiB in ~0.3 ms: larger pieces, or the thread hand-off costs more
 KEY_TEMPLATE = "{prefix}/dt={date}/hour={hour}/{topic}-{partition}-{first:019d}{within}-{last:019d}.ndjson.gz"
@@ -61,10 +70,16 @@ def object_key(prefix: str, batch: SinkBatch) -> str:
     larger than the flush size) names its first line's index too (`<first>i<index>`), so the parts of
     one record never share a key and overwrite each other."""
     first = batch.lines[0]
-    when = datetime.fromtimestamp(first.time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
+    return key_of(prefix, batch.topic, batch.partition, (first.offset, first.index, first.time_ns), batch.last_offset)
+
+
+def key_of(prefix: str, topic: str, partition: int, first: tuple[int, int, int], last_offset: int) -> str:
+    """`object_key` from the object's first line (offset, index, event time) and its last line's offset."""
+    offset, index, time_ns = first
+    when = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)  # integer: no rounding up an hour
     return KEY_TEMPLATE.format(prefix=prefix.strip("/"), date=when.strftime("%Y-%m-%d"), hour=when.strftime("%H"),
-                               topic=batch.topic, partition=batch.partition, first=batch.first_offset,
-                               within=f"i{first.index}" if first.index else "", last=batch.last_offset)
+                               topic=topic, partition=partition, first=offset,
+                               within=f"i{index}" if index else "", last=last_offset)
 
 
 def sibling_prefix(key: str) -> str:
@@ -171,10 +186,13 @@ class ObjectStoreSink(Sink):
     """Naming, state and crash rules; subclasses talk to the store."""
 
     store_errors: ClassVar[tuple[type[Exception], ...]]  # the client's exceptions, turned into ours by _classify
+    takes_packed = True
 
     def __init__(self, settings: ObjectStoreSinkSettings) -> None:
         self.settings = settings
         self._positions: dict[tuple[str, int], Position] = {}  # partitions written since their state was read
+        self._select = native_select()  # C loops of sinks/packed.py (None: LOGWEAVE_PURE=1 or not built)
+        self._times = native_times_within()
 
     def batch_limits(self) -> tuple[int, int, float]:
         return (10_000_000, self.settings.flush_bytes, self.settings.flush_age)
@@ -182,20 +200,57 @@ class ObjectStoreSink(Sink):
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         """Compress while the lines are checked against the position, then put the object and the state at
         once. The position is read from the store for a partition not written since its last read, and for
-        a batch that starts at or below it (a re-delivery: another worker may have written meanwhile)."""
+        a batch that starts at or below it (a re-delivery: another worker may have written meanwhile).
+        The drain hands records packed (sinks/packed.py); a packed batch with a line whose event time is
+        out of range is handed back (NeedsLines) and comes again as SinkLines, so that line is refused
+        with a dead letter of its own."""
+        if batch.packed:
+            return await self._write_packed(batch)
         if not batch.lines:
             return WriteResult()
+        first = batch.lines[0]
+        max_future_ns = self._max_future_ns()
+        good_guess, _ = split_by_event_time(batch.lines, max_future_ns)
+        guess = ndjson(good_guess) if good_guess else None
+
+        async def write(known: Position, body_guess: asyncio.Future[bytes] | None) -> tuple[WriteResult, Position]:
+            return await self._write(batch, known, max_future_ns, good_guess, body_guess)
+        return await self._around(batch, (first.offset, first.index), guess, write)
+
+    async def _write_packed(self, batch: SinkBatch) -> WriteResult:
+        """The packed form of `write_batch`: the lines kept are picked per record in C (sinks/_segment.c)
+        and the object's body is the records' own buffers joined, byte for byte `ndjson` of those lines."""
+        records = [record for record in batch.packed if record.count]
+        if not records:
+            return WriteResult()
+        max_future_ns = self._max_future_ns()
+        for record in records:
+            if len(record.times) != record.count * TIME.size or \
+                    not times_within(record.times, 0, max_future_ns, self._times):
+                raise NeedsLines(f"{batch.topic}-{batch.partition}: a line's event time is out of range (or not "
+                                 "packed): the batch goes as lines, so that line is refused alone")
+        whole = records[0].documents if len(records) == 1 else b"".join(record.documents for record in records)
+
+        async def write(known: Position, body_guess: asyncio.Future[bytes] | None) -> tuple[WriteResult, Position]:
+            return await self._write_records(batch, records, known, whole, body_guess)
+        return await self._around(batch, (records[0].offset, records[0].first_index), whole, write)
+
+    def _max_future_ns(self) -> int:
+        # below INT64_MAX: a packed time held to it (sinks/packed.py) stays past the bound
+        return min(time.time_ns() + int(self.settings.max_future_skew * 1e9), INT64_MAX - 1)
+
+    async def _around(self, batch: SinkBatch, first: tuple[int, int], guess: bytes | None,
+                      write: Write) -> WriteResult:
+        """Compress `guess` (the body when every line is new) while the position is settled, then `write`;
+        the position is kept in memory only once the write is confirmed."""
         where = (batch.topic, batch.partition)
         known = self._positions.pop(where, None)  # back only once this write is confirmed
-        first = batch.lines[0]
-        max_future_ns = time.time_ns() + int(self.settings.max_future_skew * 1e9)
-        good_guess, _ = split_by_event_time(batch.lines, max_future_ns)
-        body_guess = asyncio.ensure_future(gzip_parallel(ndjson(good_guess), self.settings.compression_level)) \
-            if good_guess else None
+        body_guess = asyncio.ensure_future(gzip_parallel(guess, self.settings.compression_level)) \
+            if guess else None
         try:
-            if known is None or (first.offset, first.index) <= (known.offset, known.index):
+            if known is None or first <= (known.offset, known.index):
                 known = await self._store(self._read_position(batch.topic, batch.partition))
-            result, written = await self._write(batch, known, max_future_ns, good_guess, body_guess)
+            result, written = await write(known, body_guess)
         finally:
             if body_guess is not None and not body_guess.done():
                 body_guess.cancel()
@@ -203,6 +258,32 @@ class ObjectStoreSink(Sink):
                 body_guess.exception()  # retrieved: a failed guess unused is no 'never retrieved' report
         self._positions[where] = written
         return result
+
+    async def _write_records(self, batch: SinkBatch, records: list[PackedRecord], known: Position, whole: bytes,
+                             body_guess: asyncio.Future[bytes] | None) -> tuple[WriteResult, Position]:
+        marks = dict(known.marks)
+        after = (known.offset, known.index)
+        pieces: list[bytes] = []
+        fresh = 0
+        first: tuple[int, int, int] | None = None  # the first kept line's offset, index and event time
+        last = after
+        for record in records:  # in (offset, index) order; skipped lines are a replay's or an upstream re-send's
+            data, kept, first_index, last_index = select_lines(record, after, marks, self._select)
+            if kept:
+                pieces.append(data)
+                fresh += kept
+                if first is None:
+                    (when,) = TIME.unpack_from(record.times, (first_index - record.first_index) * TIME.size)
+                    first = (record.offset, first_index, when)
+                last = (record.offset, last_index)
+        if first is None:
+            return WriteResult(), known
+        key = key_of(self.settings.prefix, batch.topic, batch.partition, first, last[0])
+        if fresh == sum(record.count for record in records):  # the common batch: every line new
+            body = body_guess if body_guess is not None else gzip_parallel(whole, self.settings.compression_level)
+        else:
+            body = gzip_parallel(b"".join(pieces), self.settings.compression_level)
+        return await self._commit(batch, known, key, last, marks, body, [])
 
     async def _write(self, batch: SinkBatch, known: Position, max_future_ns: int, good_guess: list[SinkLine],
                      body_guess: asyncio.Future[bytes] | None) -> tuple[WriteResult, Position]:
@@ -219,8 +300,16 @@ class ObjectStoreSink(Sink):
         else:
             good, refused = split_by_event_time(fresh, max_future_ns)
         key = object_key(self.settings.prefix, SinkBatch(batch.topic, batch.partition, good)) if good else None
-        last = fresh[-1]
-        state: dict[str, Any] = {"offset": last.offset, "index": last.index, "streams": marks}
+        guessed = body_guess is not None and len(good) == len(good_guess)
+        body = body_guess if guessed else gzip_parallel(ndjson(good), self.settings.compression_level) if good else None
+        return await self._commit(batch, known, key, (fresh[-1].offset, fresh[-1].index), marks, body, refused)
+
+    async def _commit(self, batch: SinkBatch, known: Position, key: str | None, last: tuple[int, int],
+                      marks: dict[str, int], body: Awaitable[bytes] | None,
+                      refused: list[ItemFailure]) -> tuple[WriteResult, Position]:
+        """Put the object `key` (None: every fresh line refused) and the state naming the position after
+        `last` with `marks`; the new position once both are confirmed."""
+        state: dict[str, Any] = {"offset": last[0], "index": last[1], "streams": marks}
         if key is not None:
             # the position before this object, for a reader that finds the object missing (only changed marks)
             state["object"] = key
@@ -229,16 +318,14 @@ class ObjectStoreSink(Sink):
             if known.list_siblings:
                 state["list_siblings"] = True
         state_key, state_body = self._state_key(batch.topic, batch.partition), orjson.dumps(state)
-        if key is None:  # every fresh line refused: only the position moves, so a replay does not refuse them twice
+        if key is None or body is None:
+            # every fresh line refused: only the position moves, so a replay does not refuse them twice
             try:
                 version = await self._store(self._put_state(state_key, state_body, known.version))
             except StateConflict:
                 raise self._moved(batch) from None
-            return WriteResult(permanent=refused), Position(last.offset, last.index, marks, version,
-                                                            known.list_siblings)
-        guessed = body_guess is not None and len(good) == len(good_guess)
-        body = await body_guess if guessed else await gzip_parallel(ndjson(good), self.settings.compression_level)  # type: ignore[misc]
-        data_put = asyncio.ensure_future(self._store(self._put(key, body)))
+            return WriteResult(permanent=refused), Position(last[0], last[1], marks, version, known.list_siblings)
+        data_put = asyncio.ensure_future(self._store(self._put(key, await body)))
         try:
             version = await self._store(self._put_state(state_key, state_body, known.version))
         except StateConflict:
@@ -253,7 +340,7 @@ class ObjectStoreSink(Sink):
         await data_put
         if known.list_siblings:
             await self._store(self._delete_siblings(key))
-        return WriteResult(permanent=refused), Position(last.offset, last.index, marks, version, False)
+        return WriteResult(permanent=refused), Position(last[0], last[1], marks, version, False)
 
     @staticmethod
     def _moved(batch: SinkBatch) -> RetriableError:

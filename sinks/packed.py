@@ -4,10 +4,12 @@ The file sink appends documents and keeps, per partition, its position and per-s
 nothing else of a line. A `SinkLine` per line (and joining their documents again) cost more than making
 the documents, so for sinks with `Sink.takes_packed` the drain hands each record as a `PackedRecord`:
 the documents, each followed by a newline, in one bytes object, and per line one `PACK_ENTRY` (where its
-document ends, its stream position, its stream's index in `streams`). The C splice writes that form
+document ends, its stream position, its stream's index in `streams`), and per line its event time in
+`times` (int64, what the object-store sinks name objects by and bound). The C splice writes that form
 straight from the record's bytes (agents/_linescan.c, `pack_lines_raw`); `pack_sink_lines` is its
 Python reference, from the reference splice's SinkLines. `select_lines` picks the lines a sink has not
-written yet, in C when built (sinks/_segment.c) and here otherwise.
+written yet, in C when built (sinks/_segment.c) and here otherwise; `times_within` checks the event
+times of a record the same two ways.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
     from sinks.base import SinkLine
 
 PACK_ENTRY = struct.Struct("=qqq")  # end of the document after its newline, stream position, stream index (-1: none)
-Selected = tuple[bytes, int, int]  # kept documents, how many, index of the last kept line (-1: none)
+TIME = struct.Struct("=q")  # a line's event time, UTC nanoseconds, held to int64 (out of range either way)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+Selected = tuple[bytes, int, int, int]  # kept documents, how many, index of the first and the last kept (-1: none)
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class PackedRecord:
     streams: list[str] = field(default_factory=list)  # the stream digests the table's entries refer to
     ordered: bool = True  # False: released held lines, no per-stream order to rely on
     first_index: int = 0  # the index inside its record of the first line here
+    times: bytes = b""  # TIME per line, in line order
 
     @property
     def count(self) -> int:
@@ -81,14 +86,15 @@ def _pack_run(run: list[SinkLine]) -> PackedRecord:
             streams.append(digest)
         table += PACK_ENTRY.pack(end, position, ref)
     documents = b"".join(part for line in run for part in (line.document, b"\n"))
-    return PackedRecord(run[0].offset, documents, bytes(table), streams, run[0].ordered, run[0].index)
+    times = struct.pack(f"={len(run)}q", *(min(max(line.time_ns, INT64_MIN), INT64_MAX) for line in run))
+    return PackedRecord(run[0].offset, documents, bytes(table), streams, run[0].ordered, run[0].index, times)
 
 
 def select_lines_reference(record: PackedRecord, after: tuple[int, int], marks: dict[str, int]) -> Selected:
     """The documents of `record` a sink appends: lines after the position `after` (offset, index) and, in
     ordered records, above their stream's mark; `marks` advanced to the lines kept."""
     kept: list[bytes] = []
-    count, last, start = 0, -1, 0
+    count, first, last, start = 0, -1, -1, 0
     documents, offset, streams = record.documents, record.offset, record.streams
     if record.count * PACK_ENTRY.size != len(record.table):
         raise ValueError("a packed table holds whole entries of three int64")
@@ -106,11 +112,12 @@ def select_lines_reference(record: PackedRecord, after: tuple[int, int], marks: 
         if keep:
             kept.append(documents[start:end])
             count += 1
+            first = index if first < 0 else first
             last = index
         start = end
     if start != len(documents):
         raise ValueError("a packed table does not match its documents")
-    return (documents if count == record.count else b"".join(kept)), count, last
+    return (documents if count == record.count else b"".join(kept)), count, first, last
 
 
 NativeSelect = Callable[..., Selected | None]
@@ -131,3 +138,24 @@ def select_lines(record: PackedRecord, after: tuple[int, int], marks: dict[str, 
         if found is not None:
             return found
     return select_lines_reference(record, after, marks)
+
+
+def times_within_reference(times: bytes, low: int, high: int) -> bool:
+    """Whether every TIME in `times` is within [low, high]."""
+    if len(times) % TIME.size:
+        raise ValueError("packed times hold whole int64")
+    return all(low <= when <= high for (when,) in TIME.iter_unpack(times))
+
+
+NativeTimes = Callable[[bytes, int, int], bool]
+
+
+def native_times_within() -> NativeTimes | None:
+    """The C event-time check when this process runs the C loops (core/native.py), else None."""
+    module = native_module("segment_select")
+    return None if module is None else module.times_within  # type: ignore[no-any-return]
+
+
+def times_within(times: bytes, low: int, high: int, native: NativeTimes | None) -> bool:
+    """`times_within_reference`, in C when `native` (native_times_within()) is given."""
+    return native(times, low, high) if native is not None else times_within_reference(times, low, high)

@@ -19,7 +19,7 @@ from agents.drain_runner import DrainRunner, SinkRecord, to_sink_lines
 from core.errors import PermanentError, RetriableError
 from core.models import DeadLetter, ParsedChunk, line_id
 from core.settings import Settings
-from sinks.base import ItemFailure, Sink, SinkBatch, SinkLine, WriteResult
+from sinks.base import ItemFailure, NeedsLines, Sink, SinkBatch, SinkLine, WriteResult
 from tests.support.polling import wait_for
 
 Answer = Callable[[SinkBatch], WriteResult]
@@ -285,3 +285,27 @@ async def test_a_packed_sink_reporting_failures_per_line_is_refused_loudly() -> 
     runner, _ = runner_for(sink)
     with pytest.raises(TypeError, match="must raise for the whole batch"):
         await runner.deliver([record(0, 0, range(2))])
+
+
+class RefusingPackedSink(PackedSink):
+    """Asks for lines (NeedsLines) whenever handed a packed batch; as lines, refuses the line numbered 3."""
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        if batch.packed:
+            self.attempts.append(SinkBatch(batch.topic, batch.partition, [], batch.known_size, list(batch.packed)))
+            raise NeedsLines("an out-of-range event time")
+        return await ScriptedSink.write_batch(self, batch)
+
+
+async def test_a_packed_batch_the_sink_hands_back_comes_again_as_lines_and_its_refusals_are_dead_lettered() -> None:
+    sink = RefusingPackedSink(limits=(4, 1 << 20, 0.1))
+    sink.script = [lambda batch: WriteResult(), lambda batch: WriteResult(permanent=[
+        ItemFailure(line, "event_time_out_of_range", "1969") for line in batch.lines
+        if orjson.loads(line.document)["n"] == 3])]
+    runner, dead = runner_for(sink)
+    assert await runner.deliver([record(0, 0, range(3)), record(0, 1, range(3, 7))]) == 7
+    # packed: [0] (3 lines) and [1] (4 lines) apart, each handed back; as lines: the same two batches
+    assert [(bool(b.packed), b.line_count) for b in sink.attempts] == [(True, 3), (False, 3), (True, 4), (False, 4)]
+    assert numbers(sink.written) == [0, 1, 2, 4, 5, 6]
+    assert [(d.reason, orjson.loads(d.text)["n"], d.stream_id, d.position) for d in dead.items] == \
+        [("event_time_out_of_range", 3, line_id("s1", 3), 1)]

@@ -2,7 +2,7 @@
 
 Differential: every record is packed twice, once by the C splice reading the record's bytes and once by
 the reference (the reference splice's SinkLines through `pack_sink_lines`); documents, table, stream
-digests and order must be equal, or both must raise the same error. The inputs are the raw splice's
+digests, event times and order must be equal, or both must raise the same error. The inputs are the raw splice's
 hostile records (tests/unit/agents/test_sink_splice.py) and generated chunks.
 """
 
@@ -18,7 +18,7 @@ import agents.drain_runner as drain_runner
 from agents.drain_runner import SinkRecord, chunk_sink_lines, native_splice, packed_record
 from core.codec import compressor
 from core.models import ParsedChunk
-from sinks.packed import PACK_ENTRY, PackedRecord, pack_sink_lines
+from sinks.packed import PACK_ENTRY, TIME, PackedRecord, pack_sink_lines
 from tests.unit.agents.test_sink_splice import CT_TAILS, HEAD, LINE, RAW_RECORDS, SOURCE, line, strings, texts
 
 pytest.importorskip("agents._linescan", reason="C extension not built (pure-Python install)")
@@ -28,7 +28,8 @@ if SPLICE is None:
 
 
 def fields(packed: PackedRecord) -> tuple[Any, ...]:
-    return (packed.offset, packed.documents, packed.table, packed.streams, packed.ordered, packed.first_index)
+    return (packed.offset, packed.documents, packed.table, packed.streams, packed.ordered, packed.first_index,
+            packed.times)
 
 
 def both(record: SinkRecord, reserved_key: str = "logweave") -> tuple[Any, Any]:
@@ -60,11 +61,12 @@ def test_a_record_as_the_group_stage_writes_it_is_packed_in_c(monkeypatch: pytes
     documents = packed.documents.split(b"\n")[:-1]
     spliced, _ = chunk_sink_lines(record, "logweave", None)
     assert documents == [x.document for x in spliced] and entries[-1][0] == len(packed.documents)
+    assert [when for (when,) in TIME.iter_unpack(packed.times)] == [x.time_ns for x in spliced]
 
 
 def test_an_empty_record_packs_to_nothing() -> None:
     record = SinkRecord(0, 3, ParsedChunk([SOURCE], []).encode())
-    assert both(record)[0] == both(record)[1] == (3, b"", b"", [], True, 0)
+    assert both(record)[0] == both(record)[1] == (3, b"", b"", [], True, 0, b"")
 
 
 @pytest.mark.parametrize("body", RAW_RECORDS + [HEAD + LINE + tail for tail in CT_TAILS],
