@@ -83,7 +83,7 @@ class PostgresSink(Sink):
         self.reserved_key = reserved_key
         self._pool: Any = None
         self._days: set[Any] = set()
-        self._maintained = 0.0
+        self._maintained = -float("inf")  # never (the monotonic clock starts near zero at boot)
         self._vacuum: asyncio.Task[None] | None = None
         self._staged_after_conflict = 0
 

@@ -131,7 +131,9 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
     """The read loop. `flush` sends the records gathered so far (PartitionBatcher.flush): called when a
     pass read lines and the loop is about to wait, as no further pass adds to them before their linger."""
     cfg, metrics = settings.collector, collector.metrics
-    last_scan = last_checkpoint = last_full = 0.0
+    # never: the monotonic clock starts near zero at boot, so 0.0 would read as "a moment ago" and put
+    # off the first scan by up to rescan_interval on a machine started less than that long ago
+    last_scan = last_checkpoint = last_full = -float("inf")
     missing_roots = True  # until a scan says otherwise
     warned_no_match = -float("inf")
     errors_seen = 0

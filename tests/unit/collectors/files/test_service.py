@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,24 @@ async def run_with_inotify(tmp_path: Path, monkeypatch: Any, collector_cfg: dict
         return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during)
     finally:
         watcher.close()
+
+
+async def test_a_collector_started_just_after_boot_scans_at_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """The monotonic clock starts near zero at boot: a loop that took "never scanned" for time 0 put off
+    its first scan until the machine had been up for a rescan interval (an hour here; the three tests
+    above timed out on a CI machine booted minutes before)."""
+    booted = time.monotonic() - 5.0  # as if the machine had been up five seconds
+    monkeypatch.setattr(service, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() - booted))
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 2)
+
+    async def first_lines(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+
+    cfg = {"rescan_interval": "1h", "inotify_rescan_interval": "1h", "checkpoint_interval": "1h"}
+    publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines)
+    assert len(scans) == 1 and [line[1] for line in publisher.chunks[0].entries()] == ["line 0", "line 1"]
 
 
 async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval(tmp_path: Path,
