@@ -299,9 +299,22 @@ class FileCollector:
         self.metrics.lag_bytes.remove(str(tailed.path))
         log.info("released %s after reading it to the end", tailed.path)
 
+    def _known_in_flight(self, sid: str) -> deque[tuple[asyncio.Future[ChunkAck], int, int]] | None:
+        """The acks awaited for stream `sid` when it is already on disk, with nothing to save first (the
+        usual case, answered without a coroutine); None when `_in_flight` must make it known."""
+        if sid not in self.persisted or sid not in self.checkpoints:
+            return None
+        pending = self.acks.get(sid)
+        if pending is None:
+            pending = self.acks[sid] = deque()
+        return pending
+
     async def _in_flight(self, tailed: TailedFile) -> deque[tuple[asyncio.Future[ChunkAck], int, int]]:
         """The acks awaited for `tailed`'s stream, which is made known first (a restart must find it)."""
         sid = tailed.stream_id
+        known = self._known_in_flight(sid)
+        if known is not None:
+            return known
         if tailed.generation and sid not in self.checkpoints:  # a restart must find this generation
             self.checkpoints[sid] = {"offset": 0, "generation": tailed.generation, "path": str(tailed.path)}
         if sid not in self.persisted:
@@ -348,13 +361,10 @@ class FileCollector:
                 continue
             self.lines_in_pass += lines.count
             sid = tailed.stream_id
-            pending = self.acks.get(sid)
-            if pending is None or sid not in self.persisted:
-                if sid in self.persisted and sid in self.checkpoints:  # the usual case: known, none in flight
-                    pending = self.acks[sid] = deque()
-                else:
-                    pending = await self._in_flight(tailed)
-            chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), wire=lines)
+            pending = self._known_in_flight(sid)
+            if pending is None:
+                pending = await self._in_flight(tailed)
+            chunk = RawChunk(tailed.source, sid, time.time_ns(), wire=lines)
             pending.append((await self.publisher.publish(chunk), end, lines.count))
 
     def settle_acks(self) -> None:
