@@ -210,6 +210,11 @@ class DrainRunner:
         self.health = SinkHealth(self.name)
         self._start_lock = asyncio.Lock()  # the line drain and the closed-trace drain share the sink
         SINK_BREAKER.labels(self.name).set(BreakerState.CLOSED)
+        # the written counters exist at 0 from the start: a series born at its first write's value hides
+        # that write from rate()/increase() (the stalled-sink alert read such a sink as writing nothing)
+        SINK_LINES.labels(self.name)
+        SINK_BYTES.labels(self.name)
+        SINK_BATCHES.labels(self.name)
         install_log_redaction()  # sink errors logged here may quote server URLs with credentials
 
     async def start(self) -> None:
