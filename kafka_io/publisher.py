@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -37,6 +38,9 @@ from kafka_io.topic_admin import ensure_topics
 log = logging.getLogger(__name__)
 _ENVELOPE_ALLOWANCE = 1024  # bytes kept free for Kafka record framing
 _PARTITION_CACHE = 100_000  # stream ids whose partition is remembered
+# how often `partition_for` asks the producer's metadata for the topic's partitions: aiokafka builds a new
+# set on every ask, which cost 3% of the file collector's CPU when asked for every block it published
+_PARTITIONS_CHECK_SECONDS = 1.0
 # the broker holds fewer of this producer's records than it acknowledged: only a new producer id helps
 SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 
@@ -69,6 +73,7 @@ class ChunkPublisher:
         self._settling: set[asyncio.Future[None]] = set()
         self._partitions: list[int] = []  # of the topic, from the producer's metadata (partition_for)
         self._partition_of: dict[str, int] = {}  # stream id -> partition (murmur2 is pure Python)
+        self._partitions_checked = -float("inf")  # monotonic time `partition_for` last read the metadata
 
     def lost(self, ack: ChunkAck) -> bool:
         """Whether an acknowledged chunk is past what the broker held after the last replacement."""
@@ -83,12 +88,16 @@ class ChunkPublisher:
     def partition_for(self, stream_id: str) -> int:
         """The partition a record keyed by `stream_id` goes to: aiokafka's default partitioner (murmur2,
         as Java's) over the topic's partitions in the producer's metadata, refreshed by the producer
-        every `metadata_max_age_ms` and after errors, so a grown topic is picked up as keyed sends would."""
+        every `metadata_max_age_ms` and after errors, so a grown topic is picked up as keyed sends would (read
+        at most every _PARTITIONS_CHECK_SECONDS once known)."""
         producer = self._producer
-        known = producer.client.cluster.partitions_for_topic(self._topic) if producer is not None else None
-        if known and len(known) != len(self._partitions):
-            self._partitions = sorted(known)
-            self._partition_of.clear()
+        now = time.monotonic()
+        if producer is not None and (not self._partitions or now - self._partitions_checked >= _PARTITIONS_CHECK_SECONDS):
+            self._partitions_checked = now
+            known = producer.client.cluster.partitions_for_topic(self._topic)
+            if known and len(known) != len(self._partitions):
+                self._partitions = sorted(known)
+                self._partition_of.clear()
         partitions = self._partitions  # while the producer is replaced: the partitions known before
         if not partitions:
             return 0  # no metadata yet: the first partition exists anyway

@@ -126,19 +126,33 @@ async def test_a_multi_stream_chunk_goes_to_its_partition_without_a_key(
 
 
 async def test_partition_for_is_where_a_record_keyed_by_the_stream_id_goes(
-        publisher: tuple[ChunkPublisher, list[FakeProducer]]) -> None:
-    """Streams keep the partition they used when records were keyed by stream id (before version 2)."""
+        publisher: tuple[ChunkPublisher, list[FakeProducer]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams keep the partition they used when records were keyed by stream id (before version 2). The
+    metadata is read at most every _PARTITIONS_CHECK_SECONDS: a grown topic is picked up that much later."""
     from types import SimpleNamespace
 
     from aiokafka.partitioner import DefaultPartitioner
 
+    import kafka_io.publisher as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     pub, producers = publisher
     await pub.start()
-    counts = [6]
-    cluster = SimpleNamespace(partitions_for_topic=lambda topic: set(range(counts[0])))
-    producers[0].client = SimpleNamespace(cluster=cluster)  # type: ignore[attr-defined]
+    counts, asked = [6], [0]
+
+    def partitions_for_topic(topic: str) -> set[int]:
+        asked[0] += 1
+        return set(range(counts[0]))
+
+    producers[0].client = SimpleNamespace(cluster=SimpleNamespace(partitions_for_topic=partitions_for_topic))  # type: ignore[attr-defined]
     sids = [f"file:2049:{n}:9c1f{n:x}:0" for n in range(200)]
     assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(6)), []) for s in sids]
     assert len({pub.partition_for(s) for s in sids}) == 6
-    counts[0] = 9  # the topic grew: streams move as keyed records would
+    assert asked == [1]  # 400 records, one read of the metadata
+    counts[0] = 9  # the topic grew: streams move as keyed records would, once the metadata is read again
+    assert [pub.partition_for(s) for s in sids[:5]] == [DefaultPartitioner()(s.encode(), list(range(6)), [])
+                                                        for s in sids[:5]]
+    clock[0] += module._PARTITIONS_CHECK_SECONDS
     assert [pub.partition_for(s) for s in sids] == [DefaultPartitioner()(s.encode(), list(range(9)), []) for s in sids]
+    assert asked == [2]
