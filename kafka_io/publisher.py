@@ -92,7 +92,8 @@ class ChunkPublisher:
         at most every _PARTITIONS_CHECK_SECONDS once known)."""
         producer = self._producer
         now = time.monotonic()
-        if producer is not None and (not self._partitions or now - self._partitions_checked >= _PARTITIONS_CHECK_SECONDS):
+        stale = not self._partitions or now - self._partitions_checked >= _PARTITIONS_CHECK_SECONDS
+        if producer is not None and stale:
             self._partitions_checked = now
             known = producer.client.cluster.partitions_for_topic(self._topic)
             if known and len(known) != len(self._partitions):
