@@ -75,6 +75,11 @@ class FileCollector:
         self.saved: dict[str, dict[str, object]] = {}  # what the checkpoint file holds (as this process wrote it)
         self.saved_at = -float("inf")
         self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
+        self.fresh_in_pass = 0  # files the last pass found new bytes in (service.py: whether to take write events)
+        self.backlog_in_pass = 0  # files the last pass left unread bytes in (PASS_BYTES): read on at once
+        # a matching file the last scan could not follow yet (no complete first line): its first write is
+        # what brings the scan that does, so without write events the loop rescans for it (service.py)
+        self.waiting_for_first_line = False
         # copytruncate: a file truncated since the last scan, whose copy that scan may have left undecided
         self.truncated_since_scan = False
         self.copy_awaited_until = -float("inf")  # while a truncated file with a record open may wait for its copy
@@ -98,6 +103,9 @@ class FileCollector:
         for key, tailed in self.files.items():
             if key not in self.seen and tailed.rotated_at is None:
                 self._rotated(tailed, now, "delete_or_move")
+        self.waiting_for_first_line = any(
+            not found.rotated and (found.st.st_dev, found.st.st_ino) not in self.files
+            and (found.st.st_dev, found.st.st_ino) not in self.finished for found in scan.files)
         self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
         self.finished_ids = {k: v for k, v in self.finished_ids.items() if k in self.seen}
         self.first_start = False  # read_from applies to files present at the very first scan only
@@ -181,7 +189,7 @@ class FileCollector:
         it (the real paths inotify saw written or truncated since the last pass) it reads only those,
         the files that left a backlog or were rewound, new ones, and rotated ones being finished; the
         others only get their due multiline flushes (their size, so their lag, is unchanged)."""
-        total = self.lines_in_pass = 0
+        total = self.lines_in_pass = self.fresh_in_pass = self.backlog_in_pass = 0
         now = time.monotonic()
         if modified is None:
             visit = list(self.files.items())
@@ -196,7 +204,10 @@ class FileCollector:
                 if due:
                     await self._publish(tailed, due)
                 continue
-            total += await self._pump_file(key, tailed, now)
+            read = await self._pump_file(key, tailed, now)
+            if read:
+                total += read
+                self.fresh_in_pass += 1
         if total:  # counted once per pass: a pass reads hundreds of files on a busy node
             self.metrics.bytes_read.inc(total)
         if self.lines_in_pass:
@@ -221,6 +232,7 @@ class FileCollector:
         while True:
             if tailed.read_offset - start >= PASS_BYTES:
                 tailed.needs_read = True  # a backlog: read on at the next pass whether written or not
+                self.backlog_in_pass += 1
                 break
             before = tailed.read_offset
             if tailed.reads_wire:  # common CRI lines come already encoded, in chunk-sized blocks

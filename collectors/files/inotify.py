@@ -8,7 +8,9 @@ Writes (IN_MODIFY, which a directory watch reports with the file's name; a trunc
 no rescan and wake the loop at most every REARM_SECONDS: their paths are gathered, and the next
 read pass reads only those files instead of looking at every followed file (`take_modified`).
 After a queue overflow, or while a directory could not be watched, `take_modified` answers None:
-the pass must look at every file.
+the pass must look at every file. `take_writes(False)` stops the write events (while nearly every file
+is written between two passes they only cost, collectors/files/write_events.py): every pass then looks
+at every file, and so does the first after `take_writes(True)`.
 One inotify instance serves every directory (syslog-ng's instance per directory ran out at 128).
 """
 
@@ -56,6 +58,8 @@ class DirectoryWatcher:
         self._overflowed = False
         self._unwatched: set[str] = set()  # directories the last `watch` could not watch
         self._armed = False  # the loop wakes for events
+        self._mask = WATCHED_EVENTS  # DIR_EVENTS while write events are not taken (take_writes)
+        self._writes_unknown = False  # write events were off since the last take_modified
         self._rearm: asyncio.TimerHandle | None = None
         self._libc: ctypes.CDLL | None = None
         name = ctypes.util.find_library("c")
@@ -93,6 +97,38 @@ class DirectoryWatcher:
         return self._fd >= 0
 
     @property
+    def takes_writes(self) -> bool:
+        """Whether writes are reported (`take_modified` can name the files written)."""
+        return self._fd >= 0 and self._mask == WATCHED_EVENTS
+
+    def take_writes(self, on: bool) -> None:
+        """Take write events (IN_MODIFY) in every watched directory, or stop taking them; entry events
+        are taken either way. Writes made while they were off are not known, so after turning them on
+        `take_modified` answers None once."""
+        mask = WATCHED_EVENTS if on else DIR_EVENTS
+        if self._libc is None or mask == self._mask:
+            return
+        self._mask = mask
+        self._writes_unknown = True
+        for directory in list(self._watched):
+            self._add(directory)
+
+    def _add(self, directory: str) -> None:
+        """Watch `directory` with the current mask (a watched one gets the new mask, same descriptor)."""
+        assert self._libc is not None
+        wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(directory), self._mask))
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err != errno.ENOENT:
+                self.errors += 1
+                self._unwatched.add(directory)
+                log.warning("cannot watch %s (%s); the rescan still finds its files", directory,
+                            os.strerror(err))
+            return
+        self._watched[directory] = wd
+        self._directories[wd] = os.path.realpath(directory)
+
+    @property
     def complete(self) -> bool:
         """Active and watching every directory it was asked to: entries and writes are all reported."""
         return self._fd >= 0 and not self._unwatched
@@ -109,28 +145,20 @@ class DirectoryWatcher:
             if wd not in self._watched.values():  # two spellings of one directory share a descriptor
                 self._directories.pop(wd, None)
         for directory in directories - set(self._watched):
-            wd = int(self._libc.inotify_add_watch(self._fd, os.fsencode(directory), WATCHED_EVENTS))
-            if wd < 0:
-                err = ctypes.get_errno()
-                if err != errno.ENOENT:
-                    self.errors += 1
-                    self._unwatched.add(directory)
-                    log.warning("cannot watch %s (%s); the rescan still finds its files", directory,
-                                os.strerror(err))
-                continue
-            self._watched[directory] = wd
-            self._directories[wd] = os.path.realpath(directory)
+            self._add(directory)
 
     def take_modified(self) -> set[str] | None:
         """Real paths of the files written (or truncated) in watched directories since the last call;
         None when that is not known for every followed file (inotify inactive, a queue overflow, a
-        directory that could not be watched): then every file must be looked at."""
+        directory that could not be watched, write events off now or since the last call): then every
+        file must be looked at."""
         if self._fd < 0:
             return None
         self._drain()  # events of writes made up to now, not only those the loop got round to
         modified, self._modified = self._modified, set()
-        if self._overflowed or self._unwatched:
+        if self._overflowed or self._unwatched or self._writes_unknown or self._mask != WATCHED_EVENTS:
             self._overflowed = False
+            self._writes_unknown = self._mask != WATCHED_EVENTS
             return None
         return modified
 

@@ -31,6 +31,9 @@ class FileMetrics:
         self.lag_bytes = Gauge(p + "lag_bytes", "Bytes in a file not yet read", ["path"], registry=r)
         self.watch_errors = Counter(p + "inotify_errors", "inotify watches refused or queue overflows",
                                     registry=r)
+        self.write_events = Gauge(p + "write_events", "1 while passes read only the files inotify saw written, "
+                                  "0 while every pass looks at every file (most are written every pass)", registry=r)
+        self.write_events.set(1)
         self.rules_version = Gauge(p + "rules_version_info", "The live rules version this collector runs (value 1)",
                                    ["version"], registry=r)
         self.rules_refused = Counter(p + "rules_refused", "Published rules versions refused", registry=r)

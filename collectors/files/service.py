@@ -12,13 +12,19 @@ without inotify, or while it cannot vouch for every directory, every `rescan_int
 file read never blocks the loop for long), saves checkpoints every `checkpoint_interval` when they
 changed, and on stop flushes in-flight chunks and saves the checkpoint within `shutdown_timeout`.
 Reading is paced: one pass over the files, then a pause (one `linger`, at most `flush_interval`)
-unless a pass read a record's worth; before the pause the pass's records are sent, as no later pass
-adds to them before their linger. So a node's many slowly written files share records
-(kafka_io/partition_batcher.py) instead of each write costing one, and a line waits about one linger.
+unless a pass left a file with more than it reads of one file (collector.PASS_BYTES, a backlog); a
+pass that read every file to its end pauses however much it read (the follow-up pass that a
+record's worth used to bring at once found a few milliseconds of writes); before the pause the
+pass's records are sent, as no later pass adds to them before their linger. So a node's many slowly
+written files share records (kafka_io/partition_batcher.py) instead of each write costing one, and a
+line waits about one linger.
 A pass reads only the files inotify saw written (collectors/files/inotify.py), so a node's thousand
 quiet files cost nothing between their writes; with every safety rescan, and in every pass while
 inotify cannot vouch for every file (unavailable, overflowed, a directory not watched), a pass
-looks at every file, so no line depends on inotify.
+looks at every file, so no line depends on inotify. While nearly every file is written between two
+passes, write events are not taken and every pass looks at every file (collectors/files/write_events.py);
+a file that had no complete line at its scan is then looked for every `rescan_interval`, as its
+first write raises no event.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collectors.files.discovery import discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.live_rules import collector_rules
 from collectors.files.metrics import FileMetrics
+from collectors.files.write_events import WriteEventsPolicy
 from collectors.live_rules import LiveMultilineRules
 from core.heartbeat_figures import FILE_COLLECTOR
 from core.native import native_path
@@ -139,10 +146,14 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
     errors_seen = 0
     pause = pass_interval(cfg)
     unknown_written = False  # a file not followed was written since the last scan
+    write_events = WriteEventsPolicy()
     while not stop.is_set():
         now = time.monotonic()
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
         unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
+        # without write events, a file waiting for its first complete line raises none when it gets one
+        unknown_written = unknown_written or (collector.waiting_for_first_line and watcher.active
+                                              and not watcher.takes_writes)
         if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher, missing_roots)
                 or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
@@ -167,11 +178,14 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             modified, last_full = None, now
         read = await collector.pump(modified)
         collector.settle_acks()
+        if watcher.active:
+            _take_write_events(watcher, write_events.decide(watcher.takes_writes, len(collector.files),
+                                                            collector.fresh_in_pass), metrics)
         if now - last_checkpoint >= cfg.checkpoint_interval:
             await collector.save_checkpoint(only_if_changed=True)
             last_checkpoint = now
         metrics.checkpoint_age.set(time.monotonic() - last_checkpoint)
-        if read >= cfg.chunk_bytes:  # a backlog: read on at once
+        if collector.backlog_in_pass:  # a file holds more than a pass takes of it: read on at once
             continue
         if read and flush is not None:
             flush()
@@ -183,6 +197,16 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
                 waiter.cancel()
         if watcher.changed.is_set() and not stop.is_set():
             await asyncio.sleep(COALESCE_SECONDS)
+
+
+def _take_write_events(watcher: DirectoryWatcher, wanted: bool, metrics: FileMetrics) -> None:
+    if wanted == watcher.takes_writes:
+        return
+    watcher.take_writes(wanted)
+    metrics.write_events.set(1 if wanted else 0)
+    log.info("%s", "most files are quiet again: passes read only the files inotify saw written" if wanted else
+             "nearly every file is written between two passes: every pass looks at every file, without "
+             "inotify's write events")
 
 
 def main() -> None:

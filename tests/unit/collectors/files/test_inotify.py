@@ -70,6 +70,40 @@ async def test_writes_and_truncations_are_reported_by_real_path_without_a_wake(
     assert watcher.take_modified() is None  # inactive: every file must be looked at
 
 
+async def test_without_write_events_writes_go_unreported_and_entries_still_wake(tmp_path: Path) -> None:
+    """take_writes(False): take_modified answers None (look at every file) and writes raise no event; an
+    entry change still does. take_writes(True): None once more (writes made meanwhile are unknown), then
+    the written files again."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    written = logs / "a.log"
+    written.write_bytes(b"x\n")
+    watcher = DirectoryWatcher()
+    try:
+        watcher.watch({str(logs)})
+        assert watcher.takes_writes and watcher.take_modified() == set()
+        watcher.take_writes(False)
+        assert not watcher.takes_writes
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        assert watcher.take_modified() is None
+        watcher._drain()
+        assert watcher._modified == set() and not watcher.changed.is_set()  # the write raised no event
+        (logs / "new.log").write_bytes(b"y\n")
+        await asyncio.wait_for(watcher.changed.wait(), 10)
+        assert watcher.take_modified() is None
+        watcher.take_writes(True)
+        assert watcher.takes_writes
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        assert watcher.take_modified() is None  # the first answer after turning them on
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        assert watcher.take_modified() == {os.path.realpath(written)}
+    finally:
+        watcher.close()
+
+
 async def test_a_queue_overflow_or_an_unwatchable_directory_means_look_at_every_file(tmp_path: Path) -> None:
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if limit > 200_000:

@@ -261,3 +261,104 @@ async def test_an_unchanged_checkpoint_is_not_written_again(tmp_path: Path, monk
     await collector.save_checkpoint(only_if_changed=True)  # unchanged, but the file's age tells when we ran
     assert len(saves) == 4
     collector.close()
+
+
+async def test_with_every_file_written_each_pass_write_events_stop_and_no_line_waits_on_them(
+        tmp_path: Path) -> None:
+    """40 files written between every two passes: the loop stops taking inotify's write events (the gauge
+    goes to 0) and looks at every file each pass; a file created empty meanwhile is followed once written,
+    within rescan_interval, though its first line raises no event; once all but two files are quiet the
+    loop takes write events again. Every line written is published."""
+    pods = tmp_path / "pods"
+    paths = [pods / f"ns_pod-{n}_uid" / "app" / "0.log" for n in range(40)]
+    for path in paths:
+        path.parent.mkdir(parents=True)
+        write(path, 0, 1)
+    settings = load_settings(environ={}, collector={
+        "paths": [str(pods / "*" / "*" / "*.log")], "checkpoint_dir": str(tmp_path / "ckpt"),
+        "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s", "linger": "0.05s"})
+    publisher = FakePublisher()
+    metrics = FileMetrics()
+    collector = FileCollector(settings.collector, publisher, metrics)
+    watcher = DirectoryWatcher()
+    written = dict.fromkeys(paths, 1)
+    writing = list(paths)
+
+    async def writer() -> None:
+        while True:
+            for path in writing:
+                write(path, written[path], 1)
+                written[path] += 1
+            await asyncio.sleep(0.02)
+
+    def events_taken() -> float:
+        return metrics.value("logweave_file_collector_write_events")
+
+    def published() -> int:
+        return sum(len(chunk.entries()) for chunk in publisher.chunks)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow(collector, watcher, settings, stop))
+    feeding = asyncio.create_task(writer())
+    try:
+        assert events_taken() == 1
+        await wait_for(lambda: events_taken() == 0, timeout=30, what="write events turned off",
+                       last_seen=lambda: (collector.fresh_in_pass, len(collector.files)))
+        assert not watcher.takes_writes
+        late = pods / "ns_late_uid" / "app" / "0.log"
+        late.parent.mkdir(parents=True)
+        late.touch()  # an entry event: scanned, but no complete line to follow yet
+        await wait_for(lambda: collector.waiting_for_first_line, timeout=10, what="the empty file scanned")
+        write(late, 0, 1)  # no write event: the loop rescans for it every rescan_interval
+        await wait_for(lambda: any(t.path == late for t in collector.files.values()), timeout=10,
+                       what="the late file followed without write events")
+        assert events_taken() == 0
+        writing[2:] = []
+        await wait_for(lambda: events_taken() == 1, timeout=30, what="write events taken again",
+                       last_seen=lambda: (collector.fresh_in_pass, len(collector.files)))
+        assert watcher.takes_writes
+        feeding.cancel()
+        total = sum(written.values()) + 1
+        await wait_for(lambda: published() == total, timeout=30, what=f"all {total} lines published",
+                       last_seen=published)
+    finally:
+        feeding.cancel()
+        stop.set()
+        await task
+        collector.close()
+        watcher.close()
+
+
+async def test_a_pass_that_read_every_file_to_its_end_pauses_and_a_backlog_does_not(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A pass that read a record's worth (here chunk_bytes is 1 KiB) but left nothing unread waits its
+    pause before the next; a file holding more than a pass reads of one file (PASS_BYTES) is read on at once."""
+    from collectors.files.collector import PASS_BYTES
+
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 200)  # ~14 KiB: a record's worth, read to its end in one pass
+    passes: list[float] = []
+    pump = FileCollector.pump
+
+    async def timed_pump(self: FileCollector, modified: set[str] | None = None) -> int:
+        passes.append(time.monotonic())
+        return await pump(self, modified)
+
+    monkeypatch.setattr(FileCollector, "pump", timed_pump)
+    backlog_lines = PASS_BYTES // 30  # lines of 45-50 bytes: more than a pass reads of one file
+    gaps: list[float] = []
+
+    async def read_all(publisher: FakePublisher) -> None:
+        await wait_for(lambda: sum(len(c.entries()) for c in publisher.chunks) == 200, what="200 lines", timeout=10)
+        await wait_for(lambda: len(passes) >= 3, what="three passes", timeout=10)
+        assert all(b - a >= 0.4 for a, b in zip(passes, passes[1:], strict=False)), passes  # each waited its pause
+        passes.clear()
+        write(pod / "0.log", 200, backlog_lines)
+        await wait_for(lambda: sum(len(c.entries()) for c in publisher.chunks) == 200 + backlog_lines,
+                       what="the backlog's lines", timeout=30)
+        gaps.extend(b - a for a, b in zip(passes, passes[1:], strict=False))
+
+    await run_with_inotify(tmp_path, monkeypatch, {
+        "chunk_bytes": "1KiB", "linger": "0.5s", "flush_interval": "0.5s", "inotify_rescan_interval": "1h"}, read_all)
+    assert gaps and min(gaps) < 0.4, gaps  # the backlog was read on without the pause
