@@ -11,8 +11,8 @@ export PYTHONUNBUFFERED := 1
 # pytest-xdist workers for `make test`: most tests wait on servers and processes, not on the CPU. On 2
 # cores, with 2,192 tests, the pytest part took 5:43 with 6 workers against 7:38 with 4 (clean clones, a
 # quiet machine, back to back); earlier, 4 workers took 7:17 against 8:01 with 3. `--maxschedchunk 2`
-# hands tests out two at a time, so the tests marked `long` (collected first, tests/conftest.py) start
-# on different workers: 2,249 tests took 4:16 against 7:18 collected in place (docs/testing.md).
+# hands tests out two at a time, so the tests marked `long` (spread over the first 60% of the order,
+# tests/conftest.py) start early on different workers: 4:16 against 7:18 collected in place (docs/testing.md).
 TEST_WORKERS ?= 6
 PYTEST_ARGS ?=
 

@@ -68,7 +68,7 @@ class SinkWatcher:
         return worst
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=47)
 async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
         broker: EmbeddedBroker, tmp_path: Path) -> None:
     shared_out = tmp_path / "out"

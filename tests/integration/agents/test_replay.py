@@ -42,7 +42,7 @@ async def forget_some_lines(stack: Stack, numbers: list[int]) -> None:
             etcd_gateway(stack.etcd.url, "/v3/kv/deleterange", {"key": kv["key"]})
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=28)
 async def test_replay_adds_no_duplicates_to_any_sink_and_restores_lost_lines(
         stack: Stack, make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker(stack.env(), sinks=SINKS).start()

@@ -47,7 +47,7 @@ async def test_a_stalled_worker_closes_each_trace_once_with_every_line(
     assert not split, f"traces closed early or split (line counts per summary): {split}"
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=14)
 async def test_a_restarted_worker_reads_the_backlog_before_closing_idle_traces(
         make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": f"{GAP_SECONDS}s",

@@ -331,34 +331,47 @@ async def test_with_every_file_written_each_pass_write_events_stop_and_no_line_w
 
 async def test_a_pass_that_read_every_file_to_its_end_pauses_and_a_backlog_does_not(
         tmp_path: Path, monkeypatch: Any) -> None:
-    """A pass that read a record's worth (here chunk_bytes is 1 KiB) but left nothing unread waits its
-    pause before the next; a file holding more than a pass reads of one file (PASS_BYTES) is read on at once."""
+    """A pass that read a record's worth (here chunk_bytes is 1 KiB) but left nothing unread ends like any
+    other: its records are sent and the loop pauses; a file holding more than a pass reads of one file
+    (PASS_BYTES) is read on at once, before any send. Told apart by the order of passes and sends, not
+    by timing."""
     from collectors.files.collector import PASS_BYTES
 
     pod = tmp_path / "pods" / "ns_pod_uid" / "app"
     pod.mkdir(parents=True)
-    write(pod / "0.log", 0, 200)  # ~14 KiB: a record's worth, read to its end in one pass
-    passes: list[float] = []
+    steps: list[str] = []
     pump = FileCollector.pump
 
-    async def timed_pump(self: FileCollector, modified: set[str] | None = None) -> int:
-        passes.append(time.monotonic())
-        return await pump(self, modified)
+    async def recorded_pump(self: FileCollector, modified: set[str] | None = None) -> int:
+        read = await pump(self, modified)
+        if read:
+            steps.append("backlog" if self.backlog_in_pass else "read")
+        return read
 
-    monkeypatch.setattr(FileCollector, "pump", timed_pump)
+    monkeypatch.setattr(FileCollector, "pump", recorded_pump)
+    monkeypatch.setattr(service, "discover", discover)
     backlog_lines = PASS_BYTES // 30  # lines of 45-50 bytes: more than a pass reads of one file
-    gaps: list[float] = []
-
-    async def read_all(publisher: FakePublisher) -> None:
+    settings = load_settings(environ={}, collector={
+        "paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")], "checkpoint_dir": str(tmp_path / "ckpt"),
+        "chunk_bytes": "1KiB", "inotify_rescan_interval": "1h"})
+    publisher = FakePublisher()
+    collector = FileCollector(settings.collector, publisher, FileMetrics())
+    watcher = DirectoryWatcher()
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow(collector, watcher, settings, stop, None, lambda: steps.append("send")))
+    try:
+        write(pod / "0.log", 0, 200)  # ~10 KiB: a record's worth, read to its end in one pass
         await wait_for(lambda: sum(len(c.entries()) for c in publisher.chunks) == 200, what="200 lines", timeout=10)
-        await wait_for(lambda: len(passes) >= 3, what="three passes", timeout=10)
-        assert all(b - a >= 0.4 for a, b in zip(passes, passes[1:], strict=False)), passes  # each waited its pause
-        passes.clear()
+        await wait_for(lambda: "send" in steps, what="the pass's send", timeout=10)
+        assert steps[:2] == ["read", "send"], steps
+        steps.clear()
         write(pod / "0.log", 200, backlog_lines)
         await wait_for(lambda: sum(len(c.entries()) for c in publisher.chunks) == 200 + backlog_lines,
-                       what="the backlog's lines", timeout=30)
-        gaps.extend(b - a for a, b in zip(passes, passes[1:], strict=False))
-
-    await run_with_inotify(tmp_path, monkeypatch, {
-        "chunk_bytes": "1KiB", "linger": "0.5s", "flush_interval": "0.5s", "inotify_rescan_interval": "1h"}, read_all)
-    assert gaps and min(gaps) < 0.4, gaps  # the backlog was read on without the pause
+                       what="the backlog's lines", timeout=60)
+        await wait_for(lambda: "send" in steps, what="the send after the backlog", timeout=10)
+    finally:
+        stop.set()
+        await task
+        collector.close()
+        watcher.close()
+    assert steps[0] == "backlog" and steps[1] != "send", steps  # read on at once, sent when read to the end
