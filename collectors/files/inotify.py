@@ -59,7 +59,7 @@ class DirectoryWatcher:
         self._unwatched: set[str] = set()  # directories the last `watch` could not watch
         self._armed = False  # the loop wakes for events
         self._mask = WATCHED_EVENTS  # DIR_EVENTS while write events are not taken (take_writes)
-        self._writes_unknown = False  # write events were off since the last take_modified
+        self._writes_unknown = False  # write events were turned on since the last take_modified
         self._rearm: asyncio.TimerHandle | None = None
         self._libc: ctypes.CDLL | None = None
         name = ctypes.util.find_library("c")
@@ -109,7 +109,7 @@ class DirectoryWatcher:
         if self._libc is None or mask == self._mask:
             return
         self._mask = mask
-        self._writes_unknown = True
+        self._writes_unknown = on  # turned back on: the writes made meanwhile were not reported
         for directory in list(self._watched):
             self._add(directory)
 
@@ -157,8 +157,7 @@ class DirectoryWatcher:
         self._drain()  # events of writes made up to now, not only those the loop got round to
         modified, self._modified = self._modified, set()
         if self._overflowed or self._unwatched or self._writes_unknown or self._mask != WATCHED_EVENTS:
-            self._overflowed = False
-            self._writes_unknown = self._mask != WATCHED_EVENTS
+            self._overflowed = self._writes_unknown = False
             return None
         return modified
 

@@ -152,8 +152,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
         unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
         # without write events, a file waiting for its first complete line raises none when it gets one
-        unknown_written = unknown_written or (collector.waiting_for_first_line and watcher.active
-                                              and not watcher.takes_writes)
+        unknown_written = unknown_written or (collector.waiting_for_first_line and not watcher.takes_writes)
         if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher, missing_roots)
                 or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
