@@ -25,6 +25,7 @@ from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
 from kafka_io.client_options import security_material
+from kafka_io.fetcher_close import close_fetchers_reliably
 from kafka_io.kafka_compat import accept_empty_assignments, install_idle_fetch_pause
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
 def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
     accept_empty_assignments()
+    close_fetchers_reliably()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from commands.broker import EmbeddedBroker
+from kafka_io.fetcher_close import close_fetchers_reliably
 from tests.support.kafka import start_broker
 from tests.support.kube_api import FakeKubeApi
 from tests.support.postgres import postgres_dsn, postgres_server
@@ -28,6 +29,8 @@ def _disjoint_port_range() -> None:
 
 
 _disjoint_port_range()
+# the tests' own aiokafka consumers stop as the product's do, not hang when a rebalance precedes the stop
+close_fetchers_reliably()
 
 __all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
 

@@ -49,6 +49,7 @@ from core.heartbeat_figures import FILE_COLLECTOR
 from core.native import native_path
 from core.settings import CollectorSettings, Settings
 from core.topics import RAW
+from kafka_io.fetcher_close import close_fetchers_reliably
 from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.partition_batcher import PartitionBatcher
@@ -72,6 +73,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     # the rules follower's consumer: no tight fetch loop on a broker answering at once; a rules version
     # may take effect up to RULES_FETCH_PAUSE later (a real Kafka holds an empty fetch 0.5 s anyway)
     install_idle_fetch_pause(RULES_FETCH_PAUSE)
+    close_fetchers_reliably()
     metrics = metrics or FileMetrics()
     if cfg.metrics_port:
         start_http_server(cfg.metrics_port, addr=cfg.metrics_host, registry=metrics.registry)

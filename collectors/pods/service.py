@@ -28,6 +28,7 @@ from core.heartbeat_figures import POD_COLLECTOR
 from core.native import native_path
 from core.settings import Settings
 from core.topics import POSITIONS, RAW
+from kafka_io.fetcher_close import close_fetchers_reliably
 from kafka_io.heartbeat import component_id, start_heartbeat
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.partition_batcher import PartitionBatcher
@@ -46,6 +47,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     cfg = settings.pods
+    close_fetchers_reliably()
     install_idle_fetch_pause()  # the position store's consumer: no tight fetch loop on a broker answering at once
     LabelSelector.parse(cfg.selector)  # a bad selector is a config error before anything starts
     metrics = metrics or PodMetrics()
