@@ -43,10 +43,14 @@ def slow_to_cancel_fetches(monkeypatch: pytest.MonkeyPatch) -> Fetches:
 
     async def _proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> Any:
         fetches.running += 1
+        task = asyncio.current_task()
+        assert task is not None
         try:
             has_data = await original(self, assignment, node_id, request)
-            if not has_data:  # held, as a Kafka broker holds an empty fetch up to fetch.max.wait.ms
+            if not has_data and not task.cancelling():  # held, as Kafka holds an empty fetch (fetch.max.wait.ms)
                 await asyncio.sleep(HOLD)
+            if task.cancelling():  # the idle pause (kafka_io/kafka_compat.py), if installed, ends on the cancel
+                raise asyncio.CancelledError
             return has_data
         except asyncio.CancelledError:
             fetches.unwinding.set()
