@@ -34,13 +34,14 @@ def rewind_uncommitted_partitions() -> None:
     if hasattr(AIOKafkaConsumerThread, _ORIGINAL):
         return
     setattr(AIOKafkaConsumerThread, _ORIGINAL, AIOKafkaConsumerThread.seek_to_committed)
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign,assignment]
 
 
 async def seek_to_committed(self: Any) -> Mapping[Any, int | None]:
     """faust's `seek_to_committed`, run in the consumer thread, plus the rewind of uncommitted partitions."""
-    return await self.call_thread(seek_consumer_to_committed, self._ensure_consumer(),
-                                  str(self.app.conf.consumer_auto_offset_reset))
+    committed: Mapping[Any, int | None] = await self.call_thread(
+        seek_consumer_to_committed, self._ensure_consumer(), str(self.app.conf.consumer_auto_offset_reset))
+    return committed
 
 
 async def seek_consumer_to_committed(consumer: Any, reset: str) -> Mapping[Any, int | None]:
