@@ -34,14 +34,13 @@ def rewind_uncommitted_partitions() -> None:
     if hasattr(AIOKafkaConsumerThread, _ORIGINAL):
         return
     setattr(AIOKafkaConsumerThread, _ORIGINAL, AIOKafkaConsumerThread.seek_to_committed)
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign,assignment]
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 
 
 async def seek_to_committed(self: Any) -> Mapping[Any, int | None]:
     """faust's `seek_to_committed`, run in the consumer thread, plus the rewind of uncommitted partitions."""
-    committed: Mapping[Any, int | None] = await self.call_thread(
-        seek_consumer_to_committed, self._ensure_consumer(), str(self.app.conf.consumer_auto_offset_reset))
-    return committed
+    return await self.call_thread(seek_consumer_to_committed, self._ensure_consumer(),
+                                  str(self.app.conf.consumer_auto_offset_reset))
 
 
 async def seek_consumer_to_committed(consumer: Any, reset: str) -> Mapping[Any, int | None]:
