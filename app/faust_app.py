@@ -21,7 +21,6 @@ from mode.utils.queues import FlowControlEvent
 
 from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.stream_flow import KeepQueuedOnResume
-from app.uncommitted_seek import rewind_uncommitted_partitions
 from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
@@ -98,7 +97,6 @@ def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
     accept_empty_assignments()
     close_fetchers_reliably()
-    rewind_uncommitted_partitions()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka
