@@ -19,6 +19,7 @@ from faust.web.base import Web
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from app.fetch_rewind import rewind_unhanded_records
 from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.stream_flow import KeepQueuedOnResume
 from app.worker_start import StartRefused, check_topics, claim, member_id
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> faust.App:
     install_idle_fetch_pause()
     accept_empty_assignments()
     close_fetchers_reliably()
+    rewind_unhanded_records()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []
     kafka = settings.kafka

@@ -55,3 +55,10 @@ def test_the_producer_fills_message_sized_batches_for_the_linger() -> None:
 def test_a_linger_out_of_range_is_refused_by_name(linger: str) -> None:
     with pytest.raises(ValidationError, match=r"kafka\.linger"):
         Settings(kafka={"linger": linger})
+
+
+def test_the_worker_fetches_again_records_faust_dropped_mid_batch() -> None:
+    from faust.transport.drivers.aiokafka import Consumer
+
+    create_app(Settings())
+    assert Consumer.getmany.__module__ == "app.fetch_rewind"
