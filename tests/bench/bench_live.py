@@ -52,6 +52,14 @@ def shape(text: str) -> tuple[int, float]:
     return int(pods), float(rate)
 
 
+def setting(text: str) -> tuple[str, str]:
+    """`--set LOGWEAVE_X=VALUE`: one environment setting for the shipper's processes."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("LOGWEAVE_"):
+        raise argparse.ArgumentTypeError(f"--set {text!r}: expected LOGWEAVE_<GROUP>__<NAME>=VALUE")
+    return name, value
+
+
 def make_pods(root: Path, pods: int) -> str:
     """Empty 0.log files in kubelet's layout, present before any shipper starts; their glob."""
     for i in range(pods):
@@ -146,6 +154,7 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                "LOGWEAVE_SINKS__FILE__DIRECTORY": str(run_dir / "out"),
                "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(run_dir / "checkpoints"),
                "LOGWEAVE_COLLECTOR__METRICS_PORT": str(metrics_port)}
+        env.update(args.set)  # a tuning study's settings, e.g. LOGWEAVE_PARSE__LINGER=0.2
         if broker.run_prefix:
             env["LOGWEAVE_WORKER__APP_ID"] = f"logweave-{broker.run_prefix.rstrip('.')}"
         settings = load_settings(environ=env)
@@ -300,6 +309,8 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=30.0, help="wait at most this long for the window's lines")
     parser.add_argument("--writers", type=int, default=2, help="writer processes sharing the pods")
     parser.add_argument("--rotate", type=int, default=4, help="files rotated (renamed, recreated) in the window")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="LOGWEAVE_X=VALUE",
+                        help="a setting for the worker and the collector (repeatable), e.g. to compare lingers")
     parser.add_argument("--out", type=Path, default=Path("bench/live.json"))
     parser.add_argument("--keep", type=Path, help="run in this (new) directory and keep it: process logs, sink output")
     args = parser.parse_args()
