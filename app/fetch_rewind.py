@@ -76,6 +76,8 @@ def first_unhanded_offsets(batch: Mapping[Any, Sequence[Any]],
     targets: dict[Any, int] = {}
     for tp, records in batch.items():
         handed = last_handed.get(tp, -1)
+        if not records or records[-1].offset <= handed:
+            continue  # the common case: every record handed
         for record in records:
             if record.offset > handed:
                 targets[tp] = record.offset
