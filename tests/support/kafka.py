@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from commands.broker import EmbeddedBroker, free_port
 
@@ -46,3 +48,24 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[
         return records
     finally:
         await consumer.stop()
+
+
+async def group_assignment(bootstrap: str, group: str) -> dict[str, dict[str, list[int]]]:
+    """The consumer group's members as the broker describes them now: member id -> topic -> partitions
+    (empty while the group rebalances, when members hold no settled assignment)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    (described,) = response.to_object()["groups"]
+    if described["state"] != "Stable":
+        return {}
+    members: dict[str, dict[str, list[int]]] = {}
+    for member in described["members"]:
+        raw = member["member_assignment"]
+        assignment = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+        members[member["member_id"]] = {topic: sorted(partitions)
+                                        for topic, partitions in (assignment.assignment if assignment else [])}
+    return members

@@ -15,7 +15,8 @@ from core.settings import KafkaSettings, Settings, load_settings
 from core.topics import PARSED, RAW, sink_topic
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import prepare_worker_topics
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_assignment, read_topic
+from tests.support.polling import wait_for
 from tests.support.processes import ManagedProcess, wait_http_ok, worker
 from tests.support.quiescence import wait_until_quiet
 
@@ -143,3 +144,17 @@ class WorkerHarness:
                 return r.status, r.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+
+async def wait_each_groups(workers: list[WorkerHarness], timeout: float = 90.0) -> None:
+    """Wait until the group is settled with every worker holding logs.parsed partitions: a test that
+    needs each worker to group some of what it feeds must not feed while one holds them all (a worker
+    slow to join on a loaded machine can find every line grouped by the other)."""
+    settings = workers[0].settings
+    parsed = settings.topic(PARSED)
+
+    async def each_holds_some() -> dict[str, dict[str, list[int]]] | None:
+        members = await group_assignment(workers[0].broker.bootstrap, settings.worker.app_id)
+        return members if len(members) == len(workers) and all(t.get(parsed) for t in members.values()) else None
+
+    await wait_for(each_holds_some, timeout=timeout, what=f"each of {len(workers)} workers holding {parsed} partitions")

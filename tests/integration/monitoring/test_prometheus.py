@@ -53,7 +53,7 @@ from tests.support.processes import (
     wait_http_ok,
 )
 from tests.support.servers import Server, etcd_server
-from tests.support.worker_harness import WorkerHarness
+from tests.support.worker_harness import WorkerHarness, wait_each_groups
 from tests.unit.deploy.test_monitoring import scraped_pod_templates
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -315,6 +315,7 @@ async def test_two_workers_log_metrics_summed_and_a_killed_worker_fires_both_ale
             await worker.launch()
         for worker in workers:
             await worker.ready()
+        await wait_each_groups(workers)
         wait_http_ok(f"{prometheus.url}/-/ready", 60)
         chunks, expected = traffic(streams=12, per_stream=30, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         await asyncio.gather(*[workers[0].feed(c.docs, stream=c.stream, source=c.source) for c in chunks])

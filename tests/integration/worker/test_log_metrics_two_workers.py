@@ -14,7 +14,7 @@ from core.rules import RulesDocument
 from kafka_io.rules_topic import publish_rules
 from tests.support.log_metric_traffic import RULES, samples, summed, traffic
 from tests.support.polling import wait_for
-from tests.support.worker_harness import WorkerHarness
+from tests.support.worker_harness import WorkerHarness, wait_each_groups
 
 SECOND = 1_000_000_000
 
@@ -32,6 +32,7 @@ async def test_two_workers_count_each_line_once_and_sum_to_what_was_fed(broker: 
             await worker.launch()
         for worker in workers:
             await worker.ready()
+        await wait_each_groups(workers)
         document = RulesDocument(version="metrics-1", log_metrics={"rules": RULES})
         await publish_rules(workers[0].settings, document.encode(time.time_ns() + 2 * SECOND))
         await wait_for(lambda: all(b'logweave_rules_version_info{version="metrics-1"} 1.0' in w.get("/metrics")[1]
