@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -53,13 +54,7 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[
 async def group_assignment(bootstrap: str, group: str) -> dict[str, dict[str, list[int]]]:
     """The consumer group's members as the broker describes them now: member id -> topic -> partitions
     (empty while the group rebalances, when members hold no settled assignment)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    (described,) = response.to_object()["groups"]
+    described = await describe_group(bootstrap, group)
     if described["state"] != "Stable":
         return {}
     members: dict[str, dict[str, list[int]]] = {}
@@ -69,3 +64,15 @@ async def group_assignment(bootstrap: str, group: str) -> dict[str, dict[str, li
         members[member["member_id"]] = {topic: sorted(partitions)
                                         for topic, partitions in (assignment.assignment if assignment else [])}
     return members
+
+
+async def describe_group(bootstrap: str, group: str) -> dict[str, Any]:
+    """The broker's DescribeGroups answer for `group`: its state, protocol and members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    (described,) = response.to_object()["groups"]
+    return cast(dict[str, Any], described)

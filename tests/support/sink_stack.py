@@ -230,15 +230,15 @@ async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk
         await producer.stop()
 
 
-async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, flush_setting: str,
+async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, restart_with: dict[str, str],
                                           lines_stored: Callable[[], Awaitable[Counter[int]]],
                                           total: int = 40_000, per_chunk: int = 200) -> None:
     # records of 200 lines (~60 KB): objects hold whole records (the flush sizes are above one)
     """A drain-only `worker` writing objects from `topic`, fed a steady stream of pre-built records
     (about 6 s in all), is killed with SIGKILL once a fifth of the lines are stored, while lines it
     was given are still unstored; the feed goes on while it is down. It is restarted under the same
-    static member id with `flush_setting` (an env key) at 400KiB, so the re-delivered records are cut
-    into other objects than the first run's. Every line must then be stored exactly once
+    static member id with `restart_with` (env settings; an object store's flush size at 400KiB cuts the
+    re-delivered records into other objects than the first run's). Every line must then be stored exactly once
     (`lines_stored`: the `n` of each stored line).
 
     The feed is paced rather than published up front: a sink faster than this test's polling of the
@@ -262,7 +262,7 @@ async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, flu
         stored_at_kill = len(await lines_stored())  # nothing is written after the kill
         assert stored_at_kill < fed_before_kill, (
             f"the kill came after the worker had stored all {fed_before_kill} lines fed: nothing was in flight")
-        worker.overrides[flush_setting] = "400KiB"
+        worker.overrides.update(restart_with)
         await worker.start()
         started = time.monotonic()
         await feeding

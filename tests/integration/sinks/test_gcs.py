@@ -228,7 +228,7 @@ async def test_worker_killed_mid_upload_every_line_once(emulator: Server, storag
     async def stored() -> Counter[int]:
         return Counter(d["n"] for d in await all_lines(storage, "gcs-kill"))
 
-    await kill_mid_upload_every_line_once(worker, "sink.gcs", "LOGWEAVE_SINKS__GCS__FLUSH_BYTES", stored)
+    await kill_mid_upload_every_line_once(worker, "sink.gcs", {"LOGWEAVE_SINKS__GCS__FLUSH_BYTES": "400KiB"}, stored)
 
 
 async def test_a_record_split_across_batches_keeps_every_line(emulator: Server, storage: Storage) -> None:

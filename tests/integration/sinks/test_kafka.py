@@ -6,7 +6,6 @@ read_committed consumer, also when a partition moves to another worker in the mi
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from sinks.base import SinkBatch, SinkLine
 from sinks.kafka import LINE_ID_HEADER, KafkaSink
 from tests.support.kafka import read_topic, start_broker
 from tests.support.polling import wait_for
-from tests.support.sink_stack import publish_sink_records
+from tests.support.sink_stack import kill_mid_upload_every_line_once
 from tests.support.worker_harness import WorkerHarness
 
 
@@ -252,45 +251,12 @@ async def test_worker_killed_mid_drain_every_line_once_for_read_committed(
         make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
     """A drain-only worker (its input pre-built on sink.kafka, so upstream re-forwarding plays no
     part) is killed with SIGKILL while it commits transactions, then restarted under the same
-    static member id. The input is paced (about 6 s in all) and goes on while the worker is down:
-    published up front, a drain faster than this test's reading of lines.out had written it all
-    before the kill on a loaded machine, and the kill tested nothing."""
-    total, per_chunk = 60_000, 1000
+    static member id; its input is paced and goes on while it is down (sink_stack's
+    kill_mid_upload_every_line_once). Every line is in lines.out once for a read_committed reader."""
     worker = make_worker({"LOGWEAVE_WORKER__STAGES": "drain", "LOGWEAVE_SINKS__KAFKA__TOPIC": "lines.out",
                           "LOGWEAVE_SINKS__KAFKA__MAX_BATCH_LINES": "2000"}, sinks=("kafka",))
-    await worker.start()
-    published = [0]
-    feeding = asyncio.ensure_future(publish_sink_records(worker.broker.bootstrap, "sink.kafka", total, per_chunk,
-                                                         pace=6.0 * per_chunk / total, published=published))
 
     async def held() -> Counter[int]:
         return Counter(orjson.loads(v)["n"] for _, _, _, v in await read_topic(worker.broker.bootstrap, "lines.out"))
 
-    seen: Counter[int] = Counter()
-
-    async def progressed(goal: int) -> bool:
-        nonlocal seen
-        seen = await held()
-        return len(seen) >= goal
-
-    try:
-        await wait_for(lambda: progressed(total // 5), timeout=120, what="a fifth of the lines in lines.out",
-                       interval=0.05, last_seen=lambda: len(seen))
-        fed_before_kill = published[0]
-        worker.stop(kill=True)
-        killed_at = len(await held())  # nothing is committed after the kill
-        assert killed_at < fed_before_kill, (
-            f"the kill came after the worker had written all {fed_before_kill} lines fed: nothing was in flight")
-        await worker.start()
-        started = time.monotonic()
-        await feeding
-    finally:
-        feeding.cancel()
-    await wait_for(lambda: progressed(total), timeout=180, what="every line in lines.out after the restart",
-                   interval=0.5, last_seen=lambda: len(seen))
-    final = await held()
-    duplicates = {n: c for n, c in final.items() if c > 1}
-    assert not duplicates, f"{len(duplicates)} duplicated lines, e.g. {sorted(duplicates)[:5]}"
-    assert set(final) == set(range(total))
-    print(f"killed at {killed_at} lines written of {fed_before_kill} fed; "
-          f"the rest took {time.monotonic() - started:.1f}s after the restart")
+    await kill_mid_upload_every_line_once(worker, "sink.kafka", {}, held, total=60_000, per_chunk=1000)

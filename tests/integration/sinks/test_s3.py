@@ -345,4 +345,4 @@ async def test_worker_killed_mid_upload_every_line_once(s3_server: Server, clien
                     seen.update(orjson.loads(line)["n"] for line in gzip.decompress(await body.read()).splitlines())
         return seen
 
-    await kill_mid_upload_every_line_once(worker, "sink.s3", "LOGWEAVE_SINKS__S3__FLUSH_BYTES", stored)
+    await kill_mid_upload_every_line_once(worker, "sink.s3", {"LOGWEAVE_SINKS__S3__FLUSH_BYTES": "400KiB"}, stored)

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from commands.broker import EmbeddedBroker, free_port
 from core.settings import KafkaSettings, load_settings
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics, worker_topics
+from tests.support.kafka import describe_group
 from tests.support.polling import wait_for
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
@@ -38,13 +39,7 @@ async def refusal(proc: ManagedProcess) -> str:
 
 
 async def group_members(bootstrap: str, group: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    (described,) = response.to_object()["groups"]
+    described = await describe_group(bootstrap, group)
     return sorted(member["member_id"] for member in described["members"])
 
 
