@@ -32,36 +32,6 @@ _disjoint_port_range()
 # the tests' own aiokafka consumers stop as the product's do, not hang when a rebalance precedes the stop
 close_fetchers_reliably()
 
-
-LONG_SPREAD = 0.6  # the share of the suite's order the long tests are spread over
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `long(seconds=...)` (tens of seconds each) are spread over the first LONG_SPREAD of
-    the order, longest first. pytest-xdist hands tests out in collection order (two at a time with
-    `make test`'s `--maxschedchunk 2`): collected where they stood, the longest started near the end and
-    the suite waited on it alone (the 50,000-line delivery test ran 87 s after the other workers had
-    finished); all at the very start, a dozen of them each started a broker and worker processes at once
-    on two cores, which made consumer group members miss their heartbeats."""
-    def seconds(item: pytest.Item) -> float:
-        marker = item.get_closest_marker("long")
-        return float(marker.kwargs.get("seconds", 30)) if marker is not None else 0.0
-
-    long_tests = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
-    if not long_tests:
-        return
-    rest = [item for item in items if not seconds(item)]
-    step = len(rest) * LONG_SPREAD / len(long_tests)
-    ordered: list[pytest.Item] = []
-    taken = 0  # of `rest`
-    for index, item in enumerate(long_tests):
-        until = round(index * step)
-        ordered.extend(rest[taken:until])
-        taken = max(taken, until)
-        ordered.append(item)
-    items[:] = ordered + rest[taken:]
-
-
 __all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
 
 

@@ -36,7 +36,6 @@ def sink_documents(out: Path) -> list[dict[str, object]]:
     return docs
 
 
-@pytest.mark.long(seconds=19)
 @pytest.mark.timeout(300)
 async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> None:
     env = {

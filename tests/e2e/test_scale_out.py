@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.support.polling import wait_for
@@ -68,7 +67,6 @@ class SinkWatcher:
         return worst
 
 
-@pytest.mark.long(seconds=47)
 async def test_three_workers_one_killed_and_replaced_lose_and_duplicate_nothing(
         broker: EmbeddedBroker, tmp_path: Path) -> None:
     shared_out = tmp_path / "out"

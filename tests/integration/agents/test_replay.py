@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from elasticsearch import AsyncElasticsearch
 
 from tests.support.polling import wait_for
@@ -42,7 +41,6 @@ async def forget_some_lines(stack: Stack, numbers: list[int]) -> None:
             etcd_gateway(stack.etcd.url, "/v3/kv/deleterange", {"key": kv["key"]})
 
 
-@pytest.mark.long(seconds=28)
 async def test_replay_adds_no_duplicates_to_any_sink_and_restores_lost_lines(
         stack: Stack, make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker(stack.env(), sinks=SINKS).start()

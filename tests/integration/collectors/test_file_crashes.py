@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import orjson
-import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import Line, collector_settings, pod_log, read_lines, wait_for_lines
@@ -104,7 +103,6 @@ async def test_kill_9_mid_copytruncate_sends_each_line_under_one_identity(broker
     check_duplicates(lines, total, max_duplicates=total)
 
 
-@pytest.mark.long(seconds=14)
 async def test_broker_down_for_10_seconds(broker: EmbeddedBroker, tmp_path: Path) -> None:
     path = pod_log(tmp_path / "pods", "shop", "outage")
     settings = collector_settings(broker, tmp_path, buffer_bytes=2 * 1024 * 1024)

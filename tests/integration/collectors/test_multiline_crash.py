@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 
 from commands.broker import EmbeddedBroker
 from tests.integration.collectors.file_helpers import (
@@ -53,7 +52,6 @@ def write(path: Path, total: int, stop: threading.Event) -> None:
         stop.wait(0.01)
 
 
-@pytest.mark.long(seconds=17)
 async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_path: Path) -> None:
     path = pod_log(tmp_path / "pods", "shop", "payments")
     settings = collector_settings(broker, tmp_path)

@@ -76,7 +76,6 @@ class SplittingWriter(threading.Thread):
                 self.stop.wait(0.01)
 
 
-@pytest.mark.long(seconds=32)
 @pytest.mark.parametrize("mode", ["rename", "copytruncate"])
 async def test_kill_9_at_rotations_inside_records(broker: EmbeddedBroker, tmp_path: Path, mode: str) -> None:
     path = pod_log(tmp_path / "pods", "shop", "payments")

@@ -21,7 +21,6 @@ import asyncio
 import time
 from collections import Counter
 
-import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -96,7 +95,6 @@ async def one_round(broker: EmbeddedBroker, group: str) -> tuple[bool, int, str]
         front.stop()
 
 
-@pytest.mark.long(seconds=30)
 async def test_a_leader_slowed_past_the_session_timeout_leaves_one_owner_per_partition(
         broker: EmbeddedBroker) -> None:
     accept_empty_assignments()

@@ -164,7 +164,6 @@ def etcd(tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.mark.long(seconds=47)
 async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data(
         broker: EmbeddedBroker, make_worker: Callable[..., WorkerHarness], etcd: Server, kube: FakeKubeApi,
         tmp_path: Path) -> None:
@@ -298,7 +297,6 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
         prometheus.stop()
 
 
-@pytest.mark.long(seconds=19)
 async def test_two_workers_log_metrics_summed_and_a_killed_worker_fires_both_alerts(broker: EmbeddedBroker,
                                                                                     tmp_path: Path) -> None:
     """Two workers scraped: the log metrics summed over instances are exactly the lines fed. One killed (-9):

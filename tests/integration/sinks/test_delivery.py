@@ -18,7 +18,6 @@ from tests.support.worker_harness import WorkerHarness
 __all__ = ["stack"]  # the fixture, imported so pytest finds it here
 
 
-@pytest.mark.long(seconds=87)
 @pytest.mark.parametrize("total", [50_000, pytest.param(200_000, marks=pytest.mark.slow)])
 async def test_worker_killed_while_draining_every_line_once_everywhere(
     stack: Stack, make_worker: Callable[..., WorkerHarness], total: int
@@ -33,7 +32,6 @@ async def test_worker_killed_while_draining_every_line_once_everywhere(
     assert_exactly_once(counts, total)
 
 
-@pytest.mark.long(seconds=21)
 async def test_sink_outage_backs_up_in_kafka_then_drains(
     stack: Stack, make_worker: Callable[..., WorkerHarness]
 ) -> None:

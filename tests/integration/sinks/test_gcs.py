@@ -213,7 +213,6 @@ async def test_missing_bucket_created_with_a_project_and_refused_without(emulato
     await unmade.stop()
 
 
-@pytest.mark.long(seconds=14)
 async def test_worker_killed_mid_upload_every_line_once(emulator: Server, storage: Storage,
                                                         make_worker: Callable[..., WorkerHarness],
                                                         tmp_path: Path) -> None:

@@ -12,8 +12,6 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
 
@@ -47,7 +45,6 @@ async def feed(worker: WorkerHarness, first: int, records: int) -> int:
     return n
 
 
-@pytest.mark.long(seconds=14)
 async def test_kill_during_lingering_batches_loses_no_line(make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_PARSE__LINGER": "4s", "LOGWEAVE_PARSE__BATCH_RECORDS": "100000",
                                 "LOGWEAVE_PARSE__BATCH_LINES": "100000", "LOGWEAVE_WORKER__GROUP_LINGER": "1s",

@@ -11,8 +11,6 @@ import os
 import signal
 from collections.abc import Callable
 
-import pytest
-
 from tests.integration.worker.test_grouping import BASE, _all_closed, doc
 from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness
@@ -47,7 +45,6 @@ async def test_a_stalled_worker_closes_each_trace_once_with_every_line(
     assert not split, f"traces closed early or split (line counts per summary): {split}"
 
 
-@pytest.mark.long(seconds=14)
 async def test_a_restarted_worker_reads_the_backlog_before_closing_idle_traces(
         make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": f"{GAP_SECONDS}s",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from commands.broker import EmbeddedBroker, free_port
@@ -66,7 +65,6 @@ async def _two_members(bootstrap: str) -> list[str] | None:
     return members if len(members) == 2 else None
 
 
-@pytest.mark.long(seconds=16)
 async def test_a_member_id_or_data_dir_in_use_is_refused(broker: EmbeddedBroker, tmp_path: Path) -> None:
     env = {**settings_env(broker, tmp_path / "data-a"), "LOGWEAVE_KAFKA__GROUP_INSTANCE_ID": "same-id"}
     await prepare_worker_topics(load_settings(environ=env))

@@ -127,7 +127,6 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 @given(st.lists(st.binary(max_size=200) | json_values.map(_dumps)
                 | st.dictionaries(st.sampled_from(["traceId", "time", "level", "msg"]), json_values).map(_dumps),
                 max_size=20))
-@pytest.mark.long(seconds=21)
 def test_every_input_is_delivered_or_dead_lettered(payloads: list[bytes]) -> None:
     lines, dead = parse(*payloads)
     assert len(lines) + len(dead) == len(payloads)

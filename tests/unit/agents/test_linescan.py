@@ -144,7 +144,6 @@ parse_settings = st.builds(
 
 @settings(max_examples=int(os.environ.get("LINESCAN_EXAMPLES", "600")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
-@pytest.mark.long(seconds=33)
 @given(st.lists(raw_lines, min_size=1, max_size=12), parse_settings, st.integers(1, 8))
 def test_scan_equals_reference(lines: list[list[Any]], parse: ParseSettings, partitions: int) -> None:
     chunk = RawChunk({"kind": "file", "pod": "p"}, "file:1:2:x:0", 1_700_000_000_000_000_000, lines)
