@@ -7,7 +7,8 @@ What runs for real: the broker, an aiokafka group consumer (what faust's consume
 faust's own `getmany` and `_wait_next_records` code, patched as a worker patches them. What is stood
 in for: faust's consumer-thread plumbing (`_thread.call_thread` runs the call on the test's loop,
 `_getmany` is the aiokafka consumer's `getmany`), and the rebalance, played by the test turning the
-flow off after the first record of a batch is handed, as faust's revoke callback does.
+flow off, the group generation moving on, or the partition paused after the first record of a batch
+is handed, as faust's rebalance callbacks do.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 from faust.transport.utils import DefaultSchedulingStrategy
@@ -48,13 +50,14 @@ class FaustConsumerStandIn:
         self._thread = SimpleNamespace(call_thread=self.call_thread, _ensure_consumer=lambda: kafka)
         self._wait_next_records = functools.partial(Consumer._wait_next_records, self)
         self.seeks_to_committed = 0
+        self.active: set[Any] = {TP}
         self.log = SimpleNamespace(dev=lambda *args: None, warning=lambda *args: None)
 
     async def call_thread(self, fun: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return await fun(*args)
 
     def _get_active_partitions(self) -> set[Any]:
-        return {TP}
+        return self.active  # the set faust checks each record against while it hands the batch
 
     async def _getmany(self, active_partitions: set[Any], timeout: float) -> Any:
         return await self.kafka.getmany(*active_partitions, timeout_ms=int(timeout * 1000))
@@ -70,13 +73,24 @@ class FaustConsumerStandIn:
         await self.kafka.seek_to_committed()
 
 
-async def handed_until_rebalance(consumer: FaustConsumerStandIn,
-                                 getmany: Callable[..., AsyncIterator[Any]]) -> list[int]:
-    """One faust fetch cycle in which a rebalance begins once the first record is handed."""
+Disturb = Callable[[FaustConsumerStandIn], object]
+# What makes faust stop handing a batch on (the first) and what ends it (the second).
+DISTURBANCES: dict[str, tuple[Disturb, Disturb]] = {
+    "flow suspended": (lambda c: setattr(c, "flow_active", False),  # faust's revoke callback: stop_flow()
+                       lambda c: setattr(c, "flow_active", True)),
+    "generation changed": (lambda c: setattr(c.app, "consumer_generation_id", 2),  # a rebalance completed
+                           lambda c: None),
+    "partition paused": (lambda c: c.active.discard(TP), lambda c: c.active.add(TP)),
+}
+
+
+async def handed_until_disturbed(consumer: FaustConsumerStandIn, getmany: Callable[..., AsyncIterator[Any]],
+                                 disturb: Disturb) -> list[int]:
+    """One faust fetch cycle disturbed once the first record is handed."""
     handed = []
     async for _tp, record in getmany(consumer, 5.0):
         handed.append(record.offset)
-        consumer.flow_active = False  # faust's revoke callback: stop_flow()
+        disturb(consumer)
     return handed
 
 
@@ -102,23 +116,28 @@ async def produce(broker: EmbeddedBroker) -> None:
         await producer.stop()
 
 
-async def test_records_dropped_by_a_rebalance_mid_batch_are_fetched_again(broker: EmbeddedBroker) -> None:
+@pytest.mark.parametrize("disturbance", list(DISTURBANCES))
+async def test_records_dropped_mid_batch_are_fetched_again(broker: EmbeddedBroker, disturbance: str) -> None:
+    """Each way faust drops the rest of a batch: the flow suspended, the generation changed, the
+    partition paused while the batch was handed."""
+    disturb, settle = DISTURBANCES[disturbance]
     rewind_unhanded_records()
     await produce(broker)
     original_getmany = getattr(Consumer, ORIGINAL_GETMANY)
+    group = disturbance.replace(" ", "-")
 
-    plain = FaustConsumerStandIn(await member_with_records(broker, "faust-getmany"))
+    plain = FaustConsumerStandIn(await member_with_records(broker, f"faust-{group}"))
     try:  # faust alone: the rest of the batch is dropped, the position stays past it
-        assert await handed_until_rebalance(plain, original_getmany) == [0]
+        assert await handed_until_disturbed(plain, original_getmany, disturb) == [0]
         assert await plain.kafka.position(TP) == RECORDS
     finally:
         await plain.kafka.stop()
 
-    patched = FaustConsumerStandIn(await member_with_records(broker, "rewinding-getmany"))
+    patched = FaustConsumerStandIn(await member_with_records(broker, f"rewinding-{group}"))
     try:
-        assert await handed_until_rebalance(patched, Consumer.getmany) == [0]
+        assert await handed_until_disturbed(patched, Consumer.getmany, disturb) == [0]
         assert await patched.kafka.position(TP) == 1  # back at the first record not handed
-        patched.flow_active = True  # the rebalance ended: the next cycle hands the rest
+        settle(patched)  # the next cycle hands the rest, and nothing handed before
         rest = [record.offset async for _tp, record in Consumer.getmany(patched, 5.0)]
         assert rest == list(range(1, RECORDS))
     finally:
