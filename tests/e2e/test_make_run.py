@@ -123,6 +123,7 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.starts_first
 def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None:
     ports = {name: free_port() for name in ("broker", "worker", "api", "postgres")}
     run_args = (f"--workdir {workdir} --progress-every 1 " +

@@ -18,7 +18,8 @@ from tests.support.worker_harness import WorkerHarness
 __all__ = ["stack"]  # the fixture, imported so pytest finds it here
 
 
-@pytest.mark.parametrize("total", [50_000, pytest.param(200_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("total", [pytest.param(50_000, marks=pytest.mark.starts_first),
+                                   pytest.param(200_000, marks=pytest.mark.slow)])
 async def test_worker_killed_while_draining_every_line_once_everywhere(
     stack: Stack, make_worker: Callable[..., WorkerHarness], total: int
 ) -> None:
