@@ -22,6 +22,7 @@ from mode.utils.queues import FlowControlEvent
 from app.fetch_rewind import rewind_unhanded_records
 from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.lazy_commit_table import draw_commit_tables_lazily
+from app.refused_commits import forget_refused_commits
 from app.stream_flow import KeepQueuedOnResume
 from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> faust.App:
     accept_empty_assignments()
     close_fetchers_reliably()
     rewind_unhanded_records()
+    forget_refused_commits()
     draw_commit_tables_lazily()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.
     Web.production_blueprints = []

@@ -62,3 +62,10 @@ def test_the_worker_fetches_again_records_faust_dropped_mid_batch() -> None:
 
     create_app(Settings())
     assert Consumer.getmany.__module__ == "app.fetch_rewind"
+
+
+def test_the_worker_counts_a_refused_commit_as_not_made() -> None:
+    from faust.transport.drivers.aiokafka import Consumer
+
+    create_app(Settings())
+    assert Consumer._commit_offsets.__module__ == "app.refused_commits"
