@@ -13,6 +13,7 @@ SigV4 signing of every request through opensearch-py's own signer.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,34 @@ def index_name(settings: ElasticsearchSinkSettings, time_ns: int) -> str:
     return f"{settings.index_prefix}-{day}"
 
 
+# strftime fields that change at most once a UTC day: a format of only these names the same index for
+# a whole day, so its names are kept per day; any other field (hours, minutes...) keeps them per second
+_DAILY_FIELDS = set("YmdyjUWaAbBGVuw%")
+_MAX_NAMES = 4096
+
+
+class BulkActions:
+    """Each line's bulk action line, `{"index":{"_index":...,"_id":...}}`: byte for byte what orjson makes
+    of that dict, with the index name formatted once per day (per second for a format with finer fields)
+    instead of once per line, which cost more than the rest of the bulk body."""
+
+    def __init__(self, settings: ElasticsearchSinkSettings) -> None:
+        self.settings = settings
+        fields = set(re.findall(r"%(.)", settings.index_date_format))
+        self.period_ns = 86_400 * 1_000_000_000 if fields <= _DAILY_FIELDS else 1_000_000_000
+        self._heads: dict[int, bytes] = {}
+
+    def action(self, time_ns: int, line_id: str) -> bytes:
+        period = time_ns // self.period_ns
+        head = self._heads.get(period)
+        if head is None:
+            if len(self._heads) >= _MAX_NAMES:
+                self._heads.clear()
+            head = self._heads[period] = (b'{"index":{"_index":' + orjson.dumps(index_name(self.settings, time_ns))
+                                          + b',"_id":')
+        return head + orjson.dumps(line_id) + b"}}"
+
+
 def classify(batch: SinkBatch, items: list[dict[str, Any]]) -> WriteResult:
     """Per-item outcome of a bulk response, in request order."""
     result = WriteResult()
@@ -81,6 +110,7 @@ class ElasticsearchSink(Sink):
         self.settings = settings
         self._limits = limits
         self._client: Any = None
+        self._actions = BulkActions(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchSink:
@@ -148,9 +178,9 @@ class ElasticsearchSink(Sink):
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         parts: list[bytes] = []
+        action = self._actions.action
         for line in batch.lines:
-            action = {"index": {"_index": index_name(self.settings, line.time_ns), "_id": line.line_id}}
-            parts.append(orjson.dumps(action))
+            parts.append(action(line.time_ns, line.line_id))
             parts.append(line.document)
         body = b"\n".join(parts) + b"\n"
         try:

@@ -10,7 +10,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -212,21 +212,41 @@ def parsed_chunk(first: int, count: int, stream: str) -> bytes:
     return compressor("lz4")(ParsedChunk([src], rows).encode())
 
 
+@dataclass
+class Burst:
+    """`records` records of a paced feed sent back to back once `asked` is set; `sent` is set when the
+    last of them is acked (or the feed ended)."""
+
+    records: int
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 async def publish_sink_records(bootstrap: str, topic: str, total: int, per_chunk: int, partitions: int = 4,
-                               pace: float = 0.0, published: list[int] | None = None) -> None:
+                               pace: float = 0.0, published: list[int] | None = None,
+                               burst: Burst | None = None) -> None:
     """Pre-built input for a drain-only worker: `total` lines in records of `per_chunk`, round robin,
-    one record every `pace` seconds; `published` (if given) holds the count of lines acked so far."""
+    one record every `pace` seconds (but for a `burst`); `published` (if given) holds the count of lines
+    acked so far."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
+    left = burst.records if burst is not None else 0
     try:
         for number, first in enumerate(range(0, total, per_chunk)):
             await producer.send_and_wait(topic, parsed_chunk(first, per_chunk, f"s{number % 8}"),
                                          partition=number % partitions)
             if published is not None:
                 published[0] = first + per_chunk
+            if burst is not None and burst.asked.is_set() and left:
+                left -= 1
+                if not left:
+                    burst.sent.set()
+                continue
             if pace:
                 await asyncio.sleep(pace)
     finally:
+        if burst is not None:
+            burst.sent.set()
         await producer.stop()
 
 
@@ -242,11 +262,15 @@ async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, res
     (`lines_stored`: the `n` of each stored line).
 
     The feed is paced rather than published up front: a sink faster than this test's polling of the
-    store would otherwise have stored everything before the kill, and the kill would test nothing."""
+    store would otherwise have stored everything before the kill, and the kill would test nothing. For
+    the same reason the kill comes the moment a burst of records is acked: paced alone, a drain that kept
+    up with the feed while the test's slow reads of the store went on had stored every line fed."""
     await worker.start()
     published = [0]
+    burst = Burst(records=5)
     feeding = asyncio.ensure_future(publish_sink_records(
-        worker.broker.bootstrap, topic, total, per_chunk, pace=6.0 * per_chunk / total, published=published))
+        worker.broker.bootstrap, topic, total, per_chunk, pace=6.0 * per_chunk / total, published=published,
+        burst=burst))
     seen: Counter[int] = Counter()
 
     async def progressed(goal: int) -> bool:
@@ -257,6 +281,8 @@ async def kill_mid_upload_every_line_once(worker: WorkerHarness, topic: str, res
     try:
         await wait_for(lambda: progressed(total // 5), timeout=120, what=f"a fifth of the lines from {topic}",
                        interval=0.2, last_seen=lambda: len(seen))
+        burst.asked.set()
+        await burst.sent.wait()
         fed_before_kill = published[0]
         worker.stop(kill=True)
         stored_at_kill = len(await lines_stored())  # nothing is written after the kill

@@ -8,11 +8,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import ConfigError, PermanentError
 from core.settings import ElasticsearchSinkSettings, Settings, load_settings
 from sinks.base import SinkBatch, SinkLine
-from sinks.elasticsearch import ElasticsearchSink, classify, index_name, index_template
+from sinks.elasticsearch import BulkActions, ElasticsearchSink, classify, index_name, index_template
 
 DAY1 = 1_749_543_941_000_000_000  # 2025-06-10T08:25:41Z
 
@@ -42,6 +44,20 @@ def test_daily_index_from_event_time_in_utc_with_configurable_format() -> None:
     assert index_name(ElasticsearchSinkSettings(index_prefix="lw"), just_before_midnight) == "lw-2025.06.10"
     monthly = ElasticsearchSinkSettings(index_prefix="app", index_date_format="%Y-%m")
     assert index_name(monthly, DAY1) == "app-2025-06"
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=st.lists(st.integers(DAY1 - 3 * 86_400 * 10**9, DAY1 + 3 * 86_400 * 10**9), min_size=1, max_size=40),
+       line_id=st.text(), date_format=st.sampled_from(["%Y.%m.%d", "%Y-%m", "%G.%V", "%Y.%m.%d.%H", "%Y%m%d-%H%M",
+                                                         "%-d.%m", "%%Y.%j"]))
+def test_bulk_actions_are_the_dicts_orjson_makes(times: list[int], line_id: str, date_format: str) -> None:
+    """Names kept per day (or per second) are the names of each line's own time, its id escaped as orjson
+    escapes it: across midnights, for fields finer than a day, and after the kept names are cleared."""
+    settings_ = ElasticsearchSinkSettings(index_prefix="lw", index_date_format=date_format)
+    actions = BulkActions(settings_)
+    for time_ns in times + [DAY1 + n * 3_600 * 10**9 for n in range(5000)][:: 1 if len(times) % 7 == 0 else 997]:
+        expected = orjson.dumps({"index": {"_index": index_name(settings_, time_ns), "_id": line_id}})
+        assert actions.action(time_ns, line_id) == expected
 
 
 def test_template_maps_identity_and_kubernetes_fields_as_keywords() -> None:
