@@ -105,9 +105,13 @@ test-clients: system-deps
 	    { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && apt-get download $$pkgs >/dev/null; } && \
 	  for deb in *.deb; do dpkg -x $$deb ..; done )
 
+# The pure-path run (below) goes on beside the main one, its output kept for the end: the main run
+# leaves about half of two cores idle while its tests wait on servers and processes.
 test: install system-deps test-clients
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-pure
+	@mkdir -p build; $(MAKE) --no-print-directory test-pure > build/test-pure.log 2>&1 & pure=$$!; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS); main=$$?; \
+	wait $$pure; pure=$$?; echo "== the pure-path run (make test-pure), beside it:"; cat build/test-pure.log; \
+	test $$main = 0 -a $$pure = 0
 
 # The parse and group stages once more on their Python reference paths (what an install without a
 # C compiler runs; LOGWEAVE_PURE=1 turns the C loops off, core/native.py), the intake's Python decoders,
