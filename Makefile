@@ -10,8 +10,8 @@ export PYTHONUNBUFFERED := 1
 
 # pytest-xdist workers for `make test`: most tests wait on servers and processes, not on the CPU. On 2
 # cores, with 2,192 tests, the pytest part took 5:43 with 6 workers against 7:38 with 4 (clean clones, a
-# quiet machine, back to back); earlier, 4 workers took 7:17 against 8:01 with 3. Starting the longest tests
-# first cut it to 4:01-4:16 but crowded group starts and broke a collector crash test: not done (docs/testing.md).
+# quiet machine, back to back); earlier, 4 workers took 7:17 against 8:01 with 3. Only the two longest server
+# tests start first (marker `starts_first`): a dozen crowded group starts on two cores (docs/testing.md).
 TEST_WORKERS ?= 6
 PYTEST_ARGS ?=
 
