@@ -154,7 +154,9 @@ async def test_a_refused_commit_leaves_the_acks_of_the_records_read_again_counti
     replacement = group_member(topic)
     try:
         faust = FaustCommitStandIn(first, patched)
-        await faust.process(await fetch_all(first))
+        records = await fetch_all(first)
+        assert [r.offset for r in records] == list(range(RECORDS))
+        await faust.process(records)
         tried = faust._new_offset(TP)  # the commit begins: its offsets leave faust's acked list
         assert tried == RECORDS
         await replacement.start()  # the group rebalances: this member's id is no longer known
@@ -164,7 +166,9 @@ async def test_a_refused_commit_leaves_the_acks_of_the_records_read_again_counti
         assert not faust.crashed
 
         await replacement.stop()  # the member that took over goes; this one rejoins and gets the partition back
-        await faust.process(await fetch_all_again(first))  # read again from the broker's (absent) commit
+        again = await fetch_all_again(first)  # read again from the broker's (absent) commit
+        assert [r.offset for r in again] == list(range(RECORDS)), "the rejoined member reads every record again"
+        await faust.process(again)
         committed = await faust.commit()
         if patched:
             assert committed and await broker_committed(first) == RECORDS
