@@ -55,7 +55,7 @@ def forget_offsets(committed: dict[Any, int | None], tried: Mapping[Any, int]) -
     returns those dropped."""
     forgotten: dict[Any, int] = {}
     for tp, offset in tried.items():
-        if tp in committed and committed[tp] == offset:
+        if committed.get(tp) == offset:  # .get: faust's defaultdict gains no entry
             del committed[tp]
             forgotten[tp] = offset
     return forgotten

@@ -33,16 +33,13 @@ _disjoint_port_range()
 close_fetchers_reliably()
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `starts_first` go to the front, the rest stay in collection order. pytest-xdist
     hands its first quarter of tests out round robin, so each of these starts at once on its own worker
     and runs beside the short tests instead of starting late and leaving the suite waiting on it alone
     (the 50,000-line delivery test ran 140 s, its last 90 s or so alone). Only two are marked: a dozen long
     tests started together made group members miss heartbeats on two cores (docs/testing.md)."""
-    first = [item for item in items if item.get_closest_marker("starts_first") is not None]
-    if first:
-        items[:] = first + [item for item in items if item.get_closest_marker("starts_first") is None]
+    items.sort(key=lambda item: item.get_closest_marker("starts_first") is None)  # stable: the rest keep their order
 
 
 __all__ = ["postgres_dsn", "postgres_server"]  # one PostgreSQL per session, a fresh database per test
