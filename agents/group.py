@@ -57,6 +57,7 @@ def register(ctx: StageContext) -> TraceGrouper:
                            sent=SendNow(app).after_buffer)
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
+        table.fence_listeners.append(batch.drop)  # a revoke: records held here are read again by their next owner
         lingering = asyncio.ensure_future(linger.run())
         waiting = batch.idle = nothing_waiting(stream)
         try:
@@ -71,7 +72,7 @@ def register(ctx: StageContext) -> TraceGrouper:
     @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
     async def close_overdue_traces() -> None:
         """Close overdue traces of the partitions this worker actively owns (startup included)."""
-        if not ctx.recovery_completed():
+        if not ctx.recovery_completed() or table.fenced:  # a revoke began: closes wait for the assignment
             return
         parsed_name = settings.topic(topics.PARSED)
         actives = app.assignor.assigned_actives()
@@ -149,6 +150,13 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         chunk = ParsedChunk.decode(event.value)
         self.pending.setdefault(event.message.partition, []).append((event, chunk))
         self.lines += len(chunk.lines)
+
+    def drop(self) -> None:
+        """Forget the records held for the next flush, unacked: a revoke began, and whoever owns their
+        partitions next reads them again from the committed offsets (tables/trace_table.py, `fence`)."""
+        self.pending, self.lines = {}, 0
+        if self.linger is not None:
+            self.linger.flushed()
 
     async def flush_soon(self) -> None:
         self.flush()

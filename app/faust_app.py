@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, cast
 
@@ -77,6 +78,17 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
     logweave_settings: Settings
 
     @cached_property
+    def revoke_hooks(self) -> list[Callable[[set[Any]], object]]:
+        """Called with the revoked partitions when a revoke reaches the event loop, before faust's own
+        handling (which still lets in-flight work finish): the trace table's fence (tables/trace_table.py)."""
+        return []
+
+    async def _on_partitions_revoked(self, revoked: set[Any]) -> None:
+        for hook in self.revoke_hooks:
+            hook(revoked)
+        await super()._on_partitions_revoked(revoked)
+
+    @cached_property
     def flow_control(self) -> FlowControlEvent:
         """Stream flow control that keeps queued records when a running flow is resumed (app/stream_flow.py)."""
         return KeepQueuedOnResume(loop=self.loop)
@@ -96,7 +108,7 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
             os._exit(2)  # one line, not faust's crash report: nothing has started that needs stopping
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> LogweaveApp:
     install_idle_fetch_pause()
     accept_empty_assignments()
     close_fetchers_reliably()
@@ -151,7 +163,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 @lru_cache(maxsize=1)
-def get_app() -> faust.App:
+def get_app() -> LogweaveApp:
     """The process-wide App (what `faust -A app worker` runs); an unreachable broker ends the worker
     after `kafka.connect_timeout` with one line (exit status 3)."""
     from core.startup import run_or_exit

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import faust
 
-from app.faust_app import get_app, get_settings
+from app.faust_app import LogweaveApp, get_app, get_settings
 from core import topics
 from core.codec import compressor
 from tables.read_cache import ReadCache
@@ -41,5 +42,19 @@ def trace_table() -> TraceWindowTable:
     table.persist_interval = float(settings.worker.table_persist_interval)
     # one changelog record (before compression), and a bound on how long one persist holds the event loop
     table.persist_bytes = min(int(settings.worker.table_persist_bytes), int(settings.kafka.max_message_bytes * 0.5))
+    fence_table_on_revoke(app, table)
     app.tables.add(table)
     return table
+
+
+def fence_table_on_revoke(app: LogweaveApp, table: TraceWindowTable) -> None:
+    """The table stops writing when a rebalance begins (tables/trace_table.py, `fence`). Until the revoke
+    reaches the event loop, a persist that the consumer thread's rebalance overtook waits."""
+    fenced_at = [app.rebalancing_count]
+
+    def fence(revoked: set[Any]) -> None:
+        fenced_at[0] = app.rebalancing_count
+        table.fence({tp.partition for tp in revoked} | table.partitions_unpersisted())
+
+    app.revoke_hooks.append(fence)
+    table.rebalance_unhandled = lambda: bool(app.rebalancing) and app.rebalancing_count != fenced_at[0]

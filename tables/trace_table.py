@@ -20,6 +20,20 @@ record: coalescing cuts the keys written and the records sent. Nothing is persis
 outputs are acked, and inputs are acked only after the persist that holds their updates, so a
 crash in between re-processes those inputs exactly as it did when every cycle persisted at once
 (the window is longer, the outcome the same: marks not stored, lines applied again, sinks idempotent).
+
+Only the partitions' owner may write their changelog, and ownership ends when a rebalance begins: by
+the time the new assignment arrives, another worker may have restored the partition from the
+changelog and be writing it. A late write from the old owner lands after that restore, and whoever
+restores the partition next (a standby, the replacement of a killed worker) gets each key from
+whichever writer wrote it last: trace states of one history beside stream marks of the other, so
+summaries counted 3 or 7 of a trace's 5 lines (tests/e2e/test_scale_out.py; the embedded broker
+even completed a generation before the old members had heard of it). So a revoke *fences* the
+table (`fence`, called by the App before faust's own revoke handling): everything not yet persisted
+is dropped, and until the next assignment (`on_rebalance`) nothing is staged, persisted or acked.
+Their inputs stay unacked and are read again from the committed offsets by whoever owns them next,
+as after a crash. A persist the consumer thread's rebalance overtakes before the fence is up waits
+(`rebalance_unhandled`). What remains is the owner kicked out of its group without hearing of it
+(a missed session timeout) until its next heartbeat: a window of `kafka.heartbeat_interval`.
 """
 
 from __future__ import annotations
@@ -102,6 +116,10 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self.deadline_indexes: dict[int, DeadlineIndex] = {}  # filled by the group stage, per partition
         self.tail_checked: set[int] = set()  # partitions whose traces.closed tail was read since a rebalance
         self.cache = ReadCache(DEFAULT_READ_CACHE_BYTES)  # what RocksDB holds for recent keys (tables/read_cache.py)
+        self.fenced = False  # a rebalance began: nothing is staged, persisted or acked until the assignment
+        self.fence_listeners: list[Callable[[], object]] = []  # told at each fence (the group stage's batch)
+        # True while the consumer has begun a rebalance that `fence` has not handled yet (set by the App)
+        self.rebalance_unhandled: Callable[[], bool] = lambda: False
 
     # -- reads -------------------------------------------------------------------------------
     def db(self, partition: int) -> Any:
@@ -150,6 +168,9 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         `finalize()` then adds keys that depend on the acks (it is not staged)."""
         if not updates:
             return
+        if self.fenced:  # applied after the revoke began: its input is read again by the next owner
+            log.debug("partition %d: an update after the revoke began is dropped", partition)
+            return
         self._staged[partition].update(updates)
         entry = _PendingCommit(updates, sum(1 for fut in outputs if not fut.done()), finalize=finalize)
         queue = self._pending[partition]
@@ -162,7 +183,9 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     def after_persisted(self, partition: int, callback: Callable[[], object]) -> None:
         """Call `callback` once every update staged so far for `partition` is persisted (now if none
         is pending): the group agent acks its input chunk there, so Kafka never commits an offset
-        past a chunk whose table update could still be lost."""
+        past a chunk whose table update could still be lost. Fenced: never (the update was dropped)."""
+        if self.fenced:
+            return
         queue = self._pending.get(partition)
         ready = self._ready.get(partition)
         if queue:
@@ -217,6 +240,14 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     def flush_ready(self, partition: int) -> None:
         """Persist the partition's acked updates now, then ack the inputs that waited for them."""
+        if self.rebalance_unhandled():  # ownership is ending: wait for `fence` (which drops them)
+            ready = self._ready.get(partition)
+            if ready is not None:
+                if ready.timer is not None:
+                    ready.timer.cancel()
+                ready.timer = asyncio.get_running_loop().call_later(
+                    max(self.persist_interval, 0.01), self.flush_ready, partition)
+            return
         ready = self._ready.pop(partition, None)
         if ready is None:
             return
@@ -271,6 +302,27 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         for tp, offset in offsets.items():
             self.data.set_persisted_offset(tp, offset)
 
+    def fence(self, partitions: Iterable[int]) -> None:
+        """A rebalance began and `partitions` are revoked: drop their updates not yet persisted (their
+        inputs stay unacked) and stage, persist and ack nothing until the next assignment."""
+        self.fenced = True
+        partitions = set(partitions)
+        dropped = partitions & self.partitions_unpersisted()
+        self.forget_staged(partitions)
+        for listener in self.fence_listeners:
+            listener()
+        if dropped:
+            log.info("rebalance: updates of partitions %s not yet persisted are dropped (their input is read "
+                     "again from the committed offsets)", ",".join(map(str, sorted(dropped))))
+
+    def partitions_unpersisted(self) -> set[int]:
+        """Partitions holding updates not yet persisted (staged, waiting for acks or for their persist)."""
+        return {p for p, staged in self._staged.items() if staged} | {p for p, queue in self._pending.items()
+                                                                      if queue} | set(self._ready)
+
+    def unfence(self) -> None:
+        self.fenced = False
+
     def forget_staged(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._staged.pop(partition, None)
@@ -292,10 +344,12 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     async def on_rebalance(self, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any],
                            generation_id: int = 0) -> None:
-        """Any partition may have changed hands or roles: rebuild deadline indexes from the store."""
-        self.flush_all_ready()  # acked updates: stored while this worker still holds their partitions
+        """Any partition may have changed hands or roles: rebuild deadline indexes from the store. The
+        fence of the revoke (which dropped what was not persisted) is lifted: the stream delivers only
+        records of the new generation, of partitions this worker now owns."""
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self.deadline_indexes.clear()
         self.tail_checked.clear()
         self.cache.clear()  # roles may have changed (standby <-> active): start from the store
         self.forget_staged({tp.partition for tp in revoked})
+        self.unfence()
