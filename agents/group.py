@@ -72,7 +72,7 @@ def register(ctx: StageContext) -> TraceGrouper:
     @app.timer(settings.traces.close_check_interval, name="close_overdue_traces")
     async def close_overdue_traces() -> None:
         """Close overdue traces of the partitions this worker actively owns (startup included)."""
-        if not ctx.recovery_completed() or table.fenced:  # a revoke began: closes wait for the assignment
+        if not ctx.table_restored() or table.fenced:  # closes wait for the rebalance and the restore
             return
         parsed_name = settings.topic(topics.PARSED)
         actives = app.assignor.assigned_actives()

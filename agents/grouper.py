@@ -138,8 +138,9 @@ class TraceGrouper:
         It holds every trace the partition stores or has staged: it is built from them (keys with a
         NUL byte aside, which `traces` skips and `process_chunk` therefore always reads), every
         update sets its trace, and only a close, which stages the trace's delete, discards one.
-        Writes that bypass it (changelog recovery, a standby's replication) happen after a
-        rebalance dropped every index and before this partition's next chunk rebuilds it."""
+        Writes that bypass it (changelog recovery, a standby's replication) drop the partition's
+        index (TraceWindowTable.apply_changelog_batch), and closes wait until recovery is over
+        (app/faust_app.py, `table_restored`), so it is never built from a half-restored store."""
         index = self.table.deadline_indexes.get(partition)
         if index is None:
             states = [(key.decode(), decode_state(value)) for key, value in self.table.traces(partition)]

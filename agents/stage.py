@@ -24,6 +24,6 @@ class StageContext:
     settings: Settings
     channels: Channels
     trace_table: Callable[[], TraceWindowTable]
-    recovery_completed: Callable[[], bool]
+    table_restored: Callable[[], bool]  # the table holds all its owned partitions' state (no rebalance, recovered)
     progress: SourceProgress = field(default_factory=SourceProgress)  # what each stage has processed
     rules: LiveRules | None = None  # live parse and routing rules (agents/live_rules.py); None: settings only

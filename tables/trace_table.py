@@ -297,6 +297,9 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
                 else:
                     target.put(key, value)
         self.cache.forget(batches)  # written past `_persist`: what the cache held may be stale
+        for partition in batches:  # and what was derived from the store: rebuilt from it when next needed
+            self.deadline_indexes.pop(partition, None)
+            self.tail_checked.discard(partition)
         for partition, write_batch in batches.items():
             self.db(partition).write(write_batch)
         for tp, offset in offsets.items():

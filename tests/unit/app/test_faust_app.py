@@ -69,3 +69,17 @@ def test_the_worker_counts_a_refused_commit_as_not_made() -> None:
 
     create_app(Settings())
     assert Consumer._commit_offsets.__module__ == "app.refused_commits"
+
+
+def test_traces_close_only_while_no_rebalance_restores_the_table() -> None:
+    """faust's recovery `completed` is set at the first recovery and never cleared: the close check
+    must also wait out every later rebalance, whose recovery restores partitions from the changelog."""
+    from app.faust_app import table_restored
+
+    app = create_app(Settings())
+    app.tables.recovery.completed.set()  # the first recovery finished
+    assert table_restored(app)
+    app.on_rebalance_start()  # a later rebalance: partitions are revoked, assigned and restored
+    assert app.tables.recovery.completed.is_set() and not table_restored(app)
+    app.on_rebalance_end()  # faust calls it once recovery is over and the streams resume
+    assert table_restored(app)

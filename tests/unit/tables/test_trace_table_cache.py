@@ -28,6 +28,8 @@ def table_on(tmp_path: Path) -> tuple[TraceWindowTable, dict[int, Any], list[Any
     table.compress = lambda data: data
     table.deadline_indexes = {}
     table.tail_checked = set()
+    table.fenced, table.fence_listeners = False, []
+    table.rebalance_unhandled = lambda: False
     options = RocksDBOptions(block_cache_size=1 << 20, write_buffer_size=1 << 20)
     dbs = {p: options.open(tmp_path / f"p{p}.db") for p in (0, 1)}
     table.db = lambda partition: dbs[partition]  # type: ignore[method-assign]
