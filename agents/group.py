@@ -53,8 +53,11 @@ def register(ctx: StageContext) -> TraceGrouper:
         # the rules version in effect when a chunk was collected, as on every worker (docs/rules.md)
         router_for = (lambda chunk: live.router_at(chunk.collected_ns)) if live is not None else None
         metrics_for = (lambda chunk: live.metrics_at(chunk.collected_ns)) if live is not None else None
+        def let_go(event: Any) -> None:  # no longer awaited by faust's revoke, and never acked
+            app.consumer.unacked.discard(event.message)
+
         batch = GroupBatch(grouper, ctx.progress, settings.worker.group_batch_lines, router_for, metrics_for,
-                           sent=SendNow(app).after_buffer)
+                           sent=SendNow(app).after_buffer, let_go=let_go)
         linger = Linger(settings.worker.group_linger, batch.flush_soon)
         batch.linger = linger
         table.fence_listeners.append(batch.drop)  # a revoke: records held here are read again by their next owner
@@ -135,8 +138,11 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
                  router_for: Callable[[ParsedChunk], Router] | None = None,
                  metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None,
-                 sent: Callable[[], None] | None = None) -> None:
+                 sent: Callable[[], None] | None = None, let_go: Callable[[Any], object] = lambda event: None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
+        # an input record dropped unacked by a revoke: faust's revoke waits for every record a stream
+        # took to be acked, and these never will be (their next owner reads them again)
+        self.let_go = let_go
         self.sent = sent  # called after a flush's sends when no record waits (ends the producer's linger)
         self.idle: Callable[[], bool] = lambda: True  # no further logs.parsed record waits (set by the agent)
         self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
@@ -154,6 +160,9 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     def drop(self) -> None:
         """Forget the records held for the next flush, unacked: a revoke began, and whoever owns their
         partitions next reads them again from the committed offsets (tables/trace_table.py, `fence`)."""
+        for items in self.pending.values():
+            for event, _ in items:
+                self.let_go(event)
         self.pending, self.lines = {}, 0
         if self.linger is not None:
             self.linger.flushed()
@@ -185,7 +194,7 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         events = [event for event, _ in run]
         for event in events:
             self.progress.processed(event.message.tp, event.message.offset)
-        self.grouper.table.after_persisted(partition, acker(events))
+        self.grouper.table.after_persisted(partition, InputAcks(events, self.let_go))
 
 
 def runs(items: list[tuple[Any, ParsedChunk]],
@@ -228,8 +237,19 @@ def merge_chunks(chunks: list[ParsedChunk]) -> tuple[list[dict[str, Any]], list[
     return sources, lines
 
 
-def acker(events: list[Any]) -> Callable[[], None]:
-    def ack() -> None:
-        for event in events:
+class InputAcks:
+    """Acks a run's input records once its table update is persisted; if a revoke drops the update
+    instead (`dropped`), lets them go unacked."""
+
+    __slots__ = ("events", "let_go")
+
+    def __init__(self, events: list[Any], let_go: Callable[[Any], object]) -> None:
+        self.events, self.let_go = events, let_go
+
+    def __call__(self) -> None:
+        for event in self.events:
             event.ack()
-    return ack
+
+    def dropped(self) -> None:
+        for event in self.events:
+            self.let_go(event)

@@ -183,8 +183,12 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
     def after_persisted(self, partition: int, callback: Callable[[], object]) -> None:
         """Call `callback` once every update staged so far for `partition` is persisted (now if none
         is pending): the group agent acks its input chunk there, so Kafka never commits an offset
-        past a chunk whose table update could still be lost. Fenced: never (the update was dropped)."""
+        past a chunk whose table update could still be lost. Fenced: never (the update was dropped;
+        a callback with a `dropped` method is told instead)."""
         if self.fenced:
+            let_go = getattr(callback, "dropped", None)
+            if let_go is not None:
+                let_go()
             return
         queue = self._pending.get(partition)
         ready = self._ready.get(partition)
@@ -307,10 +311,18 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
 
     def fence(self, partitions: Iterable[int]) -> None:
         """A rebalance began and `partitions` are revoked: drop their updates not yet persisted (their
-        inputs stay unacked) and stage, persist and ack nothing until the next assignment."""
+        inputs stay unacked; an `after_persisted` callback with a `dropped` method is told) and stage,
+        persist and ack nothing until the next assignment."""
         self.fenced = True
         partitions = set(partitions)
         dropped = partitions & self.partitions_unpersisted()
+        for partition in dropped:  # their inputs are let go unacked (a callback may say how: `dropped`)
+            waiting = [callback for entry in self._pending.get(partition, ()) for callback in entry.persisted]
+            ready = self._ready.get(partition)
+            for callback in waiting + (ready.persisted if ready is not None else []):
+                let_go = getattr(callback, "dropped", None)
+                if let_go is not None:
+                    let_go()
         self.forget_staged(partitions)
         for listener in self.fence_listeners:
             listener()

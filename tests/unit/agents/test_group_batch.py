@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from agents.group import MERGE_BELOW, merge_chunks, runs
+from types import SimpleNamespace
+from typing import Any, cast
+
+from agents.backlog import SourceProgress
+from agents.group import MERGE_BELOW, GroupBatch, InputAcks, merge_chunks, runs
 from core.models import P_SRC, ParsedChunk
 
 
@@ -22,3 +26,32 @@ def test_large_and_unordered_chunks_stay_on_their_own() -> None:
     items = [(n, c) for n, c in enumerate([chunk("a", 3), chunk("b", 3), chunk("big", MERGE_BELOW),
                                            chunk("c", 3), chunk("u", 3, ordered=False), chunk("d", 3)])]
     assert [[n for n, _ in run] for run in runs(items)] == [[0, 1], [2], [3], [4], [5]]
+
+
+class Event:
+    def __init__(self, partition: int, value: bytes) -> None:
+        self.message, self.value = SimpleNamespace(partition=partition), value
+        self.acks = 0
+
+    def ack(self) -> None:
+        self.acks += 1
+
+
+def test_a_revoke_lets_go_unacked_every_record_held_or_waiting_for_its_persist() -> None:
+    """What a fence drops (tables/trace_table.py): the records a batch holds and those whose update
+    waits to be persisted are let go (faust's revoke would wait for their acks for ever), never acked."""
+    let_go: list[Event] = []
+    batch = GroupBatch(cast(Any, None), SourceProgress(), 100, let_go=let_go.append)
+    held = [Event(p, chunk("a", 2).encode()) for p in (0, 1)]
+    for event in held:
+        batch.add(event)
+    assert batch.lines == 4
+    batch.drop()
+    assert let_go == held and batch.pending == {} and batch.lines == 0
+
+    waiting = [Event(0, b""), Event(0, b"")]
+    acks = InputAcks(cast(Any, waiting), let_go.append)
+    acks.dropped()
+    assert let_go[2:] == waiting and all(event.acks == 0 for event in held + waiting)
+    acks()  # persisted instead: acked
+    assert [event.acks for event in waiting] == [1, 1]
