@@ -23,9 +23,9 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 
 # The runtime set comes from requirements.lock, hashes checked (as in the image); then the project
 # itself with the dev extra (embedded broker, honcho) and the test extra on top, and the example plugin.
-# uv (from PyPI) installs them: 14 s against pip's 55 s on a clean clone, most of `make test`'s set-up.
+# uv (from PyPI) installs them, byte-compiled as pip does: about 21 s against 55 s with pip on a clean clone.
 UV_VERSION := 0.13.9
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
 	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c \
 	  collectors/files/_filescan.c \
