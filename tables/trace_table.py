@@ -186,9 +186,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         past a chunk whose table update could still be lost. Fenced: never (the update was dropped;
         a callback with a `dropped` method is told instead)."""
         if self.fenced:
-            let_go = getattr(callback, "dropped", None)
-            if let_go is not None:
-                let_go()
+            _tell_dropped(callback)
             return
         queue = self._pending.get(partition)
         ready = self._ready.get(partition)
@@ -320,9 +318,7 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
             waiting = [callback for entry in self._pending.get(partition, ()) for callback in entry.persisted]
             ready = self._ready.get(partition)
             for callback in waiting + (ready.persisted if ready is not None else []):
-                let_go = getattr(callback, "dropped", None)
-                if let_go is not None:
-                    let_go()
+                _tell_dropped(callback)
         self.forget_staged(partitions)
         for listener in self.fence_listeners:
             listener()
@@ -368,3 +364,11 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self.cache.clear()  # roles may have changed (standby <-> active): start from the store
         self.forget_staged({tp.partition for tp in revoked})
         self.unfence()
+
+
+def _tell_dropped(callback: Callable[[], object]) -> None:
+    """An `after_persisted` callback whose update a fence dropped: its `dropped` method, if it has one,
+    lets its inputs go unacked (agents/group.py, InputAcks)."""
+    dropped = getattr(callback, "dropped", None)
+    if dropped is not None:
+        dropped()
