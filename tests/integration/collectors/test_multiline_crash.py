@@ -40,22 +40,40 @@ def record(n: int) -> list[str]:
     return [head, *(line.format(n=n) for line in TRACE)] if n % 4 == 0 else [head]
 
 
-def write(path: Path, total: int, stop: threading.Event) -> None:
-    """17 lines every 10 ms, cut anywhere: records are often half written, so the collector holds open
-    records across its checkpoints (the flush timeout, 5 s, is far longer than a pause between writes)."""
-    lines = [cri(line.encode()) for k in range(total) for line in record(k)]
-    for start in range(0, len(lines), 17):
-        if stop.is_set():
-            return
-        with open(path, "ab") as handle:
-            handle.write(b"".join(lines[start:start + 17]))
-        stop.wait(0.01)
+class Writer(threading.Thread):
+    """Writes records 0, 1, 2, ... as 17 lines every 10 ms, cut anywhere, until told to stop: records are
+    often half written, so the collector holds open records across its checkpoints (the flush timeout,
+    5 s, is far longer than a pause between writes). It runs until the test has killed the collector
+    as often as it wants - a fixed count would end on its own on a fast machine or while a restart is
+    slow - and on `stop` finishes the record it is in, so `written` records are whole in the file."""
+
+    LIMIT = 100_000  # records: a test that never says stop ends here (about 2.5 min at full speed)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.written = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        pending: list[bytes] = []
+        while not self.stop.is_set() and self.written < self.LIMIT:
+            while len(pending) < 17 and self.written < self.LIMIT:
+                pending += [cri(line.encode()) for line in record(self.written)]
+                self.written += 1
+            self.append(pending[:17])
+            del pending[:17]
+            self.stop.wait(0.01)
+        self.append(pending)  # the rest of the record the writer was in: every written record is whole
+
+    def append(self, lines: list[bytes]) -> None:
+        with open(self.path, "ab") as handle:
+            handle.write(b"".join(lines))
 
 
 async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_path: Path) -> None:
     path = pod_log(tmp_path / "pods", "shop", "payments")
     settings = collector_settings(broker, tmp_path)
-    total = 4_000
 
     def start() -> ManagedProcess:
         process = collector_process(settings, tmp_path / "collector.log")
@@ -63,8 +81,7 @@ async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_p
         return process.start()
 
     collector = start()
-    stop = threading.Event()
-    writer = threading.Thread(target=write, args=(path, total, stop))
+    writer = Writer(path)
     writer.start()
     try:
         checkpoint = settings.collector.checkpoint_dir / "checkpoints.json"
@@ -74,13 +91,17 @@ async def test_kill_9_never_splits_a_joined_record(broker: EmbeddedBroker, tmp_p
             await wait_for(lambda saved=saved: checkpoint.stat().st_mtime_ns != saved, what="the next checkpoint save",
                            timeout=30, interval=0.001)
             collector.kill()
-            assert writer.is_alive(), "the writer finished before the kill: nothing was killed mid-stream"
+            assert writer.is_alive(), "the writer reached its limit before the kill: nothing was killed mid-stream"
             collector = start()
+        await wait_for_lines(settings, 2_600, timeout=60)  # the restarted collector follows the live writer
+        writer.stop.set()
         await asyncio.to_thread(writer.join, 60)
+        assert not writer.is_alive(), "the writer did not finish its last record within 60 s"
+        total = writer.written
         await wait_for_lines(settings, total, timeout=60)
         assert collector.stop() == 0
     finally:
-        stop.set()
+        writer.stop.set()
         if collector.alive():
             collector.kill()
     resent = check_records(await read_lines(settings), total, record)
