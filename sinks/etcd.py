@@ -17,6 +17,7 @@ Re-writing a key with the same value is harmless, so retries and replays are ide
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import ssl
@@ -125,6 +126,10 @@ def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[Si
     return [txn.lines for txn in txns], too_large
 
 
+class LeaseGone(PermanentError):
+    """etcd no longer knows a lease this sink cached (expired, or revoked behind its back): grant again."""
+
+
 class EtcdSink(Sink):
     """Writes lines to etcd v3 (the seed tool's default destination)."""
 
@@ -189,23 +194,33 @@ class EtcdSink(Sink):
         result = WriteResult(permanent=[
             ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
                         f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
-        for txn in txns:
-            if txn.written:
-                continue
-            try:
-                await self._write_txn(txn)
-            except PermanentError as exc:
-                if "lease not found" not in str(exc):
-                    raise
-                self._leases.clear()  # expired or revoked behind our back: grant again, once
-                await self._write_txn(txn)
-            txn.written = True
+        try:
+            await self._write_all(txns)
+        except LeaseGone:
+            self._leases.clear()  # expired or revoked behind our back: grant again, once
+            await self._write_all(txns)
         self._encoded = None
         return result
 
-    async def _write_txn(self, txn: EncodedTxn) -> None:
-        leases = {bucket: await self._lease_for_bucket(bucket) for bucket in set(txn.buckets)}
-        await self._call_raw("/v3/kv/txn", txn.body(leases))
+    async def _write_all(self, txns: list[EncodedTxn]) -> None:
+        """Write the transactions not yet confirmed, `inflight_txns` at a time: etcd commits a request only
+        after its WAL fsync, and concurrent requests share one (serial requests wait for one fsync each).
+        Each key is written with the same value whatever the order, so order does not matter; a transaction
+        etcd confirmed is marked written, so a retry of the batch skips it. Every failure waits for the
+        requests still in flight, then the first is raised (a lease etcd no longer knows as LeaseGone)."""
+        pending = iter([txn for txn in txns if not txn.written])
+        buckets = sorted({bucket for txn in txns if not txn.written for bucket in txn.buckets})
+        leases = {bucket: await self._lease_for_bucket(bucket) for bucket in buckets}
+
+        async def write_some() -> None:
+            for txn in pending:  # shared by the writers: each transaction is taken once
+                await self._call_raw("/v3/kv/txn", txn.body(leases))
+                txn.written = True
+        writers = min(self.settings.inflight_txns, sum(not txn.written for txn in txns))
+        outcomes = await asyncio.gather(*(write_some() for _ in range(writers)), return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise next((failure for failure in failures if not isinstance(failure, LeaseGone)), failures[0])
 
     def _bucket_ns(self) -> int:
         return int(self.settings.lease_bucket * 1e9)
@@ -213,9 +228,6 @@ class EtcdSink(Sink):
     def lease_bucket(self, time_ns: int) -> int:
         """The lease bucket of an event time: lines of one bucket share one lease."""
         return int(time_ns // self._bucket_ns())
-
-    async def _lease_for(self, time_ns: int) -> int:
-        return await self._lease_for_bucket(self.lease_bucket(time_ns))
 
     async def _lease_for_bucket(self, bucket: int) -> int:
         lease = self._leases.get(bucket)
@@ -266,6 +278,8 @@ class EtcdSink(Sink):
                         raise RetriableError(f"etcd auth token rejected: {body.get('message')}")
                     if response.status >= 500 and "lease not found" not in str(body.get("message", "")):
                         raise RetriableError(f"etcd {base} answered {response.status}: {body.get('message')}")
+                    if "lease not found" in str(body.get("message", "")):
+                        raise LeaseGone(f"etcd refused {path}: {body.get('message')}")
                     if response.status >= 400 or "error" in body:
                         raise PermanentError(f"etcd refused {path}: {body.get('message', body)}")
                     self._endpoint = (self._endpoint + attempt) % len(endpoints)

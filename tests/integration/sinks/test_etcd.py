@@ -10,6 +10,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from core.errors import RetriableError
 from core.settings import EtcdSinkSettings
 from sinks.base import SinkBatch, SinkLine
 from sinks.etcd import MAX_TXN_OPS, EtcdSink, split_transactions, trace_prefix, unescape_trace_id
@@ -148,3 +149,46 @@ async def test_hostile_trace_ids_stay_inside_their_own_prefix(etcd: Server) -> N
         found = range_read(etcd.url, trace_prefix("/esc", trace).decode())
         assert sorted(doc["n"] for _, doc in found) == [10 * n, 10 * n + 1, 10 * n + 2], trace
         assert {unescape_trace_id(key.split("/")[2]) for key, _ in found} == {trace}
+
+
+async def test_a_batchs_transactions_go_up_inflight_at_once_and_a_retry_sends_only_the_unconfirmed(
+        etcd: Server) -> None:
+    """A batch of 10 transactions against the real etcd, `inflight_txns` 3: at most 3 requests are open
+    at once and 3 are reached. The fifth transaction's request is refused once before it is sent (a fault
+    injected in front of the client, as a dropped connection would): the batch fails retriably, and its
+    retry sends only the transactions etcd did not confirm, so every line is stored once."""
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/c", inflight_txns=3), (2000, 1 << 22, 1.0))
+    real_call = sink._call_raw
+    sent: list[bytes] = []
+    open_now = most_open = 0
+    failed = False
+
+    async def watched(path: str, data: bytes) -> dict[str, object]:
+        nonlocal open_now, most_open, failed
+        if path != "/v3/kv/txn":
+            return await real_call(path, data)
+        if len(sent) == 4 and not failed:
+            failed = True
+            raise RetriableError("injected: the connection dropped")
+        sent.append(data)
+        open_now += 1
+        most_open = max(most_open, open_now)
+        try:
+            return await real_call(path, data)
+        finally:
+            open_now -= 1
+
+    sink._call_raw = watched  # type: ignore[method-assign]
+    batch = SinkBatch("sink.etcd", 0, lines(10 * MAX_TXN_OPS))
+    await sink.start()
+    try:
+        with pytest.raises(RetriableError, match="injected"):
+            await sink.write_batch(batch)
+        first_round = len(sent)
+        assert first_round == 9 and most_open == 3  # the other writers went on: only the refused one is left
+        assert not (await sink.write_batch(batch)).permanent
+        assert len(sent) == 10  # the retry sent the one transaction etcd had not confirmed
+    finally:
+        await sink.stop()
+    stored = range_read(etcd.url, "/c/t1/")
+    assert sorted(doc["n"] for _, doc in stored) == list(range(10 * MAX_TXN_OPS))
