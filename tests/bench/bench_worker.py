@@ -358,6 +358,7 @@ def describe(lat: dict[str, Any]) -> str:
 
 def profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling `pid` for `seconds` (collapsed stacks to `out`); `pip install py-spy` first."""
+    out.parent.mkdir(parents=True, exist_ok=True)  # py-spy writes nothing into a folder that is not there
     argv = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds)),
             "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
