@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from commands.broker import EmbeddedBroker, free_port
 from commands.local_postgres import LocalPostgres
+from core.gc_tuning import tune_garbage_collector
 from core.settings import (
     ElasticsearchSinkSettings,
     EtcdSinkSettings,
@@ -272,6 +273,7 @@ async def postgres_rows(server: LocalPostgres, batches: list[SinkBatch], rounds:
 
 
 async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[dict[str, Any]]:
+    tune_garbage_collector()  # as the worker, where the sinks run, does at start (app/faust_app.py)
     rows: list[dict[str, Any]] = []
 
     def add(name: str, sink_row: dict[str, float], limit_row: dict[str, float], note: str) -> None:
