@@ -27,7 +27,7 @@ EXAMPLE_PLUGIN := examples/webhook-sink
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(STAMP): pyproject.toml setup.py agents/_linescan.c tables/_tracefold.c agents/_fieldscan.c collectors/intake/_intakefast.c \
-	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c sinks/_kafka_keys.c \
+	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c kafka_io/_murmur2.c \
 	  collectors/files/_filescan.c \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -6,7 +6,7 @@ records and RFC 5424 syslog frames to raw lines), agents/_fieldscan.c reads a nu
 metrics from logs (agents/log_metrics.py), collectors/pods/_podscan.c turns the pod collector's read
 blocks into raw lines (collectors/pods/blockscan.py), sinks/_marks.c is the appending sinks' per-stream
 marks check (sinks/stream_marks.py), sinks/_segment.c picks the lines the file and object-store sinks write
-(sinks/packed.py), sinks/_kafka_keys.c hashes the Kafka sink's record keys (sinks/kafka_keys.py),
+(sinks/packed.py), kafka_io/_murmur2.c hashes record keys to partitions (kafka_io/key_partitions.py),
 collectors/files/_filescan.c the file collector's CRI lines
 (collectors/files/tailer.py). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
@@ -26,7 +26,7 @@ setup(ext_modules=[
     Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("sinks._marks", ["sinks/_marks.c"], extra_compile_args=FLAGS, optional=True),
     Extension("sinks._segment", ["sinks/_segment.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("sinks._kafka_keys", ["sinks/_kafka_keys.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("kafka_io._murmur2", ["kafka_io/_murmur2.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], extra_compile_args=FLAGS,
               optional=True),
 ])

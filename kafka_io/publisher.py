@@ -25,7 +25,6 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
 from core.codec import compressor
@@ -33,6 +32,7 @@ from core.models import FLAG_TRUNCATED, RawBatch, RawChunk
 from core.settings import KafkaSettings
 from kafka_io.client_options import client_options
 from kafka_io.connect import connect, started
+from kafka_io.key_partitions import key_partition, murmur2
 from kafka_io.topic_admin import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ class ChunkPublisher:
         self.end_offsets: dict[int, int] = {}  # per partition, read after the last replacement
         self._settling: set[asyncio.Future[None]] = set()
         self._partitions: list[int] = []  # of the topic, from the producer's metadata (partition_for)
-        self._partition_of: dict[str, int] = {}  # stream id -> partition (murmur2 is pure Python)
+        self._partition_of: dict[str, int] = {}  # stream id -> partition: hashed once per stream
+        self._hash = murmur2()
         self._partitions_checked = -float("inf")  # monotonic time `partition_for` last read the metadata
 
     def lost(self, ack: ChunkAck) -> bool:
@@ -106,8 +107,7 @@ class ChunkPublisher:
         if partition is None:
             if len(self._partition_of) >= _PARTITION_CACHE:
                 self._partition_of.clear()
-            partition = self._partition_of[stream_id] = int(
-                partitions[(murmur2(stream_id.encode()) & 0x7FFFFFFF) % len(partitions)])
+            partition = self._partition_of[stream_id] = key_partition(stream_id.encode(), partitions, self._hash)
         return partition
 
     async def _start_producer(self) -> AIOKafkaProducer:

@@ -208,15 +208,16 @@ class EtcdSink(Sink):
         Each key is written with the same value whatever the order, so order does not matter; a transaction
         etcd confirmed is marked written, so a retry of the batch skips it. Every failure waits for the
         requests still in flight, then the first is raised (a lease etcd no longer knows as LeaseGone)."""
-        pending = iter([txn for txn in txns if not txn.written])
-        buckets = sorted({bucket for txn in txns if not txn.written for bucket in txn.buckets})
-        leases = {bucket: await self._lease_for_bucket(bucket) for bucket in buckets}
+        unwritten = [txn for txn in txns if not txn.written]
+        leases = {bucket: await self._lease_for_bucket(bucket)
+                  for bucket in sorted({bucket for txn in unwritten for bucket in txn.buckets})}
+        pending = iter(unwritten)
 
         async def write_some() -> None:
             for txn in pending:  # shared by the writers: each transaction is taken once
                 await self._call_raw("/v3/kv/txn", txn.body(leases))
                 txn.written = True
-        writers = min(self.settings.inflight_txns, sum(not txn.written for txn in txns))
+        writers = min(self.settings.inflight_txns, len(unwritten))
         outcomes = await asyncio.gather(*(write_some() for _ in range(writers)), return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:

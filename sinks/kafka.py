@@ -49,9 +49,9 @@ from aiokafka.structs import OffsetAndMetadata
 from core.errors import RetriableError
 from core.settings import KafkaSettings, KafkaSinkSettings, Settings
 from kafka_io.client_options import client_options
+from kafka_io.key_partitions import KeyPartitions
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
-from sinks.kafka_keys import KeyPartitions
 from sinks.kafka_marks import (
     MARKS_PARTITION,
     MarksReader,

@@ -1,5 +1,6 @@
-"""The C murmur2 (sinks/_kafka_keys.c) gives aiokafka's value for every key, so the Kafka sink puts each
-record in the partition any Kafka client would; `KeyPartitions` maps keys as aiokafka's DefaultPartitioner.
+"""The C murmur2 (kafka_io/_murmur2.c) gives aiokafka's value for every key, so the Kafka sink puts each
+record (and the publisher each stream's chunks) in the partition any Kafka client would; `KeyPartitions`
+maps keys as aiokafka's DefaultPartitioner.
 
 Differential: generated keys of every length remainder (0-3 bytes past a multiple of 4), with high bytes
 (the reference masks each byte; C must not sign-extend), empty and long, against aiokafka's pure-Python
@@ -15,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.native import native_module
-from sinks.kafka_keys import KeyPartitions, murmur2
+from kafka_io.key_partitions import KeyPartitions, murmur2
 
-_keys = pytest.importorskip("sinks._kafka_keys", reason="C extension not built (pure-Python install)")
+_keys = pytest.importorskip("kafka_io._murmur2", reason="C extension not built (pure-Python install)")
 
 
 @settings(max_examples=2000, deadline=None)

@@ -1,8 +1,8 @@
 /* Kafka's murmur2 of a record key in C: the hash the Java client's default partitioner, librdkafka's
  * murmur2 partitioner and aiokafka's DefaultPartitioner pick a key's partition by. aiokafka's is pure
  * Python (a few microseconds a key, a fifth of the Kafka sink's CPU on a batch of many traces); this
- * gives the same unsigned 32-bit value (sinks/kafka_keys.py; tests/unit/sinks/test_kafka_keys.py checks
- * it against aiokafka's on generated keys).
+ * gives the same unsigned 32-bit value (kafka_io/key_partitions.py; tests/unit/kafka_io/
+ * test_key_partitions.py checks it against aiokafka's on generated keys).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,7 +47,7 @@ static PyMethodDef methods[] = {
     {"murmur2", murmur2, METH_O, "Kafka's murmur2 of a key (unsigned 32-bit), as aiokafka.partitioner.murmur2"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kafka_keys", "sinks/kafka_keys.py's hash in C", -1,
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_murmur2", "kafka_io/key_partitions.py's hash in C", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__kafka_keys(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__murmur2(void) { return PyModule_Create(&module); }
