@@ -5,9 +5,11 @@ aiokafka's fetch routine, on losing its assignment, cancels each fetch in flight
 CancelledError suppressed; `Fetcher.close()` cancelling the routine at that moment is swallowed
 there, the routine then waits for an assignment that never comes, and `close()` awaits it forever
 (a make test run hung 10 minutes in `consumer.stop()` after a rebalance). The window is one fetch's
-cancellation; the test widens it by making the fetches in flight take 1 s to end when cancelled
-and by holding empty fetches as Kafka does (the embedded broker answers them at once): faults
-injected into the fetch request, so that the race is hit on every run instead of rarely.
+cancellation; the test holds it open: a cancelled fetch in flight ends only once `close()` has
+cancelled the fetch routine (at most UNWIND s), and empty fetches are held as Kafka does (the embedded
+broker answers them at once): faults injected into the fetch request, so that the race is hit on
+every run, however long the consumer's stop takes to reach `close()` on a busy machine (a fixed 1 s
+unwind was over before it did, and the original close then returned).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from kafka_io.fetcher_close import close_fetchers_reliably
 from kafka_io.topic_admin import ensure_topics
 from tests.support.polling import wait_for
 
-UNWIND = 1.0  # seconds a cancelled fetch takes to end
+UNWIND = 10.0  # seconds a cancelled fetch waits at most for the fetch routine's own cancel
 HOLD = 5.0  # seconds an empty fetch is held (the embedded broker answers at once)
 
 
@@ -37,7 +39,8 @@ class Fetches:
 
 @pytest.fixture
 def slow_to_cancel_fetches(monkeypatch: pytest.MonkeyPatch) -> Fetches:
-    """Fetch requests that, once cancelled, take UNWIND seconds to end."""
+    """Fetch requests that, once cancelled, end only once the fetch routine awaiting them is cancelled
+    too (Fetcher.close), or after UNWIND seconds."""
     fetches = Fetches()
     original = Fetcher._proc_fetch_request
 
@@ -54,7 +57,10 @@ def slow_to_cancel_fetches(monkeypatch: pytest.MonkeyPatch) -> Fetches:
             return has_data
         except asyncio.CancelledError:
             fetches.unwinding.set()
-            await asyncio.sleep(UNWIND)
+            routine = self._fetch_task
+            deadline = asyncio.get_running_loop().time() + UNWIND
+            while not routine.cancelling() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.005)
             raise
         finally:
             fetches.running -= 1
@@ -90,4 +96,4 @@ async def test_without_the_fix_the_same_stop_hangs(
         broker: EmbeddedBroker, slow_to_cancel_fetches: Fetches, monkeypatch: pytest.MonkeyPatch) -> None:
     """The scenario really reaches the race: aiokafka's own close() never returns from it."""
     monkeypatch.setattr(Fetcher, "close", getattr(Fetcher, "_logweave_original_close", Fetcher.close))
-    assert not await stop_while_unassigning(broker, slow_to_cancel_fetches, within=3 + UNWIND)
+    assert not await stop_while_unassigning(broker, slow_to_cancel_fetches, within=5)
