@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from agents.backlog import SourceProgress
+from agents.fetched_batch import fetched_batch
 from kafka_io.kafka_compat import end_linger
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,19 @@ class InOrderAcks:
 
 
 def nothing_waiting(stream: Any) -> Callable[[], bool]:
-    """Whether no further record of `stream` is waiting to be read (its channel's queue is empty)."""
-    queue = getattr(stream.channel, "queue", None)
-    return queue.empty if queue is not None else lambda: True
+    """Whether no further record of `stream` is waiting to be read: its channel's queue is empty and
+    the consumer's current batch holds no more records of its topics (agents/fetched_batch.py)."""
+    channel = stream.channel
+    queue = getattr(channel, "queue", None)
+    topics = tuple(getattr(channel, "topics", None) or ())
+    app = getattr(stream, "app", None)
+    if queue is None:
+        return lambda: True
+    empty: Callable[[], bool] = queue.empty
+    if not topics or app is None:
+        return empty  # a channel no consumer feeds
+    fetched = fetched_batch(app.consumer)
+    return lambda: empty() and not fetched.holds(topics)
 
 
 def _succeeded(fut: asyncio.Future[Any]) -> bool:

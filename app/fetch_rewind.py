@@ -17,6 +17,9 @@ a debug trace showed a worker parse partition 2 from offset 3 while offset 2 was
 not all handed to the streams is put back at the first one not handed, if its position is still
 past it (a seek to committed offsets, or the reset of a new assignment, that already moved it back
 is left alone). Records already handed are never fetched again by this; nothing else changes.
+
+The same wrapper tells the batch's tracker (agents/fetched_batch.py) what is still to be handed, so
+parse and group take a whole fetch before they flush.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from faust.transport.drivers.aiokafka import Consumer
+
+from agents.fetched_batch import fetched_batch
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +49,21 @@ def rewind_unhanded_records() -> None:
     async def _wait_next_records(self: Any, timeout: float) -> Any:
         records, active_partitions = await original_wait(self, timeout)
         setattr(self, _LAST_BATCH, records)
+        if records:
+            fetched_batch(self).taken(records)
         return records, active_partitions
 
     async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         setattr(self, _LAST_BATCH, None)
         last_handed: dict[Any, int] = {}
-        async for tp, message in original_getmany(self, timeout):
-            last_handed[tp] = message.offset
-            yield tp, message
+        handing = fetched_batch(self)
+        try:
+            async for tp, message in original_getmany(self, timeout):
+                last_handed[tp] = message.offset
+                handing.handed(tp.topic)
+                yield tp, message
+        finally:
+            handing.ended()
         targets = first_unhanded_offsets(getattr(self, _LAST_BATCH, None) or {}, last_handed)
         setattr(self, _LAST_BATCH, None)
         if targets:

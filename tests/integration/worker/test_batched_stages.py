@@ -66,3 +66,30 @@ async def test_kill_during_lingering_batches_loses_no_line(make_worker: Callable
                    last_seen=lambda: len(worker.sink_documents()))
     numbers = sorted(d["n"] for d in worker.sink_documents())
     assert numbers == list(range(third)), f"lost: {sorted(set(range(third)) - set(numbers))[:20]}"
+
+
+async def test_the_records_of_one_fetch_are_parsed_in_one_flush(
+        make_worker: Callable[..., WorkerHarness]) -> None:
+    """faust hands the records of a fetch to a stream one at a time, with a turn of the event loop
+    between them, so the stream's queue is empty after each: a stage that flushed whenever its queue
+    was empty flushed once per record (agents/fetched_batch.py). Here 40 records wait in logs.raw
+    while the worker is down, so its first fetches after the restart bring them all; with the lingers
+    long (1 s) and `eager_lines` 1, only "nothing more waits" flushes. Parse then sends at most one
+    logs.parsed record per trace partition per fetch (the group stage counts the records it reads),
+    where one flush per input record made one or two per input record (30 in a run without the
+    tracker). The group stage asks the same question (tests/unit/agents/test_fetched_batch.py)."""
+    worker = await make_worker({"LOGWEAVE_PARSE__LINGER": "1s", "LOGWEAVE_PARSE__EAGER_LINES": "1",
+                                "LOGWEAVE_WORKER__GROUP_LINGER": "1s"}).start()
+    n = await feed(worker, 0, 1)
+    await wait_for(lambda: len(worker.sink_documents()) >= n, timeout=60, what="the first record in the sink")
+    worker.stop()
+    records = 40
+    n = await feed(worker, n, records)
+    await worker.start()
+    await wait_for(lambda: len(worker.sink_documents()) >= n, timeout=90, what="every line in the sink",
+                   last_seen=lambda: len(worker.sink_documents()))
+    assert metric(worker, "logweave_chunks_total", "parse") == records
+    partitions = worker.settings.kafka.partitions
+    parsed_records = metric(worker, "logweave_chunks_total", "group")
+    assert 0 < parsed_records <= 2 * partitions, (
+        f"{parsed_records:.0f} logs.parsed records for {records} logs.raw records: parse flushed per record")

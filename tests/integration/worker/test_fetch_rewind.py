@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 from faust.transport.utils import DefaultSchedulingStrategy
 
+from agents.fetched_batch import fetched_batch
 from app.fetch_rewind import ORIGINAL_GETMANY, first_unhanded_offsets, rewind_positions, rewind_unhanded_records
 from commands.broker import EmbeddedBroker
 from core.settings import KafkaSettings
@@ -180,6 +181,29 @@ async def test_a_batch_arriving_while_the_flow_is_off_is_fetched_again_without_a
         assert await patched.kafka.position(TP) == 0
     finally:
         await patched.kafka.stop()
+
+
+async def test_while_a_batch_is_handed_its_tracker_counts_what_is_still_to_come(broker: EmbeddedBroker) -> None:
+    """The count parse and group ask before they flush (agents/fetched_batch.py): while faust's
+    getmany hands a fetched batch, each record handed leaves one fewer; a batch stopped midway (the
+    flow suspended) holds nothing once getmany returns."""
+    rewind_unhanded_records()
+    await produce(broker)
+    consumer = FaustConsumerStandIn(await member_with_records(broker, "tracker"))
+    try:
+        fetched = fetched_batch(consumer)
+        still_to_come = []
+        async for _tp, _record in Consumer.getmany(consumer, 5.0):
+            still_to_come.append(fetched.left.get(TOPIC, 0))
+        assert still_to_come == list(range(RECORDS - 1, -1, -1))
+        assert not fetched.holds([TOPIC])
+        consumer.kafka.seek(TP, 0)
+        async for _tp, _record in Consumer.getmany(consumer, 5.0):
+            assert fetched.holds([TOPIC])
+            consumer.flow_active = False  # faust stops handing the batch after this record
+        assert not fetched.holds([TOPIC])
+    finally:
+        await consumer.kafka.stop()
 
 
 async def test_rewind_leaves_a_partition_already_moved_back_or_not_assigned(broker: EmbeddedBroker) -> None:
