@@ -42,6 +42,13 @@ def fresh_lines(lines: list[list[Any]], read: Callable[[bytes], bytes | None], n
             if not stored or positions[0] > decode_mark(stored)[0]:
                 updates[stream_key(sid)] = b"%d:%d" % (positions[-1], now_s)
                 return lines
+    return fresh_lines_by_line(lines, read, now_s, updates)
+
+
+def fresh_lines_by_line(lines: list[list[Any]], read: Callable[[bytes], bytes | None], now_s: int,
+                        updates: dict[bytes, bytes | None]) -> list[list[Any]]:
+    """The rule itself, one line at a time: a line is fresh above the highest position of its stream
+    seen so far (stored, or earlier in the chunk); every stream's mark is written with `now_s`."""
     marks: dict[str, int] = {}
     fresh: list[list[Any]] = []
     for line in lines:

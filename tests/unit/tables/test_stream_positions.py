@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.models import P_POS, P_SID
-from tables.stream_positions import decode_mark, expired, fresh_lines, stream_key
+from tables.stream_positions import expired, fresh_lines, fresh_lines_by_line, stream_key
 
 
 def line(sid: str, pos: int) -> list[object]:
@@ -51,27 +47,6 @@ def test_out_of_order_single_stream_chunk_takes_the_per_line_path() -> None:
     assert [x[2] for x in fresh] == [30]
 
 
-def fresh_lines_reference(lines: list[list[Any]], read: Callable[[bytes], bytes | None], now_s: int,
-                          updates: dict[bytes, bytes | None]) -> list[list[Any]]:
-    """The rule, line by line: a line is fresh above the highest position of its stream seen so far
-    (stored, or earlier in the chunk); every stream's mark is written with `now_s`."""
-    marks: dict[str, int] = {}
-    fresh: list[list[Any]] = []
-    for item in lines:
-        sid, position = item[P_SID], item[P_POS]
-        mark = marks.get(sid)
-        if mark is None:
-            stored = read(stream_key(sid))
-            mark = decode_mark(stored)[0] if stored else -1
-        if position > mark:
-            mark = position
-            fresh.append(item)
-        marks[sid] = mark
-    for sid, mark in marks.items():
-        updates[stream_key(sid)] = b"%d:%d" % (mark, now_s)
-    return fresh
-
-
 chunk_lines = st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 12)), max_size=30)
 stored_marks = st.dictionaries(st.sampled_from("abcd"), st.integers(-1, 12), max_size=4)
 
@@ -80,12 +55,12 @@ stored_marks = st.dictionaries(st.sampled_from("abcd"), st.integers(-1, 12), max
 def test_fresh_lines_matches_the_line_by_line_rule(pairs: list[tuple[str, int]], stored: dict[str, int]) -> None:
     """Single-stream chunks (checked as a whole) and mixed ones (line by line), repeated and interleaved
     streams, marks above, at and below the chunk's positions: the same lines (the same objects, in
-    order) and marks as the rule applied line by line."""
+    order) and marks as the rule applied line by line (`fresh_lines_by_line`)."""
     lines = [line(sid, position) for sid, position in pairs]
     store = {stream_key(sid): b"%d:7" % mark for sid, mark in stored.items()}
     updates: dict[bytes, bytes | None] = {}
     expected_updates: dict[bytes, bytes | None] = {}
     fresh = fresh_lines(lines, store.get, 9, updates)
-    expected = fresh_lines_reference(lines, store.get, 9, expected_updates)
+    expected = fresh_lines_by_line(lines, store.get, 9, expected_updates)
     assert [id(item) for item in fresh] == [id(item) for item in expected]
     assert updates == expected_updates
