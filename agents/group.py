@@ -18,12 +18,12 @@ from agents.routing import Router
 from agents.stage import StageContext
 from core import topics
 from core.codec import compressor, is_compressed
-from core.metrics import CHUNKS
+from core.metrics import CHUNKS, FLUSHES
 from core.models import P_SRC, ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
 
 log = logging.getLogger(__name__)
-CHUNKS_IN = CHUNKS.labels("group")
+CHUNKS_IN, FLUSHED = CHUNKS.labels("group"), FLUSHES.labels("group")
 
 
 def register(ctx: StageContext) -> TraceGrouper:
@@ -174,6 +174,8 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         pending, self.pending, self.lines = self.pending, {}, 0
         if self.linger is not None:
             self.linger.flushed()
+        if pending:
+            FLUSHED.inc()
         for partition, items in pending.items():
             for run in runs(items, self.router_for):
                 self._apply(partition, run)

@@ -22,11 +22,12 @@ from agents.stage import StageContext
 from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.heartbeat_figures import note_dead_letter
-from core.metrics import CHUNKS, DEAD_LETTERS, LINES
+from core.metrics import CHUNKS, DEAD_LETTERS, FLUSHES, LINES
 from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
 from core.settings import ParseSettings
 
 CHUNKS_IN, LINES_IN, LINES_OUT = CHUNKS.labels("parse"), LINES.labels("parse_in"), LINES.labels("parse_out")
+FLUSHED = FLUSHES.labels("parse")
 
 
 def register(ctx: StageContext) -> None:
@@ -116,6 +117,8 @@ class ParseStage:
         """Send the batch and ack its records once all of it is acknowledged."""
         async with self._sending:
             events, outputs, dead = self.events, self.outputs, self.dead
+            if events:
+                FLUSHED.inc()
             chunks = self.merged.take()
             self.events, self.outputs, self.dead = [], [], {}
             self.linger.flushed()

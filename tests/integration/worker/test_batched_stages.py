@@ -68,7 +68,7 @@ async def test_kill_during_lingering_batches_loses_no_line(make_worker: Callable
     assert numbers == list(range(third)), f"lost: {sorted(set(range(third)) - set(numbers))[:20]}"
 
 
-async def test_the_records_of_one_fetch_are_parsed_in_one_flush(
+async def test_the_records_of_one_fetch_are_parsed_and_grouped_in_one_flush(
         make_worker: Callable[..., WorkerHarness]) -> None:
     """faust hands the records of a fetch to a stream one at a time, with a turn of the event loop
     between them, so the stream's queue is empty after each: a stage that flushed whenever its queue
@@ -77,7 +77,8 @@ async def test_the_records_of_one_fetch_are_parsed_in_one_flush(
     long (1 s) and `eager_lines` 1, only "nothing more waits" flushes. Parse then sends at most one
     logs.parsed record per trace partition per fetch (the group stage counts the records it reads),
     where one flush per input record made one or two per input record (30 in a run without the
-    tracker). The group stage asks the same question (tests/unit/agents/test_fetched_batch.py)."""
+    tracker). Each stage flushes a few times at most (`logweave_stage_flushes_total`; 1 and 1 in
+    a run), where it flushed once per record it read."""
     worker = await make_worker({"LOGWEAVE_PARSE__LINGER": "1s", "LOGWEAVE_PARSE__EAGER_LINES": "1",
                                 "LOGWEAVE_WORKER__GROUP_LINGER": "1s"}).start()
     n = await feed(worker, 0, 1)
@@ -93,3 +94,8 @@ async def test_the_records_of_one_fetch_are_parsed_in_one_flush(
     parsed_records = metric(worker, "logweave_chunks_total", "group")
     assert 0 < parsed_records <= 2 * partitions, (
         f"{parsed_records:.0f} logs.parsed records for {records} logs.raw records: parse flushed per record")
+    flushes = {stage: metric(worker, "logweave_stage_flushes_total", stage) for stage in ("parse", "group")}
+    # group: one flush per fetch of parse's output; a fetch may land while a produce request's
+    # partitions are being appended, so up to two per parse flush
+    assert 0 < flushes["parse"] <= 2 and 0 < flushes["group"] <= 2 * flushes["parse"], (
+        f"flushes {flushes} for {records} logs.raw and {parsed_records:.0f} logs.parsed records")
