@@ -109,10 +109,12 @@ test-clients: system-deps
 	  for deb in *.deb; do dpkg -x $$deb ..; done )
 
 # The pure-path run (below) goes on beside the main one, its output kept for the end: the main run
-# leaves about half of two cores idle while its tests wait on servers and processes.
+# leaves about half of two cores idle while its tests wait on servers and processes. Each run takes
+# the ports its tests' servers bind from its own range (tests/conftest.py splits the main run's among
+# its workers).
 test: install system-deps test-clients
-	@mkdir -p build; $(MAKE) --no-print-directory test-pure > build/test-pure.log 2>&1 & pure=$$!; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS); main=$$?; \
+	@mkdir -p build; FREE_PORT_RANGE=30000-31999 $(MAKE) --no-print-directory test-pure > build/test-pure.log 2>&1 & pure=$$!; \
+	FREE_PORT_RANGE=20000-29999 $(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS); main=$$?; \
 	wait $$pure; pure=$$?; echo "== the pure-path run (make test-pure), beside it:"; cat build/test-pure.log; \
 	test $$main = 0 -a $$pure = 0
 

@@ -63,7 +63,7 @@ def free_port() -> int:
     range, and any outgoing connection may take it again before the server binds it. FREE_PORT_RANGE
     (`low-high`) narrows the range, so parallel test processes can be given disjoint ones.
     """
-    low, high = _port_range()
+    low, high = port_range()
     rng = random.Random()
     for _ in range(2000):
         port = rng.randint(low, high)
@@ -80,7 +80,7 @@ def free_port() -> int:
     raise RuntimeError(f"no free port left in {low}-{high} ({PORT_RANGE_ENV})")
 
 
-def _port_range() -> tuple[int, int]:
+def port_range() -> tuple[int, int]:
     value = os.environ.get(PORT_RANGE_ENV, "")
     if not value:
         return _DEFAULT_PORT_RANGE

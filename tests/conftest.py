@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.broker import EmbeddedBroker
+from commands.broker import PORT_RANGE_ENV, EmbeddedBroker, port_range
 from kafka_io.fetcher_close import close_fetchers_reliably
 from tests.support.kafka import start_broker
 from tests.support.kube_api import FakeKubeApi
@@ -18,14 +18,20 @@ from tests.support.worker_harness import WorkerHarness
 
 
 def _disjoint_port_range() -> None:
-    """Each pytest-xdist worker takes its servers' ports from its own range (commands.broker.free_port),
-    so two workers never race for the same port between choosing it and binding it."""
+    """Each pytest-xdist worker takes its servers' ports from its own slice of the run's range
+    (FREE_PORT_RANGE, else commands.broker.free_port's default), so two workers never race for the same
+    port between choosing it and binding it. Only workers set it: the controller imports this file too,
+    and a range it set was inherited by every worker (each then used the whole range, and a worker's
+    web port was once taken by another worker's server before it bound it)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if not (worker.startswith("gw") and worker[2:].isdigit()):
+        return  # the controller, or a run without xdist: the whole range
+    index = int(worker[2:])
     workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
-    size = max(500, 12000 // workers)  # 20000-31999: below the kernel's ephemeral range (32768 up)
-    low = 20000 + (index % max(1, 12000 // size)) * size
-    os.environ.setdefault("FREE_PORT_RANGE", f"{low}-{low + size - 1}")
+    low, high = port_range()
+    size = max(100, (high - low + 1) // workers)
+    start = low + (index % max(1, (high - low + 1) // size)) * size
+    os.environ[PORT_RANGE_ENV] = f"{start}-{start + size - 1}"
 
 
 _disjoint_port_range()
