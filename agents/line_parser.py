@@ -97,12 +97,13 @@ class LineParser:
                 and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
             # the reference is built only if the scan hands a line back: on a live node a chunk holds a few
             # lines of one stream, and building it cost a third of parsing them
-            reference: list[Callable[[list[Any]], list[Any] | None]] = []
+            reference: Callable[[list[Any]], list[Any] | None] | None = None
 
             def hand_back(raw: list[Any]) -> list[Any] | None:
-                if not reference:
-                    reference.append(self.line_parsers(chunk, dead)[0])
-                return reference[0](raw)
+                nonlocal reference
+                if reference is None:
+                    reference = self.line_parsers(chunk, dead)[0]
+                return reference(raw)
 
             lines_of = scan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
                                        fallback_ns, sid, s.time_format in ("auto", "rfc3339"),

@@ -21,7 +21,7 @@ PURE_ENV = "LOGWEAVE_PURE"
 EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold", "field_scan": "agents._fieldscan",
               "intake_lines": "collectors.intake._intakefast", "pod_lines": "collectors.pods._podscan",
               "stream_marks": "sinks._marks",
-              "segment_select": "sinks._segment", "kafka_keys": "kafka_io._murmur2",
+              "segment_select": "sinks._segment", "murmur2": "kafka_io._murmur2",
               "file_scan": "collectors.files._filescan"}
 _status: dict[str, str] = {}
 

@@ -19,7 +19,7 @@ from core.native import native_module
 
 def murmur2() -> Callable[[bytes], int]:
     """Kafka's murmur2 (unsigned 32-bit): the C one when built and not turned off, else aiokafka's."""
-    native = native_module("kafka_keys")
+    native = native_module("murmur2")
     if native is None:
         return murmur2_reference  # type: ignore[no-any-return]
     hash_of: Callable[[bytes], int] = native.murmur2

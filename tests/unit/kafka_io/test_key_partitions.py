@@ -57,5 +57,5 @@ def test_keys_go_where_aiokafkas_partitioner_sends_them(keys: list[bytes], ids: 
 
 
 def test_the_process_runs_the_hash_the_switch_says() -> None:
-    expected = murmur2_reference if native_module("kafka_keys") is None else _keys.murmur2
+    expected = murmur2_reference if native_module("murmur2") is None else _keys.murmur2
     assert murmur2() is expected
