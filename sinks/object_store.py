@@ -325,9 +325,12 @@ class ObjectStoreSink(Sink):
             except StateConflict:
                 raise self._moved(batch) from None
             return WriteResult(permanent=refused), Position(last[0], last[1], marks, version, known.list_siblings)
-        data_put = asyncio.ensure_future(self._store(self._put(key, await body)))
+        # the state goes up at once (it names the object as pending), the object once compressed: both are
+        # in flight together, and the state does not wait for the deflate
+        state_put = asyncio.ensure_future(self._store(self._put_state(state_key, state_body, known.version)))
+        data_put = asyncio.ensure_future(self._put_when_compressed(key, body))
         try:
-            version = await self._store(self._put_state(state_key, state_body, known.version))
+            version = await state_put
         except StateConflict:
             # another writer moved the state: once this object has landed (or failed), take it back if
             # another object shares its first line, which is the other writer's
@@ -337,10 +340,17 @@ class ObjectStoreSink(Sink):
         except BaseException:
             await asyncio.gather(data_put, return_exceptions=True)
             raise
-        await data_put
-        if known.list_siblings:
-            await self._store(self._delete_siblings(key))
+        try:
+            if known.list_siblings:  # fenced by the state write: the orphans listed meanwhile are this writer's
+                await self._store(self._delete_siblings(key))
+            await data_put
+        except BaseException:
+            await asyncio.gather(data_put, return_exceptions=True)  # no put left running unobserved
+            raise
         return WriteResult(permanent=refused), Position(last[0], last[1], marks, version, False)
+
+    async def _put_when_compressed(self, key: str, body: Awaitable[bytes]) -> None:
+        await self._store(self._put(key, await body))
 
     @staticmethod
     def _moved(batch: SinkBatch) -> RetriableError:
