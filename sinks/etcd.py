@@ -21,6 +21,7 @@ import asyncio
 import base64
 import logging
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -92,12 +93,18 @@ class EncodedTxn:
 def encode_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int) -> tuple[list[EncodedTxn], list[SinkLine]]:
     """Group lines into transactions within etcd's limits, encoding each put once; return
     (transactions, lines too large alone). `bucket_ns`: the lease bucket's length."""
+    too_large: list[SinkLine] = []
+    return list(iter_transactions(lines, prefix, bucket_ns, too_large)), too_large
+
+
+def iter_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int,
+                      too_large: list[SinkLine]) -> Iterator[EncodedTxn]:
+    """`encode_transactions` one transaction at a time, each yielded once full (the lines too large alone
+    are appended to `too_large` as met): the first can be sent while the rest are encoded."""
     budget = MAX_REQUEST_BYTES - REQUEST_ALLOWANCE
     b64 = base64.b64encode
-    txns: list[EncodedTxn] = []
-    too_large: list[SinkLine] = []
     prefixes: dict[str, bytes] = {}
-    current: EncodedTxn | None = None
+    current = EncodedTxn()
     size = 0
     for line in lines:
         key_prefix = prefixes.get(line.trace_id)
@@ -108,16 +115,42 @@ def encode_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int) -> t
         if cost > budget:
             too_large.append(line)
             continue
-        if current is None or len(current.lines) >= MAX_TXN_OPS or size + cost > budget:
+        if len(current.lines) >= MAX_TXN_OPS or size + cost > budget:
+            yield current
             current = EncodedTxn()
-            txns.append(current)
             size = 0
         current.lines.append(line)
         current.heads.append(b'{"request_put":{"key":"' + b64(key) + b'","value":"' + b64(line.document)
                              + b'","lease":"')
         current.buckets.append(line.time_ns // bucket_ns)
         size += cost
-    return txns, too_large
+    if current.lines:
+        yield current
+
+
+@dataclass(slots=True)
+class EncodedBatch:
+    """A batch's transactions, encoded as the writers take them and kept for a retry of the same batch."""
+
+    batch: SinkBatch
+    pending: Iterator[EncodedTxn]
+    too_large: list[SinkLine]
+    encoded: list[EncodedTxn] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, batch: SinkBatch, prefix: str, bucket_ns: int) -> EncodedBatch:
+        too_large: list[SinkLine] = []
+        return cls(batch, iter_transactions(batch.lines, prefix, bucket_ns, too_large), too_large)
+
+    def unwritten(self) -> Iterator[EncodedTxn]:
+        """The transactions etcd has not confirmed: those encoded before, then the rest as they are encoded.
+        Shared by the concurrent writers (no await inside, so each is taken once)."""
+        for txn in list(self.encoded):
+            if not txn.written:
+                yield txn
+        for txn in self.pending:
+            self.encoded.append(txn)
+            yield txn
 
 
 def split_transactions(lines: list[SinkLine], prefix: str) -> tuple[list[list[SinkLine]], list[SinkLine]]:
@@ -142,7 +175,8 @@ class EtcdSink(Sink):
         self._endpoint = 0
         self._token: str | None = None
         self._leases: dict[int, int] = {}
-        self._encoded: tuple[SinkBatch, list[EncodedTxn], list[SinkLine]] | None = None  # the batch in progress
+        self._granting = asyncio.Lock()  # one grant per bucket, though several writers need its lease at once
+        self._encoded: EncodedBatch | None = None  # the batch in progress
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EtcdSink:
@@ -188,37 +222,36 @@ class EtcdSink(Sink):
             self._session = None
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
-        if self._encoded is None or self._encoded[0] is not batch:  # a retry of the same batch reuses its bodies
-            self._encoded = (batch, *encode_transactions(batch.lines, self.settings.prefix, self._bucket_ns()))
-        _, txns, too_large = self._encoded
-        result = WriteResult(permanent=[
-            ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
-                        f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in too_large])
+        if self._encoded is None or self._encoded.batch is not batch:  # a retry of the same batch reuses its bodies
+            self._encoded = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns())
+        encoded = self._encoded
         try:
-            await self._write_all(txns)
+            await self._write_all(encoded)
         except LeaseGone:
             self._leases.clear()  # expired or revoked behind our back: grant again, once
-            await self._write_all(txns)
+            await self._write_all(encoded)
         self._encoded = None
-        return result
+        return WriteResult(permanent=[
+            ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
+                        f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in encoded.too_large])
 
-    async def _write_all(self, txns: list[EncodedTxn]) -> None:
+    async def _write_all(self, encoded: EncodedBatch) -> None:
         """Write the transactions not yet confirmed, `inflight_txns` at a time: etcd commits a request only
         after its WAL fsync, and concurrent requests share one (serial requests wait for one fsync each).
-        Each key is written with the same value whatever the order, so order does not matter; a transaction
-        etcd confirmed is marked written, so a retry of the batch skips it. Every failure waits for the
-        requests still in flight, then the first is raised (a lease etcd no longer knows as LeaseGone)."""
-        unwritten = [txn for txn in txns if not txn.written]
-        leases = {bucket: await self._lease_for_bucket(bucket)
-                  for bucket in sorted({bucket for txn in unwritten for bucket in txn.buckets})}
-        pending = iter(unwritten)
+        Transactions are encoded as the writers take them, so the first is on its way while the rest are
+        encoded. Each key is written with the same value whatever the order, so order does not matter; a
+        transaction etcd confirmed is marked written, so a retry of the batch skips it. Every failure waits
+        for the requests still in flight, then the first is raised (a lease etcd no longer knows as
+        LeaseGone)."""
+        pending = encoded.unwritten()
 
         async def write_some() -> None:
             for txn in pending:  # shared by the writers: each transaction is taken once
+                leases = {bucket: await self._lease_for_bucket(bucket) for bucket in sorted(set(txn.buckets))}
                 await self._call_raw("/v3/kv/txn", txn.body(leases))
                 txn.written = True
-        writers = min(self.settings.inflight_txns, len(unwritten))
-        outcomes = await asyncio.gather(*(write_some() for _ in range(writers)), return_exceptions=True)
+        outcomes = await asyncio.gather(*(write_some() for _ in range(self.settings.inflight_txns)),
+                                        return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise next((failure for failure in failures if not isinstance(failure, LeaseGone)), failures[0])
@@ -232,13 +265,17 @@ class EtcdSink(Sink):
 
     async def _lease_for_bucket(self, bucket: int) -> int:
         lease = self._leases.get(bucket)
-        if lease is None:
-            ttl = int(self.settings.ttl + self.settings.lease_bucket)
-            reply = await self._call("/v3/lease/grant", {"TTL": str(ttl)})
-            lease = int(reply["ID"])
-            if len(self._leases) >= MAX_CACHED_LEASES:
-                self._leases.pop(min(self._leases))
-            self._leases[bucket] = lease
+        if lease is not None:
+            return lease
+        async with self._granting:
+            lease = self._leases.get(bucket)  # granted while this writer waited
+            if lease is None:
+                ttl = int(self.settings.ttl + self.settings.lease_bucket)
+                reply = await self._call("/v3/lease/grant", {"TTL": str(ttl)})
+                lease = int(reply["ID"])
+                if len(self._leases) >= MAX_CACHED_LEASES:
+                    self._leases.pop(min(self._leases))
+                self._leases[bucket] = lease
         return lease
 
     async def _authenticate(self, base: str) -> None:

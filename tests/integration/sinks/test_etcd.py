@@ -132,6 +132,20 @@ async def test_one_lease_per_event_time_bucket_regranted_when_revoked(etcd: Serv
     assert len(range_read(etcd.url, "/b/tb/")) == 50
 
 
+async def test_writers_starting_at_once_on_a_new_bucket_share_one_lease(etcd: Server) -> None:
+    """Transactions are encoded as the writers take them, so each writer asks for its transaction's lease:
+    the four writers of a batch all need the same new bucket at once and it is granted once."""
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/d", inflight_txns=4), (2000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        assert not (await sink.write_batch(SinkBatch("sink.etcd", 0, lines(8 * MAX_TXN_OPS)))).permanent
+    finally:
+        await sink.stop()
+    leases = etcd_gateway(etcd.url, "/v3/lease/leases", {})["leases"]
+    assert isinstance(leases, list) and len(leases) == 1
+    assert len(range_read(etcd.url, "/d/t1/")) == 8 * MAX_TXN_OPS
+
+
 async def test_hostile_trace_ids_stay_inside_their_own_prefix(etcd: Server) -> None:
     """Trace ids come from log lines: `a/b/c` must not show up in a prefix read of `a`, and
     `../../x` must stay under the sink's prefix (keys are escaped, one segment per trace)."""
