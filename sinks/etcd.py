@@ -38,6 +38,10 @@ MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024
 REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
 MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
+MAX_CACHED_PREFIXES = 16_384  # traces whose key prefix is remembered across batches (a trace spans several)
+# A committed transaction's reply, as the gateway writes it: recognised without decoding the reply, which
+# holds one entry per put (about 10 KB for 128 puts). Any other reply is decoded and judged in full.
+TXN_SUCCEEDED = b'"succeeded":true'
 
 
 log = logging.getLogger(__name__)
@@ -97,13 +101,18 @@ def encode_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int) -> t
     return list(iter_transactions(lines, prefix, bucket_ns, too_large)), too_large
 
 
-def iter_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int,
-                      too_large: list[SinkLine]) -> Iterator[EncodedTxn]:
+def iter_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int, too_large: list[SinkLine],
+                      prefixes: dict[str, bytes] | None = None) -> Iterator[EncodedTxn]:
     """`encode_transactions` one transaction at a time, each yielded once full (the lines too large alone
-    are appended to `too_large` as met): the first can be sent while the rest are encoded."""
+    are appended to `too_large` as met): the first can be sent while the rest are encoded. `prefixes`:
+    trace id -> key prefix under `prefix`, kept by the caller across batches (cleared when it grows past
+    MAX_CACHED_PREFIXES)."""
     budget = MAX_REQUEST_BYTES - REQUEST_ALLOWANCE
     b64 = base64.b64encode
-    prefixes: dict[str, bytes] = {}
+    if prefixes is None:
+        prefixes = {}
+    elif len(prefixes) > MAX_CACHED_PREFIXES:
+        prefixes.clear()
     current = EncodedTxn()
     size = 0
     for line in lines:
@@ -138,9 +147,9 @@ class EncodedBatch:
     encoded: list[EncodedTxn] = field(default_factory=list)
 
     @classmethod
-    def of(cls, batch: SinkBatch, prefix: str, bucket_ns: int) -> EncodedBatch:
+    def of(cls, batch: SinkBatch, prefix: str, bucket_ns: int, prefixes: dict[str, bytes]) -> EncodedBatch:
         too_large: list[SinkLine] = []
-        return cls(batch, iter_transactions(batch.lines, prefix, bucket_ns, too_large), too_large)
+        return cls(batch, iter_transactions(batch.lines, prefix, bucket_ns, too_large, prefixes), too_large)
 
     def unwritten(self) -> Iterator[EncodedTxn]:
         """The transactions etcd has not confirmed: those encoded before, then the rest as they are encoded.
@@ -177,6 +186,7 @@ class EtcdSink(Sink):
         self._leases: dict[int, int] = {}
         self._granting = asyncio.Lock()  # one grant per bucket, though several writers need its lease at once
         self._encoded: EncodedBatch | None = None  # the batch in progress
+        self._prefixes: dict[str, bytes] = {}  # trace id -> its key prefix (iter_transactions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EtcdSink:
@@ -223,7 +233,7 @@ class EtcdSink(Sink):
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         if self._encoded is None or self._encoded.batch is not batch:  # a retry of the same batch reuses its bodies
-            self._encoded = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns())
+            self._encoded = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns(), self._prefixes)
         encoded = self._encoded
         try:
             await self._write_all(encoded)
@@ -296,7 +306,7 @@ class EtcdSink(Sink):
 
     async def _call_raw(self, path: str, data: bytes) -> dict[str, Any]:
         """POST `data` (serialized once, reused across endpoints) to the gateway, failing over across
-        endpoints; classify errors as retriable or permanent."""
+        endpoints; classify errors as retriable or permanent. A committed transaction returns {}."""
         if self._session is None:
             raise RetriableError("etcd sink is not started")
         endpoints = self.settings.endpoints
@@ -310,7 +320,11 @@ class EtcdSink(Sink):
                 if self._token:
                     headers["Authorization"] = self._token
                 async with self._session.post(base + path, data=data, headers=headers) as response:
-                    body: dict[str, Any] = orjson.loads(await response.read() or b"{}")
+                    raw = await response.read()
+                    if response.status == 200 and path == "/v3/kv/txn" and TXN_SUCCEEDED in raw:
+                        self._endpoint = (self._endpoint + attempt) % len(endpoints)
+                        return {}  # the writers only need to know it committed
+                    body: dict[str, Any] = orjson.loads(raw or b"{}")
                     if response.status == 401 or "token" in str(body.get("message", "")):
                         self._token = None
                         raise RetriableError(f"etcd auth token rejected: {body.get('message')}")

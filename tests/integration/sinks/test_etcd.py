@@ -8,8 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
+from commands.broker import free_port
 from core.errors import RetriableError
 from core.settings import EtcdSinkSettings
 from sinks.base import SinkBatch, SinkLine
@@ -144,6 +146,38 @@ async def test_writers_starting_at_once_on_a_new_bucket_share_one_lease(etcd: Se
     leases = etcd_gateway(etcd.url, "/v3/lease/leases", {})["leases"]
     assert isinstance(leases, list) and len(leases) == 1
     assert len(range_read(etcd.url, "/d/t1/")) == 8 * MAX_TXN_OPS
+
+
+@pytest.mark.parametrize(("reply", "committed"), [
+    (b'{"header": {"revision": "2"}, "succeeded": true, "responses": []}', True),  # spaced, as protojson may
+    (b"<html>ok</html>", False),  # some other HTTP server on the endpoint
+])
+async def test_a_transaction_reply_not_recognised_at_a_glance_is_decoded_and_judged_in_full(
+        reply: bytes, committed: bool) -> None:
+    """A committed transaction's reply is recognised without decoding it; every other 200 reply is decoded
+    as before. The endpoint here is a stand-in HTTP server, not etcd: what is under test is how its reply
+    is read."""
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=b"{}" if request.path == "/v3/maintenance/status" else reply)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    sink = EtcdSink(EtcdSinkSettings(servers=f"http://127.0.0.1:{port}", prefix="/s"), (1000, 1 << 22, 1.0))
+    try:
+        await sink.start()
+        sink._leases[0] = 7  # granted before: only the transaction's reply is read here
+        batch = SinkBatch("sink.etcd", 0, [SinkLine("l1", "t", 1, "info", "s", b"{}", 0, 0)])
+        if committed:
+            assert not (await sink.write_batch(batch)).permanent
+        else:
+            with pytest.raises(RetriableError, match="no etcd endpoint answered"):
+                await sink.write_batch(batch)
+    finally:
+        await sink.stop()
+        await runner.cleanup()
 
 
 async def test_hostile_trace_ids_stay_inside_their_own_prefix(etcd: Server) -> None:
