@@ -45,6 +45,7 @@ from collectors.files.live_rules import collector_rules
 from collectors.files.metrics import FileMetrics
 from collectors.files.write_events import WriteEventsPolicy
 from collectors.live_rules import LiveMultilineRules
+from core.gc_tuning import tune_garbage_collector
 from core.heartbeat_figures import FILE_COLLECTOR
 from core.native import native_path
 from core.settings import CollectorSettings, Settings
@@ -82,6 +83,7 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
                     component_id("file-collector", cfg.metrics_port, cfg.node_name), stop)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
     await publisher.start()
+    tune_garbage_collector()  # each file read allocates its blocks, chunk and ack entry: collect in larger batches
     batcher = PartitionBatcher(publisher, cfg.linger, cfg.chunk_lines, cfg.chunk_bytes)
     collector = FileCollector(cfg, batcher, metrics, settings.multiline)
     log.info("CRI lines are scanned by: %s", native_path("file_scan"))  # c, or python (why)
