@@ -86,6 +86,10 @@ class RotationJoins:
         mine = _order(tailed)
         earlier = [(order, t) for t in self._same_origin(tailed)
                    if t.rotated_at is not None and (order := _order(t)) < mine]
+        if tailed.awaiting_copy is not None:
+            # truncated with a record open: only the copy of the generation it truncated continues it, not
+            # the copy of an earlier truncation still followed (rotations closer than `rotated_grace`)
+            earlier = [(order, t) for order, t in earlier if t.stream_id == tailed.previous_stream_id]
         if not earlier:
             if tailed.awaiting_copy is not None and now - tailed.awaiting_copy < self.collector.settings.rotated_grace:
                 return True

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from kafka_io.publisher import ChunkAck
-from tests.unit.collectors.files.test_multiline_files import JAVA, collector_for, cri, lines_of, pump
+from tests.unit.collectors.files.test_multiline_files import JAVA, TIME, collector_for, cri, lines_of, pump
 
 WHOLE = "\n".join(j.decode() for j in JAVA)
 
@@ -144,4 +144,32 @@ async def test_a_truncated_file_waits_for_a_copy_no_longer_than_the_grace(tmp_pa
     now = time.monotonic()
     assert collector.wants_rescan(now), "the copy may still come within rotated_grace"
     assert not collector.wants_rescan(now + collector.settings.rotated_grace)
+    collector.close()
+
+
+async def test_a_second_truncation_waits_for_its_own_copy_not_the_first_ones(tmp_path: Path) -> None:
+    """copytruncate twice within `rotated_grace`: when the second truncation is seen, the first copy is still
+    followed (read to its end, its record handed over). The new generation must wait for the copy of the
+    generation it truncated, not take the first copy for the file it replaced and read its leading frames
+    as a record of their own (the tail of a stack trace arriving alone)."""
+    path, publisher, collector = collector_for(tmp_path, flush_timeout=600)
+    write(path, b"INFO started", *JAVA[:2])
+    await pump(collector)
+    for rotation in (1, 2):
+        shutil.copyfile(path, path.with_name(f"0.log.{rotation}"))
+        await pump(collector)  # the copy's creation: undecided, its original still holds the same content
+        os.truncate(path, 0)
+        # the trace's frames (written a second later each time: a generation's first line is its own),
+        # then lines of this generation (more each time: no generation is as long as the one before),
+        # then another trace opens
+        later = TIME.replace(b":41.", b":%02d." % (41 + rotation))
+        own = [b"INFO next %d" % n for n in range(rotation)]
+        with open(path, "ab") as handle:
+            handle.write(b"".join(later + b" stdout F " + text + b"\n" for text in [*JAVA[2:], *own, *JAVA[:2]]))
+        await collector.pump()  # the truncation, with a record open
+        await pump(collector)  # the rescan finds the copy; the frames join its record
+        await collector.pump()
+    texts = [line[1] for line in lines_of(publisher)]
+    assert texts.count(WHOLE) == 2, texts
+    assert not [text for text in texts if text.startswith("\tat ")], "a trace's frames were sent without its head"
     collector.close()
