@@ -105,14 +105,11 @@ def iter_transactions(lines: list[SinkLine], prefix: str, bucket_ns: int, too_la
                       prefixes: dict[str, bytes] | None = None) -> Iterator[EncodedTxn]:
     """`encode_transactions` one transaction at a time, each yielded once full (the lines too large alone
     are appended to `too_large` as met): the first can be sent while the rest are encoded. `prefixes`:
-    trace id -> key prefix under `prefix`, kept by the caller across batches (cleared when it grows past
-    MAX_CACHED_PREFIXES)."""
+    trace id -> key prefix under `prefix`, filled here and kept by the caller across batches."""
     budget = MAX_REQUEST_BYTES - REQUEST_ALLOWANCE
     b64 = base64.b64encode
     if prefixes is None:
         prefixes = {}
-    elif len(prefixes) > MAX_CACHED_PREFIXES:
-        prefixes.clear()
     current = EncodedTxn()
     size = 0
     for line in lines:
@@ -186,7 +183,7 @@ class EtcdSink(Sink):
         self._leases: dict[int, int] = {}
         self._granting = asyncio.Lock()  # one grant per bucket, though several writers need its lease at once
         self._encoded: EncodedBatch | None = None  # the batch in progress
-        self._prefixes: dict[str, bytes] = {}  # trace id -> its key prefix (iter_transactions)
+        self._prefixes: dict[str, bytes] = {}  # trace id -> its key prefix (iter_transactions), bounded
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EtcdSink:
@@ -233,6 +230,8 @@ class EtcdSink(Sink):
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
         if self._encoded is None or self._encoded.batch is not batch:  # a retry of the same batch reuses its bodies
+            if len(self._prefixes) > MAX_CACHED_PREFIXES:
+                self._prefixes.clear()
             self._encoded = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns(), self._prefixes)
         encoded = self._encoded
         try:

@@ -180,6 +180,25 @@ async def test_a_transaction_reply_not_recognised_at_a_glance_is_decoded_and_jud
         await runner.cleanup()
 
 
+async def test_trace_key_prefixes_kept_across_batches_stay_bounded(etcd: Server,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace spans batches, so its key prefix is kept for the next one; past the bound the kept prefixes
+    are dropped before a batch, and that batch's keys are as right as the first's."""
+    monkeypatch.setattr("sinks.etcd.MAX_CACHED_PREFIXES", 3)
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/k"), (1000, 1 << 22, 1.0))
+    await sink.start()
+    try:
+        first = [line for n in range(5) for line in lines(2, trace=f"t{n}", start=10 * n)]
+        assert not (await sink.write_batch(SinkBatch("sink.etcd", 0, first))).permanent
+        assert len(sink._prefixes) == 5  # kept for the next batch
+        assert not (await sink.write_batch(SinkBatch("sink.etcd", 0, lines(2, trace="t9", start=90)))).permanent
+        assert set(sink._prefixes) == {"t9"}  # more than the bound: dropped before this batch
+    finally:
+        await sink.stop()
+    assert len(range_read(etcd.url, "/k/")) == 12
+    assert [doc["n"] for _, doc in range_read(etcd.url, "/k/t9/")] == [91, 90]  # time order within the trace
+
+
 async def test_hostile_trace_ids_stay_inside_their_own_prefix(etcd: Server) -> None:
     """Trace ids come from log lines: `a/b/c` must not show up in a prefix read of `a`, and
     `../../x` must stay under the sink's prefix (keys are escaped, one segment per trace)."""
