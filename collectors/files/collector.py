@@ -71,7 +71,9 @@ class FileCollector:
         self.finished_ids: dict[Key, str] = {}  # their stream ids, whose checkpoints are kept while they exist
         self.seen: set[Key] = set()
         self.joins = RotationJoins(self)  # multiline records continued in the file that replaced theirs
-        self.real_paths: dict[str, int] = {}  # followed files by real path (a rotated one keeps its old) -> count
+        # followed files by the real path they are at -> count (a file renamed away counts at its new path, a
+        # deleted or moved one nowhere): a write inotify reports for a path not here is one of a file not followed
+        self.real_paths: dict[str, int] = {}
         self.saved: dict[str, dict[str, object]] = {}  # what the checkpoint file holds (as this process wrote it)
         self.saved_at = -float("inf")
         self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
@@ -96,6 +98,7 @@ class FileCollector:
             if tailed is not None:
                 if found.rotated and tailed.rotated_at is None:
                     self._rotated(tailed, now, "rename")
+                    self._moved(tailed, os.path.realpath(found.path))
                 continue
             if found.rotated and self.finished.get(key) == found.st.st_size:
                 continue
@@ -103,6 +106,7 @@ class FileCollector:
         for key, tailed in self.files.items():
             if key not in self.seen and tailed.rotated_at is None:
                 self._rotated(tailed, now, "delete_or_move")
+                self._moved(tailed, "")
         self.waiting_for_first_line = any(
             not found.rotated and (found.st.st_dev, found.st.st_ino) not in self.files
             and (found.st.st_dev, found.st.st_ino) not in self.finished for found in scan.files)
@@ -115,6 +119,20 @@ class FileCollector:
         tailed.rotated_at = now  # renamed away or deleted: read to the end, then release
         self.metrics.rotations.labels(kind).inc()
         log.info("%s was rotated (%s); reading it to the end", tailed.path, kind)
+
+    def _moved(self, tailed: TailedFile, real_path: str) -> None:
+        """`tailed` is no longer at its real path (renamed to `real_path`, or gone from view: ""). Writes
+        inotify reports for the old path are then another file's: the new `0.log`'s first line must bring
+        the rescan that follows it (`untracked`), not pass for the rotated file's."""
+        self._uncount(tailed.real_path)
+        tailed.real_path = real_path
+        if real_path:
+            self.real_paths[real_path] = self.real_paths.get(real_path, 0) + 1
+
+    def _uncount(self, real_path: str) -> None:
+        left = self.real_paths.pop(real_path, 1) - 1
+        if left:
+            self.real_paths[real_path] = left
 
     def _track(self, found: Found, key: Key) -> None:
         try:
@@ -301,9 +319,7 @@ class FileCollector:
     def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
         tailed.close()
         del self.files[key]
-        left = self.real_paths.pop(tailed.real_path, 1) - 1
-        if left:
-            self.real_paths[tailed.real_path] = left
+        self._uncount(tailed.real_path)
         self.acks.pop(tailed.stream_id, None)
         self.stored.pop(tailed.stream_id, None)
         self.finished[key] = size
