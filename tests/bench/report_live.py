@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.bench.live_stats import TARGET_COLLECTOR_CPU, TARGET_COLLECTOR_RSS_MIB, TARGET_P99_S, TARGET_WORKER_CPU
+from tests.bench.live_stats import (
+    CPU_JUDGED_FROM_LINES,
+    TARGET_COLLECTOR_CPU,
+    TARGET_COLLECTOR_RSS_MIB,
+    TARGET_P99_S,
+    TARGET_WORKER_CPU,
+    cpu_judged,
+)
 from tests.bench.report import _cell, _ms, _num, _rss, failure_reason
 
 
@@ -17,7 +24,7 @@ def _met(text: str, met: bool | None) -> str:
     return text if met is None or text == "-" else f"{text} ({'met' if met else 'missed'})"
 
 
-def _live_row(row: dict[str, Any]) -> str:
+def live_row(row: dict[str, Any]) -> str:
     """One live row: rates, keep-up, lag, latency, CPU and memory, each target-bound figure marked."""
     peer = row.get("kind") == "peer"
     p50, p99 = row.get("p50_s"), row.get("p99_s")
@@ -28,7 +35,8 @@ def _live_row(row: dict[str, Any]) -> str:
     lag_text = "-" if peer or not lag else f"{lag.get('logs.raw', 0):,} / {lag.get('sink.file', 0):,}"
     worker, broker = row.get("worker_cpu_per_100k"), row.get("broker_cpu_per_100k")
     collector = row.get("shipper_cpu_per_100k" if peer else "collector_cpu_per_100k")
-    collector_target = TARGET_COLLECTOR_CPU
+    judged = cpu_judged(row)
+    collector_met = None if collector is None or peer or not judged else collector <= TARGET_COLLECTOR_CPU
     rss = row.get("shipper_peak_rss_mib" if peer else "collector_peak_rss_mib")
     rss_met = None if peer or rss is None or row.get("pods", 0) < 1000 else rss <= TARGET_COLLECTOR_RSS_MIB
     kept = "-" if row.get("kept_up") is None else ("yes" if row["kept_up"] else "no")
@@ -37,8 +45,8 @@ def _live_row(row: dict[str, Any]) -> str:
     return (f"| {_cell(str(row.get('name', '?')))} | {_num(row.get('offered_lines_per_s'))} | "
             f"{_num(row.get('delivered_lines_per_s'))} | {kept} | {lag_text} | {p50_text} | "
             f"{_met(p99_text, p99_met)} | "
-            f"{_met(_num(worker, '.2f'), None if worker is None else worker <= TARGET_WORKER_CPU)} | "
-            f"{_met(_num(collector, '.2f'), None if collector is None or peer else collector <= collector_target)} | "
+            f"{_met(_num(worker, '.2f'), None if worker is None or not judged else worker <= TARGET_WORKER_CPU)} | "
+            f"{_met(_num(collector, '.2f'), collector_met)} | "
             f"{_num(broker, '.2f')} | {_met(_rss(rss), rss_met)} | {_rss(row.get('worker_peak_rss_mib'))} |")
 
 
@@ -51,7 +59,9 @@ def live_lines(results: dict[str, Any]) -> list[str]:
            "a few rotated), through the file collector, the broker and one worker to the file sink; latency is "
            "a line's write time to its appearance in the sink file (the rsyslog peer: in its Kafka topic). Lag: "
            "records of logs.raw / sink.file the worker had not committed when the window closed. Targets: p99 < 1 s, "
-           "worker <= 1.5 and collector <= 0.6 CPU s per 100K lines, collector <= 150 MiB at 1,000 pods.", "",
+           "worker <= 1.5 and collector <= 0.6 CPU s per 100K lines, collector <= 150 MiB at 1,000 pods. The "
+           f"quiet row (50 pods x 0.5 lines/s) is there for its latency: its CPU per line, mostly the cost of idle "
+           f"processes, is not judged (from {CPU_JUDGED_FROM_LINES:,} lines/s).", "",
            "| live: pods x lines/s each | offered lines/s | delivered lines/s | kept up | lag raw / sink | p50 | p99 "
            "| CPU s/100K worker | CPU s/100K collector (peer: rsyslogd) | CPU s/100K broker | peak RSS collector "
            "| peak RSS worker |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -73,4 +83,4 @@ def live_lines(results: dict[str, Any]) -> list[str]:
                     f"latency are then worse than the processes alone give): {'; '.join(starved)}.")
     if dominated:
         tail.append(f"The broker's own CPU exceeded each shipping process's in: {'; '.join(dominated)}.")
-    return [*out, *(_live_row(row) for row in rows), "", " ".join(tail)]
+    return [*out, *(live_row(row) for row in rows), "", " ".join(tail)]

@@ -15,6 +15,7 @@ from tests.bench.live_stats import (
     write_time,
 )
 from tests.bench.live_writer import cri_bytes
+from tests.bench.report_live import live_row
 
 
 def test_write_time_is_read_from_the_writers_line_and_from_a_sink_document() -> None:
@@ -111,6 +112,22 @@ def test_verdicts_mark_each_target() -> None:
     behind = verdicts({**row, "kept_up": False, "p99_s": 30.0, "p99_lower_bound": True, "pods": 1000})
     assert behind[0].startswith("kept up: no, p99 >= 30.000 s") and behind[0].endswith("MISSED")
     assert any("collector peak RSS 200 MiB" in line and line.endswith("MISSED") for line in behind)
+
+
+def test_cpu_on_a_quiet_row_is_shown_but_not_judged() -> None:
+    """50 pods x 0.5 lines/s is there for its latency: the CPU per 100K lines of processes mostly idle is
+    their fixed cost, not a node's shape, so it is neither met nor missed; its p99 still is."""
+    quiet = {"kept_up": True, "p99_s": 5.2, "p99_lower_bound": False, "offered_lines_per_s": 25, "pods": 50,
+             "worker_cpu_per_100k": 900.0, "collector_cpu_per_100k": 80.0}
+    text = verdicts(quiet)
+    assert text[0].endswith("MISSED")  # the slow first lines after a rotation count
+    cpu = [line for line in text if "CPU" in line]
+    assert len(cpu) == 2 and all("judged from 1,000 lines/s" in line and line.endswith(" -") for line in cpu)
+    row = live_row({**quiet, "name": "50 pods x 0.5 lines/s", "delivered_lines_per_s": 25})
+    assert "900.00 |" in row and "80.00 |" in row and "(missed)" in row  # the p99, not the CPU
+    assert row.count("(missed)") == 1
+    node = live_row({**quiet, "offered_lines_per_s": 4000, "p99_s": 0.7})
+    assert "900.00 (missed)" in node and "80.00 (missed)" in node
 
 
 def test_broker_domination_is_said_only_when_true() -> None:
