@@ -10,6 +10,7 @@ import faust
 from app.faust_app import LogweaveApp, get_app, get_settings
 from core import topics
 from core.codec import compressor
+from kafka_io.kafka_compat import never_wake_for
 from tables.read_cache import ReadCache
 from tables.trace_table import TraceWindowTable
 
@@ -43,6 +44,7 @@ def trace_table() -> TraceWindowTable:
     # one changelog record (before compression), and a bound on how long one persist holds the event loop
     table.persist_bytes = min(int(settings.worker.table_persist_bytes), int(settings.kafka.max_message_bytes * 0.5))
     fence_table_on_revoke(app, table)
+    never_wake_for(table.changelog_topic.get_topic_name())  # its active partitions are written, never read
     app.tables.add(table)
     return table
 

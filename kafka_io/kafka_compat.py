@@ -48,6 +48,7 @@ IDLE_FETCH_PAUSE = 0.1  # seconds: the cap (what records from other processes ma
 FIRST_IDLE_PAUSE = 0.02  # seconds, after a fetch with data or a wake-up
 _PATCHED = "_logweave_idle_pause"
 _FETCHERS: weakref.WeakSet[Any] = weakref.WeakSet()  # this process's fetchers, each with its loop
+_UNREAD_OWN_WRITES: set[str] = set()  # topics whose records this process writes but never reads (never_wake_for)
 
 
 class IdlePause:
@@ -172,11 +173,25 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def never_wake_for(topic: str) -> None:
+    """Records this process writes to `topic` are never read by it: their acks wake no fetcher.
+
+    A worker's trace table changelog: faust assigns its partitions to the consumer (recovery and
+    standbys read them) but, once a partition is active, only keeps its records from the stream
+    (its own "pause"): aiokafka still counts the topic as fetched, so each persist's changelog
+    record woke the fetcher for a request that could not hold it (the partition's first answer stays
+    buffered, unread, and keeps it out of every request). 200 pods x 20 lines/s: ~10 persists a
+    second, each a cross-thread wake-up and a fetch over every other partition."""
+    _UNREAD_OWN_WRITES.add(topic)
+
+
 def records_landed(topic: str) -> None:
     """Records were acknowledged on `topic`: wake this process's fetchers that fetch it (any thread).
 
     Each such fetcher counts the ack; only one pausing right now gets a wake-up (one in flight at
     a time). A fetch in flight reads the count after its answer (`_proc_fetch_request`)."""
+    if topic in _UNREAD_OWN_WRITES:
+        return
     for fetcher in list(_FETCHERS):
         if topic not in fetcher._logweave_topics:
             continue

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from commands.broker import EmbeddedBroker
 from core.settings import KafkaSettings
-from kafka_io.kafka_compat import idle_pause, install_idle_fetch_pause, pace_idle_fetches
+from kafka_io.kafka_compat import idle_pause, install_idle_fetch_pause, never_wake_for, pace_idle_fetches
 from kafka_io.topic_admin import ensure_topics
 from tests.support.polling import wait_for
 
@@ -46,6 +46,28 @@ async def test_own_acked_records_wake_a_pausing_consumer(broker: EmbeddedBroker)
         took = time.monotonic() - started
         assert [r.value for batch in records.values() for r in batch] == [b"hello"]
         assert took < 1.0, f"the record waited out the pause ({took:.2f} s)"
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_acks_on_a_topic_this_process_never_reads_wake_no_fetcher(broker: EmbeddedBroker) -> None:
+    """A worker's trace table changelog is assigned to its consumer but never read while the partition
+    is active: each persist's changelog record woke the fetcher for nothing. The count of landed
+    records is not moved either (it would make the next pause the shortest), and the pause goes on."""
+    install_idle_fetch_pause()
+    never_wake_for("written.not.read")
+    await ensure_topics(KafkaSettings(brokers=broker.bootstrap, partitions=1), ["written.not.read"])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    consumer = await consumer_in_long_pause(broker, "written.not.read")
+    try:
+        fetcher = consumer._fetcher
+        landed, fetches_before = fetcher._logweave_landed, idle_pause(consumer).fetches
+        for _ in range(5):
+            await producer.send_and_wait("written.not.read", b"changelog")
+        await asyncio.sleep(0.3)
+        assert fetcher._logweave_landed == landed and idle_pause(consumer).fetches == fetches_before
     finally:
         await consumer.stop()
         await producer.stop()
