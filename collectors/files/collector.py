@@ -79,9 +79,10 @@ class FileCollector:
         self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
         self.fresh_in_pass = 0  # files the last pass found new bytes in (service.py: whether to take write events)
         self.backlog_in_pass = 0  # files the last pass left unread bytes in (PASS_BYTES): read on at once
-        # a matching file the last scan could not follow yet (no complete first line): its first write is
-        # what brings the scan that does, so without write events the loop rescans for it (service.py)
-        self.waiting_for_first_line = False
+        # matching files the last scan could not follow yet (no complete first line), by real path: their
+        # first write is what brings the scan that does, at once (a new 0.log after a rotation), and without
+        # write events the loop rescans for them every rescan_interval (service.py)
+        self.first_line_awaited: set[str] = set()
         # copytruncate: a file truncated since the last scan, whose copy that scan may have left undecided
         self.truncated_since_scan = False
         self.copy_awaited_until = -float("inf")  # while a truncated file with a record open may wait for its copy
@@ -107,9 +108,10 @@ class FileCollector:
             if key not in self.seen and tailed.rotated_at is None:
                 self._rotated(tailed, now, "delete_or_move")
                 self._moved(tailed, "")
-        self.waiting_for_first_line = any(
-            not found.rotated and (found.st.st_dev, found.st.st_ino) not in self.files
-            and (found.st.st_dev, found.st.st_ino) not in self.finished for found in scan.files)
+        self.first_line_awaited = {
+            os.path.realpath(found.path) for found in scan.files
+            if not found.rotated and (found.st.st_dev, found.st.st_ino) not in self.files
+            and (found.st.st_dev, found.st.st_ino) not in self.finished}
         self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
         self.finished_ids = {k: v for k, v in self.finished_ids.items() if k in self.seen}
         self.first_start = False  # read_from applies to files present at the very first scan only
@@ -309,6 +311,16 @@ class FileCollector:
         if self.truncated_since_scan:
             return True
         return now < self.copy_awaited_until and any(t.awaiting_copy is not None for t in self.files.values())
+
+    @property
+    def waiting_for_first_line(self) -> bool:
+        return bool(self.first_line_awaited)
+
+    def first_line_written(self, modified: set[str]) -> bool:
+        """Whether a file the last scan found without a complete first line was written since (real paths,
+        as inotify reports them): the scan that follows it need not wait for `rescan_interval`. Such a
+        file is known and matched already, so this costs at most a scan per pass while it is written."""
+        return not self.first_line_awaited.isdisjoint(modified)
 
     def untracked(self, modified: set[str]) -> bool:
         """Whether a file written (real paths, as inotify reports them) is one not followed: a file that

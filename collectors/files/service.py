@@ -158,7 +158,8 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
         # without write events, a file waiting for its first complete line raises none when it gets one
         unknown_written = unknown_written or (collector.waiting_for_first_line and not watcher.takes_writes)
         if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher, missing_roots)
-                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
+                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)
+                or (modified is not None and collector.first_line_written(modified))):
             watcher.changed.clear()
             unknown_written = False
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)

@@ -221,6 +221,30 @@ async def test_a_file_renamed_away_does_not_hide_the_first_write_of_its_successo
     assert len(scans) >= 2  # the rescans are what found it: the first scan, the rename's, the first write's
 
 
+async def test_the_first_write_of_a_file_awaited_since_the_last_scan_brings_a_rescan_at_once(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A file the last scan found without a complete line (the new `0.log` a rotation left) is known and
+    matched: its first write brings the scan that follows it at once, not after `rescan_interval` (the
+    gate for writes to files the globs may not match). A pod writing a few lines a second had its first
+    lines after each rotation wait up to that second."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 2)
+
+    async def rotate_then_write(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+        os.rename(pod / "0.log", pod / "0.log.20261204-120000")
+        (pod / "0.log").touch()
+        await asyncio.sleep(0.3)  # the rename's rescan found the new file without a complete line
+        write(pod / "0.log", 0, 1)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's first line published", timeout=3)
+
+    publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, {
+        "rescan_interval": "10s", "inotify_rescan_interval": "1h", "rotated_grace": "1h",
+        "flush_interval": "0.05s", "linger": "0.05s"}, rotate_then_write)
+    assert [line[1] for line in publisher.chunks[1].entries()] == ["line 0"]
+
+
 async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan(tmp_path: Path,
                                                                                  monkeypatch: Any) -> None:
     """The copy (`0.log.1`) is created, so scanned, before its original is truncated: that scan cannot
