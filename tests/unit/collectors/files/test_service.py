@@ -237,7 +237,7 @@ async def test_the_first_write_of_a_file_awaited_since_the_last_scan_brings_a_re
         (pod / "0.log").touch()
         await asyncio.sleep(0.3)  # the rename's rescan found the new file without a complete line
         write(pod / "0.log", 0, 1)
-        await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's first line published", timeout=3)
+        await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's first line published", timeout=5)
 
     publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, {
         "rescan_interval": "10s", "inotify_rescan_interval": "1h", "rotated_grace": "1h",
