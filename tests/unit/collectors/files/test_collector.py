@@ -155,3 +155,31 @@ async def test_a_backlog_and_a_rewind_are_read_on_without_a_reported_write(tmp_p
     tailed.rewind(0)  # as after a failed send
     assert await collector.pump(set()) > 0
     collector.close()
+
+
+def test_a_file_renamed_away_answers_to_its_new_path_and_leaves_the_old_one_to_its_successor(tmp_path: Path) -> None:
+    """kubelet renames `0.log` away and creates an empty `0.log`. The rotated file, still read to its end,
+    counts under its new name; a write inotify reports for `0.log` is the new file's, not followed yet,
+    and brings the scan that follows it. (The rotated file used to count under `0.log`: on a quiet node
+    the first lines after each rotation waited for its release, `rotated_grace`, and then the inotify
+    rescan interval, 8-9 s in the live benchmark.)"""
+    path, settings, _, collector = start(tmp_path)
+    write(path, 0, 1)
+    collector.apply_scan(discover(settings.paths, []))
+    live = os.path.realpath(path)
+    assert not collector.untracked({live})
+    rotated = path.with_name("0.log.20261204-120000")
+    os.rename(path, rotated)
+    path.touch()
+    collector.apply_scan(discover(settings.paths, []))
+    (followed,) = collector.files.values()
+    assert followed.rotated_at is not None and followed.real_path == os.path.realpath(rotated)
+    assert collector.untracked({live}) and collector.first_line_written({live})
+    assert not collector.untracked({os.path.realpath(rotated)})  # the old writer's last lines are its own
+    assert collector.watch_directories() == {str(path.parent.resolve())}
+    os.remove(rotated)
+    collector.apply_scan(discover(settings.paths, []))
+    write(path, 0, 1)
+    collector.apply_scan(discover(settings.paths, []))
+    assert not collector.untracked({live}) and not collector.first_line_written({live})
+    collector.close()

@@ -194,33 +194,6 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
 
 
 
-async def test_a_file_renamed_away_does_not_hide_the_first_write_of_its_successor(tmp_path: Path,
-                                                                               monkeypatch: Any) -> None:
-    """kubelet renames `0.log` away and creates an empty `0.log`; its first line comes later, as a write to
-    `0.log`. The rotated file, still read to its end, no longer answers to that path: the write is one of
-    a file not followed yet, and brings its rescan. (It counted as the rotated file's own: on a quiet
-    node the first lines after each rotation waited for the rotated file's release, `rotated_grace`, and
-    then the inotify rescan interval, 8-9 s in the live benchmark.)"""
-    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
-    pod.mkdir(parents=True)
-    write(pod / "0.log", 0, 2)
-
-    async def rotate_then_write(publisher: FakePublisher) -> None:
-        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
-        os.rename(pod / "0.log", pod / "0.log.20261204-120000")
-        (pod / "0.log").touch()
-        await asyncio.sleep(0.5)  # the rename's rescan found the new file without a complete line
-        write(pod / "0.log", 0, 1)
-        await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's first line published", timeout=5)
-
-    publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
-        "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "rotated_grace": "1h",
-        "flush_interval": "0.05s", "linger": "0.05s"}, rotate_then_write)
-    first, new = publisher.chunks
-    assert new.stream_id != first.stream_id and [line[1] for line in new.entries()] == ["line 0"]
-    assert len(scans) >= 2  # the rescans are what found it: the first scan, the rename's, the first write's
-
-
 async def test_the_first_write_of_a_file_awaited_since_the_last_scan_brings_a_rescan_at_once(
         tmp_path: Path, monkeypatch: Any) -> None:
     """A file the last scan found without a complete line (the new `0.log` a rotation left) is known and
