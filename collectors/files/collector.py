@@ -129,7 +129,10 @@ class FileCollector:
         self._uncount(tailed.real_path)
         tailed.real_path = real_path
         if real_path:
-            self.real_paths[real_path] = self.real_paths.get(real_path, 0) + 1
+            self._count(real_path)
+
+    def _count(self, real_path: str) -> None:
+        self.real_paths[real_path] = self.real_paths.get(real_path, 0) + 1
 
     def _uncount(self, real_path: str) -> None:
         left = self.real_paths.pop(real_path, 1) - 1
@@ -183,7 +186,7 @@ class FileCollector:
         if found.rotated:
             tailed.rotated_at = time.monotonic()
         self.files[key] = tailed
-        self.real_paths[tailed.real_path] = self.real_paths.get(tailed.real_path, 0) + 1
+        self._count(tailed.real_path)
         # nothing before the start offset is ours to send: a failed send rewinds no further than this
         self.checkpoints.setdefault(tailed.stream_id, {"offset": offset, "generation": generation,
                                                        "path": found.path})
