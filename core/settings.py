@@ -160,7 +160,8 @@ class PodCollectorSettings(Group):
     pending_bytes: PositiveSize = 4 * 1024 * 1024
     chunk_lines: int = Field(1000, ge=1)
     chunk_bytes: PositiveSize = 256 * 1024
-    # lines of all streams bound for one logs.raw partition wait up to this long to share one record
+    # a stream's lines are sent at the next tick of this interval, shared by every stream, so the streams'
+    # lines bound for one logs.raw partition leave together as one record per tick: a line waits at most this
     flush_interval: Interval = 0.2
     max_line_bytes: PositiveSize = 1024 * 1024
     # bytes per socket read of a followed log; aiohttp pauses it past half of this: ~1.5x this per stream at most

@@ -1,12 +1,17 @@
 """Lines of one stream gathered into chunks, under a byte budget shared by every stream.
 
-A chunk goes out when it holds `chunk_lines` lines or `chunk_bytes` bytes, when it is
-`flush_interval` old, or early when all streams together hold more than `pending_bytes` not yet
+A chunk goes out when it holds `chunk_lines` lines or `chunk_bytes` bytes, at the first tick of
+`flush_interval` after its first line (ticks are shared by every stream: multiples of the interval on
+the monotonic clock), or early when all streams together hold more than `pending_bytes` not yet
 accepted by the publisher: then the streams holding at least their share of what the streams hold
 flush, and the others wait for room (at most until their lines are due) before reading more. Were
 every stream to flush whenever the budget is spent, as it is all along while hundreds of logs are
 read from behind, each read would become a chunk of its own, and the per-chunk work (publishing,
 acknowledging, checkpointing) would be paid every hundred lines.
+Shared ticks make the streams of a live node flush together: their chunks reach the partition
+batcher at once and leave as one record per partition per tick, as the file collector's read passes
+do (a stream's own timer spread them over the whole interval, and each partition's linger then sent
+records twice as often). A line waits at most `flush_interval` either way.
 The publisher's own in-flight budget then bounds what waits for Kafka,
 and `publish` blocking is what pauses reading (backpressure): memory stays bounded end to end.
 """
@@ -63,10 +68,18 @@ class PendingBudget:
         await self._room.wait()
 
 
+def next_tick(now: float, interval: float) -> float:
+    """The first multiple of `interval` after `now` (monotonic seconds; `now` itself when it falls on one):
+    when lines pending from `now` are due."""
+    if interval <= 0:
+        return now
+    return (now // interval + 1) * interval
+
+
 class ChunkBatcher:
     """The pending lines of one stream."""
 
-    __slots__ = ("_budget", "_interval", "_max_bytes", "_max_lines", "_since", "bytes", "lines")
+    __slots__ = ("_budget", "_due", "_interval", "_max_bytes", "_max_lines", "bytes", "lines")
 
     def __init__(self, budget: PendingBudget, max_lines: int, max_bytes: int, interval: float) -> None:
         self._budget = budget
@@ -75,7 +88,7 @@ class ChunkBatcher:
         self._interval = interval
         self.lines: list[RawLine] = []
         self.bytes = 0
-        self._since = 0.0
+        self._due = 0.0
 
     def add(self, entry: RawLine, size: int) -> None:
         self.extend([entry], size)
@@ -85,7 +98,7 @@ class ChunkBatcher:
             return
         budget = self._budget
         if not self.lines:
-            self._since = time.monotonic()
+            self._due = next_tick(time.monotonic(), self._interval)
             budget.holders += 1
         self.lines.extend(entries)
         self.bytes += size
@@ -101,7 +114,7 @@ class ChunkBatcher:
         """Seconds until the pending lines are due, or None when nothing is pending."""
         if not self.lines:
             return None
-        return max(0.0, self._since + self._interval - time.monotonic())
+        return max(0.0, self._due - time.monotonic())
 
     def take(self) -> tuple[list[RawLine], int]:
         """The pending lines; the caller releases their bytes once the publisher accepted them."""

@@ -36,6 +36,9 @@ from kafka_io.publisher import ChunkPublisher
 from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
+# how long the partition batcher gathers the chunks of one tick: the streams flush at the same moment, and
+# on a loaded event loop their flushes take some milliseconds to run
+TICK_GATHER_SECONDS = 0.05
 
 
 async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = None,
@@ -57,8 +60,10 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     start_heartbeat(settings, POD_COLLECTOR, metrics.registry, component_id("pod-collector", cfg.metrics_port), stop)
     client = await KubeClient.create(cfg)
     publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), cfg.buffer_bytes)
-    # every stream's chunks, gathered per logs.raw partition into multi-stream records (docs/chunk-format.md)
-    batcher = PartitionBatcher(publisher, cfg.flush_interval, cfg.chunk_lines, cfg.chunk_bytes)
+    # every stream's chunks, gathered per logs.raw partition into multi-stream records (docs/chunk-format.md):
+    # the streams flush together at each tick of flush_interval (batching.py), so a short linger gathers a tick
+    batcher = PartitionBatcher(publisher, min(cfg.flush_interval, TICK_GATHER_SECONDS), cfg.chunk_lines,
+                               cfg.chunk_bytes)
     positions = PositionStore(settings.kafka, settings.topic(POSITIONS), cfg.position_interval)
     supervisor: StreamSupervisor | None = None
     watch_tasks: list[asyncio.Task[None]] = []

@@ -216,6 +216,7 @@ class LogStreamer:
                 backoff.reset()
                 if self._next_rule is not None:
                     await self._switch_rule()
+                drained = len(data) < read_bytes  # took all that was buffered: not reading from behind
                 lines, block = splitter.feed_block(data)
                 del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
                 if lines:
@@ -223,8 +224,10 @@ class LogStreamer:
                 if block:
                     self._take_block(block)
                 del block
-                if self._batcher.full:
+                if self._batcher.full or (drained and self._batcher.seconds_left() == 0):
                     await self._flush()
+                elif drained:
+                    await self._pace()
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
                 raise
@@ -236,6 +239,15 @@ class LogStreamer:
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
+
+    async def _pace(self) -> None:
+        """After a read that took all there was, wait until the lines it took are due: what the pod writes
+        meanwhile waits in the socket buffer and is read and sent with them. A slow pod's lines arrive a
+        network write each; read as they came, each cost a read, a timer and a hand-over. No line waits
+        longer: the lines taken are sent when due either way, the later ones with them, before their time."""
+        left = self._batcher.seconds_left()
+        if left:  # None: nothing pending; 0: due now
+            await asyncio.sleep(left)
 
     async def _room_before_due(self) -> bool:
         """Wait for room in the pending budget; False if this stream's pending lines fell due first

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from collectors.pods.batching import ChunkBatcher, PendingBudget
+import pytest
+
+from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
 from core.models import make_raw_line
 
 
@@ -54,9 +57,30 @@ async def test_readers_wait_for_room_until_bytes_are_released() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-def test_seconds_left_counts_from_the_first_pending_line() -> None:
-    batcher = ChunkBatcher(PendingBudget(1000), 10, 1000, interval=5.0)
-    assert batcher.seconds_left() is None
-    batcher.add(make_raw_line(0, b"a"), 1)
-    left = batcher.seconds_left()
-    assert left is not None and 4.0 < left <= 5.0
+def test_pending_lines_are_due_at_the_next_tick_every_stream_shares() -> None:
+    budget = PendingBudget(1000)
+    first, second = ChunkBatcher(budget, 10, 1000, interval=5.0), ChunkBatcher(budget, 10, 1000, interval=5.0)
+    assert first.seconds_left() is None
+    now = time.monotonic()
+    first.add(make_raw_line(0, b"a"), 1)
+    left = first.seconds_left()
+    assert left is not None and 0.0 <= left <= 5.0
+    tick = next_tick(now, 5.0)
+    assert tick % 5.0 == 0.0 and now < tick <= now + 5.0
+    assert abs((time.monotonic() + left) - tick) < 0.5  # due at the tick, not 5 s after its first line
+    first.add(make_raw_line(1, b"b"), 1)  # a later line does not put it off
+    later = first.seconds_left()
+    assert later is not None and later <= left
+    if tick - time.monotonic() > 0.5:  # the second stream's first line comes within the same tick
+        second.add(make_raw_line(0, b"c"), 1)
+        due_second = second.seconds_left()
+        assert due_second is not None and abs(due_second - later) < 0.1  # both flush together
+    first.take()
+    assert first.seconds_left() is None
+
+
+def test_next_tick_is_the_first_multiple_of_the_interval_after_now() -> None:
+    assert next_tick(10.05, 0.2) == pytest.approx(10.2)
+    assert next_tick(10.19, 0.2) == pytest.approx(10.2)
+    assert next_tick(10.21, 0.2) == pytest.approx(10.4)
+    assert next_tick(7.0, 0.0) == 7.0  # no interval: due at once

@@ -1,0 +1,70 @@
+"""A slow live pod, a line per network write: the streamer reads what came together when its lines fall
+due, not a read per line, and no line waits longer than `flush_interval` for it. Real HTTP against the
+Kubernetes API test server; the publisher is a recording sink (Kafka is not what is tested here)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from collectors.pods.apiconfig import load_kubeconfig
+from collectors.pods.batching import PendingBudget
+from collectors.pods.client import KubeClient
+from collectors.pods.metrics import PodMetrics
+from collectors.pods.positions import StreamCursor
+from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
+from core.settings import PodCollectorSettings
+from tests.support.kube_api import FakeKubeApi
+from tests.unit.collectors.pods.test_streamer_budget import TimedSink
+
+LINES = 40
+GAP = 0.025  # seconds between the pod's writes: 40 lines a second, each its own write
+
+
+async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path) -> None:
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    interval = 0.5
+    sink = TimedSink()
+    try:
+        pod = api.add_pod("p", containers=("app",))
+
+        async def verify() -> InstanceStatus:
+            return InstanceStatus.LIVE
+
+        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                               StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,
+                               PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 20), PodMetrics())
+        handed: list[int] = []
+        hand_over = streamer._hand_over
+
+        def counted(entries: list[Any], size: int, duplicates: int) -> None:
+            handed.append(len(entries))
+            hand_over(entries, size, duplicates)
+
+        streamer._hand_over = counted  # type: ignore[method-assign]
+        run = asyncio.create_task(streamer.run())
+        written: list[float] = []
+        try:
+            await asyncio.sleep(0.3)  # following
+            for n in range(LINES):
+                written.append(time.monotonic())
+                api.log(pod, "app", [f"line {n}"])
+                await asyncio.sleep(GAP)
+            deadline = time.monotonic() + 10
+            while sum(len(chunk.lines) for _, chunk in sink.sent) < LINES and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        sent = [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.lines]
+        assert [n for _, n in sent] == list(range(LINES))
+        late = [(n, round(at - written[n], 3)) for at, n in sent if at - written[n] > interval + 0.25]
+        assert not late, f"lines waited longer than flush_interval ({interval} s): {late}"
+        # ~1.3 s of writing is 3-4 ticks: about two reads a tick (the first line, then what came until due)
+        assert len(handed) <= 16, f"{len(handed)} reads for {LINES} lines written one at a time: {handed}"
+    finally:
+        await client.close()
+        await api.stop()
