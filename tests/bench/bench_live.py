@@ -36,16 +36,18 @@ from commands.broker import free_port
 from core.settings import KafkaSettings, load_settings
 from core.topics import PARSED, RAW, sink_topic
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
-from tests.bench import live_stats
+from tests.bench import live_pods, live_stats
 from tests.bench.brokers import BenchBroker, bench_broker
 from tests.bench.live_tails import KafkaTopicTail, SinkDirectoryTail
 from tests.bench.live_writer import pod_dir
 from tests.bench.measure import cpu_seconds, peak_rss_mib, runqueue_wait_seconds, scrape_metric
 from tests.bench.rsyslog_peer import start_rsyslog_shipper
-from tests.support.processes import ManagedProcess, file_collector, wait_http_ok, worker
+from tests.support.processes import ManagedProcess, base_env, file_collector, pod_collector, wait_http_ok, worker
 from tests.support.quiescence import group_behind
 
 PUBLISHED = "logweave_file_collector_lines_published_total"
+POD_PUBLISHED = "logweave_pod_collector_lines_published_total"
+ROOT = Path(__file__).resolve().parents[2]
 PEER_PARTITIONS = 4
 
 
@@ -88,7 +90,8 @@ class Clock:
 
 
 def start_writers(root: Path, pods: int, rate: float, writers: int, rotate: int,
-                  clock: Clock) -> list[subprocess.Popen[str]]:
+                  clock: Clock) -> Callable[[], dict[str, float]]:
+    """The file rows' writer processes, started; what they wrote (`writer_totals`), once they are done."""
     rotated = ",".join(str(i * pods // rotate) for i in range(rotate)) if rotate else ""
     procs = []
     for w in range(writers):
@@ -98,7 +101,7 @@ def start_writers(root: Path, pods: int, rate: float, writers: int, rotate: int,
                 "--window-start", repr(clock.window_start), "--window-end", repr(clock.window_end),
                 "--rotate", rotated]
         procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
-    return procs
+    return lambda: writer_totals(procs)
 
 
 def writer_totals(procs: list[subprocess.Popen[str]]) -> dict[str, float]:
@@ -145,8 +148,40 @@ def per_100k(cpu: float | None, lines: float) -> float | None:
     return None if cpu is None or lines <= 0 else round(cpu / lines * 100_000, 3)
 
 
-def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace) -> dict[str, Any]:
-    name = f"{pods}x{rate:g}"
+def start_live_pods(run_dir: Path, pods: int, rate: float, clock: Clock) -> tuple[ManagedProcess, Path]:
+    """The Kubernetes API rows' writer: the API test server with `pods` live pods (tests/bench/live_pods.py),
+    serving; its process and kubeconfig."""
+    kubeconfig = run_dir / "kubeconfig"
+    argv = [sys.executable, "-m", "tests.bench.live_pods", "--pods", str(pods), "--rate", str(rate),
+            "--start", repr(clock.start), "--window-start", repr(clock.window_start),
+            "--window-end", repr(clock.window_end), "--kubeconfig", str(kubeconfig)]
+    server = ManagedProcess("kube-api", argv, base_env({}), run_dir / "kube-api.log", ROOT).start()
+    deadline = time.monotonic() + 60
+    while "ready " not in (server.log_path.read_text() if server.log_path.exists() else ""):
+        if not server.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the Kubernetes API test server did not start:\n{server.log_tail()}")
+        time.sleep(0.1)
+    return server, kubeconfig
+
+
+def live_pods_totals(server: ManagedProcess) -> dict[str, float]:
+    """What the API test server wrote: the JSON line it prints when writing stops at the window's end."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in reversed(server.log_path.read_text().splitlines()):
+            if line.startswith("{"):
+                return {key: float(value) for key, value in json.loads(line).items()}
+        if not server.alive():
+            raise RuntimeError(f"the Kubernetes API test server exited:\n{server.log_tail()}")
+        time.sleep(0.2)
+    raise TimeoutError("the Kubernetes API test server printed no totals")
+
+
+def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace,
+                 source: str = "files") -> dict[str, Any]:
+    """One row through the whole pipeline: pod log files and the file collector (`source` "files"), or
+    pods behind the Kubernetes API and the pod collector ("pods")."""
+    name = f"{pods}x{rate:g}" if source == "files" else f"{pods}x{rate:g}-pods"
     run_dir = workdir / name
     run_dir.mkdir(parents=True)
     with bench_broker(run_dir, name.replace(".", "_")) as broker:
@@ -163,35 +198,53 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
         asyncio.run(prepare_worker_topics(settings))
         topics = {"logs.raw": settings.topic(RAW), "logs.parsed": settings.topic(PARSED),
                   "sink.file": settings.topic(sink_topic("file"))}
-        file_glob = make_pods(run_dir / "pods", pods)
         web_port = free_port()
         with ExitStack() as cleanup:  # each stop runs even when an earlier one raises
             worker_proc = worker(run_dir, env, web_port).start()
             cleanup.callback(worker_proc.stop)
-            collector = file_collector(run_dir, env, [file_glob])
-            cleanup.callback(collector.stop)
             tail = SinkDirectoryTail(run_dir / "out")
             wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 120, worker_proc)
+            if source == "pods":
+                clock = Clock(args.warmup, args.seconds)
+                server, kubeconfig = start_live_pods(run_dir, pods, rate, clock)
+                cleanup.callback(server.stop)
+                collector = pod_collector(run_dir, {**env, "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig),
+                                                    "LOGWEAVE_PODS__METRICS_PORT": str(metrics_port),
+                                                    "NAMESPACE": live_pods.NAMESPACE, "SELECTOR": live_pods.SELECTOR})
+                published_metric = POD_PUBLISHED
+            else:
+                collector = file_collector(run_dir, env, [make_pods(run_dir / "pods", pods)])
+                published_metric = PUBLISHED
+            cleanup.callback(collector.stop)
             collector.start()
-            while scrape_metric(metrics_port, PUBLISHED) < 0:
+            while scrape_metric(metrics_port, published_metric) < 0:
                 if not collector.alive():
                     raise RuntimeError(f"collector exited:\n{collector.log_tail()}")
                 time.sleep(0.1)
             tail.start()
             cleanup.callback(tail.stop)
-            return measure_run(broker, [worker_proc, collector], tail, run_dir, pods, rate, args,
-                               lambda: scrape_metric(metrics_port, PUBLISHED),
-                               lambda: lags(broker, settings.worker.app_id, topics))
+            if source == "pods":
+                written: Callable[[], dict[str, float]] = lambda: live_pods_totals(server)  # noqa: E731
+            else:
+                clock = Clock(args.warmup, args.seconds)
+                written = start_writers(run_dir / "pods", pods, rate, args.writers, args.rotate, clock)
+            row = measure_run(broker, [worker_proc, collector], tail, run_dir, pods, rate, args, clock, written,
+                              lambda: scrape_metric(metrics_port, published_metric),
+                              lambda: lags(broker, settings.worker.app_id, topics))
+            if source == "pods":
+                row.update({"name": f"{pods} pods x {rate:g} lines/s, Kubernetes API", "source": "pods",
+                            "rotated_files": 0})
+            return row
 
 
 def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDirectoryTail | KafkaTopicTail,
-                run_dir: Path, pods: int, rate: float, args: argparse.Namespace,
+                run_dir: Path, pods: int, rate: float, args: argparse.Namespace, clock: Clock,
+                written_totals: Callable[[], dict[str, float]],
                 published: Callable[[], float] | None, lag: Callable[[], dict[str, int]] | None) -> dict[str, Any]:
-    """Writers on, warm-up, the measured window (CPU and lag at both ends), drain; the row's figures.
+    """Warm-up, the measured window (CPU and lag at both ends), drain; the row's figures. The writers
+    write on `clock` (started by the caller; `written_totals` tells what they wrote once done).
     `procs` are the shipper's processes: [worker, collector] or [rsyslogd]."""
-    clock = Clock(args.warmup, args.seconds)
     load_before = os.getloadavg()[0]
-    writers = start_writers(run_dir / "pods", pods, rate, args.writers, args.rotate, clock)
 
     def alive() -> str:
         dead = [p for p in procs if not p.alive()]
@@ -206,7 +259,7 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
     broker1, published1 = broker.cpu_seconds(), published() if published else 0.0
     lag_end = lag() if lag else {}
     load_end = os.getloadavg()[0]
-    written = writer_totals(writers)
+    written = written_totals()
     wait_drained(tail.arrivals, clock, int(written["in_window"]), args.drain)
     row = delivery(tail.arrivals, clock, int(written["in_window"]), args.seconds)
     delivered_lines = row["arrivals_in_window"]
@@ -254,7 +307,9 @@ def run_peer(workdir: Path, pods: int, rate: float, args: argparse.Namespace) ->
             tail = KafkaTopicTail(broker.bootstrap, topic, PEER_PARTITIONS)
             tail.start()
             cleanup.callback(tail.stop)
-            return measure_run(broker, [proc], tail, run_dir, pods, rate, args, None, None)
+            clock = Clock(args.warmup, args.seconds)
+            written = start_writers(run_dir / "pods", pods, rate, args.writers, args.rotate, clock)
+            return measure_run(broker, [proc], tail, run_dir, pods, rate, args, clock, written, None, None)
 
 
 def _or_external(figure: float | None, unit: str = "") -> str:
@@ -305,6 +360,8 @@ def main() -> int:
     parser.add_argument("--rows", type=lambda t: [shape(s) for s in t.split(",") if s],
                         default="200x20,200x50,1000x2,50x0.5",
                         help="PODSxRATE shapes through the pipeline, e.g. 200x20 (rate: lines/s per pod)")
+    parser.add_argument("--pod-rows", type=lambda t: [shape(s) for s in t.split(",") if s], default="",
+                        help="PODSxRATE shapes read by the pod collector from the Kubernetes API test server")
     parser.add_argument("--peer", type=lambda t: [shape(s) for s in t.split(",") if s], default="200x20",
                         help="shapes for the rsyslog imfile -> omkafka peer ('' for none)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window per row")
@@ -323,6 +380,9 @@ def main() -> int:
                    else Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="logweave-bench-live-"))))
         for pods, rate in args.rows:
             rows.append(run_logweave(workdir, pods, rate, args))
+            print(describe(rows[-1]) + "\n", flush=True)
+        for pods, rate in args.pod_rows:
+            rows.append(run_logweave(workdir, pods, rate, args, source="pods"))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.peer:
             rows.append(run_peer(workdir, pods, rate, args))

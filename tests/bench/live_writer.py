@@ -35,12 +35,18 @@ def pod_dir(root: Path, index: int) -> Path:
     return root / f"shop_checkout-{index:04d}_{index:032x}" / "app"
 
 
-def cri_bytes(write_ns: int, pod: int, n: int) -> bytes:
+def line_doc(write_ns: int, pod: int, n: int) -> tuple[str, bytes]:
+    """Line `n` of pod `pod` written at `write_ns`: its RFC 3339 stamp and its JSON (which carries `wt`)."""
     seconds, nanos = divmod(write_ns, 1_000_000_000)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
     doc = orjson.dumps({"time": stamp, "traceId": f"{pod:04x}{n // 10:012x}", "level": "info",
                         "service": "checkout", "msg": PAD, "pod": pod, "n": n, "wt": write_ns,
                         "path": "/api/v1/cart/items"})
+    return stamp, doc
+
+
+def cri_bytes(write_ns: int, pod: int, n: int) -> bytes:
+    stamp, doc = line_doc(write_ns, pod, n)
     return stamp.encode() + b" stdout F " + doc + b"\n"
 
 

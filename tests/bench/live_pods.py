@@ -1,0 +1,89 @@
+"""Live pods behind the Kubernetes API: the pod collector's side of the live benchmark.
+
+Run by tests/bench/bench_live.py for its Kubernetes API rows:
+
+    python -m tests.bench.live_pods --pods 200 --rate 20 --start EPOCH --window-start EPOCH \
+        --window-end EPOCH --kubeconfig PATH
+
+One process serves the Kubernetes API test server (tests/support/kube_api.py: pod list and watch, and
+each pod's log streamed with `follow=true` as kube-apiserver does) and appends to every pod's log on its
+own schedule (exponential gaps averaging 1/rate), the same ~250-byte JSON lines with `wt` as the file
+rows' writers (tests/bench/live_writer.py), stamped by the "runtime" with the same time. A follower is
+woken per line, as kubelet's log stream sends each write. It prints `ready <url>` once serving, and when
+writing stops at `--window-end` one JSON line: lines written in total and within [window-start,
+window-end), and its CPU seconds so far. It serves on until stopped (the collector still reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from tests.bench.live_writer import line_doc
+from tests.support.kube_api import FakeKubeApi, FakePod
+
+CONTAINER = "app"
+NAMESPACE = "demo-system"
+SELECTOR = "app=snowplow"
+
+
+async def write_live(api: FakeKubeApi, pods: list[FakePod], args: argparse.Namespace) -> dict[str, float]:
+    """Append to the pods' logs at `args.rate` lines/s each until the window ends; the totals."""
+    rng = random.Random(len(pods))
+    counters = [0] * len(pods)
+    queue = [(args.start + rng.expovariate(args.rate), i) for i in range(len(pods))]
+    heapq.heapify(queue)
+    written = in_window = 0
+    window = (int(args.window_start * 1e9), int(args.window_end * 1e9))
+    while queue:
+        due, i = queue[0]
+        now = time.time()
+        if due > now:
+            await asyncio.sleep(min(due - now, 0.05))
+            continue
+        write_ns = time.time_ns()
+        if write_ns >= window[1]:
+            break
+        _, doc = line_doc(write_ns, i, counters[i])
+        api.log(pods[i], CONTAINER, [doc], stamps=[write_ns])
+        counters[i] += 1
+        written += 1
+        in_window += window[0] <= write_ns < window[1]
+        heapq.heapreplace(queue, (due + rng.expovariate(args.rate), i))
+    usage = os.times()
+    return {"written": written, "in_window": in_window, "cpu_s": usage.user + usage.system}
+
+
+async def serve(args: argparse.Namespace) -> None:
+    api = await FakeKubeApi(max_piece=None).start()
+    pods = [api.add_pod(f"checkout-{i:04d}", {"app": "snowplow"}, containers=(CONTAINER,), namespace=NAMESPACE)
+            for i in range(args.pods)]
+    api.write_kubeconfig(args.kubeconfig, NAMESPACE)
+    print(f"ready {api.url}", flush=True)
+    totals = await write_live(api, pods, args)
+    print(orjson.dumps(totals).decode(), flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True, help="lines per second per pod (mean)")
+    parser.add_argument("--start", type=float, required=True, help="epoch seconds: first writes")
+    parser.add_argument("--window-start", type=float, required=True)
+    parser.add_argument("--window-end", type=float, required=True, help="epoch seconds: writing stops")
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    asyncio.run(serve(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
