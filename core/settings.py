@@ -162,7 +162,8 @@ class PodCollectorSettings(Group):
     chunk_bytes: PositiveSize = 256 * 1024
     # a stream's lines are sent at the next tick of this interval, shared by every stream, so the streams'
     # lines bound for one logs.raw partition leave together as one record per tick: a line waits at most this
-    flush_interval: Interval = 0.2
+    # (as collector.linger: docs/operations.md, "Collectors: lines per record")
+    flush_interval: Interval = 0.4
     max_line_bytes: PositiveSize = 1024 * 1024
     # bytes per socket read of a followed log; aiohttp pauses it past half of this: ~1.5x this per stream at most
     read_bufsize: PositiveSize = 32 * 1024

@@ -41,6 +41,7 @@ from kafka_io.publisher import ChunkAck
 log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
 STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
+RESUME_AHEAD_SECONDS = 0.01  # a paced stream's connection is read again this long before its lines are due
 
 
 class InstanceStatus(Enum):
@@ -242,12 +243,25 @@ class LogStreamer:
 
     async def _pace(self) -> None:
         """After a read that took all there was, wait until the lines it took are due: what the pod writes
-        meanwhile waits in the socket buffer and is read and sent with them. A slow pod's lines arrive a
-        network write each; read as they came, each cost a read, a timer and a hand-over. No line waits
-        longer: the lines taken are sent when due either way, the later ones with them, before their time."""
+        meanwhile is read and sent with them. A slow pod's lines arrive a network write each; read as they
+        came, each cost a socket read, the HTTP chunk parser, a stream read, a timer and a hand-over. The
+        connection is not read meanwhile either (aiohttp's own flow control, `pause_reading`), so the
+        kernel gathers those writes and one socket read takes them, shortly before the lines are due.
+        No line waits longer: the lines taken are sent when due either way, the later ones with them."""
         left = self._batcher.seconds_left()
-        if left:  # None: nothing pending; 0: due now
+        if not left:  # None: nothing pending; 0: due now
+            return
+        connection = self._resp.connection if self._resp is not None else None
+        protocol = connection.protocol if connection is not None else None
+        if protocol is None or left <= RESUME_AHEAD_SECONDS:
             await asyncio.sleep(left)
+            return
+        protocol.pause_reading()
+        try:
+            await asyncio.sleep(left - RESUME_AHEAD_SECONDS)
+        finally:
+            protocol.resume_reading()  # before anything else reads or closes it (a closed one ignores it)
+        await asyncio.sleep(RESUME_AHEAD_SECONDS)  # the event loop reads what the kernel gathered meanwhile
 
     async def _room_before_due(self) -> bool:
         """Wait for room in the pending budget; False if this stream's pending lines fell due first

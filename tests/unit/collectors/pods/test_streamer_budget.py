@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from collectors.pods.apiconfig import load_kubeconfig
-from collectors.pods.batching import ChunkBatcher, PendingBudget
+from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
@@ -57,7 +57,11 @@ async def test_a_stream_below_its_share_waits_until_its_lines_are_due(tmp_path: 
         streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
                                StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify, cfg, budget,
                                PodMetrics())
+        # lines are due at the next tick of flush_interval (shared by every stream): start just after one,
+        # so the lines taken now are due about an interval later and an early flush cannot pass for due
+        await asyncio.sleep(next_tick(time.monotonic(), 0.5) - time.monotonic() + 0.01)
         started = time.monotonic()
+        due = next_tick(started, 0.5)
         run = asyncio.create_task(streamer.run())
         try:
             deadline = time.monotonic() + 20
@@ -69,7 +73,7 @@ async def test_a_stream_below_its_share_waits_until_its_lines_are_due(tmp_path: 
             await asyncio.gather(run, return_exceptions=True)
         at, chunk = sink.sent[0]
         assert [raw[1].split()[1] for raw in chunk.lines] == ["0", "1", "2", "3"]
-        assert at - started >= 0.4, "sent when due, not as soon as the budget was spent"
+        assert at >= due - 0.01 and at - started >= 0.4, "sent when due, not as soon as the budget was spent"
         assert other.lines and budget.holders == 1 and budget.held == 900  # the larger holder was never made to flush
     finally:
         await client.close()
