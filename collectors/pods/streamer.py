@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 _ENDED_RETRIES = 3  # attempts to read what is left of an ended instance after a broken stream
 STORED_CHUNKS = 256  # acknowledged chunks remembered per stream, to re-send those a broker lost
 RESUME_AHEAD_SECONDS = 0.01  # a paced stream's connection is read again this long before its lines are due
+PACE_MAX_BYTES = 16 * 1024  # a stream bringing more per flush_interval is not paced (_busy_now)
 
 
 class InstanceStatus(Enum):
@@ -110,6 +111,8 @@ class LogStreamer:
         # acknowledged chunks, with the acknowledged line before each: re-sent if the broker loses them
         self._stored: deque[tuple[ChunkAck, int | None, int]] = deque(maxlen=STORED_CHUNKS)
         self._recoveries_seen = sink.recoveries
+        # what the stream brought over the last flush_interval: a busy stream is read as its data comes
+        self._window_start, self._window_bytes, self._busy = time.monotonic(), 0, False
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -218,6 +221,7 @@ class LogStreamer:
                 if self._next_rule is not None:
                     await self._switch_rule()
                 drained = len(data) < read_bytes  # took all that was buffered: not reading from behind
+                self._window_bytes += len(data)
                 lines, block = splitter.feed_block(data)
                 del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
                 if lines:
@@ -227,7 +231,7 @@ class LogStreamer:
                 del block
                 if self._batcher.full or (drained and self._batcher.seconds_left() == 0):
                     await self._flush()
-                elif drained:
+                elif drained and not self._busy_now():
                     await self._pace()
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
@@ -241,6 +245,17 @@ class LogStreamer:
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
 
+    def _busy_now(self) -> bool:
+        """Whether the stream brought more than PACE_MAX_BYTES over its last `flush_interval` (weighed once an
+        interval). A paced connection holds what the kernel, the server and aiohttp buffer for an interval,
+        so a busy pod is read as its data comes: pacing it would cap its rate at those buffers per interval.
+        Its reads carry many lines anyway."""
+        now = time.monotonic()
+        if now - self._window_start >= self._cfg.flush_interval:
+            self._busy = self._window_bytes > PACE_MAX_BYTES
+            self._window_start, self._window_bytes = now, 0
+        return self._busy
+
     async def _pace(self) -> None:
         """After a read that took all there was, wait until the lines it took are due: what the pod writes
         meanwhile is read and sent with them. A slow pod's lines arrive a network write each; read as they
@@ -253,7 +268,7 @@ class LogStreamer:
             return
         connection = self._resp.connection if self._resp is not None else None
         protocol = connection.protocol if connection is not None else None
-        if protocol is None or left <= RESUME_AHEAD_SECONDS:
+        if protocol is None or protocol.transport is None or left <= RESUME_AHEAD_SECONDS:  # released or lost
             await asyncio.sleep(left)
             return
         protocol.pause_reading()

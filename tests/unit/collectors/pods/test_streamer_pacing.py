@@ -1,6 +1,7 @@
 """A slow live pod, a line per network write: the streamer reads what came together when its lines fall
-due, not a read per line, and no line waits longer than `flush_interval` for it. Real HTTP against the
-Kubernetes API test server; the publisher is a recording sink (Kafka is not what is tested here)."""
+due, not a read per line, and no line waits longer than `flush_interval` for it; a busy pod is read as
+its data comes, so pacing never caps its rate. Real HTTP against the Kubernetes API test server; the
+publisher is a recording sink (Kafka is not what is tested here)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,35 @@ LINES = 40
 GAP = 0.025  # seconds between the pod's writes: 40 lines a second, each its own write
 
 
+async def follow(api: FakeKubeApi, client: KubeClient, sink: TimedSink, interval: float) -> tuple[
+        asyncio.Task[None], list[int]]:
+    """A streamer following pod `p`'s `app` log; the number of lines each of its reads handed over."""
+
+    async def verify() -> InstanceStatus:
+        return InstanceStatus.LIVE
+
+    streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                           StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,
+                           PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 24), PodMetrics())
+    handed: list[int] = []
+    hand_over = streamer._hand_over
+
+    def counted(entries: list[Any], size: int, duplicates: int) -> None:
+        handed.append(len(entries))
+        hand_over(entries, size, duplicates)
+
+    streamer._hand_over = counted  # type: ignore[method-assign]
+    return asyncio.create_task(streamer.run()), handed
+
+
+async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
+    """(when sent, line number) of every line the sink got, once it has `lines` (or after 15 s)."""
+    deadline = time.monotonic() + 15
+    while sum(len(chunk.lines) for _, chunk in sink.sent) < lines and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.lines]
+
+
 async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path) -> None:
     api = await FakeKubeApi(max_piece=None).start()
     client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
@@ -30,22 +60,7 @@ async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longe
     sink = TimedSink()
     try:
         pod = api.add_pod("p", containers=("app",))
-
-        async def verify() -> InstanceStatus:
-            return InstanceStatus.LIVE
-
-        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
-                               StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,
-                               PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 20), PodMetrics())
-        handed: list[int] = []
-        hand_over = streamer._hand_over
-
-        def counted(entries: list[Any], size: int, duplicates: int) -> None:
-            handed.append(len(entries))
-            hand_over(entries, size, duplicates)
-
-        streamer._hand_over = counted  # type: ignore[method-assign]
-        run = asyncio.create_task(streamer.run())
+        run, handed = await follow(api, client, sink, interval)
         written: list[float] = []
         try:
             await asyncio.sleep(0.3)  # following
@@ -53,18 +68,42 @@ async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longe
                 written.append(time.monotonic())
                 api.log(pod, "app", [f"line {n}"])
                 await asyncio.sleep(GAP)
-            deadline = time.monotonic() + 10
-            while sum(len(chunk.lines) for _, chunk in sink.sent) < LINES and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            sent = await wait_sent(sink, LINES)
         finally:
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
-        sent = [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.lines]
         assert [n for _, n in sent] == list(range(LINES))
         late = [(n, round(at - written[n], 3)) for at, n in sent if at - written[n] > interval + 0.25]
         assert not late, f"lines waited longer than flush_interval ({interval} s): {late}"
         # ~1.3 s of writing is 3-4 ticks: about two reads a tick (the first line, then what came until due)
         assert len(handed) <= 16, f"{len(handed)} reads for {LINES} lines written one at a time: {handed}"
+    finally:
+        await client.close()
+        await api.stop()
+
+
+async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_path: Path) -> None:
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    interval, lines, burst, pad = 0.5, 8000, 80, "z" * 240  # 80 lines every 10 ms: ~2 MB/s for ~1 s
+    sink = TimedSink()
+    try:
+        pod = api.add_pod("p", containers=("app",))
+        run, _ = await follow(api, client, sink, interval)
+        written: list[float] = []
+        try:
+            await asyncio.sleep(0.3)  # following
+            for start in range(0, lines, burst):
+                written += [time.monotonic()] * burst
+                api.log(pod, "app", [f"line {n} {pad}" for n in range(start, start + burst)])
+                await asyncio.sleep(0.01)
+            sent = await wait_sent(sink, lines)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        assert [n for _, n in sent] == list(range(lines))
+        worst = max(at - written[n] for at, n in sent)
+        assert worst <= interval + 0.5, f"a busy pod's lines waited up to {worst:.2f} s (flush_interval {interval} s)"
     finally:
         await client.close()
         await api.stop()
