@@ -231,8 +231,8 @@ class LogStreamer:
                 del block
                 if self._batcher.full or (drained and self._batcher.seconds_left() == 0):
                     await self._flush()
-                elif drained and not self._busy_now():
-                    await self._pace()
+                elif drained and not self._busy_now() and not (self._joiner is not None and self._joiner.open):
+                    await self._pace()  # (a record open in the joiner is sent at its own flush timeout)
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
                 raise
