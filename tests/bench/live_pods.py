@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
-import os
-import random
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
-from tests.bench.live_writer import line_doc
+from tests.bench.live_writer import WriteSchedule, line_doc
 from tests.support.kube_api import FakeKubeApi, FakePod
 
 CONTAINER = "app"
@@ -37,29 +33,18 @@ SELECTOR = "app=snowplow"
 
 async def write_live(api: FakeKubeApi, pods: list[FakePod], args: argparse.Namespace) -> dict[str, float]:
     """Append to the pods' logs at `args.rate` lines/s each until the window ends; the totals."""
-    rng = random.Random(len(pods))
-    counters = [0] * len(pods)
-    queue = [(args.start + rng.expovariate(args.rate), i) for i in range(len(pods))]
-    heapq.heapify(queue)
-    written = in_window = 0
-    window = (int(args.window_start * 1e9), int(args.window_end * 1e9))
-    while queue:
-        due, i = queue[0]
-        now = time.time()
-        if due > now:
-            await asyncio.sleep(min(due - now, 0.05))
+    schedule = WriteSchedule(len(pods), args.rate, args.start, args.window_start, args.window_end, len(pods))
+    while True:
+        wait = schedule.wait()
+        if wait > 0:
+            await asyncio.sleep(min(wait, 0.05))
             continue
-        write_ns = time.time_ns()
-        if write_ns >= window[1]:
-            break
-        _, doc = line_doc(write_ns, i, counters[i])
+        due = schedule.take()
+        if due is None:
+            return schedule.totals()
+        i, n, write_ns = due
+        _, doc = line_doc(write_ns, i, n)
         api.log(pods[i], CONTAINER, [doc], stamps=[write_ns])
-        counters[i] += 1
-        written += 1
-        in_window += window[0] <= write_ns < window[1]
-        heapq.heapreplace(queue, (due + rng.expovariate(args.rate), i))
-    usage = os.times()
-    return {"written": written, "in_window": in_window, "cpu_s": usage.user + usage.system}
 
 
 async def serve(args: argparse.Namespace) -> None:

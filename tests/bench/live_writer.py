@@ -61,41 +61,68 @@ def rotate(path: Path, fd: int) -> int:
     return open_log(path)
 
 
+class WriteSchedule:
+    """When each of `count` pods writes its next line: every pod on its own schedule, exponential gaps
+    averaging 1/rate from `start`, until `window_end` (epoch seconds). Counts the lines written, in total
+    and within [window_start, window_end). Shared by the file writers and the Kubernetes API rows'
+    server (tests/bench/live_pods.py)."""
+
+    def __init__(self, count: int, rate: float, start: float, window_start: float, window_end: float,
+                 seed: int) -> None:
+        self._rng, self._rate = random.Random(seed), rate
+        self._queue = [(start + self._rng.expovariate(rate), i) for i in range(count)]
+        heapq.heapify(self._queue)
+        self._window = (int(window_start * 1e9), int(window_end * 1e9))
+        self.lines = [0] * count  # lines written per pod
+        self.written = self.in_window = 0
+
+    def wait(self) -> float:
+        """Seconds until the next write is due (0: now)."""
+        return max(0.0, self._queue[0][0] - time.time())
+
+    def take(self) -> tuple[int, int, int] | None:
+        """The write due now, counted: (pod index, its line number, write time in ns); None once the window
+        has ended (no more writes)."""
+        due, i = self._queue[0]
+        write_ns = time.time_ns()
+        if write_ns >= self._window[1]:
+            return None
+        n = self.lines[i]
+        self.lines[i] += 1
+        self.written += 1
+        self.in_window += self._window[0] <= write_ns
+        heapq.heapreplace(self._queue, (due + self._rng.expovariate(self._rate), i))
+        return i, n, write_ns
+
+    def totals(self) -> dict[str, float]:
+        usage = os.times()
+        return {"written": self.written, "in_window": self.in_window, "cpu_s": usage.user + usage.system}
+
+
 def run(args: argparse.Namespace) -> dict[str, float]:
-    rng = random.Random(args.first)
     paths = [pod_dir(args.root, i) / "0.log" for i in range(args.first, args.first + args.count)]
     fds = [open_log(p) for p in paths]
-    counters = [0] * args.count
     # rotations spread over the window: (when, pod offset in this writer)
     span = args.window_end - args.window_start
     rotations = sorted((args.window_start + span * (k + 1) / (len(args.rotate) + 1), pod - args.first)
                        for k, pod in enumerate(args.rotate) if args.first <= pod < args.first + args.count)
-    queue = [(args.start + rng.expovariate(args.rate), i) for i in range(args.count)]
-    heapq.heapify(queue)
-    written = in_window = 0
-    window = (int(args.window_start * 1e9), int(args.window_end * 1e9))
-    end_ns = window[1]
-    while queue:
-        due, i = queue[0]
-        now = time.time()
-        if due > now:
-            time.sleep(min(due - now, 0.05))
+    schedule = WriteSchedule(args.count, args.rate, args.start, args.window_start, args.window_end, args.first)
+    while True:
+        wait = schedule.wait()
+        if wait > 0:
+            time.sleep(min(wait, 0.05))
             continue
-        while rotations and rotations[0][0] <= now:
+        while rotations and rotations[0][0] <= time.time():
             _, pod = rotations.pop(0)
             fds[pod] = rotate(paths[pod], fds[pod])
-        write_ns = time.time_ns()
-        if write_ns >= end_ns:
+        due = schedule.take()
+        if due is None:
             break
-        os.write(fds[i], cri_bytes(write_ns, args.first + i, counters[i]))
-        counters[i] += 1
-        written += 1
-        in_window += window[0] <= write_ns < window[1]
-        heapq.heapreplace(queue, (due + rng.expovariate(args.rate), i))
+        i, n, write_ns = due
+        os.write(fds[i], cri_bytes(write_ns, args.first + i, n))
     for fd in fds:
         os.close(fd)
-    usage = os.times()
-    return {"written": written, "in_window": in_window, "cpu_s": usage.user + usage.system}
+    return schedule.totals()
 
 
 def main() -> int:

@@ -6,7 +6,10 @@ publisher is a recording sink (Kafka is not what is tested here)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +20,53 @@ from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
 from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
 from core.settings import PodCollectorSettings
-from tests.support.kube_api import FakeKubeApi
+from tests.support.kube_api import FakeKubeApi, FakePod
 from tests.unit.collectors.pods.test_streamer_budget import TimedSink
 
 LINES = 40
 GAP = 0.025  # seconds between the pod's writes: 40 lines a second, each its own write
 
 
-async def follow(api: FakeKubeApi, client: KubeClient, sink: TimedSink, interval: float) -> tuple[
-        asyncio.Task[None], list[int]]:
-    """A streamer following pod `p`'s `app` log; the number of lines each of its reads handed over."""
+@dataclass
+class Followed:
+    api: FakeKubeApi
+    pod: FakePod
+    sink: TimedSink
+    handed: list[int]  # lines handed over by each read of the streamer
 
-    async def verify() -> InstanceStatus:
-        return InstanceStatus.LIVE
 
-    streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
-                           StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,
-                           PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 24), PodMetrics())
-    handed: list[int] = []
-    hand_over = streamer._hand_over
+@contextlib.asynccontextmanager
+async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followed]:
+    """Pod `p` on the API test server, its `app` log followed by a streamer (`flush_interval` = `interval`)
+    into a recording sink; everything stopped afterwards."""
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    try:
+        followed = Followed(api, api.add_pod("p", containers=("app",)), TimedSink(), [])
 
-    def counted(entries: list[Any], size: int, duplicates: int) -> None:
-        handed.append(len(entries))
-        hand_over(entries, size, duplicates)
+        async def verify() -> InstanceStatus:
+            return InstanceStatus.LIVE
 
-    streamer._hand_over = counted  # type: ignore[method-assign]
-    return asyncio.create_task(streamer.run()), handed
+        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                               StreamCursor(), client, followed.sink, lambda: InstanceStatus.LIVE, verify,
+                               PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 24), PodMetrics())
+        hand_over = streamer._hand_over
+
+        def counted(entries: list[Any], size: int, duplicates: int) -> None:
+            followed.handed.append(len(entries))
+            hand_over(entries, size, duplicates)
+
+        streamer._hand_over = counted  # type: ignore[method-assign]
+        run = asyncio.create_task(streamer.run())
+        try:
+            await asyncio.sleep(0.3)  # following
+            yield followed
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    finally:
+        await client.close()
+        await api.stop()
 
 
 async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
@@ -54,56 +78,31 @@ async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
 
 
 async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path) -> None:
-    api = await FakeKubeApi(max_piece=None).start()
-    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
     interval = 0.5
-    sink = TimedSink()
-    try:
-        pod = api.add_pod("p", containers=("app",))
-        run, handed = await follow(api, client, sink, interval)
-        written: list[float] = []
-        try:
-            await asyncio.sleep(0.3)  # following
-            for n in range(LINES):
-                written.append(time.monotonic())
-                api.log(pod, "app", [f"line {n}"])
-                await asyncio.sleep(GAP)
-            sent = await wait_sent(sink, LINES)
-        finally:
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
-        assert [n for _, n in sent] == list(range(LINES))
-        late = [(n, round(at - written[n], 3)) for at, n in sent if at - written[n] > interval + 0.25]
-        assert not late, f"lines waited longer than flush_interval ({interval} s): {late}"
-        # ~1.3 s of writing is 3-4 ticks: about two reads a tick (the first line, then what came until due)
-        assert len(handed) <= 16, f"{len(handed)} reads for {LINES} lines written one at a time: {handed}"
-    finally:
-        await client.close()
-        await api.stop()
+    written: list[float] = []
+    async with followed_pod(tmp_path, interval) as followed:
+        for n in range(LINES):
+            written.append(time.monotonic())
+            followed.api.log(followed.pod, "app", [f"line {n}"])
+            await asyncio.sleep(GAP)
+        sent = await wait_sent(followed.sink, LINES)
+    assert [n for _, n in sent] == list(range(LINES))
+    late = [(n, round(at - written[n], 3)) for at, n in sent if at - written[n] > interval + 0.25]
+    assert not late, f"lines waited longer than flush_interval ({interval} s): {late}"
+    # ~1.3 s of writing is 3-4 ticks: about two reads a tick (the first line, then what came until due)
+    handed = followed.handed
+    assert len(handed) <= 16, f"{len(handed)} reads for {LINES} lines written one at a time: {handed}"
 
 
 async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_path: Path) -> None:
-    api = await FakeKubeApi(max_piece=None).start()
-    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
     interval, lines, burst, pad = 0.5, 8000, 80, "z" * 240  # 80 lines every 10 ms: ~2 MB/s for ~1 s
-    sink = TimedSink()
-    try:
-        pod = api.add_pod("p", containers=("app",))
-        run, _ = await follow(api, client, sink, interval)
-        written: list[float] = []
-        try:
-            await asyncio.sleep(0.3)  # following
-            for start in range(0, lines, burst):
-                written += [time.monotonic()] * burst
-                api.log(pod, "app", [f"line {n} {pad}" for n in range(start, start + burst)])
-                await asyncio.sleep(0.01)
-            sent = await wait_sent(sink, lines)
-        finally:
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
-        assert [n for _, n in sent] == list(range(lines))
-        worst = max(at - written[n] for at, n in sent)
-        assert worst <= interval + 0.5, f"a busy pod's lines waited up to {worst:.2f} s (flush_interval {interval} s)"
-    finally:
-        await client.close()
-        await api.stop()
+    written: list[float] = []
+    async with followed_pod(tmp_path, interval) as followed:
+        for start in range(0, lines, burst):
+            written += [time.monotonic()] * burst
+            followed.api.log(followed.pod, "app", [f"line {n} {pad}" for n in range(start, start + burst)])
+            await asyncio.sleep(0.01)
+        sent = await wait_sent(followed.sink, lines)
+    assert [n for _, n in sent] == list(range(lines))
+    worst = max(at - written[n] for at, n in sent)
+    assert worst <= interval + 0.5, f"a busy pod's lines waited up to {worst:.2f} s (flush_interval {interval} s)"
