@@ -105,6 +105,11 @@ class ChunkBatcher:
         budget.held += size
         budget.take(size)
 
+    def due_by(self, when: float) -> None:
+        """The pending lines are due at `when` at the latest (lines read together at a paced stream's tick)."""
+        if self.lines and when < self._due:
+            self._due = when
+
     @property
     def full(self) -> bool:
         return (len(self.lines) >= self._max_lines or self.bytes >= self._max_bytes

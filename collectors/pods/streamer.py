@@ -26,7 +26,7 @@ import aiohttp
 
 from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods.backoff import Backoff
-from collectors.pods.batching import ChunkBatcher, PendingBudget
+from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
 from collectors.pods.blockscan import block_taker
 from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.lines import LineSplitter
@@ -113,6 +113,7 @@ class LogStreamer:
         self._recoveries_seen = sink.recoveries
         # what the stream brought over the last flush_interval: a busy stream is read as its data comes
         self._window_start, self._window_bytes, self._busy = time.monotonic(), 0, False
+        self._due_by: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -201,6 +202,7 @@ class LogStreamer:
                 # bytes already buffered are taken without a coroutine or a timer: under a backlog most
                 # reads find data waiting, and a due flush is checked again after this block anyway
                 data = content.read_nowait(read_bytes)  # b"" when nothing is buffered (or at the end)
+                due_by, self._due_by = self._due_by, None  # only the read right after a paced wait is due then
                 if not data:
                     wait = self._batcher.seconds_left()
                     if self._joiner is not None and self._joiner.open:
@@ -214,6 +216,8 @@ class LogStreamer:
                         except TimeoutError:
                             self._join_due()
                             await self._flush()
+                            if self._paceable():
+                                await self._pace_to_next_tick()
                             continue
                 if not data or self._rewound:
                     break
@@ -229,10 +233,16 @@ class LogStreamer:
                 if block:
                     self._take_block(block)
                 del block
-                if self._batcher.full or (drained and self._batcher.seconds_left() == 0):
+                if due_by is not None:
+                    self._batcher.due_by(due_by)
+                if self._batcher.full:
                     await self._flush()
-                elif drained and not self._busy_now() and not (self._joiner is not None and self._joiner.open):
-                    await self._pace()  # (a record open in the joiner is sent at its own flush timeout)
+                elif drained and self._batcher.seconds_left() == 0:
+                    await self._flush()
+                    if self._paceable():
+                        await self._pace_to_next_tick()
+                elif drained and self._paceable():
+                    await self._pace()
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
                 raise
@@ -256,6 +266,11 @@ class LogStreamer:
             self._window_start, self._window_bytes = now, 0
         return self._busy
 
+    def _paceable(self) -> bool:
+        """Whether the stream may wait paced: not busy, and no record open in the joiner (an open record is
+        sent at its own flush timeout)."""
+        return not self._busy_now() and not (self._joiner is not None and self._joiner.open)
+
     async def _pace(self) -> None:
         """After a read that took all there was, wait until the lines it took are due: what the pod writes
         meanwhile is read and sent with them. A slow pod's lines arrive a network write each; read as they
@@ -264,8 +279,19 @@ class LogStreamer:
         kernel gathers those writes and one socket read takes them, shortly before the lines are due.
         No line waits longer: the lines taken are sent when due either way, the later ones with them."""
         left = self._batcher.seconds_left()
-        if not left:  # None: nothing pending; 0: due now
-            return
+        if left:  # None: nothing pending; 0: due now
+            await self._wait_paused(left)
+
+    async def _pace_to_next_tick(self) -> None:
+        """After a flush of due lines, wait paused until the next tick: what the pod writes meanwhile is
+        read together shortly before that tick and is due at it, as if its first line had been read as it
+        came. Reading on instead would wake for that first line alone, a socket read and a hand-over each."""
+        tick = next_tick(time.monotonic(), self._cfg.flush_interval)
+        self._due_by = tick
+        await self._wait_paused(tick - time.monotonic())
+
+    async def _wait_paused(self, left: float) -> None:
+        """Wait `left` seconds without reading the connection, reading it again RESUME_AHEAD_SECONDS before."""
         connection = self._resp.connection if self._resp is not None else None
         protocol = connection.protocol if connection is not None else None
         if protocol is None or protocol.transport is None or left <= RESUME_AHEAD_SECONDS:  # released or lost

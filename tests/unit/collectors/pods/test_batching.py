@@ -84,3 +84,17 @@ def test_next_tick_is_the_first_multiple_of_the_interval_after_now() -> None:
     assert next_tick(10.19, 0.2) == pytest.approx(10.2)
     assert next_tick(10.21, 0.2) == pytest.approx(10.4)
     assert next_tick(7.0, 0.0) == 7.0  # no interval: due at once
+
+
+def test_due_by_brings_pending_lines_due_earlier_never_later() -> None:
+    batcher = ChunkBatcher(PendingBudget(1000), 10, 1000, interval=5.0)
+    batcher.due_by(time.monotonic())  # nothing pending: nothing to bring forward
+    assert batcher.seconds_left() is None
+    batcher.add(make_raw_line(0, b"a"), 1)
+    left = batcher.seconds_left()
+    assert left is not None and left > 0
+    batcher.due_by(time.monotonic() + left + 3.0)  # later than its tick: ignored
+    after = batcher.seconds_left()
+    assert after is not None and after <= left
+    batcher.due_by(time.monotonic() - 1.0)  # the tick a paced wait ended at: due now
+    assert batcher.seconds_left() == 0.0
