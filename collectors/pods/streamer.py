@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from collectors.multiline import CompiledRule, MultilineJoiner
+from collectors.pods import read_hold
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
 from collectors.pods.blockscan import block_taker
@@ -275,7 +276,7 @@ class LogStreamer:
         """After a read that took all there was, wait until the lines it took are due: what the pod writes
         meanwhile is read and sent with them. A slow pod's lines arrive a network write each; read as they
         came, each cost a socket read, the HTTP chunk parser, a stream read, a timer and a hand-over. The
-        connection is not read meanwhile either (aiohttp's own flow control, `pause_reading`), so the
+        connection is not read meanwhile either (its bytes held in the kernel, read_hold.py), so the
         kernel gathers those writes and one socket read takes them, shortly before the lines are due.
         No line waits longer: the lines taken are sent when due either way, the later ones with them."""
         left = self._batcher.seconds_left()
@@ -297,11 +298,19 @@ class LogStreamer:
         if protocol is None or protocol.transport is None or left <= RESUME_AHEAD_SECONDS:  # released or lost
             await asyncio.sleep(left)
             return
-        protocol.pause_reading()
+        # the kernel holds the pod's bytes (read_hold.py); where it cannot, the transport is paused
+        sock = read_hold.transport_socket(protocol.transport) if read_hold.holds_reads() else None
+        if sock is not None and not read_hold.hold(sock, PACE_MAX_BYTES):
+            sock = None
+        if sock is None:
+            protocol.pause_reading()
         try:
             await asyncio.sleep(left - RESUME_AHEAD_SECONDS)
-        finally:
-            protocol.resume_reading()  # before anything else reads or closes it (a closed one ignores it)
+        finally:  # before anything else reads or closes it (a closed one ignores both)
+            if sock is not None:
+                read_hold.release(sock)
+            else:
+                protocol.resume_reading()
         await asyncio.sleep(RESUME_AHEAD_SECONDS)  # the event loop reads what the kernel gathered meanwhile
 
     async def _room_before_due(self) -> bool:

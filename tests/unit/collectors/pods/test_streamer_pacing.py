@@ -1,7 +1,8 @@
 """A slow live pod, a line per network write: the streamer reads what came together when its lines fall
 due, once a tick, not a read per line, and no line waits longer than `flush_interval` for it; a busy pod
 is read as its data comes, so pacing never caps its rate. Real HTTP against the Kubernetes API test
-server; the publisher is a recording sink (Kafka is not what is tested here)."""
+server; the publisher is a recording sink (Kafka is not what is tested here). Each runs with the kernel
+holding the paced connection's bytes (read_hold.py) and with the transport paused, its fallback."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp.client_proto import ResponseHandler
+
+from collectors.pods import read_hold
 from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
@@ -27,12 +32,24 @@ LINES = 40
 GAP = 0.025  # seconds between the pod's writes: 40 lines a second, each its own write
 
 
+@pytest.fixture(params=["kernel-hold", "paused-transport"])
+def pacing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a paced connection is kept from being read: its bytes held in the kernel, or (where that is not
+    available) the transport paused."""
+    if request.param == "paused-transport":
+        monkeypatch.setattr(read_hold, "holds_reads", lambda: False)
+    else:
+        assert read_hold.holds_reads()
+    return str(request.param)
+
+
 @dataclass
 class Followed:
     api: FakeKubeApi
     pod: FakePod
     sink: TimedSink
     handed: list[int]  # lines handed over by each read of the streamer
+    socket_reads: list[int]  # bytes of each socket read of the client (aiohttp's data_received)
 
 
 @contextlib.asynccontextmanager
@@ -42,7 +59,7 @@ async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followe
     api = await FakeKubeApi(max_piece=None).start()
     client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
     try:
-        followed = Followed(api, api.add_pod("p", containers=("app",)), TimedSink(), [])
+        followed = Followed(api, api.add_pod("p", containers=("app",)), TimedSink(), [], [])
 
         async def verify() -> InstanceStatus:
             return InstanceStatus.LIVE
@@ -57,11 +74,20 @@ async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followe
             hand_over(entries, size, duplicates)
 
         streamer._hand_over = counted  # type: ignore[method-assign]
+        data_received = ResponseHandler.data_received
+
+        def read(handler: ResponseHandler, data: bytes) -> None:
+            if data:  # (aiohttp calls it with b"" to resume its parser)
+                followed.socket_reads.append(len(data))
+            data_received(handler, data)
+
+        ResponseHandler.data_received = read  # type: ignore[method-assign]
         run = asyncio.create_task(streamer.run())
         try:
             await asyncio.sleep(0.3)  # following
             yield followed
         finally:
+            ResponseHandler.data_received = data_received  # type: ignore[method-assign]
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
     finally:
@@ -77,7 +103,7 @@ async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
     return [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.lines]
 
 
-async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path) -> None:
+async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path, pacing: str) -> None:
     interval = 0.5
     written: list[float] = []
     async with followed_pod(tmp_path, interval) as followed:
@@ -93,9 +119,13 @@ async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longe
     # not also for the first line after a flush (that read alone would double them)
     handed, chunks = followed.handed, len(followed.sink.sent)
     assert len(handed) <= chunks + 1, f"{len(handed)} reads for {chunks} chunks of {LINES} lines: {handed}"
+    # and the connection is not read while the stream waits: a socket read a tick (and one for the lines
+    # that come in the last moments before it), not one a write
+    reads = followed.socket_reads
+    assert len(reads) <= LINES // 2, f"{len(reads)} socket reads for {LINES} lines written one at a time"
 
 
-async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_path: Path) -> None:
+async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_path: Path, pacing: str) -> None:
     interval, lines, burst, pad = 0.5, 8000, 80, "z" * 240  # 80 lines every 10 ms: ~2 MB/s for ~1 s
     written: list[float] = []
     async with followed_pod(tmp_path, interval) as followed:
