@@ -203,7 +203,9 @@ class LogStreamer:
                 # bytes already buffered are taken without a coroutine or a timer: under a backlog most
                 # reads find data waiting, and a due flush is checked again after this block anyway
                 data = content.read_nowait(read_bytes)  # b"" when nothing is buffered (or at the end)
-                due_by, self._due_by = self._due_by, None  # only the read right after a paced wait is due then
+                # what the read right after a paced wait took is due at its tick; nothing else is (a line
+                # read after waiting for data is due at the tick after it, as always)
+                due_by, self._due_by = (self._due_by if data else None), None
                 if not data:
                     wait = self._batcher.seconds_left()
                     if self._joiner is not None and self._joiner.open:
@@ -214,11 +216,9 @@ class LogStreamer:
                         try:
                             async with asyncio.timeout(wait):  # no task per read, unlike wait_for
                                 data = await content.read(read_bytes)
-                        except TimeoutError:
+                        except TimeoutError:  # (nothing came since: a quiet stream reads on, unpaced)
                             self._join_due()
                             await self._flush()
-                            if self._paceable():
-                                await self._pace_to_next_tick()
                             continue
                 if not data or self._rewound:
                     break

@@ -137,3 +137,20 @@ async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_pat
     assert [n for _, n in sent] == list(range(lines))
     worst = max(at - written[n] for at, n in sent)
     assert worst <= interval + 0.5, f"a busy pod's lines waited up to {worst:.2f} s (flush_interval {interval} s)"
+
+
+async def test_a_quiet_pods_lines_are_sent_at_the_tick_after_they_are_read_not_at_once(
+        tmp_path: Path, pacing: str) -> None:
+    """A pod writing less often than the interval: each line waits for the next tick like any other (with
+    the other streams' lines), however long the stream waited for it after a paced wait."""
+    interval, lines = 0.5, 3
+    async with followed_pod(tmp_path, interval) as followed:
+        for n in range(lines):  # a line at the middle between two ticks, every 2.5 intervals
+            now = time.monotonic()
+            await asyncio.sleep((now // interval + 1) * interval + interval / 2 - now + (interval if n else 0))
+            followed.api.log(followed.pod, "app", [f"line {n}"])
+            await asyncio.sleep(interval)
+        sent = await wait_sent(followed.sink, lines)
+    assert [n for _, n in sent] == list(range(lines))
+    phases = [round(at % interval, 3) for at, _ in sent]  # when in its interval each went out
+    assert all(phase < interval / 2 - 0.1 for phase in phases), f"sent off the ticks: {phases} ({interval} s)"
