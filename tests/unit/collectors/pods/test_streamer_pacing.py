@@ -50,6 +50,7 @@ class Followed:
     sink: TimedSink
     handed: list[int]  # lines handed over by each read of the streamer
     socket_reads: list[int]  # bytes of each socket read of the client (aiohttp's data_received)
+    task: asyncio.Task[None] | None = None  # the streamer's
 
 
 @contextlib.asynccontextmanager
@@ -82,7 +83,7 @@ async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followe
             data_received(handler, data)
 
         ResponseHandler.data_received = read  # type: ignore[method-assign]
-        run = asyncio.create_task(streamer.run())
+        run = followed.task = asyncio.create_task(streamer.run())
         try:
             await asyncio.sleep(0.3)  # following
             yield followed
@@ -154,3 +155,30 @@ async def test_a_quiet_pods_lines_are_sent_at_the_tick_after_they_are_read_not_a
     assert [n for _, n in sent] == list(range(lines))
     phases = [round(at % interval, 3) for at, _ in sent]  # when in its interval each went out
     assert all(phase < interval / 2 - 0.1 for phase in phases), f"sent off the ticks: {phases} ({interval} s)"
+
+
+async def test_a_stream_stopped_while_paced_resumes_its_connection_first(
+        tmp_path: Path, pacing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping a stream (its pod deleted, the collector shutting down) in the middle of a paced wait
+    lowers the mark again (or resumes the transport) before the response is closed."""
+    interval = 0.5
+    events: list[str] = []
+    hold, release = read_hold.hold, read_hold.release
+    monkeypatch.setattr(read_hold, "hold", lambda sock, mark: events.append("hold") or hold(sock, mark))
+    monkeypatch.setattr(read_hold, "release", lambda sock: events.append("release") or release(sock))
+    pause, resume = ResponseHandler.pause_reading, ResponseHandler.resume_reading
+    monkeypatch.setattr(ResponseHandler, "pause_reading", lambda self: events.append("pause") or pause(self))
+    monkeypatch.setattr(ResponseHandler, "resume_reading",
+                        lambda self, *args, **kwargs: events.append("resume") or resume(self, *args, **kwargs))
+    async with followed_pod(tmp_path, interval) as followed:
+        now = time.monotonic()
+        await asyncio.sleep((now // interval + 1) * interval + 0.05 - now)  # just after a tick
+        followed.api.log(followed.pod, "app", ["line 0"])
+        await asyncio.sleep(0.15)  # read, and waiting paced until shortly before the next tick
+        paced = "hold" if pacing == "kernel-hold" else "pause"
+        assert followed.handed and events and events[-1] == paced, events
+        assert followed.task is not None
+        followed.task.cancel()
+        await asyncio.gather(followed.task, return_exceptions=True)
+    undone = "release" if pacing == "kernel-hold" else "resume"
+    assert events.count(paced) >= 1 and events[-1] == undone, events
