@@ -304,18 +304,17 @@ class LogStreamer:
             sock = None
         if sock is None:
             protocol.pause_reading()
-        resume: Callable[[], None] = (functools.partial(read_hold.release, sock) if sock is not None
-                                      else protocol.resume_reading)
-        # resumed by a callback, so the task wakes once, at the tick: meanwhile the event loop reads what
-        # the kernel gathered
-        loop = asyncio.get_running_loop()
-        resuming = loop.call_later(left - RESUME_AHEAD_SECONDS, resume)
         try:
-            await asyncio.sleep(left)
-        finally:  # stopped before it resumed: resume now, before anything else reads or closes it
-            if loop.time() < resuming.when():
-                resuming.cancel()
-                resume()
+            await asyncio.sleep(left - RESUME_AHEAD_SECONDS)
+        finally:  # before anything else reads or closes it (a closed one ignores both)
+            if sock is not None:
+                read_hold.release(sock)
+            else:
+                protocol.resume_reading()
+        # The task sleeps again, so the event loop polls the socket at least once before the task reads: a
+        # loop callback resuming it while the task slept on to the tick came, on a late loop, in the same
+        # turn as the task's wake-up, which then read before the socket was (its lines waited a tick more).
+        await asyncio.sleep(RESUME_AHEAD_SECONDS)
 
     async def _room_before_due(self) -> bool:
         """Wait for room in the pending budget; False if this stream's pending lines fell due first
