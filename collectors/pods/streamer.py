@@ -178,6 +178,7 @@ class LogStreamer:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
         self._rewound = False
+        self._due_by = None  # a paced wait's tick does not carry over to a new response
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
                                            self.cursor.since_time(), status is InstanceStatus.REPLACED)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
