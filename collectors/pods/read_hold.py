@@ -10,8 +10,8 @@ lowering the mark again makes Linux (4.18+, `tcp_set_rcvlowat`) signal the waiti
 that writes more than the mark during a wait is read as its data comes, as a busy stream should be.
 
 Correctness rests on that signal (without it, bytes below the mark would wait for the pod's next write),
-so it is probed once per process on a loopback TCP connection; where it does not hold, `holds_reads` is
-False and the streamer pauses the transport instead.
+so it is probed once per process on a loopback TCP connection; where it does not hold (or the socket is
+gone), `hold_reads` pauses the transport instead.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import functools
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 RELEASED = 1  # the kernel's default mark: readable with one byte
@@ -61,6 +62,17 @@ def _arrives(sock: socket.socket, tries: int = 100) -> bool:
                 return True
         time.sleep(0.001)
     return False
+
+
+def hold_reads(protocol: Any, mark: int) -> Callable[[], None]:
+    """Keep the event loop from reading an aiohttp connection's `protocol` (its bytes held in the kernel
+    below `mark`, else its transport paused); returns what lets it read again."""
+    sock = transport_socket(protocol.transport) if holds_reads() else None
+    if sock is not None and hold(sock, mark):
+        return functools.partial(release, sock)
+    protocol.pause_reading()
+    resume: Callable[[], None] = protocol.resume_reading
+    return resume
 
 
 def transport_socket(transport: asyncio.BaseTransport | None) -> Any:

@@ -114,7 +114,6 @@ class LogStreamer:
         self._recoveries_seen = sink.recoveries
         # what the stream brought over the last flush_interval: a busy stream is read as its data comes
         self._window_start, self._window_bytes, self._busy = time.monotonic(), 0, False
-        self._due_by: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
 
     async def run(self) -> None:
         backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
@@ -178,7 +177,6 @@ class LogStreamer:
         """Read one response to its end; True if it ended cleanly (not broken)."""
         self.cursor.begin_connection()
         self._rewound = False
-        self._due_by = None  # a paced wait's tick does not carry over to a new response
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
                                            self.cursor.since_time(), status is InstanceStatus.REPLACED)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
@@ -191,6 +189,7 @@ class LogStreamer:
         splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
         read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
+        paced_tick: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
         self._resp = resp
         try:
             while True:
@@ -206,7 +205,7 @@ class LogStreamer:
                 data = content.read_nowait(read_bytes)  # b"" when nothing is buffered (or at the end)
                 # what the read right after a paced wait took is due at its tick; nothing else is (a line
                 # read after waiting for data is due at the tick after it, as always)
-                due_by, self._due_by = (self._due_by if data else None), None
+                due_by, paced_tick = (paced_tick if data else None), None
                 if not data:
                     wait = self._batcher.seconds_left()
                     if self._joiner is not None and self._joiner.open:
@@ -242,7 +241,7 @@ class LogStreamer:
                 elif drained and self._batcher.seconds_left() == 0:
                     await self._flush()
                     if self._paceable():
-                        await self._pace_to_next_tick()
+                        paced_tick = await self._pace_to_next_tick()
                 elif drained and self._paceable():
                     await self._pace()
         except (aiohttp.ClientError, OSError):
@@ -284,13 +283,14 @@ class LogStreamer:
         if left:  # None: nothing pending; 0: due now
             await self._wait_paused(left)
 
-    async def _pace_to_next_tick(self) -> None:
-        """After a flush of due lines, wait paused until the next tick: what the pod writes meanwhile is
-        read together shortly before that tick and is due at it, as if its first line had been read as it
-        came. Reading on instead would wake for that first line alone, a socket read and a hand-over each."""
+    async def _pace_to_next_tick(self) -> float:
+        """After a flush of due lines, wait paused until the next tick, which it returns: what the pod writes
+        meanwhile is read together shortly before that tick and is due at it, as if its first line had been
+        read as it came. Reading on instead would wake for that first line alone, a socket read and a
+        hand-over each."""
         tick = next_tick(time.monotonic(), self._cfg.flush_interval)
-        self._due_by = tick
         await self._wait_paused(tick - time.monotonic())
+        return tick
 
     async def _wait_paused(self, left: float) -> None:
         """Wait `left` seconds without reading the connection, reading it again RESUME_AHEAD_SECONDS before."""
@@ -299,19 +299,11 @@ class LogStreamer:
         if protocol is None or protocol.transport is None or left <= RESUME_AHEAD_SECONDS:  # released or lost
             await asyncio.sleep(left)
             return
-        # the kernel holds the pod's bytes (read_hold.py); where it cannot, the transport is paused
-        sock = read_hold.transport_socket(protocol.transport) if read_hold.holds_reads() else None
-        if sock is not None and not read_hold.hold(sock, PACE_MAX_BYTES):
-            sock = None
-        if sock is None:
-            protocol.pause_reading()
+        resume = read_hold.hold_reads(protocol, PACE_MAX_BYTES)
         try:
             await asyncio.sleep(left - RESUME_AHEAD_SECONDS)
-        finally:  # before anything else reads or closes it (a closed one ignores both)
-            if sock is not None:
-                read_hold.release(sock)
-            else:
-                protocol.resume_reading()
+        finally:
+            resume()  # before anything else reads or closes it (a closed one ignores it)
         # The task sleeps again, so the event loop polls the socket at least once before the task reads: a
         # loop callback resuming it while the task slept on to the tick came, on a late loop, in the same
         # turn as the task's wake-up, which then read before the socket was (its lines waited a tick more).
