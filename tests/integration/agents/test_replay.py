@@ -90,14 +90,18 @@ async def wait_for_lines(worker: WorkerHarness, count: int, timeout: float = 60)
                           last_seen=lambda: len(worker.sink_documents()))
 
 
+BATCHES = 16  # 10 traces each: partition 0 of the sink topic gets a record from every one (16 > 8)
+
+
 async def test_file_replay_never_starts_after_where_the_data_ends(
         make_worker: Callable[..., WorkerHarness], tmp_path: Path) -> None:
     """Backfilling a new directory in two steps with a hole between them: the second replay starts
     where the first one's data ends instead, so the new directory matches the drain's, line for line."""
     worker = await make_worker({"LOGWEAVE_PARSE__LINGER": "0s"}).start()  # no merging: a record per chunk
-    for batch in range(40):  # many small chunks: many records per sink-topic partition
+    for batch in range(BATCHES):  # many small chunks, each delivered before the next is fed: a record each
+        # on every sink-topic partition its traces reach (fed at once, a busy worker takes many together)
         await worker.feed([{"traceId": f"t{batch}-{i}", "n": batch * 10 + i} for i in range(10)])
-    await wait_for_lines(worker, 400)
+        await wait_for_lines(worker, (batch + 1) * 10)
     backfill = {"LOGWEAVE_SINKS__FILE__DIRECTORY": str(tmp_path / "backfill")}
     first = replay(worker, "--sink", "file", "--from", "0", "--to", "3", "--partitions", "0", env=backfill)
     assert first.returncode == 0, first.stderr
