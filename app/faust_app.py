@@ -17,14 +17,12 @@ from typing import Any, cast
 
 import faust
 from faust.web.base import Web
-from mode.utils.futures import StampedeWrapper
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from app.fetch_rewind import rewind_unhanded_records
 from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.lazy_commit_table import draw_commit_tables_lazily
-from app.record_handover import hand_over_records_inline
 from app.refused_commits import forget_refused_commits
 from app.stream_flow import KeepQueuedOnResume
 from app.worker_start import StartRefused, check_topics, claim, member_id
@@ -35,8 +33,6 @@ from kafka_io.fetcher_close import close_fetchers_reliably
 from kafka_io.kafka_compat import accept_empty_assignments, install_idle_fetch_pause
 
 log = logging.getLogger(__name__)
-_STARTED_PRODUCER = "_logweave_started_producer"
-_PRODUCER_START_GUARD = "_logweave_producer_start_guard"
 
 
 @lru_cache(maxsize=1)
@@ -92,24 +88,6 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
             hook(revoked)
         await super()._on_partitions_revoked(revoked)
 
-    async def maybe_start_producer(self) -> Any:
-        """The producer, started. faust awaits this before every message it publishes, through a stampede
-        guard that yields to the event loop three times a call (`asyncio.sleep(0)`): three loop turns per
-        record sent, each an epoll_wait and often a GIL hand-over to the consumer thread. Once the start
-        completed, the producer is returned at once; until then (and after a stop) faust's guarded start
-        runs, so concurrent first sends still wait for one start."""
-        started = self.__dict__.get(_STARTED_PRODUCER)
-        if started is not None and not started.should_stop:
-            return started
-        guard = self.__dict__.get(_PRODUCER_START_GUARD)
-        if guard is None:  # faust's stampede caches its wrapper under the method's own name: not that one
-            guard = self.__dict__[_PRODUCER_START_GUARD] = StampedeWrapper(
-                faust.App.maybe_start_producer.__wrapped__, self)
-        producer = await guard()
-        if producer is self.producer:  # not a transaction manager (exactly-once processing)
-            self.__dict__[_STARTED_PRODUCER] = producer
-        return producer
-
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         """Stream flow control that keeps queued records when a running flow is resumed (app/stream_flow.py)."""
@@ -135,7 +113,6 @@ def create_app(settings: Settings) -> LogweaveApp:
     accept_empty_assignments()
     close_fetchers_reliably()
     rewind_unhanded_records()
-    hand_over_records_inline()
     forget_refused_commits()
     draw_commit_tables_lazily()
     # Logweave serves its own stats page at `/`; faust's production index would shadow it.

@@ -3,7 +3,6 @@ and the producer batches records per partition."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterator
 
@@ -84,25 +83,3 @@ def test_traces_close_only_while_no_rebalance_restores_the_table() -> None:
     assert app.tables.recovery.completed.is_set() and not table_restored(app)
     app.on_rebalance_end()  # faust calls it once recovery is over and the streams resume
     assert table_restored(app)
-
-
-async def test_a_started_producer_is_handed_to_each_send_without_yielding_to_the_event_loop() -> None:
-    """faust's guarded `maybe_start_producer` yields three times a call: three loop turns a record sent."""
-    app = create_app(Settings())
-    starts: list[int] = []
-
-    async def start() -> None:  # the producer's start, without a broker
-        starts.append(1)
-        await asyncio.sleep(0.01)
-        app.producer._started.set()
-
-    app.producer.maybe_start = start
-    first = await asyncio.gather(*(app.maybe_start_producer() for _ in range(3)))  # concurrent first sends
-    assert first == [app.producer] * 3 and starts == [1]  # they waited for one start
-    turns: list[int] = []
-    asyncio.get_running_loop().call_soon(turns.append, 1)
-    for _ in range(5):
-        assert await app.maybe_start_producer() is app.producer
-    assert not turns, "a send waited for the event loop"
-    app.producer._stopped.set()  # stopped: the guarded start runs again
-    assert await app.maybe_start_producer() is app.producer and starts == [1, 1]
