@@ -191,6 +191,27 @@ def chunk_sink_lines(record: SinkRecord, reserved_key: str,
     return out, sum(len(line.document) for line in out)
 
 
+async def write_together(batches: list[SinkBatch], write: Callable[[SinkBatch], Awaitable[None]], width: int) -> None:
+    """`write` each batch, `width` at once (1: one after another, in order); return when all are written.
+    Each writer takes the next batch as it finishes one, so a slow batch holds up one writer only."""
+    pending = iter(batches)  # shared by the writers: each batch is taken once
+
+    async def writer() -> None:
+        for batch in pending:
+            await write(batch)
+    if width <= 1 or len(batches) <= 1:
+        await writer()
+        return
+    writers = [asyncio.ensure_future(writer()) for _ in range(min(width, len(batches)))]
+    try:
+        await asyncio.gather(*writers)
+    except BaseException:  # a failure or a cancel: no writer is left running unobserved
+        for task in writers:
+            task.cancel()
+        await asyncio.gather(*writers, return_exceptions=True)
+        raise
+
+
 class DrainRunner:
     """Owns one sink instance and its breaker; `deliver` is called with consecutive record lists."""
 
@@ -280,9 +301,8 @@ class DrainRunner:
         by_partition: dict[int, list[tuple[list[SinkLine], int]]] = defaultdict(list)
         for record in in_order:
             by_partition[record.partition].append(chunk_sink_lines(record, self.reserved_key, self._splice))
-        for partition, chunks in by_partition.items():
-            for batch in self._batches(partition, chunks):
-                await self._write_until_done(batch)
+        batches = [batch for partition, chunks in by_partition.items() for batch in self._batches(partition, chunks)]
+        await write_together(batches, self._write_until_done, self.sink.concurrent_batches)
         self.health.pending(None)
         return sum(len(lines) for chunks in by_partition.values() for lines, _ in chunks)
 

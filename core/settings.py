@@ -290,8 +290,8 @@ class EtcdSinkSettings(Group):
     prefix: str = "/logweave"
     ttl: Interval = 48 * 3600.0
     lease_bucket: Interval = 3600.0
-    # transactions of one batch sent at once: etcd answers a request after its WAL fsync, and requests in
-    # flight together share one; 1 sends them one after another
+    # transactions sent at once (across the batches the drain writes together): etcd answers a request after
+    # its WAL fsync, and requests in flight together share one; 1 sends them one after another
     inflight_txns: int = Field(4, ge=1, le=64)
     username: str | None = None
     password: SecretStr | None = None

@@ -107,6 +107,10 @@ class Sink(ABC):
     # per line; such a sink reports failures for the whole batch only (raises), never per line, or raises
     # NeedsLines to get that batch as SinkLines, where it may report them per line.
     takes_packed: ClassVar[bool] = False
+    # Batches of one take the drain writes at once. Above 1 only for a sink whose writes commute: every
+    # write keyed by line id and none depending on the one before (etcd), so no batch waits for the
+    # slowest request of the one before it. Acks still wait for all of them.
+    concurrent_batches: ClassVar[int] = 1
 
     @abstractmethod
     async def start(self) -> None:

@@ -38,6 +38,7 @@ MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024
 REQUEST_ALLOWANCE = 64 * 1024  # protobuf framing and the lease/compare fields
 MAX_CACHED_LEASES = 64  # event-time buckets whose lease ids are remembered
+MAX_KEPT_BATCHES = 8  # batches in progress at once (the drain writes a few together), kept for their retry
 MAX_CACHED_PREFIXES = 16_384  # traces whose key prefix is remembered across batches (a trace spans several)
 # A committed transaction's reply, as the gateway writes it: recognised without decoding the reply, which
 # holds one entry per put (about 10 KB for 128 puts). Any other reply is decoded and judged in full.
@@ -173,6 +174,7 @@ class EtcdSink(Sink):
     """Writes lines to etcd v3 (the seed tool's default destination)."""
 
     name = "etcd"
+    concurrent_batches = 2  # keys by line id, any order: the next batch fills the slots the last one frees
 
     def __init__(self, settings: EtcdSinkSettings, limits: tuple[int, int, float]) -> None:
         self.settings = settings
@@ -182,7 +184,8 @@ class EtcdSink(Sink):
         self._token: str | None = None
         self._leases: dict[int, int] = {}
         self._granting = asyncio.Lock()  # one grant per bucket, though several writers need its lease at once
-        self._encoded: EncodedBatch | None = None  # the batch in progress
+        self._encoded: dict[int, EncodedBatch] = {}  # batches in progress by id, kept for a retry of the same batch
+        self._slots = asyncio.Semaphore(settings.inflight_txns)  # transactions open at once, across batches
         self._prefixes: dict[str, bytes] = {}  # trace id -> its key prefix (iter_transactions), bounded
 
     @classmethod
@@ -229,24 +232,28 @@ class EtcdSink(Sink):
             self._session = None
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
-        if self._encoded is None or self._encoded.batch is not batch:  # a retry of the same batch reuses its bodies
+        encoded = self._encoded.get(id(batch))
+        if encoded is None or encoded.batch is not batch:  # a retry of the same batch reuses its bodies
             if len(self._prefixes) > MAX_CACHED_PREFIXES:
                 self._prefixes.clear()
-            self._encoded = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns(), self._prefixes)
-        encoded = self._encoded
+            while len(self._encoded) >= MAX_KEPT_BATCHES:  # batches given up on (never retried) go first
+                del self._encoded[next(iter(self._encoded))]
+            encoded = self._encoded[id(batch)] = EncodedBatch.of(batch, self.settings.prefix, self._bucket_ns(),
+                                                                 self._prefixes)
         try:
             await self._write_all(encoded)
         except LeaseGone:
             self._leases.clear()  # expired or revoked behind our back: grant again, once
             await self._write_all(encoded)
-        self._encoded = None
+        self._encoded.pop(id(batch), None)
         return WriteResult(permanent=[
             ItemFailure(line, "etcd_too_large", f"line of {len(line.document)} bytes exceeds etcd's request "
                         f"limit ({MAX_REQUEST_BYTES} bytes) even alone") for line in encoded.too_large])
 
     async def _write_all(self, encoded: EncodedBatch) -> None:
-        """Write the transactions not yet confirmed, `inflight_txns` at a time: etcd commits a request only
-        after its WAL fsync, and concurrent requests share one (serial requests wait for one fsync each).
+        """Write the transactions not yet confirmed, `inflight_txns` open at once across the batches being
+        written (the drain writes `concurrent_batches` together): etcd commits a request only after its WAL
+        fsync, and concurrent requests share one (serial requests wait for one fsync each).
         Transactions are encoded as the writers take them, so the first is on its way while the rest are
         encoded. Each key is written with the same value whatever the order, so order does not matter; a
         transaction etcd confirmed is marked written, so a retry of the batch skips it. Every failure waits
@@ -257,7 +264,8 @@ class EtcdSink(Sink):
         async def write_some() -> None:
             for txn in pending:  # shared by the writers: each transaction is taken once
                 leases = {bucket: await self._lease_for_bucket(bucket) for bucket in sorted(set(txn.buckets))}
-                await self._call_raw("/v3/kv/txn", txn.body(leases))
+                async with self._slots:
+                    await self._call_raw("/v3/kv/txn", txn.body(leases))
                 txn.written = True
         outcomes = await asyncio.gather(*(write_some() for _ in range(self.settings.inflight_txns)),
                                         return_exceptions=True)

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from agents.drain_runner import write_together
 from commands.broker import free_port
 from core.errors import RetriableError
 from core.settings import EtcdSinkSettings
@@ -259,3 +260,37 @@ async def test_a_batchs_transactions_go_up_inflight_at_once_and_a_retry_sends_on
         await sink.stop()
     stored = range_read(etcd.url, "/c/t1/")
     assert sorted(doc["n"] for _, doc in stored) == list(range(10 * MAX_TXN_OPS))
+
+
+async def test_batches_written_together_share_the_inflight_transactions(etcd: Server) -> None:
+    """The drain writes two etcd batches at once (`concurrent_batches`): against the real etcd, their
+    transactions together keep at most `inflight_txns` requests open, reach that many, and store every
+    line of both batches."""
+    sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/two", inflight_txns=3), (2000, 1 << 22, 1.0))
+    real_call = sink._call_raw
+    open_now = most_open = 0
+
+    async def watched(path: str, data: bytes) -> dict[str, object]:
+        nonlocal open_now, most_open
+        if path != "/v3/kv/txn":
+            return await real_call(path, data)
+        open_now += 1
+        most_open = max(most_open, open_now)
+        try:
+            return await real_call(path, data)
+        finally:
+            open_now -= 1
+
+    sink._call_raw = watched  # type: ignore[method-assign]
+    batches = [SinkBatch("sink.etcd", 0, lines(4 * MAX_TXN_OPS, trace=f"b{n}")) for n in range(3)]
+
+    async def write(batch: SinkBatch) -> None:
+        assert not (await sink.write_batch(batch)).permanent
+    await sink.start()
+    try:
+        await write_together(batches, write, sink.concurrent_batches)
+    finally:
+        await sink.stop()
+    assert sink.concurrent_batches == 2 and most_open == 3
+    for n in range(3):
+        assert sorted(doc["n"] for _, doc in range_read(etcd.url, f"/two/b{n}/")) == list(range(4 * MAX_TXN_OPS))

@@ -309,3 +309,66 @@ async def test_a_packed_batch_the_sink_hands_back_comes_again_as_lines_and_its_r
     assert numbers(sink.written) == [0, 1, 2, 4, 5, 6]
     assert [(d.reason, orjson.loads(d.text)["n"], d.stream_id, d.position) for d in dead.items] == \
         [("event_time_out_of_range", 3, line_id("s1", 3), 1)]
+
+
+class OverlappingSink(ScriptedSink):
+    """Writes commute (`concurrent_batches` 2): each write holds until released, so the test sees which
+    batches are in progress together."""
+
+    concurrent_batches = 2
+
+    def __init__(self) -> None:
+        super().__init__(limits=(5, 1 << 20, 0.1))
+        self.in_progress: list[int] = []  # first line of each batch being written
+        self.most_at_once = 0
+        self.release = asyncio.Event()
+        self.failures: dict[int, int] = {}  # first line of a batch -> how many of its writes fail retriably
+
+    async def write_batch(self, batch: SinkBatch) -> WriteResult:
+        first = orjson.loads(batch.lines[0].document)["n"]
+        self.in_progress.append(first)
+        self.most_at_once = max(self.most_at_once, len(self.in_progress))
+        try:
+            await self.release.wait()
+            if self.failures.get(first):
+                self.failures[first] -= 1
+                await asyncio.sleep(0.005)
+                raise RetriableError("503")
+            return await super().write_batch(batch)
+        finally:
+            self.in_progress.remove(first)
+
+
+async def test_a_sink_whose_writes_commute_gets_two_batches_at_once_and_deliver_waits_for_all() -> None:
+    sink = OverlappingSink()
+    runner, _ = runner_for(sink)
+    delivering = asyncio.ensure_future(runner.deliver([record(0, n, range(5 * n, 5 * n + 5)) for n in range(5)]))
+    await wait_for(lambda: len(sink.in_progress) == 2, what="two batches in progress")
+    assert sorted(sink.in_progress) == [0, 5]  # the first two batches, the third waits for a free writer
+    await asyncio.sleep(0.01)
+    assert not delivering.done() and sink.most_at_once == 2
+    sink.release.set()
+    assert await delivering == 25
+    assert sorted(numbers(sink.written)) == list(range(25)) and sink.most_at_once == 2
+
+
+async def test_a_retried_batch_holds_up_only_its_own_writer() -> None:
+    sink = OverlappingSink()
+    sink.release.set()
+    sink.failures = {0: 2}  # the first batch fails twice
+    runner, dead = runner_for(sink)
+    assert await runner.deliver([record(0, n, range(5 * n, 5 * n + 5)) for n in range(4)]) == 20
+    assert sorted(numbers(sink.written)) == list(range(20)) and not dead.items
+    # the other writer wrote the three other batches while the first was retried
+    assert [orjson.loads(b.lines[0].document)["n"] for b in sink.attempts] == [5, 10, 15, 0]
+
+
+async def test_a_failure_outside_the_contract_stops_every_writer_and_is_raised() -> None:
+    sink = OverlappingSink()
+    sink.release.set()
+    sink.script = [ValueError("a bug in the sink")]
+    runner, _ = runner_for(sink)
+    with pytest.raises(ValueError, match="a bug"):
+        await runner.deliver([record(0, n, range(5 * n, 5 * n + 5)) for n in range(6)])
+    await asyncio.sleep(0.01)
+    assert not sink.in_progress  # no write left running unobserved
