@@ -886,6 +886,18 @@ static PyObject *stream_digest_of(PyObject *digests, PyObject *digest_of, PyObje
     return stored < 0 ? NULL : PyDict_GetItemWithError(digests, sid);
 }
 
+/* Whether `"key"` (the key between quotes) occurs in t: the reserved key may already be in the text.
+ * memmem finds the key's candidates (a search of the whole text, not a call per quote), then the quotes
+ * around each are checked. */
+static int holds_quoted(const char *t, Py_ssize_t tlen, const char *key, Py_ssize_t klen) {
+    const char *end = t + tlen;
+    if (klen == 0) return memmem(t, (size_t)tlen, "\"\"", 2) != NULL;
+    for (const char *p = t; (p = memmem(p, (size_t)(end - p), key, (size_t)klen)) != NULL; p++) {
+        if (p > t && p[-1] == '"' && end - p > klen && p[klen] == '"') return 1;
+    }
+    return 0;
+}
+
 /* The SinkLine of line `index` made in C: NULL without exception when the fallback must make it. */
 static PyObject *spliced_line(PyObject *line, Py_ssize_t index, PyObject *sources, const char *key, Py_ssize_t klen,
                               PyObject *digests, PyObject *digest_of, PyTypeObject *line_type, PyObject *offset,
@@ -907,11 +919,7 @@ static PyObject *spliced_line(PyObject *line, Py_ssize_t index, PyObject *source
         return NULL;
     }
     /* the reserved key already in the text: the reference re-serializes the object */
-    for (const char *hit = t; (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
-        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
-            memcmp(hit + 1, key, (size_t)klen) == 0)
-            return NULL;
-    }
+    if (holds_quoted(t, tlen, key, klen)) return NULL;
     if (tlen < 2 || t[tlen - 1] != '}') return NULL;
     Py_ssize_t body = tlen - 1;
     while (body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
@@ -1327,12 +1335,7 @@ static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, 
     if (unescape_into(out, at[7] + 1, after[7] - 1) < 0) return -1;
     const char *t = out->data + start, *key = r->key;
     Py_ssize_t tlen = out->len - start, klen = r->klen;
-    int sure = tlen >= 2 && t[tlen - 1] == '}';
-    for (const char *hit = t; sure && (hit = memchr(hit, '"', (size_t)(t + tlen - hit))) != NULL; hit++) {
-        if (t + tlen - hit >= klen + 2 && (klen == 0 || hit[1] == key[0]) && hit[klen + 1] == '"' &&
-            memcmp(hit + 1, key, (size_t)klen) == 0)
-            sure = 0;
-    }
+    int sure = tlen >= 2 && t[tlen - 1] == '}' && !holds_quoted(t, tlen, key, klen);
     Py_ssize_t body = tlen - 1;
     while (sure && body > 0 && ascii_space((unsigned char)t[body - 1])) body--;
     if (!sure || body == 0 || (unsigned char)t[body - 1] >= 0x80) {

@@ -76,6 +76,23 @@ def test_hostile_records_are_packed_like_the_reference(body: str) -> None:
     assert fast == ref
 
 
+KEY_TEXTS = [  # the reserved key near or at the text's edges, quoted, half-quoted, repeated, overlapping
+    '{"logweave":1}', '{"m":"logweave"}', '{"m":"xlogweave"}', '{"logweavex":1}', '{"xlogweave":1}',
+    '{"m":"logweavelogweave"}', '{"m":"logweave\\"}', '{"a":"logweav","b":"logweave"}', '{"m":"log weave"}',
+    '{"m":"\\"logweave\\""}', '{"m":""}', '{"":1}', '{"m":"lw","lw":2}', '{"m":"\\u006cogweave"}', '{"logweave"}',
+]
+
+
+@pytest.mark.parametrize("reserved_key", ["logweave", "lw", "", "logweavelogweave"])
+@pytest.mark.parametrize("text", KEY_TEXTS, ids=range(len(KEY_TEXTS)))
+def test_a_text_holding_the_reserved_key_is_packed_like_the_reference(text: str, reserved_key: str) -> None:
+    """The C splice is sure only of a text without `"<reserved key>"` in it (anywhere: a value too); any
+    other text goes to the reference, which re-serializes the object. Differential on the key's edges."""
+    record = SinkRecord(0, 4, ParsedChunk([SOURCE], [line(text), line('{"ok":1}', pos=2)]).encode())
+    fast, ref = both(record, reserved_key)
+    assert fast == ref
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(texts, st.sampled_from(["a", "b", "c\"d", "é"]) | strings, st.integers(-2, 1 << 64),
                           st.integers(-(1 << 64), 1 << 64), strings, strings, strings, strings, st.integers(-1, 2)),
