@@ -57,6 +57,7 @@ from sinks.s3 import S3Sink
 from tests.support.servers import Server, etcd_server, gcs_emulator, moto_server, osmem_server
 
 SINK_ROUNDS = 5
+SEARCH_ROUNDS = 3  # the search servers take seconds a run
 
 BASE_NS = 1_749_543_941_000_000_000
 
@@ -85,6 +86,24 @@ async def timed(lines: int, work: Callable[[], Awaitable[None]]) -> dict[str, fl
 def median_run(found: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median rate."""
     return sorted(found, key=lambda r: r["lines_per_s"])[len(found) // 2]
+
+
+Run = Callable[[int], Awaitable[dict[str, float]]]
+
+
+async def alternating(rounds: int, sink: Run, *limits: Run) -> tuple[dict[str, float], list[dict[str, float]], str]:
+    """Sink and limits in turn, `rounds` times (each told its round: a sink may need a fresh place per round);
+    (median sink run, median run of each limit, a note listing every rate). The servers share the machine's
+    cores and their speed drifts from minute to minute: alternating rounds see the same drift."""
+    found: list[list[dict[str, float]]] = [[] for _ in range(1 + len(limits))]
+    for n in range(rounds):
+        for runs, run in zip(found, (sink, *limits), strict=True):
+            runs.append(await run(n))
+    rates = "; ".join(f"{name} {[r['lines_per_s'] for r in runs]}"
+                      for name, runs in zip(["sink", *(f"limit {k + 1}" if len(limits) > 1 else "limit"
+                                                      for k in range(len(limits)))], found, strict=True))
+    return median_run(found[0]), [median_run(runs) for runs in found[1:]], \
+        f"median of {rounds} alternating rounds ({rates})"
 
 
 async def through_sink(sink: Sink, batches: list[SinkBatch], warm_up: int = 0) -> dict[str, float]:
@@ -138,8 +157,8 @@ async def etcd_limit(url: str, batches: list[SinkBatch], inflight: int) -> dict[
         return await timed(sum(len(b.lines) for b in batches), run)
 
 
-async def search_limit(sink: ElasticsearchSink, batches: list[SinkBatch]) -> dict[str, float]:
-    bodies = [b"".join(orjson.dumps({"index": {"_index": "raw-bench", "_id": x.line_id}}) + b"\n" + x.document + b"\n"
+async def search_limit(sink: ElasticsearchSink, batches: list[SinkBatch], index: str = "raw-bench") -> dict[str, float]:
+    bodies = [b"".join(orjson.dumps({"index": {"_index": index, "_id": x.line_id}}) + b"\n" + x.document + b"\n"
                        for x in batch.lines) for batch in batches]
     client = sink.make_client()
     try:
@@ -310,15 +329,12 @@ async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[d
         try:
             batches = make_lines(int(30_000 * scale), 1000)
             settings = EtcdSinkSettings(servers=server.url)
-            sinks_runs, limits = [], []
-            for _ in range(SINK_ROUNDS):  # alternating: etcd shares the cores, and its speed drifts
-                limits.append(await etcd_limit(server.url, batches, settings.inflight_txns))
-                sinks_runs.append(await through_sink(EtcdSink(settings, (1000, 1 << 22, 1.0)), batches))
-            add("etcd (Debian etcd 3.4, JSON gateway)", median_run(sinks_runs), median_run(limits),
-                f"median of {SINK_ROUNDS} alternating rounds (sink {[r['lines_per_s'] for r in sinks_runs]}, limit "
-                f"{[r['lines_per_s'] for r in limits]}); limit: same txns of 128 puts under a lease, "
-                f"{settings.inflight_txns} in flight; sink: {EtcdSink.concurrent_batches} batches at once as the "
-                "drain writes them")
+            sink_run, (limit,), rounds = await alternating(
+                SINK_ROUNDS, lambda _: through_sink(EtcdSink(settings, (1000, 1 << 22, 1.0)), batches),
+                lambda _: etcd_limit(server.url, batches, settings.inflight_txns))
+            add("etcd (Debian etcd 3.4, JSON gateway)", sink_run, limit,
+                f"{rounds}; limit: same txns of 128 puts under a lease, {settings.inflight_txns} in flight; sink: "
+                f"{EtcdSink.concurrent_batches} batches at once as the drain writes them")
         finally:
             server.stop()
 
@@ -326,11 +342,17 @@ async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[d
         port = free_port()
         noida = EmbeddedBroker(tmp / "noida", free_port(), elasticsearch_port=port).start()
         try:
-            sink = ElasticsearchSink(ElasticsearchSinkSettings(url=f"http://127.0.0.1:{port}", index_prefix="bench"),
-                                     (1000, 1 << 22, 1.0))
+            es_url = f"http://127.0.0.1:{port}"
+
+            def es_sink(n: int) -> ElasticsearchSink:  # indices of its own per round: new documents, not updates
+                return ElasticsearchSink(ElasticsearchSinkSettings(url=es_url, index_prefix=f"bench{n}"),
+                                         (1000, 1 << 22, 1.0))
             batches = make_lines(int(20_000 * scale), 1000)
-            add("elasticsearch (noida-db, ES 8 API)", await through_sink(sink, batches),
-                await search_limit(sink, batches), "limit: pre-built _bulk bodies")
+            sink_run, (limit,), rounds = await alternating(
+                SEARCH_ROUNDS, lambda n: through_sink(es_sink(n), batches),
+                lambda n: search_limit(es_sink(n), batches, f"raw-bench{n}"))
+            add("elasticsearch (noida-db, ES 8 API)", sink_run, limit,
+                f"{rounds}; each round into new indices; limit: pre-built _bulk bodies")
         finally:
             noida.stop(kill=True)
 
@@ -338,11 +360,17 @@ async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[d
         (tmp / "osmem").mkdir()
         server = osmem_server(tmp / "osmem").start()
         try:
-            sink = ElasticsearchSink(ElasticsearchSinkSettings(url=server.url, mode="opensearch", index_prefix="bench"),
-                                     (1000, 1 << 22, 1.0))
+            os_url = server.url
+
+            def os_sink(n: int) -> ElasticsearchSink:  # indices of its own per round: new documents, not updates
+                return ElasticsearchSink(ElasticsearchSinkSettings(url=os_url, mode="opensearch",
+                                                                   index_prefix=f"bench{n}"), (1000, 1 << 22, 1.0))
             batches = make_lines(int(8_000 * scale), 1000)
-            add("opensearch (osmem-server)", await through_sink(sink, batches), await search_limit(sink, batches),
-                "limit: pre-built _bulk bodies")
+            sink_run, (limit,), rounds = await alternating(
+                SEARCH_ROUNDS, lambda n: through_sink(os_sink(n), batches),
+                lambda n: search_limit(os_sink(n), batches, f"raw-bench{n}"))
+            add("opensearch (osmem-server)", sink_run, limit,
+                f"{rounds}; each round into new indices; limit: pre-built _bulk bodies")
         finally:
             server.stop()
 
@@ -362,21 +390,19 @@ async def bench(tmp: Path, scale: float, only: set[str] | None = None) -> list[d
         try:
             batches = make_lines(int(620_000 * scale), 20_000)
             level = S3SinkSettings(bucket="bench").compression_level
-            sink_runs, limits, compressing = [], [], []
-            for n in range(SINK_ROUNDS):  # alternating: moto shares the cores, and its speed drifts
-                s3 = S3Sink(S3SinkSettings(bucket="bench", prefix=f"lw{n}", endpoint_url=server.url, path_style=True,
-                                           create_bucket=True))  # a prefix of its own: no round replays another
-                sink_runs.append(await through_sink(s3, batches, warm_up=1))
-                limits.append(await s3_limit(server.url, batches, warm_up=1))
-                compressing.append(await s3_limit(server.url, batches, level, warm_up=1))
-            rounds = (f"median of {SINK_ROUNDS} alternating rounds (sink {[r['lines_per_s'] for r in sink_runs]}, "
-                      "limit {})")
-            add("s3 (moto_server)", median_run(sink_runs), median_run(limits),
+            url = server.url
+
+            def s3_sink(n: int) -> S3Sink:  # a prefix of its own per round: no round replays another's lines
+                return S3Sink(S3SinkSettings(bucket="bench", prefix=f"lw{n}", endpoint_url=url, path_style=True,
+                                             create_bucket=True))
+            sink_run, (limit, compressing), rounds = await alternating(
+                SINK_ROUNDS, lambda n: through_sink(s3_sink(n), batches, warm_up=1),
+                lambda _: s3_limit(url, batches, warm_up=1), lambda _: s3_limit(url, batches, level, warm_up=1))
+            add("s3 (moto_server)", sink_run, limit,
                 "20K-line objects, the first of each run untimed (the sink reads the partition's state there); "
-                + rounds.format([r["lines_per_s"] for r in limits]) + "; limit: put_object of pre-compressed bodies")
-            add("s3 (moto_server), beside a compressing client", median_run(sink_runs), median_run(compressing),
-                "same sink runs; " + rounds.format([r["lines_per_s"] for r in compressing])
-                + f"; limit: gzip level {level} in-process then put_object (no state/list requests)")
+                f"{rounds}; limit 1: put_object of pre-compressed bodies")
+            add("s3 (moto_server), beside a compressing client", sink_run, compressing,
+                f"same sink runs; limit 2: gzip level {level} in-process then put_object (no state/list requests)")
             rows[-1]["limit"] = f"same client, gzip level {level} in the same process, then put_object"
         finally:
             server.stop()
