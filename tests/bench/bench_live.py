@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.broker import free_port
-from core.settings import KafkaSettings, load_settings
+from core.settings import KafkaSettings, PodCollectorSettings, load_settings
 from core.topics import PARSED, RAW, sink_topic
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench import live_pods, live_stats
@@ -208,8 +208,11 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                 clock = Clock(args.warmup, args.seconds)
                 server, kubeconfig = start_live_pods(run_dir, pods, rate, clock)
                 cleanup.callback(server.stop)
+                # an operator following more pods than `pods.max_streams` (500) raises it to their number
+                streams = str(max(pods, PodCollectorSettings().max_streams))
                 collector = pod_collector(run_dir, {**env, "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig),
                                                     "LOGWEAVE_PODS__METRICS_PORT": str(metrics_port),
+                                                    "LOGWEAVE_PODS__MAX_STREAMS": streams,
                                                     "NAMESPACE": live_pods.NAMESPACE, "SELECTOR": live_pods.SELECTOR})
                 published_metric = POD_PUBLISHED
             else:

@@ -57,7 +57,8 @@ def live_lines(results: dict[str, Any]) -> list[str]:
         return []
     out = ["", "Live: writer processes append to pod log files at the rate shown (each file on its own schedule, "
            "a few rotated), through the file collector, the broker and one worker to the file sink (the Kubernetes API "
-           "row: live pods behind the Kubernetes API test server, through the pod collector); latency is "
+           "rows: live pods behind the Kubernetes API test server, through the pod collector, its "
+           "`pods.max_streams` raised to the number of pods above its default 500); latency is "
            "a line's write time to its appearance in the sink file (the rsyslog peer: in its Kafka topic). Lag: "
            "records of logs.raw / sink.file the worker had not committed when the window closed. Targets: p99 < 1 s, "
            "worker <= 1.5 and collector <= 0.6 CPU s per 100K lines, collector <= 150 MiB at 1,000 pods. The "
