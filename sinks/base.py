@@ -109,7 +109,8 @@ class Sink(ABC):
     takes_packed: ClassVar[bool] = False
     # Batches of one take the drain writes at once. Above 1 only for a sink whose writes commute: every
     # write keyed by line id and none depending on the one before (etcd), so no batch waits for the
-    # slowest request of the one before it. Acks still wait for all of them.
+    # slowest request of the one before it. Acks still wait for all of them. Packed batches (takes_packed)
+    # are for sinks that keep a position, and always go one at a time.
     concurrent_batches: ClassVar[int] = 1
 
     @abstractmethod
