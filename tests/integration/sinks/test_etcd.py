@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -32,6 +32,31 @@ def etcd(tmp_path: Path) -> Iterator[Server]:
 def lines(count: int, trace: str = "t1", size: int = 60, start: int = 0) -> list[SinkLine]:
     return [SinkLine(f"lid{n:06d}", trace, 1_000_000 + (count - n), "info", "svc",
                      orjson.dumps({"n": n, "pad": "x" * size}), n, 0) for n in range(start, start + count)]
+
+
+class WatchedTransactions:
+    """Wraps a sink's gateway calls: each transaction's body as sent, and the most requests open at once.
+    `before_send(sent)` may raise to refuse a transaction before it is sent (a fault in front of the client)."""
+
+    def __init__(self, sink: EtcdSink, before_send: Callable[[list[bytes]], None] | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.open_now = self.most_open = 0
+        self._real_call = sink._call_raw
+        self._before_send = before_send
+        sink._call_raw = self._watched  # type: ignore[method-assign]
+
+    async def _watched(self, path: str, data: bytes) -> dict[str, object]:
+        if path != "/v3/kv/txn":
+            return await self._real_call(path, data)
+        if self._before_send is not None:
+            self._before_send(self.sent)
+        self.sent.append(data)
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            return await self._real_call(path, data)
+        finally:
+            self.open_now -= 1
 
 
 def range_read(url: str, prefix: str, token: str | None = None) -> list[tuple[str, dict[str, object]]]:
@@ -226,36 +251,23 @@ async def test_a_batchs_transactions_go_up_inflight_at_once_and_a_retry_sends_on
     injected in front of the client, as a dropped connection would): the batch fails retriably, and its
     retry sends only the transactions etcd did not confirm, so every line is stored once."""
     sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/c", inflight_txns=3), (2000, 1 << 22, 1.0))
-    real_call = sink._call_raw
-    sent: list[bytes] = []
-    open_now = most_open = 0
     failed = False
 
-    async def watched(path: str, data: bytes) -> dict[str, object]:
-        nonlocal open_now, most_open, failed
-        if path != "/v3/kv/txn":
-            return await real_call(path, data)
+    def drop_the_fifth(sent: list[bytes]) -> None:
+        nonlocal failed
         if len(sent) == 4 and not failed:
             failed = True
             raise RetriableError("injected: the connection dropped")
-        sent.append(data)
-        open_now += 1
-        most_open = max(most_open, open_now)
-        try:
-            return await real_call(path, data)
-        finally:
-            open_now -= 1
-
-    sink._call_raw = watched  # type: ignore[method-assign]
+    txns = WatchedTransactions(sink, drop_the_fifth)
     batch = SinkBatch("sink.etcd", 0, lines(10 * MAX_TXN_OPS))
     await sink.start()
     try:
         with pytest.raises(RetriableError, match="injected"):
             await sink.write_batch(batch)
-        first_round = len(sent)
-        assert first_round == 9 and most_open == 3  # the other writers went on: only the refused one is left
+        first_round = len(txns.sent)
+        assert first_round == 9 and txns.most_open == 3  # the other writers went on: only the refused one is left
         assert not (await sink.write_batch(batch)).permanent
-        assert len(sent) == 10  # the retry sent the one transaction etcd had not confirmed
+        assert len(txns.sent) == 10  # the retry sent the one transaction etcd had not confirmed
     finally:
         await sink.stop()
     stored = range_read(etcd.url, "/c/t1/")
@@ -267,21 +279,7 @@ async def test_batches_written_together_share_the_inflight_transactions(etcd: Se
     transactions together keep at most `inflight_txns` requests open, reach that many, and store every
     line of both batches."""
     sink = EtcdSink(EtcdSinkSettings(servers=etcd.url, prefix="/two", inflight_txns=3), (2000, 1 << 22, 1.0))
-    real_call = sink._call_raw
-    open_now = most_open = 0
-
-    async def watched(path: str, data: bytes) -> dict[str, object]:
-        nonlocal open_now, most_open
-        if path != "/v3/kv/txn":
-            return await real_call(path, data)
-        open_now += 1
-        most_open = max(most_open, open_now)
-        try:
-            return await real_call(path, data)
-        finally:
-            open_now -= 1
-
-    sink._call_raw = watched  # type: ignore[method-assign]
+    txns = WatchedTransactions(sink)
     batches = [SinkBatch("sink.etcd", 0, lines(4 * MAX_TXN_OPS, trace=f"b{n}")) for n in range(3)]
 
     async def write(batch: SinkBatch) -> None:
@@ -291,6 +289,6 @@ async def test_batches_written_together_share_the_inflight_transactions(etcd: Se
         await write_together(batches, write, sink.concurrent_batches)
     finally:
         await sink.stop()
-    assert sink.concurrent_batches == 2 and most_open == 3
+    assert sink.concurrent_batches == 2 and txns.most_open == 3
     for n in range(3):
         assert sorted(doc["n"] for _, doc in range_read(etcd.url, f"/two/b{n}/")) == list(range(4 * MAX_TXN_OPS))
