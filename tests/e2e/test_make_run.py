@@ -34,6 +34,7 @@ from tests.support.processes import VENV_BIN, base_env
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "the pipeline is ready after"
+SUMMARY_END = "stop        Ctrl-C"  # the summary's last line (commands/dev_run.py, summary_lines)
 MOVING = re.compile(r"lines/s in ([\d,.]+k?) out ([\d,.]+k?) \|")
 
 
@@ -137,8 +138,10 @@ def test_make_run_quiet_summary_progress_and_clean_ctrl_c(workdir: Path) -> None
         env.pop(inherited, None)
     terminal = Terminal(["make", "--no-print-directory", "run", f"RUN_ARGS={run_args}"], env, REPO)
     try:
-        wait_for_sync(lambda: READY in terminal.output or terminal.process.poll() is not None, timeout=240,
-                      what="the start-up summary", last_seen=lambda: terminal.output[-2000:])
+        # the summary arrives line by line: wait for its last line, not its first (on a busy machine the
+        # test read the ready line before the intake and stop lines were written)
+        wait_for_sync(lambda: SUMMARY_END in terminal.output.partition(READY)[2] or terminal.process.poll() is not None,
+                      timeout=240, what="the whole start-up summary", last_seen=lambda: terminal.output[-2000:])
         assert READY in terminal.output, terminal.output
         summary = terminal.output.split(READY, 1)[1]
         for expected in (f"http://127.0.0.1:{ports['worker']}/", "var/out/ (file sink)",
