@@ -232,8 +232,8 @@ class EtcdSink(Sink):
             self._session = None
 
     async def write_batch(self, batch: SinkBatch) -> WriteResult:
-        encoded = self._encoded.get(id(batch))
-        if encoded is None or encoded.batch is not batch:  # a retry of the same batch reuses its bodies
+        encoded = self._encoded.get(id(batch))  # kept with its batch, so no other batch can share the id
+        if encoded is None:  # a retry of the same batch reuses its bodies
             if len(self._prefixes) > MAX_CACHED_PREFIXES:
                 self._prefixes.clear()
             while len(self._encoded) >= MAX_KEPT_BATCHES:  # batches given up on (never retried) go first

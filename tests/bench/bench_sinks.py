@@ -298,16 +298,17 @@ async def postgres_rows(server: LocalPostgres, batches: list[SinkBatch], rounds:
         await prepared.stop()
         return database.dsn
 
-    sinks, limits = [], []
-    for n in range(rounds):
-        limits.append(await postgres_limit(await fresh(f"limit{n}"), batches))
-        dsn = await fresh(f"sink{n}")
-        sinks.append(await through_sink(PostgresSink(settings(dsn), (1000, 1 << 22, 1.0), "logweave"), batches))
-    replay = await through_sink(PostgresSink(settings(dsn), (1000, 1 << 22, 1.0), "logweave"), batches)
+    written: list[str] = []  # the sink's databases, the last one replayed
 
-    sink, limit = median_run(sinks), median_run(limits)
-    note = (f"median of {rounds} alternating rounds on fresh databases (sink {[r['lines_per_s'] for r in sinks]}, "
-            f"limit {[r['lines_per_s'] for r in limits]}); limit: COPY of pre-built rows into logs, same indexes")
+    async def sink_round(n: int) -> dict[str, float]:
+        written.append(await fresh(f"sink{n}"))
+        return await through_sink(PostgresSink(settings(written[-1]), (1000, 1 << 22, 1.0), "logweave"), batches)
+
+    async def limit_round(n: int) -> dict[str, float]:
+        return await postgres_limit(await fresh(f"limit{n}"), batches)
+    sink, (limit,), rounds_note = await alternating(rounds, sink_round, limit_round)
+    replay = await through_sink(PostgresSink(settings(written[-1]), (1000, 1 << 22, 1.0), "logweave"), batches)
+    note = f"{rounds_note} on fresh databases; limit: COPY of pre-built rows into logs, same indexes"
     return [{"name": "postgres (Debian PostgreSQL 15, fsync off)", **sink, "limit_lines_per_s": limit["lines_per_s"],
              "limit_cpu_s_per_100k": limit["cpu_s_per_100k"], "note": "new lines: direct COPY; " + note},
             {"name": "postgres, replay of stored lines", **replay, "limit_lines_per_s": limit["lines_per_s"],
