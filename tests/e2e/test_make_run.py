@@ -70,8 +70,15 @@ class Terminal:
         os.write(self.master, keys)
 
     def close(self) -> None:
+        """Stop what still runs as a user would, with Ctrl-C: `make run`'s parts run in sessions of their
+        own, so killing `make` alone (a test failing before its own Ctrl-C) left the whole pipeline
+        running and loading the machine for the tests after it. SIGKILL only if Ctrl-C did not stop it."""
         if self.process.poll() is None:
-            self.process.kill()
+            self.type(b"\x03")
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self.process.wait()
         os.close(self.master)
 
