@@ -94,8 +94,8 @@ class TraceGrouper:
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
         if len(fresh_all) < len(lines):
             GROUP_DUPLICATES.inc(len(lines) - len(fresh_all))
-        if self.log_metrics is not None:  # each fresh line once, by this partition's one owner
-            self.log_metrics.observe(fresh_all, sources)
+        # each fresh line once, by this partition's one owner, exposed once its stream mark is stored
+        counted = self.log_metrics.observe(fresh_all, sources) if self.log_metrics is not None else None
         routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
         early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
         clock = max_time = self.clock(partition)
@@ -127,6 +127,8 @@ class TraceGrouper:
         if early:
             outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
         self.table.commit_when_acked(partition, updates, outputs)
+        if counted is not None and counted.tallies:  # a revoke dropping the update drops them too
+            self.table.after_persisted(partition, counted)
         LINES_GROUPED.inc(len(lines))
         LINES_ROUTED.inc(count)
         self._publish_open()

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from agents.line_filter import LineFilter
-from core.log_metric_series import MAX_VALUE_CHARS, LogMetricsCollector, MetricShape, SeriesStore
+from core.log_metric_series import MAX_VALUE_CHARS, LogMetricsCollector, MetricShape, SeriesStore, SeriesTally
 from core.log_metric_settings import LogMetricRule, LogMetricSettings
 from core.metrics import LOG_METRICS
 from core.models import LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_STREAM, P_TEXT
@@ -111,17 +111,17 @@ class CompiledMetric:
         return tuple(_text(v) for v in values[:-1]) + tuple(_source_value(source, path)
                                                             for path in self.source_paths) + fields
 
-    def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
-        """Count or observe the lines of a chunk this rule takes."""
+    def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> SeriesTally:
+        """Count or observe the lines of a chunk this rule takes, in a tally for the store (SeriesTally)."""
+        tally = SeriesTally(self.store)
         if self.c_histogram is not None:
-            self._observe_in_c(lines, sources, docs)
-            return
+            self._observe_in_c(lines, sources, docs, tally)
+            return tally
         flt, ranks, min_rank, others = self.filter, LEVEL_RANK, self.min_rank, self.other_predicates
         raw_key, fields, field, top_number = self.raw_key, self.fields, self.field, self.top_number
         counts: dict[Any, int] = {}  # raw key -> lines (counters)
-        series_of: dict[Any, list[float]] = {}  # raw key -> the store's series (histograms)
-        store = self.store
-        skipped, bounds, other, folded = store.skipped, store.bounds, None, 0
+        series_of: dict[Any, list[float]] = {}  # raw key -> the tally's series (histograms)
+        skipped, bounds = tally.skipped, self.store.bounds
         for n, line in enumerate(lines):
             if min_rank >= 0 and ranks.get(line[P_LEVEL], -1) < min_rank:
                 continue
@@ -143,26 +143,21 @@ class CompiledMetric:
             if type(found) is float:
                 series = series_of.get(key)
                 if series is None:
-                    series, past_bound = store.series(self.labels_of(key, sources))
-                    series_of[key] = series
-                    if past_bound:
-                        other = series
-                if series is other:
-                    folded += 1
+                    series = series_of[key] = tally.series(self.labels_of(key, sources))
                 series[bisect_left(bounds, found)] += 1
                 series[-1] += found
             else:
                 reason = MISSING if found is None else NOT_A_NUMBER
                 skipped[reason] = skipped.get(reason, 0) + 1
         for key, lines_counted in counts.items():
-            store.count(self.labels_of(key, sources), lines_counted)
-        store.fold(folded)
+            tally.count(self.labels_of(key, sources), lines_counted)
+        return tally
 
-
-    def _observe_in_c(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents) -> None:
+    def _observe_in_c(self, lines: list[list[Any]], sources: list[dict[str, Any]], docs: Documents,
+                      tally: SeriesTally) -> None:
         """`observe` for a histogram, its per-line loop in C (agents/_fieldscan.c `histogram`)."""
         assert self.c_histogram is not None and self.field is not None
-        raw_key, min_rank, store, field = self.raw_key, self.min_rank, self.store, self.field
+        raw_key, min_rank, field, bounds = self.raw_key, self.min_rank, self.field, self.store.bounds
         if min_rank < 0:
             keys = list(map(raw_key, lines)) if raw_key is not None else [()] * len(lines)
         else:
@@ -170,35 +165,24 @@ class CompiledMetric:
             keys = [(raw_key(line) if raw_key is not None else ()) if ranks.get(line[P_LEVEL], -1) >= min_rank
                     else _SKIP for line in lines]
         series_of: dict[Any, list[float]] = {}
-        past_bound: list[list[float]] = []  # scratch series of keys past max_series, added to `other` after
 
         def new_series(key: Any) -> list[float]:
-            series, folded = store.series(self.labels_of(key, sources))
-            if folded:
-                series = [0.0] * len(series)
-                past_bound.append(series)
-            series_of[key] = series
+            series = series_of[key] = tally.series(self.labels_of(key, sources))
             return series
 
-        missing, not_a_number, unsure = self.c_histogram(lines, P_TEXT, field, store.bounds, keys, _SKIP, series_of,
+        missing, not_a_number, unsure = self.c_histogram(lines, P_TEXT, field, bounds, keys, _SKIP, series_of,
                                                          new_series)
         for n in unsure:  # decoded: the reference answer
             found = reference_number(docs.get(n, lines[n]), field)
             if type(found) is float:
                 series = series_of.get(keys[n]) or new_series(keys[n])
-                series[bisect_left(store.bounds, found)] += 1
+                series[bisect_left(bounds, found)] += 1
                 series[-1] += found
             elif found is None:
                 missing += 1
             else:
                 not_a_number += 1
-        if past_bound:
-            other, _ = store.series(store.other_key)
-            for scratch in past_bound:
-                store.fold(int(sum(scratch[:-1])))
-                for at, value in enumerate(scratch):
-                    other[at] += value
-        skipped = store.skipped
+        skipped = tally.skipped
         for reason, lines_skipped in ((MISSING, missing), (NOT_A_NUMBER, not_a_number)):
             if lines_skipped:
                 skipped[reason] = skipped.get(reason, 0) + lines_skipped
@@ -233,10 +217,25 @@ class LogMetrics:
     def stores(self) -> list[SeriesStore]:
         return [rule.store for rule in self.rules]
 
-    def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> None:
+    def observe(self, lines: list[list[Any]], sources: list[dict[str, Any]]) -> Counted:
+        """What the fresh lines of a chunk add to every rule's metric, exposed once `Counted` is called:
+        when the chunk's table update is persisted (agents/grouper.py; core/log_metric_series.py,
+        SeriesTally says why not at once)."""
         docs = Documents()
-        for rule in self.rules:
-            rule.observe(lines, sources, docs)
+        return Counted([tally for rule in self.rules if (tally := rule.observe(lines, sources, docs))])
+
+
+class Counted:
+    """The tallies of one chunk; calling it adds them to their stores (an `after_persisted` callback)."""
+
+    __slots__ = ("tallies",)
+
+    def __init__(self, tallies: list[SeriesTally]) -> None:
+        self.tallies = tallies
+
+    def __call__(self) -> None:
+        for tally in self.tallies:
+            tally.store.add(tally)
 
 
 def log_metrics_for(settings: LogMetricSettings) -> LogMetrics | None:

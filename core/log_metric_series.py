@@ -12,7 +12,6 @@ new label value combination is counted in the series whose every label is `other
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -90,20 +89,19 @@ class SeriesStore:
             series = self.histograms[key] = [0.0] * (len(self.bounds) + 2)
         return series, folded
 
-    def fold(self, lines: int) -> None:
-        """`lines` observed in `other`'s series for keys past max_series."""
-        if lines:
-            self._fold(lines)
-
-    def observe(self, key: tuple[str, ...], value: float) -> None:
-        series, folded = self.series(key)
-        if folded:
-            self._fold(1)
-        series[bisect.bisect_left(self.bounds, value)] += 1
-        series[-1] += value
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def add(self, tally: SeriesTally) -> None:
+        """Expose the lines of `tally`: each series admitted (or folded into `other`) now."""
+        for key, lines in tally.counts.items():
+            self.count(key, lines)
+        for key, added in tally.histograms.items():
+            series, folded = self.series(key)
+            if folded:
+                self._fold(int(sum(added[:-1])))
+            for at, value in enumerate(added):
+                series[at] += value
+        skipped = self.skipped
+        for reason, lines in tally.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + lines
 
     def family(self) -> CounterMetricFamily | HistogramMetricFamily:
         shape = self.shape
@@ -124,6 +122,38 @@ class SeriesStore:
                 cumulative.append((bound, running))
             histogram.add_metric(list(key), cumulative, series[-1])
         return histogram
+
+
+class SeriesTally:
+    """What one chunk adds to a metric, held until the chunk's stream marks are stored (agents/grouper.py).
+
+    Why not count into the store at once: a rebalance drops the table updates not yet persisted and the
+    partition's next owner takes their lines again as fresh. Counted at once, those lines would stay in
+    the old owner's exposed counts and be counted again by the new one (sums over workers 2x and 3x
+    after one and two rebalances). A tally is added to its store (`SeriesStore.add`) only once its
+    update is persisted, and forgotten if the update is dropped.
+    """
+
+    __slots__ = ("counts", "histograms", "skipped", "store")
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+        self.counts: dict[tuple[str, ...], int] = {}
+        self.histograms: dict[tuple[str, ...], list[float]] = {}  # label values -> [count per bucket..., sum]
+        self.skipped: dict[str, int] = {}
+
+    def count(self, key: tuple[str, ...], lines: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + lines
+
+    def series(self, key: tuple[str, ...]) -> list[float]:
+        """The tally's histogram series of `key` (max_series is applied when it is added to the store)."""
+        series = self.histograms.get(key)
+        if series is None:
+            series = self.histograms[key] = [0.0] * (len(self.store.bounds) + 2)
+        return series
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.histograms or self.skipped)
 
 
 class LogMetricsCollector(Collector):

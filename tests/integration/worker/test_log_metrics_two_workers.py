@@ -1,6 +1,8 @@
 """Metrics from logs on two real workers: the rules arrive live through `config.rules`, each line is
 counted by the one worker grouping its partition, and the two workers' /metrics add up to exactly the
-lines fed, a replayed chunk included (its lines are not counted again).
+lines fed, a replayed chunk included (its lines are not counted again). A worker joining while the
+first one's table updates wait for their persist (the revoke drops them, the next owner counts their
+lines) leaves the sums exact too.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
+
 from commands.broker import EmbeddedBroker
 from core.rules import RulesDocument
 from kafka_io.rules_topic import publish_rules
+from tests.integration.worker.test_grouping import NO_IDLE_CLOSE
 from tests.support.log_metric_traffic import RULES, samples, summed, traffic
 from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness, wait_each_groups
@@ -61,6 +66,55 @@ async def test_two_workers_count_each_line_once_and_sum_to_what_was_fed(broker: 
             labelled = {frozenset(labels) for name, labels, _ in samples(text) if name.startswith("logweave_log_")}
             assert labelled <= {frozenset({"service", "namespace"}), frozenset({"service"}),
                                 frozenset({"service", "le"}), frozenset({"metric"}), frozenset({"metric", "reason"})}
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+def grouped(worker: WorkerHarness) -> float:
+    return sum(value for name, labels, value in samples(worker.get("/metrics")[1].decode())
+               if name == "logweave_lines_total" and labels["stage"] == "grouped")
+
+
+async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sums_exact(broker: EmbeddedBroker,
+                                                                                      tmp_path: Path) -> None:
+    """A rebalance drops the table updates not yet persisted (their input is read again by the next owner):
+    the lines of those updates must not stay counted by the old owner. Worker a groups alone with its
+    persists held back (table_persist_interval 5s) while chunks keep coming; b joins meanwhile, so the
+    revoke drops updates (a's log says so). Summed over both workers, each line is counted exactly once."""
+    rules_env = {"LOGWEAVE_LOG_METRICS__RULES": orjson.dumps(RULES).decode(),
+                 "LOGWEAVE_WORKER__TABLE_PERSIST_INTERVAL": "5s", **NO_IDLE_CLOSE}
+    workers = [WorkerHarness(broker, tmp_path / name, {"LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / name / "data"),
+                                                       **rules_env})
+               for name in ("a", "b")]
+    for worker in workers:
+        worker.workdir.mkdir()
+    first, joining = workers
+    chunks, expected = traffic(streams=300, per_stream=3, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    settled = asyncio.Event()
+
+    async def feed_until_settled() -> None:
+        for at, chunk in enumerate(chunks):  # one chunk every 50 ms while b joins, the rest at once
+            await first.feed(chunk.docs, stream=chunk.stream, source=chunk.source)
+            if settled.is_set():
+                await asyncio.gather(*[first.feed(c.docs, stream=c.stream, source=c.source) for c in chunks[at + 1:]])
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        await first.start()
+        feeding = asyncio.create_task(feed_until_settled())
+        await wait_for(lambda: grouped(first) >= 30, timeout=60, what="the first worker grouping lines")
+        await joining.start()
+        await wait_each_groups(workers)
+        settled.set()
+        await feeding
+        await first.wait_until_quiet()
+        assert first.process is not None
+        assert "not yet persisted are dropped" in first.process.log_path.read_text(), \
+            "no update was waiting for its persist at the revoke: the test did not test it"
+        got = summed([w.get("/metrics")[1].decode() for w in workers])
+        assert (got.errors, got.observed, got.skipped) == (expected.errors, expected.observed, expected.skipped)
     finally:
         for worker in workers:
             await worker.close()

@@ -6,7 +6,7 @@ exercised by tests/integration/worker); it persists at once, like a table whose 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import orjson
@@ -31,6 +31,7 @@ class MemoryTraceTable:
     def __init__(self) -> None:
         self.stores: dict[int, dict[bytes, bytes]] = {}
         self.deadline_indexes: dict[int, DeadlineIndex] = {}
+        self.held: list[Callable[[], object]] | None = None  # after_persisted callbacks not run yet
 
     def db(self, partition: int) -> dict[bytes, bytes]:
         return self.stores.setdefault(partition, {})
@@ -52,6 +53,13 @@ class MemoryTraceTable:
                 store.pop(key, None)
             else:
                 store[key] = value
+
+    def after_persisted(self, partition: int, callback: Callable[[], object]) -> None:
+        """Updates are stored at once: the callback runs now, unless `held` keeps it (a persist to come)."""
+        if self.held is None:
+            callback()
+        else:
+            self.held.append(callback)
 
     def forget_staged(self, partitions: list[int]) -> None:
         for partition in partitions:
@@ -301,4 +309,26 @@ def test_log_metrics_count_each_fresh_line_once() -> None:
     chunk = [line(1, "a", 10 * S, "error"), line(2, "a", 11 * S)]
     grouper.process_chunk(0, SOURCES, chunk)
     grouper.process_chunk(0, SOURCES, chunk + [line(3, "b", 12 * S, "fatal")])
+    assert collector.stores["logweave_log_errors_total"].counts == {("svc",): 2}
+
+
+def test_log_metrics_are_exposed_only_once_their_chunks_update_is_persisted() -> None:
+    """A revoke drops the table updates not yet persisted, and the partition's next owner counts their lines
+    again: counted at once, they would stay counted here too. They show once the update is persisted."""
+    collector = LogMetricsCollector()
+    table = MemoryTraceTable()
+    table.held = []
+    grouper, _, _ = make(table)
+    grouper.log_metrics = LogMetrics(LogMetricSettings(rules=[
+        {"name": "logweave_log_errors_total", "type": "counter", "match": {"level_at_least": "error"},
+         "labels": ["service"]}]), collector)
+    grouper.process_chunk(0, SOURCES, [line(1, "a", 10 * S, "error"), line(2, "a", 11 * S, "error")])
+    assert collector.stores["logweave_log_errors_total"].counts == {}
+    persisted = table.held
+    table.held = []
+    for callback in persisted:
+        callback()
+    assert collector.stores["logweave_log_errors_total"].counts == {("svc",): 2}
+    grouper.process_chunk(0, SOURCES, [line(3, "a", 12 * S, "error")])
+    table.held = []  # the revoke: its update (and the callback) dropped
     assert collector.stores["logweave_log_errors_total"].counts == {("svc",): 2}

@@ -51,15 +51,15 @@ def field_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 def test_counter_by_labels_from_line_and_source(field_reader: str) -> None:
     metrics, collector = build(ERRORS)
-    metrics.observe(LINES, SOURCES)
-    metrics.observe(LINES[:1], SOURCES)
+    metrics.observe(LINES, SOURCES)()
+    metrics.observe(LINES[:1], SOURCES)()
     assert collector.stores["logweave_log_errors_total"].counts == {
         ("cart", "shop", "cart"): 3, ("pay", "ops", ""): 2}
 
 
 def test_histogram_observes_numbers_and_counts_what_it_skips(field_reader: str) -> None:
     metrics, collector = build(DURATION)
-    metrics.observe(LINES, SOURCES)
+    metrics.observe(LINES, SOURCES)()
     store = collector.stores["logweave_log_duration_ms"]
     assert store.histograms == {("/a",): [1, 1, 0, 55.5], ("/b",): [0, 0, 1, 500.0]}
     assert store.skipped == {"not_a_number": 1, "missing": 2}
@@ -69,14 +69,14 @@ def test_match_on_fields_and_service(field_reader: str) -> None:
     rule = {"name": "logweave_log_b_total", "type": "counter", "labels": ["level"],
             "match": {"service": ["pay"], "regex": {"route": "^/b$"}}}
     metrics, collector = build(rule, DURATION)
-    metrics.observe(LINES, SOURCES)
+    metrics.observe(LINES, SOURCES)()
     assert collector.stores["logweave_log_b_total"].counts == {("warn",): 1, ("error",): 2}
 
 
 def test_series_past_the_bound_fold_into_other(field_reader: str) -> None:
     rule = {"name": "logweave_log_routes_total", "type": "counter", "labels": ["field.route"]}
     metrics, collector = build({**rule, "max_series": 1}, DURATION, max_series=2)
-    metrics.observe(LINES, SOURCES)
+    metrics.observe(LINES, SOURCES)()
     routes, durations = collector.stores["logweave_log_routes_total"], collector.stores["logweave_log_duration_ms"]
     assert routes.counts == {("/a",): 2, ("other",): 4} and routes.folded == 4
     assert durations.shape.max_series == 2 and durations.folded == 0
@@ -87,7 +87,7 @@ def test_label_values_are_bounded_in_length() -> None:
     rule = {**rule, "labels": ["field.route", "field.n", "service"]}
     metrics, collector = build(rule)
     long_service = "s" * 300
-    metrics.observe([line("info", long_service, {"route": "r" * 500, "n": [1, True]})] * 2, SOURCES)
+    metrics.observe([line("info", long_service, {"route": "r" * 500, "n": [1, True]})] * 2, SOURCES)()
     store = collector.stores["logweave_log_routes_total"]
     assert store.shape.labels == ("service", "route", "n")  # from the line, its source, its fields
     assert store.counts == {("s" * log_metrics.MAX_LABEL_CHARS, "r" * log_metrics.MAX_LABEL_CHARS, "[1,true]"): 2}
@@ -99,8 +99,8 @@ def test_no_rules_no_work() -> None:
 
 def test_histogram_lines_past_the_bound_are_observed_under_other_and_counted(field_reader: str) -> None:
     metrics, collector = build({**DURATION, "max_series": 1})
-    metrics.observe(LINES, SOURCES)
-    metrics.observe(LINES, SOURCES)
+    metrics.observe(LINES, SOURCES)()
+    metrics.observe(LINES, SOURCES)()
     store = collector.stores["logweave_log_duration_ms"]
     assert store.histograms == {("/a",): [2, 2, 0, 111.0], ("other",): [0, 0, 2, 1000.0]}
     assert store.folded == 2
@@ -140,7 +140,7 @@ def test_the_c_pass_of_a_histogram_gives_the_python_answer(rule: dict[str, Any],
         if native:
             assert metrics.rules[0].c_histogram is not None
         for start in range(0, len(lines), 100):
-            metrics.observe(lines[start:start + 100], SOURCES)
+            metrics.observe(lines[start:start + 100], SOURCES)()
         store = collector.stores[rule["name"]]
         answers.append((store.histograms, store.folded, store.skipped))
     assert answers[0] == answers[1]

@@ -54,7 +54,7 @@ async def test_the_dev_rules_metrics_count_the_demo_lines(tmp_path: Path) -> Non
         raw = [make_raw_line(n, c.encode(), "stdout") for n, c in enumerate(contents)]
         outputs, _ = parser.parse_chunk(RawChunk({"kind": "file", "namespace": "demo-system"}, str(log), 1, raw), 1)
         for chunk in outputs.values():
-            metrics.observe(chunk.lines, chunk.sources)
+            metrics.observe(chunk.lines, chunk.sources)()
     errors, durations = collector.stores["logweave_log_errors_total"], collector.stores["logweave_log_duration_ms"]
     assert errors.counts and all(namespace == "demo-system" for _, namespace in errors.counts)
     assert sum(sum(series[:-1]) for series in durations.histograms.values()) == traced  # every bucket but the sum
