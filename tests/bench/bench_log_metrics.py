@@ -67,7 +67,7 @@ def in_process(lines: int, chunk: int = 1000) -> tuple[float, float]:
     started = time.process_time()
     for outputs in parsed:
         for out in outputs.values():
-            metrics.observe(out.lines, out.sources)
+            metrics.observe(out.lines, out.sources)()  # counted and exposed (its persist)
     observe_cpu = time.process_time() - started
     return parse_cpu / lines * 100_000, observe_cpu / lines * 100_000
 
