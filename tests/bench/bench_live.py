@@ -38,6 +38,8 @@ from core.topics import PARSED, RAW, sink_topic
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench import live_pods, live_stats
 from tests.bench.brokers import BenchBroker, bench_broker
+from tests.bench.live_floor import floor_at
+from tests.bench.live_stats import cpu_judged
 from tests.bench.live_tails import KafkaTopicTail, SinkDirectoryTail
 from tests.bench.live_writer import pod_dir
 from tests.bench.measure import cpu_seconds, peak_rss_mib, runqueue_wait_seconds, scrape_metric
@@ -47,6 +49,8 @@ from tests.support.quiescence import group_behind
 
 PUBLISHED = "logweave_file_collector_lines_published_total"
 POD_PUBLISHED = "logweave_pod_collector_lines_published_total"
+RAW_RECORDS_TAKEN = 'logweave_chunks_total{stage="parse"}'  # the worker's logs.raw records and their lines
+RAW_LINES_TAKEN = 'logweave_lines_total{stage="parse_in"}'
 ROOT = Path(__file__).resolve().parents[2]
 PEER_PARTITIONS = 4
 
@@ -233,7 +237,9 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                 written = start_writers(run_dir / "pods", pods, rate, args.writers, args.rotate, clock)
             row = measure_run(broker, [worker_proc, collector], tail, run_dir, pods, rate, args, clock, written,
                               lambda: scrape_metric(metrics_port, published_metric),
-                              lambda: lags(broker, settings.worker.app_id, topics))
+                              lambda: lags(broker, settings.worker.app_id, topics),
+                              lambda: (scrape_metric(web_port, RAW_RECORDS_TAKEN),
+                                       scrape_metric(web_port, RAW_LINES_TAKEN)))
             if source == "pods":
                 row.update({"name": f"{pods} pods x {rate:g} lines/s, Kubernetes API", "source": "pods",
                             "rotated_files": 0})
@@ -243,10 +249,12 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
 def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDirectoryTail | KafkaTopicTail,
                 run_dir: Path, pods: int, rate: float, args: argparse.Namespace, clock: Clock,
                 written_totals: Callable[[], dict[str, float]],
-                published: Callable[[], float] | None, lag: Callable[[], dict[str, int]] | None) -> dict[str, Any]:
+                published: Callable[[], float] | None, lag: Callable[[], dict[str, int]] | None,
+                taken: Callable[[], tuple[float, float]] | None = None) -> dict[str, Any]:
     """Warm-up, the measured window (CPU and lag at both ends), drain; the row's figures. The writers
     write on `clock` (started by the caller; `written_totals` tells what they wrote once done).
-    `procs` are the shipper's processes: [worker, collector] or [rsyslogd]."""
+    `procs` are the shipper's processes: [worker, collector] or [rsyslogd]; `taken` tells the records and
+    lines the worker has taken from logs.raw (the shape its faust floor is fed at: tests/bench/live_floor.py)."""
     load_before = os.getloadavg()[0]
 
     def alive() -> str:
@@ -257,7 +265,9 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
     cpu0, wait0 = [cpu_seconds(p.pid) for p in procs], [runqueue_wait_seconds(p.pid) for p in procs]
     broker0, published0 = broker.cpu_seconds(), published() if published else 0.0
     lag_start = lag() if lag else {}
+    taken0 = taken() if taken else (0.0, 0.0)
     clock.wait_until(clock.window_end, alive)
+    taken1 = taken() if taken else (0.0, 0.0)
     cpu1, wait1 = [cpu_seconds(p.pid) for p in procs], [runqueue_wait_seconds(p.pid) for p in procs]
     broker1, published1 = broker.cpu_seconds(), published() if published else 0.0
     lag_end = lag() if lag else {}
@@ -276,7 +286,10 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
                 "lag_window_start": lag_start, "lag_window_end": lag_end, "lag_after_drain": lag() if lag else {}})
     if len(procs) == 2:
         worker_cpu, collector_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        records, lines_taken = taken1[0] - taken0[0], taken1[1] - taken0[1]
         row.update({"name": f"{pods} pods x {rate:g} lines/s", "kind": "logweave",
+                    "raw_records_per_s": round(records / args.seconds, 2),
+                    "lines_per_raw_record": round(lines_taken / records) if records > 0 else None,
                     "collector_lines_per_s": round((published1 - published0) / args.seconds),
                     "worker_cpu_s": round(worker_cpu, 2), "collector_cpu_s": round(collector_cpu, 2),
                     "worker_cpu_per_100k": per_100k(worker_cpu, delivered_lines),
@@ -292,6 +305,16 @@ def measure_run(broker: BenchBroker, procs: list[ManagedProcess], tail: SinkDire
                     "shipper_cpu_per_100k": per_100k(shipper_cpu, delivered_lines),
                     "shipper_peak_rss_mib": round(peak_rss_mib(procs[0].pid), 1),
                     "broker_note": live_stats.broker_dominates(broker_cpu, {"rsyslogd": shipper_cpu})})
+    return row
+
+
+def with_floor(row: dict[str, Any], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The row with its faust floor: faust alone fed the records the row's worker took, at their rate and
+    size, on a fresh broker (tests/bench/live_floor.py); the quiet row's few records are not judged."""
+    records, lines = row.get("raw_records_per_s"), row.get("lines_per_raw_record")
+    if args.floor and records and lines and cpu_judged(row):
+        name = f"floor-{row['pods']}x{row['lines_per_s_per_pod']:g}-{row.get('source', 'files')}"
+        row["faust_floor"] = floor_at(workdir / name, records, lines, args.seconds)
     return row
 
 
@@ -354,6 +377,13 @@ def describe(row: dict[str, Any]) -> str:
     if row.get("broker_note"):
         lines.append(row["broker_note"])
     if row["kind"] == "logweave":
+        floor = row.get("faust_floor")
+        if floor:
+            lines.append(f"the worker took {row['raw_records_per_s']} logs.raw records/s of "
+                         f"{row['lines_per_raw_record']} lines; the faust floor fed those (its two hops, no work, "
+                         f"fresh broker): {floor['cpu_per_100k']} CPU s / 100K lines"
+                         + ("" if floor["forwarded_all"] else " (it did NOT forward every line)")
+                         + f", the worker {row['worker_cpu_per_100k']}")
         lines += ["  " + verdict for verdict in live_stats.verdicts(row)]
     return "\n".join(lines)
 
@@ -374,6 +404,8 @@ def main() -> int:
     parser.add_argument("--rotate", type=int, default=4, help="files rotated (renamed, recreated) in the window")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="LOGWEAVE_X=VALUE",
                         help="a setting for the worker and the collector (repeatable), e.g. to compare lingers")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the faust floor fed at each row's records/s (tests/bench/live_floor.py)")
     parser.add_argument("--out", type=Path, default=Path("bench/live.json"))
     parser.add_argument("--keep", type=Path, help="run in this (new) directory and keep it: process logs, sink output")
     args = parser.parse_args()
@@ -382,10 +414,10 @@ def main() -> int:
         workdir = (args.keep.resolve() if args.keep  # the processes run with their own working directory
                    else Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="logweave-bench-live-"))))
         for pods, rate in args.rows:
-            rows.append(run_logweave(workdir, pods, rate, args))
+            rows.append(with_floor(run_logweave(workdir, pods, rate, args), workdir, args))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.pod_rows:
-            rows.append(run_logweave(workdir, pods, rate, args, source="pods"))
+            rows.append(with_floor(run_logweave(workdir, pods, rate, args, source="pods"), workdir, args))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.peer:
             rows.append(run_peer(workdir, pods, rate, args))

@@ -5,8 +5,13 @@ trace partitions (a quarter of its bytes each), and each of those goes on to a s
 nothing is decoded, parsed, grouped or stored. What this reaches on the same broker in the same run
 is what any Python per-line work and the trace table have to fit under.
 
-Run by tests/bench/bench_worker.py: `faust -A tests.bench.faust_floor_app worker` with FLOOR_BROKER
-and FLOOR_WEB_PORT set; GET /floor/count answers how many lines went through.
+Its consumer pauses between empty fetches as the worker's does (kafka_io/kafka_compat.py,
+`install_idle_fetch_pause`): without it, faust on the embedded broker spins at ~90% of a core while
+idle, which a floor fed at a live node's slow rate would measure instead of the hops.
+
+Run by tests/bench/bench_worker.py (pre-loaded records) and tests/bench/live_floor.py (records fed at
+a live row's rate): `faust -A tests.bench.faust_floor_app worker` with FLOOR_BROKER, FLOOR_WEB_PORT,
+FLOOR_CHUNK_LINES and FLOOR_TOPIC_PREFIX set; GET /floor/count answers how many lines went through.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from typing import Any
 
 import faust
 
+from kafka_io.kafka_compat import install_idle_fetch_pause
+
 FANOUT = 4
-app = faust.App("logweave-floor", broker=f"kafka://{os.environ.get('FLOOR_BROKER', 'localhost:9092')}",
+PREFIX = os.environ.get("FLOOR_TOPIC_PREFIX", "")
+install_idle_fetch_pause()
+app = faust.App(f"logweave-floor{PREFIX.rstrip('.')}",
+                broker=f"kafka://{os.environ.get('FLOOR_BROKER', 'localhost:9092')}",
                 store="memory://", topic_partitions=FANOUT, autodiscover=False, stream_buffer_maxsize=64,
                 producer_acks=-1, consumer_max_fetch_size=8 << 20,
                 producer_max_batch_size=1_000_000, producer_linger=0.01,  # as the worker (kafka.linger)
                 web_port=int(os.environ.get("FLOOR_WEB_PORT", "6067")))
 RAW, PARSED, SINK = (app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                               partitions=FANOUT) for name in ("floor.raw", "floor.parsed", "floor.sink"))
+                               partitions=FANOUT) for name in (f"{PREFIX}floor.raw", f"{PREFIX}floor.parsed",
+                                                               f"{PREFIX}floor.sink"))
 LINES_PER_RECORD = int(os.environ.get("FLOOR_CHUNK_LINES", "1000"))
 forwarded = [0]
 

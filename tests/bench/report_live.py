@@ -24,6 +24,17 @@ def _met(text: str, met: bool | None) -> str:
     return text if met is None or text == "-" else f"{text} ({'met' if met else 'missed'})"
 
 
+def _floor(row: dict[str, Any]) -> str:
+    """The faust floor fed the worker's records (tests/bench/live_floor.py): its CPU per 100K lines, and
+    the records/s x lines it was fed; "-" when not run (peer and quiet rows, --no-floor)."""
+    floor = row.get("faust_floor")
+    if not floor or floor.get("cpu_per_100k") is None:
+        return "-"
+    behind = "" if floor.get("forwarded_all", True) else ", fell behind"
+    return (f"{floor['cpu_per_100k']:.2f} ({_num(floor.get('records_per_s'), '.0f')} x "
+            f"{_num(floor.get('lines_per_record'))}{behind})")
+
+
 def live_row(row: dict[str, Any]) -> str:
     """One live row: rates, keep-up, lag, latency, CPU and memory, each target-bound figure marked."""
     peer = row.get("kind") == "peer"
@@ -46,7 +57,7 @@ def live_row(row: dict[str, Any]) -> str:
             f"{_num(row.get('delivered_lines_per_s'))} | {kept} | {lag_text} | {p50_text} | "
             f"{_met(p99_text, p99_met)} | "
             f"{_met(_num(worker, '.2f'), None if worker is None or not judged else worker <= TARGET_WORKER_CPU)} | "
-            f"{_met(_num(collector, '.2f'), collector_met)} | "
+            f"{_floor(row)} | {_met(_num(collector, '.2f'), collector_met)} | "
             f"{_num(broker, '.2f')} | {_met(_rss(rss), rss_met)} | {_rss(row.get('worker_peak_rss_mib'))} |")
 
 
@@ -63,15 +74,19 @@ def live_lines(results: dict[str, Any]) -> list[str]:
            "records of logs.raw / sink.file the worker had not committed when the window closed. Targets: p99 < 1 s, "
            "worker <= 1.5 and collector <= 0.6 CPU s per 100K lines, collector <= 150 MiB at 1,000 pods. The "
            f"quiet row (50 pods x 0.5 lines/s) is there for its latency: its CPU per line, mostly the cost of idle "
-           f"processes, is not judged (from {CPU_JUDGED_FROM_LINES:,} lines/s).", "",
+           f"processes, is not judged (from {CPU_JUDGED_FROM_LINES:,} lines/s). The faust floor is faust alone "
+           "(the worker's two hops, fan-out to four partitions, no decoding, parsing, grouping, table or drain) "
+           "fed, on a fresh broker, the logs.raw records/s and lines per record the row's worker took: what "
+           "moving those records costs before any work on their lines.", "",
            "| live: pods x lines/s each | offered lines/s | delivered lines/s | kept up | lag raw / sink | p50 | p99 "
-           "| CPU s/100K worker | CPU s/100K collector (peer: rsyslogd) | CPU s/100K broker | peak RSS collector "
-           "| peak RSS worker |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| CPU s/100K worker | CPU s/100K faust floor (records/s x lines it was fed) "
+           "| CPU s/100K collector (peer: rsyslogd) | CPU s/100K broker | peak RSS collector "
+           "| peak RSS worker |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     if not isinstance(result, dict) or "error" in result:
-        return [*out, f"| live | failed: {_cell(failure_reason(result))} | | | | | | | | | | |"]
+        return [*out, f"| live | failed: {_cell(failure_reason(result))} | | | | | | | | | | | |"]
     rows = result.get("rows") or []
     if not rows:
-        return [*out, "| live | failed: no rows in the live result | | | | | | | | | | |"]
+        return [*out, "| live | failed: no rows in the live result | | | | | | | | | | | |"]
     dominated = [str(row.get("name")) for row in rows if row.get("broker_note")]
     starved = [f"{row.get('name')}: worker {row['runqueue_wait_s']['worker']:.0f} s"
                for row in rows if (row.get("runqueue_wait_s") or {}).get("worker", 0) > 0.25 * row.get("seconds", 60)]

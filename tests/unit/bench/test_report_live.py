@@ -27,7 +27,7 @@ def test_a_row_that_kept_up_shows_each_figure_beside_its_target() -> None:
     text = markdown({"live": {"rows": [live_row()]}})
     assert cells(text, "200 pods x 20 lines/s") == [
         "200 pods x 20 lines/s", "4,000", "3,990", "yes", "12 / 40", "120 ms", "600 ms (met)", "1.20 (met)",
-        "0.90 (missed)", "2.50", "60 MiB", "150 MiB"]
+        "-", "0.90 (missed)", "2.50", "60 MiB", "150 MiB"]
     assert "1-min load average at the window ends: 3.5" in text and "Broker: noida-db (embedded)." in text
     assert "waiting for a CPU" not in text
 
@@ -52,7 +52,7 @@ def test_a_row_that_fell_behind_shows_a_lower_bound_and_the_missing_lines() -> N
 
 def test_the_collector_memory_target_applies_at_1000_pods() -> None:
     row = live_row(name="1000 pods x 2 lines/s", pods=1000, collector_peak_rss_mib=180.0)
-    assert cells(markdown({"live": {"rows": [row]}}), "1000 pods x 2 lines/s")[10] == "180 MiB (missed)"
+    assert cells(markdown({"live": {"rows": [row]}}), "1000 pods x 2 lines/s")[11] == "180 MiB (missed)"
 
 
 def test_the_peer_row_fills_the_collector_columns_with_rsyslogd() -> None:
@@ -61,7 +61,7 @@ def test_the_peer_row_fills_the_collector_columns_with_rsyslogd() -> None:
             "p50_s": 0.03, "p99_s": 0.06, "shipper_cpu_per_100k": 0.4, "shipper_peak_rss_mib": 11.0,
             "broker_cpu_per_100k": 3.0, "lag_window_start": {}, "lag_window_end": {}}
     got = cells(markdown({"live": {"rows": [live_row(), peer]}}), str(peer["name"]))
-    assert got[1:] == ["4,000", "4,001", "yes", "-", "30 ms", "60 ms (met)", "-", "0.40", "3.00", "11 MiB", "-"]
+    assert got[1:] == ["4,000", "4,001", "yes", "-", "30 ms", "60 ms (met)", "-", "-", "0.40", "3.00", "11 MiB", "-"]
 
 
 def test_failed_or_absent_live_results() -> None:
@@ -73,3 +73,13 @@ def test_failed_or_absent_live_results() -> None:
 
 def test_a_p99_over_one_second_misses_even_when_every_line_arrived() -> None:
     assert cells(markdown({"live": {"rows": [live_row(p99_s=1.5)]}}), "200 pods x 20 lines/s")[6] == "1,500 ms (missed)"
+
+
+def test_the_faust_floor_fed_the_workers_records_stands_beside_the_worker() -> None:
+    floor = {"records_per_s": 10.02, "lines_per_record": 399, "cpu_per_100k": 1.297, "forwarded_all": True}
+    got = cells(markdown({"live": {"rows": [live_row(worker_cpu_per_100k=1.9, faust_floor=floor)]}}),
+                "200 pods x 20 lines/s")
+    assert got[7:9] == ["1.90 (missed)", "1.30 (10 x 399)"]
+    behind = cells(markdown({"live": {"rows": [live_row(faust_floor={**floor, "forwarded_all": False})]}}),
+                   "200 pods x 20 lines/s")
+    assert behind[8] == "1.30 (10 x 399, fell behind)"

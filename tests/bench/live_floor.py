@@ -1,0 +1,100 @@
+"""The faust floor at a live row's shape: what faust alone costs to move that row's records.
+
+A live node's worker takes few lines per Kafka record (the collector sends one record per partition
+per linger), so much of its CPU goes to moving records, not lines. This feeds the faust floor
+(tests/bench/faust_floor_app.py: the worker's two hops, fan-out to four partitions, no decoding,
+parsing, grouping or table) at the records per second and lines per record the live row's worker
+took from logs.raw, on a fresh broker, and reports its CPU per 100K lines. The live worker's own
+figure is read against it: a CPU target below the floor cannot be met by work on the lines.
+
+Run by tests/bench/bench_live.py after each pipeline row (skip with --no-floor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from commands.broker import free_port
+from core.settings import KafkaSettings
+from kafka_io.topic_admin import ensure_topics
+from tests.bench.brokers import bench_broker
+from tests.bench.measure import cpu_seconds
+from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTITIONS = 4
+# a live row's line: a JSON document of about the size the live writers write
+LINE = (b'{"time":"2026-12-05T10:00:00.000Z","level":"info","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",'
+        b'"service":"checkout","msg":"' + b"x" * 120 + b'"}\n')
+
+
+def floor_at(workdir: Path, records_per_s: float, lines_per_record: int, seconds: float,
+             warmup: float = 10.0) -> dict[str, Any]:
+    """Feed the floor `records_per_s` records of `lines_per_record` lines, round robin over its partitions,
+    for `warmup` then `seconds` (measured); its CPU in the window per 100K lines fed."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with bench_broker(workdir, "floor") as broker:
+        return asyncio.run(_run(workdir, broker.bootstrap, broker.run_prefix, records_per_s, max(1, lines_per_record),
+                                seconds, warmup))
+
+
+async def _run(workdir: Path, bootstrap: str, prefix: str, records_per_s: float, lines_per_record: int,
+               seconds: float, warmup: float) -> dict[str, Any]:
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS),
+                        [f"{prefix}floor.raw", f"{prefix}floor.parsed", f"{prefix}floor.sink"])
+    port = free_port()
+    env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(lines_per_record),
+                    "FLOOR_TOPIC_PREFIX": prefix, "PYTHONPATH": str(ROOT)})
+    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn",
+            "--web-port", str(port)]
+    proc = ManagedProcess("faust-floor-live", argv, env, workdir / "faust-floor-live.log", workdir).start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=16 << 20)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/floor/count", 90, proc)
+        await producer.start()
+        record = LINE * lines_per_record
+        sent = 0
+
+        async def feed(duration: float) -> int:
+            nonlocal sent
+            started, fed = time.monotonic(), 0
+            while time.monotonic() - started < duration:
+                await producer.send(f"{prefix}floor.raw", record, partition=sent % PARTITIONS)
+                sent += 1
+                fed += 1
+                await asyncio.sleep(max(0.0, started + fed / records_per_s - time.monotonic()))
+            return fed
+
+        await feed(warmup)  # the group formed and every partition's first fetch done
+        cpu0 = cpu_seconds(proc.pid)
+        fed = await feed(seconds)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        await producer.flush()
+        forwarded = await _wait_forwarded(port, sent * (lines_per_record // PARTITIONS) * PARTITIONS, proc)
+        lines = fed * lines_per_record
+        return {"records_per_s": round(records_per_s, 2), "lines_per_record": lines_per_record, "seconds": seconds,
+                "cpu_s": round(cpu, 2), "cpu_per_100k": round(cpu / lines * 100_000, 3) if lines else None,
+                "forwarded_all": forwarded}
+    finally:
+        await producer.stop()
+        proc.stop()
+
+
+async def _wait_forwarded(port: int, lines: int, proc: ManagedProcess, timeout: float = 30.0) -> bool:
+    """Whether the floor forwarded every fed line (a floor that fell behind is not a floor)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:
+            if float(json.loads(response.read())["lines"]) >= lines:
+                return True
+        if not proc.alive():
+            return False
+        await asyncio.sleep(0.2)
+    return False
