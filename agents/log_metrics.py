@@ -3,7 +3,10 @@
 Why the group stage (agents/grouper.py): it is the one place where each parsed line is handled once,
 by the one worker owning the line's `logs.parsed` partition, after replays were skipped (its stream
 marks), with the line's level, service and source at hand. So each worker counts only its own
-partitions' lines and `sum without (instance)` over the workers is the pipeline's total.
+partitions' lines and `sum without (instance)` over the workers is the pipeline's total. A chunk's
+counts are exposed only once its table update (its stream marks) is stored, and dropped with it when a
+rebalance drops it (`Counted`; core/log_metric_series.py, SeriesTally), so the next owner's count of
+those lines is the only one.
 
 Cost (the rules run for every line): each rule runs its own loop over a chunk's lines; the level
 threshold is checked inline; a line's raw key (its label values and source index) is taken with one
