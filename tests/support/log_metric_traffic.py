@@ -72,6 +72,12 @@ def samples(metrics_text: str) -> list[tuple[str, dict[str, str], float]]:
             for s in family.samples]
 
 
+def grouped_lines(metrics_text: str) -> int:
+    """The lines a worker's group stage took (`logweave_lines_total{stage="grouped"}` on its /metrics)."""
+    return int(sum(value for name, labels, value in samples(metrics_text)
+                   if name == "logweave_lines_total" and labels["stage"] == "grouped"))
+
+
 def summed(texts: list[str]) -> Expected:
     """What the workers' /metrics texts add up to (a sum over workers: no per-process label)."""
     got = Expected()

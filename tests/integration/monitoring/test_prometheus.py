@@ -42,7 +42,7 @@ from commands.broker import EmbeddedBroker, free_port
 from tests.integration.collectors.intake.test_http import post
 from tests.integration.worker.test_grouping import BASE, NO_IDLE_CLOSE, doc
 from tests.support.kube_api import FakeKubeApi
-from tests.support.log_metric_traffic import samples, traffic
+from tests.support.log_metric_traffic import grouped_lines, traffic
 from tests.support.polling import wait_for
 from tests.support.processes import (
     INTAKE_HTTP_ONLY,
@@ -320,8 +320,7 @@ async def test_two_workers_log_metrics_summed_and_a_killed_worker_fires_both_ale
         chunks, expected = traffic(streams=12, per_stream=30, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         await asyncio.gather(*[workers[0].feed(c.docs, stream=c.stream, source=c.source) for c in chunks])
         await workers[0].wait_until_quiet()
-        grouped = [sum(v for name, labels, v in samples(w.get("/metrics")[1].decode())
-                       if name == "logweave_lines_total" and labels["stage"] == "grouped") for w in workers]
+        grouped = [grouped_lines(w.get("/metrics")[1].decode()) for w in workers]
         assert all(count > 0 for count in grouped), f"one worker grouped nothing, so two were not shown: {grouped}"
 
         def errors() -> dict[tuple[str, str], int]:

@@ -17,7 +17,7 @@ from commands.broker import EmbeddedBroker
 from core.rules import RulesDocument
 from kafka_io.rules_topic import publish_rules
 from tests.integration.worker.test_grouping import NO_IDLE_CLOSE
-from tests.support.log_metric_traffic import RULES, samples, summed, traffic
+from tests.support.log_metric_traffic import RULES, grouped_lines, samples, summed, traffic
 from tests.support.polling import wait_for
 from tests.support.worker_harness import WorkerHarness, wait_each_groups
 
@@ -58,8 +58,7 @@ async def test_two_workers_count_each_line_once_and_sum_to_what_was_fed(broker: 
         assert got.errors == expected.errors
         assert (got.observed, got.skipped) == (expected.observed, expected.skipped)
         assert abs(got.total_ms - expected.total_ms) < 1e-6
-        grouped = [sum(v for name, labels, v in samples(t) if name == "logweave_lines_total"
-                       and labels["stage"] == "grouped") for t in texts]
+        grouped = [grouped_lines(t) for t in texts]
         assert all(count > 0 for count in grouped), f"one worker grouped nothing, so two were not shown: {grouped}"
         assert sum(grouped) == lines + len(replayed.docs)  # the replay reached the group stage, and was not counted
         for text in texts:  # no per-process label: the sum over workers is the total
@@ -69,11 +68,6 @@ async def test_two_workers_count_each_line_once_and_sum_to_what_was_fed(broker: 
     finally:
         for worker in workers:
             await worker.close()
-
-
-def grouped(worker: WorkerHarness) -> float:
-    return sum(value for name, labels, value in samples(worker.get("/metrics")[1].decode())
-               if name == "logweave_lines_total" and labels["stage"] == "grouped")
 
 
 async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sums_exact(broker: EmbeddedBroker,
@@ -104,7 +98,8 @@ async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sum
     try:
         await first.start()
         feeding = asyncio.create_task(feed_until_settled())
-        await wait_for(lambda: grouped(first) >= 30, timeout=60, what="the first worker grouping lines")
+        await wait_for(lambda: grouped_lines(first.get("/metrics")[1].decode()) >= 30, timeout=60,
+                       what="the first worker grouping lines")
         await joining.start()
         await wait_each_groups(workers)
         settled.set()
@@ -118,3 +113,33 @@ async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sum
     finally:
         for worker in workers:
             await worker.close()
+
+
+async def test_a_worker_killed_before_its_persist_counts_each_line_once_after_the_restart(broker: EmbeddedBroker,
+                                                                                        tmp_path: Path) -> None:
+    """A worker killed (-9) right after grouping every line, its updates waiting for their persist
+    (table_persist_interval 5s): what it had exposed (scraped just before the kill) plus what the restarted
+    worker counts is each line exactly once, none lost with the dead process and none counted twice. (Counted
+    at once, the dead process showed every line and the restarted one counted them all again.)"""
+    worker = WorkerHarness(broker, tmp_path / "w", {"LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / "w" / "data"),
+                                                    "LOGWEAVE_LOG_METRICS__RULES": orjson.dumps(RULES).decode(),
+                                                    "LOGWEAVE_WORKER__TABLE_PERSIST_INTERVAL": "5s", **NO_IDLE_CLOSE})
+    worker.workdir.mkdir()
+    chunks, expected = traffic(streams=8, per_stream=30, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    lines = sum(len(chunk.docs) for chunk in chunks)
+    try:
+        await worker.start()
+        await asyncio.gather(*[worker.feed(c.docs, stream=c.stream, source=c.source) for c in chunks])
+        await wait_for(lambda: grouped_lines(worker.get("/metrics")[1].decode()) == lines, timeout=60,
+                       what=f"the worker grouping all {lines} lines")
+        before = summed([worker.get("/metrics")[1].decode()])
+        worker.stop(kill=True)
+        await worker.start()
+        await worker.wait_until_quiet()
+        await wait_for(lambda: summed([worker.get("/metrics")[1].decode()]).observed + before.observed
+                       >= expected.observed, timeout=60, what="the restarted worker counting the lines again")
+        after = summed([worker.get("/metrics")[1].decode()])
+        assert (before.errors + after.errors, before.observed + after.observed, before.skipped + after.skipped) == (
+            expected.errors, expected.observed, expected.skipped)
+    finally:
+        await worker.close()
