@@ -39,7 +39,6 @@ from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench import live_pods, live_stats
 from tests.bench.brokers import BenchBroker, bench_broker
 from tests.bench.live_floor import floor_at
-from tests.bench.live_stats import cpu_judged
 from tests.bench.live_tails import KafkaTopicTail, SinkDirectoryTail
 from tests.bench.live_writer import pod_dir
 from tests.bench.measure import cpu_seconds, peak_rss_mib, runqueue_wait_seconds, scrape_metric
@@ -312,7 +311,7 @@ def with_floor(row: dict[str, Any], workdir: Path, args: argparse.Namespace) -> 
     """The row with its faust floor: faust alone fed the records the row's worker took, at their rate and
     size, on a fresh broker (tests/bench/live_floor.py); the quiet row's few records are not judged."""
     records, lines = row.get("raw_records_per_s"), row.get("lines_per_raw_record")
-    if args.floor and records and lines and cpu_judged(row):
+    if args.floor and records and lines and live_stats.cpu_judged(row):
         name = f"floor-{row['pods']}x{row['lines_per_s_per_pod']:g}-{row.get('source', 'files')}"
         row["faust_floor"] = floor_at(workdir / name, records, lines, args.seconds)
     return row

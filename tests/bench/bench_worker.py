@@ -48,6 +48,7 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause, pace_idle_fetches
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
+from tests.bench.live_floor import floor_topics, forwarded_lines, start_floor
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
 
@@ -111,26 +112,13 @@ async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
 
 async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
     """The same two hops in faust with no per-line work (tests/bench/faust_floor_app.py)."""
-    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS),
-                        ["floor.raw", "floor.parsed", "floor.sink"])
-    await preload(bootstrap, lines, "floor.raw", chunk)
-    port = free_port()
-    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn", "--web-port",
-            str(port)]
-    env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(chunk),
-                    "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    proc = ManagedProcess("faust-floor", argv, env, workdir / "faust-floor.log", workdir).start()
-
-    def forwarded() -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:
-            return float(json.loads(response.read())["lines"])
-
+    await preload(bootstrap, lines, await floor_topics(bootstrap), chunk)
+    proc, port = start_floor(workdir, bootstrap, chunk)
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/floor/count", 90, proc)
-        while forwarded() == 0:  # the web page answers before the consumer group has formed
+        while forwarded_lines(port) == 0:  # the web page answers before the consumer group has formed
             await asyncio.sleep(0.05)
-        return await time_until(proc, forwarded, lines, 600, "faust floor: same two hops, records forwarded untouched",
-                                "no decode, no table")
+        return await time_until(proc, lambda: forwarded_lines(port), lines, 600,
+                                "faust floor: same two hops, records forwarded untouched", "no decode, no table")
     finally:
         proc.stop()
 

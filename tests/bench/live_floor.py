@@ -7,7 +7,9 @@ parsing, grouping or table) at the records per second and lines per record the l
 took from logs.raw, on a fresh broker, and reports its CPU per 100K lines. The live worker's own
 figure is read against it: a CPU target below the floor cannot be met by work on the lines.
 
-Run by tests/bench/bench_live.py after each pipeline row (skip with --no-floor).
+Run by tests/bench/bench_live.py after each pipeline row (skip with --no-floor). The floor's topics,
+process and count page (`floor_topics`, `start_floor`, `forwarded_lines`) are also the bulk floor's
+(tests/bench/bench_worker.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,37 @@ LINE = (b'{"time":"2026-12-05T10:00:00.000Z","level":"info","traceId":"4bf92f357
         b'"service":"checkout","msg":"' + b"x" * 120 + b'"}\n')
 
 
+async def floor_topics(bootstrap: str, prefix: str = "") -> str:
+    """Create the floor's three topics; the name of its input topic."""
+    names = [f"{prefix}floor.{hop}" for hop in ("raw", "parsed", "sink")]
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), names)
+    return names[0]
+
+
+def start_floor(workdir: Path, bootstrap: str, lines_per_record: int, prefix: str = "",
+                name: str = "faust-floor") -> tuple[ManagedProcess, int]:
+    """Start the floor app counting `lines_per_record` per record; (its process, its web port) once the
+    count page answers."""
+    port = free_port()
+    env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(lines_per_record),
+                    "FLOOR_TOPIC_PREFIX": prefix, "PYTHONPATH": str(ROOT)})
+    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn",
+            "--web-port", str(port)]
+    proc = ManagedProcess(name, argv, env, workdir / f"{name}.log", workdir).start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/floor/count", 90, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, port
+
+
+def forwarded_lines(port: int) -> float:
+    """The lines the floor has passed on to its sink topic."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:
+        return float(json.loads(response.read())["lines"])
+
+
 def floor_at(workdir: Path, records_per_s: float, lines_per_record: int, seconds: float,
              warmup: float = 10.0) -> dict[str, Any]:
     """Feed the floor `records_per_s` records of `lines_per_record` lines, round robin over its partitions,
@@ -47,17 +80,10 @@ def floor_at(workdir: Path, records_per_s: float, lines_per_record: int, seconds
 
 async def _run(workdir: Path, bootstrap: str, prefix: str, records_per_s: float, lines_per_record: int,
                seconds: float, warmup: float) -> dict[str, Any]:
-    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS),
-                        [f"{prefix}floor.raw", f"{prefix}floor.parsed", f"{prefix}floor.sink"])
-    port = free_port()
-    env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(lines_per_record),
-                    "FLOOR_TOPIC_PREFIX": prefix, "PYTHONPATH": str(ROOT)})
-    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn",
-            "--web-port", str(port)]
-    proc = ManagedProcess("faust-floor-live", argv, env, workdir / "faust-floor-live.log", workdir).start()
+    topic = await floor_topics(bootstrap, prefix)
+    proc, port = start_floor(workdir, bootstrap, lines_per_record, prefix, "faust-floor-live")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=16 << 20)
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/floor/count", 90, proc)
         await producer.start()
         record = LINE * lines_per_record
         sent = 0
@@ -66,7 +92,7 @@ async def _run(workdir: Path, bootstrap: str, prefix: str, records_per_s: float,
             nonlocal sent
             started, fed = time.monotonic(), 0
             while time.monotonic() - started < duration:
-                await producer.send(f"{prefix}floor.raw", record, partition=sent % PARTITIONS)
+                await producer.send(topic, record, partition=sent % PARTITIONS)
                 sent += 1
                 fed += 1
                 await asyncio.sleep(max(0.0, started + fed / records_per_s - time.monotonic()))
@@ -91,9 +117,8 @@ async def _wait_forwarded(port: int, lines: int, proc: ManagedProcess, timeout: 
     """Whether the floor forwarded every fed line (a floor that fell behind is not a floor)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/floor/count", timeout=5) as response:
-            if float(json.loads(response.read())["lines"]) >= lines:
-                return True
+        if forwarded_lines(port) >= lines:
+            return True
         if not proc.alive():
             return False
         await asyncio.sleep(0.2)
