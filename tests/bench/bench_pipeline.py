@@ -8,6 +8,8 @@ holds every line. Per process: CPU seconds per 100K lines and peak RSS (from /pr
 Then the drain alone: a second worker running only the drain stage (its own consumer group) reads the
 sink topic the first one filled, records exactly as the group stage wrote them, into a second file
 sink directory; its row is the drain and file sink's share of the full path, beside its idle CPU.
+With KAFKA_BROKERS set, all of it runs on that Kafka instead, on topics and consumer groups of its own
+(tests/bench/brokers.py), and the broker's CPU row is left out: that broker is not on this machine.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from commands.broker import EmbeddedBroker, free_port
+from commands.broker import free_port
 from commands.demo import cri_line, rfc3339_nano
 from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
+from tests.bench.bench_worker import run_env
+from tests.bench.brokers import BenchBroker, bench_broker
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids
 from tests.support.processes import file_collector, wait_http_ok, worker
 
@@ -58,21 +62,22 @@ def write_pod_logs(root: Path, lines: int, files: int) -> int:
     return total
 
 
-async def raw_limit(bootstrap: str, lines: int) -> tuple[Row, Row]:
+async def raw_limit(bootstrap: str, lines: int, prefix: str = "") -> tuple[Row, Row]:
     """The same lines as 1,000-line chunks: bare aiokafka produce, then bare consume."""
-    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=4), ["bench.raw"])
+    topic = f"{prefix}bench.raw"
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=4), [topic])
     payloads = [orjson.dumps({"lines": [line_bytes(n).decode() for n in range(s, min(s + 1000, lines))]})
                 for s in range(0, lines, 1000)]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4 << 20)
     await producer.start()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    futures = [await producer.send("bench.raw", p, partition=i % 4) for i, p in enumerate(payloads)]
+    futures = [await producer.send(topic, p, partition=i % 4) for i, p in enumerate(payloads)]
     await asyncio.gather(*futures)
     produce = Row("raw aiokafka produce (1,000-line chunks)", lines, time.perf_counter() - t0,
                   time.process_time() - cpu0, 0.0, "the limit")
     await producer.stop()
     install_idle_fetch_pause()
-    consumer = AIOKafkaConsumer("bench.raw", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=None, max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     cpu0, t0, seen = time.process_time(), time.perf_counter(), 0
@@ -95,8 +100,8 @@ def sink_line_count(out: Path) -> int:
     return total
 
 
-async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker_pid: int) -> list[Row]:
-    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
+async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -> list[Row]:
+    env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(workdir / "out"),
            "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"), "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
            "LOGWEAVE_TRACES__GAP": "5s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
@@ -106,7 +111,7 @@ async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker
     port = free_port()
     worker_proc = worker(workdir, env, port).start()
     wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, worker_proc)
-    broker_cpu0 = sum(cpu_seconds(p) for p in tree_pids(broker_pid))
+    broker_cpu0 = broker.cpu_seconds()
     collector = file_collector(workdir, env, [str(pods / "*" / "*" / "*.log")])
     worker_cpu0 = cpu_seconds(worker_proc.pid)
     t0 = time.perf_counter()
@@ -128,21 +133,23 @@ async def pipeline(workdir: Path, bootstrap: str, lines: int, files: int, broker
             Row("  file collector process", lines, elapsed, cpu_seconds(collector.pid), peak_rss_mib(collector.pid)),
             Row("  worker process (parse+group+route+drain)", lines, elapsed,
                 cpu_seconds(worker_proc.pid) - worker_cpu0, peak_rss_mib(worker_proc.pid)),
-            Row("  broker (noida-db)", lines, elapsed,
-                sum(cpu_seconds(p) for p in tree_pids(broker_pid)) - broker_cpu0,
-                max(peak_rss_mib(p) for p in tree_pids(broker_pid))),
         ]
+        broker_cpu = broker.cpu_seconds()
+        if broker_cpu is not None and broker_cpu0 is not None and broker.root_pid is not None:
+            rows.append(Row("  broker (noida-db)", lines, elapsed, broker_cpu - broker_cpu0,
+                            max(peak_rss_mib(p) for p in tree_pids(broker.root_pid))))
         return rows
     finally:
         collector.stop()
         worker_proc.stop()
 
 
-async def drain_alone(workdir: Path, bootstrap: str, lines: int) -> Row:
+async def drain_alone(workdir: Path, broker: BenchBroker, lines: int) -> Row:
     """A drain-only worker (own consumer group) re-reading the sink topic the pipeline filled."""
     out = workdir / "out-drain"
-    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker-drain"),
-           "LOGWEAVE_WORKER__APP_ID": "logweave-drain-bench", "LOGWEAVE_WORKER__STAGES": "drain",
+    env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker-drain"),
+           "LOGWEAVE_WORKER__APP_ID": f"logweave-{broker.run_prefix.rstrip('.')}drain-bench",
+           "LOGWEAVE_WORKER__STAGES": "drain",
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(out)}
     await prepare_worker_topics(load_settings(environ=env))  # its own changelog; the sink topic is there
     port = free_port()
@@ -175,22 +182,19 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/pipeline.json"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="logweave-bench-"))
-    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
-    try:
-        assert broker.process is not None
-        produce, consume = await raw_limit(broker.bootstrap, args.lines)
-        rows = await pipeline(workdir, broker.bootstrap, args.lines, args.files, broker.process.pid)
-        rows.append(await drain_alone(workdir, broker.bootstrap, args.lines))
-    finally:
-        broker.stop(kill=True)
+    with bench_broker(workdir, "pipeline") as broker:
+        produce, consume = await raw_limit(broker.bootstrap, args.lines, broker.run_prefix)
+        rows = await pipeline(workdir, broker, args.lines, args.files)
+        rows.append(await drain_alone(workdir, broker, args.lines))
     all_rows = [produce, consume, *rows]
-    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes\n")
+    print(f"\nbroker: {broker.label}; {args.lines:,} lines of ~250 bytes\n")
     print(table(all_rows))
     ratio = rows[0].rate / min(produce.rate, consume.rate)
     print(f"\npipeline / raw limit (slower of produce and consume): {ratio:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"broker": "noida-db", "lines": args.lines, "rows": [r.as_dict() for r in all_rows],
-                                    "pipeline_vs_limit": round(ratio, 3)}, indent=2))
+    args.out.write_text(json.dumps({"broker": broker.label, "lines": args.lines,
+                                    "rows": [r.as_dict() for r in all_rows], "pipeline_vs_limit": round(ratio, 3)},
+                                   indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -21,6 +21,8 @@ the worker's CPU seconds per 100K lines, the lines still behind when the feed st
 the latency, beside the bare aiokafka limit on records of as many lines in the same run.
 `--streams-per-record 20` gathers that many streams' lines in one record (raw chunk version 2),
 as the collectors do.
+With KAFKA_BROKERS set, every run goes to that Kafka instead of a fresh embedded broker, on topics and
+consumer groups of its own (tests/bench/brokers.py); the broker's CPU is then not on this machine.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from commands.broker import EmbeddedBroker, free_port
+from commands.broker import free_port
 from core.codec import compressor, decompress
 from core.models import P_TIME, ParsedChunk, RawBatch, RawChunk, make_raw_line, trace_partition
 from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause, pace_idle_fetches
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
+from tests.bench.brokers import BenchBroker, bench_broker, broker_label
 from tests.bench.live_floor import floor_topics, forwarded_lines, start_floor
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
@@ -78,13 +81,15 @@ async def preload(bootstrap: str, lines: int, topic: str = "logs.raw", chunk: in
     await publisher.stop()
 
 
-async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
-    """Bare aiokafka: consume raw chunks, orjson-parse every line, re-chunk by trace, produce."""
-    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), ["limit.raw", "limit.out"])
-    await preload(bootstrap, lines, "limit.raw", chunk)
+async def raw_limit(bootstrap: str, lines: int, chunk: int, prefix: str = "") -> Row:
+    """Bare aiokafka: consume raw chunks, orjson-parse every line, re-chunk by trace, produce (topics
+    named with `prefix`: a run's own on an external Kafka)."""
+    source, out_topic = f"{prefix}limit.raw", f"{prefix}limit.out"
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), [source, out_topic])
+    await preload(bootstrap, lines, source, chunk)
     install_idle_fetch_pause()
     compress = compressor("lz4")
-    consumer = AIOKafkaConsumer("limit.raw", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=None, max_partition_fetch_bytes=8 << 20)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4 << 20)
     await consumer.start()
@@ -101,7 +106,7 @@ async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
                     out[trace_partition(doc["traceId"], PARTITIONS)].append([doc["traceId"], entry[1]])
                     seen += 1
                 for partition, part in out.items():
-                    futures.append(await producer.send("limit.out", compress(orjson.dumps(part)), partition=partition))
+                    futures.append(await producer.send(out_topic, compress(orjson.dumps(part)), partition=partition))
     await asyncio.gather(*futures)
     row = Row("raw aiokafka consume+parse+re-chunk+produce", lines, time.perf_counter() - t0,
               time.process_time() - cpu0, 0.0, "the limit")
@@ -110,10 +115,10 @@ async def raw_limit(bootstrap: str, lines: int, chunk: int) -> Row:
     return row
 
 
-async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+async def faust_floor(workdir: Path, bootstrap: str, lines: int, chunk: int, prefix: str = "") -> Row:
     """The same two hops in faust with no per-line work (tests/bench/faust_floor_app.py)."""
-    await preload(bootstrap, lines, await floor_topics(bootstrap), chunk)
-    proc, port = start_floor(workdir, bootstrap, chunk)
+    await preload(bootstrap, lines, await floor_topics(bootstrap, prefix), chunk)
+    proc, port = start_floor(workdir, bootstrap, chunk, prefix)
     try:
         while forwarded_lines(port) == 0:  # the web page answers before the consumer group has formed
             await asyncio.sleep(0.05)
@@ -128,15 +133,16 @@ QUIX_NOTE = ("peer; does not: dead-letter, parse times, normalize level/service,
              "window or close traces, apply routing rules")
 
 
-async def quixstreams_peer(workdir: Path, bootstrap: str, lines: int, chunk: int) -> Row:
+async def quixstreams_peer(workdir: Path, bootstrap: str, lines: int, chunk: int, prefix: str = "") -> Row:
     """quixstreams doing the same two hops with RocksDB state (tests/bench/quixstreams_peer.py), own venv."""
     if not QUIX_PYTHON.exists():
         raise RuntimeError(f"no {QUIX_PYTHON}: `make bench` makes it (pip install -r tests/bench/quixstreams-peer.txt)")
-    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), ["logs.raw"])
-    await preload(bootstrap, lines, chunk=chunk)
+    source = f"{prefix}logs.raw"
+    await ensure_topics(KafkaSettings(brokers=bootstrap, partitions=PARTITIONS), [source])
+    await preload(bootstrap, lines, source, chunk)
     progress = workdir / "quixstreams.progress"
-    argv = [str(QUIX_PYTHON), "-m", "tests.bench.quixstreams_peer", "--broker", bootstrap, "--input", "logs.raw",
-            "--state-dir", str(workdir / "quixstreams-state"), "--progress", str(progress)]
+    argv = [str(QUIX_PYTHON), "-m", "tests.bench.quixstreams_peer", "--broker", bootstrap, "--input", source,
+            "--prefix", f"{prefix}qx.", "--state-dir", str(workdir / "quixstreams-state"), "--progress", str(progress)]
     env = base_env({"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONWARNINGS": "ignore"})
     proc = ManagedProcess("quixstreams-peer", argv, env, workdir / "quixstreams-peer.log", workdir).start()
 
@@ -182,16 +188,24 @@ def routed(port: int) -> float:
     return 0.0
 
 
+def run_env(bootstrap: str, prefix: str) -> dict[str, str]:
+    """A worker's Kafka settings for one run: on an external Kafka its own topics and consumer group."""
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap}
+    if prefix:
+        env.update(LOGWEAVE_KAFKA__TOPIC_PREFIX=prefix, LOGWEAVE_WORKER__APP_ID=f"logweave-{prefix.rstrip('.')}")
+    return env
+
+
 async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extra_env: dict[str, str] | None = None,
                      make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None,
-                     profile: Path | None = None) -> Row:
+                     profile: Path | None = None, prefix: str = "") -> Row:
     """The worker's bulk row; `check(web_port)` before it stops (what its /metrics say); with `profile`,
     py-spy samples it from readiness until it is stopped."""
-    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
+    env = {**run_env(bootstrap, prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h", **(extra_env or {})}
     await prepare_worker_topics(load_settings(environ=env))
-    await preload(bootstrap, lines, chunk=chunk, make=make)
+    await preload(bootstrap, lines, f"{prefix}logs.raw", chunk=chunk, make=make)
     port = free_port()
     proc = worker(workdir, env, port, name="bench-worker").start()
     spy: subprocess.Popen[bytes] | None = None
@@ -216,32 +230,31 @@ MEASURES = ("limit", "floor", "worker", "quixstreams")
 async def throughput_round(workdir: Path, lines: int, chunk: int, measures: tuple[str, ...] = MEASURES,
                            profile: Path | None = None) -> dict[str, Row]:
     """The limit, the faust floor, the worker and the quixstreams peer, one after another, each on a
-    fresh broker (`measures` picks some of them).
+    fresh broker (`measures` picks some of them); on an external Kafka (KAFKA_BROKERS), each with its
+    own topics and consumer group (tests/bench/brokers.py).
 
     A broker's own CPU grows with what it holds (noida-db re-writes a snapshot of it), and on two
     cores it competes with the process measured: the third run on one broker would carry the
     first two runs' data."""
     workdir.mkdir(parents=True)
     found: dict[str, Row] = {}
-    runs: dict[str, Callable[[str], Awaitable[Row]]] = {
-        "limit": lambda bootstrap: raw_limit(bootstrap, lines, chunk),
-        "floor": lambda bootstrap: faust_floor(workdir, bootstrap, lines, chunk),
-        "worker": lambda bootstrap: throughput(workdir, bootstrap, lines, chunk, profile=profile),
-        "quixstreams": lambda bootstrap: quixstreams_peer(workdir, bootstrap, lines, chunk)}
-    for n, name in enumerate(measures):
-        broker = EmbeddedBroker(workdir / f"broker{n}", free_port()).start(log_path=workdir / f"broker{n}.log")
-        try:
-            found[name] = await runs[name](broker.bootstrap)
-        finally:
-            broker.stop(kill=True)
+    runs: dict[str, Callable[[BenchBroker], Awaitable[Row]]] = {
+        "limit": lambda broker: raw_limit(broker.bootstrap, lines, chunk, broker.run_prefix),
+        "floor": lambda broker: faust_floor(workdir, broker.bootstrap, lines, chunk, broker.run_prefix),
+        "worker": lambda broker: throughput(workdir, broker.bootstrap, lines, chunk, profile=profile,
+                                            prefix=broker.run_prefix),
+        "quixstreams": lambda broker: quixstreams_peer(workdir, broker.bootstrap, lines, chunk, broker.run_prefix)}
+    for name in measures:
+        with bench_broker(workdir, name) as broker:
+            found[name] = await runs[name](broker)
     return found
 
 
-async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess, int]:
-    """One worker (parse + group, own topic prefix and group) kept for every offered load."""
+async def latency_worker(workdir: Path, bootstrap: str, prefix: str = "") -> tuple[ManagedProcess, int]:
+    """One worker (parse + group, own topic prefix `<prefix>lat.` and group) kept for every offered load."""
     env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w2"),
-           "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_WORKER__APP_ID": "latency",
-           "LOGWEAVE_KAFKA__TOPIC_PREFIX": "lat."}
+           "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_WORKER__APP_ID": f"{prefix}latency",
+           "LOGWEAVE_KAFKA__TOPIC_PREFIX": f"{prefix}lat."}
     await prepare_worker_topics(load_settings(environ=env))
     port = free_port()
     proc = worker(workdir, env, port, name="latency-worker").start()
@@ -251,7 +264,7 @@ async def latency_worker(workdir: Path, bootstrap: str) -> tuple[ManagedProcess,
 
 async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: float = 30.0,
                   lines_per_record: int | None = None, streams: int = 8,
-                  worker_pid: int | None = None, streams_per_record: int = 1) -> dict[str, Any]:
+                  worker_pid: int | None = None, streams_per_record: int = 1, prefix: str = "") -> dict[str, Any]:
     """Offer `rate` lines/s for `seconds`; collection-to-sink-topic delays of this run's lines only.
 
     Lines are numbered from `first` (new trace ids and stream positions per run, so the worker never
@@ -263,11 +276,11 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     arrival) and the lines it was behind when the feed stopped (end lag) are reported too.
     """
     install_idle_fetch_pause()  # unpaced, this consumer re-fetches in a tight loop and takes a core from the worker
-    consumer = AIOKafkaConsumer("lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
+    consumer = AIOKafkaConsumer(f"{prefix}lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=None)
     await consumer.start()
     pace_idle_fetches(consumer, MEASURE_PAUSE)  # nothing wakes it: a short cap, or it adds up to 0.1 s to each delay
-    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), "lat.logs.raw", 64 << 20, create_topics=[])
+    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), f"{prefix}lat.logs.raw", 64 << 20, create_topics=[])
     await publisher.start()
     delays: list[float] = []
     total = int(rate * seconds)
@@ -378,34 +391,30 @@ async def small_records(workdir: Path, args: argparse.Namespace) -> dict[str, An
     workdir.mkdir(parents=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     total = int(args.live_rate * args.seconds)
-    broker = EmbeddedBroker(workdir / "broker0", free_port()).start(log_path=workdir / "broker0.log")
-    try:
-        limit = await raw_limit(broker.bootstrap, total, args.lines_per_record * args.streams_per_record)
-    finally:
-        broker.stop(kill=True)
-    broker = EmbeddedBroker(workdir / "broker1", free_port()).start(log_path=workdir / "broker1.log")
-    try:
-        lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
+    with bench_broker(workdir, "limit") as broker:
+        limit = await raw_limit(broker.bootstrap, total, args.lines_per_record * args.streams_per_record,
+                                broker.run_prefix)
+    with bench_broker(workdir, "small") as broker:
+        lat_worker, _ = await latency_worker(workdir, broker.bootstrap, broker.run_prefix)
         profile = args.out.with_suffix(".profile.txt")
         spy = profiler(lat_worker.pid, args.seconds, profile) if args.profile else None
         try:
             live = await latency(broker.bootstrap, args.live_rate, args.seconds, 0, drain=60.0,
                                  lines_per_record=args.lines_per_record, streams=args.streams,
-                                 worker_pid=lat_worker.pid, streams_per_record=args.streams_per_record)
+                                 worker_pid=lat_worker.pid, streams_per_record=args.streams_per_record,
+                                 prefix=broker.run_prefix)
         finally:
             lat_worker.stop()
         if spy is not None:
             spy.wait(timeout=60)
             print(top_frames(profile))
-    finally:
-        broker.stop(kill=True)
-    print(f"\nbroker: noida-db; {total:,} lines of ~250 bytes, {args.lines_per_record} per stream and "
+    print(f"\nbroker: {broker.label}; {total:,} lines of ~250 bytes, {args.lines_per_record} per stream and "
           f"{args.streams_per_record} stream(s) per record, {args.streams} streams, offered at "
           f"{args.live_rate:,} lines/s for {args.seconds:.0f} s\n")
     print(table([limit]))
     print(f"\nworker (parse+group, live): {describe(live)}")
     print(f"worker CPU s/100K / limit CPU s/100K: {live['worker_cpu_s_per_100k'] / limit.cpu_per_100k:.1f}")
-    return {"broker": "noida-db", "limit": limit.as_dict(), "live": live}
+    return {"broker": broker.label, "limit": limit.as_dict(), "live": live}
 
 
 async def main() -> None:
@@ -458,7 +467,7 @@ async def main() -> None:
             lats = await latency_runs(workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nbroker: noida-db (embedded Kafka protocol); {args.lines:,} lines of ~250 bytes, 10 per trace, "
+    print(f"\nbroker: {broker_label()}; {args.lines:,} lines of ~250 bytes, 10 per trace, "
           f"{args.chunk:,}-line raw chunks\n")
     for n, found in enumerate(rounds, 1):
         print(f"round {n}: " + "; ".join(f"{name} {found[name].rate:,.0f} lines/s at "
@@ -469,7 +478,7 @@ async def main() -> None:
     for lat in lats:
         print(f"latency collection -> sink topic {describe(lat)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"broker": "noida-db", "rows": [found.as_dict() for found in median.values()],
+    args.out.write_text(json.dumps({"broker": broker_label(), "rows": [found.as_dict() for found in median.values()],
                                     "rounds": [[found.as_dict() for found in round_rows.values()]
                                                for round_rows in rounds],
                                     **ratios, "latency": lats}, indent=2))
@@ -487,20 +496,18 @@ def same_run_ratios(found: dict[str, Row]) -> dict[str, float]:
 
 
 async def latency_runs(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Each offered load of `args.rates` in turn through one worker on a fresh broker."""
-    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
-    try:
-        lat_worker, _ = await latency_worker(workdir, broker.bootstrap)
+    """Each offered load of `args.rates` in turn through one worker on a fresh broker (or KAFKA_BROKERS)."""
+    with bench_broker(workdir, "latency") as broker:
+        lat_worker, _ = await latency_worker(workdir, broker.bootstrap, broker.run_prefix)
         try:
             lats, first = [], args.lines * 2
             for rate in args.rates:
-                lats.append(await latency(broker.bootstrap, rate, args.seconds, first, worker_pid=lat_worker.pid))
+                lats.append(await latency(broker.bootstrap, rate, args.seconds, first, worker_pid=lat_worker.pid,
+                                          prefix=broker.run_prefix))
                 first += int(rate * args.seconds)
                 await asyncio.sleep(2)
         finally:
             lat_worker.stop()
-    finally:
-        broker.stop(kill=True)
     return lats
 
 

@@ -6,6 +6,7 @@ runs here (`pids`); against an external Kafka each run gets its own topic prefix
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from pathlib import Path
 
 from commands.broker import EmbeddedBroker, free_port
 from tests.bench.measure import cpu_seconds, tree_pids
+
+EMBEDDED_LABEL = "noida-db (embedded Kafka-protocol broker, fresh per run)"
+_RUNS = itertools.count()  # run prefixes stay distinct within one second too
 
 
 @dataclass
@@ -35,18 +39,27 @@ class BenchBroker:
         return sum(cpu_seconds(p) for p in tree_pids(self.root_pid))
 
 
+def external_brokers() -> str:
+    """KAFKA_BROKERS, or "" when the benchmarks start their own broker."""
+    return os.environ.get("KAFKA_BROKERS", "").strip()
+
+
+def broker_label() -> str:
+    """What `bench_broker` runs on, for a benchmark's printout and results."""
+    external = external_brokers()
+    return f"external Kafka at {external} (KAFKA_BROKERS)" if external else EMBEDDED_LABEL
+
+
 @contextmanager
 def bench_broker(workdir: Path, name: str) -> Iterator[BenchBroker]:
     """An external broker named by KAFKA_BROKERS, or a fresh noida-db killed at the end."""
-    external = os.environ.get("KAFKA_BROKERS", "").strip()
+    external = external_brokers()
     if external:
-        yield BenchBroker(external, f"external Kafka at {external} (KAFKA_BROKERS)",
-                          run_prefix=f"bench{int(time.time())}{name}.")
+        yield BenchBroker(external, broker_label(), run_prefix=f"bench{int(time.time())}r{next(_RUNS)}{name}.")
         return
     broker = EmbeddedBroker(workdir / f"broker-{name}", free_port()).start(log_path=workdir / f"broker-{name}.log")
     try:
         assert broker.process is not None
-        yield BenchBroker(broker.bootstrap, "noida-db (embedded Kafka-protocol broker, fresh per run)",
-                          broker.process.pid)
+        yield BenchBroker(broker.bootstrap, EMBEDDED_LABEL, broker.process.pid)
     finally:
         broker.stop(kill=True)

@@ -129,6 +129,8 @@ def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:
     for prefix, label in (("file collector process", "- file collector process"),
                           ("worker process", "- worker process (parse, group, route, drain, file sink)"),
                           ("broker", "- embedded broker (noida-db), for scale")):
+        if prefix == "broker" and not any(str(row.get("name", "")).strip().startswith(prefix) for row in rows):
+            continue  # an external Kafka (KAFKA_BROKERS): its CPU is not on this machine
         part = _stage(find(rows, prefix), label)
         part.rate = None  # the processes share the end-to-end rate; their rows are CPU and memory
         out.append(part)
@@ -236,12 +238,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+# the benchmarks that run on KAFKA_BROKERS when it is set (tests/bench/run_all.py), as the header names them
+EXTERNAL_CAPABLE = (("worker", "the worker's rows and latencies"), ("pipeline", "the end-to-end rows"))
+
+
+def brokers_used(results: dict[str, Any]) -> str:
+    """Which broker the rows ran on: the embedded one, unless a benchmark recorded an external Kafka."""
+    ran: list[tuple[str, str]] = []
+    for key, what in EXTERNAL_CAPABLE:
+        result = results.get(key)
+        label = result.get("broker") if isinstance(result, dict) else None
+        if isinstance(label, str) and label.startswith("external"):
+            ran.append((what, label))
+    if not ran:
+        return "embedded broker noida-db"
+    return (f"{' and '.join(what for what, _ in ran)} on {', '.join(sorted({label for _, label in ran}))}, "
+            "the others on the embedded broker noida-db")
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The machine/date line, the throughput table and the latency table."""
+    broker = brokers_used(results)
     lines = [f"Latest run: {results.get('date', 'date unknown')}, {results.get('machine', 'machine unknown')}; "
-             "embedded broker noida-db, lines of ~250 bytes. Each limit is measured in the same run on the same "
-             "broker (the worker's limit, floor, worker and quixstreams peer: in one round, each on a fresh broker; "
-             "of three rounds, "
+             f"{broker}, lines of ~250 bytes. Each limit is measured in the same run on the same "
+             "broker (the worker's limit, floor, worker and quixstreams peer: in one round, each on a fresh broker "
+             "or its own topics; of three rounds, "
              "the one with the median worker rate); ratio = stage / limit.", "",
              "| stage | lines/s | same-run limit | limit lines/s | ratio | CPU s / 100K lines | peak RSS |",
              "|---|---:|---|---:|---:|---:|---:|"]

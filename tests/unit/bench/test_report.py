@@ -99,6 +99,30 @@ def test_worker_beside_the_quixstreams_peer_which_says_what_it_leaves_out() -> N
     assert "routing rules" in peer[0]
 
 
+def test_the_header_names_an_external_kafka_the_worker_rows_ran_on() -> None:
+    data = results()
+    assert "; embedded broker noida-db, lines" in markdown(data)
+    data["worker"]["broker"] = "noida-db (embedded Kafka-protocol broker, fresh per run)"
+    assert "; embedded broker noida-db, lines" in markdown(data)
+    data["worker"]["broker"] = "external Kafka at k1:9092 (KAFKA_BROKERS)"
+    header = markdown(data).splitlines()[0]
+    assert "the worker's rows and latencies on external Kafka at k1:9092 (KAFKA_BROKERS), the others on the " \
+           "embedded broker noida-db" in header
+    data["pipeline"]["broker"] = "external Kafka at k1:9092 (KAFKA_BROKERS)"
+    assert "the worker's rows and latencies and the end-to-end rows on external Kafka at k1:9092 (KAFKA_BROKERS), " \
+           "the others" in markdown(data).splitlines()[0]
+
+
+def test_the_end_to_end_rows_leave_out_a_broker_not_on_this_machine() -> None:
+    data = results()
+    assert "- embedded broker (noida-db), for scale" in markdown(data)
+    data["pipeline"]["rows"] = [r for r in data["pipeline"]["rows"] if "broker" not in r["name"]]
+    text = markdown(data)
+    assert "for scale" not in text
+    assert table_row(text, "- worker process")[5] == "3.400"  # the pipeline's other rows still render
+    assert table_row(text, "pipeline end to end")[1] == "20,000"
+
+
 def test_latency_rows_per_offered_load() -> None:
     text = markdown(results())
     assert table_row(text, "at 10,000 lines/s") == ["at 10,000 lines/s", "10,000", "9,999", "9,950", "35 ms",
