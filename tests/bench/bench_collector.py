@@ -8,6 +8,8 @@ In the same run, on the same broker (noida-db, printed), the native limit: a con
 the C shipper peer of issue #19: Debian's rsyslog (imfile -> omkafka, tests/bench/rsyslog_peer.py) on
 the same files, pinned to the same core, timed from its start until its topic holds every line. The
 peer sends each line as it is (no CRI parsing, no stream ids, positions or checkpoints of its own).
+With KAFKA_BROKERS set, all three publish to that Kafka instead, on topics of this run's own
+(tests/bench/brokers.py).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 
 import orjson
 
-from commands.broker import EmbeddedBroker, free_port
+from commands.broker import free_port
 from tests.bench.bench_pipeline import write_pod_logs
+from tests.bench.brokers import bench_broker
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, scrape_metric, table
 from tests.bench.rsyslog_peer import start_rsyslog_shipper
 
@@ -38,8 +41,9 @@ def scrape(port: int) -> float:
     return scrape_metric(port, PUBLISHED)
 
 
-def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: Path) -> Row:
+def run_collector(bootstrap: str, root: Path, lines: int, files: int, workdir: Path, run_prefix: str = "") -> Row:
     port = free_port()
+    prefix = f"{run_prefix}f{files}."
     env = {**os.environ, "LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": prefix,
            "LOGWEAVE_COLLECTOR__PATHS": orjson.dumps([str(root / "*" / "*" / "*.log")]).decode(),
            "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / f"{prefix}ckpt"),
@@ -61,7 +65,7 @@ def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: 
                 rss = peak_rss_mib(proc.pid)
                 break
             time.sleep(0.05)
-        name = "collector, 1 file" if prefix == "f1." else "collector, 100 files"
+        name = f"collector, {files} file{'s' if files > 1 else ''}"
         return Row(name, lines, elapsed, cpu, rss,
                    note="one process, one core, chunks to logs.raw, acks=all")
     finally:
@@ -70,8 +74,9 @@ def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: 
         log.close()
 
 
-def run_confluent(bootstrap: str, root: Path, lines: int) -> Row:
+def run_confluent(bootstrap: str, root: Path, lines: int, run_prefix: str = "") -> Row:
     """The same lines, one Kafka message per line, from librdkafka (in a child pinned to the same core)."""
+    topic = f"{run_prefix}bench.confluent"
     code = f"""
 import os, sys, time, glob, json
 os.sched_setaffinity(0, {CORE!r})
@@ -88,7 +93,7 @@ for path in paths:
         for line in f:
             while True:
                 try:
-                    p.produce("bench.confluent", line[:-1], on_delivery=cb); break
+                    p.produce({topic!r}, line[:-1], on_delivery=cb); break
                 except BufferError:
                     p.poll(0.01)
             p.poll(0)
@@ -102,17 +107,17 @@ print(json.dumps({{"acked": ts[0], "seconds": time.monotonic() - t0}}))
                _child_cpu(), _child_rss(), note="librdkafka, acks=all, same broker, same core")
 
 
-def run_rsyslog(bootstrap: str, root: Path, lines: int, files: int, workdir: Path) -> Row:
+def run_rsyslog(bootstrap: str, root: Path, lines: int, files: int, workdir: Path, run_prefix: str = "") -> Row:
     """rsyslogd (imfile -> omkafka, acks=all) shipping the same files, pinned to the same core (its
     threads inherit the affinity it starts with); timed until the topic's end offsets hold every line."""
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    topic, partitions = f"bench.rsyslog{files}", 4
+    topic, partitions = f"{run_prefix}bench.rsyslog{files}", 4
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result(30)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-rsyslog-{os.getpid()}"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{run_prefix}bench-rsyslog-{os.getpid()}"})
     own = os.sched_getaffinity(0)
     os.sched_setaffinity(0, CORE)
     try:
@@ -157,6 +162,26 @@ def _child_rss() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def run_layouts(bootstrap: str, run_prefix: str, workdir: Path, args: argparse.Namespace) -> list[Row]:
+    """The collector, rsyslog and the librdkafka limit on one file, then the collector and rsyslog on 100 files."""
+    rows: list[Row] = []
+    for files in (1, 100):
+        if args.only and int(args.only) != files:
+            continue
+        root = workdir / f"pods{files}"
+        size = write_pod_logs(root, args.lines, files)
+        print(f"wrote {args.lines:,} CRI lines, {size / args.lines:.0f} bytes each, in {files} file(s)", flush=True)
+        rows.append(run_collector(bootstrap, root, args.lines, files, workdir, run_prefix))
+        _child_cpu()  # the collector's CPU is measured from /proc; reset the children baseline
+        if not args.no_rsyslog:
+            rows.append(run_rsyslog(bootstrap, root, args.lines, files, workdir, run_prefix))
+            _child_cpu()
+        if files == 1:
+            rows.append(run_confluent(bootstrap, root, args.lines, run_prefix))
+        shutil.rmtree(root)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -165,30 +190,16 @@ def main() -> int:
     parser.add_argument("--no-rsyslog", action="store_true", help="skip the rsyslog imfile -> omkafka peer")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-collector-"))
-    broker = EmbeddedBroker(workdir / "broker", free_port()).start()
     rows: list[Row] = []
     try:
-        for files in (1, 100):
-            if args.only and int(args.only) != files:
-                continue
-            root = workdir / f"pods{files}"
-            size = write_pod_logs(root, args.lines, files)
-            print(f"wrote {args.lines:,} CRI lines, {size / args.lines:.0f} bytes each, in {files} file(s)", flush=True)
-            rows.append(run_collector(broker.bootstrap, root, args.lines, f"f{files}.", workdir))
-            _child_cpu()  # the collector's CPU is measured from /proc; reset the children baseline
-            if not args.no_rsyslog:
-                rows.append(run_rsyslog(broker.bootstrap, root, args.lines, files, workdir))
-                _child_cpu()
-            if files == 1:
-                rows.append(run_confluent(broker.bootstrap, root, args.lines))
-            shutil.rmtree(root)
+        with bench_broker(workdir, "collector") as broker:
+            rows.extend(run_layouts(broker.bootstrap, broker.run_prefix, workdir, args))
     finally:
-        broker.stop(kill=True)
         shutil.rmtree(workdir, ignore_errors=True)
     native = next((r for r in rows if r.name.startswith("confluent")), None)
-    print(f"broker: noida-db (embedded Kafka-protocol broker); collector pinned to core {sorted(CORE)}")
+    print(f"broker: {broker.label}; collector pinned to core {sorted(CORE)}")
     print(table(rows))
-    result: dict[str, object] = {"broker": "noida-db", "rows": [r.as_dict() for r in rows]}
+    result: dict[str, object] = {"broker": broker.label, "rows": [r.as_dict() for r in rows]}
     if native:
         ratios = {r.name: round(r.rate / native.rate, 2) for r in rows if r is not native}
         result["ratio_to_confluent"] = ratios

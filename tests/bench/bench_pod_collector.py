@@ -7,6 +7,9 @@ read from the collector's metrics endpoint, from its start to the last line. Bes
 server read by a bare aiohttp loop (no parsing, no Kafka): the read-side limit of this machine.
 
     python tests/bench/bench_pod_collector.py --pods 200 --lines 2500 --out var/bench/pods.json
+
+With KAFKA_BROKERS set, the collector and the limit publish to that Kafka instead, on topics of this
+run's own (tests/bench/brokers.py).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from commands.broker import free_port  # noqa: E402
+from tests.bench.brokers import bench_broker  # noqa: E402
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
-from tests.support.kafka import start_broker  # noqa: E402
 from tests.support.processes import ManagedProcess, base_env  # noqa: E402
 
 
@@ -61,9 +64,10 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, args: argparse.Namespace,
-                  server: ManagedProcess) -> Row:
+                  server: ManagedProcess, run_prefix: str = "") -> Row:
     port = free_port()
     env = base_env({"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__PARTITIONS": "4",
+                    "LOGWEAVE_KAFKA__TOPIC_PREFIX": run_prefix,
                     "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig), "LOGWEAVE_PODS__METRICS_PORT": str(port),
                     "NAMESPACE": "demo-system", "SELECTOR": "app=snowplow",
                     **dict(item.split("=", 1) for item in args.env)})
@@ -111,7 +115,7 @@ async def bare_read(kubeconfig: Path, pods: int) -> tuple[int, float]:
         return sum(counts), time.monotonic() - started
 
 
-async def raw_produce(bootstrap: str, total: int, line_bytes: int) -> Row:
+async def raw_produce(bootstrap: str, total: int, line_bytes: int, run_prefix: str = "") -> Row:
     """The Kafka-side limit: a bare aiokafka loop sending the same lines as 1,000-line raw chunks."""
     from aiokafka import AIOKafkaProducer
 
@@ -127,7 +131,7 @@ async def raw_produce(bootstrap: str, total: int, line_bytes: int) -> Row:
         for start in range(0, total, 1000):
             lines = [make_raw_line(start + i, line, "", 0) for i in range(min(1000, total - start))]
             chunk = RawChunk({"kind": "bench"}, f"bench:{start % 200}", 0, lines)
-            sends.append(await producer.send("bench.raw", chunk.encode(), key=chunk.stream_id.encode()))
+            sends.append(await producer.send(f"{run_prefix}bench.raw", chunk.encode(), key=chunk.stream_id.encode()))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
@@ -149,9 +153,8 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the collector, e.g. LOGWEAVE_PODS__READ_BUFSIZE=32768 (repeatable)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp, bench_broker(Path(tmp), "pods") as broker:
         workdir = Path(tmp)
-        broker = start_broker(workdir / "broker")
         server, kubeconfig, total = start_server(workdir, args)
         try:
             cpu0 = sum(cpu_seconds(p) for p in tree_pids(server.pid))
@@ -162,20 +165,20 @@ def main() -> None:
             bare_cpu = usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime
             bare = Row("bare aiohttp read of the same logs (limit)", bare_lines, bare_seconds, bare_cpu, 0.0,
                        "no parsing, no Kafka; reader CPU")
-            row = run_collector(workdir, broker.bootstrap, kubeconfig, total, args, server)
+            row = run_collector(workdir, broker.bootstrap, kubeconfig, total, args, server, broker.run_prefix)
             server_row = Row("test server (separate process), same run", total, row.seconds,
                              row.server_cpu, peak_rss_mib(server.pid), "CPU of the server only")  # type: ignore[attr-defined]
-            limit = asyncio.run(raw_produce(broker.bootstrap, total, args.line_bytes))  # after: broker stays light
+            limit = asyncio.run(raw_produce(broker.bootstrap, total, args.line_bytes,  # after: broker stays light
+                                            broker.run_prefix))
         finally:
             server.stop(kill=True)
-            broker.stop(kill=True)
     rows = [row, server_row, bare, limit]
-    print(f"broker: noida-db; {args.pods} pods x {args.lines} lines of ~{args.line_bytes} bytes; "
+    print(f"broker: {broker.label}; {args.pods} pods x {args.lines} lines of ~{args.line_bytes} bytes; "
           f"bare read server CPU {bare_server_cpu:.2f}s")
     print(table(rows))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"broker": "noida-db", "pods": args.pods, "lines_per_pod": args.lines,
+        Path(args.out).write_text(json.dumps({"broker": broker.label, "pods": args.pods, "lines_per_pod": args.lines,
                                               "line_bytes": args.line_bytes, "rows": [r.as_dict() for r in rows]},
                                              indent=2))
 

@@ -34,7 +34,7 @@ BENCHES = [
       "--seconds", "60"]),
 ]
 # Benchmarks that run against an external Kafka when KAFKA_BROKERS is set (the others use the embedded broker).
-HONOUR_KAFKA_BROKERS = {"live", "worker", "pipeline"}
+HONOUR_KAFKA_BROKERS = {"live", *(name for name, _ in report.EXTERNAL_CAPABLE)}
 TIMEOUT = 1800.0  # seconds per benchmark
 
 

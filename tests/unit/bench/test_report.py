@@ -111,6 +111,9 @@ def test_the_header_names_an_external_kafka_the_worker_rows_ran_on() -> None:
     data["pipeline"]["broker"] = "external Kafka at k1:9092 (KAFKA_BROKERS)"
     assert "the worker's rows and latencies and the end-to-end rows on external Kafka at k1:9092 (KAFKA_BROKERS), " \
            "the others" in markdown(data).splitlines()[0]
+    data["collector"]["broker"] = "external Kafka at k2:9092 (KAFKA_BROKERS)"
+    assert "and the file collector's rows on external Kafka at k1:9092 (KAFKA_BROKERS), external Kafka at k2:9092 " \
+           "(KAFKA_BROKERS), the others" in markdown(data).splitlines()[0]
 
 
 def test_the_end_to_end_rows_leave_out_a_broker_not_on_this_machine() -> None:
