@@ -41,9 +41,10 @@ def scrape(port: int) -> float:
     return scrape_metric(port, PUBLISHED)
 
 
-def run_collector(bootstrap: str, root: Path, lines: int, files: int, workdir: Path, run_prefix: str = "") -> Row:
+def run_collector(bootstrap: str, root: Path, lines: int, prefix: str, workdir: Path, name: str = "collector") -> Row:
+    """The collector on the files under `root`, publishing to `<prefix>logs.raw`, until Kafka acknowledged
+    `lines`; its row is called `name`."""
     port = free_port()
-    prefix = f"{run_prefix}f{files}."
     env = {**os.environ, "LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": prefix,
            "LOGWEAVE_COLLECTOR__PATHS": orjson.dumps([str(root / "*" / "*" / "*.log")]).decode(),
            "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / f"{prefix}ckpt"),
@@ -65,7 +66,6 @@ def run_collector(bootstrap: str, root: Path, lines: int, files: int, workdir: P
                 rss = peak_rss_mib(proc.pid)
                 break
             time.sleep(0.05)
-        name = f"collector, {files} file{'s' if files > 1 else ''}"
         return Row(name, lines, elapsed, cpu, rss,
                    note="one process, one core, chunks to logs.raw, acks=all")
     finally:
@@ -171,7 +171,8 @@ def run_layouts(bootstrap: str, run_prefix: str, workdir: Path, args: argparse.N
         root = workdir / f"pods{files}"
         size = write_pod_logs(root, args.lines, files)
         print(f"wrote {args.lines:,} CRI lines, {size / args.lines:.0f} bytes each, in {files} file(s)", flush=True)
-        rows.append(run_collector(bootstrap, root, args.lines, files, workdir, run_prefix))
+        rows.append(run_collector(bootstrap, root, args.lines, f"{run_prefix}f{files}.", workdir,
+                                  f"collector, {files} file{'s' if files > 1 else ''}"))
         _child_cpu()  # the collector's CPU is measured from /proc; reset the children baseline
         if not args.no_rsyslog:
             rows.append(run_rsyslog(bootstrap, root, args.lines, files, workdir, run_prefix))

@@ -7,6 +7,9 @@ the bare server, interleaved: a broker stall then shows on both rows, not as the
 server process's own (from /proc), clients run in this process.
 
     python -m tests.bench.bench_intake --lines 400000 --out var/bench/intake.json
+
+With KAFKA_BROKERS set, the intake, the bare servers and rsyslog produce to that Kafka instead, on
+topics of this run's own (tests/bench/brokers.py).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import msgpack
 import orjson
 
 from commands.broker import free_port
+from tests.bench.brokers import bench_broker
 from tests.bench.intake_syslog import syslog_rows
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
-from tests.support.kafka import start_broker
 from tests.support.processes import intake, wait_http_ok
 
 REQUEST_LINES = 1000
@@ -115,10 +118,10 @@ def best(rows: list[Row]) -> Row:
     return max(rows, key=lambda row: row.rate)
 
 
-def start_floor(mode: str, bootstrap: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_floor(mode: str, bootstrap: str, run_prefix: str = "") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     floor = subprocess.Popen([sys.executable, "-m", "tests.bench.intake_floor", mode, str(port), bootstrap,
-                              f"floor.{mode}"], stdout=subprocess.PIPE)
+                              f"{run_prefix}floor.{mode}"], stdout=subprocess.PIPE)
     assert floor.stdout is not None and floor.stdout.readline().strip() == b"ready", f"the {mode} floor did not start"
     return floor, port
 
@@ -152,11 +155,11 @@ def main() -> None:
     requests = args.lines // REQUEST_LINES
     lines = requests * REQUEST_LINES
     rounds: dict[str, list[Row]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp, bench_broker(Path(tmp), "intake") as broker:
         workdir = Path(tmp)
-        broker = start_broker(workdir / "broker")
         http_port, forward_port, syslog_port = free_port(), free_port(), free_port()
-        env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
+        env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": broker.run_prefix,
+               "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
                "LOGWEAVE_INTAKE__FORWARD_PORT": str(forward_port), "LOGWEAVE_INTAKE__OTLP_GRPC_PORT": "0",
                "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": str(syslog_port),
                "LOGWEAVE_INTAKE__SYSLOG_UDP": "false"}
@@ -164,8 +167,8 @@ def main() -> None:
         floors: list[subprocess.Popen[bytes]] = []
         try:
             wait_http_ok(f"http://127.0.0.1:{http_port}/readyz", 60, server)
-            http_floor, http_floor_port = start_floor("http", broker.bootstrap)
-            forward_floor, forward_floor_port = start_floor("forward", broker.bootstrap)
+            http_floor, http_floor_port = start_floor("http", broker.bootstrap, broker.run_prefix)
+            forward_floor, forward_floor_port = start_floor("forward", broker.bootstrap, broker.run_prefix)
             floors += [http_floor, forward_floor]
             url, floor_url = f"http://127.0.0.1:{http_port}/v1/logs", f"http://127.0.0.1:{http_floor_port}/v1/logs"
             for target in (url, floor_url):  # warm up: topic metadata, connections
@@ -185,17 +188,16 @@ def main() -> None:
                 for name, pid, load, note in runs:
                     rounds.setdefault(name, []).append(measured(name, pid, lines, load(), note)[0])
             syslog = syslog_rows(workdir, broker.bootstrap, server.pid, http_port, syslog_port, args.syslog_lines,
-                                 args.line_bytes) if args.syslog_lines else []
+                                 args.line_bytes, broker.run_prefix) if args.syslog_lines else []
             assert server.alive(), server.log_tail()
         finally:
             for floor in floors:
                 floor.kill()
             server.stop()
-            broker.stop(kill=True)
     rows = [best(found) for found in rounds.values()] + [row for row, _ in latency_rows] + syslog
     http, http_limit, forward, forward_limit = rows[:4]
     spread = {name: [round(r.rate) for r in found] for name, found in rounds.items()}
-    print(f"broker: noida-db; {lines:,} lines of ~{args.line_bytes} bytes per round, {CLIENTS} clients, "
+    print(f"broker: {broker.label}; {lines:,} lines of ~{args.line_bytes} bytes per round, {CLIENTS} clients, "
           f"best of {args.rounds} interleaved rounds (all: {spread})")
     print(table(rows))
     print(f"HTTP {http.rate / http_limit.rate:.2f}x its limit; "
@@ -203,7 +205,7 @@ def main() -> None:
           (f"; syslog TCP {syslog[0].rate / syslog[1].rate:.2f}x rsyslog" if syslog else ""))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"broker": "noida-db", "lines": lines, "line_bytes": args.line_bytes,
+        Path(args.out).write_text(json.dumps({"broker": broker.label, "lines": lines, "line_bytes": args.line_bytes,
                                               "rounds": spread, "latency_ms": {row.name: quantiles
                                                                                for row, quantiles in latency_rows},
                                               "rows": [r.as_dict() for r in rows]}, indent=2))

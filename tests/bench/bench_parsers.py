@@ -1,7 +1,8 @@
 """Text parsers beside the JSON path, and multiline joining beside the plain collector, each in one run.
 
 The targets (issue "Beyond JSON") are per process, so the rows that decide them run real processes
-on the embedded broker, the same way in the same run:
+on the embedded broker (with KAFKA_BROKERS set: on that Kafka, under topics of their own), the same way
+in the same run:
 - worker (parse + group + route, one process, stages parse,group): `--worker-lines` lines preloaded
   into logs.raw, 10 per trace, as JSON (the limit), logfmt, and nginx combined lines with a trace id
   (a user grok parser over the built-in HTTP_COMBINED_FIELDS); each kind on a fresh broker, two rounds
@@ -36,6 +37,7 @@ from core.models import RawChunk
 from core.rule_settings import MultilineRule
 from core.settings import ParseSettings
 from tests.bench.bench_worker import make_doc
+from tests.bench.brokers import broker_label
 from tests.bench.parser_processes import TARGETS, collector_rows, worker_rows
 
 CHUNK = 1000
@@ -156,7 +158,8 @@ def main() -> int:
         print(f"{row['name']:44} {row['lines_per_s']:>12,.0f} lines/s  {row['ratio']:.2f}x  "
               f"{row['cpu_s_per_100k']:.3f} CPU s/100K ({row['cpu_ratio']:.2f}x by CPU){verdict}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "targets": TARGETS}, indent=1))
+    print(f"broker: {broker_label()}")
+    args.out.write_text(json.dumps({"broker": broker_label(), "rows": rows, "targets": TARGETS}, indent=1))
     return 0
 
 

@@ -54,6 +54,7 @@ from sinks.packed import pack_sink_lines
 from sinks.postgres import PostgresSink, row_of
 from sinks.postgres_schema import create_partitions, day_of
 from sinks.s3 import S3Sink
+from tests.bench.brokers import bench_broker, broker_label
 from tests.support.servers import Server, etcd_server, gcs_emulator, moto_server, osmem_server
 
 SINK_ROUNDS = 5
@@ -205,14 +206,15 @@ async def gcs_limit(url: str, batches: list[SinkBatch]) -> dict[str, float]:
         return await timed(sum(len(b.lines) for b in batches), run)
 
 
-async def kafka_limit(bootstrap: str, batches: list[SinkBatch]) -> dict[str, float]:
+async def kafka_limit(bootstrap: str, batches: list[SinkBatch], run_prefix: str = "") -> dict[str, float]:
     """One transaction per batch of record batches built beforehand (key, value, line-id header,
     partitioned as the sink does), no position read or committed."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="bench-limit", enable_idempotence=True,
-                                acks="all", max_batch_size=1_000_000, linger_ms=5)
+    topic = f"{run_prefix}raw-bench"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{run_prefix}bench-limit",
+                                enable_idempotence=True, acks="all", max_batch_size=1_000_000, linger_ms=5)
     await producer.start()
     try:
-        partitions = sorted(await producer.partitions_for("raw-bench"))
+        partitions = sorted(await producer.partitions_for(topic))
         choose = DefaultPartitioner()
         built: list[list[tuple[int, Any]]] = []
         for batch in batches:
@@ -233,7 +235,7 @@ async def kafka_limit(bootstrap: str, batches: list[SinkBatch]) -> dict[str, flo
         async def run() -> None:
             for builders in built:
                 async with producer.transaction():
-                    sent = [await producer.send_batch(b, "raw-bench", partition=p) for p, b in builders]
+                    sent = [await producer.send_batch(b, topic, partition=p) for p, b in builders]
                     await asyncio.gather(*sent)
         return await timed(sum(len(b.lines) for b in batches), run)
     finally:
@@ -242,15 +244,15 @@ async def kafka_limit(bootstrap: str, batches: list[SinkBatch]) -> dict[str, flo
 
 async def bench_kafka_and_gcs(tmp: Path, scale: float, add: Callable[[str, dict[str, float], dict[str, float], str],
                                                                     None]) -> None:
-    noida = EmbeddedBroker(tmp / "noida-kafka", free_port()).start()
-    try:
-        sink = KafkaSink(KafkaSinkSettings(topic="lines-bench", topic_partitions=1), KafkaSettings(
-            brokers=noida.bootstrap), "bench-sink", "bench.sink.kafka")
+    with bench_broker(tmp, "kafka-sink") as broker:  # KAFKA_BROKERS, or a noida-db of its own
+        prefix = broker.run_prefix
+        sink = KafkaSink(KafkaSinkSettings(topic=f"{prefix}lines-bench", topic_partitions=1), KafkaSettings(
+            brokers=broker.bootstrap), f"{prefix}bench-sink", f"{prefix}bench.sink.kafka")
         batches = make_lines(int(100_000 * scale), 10_000)
-        add("kafka (noida-db, transactional)", await through_sink(sink, batches),
-            await kafka_limit(noida.bootstrap, batches), "10K-line transactions; limit: pre-built record batches")
-    finally:
-        noida.stop(kill=True)
+        where = "external Kafka" if broker.external else "noida-db"
+        add(f"kafka ({where}, transactional)", await through_sink(sink, batches),
+            await kafka_limit(broker.bootstrap, batches, prefix),
+            "10K-line transactions; limit: pre-built record batches")
     (tmp / "gcs").mkdir()
     server = gcs_emulator(tmp / "gcs").start()
     try:
@@ -430,7 +432,7 @@ def main() -> None:
               f"{r['limit_lines_per_s']:>13,} | {r['limit_cpu_s_per_100k']:>16.3f} | {r['note']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"sinks": rows}, indent=2))
+        args.out.write_text(json.dumps({"broker": broker_label(), "sinks": rows}, indent=2))  # the Kafka sink's
 
 
 if __name__ == "__main__":

@@ -105,12 +105,12 @@ def measure(name: str, pid: int, port: int, payload: bytes, lines: int, before: 
 
 
 def syslog_rows(workdir: Path, bootstrap: str, intake_pid: int, http_port: int, syslog_port: int,
-                lines: int, line_bytes: int) -> list[Row]:
+                lines: int, line_bytes: int, run_prefix: str = "") -> list[Row]:
     """The intake's syslog TCP rate and rsyslog's on the same broker (each after a warm-up)."""
     warm, payload = syslog_frames(200, line_bytes), syslog_frames(lines, line_bytes)
-    rsyslog = start_rsyslog_kafka(workdir / "rsyslog", bootstrap, "bench.rsyslog")
+    topic = f"{run_prefix}bench.rsyslog"
+    rsyslog = start_rsyslog_kafka(workdir / "rsyslog", bootstrap, topic)
     try:
-        topic = "bench.rsyslog"
         stored_rsyslog = lambda: topic_messages(bootstrap, topic)  # noqa: E731
         stored_intake = lambda: intake_lines(http_port)  # noqa: E731
         asyncio.run(_wait_listening(rsyslog.input_port))

@@ -1,5 +1,6 @@
 """The process rows of bench_parsers: a real worker on JSON, logfmt and grok lines, and a real file
-collector with and without multiline joining, on the embedded broker, in one run.
+collector with and without multiline joining, on the embedded broker (or on KAFKA_BROKERS, under
+topic prefixes of their own: tests/bench/brokers.py), in one run.
 
 The issue's targets are per process (a worker's rate on text lines against its JSON rate; the
 collector's rate with multiline against its plain rate), so these rows, not the in-process ones,
@@ -20,13 +21,14 @@ from typing import Any
 
 import orjson
 
-from commands.broker import EmbeddedBroker, free_port
+from commands.broker import free_port
 from core.models import RawChunk, make_raw_line
 from core.settings import KafkaSettings, load_settings
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_collector import run_collector
-from tests.bench.bench_worker import make_doc, routed, time_until
+from tests.bench.bench_worker import make_doc, routed, run_env, time_until
+from tests.bench.brokers import bench_broker
 from tests.support.processes import wait_http_ok, worker
 
 BASE_NS = 1_749_543_941_000_000_000
@@ -60,8 +62,9 @@ KINDS: list[tuple[str, dict[str, Any], Callable[[int], str]]] = [
 ]
 
 
-async def preload(bootstrap: str, lines: int, source: dict[str, Any], make: Callable[[int], str]) -> None:
-    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), "logs.raw", 256 << 20, create_topics=[])
+async def preload(bootstrap: str, lines: int, source: dict[str, Any], make: Callable[[int], str],
+                  topic: str = "logs.raw") -> None:
+    publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), topic, 256 << 20, create_topics=[])
     await publisher.start()
     acks = []
     for start in range(0, lines, 1000):
@@ -73,14 +76,13 @@ async def preload(bootstrap: str, lines: int, source: dict[str, Any], make: Call
 
 
 async def worker_run(workdir: Path, lines: int, name: str, source: dict[str, Any], make: Callable[[int], str]) -> Any:
-    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
-    try:
-        env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w"),
+    with bench_broker(workdir, "parsers") as broker:
+        env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w"),
                "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
                "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                "LOGWEAVE_PARSE__PARSERS": orjson.dumps([NGINX_TRACED]).decode()}
         await prepare_worker_topics(load_settings(environ=env))
-        await preload(broker.bootstrap, lines, source, make)
+        await preload(broker.bootstrap, lines, source, make, f"{broker.run_prefix}logs.raw")
         port = free_port()
         proc = worker(workdir, env, port, name="bench-worker").start()
         try:
@@ -88,8 +90,6 @@ async def worker_run(workdir: Path, lines: int, name: str, source: dict[str, Any
             return await time_until(proc, lambda: routed(port), lines, 900, name, "10 lines per trace")
         finally:
             proc.stop()
-    finally:
-        broker.stop(kill=True)
 
 
 def best(runs: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -134,24 +134,28 @@ def write_java_pod_log(root: Path, total: int) -> tuple[int, int]:
 def collector_rows(lines: int) -> list[dict[str, Any]]:
     """The collector on the same file without and with the `java` detector, in turn, ROUNDS times."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-parsers-collector-"))
-    broker = EmbeddedBroker(workdir / "broker", free_port()).start(log_path=workdir / "broker.log")
     runs: dict[str, list[Any]] = {"collector, plain": [], "collector, multiline java": []}
     try:
-        physical, records = write_java_pod_log(workdir / "pods", lines)
-        for round_ in range(ROUNDS):
-            for name in runs:
-                joined = "multiline" in name
-                if joined:
-                    os.environ["LOGWEAVE_MULTILINE__RULES"] = '[{"detectors": ["java"]}]'
-                try:  # run_collector passes this process's environment on
-                    row = run_collector(broker.bootstrap, workdir / "pods", records - 1 if joined else physical,
-                                        f"r{round_}{'m' if joined else 'p'}.", workdir)
-                finally:
-                    os.environ.pop("LOGWEAVE_MULTILINE__RULES", None)
-                row.name, row.lines = name, physical  # physical lines either way; the last record waits for
-                # its flush timeout, which is not a speed (so the joined run is timed to the one before it)
-                runs[name].append(row)
+        with bench_broker(workdir, "parsers") as broker:
+            collector_runs(broker.bootstrap, broker.run_prefix, workdir, lines, runs)
     finally:
-        broker.stop(kill=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return best(runs)
+
+
+def collector_runs(bootstrap: str, run_prefix: str, workdir: Path, lines: int, runs: dict[str, list[Any]]) -> None:
+    """`collector_rows`' rounds on one broker, each run publishing under its own prefix."""
+    physical, records = write_java_pod_log(workdir / "pods", lines)
+    for round_ in range(ROUNDS):
+        for name in runs:
+            joined = "multiline" in name
+            if joined:
+                os.environ["LOGWEAVE_MULTILINE__RULES"] = '[{"detectors": ["java"]}]'
+            try:  # run_collector passes this process's environment on
+                row = run_collector(bootstrap, workdir / "pods", records - 1 if joined else physical,
+                                    f"{run_prefix}r{round_}{'m' if joined else 'p'}.", workdir)
+            finally:
+                os.environ.pop("LOGWEAVE_MULTILINE__RULES", None)
+            row.name, row.lines = name, physical  # physical lines either way; the last record waits for
+            # its flush timeout, which is not a speed (so the joined run is timed to the one before it)
+            runs[name].append(row)

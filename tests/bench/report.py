@@ -241,7 +241,9 @@ def _cell(text: str) -> str:
 # the benchmarks of this table that run on KAFKA_BROKERS when it is set (tests/bench/run_all.py; the live
 # table says its own broker), as the header names them
 EXTERNAL_CAPABLE = (("worker", "the worker's rows and latencies"), ("pipeline", "the end-to-end rows"),
-                    ("collector", "the file collector's rows"), ("pod_collector", "the pod collector's row"))
+                    ("collector", "the file collector's rows"), ("pod_collector", "the pod collector's row"),
+                    ("intake", "the intake rows"), ("parsers", "the text-parser and multiline process rows"),
+                    ("sinks", "the Kafka sink's row"))
 
 
 def brokers_used(results: dict[str, Any]) -> str:
