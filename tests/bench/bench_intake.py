@@ -28,7 +28,7 @@ import msgpack
 import orjson
 
 from commands.broker import free_port
-from tests.bench.brokers import bench_broker
+from tests.bench.brokers import bench_broker, logweave_env
 from tests.bench.intake_syslog import syslog_rows
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import intake, wait_http_ok
@@ -158,8 +158,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp, bench_broker(Path(tmp), "intake") as broker:
         workdir = Path(tmp)
         http_port, forward_port, syslog_port = free_port(), free_port(), free_port()
-        env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": broker.run_prefix,
-               "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
+        env = {**logweave_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_INTAKE__HTTP_PORT": str(http_port),
                "LOGWEAVE_INTAKE__FORWARD_PORT": str(forward_port), "LOGWEAVE_INTAKE__OTLP_GRPC_PORT": "0",
                "LOGWEAVE_INTAKE__OTLP_HTTP_PORT": "0", "LOGWEAVE_INTAKE__SYSLOG_PORT": str(syslog_port),
                "LOGWEAVE_INTAKE__SYSLOG_UDP": "false"}

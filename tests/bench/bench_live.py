@@ -37,7 +37,7 @@ from core.settings import KafkaSettings, PodCollectorSettings, load_settings
 from core.topics import PARSED, RAW, sink_topic
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench import live_pods, live_stats
-from tests.bench.brokers import BenchBroker, bench_broker
+from tests.bench.brokers import BenchBroker, bench_broker, logweave_env
 from tests.bench.live_floor import floor_at
 from tests.bench.live_tails import KafkaTopicTail, SinkDirectoryTail
 from tests.bench.live_writer import pod_dir
@@ -189,14 +189,12 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
     run_dir.mkdir(parents=True)
     with bench_broker(run_dir, name.replace(".", "_")) as broker:
         metrics_port = free_port()
-        env = {"LOGWEAVE_KAFKA__BROKERS": broker.bootstrap, "LOGWEAVE_KAFKA__TOPIC_PREFIX": broker.run_prefix,
+        env = {**logweave_env(broker.bootstrap, broker.run_prefix),
                "LOGWEAVE_WORKER__DATA_DIR": str(run_dir / "worker"), "LOGWEAVE_SINKS__ENABLED": "file",
                "LOGWEAVE_SINKS__FILE__DIRECTORY": str(run_dir / "out"),
                "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(run_dir / "checkpoints"),
                "LOGWEAVE_COLLECTOR__METRICS_PORT": str(metrics_port)}
         env.update(args.set)  # a tuning study's settings, e.g. LOGWEAVE_PARSE__LINGER=0.2
-        if broker.run_prefix:
-            env["LOGWEAVE_WORKER__APP_ID"] = f"logweave-{broker.run_prefix.rstrip('.')}"
         settings = load_settings(environ=env)
         asyncio.run(prepare_worker_topics(settings))
         topics = {"logs.raw": settings.topic(RAW), "logs.parsed": settings.topic(PARSED),

@@ -30,9 +30,8 @@ from commands.demo import cri_line, rfc3339_nano
 from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
-from tests.bench.bench_worker import run_env
-from tests.bench.brokers import BenchBroker, bench_broker
-from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids
+from tests.bench.brokers import BenchBroker, bench_broker, logweave_env
+from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import file_collector, wait_http_ok, worker
 
 BASE_NS = 1_749_543_941_000_000_000
@@ -101,7 +100,7 @@ def sink_line_count(out: Path) -> int:
 
 
 async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -> list[Row]:
-    env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
+    env = {**logweave_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker"),
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(workdir / "out"),
            "LOGWEAVE_COLLECTOR__CHECKPOINT_DIR": str(workdir / "checkpoints"), "LOGWEAVE_COLLECTOR__METRICS_PORT": "0",
            "LOGWEAVE_TRACES__GAP": "5s", "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h"}
@@ -111,7 +110,7 @@ async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -
     port = free_port()
     worker_proc = worker(workdir, env, port).start()
     wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, worker_proc)
-    broker_cpu0 = broker.cpu_seconds()
+    broker_cpu0 = broker.cpu_seconds() or 0.0
     collector = file_collector(workdir, env, [str(pods / "*" / "*" / "*.log")])
     worker_cpu0 = cpu_seconds(worker_proc.pid)
     t0 = time.perf_counter()
@@ -134,10 +133,9 @@ async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -
             Row("  worker process (parse+group+route+drain)", lines, elapsed,
                 cpu_seconds(worker_proc.pid) - worker_cpu0, peak_rss_mib(worker_proc.pid)),
         ]
-        broker_cpu = broker.cpu_seconds()
-        if broker_cpu is not None and broker_cpu0 is not None and broker.root_pid is not None:
-            rows.append(Row("  broker (noida-db)", lines, elapsed, broker_cpu - broker_cpu0,
-                            max(peak_rss_mib(p) for p in tree_pids(broker.root_pid))))
+        if not broker.external:  # an external Kafka's CPU is not on this machine
+            rows.append(Row("  broker (noida-db)", lines, elapsed, (broker.cpu_seconds() or 0.0) - broker_cpu0,
+                            broker.peak_rss_mib() or 0.0))
         return rows
     finally:
         collector.stop()
@@ -147,9 +145,8 @@ async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -
 async def drain_alone(workdir: Path, broker: BenchBroker, lines: int) -> Row:
     """A drain-only worker (own consumer group) re-reading the sink topic the pipeline filled."""
     out = workdir / "out-drain"
-    env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker-drain"),
-           "LOGWEAVE_WORKER__APP_ID": f"logweave-{broker.run_prefix.rstrip('.')}drain-bench",
-           "LOGWEAVE_WORKER__STAGES": "drain",
+    env = {**logweave_env(broker.bootstrap, broker.run_prefix, "drain-bench"),
+           "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "worker-drain"), "LOGWEAVE_WORKER__STAGES": "drain",
            "LOGWEAVE_SINKS__FILE__DIRECTORY": str(out)}
     await prepare_worker_topics(load_settings(environ=env))  # its own changelog; the sink topic is there
     port = free_port()

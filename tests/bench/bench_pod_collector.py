@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from commands.broker import free_port  # noqa: E402
-from tests.bench.brokers import bench_broker  # noqa: E402
+from tests.bench.brokers import bench_broker, logweave_env  # noqa: E402
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
 from tests.support.processes import ManagedProcess, base_env  # noqa: E402
 
@@ -66,8 +66,7 @@ def scrape(port: int) -> dict[str, float]:
 def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, args: argparse.Namespace,
                   server: ManagedProcess, run_prefix: str = "") -> Row:
     port = free_port()
-    env = base_env({"LOGWEAVE_KAFKA__BROKERS": bootstrap, "LOGWEAVE_KAFKA__PARTITIONS": "4",
-                    "LOGWEAVE_KAFKA__TOPIC_PREFIX": run_prefix,
+    env = base_env({**logweave_env(bootstrap, run_prefix), "LOGWEAVE_KAFKA__PARTITIONS": "4",
                     "LOGWEAVE_PODS__KUBECONFIG": str(kubeconfig), "LOGWEAVE_PODS__METRICS_PORT": str(port),
                     "NAMESPACE": "demo-system", "SELECTOR": "app=snowplow",
                     **dict(item.split("=", 1) for item in args.env)})

@@ -50,7 +50,7 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause, pace_idle_fetches
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
-from tests.bench.brokers import BenchBroker, bench_broker, broker_label
+from tests.bench.brokers import BenchBroker, bench_broker, broker_label, logweave_env
 from tests.bench.live_floor import floor_topics, forwarded_lines, start_floor
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
 from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
@@ -188,20 +188,12 @@ def routed(port: int) -> float:
     return 0.0
 
 
-def run_env(bootstrap: str, prefix: str) -> dict[str, str]:
-    """A worker's Kafka settings for one run: on an external Kafka its own topics and consumer group."""
-    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap}
-    if prefix:
-        env.update(LOGWEAVE_KAFKA__TOPIC_PREFIX=prefix, LOGWEAVE_WORKER__APP_ID=f"logweave-{prefix.rstrip('.')}")
-    return env
-
-
 async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extra_env: dict[str, str] | None = None,
                      make: Callable[[int, int], bytes] = make_doc, check: Callable[[int], None] | None = None,
                      profile: Path | None = None, prefix: str = "") -> Row:
     """The worker's bulk row; `check(web_port)` before it stops (what its /metrics say); with `profile`,
     py-spy samples it from readiness until it is stopped."""
-    env = {**run_env(bootstrap, prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
+    env = {**logweave_env(bootstrap, prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w1"),
            "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
            "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h", **(extra_env or {})}
     await prepare_worker_topics(load_settings(environ=env))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from commands.broker import EmbeddedBroker, free_port
-from tests.bench.measure import cpu_seconds, tree_pids
+from tests.bench.measure import cpu_seconds, peak_rss_mib, tree_pids
 
 EMBEDDED_LABEL = "noida-db (embedded Kafka-protocol broker, fresh per run)"
 _RUNS = itertools.count()  # run prefixes stay distinct within one second too
@@ -37,6 +37,24 @@ class BenchBroker:
         if self.root_pid is None:
             return None
         return sum(cpu_seconds(p) for p in tree_pids(self.root_pid))
+
+    def peak_rss_mib(self) -> float | None:
+        """Peak RSS of the broker's largest process (None for an external broker)."""
+        if self.root_pid is None:
+            return None
+        return max(peak_rss_mib(p) for p in tree_pids(self.root_pid))
+
+
+def logweave_env(bootstrap: str, prefix: str = "", app: str = "") -> dict[str, str]:
+    """The Kafka settings of the Logweave processes of one run: its broker and, on an external Kafka
+    (`prefix` set), its own topics and consumer group `logweave-<prefix><app>`; `app` names a second
+    consumer group of the same run (e.g. a drain-only worker)."""
+    env = {"LOGWEAVE_KAFKA__BROKERS": bootstrap}
+    if prefix:
+        env["LOGWEAVE_KAFKA__TOPIC_PREFIX"] = prefix
+    if prefix or app:
+        env["LOGWEAVE_WORKER__APP_ID"] = f"logweave-{prefix.rstrip('.')}{app}"
+    return env
 
 
 def external_brokers() -> str:

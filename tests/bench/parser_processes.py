@@ -27,8 +27,8 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_collector import run_collector
-from tests.bench.bench_worker import make_doc, routed, run_env, time_until
-from tests.bench.brokers import bench_broker
+from tests.bench.bench_worker import make_doc, routed, time_until
+from tests.bench.brokers import bench_broker, logweave_env
 from tests.support.processes import wait_http_ok, worker
 
 BASE_NS = 1_749_543_941_000_000_000
@@ -77,7 +77,7 @@ async def preload(bootstrap: str, lines: int, source: dict[str, Any], make: Call
 
 async def worker_run(workdir: Path, lines: int, name: str, source: dict[str, Any], make: Callable[[int], str]) -> Any:
     with bench_broker(workdir, "parsers") as broker:
-        env = {**run_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w"),
+        env = {**logweave_env(broker.bootstrap, broker.run_prefix), "LOGWEAVE_WORKER__DATA_DIR": str(workdir / "w"),
                "LOGWEAVE_WORKER__STAGES": "parse,group", "LOGWEAVE_TRACES__GAP": "5s",
                "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
                "LOGWEAVE_PARSE__PARSERS": orjson.dumps([NGINX_TRACED]).decode()}

@@ -126,11 +126,11 @@ def pipeline_rows(result: dict[str, Any]) -> list[StageRow]:
     end_to_end = find(rows, "pipeline end to end")
     out = [_stage(end_to_end, f"pipeline end to end, {end_to_end.get('note', '')} -> file sink", slower,
                   f"slower of bare aiokafka produce / consume, 1,000-line chunks ({which})")]
-    for prefix, label in (("file collector process", "- file collector process"),
-                          ("worker process", "- worker process (parse, group, route, drain, file sink)"),
-                          ("broker", "- embedded broker (noida-db), for scale")):
-        if prefix == "broker" and not any(str(row.get("name", "")).strip().startswith(prefix) for row in rows):
-            continue  # an external Kafka (KAFKA_BROKERS): its CPU is not on this machine
+    parts = [("file collector process", "- file collector process"),
+             ("worker process", "- worker process (parse, group, route, drain, file sink)")]
+    if any(str(row.get("name", "")).strip().startswith("broker") for row in rows):  # none on an external Kafka
+        parts.append(("broker", "- embedded broker (noida-db), for scale"))
+    for prefix, label in parts:
         part = _stage(find(rows, prefix), label)
         part.rate = None  # the processes share the end-to-end rate; their rows are CPU and memory
         out.append(part)
