@@ -30,7 +30,7 @@ class PodMetrics:
         self.duplicates = Counter("logweave_pod_collector_duplicate_lines",
                                   "Replayed lines dropped on resume (already published)", registry=r)
         self.publish_errors = Counter("logweave_pod_collector_publish_errors",
-                                      "Chunks Kafka did not acknowledge", registry=r)
+                                      "Records Kafka did not acknowledge, once per stream they carried", registry=r)
         self.watch_restarts = Counter("logweave_pod_collector_watch_restarts",
                                       "Pod watches restarted, by reason", ["reason"], registry=r)
         self.rules_version = Gauge("logweave_pod_collector_rules_version_info",

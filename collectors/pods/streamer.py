@@ -109,6 +109,9 @@ class LogStreamer:
         self._resp: aiohttp.ClientResponse | None = None
         self._rewound = False  # a send failed during the current response: stop taking its lines
         self._unacked: set[asyncio.Future[ChunkAck]] = set()
+        # the last failed ack counted: a stream's chunks gathered into one record share its ack, and a
+        # refused record is one publish error of this stream however many of its chunks it carried
+        self._failed_ack: asyncio.Future[ChunkAck] | None = None
         # acknowledged chunks, with the acknowledged line before each: re-sent if the broker loses them
         self._stored: deque[tuple[ChunkAck, int | None, int]] = deque(maxlen=STORED_CHUNKS)
         self._recoveries_seen = sink.recoveries
@@ -434,7 +437,9 @@ class LogStreamer:
         self._unacked.discard(fut)
         self.check_lost()
         if fut.cancelled() or fut.exception() is not None:
-            self._metrics.publish_errors.inc()
+            if fut is not self._failed_ack:
+                self._failed_ack = fut
+                self._metrics.publish_errors.inc()
             if self._read_again(epoch):
                 log.warning("Kafka did not acknowledge %d lines of %s (%s); re-sending from the last "
                             "acknowledged line", count, self.target.stream_id,

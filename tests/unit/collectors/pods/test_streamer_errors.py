@@ -1,0 +1,47 @@
+"""Publish errors count refused records, not chunks: a stream's chunks gathered into one record share that
+record's ack, so one refusal is one error of the stream however many of its chunks the record carried (it
+was 1 or 2 by timing, which made the re-send test's count flaky on a busy machine)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiokafka.errors import KafkaTimeoutError
+
+from collectors.pods.apiconfig import load_kubeconfig
+from collectors.pods.batching import PendingBudget
+from collectors.pods.client import KubeClient
+from collectors.pods.metrics import PodMetrics
+from collectors.pods.positions import StreamCursor
+from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
+from core.settings import PodCollectorSettings
+from kafka_io.publisher import ChunkAck
+from tests.support.kube_api import FakeKubeApi
+from tests.unit.collectors.pods.test_streamer_budget import TimedSink
+
+
+async def test_chunks_sharing_a_refused_record_count_one_publish_error(tmp_path: Path) -> None:
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    metrics = PodMetrics()
+    try:
+        async def verify() -> InstanceStatus:
+            return InstanceStatus.LIVE
+
+        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                               StreamCursor(), client, TimedSink(), lambda: InstanceStatus.LIVE, verify,
+                               PodCollectorSettings(), PendingBudget(1 << 20), metrics)
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        for refused in (first, second):
+            refused.set_exception(KafkaTimeoutError("refused"))
+        acked: asyncio.Future[ChunkAck] = loop.create_future()
+        acked.set_result(ChunkAck(0, 0))
+        epoch = streamer.cursor.epoch
+        for fut, position in ((first, 10), (first, 20), (second, 30), (acked, 40)):  # two chunks in `first`
+            streamer._acked(fut, count=10, size=100, epoch=epoch, ts=position, position=position)
+        assert metrics.value("logweave_pod_collector_publish_errors_total") == 2
+    finally:
+        await client.close()
+        await api.stop()
