@@ -17,9 +17,12 @@ path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c11"]
+CHUNK_JSON = ["core/_chunkjson.h"]  # included by the two extensions that read parsed chunks' bytes
 setup(ext_modules=[
-    Extension("agents._linescan", ["agents/_linescan.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("tables._tracefold", ["tables/_tracefold.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("agents._linescan", ["agents/_linescan.c"], depends=CHUNK_JSON, extra_compile_args=FLAGS,
+              optional=True),
+    Extension("tables._tracefold", ["tables/_tracefold.c"], depends=CHUNK_JSON, extra_compile_args=FLAGS,
+              optional=True),
     Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], extra_compile_args=FLAGS,
               optional=True),
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),

@@ -24,6 +24,8 @@
 #include <structmember.h>
 #include <limits.h>
 
+#include "../core/_chunkjson.h"
+
 #define MAX_DEPTH 64
 #define MAX_NAMES 16
 #define MAX_WATCH 32
@@ -764,31 +766,6 @@ static int find_slots(PyTypeObject *type) {
     return 1;
 }
 
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-} Buf;
-
-static int buf_reserve(Buf *b, Py_ssize_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra) cap *= 2;
-    char *grown = PyMem_Realloc(b->data, (size_t)cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
-    if (buf_reserve(b, n) < 0) return -1;
-    memcpy(b->data + b->len, s, (size_t)n);
-    b->len += n;
-    return 0;
-}
 
 /* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
  * -1: out of memory. */
@@ -1075,123 +1052,6 @@ fail:
  * splices it through `sink_lines` and its Python reference instead.
  */
 
-static unsigned char plain_ascii[256]; /* printable ASCII but `"` and `\`: copied as they stand */
-
-/* A JSON string at p (the opening quote) in exactly orjson's escaping, with valid UTF-8; returns the
- * position after the closing quote (NULL if not so) and whether it holds an escape. */
-static const char *canonical_string(const char *p, const char *end, int *escaped) {
-    if (p >= end || *p != '"') return NULL;
-    p++;
-    *escaped = 0;
-    while (p < end) {
-        while (p < end && plain_ascii[(unsigned char)*p]) p++;
-        if (p >= end) return NULL;
-        unsigned char c = (unsigned char)*p;
-        if (c == '"') return p + 1;
-        if (c < 0x20) return NULL;
-        if (c == '\\') {
-            *escaped = 1;
-            if (p + 1 >= end) return NULL;
-            char e = p[1];
-            if (e != 'u') {
-                if (e != '"' && e != '\\' && e != 'b' && e != 't' && e != 'n' && e != 'f' && e != 'r') return NULL;
-                p += 2;
-                continue;
-            }
-            /* orjson writes \u00XX (lower-case hex) only for control characters without a short form */
-            if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return NULL;
-            char h = p[5];
-            unsigned v = (unsigned)(p[4] - '0') << 4;
-            if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-            else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-            else return NULL;
-            if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return NULL;
-            p += 6;
-            continue;
-        }
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        /* UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
-        int n;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else return NULL;
-        if (end - p <= n) return NULL;
-        unsigned char c1 = (unsigned char)p[1];
-        if (c1 < lo || c1 > hi) return NULL;
-        for (int k = 2; k <= n; k++) {
-            if (((unsigned char)p[k] & 0xC0) != 0x80) return NULL;
-        }
-        p += n + 1;
-    }
-    return NULL;
-}
-
-/* The content of a canonical string literal [p, end) (quotes excluded) unescaped into b. */
-static int unescape_into(Buf *b, const char *p, const char *end) {
-    if (buf_reserve(b, end - p) < 0) return -1;
-    char *out = b->data + b->len;
-    while (p < end) {
-        if (*p != '\\') {
-            *out++ = *p++;
-            continue;
-        }
-        char e = p[1];
-        switch (e) {
-        case 'b': *out++ = '\b'; break;
-        case 't': *out++ = '\t'; break;
-        case 'n': *out++ = '\n'; break;
-        case 'f': *out++ = '\f'; break;
-        case 'r': *out++ = '\r'; break;
-        case 'u': {
-            char h = p[5];
-            *out++ = (char)(((p[4] - '0') << 4) | (h <= '9' ? h - '0' : h - 'a' + 10));
-            p += 6;
-            continue;
-        }
-        default: *out++ = e; /* '"' or '\\' */
-        }
-        p += 2;
-    }
-    b->len = out - b->data;
-    return 0;
-}
-
-/* A canonical JSON integer (no leading zeros, no "-0") within 64 bits; returns the position after it. */
-static const char *canonical_int(const char *p, const char *end, long long *value) {
-    const char *start = p;
-    int negative = p < end && *p == '-';
-    if (negative) p++;
-    if (p >= end || *p < '0' || *p > '9') return NULL;
-    if (*p == '0' && (negative || (p + 1 < end && p[1] >= '0' && p[1] <= '9'))) return NULL;
-    unsigned long long v = 0;
-    const char *digits = p;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (p - digits >= 19) return NULL;
-        v = v * 10 + (unsigned long long)(*p - '0');
-        p++;
-    }
-    if (v > (unsigned long long)LLONG_MAX + (negative ? 1u : 0u)) return NULL;
-    *value = negative ? (long long)(0ull - v) : (long long)v;
-    (void)start;
-    return p;
-}
-
-static int expect(const char **p, const char *end, const char *text, Py_ssize_t n) {
-    if (end - *p < n || memcmp(*p, text, (size_t)n) != 0) return 0;
-    *p += n;
-    return 1;
-}
 
 PyDoc_STRVAR(chunk_layout_doc, "chunk_layout(data) -> (srcs_start, srcs_end, lines_start, lines_end, unordered) or None:\n"
                                "where the parts of a parsed chunk written by orjson are (lines_end: after its `]`).");
@@ -1234,35 +1094,6 @@ static PyObject *chunk_layout(PyObject *self, PyObject *args) {
     return out;
 }
 
-typedef struct {
-    const char *at; /* the literal in the record, quotes included */
-    Py_ssize_t len;
-    PyObject *value; /* its str (owned) */
-} Literal;
-
-/* The str of a canonical literal, reusing the last one read at this field when the bytes are the same
- * (a trace's lines, one service, one level follow each other). New reference. */
-static PyObject *literal_str(Literal *last, const char *at, const char *end, int escaped, Buf *scratch) {
-    Py_ssize_t len = end - at;
-    if (last->value != NULL && last->len == len && memcmp(last->at, at, (size_t)len) == 0) {
-        Py_INCREF(last->value);
-        return last->value;
-    }
-    PyObject *value;
-    if (escaped) {
-        scratch->len = 0;
-        if (unescape_into(scratch, at + 1, end - 1) < 0) return NULL;
-        value = PyUnicode_DecodeUTF8(scratch->data, scratch->len, NULL);
-    } else {
-        value = PyUnicode_DecodeUTF8(at + 1, len - 2, NULL);
-    }
-    if (value == NULL) return NULL;
-    Py_XSETREF(last->value, value);
-    last->at = at;
-    last->len = len;
-    Py_INCREF(value);
-    return value;
-}
 
 #define RAW_FIELDS 9
 
@@ -1590,6 +1421,6 @@ PyMODINIT_FUNC PyInit__linescan(void) {
     for (int f = 0; f < SL_FIELDS; f++) {
         if ((sink_line_attrs[f] = PyUnicode_InternFromString(sink_line_names[f])) == NULL) return NULL;
     }
-    for (int c = 0x20; c < 0x80; c++) plain_ascii[c] = c != '"' && c != '\\';
+    chunkjson_init();
     return PyModule_Create(&module);
 }
