@@ -80,16 +80,6 @@ static void string_stop_init(void) {
     string_stop['"'] = string_stop['\\'] = 1;
 }
 
-/* Whether any of the 8 bytes of `w` is '"', '\\' or below 0x20. No such byte is missed; the byte loop after
- * it decides what the byte is, so the answer never depends on this test alone. */
-static int word_stops(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
-    uint64_t has_quote = (quote - ones) & ~quote & highs, has_slash = (slash - ones) & ~slash & highs;
-    uint64_t has_control = (w - ones * 0x20) & ~w & highs;
-    return (has_quote | has_slash | has_control) != 0;
-}
-
 /* c->p at the opening quote; on success c->p is after the closing quote. Surrogate escapes are
  * left to orjson (it rejects unpaired ones), so they count as "not sure". Plain runs are skipped eight
  * bytes at a time. */
@@ -1053,12 +1043,13 @@ fail:
  */
 
 
-PyDoc_STRVAR(chunk_layout_doc, "chunk_layout(data) -> (srcs_start, srcs_end, lines_start, lines_end, unordered) or None:\n"
-                               "where the parts of a parsed chunk written by orjson are (lines_end: after its `]`).");
+PyDoc_STRVAR(chunk_layout_doc, "chunk_layout(data) -> (srcs_start, srcs_end, lines_start, lines_end, unordered, ct)\n"
+                               "or None: where the parts of a parsed chunk written by orjson are (lines_end: after its\n"
+                               "`]`), and its collection time `ct` (None when absent).");
 
 /* The record's fields after the lines are `"unordered":true` (unordered chunks) and `"ct":<int>` (the
- * collection time, which the drain does not need), in that order, each optional: the group stage
- * forwards logs.parsed records as it received them, and those carry `ct`. */
+ * collection time: the group stage routes by the rules in effect then; the drain does not need it), in
+ * that order, each optional: the group stage forwards logs.parsed records as it received them. */
 static PyObject *chunk_layout(PyObject *self, PyObject *args) {
     static const char head[] = "{\"v\":1,\"t\":\"parsed\",\"srcs\":";
     static const char tail[] = ",\"unordered\":true";
@@ -1077,15 +1068,22 @@ static PyObject *chunk_layout(PyObject *self, PyObject *args) {
             if (expect(&p, end, ",\"lines\":", 9) && p < end && *p == '[' && end - p >= 3 && end[-1] == '}') {
                 const char *stop = end - 1; /* where the fields after the lines end */
                 const char *digit = stop;
+                long long ct = 0;
+                int has_ct = 0;
                 while (digit > p && digit[-1] >= '0' && digit[-1] <= '9') digit--;
                 if (digit < stop && digit > p && digit[-1] == '-') digit--;
-                if (digit < stop && digit - p > ct_len && memcmp(digit - ct_len, ct_key, (size_t)ct_len) == 0)
+                if (digit < stop && digit - p > ct_len && memcmp(digit - ct_len, ct_key, (size_t)ct_len) == 0 &&
+                    canonical_int(digit, stop, &ct) == stop) {
                     stop = digit - ct_len;
+                    has_ct = 1;
+                }
                 int unordered = stop - p > tail_len && memcmp(stop - tail_len, tail, (size_t)tail_len) == 0;
                 const char *lines_end = unordered ? stop - tail_len : stop; /* after the lines' `]` */
-                if (lines_end - p >= 2 && lines_end[-1] == ']')
-                    out = Py_BuildValue("(nnnnO)", head_len, (Py_ssize_t)(srcs_end - base), (Py_ssize_t)(p - base),
-                                        (Py_ssize_t)(lines_end - base), unordered ? Py_True : Py_False);
+                PyObject *ct_value = has_ct ? PyLong_FromLongLong(ct) : Py_NewRef(Py_None);
+                if (ct_value != NULL && lines_end - p >= 2 && lines_end[-1] == ']')
+                    out = Py_BuildValue("(nnnnOO)", head_len, (Py_ssize_t)(srcs_end - base), (Py_ssize_t)(p - base),
+                                        (Py_ssize_t)(lines_end - base), unordered ? Py_True : Py_False, ct_value);
+                Py_XDECREF(ct_value);
             }
         }
     }

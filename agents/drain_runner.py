@@ -124,7 +124,7 @@ def raw_chunk(record: SinkRecord) -> RawChunk | None:
     layout = module.chunk_layout(payload)
     if layout is None:
         return None
-    srcs_start, srcs_end, lines_start, lines_end, unordered = layout
+    srcs_start, srcs_end, lines_start, lines_end, unordered, _ = layout
     try:
         sources = orjson.loads(payload[srcs_start:srcs_end])
         encoded = [orjson.dumps(src) for src in sources]

@@ -12,17 +12,19 @@ from faust.types import TP
 from agents.backlog import SourceProgress
 from agents.batching import Linger, SendNow, nothing_waiting
 from agents.closed_tail import close_ids_after
+from agents.folded_chunk import FoldedChunk, read_parsed
 from agents.grouper import TraceGrouper
 from agents.log_metrics import LogMetrics, log_metrics_for
 from agents.routing import Router
 from agents.stage import StageContext
 from core import topics
 from core.codec import compressor, is_compressed
-from core.metrics import CHUNKS, FLUSHES
+from core.metrics import CHUNKS, FLUSHES, GROUP_FOLDED
 from core.models import P_SRC, ParsedChunk
 from tables.trace_table import CLOSED_UPTO_KEY
 
 log = logging.getLogger(__name__)
+GroupChunk = ParsedChunk | FoldedChunk  # a logs.parsed record as read (agents/folded_chunk.py)
 CHUNKS_IN, FLUSHED = CHUNKS.labels("group"), FLUSHES.labels("group")
 
 
@@ -136,8 +138,8 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
     """
 
     def __init__(self, grouper: TraceGrouper, progress: SourceProgress, batch_lines: int,
-                 router_for: Callable[[ParsedChunk], Router] | None = None,
-                 metrics_for: Callable[[ParsedChunk], LogMetrics | None] | None = None,
+                 router_for: Callable[[GroupChunk], Router] | None = None,
+                 metrics_for: Callable[[GroupChunk], LogMetrics | None] | None = None,
                  sent: Callable[[], None] | None = None, let_go: Callable[[Any], object] = lambda event: None) -> None:
         self.grouper, self.progress, self.batch_lines = grouper, progress, batch_lines
         # an input record dropped unacked by a revoke: faust's revoke waits for every record a stream
@@ -147,15 +149,15 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         self.idle: Callable[[], bool] = lambda: True  # no further logs.parsed record waits (set by the agent)
         self.router_for = router_for  # live rules: the version a chunk is routed by; None: settings only
         self.metrics_for = metrics_for  # and the metric rules it is counted by (the same version)
-        self.pending: dict[int, list[tuple[Any, ParsedChunk]]] = {}
+        self.pending: dict[int, list[tuple[Any, GroupChunk]]] = {}
         self.lines = 0
         self.linger: Linger | None = None
 
     def add(self, event: Any) -> None:
         CHUNKS_IN.inc()
-        chunk = ParsedChunk.decode(event.value)
+        chunk = read_parsed(event.value, self.grouper.traces.sample_lines)
         self.pending.setdefault(event.message.partition, []).append((event, chunk))
-        self.lines += len(chunk.lines)
+        self.lines += chunk.line_count
 
     def drop(self) -> None:
         """Forget the records held for the next flush, unacked: a revoke began, and whoever owns their
@@ -182,14 +184,20 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         if pending and self.sent is not None and self.idle():  # under a backlog the next flush comes soon
             self.sent()
 
-    def _apply(self, partition: int, run: list[tuple[Any, ParsedChunk]]) -> None:
+    def _apply(self, partition: int, run: list[tuple[Any, GroupChunk]]) -> None:
         if self.router_for is not None:  # a run never spans two rules versions (runs())
             self.grouper.router = self.router_for(run[0][1])
         if self.metrics_for is not None:
             self.grouper.log_metrics = self.metrics_for(run[0][1])
         if len(run) == 1:
             event, chunk = run[0]
-            self.grouper.process_chunk(partition, chunk.sources, chunk.lines, event.value if chunk.ordered else None)
+            folded = self.grouper.process_folded(partition, chunk, event.value) \
+                if isinstance(chunk, FoldedChunk) else None
+            if folded is not None:
+                GROUP_FOLDED.inc()
+            else:
+                self.grouper.process_chunk(partition, chunk.sources, chunk.lines,
+                                           event.value if chunk.ordered else None)
         else:
             sources, lines = merge_chunks([chunk for _, chunk in run])
             self.grouper.process_chunk(partition, sources, lines)
@@ -199,12 +207,12 @@ further record waits, or after `worker.group_linger` or `worker.group_batch_line
         self.grouper.table.after_persisted(partition, InputAcks(events, self.let_go))
 
 
-def runs(items: list[tuple[Any, ParsedChunk]],
-         router_for: Callable[[ParsedChunk], Router] | None = None) -> list[list[tuple[Any, ParsedChunk]]]:
+def runs(items: list[tuple[Any, GroupChunk]],
+         router_for: Callable[[GroupChunk], Router] | None = None) -> list[list[tuple[Any, GroupChunk]]]:
     """Consecutive small ordered chunks routed by the same rules version together; a large or
     unordered chunk on its own."""
-    out: list[list[tuple[Any, ParsedChunk]]] = []
-    current: list[tuple[Any, ParsedChunk]] = []
+    out: list[list[tuple[Any, GroupChunk]]] = []
+    current: list[tuple[Any, GroupChunk]] = []
     current_router: Router | None = None
     for item in items:
         chunk = item[1]
@@ -213,7 +221,7 @@ def runs(items: list[tuple[Any, ParsedChunk]],
             out.append(current)
             current = []
         current_router = router
-        if len(chunk.lines) >= MERGE_BELOW or not chunk.ordered:
+        if chunk.line_count >= MERGE_BELOW or not chunk.ordered:
             if current:
                 out.append(current)
                 current = []
@@ -225,7 +233,7 @@ def runs(items: list[tuple[Any, ParsedChunk]],
     return out
 
 
-def merge_chunks(chunks: list[ParsedChunk]) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+def merge_chunks(chunks: list[GroupChunk]) -> tuple[list[dict[str, Any]], list[list[Any]]]:
     """One source list and the lines of every chunk in order, source indexes moved (lines mutated)."""
     sources: list[dict[str, Any]] = []
     lines: list[list[Any]] = []

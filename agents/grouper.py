@@ -15,17 +15,19 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from agents.folded_chunk import FoldedChunk
 from agents.forwarding import forward
 from agents.held_lines import HeldLines
 from agents.idle_clock import IdleClock
-from agents.log_metrics import LogMetrics
+from agents.log_metrics import Counted, LogMetrics
 from agents.routing import Router
 from core.metrics import DUPLICATES, LINES, OPEN_TRACES, TRACES_CLOSED
 from core.models import join_closed_traces
 from core.settings import Settings
 from tables.deadline_index import DeadlineIndex
-from tables.stream_positions import STREAM_PREFIX, expired, fresh_lines
+from tables.stream_positions import STREAM_PREFIX, decode_mark, expired, fresh_lines, stream_key
 from tables.trace_state import (
+    Fold,
     apply_fold,
     deadlines_ns,
     decode_state,
@@ -87,8 +89,6 @@ class TraceGrouper:
         copy: the same lines, sources and order, with no encode or compression per sink.
         """
         now = time.time_ns()
-        index = self.deadline_index(partition)
-        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
         read = self.table.read
         updates: dict[bytes, bytes | None] = {}
         fresh_all = fresh_lines(lines, lambda key: read(partition, key), now // 1_000_000_000, updates)
@@ -98,12 +98,58 @@ class TraceGrouper:
         counted = self.log_metrics.observe(fresh_all, sources) if self.log_metrics is not None else None
         routed = self._route(fresh_all, sources)  # in arrival order: sinks rely on per-stream order
         early: dict[str, list[list[Any]]] = defaultdict(list)  # held-overflow lines, out of stream order
+        trace_rules = self.router.trace_rules
+        by_trace = lines_by_trace(fresh_all) if trace_rules else {}
+        self._apply_folds(partition, fold_traces(fresh_all, self.traces.sample_lines), sources, now, updates,
+                          by_trace, early)
+        count = sum(len(v) for v in routed.values())
+        if payload is not None and self.router.default_all and len(fresh_all) == len(lines):
+            outputs = [self.send_to_sink(sink_name, payload, partition) for sink_name in routed]
+        else:
+            outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
+        if early:
+            outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
+        self._commit(partition, updates, outputs, counted, len(lines), count)
+        return count
+
+    def process_folded(self, partition: int, chunk: FoldedChunk, payload: bytes) -> int | None:
+        """`process_chunk` of a record read for its folds alone (agents/folded_chunk.py), forwarded as
+        received; None, with nothing done, when that does not apply: rules that route line by line or
+        metrics read from lines (they need the lines), or a stream whose mark is at or past its first
+        line in the chunk (a replay: the lines are deduped one by one). The caller then passes the lines
+        to `process_chunk`, which gives the same result for the chunks this takes."""
+        router = self.router
+        if not router.default_all or self.log_metrics is not None:
+            return None
+        now = time.time_ns()
+        now_s, read = now // 1_000_000_000, self.table.read
+        updates: dict[bytes, bytes | None] = {}
+        for stream_id, first, last in chunk.encoded.streams:  # `fresh_lines` when every line is fresh
+            key = stream_key(stream_id)
+            stored = read(partition, key)
+            if stored and first <= decode_mark(stored)[0]:
+                return None
+            updates[key] = b"%d:%d" % (last, now_s)
+        self._apply_folds(partition, chunk.encoded.folds, chunk.sources, now, updates, {}, {})
+        lines = chunk.line_count
+        outputs = [self.send_to_sink(sink_name, payload, partition) for sink_name in router.enabled] if lines else []
+        count = lines * len(outputs)
+        self._commit(partition, updates, outputs, None, lines, count)
+        return count
+
+    def _apply_folds(self, partition: int, folds: dict[str, Fold], sources: list[dict[str, Any]], now: int,
+                     updates: dict[bytes, bytes | None], by_trace: dict[str, list[list[Any]]],
+                     early: dict[str, list[list[Any]]]) -> None:
+        """Add each trace's fold to its stored state (one read and one staged write per trace), and
+        advance the partition's event clock."""
+        index = self.deadline_index(partition)
+        idle_now = self.idle.now(partition, now)  # `updated` is stamped on the idle clock
+        read = self.table.read
         clock = max_time = self.clock(partition)
         trace_rules, sample_lines = self.router.trace_rules, self.traces.sample_lines
-        by_trace = lines_by_trace(fresh_all) if trace_rules else {}
         gap_ns, longest_ns = self._gap_ns, self._longest_ns
         known = index.due  # every trace the partition stores or has staged (`deadline_index`)
-        for trace_id, fold in fold_traces(fresh_all, sample_lines).items():  # untraced lines are not grouped
+        for trace_id, fold in folds.items():  # untraced lines are not grouped
             key = trace_id.encode()
             # a trace the index does not hold is new: no store read (about 400 a second on a live node)
             stored = read(partition, key) if trace_id in known or b"\x00" in key else None
@@ -119,20 +165,15 @@ class TraceGrouper:
             updates[CLOCK_KEY] = str(max_time).encode()
         if trace_rules:
             updates[HELD_KEY] = str(self.holds.count(partition)).encode()
-        count = sum(len(v) for v in routed.values())
-        if payload is not None and self.router.default_all and len(fresh_all) == len(lines):
-            outputs = [self.send_to_sink(sink_name, payload, partition) for sink_name in routed]
-        else:
-            outputs = forward(routed, sources, partition, self.send_to_sink, self.limit) if routed else []
-        if early:
-            outputs += forward(early, sources, partition, self.send_to_sink, self.limit, ordered=False)
+
+    def _commit(self, partition: int, updates: dict[bytes, bytes | None], outputs: list[Any],
+                counted: Counted | None, lines: int, routed: int) -> None:
         self.table.commit_when_acked(partition, updates, outputs)
         if counted is not None and counted.tallies:  # a revoke dropping the update drops them too
             self.table.after_persisted(partition, counted)
-        LINES_GROUPED.inc(len(lines))
-        LINES_ROUTED.inc(count)
+        LINES_GROUPED.inc(lines)
+        LINES_ROUTED.inc(routed)
         self._publish_open()
-        return count
 
     def deadline_index(self, partition: int) -> DeadlineIndex:
         """The partition's deadline index, rebuilt from its stored traces when missing.

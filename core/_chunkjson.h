@@ -11,6 +11,10 @@
 
 #include <Python.h>
 #include <limits.h>
+#include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 typedef struct {
@@ -18,7 +22,7 @@ typedef struct {
     Py_ssize_t len, cap;
 } Buf;
 
-static int buf_reserve(Buf *b, Py_ssize_t extra) {
+static inline int buf_reserve(Buf *b, Py_ssize_t extra) {
     if (b->len + extra <= b->cap) return 0;
     Py_ssize_t cap = b->cap ? b->cap : 1024;
     while (cap < b->len + extra) cap *= 2;
@@ -32,23 +36,58 @@ static int buf_reserve(Buf *b, Py_ssize_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+static inline int buf_put(Buf *b, const char *s, Py_ssize_t n) {
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->len, s, (size_t)n);
     b->len += n;
     return 0;
 }
 
+/* Whether any of the 8 bytes of `w` is '"', '\\' or below 0x20. No such byte is missed; the byte loop after
+ * it decides what the byte is, so the answer never depends on this test alone. */
+static inline int word_stops(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+    uint64_t has_quote = (quote - ones) & ~quote & highs, has_slash = (slash - ones) & ~slash & highs;
+    uint64_t has_control = (w - ones * 0x20) & ~w & highs;
+    return (has_quote | has_slash | has_control) != 0;
+}
+
 static unsigned char plain_ascii[256]; /* printable ASCII but `"` and `\`: copied as they stand */
+
+/* The first byte at or after p that is not printable ASCII or is '"' or '\\' (end if none). */
+static inline const char *skip_plain(const char *p, const char *end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed: below 0x20 is a control character or a byte of 0x80 and above */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                    _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(stop);
+        if (mask != 0) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#else
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (word_stops(w) || (w & 0x8080808080808080ULL)) break;
+        p += 8;
+    }
+#endif
+    while (p < end && plain_ascii[(unsigned char)*p]) p++;
+    return p;
+}
 
 /* A JSON string at p (the opening quote) in exactly orjson's escaping, with valid UTF-8; returns the
  * position after the closing quote (NULL if not so) and whether it holds an escape. */
-static const char *canonical_string(const char *p, const char *end, int *escaped) {
+static inline const char *canonical_string(const char *p, const char *end, int *escaped) {
     if (p >= end || *p != '"') return NULL;
     p++;
     *escaped = 0;
     while (p < end) {
-        while (p < end && plain_ascii[(unsigned char)*p]) p++;
+        p = skip_plain(p, end);
         if (p >= end) return NULL;
         unsigned char c = (unsigned char)*p;
         if (c == '"') return p + 1;
@@ -102,14 +141,16 @@ static const char *canonical_string(const char *p, const char *end, int *escaped
 }
 
 /* The content of a canonical string literal [p, end) (quotes excluded) unescaped into b. */
-static int unescape_into(Buf *b, const char *p, const char *end) {
+static inline int unescape_into(Buf *b, const char *p, const char *end) {
     if (buf_reserve(b, end - p) < 0) return -1;
     char *out = b->data + b->len;
     while (p < end) {
-        if (*p != '\\') {
-            *out++ = *p++;
-            continue;
-        }
+        const char *slash = memchr(p, '\\', (size_t)(end - p)); /* the run before it is copied as it stands */
+        Py_ssize_t run = (slash != NULL ? slash : end) - p;
+        memcpy(out, p, (size_t)run);
+        out += run;
+        p += run;
+        if (p >= end) break;
         char e = p[1];
         switch (e) {
         case 'b': *out++ = '\b'; break;
@@ -132,7 +173,7 @@ static int unescape_into(Buf *b, const char *p, const char *end) {
 }
 
 /* A canonical JSON integer (no leading zeros, no "-0") within 64 bits; returns the position after it. */
-static const char *canonical_int(const char *p, const char *end, long long *value) {
+static inline const char *canonical_int(const char *p, const char *end, long long *value) {
     const char *start = p;
     int negative = p < end && *p == '-';
     if (negative) p++;
@@ -151,13 +192,13 @@ static const char *canonical_int(const char *p, const char *end, long long *valu
     return p;
 }
 
-static int expect(const char **p, const char *end, const char *text, Py_ssize_t n) {
+static inline int expect(const char **p, const char *end, const char *text, Py_ssize_t n) {
     if (end - *p < n || memcmp(*p, text, (size_t)n) != 0) return 0;
     *p += n;
     return 1;
 }
 
-static void chunkjson_init(void) {
+static inline void chunkjson_init(void) {
     for (int c = 0x20; c < 0x80; c++) plain_ascii[c] = c != '"' && c != '\\';
 }
 
@@ -169,7 +210,7 @@ typedef struct {
 
 /* The str of a canonical literal, reusing the last one read at this field when the bytes are the same
  * (a trace's lines, one service, one level follow each other). New reference. */
-static PyObject *literal_str(Literal *last, const char *at, const char *end, int escaped, Buf *scratch) {
+static inline PyObject *literal_str(Literal *last, const char *at, const char *end, int escaped, Buf *scratch) {
     Py_ssize_t len = end - at;
     if (last->value != NULL && last->len == len && memcmp(last->at, at, (size_t)len) == 0) {
         Py_INCREF(last->value);

@@ -12,6 +12,8 @@ from core.log_metric_series import LogMetricsCollector
 
 LINES = Counter("logweave_lines_total", "Lines seen per pipeline stage", ["stage"])
 CHUNKS = Counter("logweave_chunks_total", "Chunk records consumed per stage", ["stage"])
+GROUP_FOLDED = Counter("logweave_group_records_folded_total", "logs.parsed records the group stage applied from "
+                       "their trace folds read in C, forwarded as received, without decoding their lines")
 FLUSHES = Counter("logweave_stage_flushes_total", "Batches of input records a stage applied and sent at once "
                   "(records per flush: logweave_chunks_total / this)", ["stage"])
 DEAD_LETTERS = Counter("logweave_dead_letters_total", "Lines dead-lettered, by stage and reason",

@@ -255,9 +255,18 @@ class ParsedChunk:
             doc["ct"] = self.collected_ns
         return orjson.dumps(doc)
 
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
     @classmethod
     def decode(cls, data: bytes) -> ParsedChunk:
-        doc = _load(data, "parsed")
+        return cls.from_payload(decompressed(data))
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> ParsedChunk:
+        """`decode` of a record already decompressed (`decompressed`)."""
+        doc = _load_payload(payload, "parsed")
         try:
             collected = doc.get("ct")
             chunk = cls(doc["srcs"], doc["lines"], not doc.get("unordered", False),
@@ -312,10 +321,18 @@ def decode_closed_traces(data: bytes) -> list[dict[str, Any]]:
 
 
 def _load(data: bytes, kind: str) -> dict[str, Any]:
+    return _load_payload(decompressed(data), kind)
+
+
+def decompressed(data: bytes) -> bytes:
+    """A record's chunk as JSON bytes; ChunkFormatError for a corrupt compressed payload."""
     try:
-        payload = decompress(data)
+        return decompress(data)
     except Exception as exc:  # lz4 and zstd raise their own types for a corrupt frame
         raise ChunkFormatError(f"not a Logweave chunk (corrupt compressed payload: {exc})") from None
+
+
+def _load_payload(payload: bytes, kind: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -68,6 +68,30 @@ def fold_traces(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
     return fold_reference(lines, sample_lines)
 
 
+class EncodedFolds(NamedTuple):
+    """`fold_traces` of a parsed chunk's lines read from its bytes, with what deduping them needs."""
+
+    line_count: int
+    streams: list[list[Any]]  # per stream id, first seen first: [stream id, first position, last position]
+    folds: dict[str, Fold]
+
+
+def fold_encoded(payload: bytes, lines_start: int, lines_end: int, sources: int,
+                 sample_lines: int) -> EncodedFolds | None:
+    """The folds of the lines in payload[lines_start:lines_end] (a parsed chunk's `lines` array as orjson
+    wrote it), read in C without a Python object per line (tables/_tracefold.c, fold_raw).
+
+    None without the C loop, or when the chunk is not one it reads (not orjson's exact form, a source
+    index outside [0, sources), a stream whose positions do not rise strictly): decode the chunk and fold
+    its lines instead. Otherwise the folds equal `fold_traces` of the decoded lines."""
+    tracefold = native_module("trace_fold")
+    if tracefold is None:
+        return None
+    read = tracefold.fold_raw(payload, lines_start, lines_end, sources, sample_lines, _SAMPLE_CHARS,
+                              2 * _MAX_NAMES)
+    return EncodedFolds(*read) if read is not None else None
+
+
 def fold_reference(lines: list[list[Any]], sample_lines: int) -> dict[str, Fold]:
     return {trace_id: fold_lines(trace_lines, sample_lines)
             for trace_id, trace_lines in lines_by_trace(lines).items() if trace_id}

@@ -41,7 +41,8 @@ def test_a_revoke_lets_go_unacked_every_record_held_or_waiting_for_its_persist()
     """What a fence drops (tables/trace_table.py): the records a batch holds and those whose update
     waits to be persisted are let go (faust's revoke would wait for their acks for ever), never acked."""
     let_go: list[Event] = []
-    batch = GroupBatch(cast(Any, None), SourceProgress(), 100, let_go=let_go.append)
+    grouper = SimpleNamespace(traces=SimpleNamespace(sample_lines=5))  # what `add` reads of it
+    batch = GroupBatch(cast(Any, grouper), SourceProgress(), 100, let_go=let_go.append)
     held = [Event(p, chunk("a", 2).encode()) for p in (0, 1)]
     for event in held:
         batch.add(event)

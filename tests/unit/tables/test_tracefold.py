@@ -12,15 +12,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tables.trace_state as trace_state_module
+from core.models import ParsedChunk
 from core.native import native_module
 from tables.trace_state import _MAX_NAMES, _SAMPLE_CHARS, fold_reference, fold_traces
 
 _tracefold = pytest.importorskip("tables._tracefold", reason="C extension not built (pure-Python install)")
+_linescan = pytest.importorskip("agents._linescan", reason="C extension not built (pure-Python install)")
 if native_module("trace_fold") is None:
     pytest.skip("the C fold is off in this process (LOGWEAVE_PURE=1)", allow_module_level=True)
 
@@ -108,3 +111,109 @@ def test_argument_errors() -> None:
         _tracefold.fold("lines", 1, 1, 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be >= 0"):
         _tracefold.fold([], -1, 1, 1)
+
+
+# ---- fold_raw: the same folds read from the record's bytes (orjson's encoding of a parsed chunk) -------
+
+def layout_of(lines: list[Any], sources: int = 5) -> tuple[bytes, int, int]:
+    payload = ParsedChunk([{"pod": f"p{n}"} for n in range(sources)], lines, True, 7).encode()
+    layout = _linescan.chunk_layout(payload)
+    assert layout is not None
+    return payload, layout[2], layout[3]
+
+
+def fold_raw(lines: list[Any], sample_lines: int, sources: int = 5) -> Any:
+    payload, start, end = layout_of(lines, sources)
+    return _tracefold.fold_raw(payload, start, end, sources, sample_lines, _SAMPLE_CHARS, 2 * _MAX_NAMES)
+
+
+def streams_reference(lines: list[Any]) -> list[list[Any]] | None:
+    """[stream id, first, last position] first seen first, or None if a stream's positions do not rise."""
+    streams: dict[str, list[Any]] = {}
+    for line in lines:
+        entry = streams.get(line[1])
+        if entry is None:
+            streams[line[1]] = [line[1], line[2], line[2]]
+        elif line[2] <= entry[2]:
+            return None
+        else:
+            entry[2] = line[2]
+    return list(streams.values())
+
+
+raw_lines_strategy = st.lists(st.builds(
+    lambda src, sid, step, time, trace, level, service, text: [src, sid, step, time, trace, level, service, text,
+                                                               "stdout"],
+    st.integers(0, 4), st.sampled_from(["s1", "s2", "ü-stream", 's"q', "s\\b", "s\n"]), st.integers(1, 3),
+    st.one_of(st.integers(-INT64, INT64 - 1), st.sampled_from([0, 1_749_543_941_000_000_000, -INT64, INT64 - 1])),
+    st.one_of(st.sampled_from(["", "t1", "t2", "ü-trace", "🎉", 't"3', "t\x01"]), WIDE_TEXT),
+    st.one_of(st.sampled_from(["trace", "debug", "info", "warn", "error", "fatal", "INFO", "", "notice", "érror"]),
+              WIDE_TEXT),
+    st.one_of(st.sampled_from(["", "svc", "db", "ü", 'q"s']), WIDE_TEXT),
+    st.one_of(WIDE_TEXT, LONG_TEXT, st.sampled_from(['{"msg":"a \\"quoted\\" word\\n"}', "tab\there", "\x7f\x1f"]))),
+    max_size=80)
+# what makes the C reader decline a chunk, each in some examples: a position repeated or going back (a
+# replay), a null service
+odd_line = st.one_of(st.none(), st.tuples(st.integers(0, 79), st.sampled_from(["repeat", "back", "null service"])))
+
+
+def positions_from_steps(lines: list[Any], odd: tuple[int, str] | None = None) -> list[Any]:
+    """Field 2 holds a step: positions rise per stream by it; `odd` makes one line repeat its stream's last
+    position, go back, or have a null service."""
+    if odd is not None and odd[0] < len(lines):
+        line = lines[odd[0]]
+        if odd[1] == "null service":
+            line[6] = None
+        else:
+            line[2] = 0 if odd[1] == "repeat" else -1
+    at: dict[str, int] = {}
+    for line in lines:
+        at[line[1]] = line[2] = at.get(line[1], 100) + line[2]
+    return lines
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(raw_lines_strategy, odd_line, st.integers(0, 6))
+def test_the_raw_fold_equals_the_reference_or_declines_for_a_reason(lines: list[Any], odd: tuple[int, str] | None,
+                                                                    sample_lines: int) -> None:
+    lines = positions_from_steps(lines, odd)
+    read = fold_raw(lines, sample_lines)
+    streams = streams_reference(lines)
+    # declined: a stream whose positions do not rise, a null service, a level orjson escapes
+    if streams is None or any(line[6] is None or b"\\" in orjson.dumps(line[5]) for line in lines):
+        assert read is None
+        return
+    assert read is not None, "the raw fold declined a chunk it was written for"
+    count, read_streams, folds = read
+    reference = fold_reference(lines, sample_lines)
+    assert count == len(lines) and read_streams == streams
+    assert folds == reference and list(folds) == list(reference)
+
+
+def test_the_raw_fold_declines_what_it_does_not_read() -> None:
+    line = [0, "s1", 1, 10, "t1", "info", "svc", '{"a":1}', "stdout"]
+    assert fold_raw([line, [*line[:2], 2, *line[3:]]], 2) is not None
+    assert fold_raw([line, line], 2) is None  # a position repeated: replayed lines are deduped one by one
+    assert fold_raw([[4, *line[1:]]], 2, sources=4) is None  # a source index past the sources
+    assert fold_raw([[*line[:6], None, *line[7:]]], 2) is None  # a null service
+    payload, start, end = layout_of([line])
+    spaced = payload[:start] + b"[ " + payload[start + 1:]
+    assert _tracefold.fold_raw(spaced, start, end + 1, 5, 2, _SAMPLE_CHARS, 32) is None  # not orjson's form
+    assert _tracefold.fold_raw(payload, start, end - 1, 5, 2, _SAMPLE_CHARS, 32) is None  # cut short
+    assert _tracefold.fold_raw(payload, start, end + 5, 5, 2, _SAMPLE_CHARS, 32) is None  # past the end
+    assert _tracefold.fold_raw(payload, start, start + 2, 5, 2, _SAMPLE_CHARS, 32) is None  # `[{` is no array
+    with pytest.raises(ValueError, match="must be >= 0"):
+        _tracefold.fold_raw(payload, start, end, 5, -1, _SAMPLE_CHARS, 32)
+
+
+def test_an_empty_lines_array_reads_as_no_lines() -> None:
+    payload = b'{"v":1,"t":"parsed","srcs":[],"lines":[]}'
+    layout = _linescan.chunk_layout(payload)
+    assert layout is not None and layout[5] is None
+    assert _tracefold.fold_raw(payload, layout[2], layout[3], 0, 2, _SAMPLE_CHARS, 32) == (0, [], {})
+
+
+def test_many_traces_grow_the_folds_past_their_first_room() -> None:
+    lines = [[0, "s1", n, n, f"t{n}", "info", "svc", "x", "stdout"] for n in range(1000)]
+    count, _, folds = fold_raw(lines, 1)
+    assert count == 1000 and folds == fold_reference(lines, 1)
