@@ -8,6 +8,9 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
   names from generators, a fallback that mutates the list); only a Python exception is allowed.
 - `tracefold`: parsed lines of any shape through the C group fold; where it answers, it must equal
   the reference fold.
+- `tracefold_raw`: parsed records as orjson writes them, then cut, flipped or replaced by arbitrary bytes,
+  through the C fold that reads a record's bytes (fold_raw), sometimes with hostile bounds; where it
+  answers, the lines it read are valid JSON and it equals the reference fold of them.
 - `formats`: the CRI and docker json-file line readers on arbitrary bytes: a tuple or None, never an
   exception.
 - `chunks`: RawChunk/ParsedChunk.decode on arbitrary records (plain, lz4, zstd): a chunk or
@@ -225,6 +228,44 @@ def tracefold(data: bytes, native: ModuleType) -> None:
     assert folded == expected, (lines, folded, expected)
 
 
+def tracefold_raw(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    traces = ["t1", "t2", "", "é", 't"q', "t\x01"]
+    lines = [parsed_line(r, traces) for _ in range(r.int(0, 12))]
+    sample_lines, sources = r.int(0, 5), r.int(0, 4)
+    try:
+        payload = ParsedChunk([{"pod": "p"}] * sources, lines, True, r.big_int()).encode()
+    except (TypeError, orjson.JSONEncodeError):  # a field orjson cannot write (an int past 64 bits)
+        payload = b'{"v":1,"t":"parsed","srcs":[],"lines":[]}'
+    how = r.byte() % 4
+    if how == 1 and payload:  # flip bytes
+        flipped = bytearray(payload)
+        for _ in range(r.int(1, 4)):
+            flipped[r.int(0, len(flipped) - 1)] = r.byte()
+        payload = bytes(flipped)
+    elif how == 2:  # cut short
+        payload = payload[: r.int(0, len(payload))]
+    elif how == 3:
+        payload = data[r.at:]
+    layout = _linescan_layout(payload)
+    start, end = (layout[2], layout[3]) if layout is not None else (r.int(-2, len(payload) + 2),
+                                                                      r.int(-2, len(payload) + 2))
+    read = native.fold_raw(payload, start, end, sources, sample_lines, trace_state_module._SAMPLE_CHARS,
+                           2 * trace_state_module._MAX_NAMES)
+    if read is None:
+        return
+    decoded = orjson.loads(payload[start:end])  # what it read must be JSON
+    count, streams, folds = read
+    assert count == len(decoded) and folds == fold_reference(decoded, sample_lines), (decoded, read)
+    assert [s[0] for s in streams] == list(dict.fromkeys(line[1] for line in decoded))
+
+
+def _linescan_layout(payload: bytes) -> Any:
+    from agents import _linescan  # the layout is not what this target fuzzes: the installed build reads it
+
+    return _linescan.chunk_layout(payload)
+
+
 def formats_target(data: bytes, native: ModuleType | None = None) -> None:
     for parse in (formats.parse_cri, formats.parse_docker):
         result = parse(data)
@@ -376,10 +417,11 @@ def filescan(data: bytes, native: ModuleType) -> None:
 
 
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
-    "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "formats": formats_target,
+    "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "tracefold_raw": tracefold_raw,
+    "formats": formats_target,
     "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
 }
-NATIVE_OF = {"tracefold": "tables._tracefold", "intake": "collectors.intake._intakefast",
+NATIVE_OF = {"tracefold": "tables._tracefold", "tracefold_raw": "tables._tracefold", "intake": "collectors.intake._intakefast",
              "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
 
 
