@@ -422,7 +422,8 @@ TARGETS: dict[str, Callable[[bytes, Any], None]] = {
     "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
 }
 NATIVE_OF = {"tracefold": "tables._tracefold", "tracefold_raw": "tables._tracefold",
-             "intake": "collectors.intake._intakefast", "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
+             "intake": "collectors.intake._intakefast",
+             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:
