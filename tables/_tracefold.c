@@ -304,14 +304,41 @@ static PyObject *text_str(const char *at, const char *after, int escaped, Buf *s
     return PyUnicode_DecodeUTF8(scratch->data, scratch->len, NULL);
 }
 
+static PyObject *fragment_type; /* orjson.Fragment: JSON written as it stands when the state is encoded */
+
+/* A sampled text straight from the record: the literal itself as an orjson.Fragment when it cannot be
+ * longer than `sample_chars` (a code point takes at least one byte of the literal), so the trace's state
+ * is encoded with its bytes instead of decoding and escaping the text again; else the text decoded and
+ * cut, as `fold_sample`. 0, or -1 on error. */
+static int fold_sample_literal(Fold *fold, const char *at, const char *after, int escaped, Py_ssize_t sample_chars,
+                               Buf *scratch) {
+    PyObject *sample;
+    if (fragment_type != NULL && after - at - 2 <= sample_chars) {
+        PyObject *literal = PyBytes_FromStringAndSize(at, after - at);
+        if (literal == NULL) return -1;
+        sample = PyObject_CallOneArg(fragment_type, literal);
+        Py_DECREF(literal);
+        if (sample == NULL) return -1;
+        int failed = PyList_Append(fold->sample, sample);
+        Py_DECREF(sample);
+        return failed;
+    }
+    sample = text_str(at, after, escaped, scratch);
+    if (sample == NULL) return -1;
+    int failed = fold_sample(fold, sample, sample_chars);
+    Py_DECREF(sample);
+    return failed;
+}
+
 PyDoc_STRVAR(fold_raw_doc,
 "fold_raw(data, lines_start, lines_end, sources, sample_lines, sample_chars, max_names)\n"
 "-> (line count, streams, folds) | None\n\n"
 "`fold` of the lines in data[lines_start:lines_end] (a parsed chunk's `lines` array as orjson wrote it,\n"
 "agents/_linescan.chunk_layout finds it), read from the bytes. streams: per stream id, first seen first,\n"
-"[id, first position, last position]. None when the record is not one this reads (not orjson's exact\n"
-"form, a field of another type, a source index outside [0, sources)) or a stream's positions do not\n"
-"rise strictly: the caller then decodes the record and takes the reference path.");
+"[id, first position, last position]. A sampled text whose literal is at most sample_chars bytes long is\n"
+"an orjson.Fragment of the literal (the same JSON once encoded). None when the record is not one this\n"
+"reads (not orjson's exact form, a field of another type, a source index outside [0, sources)) or a\n"
+"stream's positions do not rise strictly: the caller then decodes the record and takes the reference path.");
 
 static PyObject *fold_raw(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -375,10 +402,7 @@ static PyObject *fold_raw(PyObject *self, PyObject *args) {
             Py_DECREF(service);
             if (failed < 0) goto done;
             if (PyList_GET_SIZE(f->sample) < sample_lines) {
-                PyObject *text = text_str(at[P_TEXT], after[P_TEXT], escaped[P_TEXT], &scratch);
-                if (text == NULL) goto done;
-                failed = fold_sample(f, text, sample_chars);
-                Py_DECREF(text);
+                failed = fold_sample_literal(f, at[P_TEXT], after[P_TEXT], escaped[P_TEXT], sample_chars, &scratch);
                 if (failed < 0) goto done;
             }
         }
@@ -418,5 +442,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tracefold",
 
 PyMODINIT_FUNC PyInit__tracefold(void) {
     chunkjson_init();
+    PyObject *orjson = PyImport_ImportModule("orjson");
+    if (orjson != NULL) {
+        fragment_type = PyObject_GetAttrString(orjson, "Fragment"); /* kept for the process */
+        Py_DECREF(orjson);
+    }
+    PyErr_Clear(); /* without it, sampled texts are decoded */
     return PyModule_Create(&module);
 }
