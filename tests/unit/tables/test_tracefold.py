@@ -231,3 +231,14 @@ def test_samples_that_fit_are_their_literal_and_longer_ones_are_cut() -> None:
     literal, cut = folds["t1"][7]
     assert isinstance(literal, orjson.Fragment) and orjson.dumps(literal) == orjson.dumps(fits)
     assert cut == long[:_SAMPLE_CHARS]
+
+
+@pytest.mark.parametrize("escape", ['"', "\\", "\n", "\\\"", "\"\\", "é", "\x01", "\t\""])
+def test_escapes_at_every_offset_of_a_sixteen_byte_block(escape: str) -> None:
+    """The raw reader takes texts sixteen bytes at a time: an escape (or a byte it leaves to the byte loop)
+    at each offset, also as a block's last byte, whose escaped byte opens the next block."""
+    texts = [f"{'a' * n}{escape}{'b' * (40 - n)}{escape}" for n in range(40)]
+    lines = [[0, "s1", n, n, "t1", "info", "svc", text, "stdout"] for n, text in enumerate(texts)]
+    read = fold_raw(lines, len(lines))
+    assert read is not None
+    assert as_json(read[2]) == as_json(fold_reference(lines, len(lines)))
