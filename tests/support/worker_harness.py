@@ -135,6 +135,15 @@ class WorkerHarness:
         records = await read_topic(self.broker.bootstrap, "traces.closed")
         return [summary for _, _, _, value in records for summary in decode_closed_traces(value)]
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the worker's /metrics samples `name` with those labels (0 when there is none)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        _, body = self.get("/metrics")
+        return sum(sample.value for family in text_string_to_metric_families(body.decode())
+                   for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
     def get(self, path: str) -> tuple[int, bytes]:
         import urllib.error
         import urllib.request

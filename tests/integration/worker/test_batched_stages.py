@@ -8,7 +8,6 @@ restarted worker would never read it again. Records are small (3 lines, many str
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +28,7 @@ def doc(n: int) -> dict[str, Any]:
 
 
 def metric(worker: WorkerHarness, name: str, stage: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(f'{name}{{stage="{stage}"}}'):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return worker.metric(name, stage=stage)
 
 
 async def feed(worker: WorkerHarness, first: int, records: int) -> int:

@@ -8,7 +8,6 @@ Records here are 3,000 lines of ~300 bytes: parse re-chunks them by trace partit
 
 from __future__ import annotations
 
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -25,21 +24,13 @@ def doc(n: int) -> dict[str, Any]:
             "msg": f"step {n} of the \"checkout\" flow", "pad": "x" * 220}
 
 
-def folded_records(worker: WorkerHarness) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("logweave_group_records_folded_total "):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 async def test_large_records_folded_reach_the_sink_once_and_their_summaries_count_every_line(
         make_worker: Callable[..., WorkerHarness]) -> None:
     worker = await make_worker({"LOGWEAVE_TRACES__GAP": "2s", "LOGWEAVE_TRACES__CLOSE_CHECK_INTERVAL": "0.5s"}).start()
     await worker.feed([doc(n) for n in range(LINES)], stream="s1")
     await wait_for(lambda: len(worker.sink_documents()) >= LINES, timeout=60, what="every line in the sink",
                    last_seen=lambda: len(worker.sink_documents()))
-    assert folded_records(worker) > 0, "no logs.parsed record took the folded path"
+    assert worker.metric("logweave_group_records_folded_total") > 0, "no logs.parsed record took the folded path"
     await worker.feed([doc(n) for n in range(LINES)], stream="s1", resend_from=0)  # the collector re-sends it
     await worker.feed([doc(n) for n in range(LINES, LINES + 500)], stream="s1")  # and goes on
     await wait_for(lambda: len(worker.sink_documents()) >= LINES + 500, timeout=60, what="the next lines")
