@@ -1093,13 +1093,9 @@ static PyObject *chunk_layout(PyObject *self, PyObject *args) {
 }
 
 
-#define RAW_FIELDS 9
-
 /* One line of a sink record as read: where its fields are in the record, and its document. */
 typedef struct {
-    const char *at[RAW_FIELDS], *after[RAW_FIELDS]; /* each field's literal, quotes included */
-    int escaped[RAW_FIELDS];
-    long long src, pos, time_ns;
+    ParsedEntry e;
     Py_ssize_t lid_at, lid_end; /* the line id, from the document's start */
     Py_ssize_t size;            /* the document's bytes */
 } RawLine;
@@ -1125,26 +1121,13 @@ static void raw_reader_free(RawReader *r) {
  * text unescaped, then the reserved key and the metadata object, written where they end up (no copy).
  * 1: read; 0: not sure (the record goes the reference way); -1: an error is set. */
 static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, Buf *out) {
-    const char *p = *pp;
-    memset(l->escaped, 0, sizeof l->escaped);
-    l->src = l->pos = l->time_ns = 0;
-    if (p >= end || *p++ != '[') return 0;
-    for (int f = 0; f < RAW_FIELDS; f++) {
-        l->at[f] = p;
-        if (f == 0 || f == 2 || f == 3) {
-            p = canonical_int(p, end, f == 0 ? &l->src : f == 2 ? &l->pos : &l->time_ns);
-        } else {
-            p = canonical_string(p, end, &l->escaped[f]);
-        }
-        if (p == NULL || p >= end) return 0;
-        l->after[f] = p;
-        if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) return 0;
-    }
-    if (l->src < 0 || l->src >= PyList_GET_SIZE(r->sources) || l->pos < 0) return 0;
-    const char *const *at = l->at, *const *after = l->after;
+    const char *p = read_entry(*pp, end, &l->e);
+    if (p == NULL) return 0;
+    if (l->e.src < 0 || l->e.src >= PyList_GET_SIZE(r->sources) || l->e.pos < 0) return 0;
+    const char *const *at = l->e.at, *const *after = l->e.after;
     Py_ssize_t sid_len = after[1] - at[1];
     if (r->digest == NULL || r->sid_seen.len != sid_len || memcmp(r->sid_seen.at, at[1], (size_t)sid_len) != 0) {
-        PyObject *sid = literal_str(&r->sid_seen, at[1], after[1], l->escaped[1], &r->scratch);
+        PyObject *sid = literal_str(&r->sid_seen, at[1], after[1], l->e.escaped[1], &r->scratch);
         if (sid == NULL) return -1;
         PyObject *found = stream_digest_of(r->digests, r->digest_of, sid);
         Py_DECREF(sid);
@@ -1178,7 +1161,7 @@ static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, 
         buf_put(out, at[2], after[2] - at[2]) < 0 || buf_put(out, ",\"lid\":\"", 8) < 0)
         return -1;
     l->lid_at = out->len - start;
-    if (buf_put(out, d, dlen) < 0 || buf_put(out, "-", 1) < 0 || put_int(out, l->pos, 1) < 0) return -1;
+    if (buf_put(out, d, dlen) < 0 || buf_put(out, "-", 1) < 0 || put_int(out, l->e.pos, 1) < 0) return -1;
     l->lid_end = out->len - start;
     if (buf_put(out, "\",\"time_ns\":", 12) < 0 || buf_put(out, at[3], after[3] - at[3]) < 0 ||
         buf_put(out, ",\"trace\":", 9) < 0 || buf_put(out, at[4], after[4] - at[4]) < 0 ||
@@ -1187,7 +1170,7 @@ static int raw_line(RawReader *r, const char **pp, const char *end, RawLine *l, 
         buf_put(out, ",\"stream\":", 10) < 0 || buf_put(out, at[8], after[8] - at[8]) < 0 ||
         buf_put(out, ",\"source\":", 10) < 0)
         return -1;
-    PyObject *source = PyList_GET_ITEM(r->sources, l->src);
+    PyObject *source = PyList_GET_ITEM(r->sources, l->e.src);
     if (buf_put(out, PyBytes_AS_STRING(source), PyBytes_GET_SIZE(source)) < 0 || buf_put(out, "}}", 2) < 0)
         return -1;
     l->size = out->len - start;
@@ -1211,17 +1194,6 @@ static int raw_reader_init(RawReader *r, PyObject *key_obj, PyObject *sources, P
         if (!PyBytes_CheckExact(PyList_GET_ITEM(sources, i))) return 0;
     }
     return 1;
-}
-
-/* After a line: 1 another follows (*pp moved past the comma), 0 the lines ended, -1 not sure. */
-static int raw_next(const char **pp, const char *end) {
-    const char *p = *pp;
-    if (p >= end) return -1;
-    if (*p == ',') {
-        *pp = p + 1;
-        return 1;
-    }
-    return *p == ']' && p + 1 == end ? 0 : -1;
 }
 
 PyDoc_STRVAR(sink_lines_raw_doc,
@@ -1265,10 +1237,10 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
         PyObject *values[SL_FIELDS] = {NULL};
         values[SL_DOCUMENT] = PyBytes_FromStringAndSize(r.doc.data, l.size);
         values[SL_LINE_ID] = PyUnicode_DecodeASCII(r.doc.data + l.lid_at, l.lid_end - l.lid_at, NULL);
-        values[SL_TRACE_ID] = literal_str(&trace_seen, l.at[4], l.after[4], l.escaped[4], &r.scratch);
-        values[SL_TIME_NS] = PyLong_FromLongLong(l.time_ns);
-        values[SL_LEVEL] = literal_str(&level_seen, l.at[5], l.after[5], l.escaped[5], &r.scratch);
-        values[SL_SERVICE] = literal_str(&service_seen, l.at[6], l.after[6], l.escaped[6], &r.scratch);
+        values[SL_TRACE_ID] = literal_str(&trace_seen, l.e.at[E_TRACE], l.e.after[E_TRACE], l.e.escaped[E_TRACE], &r.scratch);
+        values[SL_TIME_NS] = PyLong_FromLongLong(l.e.time_ns);
+        values[SL_LEVEL] = literal_str(&level_seen, l.e.at[E_LEVEL], l.e.after[E_LEVEL], l.e.escaped[E_LEVEL], &r.scratch);
+        values[SL_SERVICE] = literal_str(&service_seen, l.e.at[E_SERVICE], l.e.after[E_SERVICE], l.e.escaped[E_SERVICE], &r.scratch);
         values[SL_OFFSET] = Py_NewRef(offset);
         values[SL_INDEX] = PyLong_FromSsize_t(index);
         values[SL_ORDERED] = Py_NewRef(ordered);
@@ -1293,7 +1265,7 @@ static PyObject *sink_lines_raw(PyObject *self, PyObject *args) {
         Py_DECREF(made);
         if (appended < 0) goto done;
         total += l.size;
-        int next = raw_next(&p, end);
+        int next = next_entry(&p, end);
         if (next < 0) goto unsure;
         if (next == 0) break;
     }
@@ -1370,11 +1342,11 @@ static PyObject *pack_lines_raw(PyObject *self, PyObject *args) {
             last_digest = r.digest;
         }
         if (buf_put(&docs, "\n", 1) < 0) goto done;
-        int64_t entry[3] = {(int64_t)docs.len, (int64_t)l.pos, ref};
+        int64_t entry[3] = {(int64_t)docs.len, (int64_t)l.e.pos, ref};
         if (buf_put(&entries, (const char *)entry, (Py_ssize_t)sizeof entry) < 0) goto done;
-        int64_t stamp = (int64_t)l.time_ns;
+        int64_t stamp = (int64_t)l.e.time_ns;
         if (buf_put(&stamps, (const char *)&stamp, (Py_ssize_t)sizeof stamp) < 0) goto done;
-        int next = raw_next(&p, end);
+        int next = next_entry(&p, end);
         if (next < 0) goto unsure;
         if (next == 0) break;
     }

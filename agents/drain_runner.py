@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from agents.breaker import BreakerState, CircuitBreaker, backoff_delay
+from agents.parsed_layout import parsed_layout
 from agents.sink_health import SinkHealth, SinkState
 from core.codec import decompress
 from core.errors import PermanentError, RetriableError
@@ -121,16 +122,14 @@ def raw_chunk(record: SinkRecord) -> RawChunk | None:
         payload = decompress(record.value)
     except Exception:  # lz4 and zstd raise their own types; ParsedChunk.decode names the problem
         return None
-    layout = module.chunk_layout(payload)
+    layout = parsed_layout(payload)
     if layout is None:
         return None
-    srcs_start, srcs_end, lines_start, lines_end, unordered, _ = layout
     try:
-        sources = orjson.loads(payload[srcs_start:srcs_end])
-        encoded = [orjson.dumps(src) for src in sources]
-    except (orjson.JSONDecodeError, TypeError):
+        encoded = [orjson.dumps(src) for src in layout.sources]
+    except TypeError:
         return None
-    return RawChunk(module, payload, lines_start, lines_end, encoded, not unordered)
+    return RawChunk(module, payload, layout.lines_start, layout.lines_end, encoded, layout.ordered)
 
 
 def raw_sink_lines(record: SinkRecord, reserved_key: str) -> tuple[list[SinkLine], int] | None:

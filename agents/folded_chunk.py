@@ -15,12 +15,10 @@ chunk was applied before, or a record the C reader is not sure of.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import orjson
-
+from agents.parsed_layout import parsed_layout
 from core.models import ParsedChunk, decompressed
-from core.native import native_module
 from tables.trace_state import EncodedFolds, fold_encoded
 
 # Read from the bytes from this size of decompressed record on (64 KiB: ~250 lines of ~250 bytes); smaller
@@ -36,7 +34,7 @@ class FoldedChunk:
     sources: list[dict[str, Any]]
     encoded: EncodedFolds
     collected_ns: int | None
-    ordered: bool = True
+    ordered: ClassVar[bool] = True  # an unordered record is decoded
     _decoded: ParsedChunk | None = field(default=None, repr=False)
 
     @property
@@ -55,19 +53,9 @@ def read_parsed(value: bytes, sample_lines: int) -> ParsedChunk | FoldedChunk:
     """A logs.parsed record as the group stage holds it: folded from its bytes when large, ordered and of
     orjson's exact form, else decoded (ChunkFormatError for a record that is no parsed chunk)."""
     payload = decompressed(value)
-    linescan = native_module("line_scan")
-    if len(payload) < FOLD_ENCODED_BYTES or linescan is None:
+    layout = parsed_layout(payload) if len(payload) >= FOLD_ENCODED_BYTES else None
+    encoded = fold_encoded(payload, layout.lines_start, layout.lines_end, len(layout.sources), sample_lines) \
+        if layout is not None and layout.ordered else None
+    if layout is None or encoded is None:
         return ParsedChunk.from_payload(payload)
-    layout = linescan.chunk_layout(payload)
-    if layout is None or layout[4]:  # not orjson's form, or unordered
-        return ParsedChunk.from_payload(payload)
-    srcs_start, srcs_end, lines_start, lines_end, _, collected_ns = layout
-    try:
-        sources = orjson.loads(payload[srcs_start:srcs_end])
-    except orjson.JSONDecodeError:
-        sources = None
-    encoded = fold_encoded(payload, lines_start, lines_end, len(sources), sample_lines) \
-        if type(sources) is list else None
-    if encoded is None:
-        return ParsedChunk.from_payload(payload)
-    return FoldedChunk(payload, sources, encoded, collected_ns)
+    return FoldedChunk(payload, layout.sources, encoded, layout.collected_ns)

@@ -235,6 +235,46 @@ static inline void chunkjson_init(void) {
     for (int c = 0x20; c < 0x80; c++) plain_ascii[c] = c != '"' && c != '\\';
 }
 
+/* A parsed line as orjson wrote it in a chunk's `lines`: [src, sid, pos, time_ns, trace, level, service, text,
+ * stream], where each field's literal is (quotes included), and the three integers. */
+enum { ENTRY_FIELDS = 9, E_SRC = 0, E_SID, E_POS, E_TIME, E_TRACE, E_LEVEL, E_SERVICE, E_TEXT, E_STREAM };
+typedef struct {
+    const char *at[ENTRY_FIELDS], *after[ENTRY_FIELDS];
+    int escaped[ENTRY_FIELDS];
+    long long src, pos, time_ns;
+} ParsedEntry;
+
+/* Reads the entry at p (its `[`) in orjson's exact form; returns the position after its `]`, or NULL when
+ * it is not that (the caller decodes the chunk instead). */
+static inline const char *read_entry(const char *p, const char *end, ParsedEntry *e) {
+    memset(e->escaped, 0, sizeof e->escaped);
+    e->src = e->pos = e->time_ns = 0;
+    if (p >= end || *p++ != '[') return NULL;
+    for (int f = 0; f < ENTRY_FIELDS; f++) {
+        e->at[f] = p;
+        if (f == E_SRC || f == E_POS || f == E_TIME)
+            p = canonical_int(p, end, f == E_SRC ? &e->src : f == E_POS ? &e->pos : &e->time_ns);
+        else
+            p = canonical_string(p, end, &e->escaped[f]);
+        if (p == NULL || p >= end) return NULL;
+        e->after[f] = p;
+        if (*p++ != (f == ENTRY_FIELDS - 1 ? ']' : ',')) return NULL;
+    }
+    return p;
+}
+
+/* After an entry, in a `lines` array ending at `end` (after its `]`): 1 another follows (*pp moved past the
+ * comma), 0 the array ended, -1 neither. */
+static inline int next_entry(const char **pp, const char *end) {
+    const char *p = *pp;
+    if (p >= end) return -1;
+    if (*p == ',') {
+        *pp = p + 1;
+        return 1;
+    }
+    return *p == ']' && p + 1 == end ? 0 : -1;
+}
+
 typedef struct {
     const char *at; /* the literal in the record, quotes included */
     Py_ssize_t len;

@@ -250,14 +250,13 @@ done:
 
 /* ---- fold_raw: the same folds from the record's bytes -------------------------------------------- */
 
-enum { RAW_FIELDS = 9, R_SID = 1, R_POS = 2 };
-
 /* The streams of one record, first seen first: positions must rise strictly within each. The entry of the
  * stream being read keeps its last position here, and gets it when another stream's line comes. */
 typedef struct {
     PyObject *index;   /* stream id -> its entry */
     PyObject *list;    /* entries [stream id, first position, last position] */
     PyObject *current; /* the entry of the previous line's stream (borrowed), NULL before the first */
+    PyObject *sid;     /* that line's stream id as read (owned) */
     long long last;    /* its last position */
 } Streams;
 
@@ -270,10 +269,13 @@ static int stream_settle(Streams *streams) {
     return 0;
 }
 
-/* The line's position into its stream: 1 taken, 0 not rising (the caller decodes), -1 error. */
-static int stream_position(Streams *streams, PyObject *sid, int same_sid, long long pos) {
-    if (!same_sid || streams->current == NULL) {
+/* The line's position into the stream `sid`: 1 taken, 0 not rising (the caller decodes), -1 error. A line of
+ * the previous line's stream has its very str (`literal_str` reuses it), so only a change of stream looks
+ * the stream up. */
+static int stream_position(Streams *streams, PyObject *sid, long long pos) {
+    if (sid != streams->sid) {
         if (stream_settle(streams) < 0) return -1;
+        Py_XSETREF(streams->sid, Py_NewRef(sid));
         PyObject *entry = PyDict_GetItemWithError(streams->index, sid);
         if (entry == NULL) {
             if (PyErr_Occurred()) return -1;
@@ -348,7 +350,7 @@ static PyObject *fold_raw(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Folds set = {0};
-    Streams streams = {PyDict_New(), PyList_New(0), NULL, 0};
+    Streams streams = {PyDict_New(), PyList_New(0), NULL, NULL, 0};
     Literal sid_seen = {0}, trace_seen = {0}, service_seen = {0};
     Buf scratch = {0};
     int sure = 0;
@@ -364,51 +366,38 @@ static PyObject *fold_raw(PyObject *self, PyObject *args) {
         goto answer;
     }
     for (;;) {
-        const char *at[RAW_FIELDS], *after[RAW_FIELDS];
-        int escaped[RAW_FIELDS] = {0};
-        long long src = 0, pos = 0, time_ns = 0;
-        if (*p++ != '[') goto done_sure;
-        for (int f = 0; f < RAW_FIELDS; f++) {
-            at[f] = p;
-            if (f == 0 || f == 2 || f == 3)
-                p = canonical_int(p, end, f == 0 ? &src : f == 2 ? &pos : &time_ns);
-            else
-                p = canonical_string(p, end, &escaped[f]);
-            if (p == NULL || p >= end) goto done_sure;
-            after[f] = p;
-            if (*p++ != (f == RAW_FIELDS - 1 ? ']' : ',')) goto done_sure;
-        }
-        if (src < 0 || src >= n_sources || escaped[P_LEVEL]) goto done_sure;
+        ParsedEntry e;
+        p = read_entry(p, end, &e);
+        if (p == NULL || e.src < 0 || e.src >= n_sources || e.escaped[E_LEVEL]) goto done_sure;
+        const char *const *at = e.at, *const *after = e.after;
         count++;
-        int same_sid = sid_seen.value != NULL && sid_seen.len == after[R_SID] - at[R_SID] &&
-                       memcmp(sid_seen.at, at[R_SID], (size_t)sid_seen.len) == 0;
-        PyObject *sid = literal_str(&sid_seen, at[R_SID], after[R_SID], escaped[R_SID], &scratch);
+        PyObject *sid = literal_str(&sid_seen, at[E_SID], after[E_SID], e.escaped[E_SID], &scratch);
         if (sid == NULL) goto done;
-        int rising = stream_position(&streams, sid, same_sid, pos);
+        int rising = stream_position(&streams, sid, e.pos);
         Py_DECREF(sid);
         if (rising < 0) goto done;
         if (rising == 0) goto done_sure;
-        if (after[P_TRACE] - at[P_TRACE] > 2) { /* untraced lines are routed, never grouped */
-            PyObject *trace = literal_str(&trace_seen, at[P_TRACE], after[P_TRACE], escaped[P_TRACE], &scratch);
+        if (after[E_TRACE] - at[E_TRACE] > 2) { /* untraced lines are routed, never grouped */
+            PyObject *trace = literal_str(&trace_seen, at[E_TRACE], after[E_TRACE], e.escaped[E_TRACE], &scratch);
             if (trace == NULL) goto done;
             Fold *f = fold_of(&set, trace);
             Py_DECREF(trace);
             if (f == NULL) goto done;
-            PyObject *service = literal_str(&service_seen, at[P_SERVICE], after[P_SERVICE], escaped[P_SERVICE],
+            PyObject *service = literal_str(&service_seen, at[E_SERVICE], after[E_SERVICE], e.escaped[E_SERVICE],
                                             &scratch);
             if (service == NULL) goto done;
-            int rank = level_rank_of(at[P_LEVEL] + 1, after[P_LEVEL] - at[P_LEVEL] - 2);
-            int failed = fold_fields(f, time_ns, rank, service, NULL, (long)src, max_names);
+            int rank = level_rank_of(at[E_LEVEL] + 1, after[E_LEVEL] - at[E_LEVEL] - 2);
+            int failed = fold_fields(f, e.time_ns, rank, service, NULL, (long)e.src, max_names);
             Py_DECREF(service);
             if (failed < 0) goto done;
             if (PyList_GET_SIZE(f->sample) < sample_lines) {
-                failed = fold_sample_literal(f, at[P_TEXT], after[P_TEXT], escaped[P_TEXT], sample_chars, &scratch);
+                failed = fold_sample_literal(f, at[E_TEXT], after[E_TEXT], e.escaped[E_TEXT], sample_chars, &scratch);
                 if (failed < 0) goto done;
             }
         }
-        if (p >= end) goto done_sure;
-        if (*p == ']' && p + 1 == end) break;
-        if (*p++ != ',') goto done_sure;
+        int next = next_entry(&p, end);
+        if (next < 0) goto done_sure;
+        if (next == 0) break;
     }
     sure = 1;
 answer: {
@@ -422,6 +411,7 @@ done:
     folds_free(&set);
     Py_XDECREF(streams.index);
     Py_XDECREF(streams.list);
+    Py_XDECREF(streams.sid);
     Py_XDECREF(sid_seen.value);
     Py_XDECREF(trace_seen.value);
     Py_XDECREF(service_seen.value);

@@ -83,7 +83,8 @@ def fold_encoded(payload: bytes, lines_start: int, lines_end: int, sources: int,
 
     None without the C loop, or when the chunk is not one it reads (not orjson's exact form, a source
     index outside [0, sources), a stream whose positions do not rise strictly): decode the chunk and fold
-    its lines instead. Otherwise the folds equal `fold_traces` of the decoded lines."""
+    its lines instead. Otherwise the folds encode as `fold_traces` of the decoded lines do (a sampled text
+    may be an orjson Fragment of its literal)."""
     tracefold = native_module("trace_fold")
     if tracefold is None:
         return None
