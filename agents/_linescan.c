@@ -504,10 +504,90 @@ static int place(PyObject *out, PyObject *entry, PyObject *sid, long partitions,
     return PyList_Append(target, entry);
 }
 
+/* The last level spelling read, and its level name (owned): a stream's lines mostly share a level or two. */
+typedef struct {
+    char text[32];
+    Py_ssize_t len;
+    PyObject *level;
+} LevelSeen;
+
+/* What the scan read of one line, for its parsed entry. The trace and service point into the line. */
+typedef struct {
+    long long time_ns;
+    const char *trace, *service;
+    Py_ssize_t trace_len, service_len; /* service_len -1: no service (the entry's is "") */
+    PyObject *level;                   /* borrowed from `levels` or the LevelSeen; NULL: no level ("") */
+} LineFields;
+
+/* The fields of the JSON line buf[0, size) (its first byte '{', its last '}'), as the reference reads them:
+ * 1 sure, in *out; 0 not sure (the reference takes the line); -1 an error is set. `default_ns`: the time of a
+ * line without one (its source time, else the chunk's collection time). */
+static int line_fields(const char *buf, Py_ssize_t size, const KeyIndex *index, PyObject *levels, int rfc_fast,
+                       long long epoch_unit, long long default_ns, LevelSeen *seen, LineFields *out) {
+    Found found[N_FIELDS];
+    if (scan_line(buf, size, index, found) < 0) return 0;
+    const char *value[N_FIELDS] = {0};
+    Py_ssize_t value_len[N_FIELDS] = {0};
+    int present[N_FIELDS];
+    for (int f = 0; f < N_FIELDS; f++) {
+        present[f] = resolve(&found[f], &value[f], &value_len[f]);
+        if (present[f] < 0) return 0;
+    }
+    if (present[F_TRACE] != K_STRING || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return 0;
+    if (present[F_SERVICE] == K_INT) return 0;
+    for (Py_ssize_t i = 0; i < value_len[F_TRACE]; i++)
+        if ((unsigned char)value[F_TRACE][i] < 0x20 || (unsigned char)value[F_TRACE][i] > 0x7E) return 0;
+    if (present[F_TIME] == K_STRING) {
+        int64_t parsed;
+        if (!rfc_fast || rfc3339_ns(value[F_TIME], value_len[F_TIME], &parsed) < 0) return 0;
+        out->time_ns = parsed;
+    } else if (present[F_TIME] == K_INT) {
+        int64_t parsed;
+        if (epoch_unit < 0 || epoch_ns(int_value(value[F_TIME], value_len[F_TIME]), epoch_unit, &parsed) < 0) return 0;
+        out->time_ns = parsed;
+    } else {
+        out->time_ns = default_ns;
+    }
+    out->level = NULL;
+    if (present[F_LEVEL] == K_INT) {
+        out->level = PyDict_GetItemString(levels, LEVEL_BY_RANK[level_rank(int_value(value[F_LEVEL], value_len[F_LEVEL]))]);
+        if (!out->level) return 0;
+    } else if (present[F_LEVEL]) {
+        Py_ssize_t n = value_len[F_LEVEL];
+        if (seen->level != NULL && seen->len == n && memcmp(seen->text, value[F_LEVEL], (size_t)n) == 0) {
+            out->level = seen->level;
+        } else {
+            PyObject *raw_level = PyUnicode_DecodeUTF8(value[F_LEVEL], n, NULL);
+            if (!raw_level) {
+                PyErr_Clear();
+                return 0;
+            }
+            PyObject *level = PyDict_GetItemWithError(levels, raw_level);
+            Py_DECREF(raw_level);
+            if (!level) {
+                PyErr_Clear();
+                return 0; /* not an exact level name: the reference normalizes it */
+            }
+            if (n <= (Py_ssize_t)sizeof seen->text) {
+                Py_INCREF(level);
+                Py_XSETREF(seen->level, level);
+                memcpy(seen->text, value[F_LEVEL], (size_t)n);
+                seen->len = n;
+            }
+            out->level = level;
+        }
+    }
+    out->trace = value[F_TRACE];
+    out->trace_len = value_len[F_TRACE];
+    out->service = present[F_SERVICE] ? value[F_SERVICE] : NULL;
+    out->service_len = present[F_SERVICE] ? value_len[F_SERVICE] : -1;
+    return 1;
+}
+
 /* The parsed entry for a line the scan understood, or NULL with *sure = 0 to ask the reference. */
 static PyObject *fast_entry(PyObject *raw, const KeyIndex *index, PyObject *levels, Py_ssize_t max_bytes,
                             long long fallback_ns, PyObject *sid, int rfc_fast, long long epoch_unit, PyObject *zero,
-                            PyObject *empty, Repeats *repeats, int *sure) {
+                            PyObject *empty, Repeats *repeats, LevelSeen *seen, int *sure) {
     *sure = 0;
     if (!PyList_CheckExact(raw) || PyList_GET_SIZE(raw) != 5) return NULL;
     PyObject *pos = PyList_GET_ITEM(raw, 0), *text = PyList_GET_ITEM(raw, 1), *stream = PyList_GET_ITEM(raw, 2);
@@ -524,63 +604,23 @@ static PyObject *fast_entry(PyObject *raw, const KeyIndex *index, PyObject *leve
         return NULL;
     }
     if (size < 2 || size > max_bytes || buf[0] != '{' || buf[size - 1] != '}') return NULL;
-    Found found[N_FIELDS];
-    if (scan_line(buf, size, index, found) < 0) return NULL;
-    const char *value[N_FIELDS] = {0};
-    Py_ssize_t value_len[N_FIELDS] = {0};
-    int present[N_FIELDS];
-    for (int f = 0; f < N_FIELDS; f++) {
-        present[f] = resolve(&found[f], &value[f], &value_len[f]);
-        if (present[f] < 0) return NULL;
+    long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
+    if (overflow || (source == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return NULL;
     }
-    if (present[F_TRACE] != K_STRING || value_len[F_TRACE] < 1 || value_len[F_TRACE] > MAX_TRACE) return NULL;
-    if (present[F_SERVICE] == K_INT) return NULL;
-    for (Py_ssize_t i = 0; i < value_len[F_TRACE]; i++)
-        if ((unsigned char)value[F_TRACE][i] < 0x20 || (unsigned char)value[F_TRACE][i] > 0x7E) return NULL;
-    long long time_ns;
-    if (present[F_TIME] == K_STRING) {
-        int64_t parsed;
-        if (!rfc_fast || rfc3339_ns(value[F_TIME], value_len[F_TIME], &parsed) < 0) return NULL;
-        time_ns = parsed;
-    } else if (present[F_TIME] == K_INT) {
-        int64_t parsed;
-        if (epoch_unit < 0 || epoch_ns(int_value(value[F_TIME], value_len[F_TIME]), epoch_unit, &parsed) < 0)
-            return NULL;
-        time_ns = parsed;
-    } else {
-        long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
-        if (overflow || (source == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            return NULL;
-        }
-        time_ns = source ? source : fallback_ns;
+    LineFields got;
+    int known = line_fields(buf, size, index, levels, rfc_fast, epoch_unit, source ? source : fallback_ns, seen, &got);
+    if (known <= 0) {
+        *sure = known < 0;
+        return NULL;
     }
-    PyObject *level = empty;
+    PyObject *level = got.level ? got.level : empty;
     Py_INCREF(level);
-    if (present[F_LEVEL] == K_INT) {
-        Py_DECREF(level);
-        level = PyDict_GetItemString(levels, LEVEL_BY_RANK[level_rank(int_value(value[F_LEVEL], value_len[F_LEVEL]))]);
-        if (!level) return NULL;
-        Py_INCREF(level);
-    } else if (present[F_LEVEL]) {
-        Py_DECREF(level);
-        PyObject *raw_level = PyUnicode_DecodeUTF8(value[F_LEVEL], value_len[F_LEVEL], NULL);
-        if (!raw_level) {
-            PyErr_Clear();
-            return NULL;
-        }
-        level = PyDict_GetItemWithError(levels, raw_level);
-        Py_DECREF(raw_level);
-        if (!level) {
-            PyErr_Clear();
-            return NULL; /* not an exact level name: the reference normalizes it */
-        }
-        Py_INCREF(level);
-    }
-    PyObject *service = present[F_SERVICE] ? repeated_str(&repeats->service, value[F_SERVICE], value_len[F_SERVICE], 0)
-                                           : (Py_INCREF(empty), empty);
-    PyObject *trace = repeated_str(&repeats->trace, value[F_TRACE], value_len[F_TRACE], 1);
-    PyObject *when = PyLong_FromLongLong(time_ns);
+    PyObject *service = got.service_len >= 0 ? repeated_str(&repeats->service, got.service, got.service_len, 0)
+                                             : (Py_INCREF(empty), empty);
+    PyObject *trace = repeated_str(&repeats->trace, got.trace, got.trace_len, 1);
+    PyObject *when = PyLong_FromLongLong(got.time_ns);
     PyObject *entry = PyList_New(9);
     if (!service || !trace || !when || !entry) {
         Py_XDECREF(service), Py_XDECREF(trace), Py_XDECREF(when), Py_XDECREF(entry), Py_DECREF(level);
@@ -610,39 +650,37 @@ PyDoc_STRVAR(split_doc,
 "`epoch_unit`: ns per unit of an integer time, 0 to guess it from the magnitude, -1 for no integer times.\n"
 "Lines the scan is not sure of go to `slow(raw_line)`, which returns the parsed entry or None.");
 
-static PyObject *split(PyObject *self, PyObject *args) {
-    PyObject *lines, *fields, *levels, *sid, *slow;
-    long partitions;
-    Py_ssize_t max_bytes;
-    long long fallback_ns, epoch_unit;
-    int rfc_fast;
-    if (!PyArg_ParseTuple(args, "O!OO!lnLUpLO", &PyList_Type, &lines, &fields, &PyDict_Type, &levels, &partitions,
-                          &max_bytes, &fallback_ns, &sid, &rfc_fast, &epoch_unit, &slow))
-        return NULL;
-    if (partitions < 1) {
-        PyErr_SetString(PyExc_ValueError, "partitions must be at least 1");
-        return NULL;
-    }
+/* The field names of a `fields` argument, indexed for the scan; the names point into `owners`. */
+typedef struct {
     Names names[N_FIELDS];
-    Repeats repeats = {NULL, NULL, NULL, NULL};
-    PyObject *field_seq = PySequence_Fast(fields, "fields must be a sequence of 4 name lists");
-    if (!field_seq) return NULL;
-    Py_ssize_t lists = PySequence_Fast_GET_SIZE(field_seq);
+    PyObject *owners[2 * N_FIELDS];
+    PyObject *seq;
+    KeyIndex index;
+} FieldSpec;
+
+static void field_spec_free(FieldSpec *spec) {
+    for (int f = 0; f < 2 * N_FIELDS; f++) Py_CLEAR(spec->owners[f]);
+    Py_CLEAR(spec->seq);
+}
+
+/* 0 loaded, -1 an error is set (and nothing held). */
+static int field_spec_load(FieldSpec *spec, PyObject *fields) {
+    memset(spec->owners, 0, sizeof spec->owners);
+    spec->seq = PySequence_Fast(fields, "fields must be a sequence of 4 name lists");
+    if (!spec->seq) return -1;
+    Py_ssize_t lists = PySequence_Fast_GET_SIZE(spec->seq);
     if (lists != N_FIELDS && lists != 2 * N_FIELDS) {
-        Py_DECREF(field_seq);
         PyErr_SetString(PyExc_ValueError, "fields must hold 4 name lists: trace, time, level, service "
                                           "(then optionally their 4 watched-key lists)");
-        return NULL;
+        goto fail;
     }
-    PyObject *name_owners[2 * N_FIELDS] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    PyObject *out = NULL, *zero = NULL, *empty = NULL;
     for (int f = 0; f < N_FIELDS; f++) {
-        Names *n = &names[f];
+        Names *n = &spec->names[f];
         n->watch_count = 0;
-        if (load_list(PySequence_Fast_GET_ITEM(field_seq, f), n->name, n->len, &n->count, 1, MAX_NAMES,
-                      &name_owners[f]) < 0 ||
-            (lists > N_FIELDS && load_list(PySequence_Fast_GET_ITEM(field_seq, N_FIELDS + f), n->watch, n->watch_len,
-                                           &n->watch_count, 0, MAX_WATCH, &name_owners[N_FIELDS + f]) < 0))
+        if (load_list(PySequence_Fast_GET_ITEM(spec->seq, f), n->name, n->len, &n->count, 1, MAX_NAMES,
+                      &spec->owners[f]) < 0 ||
+            (lists > N_FIELDS && load_list(PySequence_Fast_GET_ITEM(spec->seq, N_FIELDS + f), n->watch, n->watch_len,
+                                           &n->watch_count, 0, MAX_WATCH, &spec->owners[N_FIELDS + f]) < 0))
             goto fail;
         /* 4 lists only: every dotted prefix of a name is watched (`a` and `a.b` for `a.b.c`) */
         if (lists == N_FIELDS)
@@ -657,17 +695,39 @@ static PyObject *split(PyObject *self, PyObject *args) {
                         n->watch_len[n->watch_count++] = k;
                     }
     }
-    KeyIndex index;
-    key_index_build(&index, names);
-    out = PyDict_New(), zero = PyLong_FromLong(0), empty = PyUnicode_New(0, 0);
+    key_index_build(&spec->index, spec->names);
+    return 0;
+fail:
+    field_spec_free(spec);
+    return -1;
+}
+
+static PyObject *split(PyObject *self, PyObject *args) {
+    PyObject *lines, *fields, *levels, *sid, *slow;
+    long partitions;
+    Py_ssize_t max_bytes;
+    long long fallback_ns, epoch_unit;
+    int rfc_fast;
+    if (!PyArg_ParseTuple(args, "O!OO!lnLUpLO", &PyList_Type, &lines, &fields, &PyDict_Type, &levels, &partitions,
+                          &max_bytes, &fallback_ns, &sid, &rfc_fast, &epoch_unit, &slow))
+        return NULL;
+    if (partitions < 1) {
+        PyErr_SetString(PyExc_ValueError, "partitions must be at least 1");
+        return NULL;
+    }
+    FieldSpec spec;
+    if (field_spec_load(&spec, fields) < 0) return NULL;
+    Repeats repeats = {NULL, NULL, NULL, NULL};
+    LevelSeen seen = {{0}, 0, NULL};
+    PyObject *out = PyDict_New(), *zero = PyLong_FromLong(0), *empty = PyUnicode_New(0, 0);
     if (!out || !zero || !empty) goto fail;
     Py_ssize_t count = PyList_GET_SIZE(lines);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *raw = PyList_GET_ITEM(lines, i);
         Py_INCREF(raw); /* `slow` may run arbitrary code */
         int sure;
-        PyObject *entry = fast_entry(raw, &index, levels, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, zero,
-                                     empty, &repeats, &sure);
+        PyObject *entry = fast_entry(raw, &spec.index, levels, max_bytes, fallback_ns, sid, rfc_fast, epoch_unit, zero,
+                                     empty, &repeats, &seen, &sure);
         if (!entry && sure) {
             Py_DECREF(raw);
             goto fail;
@@ -701,20 +761,16 @@ static PyObject *split(PyObject *self, PyObject *args) {
         Py_DECREF(entry);
         if (placed < 0) goto fail;
     }
-    for (int f = 0; f < 2 * N_FIELDS; f++) Py_XDECREF(name_owners[f]);
-    repeats_clear(&repeats);
-    Py_DECREF(field_seq);
-    Py_DECREF(zero);
-    Py_DECREF(empty);
-    return out;
+    goto done;
 fail:
-    for (int f = 0; f < 2 * N_FIELDS; f++) Py_XDECREF(name_owners[f]);
+    Py_CLEAR(out);
+done:
+    field_spec_free(&spec);
     repeats_clear(&repeats);
-    Py_DECREF(field_seq);
-    Py_XDECREF(out);
+    Py_XDECREF(seen.level);
     Py_XDECREF(zero);
     Py_XDECREF(empty);
-    return NULL;
+    return out;
 }
 
 
@@ -1372,12 +1428,367 @@ done:
     return result;
 }
 
+/* ---- The parse stage reading a raw record's bytes: no str, list or int per line ----------------------
+ *
+ * Why: `split` takes lines orjson decoded into Python lists, and the parsed entries it makes are encoded by
+ * orjson again; decoding the raw record, building the entries and encoding them cost ~0.75 us per line, two
+ * thirds of the parse stage. A raw record written by orjson already holds each line's text as the JSON string
+ * the parsed record needs, and its position and stream too: `split_raw` reads the record's bytes, unescapes
+ * each text into a scratch buffer only to scan it (the same `line_fields` as `split`), and writes each parsed
+ * entry's encoding straight into its partition's buffer, copying the literals as they stand.
+ *
+ * It answers only for a record exactly as orjson writes a raw chunk (version 1 or 2: key order, no white
+ * space, every string in orjson's escaping, integers within 64 bits, each line a list of an integer, two
+ * strings and two integers); for any other record it answers None before any output, and the caller decodes
+ * the record and parses it with `split` and the reference. A line it is not sure of goes to `slow`, as in
+ * `split`. tests/unit/agents/test_split_raw.py holds its records byte-equal to the decoded path's.
+ */
+
+/* One partition's entries of the segment being read, each written without its `[<source index>` (the
+ * merge writes that, agents/encoded_lines.py), and where each ends in the body (native uint32). */
+typedef struct {
+    Buf body, ends;
+} PartOut;
+
+/* A raw line entry [pos, "text", "stream", source_ns, flags] in orjson's exact form: its literals. */
+typedef struct {
+    const char *pos_at, *pos_after, *text_at, *text_after, *stream_at, *stream_after;
+    int text_escaped, stream_escaped;
+    long long pos, source_ns, flags;
+} RawEntry;
+
+static const char *read_raw_entry(const char *p, const char *end, RawEntry *e) {
+    if (p >= end || *p++ != '[') return NULL;
+    e->pos_at = p;
+    if ((p = canonical_int(p, end, &e->pos)) == NULL || p >= end || *p != ',') return NULL;
+    e->pos_after = p++;
+    e->text_at = p;
+    if ((p = canonical_string(p, end, &e->text_escaped)) == NULL || p >= end || *p != ',') return NULL;
+    e->text_after = p++;
+    e->stream_at = p;
+    if ((p = canonical_string(p, end, &e->stream_escaped)) == NULL || p >= end || *p != ',') return NULL;
+    e->stream_after = p++;
+    if ((p = canonical_int(p, end, &e->source_ns)) == NULL || p >= end || *p++ != ',') return NULL;
+    if ((p = canonical_int(p, end, &e->flags)) == NULL || p >= end || *p++ != ']') return NULL;
+    return p;
+}
+
+static int put_end(PartOut *part) {
+    uint32_t at = (uint32_t)part->body.len;
+    return buf_put(&part->ends, (const char *)&at, (Py_ssize_t)sizeof at);
+}
+
+/* A level name as it stands in JSON (printable ASCII without `"` or `\`), else NULL: the reference encodes it. */
+static const char *plain_name(PyObject *name, Py_ssize_t *len) {
+    const char *text = PyUnicode_AsUTF8AndSize(name, len);
+    if (text == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < *len; i++)
+        if (!plain_ascii[(unsigned char)text[i]]) return NULL;
+    return text;
+}
+
+/* The parsed entry of a line the scan understood, into its partition's buffer. */
+static int put_parsed(PartOut *part, const char *sid_at, const char *sid_after, const RawEntry *e,
+                      const LineFields *got, const char *level, Py_ssize_t level_len) {
+    Buf *b = &part->body;
+    Py_ssize_t service_len = got->service_len < 0 ? 0 : got->service_len;
+    if (buf_reserve(b, (sid_after - sid_at) + (e->pos_after - e->pos_at) + 24 + got->trace_len + level_len +
+                           service_len + (e->text_after - e->text_at) + (e->stream_after - e->stream_at) + 16) < 0)
+        return -1;
+    char *o = b->data + b->len;
+#define PUT(src, n) (memcpy(o, (src), (size_t)(n)), o += (n))
+    *o++ = ',';
+    PUT(sid_at, sid_after - sid_at);
+    *o++ = ',';
+    PUT(e->pos_at, e->pos_after - e->pos_at);
+    *o++ = ',';
+    b->len = o - b->data;
+    if (put_int(b, got->time_ns, 0) < 0) return -1; /* room reserved: put_int does not move the data */
+    o = b->data + b->len;
+    PUT(",\"", 2);
+    PUT(got->trace, got->trace_len);
+    PUT("\",\"", 3);
+    PUT(level, level_len);
+    PUT("\",\"", 3);
+    PUT(got->service, service_len);
+    PUT("\",", 2);
+    PUT(e->text_at, e->text_after - e->text_at);
+    *o++ = ',';
+    PUT(e->stream_at, e->stream_after - e->stream_at);
+    *o++ = ']';
+#undef PUT
+    b->len = o - b->data;
+    return put_end(part);
+}
+
+/* What `slow` gave for one line: None (a dead letter, recorded by it), or (partition, orjson's encoding of the
+ * entry, source index 0), appended to that partition without its `[0`. 0 done, -1 an error is set. */
+static int put_slow(PyObject *given, PartOut *parts, long partitions, long *touched, long *n_touched) {
+    if (given == Py_None) return 0;
+    PyObject *number, *encoded;
+    if (!PyTuple_Check(given) || PyTuple_GET_SIZE(given) != 2 || !PyLong_Check(number = PyTuple_GET_ITEM(given, 0)) ||
+        !PyBytes_Check(encoded = PyTuple_GET_ITEM(given, 1))) {
+        PyErr_SetString(PyExc_TypeError, "slow() must return None or (partition, encoded entry)");
+        return -1;
+    }
+    long partition = PyLong_AsLong(number);
+    if (partition == -1 && PyErr_Occurred()) return -1;
+    const char *data = PyBytes_AS_STRING(encoded);
+    Py_ssize_t len = PyBytes_GET_SIZE(encoded);
+    if (partition < 0 || partition >= partitions || len < 4 || memcmp(data, "[0,", 3) != 0 || data[len - 1] != ']') {
+        PyErr_SetString(PyExc_ValueError, "slow() gave a partition out of range or an entry not of source 0");
+        return -1;
+    }
+    PartOut *part = &parts[partition];
+    if (part->ends.len == 0) touched[(*n_touched)++] = partition;
+    return buf_put(&part->body, data + 2, len - 2) < 0 ? -1 : put_end(part);
+}
+
+/* The outputs of the segment just read, {partition: (body, ends)}, and the partition buffers emptied. */
+static PyObject *segment_outputs(PartOut *parts, long *touched, long *n_touched) {
+    PyObject *out = PyDict_New();
+    for (long i = 0; out != NULL && i < *n_touched; i++) {
+        PartOut *part = &parts[touched[i]];
+        PyObject *key = PyLong_FromLong(touched[i]);
+        PyObject *value = Py_BuildValue("(y#y#)", part->body.data ? part->body.data : "", part->body.len,
+                                        part->ends.data ? part->ends.data : "", part->ends.len);
+        if (key == NULL || value == NULL || PyDict_SetItem(out, key, value) < 0) Py_CLEAR(out);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        part->body.len = part->ends.len = 0;
+    }
+    *n_touched = 0;
+    return out;
+}
+
+PyDoc_STRVAR(split_raw_doc,
+"split_raw(data, fields, levels, partitions, max_bytes, rfc_fast, epoch_unit, source_of, slow)\n"
+"-> (ct, line_count, [{partition: (body, ends)} per segment]) or None\n\n"
+"`split` reading a decompressed `logs.raw` record's bytes. For each segment it first calls\n"
+"`source_of(segment, src_start, src_end, sid_start, sid_end, ct)` (offsets of the literals in `data`, and\n"
+"the record's collection time), which returns False to have the record decoded instead (None is then returned). Each output's body holds its\n"
+"parsed entries back to back, each as orjson writes it but without its leading `[0`; `ends` holds where\n"
+"each entry ends, as native uint32. Lines the scan is not sure of go to `slow(segment, start, end)` (the\n"
+"offsets of the raw entry in `data`), which returns None or (partition, orjson.dumps(entry)).\n"
+"None: the record is not exactly as orjson writes a raw chunk (then neither callback changed anything\n"
+"the caller keeps only on success).");
+
+static PyObject *split_raw(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *fields, *levels, *source_of, *slow;
+    long partitions;
+    Py_ssize_t max_bytes;
+    int rfc_fast;
+    long long epoch_unit;
+    if (!PyArg_ParseTuple(args, "y*OO!lnpLOO:split_raw", &view, &fields, &PyDict_Type, &levels, &partitions,
+                          &max_bytes, &rfc_fast, &epoch_unit, &source_of, &slow))
+        return NULL;
+    PyObject *result = NULL, *segments = NULL;
+    PartOut *parts = NULL;
+    long *touched = NULL, n_touched = 0;
+    Buf scratch = {NULL, 0, 0};
+    LevelSeen seen = {{0}, 0, NULL};
+    char trace_seen[MAX_TRACE];
+    Py_ssize_t trace_seen_len = -1;
+    long trace_part = 0;
+    FieldSpec spec;
+    if (partitions < 1) {
+        PyErr_SetString(PyExc_ValueError, "partitions must be at least 1");
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (field_spec_load(&spec, fields) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    parts = PyMem_Calloc((size_t)partitions, sizeof *parts);
+    touched = PyMem_Calloc((size_t)partitions, sizeof *touched);
+    if (parts == NULL || touched == NULL || (segments = PyList_New(0)) == NULL) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    const char *base = view.buf, *p = base, *end = base + view.len;
+    long long ct = 0, lines = 0;
+    int version;
+    if (expect(&p, end, "{\"v\":2,\"t\":\"raw\",\"ct\":", 22)) {
+        version = 2;
+        if ((p = canonical_int(p, end, &ct)) == NULL || !expect(&p, end, ",\"segs\":[", 9)) goto unsure;
+        if (expect(&p, end, "]}", 2)) goto finished;
+    } else if (expect(&p, end, "{\"v\":1,\"t\":\"raw\",\"src\":", 23)) {
+        version = 1;
+    } else {
+        goto unsure;
+    }
+    for (Py_ssize_t segment = 0;; segment++) {
+        if (version == 2 && !expect(&p, end, "{\"src\":", 7)) goto unsure;
+        if (p >= end || *p != '{') goto unsure;
+        Cursor c = {p, end};
+        if (scan_value(&c, 0) < 0) goto unsure;
+        const char *src_at = p, *src_after = c.p;
+        p = c.p;
+        int sid_escaped;
+        if (!expect(&p, end, ",\"sid\":", 7)) goto unsure;
+        const char *sid_at = p;
+        if ((p = canonical_string(p, end, &sid_escaped)) == NULL) goto unsure;
+        const char *sid_after = p;
+        if (version == 1 && (!expect(&p, end, ",\"ct\":", 6) || (p = canonical_int(p, end, &ct)) == NULL)) goto unsure;
+        if (!expect(&p, end, ",\"lines\":[", 10)) goto unsure;
+        PyObject *take = PyObject_CallFunction(source_of, "nnnnnL", segment, (Py_ssize_t)(src_at - base),
+                                               (Py_ssize_t)(src_after - base), (Py_ssize_t)(sid_at - base),
+                                               (Py_ssize_t)(sid_after - base), ct);
+        if (take == NULL) goto done;
+        int taken = PyObject_IsTrue(take);
+        Py_DECREF(take);
+        if (taken < 0) goto done;
+        if (!taken) goto unsure;
+        if (!expect(&p, end, "]", 1)) {
+            for (;;) {
+                RawEntry e;
+                const char *entry_at = p;
+                if ((p = read_raw_entry(p, end, &e)) == NULL) goto unsure;
+                lines++;
+                int known = 0;
+                LineFields got;
+                const char *level = "";
+                Py_ssize_t level_len = 0;
+                if (e.flags == 0) {
+                    const char *text = e.text_at + 1;
+                    Py_ssize_t size = (e.text_after - 1) - text;
+                    if (e.text_escaped) {
+                        scratch.len = 0;
+                        if (unescape_into(&scratch, e.text_at + 1, e.text_after - 1) < 0) goto done;
+                        text = scratch.data;
+                        size = scratch.len;
+                    }
+                    if (size >= 2 && size <= max_bytes && text[0] == '{' && text[size - 1] == '}') {
+                        known = line_fields(text, size, &spec.index, levels, rfc_fast, epoch_unit,
+                                            e.source_ns ? e.source_ns : ct, &seen, &got);
+                        if (known < 0) goto done;
+                        if (known && got.level != NULL && (level = plain_name(got.level, &level_len)) == NULL)
+                            known = 0;
+                    }
+                }
+                if (known) {
+                    if (got.trace_len != trace_seen_len || memcmp(trace_seen, got.trace, (size_t)got.trace_len) != 0) {
+                        memcpy(trace_seen, got.trace, (size_t)got.trace_len); /* at most MAX_TRACE bytes */
+                        trace_seen_len = got.trace_len;
+                        trace_part = (long)(crc32_of(got.trace, got.trace_len) % (unsigned long)partitions);
+                    }
+                    PartOut *part = &parts[trace_part];
+                    if (part->ends.len == 0) touched[n_touched++] = trace_part;
+                    if (put_parsed(part, sid_at, sid_after, &e, &got, level, level_len) < 0) goto done;
+                } else {
+                    PyObject *given = PyObject_CallFunction(slow, "nnn", segment, (Py_ssize_t)(entry_at - base),
+                                                            (Py_ssize_t)(p - base));
+                    if (given == NULL) goto done;
+                    int put = put_slow(given, parts, partitions, touched, &n_touched);
+                    Py_DECREF(given);
+                    if (put < 0) goto done;
+                }
+                if (expect(&p, end, ",", 1)) continue;
+                if (expect(&p, end, "]", 1)) break;
+                goto unsure;
+            }
+        }
+        PyObject *outputs = segment_outputs(parts, touched, &n_touched);
+        if (outputs == NULL) goto done;
+        int appended = PyList_Append(segments, outputs);
+        Py_DECREF(outputs);
+        if (appended < 0) goto done;
+        if (!expect(&p, end, "}", 1)) goto unsure;
+        if (version == 1) break;
+        if (expect(&p, end, ",", 1)) continue;
+        if (expect(&p, end, "]}", 2)) break;
+        goto unsure;
+    }
+    if (p != end) goto unsure;
+finished:
+    if (p != end) goto unsure;
+    result = Py_BuildValue("(LLO)", ct, lines, segments);
+    goto done;
+unsure:
+    result = Py_NewRef(Py_None);
+done:
+    if (parts != NULL)
+        for (long i = 0; i < partitions; i++) {
+            PyMem_Free(parts[i].body.data);
+            PyMem_Free(parts[i].ends.data);
+        }
+    PyMem_Free(parts);
+    PyMem_Free(touched);
+    PyMem_Free(scratch.data);
+    Py_XDECREF(seen.level);
+    Py_XDECREF(segments);
+    field_spec_free(&spec);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(join_parsed_doc,
+"join_parsed(head, pieces, tail) -> bytes\n\n"
+"`head`, then the entries of `pieces` [(source index, body, ends), ...] as `split_raw` writes them, each\n"
+"opened with `[<source index>` and separated by commas, then `tail`: a parsed record's `lines` array as\n"
+"orjson writes it, within the record's other fields.");
+
+static PyObject *join_parsed(PyObject *self, PyObject *args) {
+    Py_buffer head, tail;
+    PyObject *pieces;
+    if (!PyArg_ParseTuple(args, "y*O!y*:join_parsed", &head, &PyList_Type, &pieces, &tail)) return NULL;
+    PyObject *result = NULL;
+    Buf out = {NULL, 0, 0};
+    if (buf_put(&out, head.buf, head.len) < 0) goto done;
+    int first = 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pieces); i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i), *body, *ends;
+        long long index;
+        if (!PyTuple_Check(piece) || PyTuple_GET_SIZE(piece) != 3 || !PyBytes_Check(body = PyTuple_GET_ITEM(piece, 1)) ||
+            !PyBytes_Check(ends = PyTuple_GET_ITEM(piece, 2)) || !exact_int(PyTuple_GET_ITEM(piece, 0), &index) ||
+            index < 0 || PyBytes_GET_SIZE(ends) % 4 != 0) {
+            PyErr_SetString(PyExc_TypeError, "pieces must be (source index >= 0, body, ends) tuples");
+            goto done;
+        }
+        const char *data = PyBytes_AS_STRING(body);
+        Py_ssize_t size = PyBytes_GET_SIZE(body), count = PyBytes_GET_SIZE(ends) / 4;
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "[%lld", index);
+        if (buf_reserve(&out, size + count * (n + 1)) < 0) goto done;
+        uint32_t start = 0;
+        for (Py_ssize_t k = 0; k < count; k++) {
+            uint32_t stop;
+            memcpy(&stop, PyBytes_AS_STRING(ends) + 4 * k, sizeof stop);
+            if (stop < start || stop > (uint32_t)size) {
+                PyErr_SetString(PyExc_ValueError, "an entry's end lies outside its body");
+                goto done;
+            }
+            char *o = out.data + out.len;
+            if (!first) *o++ = ',';
+            first = 0;
+            memcpy(o, digits, (size_t)n);
+            memcpy(o + n, data + start, stop - start);
+            out.len = (o + n + (stop - start)) - out.data;
+            start = stop;
+        }
+    }
+    if (buf_put(&out, tail.buf, tail.len) < 0) goto done;
+    result = PyBytes_FromStringAndSize(out.data, out.len);
+done:
+    PyMem_Free(out.data);
+    PyBuffer_Release(&head);
+    PyBuffer_Release(&tail);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split", split, METH_VARARGS, split_doc},
     {"sink_lines", sink_lines, METH_VARARGS, sink_lines_doc},
     {"chunk_layout", chunk_layout, METH_VARARGS, chunk_layout_doc},
     {"sink_lines_raw", sink_lines_raw, METH_VARARGS, sink_lines_raw_doc},
     {"pack_lines_raw", pack_lines_raw, METH_VARARGS, pack_lines_raw_doc},
+    {"split_raw", split_raw, METH_VARARGS, split_raw_doc},
+    {"join_parsed", join_parsed, METH_VARARGS, join_parsed_doc},
     {NULL, NULL, 0, NULL},
 };
 

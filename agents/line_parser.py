@@ -8,10 +8,12 @@ parse; no pydantic on this path (docs/architecture.md, "Why chunks").
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from agents.encoded_lines import EncodedLines
 from agents.field_names import SERILOG_MESSAGE_KEYS, SEVERITY_NUMBER_FIELDS, Aliases, object_time, severity_number_level
 from agents.parsers import SourceParsers
 from core.models import (
@@ -47,6 +49,19 @@ _EXACT_LEVELS = {**_LEVEL_ALIASES, **{k.upper(): v for k, v in _LEVEL_ALIASES.it
 _FRACTION_SCALE = [10 ** (9 - digits) for digits in range(10)]
 # The C scan's reading of an integer time: ns per unit, 0 = guess from the magnitude, -1 = not a time
 _EPOCH_UNIT = {"auto": 0, "rfc3339": -1, **EPOCH_UNITS}
+_SOURCES_KEPT = 4096  # decoded sources remembered by their bytes: a file's source is in every record of its lines
+
+
+@dataclass(slots=True)
+class RawParse:
+    """A `logs.raw` record parsed from its bytes: per segment (source, stream id, encoded entries per
+    partition), the dead letters, the record's collection time and its line count."""
+
+    collected_ns: int
+    line_count: int
+    segments: list[tuple[dict[str, Any], str, dict[int, EncodedLines]]]
+    dead: list[DeadLetter]
+    mark_ns: int | None = None  # the collection time to write into its parsed records (live rules), if any
 
 
 def normalize_level(value: object) -> str:
@@ -80,6 +95,64 @@ class LineParser:
             and all(len(w) <= 32 for w in watch) and settings.level_fields[0] not in SEVERITY_NUMBER_FIELDS
         self._scan_fields = names + watch if usable else None
         self.sources = SourceParsers(settings)  # text parsers of sources that are not JSON (agents/parsers)
+        self._decoded_sources: dict[bytes, Any] = {}
+
+    def parse_raw(self, payload: bytes, partitions: int) -> RawParse | None:
+        """`parse_chunk` of every stream of a decompressed `logs.raw` record, read from its bytes by the
+        C split (agents/_linescan.c, `split_raw`): its entries stay encoded (agents/encoded_lines.py).
+
+        None when the record is not exactly as orjson writes a raw chunk, holds a source with text
+        parsers, or the scan is off: decode it (`raw_chunks_of`) and take `parse_chunk`. Lines the scan
+        is not sure of take the reference, `parse_line`, as in `parse_chunk`.
+        """
+        scan, fields = self._scan, self._scan_fields
+        if scan is None or fields is None:
+            return None
+        s = self.settings
+        dead: list[DeadLetter] = []  # kept only when the record is read: declined, it is parsed again
+        segments: list[tuple[dict[str, Any], str, int]] = []
+        references: dict[int, Callable[[list[Any]], list[Any] | None]] = {}
+
+        def source_of(segment: int, src_start: int, src_end: int, sid_start: int, sid_end: int, ct: int) -> bool:
+            source = self._source(payload[src_start:src_end])
+            if source is None or self.sources.chain_for(source) is not None:
+                return False
+            segments.append((source, orjson.loads(payload[sid_start:sid_end]), ct))
+            return True
+
+        def slow(segment: int, start: int, end: int) -> tuple[int, bytes] | None:
+            reference = references.get(segment)
+            source, sid, ct = segments[segment]
+            if reference is None:
+                reference = references[segment] = self.line_parsers(RawChunk(source, sid, ct, []), dead)[0]
+            entry = reference(orjson.loads(payload[start:end]))
+            if entry is None:
+                return None
+            return trace_partition(entry[P_TRACE] or sid, partitions), orjson.dumps(entry)
+
+        got = scan.split_raw(payload, fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
+                             s.time_format in ("auto", "rfc3339"), _EPOCH_UNIT[s.time_format], source_of, slow)
+        if got is None:
+            return None
+        collected, line_count, outputs = got
+        return RawParse(collected, line_count, [
+            (source, sid, {part: EncodedLines(body, ends) for part, (body, ends) in out.items()})
+            for (source, sid, _), out in zip(segments, outputs, strict=True)], dead)
+
+    def _source(self, literal: bytes) -> dict[str, Any] | None:
+        """The source object written as `literal`, one object per spelling (None: not an object)."""
+        source = self._decoded_sources.get(literal)
+        if source is None:
+            try:
+                source = orjson.loads(literal)
+            except orjson.JSONDecodeError:
+                return None
+            if type(source) is not dict:
+                return None
+            if len(self._decoded_sources) >= _SOURCES_KEPT:
+                self._decoded_sources.clear()
+            self._decoded_sources[literal] = source
+        return source
 
     def parse_chunk(self, chunk: RawChunk, partitions: int) -> tuple[dict[int, ParsedChunk], list[DeadLetter]]:
         """Parsed chunks per destination partition (hash of trace id), and the dead letters.

@@ -38,7 +38,7 @@ from typing import Any, cast
 
 import orjson
 
-from agents.line_parser import LineParser
+from agents.line_parser import LineParser, RawParse
 from agents.log_metrics import LogMetrics, log_metrics_for
 from agents.routing import Router
 from core.errors import ConfigError
@@ -77,6 +77,18 @@ class VersionedParser:
             for out in outputs.values():
                 out.collected_ns = point
         return outputs, dead
+
+    def parse_raw(self, payload: bytes, partitions: int) -> RawParse | None:
+        """`LineParser.parse_raw` by the only version held, its collection time marked; None while several
+        versions are held: the record is decoded, and its time picks the version (`parse_chunk`)."""
+        versions = self.rules.versions
+        if len(versions) != 1:
+            return None
+        got = versions[0].parser.parse_raw(payload, partitions)
+        if got is not None:
+            self.rules.at(got.collected_ns)  # the newest collection time handled, as `parse_chunk` notes it
+            got.mark_ns = got.collected_ns
+        return got
 
     def __getattr__(self, name: str) -> Any:  # settings, sources, ...: those of the version in effect now
         return getattr(self.rules.at(None).parser, name)

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.backlog import SourceProgress
 from agents.batching import InOrderAcks, Linger, SendNow, nothing_waiting
+from agents.encoded_lines import EncodedChunk, EncodedLines
 from agents.line_parser import LineParser
 from agents.parsed_merge import MergedChunks
 from agents.stage import StageContext
@@ -23,7 +24,7 @@ from core.codec import compressor
 from core.errors import ChunkFormatError
 from core.heartbeat_figures import note_dead_letter
 from core.metrics import CHUNKS, DEAD_LETTERS, FLUSHES, LINES
-from core.models import DeadLetter, decode_raw_chunks, encode_dead_letters
+from core.models import DeadLetter, decompressed, encode_dead_letters, raw_chunks_of
 from core.settings import ParseSettings
 
 CHUNKS_IN, LINES_IN, LINES_OUT = CHUNKS.labels("parse"), LINES.labels("parse_in"), LINES.labels("parse_out")
@@ -93,19 +94,32 @@ class ParseStage:
             lingering.cancel()
 
     def add(self, payload: bytes) -> None:
-        """Parse one `logs.raw` record into the batch."""
+        """Parse one `logs.raw` record into the batch: read from its bytes when it is as orjson writes
+        one (`LineParser.parse_raw`), else decoded."""
         CHUNKS_IN.inc()
+        parser, partitions = self.parser_of(), self.partitions
         try:
-            chunks = decode_raw_chunks(payload)
+            data = decompressed(payload)
+            parsed = parser.parse_raw(data, partitions)
+            chunks = raw_chunks_of(data) if parsed is None else []
         except ChunkFormatError as exc:
             self.dead.setdefault("", []).append(
                 DeadLetter("bad_chunk", str(exc), "parse", payload[:4096].decode("utf-8", "replace")))
             return
-        parser, partitions = self.parser_of(), self.partitions
+        if parsed is not None:
+            LINES_IN.inc(parsed.line_count)
+            for source, stream_id, encoded in parsed.segments:
+                self.merged.add(source, stream_id, encoded, parsed.mark_ns)
+            for item in parsed.dead:
+                self.dead.setdefault(item.stream_id, []).append(item)
+            return
         LINES_IN.inc(sum(len(chunk.lines) for chunk in chunks))  # once per record: a record holds ~50 streams' chunks
         for chunk in chunks:
             outputs, dead = parser.parse_chunk(chunk, partitions)
-            self.merged.add(chunk.source, chunk.stream_id, outputs)
+            marks = {out.collected_ns for out in outputs.values()}  # one: the version's time, or None
+            self.merged.add(chunk.source, chunk.stream_id,
+                            {part: EncodedLines.from_entries(out.lines) for part, out in outputs.items()},
+                            marks.pop() if marks else None)
             if dead:
                 self.dead.setdefault(chunk.stream_id, []).extend(dead)
 
@@ -134,8 +148,8 @@ class ParseStage:
                 self.sent()  # its records may share the produce requests still lingering
             self.acks.add(events, outputs)
 
-    async def _send(self, partition: int, chunk: Any) -> asyncio.Future[Any]:
-        LINES_OUT.inc(len(chunk.lines))
+    async def _send(self, partition: int, chunk: EncodedChunk) -> asyncio.Future[Any]:
+        LINES_OUT.inc(chunk.line_count)
         sent: asyncio.Future[Any] = await self.parsed_topic.send(value=self.compress(chunk.encode()),
                                                                  partition=partition)
         return sent

@@ -210,7 +210,12 @@ def decode_raw_chunks(data: bytes) -> list[RawChunk]:
     """The per-stream chunks of a `logs.raw` record of any supported version (one for version 1).
 
     ChunkFormatError for anything that is not a well-formed raw chunk."""
-    doc = _load(data, "raw")
+    return raw_chunks_of(decompressed(data))
+
+
+def raw_chunks_of(payload: bytes) -> list[RawChunk]:
+    """`decode_raw_chunks` of a record already decompressed (`decompressed`)."""
+    doc = _load_payload(payload, "raw")
     if doc["v"] == SCHEMA_VERSION:
         return [_raw_chunk(doc, doc)]
     segments, collected = doc.get("segs"), doc.get("ct")

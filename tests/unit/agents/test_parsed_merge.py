@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from agents.encoded_lines import EncodedChunk, EncodedLines
 from agents.line_parser import LineParser
 from agents.parsed_merge import MergedChunks
-from core.models import P_POS, P_SID, P_SRC, P_TEXT, ParsedChunk, RawChunk, make_raw_line
+from core.models import P_POS, P_SID, P_SRC, ParsedChunk, RawChunk, make_raw_line
 from core.settings import ParseSettings
 
 PARSER = LineParser(ParseSettings())
@@ -22,10 +23,11 @@ def raw(stream: str, first: int, count: int, source: dict[str, str] | None = Non
 def add(merged: MergedChunks, chunk: RawChunk) -> None:
     outputs, dead = PARSER.parse_chunk(chunk, 4)
     assert not dead
-    merged.add(chunk.source, chunk.stream_id, outputs)
+    merged.add(chunk.source, chunk.stream_id,
+               {part: EncodedLines.from_entries(out.lines) for part, out in outputs.items()})
 
 
-def decoded(chunks: list[tuple[int, ParsedChunk]]) -> dict[int, list[ParsedChunk]]:
+def decoded(chunks: list[tuple[int, EncodedChunk]]) -> dict[int, list[ParsedChunk]]:
     out: dict[int, list[ParsedChunk]] = {}
     for partition, chunk in chunks:
         out.setdefault(partition, []).append(ParsedChunk.decode(chunk.encode()))
@@ -55,7 +57,7 @@ def test_a_stream_whose_source_changes_gets_a_new_source_entry() -> None:
     merged = MergedChunks(1_000_000, 10_000)
     add(merged, raw("s", 0, 9, {"pod": "a"}))
     add(merged, raw("s", 9, 9, {"pod": "b"}))
-    chunks = [chunk for _, chunk in merged.take()]
+    chunks = [ParsedChunk.decode(chunk.encode()) for _, chunk in merged.take()]
     assert any(len(chunk.sources) == 2 for chunk in chunks)
     for chunk in chunks:
         for line in chunk.lines:
@@ -68,10 +70,11 @@ def test_size_and_line_bounds_split_in_order() -> None:
         add(merged, raw("s", record * 10, 10))
     assert merged.ready, "full chunks are ready before the batch ends"
     add(merged, raw("big", 1000, 200, pad="x" * 300))  # one chunk's lines alone exceed the size bound
-    chunks = merged.take()
-    for _, chunk in chunks:
-        size = sum(len(line[P_TEXT]) * 2 + 160 for line in chunk.lines) + 256 * len(chunk.sources)
-        assert size <= 20_000 and len(chunk.lines) <= 40
+    encoded = merged.take()
+    for _, chunk in encoded:
+        assert len(chunk.encode()) <= 20_000, "a record stays within the size bound"
+    chunks = [(partition, ParsedChunk.decode(chunk.encode())) for partition, chunk in encoded]
+    assert all(len(chunk.lines) <= 40 for _, chunk in chunks)
     for partition in {p for p, _ in chunks}:
         for stream in ("s", "big"):
             positions = [line[P_POS] for p, c in chunks if p == partition for line in c.lines if line[P_SID] == stream]
