@@ -87,6 +87,21 @@ static int scan_string(Cursor *c, int *escaped) {
     const char *p = c->p + 1;
     *escaped = 0;
     while (p < c->end) {
+#if defined(__SSE2__)
+        const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), control = _mm_set1_epi8(0x1F);
+        while (c->end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            /* unsigned: a byte of 0x80 and above is part of a character, not a stop */
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, control), v)));
+            if (mask != 0) {
+                p += __builtin_ctz(mask);
+                break;
+            }
+            p += 16;
+        }
+#endif
         while (c->end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
@@ -864,6 +879,9 @@ static int put_json_str(Buf *b, PyObject *s) {
 
 static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or lower-case hex (f"{v:x}", v >= 0) */
     static const char hex[] = "0123456789abcdef";
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
     char digits[24];
     int n = sizeof digits;
     unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
@@ -873,10 +891,18 @@ static int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or low
             u >>= 4;
         } while (u);
     } else {
-        do {
-            digits[--n] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        while (u >= 100) { /* two digits per division */
+            unsigned pair = (unsigned)(u % 100) * 2;
+            u /= 100;
+            digits[--n] = pairs[pair + 1];
+            digits[--n] = pairs[pair];
+        }
+        if (u >= 10) {
+            digits[--n] = pairs[u * 2 + 1];
+            digits[--n] = pairs[u * 2];
+        } else {
+            digits[--n] = (char)('0' + u);
+        }
     }
     if (v < 0) digits[--n] = '-';
     return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
@@ -1457,13 +1483,16 @@ typedef struct {
     long long pos, source_ns, flags;
 } RawEntry;
 
-static const char *read_raw_entry(const char *p, const char *end, RawEntry *e) {
+/* Reads it, the text unescaped into `text` (emptied first); NULL when it is not in that form, or (with an
+ * error set) memory ran out. */
+static const char *read_raw_entry(const char *p, const char *end, RawEntry *e, Buf *text) {
     if (p >= end || *p++ != '[') return NULL;
     e->pos_at = p;
     if ((p = canonical_int(p, end, &e->pos)) == NULL || p >= end || *p != ',') return NULL;
     e->pos_after = p++;
     e->text_at = p;
-    if ((p = canonical_string(p, end, &e->text_escaped)) == NULL || p >= end || *p != ',') return NULL;
+    text->len = 0;
+    if ((p = canonical_unescape(p, end, text, &e->text_escaped)) == NULL || p >= end || *p != ',') return NULL;
     e->text_after = p++;
     e->stream_at = p;
     if ((p = canonical_string(p, end, &e->stream_escaped)) == NULL || p >= end || *p != ',') return NULL;
@@ -1564,6 +1593,60 @@ static PyObject *segment_outputs(PartOut *parts, long *touched, long *n_touched)
     return out;
 }
 
+/* The buffers of a split_raw call, kept for the next one: fresh buffers for every record cost page faults and
+ * copies while they grew (a tenth of the split). Only a call that finds them free takes them (`slow` could call
+ * split_raw again); a buffer grown past KEPT_CAP is given back after the call. */
+#define KEPT_CAP (4 << 20)
+typedef struct {
+    PartOut *parts;
+    long *touched;
+    long partitions; /* the room in `parts` and `touched` */
+    Buf scratch;
+    int busy;
+} Workspace;
+
+static Workspace kept_workspace;
+
+/* `kept_workspace` when free, else `fresh` (zeroed); NULL when memory ran out (an error is set). */
+static Workspace *workspace_take(Workspace *fresh, long partitions) {
+    Workspace *w = kept_workspace.busy ? fresh : &kept_workspace;
+    if (w->partitions < partitions) {
+        PartOut *parts = PyMem_Realloc(w->parts, (size_t)partitions * sizeof *parts);
+        if (parts == NULL) return (Workspace *)PyErr_NoMemory();
+        memset(parts + w->partitions, 0, (size_t)(partitions - w->partitions) * sizeof *parts);
+        w->parts = parts;
+        long *touched = PyMem_Realloc(w->touched, (size_t)partitions * sizeof *touched);
+        if (touched == NULL) return (Workspace *)PyErr_NoMemory();
+        w->touched = touched;
+        w->partitions = partitions;
+    }
+    w->busy = 1;
+    return w;
+}
+
+static void buf_release(Buf *b, int keep) {
+    b->len = 0;
+    if (!keep || b->cap > KEPT_CAP) {
+        PyMem_Free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+}
+
+static void workspace_give(Workspace *w) {
+    int keep = w == &kept_workspace;
+    for (long i = 0; i < w->partitions; i++) {
+        buf_release(&w->parts[i].body, keep);
+        buf_release(&w->parts[i].ends, keep);
+    }
+    buf_release(&w->scratch, keep);
+    w->busy = 0;
+    if (!keep) {
+        PyMem_Free(w->parts);
+        PyMem_Free(w->touched);
+    }
+}
+
 PyDoc_STRVAR(split_raw_doc,
 "split_raw(data, fields, levels, partitions, max_bytes, rfc_fast, epoch_unit, source_of, slow)\n"
 "-> (ct, line_count, [{partition: (body, ends)} per segment]) or None\n\n"
@@ -1587,9 +1670,10 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                           &max_bytes, &rfc_fast, &epoch_unit, &source_of, &slow))
         return NULL;
     PyObject *result = NULL, *segments = NULL;
+    Workspace fresh = {NULL, NULL, 0, {NULL, 0, 0}, 0}, *w = NULL;
     PartOut *parts = NULL;
     long *touched = NULL, n_touched = 0;
-    Buf scratch = {NULL, 0, 0};
+    Buf *scratch = NULL;
     LevelSeen seen = {{0}, 0, NULL};
     char trace_seen[MAX_TRACE];
     Py_ssize_t trace_seen_len = -1;
@@ -1604,12 +1688,8 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    parts = PyMem_Calloc((size_t)partitions, sizeof *parts);
-    touched = PyMem_Calloc((size_t)partitions, sizeof *touched);
-    if (parts == NULL || touched == NULL || (segments = PyList_New(0)) == NULL) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-        goto done;
-    }
+    if ((w = workspace_take(&fresh, partitions)) == NULL || (segments = PyList_New(0)) == NULL) goto done;
+    parts = w->parts, touched = w->touched, scratch = &w->scratch;
     const char *base = view.buf, *p = base, *end = base + view.len;
     long long ct = 0, lines = 0;
     int version;
@@ -1648,21 +1728,18 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
             for (;;) {
                 RawEntry e;
                 const char *entry_at = p;
-                if ((p = read_raw_entry(p, end, &e)) == NULL) goto unsure;
+                if ((p = read_raw_entry(p, end, &e, scratch)) == NULL) {
+                    if (PyErr_Occurred()) goto done;
+                    goto unsure;
+                }
                 lines++;
                 int known = 0;
                 LineFields got;
                 const char *level = "";
                 Py_ssize_t level_len = 0;
                 if (e.flags == 0) {
-                    const char *text = e.text_at + 1;
-                    Py_ssize_t size = (e.text_after - 1) - text;
-                    if (e.text_escaped) {
-                        scratch.len = 0;
-                        if (unescape_into(&scratch, e.text_at + 1, e.text_after - 1) < 0) goto done;
-                        text = scratch.data;
-                        size = scratch.len;
-                    }
+                    const char *text = scratch->data;
+                    Py_ssize_t size = scratch->len;
                     if (size >= 2 && size <= max_bytes && text[0] == '{' && text[size - 1] == '}') {
                         known = line_fields(text, size, &spec.index, levels, rfc_fast, epoch_unit,
                                             e.source_ns ? e.source_ns : ct, &seen, &got);
@@ -1712,14 +1789,7 @@ finished:
 unsure:
     result = Py_NewRef(Py_None);
 done:
-    if (parts != NULL)
-        for (long i = 0; i < partitions; i++) {
-            PyMem_Free(parts[i].body.data);
-            PyMem_Free(parts[i].ends.data);
-        }
-    PyMem_Free(parts);
-    PyMem_Free(touched);
-    PyMem_Free(scratch.data);
+    workspace_give(w != NULL ? w : &fresh);
     Py_XDECREF(seen.level);
     Py_XDECREF(segments);
     field_spec_free(&spec);

@@ -173,6 +173,107 @@ static inline const char *canonical_string(const char *p, const char *end, int *
     return NULL;
 }
 
+/* `canonical_string` and `unescape_into` in one pass: the string at p (its opening quote), checked to be in
+ * orjson's exact escaping with valid UTF-8, has its content unescaped onto the end of `out`; returns the
+ * position after the closing quote, or NULL when it is not canonical or (with an error set) memory ran out.
+ * Sixteen bytes are checked and copied at a time; a text's bytes are read once. */
+static inline const char *canonical_unescape(const char *p, const char *end, Buf *out, int *escaped) {
+    if (p >= end || *p != '"') return NULL;
+    p++;
+    *escaped = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+#endif
+    for (;;) {
+        if (out->cap - out->len < 32 && buf_reserve(out, 32) < 0) return NULL;
+        char *o = out->data + out->len;
+#if defined(__SSE2__)
+        if (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)), _mm_cmplt_epi8(v, space)));
+            _mm_storeu_si128((__m128i *)o, v); /* room for 32 was made: the bytes past a stop are overwritten */
+            if (mask == 0) {
+                p += 16;
+                out->len += 16;
+                continue;
+            }
+            int i = __builtin_ctz(mask);
+            p += i;
+            out->len += i;
+            o += i;
+        } else
+#endif
+        {
+            if (p >= end) return NULL;
+            if (plain_ascii[(unsigned char)*p]) {
+                *o = *p++;
+                out->len++;
+                continue;
+            }
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c == '\\') {
+            *escaped = 1;
+            if (p + 1 >= end) return NULL;
+            char e = p[1];
+            char byte;
+            switch (e) {
+            case '"': byte = '"'; break;
+            case '\\': byte = '\\'; break;
+            case 'b': byte = '\b'; break;
+            case 't': byte = '\t'; break;
+            case 'n': byte = '\n'; break;
+            case 'f': byte = '\f'; break;
+            case 'r': byte = '\r'; break;
+            case 'u': {
+                /* orjson writes \u00XX (lower-case hex) only for control characters without a short form */
+                if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return NULL;
+                char h = p[5];
+                unsigned v = (unsigned)(p[4] - '0') << 4;
+                if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
+                else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
+                else return NULL;
+                if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return NULL;
+                *o = (char)v;
+                out->len++;
+                p += 6;
+                continue;
+            }
+            default: return NULL;
+            }
+            *o = byte;
+            out->len++;
+            p += 2;
+            continue;
+        }
+        /* UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
+        int n;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else return NULL;
+        if (end - p <= n) return NULL;
+        unsigned char c1 = (unsigned char)p[1];
+        if (c1 < lo || c1 > hi) return NULL;
+        for (int k = 2; k <= n; k++) {
+            if (((unsigned char)p[k] & 0xC0) != 0x80) return NULL;
+        }
+        memcpy(o, p, (size_t)n + 1);
+        out->len += n + 1;
+        p += n + 1;
+    }
+}
+
 /* The content of a canonical string literal [p, end) (quotes excluded) unescaped into b. */
 static inline int unescape_into(Buf *b, const char *p, const char *end) {
     if (buf_reserve(b, end - p) < 0) return -1;

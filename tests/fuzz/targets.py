@@ -4,6 +4,9 @@ Every target reads its input through `Reader`, so the same function runs under a
 coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke in `make test`).
 - `linescan`: raw chunks through the parse stage twice, the C scan (with the reference as its
   fallback) and the reference alone; both must agree, and neither may raise.
+- `parse_raw`: raw records as orjson writes them (version 1 or 2), sometimes cut or flipped, read from
+  their bytes by the C split (split_raw); where it reads one, its parsed records are byte for byte the
+  decoded reference's, with the same dead letters, and the decoder accepts the record.
 - `linescan_api`: the C scan's own entry point with hostile arguments (odd line entries, field
   names from generators, a fallback that mutates the list); only a Python exception is allowed.
 - `tracefold`: parsed lines of any shape through the C group fold; where it answers, it must equal
@@ -37,7 +40,9 @@ from typing import Any
 import msgpack
 import orjson
 
+import agents.encoded_lines as encoded_lines
 import tables.trace_state as trace_state_module
+from agents.encoded_lines import EncodedChunk
 from agents.line_parser import _EXACT_LEVELS, LineParser
 from agents.log_metrics import reference_number
 from collectors.files import formats
@@ -48,7 +53,7 @@ from collectors.intake.syslog_frames import FrameSplitter
 from collectors.intake.syslog_parse import parse_syslog
 from core.codec import compressor
 from core.errors import ChunkFormatError
-from core.models import ParsedChunk, RawBatch, RawChunk, decode_raw_chunks
+from core.models import ParsedChunk, RawBatch, RawChunk, decode_raw_chunks, raw_chunks_of
 from core.settings import ParseSettings
 from tables.trace_state import fold_reference
 
@@ -165,6 +170,52 @@ def linescan(data: bytes, native: ModuleType) -> None:
     fast = ({p: c.lines for p, c in fast_out.items()}, [d.as_dict() for d in fast_dead])
     ref = ({p: c.lines for p, c in ref_out.items()}, [d.as_dict() for d in ref_dead])
     assert fast == ref, f"C scan and reference disagree on {chunk.lines!r} with {parser.settings!r}"
+
+
+def parse_raw(data: bytes, native: ModuleType) -> None:
+    """The raw-bytes split against the decoded reference: a record it reads gives the reference's
+    records byte for byte, and nothing the decoded path refuses is read."""
+    r = Reader(data)
+    parser = line_parser(r)
+    segments = [RawChunk(r.pick([{"kind": "file"}, {"pod": "p\u00e9"}, {}]), r.pick(["s1", "stream-\u00e9", "", 'q"']),
+                         5, [raw_line(r, n) for n in range(r.int(0, 6))]) for _ in range(r.int(1, 3))]
+    collected = r.big_int() if r.byte() < 30 else 5
+    try:
+        payload = segments[0].encode() if r.byte() < 80 else RawBatch(collected, segments).encode()
+    except (TypeError, orjson.JSONEncodeError):  # an int past 64 bits, a lone surrogate
+        payload = data
+    how = r.byte() % 4
+    if how == 1 and payload:
+        flipped = bytearray(payload)
+        for _ in range(r.int(1, 4)):
+            flipped[r.int(0, len(flipped) - 1)] = r.byte()
+        payload = bytes(flipped)
+    elif how == 2:
+        payload = payload[: r.int(0, len(payload))]
+    partitions = r.int(1, 8)
+    restore = _with_module(parser, "_scan", native)
+    restore_join = _with_module(encoded_lines, "_scan", native)
+    try:
+        read = parser.parse_raw(payload, partitions)
+        if read is None:
+            return
+        fast = [(source, sid, {p: EncodedChunk([source], [(0, lines)]).encode() for p, lines in out.items()})
+                for source, sid, out in read.segments]
+    finally:
+        restore()
+        restore_join()
+    restore = _with_module(parser, "_scan", None)
+    try:
+        chunks = raw_chunks_of(payload)  # a ChunkFormatError here: the C read a record the decoder refuses
+        ref, dead = [], []
+        for chunk in chunks:
+            outputs, lost = parser.parse_chunk(chunk, partitions)
+            ref.append((chunk.source, chunk.stream_id,
+                        {p: ParsedChunk([chunk.source], c.lines).encode() for p, c in outputs.items()}))
+            dead += [d.as_dict() for d in lost]
+    finally:
+        restore()
+    assert fast == ref and [d.as_dict() for d in read.dead] == dead, f"raw split and reference disagree on {payload!r}"
 
 
 def _names(r: Reader) -> Any:
@@ -419,7 +470,7 @@ def filescan(data: bytes, native: ModuleType) -> None:
 
 
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
-    "linescan": linescan, "linescan_api": linescan_api, "tracefold": tracefold, "tracefold_raw": tracefold_raw,
+    "linescan": linescan, "linescan_api": linescan_api, "parse_raw": parse_raw, "tracefold": tracefold, "tracefold_raw": tracefold_raw,
     "formats": formats_target,
     "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
 }

@@ -162,3 +162,19 @@ def test_sources_with_text_parsers_are_decoded() -> None:
     api = RawChunk({"namespace": "api"}, "t", COLLECTED, [[0, "{}", "", 0, 0]])
     assert LineParser(parse).parse_raw(RawBatch(COLLECTED, [api, web]).encode(), 4) is None
     assert LineParser(parse).parse_raw(api.encode(), 4) is not None
+
+
+# The raw text is checked and unescaped sixteen bytes at a time, and the line's strings are skipped sixteen
+# bytes at a time: a stop (an escape, a quote, a control character, a multi-byte character) at any offset of
+# a block must be found exactly where the reference finds it.
+@pytest.mark.parametrize("offset", range(34))
+@pytest.mark.parametrize("stop", ['\\"', "\\\\", "\\n", "\\u00e9", "\u00e9", "\u20ac", "\U0001f600", "\x7f", "\x01",
+                                  '"', "\\", "\t"])
+def test_stops_at_every_block_offset(offset: int, stop: str) -> None:
+    body = "a" * offset + stop + "b" * (33 - offset)
+    texts = [f'{{"traceId":"t{body}","msg":"{body}","service":"s{body}","level":"info"}}',
+             f'{{"m{body}":1,"traceId":"t","time":"2025-06-10T08:25:41.5Z"}}',
+             f'{{"traceId":"{body}"}}', f"{body}{{}}"[offset:]]
+    data = RawChunk(SOURCES[1], "s", COLLECTED, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)]).encode()
+    parser = LineParser(ParseSettings())
+    assert from_bytes(parser, data, 4) == decoded(parser, data, 4)
