@@ -470,7 +470,8 @@ def filescan(data: bytes, native: ModuleType) -> None:
 
 
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
-    "linescan": linescan, "linescan_api": linescan_api, "parse_raw": parse_raw, "tracefold": tracefold, "tracefold_raw": tracefold_raw,
+    "linescan": linescan, "linescan_api": linescan_api, "parse_raw": parse_raw,
+    "tracefold": tracefold, "tracefold_raw": tracefold_raw,
     "formats": formats_target,
     "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
 }
