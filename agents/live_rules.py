@@ -79,15 +79,14 @@ class VersionedParser:
         return outputs, dead
 
     def parse_raw(self, payload: bytes, partitions: int) -> RawParse | None:
-        """`LineParser.parse_raw` by the only version held, its collection time marked; None while several
-        versions are held: the record is decoded, and its time picks the version (`parse_chunk`)."""
-        versions = self.rules.versions
-        if len(versions) != 1:
+        """`LineParser.parse_raw` by the newest version held, its collection time marked. None when the record
+        was collected before that version took effect (or is not read from its bytes): it is then decoded,
+        and its time picks its version (`parse_chunk`); this is rare, around a switch."""
+        newest = self.rules.versions[-1]
+        got = newest.parser.parse_raw(payload, partitions)
+        if got is None or self.rules.at(got.collected_ns) is not newest:  # `at` notes the newest time handled
             return None
-        got = versions[0].parser.parse_raw(payload, partitions)
-        if got is not None:
-            self.rules.at(got.collected_ns)  # the newest collection time handled, as `parse_chunk` notes it
-            got.mark_ns = got.collected_ns
+        got.mark_ns = got.collected_ns
         return got
 
     def __getattr__(self, name: str) -> Any:  # settings, sources, ...: those of the version in effect now

@@ -194,3 +194,18 @@ def test_a_document_without_metric_rules_keeps_its_version_name() -> None:
                            option=orjson.OPT_SORT_KEYS)
     assert plain.name() == hashlib.sha256(content).hexdigest()[:12]
     assert RulesDocument(**{**plain.model_dump(), **METRICS}).name() != plain.name()
+
+
+def test_records_read_from_their_bytes_take_the_newest_version_only_once_it_is_in_effect() -> None:
+    """The parse stage reads a raw record's bytes with the newest version's parser; a record collected
+    before that version's point is declined, and the decoded path parses it by its own version."""
+    rules = LiveRules(Settings(parse={"untraced": "pass"}))
+    assert rules.apply(tagged("v1").encode(T0), now_ns=T0 - 10**9)
+    api, web = {"namespace": "api"}, {"namespace": "web"}
+    late, early = (RawChunk(api, "s", when, [[0, '{"traceId":"t"}', "stdout", 0, 0]]).encode()
+                   for when in (T0 + 5, T0 - 5))
+    got = rules.parser.parse_raw(late, 1)
+    assert got is not None and got.mark_ns == T0 + 5, "collected under v1: read, its time marked for the group stage"
+    assert rules.parser.parse_raw(early, 1) is None, "collected under the start-up rules: decoded instead"
+    nginx = RawChunk(web, "s", T0 + 5, [[0, NGINX, "stdout", 0, 0]]).encode()
+    assert rules.parser.parse_raw(nginx, 1) is None, "v1 gives web a text parser: decoded"
