@@ -1542,7 +1542,7 @@ static int put_parsed(PartOut *part, const char *sid_at, const char *sid_after, 
     PUT("\",\"", 3);
     PUT(level, level_len);
     PUT("\",\"", 3);
-    PUT(got->service, service_len);
+    if (service_len > 0) PUT(got->service, service_len); /* no service: NULL, which memcpy may not take */
     PUT("\",", 2);
     PUT(e->text_at, e->text_after - e->text_at);
     *o++ = ',';
