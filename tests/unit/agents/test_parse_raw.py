@@ -32,7 +32,7 @@ pytest.importorskip("agents._linescan", reason="C extension not built (pure-Pyth
 if native_module("line_scan") is None:
     pytest.skip("the C scan is off in this process (LOGWEAVE_PURE=1)", allow_module_level=True)
 
-EXAMPLES = int(os.environ.get("LINESCAN_EXAMPLES", "600"))
+EXAMPLES = int(os.environ.get("LINESCAN_EXAMPLES", "200"))  # a record holds many lines: 200 make ~1,000 of them
 COLLECTED = 1_700_000_000_000_000_000
 SOURCES = [{"kind": "file", "pod": "p"}, {"kind": "pod", "namespace": "n\u00e9", "container": "c\"q"}, {}]
 Outputs = list[tuple[dict[str, Any], str, dict[int, bytes]]]
@@ -168,13 +168,13 @@ def test_sources_with_text_parsers_are_decoded() -> None:
 # bytes at a time: a stop (an escape, a quote, a control character, a multi-byte character) at any offset of
 # a block must be found exactly where the reference finds it.
 @pytest.mark.parametrize("offset", range(34))
-@pytest.mark.parametrize("stop", ['\\"', "\\\\", "\\n", "\\u00e9", "\u00e9", "\u20ac", "\U0001f600", "\x7f", "\x01",
-                                  '"', "\\", "\t"])
-def test_stops_at_every_block_offset(offset: int, stop: str) -> None:
-    body = "a" * offset + stop + "b" * (33 - offset)
-    texts = [f'{{"traceId":"t{body}","msg":"{body}","service":"s{body}","level":"info"}}',
-             f'{{"m{body}":1,"traceId":"t","time":"2025-06-10T08:25:41.5Z"}}',
-             f'{{"traceId":"{body}"}}', f"{body}{{}}"[offset:]]
+def test_stops_at_every_block_offset(offset: int) -> None:
+    texts = []
+    for stop in ['\\"', "\\\\", "\\n", "\\u00e9", "\u00e9", "\u20ac", "\U0001f600", "\x7f", "\x01", '"', "\\", "\t"]:
+        body = "a" * offset + stop + "b" * (33 - offset)
+        texts += [f'{{"traceId":"t{body}","msg":"{body}","service":"s{body}","level":"info"}}',
+                  f'{{"m{body}":1,"traceId":"t","time":"2025-06-10T08:25:41.5Z"}}',
+                  f'{{"traceId":"{body}"}}', f"{body}{{}}"[offset:]]
     data = RawChunk(SOURCES[1], "s", COLLECTED, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)]).encode()
     parser = LineParser(ParseSettings())
     assert from_bytes(parser, data, 4) == decoded(parser, data, 4)
