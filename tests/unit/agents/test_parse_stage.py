@@ -18,6 +18,7 @@ from agents.backlog import SourceProgress
 from agents.line_parser import LineParser
 from agents.parse import ParseStage
 from core.models import P_SID, ParsedChunk, RawBatch, RawChunk, decode_dead_letters, make_raw_line
+from core.native import native_module
 from core.settings import ParseSettings
 
 RAW = TP("logs.raw", 0)
@@ -136,3 +137,26 @@ async def test_under_a_backlog_a_flush_leaves_the_linger_to_gather_the_next_flus
     backlog[0] = False
     await take(parse, [record("s", 3)])
     assert calls == [1]
+
+
+async def test_records_read_from_their_bytes_and_decoded_ones_send_the_same_and_lose_no_dead_letter() -> None:
+    """A record exactly as orjson writes it is read from its bytes; the same record spelled otherwise (white
+    space after a line, so its first line's dead letter was already made when the read declines it) is
+    decoded: both stages send the same records, and that dead letter exactly once."""
+    payloads = [record(f"s{n}", n * 3) for n in range(6)]
+    payloads[2] = RawChunk({"pod": "s2"}, "s2", 1, [make_raw_line(6, b"not json", "stdout"),
+                                                     *RawChunk.decode(payloads[2]).lines]).encode()
+    respelled = [payload.replace(b"]]}", b"] ]}") for payload in payloads]
+    assert all(a != b for a, b in zip(payloads, respelled, strict=True))
+    if native_module("line_scan") is not None:
+        read = LineParser(ParseSettings())
+        assert all(read.parse_raw(payload, 4) is not None for payload in payloads), "orjson's records are read"
+        assert all(read.parse_raw(payload, 4) is None for payload in respelled), "the others are decoded"
+    sent = []
+    for batch in (payloads, respelled):
+        parsed, dead, progress = Topic(), Topic(), SourceProgress()
+        await take(stage(parsed, dead, progress), batch)
+        sent.append(([(partition, value) for partition, value, _ in parsed.sent],
+                     [decode_dead_letters(value) for _, value, _ in dead.sent]))
+    assert sent[0] == sent[1]
+    assert [[letter["reason"] for letter in letters] for letters in sent[0][1]] == [["not_json"]]
