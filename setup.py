@@ -19,7 +19,8 @@ from setuptools import Extension, setup
 FLAGS = ["-O2", "-std=c11"]
 CHUNK_JSON = ["core/_chunkjson.h"]  # included by the two extensions that read parsed chunks' bytes
 setup(ext_modules=[
-    Extension("agents._linescan", ["agents/_linescan.c"], depends=CHUNK_JSON, extra_compile_args=FLAGS,
+    Extension("agents._linescan", ["agents/_linescan.c"],
+              depends=[*CHUNK_JSON, "agents/_sinksplice.h", "agents/_rawsplit.h"], extra_compile_args=FLAGS,
               optional=True),
     Extension("tables._tracefold", ["tables/_tracefold.c"], depends=CHUNK_JSON, extra_compile_args=FLAGS,
               optional=True),

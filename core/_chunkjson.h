@@ -336,6 +336,49 @@ static inline void chunkjson_init(void) {
     for (int c = 0x20; c < 0x80; c++) plain_ascii[c] = c != '"' && c != '\\';
 }
 
+static inline int put_int(Buf *b, long long v, int base16) { /* decimal (str(v)) or lower-case hex (f"{v:x}", v >= 0) */
+    static const char hex[] = "0123456789abcdef";
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char digits[24];
+    int n = sizeof digits;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    if (base16) { /* constant bases: shifts and a multiply instead of a division per digit */
+        do {
+            digits[--n] = hex[u & 15];
+            u >>= 4;
+        } while (u);
+    } else {
+        while (u >= 100) { /* two digits per division */
+            unsigned pair = (unsigned)(u % 100) * 2;
+            u /= 100;
+            digits[--n] = pairs[pair + 1];
+            digits[--n] = pairs[pair];
+        }
+        if (u >= 10) {
+            digits[--n] = pairs[u * 2 + 1];
+            digits[--n] = pairs[u * 2];
+        } else {
+            digits[--n] = (char)('0' + u);
+        }
+    }
+    if (v < 0) digits[--n] = '-';
+    return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
+}
+
+/* A Python int that fits 64 bits (bool excluded), else 0. */
+static inline int exact_int(PyObject *o, long long *out) {
+    if (!PyLong_CheckExact(o)) return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 /* A parsed line as orjson wrote it in a chunk's `lines`: [src, sid, pos, time_ns, trace, level, service, text,
  * stream], where each field's literal is (quotes included), and the three integers. */
 enum { ENTRY_FIELDS = 9, E_SRC = 0, E_SID, E_POS, E_TIME, E_TRACE, E_LEVEL, E_SERVICE, E_TEXT, E_STREAM };
