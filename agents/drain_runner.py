@@ -76,7 +76,7 @@ SpliceChunk = Callable[..., tuple[list[SinkLine], int]]
 def sink_line(line: list[Any], index: int, sources: list[str], digests: dict[str, str], reserved_key: str,
               offset: int, ordered: bool) -> SinkLine:
     """The Python reference of one delivered line: the original JSON object plus Logweave's metadata
-    (docs/chunk-format.md, "Delivered documents"). The C splice (agents/_linescan.c, sink_lines) writes
+    (docs/chunk-format.md, "Delivered documents"). The C splice (agents/_sinksplice.h, sink_lines) writes
     the same bytes and calls this for every line it is not sure of."""
     sid, pos = line[P_SID], line[P_POS]
     digest = digests.get(sid)
@@ -101,7 +101,7 @@ def native_splice() -> SpliceChunk | None:
 
 @dataclass(slots=True)
 class RawChunk:
-    """Where a sink record's parts are, as the group stage encoded them (agents/_linescan.c, chunk_layout)."""
+    """Where a sink record's parts are, as the group stage encoded them (agents/_sinksplice.h, chunk_layout)."""
 
     scan: Any  # the C module
     payload: bytes  # the record's chunk, decompressed

@@ -1,6 +1,6 @@
 """Parsed entries kept in orjson's encoding from the parse stage's split to the `logs.parsed` record.
 
-Why: the parse stage's C split of a raw record's bytes (agents/_linescan.c, `split_raw`) writes each
+Why: the parse stage's C split of a raw record's bytes (agents/_rawsplit.h, `split_raw`) writes each
 parsed entry as orjson writes it, copying the line's literals from the raw record; keeping the entries
 as bytes until their record is joined saves a Python list per line and orjson's encoding of it. An
 entry is kept without its `[<source index>`: the merge (agents/parsed_merge.py) learns the index only

@@ -99,7 +99,7 @@ class LineParser:
 
     def parse_raw(self, payload: bytes, partitions: int) -> RawParse | None:
         """`parse_chunk` of every stream of a decompressed `logs.raw` record, read from its bytes by the
-        C split (agents/_linescan.c, `split_raw`): its entries stay encoded (agents/encoded_lines.py).
+        C split (agents/_rawsplit.h, `split_raw`): its entries stay encoded (agents/encoded_lines.py).
 
         None when the record is not exactly as orjson writes a raw chunk, holds a source with text
         parsers, or the scan is off: decode it (`raw_chunks_of`) and take `parse_chunk`. Lines the scan

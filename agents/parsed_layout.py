@@ -2,7 +2,7 @@
 
 The group stage reads a large `logs.parsed` record's folds from its bytes (agents/folded_chunk.py) and the
 drain splices a sink record's documents from its bytes (agents/drain_runner.py). Both start the same
-way: the C layout (agents/_linescan.c, `chunk_layout`) finds the sources, the lines, the order flag and
+way: the C layout (agents/_sinksplice.h, `chunk_layout`) finds the sources, the lines, the order flag and
 the collection time of a chunk written by orjson, and only the short source list is decoded.
 """
 

@@ -6,7 +6,7 @@ the documents, so for sinks with `Sink.takes_packed` the drain hands each record
 the documents, each followed by a newline, in one bytes object, and per line one `PACK_ENTRY` (where its
 document ends, its stream position, its stream's index in `streams`), and per line its event time in
 `times` (int64, what the object-store sinks name objects by and bound). The C splice writes that form
-straight from the record's bytes (agents/_linescan.c, `pack_lines_raw`); `pack_sink_lines` is its
+straight from the record's bytes (agents/_sinksplice.h, `pack_lines_raw`); `pack_sink_lines` is its
 Python reference, from the reference splice's SinkLines. `select_lines` picks the lines a sink has not
 written yet, in C when built (sinks/_segment.c) and here otherwise; `times_within` checks the event
 times of a record the same two ways.

@@ -1,4 +1,4 @@
-"""The parse stage reading a raw record's bytes (`LineParser.parse_raw`, agents/_linescan.c `split_raw`)
+"""The parse stage reading a raw record's bytes (`LineParser.parse_raw`, agents/_rawsplit.h `split_raw`)
 gives byte for byte the records of the decoded path, or declines.
 
 Differential: every generated `logs.raw` record (version 1 or 2, many streams, the line generator of the

@@ -1,4 +1,4 @@
-"""The drain's packed records (agents/_linescan.c, pack_lines_raw) are the Python reference's, byte for byte.
+"""The drain's packed records (agents/_sinksplice.h, pack_lines_raw) are the Python reference's, byte for byte.
 
 Differential: every record is packed twice, once by the C splice reading the record's bytes and once by
 the reference (the reference splice's SinkLines through `pack_sink_lines`); documents, table, stream

@@ -1,4 +1,4 @@
-"""The drain's C splice (agents/_linescan.c, sink_lines) writes exactly the Python reference's documents.
+"""The drain's C splice (agents/_sinksplice.h, sink_lines) writes exactly the Python reference's documents.
 
 Differential: every chunk is expanded twice, once through the C splice (with the reference as its
 fallback) and once through the reference alone; the sink lines (every field, the document byte for
