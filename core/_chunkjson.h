@@ -113,6 +113,43 @@ static inline const char *skip_simple(const char *p, const char *end, int *escap
     return p;
 }
 
+/* The control character a `\u00XX` escape at p (its backslash) stands for, or -1 when orjson would not write
+ * it so: orjson writes \u00XX, in lower-case hex, only for control characters without a short form. */
+static inline int control_escape(const char *p, const char *end) {
+    if (end - p < 6 || p[1] != 'u' || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return -1;
+    char h = p[5];
+    int v = (p[4] - '0') << 4;
+    if (h >= '0' && h <= '9') v |= h - '0';
+    else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
+    else return -1;
+    return v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r' ? -1 : v;
+}
+
+/* The length of the valid UTF-8 character at p (a byte of 0x80 and above), or 0: no overlong forms, no
+ * surrogates, nothing above U+10FFFF. */
+static inline int utf8_length(const char *p, const char *end) {
+    unsigned char c = (unsigned char)*p;
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else return 0;
+    if (end - p <= n) return 0;
+    unsigned char c1 = (unsigned char)p[1];
+    if (c1 < lo || c1 > hi) return 0;
+    for (int k = 2; k <= n; k++) {
+        if (((unsigned char)p[k] & 0xC0) != 0x80) return 0;
+    }
+    return n + 1;
+}
+
 /* A JSON string at p (the opening quote) in exactly orjson's escaping, with valid UTF-8; returns the
  * position after the closing quote (NULL if not so) and whether it holds an escape. */
 static inline const char *canonical_string(const char *p, const char *end, int *escaped) {
@@ -134,14 +171,7 @@ static inline const char *canonical_string(const char *p, const char *end, int *
                 p += 2;
                 continue;
             }
-            /* orjson writes \u00XX (lower-case hex) only for control characters without a short form */
-            if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return NULL;
-            char h = p[5];
-            unsigned v = (unsigned)(p[4] - '0') << 4;
-            if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-            else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-            else return NULL;
-            if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return NULL;
+            if (control_escape(p, end) < 0) return NULL;
             p += 6;
             continue;
         }
@@ -149,26 +179,9 @@ static inline const char *canonical_string(const char *p, const char *end, int *
             p++;
             continue;
         }
-        /* UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
-        int n;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else return NULL;
-        if (end - p <= n) return NULL;
-        unsigned char c1 = (unsigned char)p[1];
-        if (c1 < lo || c1 > hi) return NULL;
-        for (int k = 2; k <= n; k++) {
-            if (((unsigned char)p[k] & 0xC0) != 0x80) return NULL;
-        }
-        p += n + 1;
+        int n = utf8_length(p, end);
+        if (n == 0) return NULL;
+        p += n;
     }
     return NULL;
 }
@@ -229,14 +242,8 @@ static inline const char *canonical_unescape(const char *p, const char *end, Buf
             case 'f': byte = '\f'; break;
             case 'r': byte = '\r'; break;
             case 'u': {
-                /* orjson writes \u00XX (lower-case hex) only for control characters without a short form */
-                if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return NULL;
-                char h = p[5];
-                unsigned v = (unsigned)(p[4] - '0') << 4;
-                if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-                else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-                else return NULL;
-                if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return NULL;
+                int v = control_escape(p, end);
+                if (v < 0) return NULL;
                 *o = (char)v;
                 out->len++;
                 p += 6;
@@ -249,28 +256,11 @@ static inline const char *canonical_unescape(const char *p, const char *end, Buf
             p += 2;
             continue;
         }
-        /* UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF */
-        int n;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else return NULL;
-        if (end - p <= n) return NULL;
-        unsigned char c1 = (unsigned char)p[1];
-        if (c1 < lo || c1 > hi) return NULL;
-        for (int k = 2; k <= n; k++) {
-            if (((unsigned char)p[k] & 0xC0) != 0x80) return NULL;
-        }
-        memcpy(o, p, (size_t)n + 1);
-        out->len += n + 1;
-        p += n + 1;
+        int n = utf8_length(p, end);
+        if (n == 0) return NULL;
+        memcpy(o, p, (size_t)n);
+        out->len += n;
+        p += n;
     }
 }
 
