@@ -89,8 +89,28 @@ static inline const char *skip_simple(const char *p, const char *end, int *escap
     const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i slashes = _mm_cmpeq_epi8(v, slash);
         unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)), _mm_cmplt_epi8(v, space)));
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), slashes), _mm_cmplt_epi8(v, space)));
+        unsigned lone = (unsigned)_mm_movemask_epi8(slashes);
+        if (lone != 0 && (lone & ((lone >> 1) | 0x8000u)) == 0) {
+            /* Backslashes, none next to another and none last: each escapes the byte after it, so the whole block
+             * is decided at once: its first stop that is not an escaped byte, and whether every escape before it
+             * is one of the short ones orjson writes. Anything else takes the loop below. */
+            __m128i simple = _mm_or_si128(
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, _mm_set1_epi8('b'))),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('t')), _mm_cmpeq_epi8(v, _mm_set1_epi8('n')))),
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('f')), _mm_cmpeq_epi8(v, _mm_set1_epi8('r'))));
+            unsigned escaped_at = lone << 1;
+            unsigned stop = mask & ~lone & ~escaped_at;
+            unsigned before = stop != 0 ? (stop & (0u - stop)) - 1 : 0xFFFFu;
+            if ((escaped_at & ~(unsigned)_mm_movemask_epi8(simple) & before) == 0) {
+                if (lone & before) *escaped = 1;
+                if (stop != 0) return p + __builtin_ctz(stop);
+                p += 16;
+                continue;
+            }
+        }
         int next = 16;
         while (mask != 0) {
             int i = __builtin_ctz(mask);
