@@ -531,17 +531,17 @@ typedef struct {
 
 /* What the scan read of one line, for its parsed entry. The trace and service point into the line. */
 typedef struct {
-    long long time_ns;
+    long long time_ns; /* when `timed`; else the caller's (the line's source time, else the collection time) */
+    int timed;
     const char *trace, *service;
     Py_ssize_t trace_len, service_len; /* service_len -1: no service (the entry's is "") */
     PyObject *level;                   /* borrowed from `levels` or the LevelSeen; NULL: no level ("") */
 } LineFields;
 
 /* The fields of the JSON line buf[0, size) (its first byte '{', its last '}'), as the reference reads them:
- * 1 sure, in *out; 0 not sure (the reference takes the line); -1 an error is set. `default_ns`: the time of a
- * line without one (its source time, else the chunk's collection time). */
+ * 1 sure, in *out; 0 not sure (the reference takes the line); -1 an error is set. */
 static int line_fields(const char *buf, Py_ssize_t size, const KeyIndex *index, PyObject *levels, int rfc_fast,
-                       long long epoch_unit, long long default_ns, LevelSeen *seen, LineFields *out) {
+                       long long epoch_unit, LevelSeen *seen, LineFields *out) {
     Found found[N_FIELDS];
     if (scan_line(buf, size, index, found) < 0) return 0;
     const char *value[N_FIELDS] = {0};
@@ -555,6 +555,7 @@ static int line_fields(const char *buf, Py_ssize_t size, const KeyIndex *index, 
     if (present[F_SERVICE] == K_INT) return 0;
     for (Py_ssize_t i = 0; i < value_len[F_TRACE]; i++)
         if ((unsigned char)value[F_TRACE][i] < 0x20 || (unsigned char)value[F_TRACE][i] > 0x7E) return 0;
+    out->timed = present[F_TIME] != K_NONE;
     if (present[F_TIME] == K_STRING) {
         int64_t parsed;
         if (!rfc_fast || rfc3339_ns(value[F_TIME], value_len[F_TIME], &parsed) < 0) return 0;
@@ -563,8 +564,6 @@ static int line_fields(const char *buf, Py_ssize_t size, const KeyIndex *index, 
         int64_t parsed;
         if (epoch_unit < 0 || epoch_ns(int_value(value[F_TIME], value_len[F_TIME]), epoch_unit, &parsed) < 0) return 0;
         out->time_ns = parsed;
-    } else {
-        out->time_ns = default_ns;
     }
     out->level = NULL;
     if (present[F_LEVEL] == K_INT) {
@@ -622,16 +621,19 @@ static PyObject *fast_entry(PyObject *raw, const KeyIndex *index, PyObject *leve
         return NULL;
     }
     if (size < 2 || size > max_bytes || buf[0] != '{' || buf[size - 1] != '}') return NULL;
-    long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
-    if (overflow || (source == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return NULL;
-    }
     LineFields got;
-    int known = line_fields(buf, size, index, levels, rfc_fast, epoch_unit, source ? source : fallback_ns, seen, &got);
+    int known = line_fields(buf, size, index, levels, rfc_fast, epoch_unit, seen, &got);
     if (known <= 0) {
         *sure = known < 0;
         return NULL;
+    }
+    if (!got.timed) {
+        long long source = PyLong_AsLongLongAndOverflow(source_ns, &overflow);
+        if (overflow || (source == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return NULL;
+        }
+        got.time_ns = source ? source : fallback_ns;
     }
     PyObject *level = got.level ? got.level : empty;
     Py_INCREF(level);

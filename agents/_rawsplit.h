@@ -54,6 +54,10 @@ static const char *read_raw_entry(const char *p, const char *end, RawEntry *e, B
 }
 
 static int put_end(PartOut *part) {
+    if (part->body.len > (Py_ssize_t)UINT32_MAX) { /* a body past 4 GiB: its ends would not fit */
+        PyErr_SetString(PyExc_OverflowError, "split_raw: one partition's entries of a record exceed 4 GiB");
+        return -1;
+    }
     uint32_t at = (uint32_t)part->body.len;
     return buf_put(&part->ends, (const char *)&at, (Py_ssize_t)sizeof at);
 }
@@ -203,10 +207,11 @@ PyDoc_STRVAR(split_raw_doc,
 "-> (ct, line_count, [{partition: (body, ends)} per segment]) or None\n\n"
 "`split` reading a decompressed `logs.raw` record's bytes. For each segment it first calls\n"
 "`source_of(segment, src_start, src_end, sid_start, sid_end, ct)` (offsets of the literals in `data`, and\n"
-"the record's collection time), which returns False to have the record decoded instead (None is then returned). Each output's body holds its\n"
-"parsed entries back to back, each as orjson writes it but without its leading `[0`; `ends` holds where\n"
-"each entry ends, as native uint32. Lines the scan is not sure of go to `slow(segment, start, end)` (the\n"
-"offsets of the raw entry in `data`), which returns None or (partition, orjson.dumps(entry)).\n"
+"the record's collection time), which returns False to have the record decoded instead (None is then\n"
+"returned). Each output's body holds its parsed entries back to back, each as orjson writes it but without\n"
+"its leading `[0`; `ends` holds where each entry ends, as native uint32. Lines the scan is not sure of go to\n"
+"`slow(segment, start, end)` (the offsets of the raw entry in `data`), which returns None or\n"
+"(partition, orjson.dumps(entry)).\n"
 "None: the record is not exactly as orjson writes a raw chunk (then neither callback changed anything\n"
 "the caller keeps only on success).");
 
@@ -226,6 +231,9 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
     long *touched = NULL, n_touched = 0;
     Buf *scratch = NULL;
     LevelSeen seen = {{0}, 0, NULL};
+    PyObject *level_named = NULL; /* the level whose JSON spelling is in level_text (borrowed: `levels` holds it) */
+    const char *level_text = "";
+    Py_ssize_t level_text_len = 0;
     char trace_seen[MAX_TRACE];
     Py_ssize_t trace_seen_len = -1;
     long trace_part = 0;
@@ -286,20 +294,22 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                 lines++;
                 int known = 0;
                 LineFields got;
-                const char *level = "";
-                Py_ssize_t level_len = 0;
                 if (e.flags == 0) {
                     const char *text = scratch->data;
                     Py_ssize_t size = scratch->len;
                     if (size >= 2 && size <= max_bytes && text[0] == '{' && text[size - 1] == '}') {
-                        known = line_fields(text, size, &spec.index, levels, rfc_fast, epoch_unit,
-                                            e.source_ns ? e.source_ns : ct, &seen, &got);
+                        known = line_fields(text, size, &spec.index, levels, rfc_fast, epoch_unit, &seen, &got);
                         if (known < 0) goto done;
-                        if (known && got.level != NULL && (level = plain_name(got.level, &level_len)) == NULL)
-                            known = 0;
                     }
                 }
+                if (known && got.level != level_named) { /* a stream's lines mostly share a level */
+                    level_text_len = 0;
+                    level_text = got.level == NULL ? "" : plain_name(got.level, &level_text_len);
+                    level_named = level_text != NULL ? got.level : NULL;
+                }
+                if (known && level_text == NULL) known = 0;
                 if (known) {
+                    if (!got.timed) got.time_ns = e.source_ns ? e.source_ns : ct;
                     if (got.trace_len != trace_seen_len || memcmp(trace_seen, got.trace, (size_t)got.trace_len) != 0) {
                         memcpy(trace_seen, got.trace, (size_t)got.trace_len); /* at most MAX_TRACE bytes */
                         trace_seen_len = got.trace_len;
@@ -307,7 +317,7 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                     }
                     PartOut *part = &parts[trace_part];
                     if (part->ends.len == 0) touched[n_touched++] = trace_part;
-                    if (put_parsed(part, sid_at, sid_after, &e, &got, level, level_len) < 0) goto done;
+                    if (put_parsed(part, sid_at, sid_after, &e, &got, level_text, level_text_len) < 0) goto done;
                 } else {
                     PyObject *given = PyObject_CallFunction(slow, "nnn", segment, (Py_ssize_t)(entry_at - base),
                                                             (Py_ssize_t)(p - base));
@@ -332,7 +342,6 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
         if (expect(&p, end, "]}", 2)) break;
         goto unsure;
     }
-    if (p != end) goto unsure;
 finished:
     if (p != end) goto unsure;
     result = Py_BuildValue("(LLO)", ct, lines, segments);

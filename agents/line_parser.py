@@ -95,7 +95,7 @@ class LineParser:
             and all(len(w) <= 32 for w in watch) and settings.level_fields[0] not in SEVERITY_NUMBER_FIELDS
         self._scan_fields = names + watch if usable else None
         self.sources = SourceParsers(settings)  # text parsers of sources that are not JSON (agents/parsers)
-        self._decoded_sources: dict[bytes, Any] = {}
+        self._decoded_sources: dict[bytes, dict[str, Any]] = {}
 
     def parse_raw(self, payload: bytes, partitions: int) -> RawParse | None:
         """`parse_chunk` of every stream of a decompressed `logs.raw` record, read from its bytes by the

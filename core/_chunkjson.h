@@ -80,6 +80,20 @@ static inline const char *skip_plain(const char *p, const char *end) {
     return p;
 }
 
+/* The byte a two-byte escape `\e` stands for, among those orjson writes (\" \\ \b \t \n \f \r), else -1. */
+static inline int short_escape(char e) {
+    switch (e) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case 'b': return '\b';
+    case 't': return '\t';
+    case 'n': return '\n';
+    case 'f': return '\f';
+    case 'r': return '\r';
+    default: return -1;
+    }
+}
+
 /* Skips plain ASCII and the two-byte escapes orjson writes (\" \\ \b \t \n \f \r) sixteen bytes at a time,
  * every stop of a block taken from one mask; stops at the closing quote, any other escape, a control
  * character or a byte of 0x80 and above (the caller decides what they are), or where fewer than 16 bytes
@@ -115,8 +129,7 @@ static inline const char *skip_simple(const char *p, const char *end, int *escap
         while (mask != 0) {
             int i = __builtin_ctz(mask);
             if (p[i] != '\\' || p + i + 1 >= end) return p + i;
-            char e = p[i + 1];
-            if (e != '"' && e != '\\' && e != 'b' && e != 't' && e != 'n' && e != 'f' && e != 'r') return p + i;
+            if (short_escape(p[i + 1]) < 0) return p + i;
             *escaped = 1;
             if (i == 15) { /* the escaped byte opens the next block */
                 next = 17;
@@ -185,9 +198,7 @@ static inline const char *canonical_string(const char *p, const char *end, int *
         if (c == '\\') {
             *escaped = 1;
             if (p + 1 >= end) return NULL;
-            char e = p[1];
-            if (e != 'u') {
-                if (e != '"' && e != '\\' && e != 'b' && e != 't' && e != 'n' && e != 'f' && e != 'r') return NULL;
+            if (short_escape(p[1]) >= 0) {
                 p += 2;
                 continue;
             }
@@ -251,29 +262,16 @@ static inline const char *canonical_unescape(const char *p, const char *end, Buf
         if (c == '\\') {
             *escaped = 1;
             if (p + 1 >= end) return NULL;
-            char e = p[1];
-            char byte;
-            switch (e) {
-            case '"': byte = '"'; break;
-            case '\\': byte = '\\'; break;
-            case 'b': byte = '\b'; break;
-            case 't': byte = '\t'; break;
-            case 'n': byte = '\n'; break;
-            case 'f': byte = '\f'; break;
-            case 'r': byte = '\r'; break;
-            case 'u': {
-                int v = control_escape(p, end);
-                if (v < 0) return NULL;
-                *o = (char)v;
-                out->len++;
-                p += 6;
-                continue;
+            int byte = short_escape(p[1]);
+            int width = 2;
+            if (byte < 0) {
+                byte = control_escape(p, end);
+                width = 6;
+                if (byte < 0) return NULL;
             }
-            default: return NULL;
-            }
-            *o = byte;
+            *o = (char)byte;
             out->len++;
-            p += 2;
+            p += width;
             continue;
         }
         int n = utf8_length(p, end);
@@ -295,22 +293,9 @@ static inline int unescape_into(Buf *b, const char *p, const char *end) {
         out += run;
         p += run;
         if (p >= end) break;
-        char e = p[1];
-        switch (e) {
-        case 'b': *out++ = '\b'; break;
-        case 't': *out++ = '\t'; break;
-        case 'n': *out++ = '\n'; break;
-        case 'f': *out++ = '\f'; break;
-        case 'r': *out++ = '\r'; break;
-        case 'u': {
-            char h = p[5];
-            *out++ = (char)(((p[4] - '0') << 4) | (h <= '9' ? h - '0' : h - 'a' + 10));
-            p += 6;
-            continue;
-        }
-        default: *out++ = e; /* '"' or '\\' */
-        }
-        p += 2;
+        int byte = short_escape(p[1]); /* the literal is canonical: else a \u00XX of a control character */
+        *out++ = (char)(byte >= 0 ? byte : control_escape(p, end));
+        p += byte >= 0 ? 2 : 6;
     }
     b->len = out - b->data;
     return 0;
