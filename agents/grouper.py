@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agents.folded_chunk import FoldedChunk
@@ -36,6 +36,7 @@ from tables.trace_state import (
     fold_traces,
     lines_by_trace,
     new_state,
+    open_new_traces,
     spliced_summary,
 )
 from tables.trace_table import CLOCK_KEY, CLOSED_UPTO_KEY, HELD_KEY, TraceWindowTable
@@ -149,7 +150,14 @@ class TraceGrouper:
         trace_rules, sample_lines = self.router.trace_rules, self.traces.sample_lines
         gap_ns, longest_ns = self._gap_ns, self._longest_ns
         known = index.due  # every trace the partition stores or has staged (`deadline_index`)
-        for trace_id, fold in folds.items():  # untraced lines are not grouped
+        left: Iterable[str] = folds.keys()
+        if not trace_rules:  # the traces new here are opened in C; held lines take this loop
+            left, latest = open_new_traces(folds, index, sources, sample_lines, now, idle_now, gap_ns, longest_ns,
+                                           updates)
+            if latest is not None and latest > max_time:
+                max_time = latest
+        for trace_id in left:  # untraced lines are not grouped
+            fold = folds[trace_id]
             key = trace_id.encode()
             # a trace the index does not hold is new: no store read (about 400 a second on a live node)
             stored = read(partition, key) if trace_id in known or b"\x00" in key else None

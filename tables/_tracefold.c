@@ -12,6 +12,9 @@
  * core/_chunkjson.h), making no list, int or str per line: the group stage forwards a large chunk to the
  * sinks as it received it, so it needs only the folds, the line count and each stream's positions. It
  * answers None for any record it is not sure of, and the caller decodes that one with orjson.
+ *
+ * `new_states` (tables/_newstates.h) is the one step per trace done here: a new trace's state written from
+ * its fold.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -420,9 +423,12 @@ done:
     return result;
 }
 
+#include "_newstates.h"
+
 static PyMethodDef methods[] = {
     {"fold", fold, METH_VARARGS, fold_doc},
     {"fold_raw", fold_raw, METH_VARARGS, fold_raw_doc},
+    {"new_states", new_states, METH_VARARGS, new_states_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -438,5 +444,6 @@ PyMODINIT_FUNC PyInit__tracefold(void) {
         Py_DECREF(orjson);
     }
     PyErr_Clear(); /* without it, sampled texts are decoded */
+    new_states_init();
     return PyModule_Create(&module);
 }

@@ -48,6 +48,11 @@ class DeadlineIndex:
         if old is None or event_ns < old[1]:
             heapq.heappush(self._event, (event_ns, trace_id))
 
+    def parts(self) -> tuple[dict[str, tuple[int, int]], list[tuple[int, str]], list[tuple[int, str]]]:
+        """`due` and the two heaps, for a C loop that sets new traces as `set` does
+        (trace_state.open_new_traces)."""
+        return self.due, self._wall, self._event
+
     def discard(self, trace_id: str) -> None:
         self.due.pop(trace_id, None)
 

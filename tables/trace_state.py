@@ -8,14 +8,18 @@ them first, per partition and source stream, so the dedupe survives the trace cl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from core.models import LEVEL_NAMES, LEVEL_RANK, P_LEVEL, P_SERVICE, P_SRC, P_TEXT, P_TIME, P_TRACE
 from core.native import native_module
 from core.settings import TraceSettings
+
+if TYPE_CHECKING:
+    from tables.deadline_index import DeadlineIndex
 
 _MAX_NAMES = 16
 _NS = 1_000_000_000
@@ -118,6 +122,25 @@ def fold_lines(lines: list[list[Any]], sample_lines: int) -> Fold:
     return [len(lines), min(times), max(times), max(map(_rank, set(levels))),
             levels.count("error") + levels.count("fatal"), services, list(dict.fromkeys(map(_source_of, lines))),
             [line[P_TEXT][:_SAMPLE_CHARS] for line in lines[:sample_lines]]]
+
+
+def open_new_traces(folds: dict[str, Fold], index: DeadlineIndex, sources: list[dict[str, Any]], sample_lines: int,
+                    opened_ns: int, updated_ns: int, gap_ns: int, longest_ns: int,
+                    updates: dict[bytes, bytes | None]) -> tuple[Iterable[str], int | None]:
+    """The traces of `folds` that `index` does not hold, each opened in C (tables/_newstates.h): its state
+    `apply_fold(new_state(trace_id, opened_ns), fold, ..., updated_ns)` encoded into `updates` under its key,
+    and its deadlines set in `index`, as the caller's reference step would.
+
+    Returns the trace ids left to that step (known traces, and any the C loop is not sure of), in order,
+    and the highest `last` of the states it wrote (None: none). Without the C loop every trace is left."""
+    tracefold = native_module("trace_fold")
+    if tracefold is None:
+        return folds.keys(), None
+    pods = [source.get("pod") for source in sources]
+    due, wall, event = index.parts()
+    opened: tuple[list[str], int | None] = tracefold.new_states(folds, due, pods, sample_lines, opened_ns, updated_ns,
+                                                                gap_ns, longest_ns, updates, wall, event)
+    return opened
 
 
 def apply_fold(state: dict[str, Any], fold: Fold, sources: list[dict[str, Any]], sample_lines: int,
