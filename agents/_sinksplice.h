@@ -45,55 +45,6 @@ static int find_slots(PyTypeObject *type) {
 }
 
 
-/* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
- * -1: out of memory. */
-static int put_json_str(Buf *b, PyObject *s) {
-    static const char hex[] = "0123456789abcdef";
-    if (!PyUnicode_CheckExact(s)) return 0;
-    Py_ssize_t n;
-    const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
-    if (u == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    Py_ssize_t need = 2;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = u[i];
-        need += (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r') ? 2
-                : c < 0x20                                                                              ? 6
-                                                                                                        : 1;
-    }
-    if (buf_reserve(b, need) < 0) return -1;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\t': *out++ = 't'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\r': *out++ = 'r'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 15];
-        }
-    }
-    *out++ = '"';
-    b->len = out - b->data;
-    return 1;
-}
-
 static int ascii_space(unsigned char c) { /* what str.rstrip strips among ASCII characters */
     return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
 }

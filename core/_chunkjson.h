@@ -362,6 +362,55 @@ static inline int put_int(Buf *b, long long v, int base16) { /* decimal (str(v))
     return buf_put(b, digits + n, (Py_ssize_t)sizeof digits - n);
 }
 
+/* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
+ * -1: out of memory. */
+static inline int put_json_str(Buf *b, PyObject *s) {
+    static const char hex[] = "0123456789abcdef";
+    if (!PyUnicode_CheckExact(s)) return 0;
+    Py_ssize_t n;
+    const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
+    if (u == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t need = 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        need += (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r') ? 2
+                : c < 0x20                                                                              ? 6
+                                                                                                        : 1;
+    }
+    if (buf_reserve(b, need) < 0) return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 1;
+}
+
 /* A Python int that fits 64 bits (bool excluded), else 0. */
 static inline int exact_int(PyObject *o, long long *out) {
     if (!PyLong_CheckExact(o)) return 0;

@@ -13,36 +13,10 @@
 
 #include <limits.h>
 
-static PyObject *orjson_dumps; /* orjson.dumps: strings not plain ASCII, and the sample list */
+static PyObject *orjson_dumps; /* orjson.dumps: the sample list (its texts may be orjson Fragments) */
 static PyObject *heap_push;    /* heapq.heappush: the deadline index's heaps */
 
 enum { MAX_STATE_NAMES = 16 }; /* trace_state._MAX_NAMES */
-
-/* `value` (a str) as JSON: as it stands in quotes when plain ASCII, else orjson's encoding. 1 written, 0 not
- * a str orjson takes (no error left set), -1 an error. */
-static int put_json_str(Buf *b, PyObject *value) {
-    Py_ssize_t len;
-    const char *text = PyUnicode_IS_ASCII(value) ? (const char *)PyUnicode_1BYTE_DATA(value) : NULL;
-    len = PyUnicode_GET_LENGTH(value);
-    int plain = text != NULL;
-    for (Py_ssize_t i = 0; plain && i < len; i++) plain = plain_ascii[(unsigned char)text[i]];
-    if (plain) {
-        if (buf_reserve(b, len + 2) < 0) return -1;
-        b->data[b->len++] = '"';
-        memcpy(b->data + b->len, text, (size_t)len);
-        b->len += len;
-        b->data[b->len++] = '"';
-        return 1;
-    }
-    PyObject *encoded = PyObject_CallOneArg(orjson_dumps, value);
-    if (encoded == NULL) {
-        PyErr_Clear(); /* lone surrogates: the reference raises orjson's error */
-        return 0;
-    }
-    int put = buf_put(b, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
-    Py_DECREF(encoded);
-    return put < 0 ? -1 : 1;
-}
 
 /* `_add_names([], candidates)` as a JSON array: the truthy ones, each once, first seen first, at most
  * MAX_STATE_NAMES. Candidates must be str or None. 1 written, 0 not sure, -1 an error. */

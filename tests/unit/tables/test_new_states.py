@@ -4,7 +4,7 @@ Differential: each generated set of folds is applied by `open_new_traces` and, t
 reference (`new_state`, `apply_fold`, `deadlines_ns`, `DeadlineIndex.set`, `encode_state`, as the
 group stage's loop does). Every trace the C loop writes must be byte-equal to the reference's, with the
 same deadlines in the index; known traces are left to the caller. The generators aim at what the C loop
-decides itself: strings it writes as they stand against those orjson encodes (non-ASCII, quotes, control
+decides itself: strings it escapes as orjson does (non-ASCII, quotes, backslashes, control
 characters), names repeated, empty or None past the name bound, pods missing, sample bounds, sampled
 texts as orjson Fragments, times and levels at their edges.
 """
