@@ -13,7 +13,8 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
   the reference fold.
 - `tracefold_raw`: parsed records as orjson writes them, then cut, flipped or replaced by arbitrary bytes,
   through the C fold that reads a record's bytes (fold_raw), sometimes with hostile bounds; where it
-  answers, the lines it read are valid JSON and it equals the reference fold of them.
+  answers, the lines it read are valid JSON and it equals the reference fold of them, and its folds
+  opened as new traces in C (new_states, with hostile pods) equal the reference step's states.
 - `formats`: the CRI and docker json-file line readers on arbitrary bytes: a tuple or None, never an
   exception.
 - `chunks`: RawChunk/ParsedChunk.decode on arbitrary records (plain, lz4, zstd): a chunk or
@@ -311,6 +312,32 @@ def tracefold_raw(data: bytes, native: ModuleType) -> None:
     assert count == len(decoded) and orjson.dumps(folds) == orjson.dumps(fold_reference(decoded, sample_lines)), (
         decoded, read)
     assert [s[0] for s in streams] == list(dict.fromkeys(line[1] for line in decoded))
+    _new_states_equal_reference(r, native, folds, sources, sample_lines)
+
+
+def _new_states_equal_reference(r: Reader, native: ModuleType, folds: dict[str, Any], sources: int,
+                                sample_lines: int) -> None:
+    """The folds read, opened as new traces in C (new_states), beside the reference step: the same states
+    and deadlines for every trace it writes; it leaves only known traces, ids with a NUL and deadlines past
+    64 bits."""
+    pods = [r.pick(["p", "", None, "ü", 't"q', 7]) for _ in range(sources)]
+    known = [trace_id for trace_id in folds if r.byte() % 4 == 0]
+    opened, updated = r.int(-(2**63), 2**63 - 1), r.int(-(2**63), 2**63 - 1)  # clocks in ns: 64 bits
+    gap, longest = r.int(0, 10**12), r.int(0, 10**13)
+    due = {trace_id: (0, 0) for trace_id in known}
+    wall: list[tuple[int, str]] = []
+    event: list[tuple[int, str]] = []
+    updates: dict[bytes, bytes | None] = {}
+    rest, _ = native.new_states(folds, due, pods, sample_lines, opened, updated, gap, longest, updates, wall, event)
+    source_dicts = [{"pod": pod} for pod in pods]
+    for trace_id, fold in folds.items():
+        if trace_id in rest:
+            continue
+        state = trace_state_module.new_state(trace_id, opened)
+        trace_state_module.apply_fold(state, fold, source_dicts, sample_lines, updated)
+        assert updates.pop(trace_id.encode()) == trace_state_module.encode_state(state), (trace_id, fold)
+        assert due[trace_id] == trace_state_module.deadlines_ns(state, gap, longest)
+    assert not updates and len(wall) == len(event) == len(due) - len(known)
 
 
 def _linescan_layout(payload: bytes) -> Any:

@@ -145,9 +145,9 @@ def test_known_traces_are_left_and_new_ones_enter_the_index() -> None:
     left, latest = open_new_traces({"old": fold, "new": fold}, index, [{"pod": "p1"}], 1, 7, 9, GAP, LONGEST, updates)
     assert list(left) == ["old"]
     assert latest == 200
-    assert orjson.loads(updates[b"new"] or b"") == {"trace": "new", "first": 100, "last": 200, "count": 2, "services": ["svc"],
-                                             "pods": ["p1"], "level": "error", "errors": 1, "sample": ['a"b'],
-                                             "opened": 7, "updated": 9}
+    assert orjson.loads(updates[b"new"] or b"") == {
+        "trace": "new", "first": 100, "last": 200, "count": 2, "services": ["svc"], "pods": ["p1"], "level": "error",
+        "errors": 1, "sample": ['a"b'], "opened": 7, "updated": 9}
     due, wall, event = index.parts()
     assert due["new"] == (min(9 + GAP, 7 + LONGEST), min(200 + GAP, 100 + LONGEST))
     assert heapq.nsmallest(1, wall) == [(0, "old")]
