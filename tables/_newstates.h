@@ -56,14 +56,13 @@ static int view_fold(PyObject *fold, FoldView *v) {
         !PyList_CheckExact(item[6]) || !PyList_CheckExact(item[7]))
         return 0;
     v->services = item[5], v->sources = item[6], v->sample = item[7];
-    return v->rank <= 5; /* LEVEL_NAMES[rank] past the names: the reference raises */
+    return v->rank < N_LEVELS; /* LEVEL_NAMES[rank] past the names: the reference raises */
 }
 
 /* `encode_state(state)` of `apply_fold(new_state(trace_id, opened), fold, ..., updated)` into `b` (emptied
  * first), and the state's `last`. 1 written, 0 not sure, -1 an error. */
 static int put_new_state(Buf *b, PyObject *trace_id, const FoldView *v, PyObject *pods, Py_ssize_t sample_lines,
                          long long opened, long long updated, long long *last) {
-    static const char *const names[] = {"trace", "debug", "info", "warn", "error", "fatal"};
     b->len = 0;
     *last = v->last > 0 ? v->last : 0;
     int put;
@@ -84,7 +83,7 @@ static int put_new_state(Buf *b, PyObject *trace_id, const FoldView *v, PyObject
     }
     if (buf_put(b, ",\"pods\":", 8) < 0) return -1;
     if ((put = put_names(b, candidates, n_sources)) <= 0) return put;
-    const char *level = v->rank >= 0 ? names[v->rank] : "";
+    const char *level = v->rank >= 0 ? LEVELS[v->rank] : "";
     if (buf_put(b, ",\"level\":\"", 10) < 0 || buf_put(b, level, (Py_ssize_t)strlen(level)) < 0 ||
         buf_put(b, "\",\"errors\":", 11) < 0 || put_int(b, v->errors, 0) < 0 || buf_put(b, ",\"sample\":", 10) < 0)
         return -1;
