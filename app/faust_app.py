@@ -25,6 +25,7 @@ from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coor
 from app.lazy_commit_table import draw_commit_tables_lazily
 from app.refused_commits import forget_refused_commits
 from app.stream_flow import KeepQueuedOnResume
+from app.worker_class import LogweaveWorker
 from app.worker_start import StartRefused, check_topics, claim, member_id
 from core.gc_tuning import tune_garbage_collector
 from core.settings import KafkaSettings, Settings, load_settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> LogweaveApp:
         broker_credentials=broker_credentials(kafka),
         store="rocksdb://",
         PartitionAssignor=EmptyAssignmentTolerantAssignor,
+        Worker=LogweaveWorker,  # keeps the root logger at the `-l` level (app/worker_class.py)
         datadir=str(settings.worker.data_dir),
         autodiscover=False,
         topic_partitions=kafka.partitions,

@@ -51,7 +51,7 @@ def start_floor(workdir: Path, bootstrap: str, lines_per_record: int, prefix: st
     port = free_port()
     env = base_env({"FLOOR_BROKER": bootstrap, "FLOOR_WEB_PORT": str(port), "FLOOR_CHUNK_LINES": str(lines_per_record),
                     "FLOOR_TOPIC_PREFIX": prefix, "PYTHONPATH": str(ROOT)})
-    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "warn",
+    argv = [str(VENV_BIN / "faust"), "-A", "tests.bench.faust_floor_app", "worker", "-l", "info",
             "--web-port", str(port)]
     proc = ManagedProcess(name, argv, env, workdir / f"{name}.log", workdir).start()
     try:

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from core import redact
 from core.redact import MASK, install_log_redaction, is_secret_name, mask_data, mask_text
 
 
@@ -56,3 +57,33 @@ def test_log_records_are_masked_whoever_logs_them(caplog: pytest.LogCaptureFixtu
             logger.exception("sink failed")
     assert "s3cr3t" not in caplog.text and "hunter2" not in caplog.text
     assert f"https://svc:{MASK}@search:9200" in caplog.text and f"http://root:{MASK}@etcd:2379" in caplog.text
+
+
+def test_a_record_is_masked_when_formatted_not_when_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record no handler takes (a debug call under a root logger at DEBUG) costs no masking: faust
+    and aiokafka make thousands a second, some quoting whole Kafka records."""
+    install_log_redaction()
+    calls: list[str] = []
+    real_mask = redact.mask_text
+    monkeypatch.setattr(redact, "mask_text", lambda text: calls.append(text) or real_mask(text))
+    record = logging.getLogRecordFactory()("lib", logging.DEBUG, __file__, 1, "dsn %s", ("http://u:pw@h:1",), None)
+    assert calls == []
+    assert record.getMessage() == f"dsn http://u:{MASK}@h:1"
+    record.msg, record.args = "rewritten by a filter: %s", ("token=abc",)
+    assert record.getMessage() == f"rewritten by a filter: token={MASK}"
+
+
+def test_records_of_another_factorys_class_are_masked_when_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Custom(logging.LogRecord):
+        pass
+
+    before = logging.getLogRecordFactory()
+    monkeypatch.setattr(redact, "_installed", set())
+    logging.setLogRecordFactory(Custom)
+    try:
+        install_log_redaction()
+        record = logging.getLogRecordFactory()("lib", logging.INFO, __file__, 1, "dsn %s", ("http://u:pw@h:1",), None)
+    finally:
+        logging.setLogRecordFactory(before)
+    assert type(record) is Custom
+    assert record.msg == f"dsn http://u:{MASK}@h:1" and record.args is None
