@@ -52,6 +52,8 @@ def register(ctx: StageContext) -> TraceGrouper:
         """Acks each chunk only once its table update is persisted (which waits for its outputs' acks):
         faust would otherwise commit the input offset first, and a crash in between would lose the
         update (a trace summary missing lines) although its lines reached the sinks."""
+        if live is not None:  # the versions published before this worker started are read first
+            await live.wait_loaded("group")
         # the rules version in effect when a chunk was collected, as on every worker (docs/rules.md)
         router_for = (lambda chunk: live.router_at(chunk.collected_ns)) if live is not None else None
         metrics_for = (lambda chunk: live.metrics_at(chunk.collected_ns)) if live is not None else None
@@ -78,6 +80,8 @@ def register(ctx: StageContext) -> TraceGrouper:
     async def close_overdue_traces() -> None:
         """Close overdue traces of the partitions this worker actively owns (startup included)."""
         if not ctx.table_restored() or table.fenced:  # closes wait for the rebalance and the restore
+            return
+        if live is not None and not live.loaded:  # and for the rules versions published before the start
             return
         parsed_name = settings.topic(topics.PARSED)
         actives = app.assignor.assigned_actives()

@@ -23,6 +23,10 @@ collected past its effective point were already handled is late: it is applied f
 what comes next, and logged and counted (`logweave_rules_late_total`), since those chunks cannot be
 redone. Every worker reports the version of the newest chunk it handled, or the one in effect now if
 that is later, in `logweave_rules_version_info{version}` and on the stats page.
+
+A starting worker reads every version the topic holds before its stages take a chunk (`wait_loaded`):
+a restarted worker with a backlog used to parse and route its first chunks by its own settings' rules
+while its follower was still reading the topic, then logged the version in effect as late.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 STARTUP = "startup"  # the rules of the worker's own settings, before any published version
 MAX_VERSIONS = 8
 MAX_AHEAD_NS = 300 * 1_000_000_000  # collection times further ahead of this worker's clock count as this far
+LOAD_WARNING_INTERVAL = 10.0  # seconds between warnings while the stages wait for the rules topic
 
 
 @dataclass(slots=True)
@@ -108,7 +113,31 @@ class LiveRules:
         self.late: list[str] = []  # versions read after chunks past their effective point were handled
         self._listeners: list[Callable[[LiveRules], None]] = []
         self._reported = STARTUP
+        self._loaded = asyncio.Event()  # set once the versions the topic held at start are taken
         RULES_VERSION.labels(STARTUP).set(1)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every version the rules topic held when this worker started has been read."""
+        return self._loaded.is_set()
+
+    def mark_loaded(self) -> None:
+        """The follower read the topic to where it ended at start (idempotent)."""
+        if not self._loaded.is_set():
+            log.info("rules topic read; version %s in effect", self.version)
+        self._loaded.set()
+
+    async def wait_loaded(self, stage: str) -> None:
+        """Return once the rules topic has been read (`mark_loaded`), warning every LOAD_WARNING_INTERVAL
+        seconds meanwhile: a stage must not take a chunk by rules older than those published."""
+        waited = 0.0
+        while not self._loaded.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loaded.wait(), LOAD_WARNING_INTERVAL)
+            if not self._loaded.is_set():
+                waited += LOAD_WARNING_INTERVAL
+                log.warning("%s stage: still reading the rules topic after %.0f s; no chunk is handled "
+                            "before it is read", stage, waited)
 
     @property
     def version(self) -> str:
@@ -196,7 +225,7 @@ async def follow(settings: Settings, rules: LiveRules, report_every: float = 1.0
     """Take every rules version published to `config.rules`, reconnecting after broker errors; report the
     version in effect as time passes its effective point, even while no chunk arrives."""
     stop = asyncio.Event()
-    follower = asyncio.ensure_future(follow_rules_forever(settings, rules.apply, stop))
+    follower = asyncio.ensure_future(follow_rules_forever(settings, rules.apply, stop, caught_up=rules.mark_loaded))
     try:
         while not follower.done():
             rules.report()

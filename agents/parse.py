@@ -41,6 +41,8 @@ def register(ctx: StageContext) -> None:
 
     @ctx.app.agent(channels.raw(), name="parse")
     async def parse(stream: Any) -> None:
+        if live is not None:  # the versions published before this worker started are read first
+            await live.wait_loaded("parse")
         stage = ParseStage(parser, channels.parsed(), channels.deadletter(), settings.parse,
                            compress=compressor(settings.kafka.payload_codec), partitions=settings.kafka.partitions,
                            limit_bytes=int(settings.kafka.max_message_bytes * 0.8), progress=ctx.progress,

@@ -52,9 +52,11 @@ async def publish_rules(settings: Settings, value: bytes) -> int:
 
 
 async def follow_rules(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
-                       poll: float = 1.0) -> None:
-    """Hand every rules record to `apply`, from the topic's start, until `stop` is set. The topic is not
-    created here: `logweave prepare` does, like every other topic (RulesTopicMissing until then)."""
+                       poll: float = 1.0, caught_up: Callable[[], object] | None = None) -> None:
+    """Hand every rules record to `apply`, from the topic's start, until `stop` is set; call `caught_up`
+    once every record the topic held when reading began has been handed over (at once for an empty
+    topic). The topic is not created here: `logweave prepare` does, like every other topic
+    (RulesTopicMissing until then)."""
     name = await ensure_rules_topic(settings, create=False)
     consumer = await started(range_consumer(settings), settings.kafka)
     pace_idle_fetches(consumer, poll)  # rules switch seconds ahead (--switch-after): no need to poll 20 times a second
@@ -62,7 +64,11 @@ async def follow_rules(settings: Settings, apply: Callable[[bytes], object], sto
         partition = TopicPartition(name, 0)
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
+        held = (await consumer.end_offsets([partition]))[partition] if caught_up is not None else 0
         while not stop.is_set():
+            if caught_up is not None and await consumer.position(partition) >= held:
+                caught_up()
+                caught_up = None
             batches = await consumer.getmany(partition, timeout_ms=int(poll * 1000))
             for record in batches.get(partition, []):
                 if record.value is not None:
@@ -72,11 +78,12 @@ async def follow_rules(settings: Settings, apply: Callable[[bytes], object], sto
 
 
 async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
-                               retry: float = 5.0) -> None:
-    """`follow_rules`, reconnecting after broker errors (the running rules stay meanwhile)."""
+                               retry: float = 5.0, caught_up: Callable[[], object] | None = None) -> None:
+    """`follow_rules`, reconnecting after broker errors (the running rules stay meanwhile); `caught_up` is
+    called again after each reconnection that reads the topic to its end, so it must be idempotent."""
     while not stop.is_set():
         try:
-            await follow_rules(settings, apply, stop)
+            await follow_rules(settings, apply, stop, caught_up=caught_up)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the broker away or the topic not there yet: retry
