@@ -8,6 +8,11 @@ the rule that now applies to it. A version without a `multiline` section leaves 
 are; an unreadable one is refused, logged and counted, and the running version stays. The version
 in effect is the one label of the collector's `..._rules_version_info` gauge (value 1), which its
 heartbeat reports (core/heartbeat_figures.py).
+
+A starting collector reads the versions the topic holds before it reads a line (`wait_loaded`), for at
+most `kafka.connect_timeout`: a restart over a backlog used to join its first lines by the collector's
+own settings while the follower caught up. Past that bound it collects and applies the version when it
+comes, with a warning: its lines wait in files and streams, not in its memory.
 """
 
 from __future__ import annotations
@@ -36,7 +41,26 @@ class LiveMultilineRules:
         self.version = "startup"
         self._pending: bytes | None = None
         self.arrived = asyncio.Event()
+        self._loaded = asyncio.Event()  # the versions the topic held at start were offered
         version_gauge.labels(self.version).set(1)
+
+    def mark_loaded(self) -> None:
+        """The follower read the topic to where it ended at start, or found no topic (idempotent)."""
+        self._loaded.set()
+
+    async def wait_loaded(self, timeout: float, stop: asyncio.Event) -> None:
+        """Wait up to `timeout` (or until `stop`) for the versions published before this start, then
+        apply the latest."""
+        waits = [asyncio.ensure_future(self._loaded.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if not self._loaded.is_set() and not stop.is_set():
+            log.warning("the rules topic was not read within %.0f s (kafka.connect_timeout); collecting by "
+                        "this collector's own multiline settings until a published version arrives", timeout)
+        await self.apply_pending()
 
     def offer(self, value: bytes) -> None:
         """A published version (from the topic's follower); applied at the next `apply_pending`."""

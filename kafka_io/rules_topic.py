@@ -86,6 +86,12 @@ async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], obje
             await follow_rules(settings, apply, stop, caught_up=caught_up)
         except asyncio.CancelledError:
             raise
+        except RulesTopicMissing as exc:  # no topic holds no version: nothing to catch up on
+            if caught_up is not None:
+                caught_up()
+            log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry)
         except Exception as exc:  # the broker away or the topic not there yet: retry
             log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
             with contextlib.suppress(TimeoutError):

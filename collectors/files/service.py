@@ -88,7 +88,8 @@ async def run_file_collector(settings: Settings, stop: asyncio.Event | None = No
     collector = FileCollector(cfg, batcher, metrics, settings.multiline)
     log.info("CRI lines are scanned by: %s", native_path("file_scan"))  # c, or python (why)
     rules = collector_rules(collector)
-    follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop))
+    follower = asyncio.create_task(follow_rules_forever(settings, rules.offer, stop, caught_up=rules.mark_loaded))
+    await rules.wait_loaded(settings.kafka.connect_timeout, stop)  # the published multiline rules before any line
     watcher = DirectoryWatcher()
     work = asyncio.create_task(_follow(collector, watcher, settings, stop, rules, batcher.flush))
     stopping = asyncio.ensure_future(stop.wait())

@@ -72,13 +72,16 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
         await positions.start()
         tune_garbage_collector()  # each line read is a list until its chunk is sent: collect in larger batches
         supervisor = StreamSupervisor(client, batcher, cfg, metrics, positions, settings.multiline)
-        watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
-        watch_tasks = [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
-        watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))
-        # multiline rules published to config.rules: each stream switches at its next chunk boundary
+        # multiline rules published to config.rules, read before any stream starts; later, each stream
+        # switches at its next chunk boundary
         rules = LiveMultilineRules(supervisor.switch_rules, metrics.rules_version, metrics.rules_refused)
-        watch_tasks.append(asyncio.create_task(follow_rules_forever(settings, rules.offer, stop), name="rules"))
+        watch_tasks = [asyncio.create_task(follow_rules_forever(settings, rules.offer, stop,
+                                                                caught_up=rules.mark_loaded), name="rules")]
+        await rules.wait_loaded(settings.kafka.connect_timeout, stop)
         watch_tasks.append(asyncio.create_task(rules.apply_as_offered(stop), name="rules switch"))
+        watchers = [PodWatcher(client, ns, cfg, supervisor, metrics) for ns in namespace_scopes(cfg.namespace)]
+        watch_tasks += [asyncio.create_task(w.run(), name=f"watch {w.scope}") for w in watchers]
+        watch_tasks.append(asyncio.create_task(supervisor.watch_recoveries(), name="producer recoveries"))
         log.info("pod collector watching %s with selector %r (line scan: %s)", ", ".join(w.scope for w in watchers),
                  cfg.selector, native_path("pod_lines"))
         await stop.wait()

@@ -54,3 +54,20 @@ async def test_rules_switch_on_a_stream_being_read(broker: EmbeddedBroker, kube:
     assert got.texts(sid) == ["INFO started", *TRACE, joined, joined, "INFO done"]
     positions = [p for p, _, _ in got.lines[sid]]
     assert positions == sorted(set(positions))
+
+
+async def test_a_starting_collector_reads_the_published_rules_first(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                                   tmp_path: Path) -> None:
+    """A version published before the collector starts joins the first lines it reads: it reads the rules
+    topic before any stream starts (collectors/live_rules.py, wait_loaded), where the streams used to
+    start by its own settings (no rule: every line on its own) while the follower caught up."""
+    settings = pod_settings(broker, kube, tmp_path)
+    await ensure_rules_topic(settings)
+    await publish_rules(settings, RulesDocument(version="java-on", multiline={"rules": [
+        {"detectors": ["java"], "labels": {"team": "shop"}, "flush_timeout": "300ms"}]}).encode())
+    pod = kube.add_pod("payments", labels={"app": "snowplow", "team": "shop"})
+    kube.log(pod, "app", ["INFO started", *TRACE, "INFO done"])
+    async with running_collector(settings) as run:
+        got = await wait_for_lines(broker, 3)
+        assert run.value(f"logweave_{VERSION}", version="java-on") == 1
+    assert got.texts(f"pod:{pod.uid}:app:0") == ["INFO started", "\n".join(TRACE), "INFO done"]
