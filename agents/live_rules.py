@@ -50,13 +50,12 @@ from core.metrics import LOG_METRICS, RULES_LATE, RULES_REFUSED, RULES_VERSION
 from core.models import DeadLetter, ParsedChunk, RawChunk
 from core.rules import decode_record
 from core.settings import Settings
-from kafka_io.rules_topic import follow_rules_forever
+from kafka_io.rules_topic import ReadAtStart, follow_rules_forever
 
 log = logging.getLogger(__name__)
 STARTUP = "startup"  # the rules of the worker's own settings, before any published version
 MAX_VERSIONS = 8
 MAX_AHEAD_NS = 300 * 1_000_000_000  # collection times further ahead of this worker's clock count as this far
-LOAD_WARNING_INTERVAL = 10.0  # seconds between warnings while the stages wait for the rules topic
 
 
 @dataclass(slots=True)
@@ -113,31 +112,24 @@ class LiveRules:
         self.late: list[str] = []  # versions read after chunks past their effective point were handled
         self._listeners: list[Callable[[LiveRules], None]] = []
         self._reported = STARTUP
-        self._loaded = asyncio.Event()  # set once the versions the topic held at start are taken
+        self.read_at_start = ReadAtStart()  # what the stages wait for (wait_loaded)
         RULES_VERSION.labels(STARTUP).set(1)
 
     @property
     def loaded(self) -> bool:
         """Whether every version the rules topic held when this worker started has been read."""
-        return self._loaded.is_set()
+        return self.read_at_start.done
 
     def mark_loaded(self) -> None:
         """The follower read the topic to where it ended at start (idempotent)."""
-        if not self._loaded.is_set():
+        if not self.read_at_start.done:
             log.info("rules topic read; version %s in effect", self.version)
-        self._loaded.set()
+        self.read_at_start.mark()
 
     async def wait_loaded(self, stage: str) -> None:
-        """Return once the rules topic has been read (`mark_loaded`), warning every LOAD_WARNING_INTERVAL
-        seconds meanwhile: a stage must not take a chunk by rules older than those published."""
-        waited = 0.0
-        while not self._loaded.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._loaded.wait(), LOAD_WARNING_INTERVAL)
-            if not self._loaded.is_set():
-                waited += LOAD_WARNING_INTERVAL
-                log.warning("%s stage: still reading the rules topic after %.0f s; no chunk is handled "
-                            "before it is read", stage, waited)
+        """Return once the rules topic has been read (`mark_loaded`), warning meanwhile: a stage must not take
+        a chunk by rules older than those published."""
+        await self.read_at_start.wait(f"{stage} stage")
 
     @property
     def version(self) -> str:

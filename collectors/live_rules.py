@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from core.errors import ConfigError
 from core.rule_settings import MultilineRule
 from core.rules import decode_rules
+from kafka_io.rules_topic import ReadAtStart
 
 log = logging.getLogger(__name__)
 Switch = Callable[[list[MultilineRule]], Awaitable[None]]
@@ -41,25 +42,17 @@ class LiveMultilineRules:
         self.version = "startup"
         self._pending: bytes | None = None
         self.arrived = asyncio.Event()
-        self._loaded = asyncio.Event()  # the versions the topic held at start were offered
+        self.read_at_start = ReadAtStart()  # the versions the topic held at start were offered
         version_gauge.labels(self.version).set(1)
 
     def mark_loaded(self) -> None:
         """The follower read the topic to where it ended at start, or found no topic (idempotent)."""
-        self._loaded.set()
+        self.read_at_start.mark()
 
     async def wait_loaded(self, timeout: float, stop: asyncio.Event) -> None:
         """Wait up to `timeout` (or until `stop`) for the versions published before this start, then
         apply the latest."""
-        waits = [asyncio.ensure_future(self._loaded.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-        if not self._loaded.is_set() and not stop.is_set():
-            log.warning("the rules topic was not read within %.0f s (kafka.connect_timeout); collecting by "
-                        "this collector's own multiline settings until a published version arrives", timeout)
+        await self.read_at_start.wait("collector (kafka.connect_timeout bounds the wait)", timeout, stop)
         await self.apply_pending()
 
     def offer(self, value: bytes) -> None:

@@ -77,6 +77,45 @@ async def follow_rules(settings: Settings, apply: Callable[[bytes], object], sto
         await consumer.stop()
 
 
+class ReadAtStart:
+    """Whether a follower has read the rules topic to where it ended when it started (`follow_rules`'
+    `caught_up` calls `mark`), for what must not start before: a worker's stages, a collector's reads."""
+
+    WARN_EVERY = 10.0  # seconds between warnings while something waits
+
+    def __init__(self) -> None:
+        self._read = asyncio.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._read.is_set()
+
+    def mark(self) -> None:
+        self._read.set()
+
+    async def wait(self, waiter: str, bound: float | None = None, stop: asyncio.Event | None = None) -> bool:
+        """Wait until the topic is read, warning every WARN_EVERY seconds that `waiter` still waits; give up
+        after `bound` seconds (None: never) or once `stop` is set. Whether it was read."""
+        waited = 0.0
+        while not self._read.is_set() and not (stop is not None and stop.is_set()):
+            step = self.WARN_EVERY if bound is None else min(self.WARN_EVERY, bound - waited)
+            if step <= 0:
+                log.warning("%s: the rules topic was not read within %g s; going on with the rules it has",
+                            waiter, bound)
+                return False
+            waits = [asyncio.ensure_future(self._read.wait())] + ([asyncio.ensure_future(stop.wait())] if stop else [])
+            try:
+                await asyncio.wait(waits, timeout=step, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pending in waits:
+                    pending.cancel()
+            waited += step
+            if not self._read.is_set() and (bound is None or waited < bound):
+                log.warning("%s: still reading the rules topic after %.0f s; nothing is handled before it is read",
+                            waiter, waited)
+        return self._read.is_set()
+
+
 async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], object], stop: asyncio.Event,
                                retry: float = 5.0, caught_up: Callable[[], object] | None = None) -> None:
     """`follow_rules`, reconnecting after broker errors (the running rules stay meanwhile); `caught_up` is
@@ -86,13 +125,9 @@ async def follow_rules_forever(settings: Settings, apply: Callable[[bytes], obje
             await follow_rules(settings, apply, stop, caught_up=caught_up)
         except asyncio.CancelledError:
             raise
-        except RulesTopicMissing as exc:  # no topic holds no version: nothing to catch up on
-            if caught_up is not None:
-                caught_up()
-            log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry)
         except Exception as exc:  # the broker away or the topic not there yet: retry
+            if isinstance(exc, RulesTopicMissing) and caught_up is not None:
+                caught_up()  # no topic holds no version: nothing to catch up on
             log.warning("cannot follow the rules topic (%s); retrying in %.0f s", exc, retry)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), retry)
