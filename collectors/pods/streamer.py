@@ -437,8 +437,8 @@ class LogStreamer:
         self._unacked.discard(fut)
         self.check_lost()
         if fut.cancelled() or fut.exception() is not None:
-            if fut is not self._failed_ack:
-                self._failed_ack = fut
+            if not fut.cancelled() and fut is not self._failed_ack:  # cancelled: a batch dropped on purpose
+                self._failed_ack = fut  # (a rewind's discard, a shutdown), not a record Kafka refused
                 self._metrics.publish_errors.inc()
             if self._read_again(epoch):
                 log.warning("Kafka did not acknowledge %d lines of %s (%s); re-sending from the last "

@@ -45,3 +45,30 @@ async def test_chunks_sharing_a_refused_record_count_one_publish_error(tmp_path:
     finally:
         await client.close()
         await api.stop()
+
+
+async def test_a_batch_dropped_by_a_rewind_is_no_publish_error(tmp_path: Path) -> None:
+    """After a refusal the stream rewinds and discards its lines not yet handed to the publisher; a batch
+    left empty is cancelled (kafka_io/partition_batcher.py). That cancellation is not Kafka refusing a
+    record: counting it made the re-send test read 5 errors for 4 refusals under make test-under-load."""
+    api = await FakeKubeApi(max_piece=None).start()
+    client = KubeClient(load_kubeconfig([api.write_kubeconfig(tmp_path / "kubeconfig")]), 8)
+    metrics = PodMetrics()
+    try:
+        async def verify() -> InstanceStatus:
+            return InstanceStatus.LIVE
+
+        streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
+                               StreamCursor(), client, TimedSink(), lambda: InstanceStatus.LIVE, verify,
+                               PodCollectorSettings(), PendingBudget(1 << 20), metrics)
+        loop = asyncio.get_running_loop()
+        refused, dropped = loop.create_future(), loop.create_future()
+        refused.set_exception(KafkaTimeoutError("refused"))
+        dropped.cancel()
+        epoch = streamer.cursor.epoch
+        streamer._acked(refused, count=10, size=100, epoch=epoch, ts=10, position=10)
+        streamer._acked(dropped, count=10, size=100, epoch=epoch, ts=20, position=20)
+        assert metrics.value("logweave_pod_collector_publish_errors_total") == 1
+    finally:
+        await client.close()
+        await api.stop()
