@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 READ_SIZE = 1 << 20
 FINGERPRINT_BYTES = 256
+TAIL_BYTES = 64  # the bytes kept from just before the read offset: the next read re-reads them to check them
+PREFETCH_BYTES = 64 * 1024  # new data up to this size is read by the truncation check itself (one pread)
 
 
 def first_line(fd: int) -> bytes | None:
@@ -105,6 +107,10 @@ class TailedFile:
     at_end: bool = False  # the last read_lines read to the end the file had when its size was last taken
     size_seen: int = 0  # the file's size when last taken (fstat): reads ask for no more than what is there
     _path_text: str = ""  # str(path), kept: every acknowledged chunk writes it into the checkpoint entry
+    _tail: bytes = b""  # the last bytes read, ending at _tail_at (valid only while that is read_offset)
+    _tail_at: int = -1
+    _prefetch: bytes = b""  # new data the truncation check read, starting at _prefetch_at (one use)
+    _prefetch_at: int = -1
 
     @property
     def stream_id(self) -> str:
@@ -195,18 +201,33 @@ class TailedFile:
 
     def check_truncation(self) -> bool:
         """copytruncate: the file shrank below what was read, or (when it regrew before we looked)
-        its first line changed; start a new generation at 0. Checked before every read of new data."""
+        what it held changed; start a new generation at 0. Checked before every read of new data.
+
+        A file that grew is checked where it matters, just before the read offset: the bytes read last
+        (`_tail`) must still be there. That read also takes the new data (up to PREFETCH_BYTES), so a
+        file written a line at a time costs one pread per look, not a head check and then a read. Without
+        those bytes (the first read after a start or a rewind), its first line is compared instead."""
+        self._prefetch, self._prefetch_at = b"", -1
         size = self.size_seen = self.size()
         if size == self.read_offset or not self.fingerprint:
             return False
-        if size > self.read_offset and self._same_head():
-            return False
+        if size > self.read_offset:
+            tail = self._tail if self._tail_at == self.read_offset else b""
+            new = size - self.read_offset
+            if not tail or new > PREFETCH_BYTES:
+                if self._same_head():
+                    return False
+            else:
+                data = os.pread(self.fd, len(tail) + new, self.read_offset - len(tail))
+                if data.startswith(tail):
+                    self._prefetch, self._prefetch_at = data[len(tail):], self.read_offset
+                    return False
         self.truncated_at = self.safe_offset
         self.awaiting_copy = time.monotonic() if self.joiner is not None and self.joiner.open else None
         self.lead_end, self.handed_over, self.handoff = None, False, None
         self.previous_stream_id, self.identity = self.stream_id, ""
         self.previous_fingerprint, self.fingerprint = self.fingerprint, ""  # taken from the new first line
-        self._head = b""
+        self._head = self._tail = b""
         self.generation += 1
         self._stream_id = ""
         self.read_offset = 0
@@ -309,11 +330,19 @@ class TailedFile:
             if want <= 0:
                 self.at_end = True
                 return None
-        data = os.pread(self.fd, want, self.read_offset)
+        if self._prefetch_at == self.read_offset and len(self._prefetch) >= want:
+            data = self._prefetch if len(self._prefetch) == want else self._prefetch[:want]
+        else:
+            data = os.pread(self.fd, want, self.read_offset)
+        self._prefetch, self._prefetch_at = b"", -1  # one use: it may be stale by the next read
         self.at_end = len(data) < want or self.read_offset + len(data) >= self.size_seen
         if not data:
             return None
+        tail = data[-TAIL_BYTES:]
+        if len(tail) < TAIL_BYTES and self._tail_at == self.read_offset:
+            tail = (self._tail + tail)[-TAIL_BYTES:]
         self.read_offset += len(data)
+        self._tail, self._tail_at = tail, self.read_offset
         buffer = self._leftover + data if self._leftover else data
         stop = buffer.rfind(b"\n") + 1  # just after the last complete line
         start = 0

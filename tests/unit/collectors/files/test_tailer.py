@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from collectors.files.formats import detect_format
 from collectors.files.tailer import TailedFile, fingerprint
 from core.models import FLAG_TRUNCATED, raw_line_bytes
@@ -144,3 +146,69 @@ def test_the_cri_fast_path_gives_what_the_general_path_gives(tmp_path: Path) -> 
 def _write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
+
+
+def test_a_file_rewritten_past_the_offset_with_the_same_first_line_is_a_new_generation(tmp_path: Path) -> None:
+    """copytruncate, then the app writes its start-up banner again and more than was read before the
+    collector looks: the first line is the same, the bytes before the read offset are not."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"app starting\nrequest 1 served\n")
+    tail = open_tail(log)
+    assert [e[1] for e in tail.read_lines()] == ["app starting", "request 1 served"]
+    first_stream = tail.stream_id
+    os.truncate(log, 0)
+    with open(log, "ab") as handle:
+        handle.write(b"app starting\nrequest 7 failed after a retry\n")
+    assert tail.check_truncation()
+    assert tail.stream_id != first_stream
+    assert [e[1] for e in tail.read_lines()] == ["app starting", "request 7 failed after a retry"]
+
+
+def test_an_appended_line_is_checked_and_read_with_one_pread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\n")
+    tail = open_tail(log)
+    tail.read_lines()
+    calls: list[int] = []
+    real_pread = os.pread
+
+    def counting(fd: int, size: int, offset: int) -> bytes:
+        calls.append(offset)
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", counting)
+    for n in range(3):
+        with open(log, "ab") as handle:
+            handle.write(b"line %d\n" % n)
+        assert not tail.check_truncation()
+        assert [e[1] for e in tail.read_lines()] == [f"line {n}"]
+    assert len(calls) == 3  # one per look: the check re-reads the last bytes and takes the new line
+    assert tail.read_lines() == [] and not tail.check_truncation()
+
+
+def test_lines_written_between_the_check_and_the_read_are_read_next(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\n")
+    tail = open_tail(log)
+    tail.read_lines()
+    with open(log, "ab") as handle:
+        handle.write(b"second\n")
+    assert not tail.check_truncation()
+    with open(log, "ab") as handle:
+        handle.write(b"third\n")
+    assert [e[1] for e in tail.read_lines()] == ["second"]  # what the check saw
+    assert not tail.check_truncation()
+    assert [e[1] for e in tail.read_lines()] == ["third"]
+    assert tail.safe_offset == log.stat().st_size
+
+
+def test_a_rewind_checks_the_first_line_again(tmp_path: Path) -> None:
+    """After a rewind the kept bytes are not those before the new offset: the check falls back to the
+    first line, and the lines after the offset are read again."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\nsecond\n")
+    tail = open_tail(log)
+    tail.read_lines()
+    tail.rewind(6)
+    assert not tail.check_truncation()
+    assert [e[1] for e in tail.read_lines()] == ["second"]
