@@ -49,7 +49,7 @@ from aiokafka.structs import OffsetAndMetadata
 from core.errors import RetriableError
 from core.settings import KafkaSettings, KafkaSinkSettings, Settings
 from kafka_io.client_options import client_options
-from kafka_io.key_partitions import KeyPartitions
+from kafka_io.keyed_batches import Record, send_batched
 from kafka_io.topic_admin import ensure_topics
 from sinks.base import Sink, SinkBatch, SinkLine, WriteResult
 from sinks.kafka_marks import (
@@ -63,7 +63,6 @@ from sinks.kafka_marks import (
 )
 from sinks.stream_marks import unseen
 
-Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 LINE_ID_HEADER = "logweave-line-id"
 SOURCE_HEADER = "logweave-source"  # `<sink topic>/<partition>/<offset>/<index>` of the (first) line
 
@@ -269,29 +268,6 @@ def recent_marks(written: list[SinkLine], marks: dict[str, int], budget: int) ->
             break
         kept[digest] = position
     return kept
-
-
-async def send_batched(producer: AIOKafkaProducer, topic: str, records: Iterator[Record]) -> None:
-    """Send `records` partitioned by key (Kafka's murmur2, as every client does) in whole record batches.
-
-    One `send` per record costs aiokafka about as much as the whole produce path; filling its batch
-    builders directly sends the same records for a fraction of that.
-    """
-    partition_of = KeyPartitions(sorted(await producer.partitions_for(topic))).of  # hashed once per key
-    builders: dict[int, Any] = {}
-    sent = []
-    for key, value, headers in records:
-        partition = partition_of(key)
-        builder = builders.get(partition)
-        if builder is None:
-            builder = builders[partition] = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
-            sent.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[partition] = producer.create_batch()
-            builder.append(key=key, value=value, timestamp=None, headers=headers)  # an empty batch takes any record
-    for partition, builder in builders.items():
-        sent.append(await producer.send_batch(builder, topic, partition=partition))
-    await asyncio.gather(*sent)
 
 
 def _fit(lines: list[SinkLine], budget: int) -> Iterator[list[SinkLine]]:
