@@ -115,6 +115,11 @@ class ChunkBatcher:
         return (len(self.lines) >= self._max_lines or self.bytes >= self._max_bytes
                 or (self._budget.exceeded and self._budget.holds_share(self.bytes)))
 
+    @property
+    def due_at(self) -> float:
+        """When the pending lines are due (monotonic seconds; meaningful while lines are pending)."""
+        return self._due
+
     def seconds_left(self) -> float | None:
         """Seconds until the pending lines are due, or None when nothing is pending."""
         if not self.lines:

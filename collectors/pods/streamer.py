@@ -33,6 +33,7 @@ from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
 from collectors.pods.positions import StreamCursor
+from collectors.pods.shared_sleep import sleep_until
 from collectors.pods.timestamps import TimestampError, TimestampParser
 from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from core.settings import PodCollectorSettings
@@ -284,7 +285,7 @@ class LogStreamer:
         No line waits longer: the lines taken are sent when due either way, the later ones with them."""
         left = self._batcher.seconds_left()
         if left:  # None: nothing pending; 0: due now
-            await self._wait_paused(left)
+            await self._wait_paused(self._batcher.due_at)
 
     async def _pace_to_next_tick(self) -> float:
         """After a flush of due lines, wait paused until the next tick, which it returns: what the pod writes
@@ -292,25 +293,31 @@ class LogStreamer:
         read as it came. Reading on instead would wake for that first line alone, a socket read and a
         hand-over each."""
         tick = next_tick(time.monotonic(), self._cfg.flush_interval)
-        await self._wait_paused(tick - time.monotonic())
+        await self._wait_paused(tick)
         return tick
 
-    async def _wait_paused(self, left: float) -> None:
-        """Wait `left` seconds without reading the connection, reading it again RESUME_AHEAD_SECONDS before."""
+    async def _wait_paused(self, until: float) -> None:
+        """Wait until `until` (a tick, monotonic) without reading the connection, reading it again
+        RESUME_AHEAD_SECONDS before. Streams waiting for the same tick share its timers (shared_sleep.py)."""
         connection = self._resp.connection if self._resp is not None else None
         protocol = connection.protocol if connection is not None else None
-        if protocol is None or protocol.transport is None or left <= RESUME_AHEAD_SECONDS:  # released or lost
-            await asyncio.sleep(left)
+        if protocol is None or protocol.transport is None or until - time.monotonic() <= RESUME_AHEAD_SECONDS:
+            await sleep_until(until)  # released or lost, or too close to hold
             return
         resume = read_hold.hold_reads(protocol, PACE_MAX_BYTES)
         try:
-            await asyncio.sleep(left - RESUME_AHEAD_SECONDS)
+            await sleep_until(until - RESUME_AHEAD_SECONDS)
         finally:
             resume()  # before anything else reads or closes it (a closed one ignores it)
         # The task sleeps again, so the event loop polls the socket at least once before the task reads: a
         # loop callback resuming it while the task slept on to the tick came, on a late loop, in the same
         # turn as the task's wake-up, which then read before the socket was (its lines waited a tick more).
-        await asyncio.sleep(RESUME_AHEAD_SECONDS)
+        # A timer still ahead fires after the loop's next poll; on a loop already past the tick, a timer
+        # of its own gives the poll its turn.
+        if until - time.monotonic() >= RESUME_AHEAD_SECONDS / 2:
+            await sleep_until(until)
+        else:
+            await asyncio.sleep(RESUME_AHEAD_SECONDS)
 
     async def _room_before_due(self) -> bool:
         """Wait for room in the pending budget; False if this stream's pending lines fell due first
