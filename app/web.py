@@ -48,7 +48,10 @@ async def refresh_lag(app: faust.App) -> dict[str, int]:
     earliest = await consumer.earliest_offsets(*uncommitted) if uncommitted else {}
     per_topic: dict[str, int] = {}
     for tp in assigned:
-        highwater = consumer.highwater(tp)
+        try:
+            highwater = consumer.highwater(tp)
+        except AssertionError:  # revoked since `assigned` was read (aiokafka asserts it is assigned): a
+            continue  # rebalance during the await above, or on the consumer's own thread; it used to crash the worker
         if highwater is None:
             continue
         start = committed.get(tp)
