@@ -167,6 +167,9 @@ class PodCollectorSettings(Group):
     max_line_bytes: PositiveSize = 1024 * 1024
     # bytes per socket read of a followed log; aiohttp pauses it past half of this: ~1.5x this per stream at most
     read_bufsize: PositiveSize = 32 * 1024
+    # followed logs are read at each tick of flush_interval by one poll over all of them (collectors/pods/
+    # polled_log.py; through a proxy always as below); false: each through aiohttp, its task paced to the ticks
+    poll_logs: bool = True
     watch_timeout: Interval = 300.0  # server-side timeoutSeconds of one watch request
     backoff_initial: Interval = 0.5
     backoff_max: Interval = 30.0

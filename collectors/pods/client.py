@@ -19,11 +19,13 @@ import aiohttp
 from collectors.pods import apiconfig
 from collectors.pods.credentials import CredentialError
 from collectors.pods.lines import LineSplitter
+from collectors.pods.polled_log import PolledLog, open_polled_log
 from core.errors import PermanentError, RetriableError
 from core.settings import PodCollectorSettings
 
 _CONNECT = aiohttp.ClientTimeout(total=None, sock_connect=15)  # a followed log has no end
 _CALL = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120)  # list and get
+LogResponse = aiohttp.ClientResponse | PolledLog  # a followed log: read through aiohttp, or polled at ticks
 
 
 class ApiStatusError(RetriableError):
@@ -60,15 +62,18 @@ class KubeClient:
     async def close(self) -> None:
         await self.session.close()
 
+    async def _credential_headers(self) -> dict[str, str]:
+        try:
+            return await self.config.credentials.headers()
+        except CredentialError as exc:
+            raise PermanentError(f"Kubernetes API credentials: {exc}") from exc
+
     async def _get(self, path: str, params: Mapping[str, str] | list[tuple[str, str]],
                    timeout: aiohttp.ClientTimeout, accept: str = "application/json") -> aiohttp.ClientResponse:
         """A GET with fresh credentials; after a 401 the credentials are refreshed and it is sent once more."""
         url = self.config.server + path
         for attempt in (0, 1):
-            try:
-                headers = {"Accept": accept, **await self.config.credentials.headers()}
-            except CredentialError as exc:
-                raise PermanentError(f"Kubernetes API credentials: {exc}") from exc
+            headers = {"Accept": accept, **await self._credential_headers()}
             resp = await self.session.get(url, params=params, headers=headers, timeout=timeout, **self._extra)
             if resp.status == 401 and attempt == 0 and self.config.credentials.invalidate():
                 resp.release()
@@ -110,18 +115,36 @@ class KubeClient:
             resp.release()
 
     async def open_log(self, namespace: str, pod: str, container: str, since_time: str | None,
-                       previous: bool) -> aiohttp.ClientResponse:
-        """A followed log response with timestamps; the caller reads and releases it."""
+                       previous: bool, poll_interval: float | None = None) -> LogResponse:
+        """A followed log response with timestamps; the caller reads and closes it. With `poll_interval`
+        (and no proxy) it is read at the ticks of that interval by one poll over every followed log
+        (polled_log.py), else through aiohttp."""
         query: list[tuple[str, str]] = [("container", container), ("follow", "true"), ("timestamps", "true")]
         if since_time:
             query.append(("sinceTime", since_time))
         if previous:
             query.append(("previous", "true"))
-        resp = await self._get(f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(pod)}/log", query,
-                               _CONNECT, accept="text/plain")
+        path = f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(pod)}/log"
+        if poll_interval is not None and poll_interval > 0 and not self.config.proxy:
+            return await self._open_polled(path, query, poll_interval)
+        resp = await self._get(path, query, _CONNECT, accept="text/plain")
         await _check(resp)
         _bound_socket_reads(resp, self.read_bytes)
         return resp
+
+    async def _open_polled(self, path: str, query: list[tuple[str, str]], interval: float) -> PolledLog:
+        """`open_log` read at ticks; a 401 refreshes the credentials and asks once more, as `_get` does."""
+        for attempt in (0, 1):
+            answer = await open_polled_log(self.config.server, self.config.ssl, self.config.tls_server_name, path,
+                                           query, await self._credential_headers(), interval, self.read_bytes,
+                                           connect_timeout=_CONNECT.sock_connect or 15,
+                                           head_timeout=_CALL.sock_read or 120)
+            if isinstance(answer, PolledLog):
+                return answer
+            if answer.status == 401 and attempt == 0 and self.config.credentials.invalidate():
+                continue
+            raise _answer_error(answer.status, answer.reason, answer.body.decode("utf-8", "replace"))
+        raise AssertionError("unreachable")
 
 
 def _pods_path(namespace: str | None) -> str:
@@ -158,16 +181,24 @@ async def _check(resp: aiohttp.ClientResponse) -> None:
     if 200 <= resp.status < 300:
         return
     try:
-        body = await resp.text()
-        message = str(json.loads(body).get("message", body))
-    except (ValueError, aiohttp.ClientError, AttributeError):
-        message = resp.reason or ""
+        body: str | None = await resp.text()
+    except (ValueError, aiohttp.ClientError):
+        body = None
     finally:
         resp.release()
-    if resp.status in (401, 403):
-        raise PermanentError(f"Kubernetes API refused access ({resp.status}: {message}); grant the service "
-                             "account get/list/watch on pods and get on pods/log (deploy/k8s/pod-collector)")
-    raise ApiStatusError(resp.status, message)
+    raise _answer_error(resp.status, resp.reason or "", body)
+
+
+def _answer_error(status: int, reason: str, body: str | None) -> Exception:
+    """The error an error status of the API server is: its Status message, else the body or the reason."""
+    try:
+        message = str(json.loads(body).get("message", body)) if body is not None else reason
+    except (ValueError, AttributeError):
+        message = reason
+    if status in (401, 403):
+        return PermanentError(f"Kubernetes API refused access ({status}: {message}); grant the service "
+                              "account get/list/watch on pods and get on pods/log (deploy/k8s/pod-collector)")
+    return ApiStatusError(status, message)
 
 
 async def _json(resp: aiohttp.ClientResponse) -> dict[str, Any]:

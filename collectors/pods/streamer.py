@@ -13,6 +13,7 @@ acknowledged; what waits is bounded by the publisher's in-flight budget and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -29,9 +30,10 @@ from collectors.pods import read_hold
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
 from collectors.pods.blockscan import block_taker
-from collectors.pods.client import ApiStatusError, KubeClient
+from collectors.pods.client import ApiStatusError, KubeClient, LogResponse
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
+from collectors.pods.polled_log import PolledLog
 from collectors.pods.positions import StreamCursor
 from collectors.pods.shared_sleep import sleep_until
 from collectors.pods.timestamps import TimestampError, TimestampParser
@@ -107,7 +109,8 @@ class LogStreamer:
         self._scan = block_taker(self._parser, cursor)  # C or Python, chosen once per stream
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
         self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
-        self._resp: aiohttp.ClientResponse | None = None
+        self._resp: LogResponse | None = None
+        self._polled = False  # the response is read at ticks by the poller (polled_log.py): paced by it
         self._rewound = False  # a send failed during the current response: stop taking its lines
         self._unacked: set[asyncio.Future[ChunkAck]] = set()
         # the last failed ack counted: a stream's chunks gathered into one record share its ack, and a
@@ -182,7 +185,8 @@ class LogStreamer:
         self.cursor.begin_connection()
         self._rewound = False
         resp = await self._client.open_log(self.target.namespace, self.target.pod, self.target.container,
-                                           self.cursor.since_time(), status is InstanceStatus.REPLACED)
+                                           self.cursor.since_time(), status is InstanceStatus.REPLACED,
+                                           self._cfg.flush_interval if self._cfg.poll_logs else None)
         # Checked before and after opening: restart counts only grow, so if the instance the endpoint
         # serves (current or previous) is still ours afterwards, it was ours when the response began.
         after = await self._fresh_status()
@@ -195,6 +199,7 @@ class LogStreamer:
         read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
         paced_tick: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
         self._resp = resp
+        self._polled = polled = isinstance(resp, PolledLog)
         try:
             while True:
                 if self._budget.exceeded:
@@ -226,6 +231,8 @@ class LogStreamer:
                             continue
                 if not data or self._rewound:
                     break
+                if polled and isinstance(resp, PolledLog):  # what a tick's poll read is due at that tick
+                    due_by = resp.polled_tick
                 backoff.reset()
                 if self._next_rule is not None:
                     await self._switch_rule()
@@ -248,6 +255,10 @@ class LogStreamer:
                         paced_tick = await self._pace_to_next_tick()
                 elif drained and self._paceable():
                     await self._pace()
+        except asyncio.CancelledError:  # stopping: what the connection holds came before the stop
+            if isinstance(resp, PolledLog) and not self._rewound:
+                self._take_rest(resp, splitter)
+            raise
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
                 raise
@@ -259,6 +270,19 @@ class LogStreamer:
         await self._flush()
         self._tail = (splitter.remainder, splitter.remainder_truncated) if splitter.remainder else None
         return True
+
+    def _take_rest(self, log: PolledLog, splitter: LineSplitter) -> None:
+        """Take what a polled log's connection holds now, as a graceful stop publishes every line read: a
+        polled stream's lines wait in the kernel until their tick, where an aiohttp one's were read as
+        they came (a broken connection leaves what it read, still taken)."""
+        with contextlib.suppress(OSError):
+            log.take_bytes(None)
+            while data := log.read_nowait(self._cfg.read_bufsize):
+                lines, block = splitter.feed_block(data)
+                if lines:
+                    self._take(lines)
+                if block:
+                    self._take_block(block)
 
     def _busy_now(self) -> bool:
         """Whether the stream brought more than PACE_MAX_BYTES over its last `flush_interval` (weighed once an
@@ -274,7 +298,7 @@ class LogStreamer:
     def _paceable(self) -> bool:
         """Whether the stream may wait paced: not busy, and no record open in the joiner (an open record is
         sent at its own flush timeout)."""
-        return not self._busy_now() and not (self._joiner is not None and self._joiner.open)
+        return not self._polled and not self._busy_now() and not (self._joiner is not None and self._joiner.open)
 
     async def _pace(self) -> None:
         """After a read that took all there was, wait until the lines it took are due: what the pod writes

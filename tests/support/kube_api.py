@@ -24,6 +24,7 @@ import contextlib
 import copy
 import random
 import secrets
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -130,9 +131,11 @@ class FakeKubeApi:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
+        self._scheme = "http"
 
     # -- server -----------------------------------------------------------------------------------
-    async def start(self, port: int = 0) -> FakeKubeApi:
+    async def start(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> FakeKubeApi:
+        """Listen on 127.0.0.1 (`ssl_context`: over TLS, `url` then https)."""
         app = web.Application()
         app.router.add_get("/api/v1/pods", self._pods)
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self._pods)
@@ -140,7 +143,8 @@ class FakeKubeApi:
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._log)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=ssl_context)
+        self._scheme = "https" if ssl_context is not None else "http"
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
@@ -157,7 +161,7 @@ class FakeKubeApi:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def write_kubeconfig(self, path: Path, namespace: str = "demo-system") -> Path:
         doc = {"apiVersion": "v1", "kind": "Config", "current-context": "test",

@@ -1,8 +1,9 @@
 """A slow live pod, a line per network write: the streamer reads what came together when its lines fall
 due, once a tick, not a read per line, and no line waits longer than `flush_interval` for it; a busy pod
 is read as its data comes, so pacing never caps its rate. Real HTTP against the Kubernetes API test
-server; the publisher is a recording sink (Kafka is not what is tested here). Each runs with the kernel
-holding the paced connection's bytes (read_hold.py) and with the transport paused, its fallback."""
+server; the publisher is a recording sink (Kafka is not what is tested here). Each runs with the logs read
+at ticks by one poll (polled_log.py, the default), and through aiohttp (`pods.poll_logs` false) with the
+kernel holding the paced connection's bytes (read_hold.py) and with the transport paused, its fallback."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
+from collectors.pods.polled_log import TickPoller
 from collectors.pods.positions import StreamCursor
 from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
 from core.settings import PodCollectorSettings
@@ -32,13 +34,14 @@ LINES = 40
 GAP = 0.025  # seconds between the pod's writes: 40 lines a second, each its own write
 
 
-@pytest.fixture(params=["kernel-hold", "paused-transport"])
+@pytest.fixture(params=["poll", "kernel-hold", "paused-transport"])
 def pacing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """How a paced connection is kept from being read: its bytes held in the kernel, or (where that is not
-    available) the transport paused."""
+    """How a paced connection is kept from being read between ticks: not in the event loop at all, read by
+    the tick's poll; or through aiohttp, its bytes held in the kernel, or (where that is not available)
+    the transport paused."""
     if request.param == "paused-transport":
         monkeypatch.setattr(read_hold, "holds_reads", lambda: False)
-    else:
+    elif request.param == "kernel-hold":
         assert read_hold.holds_reads()
     return str(request.param)
 
@@ -55,7 +58,7 @@ class Followed:
 
 
 @contextlib.asynccontextmanager
-async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followed]:
+async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIterator[Followed]:
     """Pod `p` on the API test server, its `app` log followed by a streamer (`flush_interval` = `interval`)
     into a recording sink; everything stopped afterwards."""
     api = await FakeKubeApi(max_piece=None).start()
@@ -68,7 +71,8 @@ async def followed_pod(tmp_path: Path, interval: float) -> AsyncIterator[Followe
 
         streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
                                StreamCursor(), client, followed.sink, lambda: InstanceStatus.LIVE, verify,
-                               PodCollectorSettings(flush_interval=interval), PendingBudget(1 << 24), PodMetrics())
+                               PodCollectorSettings(flush_interval=interval, poll_logs=pacing == "poll"),
+                               PendingBudget(1 << 24), PodMetrics())
         hand_over = streamer._hand_over
 
         def counted(entries: list[Any], size: int, duplicates: int) -> None:
@@ -115,7 +119,7 @@ async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
 async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path, pacing: str) -> None:
     interval = 0.5
     written: list[float] = []
-    async with followed_pod(tmp_path, interval) as followed:
+    async with followed_pod(tmp_path, interval, pacing) as followed:
         for n in range(LINES):
             written.append(time.monotonic())
             followed.api.log(followed.pod, "app", [f"line {n}"])
@@ -141,7 +145,7 @@ async def test_a_busy_pod_is_read_as_its_data_comes_not_capped_by_pacing(tmp_pat
     event loop as the streamer (on a starved machine both slow down together: that is not pacing)."""
     interval, lines, burst, pad = 0.5, 8000, 80, "z" * 240  # 80 lines every 10 ms: ~2 MB/s for ~1 s
     written: list[float] = []
-    async with followed_pod(tmp_path, interval) as followed:
+    async with followed_pod(tmp_path, interval, pacing) as followed:
         for start in range(0, lines, burst):
             written += [time.monotonic()] * burst
             followed.api.log(followed.pod, "app", [f"line {n} {pad}" for n in range(start, start + burst)])
@@ -161,7 +165,7 @@ async def test_a_quiet_pods_lines_are_sent_at_the_tick_after_they_are_read_not_a
     """A pod writing less often than the interval: each line waits for the next tick like any other (with
     the other streams' lines), however long the stream waited for it after a paced wait."""
     interval, lines = 0.5, 3
-    async with followed_pod(tmp_path, interval) as followed:
+    async with followed_pod(tmp_path, interval, pacing) as followed:
         for n in range(lines):  # a line at the middle between two ticks, every 2.5 intervals
             now = time.monotonic()
             await asyncio.sleep((now // interval + 1) * interval + interval / 2 - now + (interval if n else 0))
@@ -173,6 +177,7 @@ async def test_a_quiet_pods_lines_are_sent_at_the_tick_after_they_are_read_not_a
     assert all(phase < interval / 2 - 0.1 for phase in phases), f"sent off the ticks: {phases} ({interval} s)"
 
 
+@pytest.mark.parametrize("pacing", ["kernel-hold", "paused-transport"], indirect=True)
 async def test_a_stream_stopped_while_paced_resumes_its_connection_first(
         tmp_path: Path, pacing: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stopping a stream (its pod deleted, the collector shutting down) in the middle of a paced wait
@@ -186,7 +191,7 @@ async def test_a_stream_stopped_while_paced_resumes_its_connection_first(
     monkeypatch.setattr(ResponseHandler, "pause_reading", lambda self: events.append("pause") or pause(self))
     monkeypatch.setattr(ResponseHandler, "resume_reading",
                         lambda self, *args, **kwargs: events.append("resume") or resume(self, *args, **kwargs))
-    async with followed_pod(tmp_path, interval) as followed:
+    async with followed_pod(tmp_path, interval, pacing) as followed:
         now = time.monotonic()
         await asyncio.sleep((now // interval + 1) * interval + 0.05 - now)  # just after a tick
         followed.api.log(followed.pod, "app", ["line 0"])
@@ -198,3 +203,18 @@ async def test_a_stream_stopped_while_paced_resumes_its_connection_first(
         await asyncio.gather(followed.task, return_exceptions=True)
     undone = "release" if pacing == "kernel-hold" else "resume"
     assert events.count(paced) >= 1 and events[-1] == undone, events
+
+
+async def test_a_polled_stream_stopped_between_ticks_leaves_the_poll_and_closes_its_connection(tmp_path: Path) -> None:
+    """Stopping a polled stream (its pod deleted, the collector shutting down) between ticks takes its
+    connection out of the poll and closes it: the next tick reads the other streams only."""
+    interval = 0.5
+    async with followed_pod(tmp_path, interval, "poll") as followed:
+        followed.api.log(followed.pod, "app", ["line 0"])
+        await wait_sent(followed.sink, 1)
+        poller = TickPoller.of(interval)
+        (log,) = poller._logs.values()
+        assert followed.task is not None
+        followed.task.cancel()
+        await asyncio.gather(followed.task, return_exceptions=True)
+        assert not poller._logs and log.closed and log._sock.fileno() == -1

@@ -1,0 +1,217 @@
+"""Followed logs read at ticks (polled_log.py): the HTTP/1.1 head and body decoding on any cut of the bytes,
+and real follows against the Kubernetes API test server, over HTTP and TLS (a trustme CA, client
+certificate), with its error answers, its ends (clean and broken off), and a busy pod read as it writes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trustme
+import yaml
+
+from collectors.pods.apiconfig import load_kubeconfig
+from collectors.pods.client import ApiStatusError, KubeClient
+from collectors.pods.polled_log import BUSY_BYTES, BodyDecoder, LogStreamBroken, PolledLog, TickPoller, parse_head
+from core.errors import PermanentError
+from tests.support.kube_api import FakeKubeApi
+
+INTERVAL = 0.2
+
+
+def chunked(pieces: list[bytes]) -> bytes:
+    """`pieces` as a chunked body, with a chunk extension and a trailer as servers may send them."""
+    body = b"".join(b"%x;note=x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    return body + b"0\r\nX-Trailer: yes\r\n\r\n"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_chunked_body_decodes_the_same_however_its_bytes_are_cut(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [bytes(rng.choice(b"ab\r\n") for _ in range(rng.randint(1, 300))) for _ in range(40)]
+    wire = chunked(pieces)
+    cuts = sorted(rng.sample(range(1, len(wire)), rng.randint(1, 60)))
+    decoder = BodyDecoder({"transfer-encoding": "chunked"})
+    out = b"".join(decoder.feed(wire[start:end]) for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True))
+    assert out == b"".join(pieces) and decoder.done
+
+
+def test_every_single_cut_of_a_chunked_body_decodes_it() -> None:
+    wire = chunked([b"2026-12-06T00:00:00Z one\n", b"two\n", b"x" * 1000])
+    for cut in range(1, len(wire)):
+        decoder = BodyDecoder({"transfer-encoding": "chunked"})
+        assert decoder.feed(wire[:cut]) + decoder.feed(wire[cut:]) == b"2026-12-06T00:00:00Z one\ntwo\n" + b"x" * 1000
+
+
+@pytest.mark.parametrize(("wire", "problem"), [
+    (b"zz\r\nab\r\n", "invalid chunk size"),
+    (b"2\r\nabc\r\n", "does not end where its size says"),
+    (b"1" * 2000, "exceeds 1024 bytes"),
+])
+def test_a_malformed_chunked_body_breaks_the_stream_with_what_is_wrong(wire: bytes, problem: str) -> None:
+    with pytest.raises(LogStreamBroken, match=problem):
+        BodyDecoder({"transfer-encoding": "chunked"}).feed(wire)
+
+
+def test_bodies_of_a_length_or_up_to_the_close() -> None:
+    sized = BodyDecoder({"content-length": "5"})
+    assert sized.feed(b"abc") == b"abc" and not sized.done
+    assert sized.feed(b"deXX") == b"de" and sized.done
+    until_close = BodyDecoder({})
+    assert until_close.until_close and until_close.feed(b"any\r\n") == b"any\r\n"
+    with pytest.raises(LogStreamBroken, match="invalid Content-Length"):
+        BodyDecoder({"content-length": "-1"})
+
+
+def test_the_head_is_read_once_whole_and_must_be_http() -> None:
+    assert parse_head(b"HTTP/1.1 200 OK\r\nContent-Ty") is None
+    answer = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Type: a\r\nX-A: 1\r\nx-a: 2\r\n\r\nbody")
+    assert answer is not None and (answer.status, answer.reason, answer.body) == (404, "Not Found", b"body")
+    assert answer.headers == {"content-type": "a", "x-a": "1, 2"}
+    with pytest.raises(LogStreamBroken, match=r"not an HTTP/1\.1 answer"):
+        parse_head(b"SSH-2.0-OpenSSH\r\n\r\n")
+    with pytest.raises(LogStreamBroken, match="malformed header"):
+        parse_head(b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n")
+    with pytest.raises(LogStreamBroken, match="exceed"):
+        parse_head(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 20000)
+
+
+# -- real follows ---------------------------------------------------------------------------------------
+@pytest.fixture(params=["http", "tls"])
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[FakeKubeApi, KubeClient]]:
+    """The API test server (lines written in random pieces) and a client of it, over HTTP or over TLS with a
+    client certificate required and the server's CA trusted from the kubeconfig."""
+    context = None
+    user: dict[str, object] = {}
+    cluster: dict[str, object] = {}
+    if request.param == "tls":
+        authority = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(context)
+        authority.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+        client_cert = authority.issue_cert("logweave-pod-collector")
+        cluster["certificate-authority-data"] = base64.b64encode(authority.cert_pem.bytes()).decode()
+        user["client-certificate-data"] = base64.b64encode(client_cert.cert_chain_pems[0].bytes()).decode()
+        user["client-key-data"] = base64.b64encode(client_cert.private_key_pem.bytes()).decode()
+    server = await FakeKubeApi().start(ssl_context=context)
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+           "clusters": [{"name": "t", "cluster": {"server": server.url, **cluster}}],
+           "users": [{"name": "t", "user": {"token": server.token, **user}}],
+           "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t", "namespace": "demo-system"}}]}
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(doc))
+    client = KubeClient(load_kubeconfig([tmp_path / "kubeconfig"]), 8)
+    try:
+        yield server, client
+    finally:
+        await client.close()
+        await server.stop()
+
+
+async def read_all(log: PolledLog, until: bytes, timeout: float = 10.0) -> tuple[bytes, list[float | None]]:
+    """What the log brings until `until` is in it, and the tick each read was due at."""
+    got, ticks = b"", []
+    async with asyncio.timeout(timeout):
+        while until not in got:
+            data = await log.read(1 << 20)
+            if not data:
+                break
+            got += data
+            ticks.append(log.polled_tick)
+    return got, ticks
+
+
+async def test_a_followed_log_is_read_at_ticks_and_its_lines_are_due_at_them(
+        api: tuple[FakeKubeApi, KubeClient]) -> None:
+    server, client = api
+    pod = server.add_pod("p")
+    server.log(pod, "app", ["before"])
+    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+    assert isinstance(log, PolledLog)
+    try:
+        got, _ = await read_all(log, b"before\n")
+        written = []
+        for n in range(10):
+            written.append(time.monotonic())
+            server.log(pod, "app", [f"line {n}"])
+            await asyncio.sleep(0.03)
+        got, ticks = await read_all(log, b"line 9\n")
+        assert [line.split(b" ", 1)[1] for line in got.splitlines()] == [b"line %d" % n for n in range(10)]
+        # read at the ticks only (a read each, not one per write), each a multiple of the interval after
+        # the lines it took were written
+        assert all(tick is not None and abs(tick / INTERVAL - round(tick / INTERVAL)) < 1e-6 for tick in ticks)
+        assert len(ticks) <= 3 and ticks[-1] is not None and ticks[-1] - written[-1] <= INTERVAL
+    finally:
+        log.close()
+
+
+async def test_an_ended_container_ends_the_response_cleanly_and_a_cut_one_breaks_it(
+        api: tuple[FakeKubeApi, KubeClient]) -> None:
+    server, client = api
+    pod = server.add_pod("p")
+    server.log(pod, "app", [f"line {n}" for n in range(300)])
+    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+    assert isinstance(log, PolledLog)
+    server.terminate(pod, "app")
+    got, _ = await read_all(log, b"no such line")
+    assert got.count(b"\n") == 300 and await log.read(100) == b""  # the last chunk came: the end
+    log.close()
+    cut = server.add_pod("q")
+    server.log(cut, "app", ["first"])
+    log = await client.open_log("demo-system", "q", "app", None, False, poll_interval=INTERVAL)
+    assert isinstance(log, PolledLog)
+    try:
+        await read_all(log, b"first\n")
+        server.cut_next(cut, "app", "abort")
+        server.log(cut, "app", ["cut in the middle"])
+        with pytest.raises((LogStreamBroken, ConnectionError, ssl.SSLError)):
+            await read_all(log, b"no such line")
+    finally:
+        log.close()
+
+
+async def test_error_answers_are_the_clients_errors(api: tuple[FakeKubeApi, KubeClient]) -> None:
+    server, client = api
+    with pytest.raises(ApiStatusError, match='pods "missing" not found') as missing:
+        await client.open_log("demo-system", "missing", "app", None, False, poll_interval=INTERVAL)
+    assert missing.value.status == 404
+    server.token = "rotated"  # the client's token no longer valid: refused after one more try
+    with pytest.raises(PermanentError, match=r"refused access \(401"):
+        await client.open_log("demo-system", "missing", "app", None, False, poll_interval=INTERVAL)
+
+
+async def test_a_busy_pod_is_read_as_it_writes_and_a_quiet_one_at_ticks_again(
+        api: tuple[FakeKubeApi, KubeClient]) -> None:
+    server, client = api
+    pod = server.add_pod("p")
+    server.log(pod, "app", ["start"])
+    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+    assert isinstance(log, PolledLog)
+    poller = TickPoller.of(INTERVAL)
+    try:
+        await read_all(log, b"start\n")
+        pad = "z" * 200
+        reading = False
+        for burst in range(20):  # ~4 x BUSY_BYTES a tick for a second
+            server.log(pod, "app", [f"b{burst} {n} {pad}" for n in range(4 * BUSY_BYTES // 200 // 5)])
+            await asyncio.sleep(INTERVAL / 4)
+            reading = reading or poller.reading(log)
+            while log.read_nowait(1 << 20):
+                pass
+        assert reading, "a busy pod was read at ticks only"
+        for _ in range(6):  # quiet now: what is left is taken
+            await asyncio.sleep(INTERVAL)
+            while log.read_nowait(1 << 20):
+                pass
+        assert not poller.reading(log), "a pod that went quiet is still read as it writes"
+        server.log(pod, "app", ["quiet"])
+        _, ticks = await read_all(log, b"quiet\n")
+        assert ticks[-1] is not None
+    finally:
+        log.close()
