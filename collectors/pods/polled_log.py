@@ -31,7 +31,7 @@ import ssl
 import time
 import weakref
 from collections import deque
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from collectors.pods.batching import next_tick
 
@@ -377,8 +377,8 @@ class TickPoller:
         if not log.wants_bytes:  # the streamer is behind (or it ended): the kernel holds the rest
             self._stop_reading(log)
 
-    def _schedule(self) -> None:
-        tick = next_tick(time.monotonic(), self._interval)
+    def _schedule(self, after: float = 0.0) -> None:
+        tick = next_tick(max(time.monotonic(), after), self._interval)
         self._timer = self._loop.call_at(tick, self._tick, tick)
 
     def _tick(self, tick: float) -> None:
@@ -395,7 +395,7 @@ class TickPoller:
                 touched.add(log)
         for log in touched:
             self._weigh(log)
-        self._schedule()
+        self._schedule(after=tick)  # (a timer may fire a hair before its moment: not this tick again)
 
     def _weigh(self, log: PolledLog) -> None:
         """Once a tick: a log that brought BUSY_BYTES since the last is read as its data comes, one that
@@ -422,18 +422,21 @@ async def open_polled_log(server: str, context: ssl.SSLContext | bool, server_na
     url = urlsplit(server)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
+    unsafe = [name for name, value in headers.items() if "\r" in value or "\n" in value]
+    if unsafe:  # (never the value: it may be a credential)
+        raise ValueError(f"the {', '.join(unsafe)} header for the API server holds a line break")
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(connect_timeout):
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        sock = socket.socket(infos[0][0], socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock = await _connect(loop, host, port)
         try:
-            await loop.sock_connect(sock, infos[0][4])
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = incoming = outgoing = None
             if url.scheme == "https":
-                if not isinstance(context, ssl.SSLContext):
+                if context is True:
+                    context = ssl.create_default_context()
+                elif context is False:  # the kubeconfig asked to skip verification (apiconfig.py)
                     context = _unverified()
+                assert isinstance(context, ssl.SSLContext)
                 incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
                 tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name or host)
                 await _handshake(loop, sock, tls, incoming, outgoing)
@@ -442,7 +445,7 @@ async def open_polled_log(server: str, context: ssl.SSLContext | bool, server_na
             raise
     try:
         netloc = url.netloc.rpartition("@")[2]
-        target = f"{url.path.rstrip('/')}{path}?{urlencode(query)}"
+        target = f"{quote(url.path.rstrip('/') + path, safe='/')}?{urlencode(query)}"
         lines = [f"GET {target} HTTP/1.1", f"Host: {netloc}", "Accept: text/plain", "User-Agent: logweave",
                  *(f"{name}: {value}" for name, value in headers.items() if name.lower() not in ("host", "accept"))]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -465,6 +468,25 @@ async def open_polled_log(server: str, context: ssl.SSLContext | bool, server_na
     except BaseException:
         sock.close()
         raise
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A non-blocking TCP connection to the first of the host's addresses that answers."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    failure: OSError | None = None
+    for family, kind, protocol, _, address in infos:
+        sock = socket.socket(family, kind, protocol)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failure = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise failure or OSError(f"no address for {host}")
 
 
 def _unverified() -> ssl.SSLContext:

@@ -215,3 +215,44 @@ async def test_a_busy_pod_is_read_as_it_writes_and_a_quiet_one_at_ticks_again(
         assert ticks[-1] is not None
     finally:
         log.close()
+
+
+async def test_the_api_servers_certificate_is_verified_unless_the_kubeconfig_says_not_to(tmp_path: Path) -> None:
+    """A polled log's TLS is verified by the kubeconfig's CA: an untrusted server is refused before any
+    request (its token never sent); `insecure-skip-tls-verify` alone lets it through."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = await FakeKubeApi().start(ssl_context=context)
+    server.add_pod("p")
+
+    def client_of(cluster: dict[str, object], name: str) -> KubeClient:
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+               "clusters": [{"name": "t", "cluster": {"server": server.url, **cluster}}],
+               "users": [{"name": "t", "user": {"token": server.token}}],
+               "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}]}
+        (tmp_path / name).write_text(yaml.safe_dump(doc))
+        return KubeClient(load_kubeconfig([tmp_path / name]), 4)
+
+    untrusted, skipping = client_of({}, "untrusted"), client_of({"insecure-skip-tls-verify": True}, "skipping")
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await untrusted.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+        assert server.requests["log"] == 0
+        log = await skipping.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+        assert isinstance(log, PolledLog) and server.requests["log"] == 1
+        log.close()
+    finally:
+        await untrusted.close()
+        await skipping.close()
+        await server.stop()
+
+
+async def test_a_credential_with_a_line_break_is_refused_without_printing_it(
+        api: tuple[FakeKubeApi, KubeClient]) -> None:
+    server, client = api
+    server.add_pod("p")
+    client.config.credentials._header = {"Authorization": "Bearer secret\r\nX-Injected: 1"}  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="Authorization header") as refused:
+        await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+    assert "secret" not in str(refused.value) and server.requests["log"] == 0
