@@ -168,7 +168,97 @@ done:
     return result;
 }
 
+/* dechunk(data, left) -> (body, consumed, left, done) or None
+ *
+ * The chunked HTTP/1.1 body in `data` (bytes or bytearray) from the decoder state `left` (> 0: bytes left
+ * of the chunk being read, -1: its closing CRLF comes next, 0: a chunk-size line comes next), as
+ * collectors/pods/polled_log.py's BodyDecoder._dechunk, its reference: the API server relays every write
+ * of a pod as a chunk of its own, so a tick's read holds dozens of chunks. `consumed` bytes of `data` are
+ * used; `done` once the last (zero-size) chunk's line is read. None when anything is not well formed
+ * (or a size line is longer than 1024 bytes, or a size over 2^60): the reference then says what. */
+static PyObject *dechunk(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    long long left;
+    if (!PyArg_ParseTuple(args, "y*L", &view, &left)) return NULL;
+    const unsigned char *data = view.buf;
+    Py_ssize_t size = view.len, position = 0, total = 0;
+    int done = 0;
+    /* first pass: where the pieces of body are (bounded by the chunks in data) */
+    Py_ssize_t capacity = 64, count = 0;
+    Py_ssize_t *spans = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * capacity);
+    if (spans == NULL) { PyBuffer_Release(&view); return PyErr_NoMemory(); }
+    while (!done) {
+        if (left > 0) {
+            Py_ssize_t take = size - position < left ? size - position : (Py_ssize_t)left;
+            if (take <= 0) break;
+            if (count == capacity) {
+                capacity *= 2;
+                Py_ssize_t *grown = PyMem_Realloc(spans, sizeof(Py_ssize_t) * 2 * capacity);
+                if (grown == NULL) { PyMem_Free(spans); PyBuffer_Release(&view); return PyErr_NoMemory(); }
+                spans = grown;
+            }
+            spans[2 * count] = position;
+            spans[2 * count + 1] = take;
+            count++;
+            total += take;
+            position += take;
+            left -= take;
+            if (left == 0) left = -1;
+            continue;
+        }
+        const unsigned char *eol = size - position >= 2 ? memchr(data + position, '\r', size - position) : NULL;
+        while (eol != NULL && (eol + 1 >= data + size || eol[1] != '\n')) {
+            if (eol + 1 >= data + size) { eol = NULL; break; }
+            eol = memchr(eol + 1, '\r', data + size - eol - 1);
+        }
+        if (eol == NULL) {
+            if (size - position > 1024) goto reference;
+            break;
+        }
+        Py_ssize_t line_end = eol - data;
+        if (left == -1) {
+            if (line_end != position) goto reference;
+            position = line_end + 2;
+            left = 0;
+            continue;
+        }
+        if (line_end - position > 1024) goto reference;
+        long long chunk = 0;
+        Py_ssize_t i = position, hex = 0;
+        while (i < line_end && data[i] == ' ') i++;
+        for (; i < line_end; i++, hex++) {
+            unsigned char c = data[i];
+            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (v < 0) break;
+            if (hex >= 15) goto reference;
+            chunk = chunk * 16 + v;
+        }
+        while (i < line_end && (data[i] == ' ' || data[i] == '\t')) i++;
+        if (hex == 0 || (i < line_end && data[i] != ';')) goto reference;
+        position = line_end + 2;
+        if (chunk == 0) { done = 1; break; }
+        left = chunk;
+    }
+    PyObject *body = PyBytes_FromStringAndSize(NULL, total);
+    if (body == NULL) { PyMem_Free(spans); PyBuffer_Release(&view); return NULL; }
+    char *out = PyBytes_AS_STRING(body);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        memcpy(out, data + spans[2 * k], spans[2 * k + 1]);
+        out += spans[2 * k + 1];
+    }
+    PyMem_Free(spans);
+    PyBuffer_Release(&view);
+    return Py_BuildValue("NnLO", body, position, left, done ? Py_True : Py_False);
+reference:
+    PyMem_Free(spans);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"dechunk", dechunk, METH_VARARGS,
+     "dechunk(data, left) -> (body, consumed, left, done) or None when the Python reference must run"},
     {"scan", scan, METH_VARARGS,
      "scan(block, clock_us, index, last_position, skip_before_ns) -> (entries, size, duplicates, clock_us, "
      "index, last_position, last_ts_ns | None) or None when the Python reference must run"},

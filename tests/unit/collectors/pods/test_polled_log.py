@@ -20,6 +20,7 @@ from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.polled_log import BUSY_BYTES, BodyDecoder, LogStreamBroken, PolledLog, TickPoller, parse_head
 from core.errors import PermanentError
+from core.native import native_module
 from tests.support.kube_api import FakeKubeApi
 
 INTERVAL = 0.2
@@ -49,10 +50,49 @@ def test_every_single_cut_of_a_chunked_body_decodes_it() -> None:
         assert decoder.feed(wire[:cut]) + decoder.feed(wire[cut:]) == b"2026-12-06T00:00:00Z one\ntwo\n" + b"x" * 1000
 
 
+def decode_all(wire: bytes, cuts: list[int], native: bool) -> tuple[bytes, bool] | str:
+    """What a decoder makes of `wire` fed in the pieces `cuts` makes (the error's message if it refuses)."""
+    decoder = BodyDecoder({"transfer-encoding": "chunked"}, native=native)
+    out = b""
+    try:
+        for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+            out += decoder.feed(wire[start:end])
+    except LogStreamBroken as exc:
+        return str(exc)
+    return out, decoder.done
+
+
+@pytest.mark.skipif(native_module("pod_lines") is None,
+                    reason="the C extension is not built (LOGWEAVE_PURE or no compiler)")
+@pytest.mark.parametrize("seed", range(300))
+def test_the_c_dechunk_gives_the_references_result_on_any_input(seed: int) -> None:
+    """Well-formed bodies and bodies with a byte changed, inserted or dropped (sizes, CRLFs, extensions,
+    sizes with a sign, 0x, 16 digits, tabs), cut anywhere: the C path and the reference agree, body and end,
+    or both refuse with the same message."""
+    rng = random.Random(seed)
+    pieces = [bytes(rng.choice(b"ab\r\n;") for _ in range(rng.randint(0, 80))) for _ in range(rng.randint(1, 12))]
+    sizes = [rng.choice(["%x", "%X", " %x", "%x ", "%x\t", "0%x", "+%x", "0x%x", "%x_", "%016x"]) for _ in pieces]
+    wire = bytearray(b"".join((size % len(piece)).encode() + rng.choice([b"", b";a=b", b" ;x"]) + b"\r\n" + piece
+                              + b"\r\n" for size, piece in zip(sizes, pieces, strict=True) if piece) + b"0\r\n\r\n")
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        at = rng.randrange(len(wire))
+        choice = rng.random()
+        if choice < 0.4:
+            wire[at] = rng.choice(b"0aZ\r\n; \t")
+        elif choice < 0.7:
+            wire.insert(at, rng.choice(b"0\r\n;x"))
+        else:
+            del wire[at]
+    cuts = sorted(set(rng.sample(range(1, len(wire)), min(len(wire) - 1, rng.randint(0, 8)))))
+    assert decode_all(bytes(wire), cuts, native=True) == decode_all(bytes(wire), cuts, native=False)
+
+
 @pytest.mark.parametrize(("wire", "problem"), [
     (b"zz\r\nab\r\n", "invalid chunk size"),
     (b"2\r\nabc\r\n", "does not end where its size says"),
     (b"1" * 2000, "exceeds 1024 bytes"),
+    (b"-1\r\nab\r\n", "invalid chunk size"),
+    (b"0x2\r\nab\r\n", "invalid chunk size"),
 ])
 def test_a_malformed_chunked_body_breaks_the_stream_with_what_is_wrong(wire: bytes, problem: str) -> None:
     with pytest.raises(LogStreamBroken, match=problem):
