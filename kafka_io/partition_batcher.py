@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.models import RawBatch, RawChunk, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher
@@ -97,6 +97,21 @@ class PartitionBatcher:
         caller already counted it; else it is counted here, a pass over every line.
 
         Waits while closed batches are waiting for the publisher (backpressure)."""
+        ack_future = self._add(chunk, text_size)
+        if not self._room.is_set():  # a coroutine less per chunk while there is room (the usual case)
+            await self._room.wait()
+        return ack_future
+
+    @property
+    def has_room(self) -> bool:
+        """Whether `publish` would return without waiting (no closed batches waiting for the publisher)."""
+        return self._room.is_set()
+
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
+        """`publish` for a caller that cannot wait, after it saw `has_room`."""
+        return self._add(chunk, text_size)
+
+    def _add(self, chunk: RawChunk, text_size: int | None) -> asyncio.Future[ChunkAck]:
         count = chunk.line_count
         if not count:
             raise ValueError("an empty chunk has nothing to publish")
@@ -131,8 +146,6 @@ class PartitionBatcher:
         ack_future = batch.ack
         if batch.lines >= self.max_lines or batch.bytes >= self.max_bytes:
             self._close(partition)
-        if not self._room.is_set():  # a coroutine less per chunk while there is room (the usual case)
-            await self._room.wait()
         return ack_future
 
     def flush(self) -> None:
@@ -209,6 +222,16 @@ def _settle(sent: asyncio.Future[ChunkAck], ack: asyncio.Future[ChunkAck]) -> No
         ack.set_exception(exc)
     else:
         ack.set_result(sent.result())
+
+
+@runtime_checkable
+class ImmediateChunkSink(Protocol):
+    """A ChunkSink that also takes a chunk without waiting when it has room (PartitionBatcher)."""
+
+    @property
+    def has_room(self) -> bool: ...
+
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]: ...
 
 
 class ChunkSink(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import select
 import socket
@@ -37,6 +38,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from collectors.pods.batching import next_tick
 from core.native import native_module
+
+_log = logging.getLogger(__name__)
 
 BUSY_BYTES = 16 * 1024  # a stream bringing this much in a tick is read as its data comes
 HEAD_LIMIT = 64 * 1024  # bytes of status line and headers at most
@@ -183,6 +186,8 @@ class PolledLog:
         self.content = self  # as aiohttp's response: the streamer reads `resp.content`
         self.connection = None  # no aiohttp connection to hold (read_hold.py): this is read at ticks only
         self.polled_tick: float | None = None
+        # takes a tick's body bytes itself when it can (the streamer, without waking its task); False: queued
+        self.consumer: Callable[[bytes, float], bool] | None = None
         self._sock = sock
         self._fd = sock.fileno()
         self._tls, self._incoming, self._outgoing = tls, incoming, outgoing
@@ -256,6 +261,7 @@ class PolledLog:
         if self.closed:
             return
         self.closed = True
+        self.consumer = None
         self._poller.remove(self)
         with contextlib.suppress(OSError):
             self._sock.close()
@@ -288,7 +294,7 @@ class PolledLog:
             if self._body.done:
                 self._eof = True
         self._tick_bytes += total
-        if parts or self._eof or self._error is not None:
+        if self._ready or self._eof or self._error is not None:
             self._wake()
         return total
 
@@ -317,9 +323,13 @@ class PolledLog:
                 self._sock.send(self._outgoing.read())
 
     def _deliver(self, body: bytes, tick: float | None) -> None:
-        if body:
-            self._ready.append((body, tick))
-            self._buffered += len(body)
+        if not body:
+            return
+        consumer = self.consumer
+        if tick is not None and consumer is not None and not self._ready and consumer(body, tick):
+            return
+        self._ready.append((body, tick))
+        self._buffered += len(body)
 
     def _eof_from_peer(self) -> None:
         if not self._body.done and not self._body.until_close:
@@ -331,6 +341,11 @@ class PolledLog:
         if self._error is None:
             self._error = exc
         self._poller.remove(self)
+
+    def fail(self, exc: BaseException) -> None:
+        """End the response with `exc` (raised to the reader, which reconnects)."""
+        self._fail(exc)
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -390,8 +405,16 @@ class TickPoller:
             with contextlib.suppress(OSError, ValueError):
                 self._loop.remove_reader(log.fileno)
 
+    def _take(self, log: PolledLog, tick: float | None) -> None:
+        """One log's bytes; a failure there (its consumer's included) ends that log's response, not the poll."""
+        try:
+            log.take_bytes(tick)
+        except Exception as exc:
+            _log.exception("reading a followed log failed; it is read again from its last line")
+            log.fail(exc)
+
     def _readable(self, log: PolledLog) -> None:
-        log.take_bytes(None)
+        self._take(log, None)
         if not log.wants_bytes:  # the streamer is behind (or it ended): the kernel holds the rest
             self._stop_reading(log)
 
@@ -409,7 +432,7 @@ class TickPoller:
         for fd, _ in self._epoll.poll(0):
             log = logs.get(fd)
             if log is not None and log not in reading and log.wants_bytes:
-                log.take_bytes(tick)
+                self._take(log, tick)
                 touched.add(log)
         for log in touched:
             self._weigh(log)

@@ -39,7 +39,7 @@ from collectors.pods.shared_sleep import sleep_until
 from collectors.pods.timestamps import TimestampError, TimestampParser
 from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
 from core.settings import PodCollectorSettings
-from kafka_io.partition_batcher import ChunkSink
+from kafka_io.partition_batcher import ChunkSink, ImmediateChunkSink
 from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,12 @@ class LogStreamer:
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
         self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
         self._resp: LogResponse | None = None
+        # a polled log's tick bytes are taken by the poll's callback itself (`_take_polled`) while the task
+        # waits for data: the sink must take a chunk without waiting for that
+        self._immediate_sink = sink if isinstance(sink, ImmediateChunkSink) else None
+        self._waiting_for_data = False  # the task waits in a plain read of the response (nothing pending)
+        self._splitter: LineSplitter | None = None  # the current response's
+        self._backoff: Backoff | None = None
         self._polled = False  # the response is read at ticks by the poller (polled_log.py): paced by it
         self._rewound = False  # a send failed during the current response: stop taking its lines
         self._unacked: set[asyncio.Future[ChunkAck]] = set()
@@ -123,7 +129,7 @@ class LogStreamer:
         self._window_start, self._window_bytes, self._busy = time.monotonic(), 0, False
 
     async def run(self) -> None:
-        backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
+        backoff = self._backoff = Backoff(self._cfg.backoff_initial, self._cfg.backoff_max)
         ended_retries = 0
         seen_tail: tuple[bytes, bool] | None = None
         try:
@@ -194,12 +200,14 @@ class LogStreamer:
             resp.close()
             raise _InstanceMoved(after)
         self._tail = None  # this response replays the previous one's unfinished line
-        splitter = LineSplitter(self._cfg.max_line_bytes)
+        splitter = self._splitter = LineSplitter(self._cfg.max_line_bytes)
         content = resp.content
         read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
         paced_tick: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
         self._resp = resp
         self._polled = polled = isinstance(resp, PolledLog)
+        if isinstance(resp, PolledLog):
+            resp.consumer = self._take_polled
         try:
             while True:
                 if self._budget.exceeded:
@@ -220,7 +228,11 @@ class LogStreamer:
                     if self._joiner is not None and self._joiner.open:
                         wait = min(wait if wait is not None else self._joiner.rule.timeout, self._joiner.rule.timeout)
                     if wait is None:
-                        data = await content.read(read_bytes)
+                        self._waiting_for_data = True
+                        try:
+                            data = await content.read(read_bytes)
+                        finally:
+                            self._waiting_for_data = False
                     else:
                         try:
                             async with asyncio.timeout(wait):  # no task per read, unlike wait_for
@@ -263,7 +275,7 @@ class LogStreamer:
             if not self._rewound:
                 raise
         finally:
-            self._resp = None
+            self._resp = self._splitter = None
             resp.close()
         if self._rewound:  # read again from the last acknowledged line
             return False
@@ -438,20 +450,48 @@ class LogStreamer:
     async def _flush(self) -> None:
         if not self._batcher.lines:
             return
-        lines, size = self._batcher.take()
-        epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
-        if self._joiner is not None or self._read_lines:
-            position, ts = self._last_line_sent(position, ts)
-        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
+        chunk, size, on_ack = self._next_chunk()
         try:
             async with self._budget.gate:
                 ack = await self._sink.publish(chunk, size)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
         self._unacked.add(ack)
-        ack.add_done_callback(functools.partial(self._acked, count=len(lines), size=size, epoch=epoch,
-                                                ts=ts, position=position))
+        ack.add_done_callback(on_ack)
 
+    def _next_chunk(self) -> tuple[RawChunk, int, Callable[[asyncio.Future[ChunkAck]], None]]:
+        """The pending lines as a chunk, their size, and what to call when it is acknowledged."""
+        lines, size = self._batcher.take()
+        epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
+        if self._joiner is not None or self._read_lines:
+            position, ts = self._last_line_sent(position, ts)
+        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
+        return chunk, size, functools.partial(self._acked, count=len(lines), size=size, epoch=epoch, ts=ts,
+                                              position=position)
+
+    def _take_polled(self, data: bytes, tick: float) -> bool:
+        """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
+        only in the plain case (the task waiting for data with nothing pending, no multiline joining, no
+        rules switch, room in both budgets). False when the task must read them itself, as usual."""
+        sink = self._immediate_sink
+        if (sink is None or not self._waiting_for_data or self._rewound or self._batcher.lines
+                or self._joiner is not None or self._next_rule is not None or self._budget.exceeded
+                or self._budget.gate.locked() or self._splitter is None or not sink.has_room):
+            return False
+        if self._backoff is not None:
+            self._backoff.reset()
+        lines, block = self._splitter.feed_block(data)
+        if lines:
+            self._take(lines)
+        if block:
+            self._take_block(block)
+        if self._batcher.lines:  # due at `tick`, now: published as the task would have
+            chunk, size, on_ack = self._next_chunk()
+            ack = sink.publish_nowait(chunk, size)
+            self._budget.release(size)
+            self._unacked.add(ack)
+            ack.add_done_callback(on_ack)
+        return True
     def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
         """The last line a chunk being sent covers. A joined record takes its first line's position, so
         acknowledging that would make a rewind or a restart read the record's tail again as records of

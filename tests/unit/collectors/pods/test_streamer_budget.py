@@ -27,6 +27,11 @@ class TimedSink:
         self.sent: list[tuple[float, RawChunk]] = []
 
     async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
+        return self.publish_nowait(chunk, text_size)
+
+    has_room = True  # (a polled stream's tick bytes may then be published by the poll itself)
+
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
         self.sent.append((time.monotonic(), chunk))
         done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
         done.set_result(ChunkAck(0, len(self.sent) - 1))

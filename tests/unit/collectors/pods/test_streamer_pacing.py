@@ -218,3 +218,31 @@ async def test_a_polled_stream_stopped_between_ticks_leaves_the_poll_and_closes_
         followed.task.cancel()
         await asyncio.gather(followed.task, return_exceptions=True)
         assert not poller._logs and log.closed and log._sock.fileno() == -1
+
+
+@pytest.mark.parametrize("room", [True, False])
+async def test_a_polled_streams_tick_lines_are_published_by_the_poll_itself_when_the_sink_has_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: bool) -> None:
+    """The plain case of a polled stream (nothing pending, room in the sink) is published by the tick's poll
+    without waking the stream's task; without room the task reads and publishes them as before, waiting for
+    room. Either way every line, in order, at the tick after it was written."""
+    taken: list[bool] = []
+    take_polled = LogStreamer._take_polled
+
+    def counted(streamer: LogStreamer, data: bytes, tick: float) -> bool:
+        taken.append(take_polled(streamer, data, tick))
+        return taken[-1]
+
+    monkeypatch.setattr(LogStreamer, "_take_polled", counted)
+    monkeypatch.setattr(TimedSink, "has_room", room)
+    interval = 0.25
+    written: list[float] = []
+    async with followed_pod(tmp_path, interval, "poll") as followed:
+        for n in range(12):
+            written.append(time.monotonic())
+            followed.api.log(followed.pod, "app", [f"line {n}"])
+            await asyncio.sleep(0.05)
+        sent = await wait_sent(followed.sink, 12)
+    assert [n for _, n in sent] == list(range(12))
+    assert all(at - written[n] <= interval + 0.25 for at, n in sent), [round(at - written[n], 3) for at, n in sent]
+    assert taken and all(taken) if room else not any(taken), taken
