@@ -183,10 +183,13 @@ async def test_a_followed_log_is_read_at_ticks_and_its_lines_are_due_at_them(
             await asyncio.sleep(0.03)
         got, ticks = await read_all(log, b"line 9\n")
         assert [line.split(b" ", 1)[1] for line in got.splitlines()] == [b"line %d" % n for n in range(10)]
-        # read at the ticks only (a read each, not one per write), each a multiple of the interval after
-        # the lines it took were written
+        # read at the ticks only: a read per tick the writes spanned (not one per write), each due at its
+        # tick, a multiple of the interval, the last one at the tick after the last write (the API test
+        # server shares this event loop: its write may come a moment after `log`, as on a loaded machine)
         assert all(tick is not None and abs(tick / INTERVAL - round(tick / INTERVAL)) < 1e-6 for tick in ticks)
-        assert len(ticks) <= 3 and ticks[-1] is not None and ticks[-1] - written[-1] <= INTERVAL
+        spanned = int((written[-1] - written[0]) / INTERVAL) + 2
+        assert len(ticks) <= spanned, f"{len(ticks)} reads for writes spanning {spanned} ticks"
+        assert ticks[-1] is not None and 0 <= ticks[-1] - written[-1] <= INTERVAL + 0.25
     finally:
         log.close()
 
