@@ -55,6 +55,7 @@ class Followed:
     socket_reads: list[int]  # bytes of each socket read of the client (aiohttp's data_received)
     paced_waits: list[float]  # when each paced wait of the streamer began (it does not read meanwhile)
     task: asyncio.Task[None] | None = None  # the streamer's
+    streamer: LogStreamer | None = None
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +96,7 @@ async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIte
             data_received(handler, data)
 
         ResponseHandler.data_received = read  # type: ignore[method-assign]
+        followed.streamer = streamer
         run = followed.task = asyncio.create_task(streamer.run())
         try:
             await asyncio.sleep(0.3)  # following
@@ -238,6 +240,12 @@ async def test_a_polled_streams_tick_lines_are_published_by_the_poll_itself_when
     interval = 0.25
     written: list[float] = []
     async with followed_pod(tmp_path, interval, "poll") as followed:
+        assert followed.streamer is not None
+        # followed, its task waiting for data: the first line does not come with the response's head,
+        # which the task reads itself, as it reads everything when the case is not plain
+        deadline = time.monotonic() + 10
+        while not followed.streamer._waiting_for_data and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         for n in range(12):
             written.append(time.monotonic())
             followed.api.log(followed.pod, "app", [f"line {n}"])
