@@ -18,6 +18,7 @@ from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c11"]
 CHUNK_JSON = ["core/_chunkjson.h"]  # included by the two extensions that read parsed chunks' bytes
+WIRE_LINES = ["core/_wirelines.h"]  # included by the two collectors' scans that write raw lines' wire encoding
 setup(ext_modules=[
     Extension("agents._linescan", ["agents/_linescan.c"],
               depends=[*CHUNK_JSON, "agents/_sinksplice.h", "agents/_rawsplit.h"], extra_compile_args=FLAGS,
@@ -27,10 +28,11 @@ setup(ext_modules=[
     Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], extra_compile_args=FLAGS,
               optional=True),
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], depends=WIRE_LINES, extra_compile_args=FLAGS,
+              optional=True),
     Extension("sinks._marks", ["sinks/_marks.c"], extra_compile_args=FLAGS, optional=True),
     Extension("sinks._segment", ["sinks/_segment.c"], extra_compile_args=FLAGS, optional=True),
     Extension("kafka_io._murmur2", ["kafka_io/_murmur2.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], extra_compile_args=FLAGS,
-              optional=True),
+    Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], depends=WIRE_LINES,
+              extra_compile_args=FLAGS, optional=True),
 ])

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../core/_wirelines.h"
+
 #define NS 1000000000LL
 #define PER_US 1000
 
@@ -62,6 +64,50 @@ static int64_t second_of(const unsigned char *p) {
     return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
 }
 
+/* The line at `line` (`n` bytes before its newline) as a kubelet line: its timestamp (ns) in `ts` and
+ * where its content starts; -1 when the scan does not take it (the reference then runs). The second
+ * of the previous line (`*head_seen`, `*base`) is reused when the line starts with the same one. */
+static Py_ssize_t kubelet_line(const unsigned char *line, Py_ssize_t n, const unsigned char **head_seen,
+                               int64_t *base, int64_t *ts) {
+    if (n < 21) return -1;
+    if (*head_seen == NULL || memcmp(*head_seen, line, 19) != 0) {
+        *base = second_of(line);
+        if (*base < 0) return -1;
+        *head_seen = line;
+    }
+    Py_ssize_t at = 19;
+    int64_t frac = 0;
+    if (line[at] == '.') {
+        Py_ssize_t start = ++at;
+        while (at < n && at - start < 10 && line[at] >= '0' && line[at] <= '9') at++;
+        Py_ssize_t count = at - start;
+        if (count < 1 || count > 9) return -1;
+        for (Py_ssize_t i = start; i < at; i++) frac = frac * 10 + (line[i] - '0');
+        frac *= SCALE[count];
+    }
+    if (at + 2 > n || line[at] != 'Z' || line[at + 1] != ' ') return -1;
+    if (*base > (INT64_MAX - NS) / NS) return -1;
+    *ts = *base * NS + frac;
+    return at + 2;
+}
+
+/* The position of a line stamped `ts` (collectors/pods/positions.py): the cursor's microsecond clock
+ * and index within it, advanced. */
+static long long next_position(int64_t ts, long long *clock, long long *index) {
+    int64_t us = ts / 1000;
+    if (us > *clock) {
+        *clock = us;
+        *index = 0;
+    } else {
+        (*index)++;
+        if (*index >= PER_US) { /* more than 1000 lines in one microsecond: borrow the next */
+            (*clock)++;
+            *index = 0;
+        }
+    }
+    return *clock * PER_US + *index;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     long long clock, index, last_position, skip;
@@ -81,38 +127,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         const unsigned char *line = buf + pos;
         const unsigned char *nl = memchr(line, '\n', (size_t)(len - pos));
         Py_ssize_t n = nl - line;
-        if (n < 21) goto none;
-        if (head_seen == NULL || memcmp(head_seen, line, 19) != 0) {
-            base = second_of(line);
-            if (base < 0) goto none;
-            head_seen = line;
-        }
-        Py_ssize_t at = 19;
-        int64_t frac = 0;
-        if (line[at] == '.') {
-            Py_ssize_t start = ++at;
-            while (at < n && at - start < 10 && line[at] >= '0' && line[at] <= '9') at++;
-            Py_ssize_t count = at - start;
-            if (count < 1 || count > 9) goto none;
-            for (Py_ssize_t i = start; i < at; i++) frac = frac * 10 + (line[i] - '0');
-            frac *= SCALE[count];
-        }
-        if (at + 2 > n || line[at] != 'Z' || line[at + 1] != ' ') goto none;
-        at += 2;
-        if (base > (INT64_MAX - NS) / NS) goto none;
-        int64_t ts = base * NS + frac;
-        int64_t us = ts / 1000;
-        if (us > clock) {
-            clock = us;
-            index = 0;
-        } else {
-            index++;
-            if (index >= PER_US) { /* more than 1000 lines in one microsecond: borrow the next */
-                clock++;
-                index = 0;
-            }
-        }
-        long long position = clock * PER_US + index;
+        int64_t ts;
+        Py_ssize_t at = kubelet_line(line, n, &head_seen, &base, &ts);
+        if (at < 0) goto none;
+        long long position = next_position(ts, &clock, &index);
         pos += n + 1;
         if (position <= last_position || ts < skip) {
             /* the reference checks the UTF-8 of the whole block, dropped lines included */
@@ -164,6 +182,84 @@ done:
     Py_XDECREF(entries);
     Py_XDECREF(empty);
     Py_XDECREF(zero);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* scan_wire(block, clock_us, index, last_position, skip_before_ns) -> (data, count, chars, size, duplicates,
+ * clock_us, index, last_position, last_ts_ns | None) or None
+ *
+ * `scan`, with the entries written in their wire encoding instead (core/_wirelines.h): `data` is them as
+ * orjson writes them, joined by commas, `chars` the sum of their texts' lengths in characters, `size` in
+ * UTF-8 bytes (scan's). No
+ * object per line: a record of them costs no encoding of its lines either (core/models.py, WireLines).
+ * None exactly when `scan` gives None. */
+static PyObject *scan_wire(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    long long clock, index, last_position, skip;
+    if (!PyArg_ParseTuple(args, "y*LLLL", &view, &clock, &index, &last_position, &skip)) return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t len = view.len, pos = 0, count = 0, chars = 0, size = 0;
+    long long duplicates = 0, last_ts = -1;
+    const unsigned char *head_seen = NULL;
+    int64_t base = 0;
+    char stack[STACK_OUT];
+    Out out = {stack, 0, STACK_OUT, NULL};
+    PyObject *result = NULL;
+    if (len == 0 || buf[len - 1] != '\n') goto none;
+    while (pos < len) {
+        const unsigned char *line = buf + pos;
+        const unsigned char *nl = memchr(line, '\n', (size_t)(len - pos));
+        Py_ssize_t n = nl - line;
+        int64_t ts;
+        Py_ssize_t at = kubelet_line(line, n, &head_seen, &base, &ts);
+        if (at < 0) goto none;
+        long long position = next_position(ts, &clock, &index);
+        pos += n + 1;
+        /* `,[<position>,"<text>","",<ts>,0]`: 2 + 20 + 2 + 6 * text + 4 + 20 + 3 bytes at most */
+        if (!reserve(&out, 6 * (n - at) + 64)) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_ssize_t mark = out.used;
+        if (position <= last_position || ts < skip) {
+            /* dropped, but the reference checks the UTF-8 of the whole block: escaped and taken back */
+            Py_ssize_t checked = escape_utf8(line + at, n - at, &out);
+            out.used = mark;
+            if (checked < 0) goto none;
+            duplicates++;
+            continue;
+        }
+        if (count)
+            put(&out, ",[", 2);
+        else
+            put(&out, "[", 1);
+        put_int(&out, position);
+        put(&out, ",\"", 2);
+        Py_ssize_t n_chars = escape_utf8(line + at, n - at, &out);
+        if (n_chars < 0) goto none;
+        put(&out, "\",\"\",", 5);
+        put_int(&out, (long long)ts);
+        put(&out, ",0]", 3);
+        count++;
+        chars += n_chars;
+        size += n - at;
+        last_position = position;
+        last_ts = ts;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(out.data, out.used);
+    if (data == NULL) goto done;
+    if (last_ts >= 0)
+        result = Py_BuildValue("(NnnnLLLLL)", data, count, chars, size, duplicates, clock, index, last_position,
+                               last_ts);
+    else
+        result = Py_BuildValue("(NnnnLLLLO)", data, count, chars, size, duplicates, clock, index, last_position,
+                               Py_None);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(out.heap);
     PyBuffer_Release(&view);
     return result;
 }
@@ -257,6 +353,9 @@ reference:
 }
 
 static PyMethodDef methods[] = {
+    {"scan_wire", scan_wire, METH_VARARGS,
+     "scan_wire(block, clock_us, index, last_position, skip_before_ns) -> (data, count, chars, size, duplicates, "
+     "clock_us, index, last_position, last_ts_ns | None) or None when the Python reference must run"},
     {"dechunk", dechunk, METH_VARARGS,
      "dechunk(data, left) -> (body, consumed, left, done) or None when the Python reference must run"},
     {"scan", scan, METH_VARARGS,
@@ -268,4 +367,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_podscan",
                                     "A block of kubelet log lines to raw line entries.", -1, methods};
 
-PyMODINIT_FUNC PyInit__podscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__podscan(void) {
+    init_byte_class();
+    return PyModule_Create(&module);
+}

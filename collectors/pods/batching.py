@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import NamedTuple
 
-from core.models import RawLine
+from core.models import RawLine, WireLines, wire_lines
 
 
 class PendingBudget:
@@ -76,10 +77,23 @@ def next_tick(now: float, interval: float) -> float:
     return (now // interval + 1) * interval
 
 
-class ChunkBatcher:
-    """The pending lines of one stream."""
+class Pending(NamedTuple):
+    """A stream's pending lines, taken to be sent: as entries (`lines`) or, once a scan wrote any of them in
+    their wire encoding, all of them so (`wire`)."""
 
-    __slots__ = ("_budget", "_due", "_interval", "_max_bytes", "_max_lines", "bytes", "lines")
+    lines: list[RawLine]
+    wire: WireLines | None
+    line_count: int
+    size: int
+    last: tuple[int, int]  # (position, ts) of the last line
+
+
+class ChunkBatcher:
+    """The pending lines of one stream: entries, or, once lines come in their wire encoding (the C block
+    scan's, blockscan.wire_taker), all of them in it (entries added after are encoded on the way in)."""
+
+    __slots__ = ("_budget", "_due", "_interval", "_max_bytes", "_max_lines", "bytes", "count", "last", "lines",
+                 "wire")
 
     def __init__(self, budget: PendingBudget, max_lines: int, max_bytes: int, interval: float) -> None:
         self._budget = budget
@@ -87,8 +101,15 @@ class ChunkBatcher:
         self._max_bytes = max_bytes
         self._interval = interval
         self.lines: list[RawLine] = []
+        self.wire: WireLines | None = None
+        self.count = 0
+        self.last = (0, 0)  # (position, ts) of the last line added
         self.bytes = 0
         self._due = 0.0
+
+    @property
+    def pending(self) -> bool:
+        return self.count > 0
 
     def add(self, entry: RawLine, size: int) -> None:
         self.extend([entry], size)
@@ -96,23 +117,48 @@ class ChunkBatcher:
     def extend(self, entries: list[RawLine], size: int) -> None:
         if not entries:
             return
+        self._hold(size)
+        if self.wire is not None:
+            self.wire.extend(wire_lines(entries))
+        else:
+            self.lines.extend(entries)
+        self.count += len(entries)
+        last = entries[-1]
+        self.last = (last[0], last[3])
+
+    def extend_wire(self, wire: WireLines, size: int, last: tuple[int, int]) -> None:
+        """Lines in their wire encoding; `last`: the (position, ts) of the last of them."""
+        if not wire.count:
+            return
+        self._hold(size)
+        if self.wire is None:
+            self.wire = wire_lines(self.lines)  # (an empty one when no entries are pending)
+            self.lines = []
+        self.wire.extend(wire)
+        self.count += wire.count
+        self.last = last
+
+    def _hold(self, size: int) -> None:
         budget = self._budget
-        if not self.lines:
+        if not self.count:
             self._due = next_tick(time.monotonic(), self._interval)
             budget.holders += 1
-        self.lines.extend(entries)
         self.bytes += size
         budget.held += size
         budget.take(size)
 
+    def entries(self) -> list[RawLine]:
+        """The pending lines as entries, whichever form they are held in."""
+        return self.wire.decode() if self.wire is not None else list(self.lines)
+
     def due_by(self, when: float) -> None:
         """The pending lines are due at `when` at the latest (lines read together at a paced stream's tick)."""
-        if self.lines and when < self._due:
+        if self.count and when < self._due:
             self._due = when
 
     @property
     def full(self) -> bool:
-        return (len(self.lines) >= self._max_lines or self.bytes >= self._max_bytes
+        return (self.count >= self._max_lines or self.bytes >= self._max_bytes
                 or (self._budget.exceeded and self._budget.holds_share(self.bytes)))
 
     @property
@@ -122,15 +168,15 @@ class ChunkBatcher:
 
     def seconds_left(self) -> float | None:
         """Seconds until the pending lines are due, or None when nothing is pending."""
-        if not self.lines:
+        if not self.count:
             return None
         return max(0.0, self._due - time.monotonic())
 
-    def take(self) -> tuple[list[RawLine], int]:
+    def take(self) -> Pending:
         """The pending lines; the caller releases their bytes once the publisher accepted them."""
-        lines, size = self.lines, self.bytes
-        if lines:
+        taken = Pending(self.lines, self.wire, self.count, self.bytes, self.last)
+        if self.count:
             self._budget.holders -= 1
-            self._budget.held -= size
-        self.lines, self.bytes = [], 0
-        return lines, size
+            self._budget.held -= self.bytes
+        self.lines, self.wire, self.count, self.bytes = [], None, 0, 0
+        return taken

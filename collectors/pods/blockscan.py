@@ -20,10 +20,11 @@ import functools
 import re
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import SCALE, TimestampError, TimestampParser
-from core.models import RawLine
+from core.models import RawLine, WireLines
 from core.native import native_module
 
 # a whole line as the kubelet writes it with timestamps=true: RFC3339Nano in UTC, one space, the content
@@ -40,6 +41,33 @@ def block_taker(parser: TimestampParser, cursor: StreamCursor) -> Callable[[byte
     if fast is None:
         return functools.partial(scan_block, parser=parser, cursor=cursor)
     return functools.partial(take_block, parser=parser, cursor=cursor, fast=fast)
+
+
+# lines not published before, their content bytes, duplicates, (position, ts) of the last
+WireBlock = tuple[WireLines, int, int, tuple[int, int]]
+
+
+def wire_taker(cursor: StreamCursor) -> Callable[[bytes], WireBlock | None] | None:
+    """For one stream: a block of whole kubelet lines straight into their wire encoding, in C (`scan_wire`),
+    or None when the C scan is not built (the stream then takes entries through `block_taker`). The
+    result is what `wire_lines` makes of the reference's entries (tests/unit/collectors/pods/test_podscan.py);
+    a block the C does not answer for goes through `block_taker` too."""
+    fast = native_module("pod_lines")
+    if fast is None:
+        return None
+    return functools.partial(take_wire, cursor=cursor, scan=fast.scan_wire)
+
+
+def take_wire(block: bytes, cursor: StreamCursor, scan: Callable[..., Any]) -> WireBlock | None:
+    try:
+        out = scan(block, *cursor.scan_state())
+    except OverflowError:  # a cursor past 64-bit integers: the reference has no such limit
+        return None
+    if out is None:
+        return None
+    data, count, chars, size, duplicates, clock, index, last_position, last_ts = out
+    cursor.advance(clock, index, last_position, last_ts)
+    return WireLines([data] if count else [], count, chars), size, duplicates, (last_position, last_ts or 0)
 
 
 def take_block(block: bytes, parser: TimestampParser, cursor: StreamCursor,

@@ -29,7 +29,7 @@ from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods import read_hold
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
-from collectors.pods.blockscan import block_taker
+from collectors.pods.blockscan import block_taker, wire_taker
 from collectors.pods.client import ApiStatusError, KubeClient, LogResponse
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
@@ -37,7 +37,7 @@ from collectors.pods.polled_log import PolledLog
 from collectors.pods.positions import StreamCursor
 from collectors.pods.shared_sleep import sleep_until
 from collectors.pods.timestamps import TimestampError, TimestampParser
-from core.models import FLAG_TRUNCATED, RawChunk, RawLine, make_raw_line
+from core.models import FLAG_TRUNCATED, RawChunk, RawLine, WireLines, make_raw_line
 from core.settings import PodCollectorSettings
 from kafka_io.partition_batcher import ChunkSink, ImmediateChunkSink
 from kafka_io.publisher import ChunkAck
@@ -107,6 +107,7 @@ class LogStreamer:
         self._batcher = ChunkBatcher(budget, cfg.chunk_lines, cfg.chunk_bytes, cfg.flush_interval)
         self._parser = TimestampParser()
         self._scan = block_taker(self._parser, cursor)  # C or Python, chosen once per stream
+        self._scan_wire = wire_taker(cursor)  # None without the C scan
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
         self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
         self._resp: LogResponse | None = None
@@ -412,12 +413,27 @@ class LogStreamer:
 
     def _take_block(self, block: bytes) -> None:
         """`_take` for a block of whole lines (none over the limit) in one pass, without a bytes object or
-        tuple per line (blockscan.py); any other shape goes through `_take`, line by line."""
+        tuple per line (blockscan.py): written straight into their wire encoding when the C scan is built
+        and no multiline rule joins them (no object per line at all); any other shape goes through `_take`,
+        line by line."""
+        if self._scan_wire is not None and self._joiner is None:
+            wired = self._scan_wire(block)
+            if wired is not None:
+                self._hand_over_wire(*wired)
+                return
         taken = self._scan(block)
         if taken is None:
             self._take([(line, False) for line in block.split(b"\n")[:-1]])
             return
         self._hand_over(*taken)
+
+    def _hand_over_wire(self, wire: WireLines, size: int, duplicates: int, last: tuple[int, int]) -> None:
+        """`_hand_over` for lines in their wire encoding (never joined: only taken so without a joiner);
+        `last`: the (position, ts) of the last of them."""
+        self._metrics.lines_read.inc(wire.count + duplicates)
+        self._batcher.extend_wire(wire, size, last)
+        if duplicates:
+            self._metrics.duplicates.inc(duplicates)
 
     def _hand_over(self, entries: list[RawLine], size: int, duplicates: int) -> None:
         """Lines taken from the response to the multiline joiner (when configured) and the batch; counted
@@ -448,7 +464,7 @@ class LogStreamer:
         self._batcher.extend(entries, sum(len(raw[1]) for raw in entries))
 
     async def _flush(self) -> None:
-        if not self._batcher.lines:
+        if not self._batcher.pending:
             return
         chunk, size, on_ack = self._next_chunk()
         try:
@@ -461,20 +477,20 @@ class LogStreamer:
 
     def _next_chunk(self) -> tuple[RawChunk, int, Callable[[asyncio.Future[ChunkAck]], None]]:
         """The pending lines as a chunk, their size, and what to call when it is acknowledged."""
-        lines, size = self._batcher.take()
-        epoch, (position, _, _, ts) = self.cursor.epoch, lines[-1][:4]
+        pending = self._batcher.take()
+        epoch, (position, ts) = self.cursor.epoch, pending.last
         if self._joiner is not None or self._read_lines:
             position, ts = self._last_line_sent(position, ts)
-        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines)
-        return chunk, size, functools.partial(self._acked, count=len(lines), size=size, epoch=epoch, ts=ts,
-                                              position=position)
+        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), pending.lines, pending.wire)
+        return chunk, pending.size, functools.partial(self._acked, count=pending.line_count, size=pending.size,
+                                                      epoch=epoch, ts=ts, position=position)
 
     def _take_polled(self, data: bytes, tick: float) -> bool:
         """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
         only in the plain case (the task waiting for data with nothing pending, no multiline joining, no
         rules switch, room in both budgets). False when the task must read them itself, as usual."""
         sink = self._immediate_sink
-        if (sink is None or not self._waiting_for_data or self._rewound or self._batcher.lines
+        if (sink is None or not self._waiting_for_data or self._rewound or self._batcher.pending
                 or self._joiner is not None or self._next_rule is not None or self._budget.exceeded
                 or self._budget.gate.locked() or self._splitter is None or not sink.has_room):
             return False
@@ -485,7 +501,7 @@ class LogStreamer:
             self._take(lines)
         if block:
             self._take_block(block)
-        if self._batcher.lines:  # due at `tick`, now: published as the task would have
+        if self._batcher.pending:  # due at `tick`, now: published as the task would have
             chunk, size, on_ack = self._next_chunk()
             ack = sink.publish_nowait(chunk, size)
             self._budget.release(size)
@@ -528,8 +544,7 @@ class LogStreamer:
         if not self.cursor.rewind(epoch):
             return False
         self._rewound = True
-        _, pending = self._batcher.take()
-        self._budget.release(pending)
+        self._budget.release(self._batcher.take().size)
         self._sink.discard(self.target.stream_id)  # lines gathered with other streams' but not sent yet
         if self._joiner is not None:  # its open record's lines come after the acknowledged one: read again
             self._joiner = MultilineJoiner(self._joiner.rule)

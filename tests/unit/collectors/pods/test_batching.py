@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
-from core.models import make_raw_line
+from core.models import make_raw_line, wire_lines
 
 
 def test_full_by_lines_bytes_or_shared_budget() -> None:
@@ -18,8 +19,8 @@ def test_full_by_lines_bytes_or_shared_budget() -> None:
     for i in range(3):
         a.add(make_raw_line(i, b"x"), 1)
     assert a.full
-    lines, size = a.take()
-    assert len(lines) == 3 and size == 3 and not a.lines
+    lines, _, count, size, last = a.take()
+    assert len(lines) == count == 3 and size == 3 and last == (2, 0) and not a.pending
     assert budget.used == 3  # released only once the publisher accepted them
     budget.release(size)
     a.add(make_raw_line(0, b"y" * 60), 60)
@@ -37,14 +38,14 @@ def test_a_spent_budget_makes_the_streams_holding_their_share_flush() -> None:
     small.add(make_raw_line(0, b"y" * 40), 40)
     assert budget.exceeded and (budget.holders, budget.held) == (2, 110)
     assert big.full and not small.full and not empty.full
-    taken, size = big.take()  # handed to the publisher: still counted in `used` until it accepted them
+    taken, _, _, size, _ = big.take()  # handed to the publisher: still counted in `used` until it accepted them
     assert (budget.holders, budget.held, budget.used) == (1, 40, 110)
     assert len(taken) == 1 and size == 70
     assert small.full  # now the only one holding lines
     budget.release(size)
     assert not budget.exceeded and not small.full
     small.take()
-    assert (budget.holders, budget.held) == (0, 0) and not small.take()[0]
+    assert (budget.holders, budget.held) == (0, 0) and not small.take().line_count
 
 
 async def test_readers_wait_for_room_until_bytes_are_released() -> None:
@@ -98,3 +99,20 @@ def test_due_by_brings_pending_lines_due_earlier_never_later() -> None:
     assert after is not None and after <= left
     batcher.due_by(time.monotonic() - 1.0)  # the tick a paced wait ended at: due now
     assert batcher.seconds_left() == 0.0
+
+
+def test_lines_in_their_wire_encoding_and_entries_make_one_encoded_chunk_in_order() -> None:
+    """Once a block comes encoded (the C scan's), entries before and after it are encoded too: the chunk is
+    one WireLines, in the order the lines came, with their count, size and the last line's place."""
+    budget = PendingBudget(1000)
+    batcher = ChunkBatcher(budget, 100, 1000, interval=5.0)
+    first, middle, last = [make_raw_line(1, b"a", "", 10)], [make_raw_line(2, b"b", "", 20)], \
+        [make_raw_line(3, b"c", "", 30)]
+    batcher.extend(first, 1)
+    batcher.extend_wire(wire_lines(middle), 1, (2, 20))
+    batcher.extend(last, 1)
+    assert batcher.entries() == first + middle + last and batcher.last == (3, 30)
+    pending = batcher.take()
+    assert not pending.lines and pending.wire is not None and (pending.line_count, pending.size) == (3, 3)
+    assert orjson.loads(b"[%s]" % b",".join(pending.wire.pieces)) == first + middle + last
+    assert (budget.holders, budget.held, budget.used) == (0, 0, 3) and not batcher.pending

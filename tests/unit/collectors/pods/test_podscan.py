@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.pods.blockscan import block_taker, scan_block, take_block
+from collectors.pods.blockscan import block_taker, scan_block, take_block, take_wire
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampParser, format_rfc3339nano
+from core.models import wire_lines
 from core.native import native_module
 
 fast = pytest.importorskip("collectors.pods._podscan", reason="C extension not built (pure-Python install)")
@@ -69,6 +70,35 @@ def test_the_c_scan_gives_the_references_answer(block: bytes, last_position: int
         by_c.advance(clock, index, position, last_ts)
         assert (entries, size, duplicates) == scan_block(block, TimestampParser(), by_python)
         assert state(by_c) == state(by_python)
+
+
+@SOME
+@given(blocks, st.sampled_from([-1, NOW // 1000, (NOW + 10**9) // 1000]),
+       st.sampled_from([0, NOW, NOW + 2 * 10**9]), st.integers(1, 3))
+def test_the_wire_scan_writes_what_orjson_writes_for_the_references_entries(
+        block: bytes, last_position: int, skip: int, passes: int) -> None:
+    """scan_wire: None exactly when scan is; else the reference's entries as orjson encodes them (joined by
+    commas), their count, characters, bytes, the duplicates and the cursor state."""
+    by_wire, by_python = cursor_at(last_position, skip), cursor_at(last_position, skip)
+    for _ in range(passes):
+        by_wire.begin_connection()
+        by_python.begin_connection()
+        before = state(by_wire)
+        assert (fast.scan_wire(block, *by_wire.scan_state()) is None) == (fast.scan(block, *before[:4]) is None)
+        wired = take_wire(block, by_wire, fast.scan_wire)
+        if wired is None:
+            assert state(by_wire) == before
+            return
+        wire, size, duplicates, last = wired
+        reference = scan_block(block, TimestampParser(), by_python)
+        assert reference is not None
+        entries, reference_size, reference_duplicates = reference
+        assert b",".join(wire.pieces) == wire_lines(entries).pieces[0] if entries else not wire.pieces
+        assert (wire.count, wire.size, size, duplicates) == (len(entries), sum(len(e[1]) for e in entries),
+                                                             reference_size, reference_duplicates)
+        assert state(by_wire) == state(by_python)
+        if entries:
+            assert last == (entries[-1][0], entries[-1][3])
 
 
 def test_kubelet_lines_are_answered_in_c() -> None:

@@ -72,12 +72,12 @@ async def test_a_stream_below_its_share_waits_until_its_lines_are_due(tmp_path: 
             deadline = time.monotonic() + 20
             while not sink.sent and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-                assert budget.exceeded or not streamer._batcher.lines
+                assert budget.exceeded or not streamer._batcher.pending
         finally:
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
         at, chunk = sink.sent[0]
-        assert [raw[1].split()[1] for raw in chunk.lines] == ["0", "1", "2", "3"]
+        assert [raw[1].split()[1] for raw in chunk.entries()] == ["0", "1", "2", "3"]
         assert at >= due - 0.01 and at - started >= 0.4, "sent when due, not as soon as the budget was spent"
         assert other.lines and budget.holders == 1 and budget.held == 900  # the larger holder was never made to flush
     finally:

@@ -35,7 +35,7 @@ class AckingSink:
 
     async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
         # the streamer counts its lines' text as it reads them (characters, or UTF-8 bytes: at least as many)
-        assert text_size is not None and text_size >= sum(len(line[1]) for line in chunk.lines)
+        assert text_size is not None and text_size >= sum(len(line[1]) for line in chunk.entries())
         self.chunks.append(chunk)
         done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
         done.set_result(ChunkAck(0, len(self.chunks) - 1))
@@ -73,7 +73,7 @@ async def test_a_joined_record_is_acknowledged_at_its_last_line() -> None:
                     timestamped(9, b"INFO:shop:recovered")])  # the last record stays open
     await streamer._flush()
     await asyncio.sleep(0)  # the acknowledgement callback
-    sent = [raw[1] for chunk in sink.chunks for raw in chunk.lines]
+    sent = [raw[1] for chunk in sink.chunks for raw in chunk.entries()]
     assert sent == ["INFO:shop:started", "\n".join(t.decode() for t in TRACEBACK)]
     last_traceback_line = BASE_NS + 5 * 1_000_000_000
     assert streamer.cursor.acked_ts_ns == last_traceback_line, "acknowledged at the record's first line"
@@ -101,7 +101,7 @@ async def test_a_rule_switch_takes_effect_at_a_chunk_boundary() -> None:
     streamer._take([timestamped(1 + i, t) for i, t in enumerate(java)])  # read before the switch: no rule
     streamer.use_rule(CompiledRule(MultilineRule(detectors=["java"])))
     await streamer._switch_rule()  # what the follow loop does before taking the next data
-    assert [[raw[1] for raw in chunk.lines] for chunk in sink.chunks] == [[t.decode() for t in java]], \
+    assert [[raw[1] for raw in chunk.entries()] for chunk in sink.chunks] == [[t.decode() for t in java]], \
         "the lines read before the switch went out as one chunk, as the old rule left them"
     streamer._take([timestamped(10 + i, t) for i, t in enumerate(java)] + [timestamped(20, b"INFO next")])
     await streamer._flush()
@@ -116,7 +116,7 @@ async def test_switching_joining_off_sends_the_open_record_and_acknowledges_ever
     streamer._take([timestamped(10, b"INFO:shop:recovered"), timestamped(11, b"INFO:shop:idle")])
     await streamer._flush()
     await asyncio.sleep(0)
-    sent = [raw[1] for chunk in sink.chunks for raw in chunk.lines]
+    sent = [raw[1] for chunk in sink.chunks for raw in chunk.entries()]
     assert sent == ["\n".join(t.decode() for t in TRACEBACK), "INFO:shop:recovered", "INFO:shop:idle"]
     assert streamer.cursor.acked_ts_ns == BASE_NS + 11 * 1_000_000_000, "acknowledged at the last line sent"
 
@@ -144,7 +144,7 @@ async def test_a_stale_watch_at_the_first_connect_never_reads_the_next_instance(
                                StreamCursor(), client, sink, lambda: InstanceStatus.LIVE, verify,  # the stale watch
                                PodCollectorSettings(), PendingBudget(1 << 20), PodMetrics())
         await asyncio.wait_for(streamer.run(), 30)
-        assert [raw[1] for chunk in sink.chunks for raw in chunk.lines] == ["first instance 1", "first instance 2"]
+        assert [raw[1] for chunk in sink.chunks for raw in chunk.entries()] == ["first instance 1", "first instance 2"]
         assert api.requests["log"] == 2  # the current log opened by the stale status, dropped unread
     finally:
         await client.close()

@@ -26,6 +26,7 @@ from collectors.pods.metrics import PodMetrics
 from collectors.pods.polled_log import TickPoller
 from collectors.pods.positions import StreamCursor
 from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
+from core.models import WireLines
 from core.settings import PodCollectorSettings
 from tests.support.kube_api import FakeKubeApi, FakePod
 from tests.unit.collectors.pods.test_streamer_budget import TimedSink
@@ -81,6 +82,13 @@ async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIte
             hand_over(entries, size, duplicates)
 
         streamer._hand_over = counted  # type: ignore[method-assign]
+        hand_over_wire = streamer._hand_over_wire
+
+        def counted_wire(wire: WireLines, size: int, duplicates: int, last: tuple[int, int]) -> None:
+            followed.handed.append(wire.count)
+            hand_over_wire(wire, size, duplicates, last)
+
+        streamer._hand_over_wire = counted_wire  # type: ignore[method-assign]
         wait_paused = streamer._wait_paused
 
         async def paced(left: float) -> None:
@@ -113,9 +121,9 @@ async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIte
 async def wait_sent(sink: TimedSink, lines: int) -> list[tuple[float, int]]:
     """(when sent, line number) of every line the sink got, once it has `lines` (or after 15 s)."""
     deadline = time.monotonic() + 15
-    while sum(len(chunk.lines) for _, chunk in sink.sent) < lines and time.monotonic() < deadline:
+    while sum(chunk.line_count for _, chunk in sink.sent) < lines and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-    return [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.lines]
+    return [(at, int(raw[1].split()[1])) for at, chunk in sink.sent for raw in chunk.entries()]
 
 
 async def test_a_slow_pods_lines_are_read_together_when_due_and_none_waits_longer(tmp_path: Path, pacing: str) -> None:
