@@ -114,7 +114,7 @@ test-clients: system-deps
 # its workers).
 test: install system-deps test-clients
 	@mkdir -p build; FREE_PORT_RANGE=30000-31999 $(MAKE) --no-print-directory test-pure > build/test-pure.log 2>&1 & pure=$$!; \
-	FREE_PORT_RANGE=20000-29999 $(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS); main=$$?; \
+	FREE_PORT_RANGE=20000-29999 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS); main=$$?; \
 	wait $$pure; pure=$$?; echo "== the pure-path run (make test-pure), beside it:"; cat build/test-pure.log; \
 	test $$main = 0 -a $$pure = 0
 
