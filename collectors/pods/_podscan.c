@@ -108,30 +108,52 @@ static long long next_position(int64_t ts, long long *clock, long long *index) {
     return *clock * PER_US + *index;
 }
 
+/* Where the scans are in a block: the next line's offset, the second last parsed, the cursor's clock. */
+typedef struct {
+    const unsigned char *buf;
+    Py_ssize_t len, pos;
+    const unsigned char *head_seen;
+    int64_t base;
+    long long clock, index;
+    /* the line walk_next read last: its start, length, timestamp and position */
+    const unsigned char *line;
+    Py_ssize_t n;
+    int64_t ts;
+    long long position;
+} Walk;
+
+/* Read the walk's next line into `w->line` .. `w->position`: the offset of its content, or -1 when it is
+ * not a kubelet line the scans take. */
+static Py_ssize_t walk_next(Walk *w) {
+    w->line = w->buf + w->pos;
+    const unsigned char *nl = memchr(w->line, '\n', (size_t)(w->len - w->pos));
+    w->n = nl - w->line;
+    Py_ssize_t at = kubelet_line(w->line, w->n, &w->head_seen, &w->base, &w->ts);
+    if (at < 0) return -1;
+    w->position = next_position(w->ts, &w->clock, &w->index);
+    w->pos += w->n + 1;
+    return at;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     long long clock, index, last_position, skip;
     if (!PyArg_ParseTuple(args, "y*LLLL", &view, &clock, &index, &last_position, &skip)) return NULL;
-    const unsigned char *buf = view.buf;
-    Py_ssize_t len = view.len, pos = 0;
+    Walk w = {view.buf, view.len, 0, NULL, 0, clock, index, NULL, 0, 0, 0};
     PyObject *entries = NULL, *empty = NULL, *zero = NULL, *result = NULL;
     long long size = 0, duplicates = 0, last_ts = -1;
-    const unsigned char *head_seen = NULL;
-    int64_t base = 0;
-    if (len == 0 || buf[len - 1] != '\n') goto none;
+    if (w.len == 0 || w.buf[w.len - 1] != '\n') goto none;
     entries = PyList_New(0);
     empty = PyUnicode_FromStringAndSize("", 0);
     zero = PyLong_FromLong(0);
     if (entries == NULL || empty == NULL || zero == NULL) goto error;
-    while (pos < len) {
-        const unsigned char *line = buf + pos;
-        const unsigned char *nl = memchr(line, '\n', (size_t)(len - pos));
-        Py_ssize_t n = nl - line;
-        int64_t ts;
-        Py_ssize_t at = kubelet_line(line, n, &head_seen, &base, &ts);
+    while (w.pos < w.len) {
+        Py_ssize_t at = walk_next(&w);
         if (at < 0) goto none;
-        long long position = next_position(ts, &clock, &index);
-        pos += n + 1;
+        const unsigned char *line = w.line;
+        Py_ssize_t n = w.n;
+        int64_t ts = w.ts;
+        long long position = w.position;
         if (position <= last_position || ts < skip) {
             /* the reference checks the UTF-8 of the whole block, dropped lines included */
             PyObject *check = PyUnicode_DecodeUTF8((const char *)line + at, n - at, "strict");
@@ -166,9 +188,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         size += n - at;
     }
     if (last_ts >= 0)
-        result = Py_BuildValue("(OLLLLLL)", entries, size, duplicates, clock, index, last_position, last_ts);
+        result = Py_BuildValue("(OLLLLLL)", entries, size, duplicates, w.clock, w.index, last_position, last_ts);
     else
-        result = Py_BuildValue("(OLLLLLO)", entries, size, duplicates, clock, index, last_position, Py_None);
+        result = Py_BuildValue("(OLLLLLO)", entries, size, duplicates, w.clock, w.index, last_position, Py_None);
     goto done;
 none_if_decode:
     if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto error;
@@ -198,33 +220,26 @@ static PyObject *scan_wire(PyObject *self, PyObject *args) {
     Py_buffer view;
     long long clock, index, last_position, skip;
     if (!PyArg_ParseTuple(args, "y*LLLL", &view, &clock, &index, &last_position, &skip)) return NULL;
-    const unsigned char *buf = view.buf;
-    Py_ssize_t len = view.len, pos = 0, count = 0, chars = 0, size = 0;
+    Walk w = {view.buf, view.len, 0, NULL, 0, clock, index, NULL, 0, 0, 0};
+    Py_ssize_t count = 0, chars = 0, size = 0;
     long long duplicates = 0, last_ts = -1;
-    const unsigned char *head_seen = NULL;
-    int64_t base = 0;
     char stack[STACK_OUT];
     Out out = {stack, 0, STACK_OUT, NULL};
     PyObject *result = NULL;
-    if (len == 0 || buf[len - 1] != '\n') goto none;
-    while (pos < len) {
-        const unsigned char *line = buf + pos;
-        const unsigned char *nl = memchr(line, '\n', (size_t)(len - pos));
-        Py_ssize_t n = nl - line;
-        int64_t ts;
-        Py_ssize_t at = kubelet_line(line, n, &head_seen, &base, &ts);
+    if (w.len == 0 || w.buf[w.len - 1] != '\n') goto none;
+    while (w.pos < w.len) {
+        Py_ssize_t at = walk_next(&w);
         if (at < 0) goto none;
-        long long position = next_position(ts, &clock, &index);
-        pos += n + 1;
+        Py_ssize_t text = w.n - at;
         /* `,[<position>,"<text>","",<ts>,0]`: 2 + 20 + 2 + 6 * text + 4 + 20 + 3 bytes at most */
-        if (!reserve(&out, 6 * (n - at) + 64)) {
+        if (!reserve(&out, 6 * text + 64)) {
             PyErr_NoMemory();
             goto done;
         }
         Py_ssize_t mark = out.used;
-        if (position <= last_position || ts < skip) {
+        if (w.position <= last_position || w.ts < skip) {
             /* dropped, but the reference checks the UTF-8 of the whole block: escaped and taken back */
-            Py_ssize_t checked = escape_utf8(line + at, n - at, &out);
+            Py_ssize_t checked = escape_utf8(w.line + at, text, &out);
             out.used = mark;
             if (checked < 0) goto none;
             duplicates++;
@@ -234,27 +249,27 @@ static PyObject *scan_wire(PyObject *self, PyObject *args) {
             put(&out, ",[", 2);
         else
             put(&out, "[", 1);
-        put_int(&out, position);
+        put_int(&out, w.position);
         put(&out, ",\"", 2);
-        Py_ssize_t n_chars = escape_utf8(line + at, n - at, &out);
+        Py_ssize_t n_chars = escape_utf8(w.line + at, text, &out);
         if (n_chars < 0) goto none;
         put(&out, "\",\"\",", 5);
-        put_int(&out, (long long)ts);
+        put_int(&out, (long long)w.ts);
         put(&out, ",0]", 3);
         count++;
         chars += n_chars;
-        size += n - at;
-        last_position = position;
-        last_ts = ts;
+        size += text;
+        last_position = w.position;
+        last_ts = w.ts;
     }
     PyObject *data = PyBytes_FromStringAndSize(out.data, out.used);
     if (data == NULL) goto done;
     if (last_ts >= 0)
-        result = Py_BuildValue("(NnnnLLLLL)", data, count, chars, size, duplicates, clock, index, last_position,
-                               last_ts);
+        result = Py_BuildValue("(NnnnLLLLL)", data, count, chars, size, duplicates, w.clock, w.index,
+                               last_position, last_ts);
     else
-        result = Py_BuildValue("(NnnnLLLLO)", data, count, chars, size, duplicates, clock, index, last_position,
-                               Py_None);
+        result = Py_BuildValue("(NnnnLLLLO)", data, count, chars, size, duplicates, w.clock, w.index,
+                               last_position, Py_None);
     goto done;
 none:
     result = Py_NewRef(Py_None);

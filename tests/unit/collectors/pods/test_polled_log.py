@@ -21,7 +21,7 @@ from collectors.pods.client import ApiStatusError, KubeClient
 from collectors.pods.polled_log import BUSY_BYTES, BodyDecoder, LogStreamBroken, PolledLog, TickPoller, parse_head
 from core.errors import PermanentError
 from core.native import native_module
-from tests.support.kube_api import FakeKubeApi
+from tests.support.kube_api import FakeKubeApi, FakePod
 
 INTERVAL = 0.2
 
@@ -157,6 +157,15 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
         await server.stop()
 
 
+async def followed(server: FakeKubeApi, client: KubeClient, first: str) -> tuple[FakePod, PolledLog]:
+    """Pod `p` with `first` in its log, followed at ticks of INTERVAL."""
+    pod = server.add_pod("p")
+    server.log(pod, "app", [first])
+    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
+    assert isinstance(log, PolledLog)
+    return pod, log
+
+
 async def read_all(log: PolledLog, until: bytes, timeout: float = 10.0) -> tuple[bytes, list[float | None]]:
     """What the log brings until `until` is in it, and the tick each read was due at."""
     got, ticks = b"", []
@@ -173,10 +182,7 @@ async def read_all(log: PolledLog, until: bytes, timeout: float = 10.0) -> tuple
 async def test_a_followed_log_is_read_at_ticks_and_its_lines_are_due_at_them(
         api: tuple[FakeKubeApi, KubeClient]) -> None:
     server, client = api
-    pod = server.add_pod("p")
-    server.log(pod, "app", ["before"])
-    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
-    assert isinstance(log, PolledLog)
+    pod, log = await followed(server, client, "before")
     try:
         got, _ = await read_all(log, b"before\n")
         written = []
@@ -235,10 +241,7 @@ async def test_error_answers_are_the_clients_errors(api: tuple[FakeKubeApi, Kube
 async def test_a_busy_pod_is_read_as_it_writes_and_a_quiet_one_at_ticks_again(
         api: tuple[FakeKubeApi, KubeClient]) -> None:
     server, client = api
-    pod = server.add_pod("p")
-    server.log(pod, "app", ["start"])
-    log = await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
-    assert isinstance(log, PolledLog)
+    pod, log = await followed(server, client, "start")
     poller = TickPoller.of(INTERVAL)
     try:
         await read_all(log, b"start\n")
