@@ -488,9 +488,12 @@ class LogStreamer:
     def _take_polled(self, data: bytes, tick: float) -> bool:
         """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
         only in the plain case (the task waiting for data with nothing pending, no multiline joining, no
-        rules switch, room in both budgets). False when the task must read them itself, as usual."""
+        rules switch, room in both budgets, no more than a read's worth of bytes: a chunk stays within
+        `chunk_lines` and `chunk_bytes` as the task's reads keep it). False when the task must read them
+        itself, as usual."""
         sink = self._immediate_sink
-        if (sink is None or not self._waiting_for_data or self._rewound or self._batcher.pending
+        if (sink is None or not self._waiting_for_data or len(data) > self._cfg.read_bufsize  # (see below)
+                or self._rewound or self._batcher.pending
                 or self._joiner is not None or self._next_rule is not None or self._budget.exceeded
                 or self._budget.gate.locked() or self._splitter is None or not sink.has_room):
             return False

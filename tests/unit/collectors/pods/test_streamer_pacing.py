@@ -60,7 +60,8 @@ class Followed:
 
 
 @contextlib.asynccontextmanager
-async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIterator[Followed]:
+async def followed_pod(tmp_path: Path, interval: float, pacing: str,
+                       chunk_lines: int = 1000) -> AsyncIterator[Followed]:
     """Pod `p` on the API test server, its `app` log followed by a streamer (`flush_interval` = `interval`)
     into a recording sink; everything stopped afterwards."""
     api = await FakeKubeApi(max_piece=None).start()
@@ -73,7 +74,8 @@ async def followed_pod(tmp_path: Path, interval: float, pacing: str) -> AsyncIte
 
         streamer = LogStreamer(StreamTarget("demo-system", "p", "app", "pod:u:app:0", {"kind": "pod-api"}),
                                StreamCursor(), client, followed.sink, lambda: InstanceStatus.LIVE, verify,
-                               PodCollectorSettings(flush_interval=interval, poll_logs=pacing == "poll"),
+                               PodCollectorSettings(flush_interval=interval, poll_logs=pacing == "poll",
+                                                    chunk_lines=chunk_lines),
                                PendingBudget(1 << 24), PodMetrics())
         hand_over = streamer._hand_over
 
@@ -262,3 +264,17 @@ async def test_a_polled_streams_tick_lines_are_published_by_the_poll_itself_when
     assert [n for _, n in sent] == list(range(12))
     assert all(at - written[n] <= interval + 0.25 for at, n in sent), [round(at - written[n], 3) for at, n in sent]
     assert taken and all(taken) if room else not any(taken), taken
+
+
+async def test_a_tick_bringing_more_than_a_chunk_holds_is_sent_in_chunks_of_chunk_lines(
+        tmp_path: Path, pacing: str) -> None:
+    """A pod that wrote thousands of short lines within one interval: a chunk goes out once it holds
+    `chunk_lines`, checked after each read of at most `read_bufsize` bytes, whichever design read them (the
+    poll hands a tick's bytes to the task when they are more than one read), and every line is sent once,
+    in order."""
+    async with followed_pod(tmp_path, 0.5, pacing, chunk_lines=100) as followed:
+        followed.api.log(followed.pod, "app", [f"s {n}" for n in range(2500)])
+        sent = await wait_sent(followed.sink, 2500)
+    assert [n for _, n in sent] == list(range(2500))
+    one_read = PodCollectorSettings().read_bufsize // len(b"2026-01-01T00:00:00.000000000Z s 0\n") + 1
+    assert max(chunk.line_count for _, chunk in followed.sink.sent) <= 100 + one_read
