@@ -199,7 +199,6 @@ class PolledLog:
         self._eof = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._busy = False  # read as its data comes (registered with the event loop)
         self._tick_bytes = 0  # raw bytes read since the last tick
         self.closed = False
         if first:
@@ -241,8 +240,8 @@ class PolledLog:
         taken = b"".join(parts)
         self._buffered -= len(taken)
         self.polled_tick = tick
-        if self._busy and self.wants_bytes and not self._poller.reading(self):
-            self._poller.read_as_it_comes(self)  # it stopped for the streamer to catch up
+        if self.wants_bytes:
+            self._poller.resume_busy(self)  # a busy log stopped for the streamer to catch up reads on
         return taken
 
     async def read(self, limit: int) -> bytes:
@@ -302,9 +301,6 @@ class PolledLog:
         """Raw bytes read since the last call (the poller weighs busy streams once a tick)."""
         taken, self._tick_bytes = self._tick_bytes, 0
         return taken
-
-    def set_busy(self, busy: bool) -> None:
-        self._busy = busy
 
     # -- inside -----------------------------------------------------------------------------------
     def _decrypt(self, data: bytes) -> bytes:
@@ -393,6 +389,11 @@ class TickPoller:
     def reading(self, log: PolledLog) -> bool:
         return log in self._reading
 
+    def resume_busy(self, log: PolledLog) -> None:
+        """A busy log whose reads stopped while its streamer caught up is read as its data comes again."""
+        if log in self._busy and log not in self._reading:
+            self.read_as_it_comes(log)
+
     def read_as_it_comes(self, log: PolledLog) -> None:
         if log in self._reading or log.closed or self._logs.get(log.fileno) is not log:
             return
@@ -443,12 +444,10 @@ class TickPoller:
         brought less is read at ticks again."""
         if log.tick_bytes() >= BUSY_BYTES and not log.closed:
             self._busy.add(log)
-            log.set_busy(True)
             if log.wants_bytes:
                 self.read_as_it_comes(log)
         elif log in self._busy:
             self._busy.discard(log)
-            log.set_busy(False)
             self._stop_reading(log)
 
 

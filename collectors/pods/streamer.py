@@ -206,9 +206,10 @@ class LogStreamer:
         read_bytes = self._cfg.read_bufsize  # taken from the response before the budget is checked again
         paced_tick: float | None = None  # the tick a paced wait after a flush ended at (_pace_to_next_tick)
         self._resp = resp
-        self._polled = polled = isinstance(resp, PolledLog)
-        if isinstance(resp, PolledLog):
-            resp.consumer = self._take_polled
+        polled = resp if isinstance(resp, PolledLog) else None
+        self._polled = polled is not None
+        if polled is not None:
+            polled.consumer = self._take_polled
         try:
             while True:
                 if self._budget.exceeded:
@@ -244,20 +245,15 @@ class LogStreamer:
                             continue
                 if not data or self._rewound:
                     break
-                if polled and isinstance(resp, PolledLog):  # what a tick's poll read is due at that tick
-                    due_by = resp.polled_tick
+                if polled is not None:  # what a tick's poll read is due at that tick
+                    due_by = polled.polled_tick
                 backoff.reset()
                 if self._next_rule is not None:
                     await self._switch_rule()
                 drained = len(data) < read_bytes  # took all that was buffered: not reading from behind
                 self._window_bytes += len(data)
-                lines, block = splitter.feed_block(data)
+                self._take_read(splitter, data)
                 del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
-                if lines:
-                    self._take(lines)
-                if block:
-                    self._take_block(block)
-                del block
                 if due_by is not None:
                     self._batcher.due_by(due_by)
                 if self._batcher.full:
@@ -269,8 +265,8 @@ class LogStreamer:
                 elif drained and self._paceable():
                     await self._pace()
         except asyncio.CancelledError:  # stopping: what the connection holds came before the stop
-            if isinstance(resp, PolledLog) and not self._rewound:
-                self._take_rest(resp, splitter)
+            if polled is not None and not self._rewound:
+                self._take_rest(polled, splitter)
             raise
         except (aiohttp.ClientError, OSError):
             if not self._rewound:
@@ -291,11 +287,15 @@ class LogStreamer:
         with contextlib.suppress(OSError):
             log.take_bytes(None)
             while data := log.read_nowait(self._cfg.read_bufsize):
-                lines, block = splitter.feed_block(data)
-                if lines:
-                    self._take(lines)
-                if block:
-                    self._take_block(block)
+                self._take_read(splitter, data)
+
+    def _take_read(self, splitter: LineSplitter, data: bytes) -> None:
+        """The lines a read of the response brought (its unfinished last line stays in `splitter`)."""
+        lines, block = splitter.feed_block(data)
+        if lines:
+            self._take(lines)
+        if block:
+            self._take_block(block)
 
     def _busy_now(self) -> bool:
         """Whether the stream brought more than PACE_MAX_BYTES over its last `flush_interval` (weighed once an
@@ -472,6 +472,10 @@ class LogStreamer:
                 ack = await self._sink.publish(chunk, size)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
+        self._awaiting(ack, on_ack)
+
+    def _awaiting(self, ack: asyncio.Future[ChunkAck], on_ack: Callable[[asyncio.Future[ChunkAck]], None]) -> None:
+        """A chunk the sink accepted: its acknowledgement is awaited (rewinds and stops wait for it too)."""
         self._unacked.add(ack)
         ack.add_done_callback(on_ack)
 
@@ -492,25 +496,21 @@ class LogStreamer:
         `chunk_lines` and `chunk_bytes` as the task's reads keep it). False when the task must read them
         itself, as usual."""
         sink = self._immediate_sink
-        if (sink is None or not self._waiting_for_data or len(data) > self._cfg.read_bufsize  # (see below)
-                or self._rewound or self._batcher.pending
-                or self._joiner is not None or self._next_rule is not None or self._budget.exceeded
-                or self._budget.gate.locked() or self._splitter is None or not sink.has_room):
+        if (sink is None or not self._waiting_for_data or len(data) > self._cfg.read_bufsize or self._rewound
+                or self._batcher.pending or self._joiner is not None or self._next_rule is not None
+                or self._budget.exceeded or self._budget.gate.locked() or self._splitter is None
+                or not sink.has_room):
             return False
         if self._backoff is not None:
             self._backoff.reset()
-        lines, block = self._splitter.feed_block(data)
-        if lines:
-            self._take(lines)
-        if block:
-            self._take_block(block)
+        self._take_read(self._splitter, data)
         if self._batcher.pending:  # due at `tick`, now: published as the task would have
             chunk, size, on_ack = self._next_chunk()
             ack = sink.publish_nowait(chunk, size)
             self._budget.release(size)
-            self._unacked.add(ack)
-            ack.add_done_callback(on_ack)
+            self._awaiting(ack, on_ack)
         return True
+
     def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
         """The last line a chunk being sent covers. A joined record takes its first line's position, so
         acknowledging that would make a rewind or a restart read the record's tail again as records of
