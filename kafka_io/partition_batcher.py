@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 from core.models import RawBatch, RawChunk, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher
 
 log = logging.getLogger(__name__)
 LINE_OVERHEAD = 48  # bytes counted per line besides its text (position, stream, time, flags, framing)
+Settled = Callable[["asyncio.Future[ChunkAck]"], None]  # told a batch's outcome (publish_nowait's on_settled)
 
 
 class _Batch:
-    __slots__ = ("ack", "bytes", "collected_ns", "due", "lines", "partition", "segments")
+    __slots__ = ("ack", "bytes", "collected_ns", "due", "lines", "partition", "segments", "settled")
 
     def __init__(self, partition: int, due: float, collected_ns: int, ack: asyncio.Future[ChunkAck]) -> None:
         self.partition = partition
@@ -41,6 +43,8 @@ class _Batch:
         self.lines = 0
         self.bytes = 0
         self.ack = ack
+        self.settled: list[Settled] = []  # publish_nowait's callers, told in one callback of `ack`
+        ack.add_done_callback(functools.partial(_tell_settled, self.settled))
 
 
 class PartitionBatcher:
@@ -107,11 +111,14 @@ class PartitionBatcher:
         """Whether `publish` would return without waiting (no closed batches waiting for the publisher)."""
         return self._room.is_set()
 
-    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
-        """`publish` for a caller that cannot wait, after it saw `has_room`."""
-        return self._add(chunk, text_size)
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None, on_settled: Settled) -> asyncio.Future[ChunkAck]:
+        """`publish` for a caller that cannot wait, after it saw `has_room`. `on_settled` is called with the
+        returned future once it is done: the callers of a batch are told in turn by one callback, not a
+        loop callback each (hundreds of streams a tick go into a few batches)."""
+        return self._add(chunk, text_size, on_settled)
 
-    def _add(self, chunk: RawChunk, text_size: int | None) -> asyncio.Future[ChunkAck]:
+    def _add(self, chunk: RawChunk, text_size: int | None,
+             on_settled: Settled | None = None) -> asyncio.Future[ChunkAck]:
         count = chunk.line_count
         if not count:
             raise ValueError("an empty chunk has nothing to publish")
@@ -126,8 +133,6 @@ class PartitionBatcher:
         if batch is None:
             loop = asyncio.get_running_loop()
             ack: asyncio.Future[ChunkAck] = loop.create_future()
-            # streams that dropped this future after a failure of their own need no second report
-            ack.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
             batch = self._open[partition] = _Batch(partition, time.monotonic() + self.linger, chunk.collected_ns, ack)
             self._wake.set()  # a new deadline
         segment = batch.segments.get(chunk.stream_id)
@@ -143,6 +148,8 @@ class PartitionBatcher:
         batch.lines += count
         batch.bytes += size
         self.chunks += 1
+        if on_settled is not None:
+            batch.settled.append(on_settled)
         ack_future = batch.ack
         if batch.lines >= self.max_lines or batch.bytes >= self.max_bytes:
             self._close(partition)
@@ -213,6 +220,18 @@ class PartitionBatcher:
         sent.add_done_callback(lambda fut: _settle(fut, ack))
 
 
+def _tell_settled(settled: list[Settled], ack: asyncio.Future[ChunkAck]) -> None:
+    """A batch's outcome to each publish_nowait caller in it, in the order they came; one failing does not
+    keep it from the others (logged as the event loop logs a failed callback)."""
+    if not ack.cancelled():
+        ack.exception()  # streams that dropped this future after a failure of their own need no second report
+    for tell in settled:
+        try:
+            tell(ack)
+        except Exception:
+            log.exception("a stream failed to take its batch's outcome")
+
+
 def _settle(sent: asyncio.Future[ChunkAck], ack: asyncio.Future[ChunkAck]) -> None:
     if ack.done():
         return
@@ -231,7 +250,8 @@ class ImmediateChunkSink(Protocol):
     @property
     def has_room(self) -> bool: ...
 
-    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]: ...
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None,
+                       on_settled: Callable[[asyncio.Future[ChunkAck]], None]) -> asyncio.Future[ChunkAck]: ...
 
 
 class ChunkSink(Protocol):

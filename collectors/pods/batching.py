@@ -127,14 +127,19 @@ class ChunkBatcher:
         self.last = (last[0], last[3])
 
     def extend_wire(self, wire: WireLines, size: int, last: tuple[int, int]) -> None:
-        """Lines in their wire encoding; `last`: the (position, ts) of the last of them."""
+        """Lines in their wire encoding; `last`: the (position, ts) of the last of them. `wire` is the
+        batcher's from then on (it may extend it with later lines)."""
         if not wire.count:
             return
         self._hold(size)
-        if self.wire is None:
-            self.wire = wire_lines(self.lines)  # (an empty one when no entries are pending)
+        if self.wire is not None:
+            self.wire.extend(wire)
+        elif self.lines:
+            self.wire = wire_lines(self.lines)
             self.lines = []
-        self.wire.extend(wire)
+            self.wire.extend(wire)
+        else:  # the usual case: a tick's lines taken from a stream with nothing pending
+            self.wire = wire
         self.count += wire.count
         self.last = last
 

@@ -88,9 +88,13 @@ class PositionStore:
     def acknowledged(self, stream_id: str, ts_ns: int | None, position: int, namespace: str = "") -> None:
         """The stream's last acknowledged line (it moves back when the broker lost acknowledged chunks)."""
         saved = self.saved.get(stream_id)
-        if saved is None or position != saved.position:
+        if saved is not None and position == saved.position:
+            return
+        if saved is not None and not saved.done and saved.namespace == namespace:
+            saved.ts_ns, saved.position = ts_ns, position  # moved in place: once per stream a tick
+        else:
             saved = self.saved[stream_id] = SavedPosition(ts_ns, position, False, namespace)
-            self._dirty[stream_id] = saved
+        self._dirty[stream_id] = saved
 
     def prune(self, namespace: str | None, present_uids: set[str]) -> None:
         """Forget the streams of pods (of `namespace`, or any) that a fresh list no longer shows: deleted,

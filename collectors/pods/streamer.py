@@ -421,6 +421,10 @@ class LogStreamer:
             if wired is not None:
                 self._hand_over_wire(*wired)
                 return
+        self._take_block_entries(block)
+
+    def _take_block_entries(self, block: bytes) -> None:
+        """`_take_block` without the wire scan: entries, in C when it can (blockscan.block_taker)."""
         taken = self._scan(block)
         if taken is None:
             self._take([(line, False) for line in block.split(b"\n")[:-1]])
@@ -486,8 +490,8 @@ class LogStreamer:
         if self._joiner is not None or self._read_lines:
             position, ts = self._last_line_sent(position, ts)
         chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), pending.lines, pending.wire)
-        return chunk, pending.size, functools.partial(self._acked, count=pending.line_count, size=pending.size,
-                                                      epoch=epoch, ts=ts, position=position)
+        return chunk, pending.size, functools.partial(self._acked, epoch, ts, position, pending.line_count,
+                                                      pending.size)
 
     def _take_polled(self, data: bytes, tick: float) -> bool:
         """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
@@ -503,12 +507,27 @@ class LogStreamer:
             return False
         if self._backoff is not None:
             self._backoff.reset()
-        self._take_read(self._splitter, data)
+        lines, block = self._splitter.feed_block(data)
+        wired = (self._scan_wire(block) if block and not lines and self._scan_wire is not None
+                 and not self._read_lines else None)
+        if wired is not None:  # the usual read: whole kubelet lines, straight from the scan to the sink
+            wire, size, duplicates, (position, ts) = wired
+            self._metrics.lines_read.inc(wire.count + duplicates)
+            if duplicates:
+                self._metrics.duplicates.inc(duplicates)
+            if wire.count:
+                chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), [], wire)
+                self._unacked.add(sink.publish_nowait(chunk, size, functools.partial(
+                    self._acked, self.cursor.epoch, ts, position, wire.count, size)))
+            return True
+        if lines:
+            self._take(lines)
+        if block:
+            self._take_block_entries(block)
         if self._batcher.pending:  # due at `tick`, now: published as the task would have
             chunk, size, on_ack = self._next_chunk()
-            ack = sink.publish_nowait(chunk, size)
+            self._unacked.add(sink.publish_nowait(chunk, size, on_ack))
             self._budget.release(size)
-            self._awaiting(ack, on_ack)
         return True
 
     def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
@@ -522,8 +541,8 @@ class LogStreamer:
             position, ts = read.popleft()
         return max((position, ts), last) if held is None else (position, ts)
 
-    def _acked(self, fut: asyncio.Future[ChunkAck], count: int, size: int, epoch: int, ts: int,
-               position: int) -> None:
+    def _acked(self, epoch: int, ts: int, position: int, count: int, size: int,
+               fut: asyncio.Future[ChunkAck]) -> None:
         self._unacked.discard(fut)
         self.check_lost()
         if fut.cancelled() or fut.exception() is not None:

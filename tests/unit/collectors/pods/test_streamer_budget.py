@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Callable
 
 from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
@@ -27,14 +28,19 @@ class TimedSink:
         self.sent: list[tuple[float, RawChunk]] = []
 
     async def publish(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
-        return self.publish_nowait(chunk, text_size)
-
-    has_room = True  # (a polled stream's tick bytes may then be published by the poll itself)
-
-    def publish_nowait(self, chunk: RawChunk, text_size: int | None = None) -> asyncio.Future[ChunkAck]:
         self.sent.append((time.monotonic(), chunk))
         done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
         done.set_result(ChunkAck(0, len(self.sent) - 1))
+        return done
+
+    has_room = True  # (a polled stream's tick bytes may then be published by the poll itself)
+
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None,
+                       on_settled: Callable[[asyncio.Future[ChunkAck]], None]) -> asyncio.Future[ChunkAck]:
+        self.sent.append((time.monotonic(), chunk))
+        done: asyncio.Future[ChunkAck] = asyncio.get_running_loop().create_future()
+        done.set_result(ChunkAck(0, len(self.sent) - 1))
+        done.add_done_callback(on_settled)
         return done
 
     def lost(self, ack: ChunkAck) -> bool:

@@ -54,7 +54,7 @@ async def test_chunks_sharing_a_refused_record_count_one_publish_error(streamer:
     acked.set_result(ChunkAck(0, 0))
     epoch = streamer.cursor.epoch
     for fut, position in ((first, 10), (first, 20), (second, 30), (acked, 40)):  # two chunks in `first`
-        streamer._acked(fut, count=10, size=100, epoch=epoch, ts=position, position=position)
+        streamer._acked(epoch, position, position, 10, 100, fut)
     assert publish_errors(streamer) == 2
 
 
@@ -67,6 +67,6 @@ async def test_a_batch_dropped_by_a_rewind_is_no_publish_error(streamer: LogStre
     refused.set_exception(KafkaTimeoutError("refused"))
     dropped.cancel()
     epoch = streamer.cursor.epoch
-    streamer._acked(refused, count=10, size=100, epoch=epoch, ts=10, position=10)
-    streamer._acked(dropped, count=10, size=100, epoch=epoch, ts=20, position=20)
+    streamer._acked(epoch, 10, 10, 10, 100, refused)
+    streamer._acked(epoch, 20, 20, 10, 100, dropped)
     assert publish_errors(streamer) == 1
