@@ -22,7 +22,8 @@ import functools
 import logging
 import time
 from collections import deque
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from core.models import RawBatch, RawChunk, wire_lines
 from kafka_io.publisher import ChunkAck, ChunkPublisher

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
