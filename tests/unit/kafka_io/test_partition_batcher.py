@@ -106,3 +106,37 @@ async def test_a_streams_encoded_and_plain_chunks_share_its_segment_in_order() -
     expected = RawBatch(1, [RawChunk(first.source, "s0", 1, first.lines + second.lines + third.lines), chunk("s2", 7)])
     assert batch.encode() == expected.encode()
     await batcher.stop()
+
+
+async def test_publish_nowait_callers_are_told_their_batch_outcome_in_order(caplog: pytest.LogCaptureFixture) -> None:
+    """A batch's immediate callers (the pod poll's streams) are told its outcome by one callback, in the
+    order their chunks came, with the batch's future; one failing does not keep it from the others."""
+    publisher, batcher = make(linger=0.05)
+    told: list[tuple[str, asyncio.Future[ChunkAck]]] = []
+
+    def telling(name: str, fail: bool = False) -> Any:
+        def tell(fut: asyncio.Future[ChunkAck]) -> None:
+            told.append((name, fut))
+            if fail:
+                raise RuntimeError(f"{name} broke")
+        return tell
+
+    assert batcher.has_room
+    ack = batcher.publish_nowait(chunk("s0", 1), None, telling("a"))
+    assert batcher.publish_nowait(chunk("s2", 5), None, telling("b", fail=True)) is ack
+    assert batcher.publish_nowait(chunk("s0", 2), None, telling("c")) is ack
+    await wait_for(lambda: publisher.sent, timeout=10, what="the record")
+    assert told == []  # nothing before Kafka answered
+    publisher.sent[0][2].set_result(ChunkAck(0, 3))
+    assert await ack == ChunkAck(0, 3)
+    await wait_for(lambda: len(told) == 3, timeout=10, what="every caller told")
+    assert [name for name, _ in told] == ["a", "b", "c"] and all(fut is ack for _, fut in told)
+    assert "a stream failed to take its batch's outcome" in caplog.text and "b broke" in caplog.text
+
+    told.clear()
+    refused = batcher.publish_nowait(chunk("s0", 3), None, telling("d"))
+    await wait_for(lambda: len(publisher.sent) == 2, timeout=10, what="the second record")
+    publisher.sent[1][2].set_exception(KafkaTimeoutError("refused"))
+    await wait_for(lambda: told, timeout=10, what="the caller told of the failure")
+    assert told[0][1] is refused and isinstance(refused.exception(), KafkaTimeoutError)
+    await batcher.stop()
