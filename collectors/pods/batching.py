@@ -132,14 +132,12 @@ class ChunkBatcher:
         if not wire.count:
             return
         self._hold(size)
-        if self.wire is not None:
-            self.wire.extend(wire)
-        elif self.lines:
-            self.wire = wire_lines(self.lines)
-            self.lines = []
-            self.wire.extend(wire)
-        else:  # the usual case: a tick's lines taken from a stream with nothing pending
+        if self.wire is None and not self.lines:  # the usual case: nothing pending, taken as it is
             self.wire = wire
+        else:
+            if self.wire is None:  # entries pending: encoded, so the chunk is one WireLines in order
+                self.wire, self.lines = wire_lines(self.lines), []
+            self.wire.extend(wire)
         self.count += wire.count
         self.last = last
 

@@ -252,7 +252,7 @@ class LogStreamer:
                     await self._switch_rule()
                 drained = len(data) < read_bytes  # took all that was buffered: not reading from behind
                 self._window_bytes += len(data)
-                self._take_read(splitter, data)
+                self._take_split(*splitter.feed_block(data))
                 del data  # not held while a flush waits for the publisher: hundreds of streams wait at once
                 if due_by is not None:
                     self._batcher.due_by(due_by)
@@ -287,11 +287,11 @@ class LogStreamer:
         with contextlib.suppress(OSError):
             log.take_bytes(None)
             while data := log.read_nowait(self._cfg.read_bufsize):
-                self._take_read(splitter, data)
+                self._take_split(*splitter.feed_block(data))
 
-    def _take_read(self, splitter: LineSplitter, data: bytes) -> None:
-        """The lines a read of the response brought (its unfinished last line stays in `splitter`)."""
-        lines, block = splitter.feed_block(data)
+    def _take_split(self, lines: list[tuple[bytes, bool]], block: bytes) -> None:
+        """The lines of a read of the response as LineSplitter.feed_block split them (its unfinished last
+        line stays in the splitter)."""
         if lines:
             self._take(lines)
         if block:
@@ -434,22 +434,24 @@ class LogStreamer:
     def _hand_over_wire(self, wire: WireLines, size: int, duplicates: int, last: tuple[int, int]) -> None:
         """`_hand_over` for lines in their wire encoding (never joined: only taken so without a joiner);
         `last`: the (position, ts) of the last of them."""
-        self._metrics.lines_read.inc(wire.count + duplicates)
+        self._count_read(wire.count, duplicates)
         self._batcher.extend_wire(wire, size, last)
+
+    def _count_read(self, taken: int, duplicates: int) -> None:
+        """Lines read, duplicates included (the heartbeat's lines in), and the duplicates dropped."""
+        self._metrics.lines_read.inc(taken + duplicates)
         if duplicates:
             self._metrics.duplicates.inc(duplicates)
 
     def _hand_over(self, entries: list[RawLine], size: int, duplicates: int) -> None:
         """Lines taken from the response to the multiline joiner (when configured) and the batch; counted
         as read here, duplicates included, before joining (the heartbeat's lines in)."""
-        self._metrics.lines_read.inc(len(entries) + duplicates)
+        self._count_read(len(entries), duplicates)
         if self._joiner is not None:
             self._read_lines.extend((raw[0], raw[3]) for raw in entries)
             entries = [raw for raw, _ in self._joiner.push_many(entries, {}, time.monotonic())]
             size = sum(len(raw[1]) for raw in entries)
         self._batcher.extend(entries, size)
-        if duplicates:
-            self._metrics.duplicates.inc(duplicates)
 
     async def _publish_tail(self, confirmed: bool) -> None:
         """Publish the unterminated last line; flagged truncated unless two reads ended with it."""
@@ -476,11 +478,7 @@ class LogStreamer:
                 ack = await self._sink.publish(chunk, size)  # blocks while Kafka's in-flight budget is spent
         finally:
             self._budget.release(size)
-        self._awaiting(ack, on_ack)
-
-    def _awaiting(self, ack: asyncio.Future[ChunkAck], on_ack: Callable[[asyncio.Future[ChunkAck]], None]) -> None:
-        """A chunk the sink accepted: its acknowledgement is awaited (rewinds and stops wait for it too)."""
-        self._unacked.add(ack)
+        self._unacked.add(ack)  # awaited by rewinds and stops too
         ack.add_done_callback(on_ack)
 
     def _next_chunk(self) -> tuple[RawChunk, int, Callable[[asyncio.Future[ChunkAck]], None]]:
@@ -489,9 +487,16 @@ class LogStreamer:
         epoch, (position, ts) = self.cursor.epoch, pending.last
         if self._joiner is not None or self._read_lines:
             position, ts = self._last_line_sent(position, ts)
-        chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), pending.lines, pending.wire)
-        return chunk, pending.size, functools.partial(self._acked, epoch, ts, position, pending.line_count,
-                                                      pending.size)
+        return (self._chunk(pending.lines, pending.wire), pending.size,
+                self._on_ack(epoch, ts, position, pending.line_count, pending.size))
+
+    def _chunk(self, lines: list[RawLine], wire: WireLines | None) -> RawChunk:
+        return RawChunk(self.target.source, self.target.stream_id, time.time_ns(), lines, wire)
+
+    def _on_ack(self, epoch: int, ts: int, position: int, count: int,
+                size: int) -> Callable[[asyncio.Future[ChunkAck]], None]:
+        """What to call with a sent chunk's ack future: `_acked`, told the chunk's last line and size."""
+        return functools.partial(self._acked, epoch, ts, position, count, size)
 
     def _take_polled(self, data: bytes, tick: float) -> bool:
         """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
@@ -508,22 +513,18 @@ class LogStreamer:
         if self._backoff is not None:
             self._backoff.reset()
         lines, block = self._splitter.feed_block(data)
-        wired = (self._scan_wire(block) if block and not lines and self._scan_wire is not None
-                 and not self._read_lines else None)
-        if wired is not None:  # the usual read: whole kubelet lines, straight from the scan to the sink
-            wire, size, duplicates, (position, ts) = wired
-            self._metrics.lines_read.inc(wire.count + duplicates)
-            if duplicates:
-                self._metrics.duplicates.inc(duplicates)
-            if wire.count:
-                chunk = RawChunk(self.target.source, self.target.stream_id, time.time_ns(), [], wire)
-                self._unacked.add(sink.publish_nowait(chunk, size, functools.partial(
-                    self._acked, self.cursor.epoch, ts, position, wire.count, size)))
-            return True
-        if lines:
-            self._take(lines)
-        if block:
-            self._take_block_entries(block)
+        if block and not lines and not self._read_lines and self._scan_wire is not None:
+            wired = self._scan_wire(block)
+            if wired is not None:  # the usual read: whole kubelet lines, from the scan straight to the sink
+                wire, size, duplicates, (position, ts) = wired
+                self._count_read(wire.count, duplicates)
+                if wire.count:
+                    on_ack = self._on_ack(self.cursor.epoch, ts, position, wire.count, size)
+                    self._unacked.add(sink.publish_nowait(self._chunk([], wire), size, on_ack))
+                return True
+            self._take_block_entries(block)  # lines the C scan does not answer for
+        else:
+            self._take_split(lines, block)
         if self._batcher.pending:  # due at `tick`, now: published as the task would have
             chunk, size, on_ack = self._next_chunk()
             self._unacked.add(sink.publish_nowait(chunk, size, on_ack))
