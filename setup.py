@@ -17,16 +17,17 @@ path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c11"]
-CHUNK_JSON = ["core/_chunkjson.h"]  # included by the two extensions that read parsed chunks' bytes
-WIRE_LINES = ["core/_wirelines.h"]  # included by the two collectors' scans that write raw lines' wire encoding
+JSON_TEXT = ["core/_jsontext.h"]  # included by every C writer of JSON strings (the two headers below, the intake)
+CHUNK_JSON = ["core/_chunkjson.h", *JSON_TEXT]  # included by the two extensions that read parsed chunks' bytes
+WIRE_LINES = ["core/_wirelines.h", *JSON_TEXT]  # included by the two collectors' scans writing raw lines' encoding
 setup(ext_modules=[
     Extension("agents._linescan", ["agents/_linescan.c"],
               depends=[*CHUNK_JSON, "agents/_sinksplice.h", "agents/_rawsplit.h"], extra_compile_args=FLAGS,
               optional=True),
     Extension("tables._tracefold", ["tables/_tracefold.c"], depends=[*CHUNK_JSON, "tables/_newstates.h"],
               extra_compile_args=FLAGS, optional=True),
-    Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], extra_compile_args=FLAGS,
-              optional=True),
+    Extension("collectors.intake._intakefast", ["collectors/intake/_intakefast.c"], depends=JSON_TEXT,
+              extra_compile_args=FLAGS, optional=True),
     Extension("agents._fieldscan", ["agents/_fieldscan.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.pods._podscan", ["collectors/pods/_podscan.c"], depends=WIRE_LINES, extra_compile_args=FLAGS,
               optional=True),

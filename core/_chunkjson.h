@@ -17,6 +17,8 @@
 #endif
 #include <string.h>
 
+#include "_jsontext.h"
+
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
@@ -156,31 +158,6 @@ static inline int control_escape(const char *p, const char *end) {
     else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
     else return -1;
     return v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r' ? -1 : v;
-}
-
-/* The length of the valid UTF-8 character at p (a byte of 0x80 and above), or 0: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static inline int utf8_length(const char *p, const char *end) {
-    unsigned char c = (unsigned char)*p;
-    int n;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 2;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 3;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (end - p <= n) return 0;
-    unsigned char c1 = (unsigned char)p[1];
-    if (c1 < lo || c1 > hi) return 0;
-    for (int k = 2; k <= n; k++) {
-        if (((unsigned char)p[k] & 0xC0) != 0x80) return 0;
-    }
-    return n + 1;
 }
 
 /* A JSON string at p (the opening quote) in exactly orjson's escaping, with valid UTF-8; returns the
@@ -365,7 +342,6 @@ static inline int put_int(Buf *b, long long v, int base16) { /* decimal (str(v))
 /* Appends `s` as orjson encodes a str. 1: written; 0: not a str of valid code points (Python decides);
  * -1: out of memory. */
 static inline int put_json_str(Buf *b, PyObject *s) {
-    static const char hex[] = "0123456789abcdef";
     if (!PyUnicode_CheckExact(s)) return 0;
     Py_ssize_t n;
     const unsigned char *u = (const unsigned char *)PyUnicode_AsUTF8AndSize(s, &n);
@@ -389,22 +365,7 @@ static inline int put_json_str(Buf *b, PyObject *s) {
             *out++ = (char)c;
             continue;
         }
-        *out++ = '\\';
-        switch (c) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\t': *out++ = 't'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\r': *out++ = 'r'; break;
-        default:
-            *out++ = 'u';
-            *out++ = '0';
-            *out++ = '0';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 15];
-        }
+        out = json_escape_ascii(out, c);
     }
     *out++ = '"';
     b->len = out - b->data;

@@ -10,6 +10,8 @@
 #ifndef LOGWEAVE_WIRELINES_H
 #define LOGWEAVE_WIRELINES_H
 
+#include "_jsontext.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -59,7 +61,6 @@ static inline int attention(const unsigned char *p) {
  * number of characters (code points), or -1 if `text` is not valid UTF-8 as Python's strict decoder
  * has it (no overlong forms, no surrogates, nothing past U+10FFFF). */
 static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out) {
-    static const char hex[] = "0123456789abcdef";
     char *w = out->data + out->used;
     Py_ssize_t chars = 0, i = 0;
     while (i < n) {
@@ -80,41 +81,13 @@ static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out)
                 *w++ = (char)c;
                 i++;
             } else if (c >= 0x80) {
-                int more;
-                unsigned char low = 0x80, high = 0xBF;
-                if (c >= 0xC2 && c <= 0xDF) {
-                    more = 1;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                    more = 2;
-                    if (c == 0xE0) low = 0xA0;
-                    if (c == 0xED) high = 0x9F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                    more = 3;
-                    if (c == 0xF0) low = 0x90;
-                    if (c == 0xF4) high = 0x8F;
-                } else {
-                    return -1;
-                }
-                if (i + more >= n) return -1; /* cut short */
-                if (text[i + 1] < low || text[i + 1] > high) return -1;
-                for (int k = 2; k <= more; k++)
-                    if (text[i + k] < 0x80 || text[i + k] > 0xBF) return -1;
-                memcpy(w, text + i, (size_t)more + 1);
-                w += more + 1;
-                i += more + 1;
+                int length = utf8_length((const char *)text + i, (const char *)text + n);
+                if (!length) return -1;
+                memcpy(w, text + i, (size_t)length);
+                w += length;
+                i += length;
             } else {
-                *w++ = '\\';
-                switch (c) {
-                case '"': *w++ = '"'; break;
-                case '\\': *w++ = '\\'; break;
-                case '\b': *w++ = 'b'; break;
-                case '\t': *w++ = 't'; break;
-                case '\n': *w++ = 'n'; break;
-                case '\f': *w++ = 'f'; break;
-                case '\r': *w++ = 'r'; break;
-                default:
-                    *w++ = 'u'; *w++ = '0'; *w++ = '0'; *w++ = hex[c >> 4]; *w++ = hex[c & 15];
-                }
+                w = json_escape_ascii(w, c);
                 i++;
             }
             chars++;

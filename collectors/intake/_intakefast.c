@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../core/_jsontext.h"
+
 #define MAX_DEPTH 64
 #define NS 1000000000LL
 
@@ -83,7 +85,6 @@ static void plain_init(void) {
 /* `s` (valid UTF-8) as a JSON string the way orjson writes it: only '"', '\\' and control
  * characters escaped, short escapes where JSON has them, else \u00xx. */
 static int out_string(Out *o, const unsigned char *s, Py_ssize_t n) {
-    static const char hex[] = "0123456789abcdef";
     if (out_grow(o, n * 6 + 2) < 0) return -1;
     char *w = o->buf + o->len;
     *w++ = '"';
@@ -102,19 +103,7 @@ static int out_string(Out *o, const unsigned char *s, Py_ssize_t n) {
             *w++ = (char)c;
             continue;
         }
-        *w++ = '\\';
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        default:
-            *w++ = 'u'; *w++ = '0'; *w++ = '0';
-            *w++ = hex[c >> 4]; *w++ = hex[c & 15];
-        }
+        w = json_escape_ascii(w, c);
     }
     *w++ = '"';
     o->len = w - o->buf;
