@@ -35,7 +35,7 @@ from collectors.files.metrics import FileMetrics
 from collectors.files.rotation_joins import RotationJoins
 from collectors.files.tailer import Block, TailedFile, fingerprint
 from collectors.multiline import MultilineJoiner, rule_for
-from core.models import RawChunk, RawLine
+from core.models import RawChunk, RawLine, WireLines
 from core.rule_settings import MultilineSettings
 from core.settings import CollectorSettings
 from kafka_io.partition_batcher import ChunkSink
@@ -240,6 +240,17 @@ class FileCollector:
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
         """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
+        start = tailed.read_offset
+        appended = tailed.read_appended(self.settings.chunk_lines, self.settings.chunk_bytes)
+        if appended is not None:  # the usual visit: a few whole common lines, or nothing (TailedFile.read_appended)
+            tailed.needs_read = False
+            if appended.count:
+                self.lines_in_pass += appended.count
+                await self._publish_wire(tailed, appended, tailed.read_offset)
+            if tailed.lag_reported:
+                self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
+                tailed.lag_reported = 0
+            return tailed.read_offset - start
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
@@ -403,12 +414,16 @@ class FileCollector:
                 await self._publish(tailed, lines, end)
                 continue
             self.lines_in_pass += lines.count
-            sid = tailed.stream_id
-            pending = self._known_in_flight(sid)
-            if pending is None:
-                pending = await self._in_flight(tailed)
-            chunk = RawChunk(tailed.source, sid, time.time_ns(), wire=lines)
-            pending.append((await self.publisher.publish(chunk), end, lines.count))
+            await self._publish_wire(tailed, lines, end)
+
+    async def _publish_wire(self, tailed: TailedFile, lines: WireLines, end: int) -> None:
+        """Send an encoded block as one chunk (the scan bounded it); reading resumes at `end` after it."""
+        sid = tailed.stream_id
+        pending = self._known_in_flight(sid)
+        if pending is None:
+            pending = await self._in_flight(tailed)
+        chunk = RawChunk(tailed.source, sid, time.time_ns(), wire=lines)
+        pending.append((await self.publisher.publish(chunk), end, lines.count))
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""

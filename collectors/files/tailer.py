@@ -315,6 +315,54 @@ class TailedFile:
             blocks.append(Block(entries, self.resume_at(entries[0][0])))
         return blocks
 
+    def read_appended(self, max_lines: int, max_bytes: int) -> WireLines | None:
+        """A visit's usual case in one step: the file grew by whole common CRI lines (at most one chunk's
+        worth, `max_lines` / `max_bytes` as read_blocks bounds them) just after the last bytes read, which
+        are still there. One lseek and one pread (the truncation check's, which also takes the new data)
+        read them, the C scan encodes them, and the file reads as read_blocks would have left it; count 0
+        when nothing was added. None, with nothing changed, when the visit is anything else (a
+        rotated, truncated or new generation, a partial or uncommon line, more than one chunk or than
+        PREFETCH_BYTES): check_truncation and read_blocks then take it as before.
+
+        On a node of many slow writers each visit brings a line or two, and the general path's steps
+        (a truncation check, then a read that finds its data prefetched, blocks, a kept rest) cost more
+        than the read itself."""
+        tail = self._tail
+        if (not tail or self._tail_at != self.read_offset or not self.fingerprint or self._pending or self._leftover
+                or self._discard_from is not None or self.joiner is not None or self.rotated_at is not None):
+            return None
+        read_offset = self.read_offset
+        size = self.size()
+        new = size - read_offset
+        if new <= 0:
+            if new < 0:
+                return None  # shrank: a truncation
+            self.size_seen, self.at_end = size, True
+            self._prefetch, self._prefetch_at = b"", -1
+            if self._resumes:
+                self._resumes = {}
+            return WireLines([], 0, 0)
+        if new > PREFETCH_BYTES or self.fmt != "cri":
+            return None
+        scan = native_module("file_scan")
+        if scan is None:
+            return None
+        kept = len(tail)
+        data = os.pread(self.fd, kept + new, read_offset - kept)
+        if len(data) != kept + new or data[-1] != 10 or not data.startswith(tail):
+            return None  # a partial line, a file that changed under the bytes read (truncated), or shrank
+        at, wire, count, text_size = scan.cri_wire(data, kept, len(data), read_offset - kept, self.max_line_bytes,
+                                                   max_lines, max_bytes)
+        if at != len(data):
+            return None  # a line the scan does not answer for, or more than one chunk
+        self.size_seen, self.at_end = size, True
+        self._prefetch, self._prefetch_at = b"", -1
+        if self._resumes:
+            self._resumes = {}
+        self.read_offset = size
+        self._tail, self._tail_at = data[-TAIL_BYTES:], size
+        return WireLines([wire], count, text_size)
+
     def _read(self, budget: int) -> tuple[bytes, int, int, int] | None:
         """Read up to `budget` new bytes: (buffer, start, stop, base) with buffer[start:stop] the complete
         lines to take (`base` the file offset of buffer[0]), or None when nothing was read."""

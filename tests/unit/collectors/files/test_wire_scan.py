@@ -207,3 +207,70 @@ def test_a_read_larger_than_the_scans_stack_buffer_is_encoded_whole() -> None:
     at, data, count, size = scan.cri_wire(body, 0, len(body), 0, 1 << 20, 10_000, 1 << 30)
     reference = wire_lines(entries)
     assert (at, data, count, size) == (len(body), reference.pieces[0], 5000, reference.size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(any_lines, min_size=0, max_size=6), min_size=1, max_size=6), st.integers(1, 6),
+       st.integers(1, 2000))
+def test_visits_of_whole_appended_lines_publish_what_the_python_path_does(writes: list[list[bytes]], chunk_lines: int,
+                                                                          chunk_bytes: int) -> None:
+    """Each write a run of whole lines, as a runtime appends them: most visits then take the one-step read
+    (TailedFile.read_appended) and fall back for an uncommon line, a partial one or more than a chunk."""
+    pieces = [FIRST] + [b"".join(line + b"\n" for line in lines_) for lines_ in writes]
+    results = []
+    for pure in (False, True):
+        with tempfile.TemporaryDirectory() as directory:
+            root = Path(directory)
+            (root / "pods" / "ns_pod_uid" / "app").mkdir(parents=True)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("collectors.files.collector.time.time_ns", lambda: 1_000_000)
+                if pure:
+                    patch.setattr("collectors.files.tailer.native_module", lambda name: None)
+                results.append(asyncio.run(collect(root, pieces, chunk_lines, chunk_bytes)))
+    (records, checkpoint), (records_py, checkpoint_py) = results
+    assert records == records_py
+    assert checkpoint == checkpoint_py
+
+
+def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_is_left_to_the_general_path(
+        tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    path.write_bytes(FIRST)
+    tailed = follow(path, 1000, multiline=False)
+    assert tailed.read_appended(1000, 1 << 20) is None  # nothing read yet: the general path takes the first read
+    assert tailed.check_truncation() is False and len(tailed.read_blocks(1000, 1 << 20)) == 1
+    line = STAMP + b' stdout F {"msg": "caf\xc3\xa9"}\n'
+
+    def append(data: bytes) -> None:
+        with open(path, "ab") as handle:
+            handle.write(data)
+
+    append(line * 3)
+    got = tailed.read_appended(1000, 1 << 20)
+    assert got is not None and got.count == 3 and tailed.read_offset == len(FIRST) + 3 * len(line)
+    reference: list[Any] = []
+    assert scan is not None
+    scan.cri_lines(line * 3, 0, 3 * len(line), len(FIRST), 1000, "stdout", "stderr", reference)
+    assert got.pieces == wire_lines(reference).pieces and tailed.at_end
+    nothing = tailed.read_appended(1000, 1 << 20)
+    assert nothing is not None and nothing.count == 0 and tailed.read_offset == len(FIRST) + 3 * len(line)
+    offset = tailed.read_offset
+    for refused, rest in ((line[:20], line[20:]),  # a partial line (then its end)
+                          (STAMP + b" stdout P a partial line\n", line),  # a line the scan does not answer for
+                          (line * 2, b"")):  # (with chunk_lines 1 below) more than one chunk
+        append(refused)
+        assert tailed.read_appended(1, 1 << 20) is None and tailed.read_offset == offset  # nothing taken
+        assert tailed.check_truncation() is False
+        while tailed.read_blocks(1, 1 << 20):
+            pass
+        append(rest)
+        while tailed.read_blocks(1, 1 << 20):
+            pass
+        assert tailed.read_whole
+        offset = tailed.read_offset
+    # copytruncate, then regrown past the offset read: other bytes before it, whole common lines after it
+    head = STAMP + b" stdout F "
+    other = head + b"x" * (offset - len(FIRST) - len(head) - 1) + b"\n"
+    path.write_bytes(FIRST + other + line * 2)
+    assert tailed.read_appended(1000, 1 << 20) is None and tailed.read_offset == offset
+    assert tailed.check_truncation() is True
