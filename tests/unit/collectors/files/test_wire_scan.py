@@ -174,14 +174,9 @@ async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes
         collector.close()
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(any_lines, min_size=1, max_size=25), st.lists(st.integers(0, 25), max_size=3), st.integers(1, 6),
-       st.integers(1, 2000))
-def test_the_collectors_records_are_byte_identical_to_the_python_paths(body: list[bytes], cuts: list[int],
-                                                                      chunk_lines: int, chunk_bytes: int) -> None:
-    data = FIRST + b"".join(line + b"\n" for line in body)
-    marks = sorted({0, len(data)} | {min(len(data), len(FIRST) + 40 * cut) for cut in cuts})
-    pieces = [data[a:b] for a, b in zip(marks, marks[1:], strict=False)]
+def assert_same_as_the_python_path(pieces: list[bytes], chunk_lines: int, chunk_bytes: int) -> None:
+    """The collector's records and final checkpoint for a pod log written in `pieces`: the same with the C
+    scan as on the Python path."""
     results = []
     for pure in (False, True):
         with tempfile.TemporaryDirectory() as directory:
@@ -195,6 +190,17 @@ def test_the_collectors_records_are_byte_identical_to_the_python_paths(body: lis
     (records, checkpoint), (records_py, checkpoint_py) = results
     assert records == records_py
     assert checkpoint == checkpoint_py
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(any_lines, min_size=1, max_size=25), st.lists(st.integers(0, 25), max_size=3), st.integers(1, 6),
+       st.integers(1, 2000))
+def test_the_collectors_records_are_byte_identical_to_the_python_paths(body: list[bytes], cuts: list[int],
+                                                                      chunk_lines: int, chunk_bytes: int) -> None:
+    data = FIRST + b"".join(line + b"\n" for line in body)
+    marks = sorted({0, len(data)} | {min(len(data), len(FIRST) + 40 * cut) for cut in cuts})
+    pieces = [data[a:b] for a, b in zip(marks, marks[1:], strict=False)]
+    assert_same_as_the_python_path(pieces, chunk_lines, chunk_bytes)
 
 
 def test_a_read_larger_than_the_scans_stack_buffer_is_encoded_whole() -> None:
@@ -217,19 +223,7 @@ def test_visits_of_whole_appended_lines_publish_what_the_python_path_does(writes
     """Each write a run of whole lines, as a runtime appends them: most visits then take the one-step read
     (TailedFile.read_appended) and fall back for an uncommon line, a partial one or more than a chunk."""
     pieces = [FIRST] + [b"".join(line + b"\n" for line in lines_) for lines_ in writes]
-    results = []
-    for pure in (False, True):
-        with tempfile.TemporaryDirectory() as directory:
-            root = Path(directory)
-            (root / "pods" / "ns_pod_uid" / "app").mkdir(parents=True)
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr("collectors.files.collector.time.time_ns", lambda: 1_000_000)
-                if pure:
-                    patch.setattr("collectors.files.tailer.native_module", lambda name: None)
-                results.append(asyncio.run(collect(root, pieces, chunk_lines, chunk_bytes)))
-    (records, checkpoint), (records_py, checkpoint_py) = results
-    assert records == records_py
-    assert checkpoint == checkpoint_py
+    assert_same_as_the_python_path(pieces, chunk_lines, chunk_bytes)
 
 
 def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_is_left_to_the_general_path(
