@@ -240,17 +240,6 @@ class FileCollector:
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
         """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
-        start = tailed.read_offset
-        appended = tailed.read_appended(self.settings.chunk_lines, self.settings.chunk_bytes)
-        if appended is not None:  # the usual visit: a few whole common lines, or nothing (TailedFile.read_appended)
-            tailed.needs_read = False
-            if appended.count:
-                self.lines_in_pass += appended.count
-                await self._publish_wire(tailed, appended, tailed.read_offset)
-            if tailed.lag_reported:
-                self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
-                tailed.lag_reported = 0
-            return tailed.read_offset - start
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
@@ -262,25 +251,15 @@ class FileCollector:
             return 0
         start = tailed.read_offset
         truncated, bad_time, bad_prefix = tailed.lines_truncated, tailed.lines_bad_time, tailed.lines_bad_prefix
-        tailed.needs_read = at_end = False
-        while True:
-            if tailed.read_offset - start >= PASS_BYTES:
-                tailed.needs_read = True  # a backlog: read on at the next pass whether written or not
-                self.backlog_in_pass += 1
-                break
-            before = tailed.read_offset
-            if tailed.reads_wire:  # common CRI lines come already encoded, in chunk-sized blocks
-                blocks = tailed.read_blocks(self.settings.chunk_lines, self.settings.chunk_bytes)
-                if blocks:
-                    await self._publish_blocks(tailed, blocks)
-            else:
-                lines = tailed.read_lines()
-                if lines:
-                    self.lines_in_pass += len(lines)
-                    await self._publish(tailed, lines)
-            if tailed.at_end or tailed.read_offset == before:
-                at_end = tailed.at_end  # read to the size the file had just now
-                break
+        tailed.needs_read = False
+        appended = tailed.take_prefetched(self.settings.chunk_lines, self.settings.chunk_bytes)
+        if appended is not None:  # the usual visit: a few whole common lines, or nothing
+            at_end = True
+            if appended.count:
+                self.lines_in_pass += appended.count
+                await self._publish_wire(tailed, appended, tailed.read_offset)
+        else:
+            at_end = await self._read_on(tailed, start)
         if tailed.joiner is not None:
             due = tailed.flush_due()  # multiline records idle for their flush timeout
             if due:
@@ -415,6 +394,27 @@ class FileCollector:
                 continue
             self.lines_in_pass += lines.count
             await self._publish_wire(tailed, lines, end)
+
+    async def _read_on(self, tailed: TailedFile, start: int) -> bool:
+        """Read and publish what is new in `tailed` from `start` on, at most PASS_BYTES (a backlog is read on
+        at the next pass); whether the reads reached the size the file had just now."""
+        while True:
+            if tailed.read_offset - start >= PASS_BYTES:
+                tailed.needs_read = True  # a backlog: read on at the next pass whether written or not
+                self.backlog_in_pass += 1
+                return False
+            before = tailed.read_offset
+            if tailed.reads_wire:  # common CRI lines come already encoded, in chunk-sized blocks
+                blocks = tailed.read_blocks(self.settings.chunk_lines, self.settings.chunk_bytes)
+                if blocks:
+                    await self._publish_blocks(tailed, blocks)
+            else:
+                lines = tailed.read_lines()
+                if lines:
+                    self.lines_in_pass += len(lines)
+                    await self._publish(tailed, lines)
+            if tailed.at_end or tailed.read_offset == before:
+                return tailed.at_end  # read to the size the file had just now
 
     async def _publish_wire(self, tailed: TailedFile, lines: WireLines, end: int) -> None:
         """Send an encoded block as one chunk (the scan bounded it); reading resumes at `end` after it."""

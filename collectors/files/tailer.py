@@ -315,53 +315,40 @@ class TailedFile:
             blocks.append(Block(entries, self.resume_at(entries[0][0])))
         return blocks
 
-    def read_appended(self, max_lines: int, max_bytes: int) -> WireLines | None:
-        """A visit's usual case in one step: the file grew by whole common CRI lines (at most one chunk's
-        worth, `max_lines` / `max_bytes` as read_blocks bounds them) just after the last bytes read, which
-        are still there. One lseek and one pread (the truncation check's, which also takes the new data)
-        read them, the C scan encodes them, and the file reads as read_blocks would have left it; count 0
-        when nothing was added. None, with nothing changed, when the visit is anything else (a
-        rotated, truncated or new generation, a partial or uncommon line, more than one chunk or than
-        PREFETCH_BYTES): check_truncation and read_blocks then take it as before.
+    def take_prefetched(self, max_lines: int, max_bytes: int) -> WireLines | None:
+        """After check_truncation, a visit's usual case in one step: what it found appended (its prefetch) is
+        whole common CRI lines, at most one chunk's worth (`max_lines` / `max_bytes` as read_blocks bounds
+        them), taken with the C scan and the file left as read_blocks would leave it; count 0 when nothing
+        was added. None, with nothing changed, when read_blocks must take the visit (a partial or uncommon
+        line, more than one chunk or than PREFETCH_BYTES, a new generation, a rotated file, a multiline
+        rule, no C scan).
 
-        On a node of many slow writers each visit brings a line or two, and the general path's steps
-        (a truncation check, then a read that finds its data prefetched, blocks, a kept rest) cost more
-        than the read itself."""
-        tail = self._tail
-        if (not tail or self._tail_at != self.read_offset or not self.fingerprint or self._pending or self._leftover
-                or self._discard_from is not None or self.joiner is not None or self.rotated_at is not None):
+        On a node of many slow writers each visit brings a line or two, and read_blocks' steps (a read that
+        finds its data prefetched, blocks, a kept rest) cost more than the read itself."""
+        if (self._pending or self._leftover or self._discard_from is not None or self.joiner is not None
+                or self.rotated_at is not None or not self.fingerprint or self.fmt != "cri"):
             return None
-        read_offset = self.read_offset
-        size = self.size()
-        new = size - read_offset
-        if new <= 0:
-            if new < 0:
-                return None  # shrank: a truncation
-            self.size_seen, self.at_end = size, True
-            self._prefetch, self._prefetch_at = b"", -1
+        if self.size_seen == self.read_offset:
+            self.at_end = True
             if self._resumes:
                 self._resumes = {}
             return WireLines([], 0, 0)
-        if new > PREFETCH_BYTES or self.fmt != "cri":
+        data = self._prefetch
+        if self._prefetch_at != self.read_offset or not data:
             return None
         scan = native_module("file_scan")
         if scan is None:
             return None
-        kept = len(tail)
-        data = os.pread(self.fd, kept + new, read_offset - kept)
-        if len(data) != kept + new or data[-1] != 10 or not data.startswith(tail):
-            return None  # a partial line, a file that changed under the bytes read (truncated), or shrank
-        at, wire, count, text_size = scan.cri_wire(data, kept, len(data), read_offset - kept, self.max_line_bytes,
-                                                   max_lines, max_bytes)
-        if at != len(data):
-            return None  # a line the scan does not answer for, or more than one chunk
-        self.size_seen, self.at_end = size, True
+        at, wire, count, size = scan.cri_wire(data, 0, len(data), self.read_offset, self.max_line_bytes, max_lines,
+                                              max_bytes)
+        if at != len(data):  # a partial line, a line the scan does not answer for, or more than a chunk
+            return None
+        self.at_end = True
         self._prefetch, self._prefetch_at = b"", -1
         if self._resumes:
             self._resumes = {}
-        self.read_offset = size
-        self._tail, self._tail_at = data[-TAIL_BYTES:], size
-        return WireLines([wire], count, text_size)
+        self._keep_tail(data)
+        return WireLines([wire], count, size)
 
     def _read(self, budget: int) -> tuple[bytes, int, int, int] | None:
         """Read up to `budget` new bytes: (buffer, start, stop, base) with buffer[start:stop] the complete
@@ -386,11 +373,7 @@ class TailedFile:
         self.at_end = len(data) < want or self.read_offset + len(data) >= self.size_seen
         if not data:
             return None
-        tail = data[-TAIL_BYTES:]
-        if len(tail) < TAIL_BYTES and self._tail_at == self.read_offset:
-            tail = (self._tail + tail)[-TAIL_BYTES:]
-        self.read_offset += len(data)
-        self._tail, self._tail_at = tail, self.read_offset
+        self._keep_tail(data)
         buffer = self._leftover + data if self._leftover else data
         stop = buffer.rfind(b"\n") + 1  # just after the last complete line
         start = 0
@@ -398,6 +381,14 @@ class TailedFile:
             self._discard_from = None  # the rest of an over-long line ends here
             start = buffer.index(b"\n") + 1
         return buffer, start, stop, base
+
+    def _keep_tail(self, data: bytes) -> None:
+        """`data` was read at the read offset: move past it, keeping its last bytes for the next check."""
+        tail = data[-TAIL_BYTES:]
+        if len(tail) < TAIL_BYTES and self._tail_at == self.read_offset:
+            tail = (self._tail + tail)[-TAIL_BYTES:]
+        self.read_offset += len(data)
+        self._tail, self._tail_at = tail, self.read_offset
 
     def _keep_rest(self, buffer: bytes, stop: int, base: int, out: list[RawLine]) -> None:
         """Keep the incomplete line after `stop` for the next read (an over-long one: its start, cut)."""

@@ -221,7 +221,7 @@ def test_a_read_larger_than_the_scans_stack_buffer_is_encoded_whole() -> None:
 def test_visits_of_whole_appended_lines_publish_what_the_python_path_does(writes: list[list[bytes]], chunk_lines: int,
                                                                           chunk_bytes: int) -> None:
     """Each write a run of whole lines, as a runtime appends them: most visits then take the one-step read
-    (TailedFile.read_appended) and fall back for an uncommon line, a partial one or more than a chunk."""
+    (TailedFile.take_prefetched) and fall back for an uncommon line, a partial one or more than a chunk."""
     pieces = [FIRST] + [b"".join(line + b"\n" for line in lines_) for lines_ in writes]
     assert_same_as_the_python_path(pieces, chunk_lines, chunk_bytes)
 
@@ -231,8 +231,14 @@ def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_i
     path = tmp_path / "0.log"
     path.write_bytes(FIRST)
     tailed = follow(path, 1000, multiline=False)
-    assert tailed.read_appended(1000, 1 << 20) is None  # nothing read yet: the general path takes the first read
-    assert tailed.check_truncation() is False and len(tailed.read_blocks(1000, 1 << 20)) == 1
+
+    def visit(max_lines: int = 1000) -> WireLines | None:
+        """A pass's look at the file as FileCollector._pump_file takes it: the truncation check, then one step."""
+        assert tailed.check_truncation() is False
+        return tailed.take_prefetched(max_lines, 1 << 20)
+
+    assert visit() is None  # nothing read yet: the general path takes the first read
+    assert len(tailed.read_blocks(1000, 1 << 20)) == 1
     line = STAMP + b' stdout F {"msg": "caf\xc3\xa9"}\n'
 
     def append(data: bytes) -> None:
@@ -240,21 +246,20 @@ def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_i
             handle.write(data)
 
     append(line * 3)
-    got = tailed.read_appended(1000, 1 << 20)
+    got = visit()
     assert got is not None and got.count == 3 and tailed.read_offset == len(FIRST) + 3 * len(line)
     reference: list[Any] = []
     assert scan is not None
     scan.cri_lines(line * 3, 0, 3 * len(line), len(FIRST), 1000, "stdout", "stderr", reference)
     assert got.pieces == wire_lines(reference).pieces and tailed.at_end
-    nothing = tailed.read_appended(1000, 1 << 20)
+    nothing = visit()
     assert nothing is not None and nothing.count == 0 and tailed.read_offset == len(FIRST) + 3 * len(line)
     offset = tailed.read_offset
     for refused, rest in ((line[:20], line[20:]),  # a partial line (then its end)
                           (STAMP + b" stdout P a partial line\n", line),  # a line the scan does not answer for
                           (line * 2, b"")):  # (with chunk_lines 1 below) more than one chunk
         append(refused)
-        assert tailed.read_appended(1, 1 << 20) is None and tailed.read_offset == offset  # nothing taken
-        assert tailed.check_truncation() is False
+        assert visit(1) is None and tailed.read_offset == offset  # nothing taken: read_blocks takes it
         while tailed.read_blocks(1, 1 << 20):
             pass
         append(rest)
@@ -266,5 +271,5 @@ def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_i
     head = STAMP + b" stdout F "
     other = head + b"x" * (offset - len(FIRST) - len(head) - 1) + b"\n"
     path.write_bytes(FIRST + other + line * 2)
-    assert tailed.read_appended(1000, 1 << 20) is None and tailed.read_offset == offset
     assert tailed.check_truncation() is True
+    assert tailed.take_prefetched(1000, 1 << 20) is None and tailed.read_offset == 0
