@@ -39,7 +39,7 @@ from collections.abc import Callable
 from prometheus_client import start_http_server
 
 from collectors.files.collector import FileCollector
-from collectors.files.discovery import discover
+from collectors.files.discovery import ListingCache, discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.live_rules import collector_rules
 from collectors.files.metrics import FileMetrics
@@ -152,6 +152,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
     pause = pass_interval(cfg)
     unknown_written = False  # a file not followed was written since the last scan
     write_events = WriteEventsPolicy()
+    listings = ListingCache()  # a directory unchanged since the last scan is not listed again
     while not stop.is_set():
         now = time.monotonic()
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
@@ -163,7 +164,7 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
                 or (modified is not None and collector.first_line_written(modified))):
             watcher.changed.clear()
             unknown_written = False
-            scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older)
+            scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older, listings)
             missing_roots = bool(scan.missing_roots)
             collector.apply_scan(scan)
             watcher.watch(scan.directories | collector.watch_directories())
