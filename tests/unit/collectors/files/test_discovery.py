@@ -181,18 +181,23 @@ def test_listings_are_taken_again_only_where_something_changed(tmp_path: Path, m
 def test_a_listing_is_kept_only_once_its_directory_had_not_changed_for_a_while(tmp_path: Path,
                                                                            monkeypatch: Any) -> None:
     """A change in the clock tick of the stat taken before a listing could leave the directory's mtime as
-    it was: a listing of a directory changed less than SETTLED_NS before is taken again at the next scan."""
+    it was: a listing of a directory changed less than SETTLED_NS before is taken again at the next scan,
+    one of a directory unchanged for longer is not. (SETTLED_NS is set around the tree's age here, as how
+    long a scan takes after the tree was made depends on this machine's load.)"""
     make(tmp_path / "pods" / "ns_p0" / "app" / "0.log")
+    directories = [tmp_path / "pods", tmp_path / "pods" / "ns_p0", tmp_path / "pods" / "ns_p0" / "app"]
     pattern = str(tmp_path / "pods" / "*" / "*" / "*.log")
     listed: list[str] = []
     scandir = os.scandir
     monkeypatch.setattr(discovery.os, "scandir", lambda path: listed.append(path) or scandir(path))
+    monkeypatch.setattr(ListingCache, "SETTLED_NS", 3600 * 10**9)  # every directory changed less than that ago
     cache = ListingCache()
     discover([pattern], [], cache=cache)
     listed.clear()
     discover([pattern], [], cache=cache)
     assert len(listed) == 3, "a directory changed just now was not listed again"
-    monkeypatch.setattr(ListingCache, "SETTLED_NS", int((time.time() - (tmp_path / "pods").stat().st_ctime) * 1e9) - 1)
+    newest = max(max(d.stat().st_mtime_ns, d.stat().st_ctime_ns) for d in directories)
+    monkeypatch.setattr(ListingCache, "SETTLED_NS", time.time_ns() - newest)  # every one unchanged that long
     discover([pattern], [], cache=cache)
     listed.clear()
     discover([pattern], [], cache=cache)
