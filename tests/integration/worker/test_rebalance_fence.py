@@ -29,7 +29,7 @@ PARTITIONS = 4
 LINES_PER_CHUNK = 20
 LINES_PER_TRACE = 4  # each trace's lines are spread over 4 consecutive chunks
 CHUNKS_BEFORE_THE_FIRST_JOIN = 60
-MAX_CHUNKS = 2400  # two minutes of feeding: far more than four joins take on a loaded machine
+MAX_CHUNKS = 4800  # four minutes of feeding: far more than three joins take on a loaded machine
 CHUNKS_PER_S = 20
 FENCE_LINE = "not yet persisted are dropped"
 
