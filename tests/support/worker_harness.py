@@ -167,3 +167,31 @@ async def wait_each_groups(workers: list[WorkerHarness], timeout: float = 90.0) 
         return members if len(members) == len(workers) and all(t.get(parsed) for t in members.values()) else None
 
     await wait_for(each_holds_some, timeout=timeout, what=f"each of {len(workers)} workers holding {parsed} partitions")
+
+
+FENCE_LINE = "not yet persisted are dropped"  # what a revoke that dropped table updates logs (tables/trace_table.py)
+
+
+def dropped_unpersisted(worker: WorkerHarness) -> bool:
+    """Whether a revoke of `worker`'s partitions dropped table updates waiting for their persist (its log says so)."""
+    assert worker.process is not None
+    return FENCE_LINE in worker.process.log_path.read_text(errors="replace")
+
+
+async def join_until_a_revoke_drops(first: WorkerHarness, joiners: list[WorkerHarness],
+                                    timeout: float = 120.0) -> list[WorkerHarness]:
+    """Start `joiners` one at a time while `first` groups what it is fed with its persists held back, each
+    join a revoke of `first`'s partitions, until a revoke dropped updates waiting for their persist; the
+    workers started, `first` included. A revoke that lands just after one of `first`'s persists, before it
+    grouped anything new, finds nothing waiting (under `make test-under-load` a join came 80 ms after such
+    a persist): then the next one joins. The caller keeps feeding meanwhile and checks
+    `dropped_unpersisted(first)` afterwards (none of the joins may have found anything)."""
+    started = [first]
+    for joining in joiners:
+        await joining.launch()
+        started.append(joining)
+        await joining.ready(timeout)
+        await wait_each_groups(started, timeout)
+        if dropped_unpersisted(first):
+            break
+    return started

@@ -19,7 +19,7 @@ from kafka_io.rules_topic import publish_rules
 from tests.integration.worker.test_grouping import NO_IDLE_CLOSE
 from tests.support.log_metric_traffic import RULES, grouped_lines, samples, summed, traffic
 from tests.support.polling import wait_for
-from tests.support.worker_harness import WorkerHarness, wait_each_groups
+from tests.support.worker_harness import WorkerHarness, dropped_unpersisted, join_until_a_revoke_drops, wait_each_groups
 
 SECOND = 1_000_000_000
 
@@ -75,10 +75,8 @@ async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sum
     """A rebalance drops the table updates not yet persisted (their input is read again by the next owner):
     the lines of those updates must not stay counted by the old owner. Worker a groups alone with its
     persists held back (table_persist_interval 5s) while chunks keep coming; b joins meanwhile, so the
-    revoke drops updates (a's log says so). Summed over the workers, each line is counted exactly once.
-    A revoke that lands just after one of a's persists, before it grouped anything new, finds nothing
-    waiting (under `make test-under-load` the join came 80 ms after such a persist): then c joins, and d,
-    each join another revoke of a's partitions, until one drops updates."""
+    revoke drops updates (a's log says so; if b's revoke found nothing waiting, c and then d join:
+    join_until_a_revoke_drops). Summed over the workers, each line is counted exactly once."""
     rules_env = {"LOGWEAVE_LOG_METRICS__RULES": orjson.dumps(RULES).decode(),
                  "LOGWEAVE_WORKER__TABLE_PERSIST_INTERVAL": "5s", **NO_IDLE_CLOSE}
     workers = [WorkerHarness(broker, tmp_path / name, {"LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / name / "data"),
@@ -87,7 +85,6 @@ async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sum
     for worker in workers:
         worker.workdir.mkdir()
     first, *joiners = workers
-    started = [first]
     # 40 s of chunks at one every 50 ms, enough for every join on a loaded machine; the rest goes at once
     chunks, expected = traffic(streams=800, per_stream=3, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
     settled = asyncio.Event()
@@ -100,25 +97,17 @@ async def test_a_worker_joining_while_lines_wait_for_their_persist_keeps_the_sum
                 return
             await asyncio.sleep(0.05)
 
-    def dropped() -> bool:
-        assert first.process is not None
-        return "not yet persisted are dropped" in first.process.log_path.read_text()
-
     try:
         await first.start()
         feeding = asyncio.create_task(feed_until_settled())
         await wait_for(lambda: grouped_lines(first.get("/metrics")[1].decode()) >= 30, timeout=60,
                        what="the first worker grouping lines")
-        for joining in joiners:
-            await joining.start()
-            started.append(joining)
-            await wait_each_groups(started)
-            if dropped():
-                break
+        started = await join_until_a_revoke_drops(first, joiners)
         settled.set()
         await feeding
         await first.wait_until_quiet()
-        assert dropped(), f"none of {len(joiners)} joins found an update waiting for its persist: nothing was tested"
+        assert dropped_unpersisted(first), \
+            f"none of {len(joiners)} joins found an update waiting for its persist: nothing was tested"
         got = summed([w.get("/metrics")[1].decode() for w in started])
         assert (got.errors, got.observed, got.skipped) == (expected.errors, expected.observed, expected.skipped)
     finally:

@@ -23,7 +23,7 @@ import orjson
 
 from commands.broker import EmbeddedBroker
 from tests.support.polling import wait_for
-from tests.support.worker_harness import WorkerHarness, wait_each_groups
+from tests.support.worker_harness import FENCE_LINE, WorkerHarness, dropped_unpersisted, join_until_a_revoke_drops
 
 PARTITIONS = 4
 LINES_PER_CHUNK = 20
@@ -31,7 +31,6 @@ LINES_PER_TRACE = 4  # each trace's lines are spread over 4 consecutive chunks
 CHUNKS_BEFORE_THE_FIRST_JOIN = 60
 MAX_CHUNKS = 4800  # four minutes of feeding: far more than three joins take on a loaded machine
 CHUNKS_PER_S = 20
-FENCE_LINE = "not yet persisted are dropped"
 
 
 def trace_of(n: int) -> str:
@@ -54,8 +53,8 @@ async def test_a_rebalance_drops_unpersisted_updates_and_every_trace_still_count
             "LOGWEAVE_TRACES__ALLOWED_LATENESS": "1h",
         })
 
-    first, *joiners = [member(name) for name in ("first", "second", "third", "fourth")]
-    started = [first]
+    members = [member(name) for name in ("first", "second", "third", "fourth")]
+    first, *joiners = members
     fed = 0  # chunks fed so far
     settled = asyncio.Event()
 
@@ -74,9 +73,6 @@ async def test_a_rebalance_drops_unpersisted_updates_and_every_trace_still_count
 
     first_log = first.workdir / "worker.log"
 
-    def dropped() -> bool:
-        return FENCE_LINE in first_log.read_text(errors="replace")
-
     def fenced_and_rejoined() -> bool:
         text = first_log.read_text(errors="replace")
         at = text.find(FENCE_LINE)
@@ -88,16 +84,11 @@ async def test_a_rebalance_drops_unpersisted_updates_and_every_trace_still_count
         feeding = task = asyncio.create_task(feed_until_settled())
         await wait_for(lambda: fed >= CHUNKS_BEFORE_THE_FIRST_JOIN or task.done(), timeout=60,
                        what=f"{CHUNKS_BEFORE_THE_FIRST_JOIN} chunks fed to the first worker alone")
-        for joining in joiners:  # each joins while the first holds updates waiting for their persist
-            await joining.launch()
-            started.append(joining)
-            await joining.ready(timeout=120)
-            await wait_each_groups(started, timeout=120)
-            if dropped():
-                break
+        await join_until_a_revoke_drops(first, joiners)  # each joins while the first holds updates waiting
         settled.set()
         await feeding
-        assert dropped(), f"none of {len(joiners)} joins found an update waiting for its persist: nothing was tested"
+        assert dropped_unpersisted(first), \
+            f"none of {len(joiners)} joins found an update waiting for its persist: nothing was tested"
         await wait_for(fenced_and_rejoined, timeout=60, interval=0.5,
                        what="the first worker to rejoin the group after dropping unpersisted updates")
         expected = fed * LINES_PER_CHUNK
@@ -129,5 +120,5 @@ async def test_a_rebalance_drops_unpersisted_updates_and_every_trace_still_count
     finally:
         if feeding is not None and not feeding.done():
             feeding.cancel()
-        for worker in started:
+        for worker in members:
             await worker.close()
