@@ -82,9 +82,10 @@ class ListingCache:
         kept = self._kept.get(directory)
         return kept if kept is not None and kept.stamp == stamp else None
 
-    def keep(self, listings: dict[str, _Listing]) -> None:
+    def keep(self, listed: dict[str, _Listing | None]) -> None:
         """What a scan listed becomes what the next one may reuse (directories it did not list are forgotten)."""
-        self._kept = {directory: listing for directory, listing in listings.items() if listing.settled}
+        self._kept = {directory: listing for directory, listing in listed.items()
+                      if listing is not None and listing.settled}
 
 
 class Listings:
@@ -138,7 +139,7 @@ class Listings:
 
     def done(self) -> None:
         if self.cache is not None:
-            self.cache.keep({d: listing for d, listing in self.listed.items() if listing is not None})
+            self.cache.keep(self.listed)
 
 
 def _list(directory: str, stamp: tuple[int, int, int, int], settled: bool) -> _Listing:

@@ -16,9 +16,9 @@ import types
 from pathlib import Path
 from typing import Any
 
-from collectors.files import service
+from collectors.files import discovery, service
 from collectors.files.collector import CHECKPOINT_REFRESH, FileCollector
-from collectors.files.discovery import discover
+from collectors.files.discovery import ListingCache, discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.metrics import FileMetrics
 from collectors.files.service import _follow
@@ -216,6 +216,53 @@ async def test_the_first_write_of_a_file_awaited_since_the_last_scan_brings_a_re
         "rescan_interval": "10s", "inotify_rescan_interval": "1h", "rotated_grace": "1h",
         "flush_interval": "0.05s", "linger": "0.05s"}, rotate_then_write)
     assert [line[1] for line in publisher.chunks[1].entries()] == ["line 0"]
+
+
+async def test_rescans_reuse_unchanged_listings_and_still_find_a_rotation_and_a_new_pod(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The loop keeps its scans' listings (ListingCache; kept here once a directory had not changed for
+    0.1 s instead of 2 s, far coarser than this file system's timestamps): rescans of an unchanged tree
+    list nothing again, and a rename rotation in a kept container directory and a new pod directory are
+    still found and read, every line once."""
+    monkeypatch.setattr(ListingCache, "SETTLED_NS", 100_000_000)
+    listed: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(discovery.os, "scandir", lambda path: listed.append(path) or scandir(path))
+    listed_by_scan: list[int] = []  # directories each scan listed (ListingCache.keep ends a scan)
+    keep = ListingCache.keep
+
+    def counted_keep(cache: ListingCache, listings: Any) -> None:
+        listed_by_scan.append(len(listed))
+        listed.clear()
+        keep(cache, listings)
+
+    monkeypatch.setattr(ListingCache, "keep", counted_keep)
+    pod = tmp_path / "pods" / "ns_a_uid" / "app"
+    pod.mkdir(parents=True)
+    write(pod / "0.log", 0, 2)
+    new_pod = tmp_path / "pods" / "ns_b_uid" / "app"
+
+    def published(publisher: FakePublisher) -> list[tuple[str, int]]:
+        return [(chunk.stream_id, line[0]) for chunk in publisher.chunks for line in chunk.entries()]
+
+    async def quiet_then_rotate(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(published(publisher)) == 2, what="the first lines published", timeout=5)
+        await wait_for(lambda: 0 in listed_by_scan, timeout=10, last_seen=lambda: listed_by_scan,
+                       what="a rescan (every 0.2 s) that listed no directory again")
+        os.rename(pod / "0.log", pod / "0.log.1")
+        write(pod / "0.log", 0, 1)
+        new_pod.mkdir(parents=True)
+        write(new_pod / "0.log", 0, 1)
+        await wait_for(lambda: len(published(publisher)) >= 4, timeout=5,
+                       what="the new file's and the new pod's lines published", last_seen=lambda: published(publisher))
+        await asyncio.sleep(0.5)  # (a line read twice would show meanwhile)
+
+    publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, {
+        "rescan_interval": "0.2s", "inotify_rescan_interval": "0.2s", "flush_interval": "0.05s",
+        "linger": "0.05s"}, quiet_then_rotate)
+    lines = published(publisher)
+    assert len(lines) == 4 and len(set(lines)) == 4, lines
+    assert len({stream for stream, _ in lines}) == 3  # the first file, the new 0.log, the new pod's
 
 
 async def test_a_copytruncate_copy_is_read_without_waiting_for_the_safety_rescan(tmp_path: Path,
