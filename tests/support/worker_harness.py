@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,9 +83,11 @@ class WorkerHarness:
         return self
 
     async def ready(self, timeout: float = 90.0) -> WorkerHarness:
-        """Wait until the launched worker answers /readyz; then open the feeding publisher."""
+        """Wait until the launched worker answers /readyz; then open the feeding publisher. The polling
+        runs in a thread: a test feeding from another task meanwhile (the rebalance tests feed while a
+        worker joins) keeps feeding, however long the start takes."""
         assert self.process is not None
-        wait_http_ok(f"http://127.0.0.1:{self.web_port}/readyz", timeout, self.process)
+        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{self.web_port}/readyz", timeout, self.process)
         if self.publisher is None:
             self.publisher = ChunkPublisher(self.kafka_settings, "logs.raw", 64 << 20,
                                             create_topics=[])
