@@ -26,7 +26,7 @@ from commands.broker import EmbeddedBroker, free_port
 from tests.support.fluent_clients import node_forward_send
 from tests.support.otlp_clients import emit_logs
 from tests.support.polling import wait_for
-from tests.support.processes import intake, wait_http_ok
+from tests.support.processes import intake, wait_http_ok_in_thread
 from tests.support.syslog_senders import logger_send
 from tests.support.worker_harness import WorkerHarness
 
@@ -53,7 +53,7 @@ async def test_every_protocol_reaches_the_file_sink_once_and_a_keyed_retry_arriv
     url = f"http://127.0.0.1:{ports['HTTP']}"
     expected: Counter[str] = Counter()
     try:
-        wait_http_ok(url + "/readyz", 30, process)
+        await wait_http_ok_in_thread(url + "/readyz", 30, process)
 
         async def post(body: list[dict[str, Any]], key: str | None) -> None:
             headers = {"Idempotency-Key": key} if key else {}

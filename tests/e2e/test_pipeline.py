@@ -24,7 +24,7 @@ from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import read_topic
 from tests.support.logdata import BASE_NS, pod_log_paths, write_dataset
 from tests.support.polling import wait_for
-from tests.support.processes import file_collector, wait_http_ok, worker
+from tests.support.processes import file_collector, wait_http_ok_in_thread, worker
 from tests.support.quiescence import wait_until_quiet
 
 
@@ -56,7 +56,7 @@ async def test_pipeline_end_to_end(broker: EmbeddedBroker, tmp_path: Path) -> No
     worker_proc = worker(tmp_path, env, web_port).start()
     collector = file_collector(tmp_path, env, [str(pods / "*" / "*" / "*.log")]).start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 60, worker_proc)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{web_port}/readyz", 60, worker_proc)
         write_dataset(pods, 10_000, pods=50, traces=2_000, data=data, start=10_000)
         expected = len(data.valid)
 

@@ -23,7 +23,7 @@ import pytest
 from commands.broker import free_port
 from tests.integration.worker.test_grouping import BASE, doc
 from tests.support.polling import wait_for
-from tests.support.processes import INTAKE_HTTP_ONLY, intake, wait_http_ok
+from tests.support.processes import INTAKE_HTTP_ONLY, intake, wait_http_ok_in_thread
 from tests.support.worker_harness import WorkerHarness
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -93,7 +93,7 @@ async def test_the_page_shows_the_intakes_refused_records_with_a_masked_example(
     env = {**worker.env, "LOGWEAVE_INTAKE__HTTP_PORT": str(port), **INTAKE_HTTP_ONLY}
     process = intake(tmp_path, env).start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 30, process)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 30, process)
         body = b'{"msg": "fine"}\n{"msg": "login", "password": "hunter2", oops}\n'
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/logs", data=body, method="POST")
         with pytest.raises(urllib.error.HTTPError) as answer:

@@ -6,6 +6,7 @@ to a file under the test's tmp dir, printed on failure by the fixture that owns 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -120,6 +121,12 @@ def wait_http_ok(url: str, timeout: float, proc: ManagedProcess | None = None) -
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{url} not ready in {timeout}s" + (f":\n{proc.log_tail()}" if proc else ""))
+
+
+async def wait_http_ok_in_thread(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
+    """`wait_http_ok` for async tests: it polls in a thread, so the test's other tasks (a feed, a reader)
+    keep running however long the wait takes (docs/testing.md)."""
+    await asyncio.to_thread(wait_http_ok, url, timeout, proc)
 
 
 def listening_address(port: int) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import prepare_worker_topics
 from tests.support.kafka import group_assignment, read_topic
 from tests.support.polling import wait_for
-from tests.support.processes import ManagedProcess, wait_http_ok, worker
+from tests.support.processes import ManagedProcess, wait_http_ok_in_thread, worker
 from tests.support.quiescence import wait_until_quiet
 
 
@@ -83,11 +82,10 @@ class WorkerHarness:
         return self
 
     async def ready(self, timeout: float = 90.0) -> WorkerHarness:
-        """Wait until the launched worker answers /readyz; then open the feeding publisher. The polling
-        runs in a thread: a test feeding from another task meanwhile (the rebalance tests feed while a
-        worker joins) keeps feeding, however long the start takes."""
+        """Wait until the launched worker answers /readyz (in a thread: the rebalance tests keep feeding
+        from another task while a worker joins); then open the feeding publisher."""
         assert self.process is not None
-        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{self.web_port}/readyz", timeout, self.process)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{self.web_port}/readyz", timeout, self.process)
         if self.publisher is None:
             self.publisher = ChunkPublisher(self.kafka_settings, "logs.raw", 64 << 20,
                                             create_topics=[])

@@ -9,7 +9,6 @@ that runs the broker side of the exchange and then pipes to noida-db.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.support.kafka import start_broker
 from tests.support.kafka_front import KafkaFront
 from tests.support.polling import wait_for
-from tests.support.processes import wait_http_ok, worker
+from tests.support.processes import wait_http_ok_in_thread, worker
 
 USERS = {"alice": "correct horse"}
 
@@ -131,7 +130,7 @@ async def test_the_faust_worker_logs_in_with_scram(front: KafkaFront, tmp_path: 
     web_port = free_port()
     process = worker(tmp_path, env, web_port).start()
     try:
-        await asyncio.to_thread(wait_http_ok, f"http://127.0.0.1:{web_port}/readyz", 90, process)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{web_port}/readyz", 90, process)
         publisher = ChunkPublisher(settings.kafka, settings.topic(RAW), 1 << 20, create_topics=[])
         await publisher.start()
         try:

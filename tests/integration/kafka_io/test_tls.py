@@ -26,8 +26,8 @@ from kafka_io.publisher import ChunkPublisher
 from kafka_io.range_reader import range_consumer, read_range
 from tests.support.kafka import start_broker
 from tests.support.kafka_front import KafkaFront
-from tests.support.polling import wait_for_sync
-from tests.support.processes import VENV_BIN, base_env, file_collector, wait_http_ok, worker
+from tests.support.polling import wait_for
+from tests.support.processes import VENV_BIN, base_env, file_collector, wait_http_ok_in_thread, worker
 from tests.support.tls import Stunnel, TlsFiles
 
 
@@ -95,15 +95,15 @@ async def test_worker_collector_and_replay_move_data_over_mtls(stack: TlsStack, 
     worker_proc = worker(tmp_path, env, web_port).start()
     collector = file_collector(tmp_path, env, [str(logs / "*.log")]).start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 90, worker_proc)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{web_port}/readyz", 90, worker_proc)
 
         def sink_lines() -> list[bytes]:
             return [line for segment in (tmp_path / "out").rglob("*.ndjson")
                     for line in segment.read_bytes().splitlines()]
 
-        docs = wait_for_sync(lambda: len(sink_lines()) >= 300 and sink_lines(), timeout=120,
-                             what="300 lines in the file sink, moved collector -> worker over mTLS",
-                             last_seen=lambda: len(sink_lines()))
+        docs = await wait_for(lambda: len(sink_lines()) >= 300 and sink_lines(), timeout=120,
+                              what="300 lines in the file sink, moved collector -> worker over mTLS",
+                              last_seen=lambda: len(sink_lines()))
         assert {orjson.loads(d)["msg"] for d in docs} == {f"line {i}" for i in range(300)}
         replay = logweave(tmp_path, env, "replay", "--sink", "file", "--from", "earliest")
         assert replay.returncode == 0, replay.stderr[-3000:]

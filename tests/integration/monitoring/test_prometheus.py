@@ -50,7 +50,7 @@ from tests.support.processes import (
     file_collector,
     intake,
     pod_collector,
-    wait_http_ok,
+    wait_http_ok_in_thread,
 )
 from tests.support.servers import Server, etcd_server
 from tests.support.worker_harness import WorkerHarness, wait_each_groups
@@ -194,7 +194,7 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
                              (f"http://127.0.0.1:{intake_port}/readyz", intake_process),
                              (f"http://127.0.0.1:{pods_port}/metrics", pods_process),
                              (f"{prometheus.url}/-/ready", None)):
-            await asyncio.to_thread(wait_http_ok, url, 60, process)  # the loop serves the Kubernetes API meanwhile
+            await wait_http_ok_in_thread(url, 60, process)  # the loop serves the Kubernetes API meanwhile
         # two lines stored and one refused (a rejection by reason): 400, naming the bad record
         body = b"".join(json.dumps(doc(f"i{n}", BASE + n, n)).encode() + b"\n" for n in range(2)) + b"{not json\n"
         status, _, answer = await post(f"http://127.0.0.1:{intake_port}", body, {
@@ -274,7 +274,7 @@ async def test_alerts_fire_on_faults_and_clear_and_dashboard_queries_return_data
                        what="the heartbeat alert to clear once the collector is back", last_seen=prometheus.firing)
 
         # a clean stop: nothing to scrape (the component alert), but a `stopped` beat (no heartbeat alert)
-        wait_http_ok(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{collector_port}/metrics", 60, collector)
         # the kill fired the component alert too; it clears once Prometheus has scraped the collector again
         await wait_for(lambda: "LogweaveComponentDown" not in prometheus.firing(), timeout=60,
                        what="the component alert to clear once the restarted collector is scraped",
@@ -316,7 +316,7 @@ async def test_two_workers_log_metrics_summed_and_a_killed_worker_fires_both_ale
         for worker in workers:
             await worker.ready()
         await wait_each_groups(workers)
-        wait_http_ok(f"{prometheus.url}/-/ready", 60)
+        await wait_http_ok_in_thread(f"{prometheus.url}/-/ready", 60)
         chunks, expected = traffic(streams=12, per_stream=30, time_text=time.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         await asyncio.gather(*[workers[0].feed(c.docs, stream=c.stream, source=c.source) for c in chunks])
         await workers[0].wait_until_quiet()

@@ -13,7 +13,7 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics, worker_topics
 from tests.support.kafka import describe_group
 from tests.support.polling import wait_for
-from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
+from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok_in_thread, worker
 
 
 def settings_env(broker: EmbeddedBroker, data_dir: Path) -> dict[str, str]:
@@ -51,7 +51,7 @@ async def test_two_workers_on_one_host_get_ids_from_their_web_ports(broker: Embe
              for i, (env, port) in enumerate(zip(envs, ports, strict=True))]
     try:
         for proc, port in zip(procs, ports, strict=True):
-            wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+            await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
         await wait_for(lambda: _two_members(broker.bootstrap), timeout=30, what="both workers in the group")
         for proc, port in zip(procs, ports, strict=True):
             assert "group member id logweave-" in proc.log_path.read_text() and f"-{port} " in proc.log_tail(10_000)
@@ -71,7 +71,7 @@ async def test_a_member_id_or_data_dir_in_use_is_refused(broker: EmbeddedBroker,
     first_port = free_port()
     first = worker(tmp_path, env, first_port, name="first").start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{first_port}/readyz", 90, first)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{first_port}/readyz", 90, first)
         same_id = worker(tmp_path, {**env, "LOGWEAVE_WORKER__DATA_DIR": str(tmp_path / "data-b")}, free_port(),
                          name="same-id").start()
         assert "group member id 'same-id' is already used" in await refusal(same_id)
