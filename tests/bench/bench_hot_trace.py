@@ -28,7 +28,7 @@ from kafka_io.publisher import ChunkPublisher
 from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_worker import time_until
 from tests.bench.measure import Row, table
-from tests.support.processes import wait_http_ok, worker
+from tests.support.processes import wait_http_ok_in_thread, worker
 
 BASE_NS = 1_749_543_941_000_000_000
 RULES = ("routing:\n  rules:\n    - name: error-traces\n      mode: trace\n      sinks: [file]\n"
@@ -79,7 +79,7 @@ async def run_one(workdir: Path, lines: int, hot: bool, policy: str = "release")
         port = free_port()
         proc = worker(workdir, env, port, name=f"{name}-worker").start()
         try:
-            wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+            await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
             note = f"one trace, {policy} past max_held_per_trace" if hot else "10 lines per trace"
             return await time_until(proc, lambda: grouped(port), lines, 900, f"group with a trace rule: {name}", note)
         finally:

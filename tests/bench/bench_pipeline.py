@@ -32,7 +32,7 @@ from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.brokers import BenchBroker, bench_broker, logweave_env
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
-from tests.support.processes import file_collector, wait_http_ok, worker
+from tests.support.processes import file_collector, wait_http_ok_in_thread, worker
 
 BASE_NS = 1_749_543_941_000_000_000
 
@@ -109,7 +109,7 @@ async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -
     write_pod_logs(pods, lines, files)
     port = free_port()
     worker_proc = worker(workdir, env, port).start()
-    wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, worker_proc)
+    await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, worker_proc)
     broker_cpu0 = broker.cpu_seconds() or 0.0
     collector = file_collector(workdir, env, [str(pods / "*" / "*" / "*.log")])
     worker_cpu0 = cpu_seconds(worker_proc.pid)
@@ -152,7 +152,7 @@ async def drain_alone(workdir: Path, broker: BenchBroker, lines: int) -> Row:
     port = free_port()
     proc = worker(workdir, env, port, name="worker-drain").start()
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
         cpu0, t0, before = cpu_seconds(proc.pid), time.perf_counter(), sink_line_count(out)
         while (count := sink_line_count(out)) < lines:
             if not proc.alive():

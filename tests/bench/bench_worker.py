@@ -53,7 +53,7 @@ from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.brokers import BenchBroker, bench_broker, broker_label, logweave_env
 from tests.bench.live_floor import floor_topics, forwarded_lines, start_floor
 from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table
-from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok, worker
+from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_http_ok_in_thread, worker
 
 PARTITIONS = 4
 MEASURE_PAUSE = 0.005  # seconds: the latency consumer's longest pause between empty fetches (its error)
@@ -202,7 +202,7 @@ async def throughput(workdir: Path, bootstrap: str, lines: int, chunk: int, extr
     proc = worker(workdir, env, port, name="bench-worker").start()
     spy: subprocess.Popen[bytes] | None = None
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
         spy = profiler(proc.pid, 900, profile) if profile is not None else None
         row = await time_until(proc, lambda: routed(port), lines, 900, "worker parse+group+route (1 process)",
                                "10 lines per trace")
@@ -250,7 +250,7 @@ async def latency_worker(workdir: Path, bootstrap: str, prefix: str = "") -> tup
     await prepare_worker_topics(load_settings(environ=env))
     port = free_port()
     proc = worker(workdir, env, port, name="latency-worker").start()
-    wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+    await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
     return proc, port
 
 

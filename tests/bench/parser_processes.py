@@ -29,7 +29,7 @@ from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_collector import run_collector
 from tests.bench.bench_worker import make_doc, routed, time_until
 from tests.bench.brokers import bench_broker, logweave_env
-from tests.support.processes import wait_http_ok, worker
+from tests.support.processes import wait_http_ok_in_thread, worker
 
 BASE_NS = 1_749_543_941_000_000_000
 ROUNDS = 2
@@ -86,7 +86,7 @@ async def worker_run(workdir: Path, lines: int, name: str, source: dict[str, Any
         port = free_port()
         proc = worker(workdir, env, port, name="bench-worker").start()
         try:
-            wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+            await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
             return await time_until(proc, lambda: routed(port), lines, 900, name, "10 lines per trace")
         finally:
             proc.stop()

@@ -43,7 +43,7 @@ from kafka_io.topic_admin import prepare_worker_topics
 from tests.bench.bench_worker import make_doc
 from tests.bench.measure import cpu_seconds, tree_pids
 from tests.support.kafka import start_broker
-from tests.support.processes import wait_http_ok, worker
+from tests.support.processes import wait_http_ok_in_thread, worker
 
 GROUP = "logweave"  # the worker's app id is its consumer group
 LAG_TOPICS = ("logs.raw", "logs.parsed", "sink.file")
@@ -227,7 +227,7 @@ async def soak(workdir: Path, args: argparse.Namespace) -> tuple[list[Sample], s
     try:
         await prepare_worker_topics(load_settings(environ=env))
         proc = worker(workdir, env, port, name="soak-worker").start()
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", 90, proc)
+        await wait_http_ok_in_thread(f"http://127.0.0.1:{port}/readyz", 90, proc)
         lag = LagReader(broker.bootstrap)
         await lag.start()
         stop, acked = asyncio.Event(), [0]
