@@ -21,6 +21,7 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from app.fetch_rewind import rewind_unhanded_records
+from app.fetch_wait import hold_fetches_at_most
 from app.group_membership import EmptyAssignmentTolerantAssignor, exit_when_coordination_dies
 from app.lazy_commit_table import draw_commit_tables_lazily
 from app.refused_commits import forget_refused_commits
@@ -111,6 +112,7 @@ class LogweaveApp(faust.App):  # type: ignore[misc]
 
 def create_app(settings: Settings) -> LogweaveApp:
     install_idle_fetch_pause()
+    hold_fetches_at_most(settings.kafka.fetch_max_wait)
     accept_empty_assignments()
     close_fetchers_reliably()
     rewind_unhanded_records()

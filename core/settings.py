@@ -79,6 +79,9 @@ class KafkaSettings(Group):
     rebalance_timeout: Interval = 60.0
     commit_interval: Interval = 1.0
     linger: Duration = Field(0.01, le=1.0)  # how long a worker's producer may wait to fill a batch
+    # how long a Kafka broker may hold a worker's fetch with nothing to return (fetch.max.wait.ms): a record
+    # on a partition left out of the held fetch waits up to this long (docs/operations.md, "Fetch wait")
+    fetch_max_wait: Duration = Field(0.1, ge=0.001, le=5.0)
     group_instance_id: str | None = None
     static_membership: bool = True  # KIP-345; turn off only for brokers without it
     # Bounds on the pipeline's delete-policy topics (logs.*, traces.closed, sink.*), set as retention.ms and

@@ -268,8 +268,10 @@ async def latency(bootstrap: str, rate: int, seconds: float, first: int, drain: 
     arrival) and the lines it was behind when the feed stopped (end lag) are reported too.
     """
     install_idle_fetch_pause()  # unpaced, this consumer re-fetches in a tight loop and takes a core from the worker
+    # a broker that holds fetches (Kafka) would hold this one up to fetch_max_wait_ms past a line's arrival
+    # whenever aiokafka left its partition out of the held fetch (app/fetch_wait.py): 10 ms, not 500
     consumer = AIOKafkaConsumer(f"{prefix}lat.sink.file", bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                                group_id=None)
+                                group_id=None, fetch_max_wait_ms=10)
     await consumer.start()
     pace_idle_fetches(consumer, MEASURE_PAUSE)  # nothing wakes it: a short cap, or it adds up to 0.1 s to each delay
     publisher = ChunkPublisher(KafkaSettings(brokers=bootstrap), f"{prefix}lat.logs.raw", 64 << 20, create_topics=[])
