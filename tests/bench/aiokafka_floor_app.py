@@ -8,7 +8,8 @@ aiokafka consumer in a group and one producer on one event loop: no faust stream
 consumer thread, tables or web server. Offsets are committed every COMMIT_INTERVAL seconds, as
 faust's commit timer does (`broker_commit_interval`, 2.8 s). Its consumer pauses between empty
 fetches as the worker's does (kafka_io/kafka_compat.py), and, as there, a batch acknowledged on a
-topic it reads wakes it.
+topic it reads wakes it; a broker that holds fetches holds its fetches as long as the worker's
+(`kafka.fetch_max_wait`).
 
 Read beside the faust floor (tests/bench/live_floor.py, `floor_at(..., app="aiokafka")`): the
 difference is what faust's machinery costs per record at that shape, the part of the worker's CPU
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from core.settings import KafkaSettings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 
 FANOUT = 4
@@ -40,7 +42,8 @@ async def run(broker: str, prefix: str, lines_per_record: int, count_file: Path)
     raw, parsed, sink = (f"{prefix}floor.{hop}" for hop in ("raw", "parsed", "sink"))
     consumer = AIOKafkaConsumer(raw, parsed, bootstrap_servers=broker, group_id=f"{prefix}aiokafka-floor",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 << 20)
+                                max_partition_fetch_bytes=8 << 20,
+                                fetch_max_wait_ms=round(KafkaSettings().fetch_max_wait * 1000))
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", max_batch_size=1_000_000, linger_ms=10,
                                 max_request_size=16 << 20)
     stopping = asyncio.Event()

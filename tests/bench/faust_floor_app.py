@@ -7,7 +7,8 @@ is what any Python per-line work and the trace table have to fit under.
 
 Its consumer pauses between empty fetches as the worker's does (kafka_io/kafka_compat.py,
 `install_idle_fetch_pause`): without it, faust on the embedded broker spins at ~90% of a core while
-idle, which a floor fed at a live node's slow rate would measure instead of the hops.
+idle, which a floor fed at a live node's slow rate would measure instead of the hops. A broker that
+holds fetches holds its fetches as long as the worker's (`kafka.fetch_max_wait`, app/fetch_wait.py).
 
 Run by tests/bench/bench_worker.py (pre-loaded records) and tests/bench/live_floor.py (records fed at
 a live row's rate): `faust -A tests.bench.faust_floor_app worker -l info` with FLOOR_BROKER, FLOOR_WEB_PORT,
@@ -23,11 +24,14 @@ from typing import Any
 
 import faust
 
+from app.fetch_wait import hold_fetches_at_most
+from core.settings import KafkaSettings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 
 FANOUT = 4
 PREFIX = os.environ.get("FLOOR_TOPIC_PREFIX", "")
 install_idle_fetch_pause()
+hold_fetches_at_most(KafkaSettings().fetch_max_wait)  # as the worker's consumer (app/fetch_wait.py)
 app = faust.App(f"logweave-floor{PREFIX.rstrip('.')}",
                 broker=f"kafka://{os.environ.get('FLOOR_BROKER', 'localhost:9092')}",
                 store="memory://", topic_partitions=FANOUT, autodiscover=False, stream_buffer_maxsize=64,
