@@ -133,10 +133,12 @@ class DirectoryWatcher:
         """Active and watching every directory it was asked to: entries and writes are all reported."""
         return self._fd >= 0 and not self._unwatched
 
-    def watch(self, directories: set[str]) -> None:
-        """Watch exactly `directories` (adds new ones, forgets the rest)."""
+    def watch(self, directories: set[str]) -> bool:
+        """Watch exactly `directories` (adds new ones, forgets the rest); whether a directory is watched now
+        that was not before (one that could not be watched, or vanished, is not)."""
         if self._libc is None:
-            return
+            return False
+        before = set(self._watched)
         self._unwatched = set()
         for gone in set(self._watched) - directories:
             self._paths.clear()  # its watch descriptor may be given to another directory
@@ -146,6 +148,7 @@ class DirectoryWatcher:
                 self._directories.pop(wd, None)
         for directory in directories - set(self._watched):
             self._add(directory)
+        return any(directory not in before for directory in self._watched)
 
     def take_modified(self) -> set[str] | None:
         """Real paths of the files written (or truncated) in watched directories since the last call;

@@ -6,7 +6,8 @@ created, renamed or deleted, when a file nobody follows is written (one without 
 its scan; at most every `rescan_interval`), after a file was truncated and in every pass while a
 file truncated with a multiline record open waits for its copy (copytruncate: the copy appeared
 before the truncation, so the scan its creation triggered could not decide it; FileCollector.wants_rescan),
-and every `inotify_rescan_interval` as a safety net;
+right after a scan whose directories it began to watch (a file made in one between its listing and its
+watch raised no event), and every `inotify_rescan_interval` as a safety net;
 without inotify, or while it cannot vouch for every directory, every `rescan_interval` (warning every
 `no_match_warning_interval` while the globs match nothing). It reads every file in bounded slices (a
 file read never blocks the loop for long), saves checkpoints every `checkpoint_interval` when they
@@ -167,7 +168,10 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older, listings)
             missing_roots = bool(scan.missing_roots)
             collector.apply_scan(scan)
-            watcher.watch(scan.directories | collector.watch_directories())
+            if watcher.watch(scan.directories | collector.watch_directories()):
+                # a directory is watched only after the scan listed it: a file made in it in between raised
+                # no event and would wait for the safety rescan, so the next pass scans again, watched
+                watcher.changed.set()
             last_scan = now
             if scan.files or collector.files:
                 warned_no_match = -float("inf")

@@ -133,7 +133,8 @@ async def test_a_collector_started_just_after_boot_scans_at_once(tmp_path: Path,
 
     cfg = {"rescan_interval": "1h", "inotify_rescan_interval": "1h", "checkpoint_interval": "1h"}
     publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines)
-    assert len(scans) == 1 and [line[1] for line in publisher.chunks[0].entries()] == ["line 0", "line 1"]
+    # the first scan, and the one after its directories were watched (a file made in between raised no event)
+    assert len(scans) == 2 and [line[1] for line in publisher.chunks[0].entries()] == ["line 0", "line 1"]
 
 
 async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval(tmp_path: Path,
@@ -151,8 +152,10 @@ async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval
 
     cfg = {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}
     _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later)
-    assert 2 <= len(scans) <= 3  # the first scan, the new file's (a rename may be reported in two reads)
-    assert scans[1] - scans[0] >= 0.9
+    # the first scan, the one after its directories were watched, the new file's (a rename may be reported
+    # in two reads); none between
+    assert 3 <= len(scans) <= 4
+    assert scans[2] - scans[1] >= 0.9
     closed = DirectoryWatcher()
     closed.close()  # as on a system without inotify
     _, scans, _ = await run_loop(tmp_path / "again", closed, monkeypatch, cfg, lambda p: asyncio.sleep(1.0))
@@ -176,6 +179,42 @@ async def test_a_pattern_root_not_there_yet_is_rescanned_at_the_short_interval(t
     assert len(scans) >= 4  # every rescan_interval while the root is missing, then the one that found the file
 
 
+async def test_a_file_made_between_a_scan_and_its_watch_is_found(tmp_path: Path, monkeypatch: Any) -> None:
+    """A directory is watched only after the scan that found it listed it, so a file made in it in
+    between raises no event: seen under load, the first pod's line waited for the safety rescan
+    (`inotify_rescan_interval`, here an hour). A scan that watches a new directory is followed by another."""
+    pod = tmp_path / "pods" / "ns_pod_uid" / "app"
+    pod.mkdir(parents=True)
+    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                    "checkpoint_dir": str(tmp_path / "ckpt"),
+                                                    "rescan_interval": "0.1s", "inotify_rescan_interval": "1h",
+                                                    "flush_interval": "0.05s"})
+    scans: list[int] = []
+
+    def discover_then_write(*args: Any) -> Any:
+        scan = discover(*args)
+        scans.append(len(scan.files))
+        if len(scans) == 1:  # after the listing, before the watch: the race, made certain
+            write(pod / "0.log", 0, 1)
+        return scan
+
+    monkeypatch.setattr(service, "discover", discover_then_write)
+    publisher = FakePublisher()
+    collector = FileCollector(settings.collector, publisher, FileMetrics())
+    watcher = DirectoryWatcher()
+    stop = asyncio.Event()
+    task = asyncio.create_task(_follow(collector, watcher, settings, stop))
+    try:
+        await wait_for(lambda: len(publisher.chunks) == 1, what="the line of the file made before the watch",
+                       timeout=30)
+    finally:
+        stop.set()
+        await task
+        collector.close()
+        watcher.close()
+    assert scans[:2] == [0, 1]  # the first scan saw no file; the one after its watch found it
+
+
 async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path, monkeypatch: Any) -> None:
     """A file without a complete line is not followed yet; its first write (an event for a file no one
     follows) brings a rescan within rescan_interval, not after the long inotify interval."""
@@ -190,7 +229,7 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
 
     _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
         "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later)
-    assert len(scans) == 2
+    assert len(scans) == 3  # the first, the one after its directories were watched, the write's
 
 
 
