@@ -27,7 +27,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -40,6 +40,7 @@ from tests.support.processes import VENV_BIN, ManagedProcess, base_env, wait_htt
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
+Floor = Literal["faust", "aiokafka"]  # faust_floor_app.py, or the same topology on bare aiokafka
 # a live row's line: a JSON document of about the size the live writers write
 LINE = (b'{"time":"2026-12-05T10:00:00.000Z","level":"info","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",'
         b'"service":"checkout","msg":"' + b"x" * 120 + b'"}\n')
@@ -95,7 +96,7 @@ def start_aiokafka_floor(workdir: Path, bootstrap: str, lines_per_record: int,
 
 
 def floor_at(workdir: Path, records_per_s: float, lines_per_record: int, seconds: float,
-             warmup: float = 10.0, app: str = "faust") -> dict[str, Any]:
+             warmup: float = 10.0, app: Floor = "faust") -> dict[str, Any]:
     """Feed the floor `records_per_s` records of `lines_per_record` lines, round robin over its partitions,
     for `warmup` then `seconds` (measured); its CPU in the window per 100K lines fed. `app`: "faust" (the
     floor the live rows report) or "aiokafka" (the same topology without faust)."""
@@ -106,7 +107,7 @@ def floor_at(workdir: Path, records_per_s: float, lines_per_record: int, seconds
 
 
 async def _run(workdir: Path, bootstrap: str, prefix: str, records_per_s: float, lines_per_record: int,
-               seconds: float, warmup: float, app: str) -> dict[str, Any]:
+               seconds: float, warmup: float, app: Floor) -> dict[str, Any]:
     topic = await floor_topics(bootstrap, prefix)
     if app == "aiokafka":
         proc, forwarded_now = start_aiokafka_floor(workdir, bootstrap, lines_per_record, prefix)
@@ -167,7 +168,8 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="logweave-live-floor-"))
     print(f"broker: {broker_label()}; {args.records_per_s:g} records/s x {args.lines_per_record} lines, "
           f"{args.seconds:g} s measured")
-    for app in ("faust", "aiokafka"):
+    apps: tuple[Floor, ...] = ("faust", "aiokafka")
+    for app in apps:
         found = floor_at(workdir / app, args.records_per_s, args.lines_per_record, args.seconds, app=app)
         print(f"{app + ' floor':15} {found['cpu_per_100k']:>7} CPU s/100K lines "
               f"({found['cpu_s']} CPU s in the window; forwarded every line: {found['forwarded_all']})")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +87,24 @@ async def test_without_inotify_every_file_is_still_read(tmp_path: Path, monkeypa
 
 
 async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, collector_cfg: dict[str, Any],
-                   during: Any) -> tuple[FakePublisher, list[float], list[int]]:
+                   during: Any, after_scan: Callable[[Any], None] | None = None,
+                   ) -> tuple[FakePublisher, list[float], list[int]]:
     """Run the read loop over one pod directory under `tmp_path` while `during(publisher)` runs; the
-    publisher, the times of the rescans and the lines read by each pass after which `flush` was called."""
+    publisher, the times of the rescans and the lines read by each pass after which `flush` was called.
+    `after_scan` gets each scan's result on the scan's thread, before the loop sees it."""
     settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
                                                     "checkpoint_dir": str(tmp_path / "ckpt"), **collector_cfg})
     publisher = FakePublisher()
     collector = FileCollector(settings.collector, publisher, FileMetrics())
     scans: list[float] = []
-    monkeypatch.setattr(service, "discover", lambda *args: scans.append(time.monotonic()) or discover(*args))
+    def scan(*args: Any) -> Any:
+        scans.append(time.monotonic())
+        found = discover(*args)
+        if after_scan is not None:
+            after_scan(found)
+        return found
+
+    monkeypatch.setattr(service, "discover", scan)
     flushed: list[int] = []
     stop = asyncio.Event()
     task = asyncio.create_task(_follow(collector, watcher, settings, stop, None,
@@ -108,12 +118,13 @@ async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, 
     return publisher, scans, flushed
 
 
-async def run_with_inotify(tmp_path: Path, monkeypatch: Any, collector_cfg: dict[str, Any],
-                           during: Any) -> tuple[FakePublisher, list[float], list[int]]:
+async def run_with_inotify(tmp_path: Path, monkeypatch: Any, collector_cfg: dict[str, Any], during: Any,
+                           after_scan: Callable[[Any], None] | None = None,
+                           ) -> tuple[FakePublisher, list[float], list[int]]:
     """`run_loop` with a real inotify watcher, closed afterwards."""
     watcher = DirectoryWatcher()
     try:
-        return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during)
+        return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during, after_scan)
     finally:
         watcher.close()
 
@@ -188,34 +199,20 @@ async def test_a_file_made_between_a_scan_and_its_watch_is_found(tmp_path: Path,
     (`inotify_rescan_interval`, here an hour). A scan that watches a new directory is followed by another."""
     pod = tmp_path / "pods" / "ns_pod_uid" / "app"
     pod.mkdir(parents=True)
-    settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
-                                                    "checkpoint_dir": str(tmp_path / "ckpt"),
-                                                    "rescan_interval": "0.1s", "inotify_rescan_interval": "1h",
-                                                    "flush_interval": "0.05s"})
-    scans: list[int] = []
+    files_found: list[int] = []
 
-    def discover_then_write(*args: Any) -> Any:
-        scan = discover(*args)
-        scans.append(len(scan.files))
-        if len(scans) == 1:  # after the listing, before the watch: the race, made certain
+    def write_after_the_first_listing(scan: Any) -> None:
+        files_found.append(len(scan.files))
+        if len(files_found) == 1:  # after the listing, before the watch: the race, made certain
             write(pod / "0.log", 0, 1)
-        return scan
 
-    monkeypatch.setattr(service, "discover", discover_then_write)
-    publisher = FakePublisher()
-    collector = FileCollector(settings.collector, publisher, FileMetrics())
-    watcher = DirectoryWatcher()
-    stop = asyncio.Event()
-    task = asyncio.create_task(_follow(collector, watcher, settings, stop))
-    try:
+    async def published(publisher: FakePublisher) -> None:
         await wait_for(lambda: len(publisher.chunks) == 1, what="the line of the file made before the watch",
                        timeout=30)
-    finally:
-        stop.set()
-        await task
-        collector.close()
-        watcher.close()
-    assert scans[:2] == [0, 1]  # the first scan saw no file; the one after its watch found it
+
+    await run_with_inotify(tmp_path, monkeypatch, {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h",
+                                                   "flush_interval": "0.05s"}, published, write_after_the_first_listing)
+    assert files_found[:2] == [0, 1]  # the first scan saw no file; the one after its watch found it
 
 
 async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path, monkeypatch: Any) -> None:
