@@ -139,12 +139,17 @@ async def test_a_collector_started_just_after_boot_scans_at_once(tmp_path: Path,
     pod.mkdir(parents=True)
     write(pod / "0.log", 0, 2)
 
-    async def first_lines(publisher: FakePublisher) -> None:
-        await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
+    scanned: list[Any] = []
+
+    async def first_lines_and_scans(publisher: FakePublisher) -> None:
+        # the first scan, and the one after its directories were watched (a file made in between raised no
+        # event): the second comes after the first lines are published, so it is waited for too
+        await wait_for(lambda: len(publisher.chunks) == 1 and len(scanned) == 2,
+                       what="the first lines published and the scan after the watch", timeout=5,
+                       last_seen=lambda: (len(publisher.chunks), len(scanned)))
 
     cfg = {"rescan_interval": "1h", "inotify_rescan_interval": "1h", "checkpoint_interval": "1h"}
-    publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines)
-    # the first scan, and the one after its directories were watched (a file made in between raised no event)
+    publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines_and_scans, scanned.append)
     assert len(scans) == 2 and [line[1] for line in publisher.chunks[0].entries()] == ["line 0", "line 1"]
 
 
