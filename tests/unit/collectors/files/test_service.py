@@ -162,15 +162,17 @@ async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval
     write(pod / "0.log", 0, 1)
 
     written_at: list[float] = []
+    scanned: list[Any] = []
 
     async def new_file_later(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(scanned) == 2, what="the scan after the watch", timeout=10)
         await asyncio.sleep(1.0)
         written_at.append(time.monotonic())
         write(pod / "1.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's line published", timeout=10)
 
     cfg = {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}
-    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later)
+    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later, scanned.append)
     # the first scan, the one after its directories were watched, the new file's (a rename may be reported
     # in two reads); none in the second before the write, when a periodic rescan would have run ten times
     assert 3 <= len(scans) <= 4
@@ -227,13 +229,17 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
     pod.mkdir(parents=True)
     (pod / "0.log").touch()
 
+    scanned: list[Any] = []
+
     async def write_later(publisher: FakePublisher) -> None:
+        await wait_for(lambda: len(scanned) == 2, what="the scan after the watch", timeout=5)
         await asyncio.sleep(0.5)
         write(pod / "0.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 1, what="the line published", timeout=5)
 
     _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
-        "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later)
+        "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later,
+        scanned.append)
     assert len(scans) == 3  # the first, the one after its directories were watched, the write's
 
 
