@@ -25,9 +25,14 @@ _ORIGINAL = "_logweave_original_create_worker_consumer"
 _WAIT_MS = "_logweave_fetch_max_wait_ms"
 
 
+def fetch_wait_ms(seconds: float) -> int:
+    """`kafka.fetch_max_wait` as the client's `fetch_max_wait_ms` (at least 1)."""
+    return max(1, round(seconds * 1000))
+
+
 def hold_fetches_at_most(seconds: float) -> None:
     """Build faust's worker consumers with `fetch_max_wait_ms` = `seconds` (the last call wins)."""
-    setattr(AIOKafkaConsumerThread, _WAIT_MS, max(1, round(seconds * 1000)))
+    setattr(AIOKafkaConsumerThread, _WAIT_MS, fetch_wait_ms(seconds))
     if hasattr(AIOKafkaConsumerThread, _ORIGINAL):
         return
     original = AIOKafkaConsumerThread._create_worker_consumer

@@ -148,7 +148,7 @@ class DirectoryWatcher:
                 self._directories.pop(wd, None)
         for directory in directories - set(self._watched):
             self._add(directory)
-        return any(directory not in before for directory in self._watched)
+        return not self._watched.keys() <= before
 
     def take_modified(self) -> set[str] | None:
         """Real paths of the files written (or truncated) in watched directories since the last call;

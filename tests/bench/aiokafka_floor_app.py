@@ -29,6 +29,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from app.fetch_wait import fetch_wait_ms
 from core.settings import KafkaSettings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 
@@ -43,7 +44,7 @@ async def run(broker: str, prefix: str, lines_per_record: int, count_file: Path)
     consumer = AIOKafkaConsumer(raw, parsed, bootstrap_servers=broker, group_id=f"{prefix}aiokafka-floor",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=8 << 20,
-                                fetch_max_wait_ms=round(KafkaSettings().fetch_max_wait * 1000))
+                                fetch_max_wait_ms=fetch_wait_ms(KafkaSettings().fetch_max_wait))
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", max_batch_size=1_000_000, linger_ms=10,
                                 max_request_size=16 << 20)
     stopping = asyncio.Event()

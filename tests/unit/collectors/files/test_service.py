@@ -87,16 +87,18 @@ async def test_without_inotify_every_file_is_still_read(tmp_path: Path, monkeypa
 
 
 async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, collector_cfg: dict[str, Any],
-                   during: Any, after_scan: Callable[[Any], None] | None = None,
+                   during: Any, after_scan: Callable[[Any], None] | None = None, scans: list[float] | None = None,
                    ) -> tuple[FakePublisher, list[float], list[int]]:
     """Run the read loop over one pod directory under `tmp_path` while `during(publisher)` runs; the
     publisher, the times of the rescans and the lines read by each pass after which `flush` was called.
-    `after_scan` gets each scan's result on the scan's thread, before the loop sees it."""
+    `after_scan` gets each scan's result on the scan's thread, before the loop sees it; `scans` is the list
+    the rescan times go to as they happen (for `during` to wait on)."""
     settings = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
                                                     "checkpoint_dir": str(tmp_path / "ckpt"), **collector_cfg})
     publisher = FakePublisher()
     collector = FileCollector(settings.collector, publisher, FileMetrics())
-    scans: list[float] = []
+    scans = [] if scans is None else scans
+
     def scan(*args: Any) -> Any:
         scans.append(time.monotonic())
         found = discover(*args)
@@ -119,12 +121,12 @@ async def run_loop(tmp_path: Path, watcher: DirectoryWatcher, monkeypatch: Any, 
 
 
 async def run_with_inotify(tmp_path: Path, monkeypatch: Any, collector_cfg: dict[str, Any], during: Any,
-                           after_scan: Callable[[Any], None] | None = None,
+                           after_scan: Callable[[Any], None] | None = None, scans: list[float] | None = None,
                            ) -> tuple[FakePublisher, list[float], list[int]]:
     """`run_loop` with a real inotify watcher, closed afterwards."""
     watcher = DirectoryWatcher()
     try:
-        return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during, after_scan)
+        return await run_loop(tmp_path, watcher, monkeypatch, collector_cfg, during, after_scan, scans)
     finally:
         watcher.close()
 
@@ -139,17 +141,17 @@ async def test_a_collector_started_just_after_boot_scans_at_once(tmp_path: Path,
     pod.mkdir(parents=True)
     write(pod / "0.log", 0, 2)
 
-    scanned: list[Any] = []
+    scans: list[float] = []
 
     async def first_lines_and_scans(publisher: FakePublisher) -> None:
         # the first scan, and the one after its directories were watched (a file made in between raised no
         # event): the second comes after the first lines are published, so it is waited for too
-        await wait_for(lambda: len(publisher.chunks) == 1 and len(scanned) == 2,
+        await wait_for(lambda: len(publisher.chunks) == 1 and len(scans) == 2,
                        what="the first lines published and the scan after the watch", timeout=5,
-                       last_seen=lambda: (len(publisher.chunks), len(scanned)))
+                       last_seen=lambda: (len(publisher.chunks), len(scans)))
 
     cfg = {"rescan_interval": "1h", "inotify_rescan_interval": "1h", "checkpoint_interval": "1h"}
-    publisher, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines_and_scans, scanned.append)
+    publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, first_lines_and_scans, scans=scans)
     assert len(scans) == 2 and [line[1] for line in publisher.chunks[0].entries()] == ["line 0", "line 1"]
 
 
@@ -162,21 +164,21 @@ async def test_with_inotify_the_rescan_waits_for_entries_or_the_inotify_interval
     write(pod / "0.log", 0, 1)
 
     written_at: list[float] = []
-    scanned: list[Any] = []
+    scans: list[float] = []
 
     async def new_file_later(publisher: FakePublisher) -> None:
-        await wait_for(lambda: len(scanned) == 2, what="the scan after the watch", timeout=10)
+        await wait_for(lambda: len(scans) == 2, what="the scan after the watch", timeout=10)
         await asyncio.sleep(1.0)
         written_at.append(time.monotonic())
         write(pod / "1.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's line published", timeout=10)
 
     cfg = {"rescan_interval": "0.1s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}
-    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later, scanned.append)
+    await run_with_inotify(tmp_path, monkeypatch, cfg, new_file_later, scans=scans)
     # the first scan, the one after its directories were watched, the new file's (a rename may be reported
     # in two reads); none in the second before the write, when a periodic rescan would have run ten times
     assert 3 <= len(scans) <= 4
-    assert all(scanned >= written_at[0] for scanned in scans[2:])
+    assert all(at >= written_at[0] for at in scans[2:])
     closed = DirectoryWatcher()
     closed.close()  # as on a system without inotify
     _, scans, _ = await run_loop(tmp_path / "again", closed, monkeypatch, cfg, lambda p: asyncio.sleep(1.0))
@@ -229,17 +231,17 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
     pod.mkdir(parents=True)
     (pod / "0.log").touch()
 
-    scanned: list[Any] = []
+    scans: list[float] = []
 
     async def write_later(publisher: FakePublisher) -> None:
-        await wait_for(lambda: len(scanned) == 2, what="the scan after the watch", timeout=5)
+        await wait_for(lambda: len(scans) == 2, what="the scan after the watch", timeout=5)
         await asyncio.sleep(0.5)
         write(pod / "0.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 1, what="the line published", timeout=5)
 
-    _, scans, _ = await run_with_inotify(tmp_path, monkeypatch, {
+    await run_with_inotify(tmp_path, monkeypatch, {
         "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later,
-        scanned.append)
+        scans=scans)
     assert len(scans) == 3  # the first, the one after its directories were watched, the write's
 
 
