@@ -166,27 +166,41 @@ class LineParser:
         sid, fallback_ns = chunk.stream_id, chunk.collected_ns
         chain = self.sources.chain_for(chunk.source) if type(chunk.source) is dict else None
         scan = self._scan
-        if chain is None and self._scan_fields is not None and scan is not None and type(sid) is str \
-                and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(chunk.lines) is list:
+        lines = chunk.lines
+        scanned = self._scan_fields is not None and scan is not None and type(sid) is str \
+            and type(fallback_ns) is int and -(1 << 63) <= fallback_ns < (1 << 63) and type(lines) is list
+        if scanned and chain is not None:  # a logfmt source: its common lines as their records' JSON
+            as_json = chain.as_json(lines)
+            scanned = as_json is not None
+            lines = as_json if as_json is not None else lines
+        if scanned and scan is not None:
             # the reference is built only if the scan hands a line back: on a live node a chunk holds a few
             # lines of one stream, and building it cost a third of parsing them
             reference: Callable[[list[Any]], list[Any] | None] | None = None
+            originals: dict[int, list[Any]] | None = None
 
             def hand_back(raw: list[Any]) -> list[Any] | None:
-                nonlocal reference
+                nonlocal reference, originals
                 if reference is None:
-                    reference = self.line_parsers(chunk, dead)[0]
+                    parse_line, from_doc = self.line_parsers(chunk, dead)
+                    reference = parse_line if chain is None else \
+                        chain.parse_line(parse_line, from_doc, dead, chunk.source, sid, self.stage, fallback_ns)
+                if chain is not None:  # a rewritten line goes back to the chain as it was written
+                    if originals is None:
+                        originals = {id(new): old for new, old in zip(lines, chunk.lines, strict=True)
+                                     if new is not old}
+                    raw = originals.get(id(raw), raw)
                 return reference(raw)
 
-            lines_of = scan.split(chunk.lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
-                                       fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
-                                       _EPOCH_UNIT[s.time_format], hand_back)
+            lines_of = scan.split(lines, self._scan_fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
+                                  fallback_ns, sid, s.time_format in ("auto", "rfc3339"),
+                                  _EPOCH_UNIT[s.time_format], hand_back)
         else:
             parse_line, from_doc = self.line_parsers(chunk, dead)
             if chain is not None:
                 parse_line = chain.parse_line(parse_line, from_doc, dead, chunk.source, sid, self.stage, fallback_ns)
             lines_of = {}
-            for raw in chunk.lines:
+            for raw in lines:
                 entry = parse_line(raw)
                 if entry is not None:
                     lines_of.setdefault(trace_partition(entry[P_TRACE] or sid, partitions), []).append(entry)

@@ -6,6 +6,11 @@ keeps the C scan's fast path. Each line is tried against the parsers in order; t
 a record, written as a JSON object (the line's text from then on, what sinks receive) and read by
 the JSON reference. A line none matches is kept as `{"message": line}` or dead-lettered as
 `no_parser_matched` (`parse.unmatched`).
+
+A chain that tries logfmt first (or JSON, then logfmt) has its common lines rewritten as their records'
+JSON in C (agents/parsers/_logfmt.c, `as_json`), byte for byte what `orjson.dumps(parse_logfmt(line))`
+gives, so the parse stage's C scan reads them as JSON lines; every line that pass is not sure of takes
+the chain here, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from agents.parsers.library import BUILTIN_GROK, EXTRA_PATTERNS, TIME_KIND_OF_PA
 from agents.parsers.logfmt import parse_logfmt
 from agents.parsers.times import to_rfc3339
 from core.models import FLAG_BASE64, DeadLetter
+from core.native import native_module
 from core.rule_settings import ParserDef, ParserSource
 from core.settings import ParseSettings
 
@@ -109,6 +115,24 @@ class TextChain:
             ("time", settings.time_fields[0]), ("level", settings.level_fields[0]),
             ("trace_id", settings.trace_id_fields[0]), ("service", settings.service_fields[0]),
             ("message", settings.message_fields[0])) if canonical != first}
+        kinds = [p.kind for p in parsers]
+        # logfmt first, or JSON then logfmt (a line starting with "{" is then left to the chain); a line with
+        # a key the chain renames (which moves that pair to the record's end) is left to the chain too
+        self._json_first: bool | None = None
+        if kinds[:1] == ["logfmt"]:
+            self._json_first = False
+        elif kinds[:2] == ["json", "logfmt"]:
+            self._json_first = True
+        self._renamed = tuple(self.rename)
+
+    def as_json(self, lines: list[Any]) -> list[Any] | None:
+        """`lines` with each common logfmt line's text replaced by its record's JSON (new raw lines; the others
+        are the same objects), for the C scan to read; None when this chain has no such pass (another first
+        parser, renamed fields) or the C extension is off (LOGWEAVE_PURE=1, an install without a compiler)."""
+        if self._json_first is None:
+            return None
+        native = native_module("logfmt_json")
+        return None if native is None else native.to_json(lines, self._json_first, self._renamed)
 
     def record(self, text: str, reference_ns: int) -> tuple[str, Any]:
         """(name of the parser that matched or '', its record / _JSON / None)."""

@@ -27,6 +27,10 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
 - `filescan`: the file collector's C scan of CRI lines (collectors/files/_filescan.c) on arbitrary
   bytes, with lines built from CRI pieces, any line limit and sometimes hostile bounds: every line it
   answers for is the reference's common line; bad bounds raise ValueError, nothing else.
+- `logfmt`: the logfmt-to-JSON pass (agents/parsers/_logfmt.c) on lines built from logfmt pieces and
+  arbitrary text, odd line entries and renamed-key tuples of any length: every line it rewrites is
+  `orjson.dumps(parse_logfmt(line))`; every other entry is the same object; bad arguments raise at most
+  a Python exception.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import tables.trace_state as trace_state_module
 from agents.encoded_lines import EncodedChunk
 from agents.line_parser import _EXACT_LEVELS, LineParser
 from agents.log_metrics import reference_number
+from agents.parsers.logfmt import parse_logfmt
 from collectors.files import formats
 from collectors.intake.forward import entry_lines
 from collectors.intake.forward_messages import decode_message
@@ -496,15 +501,47 @@ def filescan(data: bytes, native: ModuleType) -> None:
         position += len(line) + 1
 
 
+LOGFMT_PIECES = ["a", "k=v", "=", '"', " ", "\t", "\\", "{", "é", "\x00", 'q="x y"', "traceId=t-1", "trace_id=t",
+                 "time=2026-12-02T10:00:00Z", "level=info", "\r\n"]
+
+
+def logfmt(data: bytes, native: ModuleType) -> None:
+    r = Reader(data)
+    lines: list[Any] = []
+    for n in range(r.int(0, 8)):
+        text = "".join(r.pick(LOGFMT_PIECES) for _ in range(r.int(0, 12))) if r.byte() < 200 else r.text(80)
+        shape = r.byte()
+        lines.append([n, text, "stdout", 0, r.pick([0, 0, 1, 2, 4, 2**70])] if shape < 230
+                     else r.pick([None, (n, text, "", 0, 0), [n, text], [n, text.encode(), "", 0, 0], text]))
+    json_first = r.byte() > 127
+    renamed = tuple(r.pick(["trace_id", "message", "", "k", "é", 5]) for _ in range(r.int(0, 9)))
+    try:
+        out = native.to_json(lines, json_first, renamed)
+    except (TypeError, ValueError):
+        assert len(renamed) > 8 or any(type(name) is not str for name in renamed)
+        return
+    if out is None:
+        assert not json_first
+        return
+    assert len(out) == len(lines)
+    for raw, new in zip(lines, out, strict=True):
+        if new is raw:
+            continue
+        record = parse_logfmt(raw[1].rstrip("\r\n "))
+        assert record is not None and raw[4] == 0 and not set(record) & set(renamed), (raw, new)
+        assert new == [raw[0], orjson.dumps(record).decode(), *raw[2:]], (raw, new)
+
+
 TARGETS: dict[str, Callable[[bytes, Any], None]] = {
     "linescan": linescan, "linescan_api": linescan_api, "parse_raw": parse_raw,
     "tracefold": tracefold, "tracefold_raw": tracefold_raw,
     "formats": formats_target,
-    "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan,
+    "chunks": chunks, "intake": intake, "fieldscan": fieldscan, "filescan": filescan, "logfmt": logfmt,
 }
 NATIVE_OF = {"tracefold": "tables._tracefold", "tracefold_raw": "tables._tracefold",
              "intake": "collectors.intake._intakefast",
-             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
+             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan",
+             "logfmt": "agents.parsers._logfmt"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:
