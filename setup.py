@@ -23,7 +23,8 @@ CHUNK_JSON = ["core/_chunkjson.h", *JSON_TEXT]  # included by the two extensions
 WIRE_LINES = ["core/_wirelines.h", *JSON_TEXT]  # included by the two collectors' scans writing raw lines' encoding
 setup(ext_modules=[
     Extension("agents._linescan", ["agents/_linescan.c"],
-              depends=[*CHUNK_JSON, "agents/_sinksplice.h", "agents/_rawsplit.h"], extra_compile_args=FLAGS,
+              depends=[*CHUNK_JSON, "agents/_sinksplice.h", "agents/_rawsplit.h", "agents/parsers/_logfmt.h"],
+              extra_compile_args=FLAGS,
               optional=True),
     Extension("tables._tracefold", ["tables/_tracefold.c"], depends=[*CHUNK_JSON, "tables/_newstates.h"],
               extra_compile_args=FLAGS, optional=True),
@@ -37,5 +38,6 @@ setup(ext_modules=[
     Extension("kafka_io._murmur2", ["kafka_io/_murmur2.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], depends=WIRE_LINES,
               extra_compile_args=FLAGS, optional=True),
-    Extension("agents.parsers._logfmt", ["agents/parsers/_logfmt.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("agents.parsers._logfmt", ["agents/parsers/_logfmt.c"], depends=["agents/parsers/_logfmt.h"],
+              extra_compile_args=FLAGS, optional=True),
 ])

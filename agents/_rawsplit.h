@@ -5,6 +5,8 @@
 #ifndef LOGWEAVE_RAWSPLIT_H
 #define LOGWEAVE_RAWSPLIT_H
 
+#include "parsers/_logfmt.h"
+
 /* ---- The parse stage reading a raw record's bytes: no str, list or int per line ----------------------
  *
  * Why: `split` takes lines orjson decoded into Python lists, and the parsed entries it makes are encoded by
@@ -19,6 +21,11 @@
  * strings and two integers); for any other record it answers None before any output, and the caller decodes
  * the record and parses it with `split` and the reference. A line it is not sure of goes to `slow`, as in
  * `split`. tests/unit/agents/test_parse_raw.py holds its records byte-equal to the decoded path's.
+ *
+ * A segment whose source is parsed as logfmt (first, or after JSON: `source_of` says which) has each common
+ * logfmt line turned into its record's JSON text first (agents/parsers/_logfmt.h, as the C pass of
+ * agents/parsers/_logfmt.c does for decoded lines), which is scanned and written as the entry's text; every
+ * other line of such a segment goes to `slow`, which runs the source's parser chain.
  */
 
 /* One partition's entries of the segment being read, each written without its `[<source index>` (the
@@ -76,11 +83,12 @@ static const char *plain_name(PyObject *name, Py_ssize_t *len) {
 
 /* The parsed entry of a line the scan understood, into its partition's buffer. */
 static int put_parsed(PartOut *part, const char *sid_at, const char *sid_after, const RawEntry *e,
-                      const LineFields *got, const char *level, Py_ssize_t level_len) {
+                      const LineFields *got, const char *level, Py_ssize_t level_len, const char *text_at,
+                      const char *text_after) {
     Buf *b = &part->body;
     Py_ssize_t service_len = got->service_len < 0 ? 0 : got->service_len;
     if (buf_reserve(b, (sid_after - sid_at) + (e->pos_after - e->pos_at) + 24 + got->trace_len + level_len +
-                           service_len + (e->text_after - e->text_at) + (e->stream_after - e->stream_at) + 16) < 0)
+                           service_len + (text_after - text_at) + (e->stream_after - e->stream_at) + 16) < 0)
         return -1;
     char *o = b->data + b->len;
 #define PUT(src, n) (memcpy(o, (src), (size_t)(n)), o += (n))
@@ -99,7 +107,7 @@ static int put_parsed(PartOut *part, const char *sid_at, const char *sid_after, 
     PUT("\",\"", 3);
     if (service_len > 0) PUT(got->service, service_len); /* no service: NULL, which memcpy may not take */
     PUT("\",", 2);
-    PUT(e->text_at, e->text_after - e->text_at);
+    PUT(text_at, text_after - text_at);
     *o++ = ',';
     PUT(e->stream_at, e->stream_after - e->stream_at);
     *o++ = ']';
@@ -202,13 +210,59 @@ static void workspace_give(Workspace *w) {
     }
 }
 
+/* Source modes `source_of` answers with: read as JSON lines, or logfmt first, or JSON then logfmt. */
+enum { MODE_JSON = 1, MODE_LOGFMT = 2, MODE_JSON_LOGFMT = 3 };
+
+/* A logfmt segment's line (unescaped in `text`) as its record's JSON text in `json`, and that text as the JSON
+ * string literal an entry holds in `literal`: 1; 0 when the line is not common logfmt (the chain takes it);
+ * -1 when memory ran out. */
+static int logfmt_line(Record *r, const Buf *text, Buf *json, Buf *literal) {
+    Py_ssize_t n = logfmt_common(text->data, text->len);
+    if (n < 0 || !read_record(r, text->data, n)) return 0;
+    Py_ssize_t size = record_json_len(r), quotes = 0;
+    json->len = literal->len = 0;
+    if (buf_reserve(json, size) < 0) return -1;
+    record_json_write(r, json->data);
+    json->len = size;
+    for (Py_ssize_t i = 0; i < size; i++) quotes += json->data[i] == '"';
+    if (buf_reserve(literal, size + quotes + 2) < 0) return -1;
+    char *o = literal->data;
+    *o++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) { /* printable ASCII without a backslash: only `"` is escaped */
+        if (json->data[i] == '"') *o++ = '\\';
+        *o++ = json->data[i];
+    }
+    *o++ = '"';
+    literal->len = o - literal->data;
+    return 1;
+}
+
+/* Loads `renamed` (a tuple of at most MAX_RENAMED str) into the record's renamed keys; -1 with an error set. */
+static int load_renamed(Record *r, PyObject *renamed) {
+    if (!PyTuple_Check(renamed) || PyTuple_GET_SIZE(renamed) > MAX_RENAMED) {
+        PyErr_Format(PyExc_ValueError, "renamed must be a tuple of at most %d str", MAX_RENAMED);
+        return -1;
+    }
+    r->renamed_count = (int)PyTuple_GET_SIZE(renamed);
+    for (int i = 0; i < r->renamed_count; i++) { /* the tuple holds them while the call runs */
+        PyObject *name = PyTuple_GET_ITEM(renamed, i);
+        if (!PyUnicode_Check(name) || !(r->renamed[i] = PyUnicode_AsUTF8AndSize(name, &r->renamed_len[i]))) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "renamed keys must be str");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(split_raw_doc,
-"split_raw(data, fields, levels, partitions, max_bytes, rfc_fast, epoch_unit, source_of, slow)\n"
+"split_raw(data, fields, levels, partitions, max_bytes, rfc_fast, epoch_unit, source_of, slow, renamed)\n"
 "-> (ct, line_count, [{partition: (body, ends)} per segment]) or None\n\n"
 "`split` reading a decompressed `logs.raw` record's bytes. For each segment it first calls\n"
 "`source_of(segment, src_start, src_end, sid_start, sid_end, ct)` (offsets of the literals in `data`, and\n"
 "the record's collection time), which returns False to have the record decoded instead (None is then\n"
-"returned). Each output's body holds its parsed entries back to back, each as orjson writes it but without\n"
+"returned), True to read its lines as JSON, or 2 (logfmt first) or 3 (JSON, then logfmt): its common logfmt\n"
+"lines are read as their records' JSON text, every other line goes to `slow`. `renamed`: the keys the\n"
+"parser chain renames (a logfmt line holding one goes to `slow`). Each output's body holds its parsed entries back to back, each as orjson writes it but without\n"
 "its leading `[0`; `ends` holds where each entry ends, as native uint32. Lines the scan is not sure of go to\n"
 "`slow(segment, start, end)` (the offsets of the raw entry in `data`), which returns None or\n"
 "(partition, orjson.dumps(entry)).\n"
@@ -217,14 +271,16 @@ PyDoc_STRVAR(split_raw_doc,
 
 static PyObject *split_raw(PyObject *self, PyObject *args) {
     Py_buffer view;
-    PyObject *fields, *levels, *source_of, *slow;
+    PyObject *fields, *levels, *source_of, *slow, *renamed;
     long partitions;
     Py_ssize_t max_bytes;
     int rfc_fast;
     long long epoch_unit;
-    if (!PyArg_ParseTuple(args, "y*OO!lnpLOO:split_raw", &view, &fields, &PyDict_Type, &levels, &partitions,
-                          &max_bytes, &rfc_fast, &epoch_unit, &source_of, &slow))
+    if (!PyArg_ParseTuple(args, "y*OO!lnpLOOO:split_raw", &view, &fields, &PyDict_Type, &levels, &partitions,
+                          &max_bytes, &rfc_fast, &epoch_unit, &source_of, &slow, &renamed))
         return NULL;
+    Record *record = NULL; /* a logfmt segment's pairs, allocated at the first one */
+    Buf json = {NULL, 0, 0}, literal = {NULL, 0, 0};
     PyObject *result = NULL, *segments = NULL;
     Workspace fresh = {NULL, NULL, 0, {NULL, 0, 0}, 0}, *w = NULL;
     PartOut *parts = NULL;
@@ -279,10 +335,21 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                                                (Py_ssize_t)(src_after - base), (Py_ssize_t)(sid_at - base),
                                                (Py_ssize_t)(sid_after - base), ct);
         if (take == NULL) goto done;
-        int taken = PyObject_IsTrue(take);
+        long mode = PyLong_CheckExact(take) ? PyLong_AsLong(take) : PyObject_IsTrue(take);
         Py_DECREF(take);
-        if (taken < 0) goto done;
-        if (!taken) goto unsure;
+        if (mode == -1 && PyErr_Occurred()) goto done;
+        if (mode < 0 || mode > MODE_JSON_LOGFMT) {
+            PyErr_SetString(PyExc_ValueError, "source_of() must return a bool, 2 or 3");
+            goto done;
+        }
+        if (mode == 0) goto unsure;
+        if (mode >= MODE_LOGFMT && record == NULL) {
+            if ((record = PyMem_Malloc(sizeof *record)) == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            if (load_renamed(record, renamed) < 0) goto done;
+        }
         if (!expect(&p, end, "]", 1)) {
             for (;;) {
                 RawEntry e;
@@ -294,10 +361,19 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                 lines++;
                 int known = 0;
                 LineFields got;
+                const char *text_at = e.text_at, *text_after = e.text_after;
                 if (e.flags == 0) {
                     const char *text = scratch->data;
                     Py_ssize_t size = scratch->len;
-                    if (size >= 2 && size <= max_bytes && text[0] == '{' && text[size - 1] == '}') {
+                    int as_json = mode == MODE_JSON || (mode == MODE_JSON_LOGFMT && size > 0 && text[0] == '{');
+                    if (!as_json) { /* a logfmt line: its record's JSON, or the chain */
+                        int converted = logfmt_line(record, scratch, &json, &literal);
+                        if (converted < 0) goto done;
+                        text = converted ? json.data : NULL;
+                        size = converted ? json.len : 0;
+                        text_at = literal.data, text_after = literal.data + literal.len;
+                    }
+                    if (text != NULL && size >= 2 && size <= max_bytes && text[0] == '{' && text[size - 1] == '}') {
                         known = line_fields(text, size, &spec.index, levels, rfc_fast, epoch_unit, &seen, &got);
                         if (known < 0) goto done;
                     }
@@ -317,7 +393,8 @@ static PyObject *split_raw(PyObject *self, PyObject *args) {
                     }
                     PartOut *part = &parts[trace_part];
                     if (part->ends.len == 0) touched[n_touched++] = trace_part;
-                    if (put_parsed(part, sid_at, sid_after, &e, &got, level_text, level_text_len) < 0) goto done;
+                    if (put_parsed(part, sid_at, sid_after, &e, &got, level_text, level_text_len, text_at, text_after) < 0)
+                        goto done;
                 } else {
                     PyObject *given = PyObject_CallFunction(slow, "nnn", segment, (Py_ssize_t)(entry_at - base),
                                                             (Py_ssize_t)(p - base));
@@ -350,6 +427,9 @@ unsure:
     result = Py_NewRef(Py_None);
 done:
     workspace_give(w != NULL ? w : &fresh);
+    PyMem_Free(record);
+    PyMem_Free(json.data);
+    PyMem_Free(literal.data);
     Py_XDECREF(seen.level);
     Py_XDECREF(segments);
     field_spec_free(&spec);

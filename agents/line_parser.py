@@ -16,6 +16,7 @@ import orjson
 from agents.encoded_lines import EncodedLines
 from agents.field_names import SERILOG_MESSAGE_KEYS, SEVERITY_NUMBER_FIELDS, Aliases, object_time, severity_number_level
 from agents.parsers import SourceParsers
+from agents.parsers.chain import TextChain
 from core.models import (
     FLAG_BAD_PREFIX,
     FLAG_BASE64,
@@ -102,42 +103,50 @@ class LineParser:
         C split (agents/_rawsplit.h, `split_raw`): its entries stay encoded (agents/encoded_lines.py).
 
         None when the record is not exactly as orjson writes a raw chunk, holds a source with text
-        parsers, or the scan is off: decode it (`raw_chunks_of`) and take `parse_chunk`. Lines the scan
-        is not sure of take the reference, `parse_line`, as in `parse_chunk`.
+        parsers other than logfmt first (or JSON, then logfmt: TextChain.raw_mode), or the scan is off:
+        decode it (`raw_chunks_of`) and take `parse_chunk`. Lines the scan is not sure of take the
+        reference, `parse_line` (a logfmt source's: its parser chain), as in `parse_chunk`.
         """
         scan, fields = self._scan, self._scan_fields
         if scan is None or fields is None:
             return None
         s = self.settings
         dead: list[DeadLetter] = []  # kept only when the record is read: declined, it is parsed again
-        segments: list[tuple[dict[str, Any], str, int]] = []
+        segments: list[tuple[dict[str, Any], str, int, TextChain | None]] = []
         references: dict[int, Callable[[list[Any]], list[Any] | None]] = {}
 
-        def source_of(segment: int, src_start: int, src_end: int, sid_start: int, sid_end: int, ct: int) -> bool:
+        def source_of(segment: int, src_start: int, src_end: int, sid_start: int, sid_end: int, ct: int) -> bool | int:
             source = self._source(payload[src_start:src_end])
-            if source is None or self.sources.chain_for(source) is not None:
+            if source is None:
                 return False
-            segments.append((source, orjson.loads(payload[sid_start:sid_end]), ct))
-            return True
+            chain = self.sources.chain_for(source)
+            mode = True if chain is None else chain.raw_mode  # a logfmt chain's lines are read as their JSON
+            if not mode:
+                return False
+            segments.append((source, orjson.loads(payload[sid_start:sid_end]), ct, chain))
+            return mode
 
         def slow(segment: int, start: int, end: int) -> tuple[int, bytes] | None:
             reference = references.get(segment)
-            source, sid, ct = segments[segment]
+            source, sid, ct, chain = segments[segment]
             if reference is None:
-                reference = references[segment] = self.line_parsers(RawChunk(source, sid, ct, []), dead)[0]
+                parse_line, from_doc = self.line_parsers(RawChunk(source, sid, ct, []), dead)
+                reference = references[segment] = parse_line if chain is None else \
+                    chain.parse_line(parse_line, from_doc, dead, source, sid, self.stage, ct)
             entry = reference(orjson.loads(payload[start:end]))
             if entry is None:
                 return None
             return trace_partition(entry[P_TRACE] or sid, partitions), orjson.dumps(entry)
 
         got = scan.split_raw(payload, fields, _EXACT_LEVELS, partitions, s.max_line_bytes,
-                             s.time_format in ("auto", "rfc3339"), _EPOCH_UNIT[s.time_format], source_of, slow)
+                             s.time_format in ("auto", "rfc3339"), _EPOCH_UNIT[s.time_format], source_of, slow,
+                             self.sources.renamed)
         if got is None:
             return None
         collected, line_count, outputs = got
         return RawParse(collected, line_count, [
             (source, sid, {part: EncodedLines(body, ends) for part, (body, ends) in out.items()})
-            for (source, sid, _), out in zip(segments, outputs, strict=True)], dead)
+            for (source, sid, _, _), out in zip(segments, outputs, strict=True)], dead)
 
     def _source(self, literal: bytes) -> dict[str, Any] | None:
         """The source object written as `literal`, one object per spelling (None: not an object)."""

@@ -123,16 +123,20 @@ class TextChain:
             self._json_first = False
         elif kinds[:2] == ["json", "logfmt"]:
             self._json_first = True
-        self._renamed = tuple(self.rename)
+        self.renamed = tuple(self.rename)
+        # how the parse stage's C read of a raw record (agents/_rawsplit.h) takes this chain's lines: 2 logfmt
+        # first, 3 JSON then logfmt, 0 not at all (the record is decoded and parsed line by line)
+        self.raw_mode = 0 if self._json_first is None else 3 if self._json_first else 2
 
     def as_json(self, lines: list[Any]) -> list[Any] | None:
         """`lines` with each common logfmt line's text replaced by its record's JSON (new raw lines; the others
         are the same objects), for the C scan to read; None when this chain has no such pass (another first
-        parser, renamed fields) or the C extension is off (LOGWEAVE_PURE=1, an install without a compiler)."""
+        parser), the C extension is off (LOGWEAVE_PURE=1, an install without a compiler), or logfmt comes
+        first and a line left to the chain starts with "{" (the scan would read it as JSON)."""
         if self._json_first is None:
             return None
         native = native_module("logfmt_json")
-        return None if native is None else native.to_json(lines, self._json_first, self._renamed)
+        return None if native is None else native.to_json(lines, self._json_first, self.renamed)
 
     def record(self, text: str, reference_ns: int) -> tuple[str, Any]:
         """(name of the parser that matched or '', its record / _JSON / None)."""
@@ -180,6 +184,7 @@ class SourceParsers:
     def __init__(self, settings: ParseSettings) -> None:
         self.settings = settings
         self.parsers = build_parsers(settings)
+        self.renamed = TextChain([], settings).renamed  # the canonical keys every chain renames
         self.routes: list[ParserSource] = list(settings.sources)
         self._cache: dict[tuple[Any, ...], TextChain | None] = {}
 

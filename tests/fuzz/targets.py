@@ -4,9 +4,9 @@ Every target reads its input through `Reader`, so the same function runs under a
 coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke in `make test`).
 - `linescan`: raw chunks through the parse stage twice, the C scan (with the reference as its
   fallback) and the reference alone; both must agree, and neither may raise.
-- `parse_raw`: raw records as orjson writes them (version 1 or 2), sometimes cut or flipped, read from
-  their bytes by the C split (split_raw); where it reads one, its parsed records are byte for byte the
-  decoded reference's, with the same dead letters, and the decoder accepts the record.
+- `parse_raw`: raw records as orjson writes them (version 1 or 2; JSON and logfmt sources), sometimes cut
+  or flipped, read from their bytes by the C split (split_raw); where it reads one, its parsed records
+  are byte for byte the decoded reference's, with the same dead letters, and the decoder accepts the record.
 - `linescan_api`: the C scan's own entry point with hostile arguments (odd line entries, field
   names from generators, a fallback that mutates the list); only a Python exception is allowed.
 - `tracefold`: parsed lines of any shape through the C group fold; where it answers, it must equal
@@ -178,13 +178,23 @@ def linescan(data: bytes, native: ModuleType) -> None:
     assert fast == ref, f"C scan and reference disagree on {chunk.lines!r} with {parser.settings!r}"
 
 
+# sources of the raw split: JSON alone, and logfmt chains (read in C as their records' JSON, agents/_rawsplit.h)
+RAW_SOURCES = [{"kind": "file"}, {"pod": "p\u00e9"}, {}, {"annotations": {"logweave.io/parser": "logfmt"}},
+               {"annotations": {"logweave.io/parser": "json,logfmt"}}]
+
+
+def logfmt_text(r: Reader) -> str:
+    return "".join(r.pick(LOGFMT_PIECES) for _ in range(r.int(0, 12))) if r.byte() < 200 else r.text(60)
+
+
 def parse_raw(data: bytes, native: ModuleType) -> None:
     """The raw-bytes split against the decoded reference: a record it reads gives the reference's
     records byte for byte, and nothing the decoded path refuses is read."""
     r = Reader(data)
     parser = line_parser(r)
-    segments = [RawChunk(r.pick([{"kind": "file"}, {"pod": "p\u00e9"}, {}]), r.pick(["s1", "stream-\u00e9", "", 'q"']),
-                         5, [raw_line(r, n) for n in range(r.int(0, 6))]) for _ in range(r.int(1, 3))]
+    segments = [RawChunk(r.pick(RAW_SOURCES), r.pick(["s1", "stream-\u00e9", "", 'q"']), 5,
+                         [raw_line(r, n) if r.byte() < 170 else [n, logfmt_text(r), "stdout", 0, r.pick([0, 0, 1])]
+                          for n in range(r.int(0, 6))]) for _ in range(r.int(1, 3))]
     collected = r.big_int() if r.byte() < 30 else 5
     try:
         payload = segments[0].encode() if r.byte() < 80 else RawBatch(collected, segments).encode()
@@ -509,7 +519,7 @@ def logfmt(data: bytes, native: ModuleType) -> None:
     r = Reader(data)
     lines: list[Any] = []
     for n in range(r.int(0, 8)):
-        text = "".join(r.pick(LOGFMT_PIECES) for _ in range(r.int(0, 12))) if r.byte() < 200 else r.text(80)
+        text = logfmt_text(r)
         shape = r.byte()
         lines.append([n, text, "stdout", 0, r.pick([0, 0, 1, 2, 4, 2**70])] if shape < 230
                      else r.pick([None, (n, text, "", 0, 0), [n, text], [n, text.encode(), "", 0, 0], text]))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from agents.encoded_lines import EncodedChunk
 from agents.line_parser import LineParser
 from core.errors import ChunkFormatError
-from core.models import ParsedChunk, RawBatch, RawChunk, raw_chunks_of
+from core.models import FLAG_BASE64, FLAG_TRUNCATED, ParsedChunk, RawBatch, RawChunk, raw_chunks_of
 from core.native import native_module
 from core.settings import ParseSettings
 from tests.bench.bench_worker import make_doc
@@ -178,3 +178,49 @@ def test_stops_at_every_block_offset(offset: int) -> None:
     data = RawChunk(SOURCES[1], "s", COLLECTED, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)]).encode()
     parser = LineParser(ParseSettings())
     assert from_bytes(parser, data, 4) == decoded(parser, data, 4)
+
+
+# logfmt sources: their common lines are read in C as their records' JSON (agents/parsers/_logfmt.h), every
+# other line goes to the source's chain; the records must equal the decoded path's, which runs the chain alone.
+LOGFMT_SOURCES = [{"kind": "file", "annotations": {"logweave.io/parser": "logfmt"}},
+                  {"kind": "file", "annotations": {"logweave.io/parser": "json,logfmt"}},
+                  {"kind": "file", "annotations": {"logweave.io/parser": "logfmt,json"}}, {"kind": "file"}]
+LOGFMT_PIECES = ["a", "k=v", "=", '"', " ", "\t", "\\", "{", "}", "é", "\r\n", 'msg="x y"', "traceId=t-1",
+                 "trace_id=t-2", "time=2025-06-10T08:25:41.5Z", "time=1749543941", "time=bad", "level=WARN",
+                 "service=web", "ts=2025-06-10T08:25:41Z", "severity=error", "app=shop"]
+logfmt_lines = st.builds(lambda text, flags, source_ns, pos: [pos, text, "stdout", source_ns, flags],
+                         st.one_of(st.lists(st.sampled_from(LOGFMT_PIECES), max_size=10).map("".join),
+                                   st.sampled_from(['{"traceId":"j","level":"info"}', "{a=1}", '{"x":', "plain text"])),
+                         st.sampled_from([0, 0, 0, FLAG_TRUNCATED, FLAG_BASE64]),
+                         st.sampled_from([0, 1_700_000_000_123_456_789]), st.integers(0, 2**40))
+logfmt_settings = st.sampled_from([
+    ParseSettings(), ParseSettings(untraced="pass"), ParseSettings(untraced="pass", max_line_bytes=64),
+    ParseSettings(untraced="pass", time_fields=["ts"], level_fields=["severity"], service_fields=["app"],
+                  message_fields=["msg"])])
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(LOGFMT_SOURCES) - 1), st.lists(logfmt_lines, max_size=8)),
+                min_size=1, max_size=3), st.sampled_from([1, 2]), logfmt_settings, st.integers(1, 8))
+def test_logfmt_records_equal_the_decoded_path(segs: list[tuple[int, list[list[Any]]]], version: int,
+                                               parse: ParseSettings, partitions: int) -> None:
+    chunks = [RawChunk(LOGFMT_SOURCES[source], f"s{n}", COLLECTED, lines) for n, (source, lines) in enumerate(segs)]
+    data = chunks[0].encode() if version == 1 else RawBatch(COLLECTED, chunks).encode()
+    parser = LineParser(parse)
+    got = from_bytes(parser, data, partitions)
+    assert got is not None, "a record of logfmt and JSON sources is read"
+    assert got == decoded(parser, data, partitions)
+
+
+def test_logfmt_lines_are_read_without_the_chain() -> None:
+    """The common logfmt line takes no Python: the chain is never built for a record of such lines."""
+    lines = [[n, f'time=2025-06-10T08:25:41.5Z level=info msg="a b" traceId=t-{n % 7} n={n}', "stdout", 0, 0]
+             for n in range(50)]
+    parser = LineParser(ParseSettings())
+    built: list[object] = []
+    original = parser.line_parsers
+    parser.line_parsers = lambda *args: built.append(args) or original(*args)  # type: ignore[method-assign]
+    got = parser.parse_raw(RawChunk(LOGFMT_SOURCES[0], "s", COLLECTED, lines).encode(), 4)
+    assert got is not None and got.line_count == 50 and not built and not got.dead
+    entries = [e for _, _, out in got.segments for encoded in out.values() for e in encoded.bounds()]
+    assert len(entries) == 50
