@@ -530,6 +530,12 @@ def logfmt(data: bytes, native: ModuleType) -> None:
     except (TypeError, ValueError):
         assert len(renamed) > 8 or any(type(name) is not str for name in renamed)
         return
+    check_logfmt_pass(lines, out, json_first, renamed)
+
+
+def check_logfmt_pass(lines: list[Any], out: list[Any] | None, json_first: bool, renamed: tuple[Any, ...]) -> None:
+    """What `to_json` gave for `lines`: None only without `json_first`; else each line the same object or
+    rewritten as `orjson.dumps(parse_logfmt(line))`, with no renamed key (also tests/unit/agents/parsers)."""
     if out is None:
         assert not json_first
         return
@@ -537,8 +543,10 @@ def logfmt(data: bytes, native: ModuleType) -> None:
     for raw, new in zip(lines, out, strict=True):
         if new is raw:
             continue
-        record = parse_logfmt(raw[1].rstrip("\r\n "))
+        line = raw[1].rstrip("\r\n ")
+        record = parse_logfmt(line)
         assert record is not None and raw[4] == 0 and not set(record) & set(renamed), (raw, new)
+        assert not (json_first and line.startswith("{")), (raw, new)
         assert new == [raw[0], orjson.dumps(record).decode(), *raw[2:]], (raw, new)
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.line_parser import LineParser
 from agents.parsers.chain import TextChain
-from agents.parsers.logfmt import parse_logfmt
 from core.models import FLAG_BASE64, FLAG_TRUNCATED, RawChunk
 from core.native import pure_requested
 from core.settings import ParseSettings
+from tests.fuzz.targets import check_logfmt_pass
 
 _logfmt = pytest.importorskip("agents.parsers._logfmt", reason="C extension not built (pure-Python install)")
 
@@ -32,20 +31,7 @@ RENAMED = ("trace_id", "message")  # canonical names a chain renames to their fi
 @given(st.lists(LINES, max_size=8), st.booleans())
 def test_each_line_is_written_as_orjson_writes_its_record_or_left_alone(texts: list[str], json_first: bool) -> None:
     lines = [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)]
-    out = _logfmt.to_json(lines, json_first, RENAMED)
-    if out is None:
-        assert not json_first
-        return
-    assert len(out) == len(lines)
-    for raw, new in zip(lines, out, strict=True):
-        if new is raw:
-            continue
-        line = texts[raw[0]].rstrip("\r\n ")
-        record = parse_logfmt(line)
-        assert record is not None, raw
-        assert not (json_first and line.startswith("{"))
-        assert not set(record) & set(RENAMED)
-        assert new == [raw[0], orjson.dumps(record).decode(), raw[2], raw[3], raw[4]]
+    check_logfmt_pass(lines, _logfmt.to_json(lines, json_first, RENAMED), json_first, RENAMED)
 
 
 def test_a_chunk_whose_left_line_starts_with_a_brace_is_refused_when_logfmt_comes_first() -> None:
@@ -71,6 +57,18 @@ def _parse(parser: LineParser, chunk: RawChunk) -> tuple[Any, Any]:
             [d.as_dict() for d in dead])
 
 
+def _assert_same_without_the_pass(parser: LineParser, chunk: RawChunk) -> None:
+    """`chunk` parses the same with the C pass as with the chain alone (as LOGWEAVE_PURE=1 runs it)."""
+    with_pass = _parse(parser, chunk)
+    original = TextChain.as_json
+    TextChain.as_json = lambda self, lines: None  # type: ignore[method-assign]
+    try:
+        without = _parse(parser, chunk)
+    finally:
+        TextChain.as_json = original  # type: ignore[method-assign]
+    assert with_pass == without
+
+
 SOURCES = [{"annotations": {"logweave.io/parser": "logfmt"}}, {"annotations": {"logweave.io/parser": "json,logfmt"}},
            {"annotations": {"logweave.io/parser": "logfmt,json"}}]
 
@@ -84,14 +82,7 @@ def test_a_logfmt_source_parses_the_same_with_the_c_pass_as_without(lines: list[
     parser = LineParser(ParseSettings(untraced=untraced))
     chunk = RawChunk(source, "sid", 1_749_543_941_000_000_000,
                      [[n, text, "stdout", n * 7, flags] for n, (text, flags) in enumerate(lines)])
-    with_pass = _parse(parser, chunk)
-    original = TextChain.as_json
-    TextChain.as_json = lambda self, lines: None  # type: ignore[method-assign]
-    try:
-        without = _parse(parser, chunk)
-    finally:
-        TextChain.as_json = original  # type: ignore[method-assign]
-    assert with_pass == without
+    _assert_same_without_the_pass(parser, chunk)
 
 
 @pytest.mark.skipif(pure_requested(), reason="LOGWEAVE_PURE=1 runs the chain alone")
@@ -118,11 +109,4 @@ def test_renamed_fields_parse_the_same_with_the_c_pass_as_without(texts: list[st
     parser = LineParser(ParseSettings(untraced="pass", time_fields=["ts"], level_fields=["severity"],
                                       service_fields=["app"], message_fields=["msg"]))
     chunk = RawChunk(SOURCES[0], "sid", 1, [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)])
-    with_pass = _parse(parser, chunk)
-    original = TextChain.as_json
-    TextChain.as_json = lambda self, lines: None  # type: ignore[method-assign]
-    try:
-        without = _parse(parser, chunk)
-    finally:
-        TextChain.as_json = original  # type: ignore[method-assign]
-    assert with_pass == without
+    _assert_same_without_the_pass(parser, chunk)
