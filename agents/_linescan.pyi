@@ -14,7 +14,7 @@ def sink_lines_raw(data: bytes, lines_start: int, lines_end: int, sources: list[
                    digests: dict[str, str], digest_of: Callable[[str], str], line_type: type[Any], offset: int,
                    ordered: bool) -> tuple[list[Any], int] | None: ...
 def split_raw(data: bytes, fields: Sequence[Sequence[str]], levels: dict[str, str], partitions: int, max_bytes: int,
-              rfc_fast: bool, epoch_unit: int, source_of: Callable[[int, int, int, int, int, int], bool],
-              slow: Callable[[int, int, int], tuple[int, bytes] | None]
+              rfc_fast: bool, epoch_unit: int, source_of: Callable[[int, int, int, int, int, int], bool | int],
+              slow: Callable[[int, int, int], tuple[int, bytes] | None], renamed: tuple[str, ...]
               ) -> tuple[int, int, list[dict[int, tuple[bytes, bytes]]]] | None: ...
 def join_parsed(head: bytes, pieces: list[tuple[int, bytes, bytes]], tail: bytes) -> bytes: ...
