@@ -28,7 +28,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(STAMP): pyproject.toml setup.py core/_chunkjson.h core/_jsontext.h core/_wirelines.h agents/_linescan.c agents/_sinksplice.h agents/_rawsplit.h tables/_tracefold.c tables/_newstates.h agents/_fieldscan.c collectors/intake/_intakefast.c \
 	  collectors/pods/_podscan.c sinks/_marks.c sinks/_segment.c kafka_io/_murmur2.c \
-	  collectors/files/_filescan.c agents/parsers/_logfmt.c agents/parsers/_logfmt.h \
+	  collectors/files/_filescan.c agents/parsers/_logfmt.h \
 	  requirements.lock $(EXAMPLE_PLUGIN)/pyproject.toml $(EXAMPLE_PLUGIN)/logweave_webhook_sink/__init__.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip uv==$(UV_VERSION)

@@ -8,8 +8,8 @@ blocks into raw lines (collectors/pods/blockscan.py), sinks/_marks.c is the appe
 marks check (sinks/stream_marks.py), sinks/_segment.c picks the lines the file and object-store sinks write
 (sinks/packed.py), kafka_io/_murmur2.c hashes record keys to partitions (kafka_io/key_partitions.py),
 collectors/files/_filescan.c the file collector's CRI lines
-(collectors/files/tailer.py), agents/parsers/_logfmt.c writes logfmt lines as their records' JSON for the
-parse scan (agents/parsers/chain.py). All are optional: without a C compiler and the Python
+(collectors/files/tailer.py). The parse scan also turns logfmt lines into their records' JSON
+(agents/parsers/_logfmt.h, included by agents/_linescan.c). All are optional: without a C compiler and the Python
 headers (gcc and python3-dev on Debian) the build prints a warning and installs the Python
 reference paths, which give the same answers about three times slower (core/native.py says which
 path a process runs; LOGWEAVE_PURE=1 forces the Python paths).
@@ -37,7 +37,5 @@ setup(ext_modules=[
     Extension("sinks._segment", ["sinks/_segment.c"], extra_compile_args=FLAGS, optional=True),
     Extension("kafka_io._murmur2", ["kafka_io/_murmur2.c"], extra_compile_args=FLAGS, optional=True),
     Extension("collectors.files._filescan", ["collectors/files/_filescan.c"], depends=WIRE_LINES,
-              extra_compile_args=FLAGS, optional=True),
-    Extension("agents.parsers._logfmt", ["agents/parsers/_logfmt.c"], depends=["agents/parsers/_logfmt.h"],
               extra_compile_args=FLAGS, optional=True),
 ])

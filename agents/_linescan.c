@@ -803,6 +803,7 @@ static PyMethodDef methods[] = {
     {"sink_lines_raw", sink_lines_raw, METH_VARARGS, sink_lines_raw_doc},
     {"pack_lines_raw", pack_lines_raw, METH_VARARGS, pack_lines_raw_doc},
     {"split_raw", split_raw, METH_VARARGS, split_raw_doc},
+    {"logfmt_json", logfmt_json, METH_VARARGS, logfmt_json_doc},
     {"join_parsed", join_parsed, METH_VARARGS, join_parsed_doc},
     {NULL, NULL, 0, NULL},
 };

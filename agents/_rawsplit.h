@@ -23,8 +23,8 @@
  * `split`. tests/unit/agents/test_parse_raw.py holds its records byte-equal to the decoded path's.
  *
  * A segment whose source is parsed as logfmt (first, or after JSON: `source_of` says which) has each common
- * logfmt line turned into its record's JSON text first (agents/parsers/_logfmt.h, as the C pass of
- * agents/parsers/_logfmt.c does for decoded lines), which is scanned and written as the entry's text; every
+ * logfmt line turned into its record's JSON text first (agents/parsers/_logfmt.h, as its `logfmt_json` does
+ * for decoded lines), which is scanned and written as the entry's text; every
  * other line of such a segment goes to `slow`, which runs the source's parser chain.
  */
 
@@ -235,23 +235,6 @@ static int logfmt_line(Record *r, const Buf *text, Buf *json, Buf *literal) {
     *o++ = '"';
     literal->len = o - literal->data;
     return 1;
-}
-
-/* Loads `renamed` (a tuple of at most MAX_RENAMED str) into the record's renamed keys; -1 with an error set. */
-static int load_renamed(Record *r, PyObject *renamed) {
-    if (!PyTuple_Check(renamed) || PyTuple_GET_SIZE(renamed) > MAX_RENAMED) {
-        PyErr_Format(PyExc_ValueError, "renamed must be a tuple of at most %d str", MAX_RENAMED);
-        return -1;
-    }
-    r->renamed_count = (int)PyTuple_GET_SIZE(renamed);
-    for (int i = 0; i < r->renamed_count; i++) { /* the tuple holds them while the call runs */
-        PyObject *name = PyTuple_GET_ITEM(renamed, i);
-        if (!PyUnicode_Check(name) || !(r->renamed[i] = PyUnicode_AsUTF8AndSize(name, &r->renamed_len[i]))) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "renamed keys must be str");
-            return -1;
-        }
-    }
-    return 0;
 }
 
 PyDoc_STRVAR(split_raw_doc,

@@ -4,8 +4,7 @@ The parse scan (agents/_linescan.c), the group fold (tables/_tracefold.c), the m
 reader (agents/_fieldscan.c), the intake's record and frame conversion (collectors/intake/_intakefast.c),
 the file collector's CRI line scan (collectors/files/_filescan.c), the pod collector's block scan
 (collectors/pods/_podscan.c), the sinks' per-stream marks (sinks/_marks.c), the file sink's line
-selection (sinks/_segment.c), Kafka's key hash (kafka_io/_murmur2.c) and the logfmt-to-JSON pass
-(agents/parsers/_logfmt.c) are optional: an
+selection (sinks/_segment.c) and Kafka's key hash (kafka_io/_murmur2.c) are optional: an
 install without a C compiler skips them, and `LOGWEAVE_PURE=1` turns them off at run time (to
 compare, or to rule them out when chasing a bug). Callers ask here instead of importing the
 extension themselves, so the stats page and `/readyz` can say which path is active and why.
@@ -23,7 +22,7 @@ EXTENSIONS = {"line_scan": "agents._linescan", "trace_fold": "tables._tracefold"
               "intake_lines": "collectors.intake._intakefast", "pod_lines": "collectors.pods._podscan",
               "stream_marks": "sinks._marks",
               "segment_select": "sinks._segment", "murmur2": "kafka_io._murmur2",
-              "file_scan": "collectors.files._filescan", "logfmt_json": "agents.parsers._logfmt"}
+              "file_scan": "collectors.files._filescan"}
 _status: dict[str, str] = {}
 
 

@@ -8,7 +8,7 @@ the JSON reference. A line none matches is kept as `{"message": line}` or dead-l
 `no_parser_matched` (`parse.unmatched`).
 
 A chain that tries logfmt first (or JSON, then logfmt) has its common lines rewritten as their records'
-JSON in C (agents/parsers/_logfmt.c, `as_json`), byte for byte what `orjson.dumps(parse_logfmt(line))`
+JSON in C (agents/parsers/_logfmt.h, `as_json`), byte for byte what `orjson.dumps(parse_logfmt(line))`
 gives, so the parse stage's C scan reads them as JSON lines; every line that pass is not sure of takes
 the chain here, as before.
 """
@@ -116,27 +116,19 @@ class TextChain:
             ("trace_id", settings.trace_id_fields[0]), ("service", settings.service_fields[0]),
             ("message", settings.message_fields[0])) if canonical != first}
         kinds = [p.kind for p in parsers]
-        # logfmt first, or JSON then logfmt (a line starting with "{" is then left to the chain); a line with
-        # a key the chain renames (which moves that pair to the record's end) is left to the chain too
-        self._json_first: bool | None = None
-        if kinds[:1] == ["logfmt"]:
-            self._json_first = False
-        elif kinds[:2] == ["json", "logfmt"]:
-            self._json_first = True
+        # how the parse scan takes this chain's common logfmt lines (agents/parsers/_logfmt.h): 2 logfmt first,
+        # 3 JSON then logfmt (a line starting with "{" is then the JSON parser's), 0 not at all; a line with a
+        # key the chain renames (which moves that pair to the record's end) is left to the chain
+        self.raw_mode = 2 if kinds[:1] == ["logfmt"] else 3 if kinds[:2] == ["json", "logfmt"] else 0
         self.renamed = tuple(self.rename)
-        # how the parse stage's C read of a raw record (agents/_rawsplit.h) takes this chain's lines: 2 logfmt
-        # first, 3 JSON then logfmt, 0 not at all (the record is decoded and parsed line by line)
-        self.raw_mode = 0 if self._json_first is None else 3 if self._json_first else 2
 
     def as_json(self, lines: list[Any]) -> list[Any] | None:
         """`lines` with each common logfmt line's text replaced by its record's JSON (new raw lines; the others
         are the same objects), for the C scan to read; None when this chain has no such pass (another first
         parser), the C extension is off (LOGWEAVE_PURE=1, an install without a compiler), or logfmt comes
         first and a line left to the chain starts with "{" (the scan would read it as JSON)."""
-        if self._json_first is None:
-            return None
-        native = native_module("logfmt_json")
-        return None if native is None else native.to_json(lines, self._json_first, self.renamed)
+        scan = native_module("line_scan") if self.raw_mode else None
+        return None if scan is None else scan.logfmt_json(lines, self.raw_mode == 3, self.renamed)
 
     def record(self, text: str, reference_ns: int) -> tuple[str, Any]:
         """(name of the parser that matched or '', its record / _JSON / None)."""

@@ -16,14 +16,13 @@ from types import ModuleType
 def native_modules(sanitized: Path | None) -> dict[str, ModuleType]:
     if sanitized is None:
         from agents import _fieldscan, _linescan
-        from agents.parsers import _logfmt
         from collectors.files import _filescan
         from collectors.intake import _intakefast
         from tables import _tracefold
 
         return {"agents._linescan": _linescan, "tables._tracefold": _tracefold,
                 "collectors.intake._intakefast": _intakefast, "agents._fieldscan": _fieldscan,
-                "collectors.files._filescan": _filescan, "agents.parsers._logfmt": _logfmt}
+                "collectors.files._filescan": _filescan}
     from tests.fuzz.sanitized import SOURCES, library_path, load
 
     return {name: load(name, library_path(name, sanitized)) for name in SOURCES}

@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {"agents._linescan": ROOT / "agents" / "_linescan.c", "tables._tracefold": ROOT / "tables" / "_tracefold.c",
            "collectors.intake._intakefast": ROOT / "collectors" / "intake" / "_intakefast.c",
            "agents._fieldscan": ROOT / "agents" / "_fieldscan.c",
-           "collectors.files._filescan": ROOT / "collectors" / "files" / "_filescan.c",
-           "agents.parsers._logfmt": ROOT / "agents" / "parsers" / "_logfmt.c"}
+           "collectors.files._filescan": ROOT / "collectors" / "files" / "_filescan.c"}
 FLAGS = ["-fPIC", "-O1", "-g", "-std=c11", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all",
          "-fsanitize=address,undefined"]
 

@@ -27,7 +27,7 @@ coverage-guided, C code under ASan/UBSan) and under hypothesis (the short smoke 
 - `filescan`: the file collector's C scan of CRI lines (collectors/files/_filescan.c) on arbitrary
   bytes, with lines built from CRI pieces, any line limit and sometimes hostile bounds: every line it
   answers for is the reference's common line; bad bounds raise ValueError, nothing else.
-- `logfmt`: the logfmt-to-JSON pass (agents/parsers/_logfmt.c) on lines built from logfmt pieces and
+- `logfmt`: the logfmt-to-JSON pass (agents/parsers/_logfmt.h, `logfmt_json`) on lines built from logfmt pieces and
   arbitrary text, odd line entries and renamed-key tuples of any length: every line it rewrites is
   `orjson.dumps(parse_logfmt(line))`; every other entry is the same object; bad arguments raise at most
   a Python exception.
@@ -526,7 +526,7 @@ def logfmt(data: bytes, native: ModuleType) -> None:
     json_first = r.byte() > 127
     renamed = tuple(r.pick(["trace_id", "message", "", "k", "é", 5]) for _ in range(r.int(0, 9)))
     try:
-        out = native.to_json(lines, json_first, renamed)
+        out = native.logfmt_json(lines, json_first, renamed)
     except (TypeError, ValueError):
         assert len(renamed) > 8 or any(type(name) is not str for name in renamed)
         return
@@ -558,8 +558,7 @@ TARGETS: dict[str, Callable[[bytes, Any], None]] = {
 }
 NATIVE_OF = {"tracefold": "tables._tracefold", "tracefold_raw": "tables._tracefold",
              "intake": "collectors.intake._intakefast",
-             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan",
-             "logfmt": "agents.parsers._logfmt"}  # else agents._linescan
+             "fieldscan": "agents._fieldscan", "filescan": "collectors.files._filescan"}  # else agents._linescan
 
 
 def seeds() -> Iterator[bytes]:

@@ -1,6 +1,6 @@
-"""The C logfmt pass (agents/parsers/_logfmt.c) writes a line's record exactly as `orjson.dumps(parse_logfmt(line))`
-does, or leaves the line to the chain; and a logfmt source parses to the same entries and dead letters with the
-pass as without it (the chain alone, as LOGWEAVE_PURE=1 runs it)."""
+"""The C logfmt pass (agents/parsers/_logfmt.h, `logfmt_json`) writes a line's record exactly as
+`orjson.dumps(parse_logfmt(line))` does, or leaves the line to the chain; and a logfmt source parses to the same
+entries and dead letters with the pass as without it (the chain alone, as LOGWEAVE_PURE=1 runs it)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from core.native import pure_requested
 from core.settings import ParseSettings
 from tests.fuzz.targets import check_logfmt_pass
 
-_logfmt = pytest.importorskip("agents.parsers._logfmt", reason="C extension not built (pure-Python install)")
+_linescan = pytest.importorskip("agents._linescan", reason="C extension not built (pure-Python install)")
 
 # the pieces logfmt's grammar turns on, the fields the parse stage reads, and what the C pass must leave alone
 PIECES = ["a", "b1", "é", "=", '"', " ", "  ", "\t", "\r", "\n", "\\", '\\"', "{", "}", "k=v", 'q="x y"', 'e=""', "f",
@@ -31,13 +31,13 @@ RENAMED = ("trace_id", "message")  # canonical names a chain renames to their fi
 @given(st.lists(LINES, max_size=8), st.booleans())
 def test_each_line_is_written_as_orjson_writes_its_record_or_left_alone(texts: list[str], json_first: bool) -> None:
     lines = [[n, text, "stdout", 0, 0] for n, text in enumerate(texts)]
-    check_logfmt_pass(lines, _logfmt.to_json(lines, json_first, RENAMED), json_first, RENAMED)
+    check_logfmt_pass(lines, _linescan.logfmt_json(lines, json_first, RENAMED), json_first, RENAMED)
 
 
 def test_a_chunk_whose_left_line_starts_with_a_brace_is_refused_when_logfmt_comes_first() -> None:
     lines = [[0, "a=1", "stdout", 0, 0], [1, '{"a":1}', "stdout", 0, 0]]
-    assert _logfmt.to_json(lines, False, ()) is None  # the JSON scan would take it, where the chain tries logfmt
-    out = _logfmt.to_json(lines, True, ())
+    assert _linescan.logfmt_json(lines, False, ()) is None  # the JSON scan would take it, where the chain tries logfmt
+    out = _linescan.logfmt_json(lines, True, ())
     assert out is not None and out[0][1] == '{"a":"1"}' and out[1] is lines[1]
 
 
@@ -47,7 +47,7 @@ def test_a_chunk_whose_left_line_starts_with_a_brace_is_refused_when_logfmt_come
     [0, "a=1 trace_id=x", "stdout", 0, 0],
     [0, " ".join(f"k{n}=v" for n in range(200)), "", 0, 0]])
 def test_lines_it_is_not_sure_of_are_the_same_objects(raw: Any) -> None:
-    out = _logfmt.to_json([raw], True, RENAMED)
+    out = _linescan.logfmt_json([raw], True, RENAMED)
     assert out is not None and out[0] is raw
 
 
