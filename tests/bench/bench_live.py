@@ -151,13 +151,14 @@ def per_100k(cpu: float | None, lines: float) -> float | None:
     return None if cpu is None or lines <= 0 else round(cpu / lines * 100_000, 3)
 
 
-def start_live_pods(run_dir: Path, pods: int, rate: float, clock: Clock) -> tuple[ManagedProcess, Path]:
+def start_live_pods(run_dir: Path, pods: int, rate: float, clock: Clock,
+                    tls: bool = False) -> tuple[ManagedProcess, Path]:
     """The Kubernetes API rows' writer: the API test server with `pods` live pods (tests/bench/live_pods.py),
-    serving; its process and kubeconfig."""
+    serving (over TLS with `tls`); its process and kubeconfig."""
     kubeconfig = run_dir / "kubeconfig"
     argv = [sys.executable, "-m", "tests.bench.live_pods", "--pods", str(pods), "--rate", str(rate),
             "--start", repr(clock.start), "--window-start", repr(clock.window_start),
-            "--window-end", repr(clock.window_end), "--kubeconfig", str(kubeconfig)]
+            "--window-end", repr(clock.window_end), "--kubeconfig", str(kubeconfig), *(["--tls"] if tls else [])]
     server = ManagedProcess("kube-api", argv, base_env({}), run_dir / "kube-api.log", ROOT).start()
     deadline = time.monotonic() + 60
     while "ready " not in (server.log_path.read_text() if server.log_path.exists() else ""):
@@ -183,8 +184,8 @@ def live_pods_totals(server: ManagedProcess) -> dict[str, float]:
 def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace,
                  source: str = "files") -> dict[str, Any]:
     """One row through the whole pipeline: pod log files and the file collector (`source` "files"), or
-    pods behind the Kubernetes API and the pod collector ("pods")."""
-    name = f"{pods}x{rate:g}" if source == "files" else f"{pods}x{rate:g}-pods"
+    pods behind the Kubernetes API and the pod collector ("pods"; "pods-tls": that API over TLS)."""
+    name = f"{pods}x{rate:g}" if source == "files" else f"{pods}x{rate:g}-{source}"
     run_dir = workdir / name
     run_dir.mkdir(parents=True)
     with bench_broker(run_dir, name.replace(".", "_")) as broker:
@@ -205,9 +206,9 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
             cleanup.callback(worker_proc.stop)
             tail = SinkDirectoryTail(run_dir / "out")
             wait_http_ok(f"http://127.0.0.1:{web_port}/readyz", 120, worker_proc)
-            if source == "pods":
+            if source != "files":
                 clock = Clock(args.warmup, args.seconds)
-                server, kubeconfig = start_live_pods(run_dir, pods, rate, clock)
+                server, kubeconfig = start_live_pods(run_dir, pods, rate, clock, tls=source == "pods-tls")
                 cleanup.callback(server.stop)
                 # an operator following more pods than `pods.max_streams` (500) raises it to their number
                 streams = str(max(pods, PodCollectorSettings().max_streams))
@@ -227,7 +228,7 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                 time.sleep(0.1)
             tail.start()
             cleanup.callback(tail.stop)
-            if source == "pods":
+            if source != "files":
                 written: Callable[[], dict[str, float]] = lambda: live_pods_totals(server)  # noqa: E731
             else:
                 clock = Clock(args.warmup, args.seconds)
@@ -237,8 +238,9 @@ def run_logweave(workdir: Path, pods: int, rate: float, args: argparse.Namespace
                               lambda: lags(broker, settings.worker.app_id, topics),
                               lambda: (scrape_metric(web_port, RAW_RECORDS_TAKEN),
                                        scrape_metric(web_port, RAW_LINES_TAKEN)))
-            if source == "pods":
-                row.update({"name": f"{pods} pods x {rate:g} lines/s, Kubernetes API", "source": "pods",
+            if source != "files":
+                over = " over TLS" if source == "pods-tls" else ""
+                row.update({"name": f"{pods} pods x {rate:g} lines/s, Kubernetes API{over}", "source": source,
                             "rotated_files": 0})
             return row
 
@@ -392,6 +394,8 @@ def main() -> int:
                         help="PODSxRATE shapes through the pipeline, e.g. 200x20 (rate: lines/s per pod)")
     parser.add_argument("--pod-rows", type=lambda t: [shape(s) for s in t.split(",") if s], default="",
                         help="PODSxRATE shapes read by the pod collector from the Kubernetes API test server")
+    parser.add_argument("--pod-tls-rows", type=lambda t: [shape(s) for s in t.split(",") if s], default="",
+                        help="the same, with the API test server serving HTTPS as real API servers do")
     parser.add_argument("--peer", type=lambda t: [shape(s) for s in t.split(",") if s], default="200x20",
                         help="shapes for the rsyslog imfile -> omkafka peer ('' for none)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window per row")
@@ -415,6 +419,9 @@ def main() -> int:
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.pod_rows:
             rows.append(with_floor(run_logweave(workdir, pods, rate, args, source="pods"), workdir, args))
+            print(describe(rows[-1]) + "\n", flush=True)
+        for pods, rate in args.pod_tls_rows:
+            rows.append(with_floor(run_logweave(workdir, pods, rate, args, source="pods-tls"), workdir, args))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.peer:
             rows.append(run_peer(workdir, pods, rate, args))

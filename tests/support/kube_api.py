@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import bisect
 import contextlib
 import copy
@@ -163,9 +164,13 @@ class FakeKubeApi:
     def url(self) -> str:
         return f"{self._scheme}://127.0.0.1:{self.port}"
 
-    def write_kubeconfig(self, path: Path, namespace: str = "demo-system") -> Path:
+    def write_kubeconfig(self, path: Path, namespace: str = "demo-system", ca_pem: bytes | None = None) -> Path:
+        """A kubeconfig reaching this server with its token (`ca_pem`: the CA its TLS certificate is trusted by)."""
+        cluster: dict[str, str] = {"server": self.url}
+        if ca_pem is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
         doc = {"apiVersion": "v1", "kind": "Config", "current-context": "test",
-               "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+               "clusters": [{"name": "test", "cluster": cluster}],
                "users": [{"name": "test", "user": {"token": self.token}}],
                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": namespace}}]}
         path.write_text(yaml.safe_dump(doc))
