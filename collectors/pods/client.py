@@ -10,6 +10,7 @@ refresh (a rotated service-account token, an expired exec credential) and the re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -39,9 +40,11 @@ class ApiStatusError(RetriableError):
 class KubeClient:
     """List, watch, get and follow-log calls to one API server."""
 
-    def __init__(self, config: apiconfig.ApiConfig, max_connections: int, read_bytes: int = 64 * 1024) -> None:
+    def __init__(self, config: apiconfig.ApiConfig, max_connections: int, read_bytes: int = 64 * 1024,
+                 max_opening: int = 32) -> None:
         self.config = config
         self.read_bytes = read_bytes  # most bytes one socket read of a log response takes
+        self._opening = asyncio.Semaphore(max_opening)  # polled follows connecting at once (`pods.max_opening`)
         connector = aiohttp.TCPConnector(limit=max_connections, ssl=config.ssl)
         # aiohttp pauses a connection once it buffers twice its read_bufsize: a quarter of a socket read
         # pauses it after each read the stream has not taken yet, so a stream holds at most about 1.5
@@ -57,7 +60,7 @@ class KubeClient:
     @classmethod
     async def create(cls, cfg: PodCollectorSettings) -> KubeClient:
         config, _ = apiconfig.load(cfg.kubeconfig, cfg.context, cfg.config_mode)
-        return cls(config, cfg.max_streams + 16, cfg.read_bufsize)  # every follow holds a connection
+        return cls(config, cfg.max_streams + 16, cfg.read_bufsize, cfg.max_opening)  # a connection per follow
 
     async def close(self) -> None:
         await self.session.close()
@@ -118,7 +121,9 @@ class KubeClient:
                        previous: bool, poll_interval: float | None = None) -> LogResponse:
         """A followed log response with timestamps; the caller reads and closes it. With `poll_interval`
         (and no proxy) it is read at the ticks of that interval by one poll over every followed log
-        (polled_log.py), else through aiohttp."""
+        (polled_log.py), else through aiohttp. A polled follow's connection and TLS handshake wait for one
+        of `max_opening` slots (a node's streams all open together at a start; polled_log.open_polled_log);
+        aiohttp sets up its connections inside the request, together with the wait for the head."""
         query: list[tuple[str, str]] = [("container", container), ("follow", "true"), ("timestamps", "true")]
         if since_time:
             query.append(("sinceTime", since_time))
@@ -138,7 +143,7 @@ class KubeClient:
             answer = await open_polled_log(self.config.server, self.config.ssl, self.config.tls_server_name, path,
                                            query, await self._credential_headers(), interval, self.read_bytes,
                                            connect_timeout=_CONNECT.sock_connect or 15,
-                                           head_timeout=_CALL.sock_read or 120)
+                                           head_timeout=_CALL.sock_read or 120, opening=self._opening)
             if isinstance(answer, PolledLog):
                 return answer
             if answer.status == 401 and attempt == 0 and self.config.credentials.invalidate():

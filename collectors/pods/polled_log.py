@@ -45,6 +45,7 @@ BUSY_BYTES = 16 * 1024  # a stream bringing this much in a tick is read as its d
 HEAD_LIMIT = 64 * 1024  # bytes of status line and headers at most
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error answer's body kept for its message
 SIZE_LINE_LIMIT = 1024  # bytes of a chunk-size line (hex size and extensions) at most
+TLS_RECORD_BYTES = 16 * 1024  # the most plaintext one TLS record holds (RFC 8446 5.1, RFC 5246 6.2.1)
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
@@ -307,7 +308,7 @@ class PolledLog:
         if self._tls is None or self._incoming is None:
             return data
         self._incoming.write(data)
-        plain, closed = drain_tls(self._tls)
+        plain, closed = drain_tls(self._tls, self._incoming)
         if closed:
             self._eof_from_peer()
         self._flush_tls()  # TLS 1.3 may have something to answer (a key update)
@@ -456,9 +457,13 @@ _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, TickP
 
 async def open_polled_log(server: str, context: ssl.SSLContext | bool, server_name: str | None, path: str,
                           query: list[tuple[str, str]], headers: dict[str, str], interval: float,
-                          read_bytes: int, connect_timeout: float, head_timeout: float) -> PolledLog | HttpAnswer:
+                          read_bytes: int, connect_timeout: float, head_timeout: float,
+                          opening: asyncio.Semaphore | None = None) -> PolledLog | HttpAnswer:
     """Send the GET and read the answer's head: a PolledLog for a 2xx answer, else the HttpAnswer with up to
-    ERROR_BODY_LIMIT of its body (for the error's message)."""
+    ERROR_BODY_LIMIT of its body (for the error's message). `opening` bounds the connections being set up
+    at once (the TCP connection and TLS handshake, not the wait for the head, which the API server may
+    spend reaching a kubelet): a TLS handshake's buffers, freed afterwards, stay in the heap, so a node's
+    streams all handshaking at once (1,000 at a start) left the collector at 260 MiB."""
     url = urlsplit(server)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -466,7 +471,7 @@ async def open_polled_log(server: str, context: ssl.SSLContext | bool, server_na
     if unsafe:  # (never the value: it may be a credential)
         raise ValueError(f"the {', '.join(unsafe)} header for the API server holds a line break")
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(connect_timeout):
+    async with opening or contextlib.nullcontext(), asyncio.timeout(connect_timeout):
         sock = await _connect(loop, host, port)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -570,24 +575,30 @@ async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: ss
         if tls is None or incoming is None or outgoing is None or not data:
             return data
         incoming.write(data)
-        plain, closed = drain_tls(tls)
+        plain, closed = drain_tls(tls, incoming)
         if outgoing.pending:
             await loop.sock_sendall(sock, outgoing.read())
         if plain or closed:
             return plain
 
 
-def drain_tls(tls: ssl.SSLObject) -> tuple[bytes, bool]:
-    """Every byte the TLS object can decrypt from what its BIO holds, and whether the server closed TLS."""
+def drain_tls(tls: ssl.SSLObject, incoming: ssl.MemoryBIO) -> tuple[bytes, bool]:
+    """Every byte the TLS object can decrypt from what its BIO (`incoming`) holds, and whether the server
+    closed TLS. OpenSSL takes one record per read and, without read-ahead (Python never sets it), takes
+    from the BIO only the record it decrypts: once the BIO and the object hold nothing more, every whole
+    record was read. So the usual tick (whole records) ends without asking once more for the
+    SSLWantReadError that says so (an exception built with its message each time), and reads no more than
+    a record holds (not 64 KiB per read). A partial record left in the BIO still ends in that error."""
     plain: list[bytes] = []
     try:
-        while True:
-            piece = tls.read(65536)
+        while incoming.pending or tls.pending():
+            piece = tls.read(TLS_RECORD_BYTES)
             if not piece:  # close_notify
                 return b"".join(plain), True
             plain.append(piece)
     except ssl.SSLWantReadError:
-        return b"".join(plain), False
+        pass
+    return b"".join(plain), False
 
 
 async def _error_body(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: ssl.SSLObject | None,

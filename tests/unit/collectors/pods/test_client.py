@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 
+from collectors.pods import polled_log
 from collectors.pods.client import KubeClient
+from collectors.pods.polled_log import PolledLog
 from core.errors import ConfigError
 from core.settings import PodCollectorSettings
+from tests.support.kube_api import FakeKubeApi
 
 
 async def test_missing_kubeconfig_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
@@ -72,3 +79,49 @@ async def test_log_responses_take_at_most_read_bufsize_per_socket_read(tmp_path:
     finally:
         await client.close()
         await runner.cleanup()
+
+
+
+async def test_at_most_max_opening_follows_handshake_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's streams all open together at a start. 1,000 TLS handshakes at once left the collector at
+    260 MiB (their buffers, freed, stay in the heap): `pods.max_opening` bounds the polled follows setting up
+    their connection, and every follow still opens and reads. Real TLS against the API test server; the
+    handshake is only wrapped, to count how many run at once and to make each last 0.1 s."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = await FakeKubeApi().start(ssl_context=context)
+    pods = [server.add_pod(f"p{n}") for n in range(7)]
+    for pod in pods:
+        server.log(pod, "app", [f"first of {pod.name}"])
+    running, most = 0, 0
+    handshake = polled_log._handshake
+
+    async def counted(*args: Any) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.1)
+            await handshake(*args)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(polled_log, "_handshake", counted)
+    kubeconfig = server.write_kubeconfig(tmp_path / "kc", ca_pem=authority.cert_pem.bytes())
+    client = await KubeClient.create(PodCollectorSettings(kubeconfig=kubeconfig, max_opening=2))
+    logs: list[Any] = []
+    try:
+        logs = list(await asyncio.gather(*(client.open_log("demo-system", pod.name, "app", None, False,
+                                                           poll_interval=0.05) for pod in pods)))
+        assert most == 2
+        assert all(isinstance(log, PolledLog) for log in logs)
+        for pod, log in zip(pods, logs, strict=True):
+            async with asyncio.timeout(10):
+                first = await log.read(1 << 16)
+            assert first.endswith(f" first of {pod.name}\n".encode())
+    finally:
+        for log in logs:
+            log.close()
+        await client.close()
+        await server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import random
 import ssl
 import time
@@ -18,7 +19,15 @@ import yaml
 
 from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.client import ApiStatusError, KubeClient
-from collectors.pods.polled_log import BUSY_BYTES, BodyDecoder, LogStreamBroken, PolledLog, TickPoller, parse_head
+from collectors.pods.polled_log import (
+    BUSY_BYTES,
+    BodyDecoder,
+    LogStreamBroken,
+    PolledLog,
+    TickPoller,
+    drain_tls,
+    parse_head,
+)
 from core.errors import PermanentError
 from core.native import native_module
 from tests.support.kube_api import FakeKubeApi, FakePod
@@ -305,3 +314,51 @@ async def test_a_credential_with_a_line_break_is_refused_without_printing_it(
     with pytest.raises(ValueError, match="Authorization header") as refused:
         await client.open_log("demo-system", "p", "app", None, False, poll_interval=INTERVAL)
     assert "secret" not in str(refused.value) and server.requests["log"] == 0
+
+
+def tls_pair() -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.SSLObject, ssl.MemoryBIO]:
+    """A client and a server TLS object over memory BIOs, handshaken: (client, what the client reads from,
+    server, what the server writes to)."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("api").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    client_in, client_out, server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context.wrap_bio(client_in, client_out, server_hostname="api")
+    server = server_context.wrap_bio(server_in, server_out, server_side=True)
+    for _ in range(10):
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    client.do_handshake()
+    return client, client_in, server, server_out
+
+
+def test_drain_tls_reads_every_whole_record_and_leaves_a_partial_one_for_later() -> None:
+    """drain_tls stops once its BIO holds nothing (no read left to fail), so it must still take every whole
+    record, keep a record cut anywhere until the bytes that complete it come, and tell the server's
+    close_notify."""
+    client, incoming, server, wire = tls_pair()
+    assert drain_tls(client, incoming) == (b"", False)  # nothing came (TLS 1.3 session tickets may be read)
+    pieces = [b"line %d\n" % n * (n * 900 + 1) for n in range(5)]  # a record each, up to ~8 KB
+    records = []
+    for piece in pieces:
+        server.write(piece)
+        records.append(wire.read())
+    stream = b"".join(records)
+    got, start = b"", 0
+    for cut in [*sorted(random.Random(5).sample(range(1, len(stream)), 12)), len(stream)]:
+        incoming.write(stream[start:cut])
+        start = cut
+        plain, closed = drain_tls(client, incoming)
+        assert not closed
+        got += plain
+        assert b"".join(pieces).startswith(got)
+    assert got == b"".join(pieces)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        server.unwrap()  # close_notify
+    incoming.write(wire.read())
+    assert drain_tls(client, incoming) == (b"", True)
