@@ -395,7 +395,8 @@ def main() -> int:
     parser.add_argument("--pod-rows", type=lambda t: [shape(s) for s in t.split(",") if s], default="",
                         help="PODSxRATE shapes read by the pod collector from the Kubernetes API test server")
     parser.add_argument("--pod-tls-rows", type=lambda t: [shape(s) for s in t.split(",") if s], default="",
-                        help="the same, with the API test server serving HTTPS as real API servers do")
+                        help="the same, with the API test server serving HTTPS as real API servers do (no "
+                             "faust floor: the worker's records are those of the rows over HTTP)")
     parser.add_argument("--peer", type=lambda t: [shape(s) for s in t.split(",") if s], default="200x20",
                         help="shapes for the rsyslog imfile -> omkafka peer ('' for none)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window per row")
@@ -420,8 +421,8 @@ def main() -> int:
         for pods, rate in args.pod_rows:
             rows.append(with_floor(run_logweave(workdir, pods, rate, args, source="pods"), workdir, args))
             print(describe(rows[-1]) + "\n", flush=True)
-        for pods, rate in args.pod_tls_rows:
-            rows.append(with_floor(run_logweave(workdir, pods, rate, args, source="pods-tls"), workdir, args))
+        for pods, rate in args.pod_tls_rows:  # for the collector: the worker gets what the rows above bring it
+            rows.append(run_logweave(workdir, pods, rate, args, source="pods-tls"))
             print(describe(rows[-1]) + "\n", flush=True)
         for pods, rate in args.peer:
             rows.append(run_peer(workdir, pods, rate, args))

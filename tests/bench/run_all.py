@@ -30,8 +30,8 @@ BENCHES = [
     ("query", "tests.bench.bench_query", []),
     ("parsers", "tests.bench.bench_parsers", []),
     ("live", "tests.bench.bench_live",
-     ["--rows", "200x20,200x50,1000x2,50x0.5", "--pod-rows", "200x20,1000x2", "--peer", "200x20,200x50,1000x2",
-      "--seconds", "60"]),
+     ["--rows", "200x20,200x50,1000x2,50x0.5", "--pod-rows", "200x20,1000x2", "--pod-tls-rows", "200x20,1000x2",
+      "--peer", "200x20,200x50,1000x2", "--seconds", "60"]),
 ]
 # Benchmarks that run against an external Kafka when KAFKA_BROKERS is set (the others use the embedded broker).
 HONOUR_KAFKA_BROKERS = {"live", *(name for name, _ in report.EXTERNAL_CAPABLE)}
