@@ -219,18 +219,18 @@ enum { MODE_JSON = 1, MODE_LOGFMT = 2, MODE_JSON_LOGFMT = 3 };
 static int logfmt_line(Record *r, const Buf *text, Buf *json, Buf *literal) {
     Py_ssize_t n = logfmt_common(text->data, text->len);
     if (n < 0 || !read_record(r, text->data, n)) return 0;
-    Py_ssize_t size = record_json_len(r), quotes = 0;
+    Py_ssize_t size = record_json_len(r);
     json->len = literal->len = 0;
     if (buf_reserve(json, size) < 0) return -1;
     record_json_write(r, json->data);
     json->len = size;
-    for (Py_ssize_t i = 0; i < size; i++) quotes += json->data[i] == '"';
-    if (buf_reserve(literal, size + quotes + 2) < 0) return -1;
+    if (buf_reserve(literal, 2 * size + 2) < 0) return -1; /* printable ASCII: a quote or backslash takes two */
     char *o = literal->data;
     *o++ = '"';
-    for (Py_ssize_t i = 0; i < size; i++) { /* printable ASCII without a backslash: only `"` is escaped */
-        if (json->data[i] == '"') *o++ = '\\';
-        *o++ = json->data[i];
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)json->data[i];
+        if (c == '"' || c == '\\') o = json_escape_ascii(o, c);
+        else *o++ = (char)c;
     }
     *o++ = '"';
     literal->len = o - literal->data;
