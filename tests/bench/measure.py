@@ -17,6 +17,14 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of `pid` and its reaped children: system time is the kernel's work for it
+    (writes, page faults), which varies with the machine more than the process's own."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[13])) / TICKS, (int(fields[12]) + int(fields[14])) / TICKS
+
+
 def runqueue_wait_seconds(pid: int) -> float:
     """Seconds the live threads of `pid` spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat).
 
