@@ -214,26 +214,28 @@ class TraceGrouper:
         return routed
 
     # -- closing ---------------------------------------------------------------------------
-    def close_overdue(self, partition: int, now_ns: int | None = None) -> int:
-        """Close every trace of `partition` past its deadline; return how many closed.
+    def close_overdue(self, partition: int, now_ns: int | None = None, most: int | None = None) -> int:
+        """Close the traces of `partition` past their deadline (at most `most`, the earliest first: a
+        caller closing a burst in slices leaves the event loop to others between them); return how
+        many closed.
 
         Idle deadlines are compared with the partition's idle clock (or `now_ns`), event deadlines
         with its stream time: the highest event time seen, less the allowed lateness.
         """
         now = time.time_ns()
         index = self.deadline_index(partition)
-        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
-        watermark = self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
+        idle_now, watermark = self._deadlines_now(partition, now, now_ns)
         updates: dict[bytes, bytes | None] = {}
         summaries: list[bytes] = []
         routed: dict[str, list[list[Any]]] = defaultdict(list)
         held_sources: list[dict[str, Any]] = []
         causes: dict[str, int] = defaultdict(int)
         sent_before = self.already_sent.get(partition, set())
-        for trace_id, cause in index.overdue(idle_now, watermark).items():
+        overdue = index.overdue(idle_now, watermark, most)
+        keys = [trace_id.encode() for trace_id in overdue]
+        for (trace_id, cause), key, stored in zip(overdue.items(), keys, self.table.read_closing(partition, keys),
+                                                  strict=True):
             index.discard(trace_id)
-            key = trace_id.encode()
-            stored = self.table.read(partition, key)
             if stored is None:  # closed already (an index rebuilt from a store with staged deletes)
                 continue
             updates[key] = None
@@ -260,6 +262,15 @@ class TraceGrouper:
         self.table.commit_when_acked(partition, updates, outputs, finalize=lambda: closed_upto(closed))
         self._publish_open()
         return len(summaries)
+
+    def overdue_left(self, partition: int) -> bool:
+        """Whether `close_overdue` (no `now_ns`) may find a trace of `partition` to close now."""
+        return self.deadline_index(partition).any_overdue(*self._deadlines_now(partition, time.time_ns()))
+
+    def _deadlines_now(self, partition: int, now: int, now_ns: int | None = None) -> tuple[int, int]:
+        """(idle clock, event-time watermark) of `partition` that deadlines are compared with."""
+        idle_now = self.idle.now(partition, now) if now_ns is None else now_ns
+        return idle_now, self.clock(partition) - int(self.traces.allowed_lateness * 1e9)
 
     def _emit_closed(self, partition: int, summaries: list[bytes]) -> list[Any]:
         """Send encoded closed-trace summaries as few records as the message size allows (never one

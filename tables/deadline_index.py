@@ -56,25 +56,38 @@ class DeadlineIndex:
     def discard(self, trace_id: str) -> None:
         self.due.pop(trace_id, None)
 
-    def overdue(self, now_ns: int, watermark_ns: int) -> dict[str, str]:
-        """Traces past a deadline -> cause ("idle": no line for the gap by wall clock, or "event_time").
+    def overdue(self, now_ns: int, watermark_ns: int, most: int | None = None) -> dict[str, str]:
+        """Traces past a deadline -> cause ("idle": no line for the gap by wall clock, or "event_time"),
+        at most `most` of them (the earliest deadlines first; the others stay due for a later call).
 
         Each is reported once: the caller closes (and `discard`s) every trace it is given.
         """
         causes: dict[str, str] = {}
-        self._pop_due(self._wall, 0, now_ns, "idle", causes)
-        self._pop_due(self._event, 1, watermark_ns, "event_time", causes)
+        bound = most if most is not None else len(self.due)
+        self._pop_due(self._wall, 0, now_ns, "idle", causes, bound)
+        self._pop_due(self._event, 1, watermark_ns, "event_time", causes, bound)
         return causes
 
+    def any_overdue(self, now_ns: int, watermark_ns: int) -> bool:
+        """Whether `overdue` may report a trace (a heap's first entry is due; it may be a stale entry,
+        which `overdue` then skips)."""
+        wall, event = self._wall, self._event
+        return bool(wall and wall[0][0] <= now_ns) or bool(event and event[0][0] <= watermark_ns)
+
     def _pop_due(self, heap: list[tuple[int, str]], which: int, limit: int, cause: str,
-                 causes: dict[str, str]) -> None:
+                 causes: dict[str, str], most: int) -> None:
         due = self.due
         while heap and heap[0][0] <= limit:
-            deadline, trace_id = heapq.heappop(heap)
+            deadline, trace_id = heap[0]
             current = due.get(trace_id)
             if current is None or current[which] < deadline:  # discarded, or moved earlier (pushed there)
+                heapq.heappop(heap)
                 continue
             if current[which] <= limit:
-                causes.setdefault(trace_id, cause)
+                if trace_id not in causes:
+                    if len(causes) >= most:
+                        return  # this call is full: the trace stays due, its entry in place
+                    causes[trace_id] = cause
+                heapq.heappop(heap)
             else:  # moved later since this entry was pushed: it comes up again at the current deadline
-                heapq.heappush(heap, (current[which], trace_id))
+                heapq.heapreplace(heap, (current[which], trace_id))

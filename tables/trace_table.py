@@ -136,6 +136,28 @@ class TraceWindowTable(faust.Table):  # type: ignore[misc,type-arg]
         self.cache.remember(partition, key, value)
         return value
 
+    def read_closing(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
+        """`read` of many keys about to be deleted (closing traces): the misses are fetched with one
+        RocksDB multi-get, and not remembered in the read cache, as their deletes follow (a burst of
+        closes remembered would fill the cache and clear it)."""
+        staged = self._staged.get(partition) or {}
+        cached = self.cache.values(partition)
+        values: list[bytes | None] = []
+        missing: list[int] = []
+        for at, key in enumerate(keys):
+            if key in staged:
+                values.append(staged[key])
+            elif key in cached:
+                values.append(cached[key])
+            else:
+                values.append(None)
+                missing.append(at)
+        if missing:
+            found = self.db(partition).get([keys[at] for at in missing])
+            for at, value in zip(missing, found, strict=True):
+                values[at] = value
+        return values
+
     def lookup(self, key: bytes) -> bytes | None:
         """Find `key` in any local partition (web views, outside stream processing)."""
         for partition in list(self.data._dbs):  # type: ignore[attr-defined]

@@ -39,6 +39,9 @@ class MemoryTraceTable:
     def read(self, partition: int, key: bytes) -> bytes | None:
         return self.db(partition).get(key)
 
+    def read_closing(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
+        return [self.read(partition, key) for key in keys]
+
     def scan(self, partition: int, prefix: bytes) -> Iterator[bytes]:
         return iter(sorted(k for k in self.db(partition) if k.startswith(prefix)))
 
@@ -106,6 +109,20 @@ def test_lines_grouped_routed_and_closed_when_idle() -> None:
     assert got["a"]["count"] == 2 and got["a"]["level"] == "error" and got["a"]["cause"] == "idle"
     assert got["a"]["first"] == 10 * S and got["a"]["last"] == 12 * S
     assert grouper.open_traces() == 0 and grouper.close_overdue(0, now_ns=FAR) == 0
+
+
+def test_a_burst_of_closes_in_slices_closes_each_trace_once() -> None:
+    grouper, _, closed = make(MemoryTraceTable())
+    traces = [f"t{n}" for n in range(7)]
+    assert grouper.process_chunk(0, SOURCES, [line(n, t, (10 + n) * S) for n, t in enumerate(traces)]) == 7
+    assert not grouper.overdue_left(0)  # nothing is due yet by the wall clock
+    counts = []
+    while True:
+        counts.append(grouper.close_overdue(0, now_ns=FAR, most=3))
+        if not counts[-1]:
+            break
+    assert counts == [3, 3, 1, 0]
+    assert sorted(summaries(closed)) == sorted(traces) and grouper.open_traces() == 0
 
 
 def test_event_time_close_honours_the_allowed_lateness() -> None:

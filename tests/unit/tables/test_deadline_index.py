@@ -83,3 +83,37 @@ def test_reports_what_a_scan_of_the_current_deadlines_finds(ops: list[tuple[str,
                 index.discard(t)
                 del current[t]
         assert len(index) == len(current)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "set", "discard", "overdue"]), st.sampled_from("abcdefgh"),
+                          st.integers(0, 60), st.integers(0, 60)), max_size=60), st.integers(1, 3))
+def test_closing_in_slices_reports_the_same_traces_once_each(ops: list[tuple[str, str, int, int]], most: int) -> None:
+    """`overdue(..., most)` called until `any_overdue` says none is left (the group stage's slices, each
+    discarded as it is closed) reports what one unbounded call would, each trace once, with its cause."""
+    index, current = DeadlineIndex(), {}
+    now = watermark = 0
+    for op, trace_id, first, second in ops:
+        if op == "set":
+            wall, event = now + first // 4 - 3, watermark + second // 4 - 3
+            index.set(trace_id, wall, event)
+            current[trace_id] = (wall, event)
+        elif op == "discard":
+            index.discard(trace_id)
+            current.pop(trace_id, None)
+        else:
+            now, watermark = now + first // 10, watermark + second // 10
+            expected = {t: "idle" if wall <= now else "event_time"
+                        for t, (wall, event) in current.items() if wall <= now or event <= watermark}
+            assert index.any_overdue(now, watermark) or not expected
+            reported: dict[str, str] = {}
+            while index.any_overdue(now, watermark):
+                piece = index.overdue(now, watermark, most)
+                assert len(piece) <= most and not reported.keys() & piece.keys()
+                reported.update(piece)
+                for t in piece:
+                    index.discard(t)
+                    del current[t]
+            assert reported == expected
+            assert index.overdue(now, watermark) == {}
+        assert len(index) == len(current)

@@ -80,3 +80,16 @@ def test_staged_writes_still_come_first(tmp_path: Path) -> None:
     table._persist(0, {b"trace-a": b"persisted"})
     table._staged[0][b"trace-a"] = b"staged, not yet acked"
     assert table.read(0, b"trace-a") == b"staged, not yet acked"
+
+
+def test_closing_reads_take_staged_cached_then_stored_values_and_remember_none(tmp_path: Path) -> None:
+    table, dbs, _ = table_on(tmp_path)
+    table._persist(0, {b"cached": b"in memory"})
+    dbs[0][b"cached"] = b"behind the cache"  # the cache answers first: no RocksDB read for it
+    dbs[0][b"stored-1"], dbs[0][b"stored-2"] = b"from disk 1", b"from disk 2"
+    dbs[0][b"staged"] = b"older on disk"
+    table._staged[0][b"staged"] = b"staged now"
+    keys = [b"stored-2", b"staged", b"absent", b"cached", b"stored-1"]
+    assert table.read_closing(0, keys) == [b"from disk 2", b"staged now", None, b"in memory", b"from disk 1"]
+    assert table.cache.values(0) == {b"cached": b"in memory"}  # the closes' deletes follow: nothing remembered
+    assert table.read_closing(1, []) == []
