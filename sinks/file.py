@@ -16,7 +16,9 @@ The drain hands whole records packed (sinks/packed.py: each record's documents i
 object per line); the lines to append are picked per record in C when built (sinks/_segment.c), a
 record kept whole is appended from its own buffer, and a batch is one writev, one fsync of the
 segment and one of the position file, whatever its size (hence `sinks.file.batch_lines` and
-`batch_bytes`, far above the network sinks' batches).
+`batch_bytes`, far above the network sinks' batches). Once fsynced, a batch's pages are dropped from the
+page cache (`sinks.file.drop_written_pages`): nothing reads them back soon, and taking fresh pages for the
+cache cost more system CPU than the copy itself (docs/sinks.md).
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class FileSink(Sink):
         try:
             write_all(fd, pieces)  # the batch's segment bytes, by one writev
             os.fsync(fd)
+            if self.settings.drop_written_pages:  # clean once fsynced: the kernel frees them at once
+                os.posix_fadvise(fd, position.size, size, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
         position = PartitionPosition(position.segment, position.size + size, last[0], last[1], marks)

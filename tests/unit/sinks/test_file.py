@@ -3,6 +3,8 @@ batches of lines and for whole records packed by the drain (the real DrainRunner
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -238,3 +240,56 @@ async def test_a_record_split_across_batches_stays_in_its_segment_past_the_rotat
     assert read_all(tmp_path) == [b'{"o":5,"i":%d}' % i for i in range(4)] + [b'{"o":6,"i":0}', b'{"o":6,"i":1}']
     assert sorted(p.name for p in (tmp_path / "sink.file-0").glob("*.ndjson")) == [f"{5:019d}.ndjson",
                                                                                    f"{6:019d}.ndjson"]
+
+
+def resident_pages(path: Path) -> int:
+    """Pages of `path` in the page cache (mincore over a read-only mapping; mapping reads nothing)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size, page = path.stat().st_size, mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            vector = ctypes.create_string_buffer((size + page - 1) // page)
+            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+            return sum(byte & 1 for byte in vector.raw)
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem `path` lives on (the longest mount point above it in mountinfo)."""
+    best, kind = "", ""
+    for row in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = row.split()
+        mount, fstype = fields[4], fields[fields.index("-") + 1]
+        if (str(path) + "/").startswith(mount.rstrip("/") + "/") and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+@pytest.mark.parametrize("drop", [True, False])
+async def test_written_pages_leave_the_page_cache_once_fsynced(tmp_path: Path, drop: bool) -> None:
+    """sinks.file.drop_written_pages (default on): a batch's pages are dropped from the page cache after its
+    fsync, so the next appends reuse them; off, they stay cached. Checked with mincore on a real file."""
+    if filesystem_of(tmp_path) in ("tmpfs", "ramfs", "overlay"):
+        pytest.skip(f"{filesystem_of(tmp_path)}: its pages are its storage, or it may not pass the hint on")
+    sink = FileSink(FileSinkSettings(directory=tmp_path, drop_written_pages=drop), 100_000, 1 << 30, 1.0)
+    await sink.write_batch(batch(range(0, 40_000)))  # ~1.3 MB
+    await sink.write_batch(batch(range(40_000, 80_000)))  # appended: its own range is dropped too
+    segment = next(tmp_path.rglob("*.ndjson"))
+    pages = segment.stat().st_size // mmap.PAGESIZE
+    assert pages > 300
+    resident = resident_pages(segment)
+    if drop:
+        assert resident <= 2, f"{resident} of {pages} pages still cached"
+    else:
+        assert resident >= pages - 2, f"only {resident} of {pages} pages cached"
+    assert len(read_all(tmp_path)) == 160_000  # and read back whole from the disk
