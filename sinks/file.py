@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from sinks.base import Sink, SinkBatch, WriteResult
 from sinks.packed import native_select, pack_sink_lines, select_lines
 
 IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024  # buffers one writev takes
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -57,6 +59,7 @@ class FileSink(Sink):
         self.settings = settings
         self._limits = (batch_size, batch_bytes, batch_period)
         self._select = native_select()
+        self._drop_pages = settings.drop_written_pages
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSink:
@@ -136,8 +139,8 @@ class FileSink(Sink):
         try:
             write_all(fd, pieces)  # the batch's segment bytes, by one writev
             os.fsync(fd)
-            if self.settings.drop_written_pages:  # clean once fsynced: the kernel frees them at once
-                os.posix_fadvise(fd, position.size, size, os.POSIX_FADV_DONTNEED)
+            if self._drop_pages:  # clean once fsynced: the kernel frees them at once
+                self._drop_written(fd, position.size, size, directory)
         finally:
             os.close(fd)
         position = PartitionPosition(position.segment, position.size + size, last[0], last[1], marks)
@@ -147,6 +150,17 @@ class FileSink(Sink):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")
+
+
+    def _drop_written(self, fd: int, offset: int, size: int, directory: Path) -> None:
+        """Drop the appended range from the page cache: a hint, so a filesystem refusing it fails no batch
+        (the data is fsynced); it is then no longer asked, with one warning."""
+        try:
+            os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
+        except OSError as exc:
+            self._drop_pages = False
+            log.warning("sinks.file.drop_written_pages: %s refused posix_fadvise (%s); written pages stay cached",
+                        directory, exc)
 
 
 def write_all(fd: int, pieces: list[bytes]) -> None:

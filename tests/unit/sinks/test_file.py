@@ -293,3 +293,22 @@ async def test_written_pages_leave_the_page_cache_once_fsynced(tmp_path: Path, d
     else:
         assert resident >= pages - 2, f"only {resident} of {pages} pages cached"
     assert len(read_all(tmp_path)) == 160_000  # and read back whole from the disk
+
+
+async def test_a_filesystem_refusing_the_page_hint_fails_no_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """posix_fadvise is a hint: refused (some FUSE filesystems), the batch is still written once, with one
+    warning naming the setting, and the sink stops asking."""
+    asked: list[int] = []
+
+    def refusing(fd: int, offset: int, length: int, advice: int) -> None:
+        asked.append(offset)
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(file_sink.os, "posix_fadvise", refusing)
+    sink = FileSink(FileSinkSettings(directory=tmp_path), 1000, 1 << 20, 1.0)
+    for offsets in (range(0, 5), range(5, 10)):
+        result = await sink.write_batch(batch(offsets))
+        assert not result.permanent and not result.retry
+    assert len(read_all(tmp_path)) == 20 and asked == [0]
+    assert sum("drop_written_pages" in r.getMessage() for r in caplog.records) == 1
