@@ -151,7 +151,6 @@ class FileSink(Sink):
             os.fsync(handle.fileno())
         os.replace(temp, directory / "position.json")
 
-
     def _drop_written(self, fd: int, offset: int, size: int, directory: Path) -> None:
         """Drop the appended range from the page cache: a hint, so a filesystem refusing it fails no batch
         (the data is fsynced); it is then no longer asked, with one warning."""

@@ -6,8 +6,8 @@ produce the same lines as 1,000-line chunks and consume them back, no processing
 CRI pod logs, starts the collector and one worker as real processes, and times until the file sink
 holds every line. Per process: CPU seconds per 100K lines and peak RSS (from /proc); the worker's CPU is
 taken once it has also closed every trace of the run (a trace gap after its last line), and split into
-user and system time (the kernel writing the sink's ~700 MB, whose cost on a shared VM varies far more
-than the worker's own).
+user and system time (mostly the kernel writing the sink's ~700 MB, whose cost on a shared VM varies
+far more than the worker's own).
 Then the drain alone: a second worker running only the drain stage (its own consumer group) reads the
 sink topic the first one filled, records exactly as the group stage wrote them, into a second file
 sink directory; its row is the drain and file sink's share of the full path, beside its idle CPU.
@@ -23,7 +23,6 @@ import json
 import shutil
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -35,7 +34,7 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.brokers import BenchBroker, bench_broker, logweave_env
-from tests.bench.measure import Row, cpu_seconds, cpu_split, peak_rss_mib, table
+from tests.bench.measure import Row, cpu_seconds, cpu_split, peak_rss_mib, scrape_metric, table
 from tests.support.processes import ManagedProcess, file_collector, wait_http_ok_in_thread, worker
 
 BASE_NS = 1_749_543_941_000_000_000
@@ -99,19 +98,12 @@ async def raw_limit(bootstrap: str, lines: int, prefix: str = "") -> tuple[Row, 
 async def traces_closed(port: int, traces: int, worker_proc: ManagedProcess, timeout: float = 120) -> None:
     """Wait until the worker's metrics count `traces` closed traces."""
     started = time.perf_counter()
-    while (closed := await asyncio.to_thread(closed_traces, port)) < traces:
+    while (closed := await asyncio.to_thread(scrape_metric, port, "logweave_traces_closed_total")) < traces:
         if not worker_proc.alive():
             raise RuntimeError(f"the worker died:\n{worker_proc.log_tail()}")
         if time.perf_counter() - started > timeout:
-            raise TimeoutError(f"the worker closed {closed} of {traces} traces in {timeout:g} s")
+            raise TimeoutError(f"the worker closed {closed:.0f} of {traces} traces in {timeout:g} s")
         await asyncio.sleep(0.2)
-
-
-def closed_traces(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return int(sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines()
-                   if row.startswith("logweave_traces_closed_total{")))
 
 
 def sink_line_count(out: Path) -> int:
@@ -158,7 +150,7 @@ async def pipeline(workdir: Path, broker: BenchBroker, lines: int, files: int) -
         worker_user, worker_system = user - user0, system - system0
         worker_cpu = worker_user + worker_system
         split = (f"user {worker_user / lines * 100_000:.3f} + system {worker_system / lines * 100_000:.3f} "
-                 "(the kernel writing the sink's bytes: its cost on this VM varies up to 20x)")
+                 "(system: mostly the kernel writing the sink's bytes)")
         rows = [
             Row("pipeline end to end (collector -> file sink)", lines, elapsed, worker_cpu + collector_cpu, 0.0,
                 f"{files} files"),

@@ -12,9 +12,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its reaped children."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+    return sum(cpu_split(pid))
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -48,16 +46,14 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def scrape_metric(port: int, name: str) -> float:
-    """The value of the unlabelled sample `name` on 127.0.0.1:`port`/metrics: 0.0 when the page has
-    no such sample yet, -1.0 when the page does not answer (the process is still starting)."""
+    """The value of `name` on 127.0.0.1:`port`/metrics, its samples summed over their labels: 0.0 when the
+    page has no such sample yet, -1.0 when the page does not answer (the process is still starting)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            for row in response.read().decode().splitlines():
-                if row.startswith(name + " "):
-                    return float(row.split()[1])
+            rows = response.read().decode().splitlines()
     except OSError:
         return -1.0
-    return 0.0
+    return sum(float(row.rsplit(" ", 1)[1]) for row in rows if row.startswith((name + " ", name + "{")))
 
 
 def tree_pids(pid: int) -> list[int]:
