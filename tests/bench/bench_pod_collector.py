@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from commands.broker import free_port  # noqa: E402
 from tests.bench.brokers import bench_broker, logweave_env  # noqa: E402
-from tests.bench.measure import Row, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
+from tests.bench.measure import Row, ScrapePacer, cpu_seconds, peak_rss_mib, table, tree_pids  # noqa: E402
 from tests.support.processes import ManagedProcess, base_env  # noqa: E402
 
 
@@ -63,17 +63,6 @@ def scrape(port: int) -> dict[str, float]:
                                     if line.startswith("logweave_pod_collector"))}
 
 
-def scrape_pause(published: float, total: int, rate: float) -> float:
-    """Seconds to the next scrape of the collector's /metrics: half the time its last rate (lines/s between
-    the last two scrapes) leaves to the last line, from 0.02 to 0.5. Each scrape costs the collector ~3 ms
-    of CPU here (prometheus_client's server starts a thread per request): scraped 20 times a second all
-    through, its own observation was ~8% of the CPU this row charges it, where Prometheus scrapes every
-    15-60 s. This takes a handful of scrapes before the end and still times the last line within ~20 ms."""
-    if rate <= 0:
-        return 0.25
-    return min(0.5, max(0.02, (total - published) / rate / 2))
-
-
 def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, args: argparse.Namespace,
                   server: ManagedProcess, run_prefix: str = "") -> Row:
     port = free_port()
@@ -86,26 +75,22 @@ def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, a
     server_cpu0 = sum(cpu_seconds(p) for p in tree_pids(server.pid))
     started = time.monotonic()
     peak_open = 0.0
-    last = (started, 0.0)  # the last scrape: (when, lines published)
-    scrapes = 0
+    pacer = ScrapePacer(total)
     serving_cpu: float | None = None  # the collector's CPU when its metrics endpoint first answered
     try:
         while True:
             if not proc.alive():
                 raise RuntimeError(proc.log_tail())
             figures = scrape(port)
-            scrapes += 1
             if figures and serving_cpu is None:  # imports done, settings read: the rest is connecting and reading
                 serving_cpu = cpu_seconds(proc.pid)
             peak_open = max(peak_open, figures.get("logweave_pod_collector_streams_open", 0.0))
-            if figures.get("logweave_pod_collector_lines_published_total", 0) >= total:
+            published = figures.get("logweave_pod_collector_lines_published_total", 0)
+            if published >= total:
                 break
             if time.monotonic() - started > args.timeout:
                 raise TimeoutError(f"only {figures} after {args.timeout}s")
-            now, published = time.monotonic(), figures.get("logweave_pod_collector_lines_published_total", 0)
-            rate = (published - last[1]) / (now - last[0]) if now > last[0] else 0.0
-            last = (now, published)
-            time.sleep(scrape_pause(published, total, rate))
+            time.sleep(pacer.pause(published))
         seconds = time.monotonic() - started
         cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
         server_cpu = sum(cpu_seconds(p) for p in tree_pids(server.pid)) - server_cpu0
@@ -115,7 +100,7 @@ def run_collector(workdir: Path, bootstrap: str, kubeconfig: Path, total: int, a
             Path(args.keep_log).write_text(proc.log_path.read_text())
     after_start = (cpu - (serving_cpu or 0.0)) / total * 100_000
     collector = Row("pod collector -> Kafka (acks=all)", total, seconds, cpu, rss,
-                    f"{int(peak_open)} streams open at peak, startup and {scrapes} metrics scrapes included "
+                    f"{int(peak_open)} streams open at peak, startup and {pacer.scrapes + 1} metrics scrapes included "
                     f"({after_start:.3f} from its metrics endpoint up, as the file collector's row counts)")
     collector.server_cpu = server_cpu  # type: ignore[attr-defined]
     return collector
