@@ -34,7 +34,7 @@ from core.settings import KafkaSettings, load_settings
 from kafka_io.kafka_compat import install_idle_fetch_pause
 from kafka_io.topic_admin import ensure_topics, prepare_worker_topics
 from tests.bench.brokers import BenchBroker, bench_broker, logweave_env
-from tests.bench.measure import Row, cpu_seconds, cpu_split, peak_rss_mib, scrape_metric, table
+from tests.bench.measure import Row, ScrapePacer, cpu_seconds, cpu_split, peak_rss_mib, scrape_metric, table
 from tests.support.processes import ManagedProcess, file_collector, wait_http_ok_in_thread, worker
 
 BASE_NS = 1_749_543_941_000_000_000
@@ -96,14 +96,16 @@ async def raw_limit(bootstrap: str, lines: int, prefix: str = "") -> tuple[Row, 
 
 
 async def traces_closed(port: int, traces: int, worker_proc: ManagedProcess, timeout: float = 120) -> None:
-    """Wait until the worker's metrics count `traces` closed traces."""
+    """Wait until the worker's metrics count `traces` closed traces, scraping them as ScrapePacer says (the
+    worker answers each scrape inside the CPU window this measures)."""
     started = time.perf_counter()
+    pacer = ScrapePacer(traces)
     while (closed := await asyncio.to_thread(scrape_metric, port, "logweave_traces_closed_total")) < traces:
         if not worker_proc.alive():
             raise RuntimeError(f"the worker died:\n{worker_proc.log_tail()}")
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"the worker closed {closed:.0f} of {traces} traces in {timeout:g} s")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(pacer.pause(closed))
 
 
 def sink_line_count(out: Path) -> int:
