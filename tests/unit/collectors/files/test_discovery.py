@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collectors.files import discovery
@@ -107,6 +107,8 @@ OPERATIONS = st.lists(st.tuples(st.sampled_from(["pod", "container", "log", "rot
 
 @settings(max_examples=40, deadline=None)
 @given(operations=OPERATIONS)
+# a link made to a target that an earlier retarget turned into a file (found by this test in CI's shape)
+@example(operations=[("pod", 0, 0), ("pod", 1, 0), ("link", 0, 0), ("retarget", 0, 0), ("link", 1, 0)])
 def test_a_scan_with_kept_listings_finds_what_a_fresh_scan_finds(operations: list[tuple[str, int, int]]) -> None:
     """Each scan with a ListingCache equals a scan without one, however the tree changed in between.
     SETTLED_NS is 0 here so that every listing is kept and reused whenever its directory's stat is
@@ -139,8 +141,9 @@ def test_a_scan_with_kept_listings_finds_what_a_fresh_scan_finds(operations: lis
                 shutil.rmtree(container)
             elif operation == "link" and pod.is_dir() and not os.path.lexists(container):
                 target = root / f"target{container_index}"
-                target.mkdir(exist_ok=True)
-                (target / "0.log").write_bytes(b"linked\n")
+                if not target.is_file():  # a retargeted target is a file: the new link points at it as it is
+                    target.mkdir(exist_ok=True)
+                    (target / "0.log").write_bytes(b"linked\n")
                 container.symlink_to(target)
             elif operation == "retarget" and (root / f"target{container_index}").is_dir():
                 target = root / f"target{container_index}"  # its symlink's directory does not change
