@@ -198,12 +198,21 @@ class RawBatch:
                 {"v": RAW_BATCH_VERSION, "t": "raw", "ct": self.collected_ns,
                  "segs": [{"src": seg.source, "sid": seg.stream_id, "lines": seg.lines} for seg in segments]}
             )
+        # One join of every part: joining each segment and then the segments copied every line three times
+        # (~1 us a segment; a live node's record carries a segment per file written since the last pass).
         dumps = orjson.dumps
-        parts = [segment_head(seg.source, seg.stream_id) + b",".join(seg.wire.pieces) + b"]}"
-                 if seg.wire is not None else
-                 b'{"src":%s,"sid":%s,"lines":[%s]}' % (dumps(seg.source), dumps(seg.stream_id), dumps(seg.lines)[1:-1])
-                 for seg in segments]
-        return b'{"v":%d,"t":"raw","ct":%d,"segs":[%s]}' % (RAW_BATCH_VERSION, self.collected_ns, b",".join(parts))
+        parts = [b'{"v":%d,"t":"raw","ct":%d,"segs":[' % (RAW_BATCH_VERSION, self.collected_ns)]
+        add = parts.append
+        for seg in segments:
+            if seg.wire is not None:
+                add(segment_head(seg.source, seg.stream_id))
+                add(b",".join(seg.wire.pieces))
+                add(b"]},")
+            else:
+                add(b'{"src":%s,"sid":%s,"lines":[%s]},' % (dumps(seg.source), dumps(seg.stream_id),
+                                                          dumps(seg.lines)[1:-1]))
+        parts[-1] = parts[-1][:-1] + b"]}"  # the last segment's comma closes the record instead
+        return b"".join(parts)
 
 
 def decode_raw_chunks(data: bytes) -> list[RawChunk]:
