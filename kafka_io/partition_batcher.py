@@ -112,10 +112,12 @@ class PartitionBatcher:
         """Whether `publish` would return without waiting (no closed batches waiting for the publisher)."""
         return self._room.is_set()
 
-    def publish_nowait(self, chunk: RawChunk, text_size: int | None, on_settled: Settled) -> asyncio.Future[ChunkAck]:
-        """`publish` for a caller that cannot wait, after it saw `has_room`. `on_settled` is called with the
-        returned future once it is done: the callers of a batch are told in turn by one callback, not a
-        loop callback each (hundreds of streams a tick go into a few batches)."""
+    def publish_nowait(self, chunk: RawChunk, text_size: int | None,
+                       on_settled: Settled | None = None) -> asyncio.Future[ChunkAck]:
+        """`publish` for a caller that cannot wait, or need not, after it saw `has_room`: no coroutine per
+        chunk. `on_settled`, if given, is called with the returned future once it is done: the callers of a
+        batch are told in turn by one callback, not a loop callback each (hundreds of streams a tick go into
+        a few batches)."""
         return self._add(chunk, text_size, on_settled)
 
     def _add(self, chunk: RawChunk, text_size: int | None,
@@ -252,7 +254,7 @@ class ImmediateChunkSink(Protocol):
     def has_room(self) -> bool: ...
 
     def publish_nowait(self, chunk: RawChunk, text_size: int | None,
-                       on_settled: Settled) -> asyncio.Future[ChunkAck]: ...
+                       on_settled: Settled | None = None) -> asyncio.Future[ChunkAck]: ...
 
 
 class ChunkSink(Protocol):

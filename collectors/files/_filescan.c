@@ -20,6 +20,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #define NS 1000000000LL
 
@@ -174,6 +176,49 @@ PyDoc_STRVAR(cri_wire_doc,
              "past one chunk (the collector's rule: at most `max_lines` lines, and no line after the text plus 48\n"
              "bytes per line reached `max_bytes`). `at` is where it stopped.");
 
+/* cri_wire's loop: the common lines of buf[start:stop] appended to `out` in the wire encoding (`*count` lines,
+ * `*chars` characters of text); returns where it stopped. `*failed` is set when memory ran out. */
+static Py_ssize_t wire_scan(const unsigned char *buf, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t base,
+                            Py_ssize_t room, Py_ssize_t max_lines, Py_ssize_t max_bytes, Out *out,
+                            Py_ssize_t *count_out, Py_ssize_t *chars_out, int *failed) {
+    Py_ssize_t at = start, count = 0, chars = 0, budget = 0;
+    while (at < stop && count < max_lines && (count == 0 || budget < max_bytes)) {
+        const unsigned char *line = buf + at;
+        int is_stderr;
+        int64_t ns;
+        Py_ssize_t len = next_common(buf, at, stop, room, &is_stderr, &ns);
+        if (len < 0) break;
+        Py_ssize_t size = len - 40;
+        /* `,[<position>,"<text>","stdout",<ns>,0]`: 1 + 1 + 20 + 2 + 6 * size + 11 + 20 + 3 bytes at most */
+        if (!reserve(out, 6 * size + 64)) {
+            *failed = 1;
+            break;
+        }
+        Py_ssize_t mark = out->used;
+        if (count)
+            put(out, ",[", 2);
+        else
+            put(out, "[", 1);
+        put_int(out, (long long)(base + at));
+        put(out, ",\"", 2);
+        Py_ssize_t n = escape_utf8(line + 40, size, out);
+        if (n < 0) {
+            out->used = mark; /* not UTF-8: the reference's line */
+            break;
+        }
+        put(out, is_stderr ? "\",\"stderr\"," : "\",\"stdout\",", 11);
+        put_int(out, (long long)ns);
+        put(out, ",0]", 3);
+        count++;
+        chars += n;
+        budget += n + 48;
+        at += len + 1;
+    }
+    *count_out = count;
+    *chars_out = chars;
+    return at;
+}
+
 static PyObject *cri_wire(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t start, stop, base, room, max_lines, max_bytes;
@@ -183,43 +228,11 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "start and stop must lie within the buffer");
         return NULL;
     }
-    const unsigned char *buf = view.buf;
-    Py_ssize_t at = start, count = 0, chars = 0, budget = 0;
     char stack[STACK_OUT];
     Out out = {stack, 0, STACK_OUT, NULL};
+    Py_ssize_t count, chars;
     int failed = 0;
-    while (at < stop && count < max_lines && (count == 0 || budget < max_bytes)) {
-        const unsigned char *line = buf + at;
-        int is_stderr;
-        int64_t ns;
-        Py_ssize_t len = next_common(buf, at, stop, room, &is_stderr, &ns);
-        if (len < 0) break;
-        Py_ssize_t size = len - 40;
-        /* `,[<position>,"<text>","stdout",<ns>,0]`: 1 + 1 + 20 + 2 + 6 * size + 11 + 20 + 3 bytes at most */
-        if (!reserve(&out, 6 * size + 64)) {
-            failed = 1;
-            break;
-        }
-        Py_ssize_t mark = out.used;
-        if (count)
-            put(&out, ",[", 2);
-        else
-            put(&out, "[", 1);
-        put_int(&out, (long long)(base + at));
-        put(&out, ",\"", 2);
-        Py_ssize_t n = escape_utf8(line + 40, size, &out);
-        if (n < 0) {
-            out.used = mark; /* not UTF-8: the reference's line */
-            break;
-        }
-        put(&out, is_stderr ? "\",\"stderr\"," : "\",\"stdout\",", 11);
-        put_int(&out, (long long)ns);
-        put(&out, ",0]", 3);
-        count++;
-        chars += n;
-        budget += n + 48;
-        at += len + 1;
-    }
+    Py_ssize_t at = wire_scan(view.buf, start, stop, base, room, max_lines, max_bytes, &out, &count, &chars, &failed);
     PyBuffer_Release(&view);
     if (failed) {
         PyMem_Free(out.heap);
@@ -231,9 +244,86 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
     return Py_BuildValue("nNnn", at, data, count, chars);
 }
 
+PyDoc_STRVAR(visit_doc,
+             "visit(fd, offset, tail, room, max_lines, max_bytes, limit) -> int | tuple | None\n\n"
+             "A visit of a followed CRI file read up to `offset`, whose last bytes read are `tail` (non-empty), in\n"
+             "one call: what TailedFile.check_truncation and then TailedFile.take_prefetched do in the usual case.\n"
+             "It takes the file's size (lseek); when it is `offset`, returns it (nothing new). When the file grew\n"
+             "by at most `limit` bytes, it reads `tail` and the new bytes (one pread); if `tail` is still there\n"
+             "and the new bytes are whole common lines within one chunk (cri_wire's `room`, `max_lines`,\n"
+             "`max_bytes`), returns (size, data, count, chars, new tail): cri_wire's encoding of them and the\n"
+             "last len(tail) + new bytes' last TAIL bytes (at most 64) read. Anything else (the file shrank or\n"
+             "changed before `offset`, grew by more, ends in a partial line, holds a line the scan leaves to the\n"
+             "reference) returns None, having changed nothing: the caller's general path takes the visit.");
+
+#define VISIT_TAIL 64 /* tailer.TAIL_BYTES */
+
+static PyObject *visit(PyObject *self, PyObject *args) {
+    int fd;
+    Py_ssize_t offset, room, max_lines, max_bytes, limit;
+    Py_buffer tail;
+    if (!PyArg_ParseTuple(args, "iny*nnnn", &fd, &offset, &tail, &room, &max_lines, &max_bytes, &limit)) return NULL;
+    Py_ssize_t keep = tail.len;
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0) {
+        PyBuffer_Release(&tail);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_ssize_t size = (Py_ssize_t)end;
+    if (size == offset) {
+        PyBuffer_Release(&tail);
+        return PyLong_FromSsize_t(size);
+    }
+    Py_ssize_t fresh = size - offset, want = keep + fresh;
+    if (size < offset || fresh > limit || keep == 0 || keep > offset || keep > VISIT_TAIL) {
+        PyBuffer_Release(&tail);
+        Py_RETURN_NONE;
+    }
+    char stack_in[STACK_OUT];
+    unsigned char *buf = want <= STACK_OUT ? (unsigned char *)stack_in : PyMem_Malloc((size_t)want);
+    if (buf == NULL) {
+        PyBuffer_Release(&tail);
+        return PyErr_NoMemory();
+    }
+    ssize_t got;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        got = pread(fd, buf, (size_t)want, (off_t)(offset - keep));
+    } while (got < 0 && errno == EINTR);
+    Py_END_ALLOW_THREADS
+    int same = got == want && memcmp(buf, tail.buf, (size_t)keep) == 0;
+    PyBuffer_Release(&tail);
+    PyObject *result = NULL;
+    if (got < 0) {
+        result = PyErr_SetFromErrno(PyExc_OSError);
+    } else if (!same) {
+        result = Py_NewRef(Py_None); /* shrank or changed since the size was taken: the general path looks */
+    } else {
+        char stack_out[STACK_OUT];
+        Out out = {stack_out, 0, STACK_OUT, NULL};
+        Py_ssize_t count, chars;
+        int failed = 0;
+        Py_ssize_t at = wire_scan(buf, keep, want, offset - keep, room, max_lines, max_bytes, &out, &count, &chars,
+                                  &failed);
+        if (failed) {
+            result = PyErr_NoMemory();
+        } else if (at != want) {
+            result = Py_NewRef(Py_None);
+        } else {
+            Py_ssize_t last = want < VISIT_TAIL ? want : VISIT_TAIL;
+            result = Py_BuildValue("ny#nny#", size, out.data, out.used, count, chars,
+                                   (const char *)buf + want - last, last);
+        }
+        PyMem_Free(out.heap);
+    }
+    if (buf != (unsigned char *)stack_in) PyMem_Free(buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"cri_lines", cri_lines, METH_VARARGS, cri_lines_doc},
     {"cri_wire", cri_wire, METH_VARARGS, cri_wire_doc},
+    {"visit", visit, METH_VARARGS, visit_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -38,11 +38,12 @@ from collectors.multiline import MultilineJoiner, rule_for
 from core.models import RawChunk, RawLine, WireLines
 from core.rule_settings import MultilineSettings
 from core.settings import CollectorSettings
-from kafka_io.partition_batcher import ChunkSink
+from kafka_io.partition_batcher import ChunkSink, ImmediateChunkSink
 from kafka_io.publisher import ChunkAck
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
+InFlight = tuple["asyncio.Future[ChunkAck]", int, int, TailedFile]  # see FileCollector.acks
 PASS_BYTES = 4 * 1024 * 1024  # read at most this much of one file per pass (fairness across files)
 CHECKPOINT_REFRESH = 60.0  # seconds: an unchanged checkpoint file is still rewritten this often
 STORED_CHUNKS = 256  # acknowledged chunks remembered per file, to re-send those a broker lost
@@ -56,6 +57,9 @@ class FileCollector:
         self.settings = settings
         self.multiline_rules = multiline.rules if multiline is not None else []
         self.publisher = publisher
+        # a sink that takes a chunk without a coroutine while it has room (PartitionBatcher): a visit's one chunk
+        # is then handed over without an await, which cost about as much as the rest of handing it over
+        self.immediate = publisher if isinstance(publisher, ImmediateChunkSink) else None
         self.metrics = metrics
         self.store = FileCheckpointStore(settings.checkpoint_dir)
         self.first_start = not self.store.path.exists()
@@ -64,7 +68,8 @@ class FileCollector:
         self.checkpoints = self.store.load()
         self.persisted = set(self.checkpoints)  # stream ids in the checkpoint file
         self.files: dict[Key, TailedFile] = {}
-        self.acks: dict[str, deque[tuple[asyncio.Future[ChunkAck], int, int]]] = {}  # (ack, resume offset, lines)
+        # per stream: (ack, resume offset, lines, the file that sent them) of each chunk in flight, in send order
+        self.acks: dict[str, deque[InFlight]] = {}
         self.stored: dict[str, deque[tuple[ChunkAck, int]]] = {}  # acked chunks: (where, checkpoint before it)
         self.recoveries_seen = 0
         self.finished: dict[Key, int] = {}  # rotated files read to the end (or skipped): size when decided
@@ -240,6 +245,17 @@ class FileCollector:
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
         """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
+        start = tailed.read_offset
+        appended = tailed.take_appended(self.settings.chunk_lines, self.settings.chunk_bytes)
+        if appended is not None:  # the usual visit, in one step: a few whole common lines, or nothing
+            tailed.needs_read = False  # what follows is the general path's, for a file read to its end
+            if appended.count:
+                self.lines_in_pass += appended.count
+                await self._publish_wire(tailed, appended, tailed.read_offset)
+            if tailed.lag_reported:
+                self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
+                tailed.lag_reported = 0
+            return tailed.read_offset - start
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
@@ -332,7 +348,7 @@ class FileCollector:
         self.metrics.lag_bytes.remove(str(tailed.path))
         log.info("released %s after reading it to the end", tailed.path)
 
-    def _known_in_flight(self, sid: str) -> deque[tuple[asyncio.Future[ChunkAck], int, int]] | None:
+    def _known_in_flight(self, sid: str) -> deque[InFlight] | None:
         """The acks awaited for stream `sid` when it is already on disk, with nothing to save first (the
         usual case, answered without a coroutine); None when `_in_flight` must make it known."""
         if sid not in self.persisted or sid not in self.checkpoints:
@@ -342,7 +358,7 @@ class FileCollector:
             pending = self.acks[sid] = deque()
         return pending
 
-    async def _in_flight(self, tailed: TailedFile) -> deque[tuple[asyncio.Future[ChunkAck], int, int]]:
+    async def _in_flight(self, tailed: TailedFile) -> deque[InFlight]:
         """The acks awaited for `tailed`'s stream, which is made known first (a restart must find it)."""
         sid = tailed.stream_id
         known = self._known_in_flight(sid)
@@ -369,7 +385,7 @@ class FileCollector:
         if len(lines) <= max_lines and sum([len(line[1]) for line in lines]) + 48 * len(lines) <= max_bytes:
             chunk = RawChunk(tailed.source, sid, time.time_ns(), lines)  # the usual case: one chunk
             pending.append((await self.publisher.publish(chunk), tailed.safe_offset if end is None else end,
-                            len(lines)))
+                            len(lines), tailed))
             return
         start = 0
         while start < len(lines):
@@ -380,7 +396,7 @@ class FileCollector:
             resume = (tailed.safe_offset if end is None else end) if stop >= len(lines) \
                 else tailed.resume_at(int(lines[stop][0]))
             chunk = RawChunk(tailed.source, sid, time.time_ns(), lines[start:stop])
-            pending.append((await self.publisher.publish(chunk), resume, stop - start))
+            pending.append((await self.publisher.publish(chunk), resume, stop - start, tailed))
             start = stop
 
     async def _publish_blocks(self, tailed: TailedFile, blocks: list[Block]) -> None:
@@ -423,7 +439,11 @@ class FileCollector:
         if pending is None:
             pending = await self._in_flight(tailed)
         chunk = RawChunk(tailed.source, sid, time.time_ns(), wire=lines)
-        pending.append((await self.publisher.publish(chunk), end, lines.count))
+        immediate = self.immediate
+        if immediate is not None and immediate.has_room:
+            pending.append((immediate.publish_nowait(chunk, lines.size), end, lines.count, tailed))
+        else:  # waits while the batches closed before wait for the publisher (backpressure)
+            pending.append((await self.publisher.publish(chunk), end, lines.count, tailed))
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
@@ -432,9 +452,11 @@ class FileCollector:
         for sid, pending in list(self.acks.items()):  # a truncated generation's acks too (copytruncate)
             if pending and not pending[0][0].done():
                 continue  # the usual case on a busy node: nothing acknowledged since the last pass
-            if following is None:
-                following = {t.stream_id: t for t in self.files.values()}
-            tailed = following.get(sid)
+            tailed: TailedFile | None = pending[0][3] if pending else None
+            if tailed is None or tailed.stream_id != sid:  # a truncated generation's: the copy continues it, if any
+                if following is None:
+                    following = {t.stream_id: t for t in self.files.values()}
+                tailed = following.get(sid)
             entry = self.checkpoints.get(sid, {})
             offset = entry.get("offset", 0)
             if type(offset) is not int:
@@ -442,7 +464,7 @@ class FileCollector:
             moved = False
             stored: deque[tuple[ChunkAck, int]] | None = None
             while pending and pending[0][0].done():
-                fut, resume, count = pending.popleft()
+                fut, resume, count, _ = pending.popleft()
                 try:
                     ack = fut.result()
                 except BaseException:  # the send failed (its error is stored in the future), or was given up

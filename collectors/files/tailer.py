@@ -67,7 +67,7 @@ class _Pending:
     flags: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TailedFile:
     """An open file being followed, identified by device, inode and first-line fingerprint."""
 
@@ -349,6 +349,39 @@ class TailedFile:
             self._resumes = {}
         self._keep_tail(data)
         return WireLines([wire], count, size)
+
+    def take_appended(self, max_lines: int, max_bytes: int) -> WireLines | None:
+        """check_truncation, then take_prefetched, in one C call (collectors/files/_filescan.c, `visit`), for the
+        visit those two end with nothing changed but the lines taken: the file unchanged, or grown by whole
+        common lines (at most one chunk's worth, `max_lines` / `max_bytes`, and PREFETCH_BYTES) after the bytes
+        read last, which are still there. None, with nothing changed, when they must take the visit (the
+        file shrank or changed before the read offset, a partial or uncommon line, more than a chunk, nothing
+        read yet, anything take_prefetched declines, no C scan).
+
+        A node of many slow writers visits a file per line or two: the truncation check's and take_prefetched's
+        Python steps cost more than the file's lseek, pread and scan."""
+        if (self._pending or self._leftover or self._discard_from is not None or self.joiner is not None
+                or self.rotated_at is not None or not self.fingerprint or self.fmt != "cri" or not self._tail
+                or self._tail_at != self.read_offset):
+            return None
+        scan = native_module("file_scan")
+        if scan is None:
+            return None
+        found = scan.visit(self.fd, self.read_offset, self._tail, self.max_line_bytes, max_lines, max_bytes,
+                           PREFETCH_BYTES)
+        if found is None:
+            return None
+        self._prefetch, self._prefetch_at = b"", -1
+        self.at_end = True
+        if self._resumes:
+            self._resumes = {}
+        if type(found) is int:
+            self.size_seen = found
+            return WireLines([], 0, 0)
+        size, wire, count, chars, tail = found
+        self.size_seen = self.read_offset = self._tail_at = size
+        self._tail = tail
+        return WireLines([wire], count, chars)
 
     def _read(self, budget: int) -> tuple[bytes, int, int, int] | None:
         """Read up to `budget` new bytes: (buffer, start, stop, base) with buffer[start:stop] the complete

@@ -112,6 +112,23 @@ def follow_three(tmp_path: Path) -> tuple[list[Path], CollectorSettings, FakePub
     return paths, settings, publisher, FileCollector(settings, publisher, FileMetrics())
 
 
+def record_looks(monkeypatch: Any) -> list[str]:
+    """The paths of the files each visit looks at from now on, in order: a visit looks with
+    TailedFile.take_appended (one C call taking the size) and, when that leaves the visit to the general
+    path, with TailedFile.size."""
+    looked_at: list[str] = []
+
+    def spy(looked: Any) -> Any:
+        def look(self: TailedFile, *args: Any) -> Any:
+            looked_at.append(str(self.path))
+            return looked(self, *args)
+        return look
+
+    for name in ("size", "take_appended"):
+        monkeypatch.setattr(TailedFile, name, spy(getattr(TailedFile, name)))
+    return looked_at
+
+
 def published_paths(publisher: FakePublisher, since: int) -> list[str]:
     return [chunk.source["path"] for chunk in publisher.chunks[since:]]
 
@@ -121,9 +138,7 @@ async def test_a_pass_given_the_modified_paths_looks_only_at_those_files(tmp_pat
     collector.apply_scan(discover(settings.paths, []))
     await collector.pump(set())  # new files are read without being reported written
     assert sorted(published_paths(publisher, 0)) == sorted(map(str, paths))
-    looked_at: list[str] = []
-    size = TailedFile.size
-    monkeypatch.setattr(TailedFile, "size", lambda self: looked_at.append(str(self.path)) or size(self))
+    looked_at = record_looks(monkeypatch)
 
     write(paths[1], 1, 2)
     write(paths[2], 1, 2)  # written too, but not reported: this pass leaves it alone

@@ -23,11 +23,10 @@ from collectors.files.discovery import ListingCache, discover
 from collectors.files.inotify import DirectoryWatcher
 from collectors.files.metrics import FileMetrics
 from collectors.files.service import _follow
-from collectors.files.tailer import TailedFile
 from core.settings import load_settings
 from kafka_io.publisher import ChunkAck
 from tests.support.polling import wait_for
-from tests.unit.collectors.files.test_collector import FakePublisher, start, write
+from tests.unit.collectors.files.test_collector import FakePublisher, record_looks, start, write
 
 
 def test_importing_the_file_collector_loads_no_faust() -> None:
@@ -50,9 +49,7 @@ async def follow_for_a_while(tmp_path: Path, watcher: DirectoryWatcher, monkeypa
                                                     "rescan_interval": "1h"})
     publisher = FakePublisher()
     collector = FileCollector(settings.collector, publisher, FileMetrics())
-    looked_at: list[str] = []
-    size = TailedFile.size
-    monkeypatch.setattr(TailedFile, "size", lambda self: looked_at.append(str(self.path)) or size(self))
+    looked_at = record_looks(monkeypatch)
     stop = asyncio.Event()
     task = asyncio.create_task(_follow(collector, watcher, settings, stop))
     try:

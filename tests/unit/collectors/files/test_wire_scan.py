@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from collectors.files.collector import FileCollector
 from collectors.files.discovery import discover
 from collectors.files.metrics import FileMetrics
+from collectors.files.tailer import PREFETCH_BYTES, TailedFile
 from core.models import RawBatch, WireLines, wire_lines
 from core.settings import load_settings
 from kafka_io.partition_batcher import PartitionBatcher
@@ -273,3 +274,87 @@ def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_i
     path.write_bytes(FIRST + other + line * 2)
     assert tailed.check_truncation() is True
     assert tailed.take_prefetched(1000, 1 << 20) is None and tailed.read_offset == 0
+
+
+def visit_state(tailed: TailedFile) -> tuple[Any, ...]:
+    """What a visit leaves in a followed file that the next one reads."""
+    return (tailed.read_offset, tailed.size_seen, tailed.at_end, tailed._tail, tailed._tail_at, tailed._prefetch,
+            tailed._prefetch_at, tailed.generation, tailed.fingerprint, tailed._leftover, dict(tailed._resumes))
+
+
+def general_visit(tailed: TailedFile, max_lines: int, max_bytes: int) -> list[Any]:
+    """A visit as FileCollector._pump_file takes it without the one-step read: the truncation check, then
+    take_prefetched, else read_blocks to the end (what each block holds, and where it resumes)."""
+    truncated = tailed.check_truncation()
+    appended = tailed.take_prefetched(max_lines, max_bytes)
+    if appended is not None:
+        return [truncated, "one step", appended.pieces, appended.count, appended.size]
+    blocks: list[Any] = [truncated]
+    while read := tailed.read_blocks(max_lines, max_bytes):
+        blocks += [(b.lines.pieces, b.lines.count, b.lines.size) if isinstance(b.lines, WireLines) else b.lines
+                   for b in read]
+        blocks += [b.resume for b in read]
+        if tailed.at_end:
+            break
+    return blocks
+
+
+changes = st.one_of(
+    st.lists(common_lines, min_size=1, max_size=5).map(lambda ls: ("append", b"".join(line + b"\n" for line in ls))),
+    st.lists(any_lines, min_size=1, max_size=3).map(lambda ls: ("append", b"".join(line + b"\n" for line in ls))),
+    common_lines.map(lambda line: ("append", line[:45])),  # a partial line: its end comes with the next change
+    st.just(("append", b"")),  # nothing written between two visits
+    st.integers(0, 120).map(lambda keep: ("rewrite", keep)))  # copytruncate and regrown, same first line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(changes, min_size=1, max_size=12), st.integers(1, 6), st.integers(1, 600))
+def test_the_one_step_visit_leaves_what_the_truncation_check_and_take_prefetched_leave(
+        steps: list[tuple[str, Any]], max_lines: int, max_bytes: int) -> None:
+    """TailedFile.take_appended (the C `visit`) against the two Python steps it stands for, over any sequence of
+    appends, partial lines, lines the scan leaves to the reference and copytruncates regrown past the offset:
+    where it takes the visit it returns what they return and leaves the file as they leave it; where it
+    declines, it changed nothing, and the general path that follows gives what it gives alone."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "0.log"
+        path.write_bytes(FIRST)
+        one_step, reference = follow(path, 1000, multiline=False), follow(path, 1000, multiline=False)
+        try:
+            for kind, value in steps:
+                if kind == "append":
+                    with open(path, "ab") as handle:
+                        handle.write(value)
+                else:  # the same first line, then other bytes: the bytes read last are no longer there
+                    data = path.read_bytes()
+                    path.write_bytes(FIRST + b"-" * value + data[len(FIRST) + value:] + b"\n")
+                before = visit_state(one_step)
+                taken = one_step.take_appended(max_lines, max_bytes)
+                expected = general_visit(reference, max_lines, max_bytes)
+                if taken is None:
+                    assert visit_state(one_step) == before
+                    assert general_visit(one_step, max_lines, max_bytes) == expected
+                else:
+                    assert [False, "one step", taken.pieces, taken.count, taken.size] == expected
+                assert visit_state(one_step) == visit_state(reference)
+        finally:
+            one_step.close()
+            reference.close()
+
+
+def test_the_one_step_visit_takes_the_usual_visits_and_declines_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    path.write_bytes(FIRST)
+    tailed = follow(path, 1000, multiline=False)
+    assert tailed.take_appended(1000, 1 << 20) is None  # nothing read yet: no bytes to check
+    assert len(tailed.read_blocks(1000, 1 << 20)) == 1
+    nothing = tailed.take_appended(1000, 1 << 20)
+    assert nothing is not None and nothing.count == 0 and tailed.read_offset == len(FIRST)
+    line = STAMP + b' stdout F {"msg": "caf\xc3\xa9"}\n'
+    with open(path, "ab") as handle:
+        handle.write(line * 2)
+    taken = tailed.take_appended(1000, 1 << 20)
+    assert taken is not None and taken.count == 2 and tailed.read_offset == len(FIRST) + 2 * len(line)
+    with open(path, "ab") as handle:
+        handle.write(line * (PREFETCH_BYTES // len(line) + 1))  # more than one look reads
+    assert tailed.take_appended(1 << 20, 1 << 30) is None and tailed.read_offset == len(FIRST) + 2 * len(line)
+    tailed.close()
