@@ -225,6 +225,7 @@ class FileCollector:
             visit = [(key, tailed) for key, tailed in self.files.items()
                      if tailed.real_path in modified or tailed.needs_read or tailed.rotated_at is not None
                      or (tailed.joiner is not None and tailed.joiner.holding)]
+        chunk_lines, chunk_bytes = self.settings.chunk_lines, self.settings.chunk_bytes
         for key, tailed in visit:
             if (modified is not None and not tailed.needs_read and tailed.rotated_at is None
                     and tailed.real_path not in modified):
@@ -232,7 +233,20 @@ class FileCollector:
                 if due:
                     await self._publish(tailed, due)
                 continue
-            read = await self._pump_file(key, tailed, now)
+            start = tailed.read_offset
+            appended = tailed.take_appended(chunk_lines, chunk_bytes)
+            if appended is None:  # anything but the usual visit
+                read = await self._pump_file(key, tailed, now)
+            else:  # the usual visit, in one step (a few whole common lines, or nothing): no coroutine for it
+                read = tailed.read_offset - start
+                tailed.needs_read = False  # the rest is _pump_file's for a file read to its end, not rotated
+                if appended.count:
+                    self.lines_in_pass += appended.count
+                    if not self._sent_now(tailed, appended, tailed.read_offset):
+                        await self._publish_wire(tailed, appended, tailed.read_offset)
+                if tailed.lag_reported:
+                    self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
+                    tailed.lag_reported = 0
             if read:
                 total += read
                 self.fresh_in_pass += 1
@@ -244,18 +258,8 @@ class FileCollector:
         return total
 
     async def _pump_file(self, key: Key, tailed: TailedFile, now: float) -> int:
-        """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done."""
-        start = tailed.read_offset
-        appended = tailed.take_appended(self.settings.chunk_lines, self.settings.chunk_bytes)
-        if appended is not None:  # the usual visit, in one step: a few whole common lines, or nothing
-            tailed.needs_read = False  # what follows is the general path's, for a file read to its end
-            if appended.count:
-                self.lines_in_pass += appended.count
-                await self._publish_wire(tailed, appended, tailed.read_offset)
-            if tailed.lag_reported:
-                self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
-                tailed.lag_reported = 0
-            return tailed.read_offset - start
+        """Read what is new in one file (at most PASS_BYTES), flush due records, release it when done: a visit
+        that TailedFile.take_appended declined (pump takes the usual one)."""
         if tailed.check_truncation():  # acks of the previous generation still count (settle_acks)
             self.metrics.rotations.labels("truncate").inc()
             log.info("%s was truncated; reading generation %d from 0", tailed.path, tailed.generation)
@@ -434,16 +438,26 @@ class FileCollector:
 
     async def _publish_wire(self, tailed: TailedFile, lines: WireLines, end: int) -> None:
         """Send an encoded block as one chunk (the scan bounded it); reading resumes at `end` after it."""
+        if self._sent_now(tailed, lines, end):
+            return
+        pending = await self._in_flight(tailed)
+        chunk = RawChunk(tailed.source, tailed.stream_id, time.time_ns(), wire=lines)
+        # waits while the batches closed before wait for the publisher (backpressure)
+        pending.append((await self.publisher.publish(chunk), end, lines.count, tailed))
+
+    def _sent_now(self, tailed: TailedFile, lines: WireLines, end: int) -> bool:
+        """`_publish_wire` when it needs no wait: the stream is on disk and the sink has room (a visit's one
+        chunk, handed over without a coroutine). False, with nothing sent, when `_publish_wire` must wait."""
+        immediate = self.immediate
+        if immediate is None or not immediate.has_room:
+            return False
         sid = tailed.stream_id
         pending = self._known_in_flight(sid)
         if pending is None:
-            pending = await self._in_flight(tailed)
+            return False
         chunk = RawChunk(tailed.source, sid, time.time_ns(), wire=lines)
-        immediate = self.immediate
-        if immediate is not None and immediate.has_room:
-            pending.append((immediate.publish_nowait(chunk, lines.size), end, lines.count, tailed))
-        else:  # waits while the batches closed before wait for the publisher (backpressure)
-            pending.append((await self.publisher.publish(chunk), end, lines.count, tailed))
+        pending.append((immediate.publish_nowait(chunk, lines.size), end, lines.count, tailed))
+        return True
 
     def settle_acks(self) -> None:
         """Advance checkpoints through the acked prefix of each stream; rewind a stream whose send failed."""
