@@ -245,24 +245,23 @@ static PyObject *cri_wire(PyObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(visit_doc,
-             "visit(fd, offset, tail, room, max_lines, max_bytes, limit) -> int | tuple | None\n\n"
+             "visit(fd, offset, tail, room, max_lines, max_bytes, limit, tail_bytes) -> int | tuple | None\n\n"
              "A visit of a followed CRI file read up to `offset`, whose last bytes read are `tail` (non-empty), in\n"
              "one call: what TailedFile.check_truncation and then TailedFile.take_prefetched do in the usual case.\n"
              "It takes the file's size (lseek); when it is `offset`, returns it (nothing new). When the file grew\n"
              "by at most `limit` bytes, it reads `tail` and the new bytes (one pread); if `tail` is still there\n"
              "and the new bytes are whole common lines within one chunk (cri_wire's `room`, `max_lines`,\n"
              "`max_bytes`), returns (size, data, count, chars, new tail): cri_wire's encoding of them and the\n"
-             "last len(tail) + new bytes' last TAIL bytes (at most 64) read. Anything else (the file shrank or\n"
+             "last `tail_bytes` bytes of `tail` and the new bytes (the tail to keep). Anything else (the file shrank or\n"
              "changed before `offset`, grew by more, ends in a partial line, holds a line the scan leaves to the\n"
              "reference) returns None, having changed nothing: the caller's general path takes the visit.");
 
-#define VISIT_TAIL 64 /* tailer.TAIL_BYTES */
-
 static PyObject *visit(PyObject *self, PyObject *args) {
     int fd;
-    Py_ssize_t offset, room, max_lines, max_bytes, limit;
+    Py_ssize_t offset, room, max_lines, max_bytes, limit, tail_bytes;
     Py_buffer tail;
-    if (!PyArg_ParseTuple(args, "iny*nnnn", &fd, &offset, &tail, &room, &max_lines, &max_bytes, &limit)) return NULL;
+    if (!PyArg_ParseTuple(args, "iny*nnnnn", &fd, &offset, &tail, &room, &max_lines, &max_bytes, &limit, &tail_bytes))
+        return NULL;
     Py_ssize_t keep = tail.len;
     off_t end = lseek(fd, 0, SEEK_END);
     if (end < 0) {
@@ -275,7 +274,7 @@ static PyObject *visit(PyObject *self, PyObject *args) {
         return PyLong_FromSsize_t(size);
     }
     Py_ssize_t fresh = size - offset, want = keep + fresh;
-    if (size < offset || fresh > limit || keep == 0 || keep > offset || keep > VISIT_TAIL) {
+    if (size < offset || fresh > limit || keep == 0 || keep > offset || tail_bytes <= 0) {
         PyBuffer_Release(&tail);
         Py_RETURN_NONE;
     }
@@ -310,7 +309,7 @@ static PyObject *visit(PyObject *self, PyObject *args) {
         } else if (at != want) {
             result = Py_NewRef(Py_None);
         } else {
-            Py_ssize_t last = want < VISIT_TAIL ? want : VISIT_TAIL;
+            Py_ssize_t last = want < tail_bytes ? want : tail_bytes;
             result = Py_BuildValue("ny#nny#", size, out.data, out.used, count, chars,
                                    (const char *)buf + want - last, last);
         }

@@ -244,9 +244,8 @@ class FileCollector:
                     self.lines_in_pass += appended.count
                     if not self._sent_now(tailed, appended, tailed.read_offset):
                         await self._publish_wire(tailed, appended, tailed.read_offset)
-                if tailed.lag_reported:
-                    self.metrics.lag_bytes.labels(str(tailed.path)).set(0)
-                    tailed.lag_reported = 0
+                if tailed.lag_reported:  # read to its end: no lag
+                    self._report_lag(tailed, 0)
             if read:
                 total += read
                 self.fresh_in_pass += 1
@@ -297,8 +296,7 @@ class FileCollector:
         size = tailed.read_offset if at_end else tailed.size()
         lag = max(0, size - tailed.read_offset)
         if lag != tailed.lag_reported:
-            metrics.lag_bytes.labels(str(tailed.path)).set(lag)
-            tailed.lag_reported = lag
+            self._report_lag(tailed, lag)
         if (tailed.rotated_at is not None and now - tailed.rotated_at > self.settings.rotated_grace
                 and tailed.read_offset >= size and tailed.handoff is None):
             tailed.handed_over = True  # nothing continues its records any more
@@ -308,6 +306,11 @@ class FileCollector:
             elif not self.acks.get(tailed.stream_id):
                 self._release(key, tailed, size)
         return read
+
+    def _report_lag(self, tailed: TailedFile, lag: int) -> None:
+        """Set the file's lag gauge; callers set it only when it changed (a gauge per file, visited every pass)."""
+        self.metrics.lag_bytes.labels(str(tailed.path)).set(lag)
+        tailed.lag_reported = lag
 
     def watch_directories(self) -> set[str]:
         """Directories holding the followed files themselves (a symlink's target may lie elsewhere):

@@ -315,6 +315,12 @@ class TailedFile:
             blocks.append(Block(entries, self.resume_at(entries[0][0])))
         return blocks
 
+    def _one_step_possible(self) -> bool:
+        """Whether a visit may be taken in one step (take_prefetched, take_appended): no partial line or
+        over-long line held, no multiline rule, not rotated, a fingerprint, a CRI file."""
+        return not (self._pending or self._leftover or self._discard_from is not None or self.joiner is not None
+                    or self.rotated_at is not None or not self.fingerprint or self.fmt != "cri")
+
     def take_prefetched(self, max_lines: int, max_bytes: int) -> WireLines | None:
         """After check_truncation, a visit's usual case in one step: what it found appended (its prefetch) is
         whole common CRI lines, at most one chunk's worth (`max_lines` / `max_bytes` as read_blocks bounds
@@ -325,8 +331,7 @@ class TailedFile:
 
         On a node of many slow writers each visit brings a line or two, and read_blocks' steps (a read that
         finds its data prefetched, blocks, a kept rest) cost more than the read itself."""
-        if (self._pending or self._leftover or self._discard_from is not None or self.joiner is not None
-                or self.rotated_at is not None or not self.fingerprint or self.fmt != "cri"):
+        if not self._one_step_possible():
             return None
         if self.size_seen == self.read_offset:
             self.at_end = True
@@ -360,15 +365,13 @@ class TailedFile:
 
         A node of many slow writers visits a file per line or two: the truncation check's and take_prefetched's
         Python steps cost more than the file's lseek, pread and scan."""
-        if (self._pending or self._leftover or self._discard_from is not None or self.joiner is not None
-                or self.rotated_at is not None or not self.fingerprint or self.fmt != "cri" or not self._tail
-                or self._tail_at != self.read_offset):
+        if not self._tail or self._tail_at != self.read_offset or not self._one_step_possible():
             return None
         scan = native_module("file_scan")
         if scan is None:
             return None
         found = scan.visit(self.fd, self.read_offset, self._tail, self.max_line_bytes, max_lines, max_bytes,
-                           PREFETCH_BYTES)
+                           PREFETCH_BYTES, TAIL_BYTES)
         if found is None:
             return None
         self._prefetch, self._prefetch_at = b"", -1

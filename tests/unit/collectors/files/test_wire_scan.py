@@ -147,7 +147,8 @@ class Recorder:
         return False
 
 
-async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes: int) -> tuple[list[bytes], Any]:
+async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes: int,
+                  waiting_bytes: int = 1 << 30) -> tuple[list[bytes], Any]:
     """Run a FileCollector over one pod log written in `pieces`, every read of it a record: the records
     and the checkpoint it ends with."""
     settings_ = load_settings(environ={}, collector={"paths": [str(root / "pods" / "*" / "*" / "*.log")],
@@ -155,7 +156,7 @@ async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes
                                                      "chunk_lines": chunk_lines, "chunk_bytes": chunk_bytes}).collector
     path = root / "pods" / "ns_pod_uid" / "app" / "0.log"
     recorder = Recorder()
-    batcher = PartitionBatcher(recorder, 60.0, 10_000, 1 << 30)  # type: ignore[arg-type]
+    batcher = PartitionBatcher(recorder, 60.0, 10_000, 1 << 30, waiting_bytes)  # type: ignore[arg-type]
     collector = FileCollector(settings_, batcher, FileMetrics())
     try:
         for piece in pieces:
@@ -175,7 +176,8 @@ async def collect(root: Path, pieces: list[bytes], chunk_lines: int, chunk_bytes
         collector.close()
 
 
-def assert_same_as_the_python_path(pieces: list[bytes], chunk_lines: int, chunk_bytes: int) -> None:
+def assert_same_as_the_python_path(pieces: list[bytes], chunk_lines: int, chunk_bytes: int,
+                                   waiting_bytes: int = 1 << 30) -> None:
     """The collector's records and final checkpoint for a pod log written in `pieces`: the same with the C
     scan as on the Python path."""
     results = []
@@ -187,7 +189,7 @@ def assert_same_as_the_python_path(pieces: list[bytes], chunk_lines: int, chunk_
                 patch.setattr("collectors.files.collector.time.time_ns", lambda: 1_000_000)
                 if pure:
                     patch.setattr("collectors.files.tailer.native_module", lambda name: None)
-                results.append(asyncio.run(collect(root, pieces, chunk_lines, chunk_bytes)))
+                results.append(asyncio.run(collect(root, pieces, chunk_lines, chunk_bytes, waiting_bytes)))
     (records, checkpoint), (records_py, checkpoint_py) = results
     assert records == records_py
     assert checkpoint == checkpoint_py
@@ -225,6 +227,50 @@ def test_visits_of_whole_appended_lines_publish_what_the_python_path_does(writes
     (TailedFile.take_prefetched) and fall back for an uncommon line, a partial one or more than a chunk."""
     pieces = [FIRST] + [b"".join(line + b"\n" for line in lines_) for lines_ in writes]
     assert_same_as_the_python_path(pieces, chunk_lines, chunk_bytes)
+
+
+async def test_a_visit_waits_for_room_when_the_batcher_has_none(tmp_path: Path) -> None:
+    """Two files each appended a line, one pass: the first visit's chunk closes a batch that leaves the
+    batcher no room (max_lines 1, max_waiting_bytes 1), so the second visit's chunk is not handed over at
+    once but waits in `publish` as any chunk would; every line is sent once, in order, and both
+    checkpoints advance to the files' ends."""
+    paths = [tmp_path / "pods" / f"ns_pod{n}_uid" / "app" / "0.log" for n in range(2)]
+    for path in paths:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(FIRST)
+    settings_ = load_settings(environ={}, collector={"paths": [str(tmp_path / "pods" / "*" / "*" / "*.log")],
+                                                     "checkpoint_dir": str(tmp_path / "ckpt")}).collector
+    recorder = Recorder()
+    batcher = PartitionBatcher(recorder, 60.0, 1, 1 << 30, 1)  # type: ignore[arg-type]
+    waited: list[int] = []
+    publish = batcher.publish
+
+    async def counted(chunk: Any, text_size: int | None = None) -> Any:
+        waited.append(chunk.line_count)
+        return await publish(chunk, text_size)
+
+    batcher.publish = counted  # type: ignore[method-assign]
+    collector = FileCollector(settings_, batcher, FileMetrics())
+    try:
+        collector.apply_scan(discover(settings_.paths, []))
+        await collector.pump()  # the first lines: the streams are saved first, so these take `publish`
+        await batcher.stop()
+        collector.settle_acks()
+        waited.clear()
+        line = STAMP + b" stdout F appended\n"
+        for path in paths:
+            with open(path, "ab") as handle:
+                handle.write(line)
+        await collector.pump()
+        await batcher.stop()
+        collector.settle_acks()
+        assert waited == [1]  # the second visit's chunk waited for room; the first was handed over at once
+        sent = b"".join(recorder.records)
+        assert sent.count(b"appended") == 2 and sent.count(b"the first line") == 2
+        for tailed in collector.files.values():
+            assert collector.checkpoints[tailed.stream_id]["offset"] == len(FIRST) + len(line)
+    finally:
+        collector.close()
 
 
 def test_an_appended_run_of_common_lines_is_read_in_one_step_and_anything_else_is_left_to_the_general_path(
