@@ -44,15 +44,16 @@ static void init_byte_class(void) {
     for (int c = 0; c < 256; c++) byte_class[c] = c < 0x20 || c == '"' || c == '\\' ? 1 : c >= 0x80 ? 2 : 0;
 }
 
-/* Whether any of the 8 bytes at `p` is not plain ASCII to copy: below 0x20, `"`, `\`, or 0x80 and up.
- * (Each test is the classic "has a zero byte" word trick; exact as a yes or no.) */
-static inline int attention(const unsigned char *p) {
+/* Which of the 8 bytes at `p` are not plain ASCII to copy (below 0x20, `"`, `\`, or 0x80 and up): the high
+ * bit of each such byte's place. Each test is the classic "has a zero byte" word trick: exact as a yes or
+ * no, and for the first such byte (in memory order); a borrow may also mark a byte after it. */
+static inline uint64_t attention(const unsigned char *p) {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t x, quote, backslash;
     memcpy(&x, p, 8);
     quote = x ^ (ones * '"');
     backslash = x ^ (ones * '\\');
-    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & highs ? 1 : 0;
+    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & highs;
 }
 
 /* `text` (`n` bytes) as the body of a JSON string, escaped as orjson escapes it (`"`, `\`, and the
@@ -66,14 +67,23 @@ static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out)
     while (i < n) {
         Py_ssize_t end = n;
         if (i + 8 <= n) {
-            if (!attention(text + i)) { /* eight plain bytes at a time */
-                memcpy(w, text + i, 8);
+            uint64_t marked = attention(text + i);
+            memcpy(w, text + i, 8); /* (room for 6 bytes per byte left: what follows the plain ones is rewritten) */
+            if (!marked) { /* eight plain bytes at a time */
                 w += 8;
                 i += 8;
                 chars += 8;
                 continue;
             }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            int plain = __builtin_ctzll(marked) >> 3; /* the plain bytes before the first marked one: kept */
+            w += plain;
+            i += plain;
+            chars += plain;
+            end = i + 1; /* then that byte (or sequence) alone, and eight at a time again */
+#else
             end = i + 8; /* byte by byte through these eight (a sequence may reach past them) */
+#endif
         }
         while (i < end) {
             unsigned char c = text[i];
@@ -98,16 +108,30 @@ static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out)
 }
 
 /* `value` in decimal, as orjson writes an integer, appended to `out` (room reserved by the caller). */
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static void put_int(Out *out, long long value) {
     char digits[24];
-    int n = 0;
+    int n = 24; /* written from the end, two digits at a time: positions and timestamps have 19 */
     unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        unsigned pair = (unsigned)(v % 100);
+        v /= 100;
+        n -= 2;
+        memcpy(digits + n, DIGIT_PAIRS + 2 * pair, 2);
+    }
+    if (v >= 10) {
+        n -= 2;
+        memcpy(digits + n, DIGIT_PAIRS + 2 * v, 2);
+    } else {
+        digits[--n] = (char)('0' + v);
+    }
     if (value < 0) out->data[out->used++] = '-';
-    while (n) out->data[out->used++] = digits[--n];
+    memcpy(out->data + out->used, digits + n, (size_t)(24 - n));
+    out->used += 24 - n;
 }
 
 static void put(Out *out, const char *text, Py_ssize_t n) {

@@ -216,11 +216,10 @@ done:
  * UTF-8 bytes (scan's). No
  * object per line: a record of them costs no encoding of its lines either (core/models.py, WireLines).
  * None exactly when `scan` gives None. */
-static PyObject *scan_wire(PyObject *self, PyObject *args) {
-    Py_buffer view;
-    long long clock, index, last_position, skip;
-    if (!PyArg_ParseTuple(args, "y*LLLL", &view, &clock, &index, &last_position, &skip)) return NULL;
-    Walk w = {view.buf, view.len, 0, NULL, 0, clock, index, NULL, 0, 0, 0};
+/* scan_wire's work on `len` bytes at `buf`: its result, None, or NULL with an error set. */
+static PyObject *wire_block(const unsigned char *buf, Py_ssize_t len, long long clock, long long index,
+                            long long last_position, long long skip) {
+    Walk w = {buf, len, 0, NULL, 0, clock, index, NULL, 0, 0, 0};
     Py_ssize_t count = 0, chars = 0, size = 0;
     long long duplicates = 0, last_ts = -1;
     char stack[STACK_OUT];
@@ -262,7 +261,7 @@ static PyObject *scan_wire(PyObject *self, PyObject *args) {
         last_position = w.position;
         last_ts = w.ts;
     }
-    PyObject *data = PyBytes_FromStringAndSize(out.data, out.used);
+    PyObject *data = PyBytes_FromStringAndSize(out.used ? out.data : "", out.used);  /* (every line a duplicate) */
     if (data == NULL) goto done;
     if (last_ts >= 0)
         result = Py_BuildValue("(NnnnLLLLL)", data, count, chars, size, duplicates, w.clock, w.index,
@@ -275,6 +274,14 @@ none:
     result = Py_NewRef(Py_None);
 done:
     PyMem_Free(out.heap);
+    return result;
+}
+
+static PyObject *scan_wire(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    long long clock, index, last_position, skip;
+    if (!PyArg_ParseTuple(args, "y*LLLL", &view, &clock, &index, &last_position, &skip)) return NULL;
+    PyObject *result = wire_block(view.buf, view.len, clock, index, last_position, skip);
     PyBuffer_Release(&view);
     return result;
 }
@@ -287,31 +294,37 @@ done:
  * of a pod as a chunk of its own, so a tick's read holds dozens of chunks. `consumed` bytes of `data` are
  * used; `done` once the last (zero-size) chunk's line is read. None when anything is not well formed
  * (or a size line is longer than 1024 bytes, or a size over 2^60): the reference then says what. */
-static PyObject *dechunk(PyObject *self, PyObject *args) {
-    Py_buffer view;
+/* Where the body's pieces are in chunked data: (offset, length) pairs, from the decoder state `left`. */
+typedef struct {
+    Py_ssize_t *spans;  /* 2 * count offsets and lengths, on the heap (the caller frees) */
+    Py_ssize_t count, capacity, total, position;  /* pieces, room, body bytes, data used */
     long long left;
-    if (!PyArg_ParseTuple(args, "y*L", &view, &left)) return NULL;
-    const unsigned char *data = view.buf;
-    Py_ssize_t size = view.len, position = 0, total = 0;
-    int done = 0;
-    /* first pass: where the pieces of body are (bounded by the chunks in data) */
-    Py_ssize_t capacity = 64, count = 0;
-    Py_ssize_t *spans = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * capacity);
-    if (spans == NULL) { PyBuffer_Release(&view); return PyErr_NoMemory(); }
-    while (!done) {
+    int done;
+} Chunks;
+
+/* Fill `c` (left set by the caller) from data[0..size): 1, or 0 when the reference must run, -1 out of memory. */
+static int chunk_spans(const unsigned char *data, Py_ssize_t size, Chunks *c) {
+    long long left = c->left;
+    Py_ssize_t position = 0;
+    c->capacity = 64;
+    c->count = c->total = 0;
+    c->done = 0;
+    c->spans = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * c->capacity);
+    if (c->spans == NULL) return -1;
+    while (!c->done) {
         if (left > 0) {
             Py_ssize_t take = size - position < left ? size - position : (Py_ssize_t)left;
             if (take <= 0) break;
-            if (count == capacity) {
-                capacity *= 2;
-                Py_ssize_t *grown = PyMem_Realloc(spans, sizeof(Py_ssize_t) * 2 * capacity);
-                if (grown == NULL) { PyMem_Free(spans); PyBuffer_Release(&view); return PyErr_NoMemory(); }
-                spans = grown;
+            if (c->count == c->capacity) {
+                c->capacity *= 2;
+                Py_ssize_t *grown = PyMem_Realloc(c->spans, sizeof(Py_ssize_t) * 2 * c->capacity);
+                if (grown == NULL) return -1;
+                c->spans = grown;
             }
-            spans[2 * count] = position;
-            spans[2 * count + 1] = take;
-            count++;
-            total += take;
+            c->spans[2 * c->count] = position;
+            c->spans[2 * c->count + 1] = take;
+            c->count++;
+            c->total += take;
             position += take;
             left -= take;
             if (left == 0) left = -1;
@@ -323,54 +336,129 @@ static PyObject *dechunk(PyObject *self, PyObject *args) {
             eol = memchr(eol + 1, '\r', data + size - eol - 1);
         }
         if (eol == NULL) {
-            if (size - position > 1024) goto reference;
+            if (size - position > 1024) return 0;
             break;
         }
         Py_ssize_t line_end = eol - data;
         if (left == -1) {
-            if (line_end != position) goto reference;
+            if (line_end != position) return 0;
             position = line_end + 2;
             left = 0;
             continue;
         }
-        if (line_end - position > 1024) goto reference;
+        if (line_end - position > 1024) return 0;
         long long chunk = 0;
         Py_ssize_t i = position, hex = 0;
         while (i < line_end && data[i] == ' ') i++;
         for (; i < line_end; i++, hex++) {
-            unsigned char c = data[i];
-            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            unsigned char ch = data[i];
+            int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
             if (v < 0) break;
-            if (hex >= 15) goto reference;
+            if (hex >= 15) return 0;
             chunk = chunk * 16 + v;
         }
         while (i < line_end && (data[i] == ' ' || data[i] == '\t')) i++;
-        if (hex == 0 || (i < line_end && data[i] != ';')) goto reference;
+        if (hex == 0 || (i < line_end && data[i] != ';')) return 0;
         position = line_end + 2;
-        if (chunk == 0) { done = 1; break; }
+        if (chunk == 0) { c->done = 1; break; }
         left = chunk;
     }
-    PyObject *body = PyBytes_FromStringAndSize(NULL, total);
-    if (body == NULL) { PyMem_Free(spans); PyBuffer_Release(&view); return NULL; }
-    char *out = PyBytes_AS_STRING(body);
-    for (Py_ssize_t k = 0; k < count; k++) {
-        memcpy(out, data + spans[2 * k], spans[2 * k + 1]);
-        out += spans[2 * k + 1];
+    c->position = position;
+    c->left = left;
+    return 1;
+}
+
+/* Copy the pieces `c` found in `data` to `out` (c->total bytes). */
+static void join_spans(const unsigned char *data, const Chunks *c, char *out) {
+    for (Py_ssize_t k = 0; k < c->count; k++) {
+        memcpy(out, data + c->spans[2 * k], c->spans[2 * k + 1]);
+        out += c->spans[2 * k + 1];
     }
-    PyMem_Free(spans);
+}
+
+static PyObject *dechunk(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Chunks c = {NULL, 0, 0, 0, 0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*L", &view, &c.left)) return NULL;
+    PyObject *result = NULL;
+    int found = chunk_spans(view.buf, view.len, &c);
+    if (found < 0) {
+        PyErr_NoMemory();
+    } else if (found == 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        PyObject *body = PyBytes_FromStringAndSize(NULL, c.total);
+        if (body != NULL) {
+            join_spans(view.buf, &c, PyBytes_AS_STRING(body));
+            result = Py_BuildValue("NnLO", body, c.position, c.left, c.done ? Py_True : Py_False);
+        }
+    }
+    PyMem_Free(c.spans);
     PyBuffer_Release(&view);
-    return Py_BuildValue("NnLO", body, position, left, done ? Py_True : Py_False);
-reference:
-    PyMem_Free(spans);
+    return result;
+}
+
+/* dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> scan_wire's result
+ * with the decoder's new `left` appended, or None
+ *
+ * A polled log's usual tick in one call: `dechunk` of all of `data` (nothing held from before), then
+ * `scan_wire` of the body. It answers only when that is all there is to it: `data` is well-formed
+ * chunks to its last byte (a size line cut off at the end, or the last chunk, is for the reference), the
+ * body is 1 to `max_body` bytes of whole lines (it ends with a newline) and scan_wire answers for them.
+ * Otherwise None, with nothing changed: the caller takes `data` through BodyDecoder and the line splitter. */
+static PyObject *dechunk_scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    long long clock, index, last_position, skip;
+    Py_ssize_t max_body;
+    Chunks c = {NULL, 0, 0, 0, 0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*LLLLLn", &view, &c.left, &clock, &index, &last_position, &skip, &max_body))
+        return NULL;
+    PyObject *result = NULL, *scanned = NULL;
+    char stack[STACK_OUT];
+    char *body = stack;
+    int found = chunk_spans(view.buf, view.len, &c);
+    if (found < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (found == 0 || c.done || c.position != view.len || c.total == 0 || c.total > max_body) goto none;
+    if (c.total > STACK_OUT && (body = PyMem_Malloc(c.total)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    join_spans(view.buf, &c, body);
+    scanned = wire_block((const unsigned char *)body, c.total, clock, index, last_position, skip);
+    if (scanned == NULL) goto done;
+    if (scanned == Py_None) goto none;
+    PyObject *left = PyLong_FromLongLong(c.left);
+    if (left == NULL) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(scanned);
+    result = PyTuple_New(n + 1);
+    if (result == NULL) {
+        Py_DECREF(left);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(result, i, Py_NewRef(PyTuple_GET_ITEM(scanned, i)));
+    PyTuple_SET_ITEM(result, n, left);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(scanned);
+    if (body != stack) PyMem_Free(body);
+    PyMem_Free(c.spans);
     PyBuffer_Release(&view);
-    Py_RETURN_NONE;
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"scan_wire", scan_wire, METH_VARARGS,
      "scan_wire(block, clock_us, index, last_position, skip_before_ns) -> (data, count, chars, size, duplicates, "
      "clock_us, index, last_position, last_ts_ns | None) or None when the Python reference must run"},
+    {"dechunk_scan", dechunk_scan, METH_VARARGS,
+     "dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> scan_wire's result "
+     "and the decoder's new left, or None when the usual steps must run"},
     {"dechunk", dechunk, METH_VARARGS,
      "dechunk(data, left) -> (body, consumed, left, done) or None when the Python reference must run"},
     {"scan", scan, METH_VARARGS,

@@ -63,8 +63,35 @@ def take_wire(block: bytes, cursor: StreamCursor, scan: Callable[..., Any]) -> W
         out = scan(block, *cursor.scan_state())
     except OverflowError:  # a cursor past 64-bit integers: the reference has no such limit
         return None
-    if out is None:
+    return None if out is None else _advanced(out[:9], cursor)
+
+
+ChunkedWire = tuple[WireBlock, int]  # a body's lines and the chunked decoder's state after them
+
+
+def chunked_wire_taker(cursor: StreamCursor) -> Callable[[bytes, int, int], ChunkedWire | None] | None:
+    """For one stream: a tick's raw chunked bytes (`data`, from the decoder state `left`) dechunked and
+    scanned into their wire encoding in one C call (`dechunk_scan`), when the body is at most `max_body`
+    bytes of whole lines; None when the C scan is not built. The call gives None, nothing changed, for
+    anything else: the bytes then go through BodyDecoder, the line splitter and `wire_taker` as usual,
+    which give the same lines (tests/unit/collectors/pods/test_podscan.py)."""
+    fast = native_module("pod_lines")
+    if fast is None:
         return None
+    return functools.partial(take_chunked_wire, cursor=cursor, scan=fast.dechunk_scan)
+
+
+def take_chunked_wire(data: bytes, left: int, max_body: int, cursor: StreamCursor,
+                      scan: Callable[..., Any]) -> ChunkedWire | None:
+    try:
+        out = scan(data, left, *cursor.scan_state(), max_body)
+    except OverflowError:  # a cursor past 64-bit integers: the reference has no such limit
+        return None
+    return None if out is None else (_advanced(out[:9], cursor), out[9])
+
+
+def _advanced(out: tuple[Any, ...], cursor: StreamCursor) -> WireBlock:
+    """A wire scan's result as a WireBlock, the cursor moved past its lines."""
     data, count, chars, size, duplicates, clock, index, last_position, last_ts = out
     cursor.advance(clock, index, last_position, last_ts)
     return WireLines([data] if count else [], count, chars), size, duplicates, (last_position, last_ts or 0)

@@ -29,6 +29,11 @@ class LineSplitter:
     def remainder_truncated(self) -> bool:
         return self._truncated
 
+    @property
+    def holds_nothing(self) -> bool:
+        """Whether no unfinished line waits: the next bytes start a line."""
+        return not self._partial and not self._truncated
+
     def reset(self) -> None:
         self._partial.clear()
         self._truncated = False

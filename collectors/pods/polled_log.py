@@ -111,6 +111,18 @@ class BodyDecoder:
             self._mode = "close"
 
     @property
+    def chunk_state(self) -> int | None:
+        """Where a chunked body is when nothing of earlier bytes is held (the bytes left of the chunk being
+        read, -1: its closing CRLF, 0: a size line comes next), else None: the next bytes may then be
+        dechunked elsewhere from there (the pod streamer's one-call tick, blockscan.take_chunked_wire),
+        which gives back where it left off (`resume_chunks`)."""
+        return self._left if self._mode == "chunked" and not self._buffer and not self.done else None
+
+    def resume_chunks(self, left: int) -> None:
+        """Continue after bytes dechunked elsewhere from `chunk_state`, which ended at `left`."""
+        self._left = left
+
+    @property
     def until_close(self) -> bool:
         """Whether the body ends where the connection does (neither chunked nor of a length)."""
         return self._mode == "close"
@@ -189,6 +201,8 @@ class PolledLog:
         self.polled_tick: float | None = None
         # takes a tick's body bytes itself when it can (the streamer, without waking its task); False: queued
         self.consumer: Callable[[bytes, float], bool] | None = None
+        # takes a tick's bytes before they are dechunked, when it can (the same, in one call); False: as usual
+        self.chunk_consumer: Callable[[BodyDecoder, bytes, float], bool] | None = None
         self._sock = sock
         self._fd = sock.fileno()
         self._tls, self._incoming, self._outgoing = tls, incoming, outgoing
@@ -261,7 +275,7 @@ class PolledLog:
         if self.closed:
             return
         self.closed = True
-        self.consumer = None
+        self.consumer = self.chunk_consumer = None
         self._poller.remove(self)
         with contextlib.suppress(OSError):
             self._sock.close()
@@ -288,7 +302,11 @@ class PolledLog:
             self._fail(exc)
         if parts:
             try:
-                self._deliver(self._body.feed(self._decrypt(b"".join(parts))), tick)
+                plain = self._decrypt(b"".join(parts))
+                chunk_consumer = self.chunk_consumer
+                if (tick is None or chunk_consumer is None or self._ready or not plain
+                        or not chunk_consumer(self._body, plain, tick)):
+                    self._deliver(self._body.feed(plain), tick)
             except (OSError, ssl.SSLError) as exc:  # LogStreamBroken is an OSError
                 self._fail(exc)
             if self._body.done:

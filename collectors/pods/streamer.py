@@ -29,11 +29,11 @@ from collectors.multiline import CompiledRule, MultilineJoiner
 from collectors.pods import read_hold
 from collectors.pods.backoff import Backoff
 from collectors.pods.batching import ChunkBatcher, PendingBudget, next_tick
-from collectors.pods.blockscan import block_taker, wire_taker
+from collectors.pods.blockscan import WireBlock, block_taker, chunked_wire_taker, wire_taker
 from collectors.pods.client import ApiStatusError, KubeClient, LogResponse
 from collectors.pods.lines import LineSplitter
 from collectors.pods.metrics import PodMetrics
-from collectors.pods.polled_log import PolledLog
+from collectors.pods.polled_log import BodyDecoder, PolledLog
 from collectors.pods.positions import StreamCursor
 from collectors.pods.shared_sleep import sleep_until
 from collectors.pods.timestamps import TimestampError, TimestampParser
@@ -108,6 +108,8 @@ class LogStreamer:
         self._parser = TimestampParser()
         self._scan = block_taker(self._parser, cursor)  # C or Python, chosen once per stream
         self._scan_wire = wire_taker(cursor)  # None without the C scan
+        self._scan_chunked = chunked_wire_taker(cursor)  # the same, for a polled tick's chunked bytes
+        self._chunked_body_bytes = min(cfg.read_bufsize, cfg.max_line_bytes)  # what _take_polled takes in one
         self._tail: tuple[bytes, bool] | None = None  # unfinished last line of a cleanly ended response
         self._acknowledged = acknowledged  # (stream id, ts, position) of each acknowledged chunk's last line
         self._resp: LogResponse | None = None
@@ -210,6 +212,7 @@ class LogStreamer:
         self._polled = polled is not None
         if polled is not None:
             polled.consumer = self._take_polled
+            polled.chunk_consumer = self._take_polled_chunks
         try:
             while True:
                 if self._budget.exceeded:
@@ -498,17 +501,44 @@ class LogStreamer:
         """What to call with a sent chunk's ack future: `_acked`, told the chunk's last line and size."""
         return functools.partial(self._acked, epoch, ts, position, count, size)
 
+    def _plain_poll_sink(self) -> ImmediateChunkSink | None:
+        """The sink, when a polled log's tick bytes may be taken and published by the poll's callback
+        itself, without waking the task: only in the plain case (the task waiting for data with nothing
+        pending, no multiline joining, no rules switch, room in both budgets and in the sink)."""
+        sink = self._immediate_sink
+        if (sink is None or not self._waiting_for_data or self._rewound or self._batcher.pending
+                or self._joiner is not None or self._next_rule is not None or self._budget.exceeded
+                or self._budget.gate.locked() or self._splitter is None or not sink.has_room):
+            return None
+        return sink
+
+    def _take_polled_chunks(self, body: BodyDecoder, data: bytes, tick: float) -> bool:
+        """`_take_polled` for a tick's bytes before they are dechunked, in one C call (`take_chunked_wire`):
+        when the stream is in the plain case, no unfinished line waits in the splitter, and the bytes are
+        well-formed chunks of whole kubelet lines within a read's worth. False, nothing changed, for
+        anything else: the poll then dechunks them and calls `_take_polled`."""
+        sink = self._plain_poll_sink()
+        left = body.chunk_state
+        if (sink is None or left is None or self._scan_chunked is None or self._splitter is None
+                or not self._splitter.holds_nothing or self._read_lines):
+            return False
+        taken = self._scan_chunked(data, left, self._chunked_body_bytes)
+        if taken is None:
+            return False
+        wired, left = taken
+        body.resume_chunks(left)
+        if self._backoff is not None:
+            self._backoff.reset()
+        self._publish_wired(sink, wired)
+        return True
+
     def _take_polled(self, data: bytes, tick: float) -> bool:
         """Take a tick's bytes of a polled log and publish their lines at once, without waking the task:
-        only in the plain case (the task waiting for data with nothing pending, no multiline joining, no
-        rules switch, room in both budgets, no more than a read's worth of bytes: a chunk stays within
-        `chunk_lines` and `chunk_bytes` as the task's reads keep it). False when the task must read them
-        itself, as usual."""
-        sink = self._immediate_sink
-        if (sink is None or not self._waiting_for_data or len(data) > self._cfg.read_bufsize or self._rewound
-                or self._batcher.pending or self._joiner is not None or self._next_rule is not None
-                or self._budget.exceeded or self._budget.gate.locked() or self._splitter is None
-                or not sink.has_room):
+        only in the plain case (`_plain_poll_sink`; and no more than a read's worth of bytes: a chunk stays
+        within `chunk_lines` and `chunk_bytes` as the task's reads keep it). False when the task must
+        read them itself, as usual."""
+        sink = self._plain_poll_sink()
+        if sink is None or len(data) > self._cfg.read_bufsize or self._splitter is None:
             return False
         if self._backoff is not None:
             self._backoff.reset()
@@ -516,11 +546,7 @@ class LogStreamer:
         if block and not lines and not self._read_lines and self._scan_wire is not None:
             wired = self._scan_wire(block)
             if wired is not None:  # the usual read: whole kubelet lines, from the scan straight to the sink
-                wire, size, duplicates, (position, ts) = wired
-                self._count_read(wire.count, duplicates)
-                if wire.count:
-                    on_ack = self._on_ack(self.cursor.epoch, ts, position, wire.count, size)
-                    self._unacked.add(sink.publish_nowait(self._chunk([], wire), size, on_ack))
+                self._publish_wired(sink, wired)
                 return True
             self._take_block_entries(block)  # lines the C scan does not answer for
         else:
@@ -530,6 +556,14 @@ class LogStreamer:
             self._unacked.add(sink.publish_nowait(chunk, size, on_ack))
             self._budget.release(size)
         return True
+
+    def _publish_wired(self, sink: ImmediateChunkSink, wired: WireBlock) -> None:
+        """A scan's lines straight to the sink, counted, their ack told to `_acked`."""
+        wire, size, duplicates, (position, ts) = wired
+        self._count_read(wire.count, duplicates)
+        if wire.count:
+            on_ack = self._on_ack(self.cursor.epoch, ts, position, wire.count, size)
+            self._unacked.add(sink.publish_nowait(self._chunk([], wire), size, on_ack))
 
     def _last_line_sent(self, position: int, ts: int) -> tuple[int, int]:
         """The last line a chunk being sent covers. A joined record takes its first line's position, so

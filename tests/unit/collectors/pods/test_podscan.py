@@ -1,7 +1,9 @@
 """The pod collector's C block scan (collectors/pods/_podscan.c) against its Python reference (blockscan.py).
 
 Where the C answers, it gives the reference's entries, byte count, duplicates and cursor state; where it
-does not (None), the reference decides. Lines as the kubelet writes them must be answered in C.
+does not (None), the reference decides. Lines as the kubelet writes them must be answered in C. The
+one-call tick (`dechunk_scan`) is held to the steps it stands for: the body decoder, the line splitter and
+the wire scan, over any cut of the response's bytes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.pods.blockscan import block_taker, scan_block, take_block, take_wire
+from collectors.pods.blockscan import block_taker, scan_block, take_block, take_chunked_wire, take_wire
+from collectors.pods.lines import LineSplitter
+from collectors.pods.polled_log import BodyDecoder, LogStreamBroken
 from collectors.pods.positions import StreamCursor
 from collectors.pods.timestamps import TimestampParser, format_rfc3339nano
 from core.models import wire_lines
@@ -145,3 +149,86 @@ def test_block_taker_scans_successive_blocks_as_the_reference_does(monkeypatch: 
         assert results[-1] == in_python(block)
         assert c_cursor.scan_state() == py_cursor.scan_state() and c_cursor.last_ts_ns == py_cursor.last_ts_ns
     assert results[2] is None and results[3] == ([], 0, 40) and results[4] is not None and results[4][0]
+
+
+def chunk_body(body: bytes, sizes: list[int] | None) -> list[bytes]:
+    """`body` as the chunks of an HTTP/1.1 chunked body, of the sizes given (cycled) or a line each (as the
+    API server relays a pod's writes), without the last chunk."""
+    pieces = body.splitlines(keepends=True) if sizes is None else []
+    at, n = 0, 0
+    while sizes is not None and at < len(body):
+        pieces.append(body[at:at + sizes[n % len(sizes)]])
+        at, n = at + sizes[n % len(sizes)], n + 1
+    return [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces]
+
+
+def decoder_state(decoder: BodyDecoder, splitter: LineSplitter, cursor: StreamCursor) -> tuple[object, ...]:
+    return decoder._left, bytes(decoder._buffer), decoder.done, splitter.remainder, state(cursor)
+
+
+@SOME
+@given(st.one_of(st.lists(kubelet_lines, min_size=1, max_size=40).map(lambda ls: b"".join(x + b"\n" for x in ls)),
+                 blocks),
+       st.one_of(st.none(), st.lists(st.integers(1, 400), min_size=1, max_size=5)),
+       st.lists(st.integers(0, 600), max_size=12), st.booleans(), st.sampled_from([1 << 20, 1 << 20, 300]),
+       st.one_of(st.none(), st.none(), st.tuples(st.integers(0, 10**6), st.sampled_from(b"0aZ\r\n;x\xff"))),
+       st.sampled_from([-1, NOW // 1000]))
+def test_the_one_call_tick_gives_what_dechunking_splitting_and_the_wire_scan_give(
+        body: bytes, sizes: list[int] | None, cuts: list[int], at_chunk_ends: bool, max_body: int,
+        change: tuple[int, int] | None, last_position: int) -> None:
+    """A response's bytes (a chunk per line, as the API server sends them, or of any size) cut into reads
+    between chunks or anywhere (mid-line, mid-size-line, mid-CRLF), sometimes with a byte changed: where
+    `dechunk_scan` answers a read, the decoder, the splitter and the wire scan, run on the same read from the
+    same state, give the same lines, counts and cursor, and leave the decoder where it said (the splitter
+    holding nothing); where it declines, nothing changed. The last chunk is never its."""
+    chunks = chunk_body(body, sizes)
+    wire = bytearray(b"".join(chunks) + b"0\r\n\r\n")
+    if change is not None:
+        wire[change[0] % len(wire)] = change[1]
+    chunk_ends = [sum(len(c) for c in chunks[:n + 1]) for n in range(len(chunks))]
+    ends = sorted({chunk_ends[cut % len(chunk_ends)] if at_chunk_ends else cut % len(wire) for cut in cuts}
+                  | {len(wire)})
+    reads = [bytes(wire[start:end]) for start, end in zip([0, *ends], ends, strict=False) if end > start]
+    decoder = BodyDecoder({"transfer-encoding": "chunked"})
+    splitter, cursor = LineSplitter(1 << 20), cursor_at(last_position, 0)
+    for data in reads:
+        before = decoder_state(decoder, splitter, cursor)
+        left = decoder.chunk_state
+        taken = None
+        if left is not None and splitter.holds_nothing:
+            taken = take_chunked_wire(data, left, max_body, cursor, fast.dechunk_scan)
+        if taken is None:
+            assert decoder_state(decoder, splitter, cursor) == before
+        else:  # the steps, from the same state (take_chunked_wire moved the cursor, not the decoder)
+            moved = state(cursor)
+            cursor = cursor_at(last_position, 0)
+            cursor._clock_us, cursor._index, cursor.last_position, cursor.skip_before_ns = before[4][:4]
+            cursor.last_ts_ns = before[4][4]
+            body = decoder.feed(data)
+            lines, block = splitter.feed_block(body)
+            assert not lines and block == body and 0 < len(body) <= max_body
+            assert take_wire(block, cursor, fast.scan_wire) == taken[0]
+            assert (decoder._left, bytes(decoder._buffer), decoder.done) == (taken[1], b"", False)
+            assert state(cursor) == moved and splitter.holds_nothing
+            continue
+        try:
+            lines, block = splitter.feed_block(decoder.feed(data))
+        except LogStreamBroken:
+            return
+        if block and not lines and take_wire(block, cursor, fast.scan_wire) is None:
+            return  # the careful path's business (test_streamer_block)
+
+
+def test_the_one_call_tick_answers_the_usual_reads_and_declines_the_others() -> None:
+    """A tick's whole kubelet lines, a chunk each, are answered from any decoder state a read can end in
+    between chunks; a line cut off, the last chunk, bytes past max_body or a malformed size are not."""
+    lines = [f"{format_rfc3339nano(NOW + n * 1000)} {{\"n\":{n},\"msg\":\"q\\\"é\"}}\n".encode() for n in range(8)]
+    data = b"".join(b"%x\r\n%s\r\n" % (len(line), line) for line in lines)
+    cursor = StreamCursor()
+    taken = take_chunked_wire(data, 0, 1 << 16, cursor, fast.dechunk_scan)
+    assert taken is not None and taken[0][0].count == 8 and taken[1] == 0  # all used: a size line next
+    assert take_chunked_wire(data[:-2], 0, 1 << 16, StreamCursor(), fast.dechunk_scan)[1] == -1  # CRLF next
+    assert take_chunked_wire(data[2:], 0x3f, 1 << 16, StreamCursor(), fast.dechunk_scan) is None  # a cut size line
+    for declined in (data[:-5], data + b"0\r\n\r\n", data.replace(b"\r\n", b"\n", 1)):
+        assert take_chunked_wire(declined, 0, 1 << 16, StreamCursor(), fast.dechunk_scan) is None
+    assert take_chunked_wire(data, 0, len(b"".join(lines)) - 1, StreamCursor(), fast.dechunk_scan) is None

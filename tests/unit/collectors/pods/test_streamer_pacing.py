@@ -24,10 +24,11 @@ from collectors.pods.apiconfig import load_kubeconfig
 from collectors.pods.batching import PendingBudget
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
-from collectors.pods.polled_log import TickPoller
+from collectors.pods.polled_log import BodyDecoder, TickPoller
 from collectors.pods.positions import StreamCursor
 from collectors.pods.streamer import InstanceStatus, LogStreamer, StreamTarget
 from core.models import WireLines
+from core.native import native_module
 from core.settings import PodCollectorSettings
 from tests.support.kube_api import FakeKubeApi, FakePod
 from tests.unit.collectors.pods.test_streamer_budget import TimedSink
@@ -297,16 +298,23 @@ async def test_a_polled_stream_stopped_between_ticks_leaves_the_poll_and_closes_
 async def test_a_polled_streams_tick_lines_are_published_by_the_poll_itself_when_the_sink_has_room(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: bool) -> None:
     """The plain case of a polled stream (nothing pending, room in the sink) is published by the tick's poll
-    without waking the stream's task; without room the task reads and publishes them as before, waiting for
-    room. Either way every line, in order, at the tick after it was written."""
-    taken: list[bool] = []
-    take_polled = LogStreamer._take_polled
+    without waking the stream's task (its chunked bytes in one C call when it is built, else dechunked
+    first); without room the task reads and publishes them as before, waiting for room. Either way every
+    line, in order, at the tick after it was written."""
+    taken: list[bool] = []  # by the poll's callback for dechunked bytes
+    taken_chunked: list[bool] = []  # by the one before it, for the raw chunked bytes
+    take_polled, take_polled_chunks = LogStreamer._take_polled, LogStreamer._take_polled_chunks
 
     def counted(streamer: LogStreamer, data: bytes, tick: float) -> bool:
         taken.append(take_polled(streamer, data, tick))
         return taken[-1]
 
+    def counted_chunked(streamer: LogStreamer, body: BodyDecoder, data: bytes, tick: float) -> bool:
+        taken_chunked.append(take_polled_chunks(streamer, body, data, tick))
+        return taken_chunked[-1]
+
     monkeypatch.setattr(LogStreamer, "_take_polled", counted)
+    monkeypatch.setattr(LogStreamer, "_take_polled_chunks", counted_chunked)
     monkeypatch.setattr(TimedSink, "has_room", room)
     interval = 0.25
     written: list[float] = []
@@ -324,7 +332,12 @@ async def test_a_polled_streams_tick_lines_are_published_by_the_poll_itself_when
         sent = await wait_sent(followed.sink, 12)
     assert [n for _, n in sent] == list(range(12))
     assert all(at - written[n] <= interval + 0.25 for at, n in sent), [round(at - written[n], 3) for at, n in sent]
-    assert taken and all(taken) if room else not any(taken), taken
+    assert taken_chunked.count(False) == len(taken), (taken_chunked, taken)  # each declined tick, dechunked
+    if room:
+        assert all(taken) and taken_chunked, (taken_chunked, taken)
+        assert any(taken_chunked) == (native_module("pod_lines") is not None), taken_chunked
+    else:
+        assert taken and not any(taken) and not any(taken_chunked), (taken_chunked, taken)
 
 
 async def test_a_tick_bringing_more_than_a_chunk_holds_is_sent_in_chunks_of_chunk_lines(
