@@ -10,7 +10,9 @@
  * block ends with a newline. Otherwise it returns None and the caller runs the reference.
  * The result is (entries, content bytes, duplicates, clock_us, index, last_position, last_ts_ns or
  * None when no line was accepted): the cursor state of collectors/pods/positions.py, advanced.
- * tests/unit/collectors/pods/test_podscan.py holds it equal to the reference.
+ * scan_wire writes the lines straight into their wire encoding; dechunk takes a chunked HTTP/1.1 body out
+ * of its chunks; dechunk_scan does both for a polled stream's usual tick (polled_log.py, streamer.py).
+ * tests/unit/collectors/pods/test_podscan.py holds them equal to the reference.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

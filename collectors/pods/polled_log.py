@@ -8,11 +8,12 @@ alone at 0.5-0.7 CPU s per 100K lines at 200 pods x 20 lines/s and 6 at 1,000 po
 much as the collector's whole target. Here the followed connections are not in the event loop's
 selector at all. At every tick of `pods.flush_interval` one callback asks an epoll set of their own
 which have bytes (one system call for all), reads those without blocking, decrypts them (TLS through
-a memory BIO), takes the body out of its HTTP/1.1 chunks, and wakes only the streams that got
-something; what they got is due at that tick, as a paced stream's read was. So a line waits at most an
-interval, as before, and a quiet stream costs nothing between ticks. A stream bringing more than
-`BUSY_BYTES` in a tick is read as its data comes (registered with the event loop) until a tick's worth
-of its bytes falls below that again, so a chatty pod's rate is not capped by what the kernel buffers in
+a memory BIO), takes the body out of its HTTP/1.1 chunks (a stream's usual tick: its streamer does that
+and the scan in one C call, `chunk_consumer`), and wakes only the streams that got something; what
+they got is due at that tick, as a paced stream's read was. So a line waits at most an interval, as
+before, and a quiet stream costs nothing between ticks. A stream bringing more than `BUSY_BYTES` in a tick
+is read as its data comes (registered with the event loop) until a tick's worth of its bytes falls below
+that again, so a chatty pod's rate is not capped by what the kernel buffers in
 an interval. A stream whose read bytes wait unread (its streamer holds back for the pending budget) is
 not read until they are taken: the kernel and TCP then slow the server, as aiohttp's flow control did.
 
