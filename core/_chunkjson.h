@@ -45,42 +45,7 @@ static inline int buf_put(Buf *b, const char *s, Py_ssize_t n) {
     return 0;
 }
 
-/* Whether any of the 8 bytes of `w` is '"', '\\' or below 0x20. No such byte is missed; the byte loop after
- * it decides what the byte is, so the answer never depends on this test alone. */
-static inline int word_stops(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
-    uint64_t has_quote = (quote - ones) & ~quote & highs, has_slash = (slash - ones) & ~slash & highs;
-    uint64_t has_control = (w - ones * 0x20) & ~w & highs;
-    return (has_quote | has_slash | has_control) != 0;
-}
-
 static unsigned char plain_ascii[256]; /* printable ASCII but `"` and `\`: copied as they stand */
-
-/* The first byte at or after p that is not printable ASCII or is '"' or '\\' (end if none). */
-static inline const char *skip_plain(const char *p, const char *end) {
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        /* signed: below 0x20 is a control character or a byte of 0x80 and above */
-        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
-                                    _mm_cmplt_epi8(v, space));
-        int mask = _mm_movemask_epi8(stop);
-        if (mask != 0) return p + __builtin_ctz((unsigned)mask);
-        p += 16;
-    }
-#else
-    while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        if (word_stops(w) || (w & 0x8080808080808080ULL)) break;
-        p += 8;
-    }
-#endif
-    while (p < end && plain_ascii[(unsigned char)*p]) p++;
-    return p;
-}
 
 /* The byte a two-byte escape `\e` stands for, among those orjson writes (\" \\ \b \t \n \f \r), else -1. */
 static inline int short_escape(char e) {

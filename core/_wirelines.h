@@ -5,7 +5,7 @@
  * scan (collectors/pods/_podscan.c) both write lines straight into `WireLines` (core/models.py), so a
  * record costs no object per line and no encoding of its lines; each holds its own tests against
  * orjson (tests/unit/collectors/files/test_filescan.py, tests/unit/collectors/pods/test_podscan.py).
- * Include after <Python.h>; call init_byte_class() once in the module's init.
+ * Include after <Python.h>.
  */
 #ifndef LOGWEAVE_WIRELINES_H
 #define LOGWEAVE_WIRELINES_H
@@ -36,26 +36,6 @@ static int reserve(Out *out, Py_ssize_t more) {
     return 1;
 }
 
-/* What a byte is to the escaper: 0 copied as it is, 1 escaped (`"`, `\`, control characters), 2 the
- * lead of a multi-byte UTF-8 sequence (or not UTF-8 at all). */
-static unsigned char byte_class[256];
-
-static void init_byte_class(void) {
-    for (int c = 0; c < 256; c++) byte_class[c] = c < 0x20 || c == '"' || c == '\\' ? 1 : c >= 0x80 ? 2 : 0;
-}
-
-/* Which of the 8 bytes at `p` are not plain ASCII to copy (below 0x20, `"`, `\`, or 0x80 and up): the high
- * bit of each such byte's place. Each test is the classic "has a zero byte" word trick: exact as a yes or
- * no, and for the first such byte (in memory order); a borrow may also mark a byte after it. */
-static inline uint64_t attention(const unsigned char *p) {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t x, quote, backslash;
-    memcpy(&x, p, 8);
-    quote = x ^ (ones * '"');
-    backslash = x ^ (ones * '\\');
-    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & highs;
-}
-
 /* `text` (`n` bytes) as the body of a JSON string, escaped as orjson escapes it (`"`, `\`, and the
  * control characters: \b \t \n \f \r by name, the others as \u00XX; everything else as it is, UTF-8
  * included), appended to `out` (room for 6 bytes per input byte reserved by the caller). Returns the
@@ -63,56 +43,38 @@ static inline uint64_t attention(const unsigned char *p) {
  * has it (no overlong forms, no surrogates, nothing past U+10FFFF). */
 static Py_ssize_t escape_utf8(const unsigned char *text, Py_ssize_t n, Out *out) {
     char *w = out->data + out->used;
-    Py_ssize_t chars = 0, i = 0;
-    while (i < n) {
-        Py_ssize_t end = n;
-        if (i + 8 <= n) {
-            uint64_t marked = attention(text + i);
-            memcpy(w, text + i, 8); /* (room for 6 bytes per byte left: what follows the plain ones is rewritten) */
-            if (!marked) { /* eight plain bytes at a time */
-                w += 8;
-                i += 8;
-                chars += 8;
-                continue;
-            }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            int plain = __builtin_ctzll(marked) >> 3; /* the plain bytes before the first marked one: kept */
-            w += plain;
-            i += plain;
-            chars += plain;
-            end = i + 1; /* then that byte (or sequence) alone, and eight at a time again */
-#else
-            end = i + 8; /* byte by byte through these eight (a sequence may reach past them) */
-#endif
+    const char *p = (const char *)text, *end = p + n;
+    Py_ssize_t chars = 0;
+    while (p < end) {
+        const char *stop = skip_plain(p, end); /* a JSON log line has a quote every few bytes */
+        memcpy(w, p, (size_t)(stop - p));
+        w += stop - p;
+        chars += stop - p;
+        p = stop;
+        if (p == end) break;
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x80) {
+            int length = utf8_length(p, end);
+            if (!length) return -1;
+            memcpy(w, p, (size_t)length);
+            w += length;
+            p += length;
+        } else {
+            w = json_escape_ascii(w, c);
+            p++;
         }
-        while (i < end) {
-            unsigned char c = text[i];
-            if (byte_class[c] == 0) {
-                *w++ = (char)c;
-                i++;
-            } else if (c >= 0x80) {
-                int length = utf8_length((const char *)text + i, (const char *)text + n);
-                if (!length) return -1;
-                memcpy(w, text + i, (size_t)length);
-                w += length;
-                i += length;
-            } else {
-                w = json_escape_ascii(w, c);
-                i++;
-            }
-            chars++;
-        }
+        chars++;
     }
     out->used = w - out->data;
     return chars;
 }
 
-/* `value` in decimal, as orjson writes an integer, appended to `out` (room reserved by the caller). */
-static const char DIGIT_PAIRS[201] =
+static const char DIGIT_PAIRS[201] = /* "00" to "99" */
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* `value` in decimal, as orjson writes an integer, appended to `out` (room reserved by the caller). */
 static void put_int(Out *out, long long value) {
     char digits[24];
     int n = 24; /* written from the end, two digits at a time: positions and timestamps have 19 */

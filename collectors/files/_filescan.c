@@ -331,6 +331,5 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_filescan",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__filescan(void) {
-    init_byte_class();
     return PyModule_Create(&module);
 }

@@ -401,8 +401,8 @@ static PyObject *dechunk(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> scan_wire's result
- * with the decoder's new `left` appended, or None
+/* dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> (scan_wire's result,
+ * the decoder's new `left`) or None
  *
  * A polled log's usual tick in one call: `dechunk` of all of `data` (nothing held from before), then
  * `scan_wire` of the body. It answers only when that is all there is to it: `data` is well-formed
@@ -433,16 +433,7 @@ static PyObject *dechunk_scan(PyObject *self, PyObject *args) {
     scanned = wire_block((const unsigned char *)body, c.total, clock, index, last_position, skip);
     if (scanned == NULL) goto done;
     if (scanned == Py_None) goto none;
-    PyObject *left = PyLong_FromLongLong(c.left);
-    if (left == NULL) goto done;
-    Py_ssize_t n = PyTuple_GET_SIZE(scanned);
-    result = PyTuple_New(n + 1);
-    if (result == NULL) {
-        Py_DECREF(left);
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(result, i, Py_NewRef(PyTuple_GET_ITEM(scanned, i)));
-    PyTuple_SET_ITEM(result, n, left);
+    result = Py_BuildValue("(OL)", scanned, c.left);
     goto done;
 none:
     result = Py_NewRef(Py_None);
@@ -459,8 +450,8 @@ static PyMethodDef methods[] = {
      "scan_wire(block, clock_us, index, last_position, skip_before_ns) -> (data, count, chars, size, duplicates, "
      "clock_us, index, last_position, last_ts_ns | None) or None when the Python reference must run"},
     {"dechunk_scan", dechunk_scan, METH_VARARGS,
-     "dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> scan_wire's result "
-     "and the decoder's new left, or None when the usual steps must run"},
+     "dechunk_scan(data, left, clock_us, index, last_position, skip_before_ns, max_body) -> (scan_wire's result, "
+     "the decoder's new left) or None when the usual steps must run"},
     {"dechunk", dechunk, METH_VARARGS,
      "dechunk(data, left) -> (body, consumed, left, done) or None when the Python reference must run"},
     {"scan", scan, METH_VARARGS,
@@ -473,6 +464,5 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_podscan",
                                     "A block of kubelet log lines to raw line entries.", -1, methods};
 
 PyMODINIT_FUNC PyInit__podscan(void) {
-    init_byte_class();
     return PyModule_Create(&module);
 }

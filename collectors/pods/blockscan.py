@@ -63,7 +63,7 @@ def take_wire(block: bytes, cursor: StreamCursor, scan: Callable[..., Any]) -> W
         out = scan(block, *cursor.scan_state())
     except OverflowError:  # a cursor past 64-bit integers: the reference has no such limit
         return None
-    return None if out is None else _advanced(out[:9], cursor)
+    return None if out is None else _advanced(out, cursor)
 
 
 ChunkedWire = tuple[WireBlock, int]  # a body's lines and the chunked decoder's state after them
@@ -87,7 +87,7 @@ def take_chunked_wire(data: bytes, left: int, max_body: int, cursor: StreamCurso
         out = scan(data, left, *cursor.scan_state(), max_body)
     except OverflowError:  # a cursor past 64-bit integers: the reference has no such limit
         return None
-    return None if out is None else (_advanced(out[:9], cursor), out[9])
+    return None if out is None else (_advanced(out[0], cursor), out[1])
 
 
 def _advanced(out: tuple[Any, ...], cursor: StreamCursor) -> WireBlock:
