@@ -84,10 +84,9 @@ class FileCollector:
         self.lines_in_pass = 0  # lines read in the current pass (the lines_read counter grows once per pass)
         self.fresh_in_pass = 0  # files the last pass found new bytes in (service.py: whether to take write events)
         self.backlog_in_pass = 0  # files the last pass left unread bytes in (PASS_BYTES): read on at once
-        # matching files the last scan could not follow yet (no complete first line), by real path: their
-        # first write is what brings the scan that does, at once (a new 0.log after a rotation), and without
-        # write events the loop rescans for them every rescan_interval (service.py)
-        self.first_line_awaited: set[str] = set()
+        # matching files the last scan could not follow yet (no complete first line), by real path, as that
+        # scan found them: a pass follows one once it is written (`follow_awaited`), with no rescan for it
+        self.first_line_awaited: dict[str, Found] = {}
         # copytruncate: a file truncated since the last scan, whose copy that scan may have left undecided
         self.truncated_since_scan = False
         self.copy_awaited_until = -float("inf")  # while a truncated file with a record open may wait for its copy
@@ -114,7 +113,7 @@ class FileCollector:
                 self._rotated(tailed, now, "delete_or_move")
                 self._moved(tailed, "")
         self.first_line_awaited = {
-            os.path.realpath(found.path) for found in scan.files
+            os.path.realpath(found.path): found for found in scan.files
             if not found.rotated and (found.st.st_dev, found.st.st_ino) not in self.files
             and (found.st.st_dev, found.st.st_ino) not in self.finished}
         self.finished = {k: v for k, v in self.finished.items() if k in self.seen}
@@ -129,8 +128,8 @@ class FileCollector:
 
     def _moved(self, tailed: TailedFile, real_path: str) -> None:
         """`tailed` is no longer at its real path (renamed to `real_path`, or gone from view: ""). Writes
-        inotify reports for the old path are then another file's: the new `0.log`'s first line must bring
-        the rescan that follows it (`untracked`), not pass for the rotated file's."""
+        inotify reports for the old path are then another file's: the new `0.log`'s first line must get it
+        followed (`follow_awaited`, or the rescan `untracked` asks for), not pass for the rotated file's."""
         self._uncount(tailed.real_path)
         tailed.real_path = real_path
         if real_path:
@@ -332,17 +331,40 @@ class FileCollector:
     def waiting_for_first_line(self) -> bool:
         return bool(self.first_line_awaited)
 
-    def first_line_written(self, modified: set[str]) -> bool:
-        """Whether a file the last scan found without a complete first line was written since (real paths,
-        as inotify reports them): the scan that follows it need not wait for `rescan_interval`. Such a
-        file is known and matched already, so this costs at most a scan per pass while it is written."""
-        return not self.first_line_awaited.isdisjoint(modified)
+    def follow_awaited(self, modified: set[str] | None) -> None:
+        """Follow the files the last scan found without a complete first line that have one now: those
+        inotify saw written (`modified`, real paths), or, when that is not known (None), those whose size
+        changed since that scan (a stat each). A scan is not needed for that: such a file is known and
+        matched already. (A rotation's new `0.log` used to cost a second scan of every directory once
+        written, and with write events off a scan every `rescan_interval` while any file stayed empty.)
+        One replaced since the scan stays awaited: its replacement's entry events bring a scan."""
+        awaited = self.first_line_awaited
+        if not awaited:
+            return
+        for real_path, found in list(awaited.items()):
+            if modified is not None:
+                if real_path not in modified:
+                    continue
+            else:
+                try:
+                    size = os.stat(found.path).st_size
+                except OSError:
+                    continue
+                if size == found.st.st_size:
+                    continue
+            key = (found.st.st_dev, found.st.st_ino)
+            if key not in self.files:
+                self._track(found, key)
+            if key in self.files:
+                del awaited[real_path]
+        self.metrics.files_tracked.set(len(self.files))
 
     def untracked(self, modified: set[str]) -> bool:
-        """Whether a file written (real paths, as inotify reports them) is one not followed: a file that
-        had no complete first line yet at the last scan, or one the globs do not match."""
-        real_paths = self.real_paths
-        return any(path not in real_paths for path in modified)
+        """Whether a file written (real paths, as inotify reports them) is one the globs do not match, or
+        one not followed that the last scan did not find: only a scan can tell whether it is to be
+        followed. (A file that scan found without a complete first line is `follow_awaited`'s.)"""
+        real_paths, awaited = self.real_paths, self.first_line_awaited
+        return any(path not in real_paths and path not in awaited for path in modified)
 
     def _release(self, key: Key, tailed: TailedFile, size: int) -> None:
         tailed.close()

@@ -157,12 +157,10 @@ async def _follow(collector: FileCollector, watcher: DirectoryWatcher, settings:
     while not stop.is_set():
         now = time.monotonic()
         modified = watcher.take_modified()  # taken before any read: a later write is reported again
+        collector.follow_awaited(modified)  # files the last scan found empty that got their first line
         unknown_written = unknown_written or (modified is not None and collector.untracked(modified))
-        # without write events, a file waiting for its first complete line raises none when it gets one
-        unknown_written = unknown_written or (collector.waiting_for_first_line and not watcher.takes_writes)
         if (watcher.changed.is_set() or now - last_scan >= rescan_interval(cfg, watcher, missing_roots)
-                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)
-                or (modified is not None and collector.first_line_written(modified))):
+                or (unknown_written and now - last_scan >= cfg.rescan_interval) or collector.wants_rescan(now)):
             watcher.changed.clear()
             unknown_written = False
             scan = await asyncio.to_thread(discover, cfg.paths, cfg.exclude, cfg.ignore_older, listings)

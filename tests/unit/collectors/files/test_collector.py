@@ -174,10 +174,10 @@ async def test_a_backlog_and_a_rewind_are_read_on_without_a_reported_write(tmp_p
 
 def test_a_file_renamed_away_answers_to_its_new_path_and_leaves_the_old_one_to_its_successor(tmp_path: Path) -> None:
     """kubelet renames `0.log` away and creates an empty `0.log`. The rotated file, still read to its end,
-    counts under its new name; a write inotify reports for `0.log` is the new file's, not followed yet,
-    and brings the scan that follows it. (The rotated file used to count under `0.log`: on a quiet node
-    the first lines after each rotation waited for its release, `rotated_grace`, and then the inotify
-    rescan interval, 8-9 s in the live benchmark.)"""
+    counts under its new name; a write inotify reports for `0.log` is the new file's, which the pass then
+    follows without another scan (the scan found it, empty). (The rotated file used to count under `0.log`:
+    on a quiet node the first lines after each rotation waited for its release, `rotated_grace`, and then
+    the inotify rescan interval, 8-9 s in the live benchmark.)"""
     path, settings, _, collector = start(tmp_path)
     write(path, 0, 1)
     collector.apply_scan(discover(settings.paths, []))
@@ -189,12 +189,50 @@ def test_a_file_renamed_away_answers_to_its_new_path_and_leaves_the_old_one_to_i
     collector.apply_scan(discover(settings.paths, []))
     (followed,) = collector.files.values()
     assert followed.rotated_at is not None and followed.real_path == os.path.realpath(rotated)
-    assert collector.untracked({live}) and collector.first_line_written({live})
+    assert live in collector.first_line_awaited and not collector.untracked({live})  # found, not followed yet
     assert not collector.untracked({os.path.realpath(rotated)})  # the old writer's last lines are its own
     assert collector.watch_directories() == {str(path.parent.resolve())}
+    collector.follow_awaited({live})  # written, but no complete line yet
+    assert collector.waiting_for_first_line and len(collector.files) == 1
+    write(path, 0, 1)
+    collector.follow_awaited(set())  # a write of another file
+    assert collector.waiting_for_first_line and len(collector.files) == 1
+    collector.follow_awaited({live})
+    assert not collector.waiting_for_first_line and not collector.untracked({live})
+    assert {t.real_path for t in collector.files.values()} == {live, os.path.realpath(rotated)}
     os.remove(rotated)
     collector.apply_scan(discover(settings.paths, []))
-    write(path, 0, 1)
+    assert not collector.untracked({live}) and not collector.waiting_for_first_line
+    collector.close()
+
+
+async def test_a_file_scanned_empty_is_followed_once_it_grows_when_writes_are_not_known(tmp_path: Path) -> None:
+    """Without write events (`modified` None: inotify off, an overflow, or a node so busy they are turned
+    off) the pass looks at the size of each file the last scan found empty, and follows one that grew a
+    complete first line, from its first byte, with no rescan; one replaced since that scan stays awaited
+    (its replacement's entry events bring the scan that follows it)."""
+    path, settings, publisher, collector = start(tmp_path)
+    path.touch()
+    other = path.with_name("1.log")
+    other.touch()
     collector.apply_scan(discover(settings.paths, []))
-    assert not collector.untracked({live}) and not collector.first_line_written({live})
+    assert len(collector.first_line_awaited) == 2 and not collector.files
+    collector.follow_awaited(None)  # nothing grew
+    assert len(collector.first_line_awaited) == 2
+    with open(path, "ab") as handle:
+        handle.write(TIME + b" stdout F no newline yet")
+    collector.follow_awaited(None)  # grew, but holds no complete line: still awaited
+    assert len(collector.first_line_awaited) == 2 and not collector.files
+    with open(path, "ab") as handle:
+        handle.write(b"\n")
+    replacement = other.with_name("1.log.new")
+    write(replacement, 0, 2)
+    os.rename(replacement, other)  # another inode at the awaited path
+    collector.follow_awaited(None)
+    assert [t.path for t in collector.files.values()] == [path]
+    assert list(collector.first_line_awaited) == [os.path.realpath(other)]
+    await collector.pump()
+    assert [entry[1] for chunk in publisher.chunks for entry in chunk.entries()] == ["no newline yet"]
+    collector.apply_scan(discover(settings.paths, []))  # the scan its entry events bring follows the new one
+    assert {t.path for t in collector.files.values()} == {path, other} and not collector.waiting_for_first_line
     collector.close()

@@ -222,8 +222,8 @@ async def test_a_file_made_between_a_scan_and_its_watch_is_found(tmp_path: Path,
 
 
 async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path, monkeypatch: Any) -> None:
-    """A file without a complete line is not followed yet; its first write (an event for a file no one
-    follows) brings a rescan within rescan_interval, not after the long inotify interval."""
+    """A file without a complete line is not followed yet; the pass after its first write follows it,
+    with no rescan (the scan found it already), not after the long inotify interval."""
     pod = tmp_path / "pods" / "ns_pod_uid" / "app"
     pod.mkdir(parents=True)
     (pod / "0.log").touch()
@@ -239,32 +239,37 @@ async def test_a_file_empty_at_its_scan_is_followed_once_written(tmp_path: Path,
     await run_with_inotify(tmp_path, monkeypatch, {
         "rescan_interval": "0.2s", "inotify_rescan_interval": "1h", "flush_interval": "0.05s"}, write_later,
         scans=scans)
-    assert len(scans) == 3  # the first, the one after its directories were watched, the write's
+    assert len(scans) == 2  # the first, the one after its directories were watched; none for the write
 
 
 
-async def test_the_first_write_of_a_file_awaited_since_the_last_scan_brings_a_rescan_at_once(
+async def test_the_first_write_of_a_file_awaited_since_the_last_scan_gets_it_followed_at_once_without_a_scan(
         tmp_path: Path, monkeypatch: Any) -> None:
     """A file the last scan found without a complete line (the new `0.log` a rotation left) is known and
-    matched: its first write brings the scan that follows it at once, not after `rescan_interval` (the
-    gate for writes to files the globs may not match). A pod writing a few lines a second had its first
-    lines after each rotation wait up to that second."""
+    matched: the pass after its first write follows it, not after `rescan_interval` (the gate for writes
+    to files the globs may not match), and with no scan of every directory. A pod writing a few lines a
+    second had its first lines after each rotation wait up to that second; later, each rotation cost two
+    scans of the whole tree (on 1,000 pods, ~19 ms of CPU and ~4,200 stat calls each)."""
     pod = tmp_path / "pods" / "ns_pod_uid" / "app"
     pod.mkdir(parents=True)
     write(pod / "0.log", 0, 2)
+    scans: list[float] = []
+    before_write: list[int] = []
 
     async def rotate_then_write(publisher: FakePublisher) -> None:
         await wait_for(lambda: len(publisher.chunks) == 1, what="the first lines published", timeout=5)
         os.rename(pod / "0.log", pod / "0.log.20261204-120000")
         (pod / "0.log").touch()
         await asyncio.sleep(0.3)  # the rename's rescan found the new file without a complete line
+        before_write.append(len(scans))
         write(pod / "0.log", 0, 1)
         await wait_for(lambda: len(publisher.chunks) == 2, what="the new file's first line published", timeout=5)
 
     publisher, _, _ = await run_with_inotify(tmp_path, monkeypatch, {
         "rescan_interval": "10s", "inotify_rescan_interval": "1h", "rotated_grace": "1h",
-        "flush_interval": "0.05s", "linger": "0.05s"}, rotate_then_write)
+        "flush_interval": "0.05s", "linger": "0.05s"}, rotate_then_write, scans=scans)
     assert [line[1] for line in publisher.chunks[1].entries()] == ["line 0"]
+    assert before_write == [len(scans)] and len(scans) >= 3  # the rename's scan, none for the write
 
 
 async def test_rescans_reuse_unchanged_listings_and_still_find_a_rotation_and_a_new_pod(
@@ -429,7 +434,7 @@ async def test_with_every_file_written_each_pass_write_events_stop_and_no_line_w
         late.parent.mkdir(parents=True)
         late.touch()  # an entry event: scanned, but no complete line to follow yet
         await wait_for(lambda: collector.waiting_for_first_line, timeout=10, what="the empty file scanned")
-        write(late, 0, 1)  # no write event: the loop rescans for it every rescan_interval
+        write(late, 0, 1)  # no write event: a pass sees it grew (no rescan)
         await wait_for(lambda: any(t.path == late for t in collector.files.values()), timeout=10,
                        what="the late file followed without write events")
         assert events_taken() == 0
