@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.files import inotify
 from collectors.files.inotify import DirectoryWatcher
-from tests.support.polling import wait_for
 
 
 async def test_create_and_rename_wake_the_watcher(tmp_path: Path) -> None:
@@ -34,12 +32,9 @@ async def test_create_and_rename_wake_the_watcher(tmp_path: Path) -> None:
         watcher.close()
 
 
-async def test_writes_and_truncations_are_reported_by_real_path_without_a_wake(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The loop stops listening for REARM_SECONDS after a wake for writes. At 50 ms a busy machine can
-    # let the whole window pass before this task runs again, so the window is widened here: the test
-    # then sees the quiet period itself, not a race with it.
-    monkeypatch.setattr(inotify, "REARM_SECONDS", 1.0)
+async def test_writes_and_truncations_are_reported_by_real_path_and_never_wake_the_loop(tmp_path: Path) -> None:
+    """Writes are read by take_modified only (their own inotify instance, not in the event loop): they never
+    wake the loop nor ask for a rescan; an entry change wakes it at once."""
     logs = tmp_path / "logs"
     logs.mkdir()
     (tmp_path / "link").symlink_to(logs)  # watched under another spelling: reported by the real path
@@ -47,23 +42,33 @@ async def test_writes_and_truncations_are_reported_by_real_path_without_a_wake(
     for path in (written, truncated, quiet):
         path.write_bytes(b"x\n")
     watcher = DirectoryWatcher()
+    woken: list[float] = []
+    drain_entries = watcher._drain_entries
+
+    def counted() -> None:
+        woken.append(asyncio.get_running_loop().time())
+        drain_entries()
+
+    loop = asyncio.get_running_loop()
+    assert watcher._entries is not None
+    loop.remove_reader(watcher._entries.fd)
+    loop.add_reader(watcher._entries.fd, counted)
     try:
         watcher.watch({str(tmp_path / "link")})
         assert watcher.take_modified() == set()
         with open(written, "ab") as handle:
             handle.write(b"more\n")
         os.truncate(truncated, 0)
+        await asyncio.sleep(0.2)  # the loop runs: nothing wakes it for the writes
+        assert woken == [] and not watcher.changed.is_set()  # writes do not trigger a rescan
         assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(truncated)}
-        assert not watcher.changed.is_set()  # writes do not trigger a rescan
         assert watcher.take_modified() == set()
 
-        with open(written, "ab") as handle:  # the loop wakes for it, then stops listening for a moment
+        with open(written, "ab") as handle:
             handle.write(b"more\n")
-        await wait_for(lambda: os.path.realpath(written) in watcher._modified, what="the wake for a write",
-                       timeout=10, interval=0.01)
-        assert not watcher._armed  # it woke for a write only: not listening for a moment
-        (logs / "new.log").write_bytes(b"y\n")  # an entry change still wakes the loop, a little later
+        (logs / "new.log").write_bytes(b"y\n")  # an entry change wakes the loop
         await asyncio.wait_for(watcher.changed.wait(), 10)
+        assert woken
         assert watcher.take_modified() == {os.path.realpath(written), os.path.realpath(logs / "new.log")}
     finally:
         watcher.close()
@@ -87,7 +92,7 @@ async def test_without_write_events_writes_go_unreported_and_entries_still_wake(
         with open(written, "ab") as handle:
             handle.write(b"more\n")
         assert watcher.take_modified() is None
-        watcher._drain()
+        assert watcher._writes is not None and watcher._writes.watched == {}  # no write watches meanwhile
         assert watcher._modified == set() and not watcher.changed.is_set()  # the write raised no event
         (logs / "new.log").write_bytes(b"y\n")
         await asyncio.wait_for(watcher.changed.wait(), 10)
@@ -116,13 +121,14 @@ async def test_a_queue_overflow_or_an_unwatchable_directory_means_look_at_every_
         for n in range(limit + 10):  # alternating files: the kernel merges no event into the last one
             os.write(files[n % 2], b"x\n")
         assert watcher.take_modified() is None
-        assert watcher.errors == 1 and watcher.changed.is_set()  # the overflow also asks for a rescan
+        # writes lost: this pass looks at every file; no rescan (entries have their own queue), no error
+        assert watcher.errors == 0 and not watcher.changed.is_set()
         assert watcher.take_modified() == set()  # reported once
 
         plain = tmp_path / "plain"
         plain.write_bytes(b"")
         watcher.watch({str(tmp_path), str(plain / "sub")})  # ENOTDIR: an error, unlike a vanished directory
-        assert watcher.take_modified() is None and watcher.errors == 2
+        assert watcher.take_modified() is None and watcher.errors == 1
         watcher.watch({str(tmp_path)})
         assert watcher.take_modified() == set()
     finally:
