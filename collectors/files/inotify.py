@@ -145,8 +145,7 @@ class DirectoryWatcher:
         self._writes_on = on
         if on:
             self._writes_unknown = True  # turned back on: the writes made meanwhile were not reported
-            for directory in list(self._entries.watched):
-                self._add_writes(directory)
+            self._add_missing_writes(set())
             return
         for directory in list(writes.watched):
             writes.remove(directory)
@@ -154,17 +153,17 @@ class DirectoryWatcher:
         self._paths.clear()  # descriptors are given again
         self._modified.clear()
 
-    def _add(self, directory: str) -> None:
-        """Watch `directory` for entries, and for writes while they are taken."""
-        assert self._entries is not None
-        if self._failed(directory, self._entries.add(directory)):
+    def _add_missing_writes(self, fresh: set[str]) -> None:
+        """While writes are taken, a write watch for each directory watched for entries that has none: those
+        just added (`fresh`) and those whose write watch failed before (tried again at each `watch`, as a
+        directory that could not be watched at all). Writes in the latter went unreported until now, so
+        the next `take_modified` answers None."""
+        writes, entries = self._writes, self._entries
+        if writes is None or entries is None or not self._writes_on:
             return
-        if self._writes is not None and self._writes_on:
-            self._add_writes(directory)
-
-    def _add_writes(self, directory: str) -> None:
-        assert self._writes is not None
-        self._failed(directory, self._writes.add(directory))
+        for directory in entries.watched.keys() - writes.watched.keys():
+            if not self._failed(directory, writes.add(directory)) and directory not in fresh:
+                self._writes_unknown = True
 
     def _failed(self, directory: str, err: int) -> bool:
         """Whether a watch of `directory` failed (`err`); a vanished directory is no error (a rescan
@@ -195,8 +194,10 @@ class DirectoryWatcher:
             entries.remove(gone)
             if self._writes is not None and gone in self._writes.watched:
                 self._writes.remove(gone)
-        for directory in directories - before:
-            self._add(directory)
+        fresh = directories - before
+        for directory in fresh:
+            self._failed(directory, entries.add(directory))
+        self._add_missing_writes(fresh)
         return not entries.watched.keys() <= before
 
     def take_modified(self) -> set[str] | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +137,42 @@ async def test_a_queue_overflow_or_an_unwatchable_directory_means_look_at_every_
         watcher.close()
         for fd in files:
             os.close(fd)
+
+
+async def test_a_directory_whose_write_watch_failed_is_tried_again_and_its_missed_writes_are_not_trusted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each directory takes a watch in each instance. One whose write watch failed (the watch limit) is
+    watched for entries but not complete: every file is looked at until a later `watch` adds its write
+    watch, and the first answer after that is None too (its writes went unreported meanwhile)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    written = logs / "a.log"
+    written.write_bytes(b"x\n")
+    watcher = DirectoryWatcher()
+    assert watcher._writes is not None
+    add = type(watcher._writes).add
+    refused: list[str] = []
+
+    def limited(watches: Any, directory: str) -> int:
+        if watches is watcher._writes and not refused:
+            refused.append(directory)
+            return errno.ENOSPC
+        return add(watches, directory)
+
+    monkeypatch.setattr(type(watcher._writes), "add", limited)
+    try:
+        watcher.watch({str(logs)})
+        assert refused == [str(logs)] and watcher.errors == 1 and not watcher.complete
+        assert watcher._entries is not None and str(logs) in watcher._entries.watched
+        assert watcher.take_modified() is None
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        watcher.watch({str(logs)})  # tried again: watched for writes now
+        assert watcher.complete and str(logs) in watcher._writes.watched
+        assert watcher.take_modified() is None  # the write above was not reported
+        with open(written, "ab") as handle:
+            handle.write(b"more\n")
+        assert watcher.take_modified() == {os.path.realpath(written)}
+        assert watcher.errors == 1
+    finally:
+        watcher.close()
