@@ -357,7 +357,7 @@ class FileCollector:
                 self._track(found, key)
             if key in self.files:
                 del awaited[real_path]
-        self.metrics.files_tracked.set(len(self.files))
+                self.metrics.files_tracked.set(len(self.files))
 
     def untracked(self, modified: set[str]) -> bool:
         """Whether a file written (real paths, as inotify reports them) is one the globs do not match, or
