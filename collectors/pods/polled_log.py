@@ -313,9 +313,14 @@ class PolledLog:
             if self._body.done:
                 self._eof = True
         self._tick_bytes += total
-        if self._ready or self._eof or self._error is not None:
+        if self.for_reader:
             self._wake()
         return total
+
+    @property
+    def for_reader(self) -> bool:
+        """Whether its reader task has something to take (bytes no consumer took, the end, an error)."""
+        return bool(self._ready) or self._eof or self._error is not None
 
     def tick_bytes(self) -> int:
         """Raw bytes read since the last call (the poller weighs busy streams once a tick)."""
@@ -389,6 +394,14 @@ class TickPoller:
         self._busy: set[PolledLog] = set()
         self._reading: set[PolledLog] = set()  # busy logs registered with the event loop
         self._timer: asyncio.TimerHandle | None = None
+        self._tick_ends: list[Callable[[bool], None]] = []
+
+    def on_tick_end(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call `callback` after each tick's reads, told whether any log was left to its reader task that
+        tick (whose lines then come a moment later); returns what unregisters it. The pod collector flushes
+        its partition batcher there when none was: every line of the tick is then in it already."""
+        self._tick_ends.append(callback)
+        return lambda: self._tick_ends.remove(callback)
 
     def add(self, log: PolledLog) -> None:
         fd = log.fileno
@@ -450,14 +463,21 @@ class TickPoller:
             return  # started again by the next add
         logs, reading = self._logs, self._reading
         touched = set(self._busy)
+        for_readers = False
         for fd, _ in self._epoll.poll(0):
             log = logs.get(fd)
             if log is not None and log not in reading and log.wants_bytes:
                 self._take(log, tick)
                 touched.add(log)
+                for_readers = for_readers or log.for_reader
         for log in touched:
             self._weigh(log)
         self._schedule(after=tick)  # (a timer may fire a hair before its moment: not this tick again)
+        for callback in list(self._tick_ends):
+            try:
+                callback(for_readers)
+            except Exception:
+                _log.exception("a tick-end callback failed")
 
     def _weigh(self, log: PolledLog) -> None:
         """Once a tick: a log that brought BUSY_BYTES since the last is read as its data comes, one that

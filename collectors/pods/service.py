@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 
@@ -19,6 +20,7 @@ from prometheus_client import start_http_server
 from collectors.live_rules import LiveMultilineRules
 from collectors.pods.client import KubeClient
 from collectors.pods.metrics import PodMetrics
+from collectors.pods.polled_log import TickPoller
 from collectors.pods.position_store import PositionStore
 from collectors.pods.selectors import LabelSelector, namespace_scopes
 from collectors.pods.supervisor import StreamSupervisor
@@ -36,8 +38,9 @@ from kafka_io.publisher import ChunkPublisher
 from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
-# how long the partition batcher gathers the chunks of one tick: the streams flush at the same moment, and
-# on a loaded event loop their flushes take some milliseconds to run
+# how long the partition batcher gathers the chunks of one tick when some streams read theirs in their own
+# tasks (a multiline rule, a rules switch, a full budget): on a loaded event loop those take some
+# milliseconds to run. A tick whose poll published every stream's lines itself is sent as it ends.
 TICK_GATHER_SECONDS = 0.05
 
 
@@ -67,6 +70,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
     positions = PositionStore(settings.kafka, settings.topic(POSITIONS), cfg.position_interval)
     supervisor: StreamSupervisor | None = None
     watch_tasks: list[asyncio.Task[None]] = []
+    forget_ticks = TickPoller.of(cfg.flush_interval).on_tick_end(functools.partial(_tick_ended, batcher))
     try:
         await publisher.start()
         await positions.start()
@@ -86,6 +90,7 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
                  cfg.selector, native_path("pod_lines"))
         await stop.wait()
     finally:
+        forget_ticks()
         for task in watch_tasks:
             task.cancel()
         await asyncio.gather(*watch_tasks, return_exceptions=True)
@@ -99,6 +104,13 @@ async def run_pod_collector(settings: Settings, stop: asyncio.Event | None = Non
             server.shutdown()
         log.info("pod collector stopped after publishing %d lines (%d stream chunks in %d records)",
                  int(metrics.value("logweave_pod_collector_lines_published_total")), batcher.chunks, batcher.records)
+
+
+def _tick_ended(batcher: PartitionBatcher, for_readers: bool) -> None:
+    """Send a tick's batches at once when its poll published every stream's lines itself (the usual case):
+    nothing more of that tick is coming, and waiting TICK_GATHER_SECONDS would only add to the latency."""
+    if not for_readers:
+        batcher.flush()
 
 
 async def _drain(batcher: PartitionBatcher, publisher: ChunkPublisher) -> None:

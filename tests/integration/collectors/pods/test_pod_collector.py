@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from collectors.pods import service
 from collectors.pods.timestamps import format_rfc3339nano
 from commands.broker import EmbeddedBroker
+from kafka_io.partition_batcher import PartitionBatcher
+from kafka_io.publisher import ChunkPublisher
 from tests.integration.collectors.pods.conftest import (
     collected,
     pod_settings,
@@ -186,6 +192,26 @@ async def test_container_restart_starts_a_new_stream(broker: EmbeddedBroker, kub
     assert got.texts(f"pod:{pod.uid}:app:1") == ["run1 a", "run1 b"]
     assert got.texts(f"pod:{pod.uid}:app:2") == ["run2 a"]
     assert got.sources[f"pod:{pod.uid}:app:2"]["restart"] == 2
+
+
+async def test_a_tick_its_poll_published_is_sent_as_it_ends(broker: EmbeddedBroker, kube: FakeKubeApi,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partition batcher's linger is made ten minutes here: only the end of a tick whose poll published
+    every stream's lines itself (the usual case) sends them, and they still reach logs.raw at once."""
+
+    class SlowBatcher(PartitionBatcher):
+        def __init__(self, publisher: ChunkPublisher, linger: float, *args: Any, **kwargs: Any) -> None:
+            super().__init__(publisher, 600.0, *args, **kwargs)
+
+    monkeypatch.setattr(service, "PartitionBatcher", SlowBatcher)
+    pods = [kube.add_pod(f"web-{n}") for n in range(3)]
+    async with running_collector(pod_settings(broker, kube, tmp_path, flush_interval=0.2)):
+        for pod in pods:
+            await wait_for(lambda pod=pod: kube.followers.get((pod.name, "app"), 0) == 1, what=f"{pod.name} followed")
+        for n, pod in enumerate(pods):
+            kube.log(pod, "app", [f"{pod.name} line {i}" for i in range(n + 1)])
+        got = await wait_for_lines(broker, 6, timeout=60)
+    assert sorted(got.all_texts()) == sorted(f"web-{n} line {i}" for n in range(3) for i in range(n + 1))
 
 
 async def test_graceful_stop_publishes_lines_read_but_not_yet_due(broker: EmbeddedBroker, kube: FakeKubeApi,

@@ -212,6 +212,50 @@ async def test_a_followed_log_is_read_at_ticks_and_its_lines_are_due_at_them(
         log.close()
 
 
+async def test_a_tick_end_says_whether_any_log_was_left_to_its_reader(api: tuple[FakeKubeApi, KubeClient]) -> None:
+    """The pod collector sends a tick's batches as the tick ends when its consumers took every log's bytes
+    (False here), and waits for the readers' lines when some were left to them (True). A failing callback
+    keeps neither the others nor the next tick from running; an unregistered one is called no more."""
+    server, client = api
+    pod, log = await followed(server, client, "start")
+    await read_all(log, b"start\n")
+    taken: list[bytes] = []
+    ends: list[tuple[bool, bool, bytes]] = []  # (said left to a reader, bytes wait for the reader, consumed)
+
+    def consume(body: bytes, tick: float) -> bool:
+        taken.append(body)
+        return True
+
+    def failing(for_readers: bool) -> None:
+        raise RuntimeError("a broken callback")
+
+    poller = TickPoller.of(INTERVAL)
+    forget_failing = poller.on_tick_end(failing)
+    forget = poller.on_tick_end(lambda left: ends.append((left, log.for_reader, b"".join(taken))))
+    try:
+        log.consumer = consume
+        server.log(pod, "app", ["taken"])
+        async with asyncio.timeout(10):
+            while not any(b"taken\n" in consumed for *_, consumed in ends):
+                await asyncio.sleep(INTERVAL / 4)
+        assert not any(left for left, *_ in ends), "a tick whose bytes its consumer took said readers"
+        log.consumer = None
+        server.log(pod, "app", ["for the reader"])
+        got, _ = await read_all(log, b"for the reader\n")
+        assert b"for the reader" not in b"".join(taken)
+        left_to_reader = [left for left, waiting, _ in ends if waiting]
+        assert left_to_reader and all(left_to_reader), f"ticks that left bytes to the reader: {left_to_reader}"
+        forget()
+        called = len(ends)
+        server.log(pod, "app", ["after"])
+        await read_all(log, b"after\n")
+        await asyncio.sleep(INTERVAL)
+        assert len(ends) == called, "an unregistered tick-end callback was still called"
+    finally:
+        forget_failing()
+        log.close()
+
+
 async def test_an_ended_container_ends_the_response_cleanly_and_a_cut_one_breaks_it(
         api: tuple[FakeKubeApi, KubeClient]) -> None:
     server, client = api
