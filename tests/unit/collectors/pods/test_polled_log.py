@@ -242,7 +242,7 @@ async def test_a_tick_end_says_whether_any_log_was_left_to_its_reader(api: tuple
         log.consumer = None
         server.log(pod, "app", ["for the reader"])
         got, _ = await read_all(log, b"for the reader\n")
-        assert b"for the reader" not in b"".join(taken)
+        assert got.endswith(b"for the reader\n") and b"for the reader" not in b"".join(taken)
         left_to_reader = [left for left, waiting, _ in ends if waiting]
         assert left_to_reader and all(left_to_reader), f"ticks that left bytes to the reader: {left_to_reader}"
         forget()
