@@ -15,7 +15,7 @@ from fluent import asyncsender, sender
 from commands.broker import EmbeddedBroker
 from core.models import RawChunk
 from tests.support.fluent_clients import node_forward_send
-from tests.support.intake import running_intake
+from tests.support.intake import RunningIntake, running_intake
 from tests.support.polling import wait_for
 
 
@@ -78,6 +78,16 @@ async def test_shared_key_handshake_names_the_tenant_and_refuses_a_wrong_key(
     assert {chunk.source["tenant"] for chunk, _ in seen} == {"core"}
 
 
+def forward_figures(intake: RunningIntake) -> str:
+    """The intake's forward figures: connections open, bytes read, lines handed to Kafka, messages answered."""
+    figures = {"connections": intake.metric("logweave_intake_connections", protocol="forward"),
+               "bytes": intake.metric("logweave_intake_bytes_total", protocol="forward"),
+               "lines_received": intake.metric("logweave_intake_lines_received_total", protocol="forward")}
+    for outcome in ("acked", "unavailable"):
+        figures[outcome] = intake.metric("logweave_intake_requests_total", protocol="forward", outcome=outcome)
+    return ", ".join(f"{name} {value:g}" for name, value in figures.items())
+
+
 async def test_no_ack_while_kafka_is_away_and_the_resent_chunk_is_one_stream(intake_broker: EmbeddedBroker) -> None:
     """A bare msgpack socket (the npm client would wait out its own ack timeout) sends a PackedForward
     chunk while the broker is frozen (SIGSTOP): no ack, the connection closes; the resend is acked."""
@@ -95,7 +105,11 @@ async def test_no_ack_while_kafka_is_away_and_the_resent_chunk_is_one_stream(int
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(message)
-            assert await asyncio.wait_for(reader.read(), 30) == b""  # closed, no ack
+            try:
+                answer = await asyncio.wait_for(reader.read(), 30)
+            except TimeoutError:  # (failed so once under load: where the intake stood tells what it waited for)
+                raise AssertionError(f"neither an ack nor a close within 30 s; {forward_figures(intake)}") from None
+            assert answer == b"", answer  # closed, no ack
             writer.close()
         finally:
             os.kill(intake_broker.process.pid, signal.SIGCONT)
