@@ -398,8 +398,9 @@ class TickPoller:
 
     def on_tick_end(self, callback: Callable[[bool], None]) -> Callable[[], None]:
         """Call `callback` after each tick's reads, told whether any log was left to its reader task that
-        tick (whose lines then come a moment later); returns what unregisters it. The pod collector flushes
-        its partition batcher there when none was: every line of the tick is then in it already."""
+        tick (whose lines then come a moment later), a busy log read as its data comes included; returns what
+        unregisters it. The pod collector flushes its partition batcher there when none was: every line of
+        the tick is then in it already."""
         self._tick_ends.append(callback)
         return lambda: self._tick_ends.remove(callback)
 
@@ -463,7 +464,7 @@ class TickPoller:
             return  # started again by the next add
         logs, reading = self._logs, self._reading
         touched = set(self._busy)
-        for_readers = False
+        for_readers = bool(self._busy or reading)  # a busy log (read as its data comes): its reader takes its lines
         for fd, _ in self._epoll.poll(0):
             log = logs.get(fd)
             if log is not None and log not in reading and log.wants_bytes:

@@ -39,8 +39,9 @@ from kafka_io.rules_topic import follow_rules_forever
 
 log = logging.getLogger(__name__)
 # how long the partition batcher gathers the chunks of one tick when some streams read theirs in their own
-# tasks (a multiline rule, a rules switch, a full budget): on a loaded event loop those take some
-# milliseconds to run. A tick whose poll published every stream's lines itself is sent as it ends.
+# tasks (a multiline rule, a rules switch, a full budget, a busy stream read as its data comes): on a loaded
+# event loop those take some milliseconds to run. A tick whose poll published every stream's lines itself
+# is sent as it ends.
 TICK_GATHER_SECONDS = 0.05
 
 

@@ -214,8 +214,9 @@ async def test_a_followed_log_is_read_at_ticks_and_its_lines_are_due_at_them(
 
 async def test_a_tick_end_says_whether_any_log_was_left_to_its_reader(api: tuple[FakeKubeApi, KubeClient]) -> None:
     """The pod collector sends a tick's batches as the tick ends when its consumers took every log's bytes
-    (False here), and waits for the readers' lines when some were left to them (True). A failing callback
-    keeps neither the others nor the next tick from running; an unregistered one is called no more."""
+    (False here), and waits for the readers' lines when some were left to them or a log is read as its data
+    comes (True). A failing callback keeps neither the others nor the next tick from running; an
+    unregistered one is called no more."""
     server, client = api
     pod, log = await followed(server, client, "start")
     await read_all(log, b"start\n")
@@ -245,6 +246,12 @@ async def test_a_tick_end_says_whether_any_log_was_left_to_its_reader(api: tuple
         assert got.endswith(b"for the reader\n") and b"for the reader" not in b"".join(taken)
         left_to_reader = [left for left, waiting, _ in ends if waiting]
         assert left_to_reader and all(left_to_reader), f"ticks that left bytes to the reader: {left_to_reader}"
+        poller.read_as_it_comes(log)  # a busy log: its reader takes each tick's lines, so every tick says so
+        seen = len(ends)
+        async with asyncio.timeout(10):
+            while len(ends) < seen + 2:
+                await asyncio.sleep(INTERVAL / 4)
+        assert all(left for left, *_ in ends[seen:]), "a tick with a log read as it comes said no readers"
         forget()
         called = len(ends)
         server.log(pod, "app", ["after"])
